@@ -1,1 +1,25 @@
-//! placeholder
+//! ferry-rtp: sans-IO RTP/RTCP handling for ferry's media engine.
+//!
+//! - [`rtp`]: RTP fixed-header parsing and in-place rewriting (RFC 3550 §5.1),
+//!   header extensions (RFC 8285), audio level (RFC 6464), RTP/RTCP demux
+//!   (RFC 5761 §4).
+//! - [`rtcp`]: compound-packet validation and iteration (RFC 3550 §6), SSRC
+//!   translation in place, feedback parsing and builders (RFC 4585, RFC 5104,
+//!   REMB, transport-cc).
+//! - [`switch`]: per-output sequence/timestamp rebasing when the source
+//!   feeding an output changes.
+//! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
+//!
+//! Nothing here performs I/O, and nothing panics on network data: every read
+//! of packet bytes is bounds-checked.
+
+#![forbid(unsafe_code)]
+
+mod bytes;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtx_buffer;
+pub mod switch;
+
+pub use rtx_buffer::RetransmissionBuffer;
+pub use switch::SwitchingContext;
