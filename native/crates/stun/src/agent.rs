@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use hmac::Mac;
 
 use crate::message::{
-    attr, check_fingerprint, check_message_integrity_with, parse, Class, HmacSha1, StunMessage, METHOD_BINDING,
+    attr, check_fingerprint, check_message_integrity_with, parse, Class, HmacSha1, StunMessage,
+    METHOD_BINDING,
 };
 use crate::writer::MessageWriter;
 use crate::StunError;
@@ -29,7 +30,10 @@ pub const MAX_PENDING_EVENTS: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StunOutcome {
     /// `out` holds a Binding success response to send back to `from`.
-    Reply { nominated: bool, selected_changed: bool },
+    Reply {
+        nominated: bool,
+        selected_changed: bool,
+    },
     /// `out` holds an error response (400 Bad Request, 401 Unauthorized,
     /// 420 Unknown Attribute, 487 Role Conflict) to send to `from`.
     ErrorReply { code: u16 },
@@ -87,8 +91,10 @@ struct CheckAttributes {
 
 /// Why a request is answered with an error instead of a success.
 enum Rejection {
-    /// 400: USERNAME or MESSAGE-INTEGRITY missing, or an ICE attribute malformed.
+    /// 400: USERNAME or MESSAGE-INTEGRITY missing (RFC 8489 §9.1.3).
     BadRequest,
+    /// 400 to an authenticated request: an ICE attribute of the wrong size.
+    MalformedIceAttribute,
     /// 401: wrong USERNAME or MESSAGE-INTEGRITY (RFC 8489 §9.1.3).
     Unauthorized,
     /// 420: comprehension-required attributes we do not know (RFC 8489 §6.3.1.1).
@@ -101,7 +107,7 @@ impl Rejection {
     /// RFC 8489 §14.8 codes and reason phrases.
     const fn code_and_reason(&self) -> (u16, &'static str) {
         match self {
-            Rejection::BadRequest => (400, "Bad Request"),
+            Rejection::BadRequest | Rejection::MalformedIceAttribute => (400, "Bad Request"),
             Rejection::Unauthorized => (401, "Unauthorized"),
             Rejection::UnknownAttributes => (420, "Unknown Attribute"),
             Rejection::RoleConflict => (487, "Role Conflict"),
@@ -112,7 +118,12 @@ impl Rejection {
     /// MESSAGE-INTEGRITY (the sender may not know the key); errors to an
     /// authenticated request are protected with it.
     const fn is_authenticated(&self) -> bool {
-        matches!(self, Rejection::UnknownAttributes | Rejection::RoleConflict)
+        matches!(
+            self,
+            Rejection::MalformedIceAttribute
+                | Rejection::UnknownAttributes
+                | Rejection::RoleConflict
+        )
     }
 }
 
@@ -180,7 +191,10 @@ impl IceLiteAgent {
     /// Whether `from` has passed an authenticated check whose consent has not
     /// expired (only such addresses may receive media/DTLS, RFC 7675 §4).
     pub fn is_validated(&self, from: SocketAddr) -> bool {
-        self.validated.iter().flatten().any(|v| v.address == from && !self.expired(v.last_check_ms, self.now_ms))
+        self.validated
+            .iter()
+            .flatten()
+            .any(|v| v.address == from && !self.expired(v.last_check_ms, self.now_ms))
     }
 
     /// Drains pending events (Selected when nomination picks a new address).
@@ -216,7 +230,13 @@ impl IceLiteAgent {
 
     /// Handles one datagram that is_stun() accepted. Writes any response into
     /// `out` (cleared first); the response goes to `from`.
-    pub fn handle(&mut self, buf: &[u8], from: SocketAddr, now_ms: u64, out: &mut Vec<u8>) -> StunOutcome {
+    pub fn handle(
+        &mut self,
+        buf: &[u8],
+        from: SocketAddr,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> StunOutcome {
         out.clear();
         self.advance_clock(now_ms);
         let msg = match parse(buf) {
@@ -231,7 +251,9 @@ impl IceLiteAgent {
         match msg.class {
             Class::Request => {}
             Class::Indication => return StunOutcome::Drop(DropReason::Indication),
-            Class::SuccessResponse | Class::ErrorResponse => return StunOutcome::Drop(DropReason::NotRequest),
+            Class::SuccessResponse | Class::ErrorResponse => {
+                return StunOutcome::Drop(DropReason::NotRequest)
+            }
         }
         if msg.method != METHOD_BINDING {
             return StunOutcome::Drop(DropReason::UnknownMethod);
@@ -247,7 +269,10 @@ impl IceLiteAgent {
     /// RFC 8489 §9.1.3 (short-term credential checks), §6.3.1.1 (unknown
     /// attributes) and RFC 8445 §7.3.1.1 (role conflicts), in that order, so
     /// that only authenticated senders learn anything beyond 400/401.
-    fn authenticate_and_classify(&self, msg: &StunMessage<'_>) -> Result<CheckAttributes, Rejection> {
+    fn authenticate_and_classify(
+        &self,
+        msg: &StunMessage<'_>,
+    ) -> Result<CheckAttributes, Rejection> {
         // §9.1.3: both USERNAME and MESSAGE-INTEGRITY are required, else 400.
         let username = msg.attribute(attr::USERNAME).ok_or(Rejection::BadRequest)?;
         if !msg.has_message_integrity() {
@@ -257,11 +282,15 @@ impl IceLiteAgent {
         if !self.username_matches(username) {
             return Err(Rejection::Unauthorized);
         }
-        check_message_integrity_with(msg, self.integrity_key.clone()).map_err(|_| Rejection::Unauthorized)?;
+        check_message_integrity_with(msg, self.integrity_key.clone())
+            .map_err(|_| Rejection::Unauthorized)?;
 
         // §6.3.1.1: comprehension-required attributes we do not understand get 420.
         // Only attributes covered by MESSAGE-INTEGRITY count (§14.5).
-        if msg.covered_attributes().any(|a| is_unknown_required(a.attr_type)) {
+        if msg
+            .covered_attributes()
+            .any(|a| is_unknown_required(a.attr_type))
+        {
             return Err(Rejection::UnknownAttributes);
         }
 
@@ -276,7 +305,7 @@ impl IceLiteAgent {
                 _ => continue,
             };
             if attribute.value.len() != expected_len {
-                return Err(Rejection::BadRequest);
+                return Err(Rejection::MalformedIceAttribute);
             }
             match attribute.attr_type {
                 attr::USE_CANDIDATE => check.use_candidate = true,
@@ -315,7 +344,13 @@ impl IceLiteAgent {
     /// An authenticated, conflict-free check: validate `from`, refresh consent,
     /// follow a nomination, and answer with XOR-MAPPED-ADDRESS (RFC 8445 §7.3,
     /// RFC 8489 §6.3.1.1 / §14.2).
-    fn accept_check(&mut self, msg: &StunMessage<'_>, check: CheckAttributes, from: SocketAddr, out: &mut Vec<u8>) -> StunOutcome {
+    fn accept_check(
+        &mut self,
+        msg: &StunMessage<'_>,
+        check: CheckAttributes,
+        from: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> StunOutcome {
         if self.write_success(msg, from, out).is_err() {
             out.clear();
             return StunOutcome::Drop(DropReason::EncodeFailed);
@@ -330,21 +365,42 @@ impl IceLiteAgent {
         // a lite agent follows the most recent nomination.
         let mut selected_changed = false;
         if check.use_candidate && self.selected() != Some(from) {
-            self.selected = Some(Selection { address: from, last_consent_ms: now });
+            self.selected = Some(Selection {
+                address: from,
+                last_consent_ms: now,
+            });
             self.push_event(IceEvent::Selected(from));
             selected_changed = true;
         }
-        StunOutcome::Reply { nominated: check.use_candidate, selected_changed }
+        StunOutcome::Reply {
+            nominated: check.use_candidate,
+            selected_changed,
+        }
     }
 
-    fn write_success(&self, msg: &StunMessage<'_>, from: SocketAddr, out: &mut Vec<u8>) -> Result<(), StunError> {
-        let mut writer = MessageWriter::new(out, Class::SuccessResponse, METHOD_BINDING, &msg.transaction_id);
+    fn write_success(
+        &self,
+        msg: &StunMessage<'_>,
+        from: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StunError> {
+        let mut writer = MessageWriter::new(
+            out,
+            Class::SuccessResponse,
+            METHOD_BINDING,
+            &msg.transaction_id,
+        );
         writer.xor_address(attr::XOR_MAPPED_ADDRESS, from, &msg.transaction_id)?;
         writer.message_integrity_with(self.integrity_key.clone())?;
         writer.fingerprint()
     }
 
-    fn write_error(&self, msg: &StunMessage<'_>, rejection: &Rejection, out: &mut Vec<u8>) -> StunOutcome {
+    fn write_error(
+        &self,
+        msg: &StunMessage<'_>,
+        rejection: &Rejection,
+        out: &mut Vec<u8>,
+    ) -> StunOutcome {
         let (code, reason) = rejection.code_and_reason();
         match self.encode_error(msg, rejection, code, reason, out) {
             Ok(()) => StunOutcome::ErrorReply { code },
@@ -355,8 +411,20 @@ impl IceLiteAgent {
         }
     }
 
-    fn encode_error(&self, msg: &StunMessage<'_>, rejection: &Rejection, code: u16, reason: &str, out: &mut Vec<u8>) -> Result<(), StunError> {
-        let mut writer = MessageWriter::new(out, Class::ErrorResponse, METHOD_BINDING, &msg.transaction_id);
+    fn encode_error(
+        &self,
+        msg: &StunMessage<'_>,
+        rejection: &Rejection,
+        code: u16,
+        reason: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StunError> {
+        let mut writer = MessageWriter::new(
+            out,
+            Class::ErrorResponse,
+            METHOD_BINDING,
+            &msg.transaction_id,
+        );
         writer.error_code(code, reason)?;
         if let Rejection::UnknownAttributes = rejection {
             // RFC 8489 §14.9: a list of 16-bit types, written without a
@@ -381,8 +449,16 @@ impl IceLiteAgent {
     /// Records an authenticated check from `address`; when the table is full,
     /// replaces the least recently heard address other than the selected one.
     fn remember(&mut self, address: SocketAddr, now_ms: u64) {
-        let fresh = Validated { address, last_check_ms: now_ms };
-        if let Some(existing) = self.validated.iter_mut().flatten().find(|v| v.address == address) {
+        let fresh = Validated {
+            address,
+            last_check_ms: now_ms,
+        };
+        if let Some(existing) = self
+            .validated
+            .iter_mut()
+            .flatten()
+            .find(|v| v.address == address)
+        {
             existing.last_check_ms = now_ms;
             return;
         }
@@ -438,8 +514,15 @@ fn is_unknown_required(attr_type: u16) -> bool {
 /// RFC 8489 §14.9: UNKNOWN-ATTRIBUTES lists the unknown comprehension-required
 /// types so the peer learns which to leave out. Written in place (no temporary
 /// list): a zeroed value is reserved, then filled.
-fn write_unknown_attributes(writer: &mut MessageWriter<'_>, msg: &StunMessage<'_>) -> Result<(), StunError> {
-    let unknown = || msg.covered_attributes().map(|a| a.attr_type).filter(|&t| is_unknown_required(t));
+fn write_unknown_attributes(
+    writer: &mut MessageWriter<'_>,
+    msg: &StunMessage<'_>,
+) -> Result<(), StunError> {
+    let unknown = || {
+        msg.covered_attributes()
+            .map(|a| a.attr_type)
+            .filter(|&t| is_unknown_required(t))
+    };
     // Bounded by the request's own size: each listed type took at least 4 bytes there.
     let value_len = unknown().count() * 2;
     let value_start = writer.bytes().len() + 4;

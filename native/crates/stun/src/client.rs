@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use crate::message::{attr, check_fingerprint, check_message_integrity, parse, Class, METHOD_BINDING};
+use crate::message::{
+    attr, check_fingerprint, check_message_integrity, parse, Class, METHOD_BINDING,
+};
 use crate::writer::MessageWriter;
 use crate::StunError;
 
@@ -24,7 +26,15 @@ pub fn build_binding_request(
     tie_breaker: u64,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    match build_binding_request_into(&mut out, transaction_id, username, pwd, priority, use_candidate, tie_breaker) {
+    match build_binding_request_into(
+        &mut out,
+        transaction_id,
+        username,
+        pwd,
+        priority,
+        use_candidate,
+        tie_breaker,
+    ) {
         Ok(()) => out,
         Err(_) => Vec::new(),
     }
@@ -67,7 +77,9 @@ pub fn parse_binding_success(buf: &[u8], pwd: &str) -> Result<SocketAddr, StunEr
     }
     match msg.class {
         Class::SuccessResponse => {}
-        Class::ErrorResponse => return Err(StunError::ErrorResponse(msg.error_code().unwrap_or(0))),
+        Class::ErrorResponse => {
+            return Err(StunError::ErrorResponse(msg.error_code().unwrap_or(0)))
+        }
         Class::Request | Class::Indication => return Err(StunError::UnexpectedClass),
     }
     check_message_integrity(&msg, pwd.as_bytes())?;

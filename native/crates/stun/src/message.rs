@@ -155,7 +155,14 @@ fn read_attribute(raw: &[u8], pos: usize, end: usize) -> Option<(RawAttribute<'_
         return None;
     }
     let value = raw.get(header_end..value_end)?;
-    Some((RawAttribute { attr_type, value, offset: pos }, padded_end))
+    Some((
+        RawAttribute {
+            attr_type,
+            value,
+            offset: pos,
+        },
+        padded_end,
+    ))
 }
 
 /// RFC 8489 §14: attribute values are padded to a 4-byte boundary.
@@ -204,7 +211,8 @@ pub fn parse(buf: &[u8]) -> Result<StunMessage<'_>, StunError> {
     let mut fingerprint_offset = None;
     let mut pos = HEADER_LEN;
     while pos < buf.len() {
-        let (attribute, next) = read_attribute(buf, pos, buf.len()).ok_or(StunError::BadAttribute)?;
+        let (attribute, next) =
+            read_attribute(buf, pos, buf.len()).ok_or(StunError::BadAttribute)?;
         // §14.7: nothing may follow FINGERPRINT.
         if fingerprint_offset.is_some() {
             return Err(StunError::BadAttribute);
@@ -228,7 +236,14 @@ pub fn parse(buf: &[u8]) -> Result<StunMessage<'_>, StunError> {
         pos = next;
     }
 
-    Ok(StunMessage { class, method, transaction_id, raw: buf, integrity_offset, fingerprint_offset })
+    Ok(StunMessage {
+        class,
+        method,
+        transaction_id,
+        raw: buf,
+        integrity_offset,
+        fingerprint_offset,
+    })
 }
 
 impl<'a> StunMessage<'a> {
@@ -240,7 +255,11 @@ impl<'a> StunMessage<'a> {
     /// Every attribute, in wire order, including those RFC 8489 §14.5 says to
     /// ignore (after MESSAGE-INTEGRITY).
     pub fn attributes(&self) -> Attributes<'a> {
-        Attributes { raw: self.raw, pos: HEADER_LEN, end: self.raw.len() }
+        Attributes {
+            raw: self.raw,
+            pos: HEADER_LEN,
+            end: self.raw.len(),
+        }
     }
 
     /// Attributes the receiver must honour: RFC 8489 §14.5 says everything
@@ -251,7 +270,11 @@ impl<'a> StunMessage<'a> {
             Some(offset) => offset + ATTR_HEADER_LEN + MESSAGE_INTEGRITY_LEN,
             None => self.fingerprint_offset.unwrap_or(self.raw.len()),
         };
-        Attributes { raw: self.raw, pos: HEADER_LEN, end }
+        Attributes {
+            raw: self.raw,
+            pos: HEADER_LEN,
+            end,
+        }
     }
 
     /// First honoured attribute of the given type (see [`Self::covered_attributes`]);
@@ -259,9 +282,13 @@ impl<'a> StunMessage<'a> {
     pub fn attribute(&self, attr_type: u16) -> Option<&'a [u8]> {
         if attr_type == attr::FINGERPRINT {
             let offset = self.fingerprint_offset?;
-            return self.raw.get(offset + ATTR_HEADER_LEN..offset + ATTR_HEADER_LEN + 4);
+            return self
+                .raw
+                .get(offset + ATTR_HEADER_LEN..offset + ATTR_HEADER_LEN + 4);
         }
-        self.covered_attributes().find(|a| a.attr_type == attr_type).map(|a| a.value)
+        self.covered_attributes()
+            .find(|a| a.attr_type == attr_type)
+            .map(|a| a.value)
     }
 
     pub fn has_message_integrity(&self) -> bool {
@@ -274,7 +301,9 @@ impl<'a> StunMessage<'a> {
 
     /// RFC 8489 §14.2: the XOR-MAPPED-ADDRESS attribute, decoded.
     pub fn xor_mapped_address(&self) -> Result<SocketAddr, StunError> {
-        let value = self.attribute(attr::XOR_MAPPED_ADDRESS).ok_or(StunError::MissingAttribute)?;
+        let value = self
+            .attribute(attr::XOR_MAPPED_ADDRESS)
+            .ok_or(StunError::MissingAttribute)?;
         decode_xor_address(value, &self.transaction_id)
     }
 
@@ -289,7 +318,10 @@ impl<'a> StunMessage<'a> {
 
 /// RFC 8489 §14.2: port XOR the cookie's top 16 bits; IPv4 address XOR the
 /// cookie; IPv6 address XOR cookie || transaction id.
-pub fn decode_xor_address(value: &[u8], transaction_id: &[u8; 12]) -> Result<SocketAddr, StunError> {
+pub fn decode_xor_address(
+    value: &[u8],
+    transaction_id: &[u8; 12],
+) -> Result<SocketAddr, StunError> {
     let family = *value.get(1).ok_or(StunError::BadAttribute)?;
     let x_port = value.get(2..4).ok_or(StunError::BadAttribute)?;
     let cookie = MAGIC_COOKIE.to_be_bytes();
@@ -334,29 +366,50 @@ pub fn check_message_integrity(msg: &StunMessage<'_>, key: &[u8]) -> Result<(), 
 
 /// As [`check_message_integrity`], with an HMAC already keyed (cloned per
 /// message so that the key schedule is computed once per agent).
-pub(crate) fn check_message_integrity_with(msg: &StunMessage<'_>, mut mac: HmacSha1) -> Result<(), StunError> {
+pub(crate) fn check_message_integrity_with(
+    msg: &StunMessage<'_>,
+    mut mac: HmacSha1,
+) -> Result<(), StunError> {
     let offset = msg.integrity_offset.ok_or(StunError::MissingIntegrity)?;
     let value_start = offset + ATTR_HEADER_LEN;
-    let expected = msg.raw.get(value_start..value_start + MESSAGE_INTEGRITY_LEN).ok_or(StunError::BadAttribute)?;
+    let expected = msg
+        .raw
+        .get(value_start..value_start + MESSAGE_INTEGRITY_LEN)
+        .ok_or(StunError::BadAttribute)?;
     let header = header_with_length(msg.raw, value_start + MESSAGE_INTEGRITY_LEN - HEADER_LEN)
         .ok_or(StunError::BadLength)?;
     mac.update(&header);
-    mac.update(msg.raw.get(HEADER_LEN..offset).ok_or(StunError::BadAttribute)?);
+    mac.update(
+        msg.raw
+            .get(HEADER_LEN..offset)
+            .ok_or(StunError::BadAttribute)?,
+    );
     // Constant-time comparison: the tag is a secret-derived value.
-    mac.verify_slice(expected).map_err(|_| StunError::BadIntegrity)
+    mac.verify_slice(expected)
+        .map_err(|_| StunError::BadIntegrity)
 }
 
 /// RFC 8489 §14.7: checks FINGERPRINT, the CRC-32 of the message up to the
 /// attribute XOR 0x5354554E, with the header length counting through FINGERPRINT.
 pub fn check_fingerprint(msg: &StunMessage<'_>) -> Result<(), StunError> {
-    let offset = msg.fingerprint_offset.ok_or(StunError::MissingFingerprint)?;
+    let offset = msg
+        .fingerprint_offset
+        .ok_or(StunError::MissingFingerprint)?;
     let value_start = offset + ATTR_HEADER_LEN;
-    let value = msg.raw.get(value_start..value_start + 4).ok_or(StunError::BadAttribute)?;
+    let value = msg
+        .raw
+        .get(value_start..value_start + 4)
+        .ok_or(StunError::BadAttribute)?;
     let expected = u32::from_be_bytes([value[0], value[1], value[2], value[3]]);
-    let header = header_with_length(msg.raw, value_start + 4 - HEADER_LEN).ok_or(StunError::BadLength)?;
+    let header =
+        header_with_length(msg.raw, value_start + 4 - HEADER_LEN).ok_or(StunError::BadLength)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header);
-    crc.update(msg.raw.get(HEADER_LEN..offset).ok_or(StunError::BadAttribute)?);
+    crc.update(
+        msg.raw
+            .get(HEADER_LEN..offset)
+            .ok_or(StunError::BadAttribute)?,
+    );
     if crc.finalize() ^ FINGERPRINT_XOR == expected {
         Ok(())
     } else {
@@ -382,8 +435,16 @@ mod tests {
         }
         // A method with bits in every segment survives the round trip.
         for method in [0x000, 0x0FFF, 0x0ABC, 0x0123] {
-            for class in [Class::Request, Class::Indication, Class::SuccessResponse, Class::ErrorResponse] {
-                assert_eq!(split_message_type(message_type(class, method)), (class, method));
+            for class in [
+                Class::Request,
+                Class::Indication,
+                Class::SuccessResponse,
+                Class::ErrorResponse,
+            ] {
+                assert_eq!(
+                    split_message_type(message_type(class, method)),
+                    (class, method)
+                );
             }
         }
     }
@@ -418,12 +479,24 @@ mod tests {
         assert_eq!(parse(&bad), Err(StunError::NotStun));
         let mut bad = header.to_vec();
         bad[3] = 4;
-        assert_eq!(parse(&bad), Err(StunError::BadLength), "length past the datagram");
+        assert_eq!(
+            parse(&bad),
+            Err(StunError::BadLength),
+            "length past the datagram"
+        );
         bad.extend_from_slice(&[0x80, 0x22, 0x00, 0x05]);
-        assert_eq!(parse(&bad), Err(StunError::BadAttribute), "value past the body");
+        assert_eq!(
+            parse(&bad),
+            Err(StunError::BadAttribute),
+            "value past the body"
+        );
         let mut odd = header.to_vec();
         odd[3] = 2;
         odd.extend_from_slice(&[0, 0]);
-        assert_eq!(parse(&odd), Err(StunError::BadLength), "length not a multiple of 4");
+        assert_eq!(
+            parse(&odd),
+            Err(StunError::BadLength),
+            "length not a multiple of 4"
+        );
     }
 }

@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use hmac::Mac;
 
 use crate::message::{
-    attr, message_type, padded_len, Class, HmacSha1, ATTR_HEADER_LEN, FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE,
-    MESSAGE_INTEGRITY_LEN,
+    attr, message_type, padded_len, Class, HmacSha1, ATTR_HEADER_LEN, FINGERPRINT_XOR, HEADER_LEN,
+    MAGIC_COOKIE, MESSAGE_INTEGRITY_LEN,
 };
 use crate::StunError;
 
@@ -64,10 +64,17 @@ impl<'o> MessageWriter<'o> {
     /// place through [`Self::bytes_mut`] (the value starts 4 bytes after the
     /// length `bytes()` had before the call).
     pub fn attribute_zeroed(&mut self, attr_type: u16, value_len: usize) -> Result<(), StunError> {
-        self.append_tlv(attr_type, value_len, |out| out.resize(out.len() + value_len, 0))
+        self.append_tlv(attr_type, value_len, |out| {
+            out.resize(out.len() + value_len, 0)
+        })
     }
 
-    fn append_tlv(&mut self, attr_type: u16, value_len: usize, write_value: impl FnOnce(&mut Vec<u8>)) -> Result<(), StunError> {
+    fn append_tlv(
+        &mut self,
+        attr_type: u16,
+        value_len: usize,
+        write_value: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), StunError> {
         let len_field = u16::try_from(value_len).map_err(|_| StunError::TooLong)?;
         let padded = padded_len(value_len);
         let new_body_len = self.body_len() + ATTR_HEADER_LEN + padded;
@@ -83,7 +90,12 @@ impl<'o> MessageWriter<'o> {
     /// RFC 8489 §14.2: XOR-MAPPED-ADDRESS (or any XOR'd address attribute).
     /// An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4
     /// peer) is written as the IPv4 address the peer actually sent from.
-    pub fn xor_address(&mut self, attr_type: u16, address: SocketAddr, transaction_id: &[u8; 12]) -> Result<(), StunError> {
+    pub fn xor_address(
+        &mut self,
+        attr_type: u16,
+        address: SocketAddr,
+        transaction_id: &[u8; 12],
+    ) -> Result<(), StunError> {
         let cookie = MAGIC_COOKIE.to_be_bytes();
         let port = address.port() ^ (MAGIC_COOKIE >> 16) as u16;
         let ip = match address.ip() {
@@ -161,16 +173,27 @@ mod tests {
         let mut out = Vec::new();
         let txid = [9u8; 12];
         let mut w = MessageWriter::new(&mut out, Class::SuccessResponse, METHOD_BINDING, &txid);
-        w.xor_address(attr::XOR_MAPPED_ADDRESS, "[2001:db8::7]:5000".parse().unwrap(), &txid).unwrap();
+        w.xor_address(
+            attr::XOR_MAPPED_ADDRESS,
+            "[2001:db8::7]:5000".parse().unwrap(),
+            &txid,
+        )
+        .unwrap();
         w.attribute(attr::SOFTWARE, b"odd").unwrap();
         w.message_integrity(b"key").unwrap();
         w.fingerprint().unwrap();
         let msg = parse(&out).unwrap();
         assert_eq!(msg.class, Class::SuccessResponse);
-        assert_eq!(msg.xor_mapped_address().unwrap(), "[2001:db8::7]:5000".parse().unwrap());
+        assert_eq!(
+            msg.xor_mapped_address().unwrap(),
+            "[2001:db8::7]:5000".parse().unwrap()
+        );
         assert_eq!(msg.attribute(attr::SOFTWARE), Some(&b"odd"[..]));
         check_message_integrity(&msg, b"key").unwrap();
-        assert_eq!(check_message_integrity(&msg, b"other"), Err(StunError::BadIntegrity));
+        assert_eq!(
+            check_message_integrity(&msg, b"other"),
+            Err(StunError::BadIntegrity)
+        );
         check_fingerprint(&msg).unwrap();
     }
 
@@ -179,9 +202,17 @@ mod tests {
         let mut out = Vec::new();
         let txid = [1u8; 12];
         let mut w = MessageWriter::new(&mut out, Class::SuccessResponse, METHOD_BINDING, &txid);
-        w.xor_address(attr::XOR_MAPPED_ADDRESS, "[::ffff:192.0.2.9]:1234".parse().unwrap(), &txid).unwrap();
+        w.xor_address(
+            attr::XOR_MAPPED_ADDRESS,
+            "[::ffff:192.0.2.9]:1234".parse().unwrap(),
+            &txid,
+        )
+        .unwrap();
         let msg = parse(&out).unwrap();
-        assert_eq!(msg.xor_mapped_address().unwrap(), "192.0.2.9:1234".parse().unwrap());
+        assert_eq!(
+            msg.xor_mapped_address().unwrap(),
+            "192.0.2.9:1234".parse().unwrap()
+        );
     }
 
     #[test]
@@ -192,7 +223,10 @@ mod tests {
         assert_eq!(w.attribute(attr::SOFTWARE, &huge), Err(StunError::TooLong));
         let near_limit = vec![0u8; 65_000];
         w.attribute(attr::SOFTWARE, &near_limit).unwrap();
-        assert_eq!(w.attribute(attr::SOFTWARE, &near_limit), Err(StunError::TooLong));
+        assert_eq!(
+            w.attribute(attr::SOFTWARE, &near_limit),
+            Err(StunError::TooLong)
+        );
         assert_eq!(out.len(), HEADER_LEN + 4 + 65_000);
         assert!(parse(&out).is_ok());
     }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use ferry_stun::{
-    attr, check_fingerprint, check_message_integrity, is_stun, parse, parse_binding_success, Class, IceLiteAgent,
-    MessageWriter, StunError, StunOutcome, HEADER_LEN, METHOD_BINDING,
+    attr, check_fingerprint, check_message_integrity, is_stun, parse, parse_binding_success, Class,
+    IceLiteAgent, MessageWriter, StunError, StunOutcome, HEADER_LEN, METHOD_BINDING,
 };
 
 const PASSWORD: &str = "VOkJxbRl1RmTxUk/WvJxBt";
@@ -38,7 +38,9 @@ const SAMPLE_IPV6_RESPONSE: &str = "
     00 08 00 14 a3 82 95 4e 4b e6 7b f1 17 84 c9 7c 82 92 c2 75 bf e3 ed 41
     80 28 00 04 c8 fb 0b 4c";
 
-const TRANSACTION_ID: [u8; 12] = [0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae];
+const TRANSACTION_ID: [u8; 12] = [
+    0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+];
 
 fn bytes(vector: &str) -> Vec<u8> {
     let compact: String = vector.split_whitespace().collect();
@@ -53,18 +55,37 @@ fn sample_request_parses_and_verifies() {
     let msg = parse(&raw).unwrap();
     assert_eq!((msg.class, msg.method), (Class::Request, METHOD_BINDING));
     assert_eq!(msg.transaction_id, TRANSACTION_ID);
-    assert_eq!(msg.attribute(attr::SOFTWARE), Some(&b"STUN test client"[..]));
+    assert_eq!(
+        msg.attribute(attr::SOFTWARE),
+        Some(&b"STUN test client"[..])
+    );
     assert_eq!(msg.attribute(attr::USERNAME), Some(&b"evtj:h6vY"[..]));
-    assert_eq!(msg.attribute(attr::PRIORITY), Some(&[0x6e, 0x00, 0x01, 0xff][..]));
-    assert_eq!(msg.attribute(attr::ICE_CONTROLLED), Some(&[0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36][..]));
+    assert_eq!(
+        msg.attribute(attr::PRIORITY),
+        Some(&[0x6e, 0x00, 0x01, 0xff][..])
+    );
+    assert_eq!(
+        msg.attribute(attr::ICE_CONTROLLED),
+        Some(&[0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36][..])
+    );
     let types: Vec<u16> = msg.attributes().map(|a| a.attr_type).collect();
     assert_eq!(
         types,
-        [attr::SOFTWARE, attr::PRIORITY, attr::ICE_CONTROLLED, attr::USERNAME, attr::MESSAGE_INTEGRITY, attr::FINGERPRINT]
+        [
+            attr::SOFTWARE,
+            attr::PRIORITY,
+            attr::ICE_CONTROLLED,
+            attr::USERNAME,
+            attr::MESSAGE_INTEGRITY,
+            attr::FINGERPRINT
+        ]
     );
     check_message_integrity(&msg, PASSWORD.as_bytes()).unwrap();
     check_fingerprint(&msg).unwrap();
-    assert_eq!(check_message_integrity(&msg, b"VOkJxbRl1RmTxUk/WvJxBu"), Err(StunError::BadIntegrity));
+    assert_eq!(
+        check_message_integrity(&msg, b"VOkJxbRl1RmTxUk/WvJxBu"),
+        Err(StunError::BadIntegrity)
+    );
 }
 
 #[test]
@@ -73,26 +94,38 @@ fn one_flipped_bit_breaks_integrity_and_fingerprint() {
     raw[30] ^= 0x01; // inside SOFTWARE, covered by both
     let msg = parse(&raw).unwrap();
     assert_eq!(check_fingerprint(&msg), Err(StunError::BadFingerprint));
-    assert_eq!(check_message_integrity(&msg, PASSWORD.as_bytes()), Err(StunError::BadIntegrity));
+    assert_eq!(
+        check_message_integrity(&msg, PASSWORD.as_bytes()),
+        Err(StunError::BadIntegrity)
+    );
 }
 
 #[test]
 fn sample_responses_verify_and_decode() {
     for (vector, expected) in [
         (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (SAMPLE_IPV6_RESPONSE, "[2001:db8:1234:5678:11:2233:4455:6677]:32853"),
+        (
+            SAMPLE_IPV6_RESPONSE,
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+        ),
     ] {
         let raw = bytes(vector);
         let expected: SocketAddr = expected.parse().unwrap();
         let msg = parse(&raw).unwrap();
-        assert_eq!((msg.class, msg.method), (Class::SuccessResponse, METHOD_BINDING));
+        assert_eq!(
+            (msg.class, msg.method),
+            (Class::SuccessResponse, METHOD_BINDING)
+        );
         assert_eq!(msg.transaction_id, TRANSACTION_ID);
         assert_eq!(msg.attribute(attr::SOFTWARE), Some(&b"test vector"[..]));
         check_message_integrity(&msg, PASSWORD.as_bytes()).unwrap();
         check_fingerprint(&msg).unwrap();
         assert_eq!(msg.xor_mapped_address().unwrap(), expected);
         assert_eq!(parse_binding_success(&raw, PASSWORD), Ok(expected));
-        assert_eq!(parse_binding_success(&raw, "wrong"), Err(StunError::BadIntegrity));
+        assert_eq!(
+            parse_binding_success(&raw, "wrong"),
+            Err(StunError::BadIntegrity)
+        );
     }
 }
 
@@ -103,13 +136,27 @@ fn sample_responses_verify_and_decode() {
 fn encoder_reproduces_sample_responses_byte_for_byte() {
     for (vector, mapped) in [
         (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (SAMPLE_IPV6_RESPONSE, "[2001:db8:1234:5678:11:2233:4455:6677]:32853"),
+        (
+            SAMPLE_IPV6_RESPONSE,
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+        ),
     ] {
         let mut out = Vec::new();
-        let mut writer = MessageWriter::new(&mut out, Class::SuccessResponse, METHOD_BINDING, &TRANSACTION_ID);
+        let mut writer = MessageWriter::new(
+            &mut out,
+            Class::SuccessResponse,
+            METHOD_BINDING,
+            &TRANSACTION_ID,
+        );
         writer.attribute(attr::SOFTWARE, b"test vector").unwrap();
         writer.bytes_mut()[HEADER_LEN + 4 + 11] = b' ';
-        writer.xor_address(attr::XOR_MAPPED_ADDRESS, mapped.parse().unwrap(), &TRANSACTION_ID).unwrap();
+        writer
+            .xor_address(
+                attr::XOR_MAPPED_ADDRESS,
+                mapped.parse().unwrap(),
+                &TRANSACTION_ID,
+            )
+            .unwrap();
         writer.message_integrity(PASSWORD.as_bytes()).unwrap();
         writer.fingerprint().unwrap();
         assert_eq!(hex::encode(&out), hex::encode(bytes(vector)), "{mapped}");
@@ -126,12 +173,18 @@ fn agent_answers_sample_request_with_role_conflict() {
     agent.set_remote_ufrag(Some("h6vY"));
     let from: SocketAddr = "192.0.2.1:32853".parse().unwrap();
     let mut out = Vec::new();
-    assert_eq!(agent.handle(&raw, from, 0, &mut out), StunOutcome::ErrorReply { code: 487 });
+    assert_eq!(
+        agent.handle(&raw, from, 0, &mut out),
+        StunOutcome::ErrorReply { code: 487 }
+    );
     let reply = parse(&out).unwrap();
     assert_eq!(reply.class, Class::ErrorResponse);
     assert_eq!(reply.transaction_id, TRANSACTION_ID);
     assert_eq!(reply.error_code(), Some(487));
     check_message_integrity(&reply, PASSWORD.as_bytes()).unwrap();
     check_fingerprint(&reply).unwrap();
-    assert!(!agent.is_validated(from), "a conflicting check does not validate the pair");
+    assert!(
+        !agent.is_validated(from),
+        "a conflicting check does not validate the pair"
+    );
 }
