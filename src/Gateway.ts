@@ -1,0 +1,306 @@
+/**
+ * Composition root: builds the registry, auth, plugins, routers, transports
+ * and metrics from one configuration; `start()` listens, `stop()` ends every
+ * session through the same path as any other ending and closes everything.
+ */
+import type { Logger } from 'pino';
+import { SystemClock, type Clock } from './core/Clock.js';
+import type { JsonObject } from './core/Json.js';
+import type { MediaProvider } from './core/Media.js';
+import { SessionRegistry } from './core/SessionRegistry.js';
+import { RequestAuth } from './core/auth/RequestAuth.js';
+import { TokenAuth } from './core/auth/TokenAuth.js';
+import type { FerryConfig } from './config/Config.js';
+import { createLogger, janusLevelFromPino, pinoLevelFromJanus } from './log/logger.js';
+import { Metrics } from './metrics/Metrics.js';
+import type { Plugin } from './plugins/Plugin.js';
+import { PluginRegistry } from './plugins/PluginRegistry.js';
+import { EchoTestPlugin } from './plugins/echotest/EchoTestPlugin.js';
+import { AdminApi, type FerryStatus } from './transports/AdminApi.js';
+import { HttpTransport } from './transports/HttpTransport.js';
+import { RequestRouter } from './transports/RequestRouter.js';
+import { JANUS_ADMIN_WS_PROTOCOL, JANUS_WS_PROTOCOL, WebSocketTransport } from './transports/WebSocketTransport.js';
+
+export const FERRY_VERSION = '0.1.0';
+/** The Janus API level ferry speaks (janus-gateway 1.4.x). */
+const JANUS_API_VERSION = 1400;
+const JANUS_API_VERSION_STRING = '1.4.0';
+
+/**
+ * Resource counts owned by the media side (WebRTC transport, native engine,
+ * port pool). The media issue wires real providers with `setResourceCounts`;
+ * until then the Admin API reports null and metrics omit the gauge.
+ */
+export interface ResourceCounts {
+  peerConnections: () => number;
+  nativeEndpoints: () => number | null;
+  portLeases: () => number | null;
+}
+
+export interface GatewayOptions {
+  config: FerryConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** Plugins in addition to the built-in echotest. */
+  plugins?: Plugin[];
+  media?: MediaProvider;
+  resources?: Partial<ResourceCounts>;
+  /** Unix seconds for signed-token expiry (tests). */
+  nowSeconds?: () => number;
+  /** Called after `stop()` ended the sessions: close the media engine here. */
+  onStop?: () => Promise<void> | void;
+}
+
+export interface GatewayAddresses {
+  http?: { host: string; port: number };
+  websocket?: { host: string; port: number };
+  adminHttp?: { host: string; port: number };
+  adminWebsocket?: { host: string; port: number };
+}
+
+export class Gateway {
+  readonly config: FerryConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly registry: SessionRegistry;
+  readonly plugins = new PluginRegistry();
+  readonly auth: RequestAuth;
+  readonly metrics: Metrics;
+  readonly router: RequestRouter;
+  readonly admin: AdminApi;
+  private resources: ResourceCounts;
+  private readonly transports: Array<HttpTransport | WebSocketTransport> = [];
+  private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
+  private stopPromise: Promise<void> | null = null;
+  private readonly onStop: (() => Promise<void> | void) | undefined;
+
+  constructor(options: GatewayOptions) {
+    const config = options.config;
+    this.config = config;
+    this.clock = options.clock ?? new SystemClock();
+    this.logger = options.logger ?? createLogger(config.log.level);
+    this.onStop = options.onStop;
+    this.plugins.register(new EchoTestPlugin());
+    for (const p of options.plugins ?? []) this.plugins.register(p);
+
+    this.metrics = new Metrics({
+      sessions: () => this.registry.sessionCount,
+      handles: () => this.registry.handleCount,
+      longPollWaiters: () => this.registry.longPollWaiterCount,
+      queuedEvents: () => this.registry.queuedEventCount,
+      peerConnections: () => this.resources.peerConnections(),
+      nativeEndpoints: () => this.resources.nativeEndpoints(),
+      portLeases: () => this.resources.portLeases(),
+    });
+    this.registry = new SessionRegistry({
+      clock: this.clock,
+      logger: this.logger,
+      media: options.media ?? null,
+      sessionTimeout: config.general.session_timeout,
+      reclaimSessionTimeout: config.general.reclaim_session_timeout,
+      maxSessions: config.limits.max_sessions,
+      maxHandlesPerSession: config.limits.max_handles_per_session,
+      maxQueuedEvents: config.limits.max_queued_events,
+      maxPendingCandidates: config.limits.max_pending_candidates,
+      onSessionEnded: (_session, reason) => this.metrics.sessionEnded(reason),
+      onEventDropped: () => this.metrics.eventDropped(),
+    });
+    this.registry.acceptingNewSessions = config.general.accept_new_sessions;
+    // Default: PeerConnections are the handles the core knows have media; engine and ports report null until wired.
+    this.resources = {
+      peerConnections: () => this.registry.mediaCount,
+      nativeEndpoints: () => null,
+      portLeases: () => null,
+    };
+    if (options.resources) this.setResourceCounts(options.resources);
+
+    const tokens = new TokenAuth({
+      enabled: config.auth.token_auth,
+      secret: config.auth.token_auth_secret,
+      ...(options.nowSeconds ? { nowSeconds: options.nowSeconds } : {}),
+    });
+    this.auth = new RequestAuth(config.auth.api_secret, tokens, config.auth.admin_secret);
+
+    const serverInfo = () => this.serverInfo();
+    this.router = new RequestRouter({
+      registry: this.registry,
+      plugins: this.plugins,
+      auth: this.auth,
+      logger: this.logger,
+      maxJsonDepth: config.limits.json_depth,
+      serverInfo,
+      onRequest: (verb, code) => this.metrics.request('janus', verb, code),
+    });
+    this.admin = new AdminApi({
+      registry: this.registry,
+      plugins: this.plugins,
+      auth: this.auth,
+      logger: this.logger,
+      maxJsonDepth: config.limits.json_depth,
+      serverInfo,
+      status: () => this.status(),
+      logLevel: {
+        get: () => janusLevelFromPino(this.logger.level),
+        set: (level) => { this.logger.level = pinoLevelFromJanus(level); },
+      },
+      candidatesTimeout: config.general.candidates_timeout,
+      onRequest: (verb, code) => this.metrics.request('admin', verb, code),
+    });
+  }
+
+  /** Lets the media side report its resources (peer connections, native endpoints, port leases). */
+  setResourceCounts(counts: Partial<ResourceCounts>): void {
+    this.resources = { ...this.resources, ...counts };
+  }
+
+  /** Derived counts, read by Admin `ferry_status` and by tests. */
+  status(): FerryStatus {
+    return {
+      sessions: this.registry.sessionCount,
+      handles: this.registry.handleCount,
+      peer_connections: this.resources.peerConnections(),
+      native_endpoints: this.resources.nativeEndpoints(),
+      port_leases: this.resources.portLeases(),
+      long_poll_waiters: this.registry.longPollWaiterCount,
+      queued_events: this.registry.queuedEventCount,
+    };
+  }
+
+  serverInfo(): JsonObject {
+    const c = this.config;
+    return {
+      name: 'ferry',
+      version: JANUS_API_VERSION,
+      version_string: JANUS_API_VERSION_STRING,
+      author: 'ferry',
+      'commit-hash': 'not-available',
+      'compile-time': 'not-available',
+      'ferry-version': FERRY_VERSION,
+      'log-to-stdout': true,
+      'log-to-file': false,
+      data_channels: true,
+      'accepting-new-sessions': this.registry.acceptingNewSessions,
+      'session-timeout': this.registry.sessionTimeout,
+      'reclaim-session-timeout': c.general.reclaim_session_timeout,
+      'candidates-timeout': c.general.candidates_timeout,
+      'server-name': c.general.server_name,
+      'local-ip': c.http.bind,
+      ipv6: false,
+      'ice-lite': true,
+      'ice-tcp': false,
+      'full-trickle': false,
+      api_secret: this.auth.apiSecretEnabled,
+      auth_token: this.auth.tokens.enabled,
+      event_handlers: false,
+      opaqueid_in_api: false,
+      dependencies: { fastify: 'bundled', pino: 'bundled' },
+      transports: {
+        ...(c.http.enabled
+          ? { 'janus.transport.http': { name: 'JANUS REST (HTTP/HTTPS) transport plugin', author: 'ferry', description: 'Janus API over HTTP with long polls', version_string: FERRY_VERSION, version: 1 } }
+          : {}),
+        ...(c.websocket.enabled
+          ? { 'janus.transport.websockets': { name: 'JANUS WebSockets transport plugin', author: 'ferry', description: 'Janus API over WebSockets', version_string: FERRY_VERSION, version: 1 } }
+          : {}),
+      },
+      events: {},
+      loggers: {},
+      plugins: this.plugins.describe(),
+    };
+  }
+
+  async start(): Promise<GatewayAddresses> {
+    if (this.state !== 'new') throw new Error(`gateway cannot start from state ${this.state}`);
+    this.state = 'started';
+    const c = this.config;
+    const metricsEndpoint = c.metrics.enabled
+      ? { path: c.metrics.path, contentType: () => this.metrics.contentType, text: () => this.metrics.text() }
+      : undefined;
+    const addresses: GatewayAddresses = {};
+    try {
+      if (c.http.enabled) {
+        const t = new HttpTransport({
+          name: 'janus.http',
+          router: this.router,
+          basePath: c.http.base_path,
+          bind: c.http.bind,
+          port: c.http.port,
+          bodyLimit: c.limits.body_bytes,
+          allowOrigin: c.http.allow_origin,
+          logger: this.logger,
+          longPoll: { registry: this.registry, auth: this.auth, keepaliveMs: c.http.long_poll_keepalive * 1000, maxEvents: c.limits.max_queued_events },
+          ...(metricsEndpoint && !c.admin_http.enabled ? { metrics: metricsEndpoint } : {}),
+        });
+        this.transports.push(t);
+        addresses.http = await t.listen();
+      }
+      if (c.websocket.enabled) {
+        const t = new WebSocketTransport({
+          name: 'janus.websocket', protocol: JANUS_WS_PROTOCOL, router: this.router, bind: c.websocket.bind, port: c.websocket.port,
+          messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry,
+        });
+        this.transports.push(t);
+        addresses.websocket = await t.listen();
+      }
+      if (c.admin_http.enabled) {
+        const t = new HttpTransport({
+          name: 'admin.http',
+          router: this.admin,
+          basePath: c.admin_http.base_path,
+          bind: c.admin_http.bind,
+          port: c.admin_http.port,
+          bodyLimit: c.limits.body_bytes,
+          allowOrigin: c.http.allow_origin,
+          logger: this.logger,
+          ...(metricsEndpoint ? { metrics: metricsEndpoint } : {}),
+        });
+        this.transports.push(t);
+        addresses.adminHttp = await t.listen();
+      }
+      if (c.admin_websocket.enabled) {
+        const t = new WebSocketTransport({
+          name: 'admin.websocket', protocol: JANUS_ADMIN_WS_PROTOCOL, router: this.admin, bind: c.admin_websocket.bind,
+          port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger,
+        });
+        this.transports.push(t);
+        addresses.adminWebsocket = await t.listen();
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.registry.start();
+    return addresses;
+  }
+
+  /**
+   * Shutdown: refuse new sessions, end every session through `Session.end`
+   * (answering pending long polls), close the transports, the plugins and the
+   * media engine. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.stopPromise) this.stopPromise = this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    this.state = 'stopping';
+    this.registry.acceptingNewSessions = false;
+    this.registry.stopWatchdog();
+    this.registry.endAll('shutdown');
+    await Promise.allSettled(this.transports.map((t) => t.close()));
+    // Sockets closing during transport shutdown may have raced a last request: end anything left.
+    this.registry.endAll('shutdown');
+    try {
+      this.plugins.destroyAll();
+    } catch (err) {
+      this.logger.error({ err }, 'plugin destroy failed');
+    }
+    try {
+      await this.onStop?.();
+    } catch (err) {
+      this.logger.error({ err }, 'media shutdown failed');
+    }
+    this.state = 'stopped';
+    this.logger.info('gateway stopped');
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Loads the one typed configuration: embedded defaults, then a YAML or JSON
+ * file, then `FERRY_<SECTION>_<KEY>` environment variables. Every value is
+ * checked against the schema; errors name the offending key.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG, type FerryConfig } from './defaults.js';
+
+export type { FerryConfig } from './defaults.js';
+export { DEFAULT_CONFIG } from './defaults.js';
+
+type Spec =
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'bool' }
+  | { kind: 'string'; nullable: boolean; pattern?: RegExp; hint?: string }
+  | { kind: 'enum'; values: readonly string[] };
+
+const PORT: Spec = { kind: 'int', min: 0, max: 65535 };
+const SECONDS: Spec = { kind: 'int', min: 0, max: 86_400 * 365 };
+const BIND: Spec = { kind: 'string', nullable: false, pattern: /^[0-9A-Za-z.:_-]+$/, hint: 'an IP address or host name' };
+const PATH: Spec = { kind: 'string', nullable: false, pattern: /^\/[A-Za-z0-9._~\-/]*$/, hint: 'a path starting with /' };
+const SECRET: Spec = { kind: 'string', nullable: true };
+const BOOL: Spec = { kind: 'bool' };
+const count = (min: number, max: number): Spec => ({ kind: 'int', min, max });
+
+export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K in keyof FerryConfig[S]]: Spec } } = {
+  general: {
+    server_name: { kind: 'string', nullable: false },
+    session_timeout: SECONDS,
+    reclaim_session_timeout: SECONDS,
+    candidates_timeout: SECONDS,
+    accept_new_sessions: BOOL,
+  },
+  auth: { api_secret: SECRET, token_auth: BOOL, token_auth_secret: SECRET, admin_secret: SECRET },
+  http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH, allow_origin: SECRET, long_poll_keepalive: count(1, 3600) },
+  websocket: { enabled: BOOL, bind: BIND, port: PORT },
+  admin_http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH },
+  admin_websocket: { enabled: BOOL, bind: BIND, port: PORT },
+  metrics: { enabled: BOOL, path: PATH },
+  limits: {
+    body_bytes: count(1024, 64 * 1024 * 1024),
+    json_depth: count(4, 1000),
+    max_sessions: count(1, 10_000_000),
+    max_handles_per_session: count(1, 100_000),
+    max_queued_events: count(1, 1_000_000),
+    max_pending_candidates: count(0, 10_000),
+  },
+  log: { level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Deep partial for overrides given in code (tests) or files. */
+export type ConfigOverrides = { [S in keyof FerryConfig]?: Partial<FerryConfig[S]> };
+
+function clone(config: FerryConfig): FerryConfig {
+  return JSON.parse(JSON.stringify(config)) as FerryConfig;
+}
+
+function checkValue(where: string, spec: Spec, value: unknown): unknown {
+  switch (spec.kind) {
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
+        throw new ConfigError(`config: ${where} must be an integer between ${spec.min} and ${spec.max} (got ${JSON.stringify(value)})`);
+      }
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new ConfigError(`config: ${where} must be true or false (got ${JSON.stringify(value)})`);
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values.includes(value)) {
+        throw new ConfigError(`config: ${where} must be one of ${spec.values.join(', ')} (got ${JSON.stringify(value)})`);
+      }
+      return value;
+    case 'string':
+      if (value === null && spec.nullable) return null;
+      if (typeof value !== 'string' || (spec.pattern && !spec.pattern.test(value))) {
+        throw new ConfigError(`config: ${where} must be ${spec.hint ?? 'a string'}${spec.nullable ? ' or null' : ''} (got ${JSON.stringify(value)})`);
+      }
+      return value;
+  }
+}
+
+/** Applies a parsed document (file contents or code overrides) onto `base`, validating every key. */
+export function applyConfig(base: FerryConfig, doc: unknown, source: string): FerryConfig {
+  const out = clone(base);
+  if (doc === null || doc === undefined) return out;
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config (${source}): the top level must be a mapping of sections`);
+  const target = out as unknown as Record<string, Record<string, unknown>>;
+  const schema = CONFIG_SCHEMA as unknown as Record<string, Record<string, Spec>>;
+  for (const [section, values] of Object.entries(doc as Record<string, unknown>)) {
+    const sectionSchema = schema[section];
+    if (!sectionSchema) throw new ConfigError(`config (${source}): unknown section "${section}" (known: ${Object.keys(schema).join(', ')})`);
+    if (values === null || values === undefined) continue;
+    if (typeof values !== 'object' || Array.isArray(values)) throw new ConfigError(`config (${source}): ${section} must be a mapping`);
+    for (const [key, value] of Object.entries(values as Record<string, unknown>)) {
+      const spec = sectionSchema[key];
+      if (!spec) throw new ConfigError(`config (${source}): unknown key "${section}.${key}" (known: ${Object.keys(sectionSchema).join(', ')})`);
+      const sectionTarget = target[section];
+      if (sectionTarget) sectionTarget[key] = checkValue(`${section}.${key}`, spec, value);
+    }
+  }
+  return out;
+}
+
+/** Text from the environment, typed by the schema ("null" clears a nullable string). */
+function envValue(spec: Spec, text: string): unknown {
+  if (spec.kind === 'int') return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+  if (spec.kind === 'bool') return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text;
+  if (spec.kind === 'string' && spec.nullable && text === 'null') return null;
+  return text;
+}
+
+/**
+ * `FERRY_<SECTION>_<KEY>` (e.g. FERRY_GENERAL_SESSION_TIMEOUT=30,
+ * FERRY_ADMIN_HTTP_PORT=7089). Variables naming no known section are ignored;
+ * a known section with an unknown key is an error.
+ */
+export function applyEnv(base: FerryConfig, env: NodeJS.ProcessEnv): FerryConfig {
+  const schema = CONFIG_SCHEMA as unknown as Record<string, Record<string, Spec>>;
+  const sections = Object.keys(schema).sort((a, b) => b.length - a.length); // admin_http before admin
+  const doc: Record<string, Record<string, unknown>> = {};
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith('FERRY_') || text === undefined) continue;
+    const rest = name.slice('FERRY_'.length).toLowerCase();
+    const section = sections.find((s) => rest.startsWith(`${s}_`));
+    if (!section) continue;
+    const key = rest.slice(section.length + 1);
+    const spec = schema[section]?.[key];
+    if (!spec) throw new ConfigError(`config (environment): ${name} names unknown key "${section}.${key}"`);
+    (doc[section] ??= {})[key] = envValue(spec, text);
+  }
+  return applyConfig(base, doc, 'environment');
+}
+
+export function parseConfigText(text: string, source: string): unknown {
+  try {
+    return parseYaml(text); // YAML is a superset of JSON, so both formats load here.
+  } catch (err) {
+    throw new ConfigError(`config (${source}): cannot parse: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Defaults ← file ← environment. */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+  let config = clone(DEFAULT_CONFIG);
+  if (options.file) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config: cannot read ${options.file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    config = applyConfig(config, parseConfigText(text, options.file), options.file);
+  }
+  if (options.env) config = applyEnv(config, options.env);
+  return config;
+}
+
+/** Defaults plus in-code overrides (tests, embedding), validated like a file. */
+export function makeConfig(overrides: ConfigOverrides = {}): FerryConfig {
+  return applyConfig(DEFAULT_CONFIG, overrides, 'overrides');
+}

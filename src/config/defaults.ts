@@ -1,0 +1,72 @@
+/**
+ * The embedded configuration: what `npm start` runs with when no file is
+ * given. Ports, paths and timeouts are Janus's own defaults so existing client
+ * configurations work unchanged.
+ */
+export interface FerryConfig {
+  general: {
+    server_name: string;
+    /** Seconds; 0 disables (Janus DEFAULT_SESSION_TIMEOUT = 60). */
+    session_timeout: number;
+    /** Seconds a session survives its WebSocket awaiting `claim`; 0 = end at once. */
+    reclaim_session_timeout: number;
+    /** Reported in server_info; queued-candidate expiry belongs to the WebRTC layer. */
+    candidates_timeout: number;
+    accept_new_sessions: boolean;
+  };
+  auth: {
+    api_secret: string | null;
+    token_auth: boolean;
+    /** Non-null = signed tokens (HMAC-SHA1) instead of stored ones. */
+    token_auth_secret: string | null;
+    /** Required on Admin requests except info/ping; null disables the check. */
+    admin_secret: string | null;
+  };
+  http: { enabled: boolean; bind: string; port: number; base_path: string; allow_origin: string | null; long_poll_keepalive: number };
+  websocket: { enabled: boolean; bind: string; port: number };
+  admin_http: { enabled: boolean; bind: string; port: number; base_path: string };
+  admin_websocket: { enabled: boolean; bind: string; port: number };
+  /** Prometheus endpoint, served on the Admin HTTP listener (or the Janus one if Admin HTTP is off). */
+  metrics: { enabled: boolean; path: string };
+  limits: {
+    body_bytes: number;
+    json_depth: number;
+    max_sessions: number;
+    max_handles_per_session: number;
+    max_queued_events: number;
+    max_pending_candidates: number;
+  };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+export const DEFAULT_CONFIG: FerryConfig = {
+  general: {
+    server_name: 'ferry',
+    session_timeout: 60,
+    reclaim_session_timeout: 0,
+    candidates_timeout: 45,
+    accept_new_sessions: true,
+  },
+  auth: {
+    api_secret: null,
+    token_auth: false,
+    token_auth_secret: null,
+    // Janus's sample value; change it for any deployment reachable by others.
+    admin_secret: 'janusoverlord',
+  },
+  http: { enabled: true, bind: '0.0.0.0', port: 8088, base_path: '/janus', allow_origin: null, long_poll_keepalive: 30 },
+  websocket: { enabled: true, bind: '0.0.0.0', port: 8188 },
+  // Admin listens on loopback only unless configured otherwise.
+  admin_http: { enabled: true, bind: '127.0.0.1', port: 7088, base_path: '/admin' },
+  admin_websocket: { enabled: true, bind: '127.0.0.1', port: 7188 },
+  metrics: { enabled: true, path: '/metrics' },
+  limits: {
+    body_bytes: 256 * 1024,
+    json_depth: 64,
+    max_sessions: 100_000,
+    max_handles_per_session: 256,
+    max_queued_events: 1000,
+    max_pending_candidates: 256,
+  },
+  log: { level: 'info' },
+};

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * ferry CLI: `ferry [--config FILE]`. Runs on the embedded defaults when no
+ * file is given; FERRY_<SECTION>_<KEY> variables override. SIGTERM/SIGINT stop
+ * accepting, end every session and exit 0.
+ */
+import { ConfigError, loadConfig, CONFIG_SCHEMA, DEFAULT_CONFIG } from './config/Config.js';
+import { Gateway } from './Gateway.js';
+
+const HELP = `ferry — WebRTC media gateway speaking the Janus API
+
+Usage: ferry [--config FILE] [--print-config] [--help]
+
+  -c, --config FILE   YAML or JSON configuration (sections: ${Object.keys(CONFIG_SCHEMA).join(', ')})
+      --print-config  print the effective configuration as JSON and exit
+  -h, --help          show this help
+
+Without --config ferry runs on its embedded defaults:
+  Janus API  HTTP  ${DEFAULT_CONFIG.http.bind}:${DEFAULT_CONFIG.http.port}${DEFAULT_CONFIG.http.base_path}   WebSocket ${DEFAULT_CONFIG.websocket.bind}:${DEFAULT_CONFIG.websocket.port} (janus-protocol)
+  Admin API  HTTP  ${DEFAULT_CONFIG.admin_http.bind}:${DEFAULT_CONFIG.admin_http.port}${DEFAULT_CONFIG.admin_http.base_path}  WebSocket ${DEFAULT_CONFIG.admin_websocket.bind}:${DEFAULT_CONFIG.admin_websocket.port} (janus-admin-protocol)
+  Metrics    ${DEFAULT_CONFIG.metrics.path} on the Admin HTTP listener
+
+Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
+  FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
+`;
+
+function parseArgs(argv: string[]): { config?: string; help: boolean; printConfig: boolean } {
+  const out: { config?: string; help: boolean; printConfig: boolean } = { help: false, printConfig: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') out.help = true;
+    else if (arg === '--print-config') out.printConfig = true;
+    else if (arg === '-c' || arg === '--config') {
+      const file = argv[++i];
+      if (!file) throw new ConfigError(`${arg} needs a file name`);
+      out.config = file;
+    } else if (arg?.startsWith('--config=')) out.config = arg.slice('--config='.length);
+    else throw new ConfigError(`unknown argument ${arg} (see --help)`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>;
+  let config;
+  try {
+    args = parseArgs(process.argv.slice(2));
+    if (args.help) {
+      process.stdout.write(HELP);
+      return;
+    }
+    config = loadConfig({ ...(args.config ? { file: args.config } : {}), env: process.env });
+  } catch (err) {
+    process.stderr.write(`ferry: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  if (args.printConfig) {
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    return;
+  }
+  const gateway = new Gateway({ config });
+  const shutdown = (signal: string) => {
+    gateway.logger.info({ signal }, 'shutting down');
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        gateway.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  try {
+    const addresses = await gateway.start();
+    gateway.logger.info({ addresses }, 'ferry started');
+  } catch (err) {
+    gateway.logger.fatal({ err }, 'ferry failed to start');
+    process.exit(1);
+  }
+}
+
+void main();

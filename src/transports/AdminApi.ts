@@ -1,0 +1,265 @@
+/**
+ * The Janus Admin API (janus.c janus_process_incoming_admin_request), for
+ * both admin transports. `admin_secret` is required on everything but
+ * `info`/`ping`. `ferry_status` adds the derived resource counts.
+ */
+import type { Logger } from 'pino';
+import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
+import { field, isJsonObject, type JsonObject } from '../core/Json.js';
+import type { Session } from '../core/Session.js';
+import type { SessionRegistry } from '../core/SessionRegistry.js';
+import type { RequestAuth } from '../core/auth/RequestAuth.js';
+import type { PluginRegistry } from '../plugins/PluginRegistry.js';
+import {
+  envelope,
+  errorEnvelope,
+  handleTextWith,
+  readEnvelope,
+  readIds,
+  transactionOf,
+  type ApiRouter,
+  type RequestContext,
+} from './ApiRouter.js';
+
+const NO_SECRET_VERBS = new Set(['info', 'ping']);
+const GLOBAL_VERBS = new Set([
+  'info', 'ping', 'get_status', 'list_sessions', 'set_session_timeout', 'set_log_level', 'accept_new_sessions',
+  'message_plugin', 'add_token', 'list_tokens', 'allow_token', 'disallow_token', 'remove_token', 'ferry_status',
+]);
+const SESSION_VERBS = new Set(['list_handles', 'destroy_session', 'set_session_timeout']);
+const HANDLE_VERBS = new Set(['handle_info', 'detach_handle', 'hangup_webrtc']);
+export const ADMIN_VERBS: ReadonlySet<string> = new Set([...GLOBAL_VERBS, ...SESSION_VERBS, ...HANDLE_VERBS]);
+
+/** Counts for `ferry_status`, all derived at the moment of the request. */
+export interface FerryStatus {
+  sessions: number;
+  handles: number;
+  peer_connections: number;
+  /** null until the media engine is wired into the gateway. */
+  native_endpoints: number | null;
+  port_leases: number | null;
+  long_poll_waiters: number;
+  queued_events: number;
+}
+
+export interface AdminApiOptions {
+  registry: SessionRegistry;
+  plugins: PluginRegistry;
+  auth: RequestAuth;
+  logger: Logger;
+  maxJsonDepth: number;
+  serverInfo: () => JsonObject;
+  status: () => FerryStatus;
+  /** Janus log levels 0 (none) … 7 (debug). */
+  logLevel: { get(): number; set(level: number): void };
+  candidatesTimeout: number;
+  onRequest?: (verb: string, code: number) => void;
+}
+
+export class AdminApi implements ApiRouter {
+  constructor(private readonly options: AdminApiOptions) {}
+
+  handleText(text: string, ctx: RequestContext): Promise<JsonObject> {
+    return handleTextWith(this, text, ctx, this.options.maxJsonDepth, (err) => this.count('unknown', err.code));
+  }
+
+  transportError(code: JanusError['code'], reason: string): JsonObject {
+    this.count('unknown', code);
+    return errorEnvelope(new JanusError(code, reason), 0, undefined);
+  }
+
+  async handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject> {
+    let verb = 'unknown';
+    let sessionId = 0;
+    try {
+      const env = readEnvelope(request);
+      verb = env.verb;
+      const ids = readIds(request, ctx);
+      sessionId = ids.sessionId;
+      if (!NO_SECRET_VERBS.has(verb) && !this.options.auth.checkAdmin(field(request, 'admin_secret'))) {
+        throw new JanusError(JanusErrorCode.UNAUTHORIZED, 'Unauthorized request (wrong or missing secret/token)');
+      }
+      const reply = await this.dispatch(request, env.transaction, verb, ids.sessionId, ids.handleId);
+      this.count(verb, 0);
+      return reply;
+    } catch (err) {
+      if (!isJanusError(err)) this.options.logger.error({ err, verb }, 'admin request failed unexpectedly');
+      this.count(verb, isJanusError(err) ? err.code : JanusErrorCode.UNKNOWN);
+      return errorEnvelope(err, sessionId, transactionOf(request));
+    }
+  }
+
+  private count(verb: string, code: number): void {
+    this.options.onRequest?.(ADMIN_VERBS.has(verb) ? verb : 'unknown', code);
+  }
+
+  private async dispatch(req: JsonObject, transaction: string, verb: string, sessionId: number, handleId: number): Promise<JsonObject> {
+    if (sessionId === 0 && handleId === 0) return this.globalRequest(req, transaction, verb);
+    if (sessionId === 0) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session');
+    const session = this.options.registry.get(sessionId);
+    if (!session || !session.live) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, `No such session ${sessionId}`);
+    if (handleId === 0) return this.sessionRequest(req, transaction, verb, session);
+    const handle = session.handles.get(handleId);
+    if (!handle) throw new JanusError(JanusErrorCode.HANDLE_NOT_FOUND, `No such handle ${handleId} in session ${sessionId}`);
+    switch (verb) {
+      case 'handle_info': {
+        const pluginOnly = field(req, 'plugin_only');
+        if (pluginOnly !== undefined && pluginOnly !== null && typeof pluginOnly !== 'boolean') {
+          throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (plugin_only should be a boolean)');
+        }
+        const info = handle.describe(pluginOnly === true);
+        if (pluginOnly !== true) {
+          info['session_last_activity'] = Math.round(session.lastActivity);
+          info['session_timeout'] = session.timeoutOverride >= 0 ? session.timeoutOverride : this.options.registry.sessionTimeout;
+          info['session_transport'] = session.transportGone ? null : session.sink.description;
+        }
+        return envelope('success', session.id, transaction, { handle_id: handle.id, info });
+      }
+      case 'detach_handle': {
+        const failure = handle.end('admin detach');
+        if (failure !== null) throw new JanusError(JanusErrorCode.PLUGIN_DETACH, `Couldn't detach from plugin: ${failure}`);
+        return envelope('success', session.id, transaction, { handle_id: handle.id });
+      }
+      case 'hangup_webrtc':
+        handle.hangup('Admin API');
+        return envelope('success', session.id, transaction, { handle_id: handle.id });
+      default:
+        throw wrongPathOrUnknown(verb);
+    }
+  }
+
+  private sessionRequest(req: JsonObject, transaction: string, verb: string, session: Session): JsonObject {
+    switch (verb) {
+      case 'list_handles':
+        return envelope('success', session.id, transaction, { handles: [...session.handles.keys()] });
+      case 'destroy_session':
+        session.end('admin-destroy');
+        return envelope('success', session.id, transaction);
+      case 'set_session_timeout': {
+        const timeout = requireInteger(req, 'timeout', -1);
+        session.timeoutOverride = timeout;
+        return envelope('success', session.id, transaction, { timeout });
+      }
+      default:
+        throw wrongPathOrUnknown(verb);
+    }
+  }
+
+  private async globalRequest(req: JsonObject, transaction: string, verb: string): Promise<JsonObject> {
+    const { registry, auth, plugins } = this.options;
+    switch (verb) {
+      case 'info':
+        return { janus: 'server_info', transaction, ...this.options.serverInfo() };
+      case 'ping':
+        return envelope('pong', 0, transaction);
+      case 'get_status':
+        return envelope('success', 0, transaction, {
+          status: {
+            token_auth: auth.tokens.enabled,
+            session_timeout: registry.sessionTimeout,
+            reclaim_session_timeout: registry.reclaimSessionTimeout,
+            candidates_timeout: this.options.candidatesTimeout,
+            log_level: this.options.logLevel.get(),
+            log_timestamps: true,
+            log_colors: false,
+            locking_debug: false,
+            refcount_debug: false,
+            accepting_new_sessions: registry.acceptingNewSessions,
+          },
+        });
+      case 'ferry_status':
+        return envelope('success', 0, transaction, { status: { ...this.options.status() } });
+      case 'list_sessions':
+        return envelope('success', 0, transaction, { sessions: registry.ids() });
+      case 'set_session_timeout': {
+        const timeout = requireInteger(req, 'timeout', 0);
+        registry.sessionTimeout = timeout;
+        return envelope('success', 0, transaction, { timeout });
+      }
+      case 'set_log_level': {
+        const level = requireInteger(req, 'level', 0, 7);
+        this.options.logLevel.set(level);
+        return envelope('success', 0, transaction, { level });
+      }
+      case 'accept_new_sessions': {
+        const accept = field(req, 'accept');
+        if (accept === undefined || accept === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (accept)');
+        if (typeof accept !== 'boolean') throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (accept should be a boolean)');
+        registry.acceptingNewSessions = accept;
+        return envelope('success', 0, transaction, { accept });
+      }
+      case 'message_plugin': {
+        const name = requireString(req, 'plugin');
+        const request = field(req, 'request');
+        if (request === undefined || request === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (request)');
+        if (!isJsonObject(request)) throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (request should be an object)');
+        const plugin = plugins.get(name);
+        if (!plugin) throw new JanusError(JanusErrorCode.PLUGIN_NOT_FOUND, `No such plugin '${name.slice(0, 128)}'`);
+        if (!plugin.handleAdminMessage) throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, "Plugin doesn't support Admin API messages");
+        let response: JsonObject;
+        try {
+          response = await plugin.handleAdminMessage(request);
+        } catch (err) {
+          throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, `Plugin error: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return envelope('success', 0, transaction, { response });
+      }
+      case 'add_token': {
+        const token = requireString(req, 'token');
+        const requested = optionalPluginList(req, plugins) ?? plugins.names();
+        return envelope('success', 0, transaction, { data: { plugins: auth.tokens.add(token, requested) } });
+      }
+      case 'list_tokens':
+        return envelope('success', 0, transaction, { data: { tokens: auth.tokens.list() } });
+      case 'allow_token':
+      case 'disallow_token': {
+        const token = requireString(req, 'token');
+        const list = optionalPluginList(req, plugins);
+        if (list === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (plugins)');
+        const allowed = verb === 'allow_token' ? auth.tokens.allow(token, list) : auth.tokens.disallow(token, list);
+        return envelope('success', 0, transaction, { data: { plugins: allowed } });
+      }
+      case 'remove_token':
+        auth.tokens.remove(requireString(req, 'token'));
+        return envelope('success', 0, transaction);
+      default:
+        throw wrongPathOrUnknown(verb);
+    }
+  }
+}
+
+function wrongPathOrUnknown(verb: string): JanusError {
+  const shown = verb.slice(0, 64);
+  if (ADMIN_VERBS.has(verb)) return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${shown}' at this path`);
+  return new JanusError(JanusErrorCode.UNKNOWN_REQUEST, `Unknown request '${shown}'`);
+}
+
+function requireString(obj: JsonObject, key: string): string {
+  const value = field(obj, key);
+  if (value === undefined || value === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, `Missing mandatory element (${key})`);
+  if (typeof value !== 'string' || value.length === 0) throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be a non-empty string)`);
+  return value;
+}
+
+function requireInteger(obj: JsonObject, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = field(obj, key);
+  if (value === undefined || value === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, `Missing mandatory element (${key})`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be an integer between ${min} and ${max})`);
+  }
+  return value;
+}
+
+/** `plugins` of the token requests: absent → null; every name must be a registered plugin (460). */
+function optionalPluginList(obj: JsonObject, plugins: PluginRegistry): string[] | null {
+  const value = field(obj, 'plugins');
+  if (value === undefined || value === null) return null;
+  if (!Array.isArray(value) || !value.every((p) => typeof p === 'string')) {
+    throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (plugins should be an array of strings)');
+  }
+  const names = value as string[];
+  for (const name of names) {
+    if (!plugins.get(name)) throw new JanusError(JanusErrorCode.PLUGIN_NOT_FOUND, `No such plugin '${name.slice(0, 128)}'`);
+  }
+  return names;
+}

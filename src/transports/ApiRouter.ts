@@ -1,0 +1,109 @@
+/**
+ * What both Janus-API routers (client API and Admin API) offer their
+ * transports: transports only frame bytes; envelopes, ids, auth and verbs are
+ * decided in exactly one place per API.
+ */
+import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
+import { field, isJanusId, parseRequestText, type JsonObject } from '../core/Json.js';
+import type { TransportSink } from '../core/TransportSink.js';
+
+export interface RequestContext {
+  sink: TransportSink;
+  /** Ids from an HTTP path (`/janus/<session>/<handle>`), as text; the router validates them. */
+  pathSessionId?: string;
+  pathHandleId?: string;
+}
+
+export interface ApiRouter {
+  /** Parses one request text (size already checked by the transport) and handles it. */
+  handleText(text: string, ctx: RequestContext): Promise<JsonObject>;
+  handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject>;
+  /** Builds the error reply for a failure the transport itself detected (e.g. body too large). */
+  transportError(code: (typeof JanusErrorCode)[keyof typeof JanusErrorCode], reason: string): JsonObject;
+}
+
+/** `janus_create_message`: session_id left out when 0, transaction when absent. */
+export function envelope(janus: string, sessionId: number, transaction: string | undefined, extra?: JsonObject): JsonObject {
+  const msg: JsonObject = { janus };
+  if (sessionId > 0) msg['session_id'] = sessionId;
+  if (transaction !== undefined) msg['transaction'] = transaction;
+  return extra ? Object.assign(msg, extra) : msg;
+}
+
+export function errorEnvelope(err: unknown, sessionId: number, transaction: string | undefined): JsonObject {
+  const janusError = isJanusError(err) ? err : new JanusError(JanusErrorCode.UNKNOWN, `Internal error: ${err instanceof Error ? err.message : String(err)}`);
+  return envelope('error', sessionId, transaction, { error: { code: janusError.code, reason: janusError.reason } });
+}
+
+/** The common envelope prefix: transaction then verb, in Janus's order of checks. */
+export function readEnvelope(req: JsonObject): { transaction: string; verb: string } {
+  const transaction = field(req, 'transaction');
+  if (transaction === undefined || transaction === null) {
+    throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (transaction)');
+  }
+  if (typeof transaction !== 'string') {
+    throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (transaction should be a string)');
+  }
+  const verb = field(req, 'janus');
+  if (verb === undefined || verb === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (janus)');
+  if (typeof verb !== 'string') throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (janus should be a string)');
+  return { transaction, verb: verb.toLowerCase() };
+}
+
+/** Transaction of a request if it is usable, for error replies raised before it was validated. */
+export function transactionOf(req: unknown): string | undefined {
+  if (typeof req !== 'object' || req === null) return undefined;
+  const t = (req as JsonObject)['transaction'];
+  return typeof t === 'string' ? t : undefined;
+}
+
+/**
+ * Session and handle ids from body and path. Body ids must be positive
+ * integers (467); a body id that differs from the path id is 457.
+ */
+export function readIds(req: JsonObject, ctx: RequestContext): { sessionId: number; handleId: number } {
+  const sessionId = mergeId(field(req, 'session_id'), ctx.pathSessionId, 'session');
+  const handleId = mergeId(field(req, 'handle_id'), ctx.pathHandleId, 'handle');
+  return { sessionId, handleId };
+}
+
+function mergeId(bodyValue: unknown, pathValue: string | undefined, what: 'session' | 'handle'): number {
+  let fromBody = 0;
+  if (bodyValue !== undefined && bodyValue !== null && bodyValue !== 0) {
+    if (!isJanusId(bodyValue)) {
+      throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${what}_id should be a positive integer)`);
+    }
+    fromBody = bodyValue;
+  }
+  if (pathValue === undefined) return fromBody;
+  const fromPath = /^\d{1,16}$/.test(pathValue) ? Number(pathValue) : NaN;
+  if (!isJanusId(fromPath)) {
+    throw new JanusError(
+      what === 'session' ? JanusErrorCode.SESSION_NOT_FOUND : JanusErrorCode.HANDLE_NOT_FOUND,
+      `No such ${what} ${pathValue.slice(0, 64)}`,
+    );
+  }
+  if (fromBody !== 0 && fromBody !== fromPath) {
+    throw new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Conflicting ${what} ID (path ${fromPath}, body ${fromBody})`);
+  }
+  return fromPath;
+}
+
+/** Shared `handleText`: parse failures become error replies, never exceptions. */
+export async function handleTextWith(
+  router: Pick<ApiRouter, 'handle'>,
+  text: string,
+  ctx: RequestContext,
+  maxDepth: number,
+  onParseError: (err: JanusError) => void,
+): Promise<JsonObject> {
+  let request: JsonObject;
+  try {
+    request = parseRequestText(text, maxDepth);
+  } catch (err) {
+    const janusError = isJanusError(err) ? err : new JanusError(JanusErrorCode.INVALID_JSON, 'JSON error');
+    onParseError(janusError);
+    return errorEnvelope(janusError, 0, undefined);
+  }
+  return router.handle(request, ctx);
+}

@@ -1,0 +1,120 @@
+/**
+ * Janus WebSocket transport (janus_websockets.c) on fastify + @fastify/websocket:
+ * subprotocol `janus-protocol` (API) or `janus-admin-protocol` (Admin), one
+ * JSON request per message, replies and events on the same socket. A closed
+ * socket is `transport gone` for the sessions bound to it.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import fastifyWebsocket from '@fastify/websocket';
+import type { WebSocket, RawData } from 'ws';
+import type { Logger } from 'pino';
+import { JanusErrorCode } from '../core/JanusError.js';
+import type { JsonObject } from '../core/Json.js';
+import type { SessionRegistry } from '../core/SessionRegistry.js';
+import type { TransportSink } from '../core/TransportSink.js';
+import type { ApiRouter } from './ApiRouter.js';
+
+export const JANUS_WS_PROTOCOL = 'janus-protocol';
+export const JANUS_ADMIN_WS_PROTOCOL = 'janus-admin-protocol';
+
+/** WebSocket OPEN readyState (RFC 6455 §4: the connection is established). */
+const OPEN = 1;
+
+/** One client connection; as a sink it pushes the events of the sessions bound to it. */
+export class WebSocketConnection implements TransportSink {
+  readonly kind = 'websocket' as const;
+  readonly description = 'janus.transport.websockets';
+  readonly boundSessions = new Set<{ readonly id: number }>();
+
+  constructor(private readonly socket: WebSocket) {}
+
+  push(event: JsonObject): boolean {
+    if (this.socket.readyState !== OPEN) return false;
+    this.socket.send(JSON.stringify(event));
+    return true;
+  }
+}
+
+export interface WebSocketTransportOptions {
+  name: string;
+  protocol: string;
+  router: ApiRouter;
+  bind: string;
+  port: number;
+  /** Messages larger than this get a Janus 450 error (bigger frames than 4× it close the socket, RFC 6455 1009). */
+  messageLimit: number;
+  logger: Logger;
+  /** Janus API only: sessions of a closed socket are ended or kept for reclaim. */
+  registry?: SessionRegistry;
+}
+
+function rawToBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+export class WebSocketTransport {
+  private readonly app: FastifyInstance;
+  private readonly connections = new Set<WebSocket>();
+
+  constructor(private readonly options: WebSocketTransportOptions) {
+    this.app = Fastify({ logger: false, forceCloseConnections: true });
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private async setup(): Promise<void> {
+    const { protocol } = this.options;
+    await this.app.register(fastifyWebsocket, {
+      options: {
+        maxPayload: this.options.messageLimit * 4,
+        // A client offering subprotocols must offer ours; one offering none is accepted (as lws does).
+        handleProtocols: (protocols: Set<string>) => (protocols.has(protocol) ? protocol : false),
+      },
+    });
+    this.app.get('/*', { websocket: true }, (socket) => this.onConnection(socket));
+  }
+
+  private onConnection(socket: WebSocket): void {
+    const { router, registry, logger, messageLimit } = this.options;
+    const connection = new WebSocketConnection(socket);
+    this.connections.add(socket);
+    socket.on('message', (data: RawData) => {
+      const buffer = rawToBuffer(data);
+      const reply = (message: JsonObject) => {
+        if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
+      };
+      if (buffer.length > messageLimit) {
+        reply(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
+        return;
+      }
+      router.handleText(buffer.toString('utf8'), { sink: connection }).then(reply, (err: unknown) => {
+        logger.error({ err }, 'websocket request failed unexpectedly');
+        reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
+      });
+    });
+    socket.on('error', (err) => logger.debug({ err }, 'websocket error'));
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      registry?.transportGone(connection);
+    });
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await this.setup();
+    await this.app.listen({ host: this.options.bind, port: this.options.port });
+    const address = this.app.server.address();
+    const port = typeof address === 'object' && address ? address.port : this.options.port;
+    this.options.logger.info({ transport: this.options.name, host: this.options.bind, port }, 'listening');
+    return { host: this.options.bind, port };
+  }
+
+  /** Closes every socket (1001 going away) and the listener. */
+  async close(): Promise<void> {
+    for (const socket of this.connections) socket.close(1001, 'server shutting down');
+    await this.app.close();
+  }
+}
