@@ -1,0 +1,54 @@
+// Plain UDP sockets for tests: bound to 127.0.0.1 only, with a bounded wait for datagrams.
+import { createSocket, type Socket } from 'node:dgram';
+
+export interface UdpPeer {
+  socket: Socket;
+  port: number;
+  received: Buffer[];
+  send(data: Buffer, port: number): Promise<void>;
+  /** Resolves when `count` datagrams have arrived, or after `timeoutMs` with what arrived. */
+  waitFor(count: number, timeoutMs?: number): Promise<Buffer[]>;
+  close(): Promise<void>;
+}
+
+export async function udpPeer(): Promise<UdpPeer> {
+  const socket = createSocket('udp4');
+  const received: Buffer[] = [];
+  let waiter: (() => void) | undefined;
+  socket.on('message', (msg) => {
+    received.push(msg);
+    waiter?.();
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const port = socket.address().port;
+  return {
+    socket,
+    port,
+    received,
+    send: (data, to) =>
+      new Promise<void>((resolve, reject) => socket.send(data, to, '127.0.0.1', (err) => (err ? reject(err) : resolve()))),
+    waitFor(count, timeoutMs = 3000) {
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiter = undefined;
+          resolve(received.slice());
+        };
+        const timer = setTimeout(done, timeoutMs);
+        waiter = () => {
+          if (received.length >= count) done();
+        };
+        waiter();
+      });
+    },
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+/** Sends packets with a small pause every `burst` packets so loopback buffers never overflow. */
+export async function sendPaced(peer: UdpPeer, packets: Buffer[], port: number, burst = 50): Promise<void> {
+  for (let i = 0; i < packets.length; i++) {
+    await peer.send(packets[i]!, port);
+    if (i % burst === burst - 1) await new Promise((r) => setTimeout(r, 2));
+  }
+}
