@@ -41,7 +41,8 @@ impl CmSession {
         Ok(CmSession {
             cipher: Aes128::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
-            mac: <HmacSha1 as Mac>::new_from_slice(auth_key).map_err(|_| SrtpError::BadKeyLength)?,
+            mac: <HmacSha1 as Mac>::new_from_slice(auth_key)
+                .map_err(|_| SrtpError::BadKeyLength)?,
         })
     }
 
@@ -60,7 +61,10 @@ impl CmSession {
         for (iv_byte, index_byte) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..8]) {
             *iv_byte ^= index_byte;
         }
-        let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr128BE>::inner_iv_init(self.cipher.clone(), &iv.into());
+        let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr128BE>::inner_iv_init(
+            self.cipher.clone(),
+            &iv.into(),
+        );
         let mut keystream = Aes128Ctr::from_core(core);
         keystream.apply_keystream(data);
     }
@@ -103,7 +107,10 @@ pub(crate) struct GcmSession<A> {
 }
 
 /// The AEAD interface both `Aes128Gcm` and `Aes256Gcm` provide.
-pub(crate) trait SrtpAead: AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit {}
+pub(crate) trait SrtpAead:
+    AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit
+{
+}
 impl<T: AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit> SrtpAead for T {}
 
 impl<A: SrtpAead> GcmSession<A> {
@@ -129,7 +136,13 @@ impl<A: SrtpAead> GcmSession<A> {
     }
 
     /// Encrypts `plaintext` in place, authenticating `aad` too; returns the tag.
-    pub(crate) fn seal(&self, ssrc: u32, index: u64, aad: &[u8], plaintext: &mut [u8]) -> Result<[u8; 16], SrtpError> {
+    pub(crate) fn seal(
+        &self,
+        ssrc: u32,
+        index: u64,
+        aad: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<[u8; 16], SrtpError> {
         let tag = self
             .aead
             .encrypt_in_place_detached(&self.nonce(ssrc, index), aad, plaintext)

@@ -3,7 +3,9 @@
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 
 use crate::cipher::{CmSession, GcmSession, SrtpAead, CM_SALT_LEN, GCM_SALT_LEN, HMAC_KEY_LEN};
-use crate::header::{parse_rtcp_ssrc, parse_rtp_header, read_u32, RTCP_CLEAR_PREFIX_LEN, RTP_FIXED_HEADER_LEN};
+use crate::header::{
+    parse_rtcp_ssrc, parse_rtp_header, read_u32, RTCP_CLEAR_PREFIX_LEN, RTP_FIXED_HEADER_LEN,
+};
 use crate::kdf::{Label, MasterKeyPrf};
 use crate::profile::{SrtpProfile, GCM_TAG_LEN, SRTCP_INDEX_LEN};
 use crate::replay::{estimate_rtp_index, ReplayWindow, MAX_RTCP_INDEX};
@@ -18,10 +20,22 @@ pub const DEFAULT_MAX_STREAMS: usize = 256;
 const SRTCP_E_FLAG: u32 = 0x8000_0000;
 
 /// The session crypto of each profile, SRTP half and SRTCP half.
+// One per context, built once and never moved per packet, so the size spread
+// between variants costs nothing worth a heap indirection.
+#[allow(clippy::large_enum_variant)]
 enum Transform {
-    AesCm { rtp: CmSession, rtcp: CmSession },
-    Gcm128 { rtp: GcmSession<Aes128Gcm>, rtcp: GcmSession<Aes128Gcm> },
-    Gcm256 { rtp: GcmSession<Aes256Gcm>, rtcp: GcmSession<Aes256Gcm> },
+    AesCm {
+        rtp: CmSession,
+        rtcp: CmSession,
+    },
+    Gcm128 {
+        rtp: GcmSession<Aes128Gcm>,
+        rtcp: GcmSession<Aes128Gcm>,
+    },
+    Gcm256 {
+        rtp: GcmSession<Aes256Gcm>,
+        rtcp: GcmSession<Aes256Gcm>,
+    },
 }
 
 /// What one SSRC has seen. Created only when a packet of that SSRC was
@@ -64,7 +78,12 @@ impl std::fmt::Debug for SrtpContext {
     }
 }
 
-fn derive_vec(prf: &MasterKeyPrf, salt: &[u8], label: Label, len: usize) -> Result<Vec<u8>, SrtpError> {
+fn derive_vec(
+    prf: &MasterKeyPrf,
+    salt: &[u8],
+    label: Label,
+    len: usize,
+) -> Result<Vec<u8>, SrtpError> {
     let mut out = vec![0u8; len];
     prf.derive(salt, label, &mut out)?;
     Ok(out)
@@ -86,7 +105,10 @@ fn gcm_session<A: SrtpAead>(
     labels: [Label; 2],
 ) -> Result<GcmSession<A>, SrtpError> {
     let [encryption, salting] = labels;
-    GcmSession::new(&derive_vec(prf, salt, encryption, key_len)?, &derive_vec(prf, salt, salting, GCM_SALT_LEN)?)
+    GcmSession::new(
+        &derive_vec(prf, salt, encryption, key_len)?,
+        &derive_vec(prf, salt, salting, GCM_SALT_LEN)?,
+    )
 }
 
 /// Splits `bytes` at `at`, failing instead of panicking when `at` is out of range.
@@ -97,8 +119,16 @@ fn split_checked(bytes: &mut [u8], at: usize) -> Result<(&mut [u8], &mut [u8]), 
     Ok(bytes.split_at_mut(at))
 }
 
-const RTP_LABELS_CM: [Label; 3] = [Label::RtpEncryption, Label::RtpAuthentication, Label::RtpSalt];
-const RTCP_LABELS_CM: [Label; 3] = [Label::RtcpEncryption, Label::RtcpAuthentication, Label::RtcpSalt];
+const RTP_LABELS_CM: [Label; 3] = [
+    Label::RtpEncryption,
+    Label::RtpAuthentication,
+    Label::RtpSalt,
+];
+const RTCP_LABELS_CM: [Label; 3] = [
+    Label::RtcpEncryption,
+    Label::RtcpAuthentication,
+    Label::RtcpSalt,
+];
 const RTP_LABELS_GCM: [Label; 2] = [Label::RtpEncryption, Label::RtpSalt];
 const RTCP_LABELS_GCM: [Label; 2] = [Label::RtcpEncryption, Label::RtcpSalt];
 
@@ -106,17 +136,25 @@ impl SrtpContext {
     /// Derives the session keys (RFC 3711 §4.3, RFC 7714 §11) and builds the
     /// ciphers. `BadKeyLength` when the key or salt length does not match
     /// `profile`.
-    pub fn new(profile: SrtpProfile, master_key: &[u8], master_salt: &[u8]) -> Result<Self, SrtpError> {
-        if master_key.len() != profile.master_key_len() || master_salt.len() != profile.master_salt_len() {
+    pub fn new(
+        profile: SrtpProfile,
+        master_key: &[u8],
+        master_salt: &[u8],
+    ) -> Result<Self, SrtpError> {
+        if master_key.len() != profile.master_key_len()
+            || master_salt.len() != profile.master_salt_len()
+        {
             return Err(SrtpError::BadKeyLength);
         }
         let prf = MasterKeyPrf::new(master_key)?;
         let key_len = profile.master_key_len();
         let transform = match profile {
-            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => Transform::AesCm {
-                rtp: cm_session(&prf, master_salt, RTP_LABELS_CM)?,
-                rtcp: cm_session(&prf, master_salt, RTCP_LABELS_CM)?,
-            },
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => {
+                Transform::AesCm {
+                    rtp: cm_session(&prf, master_salt, RTP_LABELS_CM)?,
+                    rtcp: cm_session(&prf, master_salt, RTCP_LABELS_CM)?,
+                }
+            }
             SrtpProfile::AeadAes128Gcm => Transform::Gcm128 {
                 rtp: gcm_session(&prf, master_salt, key_len, RTP_LABELS_GCM)?,
                 rtcp: gcm_session(&prf, master_salt, key_len, RTCP_LABELS_GCM)?,
@@ -142,14 +180,20 @@ impl SrtpContext {
     /// Builds a context from already-derived session keys (used by the RFC 7714
     /// vectors, which are given as session keys). SRTP and SRTCP share them.
     #[cfg(test)]
-    pub(crate) fn from_gcm_session_keys(profile: SrtpProfile, key: &[u8], salt: &[u8]) -> Result<Self, SrtpError> {
+    pub(crate) fn from_gcm_session_keys(
+        profile: SrtpProfile,
+        key: &[u8],
+        salt: &[u8],
+    ) -> Result<Self, SrtpError> {
         let transform = match profile {
-            SrtpProfile::AeadAes128Gcm => {
-                Transform::Gcm128 { rtp: GcmSession::new(key, salt)?, rtcp: GcmSession::new(key, salt)? }
-            }
-            SrtpProfile::AeadAes256Gcm => {
-                Transform::Gcm256 { rtp: GcmSession::new(key, salt)?, rtcp: GcmSession::new(key, salt)? }
-            }
+            SrtpProfile::AeadAes128Gcm => Transform::Gcm128 {
+                rtp: GcmSession::new(key, salt)?,
+                rtcp: GcmSession::new(key, salt)?,
+            },
+            SrtpProfile::AeadAes256Gcm => Transform::Gcm256 {
+                rtp: GcmSession::new(key, salt)?,
+                rtcp: GcmSession::new(key, salt)?,
+            },
             _ => return Err(SrtpError::BadKeyLength),
         };
         Ok(Self::with_transform(profile, transform))
@@ -189,7 +233,8 @@ impl SrtpContext {
     }
 
     fn stream(&self, slot: Option<usize>) -> StreamState {
-        slot.and_then(|slot| self.streams.get(slot).copied()).unwrap_or_default()
+        slot.and_then(|slot| self.streams.get(slot).copied())
+            .unwrap_or_default()
     }
 
     /// Fails early when a packet of an unknown SSRC could not be given state.
@@ -237,11 +282,17 @@ impl SrtpContext {
                 rtp.apply_keystream(header.ssrc, index, payload);
                 // RFC 3711 §4.2: the MAC covers the whole packet followed by the ROC.
                 let roc = ((index >> 16) as u32).to_be_bytes();
-                let tag_out = tag_out.get_mut(..tag_len).ok_or(SrtpError::BufferTooSmall)?;
+                let tag_out = tag_out
+                    .get_mut(..tag_len)
+                    .ok_or(SrtpError::BufferTooSmall)?;
                 rtp.write_tag(&[header_bytes, payload, &roc], tag_out)?;
             }
-            Transform::Gcm128 { rtp, .. } => seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?,
-            Transform::Gcm256 { rtp, .. } => seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?,
+            Transform::Gcm128 { rtp, .. } => {
+                seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?
+            }
+            Transform::Gcm256 { rtp, .. } => {
+                seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?
+            }
         }
 
         state.rtp = Some(match state.rtp {
@@ -286,11 +337,17 @@ impl SrtpContext {
             Transform::AesCm { rtp, .. } => {
                 let roc = ((index >> 16) as u32).to_be_bytes();
                 rtp.verify_tag(&[authenticated, &roc], tag)?;
-                let payload = authenticated.get_mut(header.len..).ok_or(SrtpError::BadHeader)?;
+                let payload = authenticated
+                    .get_mut(header.len..)
+                    .ok_or(SrtpError::BadHeader)?;
                 rtp.apply_keystream(header.ssrc, index, payload);
             }
-            Transform::Gcm128 { rtp, .. } => open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?,
-            Transform::Gcm256 { rtp, .. } => open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?,
+            Transform::Gcm128 { rtp, .. } => {
+                open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?
+            }
+            Transform::Gcm256 { rtp, .. } => {
+                open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?
+            }
         }
 
         state.rtp = Some(match state.rtp {
@@ -310,7 +367,9 @@ impl SrtpContext {
     /// `len + profile.rtcp_overhead()`.
     pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let ssrc = parse_rtcp_ssrc(buf.get(..len).ok_or(SrtpError::BufferTooSmall)?)?;
-        let out_len = len.checked_add(self.profile.rtcp_overhead()).ok_or(SrtpError::BufferTooSmall)?;
+        let out_len = len
+            .checked_add(self.profile.rtcp_overhead())
+            .ok_or(SrtpError::BufferTooSmall)?;
         let out = buf.get_mut(..out_len).ok_or(SrtpError::BufferTooSmall)?;
 
         let slot = self.slot(ssrc);
@@ -331,11 +390,29 @@ impl SrtpContext {
                 rtcp.apply_keystream(ssrc, u64::from(index), payload);
                 let (index_out, tag_out) = split_checked(trailer, SRTCP_INDEX_LEN)?;
                 index_out.copy_from_slice(&index_word);
-                let tag_out = tag_out.get_mut(..self.profile.rtcp_tag_len()).ok_or(SrtpError::BufferTooSmall)?;
+                let tag_out = tag_out
+                    .get_mut(..self.profile.rtcp_tag_len())
+                    .ok_or(SrtpError::BufferTooSmall)?;
                 rtcp.write_tag(&[clear_prefix, payload, &index_word], tag_out)?;
             }
-            Transform::Gcm128 { rtcp, .. } => seal_rtcp(rtcp, ssrc, index, index_word, clear_prefix, payload, trailer)?,
-            Transform::Gcm256 { rtcp, .. } => seal_rtcp(rtcp, ssrc, index, index_word, clear_prefix, payload, trailer)?,
+            Transform::Gcm128 { rtcp, .. } => seal_rtcp(
+                rtcp,
+                ssrc,
+                index,
+                index_word,
+                clear_prefix,
+                payload,
+                trailer,
+            )?,
+            Transform::Gcm256 { rtcp, .. } => seal_rtcp(
+                rtcp,
+                ssrc,
+                index,
+                index_word,
+                clear_prefix,
+                payload,
+                trailer,
+            )?,
         }
 
         state.rtcp_next_index = index + 1;
@@ -356,7 +433,11 @@ impl SrtpContext {
         let ssrc = parse_rtcp_ssrc(packet)?;
         let is_gcm = !matches!(self.transform, Transform::AesCm { .. });
         // AES-CM: packet || E+index || tag. GCM (RFC 7714 §9, Figure 3): packet || tag || E+index.
-        let index_at = if is_gcm { len - SRTCP_INDEX_LEN } else { plain_len };
+        let index_at = if is_gcm {
+            len - SRTCP_INDEX_LEN
+        } else {
+            plain_len
+        };
         let index_word = read_u32(packet, index_at)?;
         let encrypted = index_word & SRTCP_E_FLAG != 0;
         let index = index_word & !SRTCP_E_FLAG;
@@ -379,8 +460,12 @@ impl SrtpContext {
                     rtcp.apply_keystream(ssrc, u64::from(index), payload);
                 }
             }
-            Transform::Gcm128 { rtcp, .. } => open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?,
-            Transform::Gcm256 { rtcp, .. } => open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?,
+            Transform::Gcm128 { rtcp, .. } => {
+                open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?
+            }
+            Transform::Gcm256 { rtcp, .. } => {
+                open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?
+            }
         }
 
         state.rtcp_received = Some(match state.rtcp_received {
@@ -406,7 +491,10 @@ fn seal_rtp<A: SrtpAead>(
     tag_out: &mut [u8],
 ) -> Result<(), SrtpError> {
     let tag = session.seal(ssrc, index, header, payload)?;
-    tag_out.get_mut(..GCM_TAG_LEN).ok_or(SrtpError::BufferTooSmall)?.copy_from_slice(&tag);
+    tag_out
+        .get_mut(..GCM_TAG_LEN)
+        .ok_or(SrtpError::BufferTooSmall)?
+        .copy_from_slice(&tag);
     Ok(())
 }
 
@@ -437,14 +525,20 @@ fn seal_rtcp<A: SrtpAead>(
     let tag = session.seal(ssrc, u64::from(index), &aad, payload)?;
     let (tag_out, index_out) = split_checked(trailer, GCM_TAG_LEN)?;
     tag_out.copy_from_slice(&tag);
-    index_out.get_mut(..SRTCP_INDEX_LEN).ok_or(SrtpError::BufferTooSmall)?.copy_from_slice(&index_word);
+    index_out
+        .get_mut(..SRTCP_INDEX_LEN)
+        .ok_or(SrtpError::BufferTooSmall)?
+        .copy_from_slice(&index_word);
     Ok(())
 }
 
 fn rtcp_aad(clear_prefix: &[u8], index_word: [u8; 4]) -> Result<[u8; 12], SrtpError> {
     let mut aad = [0u8; RTCP_CLEAR_PREFIX_LEN + SRTCP_INDEX_LEN];
-    aad[..RTCP_CLEAR_PREFIX_LEN]
-        .copy_from_slice(clear_prefix.get(..RTCP_CLEAR_PREFIX_LEN).ok_or(SrtpError::TooShort)?);
+    aad[..RTCP_CLEAR_PREFIX_LEN].copy_from_slice(
+        clear_prefix
+            .get(..RTCP_CLEAR_PREFIX_LEN)
+            .ok_or(SrtpError::TooShort)?,
+    );
     aad[RTCP_CLEAR_PREFIX_LEN..].copy_from_slice(&index_word);
     Ok(aad)
 }
@@ -471,8 +565,13 @@ fn open_rtcp<A: SrtpAead>(
         // RFC 7714 §9.2 (E = 0): the whole RTCP packet followed by E+index is
         // AAD and the plaintext is empty. Move the index word next to the data
         // (over the tag, already copied out) so the AAD is one contiguous slice.
-        trailer.get_mut(..SRTCP_INDEX_LEN).ok_or(SrtpError::TooShort)?.copy_from_slice(&index_bytes);
-        let aad = packet.get(..plain_len + SRTCP_INDEX_LEN).ok_or(SrtpError::TooShort)?;
+        trailer
+            .get_mut(..SRTCP_INDEX_LEN)
+            .ok_or(SrtpError::TooShort)?
+            .copy_from_slice(&index_bytes);
+        let aad = packet
+            .get(..plain_len + SRTCP_INDEX_LEN)
+            .ok_or(SrtpError::TooShort)?;
         session.open(ssrc, index, aad, &mut [], &tag)
     }
 }

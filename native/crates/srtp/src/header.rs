@@ -49,7 +49,11 @@ pub(crate) fn parse_rtp_header(packet: &[u8]) -> Result<RtpHeader, SrtpError> {
     if len > packet.len() {
         return Err(SrtpError::BadHeader);
     }
-    Ok(RtpHeader { len, seq: read_u16(packet, 2)?, ssrc: read_u32(packet, 8)? })
+    Ok(RtpHeader {
+        len,
+        seq: read_u16(packet, 2)?,
+        ssrc: read_u32(packet, 8)?,
+    })
 }
 
 /// Checks the RTCP version field and returns the sender SSRC of the first
@@ -70,10 +74,16 @@ mod tests {
 
     #[test]
     fn header_lengths() {
-        let mut packet = vec![0x80, 0x60, 0x12, 0x34, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 9, 9];
+        let mut packet = vec![
+            0x80, 0x60, 0x12, 0x34, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 9, 9,
+        ];
         assert_eq!(
             parse_rtp_header(&packet),
-            Ok(RtpHeader { len: 12, seq: 0x1234, ssrc: 0xdeadbeef })
+            Ok(RtpHeader {
+                len: 12,
+                seq: 0x1234,
+                ssrc: 0xdeadbeef
+            })
         );
         packet[0] = 0x82; // two CSRCs need 8 more bytes
         assert_eq!(parse_rtp_header(&packet), Err(SrtpError::BadHeader));

@@ -28,6 +28,8 @@ pub(crate) enum Label {
 const PRF_SALT_LEN: usize = 14;
 
 /// AES-CM PRF keyed with one master key.
+// Lives only for the duration of `SrtpContext::new`.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum MasterKeyPrf {
     Aes128(Aes128),
     Aes256(Aes256),
@@ -49,7 +51,12 @@ impl MasterKeyPrf {
     /// Fills `out` with the session key for `label` (RFC 3711 §4.3.1):
     /// key_id = label || r with r = 0 (rate 0), x = key_id XOR master_salt,
     /// output = AES-CM keystream starting at IV = x * 2^16.
-    pub(crate) fn derive(&self, master_salt: &[u8], label: Label, out: &mut [u8]) -> Result<(), SrtpError> {
+    pub(crate) fn derive(
+        &self,
+        master_salt: &[u8],
+        label: Label,
+        out: &mut [u8],
+    ) -> Result<(), SrtpError> {
         if master_salt.len() > PRF_SALT_LEN {
             return Err(SrtpError::BadKeyLength);
         }
@@ -82,7 +89,8 @@ mod tests {
     fn derive_hex(key: &str, salt: &str, label: Label, len: usize) -> String {
         let prf = MasterKeyPrf::new(&hex::decode(key).unwrap()).unwrap();
         let mut out = vec![0u8; len];
-        prf.derive(&hex::decode(salt).unwrap(), label, &mut out).unwrap();
+        prf.derive(&hex::decode(salt).unwrap(), label, &mut out)
+            .unwrap();
         hex::encode_upper(out)
     }
 
@@ -91,8 +99,14 @@ mod tests {
     fn rfc3711_b3_key_derivation() {
         let key = "E1F97A0D3E018BE0D64FA32C06DE4139";
         let salt = "0EC675AD498AFEEBB6960B3AABE6";
-        assert_eq!(derive_hex(key, salt, Label::RtpEncryption, 16), "C61E7A93744F39EE10734AFE3FF7A087");
-        assert_eq!(derive_hex(key, salt, Label::RtpSalt, 14), "30CBBC08863D8C85D49DB34A9AE1");
+        assert_eq!(
+            derive_hex(key, salt, Label::RtpEncryption, 16),
+            "C61E7A93744F39EE10734AFE3FF7A087"
+        );
+        assert_eq!(
+            derive_hex(key, salt, Label::RtpSalt, 14),
+            "30CBBC08863D8C85D49DB34A9AE1"
+        );
         assert_eq!(
             derive_hex(key, salt, Label::RtpAuthentication, 94),
             concat!(
@@ -115,8 +129,14 @@ mod tests {
             derive_hex(key, salt, Label::RtpEncryption, 32),
             "5BA1064E30EC51613CAD926C5A28EF731EC7FB397F70A960653CAF06554CD8C4"
         );
-        assert_eq!(derive_hex(key, salt, Label::RtpSalt, 14), "FA31791685CA444A9E07C6C64E93");
-        assert_eq!(derive_hex(key, salt, Label::RtpAuthentication, 20), "FD9C32D39ED5FBB5A9DC96B30818454D1313DC05");
+        assert_eq!(
+            derive_hex(key, salt, Label::RtpSalt, 14),
+            "FA31791685CA444A9E07C6C64E93"
+        );
+        assert_eq!(
+            derive_hex(key, salt, Label::RtpAuthentication, 20),
+            "FD9C32D39ED5FBB5A9DC96B30818454D1313DC05"
+        );
     }
 
     /// A 96-bit GCM master salt is zero-extended to 112 bits (libsrtp, pion).
@@ -127,9 +147,18 @@ mod tests {
     fn gcm_short_salt_is_zero_extended() {
         let salt = "A0A1A2A3A4A5A6A7A8A9AAAB";
         let key128 = "000102030405060708090A0B0C0D0E0F";
-        assert_eq!(derive_hex(key128, salt, Label::RtpEncryption, 16), "077C6143CB221BC355FF23D5F984A16E");
-        assert_eq!(derive_hex(key128, salt, Label::RtpSalt, 12), "9AF3E95364EBAC9C99C5A7C4");
-        assert_eq!(derive_hex(key128, salt, Label::RtcpEncryption, 16), "615DCD9042600666F6FD4D9E4FE4519F");
+        assert_eq!(
+            derive_hex(key128, salt, Label::RtpEncryption, 16),
+            "077C6143CB221BC355FF23D5F984A16E"
+        );
+        assert_eq!(
+            derive_hex(key128, salt, Label::RtpSalt, 12),
+            "9AF3E95364EBAC9C99C5A7C4"
+        );
+        assert_eq!(
+            derive_hex(key128, salt, Label::RtcpEncryption, 16),
+            "615DCD9042600666F6FD4D9E4FE4519F"
+        );
         let key256 = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
         assert_eq!(
             derive_hex(key256, salt, Label::RtpEncryption, 32),

@@ -36,12 +36,12 @@ impl SrtpProfile {
     /// plus OpenSSL's spelling `SRTP_AES128_CM_SHA1_*`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "AES_CM_128_HMAC_SHA1_80" | "SRTP_AES128_CM_SHA1_80" | "SRTP_AES128_CM_HMAC_SHA1_80" => {
-                Some(SrtpProfile::Aes128CmHmacSha1_80)
-            }
-            "AES_CM_128_HMAC_SHA1_32" | "SRTP_AES128_CM_SHA1_32" | "SRTP_AES128_CM_HMAC_SHA1_32" => {
-                Some(SrtpProfile::Aes128CmHmacSha1_32)
-            }
+            "AES_CM_128_HMAC_SHA1_80"
+            | "SRTP_AES128_CM_SHA1_80"
+            | "SRTP_AES128_CM_HMAC_SHA1_80" => Some(SrtpProfile::Aes128CmHmacSha1_80),
+            "AES_CM_128_HMAC_SHA1_32"
+            | "SRTP_AES128_CM_SHA1_32"
+            | "SRTP_AES128_CM_HMAC_SHA1_32" => Some(SrtpProfile::Aes128CmHmacSha1_32),
             "AEAD_AES_128_GCM" | "SRTP_AEAD_AES_128_GCM" => Some(SrtpProfile::AeadAes128Gcm),
             "AEAD_AES_256_GCM" | "SRTP_AEAD_AES_256_GCM" => Some(SrtpProfile::AeadAes256Gcm),
             _ => None,
@@ -80,7 +80,9 @@ impl SrtpProfile {
 
     /// Inverse of [`SrtpProfile::dtls_id`].
     pub fn from_dtls_id(id: u16) -> Option<Self> {
-        SrtpProfile::ALL.into_iter().find(|profile| profile.dtls_id() == id)
+        SrtpProfile::ALL
+            .into_iter()
+            .find(|profile| profile.dtls_id() == id)
     }
 
     /// Master key length in bytes.
@@ -124,7 +126,9 @@ impl SrtpProfile {
     /// Length of the SRTCP authentication tag.
     pub(crate) fn rtcp_tag_len(&self) -> usize {
         match self {
-            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => SRTCP_HMAC_TAG_LEN,
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => {
+                SRTCP_HMAC_TAG_LEN
+            }
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => GCM_TAG_LEN,
         }
     }
@@ -147,10 +151,22 @@ mod tests {
             assert_eq!(SrtpProfile::from_name(profile.dtls_name()), Some(profile));
             assert_eq!(SrtpProfile::from_dtls_id(profile.dtls_id()), Some(profile));
         }
-        assert_eq!(SrtpProfile::from_name("SRTP_AES128_CM_SHA1_80"), Some(SrtpProfile::Aes128CmHmacSha1_80));
-        assert_eq!(SrtpProfile::from_name("SRTP_AES128_CM_SHA1_32"), Some(SrtpProfile::Aes128CmHmacSha1_32));
-        assert_eq!(SrtpProfile::from_name("SRTP_AEAD_AES_128_GCM"), Some(SrtpProfile::AeadAes128Gcm));
-        assert_eq!(SrtpProfile::from_name("SRTP_AEAD_AES_256_GCM"), Some(SrtpProfile::AeadAes256Gcm));
+        assert_eq!(
+            SrtpProfile::from_name("SRTP_AES128_CM_SHA1_80"),
+            Some(SrtpProfile::Aes128CmHmacSha1_80)
+        );
+        assert_eq!(
+            SrtpProfile::from_name("SRTP_AES128_CM_SHA1_32"),
+            Some(SrtpProfile::Aes128CmHmacSha1_32)
+        );
+        assert_eq!(
+            SrtpProfile::from_name("SRTP_AEAD_AES_128_GCM"),
+            Some(SrtpProfile::AeadAes128Gcm)
+        );
+        assert_eq!(
+            SrtpProfile::from_name("SRTP_AEAD_AES_256_GCM"),
+            Some(SrtpProfile::AeadAes256Gcm)
+        );
         assert_eq!(SrtpProfile::from_name("aes_cm_128_hmac_sha1_80"), None);
         assert_eq!(SrtpProfile::from_name(""), None);
 
@@ -161,8 +177,23 @@ mod tests {
             SrtpProfile::AeadAes256Gcm,
         ]
         .iter()
-        .map(|p| (p.master_key_len(), p.master_salt_len(), p.rtp_overhead(), p.rtcp_overhead()))
+        .map(|p| {
+            (
+                p.master_key_len(),
+                p.master_salt_len(),
+                p.rtp_overhead(),
+                p.rtcp_overhead(),
+            )
+        })
         .collect();
-        assert_eq!(table, vec![(16, 14, 10, 14), (16, 14, 4, 14), (16, 12, 16, 20), (32, 12, 16, 20)]);
+        assert_eq!(
+            table,
+            vec![
+                (16, 14, 10, 14),
+                (16, 14, 4, 14),
+                (16, 12, 16, 20),
+                (32, 12, 16, 20)
+            ]
+        );
     }
 }

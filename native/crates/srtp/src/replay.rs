@@ -58,7 +58,10 @@ impl ReplayWindow {
 
     /// A window whose only accepted index is `first`.
     pub(crate) fn starting_at(first: u64) -> Self {
-        ReplayWindow { highest: first, seen: 1 }
+        ReplayWindow {
+            highest: first,
+            seen: 1,
+        }
     }
 
     /// The highest index accepted so far (s_l together with the ROC).
@@ -86,7 +89,11 @@ impl ReplayWindow {
     pub(crate) fn commit(&mut self, index: u64) {
         if index > self.highest {
             let advance = index - self.highest;
-            self.seen = if advance >= Self::WIDTH { 0 } else { self.seen << advance };
+            self.seen = if advance >= Self::WIDTH {
+                0
+            } else {
+                self.seen << advance
+            };
             self.seen |= 1;
             self.highest = index;
         } else {
@@ -127,7 +134,10 @@ mod tests {
         assert_eq!(estimate_rtp_index(40_000, 7232), Ok(7232));
         assert_eq!(estimate_rtp_index(40_000, 7231), Ok((1 << 16) | 7231));
         // ROC overflow.
-        assert_eq!(estimate_rtp_index(MAX_RTP_INDEX, 0), Err(SrtpError::Replayed));
+        assert_eq!(
+            estimate_rtp_index(MAX_RTP_INDEX, 0),
+            Err(SrtpError::Replayed)
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ fn unprotect_rtp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>, Srt
 fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
     let mut buf = plain.to_vec();
     buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let len = ctx.protect_rtcp(&mut buf, plain.len()).expect("protect_rtcp");
+    let len = ctx
+        .protect_rtcp(&mut buf, plain.len())
+        .expect("protect_rtcp");
     buf.truncate(len);
     buf
 }
@@ -83,8 +85,18 @@ fn gcm_context(profile: SrtpProfile) -> SrtpContext {
 
 fn gcm_cases() -> [(SrtpProfile, &'static str, &'static str, &'static str); 2] {
     [
-        (SrtpProfile::AeadAes128Gcm, GCM_RTP_128, GCM_RTCP_128, GCM_RTCP_128_UNENCRYPTED_TAIL),
-        (SrtpProfile::AeadAes256Gcm, GCM_RTP_256, GCM_RTCP_256, GCM_RTCP_256_UNENCRYPTED_TAIL),
+        (
+            SrtpProfile::AeadAes128Gcm,
+            GCM_RTP_128,
+            GCM_RTCP_128,
+            GCM_RTCP_128_UNENCRYPTED_TAIL,
+        ),
+        (
+            SrtpProfile::AeadAes256Gcm,
+            GCM_RTP_256,
+            GCM_RTCP_256,
+            GCM_RTCP_256_UNENCRYPTED_TAIL,
+        ),
     ]
 }
 
@@ -93,10 +105,21 @@ fn rfc7714_16_srtp_protect_and_unprotect() {
     for (profile, protected, _, _) in gcm_cases() {
         let plain = unhex(GCM_RTP_PLAIN);
         let expected = unhex(protected);
-        assert_eq!(protect_rtp(&mut gcm_context(profile), &plain), expected, "{profile}");
+        assert_eq!(
+            protect_rtp(&mut gcm_context(profile), &plain),
+            expected,
+            "{profile}"
+        );
         let mut receiver = gcm_context(profile);
-        assert_eq!(unprotect_rtp(&mut receiver, &expected), Ok(plain), "{profile}");
-        assert_eq!(unprotect_rtp(&mut receiver, &expected), Err(SrtpError::Replayed));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &expected),
+            Ok(plain),
+            "{profile}"
+        );
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &expected),
+            Err(SrtpError::Replayed)
+        );
     }
 }
 
@@ -114,8 +137,15 @@ fn rfc7714_17_srtcp_protect_and_unprotect() {
         assert_eq!(protect_rtcp(&mut sender, &plain), expected, "{profile}");
 
         let mut receiver = gcm_context(profile);
-        assert_eq!(unprotect_rtcp(&mut receiver, &expected), Ok(plain), "{profile}");
-        assert_eq!(unprotect_rtcp(&mut receiver, &expected), Err(SrtpError::Replayed));
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &expected),
+            Ok(plain),
+            "{profile}"
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &expected),
+            Err(SrtpError::Replayed)
+        );
     }
 }
 
@@ -126,14 +156,21 @@ fn rfc7714_17_srtcp_unencrypted_is_accepted() {
         let mut wire = plain.clone();
         wire.extend_from_slice(&unhex(tail));
         let mut receiver = gcm_context(profile);
-        assert_eq!(unprotect_rtcp(&mut receiver, &wire), Ok(plain.clone()), "{profile}");
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &wire),
+            Ok(plain.clone()),
+            "{profile}"
+        );
 
         // Flipping the E bit must break authentication.
         let mut flipped = wire.clone();
         let last = flipped.len() - 4;
         flipped[last] |= 0x80;
         let mut receiver = gcm_context(profile);
-        assert_eq!(unprotect_rtcp(&mut receiver, &flipped), Err(SrtpError::AuthFailed));
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &flipped),
+            Err(SrtpError::AuthFailed)
+        );
     }
 }
 
@@ -145,10 +182,12 @@ fn rfc7714_17_srtcp_unencrypted_is_accepted() {
 const CM_MASTER_KEY: &str = "e1f97a0d3e018be0d64fa32c06de4139";
 const CM_MASTER_SALT: &str = "0ec675ad498afeebb6960b3aabe6";
 const CM_RTP_PLAIN: &str = "800f1234 decafbad cafebabe abababab abababab abababab abababab";
-const CM_RTP_80: &str = "800f1234 decafbad cafebabe 4e55dc4c e79978d8 8ca4d215 949d2402 b78d6acc 99ea179b 8dbb";
+const CM_RTP_80: &str =
+    "800f1234 decafbad cafebabe 4e55dc4c e79978d8 8ca4d215 949d2402 b78d6acc 99ea179b 8dbb";
 const CM_RTCP_PLAIN: &str = "81c8000b cafebabe abababab abababab abababab abababab";
 /// SRTCP index 1 (libsrtp's first packet); ours starts at 0, so it is our second.
-const CM_RTCP_80: &str = "81c8000b cafebabe 7128035b e487b9bd bef89041 f977a5a8 80000001 993e08cd 54d6c123 0798";
+const CM_RTCP_80: &str =
+    "81c8000b cafebabe 7128035b e487b9bd bef89041 f977a5a8 80000001 993e08cd 54d6c123 0798";
 
 fn cm_context(profile: SrtpProfile) -> SrtpContext {
     SrtpContext::new(profile, &unhex(CM_MASTER_KEY), &unhex(CM_MASTER_SALT)).expect("cm context")
@@ -159,19 +198,35 @@ fn libsrtp_reference_packets_aes_cm_80() {
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
     let rtp_plain = unhex(CM_RTP_PLAIN);
     let rtp_protected = unhex(CM_RTP_80);
-    assert_eq!(protect_rtp(&mut cm_context(profile), &rtp_plain), rtp_protected);
-    assert_eq!(unprotect_rtp(&mut cm_context(profile), &rtp_protected), Ok(rtp_plain));
+    assert_eq!(
+        protect_rtp(&mut cm_context(profile), &rtp_plain),
+        rtp_protected
+    );
+    assert_eq!(
+        unprotect_rtp(&mut cm_context(profile), &rtp_protected),
+        Ok(rtp_plain)
+    );
 
     let rtcp_plain = unhex(CM_RTCP_PLAIN);
     let rtcp_protected = unhex(CM_RTCP_80);
     let mut sender = cm_context(profile);
     let first = protect_rtcp(&mut sender, &rtcp_plain);
-    assert_eq!(&first[first.len() - 14..first.len() - 10], &[0x80, 0, 0, 0], "first SRTCP index is 0");
+    assert_eq!(
+        &first[first.len() - 14..first.len() - 10],
+        &[0x80, 0, 0, 0],
+        "first SRTCP index is 0"
+    );
     assert_eq!(protect_rtcp(&mut sender, &rtcp_plain), rtcp_protected);
     let mut receiver = cm_context(profile);
-    assert_eq!(unprotect_rtcp(&mut receiver, &rtcp_protected), Ok(rtcp_plain.clone()));
+    assert_eq!(
+        unprotect_rtcp(&mut receiver, &rtcp_protected),
+        Ok(rtcp_plain.clone())
+    );
     assert_eq!(unprotect_rtcp(&mut receiver, &first), Ok(rtcp_plain));
-    assert_eq!(unprotect_rtcp(&mut receiver, &rtcp_protected), Err(SrtpError::Replayed));
+    assert_eq!(
+        unprotect_rtcp(&mut receiver, &rtcp_protected),
+        Err(SrtpError::Replayed)
+    );
 }
 
 /// `_32` uses the same keys and MAC with the SRTP tag truncated to 32 bits,
@@ -179,13 +234,25 @@ fn libsrtp_reference_packets_aes_cm_80() {
 #[test]
 fn aes_cm_32_is_80_truncated_for_srtp_only() {
     let rtp_plain = unhex(CM_RTP_PLAIN);
-    let protected_80 = protect_rtp(&mut cm_context(SrtpProfile::Aes128CmHmacSha1_80), &rtp_plain);
-    let protected_32 = protect_rtp(&mut cm_context(SrtpProfile::Aes128CmHmacSha1_32), &rtp_plain);
+    let protected_80 = protect_rtp(
+        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_80),
+        &rtp_plain,
+    );
+    let protected_32 = protect_rtp(
+        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_32),
+        &rtp_plain,
+    );
     assert_eq!(protected_32.len(), rtp_plain.len() + 4);
     assert_eq!(protected_32[..], protected_80[..rtp_plain.len() + 4]);
 
     let rtcp_plain = unhex(CM_RTCP_PLAIN);
-    let rtcp_80 = protect_rtcp(&mut cm_context(SrtpProfile::Aes128CmHmacSha1_80), &rtcp_plain);
-    let rtcp_32 = protect_rtcp(&mut cm_context(SrtpProfile::Aes128CmHmacSha1_32), &rtcp_plain);
+    let rtcp_80 = protect_rtcp(
+        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_80),
+        &rtcp_plain,
+    );
+    let rtcp_32 = protect_rtcp(
+        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_32),
+        &rtcp_plain,
+    );
     assert_eq!(rtcp_32, rtcp_80);
 }

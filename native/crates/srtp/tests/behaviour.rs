@@ -12,12 +12,24 @@ fn new_rejects_wrong_key_and_salt_lengths() {
         let key = vec![7u8; profile.master_key_len()];
         let salt = vec![9u8; profile.master_salt_len()];
         assert!(SrtpContext::new(profile, &key, &salt).is_ok());
-        assert_eq!(SrtpContext::new(profile, &key[1..], &salt).err(), Some(SrtpError::BadKeyLength));
-        assert_eq!(SrtpContext::new(profile, &key, &salt[1..]).err(), Some(SrtpError::BadKeyLength));
+        assert_eq!(
+            SrtpContext::new(profile, &key[1..], &salt).err(),
+            Some(SrtpError::BadKeyLength)
+        );
+        assert_eq!(
+            SrtpContext::new(profile, &key, &salt[1..]).err(),
+            Some(SrtpError::BadKeyLength)
+        );
         let mut long_salt = salt.clone();
         long_salt.push(0);
-        assert_eq!(SrtpContext::new(profile, &key, &long_salt).err(), Some(SrtpError::BadKeyLength));
-        assert_eq!(SrtpContext::new(profile, &[], &[]).err(), Some(SrtpError::BadKeyLength));
+        assert_eq!(
+            SrtpContext::new(profile, &key, &long_salt).err(),
+            Some(SrtpError::BadKeyLength)
+        );
+        assert_eq!(
+            SrtpContext::new(profile, &[], &[]).err(),
+            Some(SrtpError::BadKeyLength)
+        );
     }
 }
 
@@ -35,9 +47,16 @@ fn rtp_round_trip_with_csrcs_extensions_and_padding() {
             assert_eq!(protected[..shape.header_len], plain[..shape.header_len]);
             let payload_len = plain.len() - shape.header_len;
             if payload_len >= 16 {
-                assert_ne!(protected[shape.header_len..plain.len()], plain[shape.header_len..]);
+                assert_ne!(
+                    protected[shape.header_len..plain.len()],
+                    plain[shape.header_len..]
+                );
             }
-            assert_eq!(unprotect_rtp(&mut receiver, &protected), Ok(plain), "{profile}");
+            assert_eq!(
+                unprotect_rtp(&mut receiver, &protected),
+                Ok(plain),
+                "{profile}"
+            );
             seq = seq.wrapping_add(1 + rng.below(3) as u16);
         }
         assert_eq!(sender.stream_count(), 1);
@@ -63,7 +82,11 @@ fn rtcp_round_trip_many_ssrcs() {
             };
             let word = u32::from_be_bytes(protected[word_at..word_at + 4].try_into().unwrap());
             assert_eq!(word, 0x8000_0000 | (round / ssrcs.len()) as u32);
-            assert_eq!(unprotect_rtcp(&mut receiver, &protected), Ok(plain), "{profile}");
+            assert_eq!(
+                unprotect_rtcp(&mut receiver, &protected),
+                Ok(plain),
+                "{profile}"
+            );
         }
         assert_eq!(sender.stream_count(), 5);
         assert_eq!(receiver.stream_count(), 5);
@@ -86,15 +109,27 @@ fn roc_survives_300_packet_loss_across_the_wrap() {
             let protected = protect_rtp(&mut sender, &plain);
             let lost = seq.wrapping_sub(first_lost) < 300;
             if !lost {
-                assert_eq!(unprotect_rtp(&mut receiver, &protected), Ok(plain), "{profile} seq {seq} sent {sent}");
+                assert_eq!(
+                    unprotect_rtp(&mut receiver, &protected),
+                    Ok(plain),
+                    "{profile} seq {seq} sent {sent}"
+                );
                 delivered += 1;
             }
             seq = seq.wrapping_add(1);
         }
         assert_eq!(delivered, 3_700);
         let last_index = (1u64 << 16) | u64::from(seq.wrapping_sub(1));
-        assert_eq!(sender.rtp_highest_index(ssrc), Some(last_index), "sender ROC followed the wrap");
-        assert_eq!(receiver.rtp_highest_index(ssrc), Some(last_index), "receiver ROC followed the wrap");
+        assert_eq!(
+            sender.rtp_highest_index(ssrc),
+            Some(last_index),
+            "sender ROC followed the wrap"
+        );
+        assert_eq!(
+            receiver.rtp_highest_index(ssrc),
+            Some(last_index),
+            "receiver ROC followed the wrap"
+        );
     }
 }
 
@@ -116,13 +151,24 @@ fn roc_handles_reordering_across_several_wraps() {
                 None if step % 2 == 0 => held_back = Some((plain, protected)),
                 None => assert_eq!(unprotect_rtp(&mut receiver, &protected), Ok(plain)),
                 Some((earlier_plain, earlier)) => {
-                    assert_eq!(unprotect_rtp(&mut receiver, &protected), Ok(plain), "{profile} {seq}");
-                    assert_eq!(unprotect_rtp(&mut receiver, &earlier), Ok(earlier_plain), "{profile} late");
+                    assert_eq!(
+                        unprotect_rtp(&mut receiver, &protected),
+                        Ok(plain),
+                        "{profile} {seq}"
+                    );
+                    assert_eq!(
+                        unprotect_rtp(&mut receiver, &earlier),
+                        Ok(earlier_plain),
+                        "{profile} late"
+                    );
                 }
             }
             seq = seq.wrapping_add(16);
         }
-        assert_eq!(receiver.rtp_highest_index(ssrc), sender.rtp_highest_index(ssrc));
+        assert_eq!(
+            receiver.rtp_highest_index(ssrc),
+            sender.rtp_highest_index(ssrc)
+        );
         assert!(receiver.rtp_highest_index(ssrc).unwrap_or(0) >> 16 >= 3);
     }
 }
@@ -140,15 +186,22 @@ fn replayed_and_too_old_packets_are_rejected() {
                 (plain, protected)
             })
             .collect();
-        let deliver = |receiver: &mut SrtpContext, offset: usize| unprotect_rtp(receiver, &packets[offset].1);
+        let deliver =
+            |receiver: &mut SrtpContext, offset: usize| unprotect_rtp(receiver, &packets[offset].1);
         assert_eq!(deliver(&mut receiver, 0), Ok(packets[0].0.clone()));
         assert_eq!(deliver(&mut receiver, 0), Err(SrtpError::Replayed));
         assert_eq!(deliver(&mut receiver, 200), Ok(packets[200].0.clone()));
         assert_eq!(deliver(&mut receiver, 200), Err(SrtpError::Replayed));
         let window = REPLAY_WINDOW_SIZE as usize;
         // Inside the window: accepted once, then a replay.
-        assert_eq!(deliver(&mut receiver, 200 - window + 1), Ok(packets[200 - window + 1].0.clone()));
-        assert_eq!(deliver(&mut receiver, 200 - window + 1), Err(SrtpError::Replayed));
+        assert_eq!(
+            deliver(&mut receiver, 200 - window + 1),
+            Ok(packets[200 - window + 1].0.clone())
+        );
+        assert_eq!(
+            deliver(&mut receiver, 200 - window + 1),
+            Err(SrtpError::Replayed)
+        );
         // Behind the window.
         assert_eq!(deliver(&mut receiver, 200 - window), Err(SrtpError::TooOld));
         assert_eq!(deliver(&mut receiver, 1), Err(SrtpError::TooOld));
@@ -164,12 +217,30 @@ fn replayed_and_too_old_packets_are_rejected() {
                 (plain, protected)
             })
             .collect();
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[10].1), Ok(rtcp[10].0.clone()));
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[10].1), Err(SrtpError::Replayed));
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[250].1), Ok(rtcp[250].0.clone()));
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[250 - window].1), Err(SrtpError::TooOld));
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[249].1), Ok(rtcp[249].0.clone()));
-        assert_eq!(unprotect_rtcp(&mut receiver, &rtcp[249].1), Err(SrtpError::Replayed));
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[10].1),
+            Ok(rtcp[10].0.clone())
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[10].1),
+            Err(SrtpError::Replayed)
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[250].1),
+            Ok(rtcp[250].0.clone())
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[250 - window].1),
+            Err(SrtpError::TooOld)
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[249].1),
+            Ok(rtcp[249].0.clone())
+        );
+        assert_eq!(
+            unprotect_rtcp(&mut receiver, &rtcp[249].1),
+            Err(SrtpError::Replayed)
+        );
     }
 }
 
@@ -190,7 +261,11 @@ fn any_bit_flip_is_rejected_and_changes_no_state() {
                 forged[position] ^= bit;
                 let result = unprotect_rtp(&mut receiver, &forged);
                 if position >= shape.header_len {
-                    assert_eq!(result, Err(SrtpError::AuthFailed), "{profile} payload/tag byte {position}");
+                    assert_eq!(
+                        result,
+                        Err(SrtpError::AuthFailed),
+                        "{profile} payload/tag byte {position}"
+                    );
                 } else {
                     assert!(result.is_err(), "{profile} header byte {position}");
                 }
@@ -206,7 +281,10 @@ fn any_bit_flip_is_rejected_and_changes_no_state() {
         for position in 0..rtcp.len() {
             let mut forged = rtcp.clone();
             forged[position] ^= 0x04;
-            assert!(unprotect_rtcp(&mut receiver, &forged).is_err(), "{profile} rtcp byte {position}");
+            assert!(
+                unprotect_rtcp(&mut receiver, &forged).is_err(),
+                "{profile} rtcp byte {position}"
+            );
         }
         assert_eq!(unprotect_rtcp(&mut receiver, &rtcp), Ok(rtcp_plain));
     }
@@ -221,21 +299,34 @@ fn forged_packet_does_not_commit_roc() {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 5;
         for seq in 40_000u16..40_010 {
-            assert!(unprotect_rtp(&mut receiver, &protect_rtp(&mut sender, &plain_rtp(ssrc, seq, 50))).is_ok());
+            assert!(unprotect_rtp(
+                &mut receiver,
+                &protect_rtp(&mut sender, &plain_rtp(ssrc, seq, 50))
+            )
+            .is_ok());
         }
         let mut forged = protect_rtp(&mut sender, &plain_rtp(ssrc, 40_010, 50));
         forged[2..4].copy_from_slice(&5_000u16.to_be_bytes()); // would be ROC + 1
-        assert_eq!(unprotect_rtp(&mut receiver, &forged), Err(SrtpError::AuthFailed));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &forged),
+            Err(SrtpError::AuthFailed)
+        );
         assert_eq!(receiver.rtp_highest_index(ssrc), Some(40_009));
         for seq in 40_011u16..40_020 {
             let plain = plain_rtp(ssrc, seq, 50);
-            assert_eq!(unprotect_rtp(&mut receiver, &protect_rtp(&mut sender, &plain)), Ok(plain));
+            assert_eq!(
+                unprotect_rtp(&mut receiver, &protect_rtp(&mut sender, &plain)),
+                Ok(plain)
+            );
         }
         // Unknown SSRC with a bad tag creates no stream.
         let mut stranger = protect_rtp(&mut sender, &plain_rtp(6, 1, 50));
         let last = stranger.len() - 1;
         stranger[last] ^= 1;
-        assert_eq!(unprotect_rtp(&mut receiver, &stranger), Err(SrtpError::AuthFailed));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &stranger),
+            Err(SrtpError::AuthFailed)
+        );
         assert_eq!(receiver.stream_count(), 1);
     }
 }
@@ -274,10 +365,16 @@ fn truncated_inputs_never_panic_and_never_pass() {
         }
         let mut short = plain.clone();
         short.resize(plain.len() + profile.rtp_overhead() - 1, 0);
-        assert_eq!(sender.protect_rtp(&mut short, plain.len()), Err(SrtpError::BufferTooSmall));
+        assert_eq!(
+            sender.protect_rtp(&mut short, plain.len()),
+            Err(SrtpError::BufferTooSmall)
+        );
         let mut short = rtcp_plain.clone();
         short.resize(rtcp_plain.len() + profile.rtcp_overhead() - 1, 0);
-        assert_eq!(sender.protect_rtcp(&mut short, rtcp_plain.len()), Err(SrtpError::BufferTooSmall));
+        assert_eq!(
+            sender.protect_rtcp(&mut short, rtcp_plain.len()),
+            Err(SrtpError::BufferTooSmall)
+        );
     }
 }
 
@@ -288,14 +385,22 @@ fn stream_cap_and_removal() {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         sender.set_max_streams(3);
         receiver.set_max_streams(3);
-        let packets: Vec<Vec<u8>> = (0..3).map(|ssrc| protect_rtp(&mut sender, &plain_rtp(ssrc, 1, 10))).collect();
+        let packets: Vec<Vec<u8>> = (0..3)
+            .map(|ssrc| protect_rtp(&mut sender, &plain_rtp(ssrc, 1, 10)))
+            .collect();
         let mut fourth = plain_rtp(3, 1, 10);
         fourth.resize(fourth.len() + profile.rtp_overhead(), 0);
-        assert_eq!(sender.protect_rtp(&mut fourth, 22), Err(SrtpError::TooManyStreams));
+        assert_eq!(
+            sender.protect_rtp(&mut fourth, 22),
+            Err(SrtpError::TooManyStreams)
+        );
         let mut fourth_rtcp = random_rtcp(&mut rng, 3, 2);
         let rtcp_len = fourth_rtcp.len();
         fourth_rtcp.resize(rtcp_len + profile.rtcp_overhead(), 0);
-        assert_eq!(sender.protect_rtcp(&mut fourth_rtcp, rtcp_len), Err(SrtpError::TooManyStreams));
+        assert_eq!(
+            sender.protect_rtcp(&mut fourth_rtcp, rtcp_len),
+            Err(SrtpError::TooManyStreams)
+        );
         assert_eq!(sender.stream_count(), 3);
         sender.remove_ssrc(1);
         assert_eq!(sender.stream_count(), 2);
@@ -304,7 +409,10 @@ fn stream_cap_and_removal() {
         for packet in &packets {
             assert!(unprotect_rtp(&mut receiver, packet).is_ok());
         }
-        assert_eq!(unprotect_rtp(&mut receiver, &fourth_protected), Err(SrtpError::TooManyStreams));
+        assert_eq!(
+            unprotect_rtp(&mut receiver, &fourth_protected),
+            Err(SrtpError::TooManyStreams)
+        );
         receiver.remove_ssrc(0);
         receiver.remove_ssrc(0xdead); // unknown: no effect
         assert_eq!(receiver.stream_count(), 2);
@@ -322,9 +430,15 @@ fn wrong_key_fails_authentication() {
         let (mut sender, _) = context_pair(profile, &mut rng);
         let (_, mut stranger) = context_pair(profile, &mut rng);
         let protected = protect_rtp(&mut sender, &plain_rtp(1, 1, 100));
-        assert_eq!(unprotect_rtp(&mut stranger, &protected), Err(SrtpError::AuthFailed));
+        assert_eq!(
+            unprotect_rtp(&mut stranger, &protected),
+            Err(SrtpError::AuthFailed)
+        );
         let rtcp = protect_rtcp(&mut sender, &random_rtcp(&mut rng, 1, 5));
-        assert_eq!(unprotect_rtcp(&mut stranger, &rtcp), Err(SrtpError::AuthFailed));
+        assert_eq!(
+            unprotect_rtcp(&mut stranger, &rtcp),
+            Err(SrtpError::AuthFailed)
+        );
         assert_eq!(stranger.stream_count(), 0);
     }
 }
@@ -338,16 +452,28 @@ fn malformed_headers_are_reported() {
         version_one[0] = 0x40;
         let len = version_one.len();
         version_one.resize(len + profile.rtp_overhead(), 0);
-        assert_eq!(sender.protect_rtp(&mut version_one, len), Err(SrtpError::BadHeader));
-        assert_eq!(receiver.unprotect_rtp(&mut version_one, len + profile.rtp_overhead()), Err(SrtpError::BadHeader));
+        assert_eq!(
+            sender.protect_rtp(&mut version_one, len),
+            Err(SrtpError::BadHeader)
+        );
+        assert_eq!(
+            receiver.unprotect_rtp(&mut version_one, len + profile.rtp_overhead()),
+            Err(SrtpError::BadHeader)
+        );
         let mut too_many_csrcs = plain_rtp(1, 1, 8);
         too_many_csrcs[0] = 0x8f;
         let len = too_many_csrcs.len();
         too_many_csrcs.resize(len + profile.rtp_overhead(), 0);
-        assert_eq!(sender.protect_rtp(&mut too_many_csrcs, len), Err(SrtpError::BadHeader));
+        assert_eq!(
+            sender.protect_rtp(&mut too_many_csrcs, len),
+            Err(SrtpError::BadHeader)
+        );
         let mut tiny = [0x80u8; 40];
         assert_eq!(sender.protect_rtp(&mut tiny, 11), Err(SrtpError::TooShort));
         assert_eq!(sender.protect_rtcp(&mut tiny, 7), Err(SrtpError::TooShort));
-        assert_eq!(receiver.unprotect_rtcp(&mut tiny, 8 + profile.rtcp_overhead() - 1), Err(SrtpError::TooShort));
+        assert_eq!(
+            receiver.unprotect_rtcp(&mut tiny, 8 + profile.rtcp_overhead() - 1),
+            Err(SrtpError::TooShort)
+        );
     }
 }

@@ -18,7 +18,11 @@ fn random_bytes_never_unprotect() {
         let (_, mut receiver) = context_pair(profile, &mut rng);
         let mut buf = vec![0u8; 1600];
         for round in 0..RANDOM_INPUTS {
-            let len = if round % 8 == 0 { rng.below(40) } else { rng.below(1500) };
+            let len = if round % 8 == 0 {
+                rng.below(40)
+            } else {
+                rng.below(1500)
+            };
             rng.fill(&mut buf[..len + 4]);
             if round % 2 == 0 && len > 0 {
                 buf[0] = 0x80 | (buf[0] & 0x3f);
@@ -26,8 +30,14 @@ fn random_bytes_never_unprotect() {
             // Sometimes the buffer is shorter than `len`.
             let buf_len = (len + rng.below(5)).saturating_sub(2);
             let slice = &mut buf[..buf_len];
-            assert!(receiver.unprotect_rtp(slice, len).is_err(), "{profile} rtp round {round}");
-            assert!(receiver.unprotect_rtcp(slice, len).is_err(), "{profile} rtcp round {round}");
+            assert!(
+                receiver.unprotect_rtp(slice, len).is_err(),
+                "{profile} rtp round {round}"
+            );
+            assert!(
+                receiver.unprotect_rtcp(slice, len).is_err(),
+                "{profile} rtcp round {round}"
+            );
         }
         assert_eq!(receiver.stream_count(), 0);
     }
@@ -57,8 +67,14 @@ fn mutated_packets_never_unprotect() {
                     }
                 }
             }
-            assert!(unprotect_rtp(&mut receiver, &protected).is_err(), "{profile} rtp round {round}");
-            assert!(unprotect_rtcp(&mut receiver, &rtcp).is_err(), "{profile} rtcp round {round}");
+            assert!(
+                unprotect_rtp(&mut receiver, &protected).is_err(),
+                "{profile} rtp round {round}"
+            );
+            assert!(
+                unprotect_rtcp(&mut receiver, &rtcp).is_err(),
+                "{profile} rtcp round {round}"
+            );
         }
     }
 }

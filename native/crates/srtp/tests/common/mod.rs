@@ -58,12 +58,23 @@ pub struct RtpShape {
 }
 
 /// Builds an RTP packet with random CSRCs, header extension, payload and padding.
-pub fn random_rtp(rng: &mut XorShift, ssrc: u32, seq: u16, max_payload: usize) -> (Vec<u8>, RtpShape) {
+pub fn random_rtp(
+    rng: &mut XorShift,
+    ssrc: u32,
+    seq: u16,
+    max_payload: usize,
+) -> (Vec<u8>, RtpShape) {
     let csrc_count = rng.below(16);
     let with_extension = rng.below(2) == 1;
-    let padding = if rng.below(4) == 0 { 1 + rng.below(255) } else { 0 };
+    let padding = if rng.below(4) == 0 {
+        1 + rng.below(255)
+    } else {
+        0
+    };
     let mut packet = vec![
-        0x80 | if padding > 0 { 0x20 } else { 0 } | if with_extension { 0x10 } else { 0 } | csrc_count as u8,
+        0x80 | if padding > 0 { 0x20 } else { 0 }
+            | if with_extension { 0x10 } else { 0 }
+            | csrc_count as u8,
         rng.byte(),
     ];
     packet.extend_from_slice(&seq.to_be_bytes());
@@ -81,7 +92,7 @@ pub fn random_rtp(rng: &mut XorShift, ssrc: u32, seq: u16, max_payload: usize) -
     let payload_len = rng.below(max_payload + 1);
     packet.extend_from_slice(&rng.bytes(payload_len));
     if padding > 0 {
-        packet.extend(std::iter::repeat(0u8).take(padding - 1));
+        packet.resize(packet.len() + padding - 1, 0);
         packet.push(padding as u8);
     }
     (packet, RtpShape { header_len })
@@ -126,7 +137,9 @@ pub fn unprotect_rtp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>,
 pub fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
     let mut buf = plain.to_vec();
     buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let len = ctx.protect_rtcp(&mut buf, plain.len()).expect("protect_rtcp");
+    let len = ctx
+        .protect_rtcp(&mut buf, plain.len())
+        .expect("protect_rtcp");
     assert_eq!(len, plain.len() + ctx.profile().rtcp_overhead());
     buf.truncate(len);
     buf
