@@ -195,17 +195,9 @@ fn check_body(buf: &[u8], packet: &RtcpPacketRef) -> Result<(), RtcpError> {
                 pos = sdes_chunk_end(body, pos).ok_or(RtcpError::BadBody)?;
             }
         }
-        PT_BYE => {
-            if body.len() < 4 * count {
-                return Err(RtcpError::BadCount);
-            }
-        }
-        PT_APP => {
-            // SSRC/CSRC and 4-character name (RFC 3550 §6.7).
-            if body.len() < 8 {
-                return Err(RtcpError::BadBody);
-            }
-        }
+        PT_BYE if body.len() < 4 * count => return Err(RtcpError::BadCount),
+        // SSRC/CSRC and 4-character name (RFC 3550 §6.7).
+        PT_APP if body.len() < 8 => return Err(RtcpError::BadBody),
         PT_RTPFB | PT_PSFB => {
             // Sender SSRC and media source SSRC (RFC 4585 §6.1).
             let fci = body.get(8..).ok_or(RtcpError::BadBody)?;
@@ -214,18 +206,14 @@ fn check_body(buf: &[u8], packet: &RtcpPacketRef) -> Result<(), RtcpError> {
                 // base seq, status count, reference time, fb count.
                 (PT_RTPFB, FMT_TRANSPORT_CC) => fci.len() >= 8,
                 (PT_PSFB, FMT_FIR) => fci.len() % 8 == 0,
-                (PT_PSFB, FMT_AFB) => remb_ssrc_count(fci).map_or(true, |n| fci.len() >= 8 + 4 * n),
+                (PT_PSFB, FMT_AFB) => !matches!(remb_ssrc_count(fci), Some(n) if fci.len() < 8 + 4 * n),
                 _ => true,
             };
             if !fci_ok {
                 return Err(RtcpError::BadBody);
             }
         }
-        PT_XR => {
-            if body.len() < 4 {
-                return Err(RtcpError::BadBody);
-            }
-        }
+        PT_XR if body.len() < 4 => return Err(RtcpError::BadBody),
         _ => {}
     }
     Ok(())
