@@ -1,7 +1,621 @@
-#![deny(clippy::all)]
+//! The N-API binding of ferry's media engine: a thin control channel. Every
+//! call maps to one `ferry_engine::Engine` call; no packet ever enters
+//! JavaScript except DTLS records, delivered batched with other events.
+//! Every exported function catches panics and turns them into JS errors,
+//! so the addon never takes the process down.
+
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_engine::bench::{self, BlastOptions, SrtpOp};
+use ferry_engine::{
+    EndpointConfig, EndpointStats, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig,
+    SourceConfig, SrtpKeys, SrtpProfile, StreamStats,
+};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            Err(Error::from_reason(format!("{what}: internal error: {msg}")))
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::from_reason(e.to_string())
+}
+
+fn parse_addr(address: &str, port: u32) -> Result<SocketAddr> {
+    let ip: IpAddr = address.parse().map_err(|_| err(format!("invalid IP address {address:?}")))?;
+    let port = u16::try_from(port).map_err(|_| err(format!("invalid port {port}")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_profile(name: &str) -> Result<SrtpProfile> {
+    SrtpProfile::from_name(name).ok_or_else(|| err(format!("unknown SRTP profile {name:?}")))
+}
+
+#[napi(object)]
+pub struct MediaEngineOptions {
+    pub workers: Option<u32>,
+}
+
+#[napi(object)]
+pub struct IceOptions {
+    pub ufrag: String,
+    pub pwd: String,
+    pub remote_ufrag: Option<String>,
+    pub consent_timeout_ms: Option<u32>,
+}
+
+#[napi(object)]
+pub struct EndpointOptions {
+    pub bind_address: String,
+    /// 0 picks an ephemeral port.
+    pub port: u32,
+    pub ice: Option<IceOptions>,
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u32>,
+    pub latch: Option<bool>,
+    pub rid_extension_id: Option<u32>,
+    pub worker: Option<u32>,
+}
+
+#[napi(object)]
+pub struct OpenedEndpoint {
+    pub id: u32,
+    pub address: String,
+    pub port: u32,
+}
+
+#[napi(object)]
+pub struct SrtpOptions {
+    pub profile: String,
+    pub local_key: Buffer,
+    pub local_salt: Buffer,
+    pub remote_key: Buffer,
+    pub remote_salt: Buffer,
+}
+
+#[napi(object)]
+pub struct SourceOptions {
+    pub ssrc: u32,
+    pub ssrc_offset: Option<u32>,
+    /// "audio" or "video"
+    pub kind: String,
+    pub clock_rate: u32,
+}
+
+#[napi(object)]
+pub struct OutputOptions {
+    pub source: Option<u32>,
+    pub ssrc: u32,
+    pub payload_type: Option<u32>,
+}
+
+#[napi(object)]
+pub struct EngineEvent {
+    /// dtls | ice-selected | consent-lost | unknown-ssrc | remote-latched | keyframe-requested | remb | worker-panic
+    pub r#type: String,
+    pub endpoint: Option<u32>,
+    pub source: Option<u32>,
+    pub address: Option<String>,
+    pub port: Option<u32>,
+    pub data: Option<Buffer>,
+    pub ssrc: Option<u32>,
+    pub payload_type: Option<u32>,
+    pub rid: Option<String>,
+    pub bitrate: Option<f64>,
+    pub worker: Option<u32>,
+    pub message: Option<String>,
+}
+
+impl EngineEvent {
+    fn empty(kind: &str) -> Self {
+        Self {
+            r#type: kind.to_string(),
+            endpoint: None,
+            source: None,
+            address: None,
+            port: None,
+            data: None,
+            ssrc: None,
+            payload_type: None,
+            rid: None,
+            bitrate: None,
+            worker: None,
+            message: None,
+        }
+    }
+
+    fn with_addr(mut self, addr: SocketAddr) -> Self {
+        self.address = Some(addr.ip().to_string());
+        self.port = Some(addr.port() as u32);
+        self
+    }
+
+    fn from_event(ev: Event) -> Self {
+        match ev {
+            Event::Dtls { endpoint, from, data } => {
+                let mut e = Self::empty("dtls").with_addr(from);
+                e.endpoint = Some(endpoint);
+                e.data = Some(data.into());
+                e
+            }
+            Event::IceSelected { endpoint, address } => {
+                let mut e = Self::empty("ice-selected").with_addr(address);
+                e.endpoint = Some(endpoint);
+                e
+            }
+            Event::ConsentLost { endpoint, address } => {
+                let mut e = Self::empty("consent-lost").with_addr(address);
+                e.endpoint = Some(endpoint);
+                e
+            }
+            Event::UnknownSsrc { endpoint, ssrc, payload_type, rid } => {
+                let mut e = Self::empty("unknown-ssrc");
+                e.endpoint = Some(endpoint);
+                e.ssrc = Some(ssrc);
+                e.payload_type = Some(payload_type as u32);
+                e.rid = rid;
+                e
+            }
+            Event::RemoteLatched { endpoint, address } => {
+                let mut e = Self::empty("remote-latched").with_addr(address);
+                e.endpoint = Some(endpoint);
+                e
+            }
+            Event::KeyframeRequested { source } => {
+                let mut e = Self::empty("keyframe-requested");
+                e.source = Some(source);
+                e
+            }
+            Event::Remb { endpoint, bitrate_bps } => {
+                let mut e = Self::empty("remb");
+                e.endpoint = Some(endpoint);
+                e.bitrate = Some(bitrate_bps as f64);
+                e
+            }
+            Event::WorkerPanic { worker, message } => {
+                let mut e = Self::empty("worker-panic");
+                e.worker = Some(worker as u32);
+                e.message = Some(message);
+                e
+            }
+        }
+    }
+}
+
+#[napi(object)]
+pub struct EndpointCounters {
+    pub id: u32,
+    pub port: u32,
+    pub rx_packets: f64,
+    pub rx_bytes: f64,
+    pub tx_packets: f64,
+    pub tx_bytes: f64,
+    pub tx_failed: f64,
+    pub stun_requests: f64,
+    pub stun_replies: f64,
+    pub stun_error_replies: f64,
+    pub stun_dropped: f64,
+    pub dtls_in: f64,
+    pub dtls_out: f64,
+    pub rtp_in: f64,
+    pub rtcp_in: f64,
+    pub srtp_auth_failures: f64,
+    pub srtp_replays: f64,
+    pub srtp_other_failures: f64,
+    pub srtcp_failures: f64,
+    pub rtp_malformed: f64,
+    pub rtcp_malformed: f64,
+    pub unknown_ssrc: f64,
+    pub unvalidated_drops: f64,
+    pub no_remote_drops: f64,
+    pub no_srtp_drops: f64,
+    pub demux_unknown: f64,
+    pub keyframe_requests_relayed: f64,
+}
+
+impl EndpointCounters {
+    fn from_stats(id: u32, port: u16, s: &EndpointStats) -> Self {
+        Self {
+            id,
+            port: port as u32,
+            rx_packets: s.rx_packets as f64,
+            rx_bytes: s.rx_bytes as f64,
+            tx_packets: s.tx_packets as f64,
+            tx_bytes: s.tx_bytes as f64,
+            tx_failed: s.tx_failed as f64,
+            stun_requests: s.stun_requests as f64,
+            stun_replies: s.stun_replies as f64,
+            stun_error_replies: s.stun_error_replies as f64,
+            stun_dropped: s.stun_dropped as f64,
+            dtls_in: s.dtls_in as f64,
+            dtls_out: s.dtls_out as f64,
+            rtp_in: s.rtp_in as f64,
+            rtcp_in: s.rtcp_in as f64,
+            srtp_auth_failures: s.srtp_auth_failures as f64,
+            srtp_replays: s.srtp_replays as f64,
+            srtp_other_failures: s.srtp_other_failures as f64,
+            srtcp_failures: s.srtcp_failures as f64,
+            rtp_malformed: s.rtp_malformed as f64,
+            rtcp_malformed: s.rtcp_malformed as f64,
+            unknown_ssrc: s.unknown_ssrc as f64,
+            unvalidated_drops: s.unvalidated_drops as f64,
+            no_remote_drops: s.no_remote_drops as f64,
+            no_srtp_drops: s.no_srtp_drops as f64,
+            demux_unknown: s.demux_unknown as f64,
+            keyframe_requests_relayed: s.keyframe_requests_relayed as f64,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct StreamCounters {
+    pub id: u32,
+    pub packets: f64,
+    pub bytes: f64,
+    pub dropped: f64,
+}
+
+impl StreamCounters {
+    fn from_stats(id: u32, s: &StreamStats) -> Self {
+        Self { id, packets: s.packets as f64, bytes: s.bytes as f64, dropped: s.dropped as f64 }
+    }
+}
+
+#[napi(object)]
+pub struct WorkerCounters {
+    pub worker: u32,
+    pub cpu_ns: f64,
+    pub loops: f64,
+    pub recv_batches: f64,
+    pub panics: f64,
+}
+
+#[napi(object)]
+pub struct EngineCounters {
+    pub endpoints: Vec<EndpointCounters>,
+    pub sources: Vec<StreamCounters>,
+    pub outputs: Vec<StreamCounters>,
+    pub workers: Vec<WorkerCounters>,
+}
+
+type EventCallback = ThreadsafeFunction<Vec<EngineEvent>, (), Vec<EngineEvent>, Status, false, true>;
+
+/// The media engine as JavaScript sees it (wrapped with types in src/media/MediaEngine.ts).
+#[napi]
+pub struct NativeEngine {
+    engine: Option<Engine>,
+    listener: Arc<std::sync::Mutex<Option<EventCallback>>>,
+}
+
+#[napi]
+impl NativeEngine {
+    #[napi(constructor)]
+    pub fn new(options: Option<MediaEngineOptions>) -> Result<Self> {
+        guard("new MediaEngine", || {
+            let workers = options.and_then(|o| o.workers).unwrap_or(1) as usize;
+            let listener: Arc<std::sync::Mutex<Option<EventCallback>>> = Arc::new(std::sync::Mutex::new(None));
+            let sink_listener = listener.clone();
+            let sink: ferry_engine::EventSink = Arc::new(move |batch: Vec<Event>| {
+                let guard = sink_listener.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(cb) = guard.as_ref() {
+                    let events: Vec<EngineEvent> = batch.into_iter().map(EngineEvent::from_event).collect();
+                    cb.call(events, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            });
+            let engine = Engine::new(EngineOptions { workers }, sink).map_err(err)?;
+            Ok(Self { engine: Some(engine), listener })
+        })
+    }
+
+    fn engine(&self) -> Result<&Engine> {
+        self.engine.as_ref().ok_or_else(|| err("engine is closed"))
+    }
+
+    /// Sets the function that receives event batches (replaces any previous one).
+    #[napi]
+    pub fn on_events(&self, callback: EventCallback) -> Result<()> {
+        guard("onEvents", || {
+            *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(callback);
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn worker_count(&self) -> Result<u32> {
+        guard("workerCount", || Ok(self.engine()?.worker_count() as u32))
+    }
+
+    #[napi]
+    pub fn open_endpoint(&self, options: EndpointOptions) -> Result<OpenedEndpoint> {
+        guard("openEndpoint", || {
+            let bind = parse_addr(&options.bind_address, options.port)?;
+            let mut config = EndpointConfig::new(bind);
+            if let Some(ice) = options.ice {
+                config.ice = Some(IceCredentials { ufrag: ice.ufrag, pwd: ice.pwd, remote_ufrag: ice.remote_ufrag });
+                config.consent_timeout_ms = ice.consent_timeout_ms.map(|v| v as u64);
+            }
+            config.remote = match (options.remote_address, options.remote_port) {
+                (Some(a), Some(p)) => Some(parse_addr(&a, p)?),
+                (None, None) => None,
+                _ => return Err(err("remoteAddress and remotePort go together")),
+            };
+            config.latch = options.latch.unwrap_or(false);
+            config.rid_extension_id = match options.rid_extension_id {
+                Some(id) if (1..=255).contains(&id) => Some(id as u8),
+                Some(id) => return Err(err(format!("invalid extension id {id}"))),
+                None => None,
+            };
+            config.worker = options.worker.map(|w| w as usize);
+            let (id, local) = self.engine()?.open_endpoint(config).map_err(err)?;
+            Ok(OpenedEndpoint { id, address: local.ip().to_string(), port: local.port() as u32 })
+        })
+    }
+
+    #[napi]
+    pub fn close_endpoint(&self, id: u32) -> Result<()> {
+        guard("closeEndpoint", || self.engine()?.close_endpoint(id).map_err(err))
+    }
+
+    #[napi]
+    pub fn set_srtp(&self, id: u32, options: SrtpOptions) -> Result<()> {
+        guard("setSrtp", || {
+            let keys = SrtpKeys {
+                profile: parse_profile(&options.profile)?,
+                local_key: options.local_key.to_vec(),
+                local_salt: options.local_salt.to_vec(),
+                remote_key: options.remote_key.to_vec(),
+                remote_salt: options.remote_salt.to_vec(),
+            };
+            self.engine()?.set_srtp(id, keys).map_err(err)
+        })
+    }
+
+    #[napi]
+    pub fn set_remote(&self, id: u32, address: Option<String>, port: Option<u32>) -> Result<()> {
+        guard("setRemote", || {
+            let remote = match (address, port) {
+                (Some(a), Some(p)) => Some(parse_addr(&a, p)?),
+                _ => None,
+            };
+            self.engine()?.set_remote(id, remote).map_err(err)
+        })
+    }
+
+    #[napi]
+    pub fn set_ice_remote_ufrag(&self, id: u32, ufrag: Option<String>) -> Result<()> {
+        guard("setIceRemoteUfrag", || self.engine()?.set_ice_remote_ufrag(id, ufrag).map_err(err))
+    }
+
+    #[napi]
+    pub fn send_raw(&self, id: u32, data: Buffer, address: String, port: u32) -> Result<()> {
+        guard("sendRaw", || {
+            let to = parse_addr(&address, port)?;
+            self.engine()?.send_raw(id, to, data.to_vec()).map_err(err)
+        })
+    }
+
+    #[napi]
+    pub fn add_source(&self, endpoint: u32, options: SourceOptions) -> Result<u32> {
+        guard("addSource", || {
+            let kind = match options.kind.as_str() {
+                "audio" => MediaKind::Audio,
+                "video" => MediaKind::Video,
+                other => return Err(err(format!("kind must be audio or video, not {other:?}"))),
+            };
+            let config = SourceConfig {
+                ssrc: options.ssrc,
+                ssrc_offset: options.ssrc_offset.unwrap_or(0),
+                kind,
+                clock_rate: options.clock_rate,
+            };
+            self.engine()?.add_source(endpoint, config).map_err(err)
+        })
+    }
+
+    #[napi]
+    pub fn remove_source(&self, id: u32) -> Result<()> {
+        guard("removeSource", || self.engine()?.remove_source(id).map_err(err))
+    }
+
+    #[napi]
+    pub fn add_output(&self, endpoint: u32, options: OutputOptions) -> Result<u32> {
+        guard("addOutput", || {
+            let payload_type = match options.payload_type {
+                Some(pt) if pt <= 127 => Some(pt as u8),
+                Some(pt) => return Err(err(format!("invalid payload type {pt}"))),
+                None => None,
+            };
+            let config = OutputConfig { source: options.source, ssrc: options.ssrc, payload_type };
+            self.engine()?.add_output(endpoint, config).map_err(err)
+        })
+    }
+
+    #[napi]
+    pub fn switch_output(&self, id: u32, source: Option<u32>) -> Result<()> {
+        guard("switchOutput", || self.engine()?.switch_output(id, source).map_err(err))
+    }
+
+    #[napi]
+    pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {
+        guard("pauseOutput", || self.engine()?.pause_output(id, paused).map_err(err))
+    }
+
+    #[napi]
+    pub fn remove_output(&self, id: u32) -> Result<()> {
+        guard("removeOutput", || self.engine()?.remove_output(id).map_err(err))
+    }
+
+    #[napi]
+    pub fn request_keyframe(&self, source: u32) -> Result<()> {
+        guard("requestKeyframe", || self.engine()?.request_keyframe(source).map_err(err))
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<EngineCounters> {
+        guard("stats", || {
+            let stats = self.engine()?.stats().map_err(err)?;
+            let mut out = EngineCounters { endpoints: Vec::new(), sources: Vec::new(), outputs: Vec::new(), workers: Vec::new() };
+            for w in &stats.workers {
+                out.workers.push(WorkerCounters {
+                    worker: w.worker as u32,
+                    cpu_ns: w.cpu_ns as f64,
+                    loops: w.loops as f64,
+                    recv_batches: w.recv_batches as f64,
+                    panics: w.panics as f64,
+                });
+                out.endpoints.extend(w.endpoints.iter().map(|(id, port, s)| EndpointCounters::from_stats(*id, *port, s)));
+                out.sources.extend(w.sources.iter().map(|(id, s)| StreamCounters::from_stats(*id, s)));
+                out.outputs.extend(w.outputs.iter().map(|(id, s)| StreamCounters::from_stats(*id, s)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stops the media threads and closes every socket. Idempotent.
+    #[napi]
+    pub fn close(&mut self) -> Result<()> {
+        guard("close", || {
+            if let Some(mut e) = self.engine.take() {
+                e.close();
+            }
+            self.listener.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Ok(())
+        })
+    }
+}
+
+// ---- benchmark helpers (used by bench/, never by the gateway) --------------------------------
+
+#[napi(object)]
+pub struct ThroughputResult {
+    pub packets: f64,
+    pub nanos: f64,
+}
+
+/// Times `iterations` SRTP protect (or unprotect) operations of `payload`-byte RTP packets on one core.
+#[napi]
+pub fn bench_srtp(profile: String, op: String, payload: u32, iterations: u32) -> Result<ThroughputResult> {
+    guard("benchSrtp", || {
+        let op = match op.as_str() {
+            "protect" => SrtpOp::Protect,
+            "unprotect" => SrtpOp::Unprotect,
+            other => return Err(err(format!("op must be protect or unprotect, not {other:?}"))),
+        };
+        let r = bench::srtp_throughput(parse_profile(&profile)?, op, payload as usize, iterations as u64).map_err(err)?;
+        Ok(ThroughputResult { packets: r.packets as f64, nanos: r.nanos as f64 })
+    })
+}
+
+#[napi(object)]
+pub struct BlastParams {
+    pub address: String,
+    pub port: u32,
+    pub profile: Option<String>,
+    pub key: Option<Buffer>,
+    pub salt: Option<Buffer>,
+    pub ssrc: u32,
+    pub payload_type: Option<u32>,
+    pub payload: u32,
+    pub duration_ms: u32,
+    pub packets_per_second: Option<u32>,
+    pub max_packets: Option<u32>,
+    pub first_seq: Option<u32>,
+}
+
+#[napi(object)]
+pub struct BlastReport {
+    pub sent: f64,
+    pub failed: f64,
+    pub nanos: f64,
+}
+
+pub struct BlastTask {
+    options: BlastOptions,
+}
+
+impl Task for BlastTask {
+    type Output = bench::BlastResult;
+    type JsValue = BlastReport;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| bench::blast(&self.options))) {
+            Ok(r) => r.map_err(err),
+            Err(_) => Err(err("blast: internal error")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
+        Ok(BlastReport { sent: r.sent as f64, failed: r.failed as f64, nanos: r.nanos as f64 })
+    }
+}
+
+/// Sends (S)RTP from a native thread (libuv pool) as fast as asked: the load generator for
+/// forwarding benchmarks, so the sender is never the JavaScript bottleneck.
+#[napi]
+pub fn blast(params: BlastParams) -> Result<AsyncTask<BlastTask>> {
+    guard("blast", || {
+        let profile = match params.profile.as_deref() {
+            Some(p) => Some(parse_profile(p)?),
+            None => None,
+        };
+        let options = BlastOptions {
+            target: parse_addr(&params.address, params.port)?,
+            profile,
+            key: params.key.map(|b| b.to_vec()).unwrap_or_default(),
+            salt: params.salt.map(|b| b.to_vec()).unwrap_or_default(),
+            ssrc: params.ssrc,
+            payload_type: params.payload_type.unwrap_or(96).min(127) as u8,
+            payload: (params.payload as usize).min(1400),
+            duration: Duration::from_millis(params.duration_ms.min(600_000) as u64),
+            packets_per_second: params.packets_per_second.unwrap_or(0) as u64,
+            max_packets: params.max_packets.map(|v| v as u64).unwrap_or(u64::MAX),
+            first_seq: params.first_seq.unwrap_or(1) as u16,
+        };
+        Ok(AsyncTask::new(BlastTask { options }))
+    })
+}
 
 #[napi]
 pub fn engine_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Native receiving sockets for forwarding benchmarks (see ferry_engine::bench::Sink).
+#[napi]
+pub struct BenchSink {
+    inner: Option<bench::Sink>,
+}
+
+#[napi]
+impl BenchSink {
+    #[napi(constructor)]
+    pub fn new(count: u32) -> Result<Self> {
+        guard("new BenchSink", || Ok(Self { inner: Some(bench::Sink::start(count as usize).map_err(err)?) }))
+    }
+
+    #[napi]
+    pub fn ports(&self) -> Vec<u32> {
+        self.inner.as_ref().map(|s| s.ports().iter().map(|&p| p as u32).collect()).unwrap_or_default()
+    }
+
+    /// Stops receiving and returns the number of datagrams that arrived.
+    #[napi]
+    pub fn stop(&mut self) -> Result<f64> {
+        guard("BenchSink.stop", || Ok(self.inner.take().map(|mut s| s.stop()).unwrap_or(0) as f64))
+    }
 }

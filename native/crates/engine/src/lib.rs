@@ -1,1 +1,21 @@
-//! placeholder
+//! ferry's media engine: media threads that own UDP sockets and do the
+//! per-packet work (ICE-lite answers, SRTP, RTP/RTCP rewriting, fan-out)
+//! without the control plane seeing a single packet. Protocol logic lives
+//! in the sans-IO crates `ferry-srtp`, `ferry-rtp` and `ferry-stun`; this
+//! crate is the I/O and routing around them.
+
+pub mod bench;
+pub mod endpoint;
+pub mod engine;
+pub mod event;
+pub mod router;
+pub mod stats;
+mod sys;
+mod worker;
+
+pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
+pub use engine::{Engine, EngineError, EngineOptions};
+pub use event::{Event, EventSink};
+pub use router::{MediaKind, OutputConfig, SourceConfig};
+pub use stats::{EndpointStats, EngineStats, StreamStats, WorkerStats};
+pub use ferry_srtp::SrtpProfile;

@@ -1,0 +1,121 @@
+// Forwarding over loopback through the real engine: one SRTP source fanned out
+// to N SRTP outputs on one media thread. Load comes from a native sender and
+// goes to native sinks, so neither is the bottleneck; the media thread's own
+// CPU time gives µs per packet out. A pure-TypeScript forwarder built on
+// werift-rtp runs the same job in the same run as the baseline.
+import { createSocket } from 'node:dgram';
+
+import { MediaEngine, type SrtpProfileName } from '../src/media/MediaEngine.js';
+import { loadNative } from '../src/media/native.js';
+import { newKeys, weriftSession } from '../test/helpers/rtp.js';
+import { RtpPacket } from 'werift-rtp';
+import type { Figures } from './figures.js';
+import { PAYLOAD } from './srtp.bench.js';
+
+interface ForwardResult {
+  ppsOut: number;
+  cpuUsPerPacket: number;
+  ppsOutPerCore: number;
+}
+
+async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number): Promise<ForwardResult> {
+  const native = loadNative();
+  const engine = new MediaEngine({ workers: 1 });
+  const sink = new native.BenchSink(fanout);
+  try {
+    const inKeys = newKeys(profile);
+    const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0 });
+    engine.setSrtp(ingress.id, { profile, localKey: inKeys.key, localSalt: inKeys.salt, remoteKey: inKeys.key, remoteSalt: inKeys.salt });
+    const source = engine.addSource(ingress.id, { ssrc: 0x1000, kind: 'video', clockRate: 90000 });
+    const outEps: number[] = [];
+    sink.ports().forEach((port, i) => {
+      const k = newKeys(profile);
+      const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port });
+      engine.setSrtp(ep.id, { profile, localKey: k.key, localSalt: k.salt, remoteKey: k.key, remoteSalt: k.salt });
+      engine.addOutput(ep.id, { source, ssrc: 0x2000 + i });
+      outEps.push(ep.id);
+    });
+    const before = engine.stats();
+    const blast = await native.blast({
+      address: '127.0.0.1',
+      port: ingress.port,
+      profile,
+      key: inKeys.key,
+      salt: inKeys.salt,
+      ssrc: 0x1000,
+      payload: PAYLOAD,
+      durationMs: Math.round(seconds * 1000),
+    });
+    await new Promise((r) => setTimeout(r, 50)); // let the media thread drain its socket
+    const after = engine.stats();
+    const txOf = (s: typeof before) => s.endpoints.filter((e) => outEps.includes(e.id)).reduce((a, e) => a + e.txPackets, 0);
+    const out = txOf(after) - txOf(before);
+    const cpuNs = after.workers[0]!.cpuNs - before.workers[0]!.cpuNs;
+    const wallS = blast.nanos / 1e9;
+    return { ppsOut: out / wallS, cpuUsPerPacket: cpuNs / 1000 / Math.max(1, out), ppsOutPerCore: out / (cpuNs / 1e9) };
+  } finally {
+    engine.close();
+    sink.stop();
+  }
+}
+
+/** The same job in pure TypeScript: dgram + werift-rtp decrypt once, encrypt per output. */
+async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: number): Promise<ForwardResult> {
+  const native = loadNative();
+  const sink = new native.BenchSink(fanout);
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  const inKeys = newKeys(profile);
+  const rx = weriftSession(profile, inKeys, inKeys);
+  const outs = sink.ports().map((port, i) => {
+    const k = newKeys(profile);
+    return { port, ssrc: 0x2000 + i, session: weriftSession(profile, k, k), seq: 0 };
+  });
+  let sent = 0;
+  socket.on('message', (msg) => {
+    try {
+      const plain = RtpPacket.deSerialize(rx.decrypt(msg));
+      for (const o of outs) {
+        plain.header.ssrc = o.ssrc;
+        plain.header.sequenceNumber = o.seq = (o.seq + 1) & 0xffff;
+        socket.send(o.session.encrypt(plain.payload, plain.header), o.port, '127.0.0.1');
+        sent++;
+      }
+    } catch {
+      // dropped, as a forwarder would
+    }
+  });
+  const cpu0 = process.cpuUsage();
+  const blast = await native.blast({
+    address: '127.0.0.1',
+    port: socket.address().port,
+    profile,
+    key: inKeys.key,
+    salt: inKeys.salt,
+    ssrc: 0x1000,
+    payload: PAYLOAD,
+    durationMs: Math.round(seconds * 1000),
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const cpu = process.cpuUsage(cpu0);
+  socket.close();
+  sink.stop();
+  // The blaster runs on a libuv thread of this process, so process CPU includes it: report
+  // the wall-clock rate, and CPU per packet only as an upper bound.
+  const cpuNs = (cpu.user + cpu.system) * 1000;
+  return { ppsOut: sent / (blast.nanos / 1e9), cpuUsPerPacket: cpuNs / 1000 / Math.max(1, sent), ppsOutPerCore: 0 };
+}
+
+export async function benchForward(figures: Figures, seconds: number): Promise<void> {
+  for (const profile of ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'] as const) {
+    const key = profile.toLowerCase();
+    for (const fanout of [1, 10]) {
+      const r = await ferryForward(profile, fanout, seconds);
+      figures.add(`forward.${key}.fanout${fanout}.pps_out`, r.ppsOut, 'packets/s');
+      figures.add(`forward.${key}.fanout${fanout}.cpu_us_per_packet`, r.cpuUsPerPacket, 'µs/packet');
+      figures.add(`forward.${key}.fanout${fanout}.pps_out_per_core`, r.ppsOutPerCore, 'packets/s/core');
+      const w = await weriftForward(profile, fanout, seconds);
+      figures.add(`forward.${key}.fanout${fanout}.werift_pps_out`, w.ppsOut, 'packets/s');
+    }
+  }
+}

@@ -1,0 +1,20 @@
+// `npm run bench` — every benchmark, printed as a table; `-- --json` prints the
+// same figures as a JSON array of {name, value, unit}; `-- --short` runs each
+// case briefly (what CI runs).
+import { Figures } from './figures.js';
+import { benchForward } from './forward.bench.js';
+import { benchSrtp } from './srtp.bench.js';
+
+const args = new Set(process.argv.slice(2));
+const json = args.has('--json');
+const short = args.has('--short') || process.env.FERRY_BENCH_SHORT === '1';
+const seconds = short ? 0.3 : 1.5;
+
+const figures = new Figures();
+const log = (msg: string) => {
+  if (!json) console.log(msg);
+};
+log(`ferry benchmarks (${short ? 'short' : 'full'} run, ${seconds}s per case; 1200-byte payloads)`);
+benchSrtp(figures, seconds);
+await benchForward(figures, seconds * 1.5);
+figures.print(json);

@@ -1,0 +1,113 @@
+//! An endpoint: one UDP socket owned by a media thread, with its ICE-lite
+//! agent, SRTP contexts and where its media goes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+
+use ferry_srtp::SrtpContext;
+use ferry_stun::IceLiteAgent;
+
+use crate::stats::EndpointStats;
+
+/// Short-term ICE credentials of the local side (RFC 8445 §5.3), plus the remote ufrag when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+    pub remote_ufrag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    pub bind: SocketAddr,
+    /// ICE-lite (WebRTC peers). None for plain RTP legs (SIP, remote publishers, forwarders).
+    pub ice: Option<IceCredentials>,
+    /// Fixed destination of media (plain RTP). With ICE the nominated address is used instead.
+    pub remote: Option<SocketAddr>,
+    /// Plain RTP: learn the destination from the first valid RTP/RTCP packet (symmetric RTP).
+    pub latch: bool,
+    pub consent_timeout_ms: Option<u64>,
+    /// RFC 8852 RtpStreamId extension id, to report the rid of unknown SSRCs (simulcast).
+    pub rid_extension_id: Option<u8>,
+    /// Worker (media thread) that owns the endpoint; routes never cross workers.
+    pub worker: Option<usize>,
+}
+
+impl EndpointConfig {
+    pub fn new(bind: SocketAddr) -> Self {
+        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, worker: None }
+    }
+}
+
+/// Keys for both directions of an endpoint (RFC 3711 §3.2.1 master key + salt).
+pub struct SrtpKeys {
+    pub profile: ferry_srtp::SrtpProfile,
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+}
+
+pub(crate) struct Endpoint {
+    pub id: u32,
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    pub ice: Option<IceLiteAgent>,
+    pub remote: Option<SocketAddr>,
+    pub latch: bool,
+    pub rid_extension_id: Option<u8>,
+    pub srtp_in: Option<SrtpContext>,
+    pub srtp_out: Option<SrtpContext>,
+    pub sources_by_ssrc: HashMap<u32, u32>,
+    pub outputs_by_ssrc: HashMap<u32, u32>,
+    pub reported_unknown: HashSet<u32>,
+    pub last_remb_us: u64,
+    pub stats: EndpointStats,
+}
+
+/// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
+pub(crate) const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
+
+impl Endpoint {
+    pub fn new(id: u32, socket: UdpSocket, config: &EndpointConfig) -> std::io::Result<Self> {
+        let local = socket.local_addr()?;
+        let ice = config.ice.as_ref().map(|c| {
+            let mut agent = IceLiteAgent::new(&c.ufrag, &c.pwd);
+            agent.set_remote_ufrag(c.remote_ufrag.as_deref());
+            if let Some(ms) = config.consent_timeout_ms {
+                agent.set_consent_timeout_ms(ms);
+            }
+            agent
+        });
+        Ok(Self {
+            id,
+            socket,
+            local,
+            ice,
+            remote: config.remote,
+            latch: config.latch,
+            rid_extension_id: config.rid_extension_id,
+            srtp_in: None,
+            srtp_out: None,
+            sources_by_ssrc: HashMap::new(),
+            outputs_by_ssrc: HashMap::new(),
+            reported_unknown: HashSet::new(),
+            last_remb_us: 0,
+            stats: EndpointStats::default(),
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Media and DTLS are accepted only from addresses that passed an ICE check (RFC 8445 §7.3),
+    /// or from anywhere on a plain RTP endpoint.
+    pub fn accepts_from(&self, from: SocketAddr) -> bool {
+        match &self.ice {
+            Some(agent) => agent.is_validated(from),
+            None => true,
+        }
+    }
+}

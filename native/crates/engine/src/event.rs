@@ -1,0 +1,27 @@
+//! Signalling-rate events the media thread reports to the control plane,
+//! delivered in batches (never one call per packet).
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A DTLS record (RFC 7983 first byte 20..=63) for the control plane's DTLS stack.
+    Dtls { endpoint: u32, from: SocketAddr, data: Vec<u8> },
+    /// ICE nomination picked (or moved) the address media is sent to.
+    IceSelected { endpoint: u32, address: SocketAddr },
+    /// RFC 7675: no authenticated check from the selected address within the consent timeout.
+    ConsentLost { endpoint: u32, address: SocketAddr },
+    /// RTP arrived with an SSRC no source claims (reported once per SSRC per endpoint).
+    UnknownSsrc { endpoint: u32, ssrc: u32, payload_type: u8, rid: Option<String> },
+    /// First plain-RTP packet latched the remote address of an endpoint.
+    RemoteLatched { endpoint: u32, address: SocketAddr },
+    /// A subscriber asked for a keyframe of this source (already relayed natively; reported rate-limited).
+    KeyframeRequested { source: u32 },
+    /// REMB from a receiver on this endpoint (rate-limited to one per second per endpoint).
+    Remb { endpoint: u32, bitrate_bps: u64 },
+    /// A panic was caught inside the media thread; the thread goes on.
+    WorkerPanic { worker: usize, message: String },
+}
+
+/// Receives each batch of events; called from the media thread.
+pub type EventSink = std::sync::Arc<dyn Fn(Vec<Event>) + Send + Sync>;

@@ -1,0 +1,77 @@
+//! Counters kept by the media thread. Every drop has a named reason, so bad
+//! input shows up as a number rather than as a log line per packet.
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_failed: u64,
+    pub stun_requests: u64,
+    pub stun_replies: u64,
+    pub stun_error_replies: u64,
+    pub stun_dropped: u64,
+    pub dtls_in: u64,
+    pub dtls_out: u64,
+    pub rtp_in: u64,
+    pub rtcp_in: u64,
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
+    pub srtp_other_failures: u64,
+    pub srtcp_failures: u64,
+    pub rtp_malformed: u64,
+    pub rtcp_malformed: u64,
+    pub unknown_ssrc: u64,
+    pub unvalidated_drops: u64,
+    pub no_remote_drops: u64,
+    pub no_srtp_drops: u64,
+    pub demux_unknown: u64,
+    pub keyframe_requests_relayed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub cpu_ns: u64,
+    pub loops: u64,
+    pub recv_batches: u64,
+    pub panics: u64,
+    pub endpoints: Vec<(u32, u16, EndpointStats)>,
+    pub sources: Vec<(u32, StreamStats)>,
+    pub outputs: Vec<(u32, StreamStats)>,
+}
+
+/// What every stats request returns: the sum over workers plus each worker's detail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub workers: Vec<WorkerStats>,
+}
+
+impl EngineStats {
+    pub fn endpoint_count(&self) -> usize {
+        self.workers.iter().map(|w| w.endpoints.len()).sum()
+    }
+    pub fn source_count(&self) -> usize {
+        self.workers.iter().map(|w| w.sources.len()).sum()
+    }
+    pub fn output_count(&self) -> usize {
+        self.workers.iter().map(|w| w.outputs.len()).sum()
+    }
+    pub fn endpoint(&self, id: u32) -> Option<&EndpointStats> {
+        self.workers.iter().flat_map(|w| w.endpoints.iter()).find(|(eid, _, _)| *eid == id).map(|(_, _, s)| s)
+    }
+    pub fn source(&self, id: u32) -> Option<&StreamStats> {
+        self.workers.iter().flat_map(|w| w.sources.iter()).find(|(sid, _)| *sid == id).map(|(_, s)| s)
+    }
+    pub fn output(&self, id: u32) -> Option<&StreamStats> {
+        self.workers.iter().flat_map(|w| w.outputs.iter()).find(|(oid, _)| *oid == id).map(|(_, s)| s)
+    }
+}

@@ -1,0 +1,201 @@
+// Typed control channel to the Rust media engine. The engine owns sockets and
+// does every per-packet operation; this class only configures it and routes
+// its batched, signalling-rate events to whoever owns each endpoint.
+import { EventEmitter } from 'node:events';
+
+import {
+  loadNative,
+  type NativeEngine,
+  type NativeEngineCounters,
+  type NativeEngineEvent,
+  type NativeEndpointOptions,
+} from './native.js';
+
+export type SrtpProfileName =
+  | 'AES_CM_128_HMAC_SHA1_80'
+  | 'AES_CM_128_HMAC_SHA1_32'
+  | 'AEAD_AES_128_GCM'
+  | 'AEAD_AES_256_GCM';
+
+export type MediaKind = 'audio' | 'video';
+
+export interface MediaEngineOptions {
+  /** Media threads; a room's routes are pinned to one. */
+  workers?: number;
+}
+
+export type EndpointOptions = NativeEndpointOptions;
+
+export interface OpenedEndpoint {
+  id: number;
+  address: string;
+  port: number;
+}
+
+export interface SrtpParameters {
+  profile: SrtpProfileName;
+  localKey: Buffer;
+  localSalt: Buffer;
+  remoteKey: Buffer;
+  remoteSalt: Buffer;
+}
+
+export interface SourceOptions {
+  ssrc: number;
+  /** Added to the wire SSRC on receipt (lessons §4). */
+  ssrcOffset?: number;
+  kind: MediaKind;
+  clockRate: number;
+}
+
+export interface OutputOptions {
+  source?: number;
+  ssrc: number;
+  payloadType?: number;
+}
+
+export interface RemoteAddress {
+  address: string;
+  port: number;
+}
+
+export type EngineEvent =
+  | { type: 'dtls'; endpoint: number; from: RemoteAddress; data: Buffer }
+  | { type: 'ice-selected'; endpoint: number; address: RemoteAddress }
+  | { type: 'consent-lost'; endpoint: number; address: RemoteAddress }
+  | { type: 'unknown-ssrc'; endpoint: number; ssrc: number; payloadType: number; rid?: string }
+  | { type: 'remote-latched'; endpoint: number; address: RemoteAddress }
+  | { type: 'keyframe-requested'; source: number }
+  | { type: 'remb'; endpoint: number; bitrate: number }
+  | { type: 'worker-panic'; worker: number; message: string };
+
+export type EndpointEvent = Extract<EngineEvent, { endpoint: number }>;
+
+function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
+  const addr = (): RemoteAddress => ({ address: e.address ?? '', port: e.port ?? 0 });
+  switch (e.type) {
+    case 'dtls':
+      return e.data ? { type: 'dtls', endpoint: e.endpoint!, from: addr(), data: e.data } : undefined;
+    case 'ice-selected':
+      return { type: 'ice-selected', endpoint: e.endpoint!, address: addr() };
+    case 'consent-lost':
+      return { type: 'consent-lost', endpoint: e.endpoint!, address: addr() };
+    case 'unknown-ssrc':
+      return { type: 'unknown-ssrc', endpoint: e.endpoint!, ssrc: e.ssrc!, payloadType: e.payloadType!, rid: e.rid };
+    case 'remote-latched':
+      return { type: 'remote-latched', endpoint: e.endpoint!, address: addr() };
+    case 'keyframe-requested':
+      return { type: 'keyframe-requested', source: e.source! };
+    case 'remb':
+      return { type: 'remb', endpoint: e.endpoint!, bitrate: e.bitrate! };
+    case 'worker-panic':
+      return { type: 'worker-panic', worker: e.worker ?? -1, message: e.message ?? '' };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * One engine per gateway process. `openEndpoint` binds a UDP socket inside a
+ * media thread; `closeEndpoint` closes it (before returning) together with its
+ * sources and outputs. Events for an endpoint go to the listener registered
+ * for it; all events are also emitted as 'event'.
+ */
+export class MediaEngine extends EventEmitter {
+  private readonly native: NativeEngine;
+  private readonly endpointListeners = new Map<number, (event: EndpointEvent) => void>();
+  private closed = false;
+
+  constructor(options: MediaEngineOptions = {}) {
+    super();
+    const addon = loadNative();
+    this.native = new addon.NativeEngine({ workers: options.workers ?? 1 });
+    this.native.onEvents((batch) => this.dispatch(batch));
+  }
+
+  private dispatch(batch: NativeEngineEvent[]): void {
+    for (const raw of batch) {
+      const event = toEvent(raw);
+      if (!event) continue;
+      if ('endpoint' in event) this.endpointListeners.get(event.endpoint)?.(event);
+      this.emit('event', event);
+    }
+  }
+
+  get workerCount(): number {
+    return this.native.workerCount();
+  }
+
+  /** Number of open endpoints (sockets) as the engine itself counts them. */
+  endpointCount(): number {
+    return this.closed ? 0 : this.native.stats().endpoints.length;
+  }
+
+  openEndpoint(options: EndpointOptions, listener?: (event: EndpointEvent) => void): OpenedEndpoint {
+    const opened = this.native.openEndpoint(options);
+    if (listener) this.endpointListeners.set(opened.id, listener);
+    return opened;
+  }
+
+  closeEndpoint(id: number): void {
+    this.endpointListeners.delete(id);
+    this.native.closeEndpoint(id);
+  }
+
+  setSrtp(endpoint: number, params: SrtpParameters): void {
+    this.native.setSrtp(endpoint, params);
+  }
+
+  setRemote(endpoint: number, remote: RemoteAddress | null): void {
+    this.native.setRemote(endpoint, remote?.address ?? null, remote?.port ?? null);
+  }
+
+  setIceRemoteUfrag(endpoint: number, ufrag: string | null): void {
+    this.native.setIceRemoteUfrag(endpoint, ufrag);
+  }
+
+  sendRaw(endpoint: number, data: Buffer, to: RemoteAddress): void {
+    this.native.sendRaw(endpoint, data, to.address, to.port);
+  }
+
+  addSource(endpoint: number, options: SourceOptions): number {
+    return this.native.addSource(endpoint, options);
+  }
+
+  removeSource(id: number): void {
+    this.native.removeSource(id);
+  }
+
+  addOutput(endpoint: number, options: OutputOptions): number {
+    return this.native.addOutput(endpoint, options);
+  }
+
+  /** Feeds an output from another source; its receiver sees one continuous stream. */
+  switchOutput(output: number, source: number | null): void {
+    this.native.switchOutput(output, source);
+  }
+
+  pauseOutput(output: number, paused: boolean): void {
+    this.native.pauseOutput(output, paused);
+  }
+
+  removeOutput(id: number): void {
+    this.native.removeOutput(id);
+  }
+
+  requestKeyframe(source: number): void {
+    this.native.requestKeyframe(source);
+  }
+
+  stats(): NativeEngineCounters {
+    return this.native.stats();
+  }
+
+  /** Stops the media threads; every socket is closed when this returns. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.endpointListeners.clear();
+    this.native.close();
+  }
+}

@@ -1,0 +1,149 @@
+// Loads the Rust addon built by `npm install` (scripts/build.mjs copies it to native/ferry.node).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeEndpointOptions {
+  bindAddress: string;
+  port: number;
+  ice?: { ufrag: string; pwd: string; remoteUfrag?: string; consentTimeoutMs?: number };
+  remoteAddress?: string;
+  remotePort?: number;
+  latch?: boolean;
+  ridExtensionId?: number;
+  worker?: number;
+}
+
+export interface NativeEngineEvent {
+  type: string;
+  endpoint?: number;
+  source?: number;
+  address?: string;
+  port?: number;
+  data?: Buffer;
+  ssrc?: number;
+  payloadType?: number;
+  rid?: string;
+  bitrate?: number;
+  worker?: number;
+  message?: string;
+}
+
+export interface NativeEndpointCounters {
+  id: number;
+  port: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  txFailed: number;
+  stunRequests: number;
+  stunReplies: number;
+  stunErrorReplies: number;
+  stunDropped: number;
+  dtlsIn: number;
+  dtlsOut: number;
+  rtpIn: number;
+  rtcpIn: number;
+  srtpAuthFailures: number;
+  srtpReplays: number;
+  srtpOtherFailures: number;
+  srtcpFailures: number;
+  rtpMalformed: number;
+  rtcpMalformed: number;
+  unknownSsrc: number;
+  unvalidatedDrops: number;
+  noRemoteDrops: number;
+  noSrtpDrops: number;
+  demuxUnknown: number;
+  keyframeRequestsRelayed: number;
+}
+
+export interface NativeStreamCounters {
+  id: number;
+  packets: number;
+  bytes: number;
+  dropped: number;
+}
+
+export interface NativeWorkerCounters {
+  worker: number;
+  cpuNs: number;
+  loops: number;
+  recvBatches: number;
+  panics: number;
+}
+
+export interface NativeEngineCounters {
+  endpoints: NativeEndpointCounters[];
+  sources: NativeStreamCounters[];
+  outputs: NativeStreamCounters[];
+  workers: NativeWorkerCounters[];
+}
+
+export interface NativeEngine {
+  onEvents(cb: (events: NativeEngineEvent[]) => void): void;
+  workerCount(): number;
+  openEndpoint(options: NativeEndpointOptions): { id: number; address: string; port: number };
+  closeEndpoint(id: number): void;
+  setSrtp(
+    id: number,
+    options: { profile: string; localKey: Buffer; localSalt: Buffer; remoteKey: Buffer; remoteSalt: Buffer },
+  ): void;
+  setRemote(id: number, address?: string | null, port?: number | null): void;
+  setIceRemoteUfrag(id: number, ufrag?: string | null): void;
+  sendRaw(id: number, data: Buffer, address: string, port: number): void;
+  addSource(endpoint: number, options: { ssrc: number; ssrcOffset?: number; kind: string; clockRate: number }): number;
+  removeSource(id: number): void;
+  addOutput(endpoint: number, options: { source?: number; ssrc: number; payloadType?: number }): number;
+  switchOutput(id: number, source?: number | null): void;
+  pauseOutput(id: number, paused: boolean): void;
+  removeOutput(id: number): void;
+  requestKeyframe(source: number): void;
+  stats(): NativeEngineCounters;
+  close(): void;
+}
+
+export interface NativeBlastParams {
+  address: string;
+  port: number;
+  profile?: string;
+  key?: Buffer;
+  salt?: Buffer;
+  ssrc: number;
+  payloadType?: number;
+  payload: number;
+  durationMs: number;
+  packetsPerSecond?: number;
+  maxPackets?: number;
+  firstSeq?: number;
+}
+
+export interface NativeAddon {
+  NativeEngine: new (options?: { workers?: number }) => NativeEngine;
+  benchSrtp(profile: string, op: 'protect' | 'unprotect', payload: number, iterations: number): { packets: number; nanos: number };
+  blast(params: NativeBlastParams): Promise<{ sent: number; failed: number; nanos: number }>;
+  BenchSink: new (count: number) => { ports(): number[]; stop(): number };
+  engineVersion(): string;
+}
+
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'native', 'ferry.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('ferry: native/ferry.node not found — run `npm install` (it builds the Rust addon)');
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    cached = require(findAddon()) as NativeAddon;
+  }
+  return cached;
+}
