@@ -2,20 +2,22 @@
 //!
 //! * [`CmSession`]: AES-128 in counter mode (RFC 3711 §4.1.1) + HMAC-SHA1
 //!   (RFC 3711 §4.2).
-//! * [`GcmSession`]: AES-GCM with the SRTP IV layout of RFC 7714 §8.1 / §9.1.
+//! * [`GcmSession`]: AES-GCM (`ring`) with the SRTP IV layout of RFC 7714
+//!   §8.1 / §9.1.
 //!
-//! Nothing here allocates: cipher and MAC states are prebuilt and cloned on
-//! the stack per packet, which costs a copy of the round keys / two SHA-1
-//! states instead of a key schedule or two extra SHA-1 blocks.
+//! Nothing here allocates: cipher and MAC states are prebuilt once per
+//! context. AES-CM clones them on the stack per packet, which costs a copy of
+//! the round keys / two SHA-1 states instead of a key schedule or two extra
+//! SHA-1 blocks; `ring`'s GCM key is used by reference.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes128;
-use aes_gcm::aead::consts::{U12, U16};
-use aes_gcm::aead::{AeadCore, AeadInPlace};
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
+use crate::profile::GCM_TAG_LEN;
 use crate::SrtpError;
 
 type Aes128Ctr = ctr::Ctr128BE<Aes128>;
@@ -99,24 +101,28 @@ impl CmSession {
     }
 }
 
-/// One AES-GCM session (SRTP or SRTCP half), generic over the key size.
-#[derive(Clone)]
-pub(crate) struct GcmSession<A> {
-    aead: A,
+/// One AES-GCM session (SRTP or SRTCP half), AES-128 or AES-256 by key length.
+///
+/// `ring` runs BoringSSL's stitched AES-NI + PCLMULQDQ (or AVX / VAES) and
+/// ARMv8 GCM code, chosen at run time; the key schedule and GHASH key table
+/// are computed once here, never per packet.
+pub(crate) struct GcmSession {
+    key: LessSafeKey,
     salt: [u8; GCM_SALT_LEN],
 }
 
-/// The AEAD interface both `Aes128Gcm` and `Aes256Gcm` provide.
-pub(crate) trait SrtpAead:
-    AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit
-{
-}
-impl<T: AeadInPlace + AeadCore<NonceSize = U12, TagSize = U16> + KeyInit> SrtpAead for T {}
-
-impl<A: SrtpAead> GcmSession<A> {
-    pub(crate) fn new(key: &[u8], salt: &[u8]) -> Result<Self, SrtpError> {
+impl GcmSession {
+    /// `algorithm` is `ring::aead::AES_128_GCM` or `AES_256_GCM`; a key of the
+    /// wrong length for it is `BadKeyLength`.
+    pub(crate) fn new(
+        algorithm: &'static Algorithm,
+        key: &[u8],
+        salt: &[u8],
+    ) -> Result<Self, SrtpError> {
         Ok(GcmSession {
-            aead: A::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
+            key: LessSafeKey::new(
+                UnboundKey::new(algorithm, key).map_err(|_| SrtpError::BadKeyLength)?,
+            ),
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
         })
     }
@@ -124,7 +130,7 @@ impl<A: SrtpAead> GcmSession<A> {
     /// RFC 7714 §8.1 (SRTP) and §9.1 (SRTCP): IV = salt XOR
     /// (0x0000 || SSRC || 48-bit index), where the index is ROC || SEQ for SRTP
     /// and 0x0000 || 0 || 31-bit SRTCP index for SRTCP.
-    fn nonce(&self, ssrc: u32, index: u64) -> aes_gcm::Nonce<U12> {
+    fn nonce(&self, ssrc: u32, index: u64) -> Nonce {
         let mut iv = self.salt;
         for (iv_byte, ssrc_byte) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
             *iv_byte ^= ssrc_byte;
@@ -132,7 +138,9 @@ impl<A: SrtpAead> GcmSession<A> {
         for (iv_byte, index_byte) in iv[6..12].iter_mut().zip(&index.to_be_bytes()[2..8]) {
             *iv_byte ^= index_byte;
         }
-        iv.into()
+        // Unique per key: SRTP and SRTCP have separate session keys, and the
+        // callers never reuse an (SSRC, index) pair for protection.
+        Nonce::assume_unique_for_key(iv)
     }
 
     /// Encrypts `plaintext` in place, authenticating `aad` too; returns the tag.
@@ -142,15 +150,21 @@ impl<A: SrtpAead> GcmSession<A> {
         index: u64,
         aad: &[u8],
         plaintext: &mut [u8],
-    ) -> Result<[u8; 16], SrtpError> {
+    ) -> Result<[u8; GCM_TAG_LEN], SrtpError> {
         let tag = self
-            .aead
-            .encrypt_in_place_detached(&self.nonce(ssrc, index), aad, plaintext)
+            .key
+            .seal_in_place_separate_tag(self.nonce(ssrc, index), Aad::from(aad), plaintext)
+            // ring refuses only inputs beyond GCM's 2^36-byte limit.
             .map_err(|_| SrtpError::BufferTooSmall)?;
-        Ok(tag.into())
+        tag.as_ref()
+            .try_into()
+            .map_err(|_| SrtpError::BufferTooSmall)
     }
 
-    /// Verifies (constant time, inside `aes-gcm`) and only then decrypts.
+    /// Authenticates and decrypts `ciphertext` in place. The tag comparison
+    /// is constant time (inside `ring`); on `AuthFailed` the ciphertext bytes
+    /// have been overwritten with zeros, so a rejected packet must be dropped,
+    /// never retried with another context.
     pub(crate) fn open(
         &self,
         ssrc: u32,
@@ -159,9 +173,16 @@ impl<A: SrtpAead> GcmSession<A> {
         ciphertext: &mut [u8],
         tag: &[u8],
     ) -> Result<(), SrtpError> {
-        let tag: [u8; 16] = tag.try_into().map_err(|_| SrtpError::AuthFailed)?;
-        self.aead
-            .decrypt_in_place_detached(&self.nonce(ssrc, index), aad, ciphertext, &tag.into())
+        let tag = Tag::try_from(tag).map_err(|_| SrtpError::AuthFailed)?;
+        self.key
+            .open_in_place_separate_tag(
+                self.nonce(ssrc, index),
+                Aad::from(aad),
+                tag,
+                ciphertext,
+                0..,
+            )
+            .map(|_| ())
             .map_err(|_| SrtpError::AuthFailed)
     }
 }

@@ -1,8 +1,8 @@
 //! `SrtpContext`: one direction, one master key, many SSRCs.
 
-use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use ring::aead::{Algorithm, AES_128_GCM, AES_256_GCM};
 
-use crate::cipher::{CmSession, GcmSession, SrtpAead, CM_SALT_LEN, GCM_SALT_LEN, HMAC_KEY_LEN};
+use crate::cipher::{CmSession, GcmSession, CM_SALT_LEN, GCM_SALT_LEN, HMAC_KEY_LEN};
 use crate::header::{
     parse_rtcp_ssrc, parse_rtp_header, read_u32, RTCP_CLEAR_PREFIX_LEN, RTP_FIXED_HEADER_LEN,
 };
@@ -28,13 +28,11 @@ enum Transform {
         rtp: CmSession,
         rtcp: CmSession,
     },
-    Gcm128 {
-        rtp: GcmSession<Aes128Gcm>,
-        rtcp: GcmSession<Aes128Gcm>,
-    },
-    Gcm256 {
-        rtp: GcmSession<Aes256Gcm>,
-        rtcp: GcmSession<Aes256Gcm>,
+    /// AEAD_AES_128_GCM or AEAD_AES_256_GCM: the key length lives in the
+    /// `ring` key.
+    Gcm {
+        rtp: GcmSession,
+        rtcp: GcmSession,
     },
 }
 
@@ -98,15 +96,16 @@ fn cm_session(prf: &MasterKeyPrf, salt: &[u8], labels: [Label; 3]) -> Result<CmS
     )
 }
 
-fn gcm_session<A: SrtpAead>(
+fn gcm_session(
     prf: &MasterKeyPrf,
     salt: &[u8],
-    key_len: usize,
+    algorithm: &'static Algorithm,
     labels: [Label; 2],
-) -> Result<GcmSession<A>, SrtpError> {
+) -> Result<GcmSession, SrtpError> {
     let [encryption, salting] = labels;
     GcmSession::new(
-        &derive_vec(prf, salt, encryption, key_len)?,
+        algorithm,
+        &derive_vec(prf, salt, encryption, algorithm.key_len())?,
         &derive_vec(prf, salt, salting, GCM_SALT_LEN)?,
     )
 }
@@ -132,6 +131,15 @@ const RTCP_LABELS_CM: [Label; 3] = [
 const RTP_LABELS_GCM: [Label; 2] = [Label::RtpEncryption, Label::RtpSalt];
 const RTCP_LABELS_GCM: [Label; 2] = [Label::RtcpEncryption, Label::RtcpSalt];
 
+/// The `ring` AEAD of a GCM profile (RFC 7714 §14); `None` for AES-CM.
+fn gcm_algorithm(profile: SrtpProfile) -> Option<&'static Algorithm> {
+    match profile {
+        SrtpProfile::AeadAes128Gcm => Some(&AES_128_GCM),
+        SrtpProfile::AeadAes256Gcm => Some(&AES_256_GCM),
+        SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => None,
+    }
+}
+
 impl SrtpContext {
     /// Derives the session keys (RFC 3711 §4.3, RFC 7714 §11) and builds the
     /// ciphers. `BadKeyLength` when the key or salt length does not match
@@ -147,21 +155,14 @@ impl SrtpContext {
             return Err(SrtpError::BadKeyLength);
         }
         let prf = MasterKeyPrf::new(master_key)?;
-        let key_len = profile.master_key_len();
-        let transform = match profile {
-            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => {
-                Transform::AesCm {
-                    rtp: cm_session(&prf, master_salt, RTP_LABELS_CM)?,
-                    rtcp: cm_session(&prf, master_salt, RTCP_LABELS_CM)?,
-                }
-            }
-            SrtpProfile::AeadAes128Gcm => Transform::Gcm128 {
-                rtp: gcm_session(&prf, master_salt, key_len, RTP_LABELS_GCM)?,
-                rtcp: gcm_session(&prf, master_salt, key_len, RTCP_LABELS_GCM)?,
+        let transform = match gcm_algorithm(profile) {
+            Some(algorithm) => Transform::Gcm {
+                rtp: gcm_session(&prf, master_salt, algorithm, RTP_LABELS_GCM)?,
+                rtcp: gcm_session(&prf, master_salt, algorithm, RTCP_LABELS_GCM)?,
             },
-            SrtpProfile::AeadAes256Gcm => Transform::Gcm256 {
-                rtp: gcm_session(&prf, master_salt, key_len, RTP_LABELS_GCM)?,
-                rtcp: gcm_session(&prf, master_salt, key_len, RTCP_LABELS_GCM)?,
+            None => Transform::AesCm {
+                rtp: cm_session(&prf, master_salt, RTP_LABELS_CM)?,
+                rtcp: cm_session(&prf, master_salt, RTCP_LABELS_CM)?,
             },
         };
         Ok(Self::with_transform(profile, transform))
@@ -185,16 +186,10 @@ impl SrtpContext {
         key: &[u8],
         salt: &[u8],
     ) -> Result<Self, SrtpError> {
-        let transform = match profile {
-            SrtpProfile::AeadAes128Gcm => Transform::Gcm128 {
-                rtp: GcmSession::new(key, salt)?,
-                rtcp: GcmSession::new(key, salt)?,
-            },
-            SrtpProfile::AeadAes256Gcm => Transform::Gcm256 {
-                rtp: GcmSession::new(key, salt)?,
-                rtcp: GcmSession::new(key, salt)?,
-            },
-            _ => return Err(SrtpError::BadKeyLength),
+        let algorithm = gcm_algorithm(profile).ok_or(SrtpError::BadKeyLength)?;
+        let transform = Transform::Gcm {
+            rtp: GcmSession::new(algorithm, key, salt)?,
+            rtcp: GcmSession::new(algorithm, key, salt)?,
         };
         Ok(Self::with_transform(profile, transform))
     }
@@ -287,10 +282,7 @@ impl SrtpContext {
                     .ok_or(SrtpError::BufferTooSmall)?;
                 rtp.write_tag(&[header_bytes, payload, &roc], tag_out)?;
             }
-            Transform::Gcm128 { rtp, .. } => {
-                seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?
-            }
-            Transform::Gcm256 { rtp, .. } => {
+            Transform::Gcm { rtp, .. } => {
                 seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?
             }
         }
@@ -342,10 +334,7 @@ impl SrtpContext {
                     .ok_or(SrtpError::BadHeader)?;
                 rtp.apply_keystream(header.ssrc, index, payload);
             }
-            Transform::Gcm128 { rtp, .. } => {
-                open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?
-            }
-            Transform::Gcm256 { rtp, .. } => {
+            Transform::Gcm { rtp, .. } => {
                 open_rtp(rtp, header.ssrc, index, header.len, authenticated, tag)?
             }
         }
@@ -395,16 +384,7 @@ impl SrtpContext {
                     .ok_or(SrtpError::BufferTooSmall)?;
                 rtcp.write_tag(&[clear_prefix, payload, &index_word], tag_out)?;
             }
-            Transform::Gcm128 { rtcp, .. } => seal_rtcp(
-                rtcp,
-                ssrc,
-                index,
-                index_word,
-                clear_prefix,
-                payload,
-                trailer,
-            )?,
-            Transform::Gcm256 { rtcp, .. } => seal_rtcp(
+            Transform::Gcm { rtcp, .. } => seal_rtcp(
                 rtcp,
                 ssrc,
                 index,
@@ -460,10 +440,7 @@ impl SrtpContext {
                     rtcp.apply_keystream(ssrc, u64::from(index), payload);
                 }
             }
-            Transform::Gcm128 { rtcp, .. } => {
-                open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?
-            }
-            Transform::Gcm256 { rtcp, .. } => {
+            Transform::Gcm { rtcp, .. } => {
                 open_rtcp(rtcp, ssrc, index_word, encrypted, plain_len, packet)?
             }
         }
@@ -482,8 +459,8 @@ impl SrtpContext {
 
 /// RFC 7714 §8.2: the AAD is the RTP header including CSRCs and extension;
 /// the tag follows the ciphertext.
-fn seal_rtp<A: SrtpAead>(
-    session: &GcmSession<A>,
+fn seal_rtp(
+    session: &GcmSession,
     ssrc: u32,
     index: u64,
     header: &[u8],
@@ -498,8 +475,8 @@ fn seal_rtp<A: SrtpAead>(
     Ok(())
 }
 
-fn open_rtp<A: SrtpAead>(
-    session: &GcmSession<A>,
+fn open_rtp(
+    session: &GcmSession,
     ssrc: u32,
     index: u64,
     header_len: usize,
@@ -512,8 +489,8 @@ fn open_rtp<A: SrtpAead>(
 
 /// RFC 7714 §9.1: AAD = first 8 octets || E+index; output
 /// packet || tag || E+index.
-fn seal_rtcp<A: SrtpAead>(
-    session: &GcmSession<A>,
+fn seal_rtcp(
+    session: &GcmSession,
     ssrc: u32,
     index: u32,
     index_word: [u8; 4],
@@ -544,8 +521,8 @@ fn rtcp_aad(clear_prefix: &[u8], index_word: [u8; 4]) -> Result<[u8; 12], SrtpEr
 }
 
 /// `packet` is the whole SRTCP packet: data (`plain_len` bytes) || tag || E+index.
-fn open_rtcp<A: SrtpAead>(
-    session: &GcmSession<A>,
+fn open_rtcp(
+    session: &GcmSession,
     ssrc: u32,
     index_word: u32,
     encrypted: bool,
