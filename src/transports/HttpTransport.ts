@@ -58,6 +58,10 @@ export class HttpTransport {
       forceCloseConnections: true,
       // "/janus/" is the base path too, as in Janus.
       routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
+      // Malformed URLs (bad percent-encoding) are answered before routing: keep them Janus-shaped too.
+      frameworkErrors: (error, _request, reply: FastifyReply) => {
+        void reply.code(400).send(options.router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Bad request: ${error.message}`));
+      },
     });
     this.setup();
   }

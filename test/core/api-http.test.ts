@@ -192,7 +192,7 @@ test('envelope and body errors: 456, 467, 452, 454, 455, depth 454, size 450', a
   assert.is(errorCode(put.body), 450);
   const elsewhere = await fetch(`${t.httpBase}/elsewhere`);
   assert.is(elsewhere.status, 404);
-  assert.is(errorCode(await elsewhere.json()), 457);
+  assert.is(errorCode((await elsewhere.json()) as Record<string, any>), 457);
 });
 
 test('CORS: preflight and replies carry Janus headers', async ({ t }) => {

@@ -218,7 +218,7 @@ export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
-    await settle(5);
+    await settle(1);
   }
 }
 
