@@ -72,7 +72,7 @@ const failures = [];
 
 async function rustSuite() {
   console.log('\n== cargo test (native/) ==');
-  const r = await run('cargo', ['test', '--release', '--locked', '--workspace', '--exclude', 'ferry-native'], {
+  const r = await run('cargo', ['test', '--profile', 'fasttest', '--locked', '--workspace', '--exclude', 'ferry-native'], {
     cwd: join(root, 'native'),
   });
   let passed = 0, failed = 0, seen = false;

@@ -35,7 +35,7 @@ export interface MediaEvents {
 }
 
 /** One handle's PeerConnection, as the core and plugins see it. */
-export interface HandleMedia {
+export interface HandleMedia extends Partial<RoutableMedia> {
   /** Client's jsep. May throw `JanusError(465)` for bad SDP. */
   setRemoteDescription(jsep: Jsep): Promise<void> | void;
   /** Plugin's jsep on its way to the client: returns it merged with ICE/DTLS attributes. */
@@ -51,4 +51,108 @@ export interface HandleMedia {
 
 export interface MediaProvider {
   open(owner: { sessionId: number; handleId: number }, events: MediaEvents): HandleMedia;
+}
+
+// ---- media routing, as plugins see it ------------------------------------------------------
+// A plugin never touches packets: it connects outputs (what a handle sends to
+// its client) to sources (what some client or RTP leg sends ferry). The
+// native engine does the rest. Ids are the engine's.
+
+export interface NegotiatedCodec {
+  name: string;
+  payloadType: number;
+  clockRate: number;
+  channels?: number;
+  fmtp?: string;
+}
+
+/** One m-line of a handle's PeerConnection after negotiation. */
+export interface MediaStreamInfo {
+  mid: string;
+  /** m-line index in the SDP. */
+  index: number;
+  kind: 'audio' | 'video';
+  codec: NegotiatedCodec | null;
+  /** What the client sends ferry on this m-line: one entry per SSRC (several with simulcast). */
+  sources: { ssrc: number; source: number; rid?: string }[];
+  /** What ferry sends the client on this m-line, if it sends. */
+  output: number | null;
+  /** The SSRC ferry sends with on this m-line. */
+  outputSsrc: number | null;
+}
+
+/** A section ferry offers (plugins that offer: VideoRoom subscribers, SIP outgoing bridges). */
+export interface OfferSection {
+  mid?: string;
+  kind: 'audio' | 'video';
+  codec: Omit<NegotiatedCodec, 'payloadType'> & { payloadType?: number; rtcpFb?: { type: string; subtype?: string }[] };
+  direction: 'sendonly' | 'recvonly' | 'sendrecv' | 'inactive';
+  /** msid stream id (e.g. the publisher's display) for the client's MediaStream grouping. */
+  streamId?: string;
+}
+
+/** Engine operations plugins may perform on ids they hold. */
+export interface MediaRouter {
+  /** Feeds `output` from `source` (null: nothing); the receiver sees one continuous stream. */
+  switchOutput(output: number, source: number | null): void;
+  pauseOutput(output: number, paused: boolean): void;
+  /** Asks the sender of `source` for a keyframe (PLI). */
+  requestKeyframe(source: number): void;
+  /** Packets/bytes counters of a source or output (signalling-rate use only). */
+  counters(id: number): { packets: number; bytes: number } | null;
+}
+
+/** Routing-capable view of a handle's PeerConnection. */
+export interface RoutableMedia {
+  streams(): MediaStreamInfo[];
+  /** Called whenever streams() changes (negotiation done, SSRC learned, closed). Returns an unsubscribe. */
+  onStreamsChanged(listener: () => void): () => void;
+  /** Builds an offer for the client (the client answers with `setRemoteDescription`). */
+  createOffer(sections: OfferSection[]): Promise<Jsep> | Jsep;
+}
+
+// ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------
+
+export interface SdesKeys {
+  /** RFC 4568 crypto suite, e.g. AES_CM_128_HMAC_SHA1_80, or AEAD_AES_128_GCM. */
+  profile: string;
+  localKey: Buffer;
+  localSalt: Buffer;
+  remoteKey: Buffer;
+  remoteSalt: Buffer;
+}
+
+export interface RtpLegOptions {
+  /** Who holds the port lease (shown by Admin / metrics), e.g. "videoroom:1234:remote:5678". */
+  owner: string;
+  /** Which port range: the gateway's RTP range or the SIP plugin's own. */
+  pool?: 'rtp' | 'sip';
+  /** Where media is sent; may be set later with setRemote. */
+  remote?: { address: string; port: number } | null;
+  /** Learn the remote from the first packet (symmetric RTP) when none is set. */
+  latch?: boolean;
+  srtp?: SdesKeys;
+}
+
+/** One UDP port (RTP and RTCP multiplexed on it, RFC 5761) owned by one plugin object. */
+export interface RtpLeg {
+  readonly address: string;
+  readonly port: number;
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number }): number;
+  removeSource(source: number): void;
+  addOutput(options: { ssrc: number; payloadType?: number; source?: number | null }): number;
+  removeOutput(output: number): void;
+  setRemote(remote: { address: string; port: number } | null): void;
+  setSrtp(keys: SdesKeys | null): void;
+  /** Packets with an SSRC no source claims (reported once per SSRC). */
+  onUnknownSsrc(listener: (info: { ssrc: number; payloadType: number }) => void): void;
+  /** Releases the port lease; the socket is closed when this returns. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+/** What the gateway gives plugins that route media. */
+export interface MediaServices {
+  router: MediaRouter;
+  openRtpLeg(options: RtpLegOptions): RtpLeg;
 }
