@@ -6,12 +6,13 @@
 //!   §8.1 / §9.1.
 //!
 //! Nothing here allocates: cipher and MAC states are prebuilt once per
-//! context. AES-CM clones them on the stack per packet, which costs a copy of
-//! the round keys / two SHA-1 states instead of a key schedule or two extra
-//! SHA-1 blocks; `ring`'s GCM key is used by reference.
+//! context. The AES key schedules are used by reference; the pre-keyed HMAC
+//! (inner and outer SHA-1 states after the padded key block) is cloned on the
+//! stack per packet, which costs a copy of two 20-byte states instead of two
+//! extra SHA-1 compressions.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes::Aes128;
+use aes::Aes128Enc;
 use hmac::{Hmac, Mac};
 use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha1::Sha1;
@@ -20,7 +21,11 @@ use subtle::ConstantTimeEq;
 use crate::profile::GCM_TAG_LEN;
 use crate::SrtpError;
 
-type Aes128Ctr = ctr::Ctr128BE<Aes128>;
+/// AES-128 in counter mode over a borrowed, prebuilt key schedule: no copy
+/// of the round keys per packet. `Ctr128BE` increments the whole 128-bit
+/// counter block (RFC 3711 §4.1.1: IV + i mod 2^128); AES-NI / ARMv8 AES
+/// backends encrypt 8 counter blocks per pass.
+type Aes128CtrCore<'key> = ctr::CtrCore<&'key Aes128Enc, ctr::flavors::Ctr128BE>;
 type HmacSha1 = Hmac<Sha1>;
 
 /// Session salt length for AES-CM (RFC 3711 §4.3: n_s = 112 bits).
@@ -33,7 +38,8 @@ pub(crate) const GCM_SALT_LEN: usize = 12;
 /// One AES-CM + HMAC-SHA1 session: either the SRTP or the SRTCP half.
 #[derive(Clone)]
 pub(crate) struct CmSession {
-    cipher: Aes128,
+    /// Encryption-only key schedule: CTR never runs AES backwards.
+    cipher: Aes128Enc,
     salt: [u8; CM_SALT_LEN],
     mac: HmacSha1,
 }
@@ -41,7 +47,7 @@ pub(crate) struct CmSession {
 impl CmSession {
     pub(crate) fn new(key: &[u8], salt: &[u8], auth_key: &[u8]) -> Result<Self, SrtpError> {
         Ok(CmSession {
-            cipher: Aes128::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
+            cipher: Aes128Enc::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
             mac: <HmacSha1 as Mac>::new_from_slice(auth_key)
                 .map_err(|_| SrtpError::BadKeyLength)?,
@@ -63,11 +69,8 @@ impl CmSession {
         for (iv_byte, index_byte) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..8]) {
             *iv_byte ^= index_byte;
         }
-        let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr128BE>::inner_iv_init(
-            self.cipher.clone(),
-            &iv.into(),
-        );
-        let mut keystream = Aes128Ctr::from_core(core);
+        let core = Aes128CtrCore::inner_iv_init(&self.cipher, &iv.into());
+        let mut keystream = ctr::Ctr128BE::from_core(core);
         keystream.apply_keystream(data);
     }
 

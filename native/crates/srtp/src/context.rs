@@ -271,18 +271,21 @@ impl SrtpContext {
         };
 
         let (packet, tag_out) = split_checked(out, len)?;
-        let (header_bytes, payload) = split_checked(packet, header.len)?;
         match &self.transform {
             Transform::AesCm { rtp, .. } => {
+                let payload = packet.get_mut(header.len..).ok_or(SrtpError::BadHeader)?;
                 rtp.apply_keystream(header.ssrc, index, payload);
-                // RFC 3711 §4.2: the MAC covers the whole packet followed by the ROC.
+                // RFC 3711 §4.2: the MAC covers the whole packet followed by the
+                // ROC; the packet goes in as one slice so the hash reads it in
+                // place, block-aligned.
                 let roc = ((index >> 16) as u32).to_be_bytes();
                 let tag_out = tag_out
                     .get_mut(..tag_len)
                     .ok_or(SrtpError::BufferTooSmall)?;
-                rtp.write_tag(&[header_bytes, payload, &roc], tag_out)?;
+                rtp.write_tag(&[packet, &roc], tag_out)?;
             }
             Transform::Gcm { rtp, .. } => {
+                let (header_bytes, payload) = split_checked(packet, header.len)?;
                 seal_rtp(rtp, header.ssrc, index, header_bytes, payload, tag_out)?
             }
         }
@@ -302,6 +305,9 @@ impl SrtpContext {
     /// index, rejects replays, authenticates, then decrypts (RFC 3711 §3.3
     /// steps 1-6, RFC 7714 §7.2). Returns the RTP packet length. The stream's
     /// ROC / s_l / replay window change only after authentication succeeds.
+    /// A packet that fails must be dropped: with the GCM profiles its
+    /// encrypted bytes have been zeroed (`ring` decrypts and authenticates in
+    /// one pass, then wipes the plaintext of a forgery).
     pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let tag_len = self.profile.rtp_tag_len();
         let packet = buf.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?;
@@ -371,28 +377,34 @@ impl SrtpContext {
         }
         let index_word = (SRTCP_E_FLAG | index).to_be_bytes();
 
-        let (packet, trailer) = split_checked(out, len)?;
-        let (clear_prefix, payload) = split_checked(packet, RTCP_CLEAR_PREFIX_LEN)?;
         match &self.transform {
             Transform::AesCm { rtcp, .. } => {
                 // Layout: packet || E+index || tag; the tag covers packet || E+index.
+                let (authenticated, tag_out) = split_checked(out, len + SRTCP_INDEX_LEN)?;
+                let (packet, index_out) = split_checked(authenticated, len)?;
+                let payload = packet
+                    .get_mut(RTCP_CLEAR_PREFIX_LEN..)
+                    .ok_or(SrtpError::TooShort)?;
                 rtcp.apply_keystream(ssrc, u64::from(index), payload);
-                let (index_out, tag_out) = split_checked(trailer, SRTCP_INDEX_LEN)?;
                 index_out.copy_from_slice(&index_word);
                 let tag_out = tag_out
                     .get_mut(..self.profile.rtcp_tag_len())
                     .ok_or(SrtpError::BufferTooSmall)?;
-                rtcp.write_tag(&[clear_prefix, payload, &index_word], tag_out)?;
+                rtcp.write_tag(&[authenticated], tag_out)?;
             }
-            Transform::Gcm { rtcp, .. } => seal_rtcp(
-                rtcp,
-                ssrc,
-                index,
-                index_word,
-                clear_prefix,
-                payload,
-                trailer,
-            )?,
+            Transform::Gcm { rtcp, .. } => {
+                let (packet, trailer) = split_checked(out, len)?;
+                let (clear_prefix, payload) = split_checked(packet, RTCP_CLEAR_PREFIX_LEN)?;
+                seal_rtcp(
+                    rtcp,
+                    ssrc,
+                    index,
+                    index_word,
+                    clear_prefix,
+                    payload,
+                    trailer,
+                )?
+            }
         }
 
         state.rtcp_next_index = index + 1;
@@ -402,7 +414,9 @@ impl SrtpContext {
 
     /// Unprotects the SRTCP packet in `buf[..len]` in place: rejects replays
     /// of the SRTCP index, authenticates, decrypts when the E flag is set, and
-    /// returns the RTCP packet length.
+    /// returns the RTCP packet length. As with [`SrtpContext::unprotect_rtp`],
+    /// a GCM packet that fails authentication comes back with its encrypted
+    /// bytes zeroed.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let tag_len = self.profile.rtcp_tag_len();
         let packet = buf.get_mut(..len).ok_or(SrtpError::BufferTooSmall)?;
