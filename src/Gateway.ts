@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from './core/Clock.js';
 import type { JsonObject } from './core/Json.js';
-import type { MediaProvider } from './core/Media.js';
+import type { MediaProvider, MediaServices } from './core/Media.js';
 import { SessionRegistry } from './core/SessionRegistry.js';
 import { RequestAuth } from './core/auth/RequestAuth.js';
 import { TokenAuth } from './core/auth/TokenAuth.js';
@@ -44,6 +44,8 @@ export interface GatewayOptions {
   /** Plugins in addition to the built-in echotest. */
   plugins?: Plugin[];
   media?: MediaProvider;
+  /** Media routing for plugins (engine operations, plain RTP legs). */
+  services?: MediaServices;
   resources?: Partial<ResourceCounts>;
   /** Unix seconds for signed-token expiry (tests). */
   nowSeconds?: () => number;
@@ -80,7 +82,7 @@ export class Gateway {
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? createLogger(config.log.level);
     this.onStop = options.onStop;
-    this.plugins.register(new EchoTestPlugin());
+    this.plugins.register(new EchoTestPlugin(options.services?.router ?? null));
     for (const p of options.plugins ?? []) this.plugins.register(p);
 
     this.metrics = new Metrics({

@@ -5,7 +5,7 @@
  * accepting, end every session and exit 0.
  */
 import { ConfigError, loadConfig, CONFIG_SCHEMA, DEFAULT_CONFIG } from './config/Config.js';
-import { Gateway } from './Gateway.js';
+import { createFerry } from './Ferry.js';
 
 const HELP = `ferry — WebRTC media gateway speaking the Janus API
 
@@ -58,10 +58,17 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return;
   }
-  const gateway = new Gateway({ config });
+  let ferry;
+  try {
+    ferry = await createFerry({ config });
+  } catch (err) {
+    process.stderr.write(`ferry: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  const gateway = ferry.gateway;
   const shutdown = (signal: string) => {
     gateway.logger.info({ signal }, 'shutting down');
-    gateway.stop().then(
+    ferry.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         gateway.logger.error({ err }, 'shutdown failed');

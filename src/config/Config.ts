@@ -47,6 +47,21 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     max_pending_candidates: count(0, 10_000),
   },
   log: { level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+  media: {
+    workers: count(1, 64),
+    bind: BIND,
+    rtp_port_min: count(1, 65535),
+    rtp_port_max: count(1, 65535),
+    candidate_addresses: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },
+    connect_timeout: count(1, 3600),
+    consent_timeout: count(1, 3600),
+    srtp_profiles: {
+      kind: 'string',
+      nullable: false,
+      pattern: /^(AEAD_AES_128_GCM|AES_CM_128_HMAC_SHA1_80)(,(AEAD_AES_128_GCM|AES_CM_128_HMAC_SHA1_80))*$/,
+      hint: 'a comma-separated list of AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80',
+    },
+  },
 };
 
 export class ConfigError extends Error {

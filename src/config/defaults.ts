@@ -37,6 +37,23 @@ export interface FerryConfig {
     max_pending_candidates: number;
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  media: {
+    /** Native media threads; a room's routes stay on one. */
+    workers: number;
+    /** Address media sockets bind to. */
+    bind: string;
+    /** UDP range the WebRTC and RTP port pool leases from (Janus's rtp_port_range default). */
+    rtp_port_min: number;
+    rtp_port_max: number;
+    /** Host candidates announced in SDP, comma-separated; null = this host's non-internal IPv4 addresses. */
+    candidate_addresses: string | null;
+    /** Seconds for ICE + DTLS to complete after negotiation before the PeerConnection hangs up. */
+    connect_timeout: number;
+    /** Seconds without an ICE consent check before hangup (RFC 7675 §5.1: 30). */
+    consent_timeout: number;
+    /** DTLS-SRTP profiles accepted, most preferred first (comma-separated). */
+    srtp_profiles: string;
+  };
 }
 
 export const DEFAULT_CONFIG: FerryConfig = {
@@ -69,4 +86,14 @@ export const DEFAULT_CONFIG: FerryConfig = {
     max_pending_candidates: 256,
   },
   log: { level: 'info' },
+  media: {
+    workers: 1,
+    bind: '0.0.0.0',
+    rtp_port_min: 20000,
+    rtp_port_max: 40000,
+    candidate_addresses: null,
+    connect_timeout: 30,
+    consent_timeout: 30,
+    srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',
+  },
 };

@@ -4,12 +4,14 @@
  * field by field, answered `{"echotest":"event","result":"ok"}`; a jsep offer
  * is answered through the handle's PeerConnection (`PluginContext.media`).
  *
- * NOTE (until the WebRTC transport is wired): with no media layer there is no
- * PeerConnection to answer with, so an offer gets the plugin error event
- * 499 "WebRTC media is not available in this build". Nothing else is faked.
+ * Media: once the PeerConnection is up, each m-line's output (what ferry
+ * sends back) is fed from that m-line's source (what the client sends) inside
+ * the native engine; `audio`/`video` false pause the output. A gateway built
+ * without a media layer (unit tests of the core) answers an offer with the
+ * plugin error 499 "WebRTC media is not available in this build".
  */
 import type { JsonObject, JsonValue } from '../../core/Json.js';
-import type { Jsep } from '../../core/Media.js';
+import type { Jsep, MediaRouter } from '../../core/Media.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../Plugin.js';
 
 /** janus_echotest.c error codes (sent inside plugindata, never as core errors). */
@@ -58,7 +60,29 @@ class EchoTestSession implements PluginHandle {
   /** Requests are processed one at a time, after the `ack` went out (Janus uses a handler thread). */
   private work: Promise<void> = Promise.resolve();
 
-  constructor(private readonly ctx: PluginContext) {}
+  private unsubscribeStreams: (() => void) | null = null;
+
+  constructor(
+    private readonly ctx: PluginContext,
+    private readonly router: MediaRouter | null,
+  ) {}
+
+  /** Feeds every m-line's output from its own source: the echo, done natively. */
+  private route(): void {
+    const media = this.ctx.media;
+    if (!this.router || !media?.streams || !this.hasMedia) return;
+    for (const stream of media.streams()) {
+      if (stream.output === null) continue;
+      const source = stream.sources[0]?.source ?? null;
+      try {
+        this.router.switchOutput(stream.output, source);
+        const active = stream.kind === 'audio' ? this.audioActive : this.videoActive;
+        this.router.pauseOutput(stream.output, !active);
+      } catch (err) {
+        this.ctx.logger.warn({ err, mid: stream.mid }, 'echotest: could not route stream');
+      }
+    }
+  }
 
   handleMessage(message: PluginMessage): PluginReply {
     this.work = this.work
@@ -127,6 +151,7 @@ class EchoTestSession implements PluginHandle {
     if (typeof body['audio'] === 'boolean') this.audioActive = body['audio'];
     if (typeof body['video'] === 'boolean') this.videoActive = body['video'];
     if (typeof body['bitrate'] === 'number') this.bitrate = body['bitrate'];
+    if (typeof body['audio'] === 'boolean' || typeof body['video'] === 'boolean') this.route();
     if (typeof body['substream'] === 'number') this.substream = body['substream'];
     if (typeof body['temporal'] === 'number') this.temporal = body['temporal'];
     if (body['record'] === true && !this.recordNoted) {
@@ -138,9 +163,17 @@ class EchoTestSession implements PluginHandle {
 
   setupMedia(): void {
     this.hasMedia = true;
+    const media = this.ctx.media;
+    if (media?.onStreamsChanged && !this.unsubscribeStreams) {
+      // An SSRC learned after setup (no a=ssrc in the offer) gets routed when it appears.
+      this.unsubscribeStreams = media.onStreamsChanged(() => this.route());
+    }
+    this.route();
   }
 
   hangupMedia(): void {
+    this.unsubscribeStreams?.();
+    this.unsubscribeStreams = null;
     if (this.destroyed || !this.hasMedia) return;
     this.hasMedia = false;
     this.audioActive = true;
@@ -151,6 +184,8 @@ class EchoTestSession implements PluginHandle {
 
   destroy(): void {
     this.destroyed = true;
+    this.unsubscribeStreams?.();
+    this.unsubscribeStreams = null;
   }
 
   query(): JsonObject {
@@ -182,8 +217,10 @@ export class EchoTestPlugin implements Plugin {
     versionString: '0.0.7',
   };
 
+  constructor(private readonly router: MediaRouter | null = null) {}
+
   attach(context: PluginContext): PluginHandle {
-    return new EchoTestSession(context);
+    return new EchoTestSession(context, this.router);
   }
 
   destroy(): void {

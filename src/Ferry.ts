@@ -1,0 +1,115 @@
+// Builds a whole ferry from one configuration: the native media engine, the
+// port pool, the DTLS certificate, the WebRTC media provider, the plugins and
+// the Gateway (API transports). `npm start` and the end-to-end tests use this
+// same function, so what is tested is what runs.
+import { networkInterfaces } from 'node:os';
+
+import type { Logger } from 'pino';
+
+import type { FerryConfig } from './config/Config.js';
+import { Gateway, type GatewayAddresses } from './Gateway.js';
+import type { Clock } from './core/Clock.js';
+import { createLogger } from './log/logger.js';
+import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
+import { EngineMediaServices } from './media/MediaServices.js';
+import type { Plugin } from './plugins/Plugin.js';
+import { PortPool } from './ports/PortPool.js';
+import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
+import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
+
+export interface FerryOptions {
+  config: FerryConfig;
+  logger?: Logger;
+  clock?: Clock;
+  /** Builds extra plugins once the media services exist. */
+  plugins?: (services: EngineMediaServices) => Plugin[];
+}
+
+export interface Ferry {
+  gateway: Gateway;
+  engine: MediaEngine;
+  ports: PortPool;
+  webrtc: WebRtcMediaProvider;
+  services: EngineMediaServices;
+  start(): Promise<GatewayAddresses>;
+  /** Ends every session through the one ending path, then closes the engine. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Host candidates: configured ones, else the bind address, else this host's non-internal IPv4 addresses. */
+export function candidateAddresses(config: FerryConfig['media']): string[] {
+  if (config.candidate_addresses) {
+    return config.candidate_addresses.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  if (config.bind !== '0.0.0.0' && config.bind !== '::') return [config.bind];
+  const found: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) found.push(a.address);
+  }
+  return found.length ? found : ['127.0.0.1'];
+}
+
+export async function createFerry(options: FerryOptions): Promise<Ferry> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const certificate = await DtlsCertificate.generate();
+  const engine = new MediaEngine({ workers: config.media.workers });
+  let ports: PortPool;
+  try {
+    ports = new PortPool(engine, {
+      name: 'rtp',
+      range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max },
+      bindAddress: config.media.bind,
+    });
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
+  const mediaLog = logger.child({ component: 'webrtc' });
+  engine.on('event', (event: { type: string; message?: string }) => {
+    if (event.type === 'worker-panic') logger.error({ event }, 'media thread caught a panic');
+  });
+  const webrtc = new WebRtcMediaProvider({
+    engine,
+    ports,
+    certificate,
+    candidateAddresses: candidateAddresses(config.media),
+    connectTimeoutMs: config.media.connect_timeout * 1000,
+    consentTimeoutMs: config.media.consent_timeout * 1000,
+    srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
+    log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
+  });
+  const services = new EngineMediaServices(engine, { rtp: ports });
+  let stopped: Promise<void> | null = null;
+  const closeMedia = () => {
+    webrtc.closeAll('Gateway shutdown');
+    ports.releaseAll();
+    engine.close();
+  };
+  const gateway = new Gateway({
+    config,
+    logger,
+    clock: options.clock,
+    media: webrtc,
+    services,
+    plugins: options.plugins?.(services) ?? [],
+    resources: {
+      peerConnections: () => webrtc.count,
+      nativeEndpoints: () => engine.endpointCount(),
+      portLeases: () => ports.leased,
+    },
+    onStop: closeMedia,
+  });
+  return {
+    gateway,
+    engine,
+    ports,
+    webrtc,
+    services,
+    start: () => gateway.start(),
+    stop: () => {
+      stopped ??= gateway.stop().finally(closeMedia);
+      return stopped;
+    },
+  };
+}

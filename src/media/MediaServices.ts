@@ -1,0 +1,120 @@
+// What plugins get to route media: engine operations on ids they hold, and
+// plain RTP legs (one leased port each) for SIP, remote publishers and RTP
+// forwarders. Every leg is a PortLease with one owner and one release path.
+import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from '../core/Media.js';
+import type { PortLease, PortPool } from '../ports/PortPool.js';
+import type { MediaEngine, SrtpProfileName } from './MediaEngine.js';
+
+export class EngineRouter implements MediaRouter {
+  constructor(private readonly engine: MediaEngine) {}
+
+  switchOutput(output: number, source: number | null): void {
+    this.engine.switchOutput(output, source);
+  }
+
+  pauseOutput(output: number, paused: boolean): void {
+    this.engine.pauseOutput(output, paused);
+  }
+
+  requestKeyframe(source: number): void {
+    this.engine.requestKeyframe(source);
+  }
+
+  counters(id: number): { packets: number; bytes: number } | null {
+    const stats = this.engine.stats();
+    const found = stats.sources.find((s) => s.id === id) ?? stats.outputs.find((o) => o.id === id);
+    return found ? { packets: found.packets, bytes: found.bytes } : null;
+  }
+}
+
+class EngineRtpLeg implements RtpLeg {
+  private readonly unknownListeners: Array<(info: { ssrc: number; payloadType: number }) => void> = [];
+  private readonly lease: PortLease;
+
+  constructor(
+    private readonly engine: MediaEngine,
+    pool: PortPool,
+    options: RtpLegOptions,
+  ) {
+    this.lease = pool.lease(
+      options.owner,
+      {
+        remoteAddress: options.remote?.address,
+        remotePort: options.remote?.port,
+        latch: options.latch ?? false,
+      },
+      (event) => {
+        if (event.type === 'unknown-ssrc') {
+          for (const l of this.unknownListeners) l({ ssrc: event.ssrc, payloadType: event.payloadType });
+        }
+      },
+    );
+    if (options.srtp) this.setSrtp(options.srtp);
+    this.address = pool.options.bindAddress;
+  }
+
+  readonly address: string;
+
+  get port(): number {
+    return this.lease.port;
+  }
+
+  get closed(): boolean {
+    return !this.lease.active;
+  }
+
+  private get endpoint(): number {
+    if (!this.lease.active) throw new Error('RTP leg is closed');
+    return this.lease.endpoint;
+  }
+
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number }): number {
+    return this.engine.addSource(this.endpoint, options);
+  }
+
+  removeSource(source: number): void {
+    this.engine.removeSource(source);
+  }
+
+  addOutput(options: { ssrc: number; payloadType?: number; source?: number | null }): number {
+    return this.engine.addOutput(this.endpoint, { ssrc: options.ssrc, payloadType: options.payloadType, source: options.source ?? undefined });
+  }
+
+  removeOutput(output: number): void {
+    this.engine.removeOutput(output);
+  }
+
+  setRemote(remote: { address: string; port: number } | null): void {
+    this.engine.setRemote(this.endpoint, remote);
+  }
+
+  setSrtp(keys: SdesKeys | null): void {
+    if (!keys) throw new Error('clearing SRTP on a leg is not supported: close it and open another');
+    this.engine.setSrtp(this.endpoint, { ...keys, profile: keys.profile as SrtpProfileName });
+  }
+
+  onUnknownSsrc(listener: (info: { ssrc: number; payloadType: number }) => void): void {
+    this.unknownListeners.push(listener);
+  }
+
+  close(): void {
+    this.unknownListeners.length = 0;
+    this.lease.release();
+  }
+}
+
+export class EngineMediaServices implements MediaServices {
+  readonly router: MediaRouter;
+
+  constructor(
+    private readonly engine: MediaEngine,
+    private readonly pools: { rtp: PortPool; sip?: PortPool },
+  ) {
+    this.router = new EngineRouter(engine);
+  }
+
+  openRtpLeg(options: RtpLegOptions): RtpLeg {
+    const pool = options.pool === 'sip' ? (this.pools.sip ?? this.pools.rtp) : this.pools.rtp;
+    return new EngineRtpLeg(this.engine, pool, options);
+  }
+}

@@ -1,0 +1,606 @@
+// One handle's WebRTC PeerConnection: ICE-lite and SRTP run in the native
+// engine on one leased port; the DTLS handshake runs here (werift's DTLS
+// stack over the engine endpoint) and its keys go to the engine. No media
+// packet passes through this object.
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+
+import { DtlsClient, DtlsServer, type DtlsSocket } from 'werift';
+
+import { JanusError, JanusErrorCode } from '../core/JanusError.js';
+import type { JsonObject } from '../core/Json.js';
+import type {
+  HandleMedia,
+  Jsep,
+  MediaEvents,
+  MediaStreamInfo,
+  NegotiatedCodec,
+  OfferSection,
+  RoutableMedia,
+  TrickleCandidate,
+} from '../core/Media.js';
+import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName } from '../media/MediaEngine.js';
+import type { PortLease, PortPool } from '../ports/PortPool.js';
+import type { DtlsCertificate } from './DtlsCertificate.js';
+import {
+  answerDirection,
+  parseRemoteDescription,
+  SdpError,
+  writeLocalDescription,
+  type Codec,
+  type DtlsSetup,
+  type LocalMediaSection,
+  type RemoteDescription,
+  type RemoteMediaSection,
+} from './Sdp.js';
+
+/** werift's DTLS-SRTP profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2) → ferry's names, in preference order. */
+const DTLS_SRTP_PROFILES: { id: number; name: SrtpProfileName; keyLen: number; saltLen: number }[] = [
+  { id: 0x0007, name: 'AEAD_AES_128_GCM', keyLen: 16, saltLen: 12 },
+  { id: 0x0001, name: 'AES_CM_128_HMAC_SHA1_80', keyLen: 16, saltLen: 14 },
+];
+
+export type PeerConnectionState =
+  | 'new'
+  | 'have-remote-offer'
+  | 'have-local-offer'
+  | 'negotiated'
+  | 'connecting'
+  | 'connected'
+  | 'closed';
+
+type PeerConnectionInput = 'remote-offer' | 'local-answer' | 'local-offer' | 'remote-answer' | 'ice-selected' | 'dtls-connected' | 'close';
+
+/**
+ * The explicit state table. Renegotiation while connected keeps the state;
+ * anything not listed is refused (an offer/answer out of order is a 471/469).
+ */
+const TRANSITIONS: Readonly<Record<PeerConnectionState, Partial<Record<PeerConnectionInput, PeerConnectionState>>>> = {
+  new: { 'remote-offer': 'have-remote-offer', 'local-offer': 'have-local-offer', close: 'closed' },
+  'have-remote-offer': { 'local-answer': 'negotiated', 'remote-offer': 'have-remote-offer', close: 'closed' },
+  'have-local-offer': { 'remote-answer': 'negotiated', 'local-offer': 'have-local-offer', close: 'closed' },
+  negotiated: { 'ice-selected': 'connecting', 'remote-offer': 'have-remote-offer', 'local-offer': 'have-local-offer', close: 'closed' },
+  connecting: { 'ice-selected': 'connecting', 'dtls-connected': 'connected', close: 'closed' },
+  connected: {
+    'ice-selected': 'connected',
+    'remote-offer': 'connected',
+    'local-answer': 'connected',
+    'local-offer': 'connected',
+    'remote-answer': 'connected',
+    close: 'closed',
+  },
+  closed: { close: 'closed' },
+};
+
+/** Codec preference when ferry answers: the first the offer has wins. */
+const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
+  audio: ['opus', 'pcmu', 'pcma', 'g722'],
+  video: ['vp8', 'h264', 'vp9', 'av1'],
+};
+/** RTCP feedback ferry supports and keeps in answers. */
+const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb']);
+
+export interface PeerConnectionOptions {
+  engine: MediaEngine;
+  ports: PortPool;
+  certificate: DtlsCertificate;
+  owner: string;
+  /** Addresses announced as host candidates (e.g. 127.0.0.1, or the host's public address). */
+  candidateAddresses: string[];
+  events: MediaEvents;
+  /** ICE + DTLS must complete within this after negotiation. */
+  connectTimeoutMs: number;
+  consentTimeoutMs?: number;
+  /** DTLS-SRTP profiles ferry accepts, most preferred first (default: GCM, then AES-CM-80). */
+  srtpProfiles?: SrtpProfileName[];
+  onClosed: (pc: PeerConnection) => void;
+  log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+interface StreamState {
+  info: MediaStreamInfo;
+  remote: RemoteMediaSection | null;
+  /** Payload type this m-line receives with (to attribute unsignalled SSRCs). */
+  recvPayloadType: number | null;
+}
+
+function codecKey(c: Codec): NegotiatedCodec {
+  return { name: c.name, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp };
+}
+
+function chooseCodec(m: RemoteMediaSection): Codec | null {
+  if (m.kind !== 'audio' && m.kind !== 'video') return null;
+  for (const name of PREFERRED_CODECS[m.kind]) {
+    const c = m.codecs.find((x) => x.name.toLowerCase() === name);
+    if (c) return { ...c, rtcpFb: c.rtcpFb.filter((f) => SUPPORTED_FEEDBACK.has(f.subtype ? `${f.type} ${f.subtype}` : f.type)) };
+  }
+  return null;
+}
+
+export class PeerConnection implements HandleMedia, RoutableMedia {
+  private state: PeerConnectionState = 'new';
+  private lease: PortLease | null = null;
+  private readonly iceUfrag = randomBytes(6).toString('hex');
+  private readonly icePwd = randomBytes(16).toString('hex');
+  private remote: RemoteDescription | null = null;
+  private localSdp: string | null = null;
+  private streamStates: StreamState[] = [];
+  private dtls: DtlsSocket | null = null;
+  private dtlsRole: 'server' | 'client' | null = null;
+  private dtlsReceiver: ((data: Buffer) => void) | null = null;
+  private remoteAddress: RemoteAddress | null = null;
+  private srtpProfile: SrtpProfileName | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private readonly streamListeners = new Set<() => void>();
+  private remoteCandidates = 0;
+  private closeReason: string | null = null;
+  readonly createdAt = Date.now();
+
+  constructor(private readonly options: PeerConnectionOptions) {}
+
+  get currentState(): PeerConnectionState {
+    return this.state;
+  }
+
+  get endpoint(): number | null {
+    return this.lease?.endpoint ?? null;
+  }
+
+  get port(): number | null {
+    return this.lease?.port ?? null;
+  }
+
+  private apply(input: PeerConnectionInput): boolean {
+    const next = TRANSITIONS[this.state][input];
+    if (next === undefined) return false;
+    this.state = next;
+    return true;
+  }
+
+  private ensureLease(): PortLease {
+    if (this.lease) return this.lease;
+    this.lease = this.options.ports.lease(
+      this.options.owner,
+      {
+        ice: { ufrag: this.iceUfrag, pwd: this.icePwd, consentTimeoutMs: this.options.consentTimeoutMs },
+      },
+      (event) => this.onEndpointEvent(event),
+    );
+    return this.lease;
+  }
+
+  // ---- HandleMedia -------------------------------------------------------------------------
+
+  setRemoteDescription(jsep: Jsep): void {
+    if (this.state === 'closed') throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'PeerConnection is closed');
+    if (jsep.type !== 'offer' && jsep.type !== 'answer') {
+      throw new JanusError(JanusErrorCode.JSEP_UNKNOWN_TYPE, `Unsupported JSEP type '${String(jsep.type)}'`);
+    }
+    let desc: RemoteDescription;
+    try {
+      desc = parseRemoteDescription(jsep.type, jsep.sdp);
+    } catch (err) {
+      if (err instanceof SdpError) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `Invalid SDP: ${err.message}`);
+      throw err;
+    }
+    if (jsep.type === 'answer' && this.state !== 'have-local-offer' && this.state !== 'connected') {
+      throw new JanusError(JanusErrorCode.UNEXPECTED_ANSWER, 'Unexpected ANSWER (no OFFER)');
+    }
+    if (this.remote && this.remote.iceUfrag !== desc.iceUfrag && this.state === 'connected') {
+      // An ICE restart would need new credentials on our side; ferry does not support it yet.
+      throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'ICE restart is not supported');
+    }
+    if (!this.apply(jsep.type === 'offer' ? 'remote-offer' : 'remote-answer')) {
+      throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot apply ${jsep.type} in state ${this.state}`);
+    }
+    this.remote = desc;
+    const lease = this.ensureLease();
+    this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+    if (jsep.type === 'answer') this.completeNegotiation();
+  }
+
+  createAnswer(offer: Jsep, options: { audio: boolean; video: boolean; data: boolean }): Jsep {
+    if (!this.remote || this.remote.type !== 'offer') {
+      throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'No remote offer to answer');
+    }
+    if (offer.sdp !== undefined && this.remote && offer.type !== 'offer') {
+      throw new JanusError(JanusErrorCode.JSEP_UNKNOWN_TYPE, 'createAnswer needs an offer');
+    }
+    const lease = this.ensureLease();
+    const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
+    const sections: LocalMediaSection[] = [];
+    const states: StreamState[] = [];
+    for (const m of this.remote.media) {
+      const wanted = m.kind === 'audio' ? options.audio : m.kind === 'video' ? options.video : false;
+      const codec = !m.rejected && wanted ? chooseCodec(m) : null;
+      if (!codec || (m.kind !== 'audio' && m.kind !== 'video')) {
+        sections.push({ mid: m.mid, kind: m.kind, codec: null, direction: 'inactive' });
+        continue;
+      }
+      const direction = answerDirection(m.direction, true, true);
+      const sends = direction === 'sendrecv' || direction === 'sendonly';
+      const prev = previous.get(m.mid);
+      const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
+      sections.push({
+        mid: m.mid,
+        kind: m.kind,
+        codec,
+        direction,
+        ssrc: sends ? outputSsrc : undefined,
+        cname: `ferry-${this.iceUfrag}`,
+        msid: { stream: `ferry-${this.iceUfrag}`, track: `${m.kind}-${m.mid}` },
+      });
+      states.push({
+        remote: m,
+        recvPayloadType: direction === 'sendrecv' || direction === 'recvonly' ? codec.payloadType : null,
+        info: {
+          mid: m.mid,
+          index: m.index,
+          kind: m.kind,
+          codec: codecKey(codec),
+          sources: prev?.info.sources ?? [],
+          output: prev?.info.output ?? null,
+          outputSsrc: sends ? outputSsrc : null,
+        },
+      });
+    }
+    if (!states.length) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Invalid SDP: no m-line ferry can accept');
+    const setup: DtlsSetup = this.remote.setup === 'passive' ? 'active' : 'passive';
+    this.dtlsRole ??= setup === 'passive' ? 'server' : 'client';
+    const sdp = writeLocalDescription(
+      {
+        iceUfrag: this.iceUfrag,
+        icePwd: this.icePwd,
+        fingerprint: this.options.certificate.fingerprint,
+        setup,
+        candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
+      },
+      sections,
+    );
+    this.apply('local-answer');
+    this.localSdp = sdp;
+    this.streamStates = states;
+    this.completeNegotiation();
+    return { type: 'answer', sdp };
+  }
+
+  createOffer(sections: OfferSection[]): Jsep {
+    if (this.state === 'closed') throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'PeerConnection is closed');
+    if (!this.apply('local-offer')) throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot offer in state ${this.state}`);
+    const lease = this.ensureLease();
+    const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
+    const local: LocalMediaSection[] = [];
+    const states: StreamState[] = [];
+    const usedPts = new Set<number>();
+    sections.forEach((s, index) => {
+      const mid = s.mid ?? String(index);
+      const prev = previous.get(mid);
+      let pt = s.codec.payloadType ?? (s.kind === 'audio' ? 111 : 96);
+      while (usedPts.has(pt)) pt++;
+      usedPts.add(pt);
+      const codec: Codec = {
+        payloadType: pt,
+        name: s.codec.name,
+        clockRate: s.codec.clockRate,
+        channels: s.codec.channels,
+        fmtp: s.codec.fmtp,
+        rtcpFb: s.codec.rtcpFb ?? (s.kind === 'video' ? [{ type: 'nack' }, { type: 'nack', subtype: 'pli' }, { type: 'ccm', subtype: 'fir' }] : []),
+      };
+      const sends = s.direction === 'sendonly' || s.direction === 'sendrecv';
+      const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
+      local.push({
+        mid,
+        kind: s.kind,
+        codec,
+        direction: s.direction,
+        ssrc: sends ? outputSsrc : undefined,
+        cname: `ferry-${this.iceUfrag}`,
+        msid: { stream: s.streamId ?? `ferry-${this.iceUfrag}`, track: `${s.kind}-${mid}` },
+      });
+      states.push({
+        remote: null,
+        recvPayloadType: s.direction === 'recvonly' || s.direction === 'sendrecv' ? pt : null,
+        info: {
+          mid,
+          index,
+          kind: s.kind,
+          codec: codecKey(codec),
+          sources: prev?.info.sources ?? [],
+          output: prev?.info.output ?? null,
+          outputSsrc: sends ? outputSsrc : null,
+        },
+      });
+    });
+    // Removed sections keep nothing: their outputs go.
+    for (const [mid, st] of previous) {
+      if (!states.some((s) => s.info.mid === mid) && st.info.output !== null) {
+        try {
+          this.options.engine.removeOutput(st.info.output);
+        } catch {
+          /* endpoint already gone */
+        }
+      }
+    }
+    const sdp = writeLocalDescription(
+      {
+        iceUfrag: this.iceUfrag,
+        icePwd: this.icePwd,
+        fingerprint: this.options.certificate.fingerprint,
+        setup: 'actpass',
+        candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
+      },
+      local,
+    );
+    this.localSdp = sdp;
+    this.streamStates = states;
+    this.ensureOutputs();
+    this.notifyStreams();
+    return { type: 'offer', sdp };
+  }
+
+  prepareLocalDescription(jsep: Jsep): Jsep {
+    if (jsep.sdp !== this.localSdp) {
+      // Plugins build local descriptions through createAnswer/createOffer so the transport
+      // attributes are ferry's own; anything else cannot be trusted to carry them.
+      throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Local description was not created by this PeerConnection');
+    }
+    return jsep;
+  }
+
+  addRemoteCandidates(candidates: TrickleCandidate[]): void {
+    // ICE-lite: peers' addresses are learned from their connectivity checks (RFC 8445 §2.5);
+    // trickled candidates are only counted.
+    this.remoteCandidates += candidates.length;
+  }
+
+  streams(): MediaStreamInfo[] {
+    return this.streamStates.map((s) => ({ ...s.info, sources: [...s.info.sources] }));
+  }
+
+  onStreamsChanged(listener: () => void): () => void {
+    this.streamListeners.add(listener);
+    return () => this.streamListeners.delete(listener);
+  }
+
+  describe(): JsonObject {
+    return {
+      state: this.state,
+      port: this.lease?.port ?? null,
+      ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
+      dtls: { role: this.dtlsRole, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
+      streams: this.streamStates.map((s) => ({
+        mid: s.info.mid,
+        type: s.info.kind,
+        codec: s.info.codec?.name ?? null,
+        ssrcs: s.info.sources.map((x) => x.ssrc),
+        'output-ssrc': s.info.outputSsrc,
+      })),
+    };
+  }
+
+  /** Ends the PeerConnection: DTLS closed, endpoint and port lease released. Idempotent. */
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.apply('close');
+    this.closeReason = reason;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    const dtls = this.dtls;
+    this.dtls = null;
+    this.dtlsReceiver = null;
+    if (dtls) {
+      try {
+        dtls.close();
+      } catch {
+        /* a half-open handshake may refuse to close cleanly; the socket goes anyway */
+      }
+    }
+    // Releasing the lease closes the native endpoint and with it every source and output.
+    this.lease?.release();
+    for (const s of this.streamStates) {
+      s.info.sources = [];
+      s.info.output = null;
+    }
+    this.notifyStreams();
+    this.options.onClosed(this);
+  }
+
+  get closedReason(): string | null {
+    return this.closeReason;
+  }
+
+  /** Closes because something failed on its own, and tells the handle. */
+  private fail(reason: string): void {
+    if (this.state === 'closed') return;
+    this.close(reason);
+    this.options.events.closed(reason);
+  }
+
+  // ---- negotiation → engine routes and DTLS ---------------------------------------------------
+
+  private completeNegotiation(): void {
+    this.syncSources();
+    this.ensureOutputs();
+    this.startDtls();
+    if (!this.connectTimer && this.state !== 'connected') {
+      this.connectTimer = setTimeout(() => {
+        if (this.state !== 'connected') this.fail('ICE/DTLS timeout');
+      }, this.options.connectTimeoutMs);
+      this.connectTimer.unref?.();
+    }
+    this.notifyStreams();
+  }
+
+  /** Sources for every SSRC the remote description signals on an m-line ferry receives on. */
+  private syncSources(): void {
+    const lease = this.lease;
+    if (!lease || !this.remote) return;
+    for (const st of this.streamStates) {
+      const remote = st.remote ?? this.remote.media.find((m) => m.mid === st.info.mid) ?? null;
+      st.remote = remote;
+      if (!remote || st.recvPayloadType === null || !st.info.codec) continue;
+      for (const ssrc of remote.ssrcs) this.addSource(st, ssrc);
+    }
+  }
+
+  private addSource(st: StreamState, ssrc: number, rid?: string): void {
+    const lease = this.lease;
+    if (!lease || !st.info.codec || st.info.sources.some((s) => s.ssrc === ssrc)) return;
+    try {
+      const source = this.options.engine.addSource(lease.endpoint, {
+        ssrc,
+        kind: st.info.kind,
+        clockRate: st.info.codec.clockRate,
+      });
+      st.info.sources.push({ ssrc, source, rid });
+    } catch (err) {
+      this.options.log?.warn({ err, ssrc }, 'could not add source');
+    }
+  }
+
+  private ensureOutputs(): void {
+    const lease = this.lease;
+    if (!lease) return;
+    for (const st of this.streamStates) {
+      if (st.info.outputSsrc === null || st.info.output !== null) continue;
+      st.info.output = this.options.engine.addOutput(lease.endpoint, {
+        ssrc: st.info.outputSsrc,
+        payloadType: st.info.codec?.payloadType,
+      });
+    }
+  }
+
+  private notifyStreams(): void {
+    for (const l of [...this.streamListeners]) {
+      try {
+        l();
+      } catch (err) {
+        this.options.log?.warn({ err }, 'streams listener threw');
+      }
+    }
+  }
+
+  private startDtls(): void {
+    if (this.dtls || !this.lease || !this.remote) return;
+    const role = this.dtlsRole ?? (this.remote.setup === 'passive' ? 'client' : this.remote.setup === 'active' ? 'server' : 'server');
+    this.dtlsRole = role;
+    const engine = this.options.engine;
+    const endpoint = this.lease.endpoint;
+    const transport = {
+      type: 'udp',
+      address: {} as never,
+      closed: false,
+      onData: (_data: Buffer) => {},
+      send: async (data: Buffer) => {
+        const to = this.remoteAddress;
+        if (!to || this.state === 'closed') return;
+        try {
+          engine.sendRaw(endpoint, data, to);
+        } catch {
+          /* endpoint closed under us: the PeerConnection is ending */
+        }
+      },
+      close: async () => {
+        transport.closed = true;
+      },
+    };
+    const cert = this.options.certificate;
+    const common = {
+      transport: transport as never,
+      cert: cert.certPem,
+      key: cert.keyPem,
+      signatureHash: cert.signatureHash as never,
+      srtpProfiles: this.profilePreference().map((p) => p.id) as never,
+      extendedMasterSecret: true,
+    };
+    const dtls: DtlsSocket = role === 'server' ? new DtlsServer({ ...common, certificateRequest: true }) : new DtlsClient(common);
+    this.dtls = dtls;
+    this.dtlsReceiver = (data) => transport.onData(data);
+    dtls.onConnect.subscribe(() => this.onDtlsConnected(dtls));
+    dtls.onError.subscribe((err: Error) => {
+      if (this.dtls === dtls) this.fail(`DTLS alert: ${err?.message ?? 'error'}`);
+    });
+    dtls.onClose.subscribe(() => {
+      if (this.dtls === dtls && this.state !== 'closed') this.fail('DTLS alert');
+    });
+  }
+
+  private profilePreference(): typeof DTLS_SRTP_PROFILES {
+    const wanted = this.options.srtpProfiles;
+    if (!wanted?.length) return DTLS_SRTP_PROFILES;
+    return wanted.map((name) => DTLS_SRTP_PROFILES.find((p) => p.name === name)).filter((p) => p !== undefined);
+  }
+
+  private onDtlsConnected(dtls: DtlsSocket): void {
+    if (this.dtls !== dtls || this.state === 'closed' || !this.remote || !this.lease) return;
+    const cert = dtls.remoteCertificate;
+    const expected = this.remote.fingerprint;
+    if (!cert) return this.fail('DTLS fingerprint mismatch: no peer certificate');
+    let actual: string;
+    try {
+      actual = createHash(expected.algorithm.replace('-', ''))
+        .update(cert)
+        .digest('hex')
+        .toUpperCase()
+        .match(/.{2}/g)!
+        .join(':');
+    } catch {
+      return this.fail(`DTLS fingerprint mismatch: unsupported hash ${expected.algorithm}`);
+    }
+    if (actual !== expected.value) return this.fail('DTLS fingerprint mismatch');
+    const negotiated = DTLS_SRTP_PROFILES.find((p) => p.id === dtls.srtp.srtpProfile);
+    if (!negotiated) return this.fail('DTLS-SRTP: no SRTP profile negotiated');
+    const keys = dtls.extractSessionKeys(negotiated.keyLen, negotiated.saltLen);
+    this.options.engine.setSrtp(this.lease.endpoint, {
+      profile: negotiated.name,
+      localKey: keys.localKey,
+      localSalt: keys.localSalt,
+      remoteKey: keys.remoteKey,
+      remoteSalt: keys.remoteSalt,
+    });
+    this.srtpProfile = negotiated.name;
+    if (!this.apply('dtls-connected')) return;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.options.events.webrtcUp();
+  }
+
+  private onEndpointEvent(event: EndpointEvent): void {
+    if (this.state === 'closed') return;
+    switch (event.type) {
+      case 'ice-selected': {
+        const first = this.remoteAddress === null;
+        this.remoteAddress = event.address;
+        this.apply('ice-selected');
+        if (first && this.dtlsRole === 'client' && this.dtls instanceof DtlsClient) {
+          this.dtls.connect().catch((err: unknown) => this.fail(`DTLS handshake failed: ${String(err)}`));
+        }
+        break;
+      }
+      case 'dtls':
+        this.remoteAddress ??= event.from;
+        try {
+          this.dtlsReceiver?.(event.data);
+        } catch (err) {
+          // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
+          this.options.log?.debug({ err }, 'DTLS record rejected');
+        }
+        break;
+      case 'consent-lost':
+        this.fail('ICE failed: consent lost');
+        break;
+      case 'unknown-ssrc': {
+        // An SSRC the SDP did not signal (simulcast by rid, or a browser that omits a=ssrc):
+        // attribute it to the m-line receiving that payload type, when exactly one does.
+        const candidates = this.streamStates.filter((s) => s.recvPayloadType === event.payloadType);
+        const only = candidates.length === 1 ? candidates[0] : undefined;
+        if (only && only.info.sources.length < 3) {
+          this.addSource(only, event.ssrc, event.rid);
+          this.notifyStreams();
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// The core's MediaProvider for WebRTC: one PeerConnection per handle that
+// negotiates media, all on one MediaEngine and one port pool. It also watches
+// media flow (one engine stats read per second for all PeerConnections) to
+// send Janus `media` events.
+import type { HandleMedia, MediaEvents, MediaProvider } from '../core/Media.js';
+import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
+import type { PortPool } from '../ports/PortPool.js';
+import type { DtlsCertificate } from './DtlsCertificate.js';
+import { PeerConnection } from './PeerConnection.js';
+
+export interface WebRtcMediaProviderOptions {
+  engine: MediaEngine;
+  ports: PortPool;
+  certificate: DtlsCertificate;
+  candidateAddresses: string[];
+  connectTimeoutMs: number;
+  consentTimeoutMs: number;
+  srtpProfiles?: SrtpProfileName[];
+  /** How often media flow is sampled for `media` events. */
+  mediaCheckIntervalMs?: number;
+  log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+}
+
+interface Watched {
+  pc: PeerConnection;
+  events: MediaEvents;
+  /** Per mid: packets seen at the last check, and whether it was receiving. */
+  flow: Map<string, { packets: number; receiving: boolean }>;
+}
+
+export class WebRtcMediaProvider implements MediaProvider {
+  private readonly connections = new Map<PeerConnection, Watched>();
+  private monitor: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: WebRtcMediaProviderOptions) {}
+
+  get count(): number {
+    return this.connections.size;
+  }
+
+  open(owner: { sessionId: number; handleId: number }, events: MediaEvents): HandleMedia {
+    const pc = new PeerConnection({
+      engine: this.options.engine,
+      ports: this.options.ports,
+      certificate: this.options.certificate,
+      owner: `session:${owner.sessionId}/handle:${owner.handleId}`,
+      candidateAddresses: this.options.candidateAddresses,
+      events,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      consentTimeoutMs: this.options.consentTimeoutMs,
+      srtpProfiles: this.options.srtpProfiles,
+      onClosed: (closed) => this.forget(closed),
+      log: this.options.log,
+    });
+    this.connections.set(pc, { pc, events, flow: new Map() });
+    this.startMonitor();
+    return pc;
+  }
+
+  private forget(pc: PeerConnection): void {
+    this.connections.delete(pc);
+    if (this.connections.size === 0 && this.monitor) {
+      clearInterval(this.monitor);
+      this.monitor = null;
+    }
+  }
+
+  private startMonitor(): void {
+    if (this.monitor) return;
+    this.monitor = setInterval(() => this.checkMedia(), this.options.mediaCheckIntervalMs ?? 1000);
+    this.monitor.unref();
+  }
+
+  /** Janus `media` events: receiving turns true on the first packets of an m-line, false when they stop. */
+  private checkMedia(): void {
+    if (![...this.connections.values()].some((w) => w.pc.currentState === 'connected')) return;
+    let stats;
+    try {
+      stats = this.options.engine.stats();
+    } catch {
+      return;
+    }
+    const packetsBySource = new Map(stats.sources.map((s) => [s.id, s.packets]));
+    for (const w of this.connections.values()) {
+      if (w.pc.currentState !== 'connected') continue;
+      for (const stream of w.pc.streams()) {
+        const packets = stream.sources.reduce((sum, s) => sum + (packetsBySource.get(s.source) ?? 0), 0);
+        const prev = w.flow.get(stream.mid) ?? { packets: 0, receiving: false };
+        const receiving = packets > prev.packets;
+        w.flow.set(stream.mid, { packets, receiving });
+        if (receiving !== prev.receiving) {
+          w.events.mediaState({ mid: stream.mid, type: stream.kind, receiving });
+        }
+      }
+    }
+  }
+
+  /** Closes every PeerConnection (shutdown). */
+  closeAll(reason: string): void {
+    for (const w of [...this.connections.values()]) w.pc.close(reason);
+  }
+}

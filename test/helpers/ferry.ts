@@ -1,0 +1,45 @@
+// A whole ferry (engine, ports, WebRTC, plugins, API) on loopback for end-to-end tests.
+import { makeConfig, type ConfigOverrides, type FerryConfig } from '../../src/config/Config.js';
+import { createFerry, type Ferry, type FerryOptions } from '../../src/Ferry.js';
+import { createLogger } from '../../src/log/logger.js';
+import { JanusHttp } from './http.js';
+
+export interface TestFerry {
+  ferry: Ferry;
+  config: FerryConfig;
+  http: JanusHttp;
+  admin: JanusHttp;
+  wsUrl: string;
+  stop(): Promise<void>;
+}
+
+let nextRange = 0;
+
+/** Ports for this test process's media: a small range, distinct per call so leftovers never collide. */
+export function mediaRange(size = 50): { rtp_port_min: number; rtp_port_max: number } {
+  const base = 42000 + ((process.pid * 7) % 200) * 100 + (nextRange++ % 2) * 50;
+  return { rtp_port_min: base, rtp_port_max: base + size - 1 };
+}
+
+export async function startFerry(overrides: ConfigOverrides = {}, plugins?: FerryOptions['plugins']): Promise<TestFerry> {
+  const local = { bind: '127.0.0.1', port: 0 };
+  const config = makeConfig({
+    ...overrides,
+    http: { ...local, ...overrides.http },
+    websocket: { ...local, ...overrides.websocket },
+    admin_http: { ...local, ...overrides.admin_http },
+    admin_websocket: { ...local, ...overrides.admin_websocket },
+    log: { level: 'silent', ...overrides.log },
+    media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
+  });
+  const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins });
+  const addr = await ferry.start();
+  return {
+    ferry,
+    config,
+    http: new JanusHttp(`http://127.0.0.1:${addr.http?.port}${config.http.base_path}`),
+    admin: new JanusHttp(`http://127.0.0.1:${addr.adminHttp?.port}${config.admin_http.base_path}`),
+    wsUrl: `ws://127.0.0.1:${addr.websocket?.port}/`,
+    stop: () => ferry.stop(),
+  };
+}
