@@ -1,0 +1,196 @@
+/**
+ * A local publisher: a participant joined through a handle, publishing over
+ * its PeerConnection. Its feed streams are the PeerConnection's m-lines; the
+ * engine sources on them are what subscribers and forwarders connect to.
+ */
+import { randomInt } from 'node:crypto';
+import type { Clock, Timer } from '../../core/Clock.js';
+import type { JsonObject } from '../../core/Json.js';
+import type { MediaServices, MediaStreamInfo, RoutableMedia } from '../../core/Media.js';
+import { Feed, type FeedStream } from './Feed.js';
+import type { Room } from './Room.js';
+import { codecNameOf } from './codecs.js';
+
+/** Video feedback offered to subscribers of a WebRTC publisher's video (RFC 4585 NACK/PLI, RFC 5104 FIR). */
+const VIDEO_FEEDBACK = [{ type: 'nack' }, { type: 'nack', subtype: 'pli' }, { type: 'ccm', subtype: 'fir' }];
+
+/** What the publisher's handle lets it do on its client. */
+export interface PublisherClient {
+  push(data: JsonObject): void;
+}
+
+export interface PublishedDescription {
+  /** Data-channel m-lines of the offer (not routed, but listed like Janus does). */
+  data: { mid: string; index: number }[];
+  /** Janus `rid_order`: "hml" (default: first rid is the highest layer) or "lmh". */
+  ridOrder: 'hml' | 'lmh';
+  descriptions: Map<string, string>;
+}
+
+export class Publisher extends Feed {
+  readonly remote = false;
+  readonly privateId: number;
+  /** An answer was given to this publisher's offer and its PeerConnection is not gone. */
+  published = false;
+  /** ICE + DTLS are up: the feed is announced and can be subscribed to. */
+  mediaUp = false;
+  bitrate = 0;
+  audioCodec: string | null = null;
+  videoCodec: string | null = null;
+  private media: RoutableMedia | null = null;
+  private described: PublishedDescription = { data: [], ridOrder: 'hml', descriptions: new Map() };
+  private stopListening: (() => void) | null = null;
+  private firTimer: Timer | null = null;
+  left = false;
+
+  constructor(
+    id: number,
+    readonly room: Room,
+    private readonly client: PublisherClient,
+    private readonly services: MediaServices | null,
+    private readonly clock: Clock,
+  ) {
+    super(id);
+    this.privateId = randomInt(1, 2 ** 32);
+  }
+
+  get publishing(): boolean {
+    return this.published && this.mediaUp;
+  }
+
+  notify(data: JsonObject): void {
+    if (!this.left) this.client.push(data);
+  }
+
+  /** After the answer: takes the PeerConnection's m-lines as the feed's streams and follows their changes. */
+  attachMedia(media: RoutableMedia, described: PublishedDescription): void {
+    this.stopListening?.();
+    this.media = media;
+    this.described = described;
+    this.published = true;
+    this.rebuildStreams();
+    this.stopListening = media.onStreamsChanged(() => this.onStreamsChanged());
+  }
+
+  private onStreamsChanged(): void {
+    if (!this.published) return;
+    const before = JSON.stringify(this.streams);
+    this.rebuildStreams();
+    if (JSON.stringify(this.streams) === before) return;
+    this.refreshForwarders();
+    if (this.publishing) this.room.feedChanged(this);
+  }
+
+  private rebuildStreams(): void {
+    const previous = new Map(this.streams.map((s) => [s.mid, s]));
+    const infos = this.media?.streams() ?? [];
+    const streams: FeedStream[] = infos.map((info) => this.streamFrom(info, previous.get(info.mid)));
+    for (const d of this.described.data) {
+      streams.push({ mindex: d.index, mid: d.mid, type: 'data', codec: null, offerCodec: null, disabled: false, moderated: false, relay: true, simulcast: false, layers: [] });
+    }
+    streams.sort((a, b) => a.mindex - b.mindex);
+    this.streams = streams;
+    this.audioCodec = streams.find((s) => s.type === 'audio' && !s.disabled)?.codec ?? null;
+    this.videoCodec = streams.find((s) => s.type === 'video' && !s.disabled)?.codec ?? null;
+  }
+
+  private streamFrom(info: MediaStreamInfo, previous: FeedStream | undefined): FeedStream {
+    const codec = info.codec;
+    const layers = orderLayers(info.sources, this.described.ridOrder);
+    const stream: FeedStream = {
+      mindex: info.index,
+      mid: info.mid,
+      type: info.kind,
+      codec: codec ? codecNameOf(codec.name, codec.clockRate) : null,
+      offerCodec: codec
+        ? {
+            name: codec.name,
+            clockRate: codec.clockRate,
+            ...(codec.channels !== undefined ? { channels: codec.channels } : {}),
+            ...(codec.fmtp !== undefined ? { fmtp: codec.fmtp } : {}),
+            ...(info.kind === 'video' ? { rtcpFb: VIDEO_FEEDBACK.map((f) => ({ ...f })) } : {}),
+          }
+        : null,
+      disabled: codec === null,
+      moderated: previous?.moderated ?? false,
+      relay: previous?.relay ?? true,
+      simulcast: info.sources.length > 1,
+      layers,
+    };
+    const description = this.described.descriptions.get(info.mid) ?? previous?.description;
+    if (description !== undefined) stream.description = description;
+    const profile = codec?.fmtp ? /profile-level-id=([0-9a-fA-F]{6})/.exec(codec.fmtp)?.[1] : undefined;
+    if (stream.codec === 'h264' && profile) stream.h264Profile = profile.toLowerCase();
+    const vp9 = codec?.fmtp ? /profile-id=(\d)/.exec(codec.fmtp)?.[1] : undefined;
+    if (stream.codec === 'vp9' && vp9) stream.vp9Profile = vp9;
+    return stream;
+  }
+
+  /** ICE + DTLS up: announce the feed, start periodic keyframe requests when the room asks for them. */
+  setMediaUp(): void {
+    if (this.mediaUp || !this.published || this.left) return;
+    this.mediaUp = true;
+    this.refreshForwarders();
+    this.startFirTimer();
+    this.announce();
+  }
+
+  /** `{videoroom:"event",room,publishers:[this]}` to everyone else. */
+  announce(): void {
+    if (!this.publishing) return;
+    this.room.notify({ videoroom: 'event', room: this.room.id, publishers: [this.describe(this.room.config.audiolevel_event)] }, this);
+  }
+
+  /** Asks every video source of this feed for a keyframe (configure `keyframe`, subscriber switches, fir_freq). */
+  requestKeyframes(mid?: string): void {
+    if (!this.services) return;
+    for (const s of this.streams) {
+      if (s.type !== 'video' || s.disabled || (mid !== undefined && s.mid !== mid)) continue;
+      for (const source of s.layers) this.services.router.requestKeyframe(source);
+    }
+  }
+
+  private startFirTimer(): void {
+    this.firTimer?.cancel();
+    this.firTimer = null;
+    const seconds = this.room.config.fir_freq;
+    if (seconds > 0 && this.services) this.firTimer = this.clock.setInterval(() => this.requestKeyframes(), seconds * 1000);
+  }
+
+  /** The room's fir_freq changed (edit). */
+  roomEdited(): void {
+    if (this.publishing) this.startFirTimer();
+  }
+
+  /**
+   * Stops publishing (unpublish request, PeerConnection gone, leave, kick,
+   * room destroyed). Returns whether it was publishing. Idempotent.
+   */
+  stopPublishing(): boolean {
+    if (!this.published) return false;
+    const wasAnnounced = this.publishing;
+    this.published = false;
+    this.mediaUp = false;
+    this.stopListening?.();
+    this.stopListening = null;
+    this.media = null;
+    this.firTimer?.cancel();
+    this.firTimer = null;
+    this.closeForwarders();
+    this.streams = [];
+    this.audioCodec = null;
+    this.videoCodec = null;
+    this.talking = false;
+    if (wasAnnounced) this.room.feedGone(this);
+    return wasAnnounced;
+  }
+}
+
+/** Engine sources of an m-line, lowest quality first (see PublishedDescription.ridOrder). */
+export function orderLayers(sources: MediaStreamInfo['sources'], ridOrder: 'hml' | 'lmh'): number[] {
+  const ids = sources.map((s) => s.source);
+  const withRid = sources.some((s) => s.rid !== undefined);
+  // RFC 8853 rids in the order the offer lists them; Janus's default order lists the highest first.
+  // SSRC simulcast (a=ssrc-group:SIM, RFC 5576 grouping) lists the lowest first.
+  return withRid && ridOrder === 'hml' ? ids.reverse() : ids;
+}

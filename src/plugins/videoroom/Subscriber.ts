@@ -1,0 +1,388 @@
+/**
+ * A 1.x multistream subscriber: a list of m-lines ("slots"), each fed by one
+ * feed stream (or inactive). ferry offers the slots to the client
+ * (`RoutableMedia.createOffer`), and once the PeerConnection is up connects
+ * each slot's output to the chosen source with `MediaRouter.switchOutput`.
+ * The engine keeps sequence numbers and timestamps continuous across
+ * switches; this class only decides which source feeds which output.
+ */
+import type { JsonObject } from '../../core/Json.js';
+import type { HandleMedia, Jsep, MediaServices, OfferSection, RoutableMedia } from '../../core/Media.js';
+import { VideoRoomError, VideoRoomErrorCode, noSuchFeed } from './errors.js';
+import { layerSource, relayable, type Feed, type FeedStream } from './Feed.js';
+import type { FeedConsumer, Room } from './Room.js';
+
+export interface SubscriberClient {
+  push(data: JsonObject, options?: { transaction?: string; jsep?: Jsep }): void;
+  /** The handle's PeerConnection, opened if needed; null when no WebRTC layer exists. */
+  media(): HandleMedia | null;
+  closePeerConnection(reason: string): void;
+}
+
+/** A slot: one m-line of the subscriber's PeerConnection. */
+export interface Slot {
+  mindex: number;
+  mid: string;
+  kind: 'audio' | 'video';
+  feed: Feed | null;
+  feedMid: string | null;
+  /** Codec offered on this m-line (kept when the slot goes inactive, for later reuse). */
+  codec: OfferSection['codec'];
+  codecName: string;
+  /** Wanted simulcast layer (Janus default: the highest). */
+  substream: number;
+  temporal: number;
+  /** The subscriber's `configure` `send` flag for this m-line. */
+  send: boolean;
+  crossrefid?: string;
+  /** Engine output id once negotiated. */
+  output: number | null;
+  /** What the router was last told for this output (undefined: nothing yet). */
+  appliedSource: number | null | undefined;
+  appliedPaused: boolean | undefined;
+  appliedLayer: number | null;
+}
+
+/** One entry of `streams` in join/subscribe. */
+export interface StreamRequest {
+  feed: number;
+  mid?: string;
+  crossrefid?: string;
+  substream?: number;
+  temporal?: number;
+}
+
+export interface SwitchRequest {
+  feed: number;
+  mid: string;
+  subMid: string;
+  substream?: number;
+  temporal?: number;
+}
+
+export interface UnsubscribeRequest {
+  feed?: number;
+  mid?: string;
+  subMid?: string;
+}
+
+/** Janus's default wanted layers: the best there is. */
+const DEFAULT_LAYER = 2;
+
+export class Subscriber implements FeedConsumer {
+  slots: Slot[] = [];
+  paused = false;
+  mediaUp = false;
+  /** An offer went out and its answer has not come back. */
+  offerOutstanding = false;
+  /** Changes arrived while an offer was outstanding: offer again after the answer. */
+  renegotiationPending = false;
+  gone = false;
+  private stopListening: (() => void) | null = null;
+
+  constructor(
+    readonly room: Room,
+    private readonly client: SubscriberClient,
+    private readonly services: MediaServices | null,
+    readonly options: { autoupdate: boolean; useMsid: boolean; privateId: number | null },
+  ) {}
+
+  /** Resolves requested streams into (feed, stream) pairs; 428 for a missing feed or mid. Changes nothing. */
+  resolve(requests: StreamRequest[]): { feed: Feed; stream: FeedStream; request: StreamRequest }[] {
+    const out: { feed: Feed; stream: FeedStream; request: StreamRequest }[] = [];
+    for (const request of requests) {
+      const feed = this.room.participants.get(request.feed);
+      if (!feed || !feed.publishing) throw noSuchFeed(request.feed);
+      if (request.mid !== undefined) {
+        const stream = feed.stream(request.mid);
+        if (!stream || stream.disabled) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such mid '${request.mid}' in feed ${request.feed}`);
+        // Data channels are not routed by ferry: skipped like Janus skips disabled streams.
+        if (stream.type !== 'data' && stream.offerCodec) out.push({ feed, stream, request });
+      } else {
+        for (const stream of feed.routableStreams) out.push({ feed, stream, request });
+      }
+    }
+    return out;
+  }
+
+  /** Adds slots for resolved streams, reusing inactive m-lines of the same kind first (as Janus recycles them). */
+  addSlots(resolved: { feed: Feed; stream: FeedStream; request: StreamRequest }[]): number {
+    let added = 0;
+    for (const { feed, stream, request } of resolved) {
+      if (!stream.offerCodec || stream.type === 'data' || !stream.codec) continue;
+      const kind = stream.type;
+      let slot = this.slots.find((s) => s.feed === null && s.kind === kind);
+      if (!slot) {
+        const mindex = this.slots.length;
+        slot = {
+          mindex, mid: String(mindex), kind, feed: null, feedMid: null, codec: stream.offerCodec, codecName: stream.codec,
+          substream: DEFAULT_LAYER, temporal: DEFAULT_LAYER, send: true, output: null, appliedSource: undefined, appliedPaused: undefined, appliedLayer: null,
+        };
+        this.slots.push(slot);
+      }
+      slot.feed = feed;
+      slot.feedMid = stream.mid;
+      slot.codec = stream.offerCodec;
+      slot.codecName = stream.codec;
+      slot.substream = request.substream ?? DEFAULT_LAYER;
+      slot.temporal = request.temporal ?? DEFAULT_LAYER;
+      slot.send = true;
+      if (request.crossrefid !== undefined) slot.crossrefid = request.crossrefid;
+      else delete slot.crossrefid;
+      added++;
+    }
+    return added;
+  }
+
+  /** Marks matching slots inactive (their outputs are disconnected); returns how many. */
+  removeSlots(requests: UnsubscribeRequest[]): number {
+    let removed = 0;
+    for (const r of requests) {
+      for (const slot of this.slots) {
+        if (slot.feed === null) continue;
+        if (r.subMid !== undefined && slot.mid !== r.subMid) continue;
+        if (r.feed !== undefined && slot.feed.id !== r.feed) continue;
+        if (r.mid !== undefined && slot.feedMid !== r.mid) continue;
+        if (r.subMid === undefined && r.feed === undefined) continue;
+        this.deactivate(slot);
+        removed++;
+      }
+    }
+    this.reconcile();
+    return removed;
+  }
+
+  private deactivate(slot: Slot): void {
+    slot.feed = null;
+    slot.feedMid = null;
+    delete slot.crossrefid;
+  }
+
+  /** Builds the offer for the current slots through the handle's PeerConnection. */
+  async offer(): Promise<Jsep> {
+    const media = this.routable();
+    const sections: OfferSection[] = this.slots.map((slot) => {
+      const section: OfferSection = { mid: slot.mid, kind: slot.kind, codec: slot.codec, direction: slot.feed ? 'sendonly' : 'inactive' };
+      if (slot.feed) section.streamId = this.options.useMsid ? `janus${slot.feed.id}` : 'janus';
+      return section;
+    });
+    const jsep = await media.createOffer(sections);
+    this.offerOutstanding = true;
+    this.renegotiationPending = false;
+    if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
+    return jsep;
+  }
+
+  private routable(): RoutableMedia {
+    const media = this.client.media();
+    if (!media || !media.createOffer || !media.streams || !media.onStreamsChanged) {
+      throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
+    }
+    return media as RoutableMedia;
+  }
+
+  /** The client's answer was applied (`start` + jsep). */
+  answered(): void {
+    this.offerOutstanding = false;
+    this.syncOutputs();
+  }
+
+  setMediaUp(): void {
+    this.mediaUp = true;
+    this.syncOutputs();
+  }
+
+  /** Reads the engine output of each slot from the PeerConnection, then reconnects. */
+  syncOutputs(): void {
+    if (this.gone) return;
+    const media = this.client.media();
+    const infos = media?.streams?.() ?? [];
+    for (const slot of this.slots) {
+      const info = infos.find((i) => i.mid === slot.mid);
+      const output = info?.output ?? null;
+      if (output !== slot.output) {
+        slot.output = output;
+        slot.appliedSource = undefined;
+        slot.appliedPaused = undefined;
+        slot.appliedLayer = null;
+      }
+    }
+    this.reconcile();
+  }
+
+  /**
+   * Makes the router match the slots: each output fed by its feed stream's
+   * chosen layer (or nothing), paused when the subscriber or the slot is.
+   * Only changes are sent, so every router call is a real switch.
+   */
+  reconcile(): void {
+    if (this.gone || !this.mediaUp || !this.services) return;
+    const router = this.services.router;
+    for (const slot of this.slots) {
+      if (slot.output === null) continue;
+      const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
+      const chosen = stream && relayable(stream) ? layerSource(stream, slot.substream) : null;
+      const source = chosen?.source ?? null;
+      if (slot.appliedSource !== source) {
+        router.switchOutput(slot.output, source);
+        // A new source is only decodable from a keyframe (RFC 4585 §6.3.1 PLI).
+        if (source !== null && slot.kind === 'video') router.requestKeyframe(source);
+        const layerChanged = slot.appliedSource !== undefined && slot.appliedSource !== null && chosen !== null && stream?.simulcast === true && slot.appliedLayer !== chosen.layer;
+        slot.appliedSource = source;
+        slot.appliedLayer = chosen?.layer ?? null;
+        if (layerChanged && chosen) this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
+      }
+      const paused = this.paused || !slot.send;
+      if (slot.appliedPaused !== paused) {
+        router.pauseOutput(slot.output, paused);
+        slot.appliedPaused = paused;
+      }
+    }
+  }
+
+  /** Validates every switch before applying any; returns the number of changed slots and whether renegotiation is needed. */
+  applySwitch(requests: SwitchRequest[]): { changes: number; renegotiate: boolean } {
+    const plan: { slot: Slot; feed: Feed; stream: FeedStream; request: SwitchRequest }[] = [];
+    for (const r of requests) {
+      const slot = this.slots.find((s) => s.mid === r.subMid);
+      if (!slot) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such subscription mid '${r.subMid}'`);
+      const feed = this.room.participants.get(r.feed);
+      if (!feed || !feed.publishing) throw noSuchFeed(r.feed);
+      const stream = feed.stream(r.mid);
+      if (!stream || stream.disabled) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such mid '${r.mid}' in feed ${r.feed}`);
+      if (stream.type !== slot.kind) throw new VideoRoomError(VideoRoomErrorCode.INVALID_FEED, `Can't switch a ${slot.kind} m-line to a ${stream.type} stream`);
+      // The negotiated payload format cannot change without renegotiation.
+      if (stream.codec !== slot.codecName) {
+        throw new VideoRoomError(VideoRoomErrorCode.INVALID_FEED, `Can't switch: codec ${stream.codec ?? 'none'} differs from the m-line's ${slot.codecName}`);
+      }
+      plan.push({ slot, feed, stream, request: r });
+    }
+    let changes = 0;
+    let renegotiate = false;
+    for (const { slot, feed, stream, request } of plan) {
+      if (slot.feed === null) renegotiate = true;
+      if (slot.feed !== feed || slot.feedMid !== stream.mid) changes++;
+      slot.feed = feed;
+      slot.feedMid = stream.mid;
+      if (request.substream !== undefined) slot.substream = request.substream;
+      if (request.temporal !== undefined) slot.temporal = request.temporal;
+    }
+    this.reconcile();
+    return { changes, renegotiate };
+  }
+
+  /** A feed's streams changed: slots whose stream vanished go inactive. Returns whether any did. */
+  private dropVanished(feed: Feed): boolean {
+    let dropped = false;
+    for (const slot of this.slots) {
+      if (slot.feed !== feed) continue;
+      const stream = slot.feedMid !== null ? feed.stream(slot.feedMid) : undefined;
+      if (!stream || stream.disabled || stream.type !== slot.kind || stream.codec !== slot.codecName) {
+        this.deactivate(slot);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
+
+  feedChanged(feed: Feed): void {
+    if (this.gone || !this.slots.some((s) => s.feed === feed)) return;
+    const dropped = this.dropVanished(feed);
+    this.reconcile();
+    if (dropped) this.autoUpdate();
+  }
+
+  feedGone(feed: Feed): void {
+    if (this.gone) return;
+    let dropped = false;
+    for (const slot of this.slots) {
+      if (slot.feed === feed) {
+        this.deactivate(slot);
+        dropped = true;
+      }
+    }
+    if (!dropped) return;
+    this.reconcile();
+    this.autoUpdate();
+  }
+
+  /** With autoupdate, a lost feed is renegotiated away with an `updated` event and a new offer. */
+  private autoUpdate(): void {
+    if (!this.options.autoupdate) return;
+    void this.renegotiate(undefined).catch(() => undefined);
+  }
+
+  /**
+   * Sends `updated` + offer, or `updating` when an offer is still unanswered
+   * (the change then rides on the offer made after the answer).
+   */
+  async renegotiate(transaction: string | undefined): Promise<void> {
+    if (this.gone) return;
+    const options = transaction !== undefined ? { transaction } : {};
+    if (this.offerOutstanding) {
+      this.renegotiationPending = true;
+      this.client.push({ videoroom: 'updating', room: this.room.id }, options);
+      return;
+    }
+    const jsep = await this.offer();
+    if (this.gone) return;
+    this.client.push({ videoroom: 'updated', room: this.room.id, streams: this.describeStreams() }, { ...options, jsep });
+  }
+
+  roomDestroyed(): void {
+    if (this.gone) return;
+    this.client.push({ videoroom: 'destroyed', room: this.room.id });
+    this.teardown();
+    this.client.closePeerConnection('Room destroyed');
+  }
+
+  /**
+   * The one ending of a subscriber (leave, hangup, detach, room destroyed):
+   * outputs disconnected, listener removed, out of the room. Idempotent.
+   */
+  teardown(): void {
+    if (this.gone) return;
+    if (this.services && this.mediaUp) {
+      for (const slot of this.slots) {
+        if (slot.output !== null && slot.appliedSource !== undefined && slot.appliedSource !== null) this.services.router.switchOutput(slot.output, null);
+      }
+    }
+    this.gone = true;
+    this.stopListening?.();
+    this.stopListening = null;
+    for (const slot of this.slots) this.deactivate(slot);
+    this.room.subscribers.delete(this);
+  }
+
+  describeStreams(): JsonObject[] {
+    return this.slots.map((slot) => {
+      const out: JsonObject = { type: slot.kind, mindex: slot.mindex, mid: slot.mid, active: slot.feed !== null };
+      const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
+      if (slot.feed && stream) {
+        out['feed_id'] = slot.feed.id;
+        out['feed_mid'] = stream.mid;
+        if (slot.feed.display !== undefined) out['feed_display'] = slot.feed.display;
+        if (slot.feed.metadata !== undefined) out['feed_metadata'] = slot.feed.metadata;
+        if (stream.description !== undefined) out['feed_description'] = stream.description;
+        out['codec'] = slot.codecName;
+        if (slot.codecName === 'h264' && stream.h264Profile) out['h264-profile'] = stream.h264Profile;
+        if (slot.codecName === 'vp9' && stream.vp9Profile) out['vp9-profile'] = stream.vp9Profile;
+        if (stream.simulcast) out['simulcast'] = { substream: slot.substream, temporal: slot.temporal };
+      }
+      if (slot.crossrefid !== undefined) out['crossrefid'] = slot.crossrefid;
+      out['send'] = slot.send;
+      out['ready'] = this.mediaUp && slot.output !== null;
+      return out;
+    });
+  }
+
+  query(): JsonObject {
+    return {
+      room: this.room.id,
+      paused: this.paused,
+      media_up: this.mediaUp,
+      offer_outstanding: this.offerOutstanding,
+      streams: this.slots.map((s) => ({ mid: s.mid, feed: s.feed?.id ?? null, feed_mid: s.feedMid, output: s.output, source: s.appliedSource ?? null })),
+    };
+  }
+}

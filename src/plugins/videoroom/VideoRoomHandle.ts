@@ -1,0 +1,544 @@
+/**
+ * One handle attached to the VideoRoom: nothing, a publisher or a subscriber.
+ * Synchronous requests are answered at once; asynchronous ones are `ack`ed
+ * and processed one at a time (Janus uses a handler thread), their result
+ * pushed as an event with the request's transaction.
+ *
+ * Every ending of the handle's role goes through one idempotent path:
+ * publisher → `VideoRoomPlugin.removeParticipant`, subscriber →
+ * `Subscriber.teardown`; remote publishers created from this handle end with
+ * it (`releaseOwnedBy`).
+ */
+import type { JsonObject } from '../../core/Json.js';
+import { field } from '../../core/Json.js';
+import type { HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
+import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
+import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing } from './errors.js';
+import { Publisher, type PublishedDescription } from './Publisher.js';
+import { checkSecret, type Room } from './Room.js';
+import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
+import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
+import { restrictOffer } from './codecs.js';
+import * as R from './requests.js';
+
+/**
+ * A context that can open the handle's PeerConnection before any jsep was
+ * exchanged, which a subscriber needs in order to make the first offer.
+ * Proposed addition to `PluginContext` (see the report of issue 5); used when
+ * present, else only `ctx.media` is consulted.
+ */
+type OpeningContext = PluginContext & { openMedia?: () => HandleMedia | null };
+
+type Role = { kind: 'publisher'; publisher: Publisher } | { kind: 'subscriber'; subscriber: Subscriber } | null;
+
+const MEDIA_UNAVAILABLE = 'WebRTC media is not available in this build';
+
+export class VideoRoomHandle implements PluginHandle {
+  private role: Role = null;
+  private destroyed = false;
+  private work: Promise<void> = Promise.resolve();
+
+  constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: OpeningContext) {}
+
+  get publisher(): Publisher | null {
+    return this.role?.kind === 'publisher' && !this.role.publisher.left ? this.role.publisher : null;
+  }
+
+  get subscriber(): Subscriber | null {
+    return this.role?.kind === 'subscriber' && !this.role.subscriber.gone ? this.role.subscriber : null;
+  }
+
+  closePeerConnection(reason: string): void {
+    if (!this.destroyed) this.ctx.closePeerConnection(reason);
+  }
+
+  private media(): HandleMedia | null {
+    return this.ctx.media ?? this.ctx.openMedia?.() ?? null;
+  }
+
+  handleMessage(message: PluginMessage): PluginReply {
+    const body = message.body;
+    const request = field(body, 'request');
+    if (typeof request !== 'string') {
+      return { kind: 'ok', data: errorData(request === undefined || request === null ? missing('request') : invalid('request', 'a string'), this.ctx.logger) };
+    }
+    const name = request.toLowerCase();
+    if (R.SYNC_REQUESTS.has(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
+    if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
+    this.work = this.work
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.process(name, message))
+      .catch((err: unknown) => {
+        if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
+      });
+    return { kind: 'wait', hint: 'I\'m taking my time!' };
+  }
+
+  private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
+    if (this.destroyed) return;
+    const options: { transaction?: string; jsep?: Jsep } = {};
+    if (transaction !== undefined) options.transaction = transaction;
+    if (jsep) options.jsep = jsep;
+    this.ctx.pushEvent(data, options);
+  }
+
+  private async process(name: string, message: PluginMessage): Promise<void> {
+    if (this.destroyed) return;
+    const { body, transaction, jsep } = message;
+    const pub = this.publisher;
+    const sub = this.subscriber;
+    if (name === 'join' || name === 'joinandconfigure') {
+      if (pub || sub) throw new VideoRoomError(VideoRoomErrorCode.ALREADY_JOINED, `Already in as a ${pub ? 'publisher' : 'subscriber'} on this handle`);
+      return this.join(name, body, transaction, jsep);
+    }
+    if (pub) return this.publisherRequest(pub, name, body, transaction, jsep);
+    if (sub) return this.subscriberRequest(sub, name, body, transaction, jsep);
+    throw new VideoRoomError(VideoRoomErrorCode.JOIN_FIRST, 'Invalid request on unconfigured participant');
+  }
+
+  // ---- join ---------------------------------------------------------------------------------------
+
+  private async join(name: string, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
+    R.validate(body, R.JOIN);
+    const ptype = String(body['ptype']);
+    const room = this.plugin.room(body);
+    if (ptype === 'publisher') return this.joinPublisher(name === 'joinandconfigure', room, body, transaction, jsep);
+    if (ptype === 'subscriber' || ptype === 'listener') {
+      if (name === 'joinandconfigure') throw new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, 'Subscribers cannot joinandconfigure');
+      return this.joinSubscriber(room, body, transaction);
+    }
+    throw invalid('ptype', '"publisher" or "subscriber"');
+  }
+
+  private async joinPublisher(configure: boolean, room: Room, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
+    R.validate(body, R.PUBLISHER_JOIN);
+    checkSecret(room.config.pin, body, 'pin');
+    if (room.config.allowed !== null) {
+      const token = R.optString(body, 'token');
+      if (token === undefined || !room.config.allowed.includes(token)) throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, 'Unauthorized (not in the allowed list)');
+    }
+    if (configure) R.validate(body, R.PUBLISH);
+    const requested = R.optNumber(body, 'id');
+    if (requested !== undefined && room.participants.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ID_EXISTS, `User ID ${requested} already exists`);
+    let id = requested;
+    for (let i = 0; id === undefined && i < 1000; i++) {
+      const candidate = Math.floor(Math.random() * 2 ** 48) + 1;
+      if (!room.participants.has(candidate)) id = candidate;
+    }
+    if (id === undefined) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
+    const pub = new Publisher(id, room, { push: (data) => this.push(data, undefined) }, this.plugin.services, this.plugin.clock);
+    pub.display = R.optString(body, 'display');
+    const metadata = field(body, 'metadata');
+    if (metadata !== undefined && metadata !== null) pub.metadata = metadata;
+    room.participants.set(id, pub);
+    this.role = { kind: 'publisher', publisher: pub };
+    if (room.config.notify_joining) {
+      room.notify({ videoroom: 'event', room: room.id, joining: { id, ...pub.identity() } }, pub);
+    }
+    const joined: JsonObject = {
+      videoroom: 'joined',
+      room: room.id,
+      description: room.config.description,
+      id,
+      private_id: pub.privateId,
+      publishers: room.publishersList(pub),
+    };
+    if (room.config.notify_joining) {
+      joined['attendees'] = [...room.participants.values()].filter((f) => f !== pub && !f.publishing).map((f) => ({ id: f.id, ...f.identity() }));
+    }
+    if (configure && jsep) {
+      // joinandconfigure: the answer rides on the `joined` event; a failed publish leaves the participant joined.
+      const answer = await this.publish(pub, body, jsep);
+      this.push(joined, transaction, answer);
+      return;
+    }
+    this.push(joined, transaction);
+  }
+
+  private async joinSubscriber(room: Room, body: JsonObject, transaction: string): Promise<void> {
+    R.validate(body, R.SUBSCRIBER_JOIN);
+    checkSecret(room.config.pin, body, 'pin');
+    const privateId = R.optNumber(body, 'private_id') ?? null;
+    if (room.config.require_pvtid) {
+      const owner = [...room.participants.values()].find((f) => f instanceof Publisher && f.privateId === privateId);
+      if (privateId === null || !owner) throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, 'Unauthorized (this room requires a valid private_id)');
+    }
+    let requests = streamRequests(R.objects(body, 'streams'));
+    const legacyFeed = R.optNumber(body, 'feed');
+    if (requests.length === 0 && legacyFeed !== undefined) requests = [{ feed: legacyFeed }];
+    if (requests.length === 0) throw missing('streams');
+    const sub = new Subscriber(room, this.subscriberClient(), this.plugin.services, {
+      autoupdate: R.optBool(body, 'autoupdate') ?? true,
+      useMsid: R.optBool(body, 'use_msid') ?? false,
+      privateId,
+    });
+    const resolved = sub.resolve(requests);
+    if (resolved.length === 0) throw new VideoRoomError(VideoRoomErrorCode.INVALID_FEED, 'The requested feeds have no stream ferry can relay');
+    if (!this.routableMedia()) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
+    sub.addSlots(resolved);
+    const offer = await sub.offer();
+    if (this.destroyed || room.destroyed) {
+      sub.teardown();
+      return;
+    }
+    room.subscribers.add(sub);
+    this.role = { kind: 'subscriber', subscriber: sub };
+    this.push({ videoroom: 'attached', room: room.id, streams: sub.describeStreams() }, transaction, offer);
+  }
+
+  private subscriberClient() {
+    return {
+      push: (data: JsonObject, options?: { transaction?: string; jsep?: Jsep }) => this.push(data, options?.transaction, options?.jsep),
+      media: () => this.media(),
+      closePeerConnection: (reason: string) => this.closePeerConnection(reason),
+    };
+  }
+
+  private routableMedia(): RoutableMedia | null {
+    const media = this.media();
+    return media && media.streams && media.onStreamsChanged && media.createOffer ? (media as RoutableMedia) : null;
+  }
+
+  // ---- publisher requests ----------------------------------------------------------------------------
+
+  private async publisherRequest(pub: Publisher, name: string, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
+    const room = pub.room;
+    switch (name) {
+      case 'publish': {
+        R.validate(body, R.PUBLISH);
+        if (pub.published) throw new VideoRoomError(VideoRoomErrorCode.ALREADY_PUBLISHED, "Can't publish, already published");
+        if (!jsep) throw missing('jsep');
+        const answer = await this.publish(pub, body, jsep);
+        this.push(this.configured(pub), transaction, answer);
+        return;
+      }
+      case 'configure': {
+        R.validate(body, R.PUBLISH);
+        const answer = jsep ? await this.publish(pub, body, jsep) : undefined;
+        this.configurePublisher(pub, body);
+        this.push(this.configured(pub), transaction, answer);
+        return;
+      }
+      case 'unpublish': {
+        if (!pub.published) throw new VideoRoomError(VideoRoomErrorCode.NOT_PUBLISHED, "Can't unpublish, not published");
+        this.plugin.unpublishParticipant(pub);
+        this.push({ videoroom: 'event', room: room.id, unpublished: 'ok' }, transaction);
+        this.closePeerConnection('Unpublished');
+        return;
+      }
+      case 'leave': {
+        this.plugin.removeParticipant(pub, 'leave');
+        this.push({ videoroom: 'event', room: room.id, leaving: 'ok' }, transaction);
+        this.closePeerConnection('Left the room');
+        return;
+      }
+      default:
+        throw new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${name}' for a publisher`);
+    }
+  }
+
+  private configured(pub: Publisher): JsonObject {
+    const out: JsonObject = { videoroom: 'event', room: pub.room.id, configured: 'ok' };
+    if (pub.audioCodec) out['audio_codec'] = pub.audioCodec;
+    if (pub.videoCodec) out['video_codec'] = pub.videoCodec;
+    if (pub.published) out['streams'] = pub.describe(false)['streams'] ?? [];
+    return out;
+  }
+
+  /**
+   * Answers a publisher's offer (publish, joinandconfigure, configure with a
+   * jsep): the offer is narrowed to the room's codecs, answered by the
+   * handle's PeerConnection, and its m-lines become the feed's streams.
+   */
+  private async publish(pub: Publisher, body: JsonObject, jsep: Jsep): Promise<Jsep> {
+    const room = pub.room;
+    if (jsep.type !== 'offer') throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP_TYPE, 'Invalid SDP type (publishers must send an offer)');
+    if (!pub.published && room.publishingFeeds.length >= room.config.publishers) {
+      throw new VideoRoomError(VideoRoomErrorCode.PUBLISHERS_FULL, `Maximum number of publishers (${room.config.publishers}) already reached`);
+    }
+    const policy = room.codecPolicy;
+    const audioCodec = R.optString(body, 'audiocodec')?.toLowerCase();
+    const videoCodec = R.optString(body, 'videocodec')?.toLowerCase();
+    if (audioCodec !== undefined) {
+      if (!policy.audio.includes(audioCodec)) throw invalid('audiocodec', `one of the room's audio codecs (${policy.audio.join(',')})`);
+      policy.audio = [audioCodec];
+    }
+    if (videoCodec !== undefined) {
+      if (!policy.video.includes(videoCodec)) throw invalid('videocodec', `one of the room's video codecs (${policy.video.join(',')})`);
+      policy.video = [videoCodec];
+    }
+    const media = this.media();
+    if (!media) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
+    const routable = this.routableMedia();
+    if (!routable) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
+    let restricted;
+    try {
+      restricted = restrictOffer(jsep.sdp, policy);
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error parsing SDP: ${(err as Error).message}`);
+    }
+    let answer: Jsep;
+    try {
+      answer = await media.createAnswer({ ...jsep, sdp: restricted.sdp }, { audio: true, video: true, data: true });
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
+    }
+    if (this.destroyed || pub.left) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Participant left while publishing');
+    const descriptions = new Map<string, string>();
+    for (const d of R.objects(body, 'descriptions')) {
+      R.validate(d, R.DESCRIPTION, 'descriptions.');
+      descriptions.set(String(d['mid']), String(d['description']));
+    }
+    const described: PublishedDescription = { data: restricted.data, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
+    const wasPublishing = pub.publishing;
+    this.applyIdentity(pub, body);
+    pub.attachMedia(routable, described);
+    pub.refreshForwarders();
+    if (wasPublishing) {
+      // Renegotiation of a live publisher: subscribers re-point, everyone hears the new stream list.
+      room.feedChanged(pub);
+      pub.announce();
+    }
+    return answer;
+  }
+
+  private applyIdentity(pub: Publisher, body: JsonObject): boolean {
+    let changed = false;
+    const display = R.optString(body, 'display');
+    if (display !== undefined && display !== pub.display) {
+      pub.display = display;
+      changed = true;
+    }
+    const metadata = field(body, 'metadata');
+    if (metadata !== undefined && metadata !== null) {
+      pub.metadata = metadata;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** `configure` without renegotiation: bitrate, keyframe, per-stream send/keyframe, descriptions, display. */
+  private configurePublisher(pub: Publisher, body: JsonObject): void {
+    const streams = R.objects(body, 'streams');
+    for (const s of streams) R.validate(s, R.PUBLISHER_STREAM_CONFIGURE, 'streams.');
+    for (const d of R.objects(body, 'descriptions')) R.validate(d, R.DESCRIPTION, 'descriptions.');
+    const bitrate = R.optNumber(body, 'bitrate');
+    if (bitrate !== undefined) pub.bitrate = pub.room.config.bitrate_cap && pub.room.config.bitrate > 0 ? Math.min(bitrate, pub.room.config.bitrate) : bitrate;
+    if (body['keyframe'] === true) pub.requestKeyframes();
+    let changed = this.applyIdentity(pub, body);
+    for (const s of streams) {
+      const mid = String(s['mid']);
+      const stream = pub.stream(mid);
+      if (!stream) continue;
+      if (s['keyframe'] === true) pub.requestKeyframes(mid);
+      const send = R.optBool(s, 'send');
+      if (send !== undefined && send !== stream.relay) {
+        stream.relay = send;
+        changed = true;
+      }
+    }
+    for (const d of R.objects(body, 'descriptions')) {
+      const stream = pub.stream(String(d['mid']));
+      if (stream) {
+        stream.description = String(d['description']);
+        changed = true;
+      }
+    }
+    if (changed && pub.publishing) {
+      pub.refreshForwarders();
+      pub.room.feedChanged(pub);
+      pub.announce();
+    }
+  }
+
+  // ---- subscriber requests -----------------------------------------------------------------------------
+
+  private async subscriberRequest(sub: Subscriber, name: string, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
+    const room = sub.room;
+    switch (name) {
+      case 'start': {
+        if (jsep) {
+          if (jsep.type !== 'answer') throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP_TYPE, 'Invalid SDP type (subscribers must answer)');
+          sub.answered();
+        }
+        sub.paused = false;
+        sub.reconcile();
+        this.push({ videoroom: 'event', room: room.id, started: 'ok' }, transaction);
+        if (jsep && sub.renegotiationPending) await sub.renegotiate(undefined);
+        return;
+      }
+      case 'pause': {
+        sub.paused = true;
+        sub.reconcile();
+        this.push({ videoroom: 'event', room: room.id, paused: 'ok' }, transaction);
+        return;
+      }
+      case 'switch': {
+        R.validate(body, R.SWITCH);
+        const requests = R.objects(body, 'streams').map((s): SwitchRequest => {
+          R.validate(s, R.SWITCH_STREAM, 'streams.');
+          const r: SwitchRequest = { feed: s['feed'] as number, mid: String(s['mid']), subMid: String(s['sub_mid']) };
+          const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
+          const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
+          if (substream !== undefined) r.substream = substream;
+          if (temporal !== undefined) r.temporal = temporal;
+          return r;
+        });
+        const { changes, renegotiate } = sub.applySwitch(requests);
+        this.push({ videoroom: 'event', room: room.id, switched: 'ok', changes, streams: sub.describeStreams() }, transaction);
+        if (renegotiate) await sub.renegotiate(undefined);
+        return;
+      }
+      case 'subscribe':
+      case 'unsubscribe':
+      case 'update': {
+        const { subscribe, unsubscribe } = this.updateLists(name, body);
+        const resolved = sub.resolve(subscribe);
+        for (const u of unsubscribe) if (u.feed === undefined && u.subMid === undefined) throw missing('feed');
+        const removed = unsubscribe.length ? sub.removeSlots(unsubscribe) : 0;
+        const added = sub.addSlots(resolved);
+        if (added + removed === 0) {
+          this.push({ videoroom: 'updated', room: room.id, streams: sub.describeStreams() }, transaction);
+          return;
+        }
+        await sub.renegotiate(transaction);
+        return;
+      }
+      case 'configure': {
+        R.validate(body, R.SUBSCRIBER_CONFIGURE);
+        this.configureSubscriber(sub, body);
+        if (body['restart'] === true) {
+          const offer = await sub.offer();
+          this.push({ videoroom: 'event', room: room.id, configured: 'ok' }, transaction, offer);
+          return;
+        }
+        this.push({ videoroom: 'event', room: room.id, configured: 'ok' }, transaction);
+        return;
+      }
+      case 'leave': {
+        sub.teardown();
+        this.push({ videoroom: 'event', room: room.id, left: 'ok' }, transaction);
+        this.closePeerConnection('Subscriber left');
+        return;
+      }
+      default:
+        throw new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${name}' for a subscriber`);
+    }
+  }
+
+  private updateLists(name: string, body: JsonObject): { subscribe: StreamRequest[]; unsubscribe: UnsubscribeRequest[] } {
+    if (name === 'subscribe') {
+      R.validate(body, R.SUBSCRIBE);
+      return { subscribe: streamRequests(R.objects(body, 'streams')), unsubscribe: [] };
+    }
+    if (name === 'unsubscribe') {
+      R.validate(body, R.SUBSCRIBE);
+      return { subscribe: [], unsubscribe: unsubscribeRequests(R.objects(body, 'streams')) };
+    }
+    R.validate(body, R.UPDATE);
+    if (field(body, 'subscribe') === undefined && field(body, 'unsubscribe') === undefined) throw missing('subscribe');
+    return { subscribe: streamRequests(R.objects(body, 'subscribe')), unsubscribe: unsubscribeRequests(R.objects(body, 'unsubscribe')) };
+  }
+
+  /** Subscriber `configure`: per-m-line send/substream/temporal, the deprecated audio/video toggles. */
+  private configureSubscriber(sub: Subscriber, body: JsonObject): void {
+    const streams = R.objects(body, 'streams');
+    for (const s of streams) R.validate(s, R.SUBSCRIBER_STREAM_CONFIGURE, 'streams.');
+    for (const s of streams) {
+      const slot = sub.slots.find((x) => x.mid === String(s['mid']));
+      if (!slot) continue;
+      const send = R.optBool(s, 'send');
+      if (send !== undefined) slot.send = send;
+      const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
+      if (substream !== undefined) slot.substream = substream;
+      const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
+      if (temporal !== undefined) slot.temporal = temporal;
+    }
+    for (const kind of ['audio', 'video'] as const) {
+      const on = R.optBool(body, kind);
+      if (on !== undefined) for (const slot of sub.slots) if (slot.kind === kind) slot.send = on;
+    }
+    const substream = R.optNumber(body, 'substream');
+    const temporal = R.optNumber(body, 'temporal');
+    for (const slot of sub.slots) {
+      if (slot.kind !== 'video') continue;
+      if (substream !== undefined) slot.substream = substream;
+      if (temporal !== undefined) slot.temporal = temporal;
+    }
+    sub.reconcile();
+  }
+
+  // ---- media lifecycle ---------------------------------------------------------------------------------
+
+  setupMedia(): void {
+    if (this.destroyed) return;
+    this.publisher?.setMediaUp();
+    this.subscriber?.setMediaUp();
+  }
+
+  /** The PeerConnection is gone: a publisher unpublishes (and stays in the room), a subscriber ends. Idempotent. */
+  hangupMedia(_reason: string): void {
+    const pub = this.publisher;
+    if (pub) this.plugin.unpublishParticipant(pub);
+    const sub = this.subscriber;
+    if (sub) {
+      sub.teardown();
+      this.role = null;
+    }
+  }
+
+  destroy(_reason: string): void {
+    if (this.destroyed) return;
+    const pub = this.publisher;
+    if (pub) this.plugin.removeParticipant(pub, 'detached');
+    this.subscriber?.teardown();
+    this.plugin.releaseOwnedBy(this);
+    this.destroyed = true;
+    this.role = null;
+    this.plugin.forgetHandle(this);
+  }
+
+  query(): JsonObject {
+    const pub = this.publisher;
+    if (pub) {
+      return {
+        type: 'publisher', room: pub.room.id, id: pub.id, private_id: pub.privateId, display: pub.display ?? null,
+        published: pub.published, media_up: pub.mediaUp, bitrate: pub.bitrate, streams: pub.describe(false)['streams'] ?? [],
+        forwarders: pub.forwarders.size, remotes: pub.remotes.size,
+      };
+    }
+    const sub = this.subscriber;
+    if (sub) return { type: 'subscriber', ...sub.query() };
+    return { type: 'none', destroyed: this.destroyed };
+  }
+}
+
+function streamRequests(entries: JsonObject[]): StreamRequest[] {
+  return entries.map((s) => {
+    R.validate(s, R.SUBSCRIBE_STREAM, 'streams.');
+    const r: StreamRequest = { feed: s['feed'] as number };
+    const mid = R.optString(s, 'mid');
+    if (mid !== undefined) r.mid = mid;
+    const crossrefid = R.optString(s, 'crossrefid');
+    if (crossrefid !== undefined) r.crossrefid = crossrefid;
+    const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
+    if (substream !== undefined) r.substream = substream;
+    const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
+    if (temporal !== undefined) r.temporal = temporal;
+    return r;
+  });
+}
+
+function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
+  return entries.map((s) => {
+    R.validate(s, R.UNSUBSCRIBE_STREAM, 'streams.');
+    const r: UnsubscribeRequest = {};
+    const feed = R.optNumber(s, 'feed');
+    if (feed !== undefined) r.feed = feed;
+    const mid = R.optString(s, 'mid');
+    if (mid !== undefined) r.mid = mid;
+    const subMid = R.optString(s, 'sub_mid');
+    if (subMid !== undefined) r.subMid = subMid;
+    return r;
+  });
+}
