@@ -224,6 +224,7 @@ export class Registration extends Emitter<RegistrationEvents> {
         const base = this.options.backoffBaseMs ?? 1000;
         const max = this.options.backoffMaxMs ?? 30_000;
         const delay = Math.min(max, base * 2 ** Math.min(this.retryCount, 20));
+        this.pending++; // the REGISTER in flight is given up: its late outcome must not count
         this.retryCount++;
         this.retryTimer?.cancel();
         this.retryTimer = this.clock.setTimeout(() => this.input('retryDue'), delay);

@@ -157,8 +157,8 @@ function parseRequest(startLine: string, headers: SipHeaders, body: Buffer, body
   }
   if (!parseNameAddr(headers.get('From') ?? '') || !parseNameAddr(headers.get('To') ?? '')) return bad(400, 'malformed From/To');
   for (const via of headers.getAll('Via')) if (!parseVia(via)) return bad(400, 'malformed Via');
-  const mf = headers.get('Max-Forwards');
-  if (mf !== undefined && !/^\d{1,3}$/.test(mf)) return bad(400, 'malformed Max-Forwards');
+  const mf = headers.getAll('Max-Forwards');
+  if (mf.length > 1 || (mf[0] !== undefined && !/^\d{1,3}$/.test(mf[0]))) return bad(400, 'malformed Max-Forwards');
   for (const c of headers.getAll('Contact')) if (!parseNameAddr(c)) return bad(400, 'malformed Contact');
   return { ok: true, message: { kind: 'request', method, uri, headers, body } };
 }
