@@ -17,11 +17,14 @@ const VIDEO_FEEDBACK = [{ type: 'nack' }, { type: 'nack', subtype: 'pli' }, { ty
 /** What the publisher's handle lets it do on its client. */
 export interface PublisherClient {
   push(data: JsonObject): void;
+  closePeerConnection(reason: string): void;
 }
 
 export interface PublishedDescription {
   /** Data-channel m-lines of the offer (not routed, but listed like Janus does). */
   data: { mid: string; index: number }[];
+  /** Codec the room allows per mid (codecs.restrictOffer); an m-line negotiated to anything else is not relayed. */
+  chosen: Map<string, string | null>;
   /** Janus `rid_order`: "hml" (default: first rid is the highest layer) or "lmh". */
   ridOrder: 'hml' | 'lmh';
   descriptions: Map<string, string>;
@@ -38,7 +41,7 @@ export class Publisher extends Feed {
   audioCodec: string | null = null;
   videoCodec: string | null = null;
   private media: RoutableMedia | null = null;
-  private described: PublishedDescription = { data: [], ridOrder: 'hml', descriptions: new Map() };
+  private described: PublishedDescription = { data: [], chosen: new Map(), ridOrder: 'hml', descriptions: new Map() };
   private stopListening: (() => void) | null = null;
   private firTimer: Timer | null = null;
   left = false;
@@ -60,6 +63,10 @@ export class Publisher extends Feed {
 
   notify(data: JsonObject): void {
     if (!this.left) this.client.push(data);
+  }
+
+  closePeerConnection(reason: string): void {
+    this.client.closePeerConnection(reason);
   }
 
   /** After the answer: takes the PeerConnection's m-lines as the feed's streams and follows their changes. */
@@ -95,7 +102,10 @@ export class Publisher extends Feed {
   }
 
   private streamFrom(info: MediaStreamInfo, previous: FeedStream | undefined): FeedStream {
-    const codec = info.codec;
+    // The room's codec policy is enforced here too: a media layer that answered with a codec
+    // the narrowed offer did not keep gets its m-line disabled rather than relayed.
+    const allowed = this.described.chosen.get(info.mid);
+    const codec = info.codec && allowed !== undefined && allowed !== null && codecNameOf(info.codec.name, info.codec.clockRate) === allowed ? info.codec : null;
     const layers = orderLayers(info.sources, this.described.ridOrder);
     const stream: FeedStream = {
       mindex: info.index,

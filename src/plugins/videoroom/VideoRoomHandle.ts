@@ -126,7 +126,7 @@ export class VideoRoomHandle implements PluginHandle {
       if (!room.participants.has(candidate)) id = candidate;
     }
     if (id === undefined) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
-    const pub = new Publisher(id, room, { push: (data) => this.push(data, undefined) }, this.plugin.services, this.plugin.clock);
+    const pub = new Publisher(id, room, { push: (data) => this.push(data, undefined), closePeerConnection: (reason) => this.closePeerConnection(reason) }, this.plugin.services, this.plugin.clock);
     pub.display = R.optString(body, 'display');
     const metadata = field(body, 'metadata');
     if (metadata !== undefined && metadata !== null) pub.metadata = metadata;
@@ -289,7 +289,7 @@ export class VideoRoomHandle implements PluginHandle {
       R.validate(d, R.DESCRIPTION, 'descriptions.');
       descriptions.set(String(d['mid']), String(d['description']));
     }
-    const described: PublishedDescription = { data: restricted.data, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
+    const described: PublishedDescription = { data: restricted.data, chosen: restricted.chosen, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
     const wasPublishing = pub.publishing;
     this.applyIdentity(pub, body);
     pub.attachMedia(routable, described);

@@ -275,16 +275,10 @@ export class VideoRoomPlugin implements Plugin {
         if (notify) feed.notify({ videoroom: 'destroyed', room: room.id });
         feed.stopPublishing();
         feed.left = true;
-        const handle = this.handleOf(feed);
-        handle?.closePeerConnection('Room destroyed');
+        feed.closePeerConnection('Room destroyed');
       }
     }
     room.participants.clear();
-  }
-
-  private handleOf(feed: Publisher): VideoRoomHandle | undefined {
-    for (const h of this.handles) if (h.publisher === feed) return h;
-    return undefined;
   }
 
   private exists(body: JsonObject): JsonObject {
@@ -402,7 +396,7 @@ export class VideoRoomPlugin implements Plugin {
     room.participants.delete(pub.id);
     if (how === 'kicked') {
       room.notify({ videoroom: 'event', room: room.id, kicked: pub.id, ...pub.identity() });
-      this.handleOf(pub)?.closePeerConnection('Kicked');
+      pub.closePeerConnection('Kicked');
     } else {
       room.notify({ videoroom: 'event', room: room.id, leaving: pub.id, ...pub.identity() });
     }
