@@ -18,17 +18,29 @@ interface ForwardResult {
   ppsOutPerCore: number;
 }
 
-async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number): Promise<ForwardResult> {
+/**
+ * `echo`: the EchoTest shape — the output sits on the ingress endpoint itself
+ * (one socket, one SRTP context pair), sending back toward one sink.
+ */
+async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number, echo = false): Promise<ForwardResult> {
   const native = loadNative();
   const engine = new MediaEngine({ workers: 1 });
-  const sink = new native.BenchSink(fanout);
+  // Receivers are bound but not read, as a remote host's would be: the media thread pays
+  // for delivery up to their socket, not for waking a reader thread on this same machine.
+  const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
   try {
     const inKeys = newKeys(profile);
     const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0 });
     engine.setSrtp(ingress.id, { profile, localKey: inKeys.key, localSalt: inKeys.salt, remoteKey: inKeys.key, remoteSalt: inKeys.salt });
     const source = engine.addSource(ingress.id, { ssrc: 0x1000, kind: 'video', clockRate: 90000 });
     const outEps: number[] = [];
+    if (echo) {
+      engine.setRemote(ingress.id, { address: '127.0.0.1', port: sink.ports()[0]! });
+      engine.addOutput(ingress.id, { source, ssrc: 0x2000 });
+      outEps.push(ingress.id);
+    }
     sink.ports().forEach((port, i) => {
+      if (echo) return;
       const k = newKeys(profile);
       const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port });
       engine.setSrtp(ep.id, { profile, localKey: k.key, localSalt: k.salt, remoteKey: k.key, remoteSalt: k.salt });
@@ -62,7 +74,7 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
 /** The same job in pure TypeScript: dgram + werift-rtp decrypt once, encrypt per output. */
 async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: number): Promise<ForwardResult> {
   const native = loadNative();
-  const sink = new native.BenchSink(fanout);
+  const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
   const socket = createSocket('udp4');
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
   const inKeys = newKeys(profile);
@@ -95,6 +107,9 @@ async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: 
     ssrc: 0x1000,
     payload: PAYLOAD,
     durationMs: Math.round(seconds * 1000),
+    // Offered at a rate one JavaScript thread can take, so the baseline is measured working
+    // rather than collapsing under a flood it drops at the socket.
+    packetsPerSecond: Math.round(20_000 / fanout),
   });
   await new Promise((r) => setTimeout(r, 50));
   const cpu = process.cpuUsage(cpu0);
@@ -109,6 +124,10 @@ async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: 
 export async function benchForward(figures: Figures, seconds: number): Promise<void> {
   for (const profile of ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'] as const) {
     const key = profile.toLowerCase();
+    const e = await ferryForward(profile, 1, seconds, true);
+    figures.add(`echo.${key}.pps_out`, e.ppsOut, 'packets/s');
+    figures.add(`echo.${key}.cpu_us_per_packet`, e.cpuUsPerPacket, 'µs/packet');
+    figures.add(`echo.${key}.pps_out_per_core`, e.ppsOutPerCore, 'packets/s/core');
     for (const fanout of [1, 10]) {
       const r = await ferryForward(profile, fanout, seconds);
       figures.add(`forward.${key}.fanout${fanout}.pps_out`, r.ppsOut, 'packets/s');

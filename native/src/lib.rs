@@ -604,8 +604,8 @@ pub struct BenchSink {
 #[napi]
 impl BenchSink {
     #[napi(constructor)]
-    pub fn new(count: u32) -> Result<Self> {
-        guard("new BenchSink", || Ok(Self { inner: Some(bench::Sink::start(count as usize).map_err(err)?) }))
+    pub fn new(count: u32, drain: Option<bool>) -> Result<Self> {
+        guard("new BenchSink", || Ok(Self { inner: Some(bench::Sink::start(count as usize, drain.unwrap_or(true)).map_err(err)?) }))
     }
 
     #[napi]

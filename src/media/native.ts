@@ -124,7 +124,7 @@ export interface NativeAddon {
   NativeEngine: new (options?: { workers?: number }) => NativeEngine;
   benchSrtp(profile: string, op: 'protect' | 'unprotect', payload: number, iterations: number): { packets: number; nanos: number };
   blast(params: NativeBlastParams): Promise<{ sent: number; failed: number; nanos: number }>;
-  BenchSink: new (count: number) => { ports(): number[]; stop(): number };
+  BenchSink: new (count: number, drain?: boolean) => { ports(): number[]; stop(): number };
   engineVersion(): string;
 }
 

@@ -21,7 +21,11 @@ export function mediaRange(size = 50): { rtp_port_min: number; rtp_port_max: num
   return { rtp_port_min: base, rtp_port_max: base + size - 1 };
 }
 
-export async function startFerry(overrides: ConfigOverrides = {}, plugins?: FerryOptions['plugins']): Promise<TestFerry> {
+export async function startFerry(
+  overrides: ConfigOverrides = {},
+  plugins?: FerryOptions['plugins'],
+  clock?: FerryOptions['clock'],
+): Promise<TestFerry> {
   const local = { bind: '127.0.0.1', port: 0 };
   const config = makeConfig({
     ...overrides,
@@ -32,7 +36,7 @@ export async function startFerry(overrides: ConfigOverrides = {}, plugins?: Ferr
     log: { level: 'silent', ...overrides.log },
     media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
   });
-  const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins });
+  const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins, clock });
   const addr = await ferry.start();
   return {
     ferry,

@@ -157,7 +157,10 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn start(count: usize) -> Result<Self, String> {
+    /// `drain`: read what arrives (and count it). Without it the sockets are bound but never
+    /// read, like a remote host's: the sender pays delivery up to the socket queue, not the
+    /// cross-core wake-up of a reader sleeping on the same machine.
+    pub fn start(count: usize, drain: bool) -> Result<Self, String> {
         let mut sockets = Vec::with_capacity(count);
         let mut ports = Vec::with_capacity(count);
         for _ in 0..count.clamp(1, 256) {
@@ -169,6 +172,20 @@ impl Sink {
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
+        if !drain {
+            let thread = std::thread::Builder::new()
+                .name("ferry-bench-sink".into())
+                .spawn(move || {
+                    // Hold the sockets open until stopped; read nothing.
+                    while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    drop(sockets);
+                    0
+                })
+                .map_err(|e| e.to_string())?;
+            return Ok(Self { ports, stop, thread: Some(thread) });
+        }
         let thread = std::thread::Builder::new()
             .name("ferry-bench-sink".into())
             .spawn(move || {

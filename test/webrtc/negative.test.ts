@@ -1,0 +1,159 @@
+// What a broken or hostile WebRTC peer gets: a clear Janus error or a hangup
+// with a reason, never a crash, a stuck handle or a leaked port.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
+
+import { JanusWs, type Json } from '../helpers/http.js';
+import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { bindingRequest, stunErrorCode, stunType } from '../helpers/stun.js';
+import { udpPeer } from '../helpers/udp.js';
+import { loopbackPeer } from '../helpers/werift.js';
+
+interface Client {
+  ws: JanusWs;
+  session: number;
+  handle: number;
+}
+
+async function client(f: TestFerry): Promise<Client> {
+  const ws = await JanusWs.connect(f.wsUrl);
+  const session = (await ws.request({ janus: 'create' }))['data'].id as number;
+  const handle = (await ws.request({ janus: 'attach', session_id: session, plugin: 'janus.plugin.echotest' }))['data'].id as number;
+  return { ws, session, handle };
+}
+
+async function offerFrom(pc: RTCPeerConnection): Promise<string> {
+  pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
+  pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendrecv' });
+  await pc.setLocalDescription(await pc.createOffer());
+  return pc.localDescription!.sdp;
+}
+
+async function sendOffer(c: Client, sdp: string): Promise<Json> {
+  return c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: true, video: true }, jsep: { type: 'offer', sdp } });
+}
+
+async function noLeaks(f: TestFerry, c: Client): Promise<void> {
+  await c.ws.request({ janus: 'destroy', session_id: c.session });
+  await c.ws.close();
+  assert.is(f.ferry.webrtc.count, 0, 'no PeerConnection left');
+  assert.is(f.ferry.ports.leased, 0, 'no port lease left');
+  assert.is(f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
+}
+
+test('SDP without fingerprint or ICE credentials → 465', async () => {
+  const f = await startFerry();
+  const pc = loopbackPeer();
+  try {
+    const c = await client(f);
+    const sdp = await offerFrom(pc);
+    for (const strip of [/^a=fingerprint:.*\r\n/gm, /^a=ice-pwd:.*\r\n/gm, /^a=ice-ufrag:.*\r\n/gm]) {
+      const r = await sendOffer(c, sdp.replace(strip, ''));
+      assert.is(r['janus'], 'error', JSON.stringify(r));
+      assert.is(r['error'].code, 465);
+    }
+    const garbage = await sendOffer(c, 'v=0\r\nthis is not sdp\r\n');
+    assert.is(garbage['error'].code, 465);
+    await noLeaks(f, c);
+  } finally {
+    await pc.close();
+    await f.stop();
+  }
+});
+
+test('certificate fingerprint mismatch → no media, hangup with reason', async () => {
+  const f = await startFerry();
+  const pc = loopbackPeer();
+  try {
+    const c = await client(f);
+    const sdp = (await offerFrom(pc)).replace(/^(a=fingerprint:sha-256 )([0-9A-F]{2})/gim, (_m, p, b) => `${p}${b === '00' ? '01' : '00'}`);
+    const ack = await sendOffer(c, sdp);
+    assert.is(ack['janus'], 'ack');
+    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
+    await pc.setRemoteDescription(ev['jsep']);
+    const hangup = await c.ws.nextEvent((e) => e['janus'] === 'hangup', 10_000);
+    assert.match(String(hangup['reason']), /fingerprint/i);
+    assert.is(c.ws.events.filter((e) => e['janus'] === 'webrtcup').length, 0, 'never webrtcup');
+    const stats = f.ferry.engine.stats();
+    assert.is(stats.endpoints.length, 0, 'endpoint closed by the hangup');
+    await noLeaks(f, c);
+  } finally {
+    await pc.close();
+    await f.stop();
+  }
+});
+
+test('wrong ICE password → STUN 401, no media, hangup after the connect timeout', async () => {
+  const f = await startFerry({ media: { connect_timeout: 2 } });
+  const pc = loopbackPeer();
+  const raw = await udpPeer();
+  try {
+    const c = await client(f);
+    await sendOffer(c, await offerFrom(pc));
+    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
+    const answer = String(ev['jsep'].sdp);
+    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
+    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
+    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
+    // A raw ICE peer with the wrong password gets 401 Unauthorized (RFC 8489 §9.1.3).
+    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, 'definitely-not-the-password'), port);
+    const [reply] = await raw.waitFor(1, 2000);
+    assert.ok(reply, 'a STUN reply');
+    assert.is(stunType(reply!), 0x0111, 'error response');
+    assert.is(stunErrorCode(reply!), 401);
+    // werift with a tampered password never connects; ferry hangs up on its own.
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.replace(/^a=ice-pwd:.*$/gm, 'a=ice-pwd:0123456789abcdef0123456789abcdef') });
+    const hangup = await c.ws.nextEvent((e) => e['janus'] === 'hangup', 10_000);
+    assert.match(String(hangup['reason']), /timeout/i);
+    assert.is(c.ws.events.filter((e) => e['janus'] === 'webrtcup').length, 0);
+    await noLeaks(f, c);
+  } finally {
+    await raw.close();
+    await pc.close();
+    await f.stop();
+  }
+});
+
+test('DTLS garbage and truncated records from a validated address are dropped; ferry stays up', async () => {
+  const f = await startFerry({ media: { connect_timeout: 3 } });
+  const pc = loopbackPeer();
+  const raw = await udpPeer();
+  try {
+    const c = await client(f);
+    await sendOffer(c, await offerFrom(pc));
+    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
+    const answer = String(ev['jsep'].sdp);
+    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
+    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
+    const pwd = /^a=ice-pwd:(.*)$/m.exec(answer)![1]!.trim();
+    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
+    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, pwd), port);
+    const [ok] = await raw.waitFor(1, 2000);
+    assert.is(stunType(ok!), 0x0101, 'validated by a real check');
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    for (let i = 0; i < 300; i++) {
+      const len = 1 + (rnd() * 3) % 200;
+      const b = Buffer.alloc(len);
+      for (let k = 0; k < len; k++) b[k] = rnd();
+      b[0] = 20 + (rnd() % 44); // a DTLS content type byte (RFC 7983)
+      if (i % 3 === 0 && len > 13) { b[1] = 0xfe; b[2] = 0xfd; } // DTLS 1.2 version, junk after
+      await raw.send(b, port);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const stats = f.ferry.engine.stats();
+    assert.ok(stats.endpoints[0]!.dtlsIn >= 300, 'records reached the DTLS layer');
+    assert.is(stats.workers[0]!.panics, 0);
+    // The handle either hung up cleanly or is still usable: a request on it still gets an answer.
+    const r = await c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: false } });
+    assert.ok(r['janus'] === 'ack' || r['janus'] === 'success', JSON.stringify(r));
+    await noLeaks(f, c);
+  } finally {
+    await raw.close();
+    await pc.close();
+    await f.stop();
+  }
+});
+
+test.run();
