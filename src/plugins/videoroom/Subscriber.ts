@@ -14,8 +14,10 @@ import type { FeedConsumer, Room } from './Room.js';
 
 export interface SubscriberClient {
   push(data: JsonObject, options?: { transaction?: string; jsep?: Jsep }): void;
-  /** The handle's PeerConnection, opened if needed; null when no WebRTC layer exists. */
+  /** The handle's current PeerConnection, if any (never opens one). */
   media(): HandleMedia | null;
+  /** The handle's PeerConnection, opened if needed (to offer); null when no WebRTC layer exists. */
+  openMedia(): HandleMedia | null;
   closePeerConnection(reason: string): void;
 }
 
@@ -174,7 +176,7 @@ export class Subscriber implements FeedConsumer {
   }
 
   private routable(): RoutableMedia {
-    const media = this.client.media();
+    const media = this.client.openMedia();
     if (!media || !media.createOffer || !media.streams || !media.onStreamsChanged) {
       throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
     }

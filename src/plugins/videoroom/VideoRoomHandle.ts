@@ -52,7 +52,9 @@ export class VideoRoomHandle implements PluginHandle {
     if (!this.destroyed) this.ctx.closePeerConnection(reason);
   }
 
-  private media(): HandleMedia | null {
+  /** The PeerConnection, opened if none exists yet (only for making or answering an offer). */
+  private openMedia(): HandleMedia | null {
+    if (this.destroyed) return null;
     return this.ctx.media ?? this.ctx.openMedia?.() ?? null;
   }
 
@@ -189,13 +191,14 @@ export class VideoRoomHandle implements PluginHandle {
   private subscriberClient() {
     return {
       push: (data: JsonObject, options?: { transaction?: string; jsep?: Jsep }) => this.push(data, options?.transaction, options?.jsep),
-      media: () => this.media(),
+      media: () => this.ctx.media,
+      openMedia: () => this.openMedia(),
       closePeerConnection: (reason: string) => this.closePeerConnection(reason),
     };
   }
 
   private routableMedia(): RoutableMedia | null {
-    const media = this.media();
+    const media = this.openMedia();
     return media && media.streams && media.onStreamsChanged && media.createOffer ? (media as RoutableMedia) : null;
   }
 
@@ -267,7 +270,7 @@ export class VideoRoomHandle implements PluginHandle {
       if (!policy.video.includes(videoCodec)) throw invalid('videocodec', `one of the room's video codecs (${policy.video.join(',')})`);
       policy.video = [videoCodec];
     }
-    const media = this.media();
+    const media = this.openMedia();
     if (!media) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
     const routable = this.routableMedia();
     if (!routable) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
