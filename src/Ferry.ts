@@ -97,6 +97,15 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),
       portLeases: () => ports.leased,
+      portPools: () => [
+        {
+          name: ports.options.name,
+          range: `${ports.options.range.min}-${ports.options.range.max}`,
+          leased: ports.leased,
+          free: ports.free,
+          leases: ports.list().map((l) => ({ port: l.port, owner: l.owner, since: l.since })),
+        },
+      ],
     },
     onStop: closeMedia,
   });

@@ -35,6 +35,16 @@ export interface ResourceCounts {
   peerConnections: () => number;
   nativeEndpoints: () => number | null;
   portLeases: () => number | null;
+  /** Each port pool: its range, leased/free counts and who holds each lease. */
+  portPools: () => PortPoolStatus[];
+}
+
+export interface PortPoolStatus {
+  name: string;
+  range: string;
+  leased: number;
+  free: number;
+  leases: { port: number; owner: string; since: number }[];
 }
 
 export interface GatewayOptions {
@@ -93,6 +103,10 @@ export class Gateway {
       peerConnections: () => this.resources.peerConnections(),
       nativeEndpoints: () => this.resources.nativeEndpoints(),
       portLeases: () => this.resources.portLeases(),
+      freePorts: () => {
+        const pools = this.resources.portPools();
+        return pools.length ? pools.reduce((n, p) => n + p.free, 0) : null;
+      },
     });
     this.registry = new SessionRegistry({
       clock: this.clock,
@@ -113,6 +127,7 @@ export class Gateway {
       peerConnections: () => this.registry.mediaCount,
       nativeEndpoints: () => null,
       portLeases: () => null,
+      portPools: () => [],
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -163,6 +178,7 @@ export class Gateway {
       peer_connections: this.resources.peerConnections(),
       native_endpoints: this.resources.nativeEndpoints(),
       port_leases: this.resources.portLeases(),
+      port_pools: this.resources.portPools(),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
     };

@@ -12,6 +12,8 @@ export interface MetricsSources {
   peerConnections(): number;
   nativeEndpoints(): number | null;
   portLeases(): number | null;
+  /** Free ports over all pools; null until the media side is wired. */
+  freePorts?(): number | null;
 }
 
 export class Metrics {
@@ -40,6 +42,7 @@ export class Metrics {
     gauge('ferry_peer_connections', 'Handles with a PeerConnection', () => sources.peerConnections());
     gauge('ferry_native_endpoints', 'Native media engine endpoints', () => sources.nativeEndpoints());
     gauge('ferry_port_leases', 'UDP port leases held', () => sources.portLeases());
+    gauge('ferry_ports_free', 'UDP ports free in the port pools', () => sources.freePorts?.() ?? null);
     this.requests = new Counter({
       name: 'ferry_requests_total',
       help: 'Janus and Admin API requests by verb and result code (0 = success)',

@@ -38,6 +38,7 @@ export interface FerryStatus {
   /** null until the media engine is wired into the gateway. */
   native_endpoints: number | null;
   port_leases: number | null;
+  port_pools: { name: string; range: string; leased: number; free: number; leases: { port: number; owner: string; since: number }[] }[];
   long_poll_waiters: number;
   queued_events: number;
 }

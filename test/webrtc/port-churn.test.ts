@@ -82,6 +82,15 @@ test('10^4 PeerConnections through every ending path on a 50-port range', async 
         created += n;
         maxLeased = Math.max(maxLeased, f.ferry.ports.leased);
         assert.is(f.ferry.ports.leased, n, `${path}: one lease per PeerConnection`);
+        if (done === 0) {
+          // The Admin API shows every lease with its owner while they are held.
+          const st = await f.admin.post('', { janus: 'ferry_status', admin_secret: 'janusoverlord' });
+          const pool = st['status'].port_pools[0];
+          assert.is(pool.leased, n);
+          assert.is(pool.free, 50 - n);
+          assert.is(pool.range, `${RANGE.rtp_port_min}-${RANGE.rtp_port_max}`);
+          assert.ok(pool.leases.every((l: Json) => /^session:\d+\/handle:\d+$/.test(String(l['owner']))));
+        }
         switch (path) {
           case 'hangup':
             await Promise.all(live.map((l) => l.ws.request({ janus: 'hangup', session_id: l.session, handle_id: l.handle })));
@@ -115,6 +124,13 @@ test('10^4 PeerConnections through every ending path on a 50-port range', async 
     assert.is(f.ferry.webrtc.count, 0);
     assert.is(f.ferry.engine.endpointCount(), 0);
     assert.is(f.ferry.gateway.registry.sessionCount, 0);
+    const st = await f.admin.post('', { janus: 'ferry_status', admin_secret: 'janusoverlord' });
+    assert.is(st['status'].port_leases, 0);
+    assert.is(st['status'].native_endpoints, 0);
+    assert.is(st['status'].peer_connections, 0);
+    const metrics = await (await fetch(f.admin.base.replace(/\/admin$/, '/metrics'))).text();
+    assert.match(metrics, /^ferry_ports_free 50$/m);
+    assert.match(metrics, /^ferry_port_leases 0$/m);
     const bound = boundUdpPorts();
     for (let p = RANGE.rtp_port_min; p <= RANGE.rtp_port_max; p++) assert.not.ok(bound.has(p), `port ${p} still bound`);
   } finally {
