@@ -222,8 +222,8 @@ test('Admin API message_plugin runs synchronous requests', async ({ b }) => {
 test('async requests before join are 424; joining twice is 425; unknown ptype 430; no room 426', async ({ b, c }) => {
   await c.sync({ request: 'create', room: 80, admin_key: 'supersecret' });
   const h = await VrClient.open(b);
-  const ack = await h.raw({ request: 'publish' });
-  assert.is(ack['janus'], 'ack');
+  const ack = await h.ws.request({ janus: 'message', session_id: h.sessionId, handle_id: h.handleId, body: { request: 'publish' }, transaction: 'p-1' });
+  assert.equal(ack, { janus: 'ack', session_id: h.sessionId, transaction: 'p-1' });
   assert.is(err((await h.call({ request: 'configure' })).data), 424);
   assert.is(err((await h.call({ request: 'start' })).data), 424);
   assert.is(err((await h.call({ request: 'join', ptype: 'watcher', room: 80 })).data), 430);

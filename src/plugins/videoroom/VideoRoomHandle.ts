@@ -73,7 +73,8 @@ export class VideoRoomHandle implements PluginHandle {
       .catch((err: unknown) => {
         if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
       });
-    return { kind: 'wait', hint: 'I\'m taking my time!' };
+    // janus_videoroom.c returns JANUS_PLUGIN_OK_WAIT without a hint.
+    return { kind: 'wait' };
   }
 
   private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
