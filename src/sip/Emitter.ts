@@ -9,6 +9,8 @@ export type EventMap = Record<string, unknown[]>;
 export class Emitter<E extends EventMap> {
   private readonly listeners = new Map<keyof E, Array<(...args: unknown[]) => void>>();
   onListenerError: (err: unknown) => void = () => {};
+  /** Type-only: lets helpers infer a subclass's event map (`EventsOf<T>`); never set at run time. */
+  declare readonly eventTypes?: E;
 
   on<K extends keyof E>(event: K, fn: (...args: E[K]) => void): this {
     const list = this.listeners.get(event) ?? [];
@@ -51,3 +53,6 @@ export class Emitter<E extends EventMap> {
     return true;
   }
 }
+
+/** The event map of an emitter type (for generic helpers such as test waits). */
+export type EventsOf<T> = T extends { eventTypes?: infer E } ? (E extends EventMap ? E : never) : never;

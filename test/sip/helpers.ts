@@ -1,0 +1,130 @@
+/** Shared helpers for SIP tests: bounded waits, raw UDP peers, child processes killed by PID. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer } from 'node:net';
+import type { Emitter, EventMap, EventsOf } from '../../src/sip/Emitter.js';
+
+/** Resolves with the event's arguments, or rejects after `ms`. */
+export function waitFor<T extends Emitter<EventMap>, K extends keyof EventsOf<T> & string>(
+  emitter: T, event: K, ms = 5000, pred: (...a: EventsOf<T>[K]) => boolean = () => true,
+): Promise<EventsOf<T>[K]> {
+  type Args = EventsOf<T>[K];
+  const em = emitter as unknown as Emitter<Record<K, Args>>;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      em.off(event, on);
+      reject(new Error(`timed out after ${ms} ms waiting for '${event}'`));
+    }, ms);
+    const on = (...args: Args) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      em.off(event, on);
+      resolve(args);
+    };
+    em.on(event, on);
+  });
+}
+
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A raw UDP socket on 127.0.0.1 collecting datagrams. */
+export async function rawUdp(): Promise<{ socket: Socket; port: number; received: Buffer[]; send(data: string | Buffer, port: number): void; close(): void }> {
+  const socket = createSocket('udp4');
+  const received: Buffer[] = [];
+  socket.on('message', (m) => received.push(m));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  return {
+    socket,
+    port: socket.address().port,
+    received,
+    send: (data, port) => socket.send(typeof data === 'string' ? Buffer.from(data) : data, port, '127.0.0.1'),
+    close: () => socket.close(),
+  };
+}
+
+/** A free port on 127.0.0.1 (TCP and, almost surely, UDP) for peers that need a fixed port. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const a = srv.address();
+        const p = typeof a === 'object' && a ? a.port : 0;
+        srv.close(() => resolve(p));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const s = createSocket('udp4');
+      s.once('error', () => resolve(false));
+      s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port');
+}
+
+/** Fails loudly when a peer binary is missing: CI installs it with .ci/install-sip-peers.sh. */
+export function requireBinary(name: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const path = r.stdout.trim();
+  if (r.status !== 0 || path === '') {
+    throw new Error(`'${name}' is not installed: run .ci/install-sip-peers.sh (apt-get install sip-tester kamailio)`);
+  }
+  return path;
+}
+
+export interface Peer {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  /** Signals the peer's whole process group (kamailio forks workers); idempotent. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Spawns a peer in its own process group with a hard time limit. `kill()`
+ * signals that group by its id, so forked workers go too; once the main
+ * process exits, its pipes are closed so orphaned workers cannot keep the
+ * test process alive.
+ */
+export function spawnPeer(cmd: string, args: string[], limitMs: number, cwd?: string): Peer {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(cwd ? { cwd } : {}) });
+  let out = '';
+  child.stdout?.on('data', (d) => { out += d; });
+  child.stderr?.on('data', (d) => { out += d; });
+  let groupAlive = true;
+  const kill = (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (child.pid === undefined || !groupAlive) return;
+    try { process.kill(-child.pid, signal); } catch { groupAlive = false; }
+  };
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    kill('SIGKILL'); // leftover workers of this group
+    groupAlive = false;
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    resolve(code);
+  }));
+  const timer = setTimeout(() => kill('SIGKILL'), limitMs);
+  timer.unref();
+  void exited.then(() => clearTimeout(timer));
+  return { child, output: () => out, exited, kill };
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
+
+export const SDP_OFFER = [
+  'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', '',
+].join('\r\n');
+export const SDP_ANSWER = SDP_OFFER.replace('40000', '40002').replace('o=- 1 1', 'o=- 2 2');
