@@ -7,7 +7,7 @@ import { answerChallenges, buildAuthorization, digestResponse, parseAuthParams, 
 import { AccountRoutes, applyRoutes } from '../../src/sip/RouteSet.js';
 import { REGISTRATION_TABLE, Registration, type RegisterOutcome, type RegistrationState } from '../../src/sip/Registration.js';
 import { Dialog } from '../../src/sip/Dialog.js';
-import { SipHeaders, makeResponse, parseNameAddr, type SipRequest, type SipResponse } from '../../src/sip/SipMessage.js';
+import { makeResponse, type SipRequest, type SipResponse } from '../../src/sip/SipMessage.js';
 import { parseSipMessage } from '../../src/sip/SipParser.js';
 
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -287,5 +287,3 @@ registration('failure and expiry clear the Service-Route; a stale outcome is ign
 
 registration.run();
 
-void SipHeaders;
-void parseNameAddr;
