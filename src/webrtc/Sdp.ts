@@ -85,8 +85,10 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
     const kind = m.type === 'audio' || m.type === 'video' || m.type === 'application' ? m.type : undefined;
     const mid = m.mid !== undefined ? String(m.mid) : String(index);
     const rejected = m.port === 0 || kind === undefined;
-    const ufrag = pick(m.iceUfrag, parsed.iceUfrag);
-    const pwd = pick(m.icePwd, parsed.icePwd);
+    // sdp-transform turns an all-digit value into a number: credentials are strings (RFC 8839 §5.4).
+    const asText = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
+    const ufrag = asText(pick(m.iceUfrag, parsed.iceUfrag));
+    const pwd = asText(pick(m.icePwd, parsed.icePwd));
     const fp = pick(m.fingerprint, parsed.fingerprint);
     const st = pick(m.setup, parsed.setup);
     if (!rejected) {
@@ -139,7 +141,8 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
   if (!iceUfrag || !icePwd) throw new SdpError('missing ICE credentials (a=ice-ufrag / a=ice-pwd)');
   if (!fingerprint) throw new SdpError('missing DTLS fingerprint (a=fingerprint)');
   if (!/^[0-9A-F]{2}(:[0-9A-F]{2})+$/.test(fingerprint.value)) throw new SdpError('malformed a=fingerprint');
-  const bundle = (parsed.groups ?? []).find((g) => g.type === 'BUNDLE')?.mids.split(/\s+/).filter(Boolean) ?? [];
+  const bundleGroup = (parsed.groups ?? []).find((g) => g.type === 'BUNDLE');
+  const bundle = bundleGroup ? String(bundleGroup.mids).split(/\s+/).filter(Boolean) : [];
   return {
     type,
     iceUfrag,

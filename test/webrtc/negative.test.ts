@@ -90,7 +90,8 @@ test('wrong ICE password → STUN 401, no media, hangup after the connect timeou
   const raw = await udpPeer();
   try {
     const c = await client(f);
-    await sendOffer(c, await offerFrom(pc));
+    const ack = await sendOffer(c, await offerFrom(pc));
+    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
     const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
     const answer = String(ev['jsep'].sdp);
     const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
@@ -121,7 +122,8 @@ test('DTLS garbage and truncated records from a validated address are dropped; f
   const raw = await udpPeer();
   try {
     const c = await client(f);
-    await sendOffer(c, await offerFrom(pc));
+    const ack = await sendOffer(c, await offerFrom(pc));
+    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
     const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
     const answer = String(ev['jsep'].sdp);
     const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
@@ -148,6 +150,33 @@ test('DTLS garbage and truncated records from a validated address are dropped; f
     // The handle either hung up cleanly or is still usable: a request on it still gets an answer.
     const r = await c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: false } });
     assert.ok(r['janus'] === 'ack' || r['janus'] === 'success', JSON.stringify(r));
+    await noLeaks(f, c);
+  } finally {
+    await raw.close();
+    await pc.close();
+    await f.stop();
+  }
+});
+
+test('consent lost (RFC 7675) → hangup with reason, everything released', async () => {
+  const f = await startFerry({ media: { consent_timeout: 1, connect_timeout: 30 } });
+  const pc = loopbackPeer();
+  const raw = await udpPeer();
+  try {
+    const c = await client(f);
+    const ack = await sendOffer(c, await offerFrom(pc));
+    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
+    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
+    const answer = String(ev['jsep'].sdp);
+    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
+    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
+    const pwd = /^a=ice-pwd:(.*)$/m.exec(answer)![1]!.trim();
+    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
+    // One nominating check, then silence: consent expires after the configured second.
+    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, pwd, true), port);
+    await raw.waitFor(1, 2000);
+    const hangup = await c.ws.nextEvent((e) => e['janus'] === 'hangup', 5000);
+    assert.match(String(hangup['reason']), /consent/i);
     await noLeaks(f, c);
   } finally {
     await raw.close();
