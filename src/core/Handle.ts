@@ -276,6 +276,7 @@ export class Handle {
       get media() {
         return handle.mediaBinding;
       },
+      openMedia: () => (this.currentState === 'detached' ? null : this.ensureMedia()),
       pushEvent: (data, options) => this.pushEvent(data, options?.transaction, options?.jsep),
       closePeerConnection: (reason) => queueMicrotask(() => this.hangup(reason)),
       endHandle: (reason) => queueMicrotask(() => this.end(reason)),

@@ -40,8 +40,15 @@ export interface HandleMedia extends Partial<RoutableMedia> {
   setRemoteDescription(jsep: Jsep): Promise<void> | void;
   /** Plugin's jsep on its way to the client: returns it merged with ICE/DTLS attributes. */
   prepareLocalDescription(jsep: Jsep): Promise<Jsep> | Jsep;
-  /** Builds an SDP answer to the client's offer for plugins that answer (echotest, videoroom publisher). */
-  createAnswer(offer: Jsep, options: { audio: boolean; video: boolean; data: boolean }): Promise<Jsep> | Jsep;
+  /**
+   * Builds an SDP answer to the client's offer (already applied with setRemoteDescription) for
+   * plugins that answer (echotest, videoroom publisher). `codecs` narrows what may be chosen per
+   * kind, most preferred first (e.g. a room's audiocodec/videocodec lists).
+   */
+  createAnswer(
+    offer: Jsep,
+    options: { audio: boolean; video: boolean; data: boolean; codecs?: { audio?: string[]; video?: string[] } },
+  ): Promise<Jsep> | Jsep;
   addRemoteCandidates(candidates: TrickleCandidate[]): void;
   /** Releases the PeerConnection, its native endpoint and port lease. Idempotent. */
   close(reason: string): void;
@@ -132,6 +139,8 @@ export interface RtpLegOptions {
   /** Learn the remote from the first packet (symmetric RTP) when none is set. */
   latch?: boolean;
   srtp?: SdesKeys;
+  /** A specific port from the pool's range (Janus's add_remote_publisher `port`); 0/absent = any free one. */
+  port?: number;
 }
 
 /** One UDP port (RTP and RTCP multiplexed on it, RFC 5761) owned by one plugin object. */

@@ -48,6 +48,7 @@ class EngineRtpLeg implements RtpLeg {
           for (const l of this.unknownListeners) l({ ssrc: event.ssrc, payloadType: event.payloadType });
         }
       },
+      options.port || undefined,
     );
     if (options.srtp) this.setSrtp(options.srtp);
     this.address = pool.options.bindAddress;

@@ -46,6 +46,12 @@ export interface PluginContext {
   /** This handle's PeerConnection, or null when the WebRTC layer is not wired or none exists yet. */
   readonly media: HandleMedia | null;
   /**
+   * Opens this handle's PeerConnection now (or returns the open one), for plugins
+   * that make the first offer (VideoRoom subscribers, SIP incoming calls). Null
+   * on a detached handle or a gateway without a media layer.
+   */
+  openMedia(): HandleMedia | null;
+  /**
    * Pushes a plugin event to the client (`janus: "event"`). A jsep is merged by
    * the media layer first. Events keep their order. Dropped once the handle ended.
    */

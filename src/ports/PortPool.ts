@@ -94,8 +94,21 @@ export class PortPool {
    * round-robin so a just-released port is not reused at once; a port another
    * process holds is skipped. Throws PortPoolExhaustedError when none is left.
    */
-  lease(owner: string, endpoint: Omit<EndpointOptions, 'port' | 'bindAddress'> = {}, listener?: (event: EndpointEvent) => void): PortLease {
+  lease(
+    owner: string,
+    endpoint: Omit<EndpointOptions, 'port' | 'bindAddress'> = {},
+    listener?: (event: EndpointEvent) => void,
+    wantedPort?: number,
+  ): PortLease {
     const { min, max } = this.options.range;
+    if (wantedPort) {
+      if (wantedPort < min || wantedPort > max) throw new Error(`port ${wantedPort} is outside the ${this.options.name} range ${min}-${max}`);
+      if (this.leases.has(wantedPort)) throw new Error(`port ${wantedPort} is already leased`);
+      const opened = this.engine.openEndpoint({ ...endpoint, bindAddress: this.options.bindAddress, port: wantedPort }, listener);
+      const lease = new PortLease(this, wantedPort, opened.id, owner, this.now());
+      this.leases.set(wantedPort, lease);
+      return lease;
+    }
     for (let tried = 0; tried < this.size; tried++) {
       const port = this.nextPort;
       this.nextPort = port >= max ? min : port + 1;

@@ -107,9 +107,10 @@ function codecKey(c: Codec): NegotiatedCodec {
   return { name: c.name, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp };
 }
 
-function chooseCodec(m: RemoteMediaSection): Codec | null {
+function chooseCodec(m: RemoteMediaSection, allowed?: string[]): Codec | null {
   if (m.kind !== 'audio' && m.kind !== 'video') return null;
-  for (const name of PREFERRED_CODECS[m.kind]) {
+  const order = allowed?.length ? allowed.map((c) => c.toLowerCase()) : PREFERRED_CODECS[m.kind];
+  for (const name of order) {
     const c = m.codecs.find((x) => x.name.toLowerCase() === name);
     if (c) return { ...c, rtcpFb: c.rtcpFb.filter((f) => SUPPORTED_FEEDBACK.has(f.subtype ? `${f.type} ${f.subtype}` : f.type)) };
   }
@@ -198,7 +199,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (jsep.type === 'answer') this.completeNegotiation();
   }
 
-  createAnswer(offer: Jsep, options: { audio: boolean; video: boolean; data: boolean }): Jsep {
+  createAnswer(
+    offer: Jsep,
+    options: { audio: boolean; video: boolean; data: boolean; codecs?: { audio?: string[]; video?: string[] } },
+  ): Jsep {
     if (!this.remote || this.remote.type !== 'offer') {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'No remote offer to answer');
     }
@@ -211,7 +215,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     const states: StreamState[] = [];
     for (const m of this.remote.media) {
       const wanted = m.kind === 'audio' ? options.audio : m.kind === 'video' ? options.video : false;
-      const codec = !m.rejected && wanted ? chooseCodec(m) : null;
+      const allowed = m.kind === 'audio' ? options.codecs?.audio : m.kind === 'video' ? options.codecs?.video : undefined;
+      const codec = !m.rejected && wanted ? chooseCodec(m, allowed) : null;
       if (!codec || (m.kind !== 'audio' && m.kind !== 'video')) {
         sections.push({ mid: m.mid, kind: m.kind, codec: null, direction: 'inactive' });
         continue;

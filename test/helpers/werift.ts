@@ -1,11 +1,15 @@
 // werift RTCPeerConnection as a test peer, kept on loopback: no public STUN
 // server (werift falls back to one even with iceServers: []), no interface
 // scan, host candidates on 127.0.0.1 only. Every test uses this one helper.
+import dgram from 'node:dgram';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 
 import { Connection, RTCPeerConnection, type RTCPeerConnectionConfig } from 'werift';
 
 let patched = false;
+/** UDP sockets werift opened; werift 0.25 leaves some bound after close(), which would keep a test process alive. */
+const weriftSockets = new Set<dgram.Socket>();
 
 export function keepWeriftOnLoopback(): void {
   if (patched) return;
@@ -19,6 +23,28 @@ export function keepWeriftOnLoopback(): void {
     if (!this.options.stunServer) this.stunServer = undefined;
   };
   (os as unknown as { networkInterfaces: () => object }).networkInterfaces = () => ({});
+  const createSocket = dgram.createSocket;
+  (dgram as unknown as { createSocket: typeof dgram.createSocket }).createSocket = ((...args: Parameters<typeof dgram.createSocket>) => {
+    const socket = createSocket(...args);
+    weriftSockets.add(socket);
+    socket.once('close', () => weriftSockets.delete(socket));
+    return socket;
+  }) as typeof dgram.createSocket;
+  // werift's ESM build imports createSocket by name: make named imports see the wrapper.
+  syncBuiltinESMExports();
+}
+
+/** Closes a peer and any socket werift left bound. */
+export async function closePeer(pc: RTCPeerConnection): Promise<void> {
+  await pc.close().catch(() => undefined);
+  for (const s of [...weriftSockets]) {
+    try {
+      s.close();
+    } catch {
+      /* already closed */
+    }
+  }
+  weriftSockets.clear();
 }
 
 export function loopbackPeer(config: Partial<RTCPeerConnectionConfig> = {}): RTCPeerConnection {

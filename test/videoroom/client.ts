@@ -1,5 +1,4 @@
 /** A VideoRoom client over the real Janus WebSocket API, and SDPs a browser would send. */
-import './coreShim.js';
 import { JanusWs, startGateway, type Json, type TestGateway } from '../helpers/http.js';
 import { VideoRoomPlugin, type VideoRoomConfig } from '../../src/plugins/videoroom/VideoRoomPlugin.js';
 import { fakeMedia } from './fakeMedia.js';

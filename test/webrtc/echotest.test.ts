@@ -7,7 +7,7 @@ import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from '
 
 import { JanusWs, tx, type Json } from '../helpers/http.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
-import { connectionState, loopbackPeer } from '../helpers/werift.js';
+import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
 
 const PACKETS = 1000;
 
@@ -148,7 +148,7 @@ for (const [name, profiles, transport] of [
       assert.is(f.ferry.ports.leased, 0, 'port lease released');
       assert.is(f.ferry.engine.endpointCount(), 0, 'native endpoint closed');
     } finally {
-      await pc.close();
+      await closePeer(pc);
       await f.stop();
     }
   });

@@ -8,7 +8,7 @@ import { JanusWs, type Json } from '../helpers/http.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
 import { bindingRequest, stunErrorCode, stunType } from '../helpers/stun.js';
 import { udpPeer } from '../helpers/udp.js';
-import { loopbackPeer } from '../helpers/werift.js';
+import { closePeer, loopbackPeer } from '../helpers/werift.js';
 
 interface Client {
   ws: JanusWs;
@@ -57,7 +57,7 @@ test('SDP without fingerprint or ICE credentials → 465', async () => {
     assert.is(garbage['error'].code, 465);
     await noLeaks(f, c);
   } finally {
-    await pc.close();
+    await closePeer(pc);
     await f.stop();
   }
 });
@@ -79,7 +79,7 @@ test('certificate fingerprint mismatch → no media, hangup with reason', async 
     assert.is(stats.endpoints.length, 0, 'endpoint closed by the hangup');
     await noLeaks(f, c);
   } finally {
-    await pc.close();
+    await closePeer(pc);
     await f.stop();
   }
 });
@@ -111,7 +111,7 @@ test('wrong ICE password → STUN 401, no media, hangup after the connect timeou
     await noLeaks(f, c);
   } finally {
     await raw.close();
-    await pc.close();
+    await closePeer(pc);
     await f.stop();
   }
 });
@@ -153,7 +153,7 @@ test('DTLS garbage and truncated records from a validated address are dropped; f
     await noLeaks(f, c);
   } finally {
     await raw.close();
-    await pc.close();
+    await closePeer(pc);
     await f.stop();
   }
 });
@@ -180,7 +180,7 @@ test('consent lost (RFC 7675) → hangup with reason, everything released', asyn
     await noLeaks(f, c);
   } finally {
     await raw.close();
-    await pc.close();
+    await closePeer(pc);
     await f.stop();
   }
 });

@@ -12,7 +12,7 @@ import { MediaStreamTrack } from 'werift';
 import { ManualClock } from '../../src/core/Clock.js';
 import { JanusWs, type Json } from '../helpers/http.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
-import { loopbackPeer } from '../helpers/werift.js';
+import { closePeer, loopbackPeer } from '../helpers/werift.js';
 
 const TOTAL = 10_000;
 const PATHS = ['hangup', 'detach', 'destroy', 'timeout', 'transport-gone'] as const;
@@ -42,7 +42,7 @@ async function staticOffer(): Promise<string> {
   pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendrecv' });
   await pc.setLocalDescription(await pc.createOffer());
   const sdp = pc.localDescription!.sdp;
-  await pc.close();
+  await closePeer(pc);
   return sdp;
 }
 
