@@ -287,8 +287,14 @@ impl Worker {
     }
 
     fn close_endpoint(&mut self, id: u32) -> Result<ClosedRoutes, String> {
+        if !self.endpoints.contains_key(&id) {
+            return Err(format!("no endpoint {id}"));
+        }
+        // What is queued for this socket goes out now, while the fd still names it.
+        self.flush();
         let ep = self.endpoints.remove(&id).ok_or_else(|| format!("no endpoint {id}"))?;
         let _ = self.epoll.remove(ep.fd());
+        self.send.forget_socket(ep.fd());
         // Routes die with the endpoint: its sources (and their outputs' links) and its outputs.
         let source_ids: Vec<u32> = ep.sources_by_ssrc.values().copied().collect();
         let output_ids: Vec<u32> = ep.outputs_by_ssrc.values().copied().collect();
