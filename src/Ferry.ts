@@ -13,6 +13,7 @@ import { createLogger } from './log/logger.js';
 import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './plugins/Plugin.js';
+import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool } from './ports/PortPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
 import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
@@ -47,6 +48,23 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) found.push(a.address);
   }
   return found.length ? found : ['127.0.0.1'];
+}
+
+/** The plugins `npm start` runs (echotest is built into the Gateway). */
+export function defaultPlugins(config: FerryConfig, services: EngineMediaServices, logger: Logger): Plugin[] {
+  const v = config.videoroom;
+  return [
+    new VideoRoomPlugin({
+      media: services,
+      logger: logger.child({ plugin: 'videoroom' }),
+      config: {
+        roomsFile: v.rooms_file,
+        adminKey: v.admin_key,
+        lockRtpForward: v.lock_rtp_forward,
+        rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 128000, fir_freq: 10 }] : [],
+      },
+    }),
+  ];
 }
 
 export async function createFerry(options: FerryOptions): Promise<Ferry> {
@@ -92,7 +110,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     clock: options.clock,
     media: webrtc,
     services,
-    plugins: options.plugins?.(services) ?? [],
+    plugins: options.plugins ? options.plugins(services) : defaultPlugins(config, services, logger),
     resources: {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),

@@ -47,6 +47,12 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     max_pending_candidates: count(0, 10_000),
   },
   log: { level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+  videoroom: {
+    rooms_file: { kind: 'string', nullable: true },
+    admin_key: SECRET,
+    lock_rtp_forward: BOOL,
+    demo_room: BOOL,
+  },
   media: {
     workers: count(1, 64),
     bind: BIND,

@@ -37,6 +37,16 @@ export interface FerryConfig {
     max_pending_candidates: number;
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  videoroom: {
+    /** JSON file for permanent rooms; null: `permanent: true` is refused. */
+    rooms_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`). */
+    admin_key: string | null;
+    /** Janus `lock_rtp_forward`. */
+    lock_rtp_forward: boolean;
+    /** Creates Janus's sample room 1234 ("Demo Room") at start. */
+    demo_room: boolean;
+  };
   media: {
     /** Native media threads; a room's routes stay on one. */
     workers: number;
@@ -86,6 +96,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
     max_pending_candidates: 256,
   },
   log: { level: 'info' },
+  videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true },
   media: {
     workers: 1,
     bind: '0.0.0.0',
