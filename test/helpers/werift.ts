@@ -27,6 +27,15 @@ export function keepWeriftOnLoopback(): void {
   (dgram as unknown as { createSocket: typeof dgram.createSocket }).createSocket = ((...args: Parameters<typeof dgram.createSocket>) => {
     const socket = createSocket(...args);
     weriftSockets.add(socket);
+    // werift decrypts in JavaScript: a larger receive buffer absorbs bursts while it catches up
+    // (the kernel caps this at net.core.rmem_max).
+    socket.once('listening', () => {
+      try {
+        socket.setRecvBufferSize(2 * 1024 * 1024);
+      } catch {
+        /* not permitted: keep the default */
+      }
+    });
     socket.once('close', () => weriftSockets.delete(socket));
     return socket;
   }) as typeof dgram.createSocket;
