@@ -1,13 +1,14 @@
 //! An endpoint: one UDP socket owned by a media thread, with its ICE-lite
 //! agent, SRTP contexts and where its media goes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
 use ferry_srtp::SrtpContext;
 use ferry_stun::IceLiteAgent;
 
+use crate::idmap::IdMap;
 use crate::stats::EndpointStats;
 
 /// Short-term ICE credentials of the local side (RFC 8445 §5.3), plus the remote ufrag when known.
@@ -59,8 +60,8 @@ pub(crate) struct Endpoint {
     pub rid_extension_id: Option<u8>,
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
-    pub sources_by_ssrc: HashMap<u32, u32>,
-    pub outputs_by_ssrc: HashMap<u32, u32>,
+    pub sources_by_ssrc: IdMap<u32>,
+    pub outputs_by_ssrc: IdMap<u32>,
     pub reported_unknown: HashSet<u32>,
     pub last_remb_us: u64,
     pub stats: EndpointStats,
@@ -90,8 +91,8 @@ impl Endpoint {
             rid_extension_id: config.rid_extension_id,
             srtp_in: None,
             srtp_out: None,
-            sources_by_ssrc: HashMap::new(),
-            outputs_by_ssrc: HashMap::new(),
+            sources_by_ssrc: IdMap::default(),
+            outputs_by_ssrc: IdMap::default(),
             reported_unknown: HashSet::new(),
             last_remb_us: 0,
             stats: EndpointStats::default(),

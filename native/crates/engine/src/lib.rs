@@ -8,6 +8,7 @@ pub mod bench;
 pub mod endpoint;
 pub mod engine;
 pub mod event;
+mod idmap;
 pub mod router;
 pub mod stats;
 mod sys;

@@ -3,7 +3,6 @@
 //! encrypt per output, one sendmmsg per socket per batch. Control commands
 //! arrive over a channel with an eventfd wake-up.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender};
@@ -15,6 +14,7 @@ use ferry_stun::{IceEvent, StunOutcome};
 
 use crate::endpoint::{Endpoint, EndpointConfig, SrtpKeys, MAX_REPORTED_UNKNOWN_SSRCS};
 use crate::event::{Event, EventSink};
+use crate::idmap::IdMap;
 use crate::router::{Output, OutputConfig, Source, SourceConfig};
 use crate::stats::{EndpointStats, WorkerStats};
 use crate::sys::{self, Epoll, FlushReport, RecvBatch, SendQueue, WakeFd, MAX_DATAGRAM};
@@ -66,9 +66,9 @@ pub(crate) struct Worker {
     commands: Receiver<Command>,
     events: EventSink,
     pending_events: Vec<Event>,
-    endpoints: HashMap<u32, Endpoint>,
-    sources: HashMap<u32, Source>,
-    outputs: HashMap<u32, Output>,
+    endpoints: IdMap<Endpoint>,
+    sources: IdMap<Source>,
+    outputs: IdMap<Output>,
     recv: RecvBatch,
     send: SendQueue,
     flush_report: FlushReport,
@@ -98,9 +98,9 @@ impl Worker {
             commands,
             events,
             pending_events: Vec::new(),
-            endpoints: HashMap::new(),
-            sources: HashMap::new(),
-            outputs: HashMap::new(),
+            endpoints: IdMap::default(),
+            sources: IdMap::default(),
+            outputs: IdMap::default(),
             recv: RecvBatch::new(RECV_SLOTS),
             send: SendQueue::new(SEND_SLOTS),
             flush_report: FlushReport { sent: Vec::new(), failed: Vec::new() },
@@ -752,7 +752,7 @@ impl Worker {
     }
 }
 
-fn flush_queue(send: &mut SendQueue, report: &mut FlushReport, endpoints: &mut HashMap<u32, Endpoint>) {
+fn flush_queue(send: &mut SendQueue, report: &mut FlushReport, endpoints: &mut IdMap<Endpoint>) {
     if send.is_empty() {
         return;
     }
