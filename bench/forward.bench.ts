@@ -12,6 +12,16 @@ import { RtpPacket } from 'werift-rtp';
 import type { Figures } from './figures.js';
 import { PAYLOAD } from './srtp.bench.js';
 
+/**
+ * Offered load of the ferry runs, in packets/s out (the blaster sends this divided by the
+ * fan-out), about twice what one media core forwards. Far beyond it the ingress socket drops
+ * in long runs (UDP frees receive memory in quarter-buffer steps): once one run of losses
+ * spans more than 2^15 sequence numbers the SRTP receiver's ROC estimate (RFC 3711 §3.3.1)
+ * falls behind and every later packet fails authentication, which measures the load
+ * generator, not the forwarder.
+ */
+const OFFERED_OUT_PPS = 1_200_000;
+
 interface ForwardResult {
   ppsOut: number;
   cpuUsPerPacket: number;
@@ -57,6 +67,7 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
       ssrc: 0x1000,
       payload: PAYLOAD,
       durationMs: Math.round(seconds * 1000),
+      packetsPerSecond: Math.round(OFFERED_OUT_PPS / fanout),
     });
     await new Promise((r) => setTimeout(r, 50)); // let the media thread drain its socket
     const after = engine.stats();

@@ -2,7 +2,7 @@
 //! N SRTP outputs toward bound-but-unread sinks, fed by the native blaster. Handy under
 //! `perf record` (the media thread is `ferry-media-0`).
 //!
-//! `cargo run --release -p ferry-engine --example forward -- [gcm|cm] [fanout] [seconds] [echo]`
+//! `cargo run --release -p ferry-engine --example forward -- [gcm|cm] [fanout] [seconds] [echo|-] [packets/s]`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +26,8 @@ fn main() -> Result<(), String> {
     let fanout: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10).clamp(1, 256);
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0f64).clamp(0.1, 30.0);
     let echo = args.get(3).map(String::as_str) == Some("echo");
+    // Offered load in packets/s (0 = flat out), as bench/forward.bench.ts paces it.
+    let packets_per_second: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
 
     let engine = Engine::new(EngineOptions { workers: 1 }, Arc::new(|_: Vec<Event>| {})).map_err(|e| e.0)?;
     let mut sink = Sink::start(if echo { 1 } else { fanout }, false)?;
@@ -67,7 +69,7 @@ fn main() -> Result<(), String> {
         payload_type: 96,
         payload: 1200,
         duration: Duration::from_secs_f64(seconds),
-        packets_per_second: 0,
+        packets_per_second,
         max_packets: u64::MAX,
         first_seq: 1,
     })?;
@@ -88,6 +90,14 @@ fn main() -> Result<(), String> {
         cpu_ns as f64 / 1000.0 / out.max(1) as f64,
         out as f64 / (cpu_ns as f64 / 1e9),
         rx as f64 / batches.max(1) as f64,
+    );
+    let failed: u64 = outputs.iter().filter_map(|&id| after.endpoint(id)).map(|e| e.tx_failed).sum::<u64>()
+        - outputs.iter().filter_map(|&id| before.endpoint(id)).map(|e| e.tx_failed).sum::<u64>();
+    let dropped: u64 = after.workers[0].outputs.iter().map(|o| o.1.dropped).sum();
+    let ing = after.endpoint(ingress).cloned().unwrap_or_default();
+    println!(
+        "  tx_failed {failed}, outputs dropped {dropped}, ingress auth failures {}, replays {}, other {}",
+        ing.srtp_auth_failures, ing.srtp_replays, ing.srtp_other_failures
     );
     sink.stop();
     Ok(())
