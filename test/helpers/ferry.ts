@@ -2,7 +2,7 @@
 import { makeConfig, type ConfigOverrides, type FerryConfig } from '../../src/config/Config.js';
 import { createFerry, type Ferry, type FerryOptions } from '../../src/Ferry.js';
 import { createLogger } from '../../src/log/logger.js';
-import { JanusHttp } from './http.js';
+import { JanusHttp, loopbackOverrides } from './http.js';
 
 export interface TestFerry {
   ferry: Ferry;
@@ -26,14 +26,8 @@ export async function startFerry(
   plugins?: FerryOptions['plugins'],
   clock?: FerryOptions['clock'],
 ): Promise<TestFerry> {
-  const local = { bind: '127.0.0.1', port: 0 };
   const config = makeConfig({
-    ...overrides,
-    http: { ...local, ...overrides.http },
-    websocket: { ...local, ...overrides.websocket },
-    admin_http: { ...local, ...overrides.admin_http },
-    admin_websocket: { ...local, ...overrides.admin_websocket },
-    log: { level: 'silent', ...overrides.log },
+    ...loopbackOverrides(overrides),
     media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
   });
   const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins, clock });

@@ -25,17 +25,22 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-/** Starts a gateway on 127.0.0.1 port 0 for every listener, silent logs and a manual clock. */
-export async function startGateway(overrides: ConfigOverrides = {}, extra: Partial<GatewayOptions> = {}): Promise<TestGateway> {
+/** Every listener on 127.0.0.1, ephemeral port, silent logs — unless the test says otherwise. */
+export function loopbackOverrides(overrides: ConfigOverrides): ConfigOverrides {
   const local = { bind: '127.0.0.1', port: 0 };
-  const config = makeConfig({
+  return {
     ...overrides,
     http: { ...local, ...overrides.http },
     websocket: { ...local, ...overrides.websocket },
     admin_http: { ...local, ...overrides.admin_http },
     admin_websocket: { ...local, ...overrides.admin_websocket },
     log: { level: 'silent', ...overrides.log },
-  });
+  };
+}
+
+/** Starts a gateway on 127.0.0.1 port 0 for every listener, silent logs and a manual clock. */
+export async function startGateway(overrides: ConfigOverrides = {}, extra: Partial<GatewayOptions> = {}): Promise<TestGateway> {
+  const config = makeConfig(loopbackOverrides(overrides));
   const clock = extra.clock instanceof ManualClock ? extra.clock : new ManualClock();
   const gw = new Gateway({ config, clock, logger: createLogger(config.log.level), ...extra });
   const addr = await gw.start();

@@ -34,6 +34,22 @@ async function sendOffer(c: Client, sdp: string): Promise<Json> {
   return c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: true, video: true }, jsep: { type: 'offer', sdp } });
 }
 
+/** Sends the peer's offer, returns ferry's answer and what a raw ICE peer needs to check against it. */
+async function negotiate(c: Client, pc: RTCPeerConnection): Promise<{ answer: string; port: number; username: string; pwd: string }> {
+  const ack = await sendOffer(c, await offerFrom(pc));
+  assert.is(ack['janus'], 'ack', JSON.stringify(ack));
+  const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
+  const answer = String(ev['jsep'].sdp);
+  const attr = (sdp: string, name: string) => new RegExp(`^a=${name}:(.*)$`, 'm').exec(sdp)![1]!.trim();
+  return {
+    answer,
+    port: Number(/^m=audio (\d+)/m.exec(answer)![1]),
+    // RFC 8445 §7.2.2: USERNAME is "<receiver's ufrag>:<sender's ufrag>".
+    username: `${attr(answer, 'ice-ufrag')}:${attr(pc.localDescription!.sdp, 'ice-ufrag')}`,
+    pwd: attr(answer, 'ice-pwd'),
+  };
+}
+
 async function noLeaks(f: TestFerry, c: Client): Promise<void> {
   await c.ws.request({ janus: 'destroy', session_id: c.session });
   await c.ws.close();
@@ -90,15 +106,9 @@ test('wrong ICE password → STUN 401, no media, hangup after the connect timeou
   const raw = await udpPeer();
   try {
     const c = await client(f);
-    const ack = await sendOffer(c, await offerFrom(pc));
-    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
-    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
-    const answer = String(ev['jsep'].sdp);
-    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
-    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
-    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
+    const { answer, port, username } = await negotiate(c, pc);
     // A raw ICE peer with the wrong password gets 401 Unauthorized (RFC 8489 §9.1.3).
-    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, 'definitely-not-the-password'), port);
+    await raw.send(bindingRequest(username, 'definitely-not-the-password'), port);
     const [reply] = await raw.waitFor(1, 2000);
     assert.ok(reply, 'a STUN reply');
     assert.is(stunType(reply!), 0x0111, 'error response');
@@ -122,15 +132,8 @@ test('DTLS garbage and truncated records from a validated address are dropped; f
   const raw = await udpPeer();
   try {
     const c = await client(f);
-    const ack = await sendOffer(c, await offerFrom(pc));
-    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
-    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
-    const answer = String(ev['jsep'].sdp);
-    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
-    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
-    const pwd = /^a=ice-pwd:(.*)$/m.exec(answer)![1]!.trim();
-    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
-    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, pwd), port);
+    const { port, username, pwd } = await negotiate(c, pc);
+    await raw.send(bindingRequest(username, pwd), port);
     const [ok] = await raw.waitFor(1, 2000);
     assert.is(stunType(ok!), 0x0101, 'validated by a real check');
     let seed = 7;
@@ -164,16 +167,9 @@ test('consent lost (RFC 7675) → hangup with reason, everything released', asyn
   const raw = await udpPeer();
   try {
     const c = await client(f);
-    const ack = await sendOffer(c, await offerFrom(pc));
-    assert.is(ack['janus'], 'ack', JSON.stringify(ack));
-    const ev = await c.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep']);
-    const answer = String(ev['jsep'].sdp);
-    const port = Number(/^m=audio (\d+)/m.exec(answer)![1]);
-    const ufrag = /^a=ice-ufrag:(.*)$/m.exec(answer)![1]!.trim();
-    const pwd = /^a=ice-pwd:(.*)$/m.exec(answer)![1]!.trim();
-    const offerUfrag = /^a=ice-ufrag:(.*)$/m.exec(pc.localDescription!.sdp)![1]!.trim();
+    const { port, username, pwd } = await negotiate(c, pc);
     // One nominating check, then silence: consent expires after the configured second.
-    await raw.send(bindingRequest(`${ufrag}:${offerUfrag}`, pwd, true), port);
+    await raw.send(bindingRequest(username, pwd, true), port);
     await raw.waitFor(1, 2000);
     const hangup = await c.ws.nextEvent((e) => e['janus'] === 'hangup', 5000);
     assert.match(String(hangup['reason']), /consent/i);
