@@ -101,6 +101,8 @@ interface StreamState {
   remote: RemoteMediaSection | null;
   /** Payload type this m-line receives with (to attribute unsignalled SSRCs). */
   recvPayloadType: number | null;
+  /** The remote answer rejected this offered m-line or will not receive on it: no output. */
+  refused?: boolean;
 }
 
 function codecKey(c: Codec): NegotiatedCodec {
@@ -196,7 +198,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.remote = desc;
     const lease = this.ensureLease();
     this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
-    if (jsep.type === 'answer') this.completeNegotiation();
+    if (jsep.type === 'answer') {
+      this.dropRefusedOutputs(desc);
+      this.completeNegotiation();
+    }
   }
 
   createAnswer(
@@ -462,11 +467,31 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
   }
 
+  /**
+   * RFC 3264 §6: an offered m-line the answer rejects (port 0) carries no media, and
+   * one the answerer marks sendonly/inactive must not be sent to (§6.1). Its output
+   * goes, so the engine sends nothing there; a later offer brings it back.
+   */
+  private dropRefusedOutputs(answer: RemoteDescription): void {
+    for (const st of this.streamStates) {
+      const m = answer.media.find((x) => x.mid === st.info.mid);
+      const receives = m !== undefined && !m.rejected && (m.direction === 'recvonly' || m.direction === 'sendrecv');
+      st.refused = !receives;
+      if (receives || st.info.output === null) continue;
+      try {
+        this.options.engine.removeOutput(st.info.output);
+      } catch {
+        /* endpoint already gone */
+      }
+      st.info.output = null;
+    }
+  }
+
   private ensureOutputs(): void {
     const lease = this.lease;
     if (!lease) return;
     for (const st of this.streamStates) {
-      if (st.info.outputSsrc === null || st.info.output !== null) continue;
+      if (st.info.outputSsrc === null || st.info.output !== null || st.refused) continue;
       st.info.output = this.options.engine.addOutput(lease.endpoint, {
         ssrc: st.info.outputSsrc,
         payloadType: st.info.codec?.payloadType,

@@ -23,6 +23,8 @@ export interface PublisherClient {
 export interface PublishedDescription {
   /** Data-channel m-lines of the offer (not routed, but listed like Janus does). */
   data: { mid: string; index: number }[];
+  /** Audio/video m-lines of the offer: one the media layer rejected (and so does not report) is listed disabled. */
+  media: { mid: string; index: number; kind: 'audio' | 'video' }[];
   /** Codec the room allows per mid (codecs.restrictOffer); an m-line negotiated to anything else is not relayed. */
   chosen: Map<string, string | null>;
   /** Janus `rid_order`: "hml" (default: first rid is the highest layer) or "lmh". */
@@ -41,7 +43,7 @@ export class Publisher extends Feed {
   audioCodec: string | null = null;
   videoCodec: string | null = null;
   private media: RoutableMedia | null = null;
-  private described: PublishedDescription = { data: [], chosen: new Map(), ridOrder: 'hml', descriptions: new Map() };
+  private described: PublishedDescription = { data: [], media: [], chosen: new Map(), ridOrder: 'hml', descriptions: new Map() };
   private stopListening: (() => void) | null = null;
   private firTimer: Timer | null = null;
   left = false;
@@ -92,6 +94,10 @@ export class Publisher extends Feed {
     const previous = new Map(this.streams.map((s) => [s.mid, s]));
     const infos = this.media?.streams() ?? [];
     const streams: FeedStream[] = infos.map((info) => this.streamFrom(info, previous.get(info.mid)));
+    for (const m of this.described.media) {
+      if (infos.some((i) => i.mid === m.mid)) continue;
+      streams.push({ mindex: m.index, mid: m.mid, type: m.kind, codec: null, offerCodec: null, disabled: true, moderated: false, relay: true, simulcast: false, layers: [] });
+    }
     for (const d of this.described.data) {
       streams.push({ mindex: d.index, mid: d.mid, type: 'data', codec: null, offerCodec: null, disabled: false, moderated: false, relay: true, simulcast: false, layers: [] });
     }

@@ -21,14 +21,6 @@ import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
 import { restrictOffer } from './codecs.js';
 import * as R from './requests.js';
 
-/**
- * A context that can open the handle's PeerConnection before any jsep was
- * exchanged, which a subscriber needs in order to make the first offer.
- * Proposed addition to `PluginContext` (see the report of issue 5); used when
- * present, else only `ctx.media` is consulted.
- */
-type OpeningContext = PluginContext & { openMedia?: () => HandleMedia | null };
-
 type Role = { kind: 'publisher'; publisher: Publisher } | { kind: 'subscriber'; subscriber: Subscriber } | null;
 
 const MEDIA_UNAVAILABLE = 'WebRTC media is not available in this build';
@@ -38,7 +30,7 @@ export class VideoRoomHandle implements PluginHandle {
   private destroyed = false;
   private work: Promise<void> = Promise.resolve();
 
-  constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: OpeningContext) {}
+  constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: PluginContext) {}
 
   get publisher(): Publisher | null {
     return this.role?.kind === 'publisher' && !this.role.publisher.left ? this.role.publisher : null;
@@ -55,7 +47,7 @@ export class VideoRoomHandle implements PluginHandle {
   /** The PeerConnection, opened if none exists yet (only for making or answering an offer). */
   private openMedia(): HandleMedia | null {
     if (this.destroyed) return null;
-    return this.ctx.media ?? this.ctx.openMedia?.() ?? null;
+    return this.ctx.media ?? this.ctx.openMedia();
   }
 
   handleMessage(message: PluginMessage): PluginReply {
@@ -283,7 +275,13 @@ export class VideoRoomHandle implements PluginHandle {
     }
     let answer: Jsep;
     try {
-      answer = await media.createAnswer({ ...jsep, sdp: restricted.sdp }, { audio: true, video: true, data: true });
+      // The media layer picks each m-line's codec from the room's lists, in the room's order
+      // (Janus: the first of audiocodec/videocodec the offer has). The narrowed offer is passed
+      // too, for media layers that answer the SDP they are given rather than the applied one.
+      answer = await media.createAnswer(
+        { ...jsep, sdp: restricted.sdp },
+        { audio: true, video: true, data: true, codecs: { audio: [...policy.audio], video: [...policy.video] } },
+      );
     } catch (err) {
       throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
     }
@@ -293,7 +291,7 @@ export class VideoRoomHandle implements PluginHandle {
       R.validate(d, R.DESCRIPTION, 'descriptions.');
       descriptions.set(String(d['mid']), String(d['description']));
     }
-    const described: PublishedDescription = { data: restricted.data, chosen: restricted.chosen, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
+    const described: PublishedDescription = { data: restricted.data, media: restricted.media, chosen: restricted.chosen, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
     const wasPublishing = pub.publishing;
     this.applyIdentity(pub, body);
     pub.attachMedia(routable, described);

@@ -75,6 +75,8 @@ export interface RestrictedOffer {
   chosen: Map<string, string | null>;
   /** mids of m=application sections (data channels), with their m-line index. */
   data: { mid: string; index: number }[];
+  /** Every audio/video m-line of the offer, so a rejected one is still listed (disabled) like Janus does. */
+  media: { mid: string; index: number; kind: 'audio' | 'video' }[];
 }
 
 /**
@@ -86,6 +88,7 @@ export function restrictOffer(sdp: string, policy: CodecPolicy): RestrictedOffer
   const parsed = sdpTransform.parse(sdp);
   const chosen = new Map<string, string | null>();
   const data: { mid: string; index: number }[] = [];
+  const media: { mid: string; index: number; kind: 'audio' | 'video' }[] = [];
   (parsed.media ?? []).forEach((m, index) => {
     const mid = m.mid !== undefined ? String(m.mid) : String(index);
     if (m.type === 'application') {
@@ -93,6 +96,7 @@ export function restrictOffer(sdp: string, policy: CodecPolicy): RestrictedOffer
       return;
     }
     if (m.type !== 'audio' && m.type !== 'video') return;
+    media.push({ mid, index, kind: m.type });
     const allowed = m.type === 'audio' ? policy.audio : policy.video;
     const rtp = m.rtp ?? [];
     let pick: string | null = null;
@@ -122,7 +126,7 @@ export function restrictOffer(sdp: string, policy: CodecPolicy): RestrictedOffer
     if (m.rtcpFb) m.rtcpFb = m.rtcpFb.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
     m.payloads = [...keep].join(' ');
   });
-  return { sdp: sdpTransform.write(parsed), chosen, data };
+  return { sdp: sdpTransform.write(parsed), chosen, data, media };
 }
 
 /** When the room pins an H.264 or VP9 profile, only payload types with that profile are acceptable. */

@@ -1,0 +1,217 @@
+/**
+ * VideoRoom end to end: a whole ferry (native engine, real PeerConnections)
+ * with the VideoRoom plugin, driven over the Janus WebSocket API by werift
+ * peers that never leave 127.0.0.1. Every peer opened here must be closed
+ * with `closeAll` (the test process hangs otherwise).
+ */
+import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpSender } from 'werift';
+
+import type { ConfigOverrides } from '../../src/config/Config.js';
+import { VideoRoomPlugin, type VideoRoomConfig } from '../../src/plugins/videoroom/VideoRoomPlugin.js';
+import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { JanusWs, type Json } from '../helpers/http.js';
+import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+
+export const VR = 'janus.plugin.videoroom';
+
+export interface VrFerry {
+  f: TestFerry;
+  plugin: VideoRoomPlugin;
+  stop(): Promise<void>;
+}
+
+export async function startVrFerry(overrides: ConfigOverrides = {}, config: Partial<VideoRoomConfig> = {}): Promise<VrFerry> {
+  let plugin: VideoRoomPlugin | null = null;
+  const f = await startFerry(overrides, (services) => {
+    plugin = new VideoRoomPlugin({ media: services, config });
+    return [plugin];
+  });
+  if (!plugin) throw new Error('videoroom plugin not built');
+  return { f, plugin, stop: () => f.stop() };
+}
+
+/** One VideoRoom handle over a WebSocket session. */
+export class VrClient {
+  private constructor(readonly ws: JanusWs, readonly sessionId: number, readonly handleId: number, private readonly ownsSocket: boolean) {}
+
+  static async open(f: TestFerry, ws?: JanusWs): Promise<VrClient> {
+    const socket = ws ?? (await JanusWs.connect(f.wsUrl));
+    const created = await socket.request({ janus: 'create' });
+    const sessionId = created['data'].id as number;
+    const attached = await socket.request({ janus: 'attach', session_id: sessionId, plugin: VR });
+    return new VrClient(socket, sessionId, attached['data'].id as number, ws === undefined);
+  }
+
+  /** A synchronous request: the `success` reply's plugindata.data. */
+  async sync(body: Record<string, unknown>): Promise<Json> {
+    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body });
+    if (reply['janus'] !== 'success') throw new Error(`expected success, got ${JSON.stringify(reply)}`);
+    return reply['plugindata'].data as Json;
+  }
+
+  /** An asynchronous request: `ack`, then the event carrying the same transaction. */
+  async call(body: Record<string, unknown>, jsep?: Record<string, unknown>, ms = 10_000): Promise<{ data: Json; jsep?: Json }> {
+    const transaction = `e2e-${Math.random().toString(36).slice(2)}`;
+    const eventPromise = this.ws.nextEvent((e) => e['transaction'] === transaction && e['janus'] === 'event', ms);
+    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body, transaction, ...(jsep ? { jsep } : {}) });
+    if (reply['janus'] !== 'ack') {
+      eventPromise.catch(() => undefined);
+      throw new Error(`expected ack, got ${JSON.stringify(reply)}`);
+    }
+    const event = await eventPromise;
+    const data = event['plugindata'].data as Json;
+    if (data['error_code'] !== undefined) throw new Error(`${String(body['request'])} failed: ${JSON.stringify(data)}`);
+    return { data, jsep: event['jsep'] as Json | undefined };
+  }
+
+  /** Next core event (webrtcup, media, hangup) for this handle. */
+  core(kind: string, ms = 10_000): Promise<Json> {
+    return this.ws.nextEvent((e) => e['janus'] === kind && e['sender'] === this.handleId, ms);
+  }
+
+  async close(): Promise<void> {
+    await this.ws.request({ janus: 'destroy', session_id: this.sessionId }).catch(() => undefined);
+    if (this.ownsSocket) await this.ws.close();
+  }
+}
+
+/** Counts SRTP packets werift could not authenticate/decrypt (it drops them silently otherwise). */
+export function countDecryptFailures(pc: RTCPeerConnection): () => number {
+  let failures = 0;
+  const wrapped = new WeakSet<object>();
+  const wrap = () => {
+    for (const t of pc.dtlsTransports) {
+      const srtp = (t as unknown as { srtp?: { decrypt(data: Buffer): Buffer } }).srtp;
+      if (!srtp || wrapped.has(srtp)) continue;
+      wrapped.add(srtp);
+      const original = srtp.decrypt.bind(srtp);
+      srtp.decrypt = (data: Buffer) => {
+        try {
+          return original(data);
+        } catch (err) {
+          failures++;
+          throw err;
+        }
+      };
+    }
+  };
+  wrap();
+  return () => {
+    wrap();
+    return failures;
+  };
+}
+
+export interface WeriftPublisher {
+  client: VrClient;
+  id: number;
+  pc: RTCPeerConnection;
+  audio: RTCRtpSender;
+  video: RTCRtpSender;
+  /** The `joined` event and ferry's SDP answer. */
+  joined: Json;
+  answer: string;
+}
+
+/** A werift publisher (audio + video, sendonly) joined and published with joinandconfigure. */
+export async function publish(
+  f: TestFerry,
+  room: number,
+  display: string,
+  peers: RTCPeerConnection[],
+  peerConfig: Parameters<typeof loopbackPeer>[0] = {},
+): Promise<WeriftPublisher> {
+  const client = await VrClient.open(f);
+  const pc = loopbackPeer(peerConfig);
+  peers.push(pc);
+  const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendonly' });
+  const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room, display }, { type: 'offer', sdp: pc.localDescription!.sdp });
+  if (joined.jsep?.['type'] !== 'answer') throw new Error(`no answer: ${JSON.stringify(joined)}`);
+  await pc.setRemoteDescription(joined.jsep as never);
+  await connectionState(pc, 'connected');
+  await client.core('webrtcup');
+  return { client, id: joined.data['id'] as number, pc, audio: audio.sender, video: video.sender, joined: joined.data, answer: joined.jsep!['sdp'] as string };
+}
+
+/** What a subscriber's werift peer received, per mid of its PeerConnection. */
+export interface WeriftSubscriber {
+  client: VrClient;
+  pc: RTCPeerConnection;
+  received: Map<string, RtpPacket[]>;
+  decryptFailures: () => number;
+  streams: Json[];
+}
+
+/** A werift subscriber: join (ferry offers), answer, start; waits for ICE + DTLS. */
+export async function subscribe(
+  f: TestFerry,
+  room: number,
+  streams: Record<string, unknown>[],
+  peers: RTCPeerConnection[],
+  peerConfig: Parameters<typeof loopbackPeer>[0] = {},
+): Promise<WeriftSubscriber> {
+  const client = await VrClient.open(f);
+  const pc = loopbackPeer(peerConfig);
+  peers.push(pc);
+  const attached = await client.call({ request: 'join', ptype: 'subscriber', room, streams });
+  if (attached.jsep?.['type'] !== 'offer') throw new Error(`no offer: ${JSON.stringify(attached)}`);
+  const received = new Map<string, RtpPacket[]>();
+  await pc.setRemoteDescription(attached.jsep as never);
+  // werift fires onTrack during setRemoteDescription: take the tracks the receivers already hold.
+  const seen = new WeakSet<object>();
+  for (const t of pc.getTransceivers()) {
+    const mid = t.mid ?? '';
+    received.set(mid, []);
+    const follow = (track: { onReceiveRtp: { subscribe(cb: (rtp: RtpPacket) => void): unknown } }) => {
+      if (seen.has(track)) return;
+      seen.add(track);
+      track.onReceiveRtp.subscribe((rtp) => received.get(mid)!.push(rtp));
+    };
+    for (const track of t.receiver.tracks) follow(track);
+    t.onTrack.subscribe((track) => follow(track));
+  }
+  await pc.setLocalDescription(await pc.createAnswer());
+  await client.call({ request: 'start' }, { type: 'answer', sdp: pc.localDescription!.sdp });
+  await connectionState(pc, 'connected');
+  await client.core('webrtcup');
+  return { client, pc, received, decryptFailures: countDecryptFailures(pc), streams: attached.data['streams'] as Json[] };
+}
+
+/** A recognisable payload: tag and index up front, a pattern after. */
+export function payload(tag: string, i: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  b.write(`${tag}:${i}:`, 0);
+  for (let k = 24; k < size; k++) b[k] = (i * 7 + k) & 0xff;
+  return b;
+}
+
+/** Sends one RTP packet through a werift sender (werift sets the SSRC and payload type). */
+export async function sendRtp(sender: RTCRtpSender, seq: number, timestamp: number, body: Buffer, marker = false): Promise<void> {
+  const header = new RtpHeader({ payloadType: sender.codec!.payloadType, sequenceNumber: seq & 0xffff, timestamp: timestamp >>> 0, marker });
+  await sender.sendRtp(new RtpPacket(header, body));
+}
+
+export const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` until true; false after `ms`. */
+export async function until(cond: () => boolean, ms = 5000, step = 5): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await pause(step);
+  }
+  return true;
+}
+
+/** RFC 3550 §A.1 serial-number arithmetic: is `b` after `a` (modulo 2^bits)? */
+export function serialAfter(a: number, b: number, bits: 16 | 32): boolean {
+  const mod = 2 ** bits;
+  const d = (b - a + mod) % mod;
+  return d !== 0 && d < mod / 2;
+}
+
+export async function closeAll(peers: RTCPeerConnection[]): Promise<void> {
+  for (const pc of peers) await closePeer(pc);
+}
