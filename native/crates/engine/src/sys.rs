@@ -582,9 +582,12 @@ mod tests {
         assert!(rx.recv_from(&mut buf).is_err(), "no datagram beyond the expected ones");
     }
 
+    /// (index, length) of each datagram a receiver should get, in order.
+    type Expected = Vec<(u16, usize)>;
+
     /// A mixed workload: a long equal-size run (longer than one GSO send), a shorter datagram
     /// ending a run, interleaved destinations, a size change and a lone datagram.
-    fn mixed_workload(q: &mut SendQueue, fd: RawFd, a: SocketAddr, b: SocketAddr) -> (Vec<(u16, usize)>, Vec<(u16, usize)>) {
+    fn mixed_workload(q: &mut SendQueue, fd: RawFd, a: SocketAddr, b: SocketAddr) -> (Expected, Expected) {
         let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
         let mut index = 0u16;
         let mut push = |q: &mut SendQueue, len: usize, to_first: bool| {
