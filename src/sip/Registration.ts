@@ -162,6 +162,11 @@ export class Registration extends Emitter<RegistrationEvents> {
     this.input('unregister');
   }
 
+  /** Refreshes the binding now (Janus `register` with `refresh: true`); only while registered. */
+  refresh(): void {
+    this.input('refreshDue');
+  }
+
   /** The UA reports transport loss (TCP close, ICMP/send error, network change). */
   transportLost(): void {
     this.input('transportLost');

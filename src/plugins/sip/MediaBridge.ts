@@ -1,0 +1,202 @@
+/**
+ * The media of one bridged call: a plain RTP leg per SIP m-line (one leased
+ * UDP port each, RTP and RTCP multiplexed) tied to the handle's
+ * PeerConnection m-line inside the native engine. No packet passes through
+ * JavaScript: the bridge only connects outputs to sources.
+ *
+ *   SIP peer ──RTP──▶ leg source ──switchOutput──▶ WebRTC output ──SRTP──▶ browser
+ *   browser ──SRTP──▶ WebRTC source ──switchOutput──▶ leg output ──RTP──▶ SIP peer
+ *
+ * The SIP peer's SSRC is learned from its first packet (an unknown SSRC on
+ * the leg) unless its SDP announced one; a later new SSRC (a re-INVITE, a
+ * PBX switching streams) replaces it. `close()` releases every leg and is
+ * idempotent; it runs on every ending path of the call.
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { MediaServices, MediaStreamInfo, RtpLeg } from '../../core/Media.js';
+import type { BridgeKind, SipCodec } from './SdpBridge.js';
+
+/** What the bridge needs of the handle's PeerConnection. */
+export interface WebRtcSide {
+  streams(): MediaStreamInfo[];
+  onStreamsChanged(listener: () => void): () => void;
+}
+
+export interface BridgeLine {
+  readonly kind: BridgeKind;
+  readonly leg: RtpLeg;
+  /** The WebRTC m-line this SIP m-line is tied to (set when negotiated). */
+  mid: string | null;
+  /** The SIP side's codec (its payload type is what the leg sends with). */
+  sipCodec: SipCodec | null;
+  /** Output on the leg: what ferry sends the SIP peer. */
+  legOutput: number | null;
+  /** Source on the leg: what the SIP peer sends ferry (latest SSRC). */
+  sipSource: number | null;
+  sipSsrcs: number[];
+  /** Routes as last applied, so unchanged routes are not re-switched. */
+  appliedToSip: number | null | undefined;
+  appliedToWebRtc: number | null | undefined;
+  appliedWebRtcOutput: number | null;
+  /** Ferry stops sending to the SIP peer (hold, or the peer said recvonly/inactive). */
+  sendPaused: boolean;
+}
+
+export class MediaBridge {
+  readonly lines: BridgeLine[] = [];
+  private webrtc: WebRtcSide | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private webrtcUp = false;
+  private closed = false;
+
+  constructor(
+    private readonly services: MediaServices,
+    private readonly owner: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Opens the leg for one SIP m-line (its port goes into the SIP SDP). */
+  openLine(kind: BridgeKind): BridgeLine {
+    if (this.closed) throw new Error('media bridge is closed');
+    const leg = this.services.openRtpLeg({ owner: `${this.owner}:${kind}${this.lines.length}`, pool: 'sip', remote: null, latch: true });
+    const line: BridgeLine = {
+      kind, leg, mid: null, sipCodec: null, legOutput: null, sipSource: null, sipSsrcs: [],
+      appliedToSip: undefined, appliedToWebRtc: undefined, appliedWebRtcOutput: null, sendPaused: false,
+    };
+    leg.onUnknownSsrc(({ ssrc }) => this.learnSipSsrc(line, ssrc));
+    this.lines.push(line);
+    return line;
+  }
+
+  /**
+   * Ties a SIP m-line to a WebRTC m-line once both sides agreed on the codec.
+   * `remote` is the SIP peer's c=/m= address (null: learn it from the first packet).
+   */
+  configure(line: BridgeLine, options: { mid: string; sipCodec: SipCodec; remote: { address: string; port: number } | null; ssrcs?: number[] }): void {
+    if (this.closed) return;
+    line.mid = options.mid;
+    line.sipCodec = options.sipCodec;
+    if (options.remote) line.leg.setRemote(options.remote);
+    if (line.legOutput === null) {
+      line.legOutput = line.leg.addOutput({ ssrc: randomInt(1, 0xffffffff), payloadType: options.sipCodec.payloadType, source: null });
+      line.appliedToSip = null;
+    }
+    for (const ssrc of options.ssrcs ?? []) this.learnSipSsrc(line, ssrc);
+    for (const ssrc of line.sipSsrcs.splice(0)) this.learnSipSsrc(line, ssrc);
+    this.rewire();
+  }
+
+  /** The SIP peer moved its media (re-INVITE): new destination for the leg. */
+  setRemote(line: BridgeLine, remote: { address: string; port: number } | null): void {
+    if (this.closed || !remote) return;
+    line.leg.setRemote(remote);
+  }
+
+  /** Attaches the handle's PeerConnection; routes follow its stream changes. */
+  attachWebRtc(side: WebRtcSide | null): void {
+    if (this.closed || !side || side === this.webrtc) return;
+    this.unsubscribe?.();
+    this.webrtc = side;
+    this.unsubscribe = side.onStreamsChanged(() => this.rewire());
+    this.rewire();
+  }
+
+  /** ICE + DTLS are up: ferry may now send to the browser. */
+  setWebRtcUp(): void {
+    this.webrtcUp = true;
+    this.rewire();
+  }
+
+  /** Pauses/resumes what ferry sends to the SIP peer (hold). */
+  setSendPaused(line: BridgeLine, paused: boolean): void {
+    line.sendPaused = paused;
+    if (this.closed || line.legOutput === null) return;
+    this.services.router.pauseOutput(line.legOutput, paused);
+  }
+
+  requestKeyframe(side: 'webrtc' | 'sip'): void {
+    if (this.closed) return;
+    for (const line of this.lines) {
+      if (line.kind !== 'video') continue;
+      if (side === 'sip' && line.sipSource !== null) this.services.router.requestKeyframe(line.sipSource);
+      if (side === 'webrtc') {
+        const source = this.webrtcStream(line)?.sources[0]?.source;
+        if (source !== undefined) this.services.router.requestKeyframe(source);
+      }
+    }
+  }
+
+  private learnSipSsrc(line: BridgeLine, ssrc: number): void {
+    if (this.closed) return;
+    if (!line.sipCodec) {
+      // Media before negotiation finished (early media, a fast peer): kept until configure().
+      if (!line.sipSsrcs.includes(ssrc) && line.sipSsrcs.length < 8) line.sipSsrcs.push(ssrc);
+      return;
+    }
+    try {
+      line.sipSource = line.leg.addSource({ ssrc, kind: line.kind, clockRate: line.sipCodec.clockRate });
+    } catch (err) {
+      this.logger.warn({ err, ssrc }, 'sip bridge: could not add the SIP peer source');
+      return;
+    }
+    this.rewire();
+  }
+
+  private webrtcStream(line: BridgeLine): MediaStreamInfo | undefined {
+    if (!this.webrtc || line.mid === null) return undefined;
+    return this.webrtc.streams().find((s) => s.mid === line.mid);
+  }
+
+  /** Applies every route whose ends exist; idempotent. */
+  rewire(): void {
+    if (this.closed) return;
+    for (const line of this.lines) {
+      const stream = this.webrtcStream(line);
+      if (!stream) continue;
+      try {
+        // browser → SIP peer: the newest source on the WebRTC m-line.
+        const webSource = stream.sources[stream.sources.length - 1]?.source ?? null;
+        if (line.legOutput !== null && line.appliedToSip !== webSource) {
+          this.services.router.switchOutput(line.legOutput, webSource);
+          line.appliedToSip = webSource;
+          if (line.sendPaused) this.services.router.pauseOutput(line.legOutput, true);
+        }
+        // SIP peer → browser, once the PeerConnection can carry it.
+        if (this.webrtcUp && stream.output !== null && (line.appliedToWebRtc !== line.sipSource || line.appliedWebRtcOutput !== stream.output)) {
+          this.services.router.switchOutput(stream.output, line.sipSource);
+          line.appliedToWebRtc = line.sipSource;
+          line.appliedWebRtcOutput = stream.output;
+        }
+      } catch (err) {
+        // The PeerConnection closed under us: the call is ending through terminate().
+        this.logger.debug({ err, mid: line.mid }, 'sip bridge: route not applied');
+      }
+    }
+  }
+
+  /** Ports this bridge holds, for Admin `handle_info`. */
+  describe(): Array<{ kind: string; local_port: number; mid: string | null; codec: string | null; ssrcs: number }> {
+    return this.lines.map((l) => ({ kind: l.kind, local_port: l.leg.port, mid: l.mid, codec: l.sipCodec?.name ?? null, ssrcs: l.sipSource === null ? 0 : 1 }));
+  }
+
+  /** Releases every leg (and with it its sources and outputs). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.webrtc = null;
+    for (const line of this.lines) {
+      try {
+        line.leg.close();
+      } catch (err) {
+        this.logger.error({ err }, 'sip bridge: leg close failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * `janus.plugin.sip` over ferry's own SIP stack (src/sip): the Janus SIP
+ * plugin API (janus_sip.c) for WebRTC clients, each handle bridged to SIP
+ * peers through plain RTP legs in the native media engine.
+ *
+ * Per handle: SipSession.ts (account + one call slot). Per account:
+ * SipAccount.ts (one UserAgent with its own sockets). Per call: a
+ * MediaBridge.ts and the SIP-side SDP of SdpBridge.ts.
+ *
+ * Configuration (`SipPluginConfig`, all optional):
+ *   bind            address the accounts' SIP sockets bind to and advertise (default 127.0.0.1)
+ *   local_ip        overrides `bind` (Janus `local_ip`)
+ *   sdp_ip          c= address of ferry's SIP-side SDP (Janus `sdp_ip`; default local_ip/bind)
+ *   register_ttl    default REGISTER expiry in seconds (Janus: 3600)
+ *   user_agent      User-Agent/Server header (default "ferry")
+ *   sip_timer_t1x64 64×T1 in ms (Janus `sip_timer_t1x64`, default 32000, RFC 3261 §17.1.1.2)
+ *   registration_backoff_ms  {base, max} re-registration backoff after failures
+ *   close_grace_ms  how long a closing account keeps its sockets for a last BYE (default 500)
+ */
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import type { JsonObject } from '../../core/Json.js';
+import type { MediaServices } from '../../core/Media.js';
+import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../Plugin.js';
+import type { SipAccount } from './SipAccount.js';
+import { SipSession, type SessionEnvironment, type SessionRegistry } from './SipSession.js';
+
+export interface SipPluginConfig {
+  bind?: string;
+  local_ip?: string;
+  sdp_ip?: string;
+  register_ttl?: number;
+  user_agent?: string;
+  sip_timer_t1x64?: number;
+  registration_backoff_ms?: { base: number; max: number };
+  close_grace_ms?: number;
+}
+
+export interface SipPluginOptions {
+  media: MediaServices;
+  logger?: Logger;
+  config?: SipPluginConfig;
+}
+
+export class SipPlugin implements Plugin, SessionRegistry {
+  readonly info: PluginInfo = {
+    package: 'janus.plugin.sip',
+    name: 'JANUS SIP plugin',
+    description: 'Janus SIP plugin API over ferry\'s own SIP stack, bridging WebRTC to plain RTP in the native engine.',
+    author: 'ferry',
+    version: 9,
+    versionString: '0.0.9',
+  };
+
+  readonly env: SessionEnvironment;
+  private readonly sessions = new Set<SipSession>();
+  private readonly masters = new Map<number, SipSession>();
+  private readonly accounts = new Set<SipAccount>();
+  private masterIds = 0;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: SipPluginOptions) {
+    const c = options.config ?? {};
+    const host = c.local_ip ?? c.bind ?? '127.0.0.1';
+    const t1x64 = c.sip_timer_t1x64 ?? 32_000;
+    if (!Number.isInteger(t1x64) || t1x64 < 64) throw new Error('sip: sip_timer_t1x64 must be an integer >= 64 (ms)');
+    this.env = {
+      host,
+      sdpAddress: c.sdp_ip ?? host,
+      registerTtl: c.register_ttl ?? 3600,
+      userAgent: c.user_agent ?? 'ferry',
+      t1Ms: Math.floor(t1x64 / 64),
+      backoffBaseMs: c.registration_backoff_ms?.base ?? 1000,
+      backoffMaxMs: c.registration_backoff_ms?.max ?? 30_000,
+      closeGraceMs: c.close_grace_ms ?? 500,
+    };
+    this.logger = options.logger ?? pino({ level: 'silent' });
+  }
+
+  attach(context: PluginContext): PluginHandle {
+    const session = new SipSession(context, this.options.media, this.env, this);
+    this.sessions.add(session);
+    return session;
+  }
+
+  // ---- SessionRegistry
+  nextMasterId(): number {
+    return ++this.masterIds;
+  }
+
+  master(id: number): SipSession | undefined {
+    return this.masters.get(id);
+  }
+
+  addMaster(id: number, session: SipSession): void {
+    this.masters.set(id, session);
+  }
+
+  removeMaster(id: number, session: SipSession): void {
+    if (this.masters.get(id) === session) this.masters.delete(id);
+  }
+
+  sessionClosed(session: SipSession): void {
+    this.sessions.delete(session);
+  }
+
+  accountOpened(account: SipAccount): void {
+    this.accounts.add(account);
+    void account.whenClosed.then(() => this.accounts.delete(account));
+  }
+
+  /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
+  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number } {
+    let activeCalls = 0;
+    for (const s of this.sessions) if (s.busy) activeCalls++;
+    return { sessions: this.sessions.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
+  }
+
+  handleAdminMessage(request: JsonObject): JsonObject {
+    if (request['request'] === 'stats') return { sip: 'stats', ...this.stats() };
+    return { sip: 'event', error_code: 442, error: 'Unknown request (supported: stats)' };
+  }
+
+  destroy(): void {
+    // Every handle was destroyed first (each closed its own account); close what a late open left.
+    for (const account of this.accounts) void account.close(0);
+    this.logger.debug('sip plugin destroyed');
+  }
+}

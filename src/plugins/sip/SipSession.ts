@@ -1,0 +1,1001 @@
+/**
+ * One SIP-plugin handle: its account (or its master's, for a helper) and its
+ * one call slot, bridging the handle's PeerConnection to a SIP dialog.
+ *
+ * Lessons §1 (Janus #3332) by construction:
+ * - the slot is the explicit table in CallStateTable.ts;
+ * - `terminate()` is the only way a call ends. It is idempotent, always
+ *   returns the slot to idle and always releases the RTP legs, whether or
+ *   not an SDP, a PeerConnection or a leg ever existed. Every ending path
+ *   (BYE either side, CANCEL, decline, failure, no ACK, `hangup`, the
+ *   PeerConnection closing, session destroy, detach) goes through it;
+ * - an offerless INVITE gives `incomingcall` without jsep; `accept` then
+ *   carries the browser's JSEP offer, ferry puts its SIP-side offer in the
+ *   200 OK, and the SIP answer in the ACK completes the call (`accepted`,
+ *   with the JSEP answer for the browser).
+ *
+ * SIP-side SDP: see SdpBridge.ts. Media: see MediaBridge.ts.
+ */
+import type { Logger } from 'pino';
+import type { JsonObject } from '../../core/Json.js';
+import { field } from '../../core/Json.js';
+import type { HandleMedia, Jsep, MediaServices } from '../../core/Media.js';
+import type { Call, InDialogRequestEvent, TerminationInfo } from '../../sip/Call.js';
+import type { DigestCredentials } from '../../sip/DigestAuth.js';
+import { headerNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
+import { parseSipUri } from '../../sip/SipUri.js';
+import type { IncomingMessageEvent, UserAgent } from '../../sip/UserAgent.js';
+import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
+import { CALL_STATUS, CallSlot } from './CallStateTable.js';
+import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
+import { MediaBridge, type BridgeLine } from './MediaBridge.js';
+import { REQUEST_TABLES, customHeaders, validate } from './requests.js';
+import { SipAccount, type AccountEnvironment } from './SipAccount.js';
+import {
+  SdpBridgeError, answerDirection, bridgeableWebRtcLines, firstBridgeable, isPlainRtp, parseSipSdp, rejectedMids, writeSipSdp,
+  type BridgeKind, type Direction, type SipCodec, type SipSdp, type SipSdpLine,
+} from './SdpBridge.js';
+
+/** Settings every handle shares (from the plugin configuration). */
+export interface SessionEnvironment extends AccountEnvironment {
+  /** c= address of ferry's SIP-side SDP. */
+  sdpAddress: string;
+  registerTtl: number;
+  userAgent: string;
+  /** Time a closing account keeps its sockets so a final BYE/CANCEL leaves. */
+  closeGraceMs: number;
+}
+
+/** The plugin-wide registry a session needs (masters for helpers, counters). */
+export interface SessionRegistry {
+  nextMasterId(): number;
+  master(id: number): SipSession | undefined;
+  addMaster(id: number, session: SipSession): void;
+  removeMaster(id: number, session: SipSession): void;
+  sessionClosed(session: SipSession): void;
+  accountOpened(account: SipAccount): void;
+}
+
+/** A SIP m-line of the call and what it is tied to on the WebRTC side. */
+interface LineMapping {
+  sipIndex: number;
+  kind: BridgeKind;
+  mid: string;
+  line: BridgeLine | null;
+  /** Codecs ferry may use on this line (the offerer's list, or the one chosen). */
+  codecs: SipCodec[];
+  /** The SIP m-line as last seen from the peer (its direction, for hold and answers). */
+  peerDirection: Direction;
+  /** What ferry writes for this line (rejected lines are written as port 0). */
+  rejected: { type: string; proto: string; format: string } | null;
+}
+
+interface EndInfo {
+  code: number;
+  reason: string;
+  headers?: JsonObject;
+}
+
+let nextSdpSession = Math.floor(Date.now() / 1000);
+
+/** One call as the handle sees it; dropped by terminate(). */
+class ActiveCall {
+  sip: Call | null = null;
+  offerless = false;
+  peerUri = '';
+  peerDisplay: string | undefined;
+  callee = '';
+  /** The browser's offer (outgoing calls, accepted offerless INVITEs). */
+  webrtcOffer: Jsep | null = null;
+  /** The SIP peer's offer (incoming INVITE with SDP). */
+  sipOffer: SipSdp | null = null;
+  lines: LineMapping[] = [];
+  localSipSdp: string | null = null;
+  readonly sdpSession = nextSdpSession++;
+  sdpVersion = 1;
+  /** The browser already got its JSEP answer (from a 183 before the 200). */
+  browserAnswered = false;
+  localHold: Direction | null = null;
+  autoacceptReinvites = true;
+  private readonly removers: Array<() => void> = [];
+
+  constructor(
+    readonly ua: UserAgent,
+    readonly account: SipAccount,
+    readonly direction: 'incoming' | 'outgoing',
+    /** The SIP Call-ID (known once the INVITE exists). */
+    public callId: string,
+    readonly bridge: MediaBridge,
+  ) {}
+
+  listen<K extends keyof CallEventArgs>(call: Call, event: K, fn: (...args: CallEventArgs[K]) => void): void {
+    const typed = call as unknown as { on(e: K, f: typeof fn): void; off(e: K, f: typeof fn): void };
+    typed.on(event, fn);
+    this.removers.push(() => typed.off(event, fn));
+  }
+
+  detach(): void {
+    for (const r of this.removers.splice(0)) r();
+  }
+}
+
+type CallEventArgs = {
+  provisional: [res: SipMessage & { status: number }];
+  accepted: [res: SipMessage, sdp: string | null];
+  failed: [code: number, reason: string, res?: SipMessage];
+  confirmed: [ack: SipMessage, sdp: string | null];
+  reinvite: [ev: InDialogRequestEvent];
+  update: [ev: InDialogRequestEvent];
+  info: [ev: InDialogRequestEvent];
+  message: [ev: InDialogRequestEvent];
+  terminated: [info: TerminationInfo];
+};
+
+const DTMF_DIGITS = /^[0-9*#A-Da-d]$/;
+
+export class SipSession implements PluginHandle {
+  readonly slot = new CallSlot();
+  private current: ActiveCall | null = null;
+  /** The account this handle registered (it owns the UserAgent). */
+  private account: SipAccount | null = null;
+  /** For a helper: the master whose account it shares. */
+  private master: SipSession | null = null;
+  readonly helpers = new Set<SipSession>();
+  private destroyed = false;
+  private work: Promise<void> = Promise.resolve();
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly ctx: PluginContext,
+    private readonly services: MediaServices,
+    private readonly env: SessionEnvironment,
+    private readonly registry: SessionRegistry,
+  ) {
+    this.logger = ctx.logger;
+  }
+
+  get busy(): boolean {
+    return !this.slot.idle;
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** The account calls use: our own, or the master's for a helper. */
+  private get callAccount(): SipAccount | null {
+    const account = this.master ? this.master.account : this.account;
+    return account && !account.closed ? account : null;
+  }
+
+  // ------------------------------------------------------------------ events to the client
+
+  private push(result: JsonObject, options: { transaction?: string; jsep?: Jsep; callId?: string } = {}): void {
+    const data: JsonObject = { sip: 'event' };
+    if (options.callId !== undefined) data['call_id'] = options.callId;
+    data['result'] = result;
+    this.ctx.pushEvent(data, {
+      ...(options.transaction !== undefined ? { transaction: options.transaction } : {}),
+      ...(options.jsep ? { jsep: options.jsep } : {}),
+    });
+  }
+
+  private pushError(err: SipPluginError, transaction?: string): void {
+    this.ctx.pushEvent({ sip: 'event', error_code: err.code, error: err.message }, transaction !== undefined ? { transaction } : {});
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  handleMessage(message: PluginMessage): PluginReply {
+    this.work = this.work
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.process(message))
+      .catch((err: unknown) => {
+        if (err instanceof SipPluginError) {
+          this.pushError(err, message.transaction);
+        } else {
+          this.logger.error({ err }, 'sip request failed');
+          this.pushError(new SipPluginError(SipErrorCode.UNKNOWN_ERROR, err instanceof Error ? err.message : String(err)), message.transaction);
+        }
+        // A jsep that came with a refused request opened a PeerConnection no call uses.
+        if (message.jsep && this.slot.idle && this.ctx.media && !this.destroyed) this.ctx.closePeerConnection('SIP request refused');
+      });
+    return { kind: 'wait', hint: 'I\'m taking my time!' };
+  }
+
+  private async process(message: PluginMessage): Promise<void> {
+    if (this.destroyed) return;
+    const { body, jsep, transaction } = message;
+    const request = field(body, 'request');
+    if (request === undefined || request === null) throw missing('request');
+    if (typeof request !== 'string') throw invalid('request', 'a string');
+    const name = request.toLowerCase();
+    const table = REQUEST_TABLES[name];
+    if (!table) throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `Unknown request '${request}'`);
+    validate(body, table);
+    switch (name) {
+      case 'register': return this.register(body, transaction);
+      case 'unregister': return this.unregister(transaction);
+      case 'call': return this.call(body, jsep, transaction);
+      case 'accept': return this.accept(body, jsep, transaction, false);
+      case 'progress': return this.accept(body, jsep, transaction, true);
+      case 'decline': return this.decline(body, transaction);
+      case 'hangup': return this.hangup(body, transaction);
+      case 'hold': return this.hold(body, transaction, (field(body, 'direction') as Direction | undefined) ?? 'sendonly');
+      case 'unhold': return this.hold(body, transaction, null);
+      case 'update': return this.update(body, jsep, transaction);
+      case 'info': return this.info(body, transaction);
+      case 'message': return this.message(body, transaction);
+      case 'dtmf_info': return this.dtmfInfo(body, transaction);
+      case 'keyframe': return this.keyframe(body, transaction);
+      case 'transfer':
+        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, 'transfer is not supported: ferry\'s SIP stack has no REFER (RFC 3515)');
+      case 'recording':
+        throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'recording is not supported by ferry');
+      default:
+        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE/NOTIFY in its SIP stack)`);
+    }
+  }
+
+  // ------------------------------------------------------------------ registration
+
+  private async register(body: JsonObject, transaction: string): Promise<void> {
+    const type = field(body, 'type') as string | undefined;
+    if (type === 'helper') return this.registerHelper(body, transaction);
+    if (this.master) throw new SipPluginError(SipErrorCode.HELPER_ERROR, 'Helper sessions cannot register');
+    if (this.account && !this.account.closed) {
+      if (field(body, 'refresh') === true) {
+        if (!this.account.refresh()) throw wrongState('not registered, nothing to refresh');
+        this.push({ event: 'registering' }, { transaction });
+        return;
+      }
+      if (this.account.status !== 'failed' && this.account.status !== 'unregistered') {
+        throw new SipPluginError(SipErrorCode.ALREADY_REGISTERED, 'Already registered (use "refresh" to refresh)');
+      }
+    }
+    if (!this.slot.idle) throw wrongState('cannot register again during a call');
+    const guest = type === 'guest';
+    if (guest && field(body, 'send_register') === true) throw invalid('send_register', 'false (or absent) for a guest');
+    if (field(body, 'force_udp') === true && field(body, 'force_tcp') === true) throw invalid('force_tcp', 'false when force_udp is true');
+    const username = field(body, 'username');
+    if (typeof username !== 'string') throw missing('username');
+    const aor = parseSipUri(username);
+    if (!aor || !aor.user) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${username}`);
+    const proxy = this.optionalUri(body, 'proxy');
+    const outboundProxy = this.optionalUri(body, 'outbound_proxy');
+    const secret = field(body, 'secret') as string | undefined;
+    const ha1 = field(body, 'ha1_secret') as string | undefined;
+    const authuser = (field(body, 'authuser') as string | undefined) ?? aor.user;
+    const credentials: DigestCredentials | undefined =
+      secret !== undefined ? { username: authuser, password: secret } : ha1 !== undefined ? { username: authuser, ha1 } : undefined;
+    if (!guest && field(body, 'send_register') !== false && !credentials) throw missing('secret');
+    const ttl = field(body, 'register_ttl') as number | undefined;
+    const headers = customHeaders(body);
+
+    // A failed or unregistered account is replaced.
+    this.closeAccount();
+    const masterId = this.registry.nextMasterId();
+    const sendRegister = !guest && field(body, 'send_register') !== false;
+    const account = await SipAccount.open(
+      {
+        username,
+        user: aor.user,
+        ...(field(body, 'display_name') !== undefined ? { displayName: field(body, 'display_name') as string } : {}),
+        ...(credentials ? { credentials } : {}),
+        userAgent: (field(body, 'user_agent') as string | undefined) ?? this.env.userAgent,
+        ...(proxy ? { registrar: proxy } : {}),
+        ...(outboundProxy ? { outboundProxy } : {}),
+        transport: field(body, 'force_tcp') === true ? 'tcp' : 'udp',
+        registerTtl: ttl ?? this.env.registerTtl,
+        headers,
+        sendRegister,
+        incomingHeaderPrefixes: (field(body, 'incoming_header_prefixes') as string[] | undefined) ?? [],
+        automaticRinging: field(body, 'automatic_ringing') !== false,
+      },
+      this.env,
+      masterId,
+      {
+        accountEvent: (result) => {
+          if (this.account === account) this.push(result);
+        },
+        incomingCall: (call) => this.dispatchIncoming(account, call),
+        incomingMessage: (ev) => this.onOutOfDialogMessage(account, ev),
+      },
+    );
+    this.registry.accountOpened(account);
+    if (this.destroyed) {
+      void account.close(0);
+      return;
+    }
+    this.account = account;
+    this.registry.addMaster(masterId, this);
+    account.start();
+  }
+
+  private registerHelper(body: JsonObject, transaction: string): void {
+    const masterId = field(body, 'master_id');
+    if (typeof masterId !== 'number') throw missing('master_id');
+    if (this.account) throw new SipPluginError(SipErrorCode.HELPER_ERROR, 'This session is already registered as a master');
+    const master = this.registry.master(masterId);
+    if (!master || master === this || master.master || !master.account) throw new SipPluginError(SipErrorCode.HELPER_ERROR, `No such master session ${masterId}`);
+    this.master = master;
+    master.helpers.add(this);
+    this.push({ event: 'registered', username: master.account.settings.username, register_sent: false, helper: true, master_id: masterId }, { transaction });
+  }
+
+  private optionalUri(body: JsonObject, name: string): string | undefined {
+    const value = field(body, name);
+    if (typeof value !== 'string' || value === '') return undefined;
+    if (!parseSipUri(value.replace(/^<|>$/g, ''))) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid ${name} address ${value}`);
+    return value;
+  }
+
+  private unregister(transaction: string): void {
+    if (this.master) throw wrongState('helper sessions are not registered');
+    const account = this.account;
+    if (!account || account.closed) throw wrongState('not registered');
+    // The account's events (`unregistering`, `unregistered`) follow; its sockets close once the call slot is idle.
+    void transaction;
+    account.unregister();
+    this.closeAccountWhenIdle();
+  }
+
+  private closeAccountWhenIdle(): void {
+    const account = this.account;
+    if (!account) return;
+    if (!this.slot.idle) return; // terminate() calls back here
+    if (account.status === 'unregistering') {
+      // Let the REGISTER with expires 0 finish first (bounded by the transaction timeout).
+      const done = () => {
+        if (this.account === account) this.closeAccount();
+      };
+      account.ua.once('unregistered', done);
+      const timer = setTimeout(done, 64 * this.env.t1Ms);
+      timer.unref?.();
+      return;
+    }
+    if (account.status === 'unregistered') this.closeAccount();
+  }
+
+  /** Releases our account (and every helper's use of it). */
+  private closeAccount(): void {
+    const account = this.account;
+    if (!account) return;
+    this.account = null;
+    this.registry.removeMaster(account.masterId, this);
+    for (const helper of [...this.helpers]) helper.masterGone();
+    this.helpers.clear();
+    void account.close(this.env.closeGraceMs);
+  }
+
+  /** Our master unregistered or went away: our call ends, we are no longer a helper. */
+  masterGone(): void {
+    if (this.current) this.terminate(this.current, { code: 503, reason: 'Master session ended' });
+    this.master = null;
+    if (!this.destroyed) this.push({ event: 'unregistered', register_sent: false, helper: true });
+  }
+
+  get accountForTests(): SipAccount | null {
+    return this.account;
+  }
+
+  // ------------------------------------------------------------------ incoming calls
+
+  /** An INVITE on our account: to us when free, else to a free helper, else 486 and `missed_call` (Janus). */
+  private dispatchIncoming(account: SipAccount, call: Call): void {
+    const caller = headerNameAddr(call.invite, 'From');
+    const callee = headerNameAddr(call.invite, 'To')?.uri ?? '';
+    const target = [this, ...this.helpers].find((s) => !s.destroyed && s.slot.idle);
+    if (!target || this.account !== account || account.status === 'unregistering') {
+      try {
+        account.ua.answer(call, 486);
+      } catch (err) {
+        this.logger.debug({ err }, 'sip: could not answer 486');
+      }
+      this.push({ event: 'missed_call', caller: caller?.uri ?? '', ...(caller?.display ? { displayname: caller.display } : {}), callee });
+      return;
+    }
+    void target.onIncomingCall(account, call).catch((err: unknown) => this.logger.error({ err }, 'sip: incoming call failed'));
+  }
+
+  private async onIncomingCall(account: SipAccount, call: Call): Promise<void> {
+    const ua = account.ua;
+    const active = new ActiveCall(ua, account, 'incoming', call.callId, this.newBridge());
+    active.sip = call;
+    active.offerless = call.offerless;
+    const caller = headerNameAddr(call.invite, 'From');
+    active.peerUri = caller?.uri ?? '';
+    active.peerDisplay = caller?.display;
+    active.callee = headerNameAddr(call.invite, 'To')?.uri ?? '';
+    this.slot.apply('recvInvite');
+    this.current = active;
+    this.listenInDialog(active, call);
+    active.listen(call, 'confirmed', (_ack, sdp) => void this.onAck(active, sdp).catch((err: unknown) => this.failCall(active, err)));
+
+    let jsep: Jsep | undefined;
+    if (!call.offerless) {
+      try {
+        jsep = await this.offerToBrowser(active, call.remoteSdp ?? '');
+      } catch (err) {
+        // RFC 3261 §21.4.26: nothing in the offer ferry can bridge.
+        this.logger.info({ err: String(err) }, 'sip: incoming offer not acceptable');
+        this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false, endSip: () => ua.answer(call, 488) });
+        return;
+      }
+      if (this.current !== active) return; // cancelled meanwhile
+    }
+    if (account.settings.automaticRinging && call.state === 'incoming') ua.answer(call, 180);
+    this.push(
+      {
+        event: 'incomingcall',
+        username: active.peerUri,
+        ...(active.peerDisplay ? { displayname: active.peerDisplay } : {}),
+        callee: active.callee,
+        call_id: active.callId,
+        ...account.headersOf(call.invite),
+      },
+      { callId: active.callId, ...(jsep ? { jsep } : {}) },
+    );
+  }
+
+  /** The SIP peer offered: ferry offers the browser one section per bridgeable SIP m-line. */
+  private async offerToBrowser(active: ActiveCall, sdp: string): Promise<Jsep> {
+    const offer = parseSipSdp(sdp);
+    active.sipOffer = offer;
+    const sections: Array<{ mid: string; kind: BridgeKind; codec: SipCodec; direction: Direction }> = [];
+    for (const m of offer.media) {
+      const codec = firstBridgeable(m);
+      if (codec && m.kind !== 'other') {
+        const mid = String(sections.length);
+        sections.push({ mid, kind: m.kind, codec, direction: m.direction });
+        active.lines.push({ sipIndex: m.index, kind: m.kind, mid, line: null, codecs: [codec], peerDirection: m.direction, rejected: null });
+      } else {
+        active.lines.push({ sipIndex: m.index, kind: 'audio', mid: '', line: null, codecs: [], peerDirection: m.direction, rejected: { type: m.type, proto: m.proto, format: m.firstFormat } });
+      }
+    }
+    if (sections.length === 0) throw new SdpBridgeError('no m-line with a codec ferry can bridge');
+    const media = this.openMedia();
+    const jsep = await media.createOffer!(
+      sections.map((s) => ({
+        mid: s.mid,
+        kind: s.kind,
+        codec: { name: s.codec.name, clockRate: s.codec.clockRate, payloadType: s.codec.payloadType, ...(s.codec.channels ? { channels: s.codec.channels } : {}), ...(s.codec.fmtp ? { fmtp: s.codec.fmtp } : {}) },
+        // ferry relays: what the SIP peer does is what ferry does towards the browser.
+        direction: s.direction,
+      })),
+    );
+    active.bridge.attachWebRtc(routable(media));
+    return jsep;
+  }
+
+  private openMedia(): HandleMedia {
+    const media = this.ctx.openMedia();
+    if (!media || !media.createOffer || !media.streams || !media.onStreamsChanged) {
+      throw new SipPluginError(SipErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
+    }
+    return media;
+  }
+
+  /** `accept` (200) and `progress` (183). */
+  private async accept(body: JsonObject, jsep: Jsep | undefined, transaction: string, early: boolean): Promise<void> {
+    const active = this.requireCall(body);
+    if (active.direction !== 'incoming' || !this.slot.can(early ? 'sendProgress' : 'accept') || !active.sip) {
+      throw wrongState(early ? 'no incoming call to send progress for' : 'no incoming call to accept');
+    }
+    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
+    if (typeof field(body, 'autoaccept_reinvites') === 'boolean') active.autoacceptReinvites = field(body, 'autoaccept_reinvites') as boolean;
+    const headers = customHeaders(body);
+    const call = active.sip;
+    if (active.offerless) {
+      if (early) {
+        throw wrongState('progress on an offerless INVITE needs reliable provisional responses (RFC 3262), which ferry does not support');
+      }
+      if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'An offerless INVITE is accepted with a JSEP offer');
+      active.webrtcOffer = jsep;
+      const sdp = this.sipOfferFromBrowser(active, jsep);
+      active.ua.answer(call, 200, sdp, headers);
+      this.slot.apply('accept');
+      this.push({ event: 'accepting' }, { transaction, callId: active.callId });
+      return;
+    }
+    if (!active.localSipSdp) {
+      if (!jsep || jsep.type !== 'answer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (a JSEP answer to the offer in incomingcall)');
+      active.localSipSdp = this.sipAnswerFromBrowser(active, jsep);
+    }
+    active.ua.answer(call, early ? 183 : 200, active.localSipSdp, headers);
+    this.slot.apply(early ? 'sendProgress' : 'accept');
+    this.push({ event: early ? 'progressed' : 'accepted', username: active.peerUri }, { transaction, callId: active.callId });
+  }
+
+  /** ferry's SIP answer to the peer's offer, after the browser answered ferry's WebRTC offer. */
+  private sipAnswerFromBrowser(active: ActiveCall, browserAnswer: Jsep): string {
+    const offer = active.sipOffer;
+    if (!offer) throw wrongState('no SIP offer to answer');
+    const rejected = rejectedMids(browserAnswer.sdp);
+    const out: SipSdpLine[] = [];
+    let accepted = 0;
+    for (const mapping of active.lines) {
+      const m = offer.media[mapping.sipIndex];
+      if (!m) continue;
+      const codec = mapping.codecs[0];
+      if (mapping.rejected || !codec || rejected.has(mapping.mid)) {
+        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
+        continue;
+      }
+      const line = active.bridge.openLine(mapping.kind);
+      mapping.line = line;
+      active.bridge.configure(line, { mid: mapping.mid, sipCodec: codec, remote: m.address && m.port ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
+      this.applyPeerDirection(active, mapping, m.direction);
+      out.push({ kind: mapping.kind, port: line.leg.port, codecs: [codec], direction: answerDirection(m.direction) });
+      accepted++;
+    }
+    if (accepted === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP answer accepted no m-line');
+    return this.writeSdp(active, out);
+  }
+
+  /** ferry's SIP offer from the browser's offer: every bridgeable codec, the browser's payload types. */
+  private sipOfferFromBrowser(active: ActiveCall, browserOffer: Jsep): string {
+    const lines = bridgeableWebRtcLines(browserOffer.sdp);
+    if (lines.length === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP offer has no m-line with a codec a SIP peer can take unchanged');
+    const out: SipSdpLine[] = [];
+    lines.forEach((w, sipIndex) => {
+      const line = active.bridge.openLine(w.kind);
+      active.lines.push({ sipIndex, kind: w.kind, mid: w.mid, line, codecs: w.codecs, peerDirection: 'sendrecv', rejected: null });
+      out.push({ kind: w.kind, port: line.leg.port, codecs: w.codecs, direction: w.direction });
+    });
+    return this.writeSdp(active, out);
+  }
+
+  private writeSdp(active: ActiveCall, lines: SipSdpLine[]): string {
+    const sdp = writeSipSdp({ sessionId: active.sdpSession, version: active.sdpVersion++, address: this.env.sdpAddress, lines });
+    active.localSipSdp = sdp;
+    return sdp;
+  }
+
+  /**
+   * The SIP peer answered ferry's offer (in a 183, a 200, or the ACK of an
+   * offerless INVITE): ties each line to its codec and the peer's address,
+   * then answers the browser with the codecs the peer chose.
+   */
+  private async answerBrowser(active: ActiveCall, sipAnswer: string): Promise<Jsep> {
+    const answer = parseSipSdp(sipAnswer);
+    const codecs: { audio?: string[]; video?: string[] } = {};
+    for (const mapping of active.lines) {
+      const m = answer.media[mapping.sipIndex];
+      if (!m || m.port === 0 || !isPlainRtp(m) || !mapping.line) continue;
+      // RFC 3264 §6.1: the answer's codecs are a subset of the offer's (matched by name and rate).
+      const codec = m.codecs.find((c) => mapping.codecs.some((o) => sameCodec(o, c)));
+      if (!codec) continue;
+      active.bridge.configure(mapping.line, { mid: mapping.mid, sipCodec: codec, remote: m.address ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
+      this.applyPeerDirection(active, mapping, m.direction);
+      mapping.codecs = [codec];
+      codecs[mapping.kind] ??= [codec.name];
+    }
+    if (!codecs.audio && !codecs.video) throw new SdpBridgeError('the SIP answer accepted no codec ferry offered');
+    const offer = active.webrtcOffer;
+    const media = this.ctx.media;
+    if (!offer || !media) throw wrongState('the PeerConnection is gone');
+    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs });
+    active.bridge.attachWebRtc(routable(media));
+    active.browserAnswered = true;
+    return jsep;
+  }
+
+  /** Where the ACK completes an incoming call; for an offerless INVITE it carries the SIP answer. */
+  private async onAck(active: ActiveCall, sdp: string | null): Promise<void> {
+    if (this.current !== active) return;
+    if (!active.offerless) {
+      this.slot.apply('recvAck');
+      return;
+    }
+    if (!sdp) throw new SdpBridgeError('the ACK carried no SDP answer');
+    const jsep = await this.answerBrowser(active, sdp);
+    if (this.current !== active) return;
+    this.slot.apply('recvAck');
+    this.push({ event: 'accepted', username: active.peerUri }, { callId: active.callId, jsep });
+  }
+
+  private decline(body: JsonObject, transaction: string): void {
+    const active = this.requireCall(body);
+    if (active.direction !== 'incoming' || !active.sip || (this.slot.state !== 'incoming' && this.slot.state !== 'early')) {
+      throw wrongState('no incoming call to decline');
+    }
+    // Janus (#3339): 603 by default; a code that is not a failure falls back to 486.
+    let code = (field(body, 'code') as number | undefined) ?? 603;
+    if (code <= 399) code = 486;
+    const headers = customHeaders(body);
+    const call = active.sip;
+    this.push({ event: 'declining', code }, { transaction, callId: active.callId });
+    this.terminate(active, { code, reason: reasonPhrase(code) }, { endSip: () => active.ua.answer(call, code, null, headers) });
+  }
+
+  // ------------------------------------------------------------------ outgoing calls
+
+  private async call(body: JsonObject, jsep: Jsep | undefined, transaction: string): Promise<void> {
+    const account = this.callAccount;
+    if (!account) throw wrongState('register first');
+    if (!this.slot.idle) throw wrongState('already in a call');
+    const uri = field(body, 'uri') as string;
+    if (!parseSipUri(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${uri}`);
+    if (!jsep) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (outgoing offerless calls are not supported)');
+    if (jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'A call needs a JSEP offer');
+    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
+    if (field(body, 'refer_id') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'refer_id: transfers are not supported by ferry');
+    const headers = customHeaders(body);
+    const secret = field(body, 'secret') as string | undefined;
+    const ha1 = field(body, 'ha1_secret') as string | undefined;
+    const authuser = (field(body, 'authuser') as string | undefined) ?? account.settings.credentials?.username ?? account.settings.user;
+    const credentials: DigestCredentials | undefined =
+      secret !== undefined ? { username: authuser, password: secret } : ha1 !== undefined ? { username: authuser, ha1 } : undefined;
+    const requestedCallId = field(body, 'call_id') as string | undefined;
+
+    const ua = account.ua;
+    const bridge = this.newBridge();
+    const active = new ActiveCall(ua, account, 'outgoing', requestedCallId ?? '', bridge);
+    active.peerUri = uri;
+    active.webrtcOffer = jsep;
+    if (typeof field(body, 'autoaccept_reinvites') === 'boolean') active.autoacceptReinvites = field(body, 'autoaccept_reinvites') as boolean;
+    this.slot.apply('sendInvite');
+    this.current = active;
+    let sdp: string;
+    try {
+      sdp = this.sipOfferFromBrowser(active, jsep);
+    } catch (err) {
+      this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false });
+      throw err;
+    }
+    const call = ua.invite(uri, sdp, {
+      headers,
+      from: account.settings.username,
+      ...(account.settings.displayName ? { displayName: account.settings.displayName } : {}),
+      ...(requestedCallId ? { callId: requestedCallId } : {}),
+      ...(credentials ? { credentials } : {}),
+    });
+    active.sip = call;
+    const callId = call.callId;
+    active.callId = callId;
+    this.listenInDialog(active, call);
+    active.listen(call, 'provisional', (res) => void this.onProvisional(active, res).catch((err: unknown) => this.failCall(active, err)));
+    active.listen(call, 'accepted', (res, answer) => void this.onAnswered(active, res, answer).catch((err: unknown) => this.failCall(active, err)));
+    active.listen(call, 'failed', (code, reason, res) => this.terminate(active, { code, reason, ...account.headersOf(res) }));
+    this.push({ event: 'calling', call_id: callId }, { transaction, callId });
+  }
+
+  private async onProvisional(active: ActiveCall, res: SipMessage & { status: number }): Promise<void> {
+    if (this.current !== active || res.status === 100) return;
+    this.slot.apply('recvProvisional');
+    const headers = active.account.headersOf(res);
+    if (res.status === 180) {
+      this.push({ event: 'ringing', ...headers }, { callId: active.callId });
+      return;
+    }
+    if (res.status === 183 && res.body.length > 0 && !active.browserAnswered) {
+      const jsep = await this.answerBrowser(active, res.body.toString('utf8'));
+      if (this.current !== active) return;
+      this.push({ event: 'progress', username: active.peerUri, ...headers }, { callId: active.callId, jsep });
+      return;
+    }
+    this.push({ event: 'proceeding', code: res.status, ...headers }, { callId: active.callId });
+  }
+
+  private async onAnswered(active: ActiveCall, res: SipMessage, sdp: string | null): Promise<void> {
+    if (this.current !== active) return;
+    let jsep: Jsep | undefined;
+    if (!active.browserAnswered) {
+      if (!sdp) throw new SdpBridgeError('the 200 OK carried no SDP answer');
+      jsep = await this.answerBrowser(active, sdp);
+      if (this.current !== active) return;
+    }
+    this.slot.apply('recvAnswer');
+    this.push({ event: 'accepted', username: active.peerUri, ...active.account.headersOf(res) }, { callId: active.callId, ...(jsep ? { jsep } : {}) });
+  }
+
+  // ------------------------------------------------------------------ in-dialog requests
+
+  private listenInDialog(active: ActiveCall, call: Call): void {
+    // Deferred one microtask: a failed outgoing INVITE emits `terminated` and then `failed` with the
+    // response (whose headers the hangup event carries); whichever runs first ends the call.
+    active.listen(call, 'terminated', (info) => queueMicrotask(() => this.terminate(active, { code: info.code, reason: info.reason })));
+    active.listen(call, 'reinvite', (ev) => this.onReoffer(active, ev));
+    active.listen(call, 'update', (ev) => this.onReoffer(active, ev));
+    active.listen(call, 'info', (ev) => this.onInfo(active, ev));
+    active.listen(call, 'message', (ev) => {
+      const from = headerNameAddr(ev.request, 'From');
+      this.push(
+        { event: 'message', sender: from?.uri ?? '', ...(from?.display ? { displayname: from.display } : {}), content_type: ev.contentType ?? 'text/plain', content: ev.body ?? '', ...active.account.headersOf(ev.request) },
+        { callId: active.callId },
+      );
+    });
+  }
+
+  /**
+   * A re-INVITE or UPDATE from the SIP peer (RFC 3264 §8): new address,
+   * hold/resume by direction. ferry answers it itself with the same codecs
+   * (no WebRTC renegotiation is needed for either); a change of codec or an
+   * added stream it cannot bridge gets 488, keeping the call as it was.
+   */
+  private onReoffer(active: ActiveCall, ev: InDialogRequestEvent): void {
+    if (this.current !== active || !active.localSipSdp) return ev.respond(491);
+    if (ev.body === null) {
+      // Offerless re-INVITE (session refresh): our current description is the offer; the media stays as is.
+      return ev.respond(200, active.localSipSdp);
+    }
+    let offer: SipSdp;
+    try {
+      offer = parseSipSdp(ev.body);
+    } catch {
+      return ev.respond(400);
+    }
+    const out: SipSdpLine[] = [];
+    for (const m of offer.media) {
+      const mapping = active.lines.find((l) => l.sipIndex === m.index);
+      const codec = mapping?.codecs[0];
+      if (!mapping || !mapping.line || !codec || m.port === 0) {
+        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
+        continue;
+      }
+      const offered = m.codecs.find((c) => sameCodec(c, codec));
+      if (!offered || !isPlainRtp(m)) return ev.respond(488);
+      if (m.address) active.bridge.setRemote(mapping.line, { address: m.address, port: m.port });
+      this.applyPeerDirection(active, mapping, m.direction);
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [codec], direction: this.localDirection(active, answerDirection(m.direction)) });
+    }
+    ev.respond(200, this.writeSdp(active, out));
+  }
+
+  /** The peer's direction decides whether ferry sends it media (RFC 3264 §6.1, §8.4). */
+  private applyPeerDirection(active: ActiveCall, mapping: LineMapping, peer: Direction): void {
+    mapping.peerDirection = peer;
+    if (!mapping.line) return;
+    const peerReceives = peer === 'sendrecv' || peer === 'recvonly';
+    const weSend = active.localHold === null || active.localHold === 'sendonly';
+    active.bridge.setSendPaused(mapping.line, !(peerReceives && weSend));
+  }
+
+  /** Our direction, narrowed by a hold we asked for. */
+  private localDirection(active: ActiveCall, wanted: Direction): Direction {
+    if (active.localHold === null) return wanted;
+    const send = (wanted === 'sendrecv' || wanted === 'sendonly') && active.localHold === 'sendonly';
+    const recv = (wanted === 'sendrecv' || wanted === 'recvonly') && active.localHold === 'recvonly';
+    return send ? 'sendonly' : recv ? 'recvonly' : 'inactive';
+  }
+
+  private onInfo(active: ActiveCall, ev: InDialogRequestEvent): void {
+    const from = headerNameAddr(ev.request, 'From');
+    const sender = { sender: from?.uri ?? '', ...(from?.display ? { displayname: from.display } : {}) };
+    const type = (ev.contentType ?? '').toLowerCase();
+    if (type.startsWith('application/dtmf-relay')) {
+      // application/dtmf-relay: "Signal=5\r\nDuration=160"
+      const signal = /^\s*Signal\s*=\s*(\S+)/im.exec(ev.body ?? '')?.[1];
+      const duration = Number(/^\s*Duration\s*=\s*(\d+)/im.exec(ev.body ?? '')?.[1] ?? NaN);
+      if (signal !== undefined) {
+        this.push({ event: 'dtmf', ...sender, signal, ...(Number.isFinite(duration) ? { duration } : {}) }, { callId: active.callId });
+        return;
+      }
+    }
+    this.push({ event: 'info', ...sender, type: ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
+  }
+
+  private established(body: JsonObject, what: string): ActiveCall & { sip: Call } {
+    const active = this.requireCall(body);
+    if (this.slot.state !== 'established' || !active.sip) throw wrongState(`not in a call (${what})`);
+    return active as ActiveCall & { sip: Call };
+  }
+
+  private hold(body: JsonObject, transaction: string, direction: Direction | null): void {
+    const active = this.established(body, direction ? 'hold' : 'unhold');
+    active.localHold = direction;
+    const out: SipSdpLine[] = [];
+    const offer = active.sipOffer;
+    for (const mapping of active.lines) {
+      if (!mapping.line || mapping.rejected) {
+        const m = offer?.media[mapping.sipIndex];
+        out.push({ rejected: true, type: m?.type ?? mapping.rejected?.type ?? mapping.kind, proto: m?.proto ?? 'RTP/AVP', format: m?.firstFormat ?? '0' });
+        continue;
+      }
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: mapping.codecs, direction: direction ?? 'sendrecv' });
+      this.applyPeerDirection(active, mapping, mapping.peerDirection);
+    }
+    const sdp = this.writeSdp(active, out);
+    this.push(direction ? { event: 'holding', direction } : { event: 'resuming' }, { transaction, callId: active.callId });
+    void active.ua.reinvite(active.sip, sdp).then((outcome) => {
+      if (this.current !== active || outcome.code < 300) return;
+      this.logger.info({ code: outcome.code }, 'sip: hold/unhold re-INVITE refused');
+    });
+  }
+
+  /** `update` with a JSEP offer: the browser renegotiates; ferry answers it and refreshes the SIP session. */
+  private async update(body: JsonObject, jsep: Jsep | undefined, transaction: string): Promise<void> {
+    const active = this.established(body, 'update');
+    if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'update needs a JSEP offer');
+    const media = this.ctx.media;
+    if (!media) throw wrongState('no PeerConnection');
+    const codecs: { audio?: string[]; video?: string[] } = {};
+    for (const m of active.lines) if (m.line && m.codecs[0]) codecs[m.kind] ??= [m.codecs[0].name];
+    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs });
+    active.webrtcOffer = jsep;
+    active.bridge.rewire();
+    this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });
+    const sdp = active.localSipSdp ?? '';
+    const outcome = await active.ua.reinvite(active.sip, sdp.replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string) => `${head}${active.sdpVersion++}`));
+    if (this.current !== active) return;
+    this.push({ event: 'updated', code: outcome.code, reason: outcome.reason }, { callId: active.callId });
+  }
+
+  private info(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'info');
+    const type = field(body, 'type') as string;
+    if (/[\r\n]/.test(type)) throw invalid('type', 'a content type on one line');
+    void active.ua.info(active.sip, type, field(body, 'content') as string, customHeaders(body));
+    this.push({ event: 'infosent' }, { transaction, callId: active.callId });
+  }
+
+  private dtmfInfo(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'dtmf_info');
+    const digit = field(body, 'digit') as string;
+    if (!DTMF_DIGITS.test(digit)) throw invalid('digit', 'one of 0-9, *, #, A-D');
+    const duration = (field(body, 'duration') as number | undefined) ?? 160;
+    void active.ua.info(active.sip, 'application/dtmf-relay', `Signal=${digit}\r\nDuration=${duration}\r\n`, customHeaders(body));
+    this.push({ event: 'dtmfsent' }, { transaction, callId: active.callId });
+  }
+
+  private async message(body: JsonObject, transaction: string): Promise<void> {
+    const content = field(body, 'content') as string;
+    const contentType = (field(body, 'content_type') as string | undefined) ?? 'text/plain';
+    if (/[\r\n]/.test(contentType)) throw invalid('content_type', 'a content type on one line');
+    const uri = field(body, 'uri') as string | undefined;
+    const headers = customHeaders(body);
+    let send: Promise<{ code: number; reason: string }>;
+    let callId: string | undefined;
+    if (uri === undefined) {
+      const active = this.established(body, 'message without uri');
+      callId = active.callId;
+      send = active.ua.message(active.sip, contentType, content, headers);
+    } else {
+      const account = this.callAccount;
+      if (!account) throw wrongState('register first');
+      if (!parseSipUri(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid address ${uri}`);
+      send = account.ua.message(uri, contentType, content, headers);
+    }
+    this.push({ event: 'messagesent' }, { transaction, ...(callId ? { callId } : {}) });
+    const outcome = await send;
+    if (!this.destroyed) this.push({ event: 'messagedelivery', code: outcome.code, reason: outcome.reason }, callId ? { callId } : {});
+  }
+
+  private onOutOfDialogMessage(account: SipAccount, ev: IncomingMessageEvent): void {
+    const from = headerNameAddr(ev.request, 'From');
+    this.push({
+      event: 'message',
+      sender: ev.from,
+      ...(from?.display ? { displayname: from.display } : {}),
+      content_type: ev.contentType ?? 'text/plain',
+      content: ev.body ?? '',
+      ...account.headersOf(ev.request),
+    });
+  }
+
+  private keyframe(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'keyframe');
+    if (field(body, 'user') === true) active.bridge.requestKeyframe('webrtc');
+    if (field(body, 'peer') === true) active.bridge.requestKeyframe('sip');
+    this.push({ event: 'keyframesent' }, { transaction, callId: active.callId });
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  private hangup(body: JsonObject, transaction: string): void {
+    const active = this.requireCall(body);
+    this.push({ event: 'hangingup' }, { transaction, callId: active.callId });
+    this.terminate(active, null, { sipHeaders: customHeaders(body) });
+  }
+
+  private requireCall(body: JsonObject): ActiveCall {
+    const active = this.current;
+    if (!active) throw wrongState('not in a call');
+    const callId = field(body, 'call_id');
+    if (typeof callId === 'string' && callId !== active.callId) throw new SipPluginError(SipErrorCode.NO_SUCH_CALLID, `No such call-ID ${callId}`);
+    return active;
+  }
+
+  private failCall(active: ActiveCall, err: unknown): void {
+    this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sip: call failed');
+    // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call with BYE; Reason says why.
+    this.terminate(active, { code: 488, reason: reasonPhrase(488) });
+  }
+
+  /**
+   * The one ending of a call (see the file header). Idempotent: a second call
+   * for the same (or an older) call does nothing. `info` null means "as the
+   * SIP stack ended it" (BYE 200, CANCEL 487, unanswered 480).
+   */
+  private terminate(
+    active: ActiveCall,
+    info: EndInfo | null,
+    options: { notify?: boolean; endSip?: () => void; sipHeaders?: Array<[string, string]> } = {},
+  ): void {
+    if (this.current !== active) return;
+    this.current = null;
+    this.slot.apply('terminate');
+    active.detach();
+    const call = active.sip;
+    try {
+      if (options.endSip) options.endSip();
+      else if (call && !call.terminated) active.ua.bye(call, options.sipHeaders ?? []);
+    } catch (err) {
+      this.logger.debug({ err }, 'sip: ending the SIP side failed (already ended)');
+    }
+    active.bridge.close();
+    const end = info ?? (call?.termination ? { code: call.termination.code, reason: call.termination.reason } : { code: 487, reason: reasonPhrase(487) });
+    if (options.notify !== false && !this.destroyed) this.push({ event: 'hangup', code: end.code, reason: end.reason, ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
+    // Janus close_pc: the PeerConnection of this call goes too (its hangupMedia finds the slot idle).
+    if (this.ctx.media && !this.destroyed) this.ctx.closePeerConnection(`SIP call ended (${end.code} ${end.reason})`);
+    if (!this.master) this.closeAccountWhenIdle();
+  }
+
+  private newBridge(): MediaBridge {
+    return new MediaBridge(this.services, `sip:${this.ctx.sessionId}:${this.ctx.handleId}`, this.logger);
+  }
+
+  // ------------------------------------------------------------------ PluginHandle
+
+  setupMedia(): void {
+    this.current?.bridge.setWebRtcUp();
+  }
+
+  hangupMedia(reason: string): void {
+    // The browser's PeerConnection is gone: the call it carried ends too (BYE, CANCEL or 480).
+    const active = this.current;
+    if (active) this.terminate(active, null);
+    void reason;
+  }
+
+  destroy(reason: string): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const active = this.current;
+    if (active) this.terminate(active, null, { notify: false });
+    if (this.master) {
+      this.master.helpers.delete(this);
+      this.master = null;
+    }
+    const account = this.account;
+    if (account && (account.status === 'registered' || account.status === 'registering')) account.ua.unregister();
+    this.closeAccount();
+    this.registry.sessionClosed(this);
+    void reason;
+  }
+
+  /** Admin `handle_info` → `plugin_specific`, after janus_sip.c's query_session. */
+  query(): JsonObject {
+    const account = this.master?.account ?? this.account;
+    const active = this.current;
+    const ua = account?.ua;
+    return {
+      username: account?.settings.username ?? null,
+      display_name: account?.settings.displayName ?? null,
+      user_agent: account?.settings.userAgent ?? null,
+      identity: account?.settings.username ?? null,
+      registration_status: this.master ? 'helper' : account?.status ?? 'unregistered',
+      master_id: account?.masterId ?? null,
+      helper: this.master !== null,
+      helpers: [...this.helpers].length,
+      call_status: CALL_STATUS[this.slot.state],
+      slot: this.slot.state,
+      call_id: active?.callId ?? null,
+      contact: ua ? ua.contact(ua.udp ? 'udp' : 'tcp') : null,
+      sip_udp_port: ua?.udp?.local.port ?? null,
+      sip_tcp_port: ua?.tcp?.local.port ?? null,
+      media: active ? active.bridge.describe() : [],
+      destroyed: this.destroyed,
+    };
+  }
+}
+
+function sameCodec(a: SipCodec, b: SipCodec): boolean {
+  return a.name.toLowerCase() === b.name.toLowerCase() && a.clockRate === b.clockRate;
+}
+
+function routable(media: HandleMedia): { streams: NonNullable<HandleMedia['streams']>; onStreamsChanged: NonNullable<HandleMedia['onStreamsChanged']> } | null {
+  if (!media.streams || !media.onStreamsChanged) return null;
+  return { streams: media.streams.bind(media), onStreamsChanged: media.onStreamsChanged.bind(media) };
+}

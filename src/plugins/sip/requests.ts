@@ -1,0 +1,146 @@
+/**
+ * Validation tables for the SIP plugin's requests, in the manner of Janus's
+ * JANUS_VALIDATE_JSON_OBJECT (janus_sip.c): a missing required field is 443,
+ * a wrong type or range is 444; nothing changes before the whole body passed.
+ */
+import type { JsonObject, JsonValue } from '../../core/Json.js';
+import { field, isJsonObject } from '../../core/Json.js';
+import { invalid, missing } from './errors.js';
+
+export type FieldKind = 'string' | 'boolean' | 'integer' | 'object' | 'string-array' | 'string-map';
+
+export interface FieldSpec {
+  kind: FieldKind;
+  required?: boolean;
+  min?: number;
+  max?: number;
+  /** Allowed values for strings. */
+  oneOf?: readonly string[];
+}
+
+export type Table = Readonly<Record<string, FieldSpec>>;
+
+function fits(spec: FieldSpec, value: JsonValue): boolean {
+  switch (spec.kind) {
+    case 'string': return typeof value === 'string' && (!spec.oneOf || spec.oneOf.includes(value));
+    case 'boolean': return typeof value === 'boolean';
+    case 'integer':
+      return typeof value === 'number' && Number.isSafeInteger(value) && (spec.min === undefined || value >= spec.min) && (spec.max === undefined || value <= spec.max);
+    case 'object': return isJsonObject(value);
+    case 'string-array': return Array.isArray(value) && value.every((v) => typeof v === 'string');
+    case 'string-map': return isJsonObject(value) && Object.values(value).every((v) => typeof v === 'string' || typeof v === 'number');
+  }
+}
+
+function should(spec: FieldSpec): string {
+  switch (spec.kind) {
+    case 'string': return spec.oneOf ? `one of ${spec.oneOf.join(', ')}` : 'a string';
+    case 'boolean': return 'a boolean';
+    case 'integer':
+      if (spec.min !== undefined && spec.max !== undefined) return `an integer between ${spec.min} and ${spec.max}`;
+      return spec.min === 0 ? 'a non-negative integer' : 'an integer';
+    case 'object': return 'an object';
+    case 'string-array': return 'an array of strings';
+    case 'string-map': return 'an object of header names to string values';
+  }
+}
+
+/** Checks `body` against `table`; throws 443/444 naming the field. */
+export function validate(body: JsonObject, table: Table): void {
+  for (const [name, spec] of Object.entries(table)) {
+    const value = field(body, name);
+    if (value === undefined || value === null) {
+      if (spec.required) throw missing(name);
+      continue;
+    }
+    if (!fits(spec, value)) throw invalid(name, should(spec));
+  }
+}
+
+const HEADERS: FieldSpec = { kind: 'string-map' };
+
+/** The requests the plugin knows; anything else is 442. */
+export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
+  register: {
+    type: { kind: 'string', oneOf: ['guest', 'helper'] },
+    send_register: { kind: 'boolean' },
+    force_udp: { kind: 'boolean' },
+    force_tcp: { kind: 'boolean' },
+    sips: { kind: 'boolean' },
+    rfc2543_cancel: { kind: 'boolean' },
+    automatic_ringing: { kind: 'boolean' },
+    username: { kind: 'string' },
+    secret: { kind: 'string' },
+    ha1_secret: { kind: 'string' },
+    authuser: { kind: 'string' },
+    display_name: { kind: 'string' },
+    user_agent: { kind: 'string' },
+    proxy: { kind: 'string' },
+    outbound_proxy: { kind: 'string' },
+    headers: HEADERS,
+    contact_params: { kind: 'object' },
+    incoming_header_prefixes: { kind: 'string-array' },
+    refresh: { kind: 'boolean' },
+    master_id: { kind: 'integer', min: 1 },
+    register_ttl: { kind: 'integer', min: 1 },
+  },
+  unregister: {},
+  call: {
+    uri: { kind: 'string', required: true },
+    call_id: { kind: 'string' },
+    headers: HEADERS,
+    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
+    srtp_profile: { kind: 'string' },
+    autoaccept_reinvites: { kind: 'boolean' },
+    refer_id: { kind: 'integer' },
+    secret: { kind: 'string' },
+    ha1_secret: { kind: 'string' },
+    authuser: { kind: 'string' },
+  },
+  accept: {
+    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
+    srtp_profile: { kind: 'string' },
+    headers: HEADERS,
+    autoaccept_reinvites: { kind: 'boolean' },
+    call_id: { kind: 'string' },
+  },
+  progress: {
+    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
+    srtp_profile: { kind: 'string' },
+    headers: HEADERS,
+    autoaccept_reinvites: { kind: 'boolean' },
+    call_id: { kind: 'string' },
+  },
+  decline: { code: { kind: 'integer', min: 100, max: 699 }, headers: HEADERS, refer_id: { kind: 'integer' }, call_id: { kind: 'string' } },
+  hangup: { headers: HEADERS, call_id: { kind: 'string' } },
+  hold: { direction: { kind: 'string', oneOf: ['sendonly', 'recvonly', 'inactive'] }, call_id: { kind: 'string' } },
+  unhold: { call_id: { kind: 'string' } },
+  update: { call_id: { kind: 'string' } },
+  info: { type: { kind: 'string', required: true }, content: { kind: 'string', required: true }, headers: HEADERS, call_id: { kind: 'string' } },
+  message: {
+    content: { kind: 'string', required: true },
+    content_type: { kind: 'string' },
+    uri: { kind: 'string' },
+    call_id: { kind: 'string' },
+    headers: HEADERS,
+  },
+  dtmf_info: { digit: { kind: 'string', required: true }, duration: { kind: 'integer', min: 1, max: 5000 }, headers: HEADERS, call_id: { kind: 'string' } },
+  transfer: { uri: { kind: 'string', required: true }, replace: { kind: 'string' }, call_id: { kind: 'string' } },
+  keyframe: { user: { kind: 'boolean' }, peer: { kind: 'boolean' }, call_id: { kind: 'string' } },
+  recording: { action: { kind: 'string', required: true, oneOf: ['start', 'stop'] } },
+  subscribe: { event: { kind: 'string', required: true } },
+  unsubscribe: { event: { kind: 'string', required: true } },
+};
+
+/** `headers: {"X-Foo": "bar"}` as a header list; CR/LF in a value would inject headers, so it is refused. */
+export function customHeaders(body: JsonObject): Array<[string, string]> {
+  const h = field(body, 'headers');
+  if (!isJsonObject(h)) return [];
+  const out: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(h)) {
+    const text = String(value);
+    if (!/^[A-Za-z0-9!%'*+._`~-]+$/.test(name) || /[\r\n]/.test(text)) throw invalid(`headers.${name}`, 'a header token with a single-line value');
+    out.push([name, text]);
+  }
+  return out;
+}
