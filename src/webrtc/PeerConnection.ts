@@ -76,6 +76,13 @@ const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
   audio: ['opus', 'pcmu', 'pcma', 'g722'],
   video: ['vp8', 'h264', 'vp9', 'av1'],
 };
+/** RFC 8852 RtpStreamId: the rid of a simulcast layer, in every packet of it. */
+const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
+/** RFC 8843 §15.2 MID extension: offerers sending rid simulcast need it accepted to send unsignalled SSRCs. */
+const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
+/** Layers ferry takes per m-line (Janus: three substreams). */
+const MAX_SIMULCAST_LAYERS = 3;
+
 /** RTCP feedback ferry supports and keeps in answers. */
 const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb']);
 
@@ -103,6 +110,8 @@ interface StreamState {
   recvPayloadType: number | null;
   /** The remote answer rejected this offered m-line or will not receive on it: no output. */
   refused?: boolean;
+  /** rids accepted for simulcast (RFC 8853): its layers are the SSRCs packets name with these rids. */
+  simulcastRids?: string[];
 }
 
 function codecKey(c: Codec): NegotiatedCodec {
@@ -135,6 +144,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private connectTimer: NodeJS.Timeout | null = null;
   private readonly streamListeners = new Set<() => void>();
   private remoteCandidates = 0;
+  /** RtpStreamId extension id the native endpoint reads rids with (set when the lease opens). */
+  private ridExtension: number | undefined;
   private closeReason: string | null = null;
   readonly createdAt = Date.now();
 
@@ -161,10 +172,15 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
 
   private ensureLease(): PortLease {
     if (this.lease) return this.lease;
+    // The engine reads the rid of unsignalled SSRCs with the offer's RtpStreamId extension id
+    // (fixed for the endpoint's life: RFC 8285 §6 keeps ids stable across renegotiation in practice).
+    const ridExtensionId = this.remote?.media.flatMap((m) => m.extensions).find((e) => e.uri === RID_EXTENSION_URI)?.id;
+    this.ridExtension = ridExtensionId;
     this.lease = this.options.ports.lease(
       this.options.owner,
       {
         ice: { ufrag: this.iceUfrag, pwd: this.icePwd, consentTimeoutMs: this.options.consentTimeoutMs },
+        ...(ridExtensionId !== undefined ? { ridExtensionId } : {}),
       },
       (event) => this.onEndpointEvent(event),
     );
@@ -230,7 +246,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       const sends = direction === 'sendrecv' || direction === 'sendonly';
       const prev = previous.get(m.mid);
       const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
-      sections.push({
+      const section: LocalMediaSection = {
         mid: m.mid,
         kind: m.kind,
         codec,
@@ -238,9 +254,20 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ssrc: sends ? outputSsrc : undefined,
         cname: `ferry-${this.iceUfrag}`,
         msid: { stream: `ferry-${this.iceUfrag}`, track: `${m.kind}-${m.mid}` },
-      });
+      };
+      // RFC 8853 simulcast by rid: accepted when ferry receives here and can read the rid
+      // (the RtpStreamId extension, with the id the endpoint was opened with).
+      const ridExtension = m.extensions.find((e) => e.uri === RID_EXTENSION_URI);
+      const sendRids = m.rids.filter((r) => r.direction === 'send').map((r) => r.id);
+      const receives = direction === 'sendrecv' || direction === 'recvonly';
+      if (receives && ridExtension && ridExtension.id === this.ridExtension && sendRids.length > 1) {
+        section.recvRids = sendRids.slice(0, MAX_SIMULCAST_LAYERS);
+        section.extensions = m.extensions.filter((e) => e.uri === RID_EXTENSION_URI || e.uri === MID_EXTENSION_URI);
+      }
+      sections.push(section);
       states.push({
         remote: m,
+        ...(section.recvRids ? { simulcastRids: section.recvRids } : {}),
         recvPayloadType: direction === 'sendrecv' || direction === 'recvonly' ? codec.payloadType : null,
         info: {
           mid: m.mid,
@@ -447,7 +474,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     for (const st of this.streamStates) {
       const remote = st.remote ?? this.remote.media.find((m) => m.mid === st.info.mid) ?? null;
       st.remote = remote;
-      if (!remote || st.recvPayloadType === null || !st.info.codec) continue;
+      // With rid simulcast the layers are learned from packets carrying the rids; an
+      // a=ssrc the offerer also listed (werift lists its sender's) is not a layer.
+      if (!remote || st.recvPayloadType === null || !st.info.codec || st.simulcastRids) continue;
       for (const ssrc of remote.ssrcs) this.addSource(st, ssrc);
     }
   }
@@ -461,7 +490,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         kind: st.info.kind,
         clockRate: st.info.codec.clockRate,
       });
-      st.info.sources.push({ ssrc, source, rid });
+      st.info.sources.push(rid !== undefined ? { ssrc, source, rid } : { ssrc, source });
+      // Layers by rid are listed in the offer's rid order (RFC 8853 §5.1), whatever order
+      // their first packets came in; consumers rely on that order to know which is which.
+      const order = st.remote?.rids.map((r) => r.id) ?? [];
+      if (rid !== undefined && order.length) {
+        const rank = (r: string | undefined) => (r === undefined ? order.length : order.indexOf(r) < 0 ? order.length : order.indexOf(r));
+        st.info.sources.sort((a, b) => rank(a.rid) - rank(b.rid));
+      }
     } catch (err) {
       this.options.log?.warn({ err, ssrc }, 'could not add source');
     }
@@ -620,10 +656,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         break;
       case 'unknown-ssrc': {
         // An SSRC the SDP did not signal (simulcast by rid, or a browser that omits a=ssrc):
-        // attribute it to the m-line receiving that payload type, when exactly one does.
-        const candidates = this.streamStates.filter((s) => s.recvPayloadType === event.payloadType);
+        // attribute it to the m-line that offered its rid, else to the m-line receiving that
+        // payload type, when exactly one does.
+        const rid = event.rid;
+        const byRid = rid !== undefined ? this.streamStates.filter((s) => s.simulcastRids?.includes(rid)) : [];
+        // A rid-simulcast m-line only takes SSRCs that name one of its rids.
+        const candidates = byRid.length ? byRid : this.streamStates.filter((s) => s.recvPayloadType === event.payloadType && !s.simulcastRids);
         const only = candidates.length === 1 ? candidates[0] : undefined;
-        if (only && only.info.sources.length < 3) {
+        if (only && only.info.sources.length < MAX_SIMULCAST_LAYERS) {
           this.addSource(only, event.ssrc, event.rid);
           this.notifyStreams();
         }

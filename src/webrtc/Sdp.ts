@@ -175,6 +175,10 @@ export interface LocalMediaSection {
   ssrc?: number;
   cname?: string;
   msid?: { stream: string; track: string };
+  /** RTP header extensions accepted (RFC 8285 a=extmap), with the offer's ids. */
+  extensions?: { id: number; uri: string }[];
+  /** RFC 8853 simulcast: rids ferry receives on this m-line (answered `recv`), in the offer's order. */
+  recvRids?: string[];
 }
 
 function reverse(direction: Direction): Direction {
@@ -256,6 +260,12 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
         type: 'host',
       }));
       m.endOfCandidates = 'end-of-candidates';
+      if (s.extensions?.length) m.ext = s.extensions.map((e) => ({ value: e.id, uri: e.uri }));
+      if (s.recvRids?.length) {
+        // RFC 8853 §5.3: the answerer lists the rids it accepts, in the offered order, with the reversed direction.
+        m.rids = s.recvRids.map((id) => ({ id, direction: 'recv' }));
+        m.simulcast = { dir1: 'recv', list1: s.recvRids.join(';') };
+      }
       if (s.ssrc !== undefined && (s.direction === 'sendrecv' || s.direction === 'sendonly')) {
         const cname = s.cname ?? 'ferry';
         m.ssrcs = [{ id: s.ssrc, attribute: 'cname', value: cname }];

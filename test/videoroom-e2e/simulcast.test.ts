@@ -1,0 +1,155 @@
+// Simulcast end to end. The werift publisher announces three video SSRCs in an
+// a=ssrc-group:SIM (RFC 5576 grouping, lowest layer first, as browsers do
+// with SSRC simulcast) and sends all three layers at once over its DTLS
+// transport; a werift subscriber moves between substreams with `configure`
+// and its one video stream stays continuous (one SSRC, seq +1, timestamps
+// forward) while its payloads come from the layer it asked for.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MediaStreamTrack, RtpHeader, useSdesMid, useSdesRTPStreamId, type RTCPeerConnection } from 'werift';
+
+import { assertContinuous } from './checks.js';
+import { VrClient, closeAll, payload, startVrFerry, subscribe, until, type WeriftSubscriber } from './harness.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
+
+const PHASES = 30;
+const FRAMES = 10;
+
+/** Adds two SSRCs and a SIM group after the video m-line's own SSRC. */
+function withSsrcSimulcast(sdp: string, extra: [number, number]): { sdp: string; layers: number[] } {
+  const sections = sdp.split(/\r\n(?=m=)/);
+  const i = sections.findIndex((s) => s.startsWith('m=video'));
+  const video = sections[i]!;
+  const first = /a=ssrc:(\d+) cname:(\S+)/.exec(video);
+  if (!first) throw new Error('werift offered no video SSRC');
+  const layers = [Number(first[1]), ...extra];
+  const added = [`a=ssrc-group:SIM ${layers.join(' ')}`, ...extra.map((s) => `a=ssrc:${s} cname:${first[2]}`)].join('\r\n');
+  sections[i] = video.replace(/\r\n$/, '') + '\r\n' + added + '\r\n';
+  return { sdp: sections.join('\r\n'), layers };
+}
+
+/**
+ * Sends FRAMES frames of all three layers per phase (layer order: highest
+ * first, so arrival order says nothing about quality), moving the subscriber
+ * to another substream between phases; checks it got exactly the wanted
+ * layer, continuously, and was told of each change.
+ */
+async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: number, ts: number, body: Buffer) => Promise<void>): Promise<void> {
+  const seq = [1, 1, 1];
+  let ts = 0;
+  const wanted: number[] = [];
+  let substream = 2; // Janus's default: the best layer
+  for (let phase = 0; phase < PHASES; phase++) {
+    if (phase > 0) {
+      substream = (substream + 1 + (phase % 2)) % 3;
+      const configured = await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream }] });
+      assert.is(configured.data['configured'], 'ok');
+      await sub.client.ws.nextEvent((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] === substream, 2000);
+    }
+    const before = sub.received.get('0')!.length;
+    for (let f = 0; f < FRAMES; f++) {
+      ts += 3000;
+      // Every layer of a frame has the frame's timestamp; each layer its own SSRC and sequence.
+      for (const layer of [2, 1, 0]) await send(layer, seq[layer]!++, ts, payload(`layer${layer}`, phase * FRAMES + f, 300 + layer * 300));
+      wanted.push(substream);
+    }
+    const ok = await until(() => sub.received.get('0')!.length >= before + FRAMES, 5000, 2);
+    assert.ok(ok, `phase ${phase} (substream ${substream}): ${sub.received.get('0')!.length - before} of ${FRAMES}`);
+  }
+  const got = sub.received.get('0')!;
+  assert.is(got.length, PHASES * FRAMES, 'exactly one layer relayed at a time');
+  got.forEach((p, i) => {
+    const tag = p.payload.subarray(0, 6).toString();
+    if (tag !== `layer${wanted[i]}`) assert.unreachable(`packet ${i} from ${tag}, wanted layer${wanted[i]}`);
+  });
+  assertContinuous(got, 'simulcast video');
+  assert.is(sub.decryptFailures(), 0);
+}
+
+test(`SSRC simulcast: a subscriber changes substream ${PHASES} times; its stream stays continuous`, async () => {
+  const vr = await startVrFerry();
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', room: 3 });
+    const client = await VrClient.open(vr.f);
+    const pc = loopbackPeer();
+    peers.push(pc);
+    pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendonly' });
+    const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const { sdp, layers } = withSsrcSimulcast(pc.localDescription!.sdp, [0x5100_0001, 0x5100_0002]);
+    const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room: 3 }, { type: 'offer', sdp });
+    await pc.setRemoteDescription(joined.jsep as never);
+    await connectionState(pc, 'connected');
+    await client.core('webrtcup');
+    const pubId = joined.data['id'] as number;
+    const listed = await admin.sync({ request: 'listparticipants', room: 3 });
+    assert.equal(listed['participants'].map((p: any) => p.id), [pubId]);
+
+    const sub = await subscribe(vr.f, 3, [{ feed: pubId, mid: '1' }], peers);
+    assert.equal(sub.streams.map((s) => [s['type'], s['feed_mid'], s['simulcast']]), [['video', '1', { substream: 2, temporal: 2 }]]);
+    const transport = video.sender.dtlsTransport;
+    const pt = video.sender.codec!.payloadType;
+    await switchLayers(sub, (layer, seq, ts, body) =>
+      transport.sendRtp(body, new RtpHeader({ payloadType: pt, ssrc: layers[layer]!, sequenceNumber: seq, timestamp: ts, marker: true })).then(() => undefined),
+    );
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+});
+
+test(`rid simulcast (RFC 8853): ferry accepts the three rids, orders them by the offer, a subscriber changes substream ${PHASES} times`, async () => {
+  const vr = await startVrFerry();
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', room: 4 });
+    const client = await VrClient.open(vr.f);
+    const pc = loopbackPeer({ headerExtensions: { audio: [], video: [useSdesMid(), useSdesRTPStreamId()] } });
+    peers.push(pc);
+    const rids = ['h', 'm', 'l']; // Janus's default rid_order "hml": the first rid is the best layer
+    const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly', simulcast: rids.map((rid) => ({ rid, direction: 'send' as const })) });
+    await pc.setLocalDescription(await pc.createOffer());
+    const offer = pc.localDescription!.sdp;
+    assert.match(offer, /a=simulcast:send h;m;l/);
+    const ridExt = Number(/a=extmap:(\d+) urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id/.exec(offer)?.[1]);
+    const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room: 4 }, { type: 'offer', sdp: offer });
+    const answer = String(joined.jsep?.['sdp']);
+    assert.match(answer, /a=simulcast:recv h;m;l/);
+    assert.match(answer, /a=rid:h recv\r\na=rid:m recv\r\na=rid:l recv/);
+    assert.match(answer, new RegExp(`a=extmap:${ridExt} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id`));
+    await pc.setRemoteDescription(joined.jsep as never);
+    await connectionState(pc, 'connected');
+    await client.core('webrtcup');
+    const pubId = joined.data['id'] as number;
+
+    // werift's sender sends one encoding only: the layers are written on its transport, each
+    // with its own unsignalled SSRC and its rid in the RtpStreamId extension (RFC 8852).
+    const transport = video.sender.dtlsTransport;
+    const pt = video.sender.codec!.payloadType;
+    const ssrcOf = (layer: number) => 0x7700_0000 + layer;
+    const ridOf = (layer: number) => rids[2 - layer]!; // layer 0 is the lowest: "l"
+    const send = (layer: number, seq: number, ts: number, body: Buffer) => {
+      const header = new RtpHeader({ payloadType: pt, ssrc: ssrcOf(layer), sequenceNumber: seq, timestamp: ts, marker: true, extension: true });
+      header.extensions = [{ id: ridExt, payload: Buffer.from(ridOf(layer)) }];
+      return transport.sendRtp(body, header).then(() => undefined);
+    };
+    // The feed becomes simulcast once ferry has seen a packet of each layer, here in neither
+    // the offer's order nor quality order (m, l, h): the layer order must come from the rids.
+    for (const layer of [1, 0, 2]) await send(layer, 0, 0, payload('probe', layer, 100));
+    const videoStream = () => vr.plugin.rooms.get(4)?.participants.get(pubId)?.streams.find((x) => x.mid === '0');
+    assert.ok(await until(() => (videoStream()?.layers.length ?? 0) === 3, 3000), 'three layers learned');
+    assert.is(videoStream()?.simulcast, true);
+
+    const sub = await subscribe(vr.f, 4, [{ feed: pubId }], peers);
+    assert.equal(sub.streams.map((x) => [x['type'], x['simulcast']]), [['video', { substream: 2, temporal: 2 }]]);
+    await switchLayers(sub, send);
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+});
+
+test.run();
