@@ -72,7 +72,13 @@ export class UdpTransport extends Emitter<TransportEvents> implements SipTranspo
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return new Promise((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed (e.g. by its owner's process shutting sockets down)
+      }
+    });
   }
 }
 

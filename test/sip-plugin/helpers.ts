@@ -1,0 +1,102 @@
+// Shared pieces of the SIP-plugin tests: a ferry with the SIP plugin on
+// loopback, a Janus API client for one SIP handle (WebSocket), sipp runs,
+// and bounded waits. Every process started here is killed by its caller.
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
+
+import { SipPlugin, type SipPluginConfig } from '../../src/plugins/sip/SipPlugin.js';
+import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { JanusWs, type Json } from '../helpers/http.js';
+import { requireBinary, spawnPeer, withTimeout, type Peer } from '../sip/helpers.js';
+import type { ConfigOverrides } from '../../src/config/Config.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const pluginScenario = (name: string) => join(here, 'scenarios', name);
+export const stackScenario = (name: string) => join(here, '..', 'sip', 'scenarios', name);
+
+export interface SipFerry {
+  f: TestFerry;
+  sip: SipPlugin;
+}
+
+export async function startSipFerry(config: SipPluginConfig = {}, overrides: ConfigOverrides = {}): Promise<SipFerry> {
+  let sip: SipPlugin | undefined;
+  const f = await startFerry(overrides, (services) => {
+    sip = new SipPlugin({ media: services, config: { bind: '127.0.0.1', close_grace_ms: 50, ...config } });
+    return [sip];
+  });
+  if (!sip) throw new Error('SIP plugin not created');
+  return { f, sip };
+}
+
+/** One Janus session with one janus.plugin.sip handle, over WebSocket. */
+export class SipClient {
+  private constructor(
+    readonly ws: JanusWs,
+    readonly session: number,
+    readonly handle: number,
+    private readonly f: TestFerry,
+  ) {}
+
+  static async open(f: TestFerry, ws?: JanusWs): Promise<SipClient> {
+    const socket = ws ?? (await JanusWs.connect(f.wsUrl));
+    const created = await socket.request({ janus: 'create' });
+    const session = created['data'].id as number;
+    const attached = await socket.request({ janus: 'attach', session_id: session, plugin: 'janus.plugin.sip' });
+    return new SipClient(socket, session, attached['data'].id as number, f);
+  }
+
+  /** Sends a plugin message; asserts Janus acknowledged it. */
+  async send(body: Json, jsep?: Json): Promise<void> {
+    const r = await this.ws.request({ janus: 'message', session_id: this.session, handle_id: this.handle, body, ...(jsep ? { jsep } : {}) });
+    assert.ok(r['janus'] === 'ack' || r['janus'] === 'success', JSON.stringify(r));
+  }
+
+  /** Next plugin event of this handle whose result.event is `name` (or an error event when name is 'error'). */
+  event(name: string, ms = 10_000): Promise<Json> {
+    return this.ws.nextEvent((e) => {
+      if (e['janus'] !== 'event' || e['sender'] !== this.handle) return false;
+      const data = e['plugindata']?.['data'];
+      if (name === 'error') return data?.['error_code'] !== undefined;
+      return data?.['result']?.['event'] === name;
+    }, ms);
+  }
+
+  /** Next core event (webrtcup, hangup, media, detached) of this handle. */
+  core(name: string, ms = 10_000): Promise<Json> {
+    return this.ws.nextEvent((e) => e['janus'] === name && e['sender'] === this.handle, ms);
+  }
+
+  /** Admin handle_info → plugin_specific. */
+  async info(): Promise<Json> {
+    const r = await this.f.admin.post(`/${this.session}/${this.handle}`, { janus: 'handle_info', admin_secret: 'janusoverlord' });
+    return r['info']['plugin_specific'] as Json;
+  }
+
+  async destroy(): Promise<void> {
+    await this.ws.request({ janus: 'destroy', session_id: this.session });
+  }
+
+  async close(): Promise<void> {
+    await this.destroy().catch(() => undefined);
+    await this.ws.close();
+  }
+}
+
+export function sipp(args: string[], workdir: string, limitMs = 25_000): Peer {
+  return spawnPeer(requireBinary('sipp'), [...args, '-i', '127.0.0.1', '-nostdin', '-timeout', `${Math.floor(limitMs / 1000) - 2}s`, '-timeout_error', '-trace_err'], limitMs, workdir);
+}
+
+export async function expectSippSuccess(peer: Peer, what: string): Promise<void> {
+  const code = await withTimeout(peer.exited, 30_000, `${what}: sipp exit`);
+  assert.is(code, 0, `${what}: sipp exit code ${code}\n${peer.output().slice(-3000)}`);
+}
+
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
