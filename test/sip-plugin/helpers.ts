@@ -100,3 +100,24 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');
+
+/**
+ * A browser-like WebRTC description without a browser behind it (signalling-only
+ * tests: ICE never completes, so every call must end before the connect timeout).
+ */
+export function webrtcSdp(type: 'offer' | 'answer', options: { mid?: string; pt?: number; codec?: string; ssrc?: number } = {}): string {
+  const mid = options.mid ?? '0';
+  const codecs = type === 'offer' && options.pt === undefined
+    ? [[111, 'opus/48000/2'], [0, 'PCMU/8000']] as const
+    : [[options.pt ?? 0, options.codec ?? 'PCMU/8000']] as const;
+  return [
+    'v=0', `o=- ${Date.now()} 1 IN IP4 127.0.0.1`, 's=-', 't=0 0', `a=group:BUNDLE ${mid}`,
+    `m=audio 9 UDP/TLS/RTP/SAVPF ${codecs.map((c) => c[0]).join(' ')}`, 'c=IN IP4 0.0.0.0', `a=mid:${mid}`,
+    'a=ice-ufrag:frag', 'a=ice-pwd:passwordpasswordpassword', `a=fingerprint:sha-256 ${FINGERPRINT}`,
+    `a=setup:${type === 'offer' ? 'actpass' : 'active'}`, 'a=rtcp-mux',
+    ...codecs.map(([pt, name]) => `a=rtpmap:${pt} ${name}`),
+    `a=ssrc:${options.ssrc ?? 4242} cname:test`, 'a=sendrecv', '',
+  ].join('\r\n');
+}

@@ -53,7 +53,7 @@ export class SipPlugin implements Plugin, SessionRegistry {
   };
 
   readonly env: SessionEnvironment;
-  private readonly sessions = new Set<SipSession>();
+  private readonly sessions = new Map<SipSession, number>();
   private readonly masters = new Map<number, SipSession>();
   private readonly accounts = new Set<SipAccount>();
   private masterIds = 0;
@@ -79,7 +79,7 @@ export class SipPlugin implements Plugin, SessionRegistry {
 
   attach(context: PluginContext): PluginHandle {
     const session = new SipSession(context, this.options.media, this.env, this);
-    this.sessions.add(session);
+    this.sessions.set(session, context.handleId);
     return session;
   }
 
@@ -112,8 +112,14 @@ export class SipPlugin implements Plugin, SessionRegistry {
   /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
   stats(): { sessions: number; activeCalls: number; accounts: number; masters: number } {
     let activeCalls = 0;
-    for (const s of this.sessions) if (s.busy) activeCalls++;
+    for (const s of this.sessions.keys()) if (s.busy) activeCalls++;
     return { sessions: this.sessions.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
+  }
+
+  /** The account a handle registered (its UserAgent is the wire tap tests and diagnostics use). */
+  accountOf(handleId: number): SipAccount | null {
+    for (const [session, id] of this.sessions) if (id === handleId) return session.accountForTests;
+    return null;
   }
 
   handleAdminMessage(request: JsonObject): JsonObject {
