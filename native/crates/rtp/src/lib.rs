@@ -8,6 +8,7 @@
 //!   REMB, transport-cc).
 //! - [`switch`]: per-output sequence/timestamp rebasing when the source
 //!   feeding an output changes.
+//! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
@@ -16,10 +17,12 @@
 #![forbid(unsafe_code)]
 
 mod bytes;
+pub mod keyframe;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
 
+pub use keyframe::{is_keyframe, VideoCodec};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
