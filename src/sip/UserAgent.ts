@@ -151,6 +151,8 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   private registrationTransport: TransportProtocol = 'udp';
   private aor: string | undefined;
   private readonly calls = new Map<string, Call>(); // by dialog key, and by `pending|callId|localTag` before a dialog exists
+  /** Incoming INVITEs by Call-ID, From tag and CSeq (§8.2.2.2), to recognise one arriving again. */
+  private readonly incomingInvites = new Map<string, Call>();
   private readonly outgoing = new WeakMap<Call, OutgoingState>();
   private readonly okRetransmitters = new WeakMap<Call, InviteOkRetransmitter>();
   private readonly serverInvites = new WeakMap<Call, ServerTransaction>();
@@ -429,6 +431,15 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   private receiveInvite(req: SipRequest): void {
     const callId = req.headers.get('Call-ID') ?? '';
+    const requestKey = `${callId}|${tagOf(headerNameAddr(req, 'From')) ?? ''}|${cseqOf(req)?.seq ?? ''}`;
+    const earlier = this.incomingInvites.get(requestKey);
+    if (earlier) {
+      // The same INVITE again after its transaction ended with our 2xx (§17.2.1: the 2xx ends the
+      // server transaction; the core keeps retransmitting the 2xx itself, §13.3.1.4): absorbed.
+      // The same request by another path (another branch) is a merged request: 482 (§8.2.2.2).
+      if (topVia(earlier.invite)?.params.get('branch') !== topVia(req)?.params.get('branch')) this.replyNew(req, 482);
+      return;
+    }
     const localTag = newTag();
     const call = new Call('incoming', req, callId, localTag);
     const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), {
@@ -444,7 +455,11 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     }
     call.dialog = dialog;
     this.calls.set(dialog.key, call);
-    call.on('terminated', () => this.forget(call));
+    this.incomingInvites.set(requestKey, call);
+    call.on('terminated', () => {
+      this.forget(call);
+      this.clock.setTimeout(() => { if (this.incomingInvites.get(requestKey) === call) this.incomingInvites.delete(requestKey); }, 64 * this.timers.t1);
+    });
     if (this.listenerCount('incomingCall') === 0) {
       this.answer(call, 480);
       return;
