@@ -96,7 +96,6 @@ class ActiveCall {
   /** The browser already got its JSEP answer (from a 183 before the 200). */
   browserAnswered = false;
   localHold: Direction | null = null;
-  autoacceptReinvites = true;
   private readonly removers: Array<() => void> = [];
 
   constructor(
@@ -483,7 +482,6 @@ export class SipSession implements PluginHandle {
       throw wrongState(early ? 'no incoming call to send progress for' : 'no incoming call to accept');
     }
     if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
-    if (typeof field(body, 'autoaccept_reinvites') === 'boolean') active.autoacceptReinvites = field(body, 'autoaccept_reinvites') as boolean;
     const headers = customHeaders(body);
     const call = active.sip;
     if (active.offerless) {
@@ -634,7 +632,6 @@ export class SipSession implements PluginHandle {
     const active = new ActiveCall(ua, account, 'outgoing', requestedCallId ?? '', bridge);
     active.peerUri = uri;
     active.webrtcOffer = jsep;
-    if (typeof field(body, 'autoaccept_reinvites') === 'boolean') active.autoacceptReinvites = field(body, 'autoaccept_reinvites') as boolean;
     this.slot.apply('sendInvite');
     this.current = active;
     let sdp: string;
@@ -713,6 +710,8 @@ export class SipSession implements PluginHandle {
    * hold/resume by direction. ferry answers it itself with the same codecs
    * (no WebRTC renegotiation is needed for either); a change of codec or an
    * added stream it cannot bridge gets 488, keeping the call as it was.
+   * (`autoaccept_reinvites: false` is accepted for compatibility but changes
+   * nothing: no re-offer ferry can take needs the browser.)
    */
   private onReoffer(active: ActiveCall, ev: InDialogRequestEvent): void {
     if (this.current !== active || !active.localSipSdp) return ev.respond(491);
@@ -816,8 +815,10 @@ export class SipSession implements PluginHandle {
     active.webrtcOffer = jsep;
     active.bridge.rewire();
     this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });
-    const sdp = active.localSipSdp ?? '';
-    const outcome = await active.ua.reinvite(active.sip, sdp.replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string) => `${head}${active.sdpVersion++}`));
+    // RFC 3264 §8: the same media, a new version of ferry's description.
+    const sdp = (active.localSipSdp ?? '').replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string) => `${head}${active.sdpVersion++}`);
+    active.localSipSdp = sdp;
+    const outcome = await active.ua.reinvite(active.sip, sdp);
     if (this.current !== active) return;
     this.push({ event: 'updated', code: outcome.code, reason: outcome.reason }, { callId: active.callId });
   }
