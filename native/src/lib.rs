@@ -12,7 +12,7 @@ use std::time::Duration;
 use ferry_engine::bench::{self, BlastOptions, SrtpOp};
 use ferry_engine::{
     EndpointConfig, EndpointStats, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig,
-    SourceConfig, SrtpKeys, SrtpProfile, StreamStats,
+    SourceConfig, SrtpKeys, SrtpProfile, StreamStats, VideoCodec,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -95,6 +95,14 @@ pub struct SourceOptions {
     /// "audio" or "video"
     pub kind: String,
     pub clock_rate: u32,
+    /// Video codec name ("vp8", "vp9", "h264"); lets outputs switch to this source at a keyframe.
+    pub codec: Option<String>,
+}
+
+#[napi(object)]
+pub struct SwitchOptions {
+    /// Hold the switch until the first packet of a keyframe of the new source.
+    pub on_keyframe: Option<bool>,
 }
 
 #[napi(object)]
@@ -417,11 +425,19 @@ impl NativeEngine {
                 "video" => MediaKind::Video,
                 other => return Err(err(format!("kind must be audio or video, not {other:?}"))),
             };
+            let codec = match options.codec.as_deref() {
+                None => None,
+                Some(name) => match VideoCodec::from_name(name) {
+                    Some(codec) => Some(codec),
+                    None => return Err(err(format!("codec must be vp8, vp9 or h264, not {name:?}"))),
+                },
+            };
             let config = SourceConfig {
                 ssrc: options.ssrc,
                 ssrc_offset: options.ssrc_offset.unwrap_or(0),
                 kind,
                 clock_rate: options.clock_rate,
+                codec,
             };
             self.engine()?.add_source(endpoint, config).map_err(err)
         })
@@ -446,8 +462,9 @@ impl NativeEngine {
     }
 
     #[napi]
-    pub fn switch_output(&self, id: u32, source: Option<u32>) -> Result<()> {
-        guard("switchOutput", || self.engine()?.switch_output(id, source).map_err(err))
+    pub fn switch_output(&self, id: u32, source: Option<u32>, options: Option<SwitchOptions>) -> Result<()> {
+        let on_keyframe = options.and_then(|o| o.on_keyframe).unwrap_or(false);
+        guard("switchOutput", || self.engine()?.switch_output(id, source, on_keyframe).map_err(err))
     }
 
     #[napi]

@@ -100,8 +100,12 @@ export interface OfferSection {
 
 /** Engine operations plugins may perform on ids they hold. */
 export interface MediaRouter {
-  /** Feeds `output` from `source` (null: nothing); the receiver sees one continuous stream. */
-  switchOutput(output: number, source: number | null): void;
+  /**
+   * Feeds `output` from `source` (null: nothing); the receiver sees one continuous stream.
+   * With `onKeyframe`, the current source keeps feeding it until a keyframe of a source
+   * created with a video `codec` arrives.
+   */
+  switchOutput(output: number, source: number | null, options?: { onKeyframe?: boolean }): void;
   pauseOutput(output: number, paused: boolean): void;
   /** Asks the sender of `source` for a keyframe (PLI). */
   requestKeyframe(source: number): void;
@@ -147,7 +151,7 @@ export interface RtpLegOptions {
 export interface RtpLeg {
   readonly address: string;
   readonly port: number;
-  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number }): number;
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264' }): number;
   removeSource(source: number): void;
   addOutput(options: { ssrc: number; payloadType?: number; source?: number | null }): number;
   removeOutput(output: number): void;

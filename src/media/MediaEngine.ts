@@ -19,6 +19,17 @@ export type SrtpProfileName =
 
 export type MediaKind = 'audio' | 'video';
 
+/** Video codecs whose keyframes the engine recognises in RTP payloads. */
+export type VideoCodecName = 'vp8' | 'vp9' | 'h264';
+
+export interface SwitchOptions {
+  /**
+   * Keep feeding the output from its current source until the first packet of a keyframe
+   * of the new one (which needs a `codec`), so the receiver can decode across the switch.
+   */
+  onKeyframe?: boolean;
+}
+
 export interface MediaEngineOptions {
   /** Media threads; a room's routes are pinned to one. */
   workers?: number;
@@ -46,6 +57,8 @@ export interface SourceOptions {
   ssrcOffset?: number;
   kind: MediaKind;
   clockRate: number;
+  /** Video codec, so outputs can switch to this source at one of its keyframes. */
+  codec?: VideoCodecName;
 }
 
 export interface OutputOptions {
@@ -171,8 +184,9 @@ export class MediaEngine extends EventEmitter {
   }
 
   /** Feeds an output from another source; its receiver sees one continuous stream. */
-  switchOutput(output: number, source: number | null): void {
-    this.native.switchOutput(output, source);
+  switchOutput(output: number, source: number | null, options?: SwitchOptions): void {
+    if (options?.onKeyframe) this.native.switchOutput(output, source, { onKeyframe: true });
+    else this.native.switchOutput(output, source);
   }
 
   pauseOutput(output: number, paused: boolean): void {

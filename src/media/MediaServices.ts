@@ -8,8 +8,8 @@ import type { MediaEngine, SrtpProfileName } from './MediaEngine.js';
 export class EngineRouter implements MediaRouter {
   constructor(private readonly engine: MediaEngine) {}
 
-  switchOutput(output: number, source: number | null): void {
-    this.engine.switchOutput(output, source);
+  switchOutput(output: number, source: number | null, options?: { onKeyframe?: boolean }): void {
+    this.engine.switchOutput(output, source, options);
   }
 
   pauseOutput(output: number, paused: boolean): void {
@@ -69,7 +69,7 @@ class EngineRtpLeg implements RtpLeg {
     return this.lease.endpoint;
   }
 
-  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number }): number {
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264' }): number {
     return this.engine.addSource(this.endpoint, options);
   }
 

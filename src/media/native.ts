@@ -94,10 +94,10 @@ export interface NativeEngine {
   setRemote(id: number, address?: string | null, port?: number | null): void;
   setIceRemoteUfrag(id: number, ufrag?: string | null): void;
   sendRaw(id: number, data: Buffer, address: string, port: number): void;
-  addSource(endpoint: number, options: { ssrc: number; ssrcOffset?: number; kind: string; clockRate: number }): number;
+  addSource(endpoint: number, options: { ssrc: number; ssrcOffset?: number; kind: string; clockRate: number; codec?: string }): number;
   removeSource(id: number): void;
   addOutput(endpoint: number, options: { source?: number; ssrc: number; payloadType?: number }): number;
-  switchOutput(id: number, source?: number | null): void;
+  switchOutput(id: number, source?: number | null, options?: { onKeyframe?: boolean }): void;
   pauseOutput(id: number, paused: boolean): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;

@@ -18,7 +18,7 @@ import type {
   RoutableMedia,
   TrickleCandidate,
 } from '../core/Media.js';
-import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName } from '../media/MediaEngine.js';
+import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
 import type { PortLease, PortPool } from '../ports/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import {
@@ -485,10 +485,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     const lease = this.lease;
     if (!lease || !st.info.codec || st.info.sources.some((s) => s.ssrc === ssrc)) return;
     try {
+      // The video codec lets subscribers switch to this source exactly at its keyframes.
+      const codecName = st.info.codec.name.toLowerCase();
+      const codec: VideoCodecName | undefined = st.info.kind === 'video' && (codecName === 'vp8' || codecName === 'vp9' || codecName === 'h264') ? codecName : undefined;
       const source = this.options.engine.addSource(lease.endpoint, {
         ssrc,
         kind: st.info.kind,
         clockRate: st.info.codec.clockRate,
+        ...(codec ? { codec } : {}),
       });
       st.info.sources.push(rid !== undefined ? { ssrc, source, rid } : { ssrc, source });
       // Layers by rid are listed in the offer's rid order (RFC 8853 §5.1), whatever order

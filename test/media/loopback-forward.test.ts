@@ -198,6 +198,11 @@ test('invalid arguments are errors, not crashes', () => {
     assert.throws(() => engine.addSource(424242, { ssrc: 1, kind: 'audio', clockRate: 48000 }), /no endpoint/);
     engine.addSource(ep.id, { ssrc: 1, kind: 'audio', clockRate: 48000 });
     assert.throws(() => engine.addSource(ep.id, { ssrc: 1, kind: 'audio', clockRate: 48000 }), /already/);
+    assert.throws(() => engine.addSource(ep.id, { ssrc: 2, kind: 'video', clockRate: 90000, codec: 'av1' as never }), /codec/);
+    const vp8 = engine.addSource(ep.id, { ssrc: 3, kind: 'video', clockRate: 90000, codec: 'vp8' });
+    const out = engine.addOutput(ep.id, { ssrc: 6 });
+    engine.switchOutput(out, vp8, { onKeyframe: true }); // no current source: immediate
+    assert.throws(() => engine.switchOutput(out, 999999, { onKeyframe: true }), /no source/);
   } finally {
     engine.close();
   }

@@ -3,7 +3,11 @@
 // with SSRC simulcast) and sends all three layers at once over its DTLS
 // transport; a werift subscriber moves between substreams with `configure`
 // and its one video stream stays continuous (one SSRC, seq +1, timestamps
-// forward) while its payloads come from the layer it asked for.
+// forward) while its payloads come from the layer it asked for. The layers carry
+// VP8 payload descriptors (RFC 7741 §4.2) with real keyframe flags (§4.3), each
+// layer's keyframe at another frame of the phase: after each change the old
+// layer keeps flowing until the new layer's keyframe, which is the first packet
+// of the new layer the subscriber sees.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MediaStreamTrack, RtpHeader, useSdesMid, useSdesRTPStreamId, type RTCPeerConnection } from 'werift';
@@ -14,6 +18,22 @@ import { connectionState, loopbackPeer } from '../helpers/werift.js';
 
 const PHASES = 30;
 const FRAMES = 10;
+/** Frame of each phase at which layer L sends a keyframe: distinct per layer. */
+const keyframeAt = (layer: number) => 2 + layer * 2;
+/** Octets of VP8 framing before the test's tag. */
+const VP8_PREFIX = 4;
+
+/**
+ * A VP8 RTP payload: descriptor with S=1, PID=0 (start of partition 0), then the payload
+ * header whose P bit is the inverse key-frame flag, then `body`.
+ */
+function vp8Payload(keyframe: boolean, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([0x10, keyframe ? 0x10 : 0x11, 0x02, 0x00]), body]);
+}
+
+function isVp8Keyframe(p: Buffer): boolean {
+  return p.length > 1 && (p[0]! & 0x17) === 0x10 && (p[1]! & 0x01) === 0;
+}
 
 /** Adds two SSRCs and a SIM group after the video m-line's own SSRC. */
 function withSsrcSimulcast(sdp: string, extra: [number, number]): { sdp: string; layers: number[] } {
@@ -38,8 +58,11 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
   const seq = [1, 1, 1];
   let ts = 0;
   const wanted: number[] = [];
+  /** Indices into the received packets where a new layer starts. */
+  const changes: number[] = [];
   let substream = 2; // Janus's default: the best layer
   for (let phase = 0; phase < PHASES; phase++) {
+    let relayed = substream; // the layer feeding the subscriber until the new one's keyframe
     if (phase > 0) {
       substream = (substream + 1 + (phase % 2)) % 3;
       const configured = await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream }] });
@@ -50,18 +73,34 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
     for (let f = 0; f < FRAMES; f++) {
       ts += 3000;
       // Every layer of a frame has the frame's timestamp; each layer its own SSRC and sequence.
-      for (const layer of [2, 1, 0]) await send(layer, seq[layer]!++, ts, payload(`layer${layer}`, phase * FRAMES + f, 300 + layer * 300));
-      wanted.push(substream);
+      for (const layer of [2, 1, 0]) {
+        const keyframe = f === keyframeAt(layer);
+        const body = payload(`layer${layer}`, phase * FRAMES + f, 300 + layer * 300);
+        await send(layer, seq[layer]!++, ts, vp8Payload(keyframe, body));
+        // The old layer bridges until the new layer's keyframe, packet by packet: when the
+        // old layer is sent first within a frame, the subscriber gets both of that frame.
+        if (layer === substream && keyframe && relayed !== substream) {
+          relayed = substream;
+          changes.push(wanted.length);
+        }
+        if (layer === relayed) wanted.push(layer);
+      }
     }
-    const ok = await until(() => sub.received.get('0')!.length >= before + FRAMES, 5000, 2);
-    assert.ok(ok, `phase ${phase} (substream ${substream}): ${sub.received.get('0')!.length - before} of ${FRAMES}`);
+    const expected = wanted.length;
+    const ok = await until(() => sub.received.get('0')!.length >= expected, 5000, 2);
+    assert.ok(ok, `phase ${phase} (substream ${substream}): ${sub.received.get('0')!.length - before} of ${expected - before}`);
   }
   const got = sub.received.get('0')!;
-  assert.is(got.length, PHASES * FRAMES, 'exactly one layer relayed at a time');
+  assert.is(got.length, wanted.length, 'exactly one layer relayed at a time');
   got.forEach((p, i) => {
-    const tag = p.payload.subarray(0, 6).toString();
+    const tag = p.payload.subarray(VP8_PREFIX, VP8_PREFIX + 6).toString();
     if (tag !== `layer${wanted[i]}`) assert.unreachable(`packet ${i} from ${tag}, wanted layer${wanted[i]}`);
   });
+  assert.is(changes.length, PHASES - 1, 'every phase changes layer');
+  for (const i of changes) {
+    if (!isVp8Keyframe(got[i]!.payload)) assert.unreachable(`packet ${i}, the first of a new layer, is not a keyframe`);
+    if (i > 0 && isVp8Keyframe(got[i - 1]!.payload)) assert.unreachable(`packet ${i - 1}, the old layer's last, should be an inter frame here`);
+  }
   assertContinuous(got, 'simulcast video');
   assert.is(sub.decryptFailures(), 0);
 }

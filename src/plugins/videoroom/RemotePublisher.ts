@@ -102,7 +102,9 @@ export class RemotePublisher extends Feed {
       const kind = spec.type;
       const layers = stream.simulcast ? CASCADE_LAYERS : 1;
       for (let layer = 0; layer < layers; layer++) {
-        stream.layers.push(this.leg.addSource({ ssrc: cascadeSsrc(spec.mindex, layer), ssrcOffset: this.ssrcOffset, kind, clockRate: def.clockRate }));
+        // The video codec lets subscribers switch layers exactly at a keyframe.
+        const codec: 'vp8' | 'vp9' | 'h264' | undefined = kind === 'video' && (spec.codec === 'vp8' || spec.codec === 'vp9' || spec.codec === 'h264') ? spec.codec : undefined;
+        stream.layers.push(this.leg.addSource({ ssrc: cascadeSsrc(spec.mindex, layer), ssrcOffset: this.ssrcOffset, kind, clockRate: def.clockRate, ...(codec ? { codec } : {}) }));
       }
     }
     return stream;

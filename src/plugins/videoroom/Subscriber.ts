@@ -226,7 +226,12 @@ export class Subscriber implements FeedConsumer {
       const chosen = stream && relayable(stream) ? layerSource(stream, slot.substream) : null;
       const source = chosen?.source ?? null;
       if (slot.appliedSource !== source) {
-        router.switchOutput(slot.output, source);
+        // A substream change moves to the new layer at its next keyframe, so the subscriber
+        // never gets inter frames it has no reference for; the old layer bridges the wait.
+        // Other switches (another feed, none) take effect at once, as in Janus.
+        const substreamChange = slot.kind === 'video' && source !== null && slot.appliedSource !== undefined && slot.appliedSource !== null && stream !== undefined && stream.layers.includes(slot.appliedSource);
+        if (substreamChange) router.switchOutput(slot.output, source, { onKeyframe: true });
+        else router.switchOutput(slot.output, source);
         // A new source is only decodable from a keyframe (RFC 4585 §6.3.1 PLI).
         if (source !== null && slot.kind === 'video') router.requestKeyframe(source);
         const layerChanged = slot.appliedSource !== undefined && slot.appliedSource !== null && chosen !== null && stream?.simulcast === true && slot.appliedLayer !== chosen.layer;

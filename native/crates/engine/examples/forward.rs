@@ -35,7 +35,7 @@ fn main() -> Result<(), String> {
     let (ingress, ingress_addr) = engine.open_endpoint(EndpointConfig::new(any)).map_err(|e| e.0)?;
     engine.set_srtp(ingress, keys(profile, 7)).map_err(|e| e.0)?;
     let source = engine
-        .add_source(ingress, SourceConfig { ssrc: 0x1000, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90000 })
+        .add_source(ingress, SourceConfig { ssrc: 0x1000, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90000, codec: None })
         .map_err(|e| e.0)?;
     let mut outputs = Vec::new();
     for (i, port) in sink.ports().to_vec().into_iter().enumerate() {

@@ -214,8 +214,12 @@ impl Engine {
     }
 
     /// Feeds the output from another source (or none); the receiver's sequence numbers and
-    /// timestamps continue (lessons §4).
-    pub fn switch_output(&self, id: u32, source: Option<u32>) -> Result<()> {
+    /// timestamps continue (lessons §4). With `on_keyframe`, when the new source has a known
+    /// codec and the output is being fed, the old source keeps feeding it until the first
+    /// packet of a keyframe of the new source arrives, so the receiver never sees a layer it
+    /// cannot decode; a keyframe is requested from the new source at once. A later switch
+    /// replaces a pending one.
+    pub fn switch_output(&self, id: u32, source: Option<u32>, on_keyframe: bool) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         if let Some(src) = source {
             let sw = self.worker_of(src, Kind::Source)?;
@@ -223,7 +227,7 @@ impl Engine {
                 return Err(EngineError(format!("source {src} lives on another media thread")));
             }
         }
-        self.call(w, |reply| Command::SwitchOutput { id, source, reply })
+        self.call(w, |reply| Command::SwitchOutput { id, source, on_keyframe, reply })
     }
 
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {

@@ -17,6 +17,6 @@ mod worker;
 pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
 pub use engine::{Engine, EngineError, EngineOptions};
 pub use event::{Event, EventSink};
-pub use router::{MediaKind, OutputConfig, SourceConfig};
+pub use router::{MediaKind, OutputConfig, SourceConfig, VideoCodec};
 pub use stats::{EndpointStats, EngineStats, StreamStats, WorkerStats};
 pub use ferry_srtp::SrtpProfile;

@@ -2,6 +2,7 @@
 //! receives): the fan-out table of a media thread.
 
 use ferry_rtp::switch::SwitchingContext;
+pub use ferry_rtp::VideoCodec;
 
 use crate::stats::StreamStats;
 
@@ -20,6 +21,9 @@ pub struct SourceConfig {
     pub ssrc_offset: u32,
     pub kind: MediaKind,
     pub clock_rate: u32,
+    /// Video codec of the stream, when known: lets an output switch to this source exactly
+    /// at one of its keyframes (see `Engine::switch_output`).
+    pub codec: Option<VideoCodec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,9 @@ pub(crate) struct Source {
 pub(crate) struct Output {
     pub endpoint: u32,
     pub source: Option<u32>,
+    /// Source this output moves to at its next keyframe; until then `source` keeps feeding
+    /// it. The output is listed in both sources' `outputs` meanwhile.
+    pub pending_source: Option<u32>,
     pub ssrc: u32,
     pub payload_type: Option<u8>,
     pub paused: bool,

@@ -37,7 +37,7 @@ pub(crate) enum Command {
     AddSource { id: u32, endpoint: u32, config: SourceConfig, reply: Reply<()> },
     RemoveSource { id: u32, reply: Reply<()> },
     AddOutput { id: u32, endpoint: u32, config: OutputConfig, reply: Reply<()> },
-    SwitchOutput { id: u32, source: Option<u32>, reply: Reply<()> },
+    SwitchOutput { id: u32, source: Option<u32>, on_keyframe: bool, reply: Reply<()> },
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
@@ -74,6 +74,8 @@ pub(crate) struct Worker {
     flush_report: FlushReport,
     stun_out: Vec<u8>,
     ready: Vec<u64>,
+    /// (old source, output) pairs whose pending switch completed during one packet's fan-out.
+    completed_switches: Vec<(Option<u32>, u32)>,
     started: Instant,
     last_timer_ms: u64,
     loops: u64,
@@ -106,6 +108,7 @@ impl Worker {
             flush_report: FlushReport { sent: Vec::new(), failed: Vec::new() },
             stun_out: Vec::with_capacity(256),
             ready: Vec::with_capacity(256),
+            completed_switches: Vec::new(),
             started: Instant::now(),
             last_timer_ms: 0,
             loops: 0,
@@ -247,8 +250,10 @@ impl Worker {
             Command::AddOutput { id, endpoint, config, reply } => {
                 let _ = reply.send(self.add_output(id, endpoint, config));
             }
-            Command::SwitchOutput { id, source, reply } => {
-                let _ = reply.send(self.switch_output(id, source));
+            Command::SwitchOutput { id, source, on_keyframe, reply } => {
+                let r = self.switch_output(id, source, on_keyframe);
+                self.flush();
+                let _ = reply.send(r);
             }
             Command::PauseOutput { id, paused, reply } => {
                 let r = match self.outputs.get_mut(&id) {
@@ -332,10 +337,15 @@ impl Worker {
                 ep.sources_by_ssrc.remove(&src.config.ssrc);
             }
         }
-        // Outputs stay (a subscriber may be switched to another source) but go idle.
+        // Outputs stay (a subscriber may be switched to another source) but go idle, or move
+        // at once to the source they were waiting for: no old stream is left to bridge the wait.
         for oid in src.outputs {
             if let Some(o) = self.outputs.get_mut(&oid) {
-                o.source = None;
+                if o.source == Some(id) {
+                    o.source = o.pending_source.take();
+                } else if o.pending_source == Some(id) {
+                    o.pending_source = None;
+                }
             }
         }
         Ok(())
@@ -357,6 +367,7 @@ impl Worker {
             Output {
                 endpoint,
                 source: None,
+                pending_source: None,
                 ssrc: config.ssrc,
                 payload_type: config.payload_type,
                 paused: false,
@@ -365,12 +376,12 @@ impl Worker {
             },
         );
         if let Some(sid) = config.source {
-            self.switch_output(id, Some(sid))?;
+            self.switch_output(id, Some(sid), false)?;
         }
         Ok(())
     }
 
-    fn switch_output(&mut self, id: u32, source: Option<u32>) -> Result<(), String> {
+    fn switch_output(&mut self, id: u32, source: Option<u32>, on_keyframe: bool) -> Result<(), String> {
         if let Some(sid) = source {
             if !self.sources.contains_key(&sid) {
                 return Err(format!("no source {sid}"));
@@ -378,6 +389,31 @@ impl Worker {
         }
         let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         let old = out.source;
+        // A later switch replaces a pending one.
+        if let Some(pending) = out.pending_source.take() {
+            if Some(pending) != old {
+                if let Some(s) = self.sources.get_mut(&pending) {
+                    s.outputs.retain(|&o| o != id);
+                }
+            }
+        }
+        let old_is_live = old.is_some_and(|o| self.sources.contains_key(&o));
+        let new_has_codec = source.and_then(|s| self.sources.get(&s)).is_some_and(|s| s.config.codec.is_some());
+        if on_keyframe && old != source && old_is_live && new_has_codec {
+            if let Some(new) = source {
+                if let Some(out) = self.outputs.get_mut(&id) {
+                    out.pending_source = Some(new);
+                }
+                if let Some(s) = self.sources.get_mut(&new) {
+                    if !s.outputs.contains(&id) {
+                        s.outputs.push(id);
+                    }
+                }
+                self.relay_keyframe_request(new, true);
+            }
+            return Ok(());
+        }
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         out.source = source;
         if let Some(old) = old {
             if let Some(s) = self.sources.get_mut(&old) {
@@ -400,7 +436,7 @@ impl Worker {
 
     fn remove_output(&mut self, id: u32) -> Result<(), String> {
         let out = self.outputs.remove(&id).ok_or_else(|| format!("no output {id}"))?;
-        if let Some(sid) = out.source {
+        for sid in [out.source, out.pending_source].into_iter().flatten() {
             if let Some(s) = self.sources.get_mut(&sid) {
                 s.outputs.retain(|&o| o != id);
             }
@@ -606,9 +642,28 @@ impl Worker {
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
         let clock_rate = src.config.clock_rate;
+        let codec = src.config.codec;
         let plain = &buf[..len];
+        // Decided at most once per packet, and only when some output waits for this source.
+        let mut starts_keyframe: Option<bool> = None;
         for &oid in &src.outputs {
             let Some(out) = self.outputs.get_mut(&oid) else { continue };
+            if out.source != Some(sid) {
+                // Listed here only while waiting to switch to this source at a keyframe.
+                if out.pending_source != Some(sid) {
+                    continue;
+                }
+                let is_keyframe = *starts_keyframe.get_or_insert_with(|| match (codec, hdr.payload(plain)) {
+                    (Some(codec), Some(payload)) => ferry_rtp::is_keyframe(codec, payload),
+                    _ => false,
+                });
+                if !is_keyframe {
+                    continue;
+                }
+                self.completed_switches.push((out.source, oid));
+                out.source = Some(sid);
+                out.pending_source = None;
+            }
             if out.paused {
                 out.stats.dropped += 1;
                 continue;
@@ -627,6 +682,12 @@ impl Worker {
                 continue;
             };
             Self::write_output(&mut self.send, out, out_ep, plain, seq, ts, dest);
+        }
+        // The switched outputs leave their old sources' fan-out lists.
+        for (old, oid) in self.completed_switches.drain(..) {
+            if let Some(s) = old.and_then(|old| self.sources.get_mut(&old)) {
+                s.outputs.retain(|&o| o != oid);
+            }
         }
     }
 

@@ -103,7 +103,7 @@ fn srtp_fan_out_decrypt_once_encrypt_per_output() {
     engine
         .set_srtp(ingress, SrtpKeys { profile, local_key: key(1), local_salt: salt(1), remote_key: key(2), remote_salt: salt(2) })
         .unwrap();
-    let src = engine.add_source(ingress, SourceConfig { ssrc: 99, ssrc_offset: 7, kind: MediaKind::Video, clock_rate: 90000 }).unwrap();
+    let src = engine.add_source(ingress, SourceConfig { ssrc: 99, ssrc_offset: 7, kind: MediaKind::Video, clock_rate: 90000, codec: None }).unwrap();
 
     let receivers: Vec<UdpSocket> = (0..3).map(|_| peer()).collect();
     for (i, r) in receivers.iter().enumerate() {
@@ -151,7 +151,7 @@ fn srtp_fan_out_decrypt_once_encrypt_per_output() {
 fn close_endpoint_frees_port_and_routes() {
     let (mut engine, _events) = collecting_engine();
     let (ep, addr) = engine.open_endpoint(EndpointConfig::new(loopback())).unwrap();
-    let src = engine.add_source(ep, SourceConfig { ssrc: 1, ssrc_offset: 0, kind: MediaKind::Audio, clock_rate: 48000 }).unwrap();
+    let src = engine.add_source(ep, SourceConfig { ssrc: 1, ssrc_offset: 0, kind: MediaKind::Audio, clock_rate: 48000, codec: None }).unwrap();
     engine.close_endpoint(ep).unwrap();
     assert!(UdpSocket::bind(addr).is_ok(), "port is free as soon as close returns");
     assert!(engine.remove_source(src).is_err());
