@@ -13,6 +13,7 @@ import { createLogger } from './log/logger.js';
 import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './plugins/Plugin.js';
+import { SipPlugin } from './plugins/sip/SipPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool } from './ports/PortPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
@@ -30,6 +31,8 @@ export interface Ferry {
   gateway: Gateway;
   engine: MediaEngine;
   ports: PortPool;
+  /** The SIP plugin's own pool, when `sip.rtp_port_min/max` are set. */
+  sipPorts: PortPool | undefined;
   webrtc: WebRtcMediaProvider;
   services: EngineMediaServices;
   start(): Promise<GatewayAddresses>;
@@ -53,7 +56,14 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
 /** The plugins `npm start` runs (echotest is built into the Gateway). */
 export function defaultPlugins(config: FerryConfig, services: EngineMediaServices, logger: Logger): Plugin[] {
   const v = config.videoroom;
+  const sip = config.sip;
+  const sipHost = sip.bind ?? candidateAddresses(config.media)[0] ?? '127.0.0.1';
   return [
+    new SipPlugin({
+      media: services,
+      logger: logger.child({ plugin: 'sip' }),
+      config: { bind: sipHost, sdp_ip: sip.sdp_ip ?? sipHost, register_ttl: sip.register_ttl, user_agent: sip.user_agent },
+    }),
     new VideoRoomPlugin({
       media: services,
       logger: logger.child({ plugin: 'videoroom' }),
@@ -97,11 +107,26 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
   });
-  const services = new EngineMediaServices(engine, { rtp: ports });
+  // The SIP plugin's own range when configured (as Janus's sip.jcfg rtp_port_range); else the media range.
+  let sipPorts: PortPool | undefined;
+  if (config.sip.rtp_port_min !== null && config.sip.rtp_port_max !== null) {
+    try {
+      sipPorts = new PortPool(engine, {
+        name: 'sip',
+        range: { min: config.sip.rtp_port_min, max: config.sip.rtp_port_max },
+        bindAddress: config.media.bind,
+      });
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
+  }
+  const pools = sipPorts ? [ports, sipPorts] : [ports];
+  const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts });
   let stopped: Promise<void> | null = null;
   const closeMedia = () => {
     webrtc.closeAll('Gateway shutdown');
-    ports.releaseAll();
+    for (const pool of pools) pool.releaseAll();
     engine.close();
   };
   const gateway = new Gateway({
@@ -114,16 +139,15 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     resources: {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),
-      portLeases: () => ports.leased,
-      portPools: () => [
-        {
-          name: ports.options.name,
-          range: `${ports.options.range.min}-${ports.options.range.max}`,
-          leased: ports.leased,
-          free: ports.free,
-          leases: ports.list().map((l) => ({ port: l.port, owner: l.owner, since: l.since })),
-        },
-      ],
+      portLeases: () => pools.reduce((n, p) => n + p.leased, 0),
+      portPools: () =>
+        pools.map((pool) => ({
+          name: pool.options.name,
+          range: `${pool.options.range.min}-${pool.options.range.max}`,
+          leased: pool.leased,
+          free: pool.free,
+          leases: pool.list().map((l) => ({ port: l.port, owner: l.owner, since: l.since })),
+        })),
     },
     onStop: closeMedia,
   });
@@ -131,6 +155,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     gateway,
     engine,
     ports,
+    sipPorts,
     webrtc,
     services,
     start: () => gateway.start(),

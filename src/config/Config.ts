@@ -11,7 +11,7 @@ export type { FerryConfig } from './defaults.js';
 export { DEFAULT_CONFIG } from './defaults.js';
 
 type Spec =
-  | { kind: 'int'; min: number; max: number }
+  | { kind: 'int'; min: number; max: number; nullable?: boolean }
   | { kind: 'bool' }
   | { kind: 'string'; nullable: boolean; pattern?: RegExp; hint?: string }
   | { kind: 'enum'; values: readonly string[] };
@@ -53,6 +53,14 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     lock_rtp_forward: BOOL,
     demo_room: BOOL,
   },
+  sip: {
+    bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
+    sdp_ip: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
+    register_ttl: count(30, 86_400),
+    user_agent: { kind: 'string', nullable: false },
+    rtp_port_min: { kind: 'int', min: 1, max: 65535, nullable: true },
+    rtp_port_max: { kind: 'int', min: 1, max: 65535, nullable: true },
+  },
   media: {
     workers: count(1, 64),
     bind: BIND,
@@ -87,6 +95,7 @@ function clone(config: FerryConfig): FerryConfig {
 function checkValue(where: string, spec: Spec, value: unknown): unknown {
   switch (spec.kind) {
     case 'int':
+      if (value === null && spec.nullable) return null;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
         throw new ConfigError(`config: ${where} must be an integer between ${spec.min} and ${spec.max} (got ${JSON.stringify(value)})`);
       }
@@ -132,7 +141,10 @@ export function applyConfig(base: FerryConfig, doc: unknown, source: string): Fe
 
 /** Text from the environment, typed by the schema ("null" clears a nullable string). */
 function envValue(spec: Spec, text: string): unknown {
-  if (spec.kind === 'int') return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+  if (spec.kind === 'int') {
+    if (spec.nullable && text === 'null') return null;
+    return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+  }
   if (spec.kind === 'bool') return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text;
   if (spec.kind === 'string' && spec.nullable && text === 'null') return null;
   return text;

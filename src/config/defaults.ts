@@ -47,6 +47,17 @@ export interface FerryConfig {
     /** Creates Janus's sample room 1234 ("Demo Room") at start. */
     demo_room: boolean;
   };
+  sip: {
+    /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
+    bind: string | null;
+    /** c= address of the SIP-side SDP; null = the bind address. */
+    sdp_ip: string | null;
+    register_ttl: number;
+    user_agent: string;
+    /** The SIP plugin's own RTP port range; null = lease from the media range. */
+    rtp_port_min: number | null;
+    rtp_port_max: number | null;
+  };
   media: {
     /** Native media threads; a room's routes stay on one. */
     workers: number;
@@ -97,6 +108,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true },
+  sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: null, rtp_port_max: null },
   media: {
     workers: 1,
     bind: '0.0.0.0',

@@ -5,6 +5,7 @@
  * peer: dtmf_info (INFO application/dtmf-relay), incoming DTMF INFO, hold
  * (re-INVITE a=sendonly), MESSAGE both ways.
  */
+import type { Json } from '../helpers/http.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -19,7 +20,7 @@ function peerSdp(port: number, direction = 'sendrecv'): string {
   return ['v=0', 'o=peer 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=${direction}`, ''].join('\r\n');
 }
 
-async function expectError(client: SipClient, body: Record<string, unknown>, code: number, jsep?: Record<string, unknown>): Promise<string> {
+async function expectError(client: SipClient, body: Json, code: number, jsep?: Json): Promise<string> {
   await client.send(body, jsep);
   const e = await client.event('error');
   assert.is(data(e)['error_code'], code, `${JSON.stringify(body)} → ${JSON.stringify(data(e))}`);
