@@ -1,5 +1,6 @@
 // Plain UDP sockets for tests: bound to 127.0.0.1 only, with a bounded wait for datagrams.
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 export interface UdpPeer {
   socket: Socket;
@@ -51,4 +52,22 @@ export async function sendPaced(peer: UdpPeer, packets: Buffer[], port: number, 
     await peer.send(packets[i]!, port);
     if (i % burst === burst - 1) await new Promise((r) => setTimeout(r, 2));
   }
+}
+
+/** Local UDP ports bound on this machine right now, from /proc/net/udp{,6}: proof a socket really closed. */
+export function boundUdpPorts(): Set<number> {
+  const ports = new Set<number>();
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local) ports.add(parseInt(local.split(':')[1]!, 16));
+    }
+  }
+  return ports;
 }

@@ -4,13 +4,13 @@
 // the pool returns to full, and no socket of the range stays bound
 // (/proc/net/udp). Remote publishers are made live by sending them RTP.
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { mediaRange } from '../helpers/ferry.js';
 import { VrClient, startVrFerry, until } from './harness.js';
+import { boundUdpPorts } from '../helpers/udp.js';
 
 const CYCLES = 1000;
 const ROOM_DESTROYS = 100;
@@ -22,23 +22,6 @@ const STREAMS = [
   { type: 'audio', mindex: 0, mid: '0', codec: 'opus' },
   { type: 'video', mindex: 1, mid: '1', codec: 'vp8' },
 ];
-
-function boundUdpPorts(): Set<number> {
-  const ports = new Set<number>();
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
-      if (local) ports.add(parseInt(local.split(':')[1]!, 16));
-    }
-  }
-  return ports;
-}
 
 /** A plain RTP packet with the Janus cascading SSRC of m-line `mindex` (RFC 3550 §5.1 header). */
 function cascadedRtp(mindex: number, seq: number): Buffer {

@@ -3,7 +3,6 @@
 // — hangup, detach, session destroy, session timeout, transport gone — on a
 // 50-port range. The range never runs out, the pool returns to full, and no
 // ferry socket stays bound (/proc/net/udp).
-import { readFileSync } from 'node:fs';
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,28 +12,12 @@ import { ManualClock } from '../../src/core/Clock.js';
 import { JanusWs, type Json } from '../helpers/http.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
 import { closePeer, loopbackPeer } from '../helpers/werift.js';
+import { boundUdpPorts } from '../helpers/udp.js';
 
 const TOTAL = 10_000;
 const PATHS = ['hangup', 'detach', 'destroy', 'timeout', 'transport-gone'] as const;
 const WAVE = 40; // live PeerConnections at once: under the 50-port range
 const RANGE = { rtp_port_min: 46000 + (process.pid % 50) * 60, rtp_port_max: 46000 + (process.pid % 50) * 60 + 49 };
-
-function boundUdpPorts(): Set<number> {
-  const ports = new Set<number>();
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
-      if (local) ports.add(parseInt(local.split(':')[1]!, 16));
-    }
-  }
-  return ports;
-}
 
 async function staticOffer(): Promise<string> {
   const pc = loopbackPeer();
