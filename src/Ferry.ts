@@ -33,6 +33,8 @@ export interface Ferry {
   ports: PortPool;
   /** The SIP plugin's own pool, when `sip.rtp_port_min/max` are set. */
   sipPorts: PortPool | undefined;
+  /** Leases held in all pools. */
+  leasedPorts(): number;
   webrtc: WebRtcMediaProvider;
   services: EngineMediaServices;
   start(): Promise<GatewayAddresses>;
@@ -158,6 +160,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     sipPorts,
     webrtc,
     services,
+    leasedPorts: () => pools.reduce((n, p) => n + p.leased, 0),
     start: () => gateway.start(),
     stop: () => {
       stopped ??= gateway.stop().finally(closeMedia);

@@ -54,7 +54,7 @@ export interface FerryConfig {
     sdp_ip: string | null;
     register_ttl: number;
     user_agent: string;
-    /** The SIP plugin's own RTP port range; null = lease from the media range. */
+    /** The SIP plugin's own RTP port range (Janus sip.jcfg rtp_port_range); null = lease from the media range. */
     rtp_port_min: number | null;
     rtp_port_max: number | null;
   };
@@ -108,7 +108,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true },
-  sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: null, rtp_port_max: null },
+  sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
     workers: 1,
     bind: '0.0.0.0',

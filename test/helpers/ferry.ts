@@ -21,6 +21,12 @@ export function mediaRange(size = 50): { rtp_port_min: number; rtp_port_max: num
   return { rtp_port_min: base, rtp_port_max: base + size - 1 };
 }
 
+/** The SIP plugin's pool for this test process, below the media ranges. */
+export function sipRange(size = 50): { rtp_port_min: number; rtp_port_max: number } {
+  const base = 10000 + ((process.pid * 7) % 180) * 50;
+  return { rtp_port_min: base, rtp_port_max: base + size - 1 };
+}
+
 export async function startFerry(
   overrides: ConfigOverrides = {},
   plugins?: FerryOptions['plugins'],
@@ -29,6 +35,7 @@ export async function startFerry(
   const config = makeConfig({
     ...loopbackOverrides(overrides),
     media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
+    sip: { ...sipRange(), ...overrides.sip },
   });
   const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins, clock });
   const addr = await ferry.start();

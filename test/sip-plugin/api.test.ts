@@ -54,7 +54,7 @@ test('error codes: 442 unknown/unsupported, 443 missing, 444 invalid, 445 regist
     assert.match(await expectError(client, { request: 'transfer', uri: 'sip:carol@127.0.0.1' }, 442), /REFER/);
     await expectError(client, { request: 'decline', code: 'busy' }, 444);
     assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.ports.leased, 0);
+    assert.is(s.f.ferry.leasedPorts(), 0);
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();
@@ -142,7 +142,7 @@ test('decline: a code <= 399 is replaced by 486; hold, DTMF, INFO and MESSAGE in
 
     peer.bye(call);
     assert.is(data(await client.event('hangup'))['result']['code'], 200);
-    await until(() => s.f.ferry.ports.leased === 0, 3000, 'ports released');
+    await until(() => s.f.ferry.leasedPorts() === 0, 3000, 'ports released');
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();

@@ -187,7 +187,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
     assert.is([...counts.values()].reduce((a, b) => a + b, 0), CALLS);
     for (const p of PATHS) assert.is(counts.get(p), CALLS / PATHS.length, p);
     await until(() => s.sip.stats().activeCalls === 0, 5000, 'every call slot idle');
-    await until(() => s.f.ferry.ports.leased === 0, 5000, `every port lease released (still ${s.f.ferry.ports.leased})`);
+    await until(() => s.f.ferry.leasedPorts() === 0, 5000, `every port lease released (still ${s.f.ferry.leasedPorts()})`);
     assert.is(s.f.ferry.webrtc.count, 0, 'no PeerConnection left');
     assert.is(s.f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
     await until(() => s.sip.stats().accounts === 0 && s.sip.stats().sessions === 0, 5000, 'every account closed with its handle');

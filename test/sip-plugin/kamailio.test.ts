@@ -115,7 +115,7 @@ test('register via the proxy, outage and recovery, every REGISTER via the proxy;
     assert.match(result['headers']?.['X-Ferry-Route'] ?? '', new RegExp(`^<sip:127\\.0\\.0\\.1:${port};transport=tcp;lr>,\\s*<sip:127\\.0\\.0\\.1:${servicePort};lr;transport=tcp>$`));
     const invite = sent.find((x) => x.m.kind === 'request' && x.m.method === 'INVITE');
     assert.equal(invite?.m.headers.getAll('Route'), [proxy, `<sip:127.0.0.1:${servicePort};lr;transport=tcp>`]);
-    await until(() => s.f.ferry.ports.leased === 0, 5000, 'ports released after the failed call');
+    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'ports released after the failed call');
     assert.is(s.sip.stats().activeCalls, 0);
 
     await client.send({ request: 'unregister' });

@@ -97,7 +97,7 @@ async function hangUpAndCheck(s: SipFerry, client: SipClient): Promise<void> {
   await client.event('hangingup');
   const hangup = await client.event('hangup');
   assert.is(hangup['plugindata']['data']['result']['code'], 200);
-  await until(() => s.f.ferry.ports.leased === 0, 5000, 'RTP leg and PeerConnection ports released');
+  await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'RTP leg and PeerConnection ports released');
   assert.is(s.sip.stats().activeCalls, 0);
   assert.is(s.f.ferry.webrtc.count, 0, 'PeerConnection closed with the call');
 }
@@ -168,7 +168,7 @@ test('lessons §1: two offerless INVITEs declined (603 by default, checked by si
       assert.is((await client.info())['slot'], 'idle');
     }
     await expectSippSuccess(decliner, 'decline scenario (sipp requires 603)');
-    assert.is(s.f.ferry.ports.leased, 0, 'no port was ever leased for the declined offerless calls');
+    assert.is(s.f.ferry.leasedPorts(), 0, 'no port was ever leased for the declined offerless calls');
 
     // The third call is not answered "486 Busy" (the #3332 symptom): it is offered, accepted and carries media.
     const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${uaPort}`], workdir);
