@@ -3,6 +3,7 @@
 // case briefly (what CI runs).
 import { Figures } from './figures.js';
 import { benchForward } from './forward.bench.js';
+import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
 
 const args = new Set(process.argv.slice(2));
@@ -17,4 +18,5 @@ const log = (msg: string) => {
 log(`ferry benchmarks (${short ? 'short' : 'full'} run, ${seconds}s per case; 1200-byte payloads)`);
 benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
+await benchRoom(figures, seconds * 1.5);
 figures.print(json);
