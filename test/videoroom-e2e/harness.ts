@@ -14,6 +14,9 @@ import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
 
 export const VR = 'janus.plugin.videoroom';
 
+/** Anything with a Janus WebSocket URL: an in-process TestFerry or a ferry child process. */
+export type WsEndpoint = Pick<TestFerry, 'wsUrl'>;
+
 export interface VrFerry {
   f: TestFerry;
   plugin: VideoRoomPlugin;
@@ -34,7 +37,7 @@ export async function startVrFerry(overrides: ConfigOverrides = {}, config: Part
 export class VrClient {
   private constructor(readonly ws: JanusWs, readonly sessionId: number, readonly handleId: number, private readonly ownsSocket: boolean) {}
 
-  static async open(f: TestFerry, ws?: JanusWs): Promise<VrClient> {
+  static async open(f: WsEndpoint, ws?: JanusWs): Promise<VrClient> {
     const socket = ws ?? (await JanusWs.connect(f.wsUrl));
     const created = await socket.request({ janus: 'create' });
     const sessionId = created['data'].id as number;
@@ -115,7 +118,7 @@ export interface WeriftPublisher {
 
 /** A werift publisher (audio + video, sendonly) joined and published with joinandconfigure. */
 export async function publish(
-  f: TestFerry,
+  f: WsEndpoint,
   room: number,
   display: string,
   peers: RTCPeerConnection[],
@@ -146,7 +149,7 @@ export interface WeriftSubscriber {
 
 /** A werift subscriber: join (ferry offers), answer, start; waits for ICE + DTLS. */
 export async function subscribe(
-  f: TestFerry,
+  f: WsEndpoint,
   room: number,
   streams: Record<string, unknown>[],
   peers: RTCPeerConnection[],
