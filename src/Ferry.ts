@@ -79,6 +79,20 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
   ];
 }
 
+/** Every endpoint counter of the engine summed, plus caught media-thread panics. */
+function engineTotals(engine: MediaEngine): Record<string, number> {
+  const stats = engine.stats();
+  const totals: Record<string, number> = {};
+  for (const ep of stats.endpoints) {
+    for (const [key, value] of Object.entries(ep)) {
+      if (key === 'id' || key === 'port' || typeof value !== 'number') continue;
+      totals[key] = (totals[key] ?? 0) + value;
+    }
+  }
+  totals['panics'] = stats.workers.reduce((n, w) => n + w.panics, 0);
+  return totals;
+}
+
 export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.log.level);
@@ -142,6 +156,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),
       portLeases: () => pools.reduce((n, p) => n + p.leased, 0),
+      engineCounters: () => engineTotals(engine),
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,

@@ -37,6 +37,8 @@ export interface ResourceCounts {
   portLeases: () => number | null;
   /** Each port pool: its range, leased/free counts and who holds each lease. */
   portPools: () => PortPoolStatus[];
+  /** Media engine counters summed over endpoints (packets, drops by reason); null without an engine. */
+  engineCounters: () => Record<string, number> | null;
 }
 
 export interface PortPoolStatus {
@@ -128,6 +130,7 @@ export class Gateway {
       nativeEndpoints: () => null,
       portLeases: () => null,
       portPools: () => [],
+      engineCounters: () => null,
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -179,6 +182,7 @@ export class Gateway {
       native_endpoints: this.resources.nativeEndpoints(),
       port_leases: this.resources.portLeases(),
       port_pools: this.resources.portPools(),
+      engine: this.resources.engineCounters(),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
     };

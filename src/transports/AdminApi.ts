@@ -39,6 +39,8 @@ export interface FerryStatus {
   native_endpoints: number | null;
   port_leases: number | null;
   port_pools: { name: string; range: string; leased: number; free: number; leases: { port: number; owner: string; since: number }[] }[];
+  /** Engine counters summed over endpoints (rx/tx packets, drops by reason); null without an engine. */
+  engine: Record<string, number> | null;
   long_poll_waiters: number;
   queued_events: number;
 }

@@ -157,8 +157,12 @@ test(`two remote publishers on B with the same SSRC scheme: a subscriber switche
     assertPayloads(sub.received.get('1')!, expected.video, 'video');
     assertContinuous(sub.received.get('0')!, 'audio');
     assertContinuous(sub.received.get('1')!, 'video');
-    // B's engine counters are in another process: that B demultiplexed every cascaded packet shows on
-    // the wire instead, where assertPayloads above demands exactly the packets sent, in order.
+    // B's engine counters, read from its Admin API: nothing failed SRTP or arrived with an unclaimed SSRC.
+    const engineB = (await statusOf(b))['engine'] as Record<string, number>;
+    assert.is(engineB['srtpAuthFailures'], 0, `B: no SRTP auth failures (${JSON.stringify(engineB)})`);
+    assert.is(engineB['srtcpFailures'], 0, 'B: no SRTCP failures');
+    assert.is(engineB['unknownSsrc'], 0, 'B: every cascaded packet matched a source');
+    assert.is(engineB['panics'], 0);
     const leasesB = await leasesOf(b);
     assert.is(leasesB.filter((l) => l.owner.includes(':remote:')).length, 2, `B: one lease per remote publisher: ${JSON.stringify(leasesB)}`);
   } finally {
