@@ -127,6 +127,9 @@ pub struct EngineEvent {
     pub bitrate: Option<f64>,
     pub worker: Option<u32>,
     pub message: Option<String>,
+    /// receiver-loss: RFC 3550 fraction lost (0..255) and cumulative packets lost.
+    pub fraction_lost: Option<u32>,
+    pub lost: Option<f64>,
 }
 
 impl EngineEvent {
@@ -144,6 +147,8 @@ impl EngineEvent {
             bitrate: None,
             worker: None,
             message: None,
+            fraction_lost: None,
+            lost: None,
         }
     }
 
@@ -193,6 +198,14 @@ impl EngineEvent {
                 let mut e = Self::empty("remb");
                 e.endpoint = Some(endpoint);
                 e.bitrate = Some(bitrate_bps as f64);
+                e
+            }
+            Event::ReceiverLoss { endpoint, ssrc, fraction_lost, cumulative_lost } => {
+                let mut e = Self::empty("receiver-loss");
+                e.endpoint = Some(endpoint);
+                e.ssrc = Some(ssrc);
+                e.fraction_lost = Some(fraction_lost as u32);
+                e.lost = Some(cumulative_lost as f64);
                 e
             }
             Event::WorkerPanic { worker, message } => {

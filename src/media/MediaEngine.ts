@@ -80,6 +80,7 @@ export type EngineEvent =
   | { type: 'remote-latched'; endpoint: number; address: RemoteAddress }
   | { type: 'keyframe-requested'; source: number }
   | { type: 'remb'; endpoint: number; bitrate: number }
+  | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
   | { type: 'worker-panic'; worker: number; message: string };
 
 export type EndpointEvent = Extract<EngineEvent, { endpoint: number }>;
@@ -101,6 +102,8 @@ function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
       return { type: 'keyframe-requested', source: e.source! };
     case 'remb':
       return { type: 'remb', endpoint: e.endpoint!, bitrate: e.bitrate! };
+    case 'receiver-loss':
+      return { type: 'receiver-loss', endpoint: e.endpoint!, ssrc: e.ssrc!, fractionLost: e.fractionLost ?? 0, lost: e.lost ?? 0 };
     case 'worker-panic':
       return { type: 'worker-panic', worker: e.worker ?? -1, message: e.message ?? '' };
     default:

@@ -28,6 +28,8 @@ export interface NativeEngineEvent {
   bitrate?: number;
   worker?: number;
   message?: string;
+  fractionLost?: number;
+  lost?: number;
 }
 
 export interface NativeEndpointCounters {

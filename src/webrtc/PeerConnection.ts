@@ -83,6 +83,12 @@ const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 /** Layers ferry takes per m-line (Janus: three substreams). */
 const MAX_SIMULCAST_LAYERS = 3;
 
+/**
+ * `slowlink` (Janus): sent when a receiver reports losing at least this fraction (RFC 3550
+ * §6.4.1, in 1/256) of what ferry sends on an m-line, at most once per SLOWLINK_INTERVAL_MS.
+ */
+const SLOWLINK_FRACTION = 13; // ~5 %
+const SLOWLINK_INTERVAL_MS = 5000;
 /** RTCP feedback ferry supports and keeps in answers. */
 const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb']);
 
@@ -144,6 +150,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private connectTimer: NodeJS.Timeout | null = null;
   private readonly streamListeners = new Set<() => void>();
   private remoteCandidates = 0;
+  private readonly lastSlowLink = new Map<string, number>();
   /** RtpStreamId extension id the native endpoint reads rids with (set when the lease opens). */
   private ridExtension: number | undefined;
   private closeReason: string | null = null;
@@ -658,6 +665,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       case 'consent-lost':
         this.fail('ICE failed: consent lost');
         break;
+      case 'receiver-loss': {
+        // Loss on what ferry sends (the client's receiver reports): downlink, uplink=false as Janus says.
+        const stream = this.streamStates.find((s) => s.info.outputSsrc === event.ssrc);
+        if (!stream || event.fractionLost < SLOWLINK_FRACTION) break;
+        const now = Date.now();
+        const last = this.lastSlowLink.get(stream.info.mid) ?? 0;
+        if (now - last < SLOWLINK_INTERVAL_MS) break;
+        this.lastSlowLink.set(stream.info.mid, now);
+        this.options.events.slowLink({ mid: stream.info.mid, media: stream.info.kind, uplink: false, lost: event.lost });
+        break;
+      }
       case 'unknown-ssrc': {
         // An SSRC the SDP did not signal (simulcast by rid, or a browser that omits a=ssrc):
         // attribute it to the m-line that offered its rid, else to the m-line receiving that

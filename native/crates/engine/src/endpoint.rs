@@ -64,6 +64,7 @@ pub(crate) struct Endpoint {
     pub outputs_by_ssrc: IdMap<u32>,
     pub reported_unknown: HashSet<u32>,
     pub last_remb_us: u64,
+    pub last_loss_report_us: u64,
     pub stats: EndpointStats,
 }
 
@@ -95,6 +96,7 @@ impl Endpoint {
             outputs_by_ssrc: IdMap::default(),
             reported_unknown: HashSet::new(),
             last_remb_us: 0,
+            last_loss_report_us: 0,
             stats: EndpointStats::default(),
         })
     }

@@ -19,6 +19,9 @@ pub enum Event {
     KeyframeRequested { source: u32 },
     /// REMB from a receiver on this endpoint (rate-limited to one per second per endpoint).
     Remb { endpoint: u32, bitrate_bps: u64 },
+    /// A receiver on this endpoint reported loss (RFC 3550 §6.4.2 report block) for an output's SSRC;
+    /// at most one per endpoint per second, for `slowlink`.
+    ReceiverLoss { endpoint: u32, ssrc: u32, fraction_lost: u8, cumulative_lost: i32 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

@@ -762,6 +762,21 @@ impl Worker {
                     }
                 }
                 rtcp::Feedback::Remb { bitrate_bps, .. } => remb = Some(bitrate_bps),
+                rtcp::Feedback::ReceiverReport { blocks, .. } => {
+                    // Loss the receiver saw on what ferry sends it: reported (rate-limited) for slowlink.
+                    let due = ep.last_loss_report_us == 0 || now_us.saturating_sub(ep.last_loss_report_us) >= REMB_EVENT_INTERVAL_US;
+                    if due {
+                        if let Some(b) = blocks.iter().filter(|b| ep.outputs_by_ssrc.contains_key(&b.ssrc)).max_by_key(|b| b.fraction_lost) {
+                            ep.last_loss_report_us = now_us.max(1);
+                            self.pending_events.push(Event::ReceiverLoss {
+                                endpoint: id,
+                                ssrc: b.ssrc,
+                                fraction_lost: b.fraction_lost,
+                                cumulative_lost: b.cumulative_lost,
+                            });
+                        }
+                    }
+                }
                 _ => {}
             }
         }
