@@ -4,22 +4,13 @@
  * `info`/`ping`. `ferry_status` adds the derived resource counts.
  */
 import type { Logger } from 'pino';
-import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
+import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { field, isJsonObject, type JsonObject } from '../core/Json.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
-import {
-  envelope,
-  errorEnvelope,
-  handleTextWith,
-  readEnvelope,
-  readIds,
-  transactionOf,
-  type ApiRouter,
-  type RequestContext,
-} from './ApiRouter.js';
+import { envelope, VerbRouter } from './ApiRouter.js';
 
 const NO_SECRET_VERBS = new Set(['info', 'ping']);
 const GLOBAL_VERBS = new Set([
@@ -59,44 +50,19 @@ export interface AdminApiOptions {
   onRequest?: (verb: string, code: number) => void;
 }
 
-export class AdminApi implements ApiRouter {
-  constructor(private readonly options: AdminApiOptions) {}
-
-  handleText(text: string, ctx: RequestContext): Promise<JsonObject> {
-    return handleTextWith(this, text, ctx, this.options.maxJsonDepth, (err) => this.count('unknown', err.code));
+export class AdminApi extends VerbRouter {
+  constructor(private readonly options: AdminApiOptions) {
+    super(options, ADMIN_VERBS, 'admin request');
   }
 
-  transportError(code: JanusError['code'], reason: string): JsonObject {
-    this.count('unknown', code);
-    return errorEnvelope(new JanusError(code, reason), 0, undefined);
-  }
-
-  async handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject> {
-    let verb = 'unknown';
-    let sessionId = 0;
-    try {
-      const env = readEnvelope(request);
-      verb = env.verb;
-      const ids = readIds(request, ctx);
-      sessionId = ids.sessionId;
-      if (!NO_SECRET_VERBS.has(verb) && !this.options.auth.checkAdmin(field(request, 'admin_secret'))) {
-        throw new JanusError(JanusErrorCode.UNAUTHORIZED, 'Unauthorized request (wrong or missing secret/token)');
-      }
-      const reply = await this.dispatch(request, env.transaction, verb, ids.sessionId, ids.handleId);
-      this.count(verb, 0);
-      return reply;
-    } catch (err) {
-      if (!isJanusError(err)) this.options.logger.error({ err, verb }, 'admin request failed unexpectedly');
-      this.count(verb, isJanusError(err) ? err.code : JanusErrorCode.UNKNOWN);
-      return errorEnvelope(err, sessionId, transactionOf(request));
+  /** `admin_secret` on every Admin request but info/ping. */
+  protected override authorize(verb: string, request: JsonObject): void {
+    if (!NO_SECRET_VERBS.has(verb) && !this.options.auth.checkAdmin(field(request, 'admin_secret'))) {
+      throw new JanusError(JanusErrorCode.UNAUTHORIZED, 'Unauthorized request (wrong or missing secret/token)');
     }
   }
 
-  private count(verb: string, code: number): void {
-    this.options.onRequest?.(ADMIN_VERBS.has(verb) ? verb : 'unknown', code);
-  }
-
-  private async dispatch(req: JsonObject, transaction: string, verb: string, sessionId: number, handleId: number): Promise<JsonObject> {
+  protected async dispatch(req: JsonObject, transaction: string, verb: string, sessionId: number, handleId: number): Promise<JsonObject> {
     if (sessionId === 0 && handleId === 0) return this.globalRequest(req, transaction, verb);
     if (sessionId === 0) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session');
     const session = this.options.registry.get(sessionId);

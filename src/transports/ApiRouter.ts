@@ -107,3 +107,69 @@ export async function handleTextWith(
   }
   return router.handle(request, ctx);
 }
+
+/** What a router's base needs from its options. */
+export interface VerbRouterOptions {
+  logger: { error(obj: object, msg: string): void };
+  maxJsonDepth: number;
+  /** Metrics hook: one call per request with its verb ("unknown" if not a known verb) and result code (0 = success). */
+  onRequest?: (verb: string, code: number) => void;
+}
+
+/**
+ * The request loop both APIs share: parse, envelope, ids, an optional
+ * authorization hook, dispatch, and one count per request. Subclasses
+ * supply their verbs and `dispatch`.
+ */
+export abstract class VerbRouter implements ApiRouter {
+  protected constructor(
+    private readonly base: VerbRouterOptions,
+    /** Verbs counted by name; anything else is "unknown" so hostile input cannot explode label sets. */
+    private readonly knownVerbs: ReadonlySet<string>,
+    private readonly what: string,
+  ) {}
+
+  handleText(text: string, ctx: RequestContext): Promise<JsonObject> {
+    return handleTextWith(this, text, ctx, this.base.maxJsonDepth, (err) => this.count('unknown', err.code));
+  }
+
+  transportError(code: JanusError['code'], reason: string): JsonObject {
+    this.count('unknown', code);
+    return errorEnvelope(new JanusError(code, reason), 0, undefined);
+  }
+
+  async handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject> {
+    let verb = 'unknown';
+    let sessionId = 0;
+    try {
+      const env = readEnvelope(request);
+      verb = env.verb;
+      const ids = readIds(request, ctx);
+      sessionId = ids.sessionId;
+      this.authorize(verb, request);
+      const reply = await this.dispatch(request, env.transaction, verb, ids.sessionId, ids.handleId, ctx);
+      this.count(verb, 0);
+      return reply;
+    } catch (err) {
+      if (!isJanusError(err)) this.base.logger.error({ err, verb }, `${this.what} failed unexpectedly`);
+      this.count(verb, isJanusError(err) ? err.code : JanusErrorCode.UNKNOWN);
+      return errorEnvelope(err, sessionId, transactionOf(request));
+    }
+  }
+
+  /** Throws a JanusError when the request may not proceed; the client API authorizes per verb in dispatch. */
+  protected authorize(_verb: string, _request: JsonObject): void {}
+
+  protected abstract dispatch(
+    request: JsonObject,
+    transaction: string,
+    verb: string,
+    sessionId: number,
+    handleId: number,
+    ctx: RequestContext,
+  ): Promise<JsonObject>;
+
+  private count(verb: string, code: number): void {
+    this.base.onRequest?.(this.knownVerbs.has(verb) ? verb : 'unknown', code);
+  }
+}

@@ -4,23 +4,14 @@
  */
 import type { Logger } from 'pino';
 import type { Handle } from '../core/Handle.js';
-import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
+import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { field, isJanusId, isJsonObject, type JsonObject, type JsonValue } from '../core/Json.js';
 import type { Jsep, TrickleCandidate } from '../core/Media.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
-import {
-  envelope,
-  errorEnvelope,
-  handleTextWith,
-  readEnvelope,
-  readIds,
-  transactionOf,
-  type ApiRouter,
-  type RequestContext,
-} from './ApiRouter.js';
+import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
 
 const ROOT_VERBS = new Set(['info', 'ping', 'create']);
 const SESSION_VERBS = new Set(['keepalive', 'attach', 'destroy', 'claim']);
@@ -42,42 +33,12 @@ export interface RequestRouterOptions {
   onRequest?: (verb: string, code: number) => void;
 }
 
-export class RequestRouter implements ApiRouter {
-  constructor(private readonly options: RequestRouterOptions) {}
-
-  handleText(text: string, ctx: RequestContext): Promise<JsonObject> {
-    return handleTextWith(this, text, ctx, this.options.maxJsonDepth, (err) => this.count('unknown', err.code));
+export class RequestRouter extends VerbRouter {
+  constructor(private readonly options: RequestRouterOptions) {
+    super(options, JANUS_VERBS, 'request');
   }
 
-  transportError(code: JanusError['code'], reason: string): JsonObject {
-    this.count('unknown', code);
-    return errorEnvelope(new JanusError(code, reason), 0, undefined);
-  }
-
-  async handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject> {
-    let verb = 'unknown';
-    let sessionId = 0;
-    try {
-      const env = readEnvelope(request);
-      verb = env.verb;
-      const ids = readIds(request, ctx);
-      sessionId = ids.sessionId;
-      const reply = await this.dispatch(request, env.transaction, verb, ids.sessionId, ids.handleId, ctx);
-      this.count(verb, 0);
-      return reply;
-    } catch (err) {
-      if (!isJanusError(err)) this.options.logger.error({ err, verb }, 'request failed unexpectedly');
-      const reply = errorEnvelope(err, sessionId, transactionOf(request));
-      this.count(verb, isJanusError(err) ? err.code : JanusErrorCode.UNKNOWN);
-      return reply;
-    }
-  }
-
-  private count(verb: string, code: number): void {
-    this.options.onRequest?.(JANUS_VERBS.has(verb) ? verb : 'unknown', code);
-  }
-
-  private async dispatch(
+  protected async dispatch(
     req: JsonObject,
     transaction: string,
     verb: string,
