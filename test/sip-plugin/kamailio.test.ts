@@ -11,42 +11,27 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import type { SipMessage, SipRequest } from '../../src/sip/SipMessage.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { freePort, requireBinary, spawnPeer, withTimeout, type Peer } from '../sip/helpers.js';
+import { freePort, requireBinary, withTimeout, type Peer, startKamailio as startKamailioPeer, stopKamailio as stopKamailioPeer } from '../sip/helpers.js';
 import { SipClient, startSipFerry, until, webrtcSdp } from './helpers.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CFG = join(here, '..', 'sip', 'kamailio', 'registrar.cfg');
 const test = suite('SIP plugin ↔ kamailio registrar/proxy with Service-Route');
 
 let workdir: string;
 const peers: Peer[] = [];
 
 async function startKamailio(port: number, servicePort: number): Promise<Peer> {
-  const pidfile = join(workdir, `kamailio-${port}.pid`);
-  const peer = spawnPeer(requireBinary('kamailio'), [
-    '-f', CFG, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
-    '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir,
-  ], 40_000, workdir);
+  const peer = await startKamailioPeer(workdir, port, servicePort, 40_000);
   peers.push(peer);
-  await until(() => existsSync(pidfile) || peer.child.exitCode !== null, 8000, `kamailio pidfile\n${peer.output()}`);
-  if (peer.child.exitCode !== null) throw new Error(`kamailio exited: ${peer.output()}`);
-  await new Promise((r) => setTimeout(r, 300));
   return peer;
 }
 
-async function stopKamailio(peer: Peer, port: number): Promise<void> {
-  peer.kill('SIGTERM');
-  const exited = await withTimeout(peer.exited, 5000, 'kamailio exit').then(() => true, () => false);
-  if (!exited) peer.kill('SIGKILL');
-  rmSync(join(workdir, `kamailio-${port}.pid`), { force: true });
-}
+const stopKamailio = (peer: Peer, port: number) => stopKamailioPeer(workdir, peer, port);
 
 test.before(() => {
   requireBinary('kamailio');

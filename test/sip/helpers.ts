@@ -2,6 +2,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
+import { existsSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Emitter, EventMap, EventsOf } from '../../src/sip/Emitter.js';
 
 /** Resolves with the event's arguments, or rejects after `ms`. */
@@ -128,3 +131,35 @@ export const SDP_OFFER = [
   'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', '',
 ].join('\r\n');
 export const SDP_ANSWER = SDP_OFFER.replace('40000', '40002').replace('o=- 1 1', 'o=- 2 2');
+
+/** The registrar/proxy config the SIP tests run kamailio with (appends a Service-Route). */
+export const KAMAILIO_CFG = join(dirname(fileURLToPath(import.meta.url)), 'kamailio', 'registrar.cfg');
+
+/**
+ * Starts kamailio on 127.0.0.1:`port` (UDP and TCP) with `SERVICE_PORT` for its Service-Route;
+ * ready once it has written its PID file. The caller keeps the Peer and stops it with stopKamailio.
+ */
+export async function startKamailio(workdir: string, port: number, servicePort: number, limitMs: number): Promise<Peer> {
+  const pidfile = join(workdir, `kamailio-${port}.pid`);
+  const peer = spawnPeer(requireBinary('kamailio'), [
+    '-f', KAMAILIO_CFG, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
+    '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir,
+  ], limitMs, workdir);
+  try {
+    await until(() => existsSync(pidfile) || peer.child.exitCode !== null, 8000, `kamailio pidfile\n${peer.output()}`);
+    if (peer.child.exitCode !== null) throw new Error(`kamailio exited: ${peer.output()}`);
+  } catch (err) {
+    peer.kill('SIGKILL');
+    throw err;
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  return peer;
+}
+
+/** Stops kamailio gracefully (SIGTERM to its process group: main and workers), SIGKILL if it lingers. */
+export async function stopKamailio(workdir: string, peer: Peer, port: number): Promise<void> {
+  peer.kill('SIGTERM');
+  const exited = await withTimeout(peer.exited, 5000, 'kamailio exit').then(() => true, () => false);
+  if (!exited) peer.kill('SIGKILL');
+  rmSync(join(workdir, `kamailio-${port}.pid`), { force: true });
+}

@@ -9,17 +9,14 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { UserAgent } from '../../src/sip/UserAgent.js';
 import type { SipMessage, SipRequest } from '../../src/sip/SipMessage.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { freePort, requireBinary, spawnPeer, until, waitFor, withTimeout, type Peer } from './helpers.js';
+import { freePort, requireBinary, until, waitFor, withTimeout, type Peer, startKamailio as startKamailioPeer, stopKamailio as stopKamailioPeer } from './helpers.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CFG = join(here, 'kamailio', 'registrar.cfg');
 
 const test = suite('kamailio registrar ↔ UserAgent on 127.0.0.1');
 
@@ -28,27 +25,12 @@ let ua: UserAgent | undefined;
 const peers: Peer[] = [];
 
 async function startKamailio(port: number, servicePort: number): Promise<Peer> {
-  const bin = requireBinary('kamailio');
-  const pidfile = join(workdir, `kamailio-${port}.pid`);
-  const peer = spawnPeer(bin, [
-    '-f', CFG, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
-    '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir,
-  ], 30_000, workdir);
+  const peer = await startKamailioPeer(workdir, port, servicePort, 30_000);
   peers.push(peer);
-  // Ready once it has written its PID file and accepts TCP on the port.
-  await until(() => existsSync(pidfile) || peer.child.exitCode !== null, 8000, `kamailio pidfile\n${peer.output()}`);
-  if (peer.child.exitCode !== null) throw new Error(`kamailio exited: ${peer.output()}`);
-  await new Promise((r) => setTimeout(r, 300));
   return peer;
 }
 
-/** Stops kamailio gracefully (SIGTERM to its process group: main and workers), SIGKILL if it lingers. */
-async function stopKamailio(peer: Peer, port: number): Promise<void> {
-  peer.kill('SIGTERM');
-  const exited = await withTimeout(peer.exited, 5000, 'kamailio exit').then(() => true, () => false);
-  if (!exited) peer.kill('SIGKILL');
-  rmSync(join(workdir, `kamailio-${port}.pid`), { force: true });
-}
+const stopKamailio = (peer: Peer, port: number) => stopKamailioPeer(workdir, peer, port);
 
 test.before(() => {
   requireBinary('kamailio');
