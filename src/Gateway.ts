@@ -17,6 +17,7 @@ import type { Plugin } from './plugins/Plugin.js';
 import { PluginRegistry } from './plugins/PluginRegistry.js';
 import { EchoTestPlugin } from './plugins/echotest/EchoTestPlugin.js';
 import { AdminApi, type FerryStatus } from './transports/AdminApi.js';
+import { registerDemoPages, type DemoPagesOptions } from './demos/DemoPages.js';
 import { HttpTransport } from './transports/HttpTransport.js';
 import { RequestRouter } from './transports/RequestRouter.js';
 import { JANUS_ADMIN_WS_PROTOCOL, JANUS_WS_PROTOCOL, WebSocketTransport } from './transports/WebSocketTransport.js';
@@ -230,6 +231,20 @@ export class Gateway {
     };
   }
 
+  private demoPagesOptions(addresses: GatewayAddresses): DemoPagesOptions {
+    const c = this.config;
+    const apiAtRoot = c.http.base_path.replace(/\/+$/, '') === '';
+    return {
+      path: c.demos.path,
+      rootRedirect: !apiAtRoot && c.demos.path.replace(/\/+$/, '') !== '',
+      client: () => ({
+        janusPath: c.http.base_path,
+        websocketPort: addresses.websocket?.port ?? null,
+        admin: addresses.adminHttp ? { port: addresses.adminHttp.port, path: c.admin_http.base_path } : null,
+      }),
+    };
+  }
+
   async start(): Promise<GatewayAddresses> {
     if (this.state !== 'new') throw new Error(`gateway cannot start from state ${this.state}`);
     this.state = 'started';
@@ -253,6 +268,7 @@ export class Gateway {
           ...(metricsEndpoint && !c.admin_http.enabled ? { metrics: metricsEndpoint } : {}),
         });
         this.transports.push(t);
+        if (c.demos.enabled) await registerDemoPages(t.server, this.demoPagesOptions(addresses));
         addresses.http = await t.listen();
       }
       if (c.websocket.enabled) {

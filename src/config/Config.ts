@@ -37,6 +37,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
   websocket: { enabled: BOOL, bind: BIND, port: PORT },
   admin_http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH },
   admin_websocket: { enabled: BOOL, bind: BIND, port: PORT },
+  demos: { enabled: BOOL, path: PATH },
   metrics: { enabled: BOOL, path: PATH },
   limits: {
     body_bytes: count(1024, 64 * 1024 * 1024),

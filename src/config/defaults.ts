@@ -26,6 +26,12 @@ export interface FerryConfig {
   websocket: { enabled: boolean; bind: string; port: number };
   admin_http: { enabled: boolean; bind: string; port: number; base_path: string };
   admin_websocket: { enabled: boolean; bind: string; port: number };
+  /**
+   * Demo pages (EchoTest, VideoRoom, SIP, Admin) on the Janus HTTP listener,
+   * built on janus.js from the `janus-gateway` package. Off for deployments
+   * that expose only the API.
+   */
+  demos: { enabled: boolean; path: string };
   /** Prometheus endpoint, served on the Admin HTTP listener (or the Janus one if Admin HTTP is off). */
   metrics: { enabled: boolean; path: string };
   limits: {
@@ -97,6 +103,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   // Admin listens on loopback only unless configured otherwise.
   admin_http: { enabled: true, bind: '127.0.0.1', port: 7088, base_path: '/admin' },
   admin_websocket: { enabled: true, bind: '127.0.0.1', port: 7188 },
+  demos: { enabled: true, path: '/demos' },
   metrics: { enabled: true, path: '/metrics' },
   limits: {
     body_bytes: 256 * 1024,

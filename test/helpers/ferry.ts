@@ -10,6 +10,8 @@ export interface TestFerry {
   http: JanusHttp;
   admin: JanusHttp;
   wsUrl: string;
+  /** http://127.0.0.1:<port> of the Janus HTTP listener (demo pages live under config.demos.path). */
+  origin: string;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function startFerry(
     http: new JanusHttp(`http://127.0.0.1:${addr.http?.port}${config.http.base_path}`),
     admin: new JanusHttp(`http://127.0.0.1:${addr.adminHttp?.port}${config.admin_http.base_path}`),
     wsUrl: `ws://127.0.0.1:${addr.websocket?.port}/`,
+    origin: `http://127.0.0.1:${addr.http?.port}`,
     stop: () => ferry.stop(),
   };
 }

@@ -7,7 +7,7 @@
  * only; the next INVITE carries Route: proxy, then the Service-Route — seen
  * on the wire and echoed back by kamailio in a header the plugin hands to
  * the client through `incoming_header_prefixes`.
- * Missing kamailio is a failure (CI installs it with .ci/install-sip-peers.sh).
+ * Missing kamailio is a failure (CI installs it with .ci/install-test-peers.sh).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -7,7 +7,7 @@
  *   ways and is checked at both ends;
  * - lessons §1 (Janus #3332): two offerless INVITEs declined (sipp demands
  *   603), then a third call is accepted and carries media.
- * Missing sipp is a failure (CI installs it with .ci/install-sip-peers.sh).
+ * Missing sipp is a failure (CI installs it with .ci/install-test-peers.sh).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -73,12 +73,12 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port');
 }
 
-/** Fails loudly when a peer binary is missing: CI installs it with .ci/install-sip-peers.sh. */
+/** Fails loudly when a peer binary is missing: CI installs it with .ci/install-test-peers.sh. */
 export function requireBinary(name: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   const path = r.stdout.trim();
   if (r.status !== 0 || path === '') {
-    throw new Error(`'${name}' is not installed: run .ci/install-sip-peers.sh (apt-get install sip-tester kamailio)`);
+    throw new Error(`'${name}' is not installed: run .ci/install-test-peers.sh (apt-get install sip-tester kamailio)`);
   }
   return path;
 }

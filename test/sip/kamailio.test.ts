@@ -5,7 +5,7 @@
  * unreachable, the connection drops), restarted on the same port, and every
  * REGISTER — initial, recovery, retries — leaves via the proxy only, while the
  * next initial request carries Route: proxy, then Service-Route.
- * Missing kamailio is a failure (CI installs it with .ci/install-sip-peers.sh).
+ * Missing kamailio is a failure (CI installs it with .ci/install-test-peers.sh).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';

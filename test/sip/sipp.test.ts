@@ -1,6 +1,6 @@
 /**
  * The UserAgent against a real SIP peer: sipp (Debian `sip-tester`) on 127.0.0.1.
- * Missing sipp is a failure (CI installs it with .ci/install-sip-peers.sh).
+ * Missing sipp is a failure (CI installs it with .ci/install-test-peers.sh).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,0 +1,71 @@
+/* EchoTest demo: janus.plugin.echotest with janus.js, as in Janus's echotest demo. */
+'use strict';
+
+(() => {
+  FerryDemo.nav('echotest');
+  const $ = (id) => document.getElementById(id);
+  const log = FerryDemo.logger($('log'));
+  const demo = { janus: null, handle: null, stats: null, events: [] };
+  // Exposed for people poking at the page in devtools, and for the browser tests.
+  window.ferryEchoTest = demo;
+
+  async function start() {
+    $('start').disabled = true;
+    const audio = $('audio').checked;
+    const video = $('video').checked;
+    try {
+      FerryDemo.setState($('state'), 'connecting', 'warn');
+      demo.janus = await FerryDemo.connect({ onDestroyed: () => FerryDemo.setState($('state'), 'session ended', 'bad') });
+      demo.handle = await FerryDemo.attach(demo.janus, {
+        plugin: 'janus.plugin.echotest',
+        iceState: (state) => FerryDemo.setState($('ice'), `ice: ${state}`, FerryDemo.stateClass(state)),
+        webrtcState: (up, reason) => {
+          FerryDemo.setState($('state'), up ? 'webrtc up' : `webrtc down${reason ? `: ${reason}` : ''}`, up ? 'ok' : 'bad');
+          log(`PeerConnection ${up ? 'up' : 'down'}${reason ? ` (${reason})` : ''}`);
+        },
+        mediaState: (medium, on, mid) => {
+          FerryDemo.setState($('media'), `media: ${medium} ${on ? 'flowing' : 'stopped'}`, on ? 'ok' : 'warn');
+          log(`ferry ${on ? 'receives' : 'stopped receiving'} ${medium} (mid ${mid})`);
+        },
+        slowLink: (uplink, lost, mid) => log(`slowlink: ${uplink ? 'uplink' : 'downlink'}, ${lost} packets lost (mid ${mid})`, true),
+        onmessage: (msg, jsep) => {
+          demo.events.push(msg);
+          if (msg.error) log(`error ${msg.error_code}: ${msg.error}`, true);
+          if (jsep) demo.handle.handleRemoteJsep({ jsep });
+        },
+        onlocaltrack: (track, on) => {
+          if (on && track.kind === 'video') FerryDemo.playTrack($('local'), track);
+        },
+        onremotetrack: (track, mid, on) => {
+          log(`remote ${track.kind} track ${on ? 'added' : 'removed'} (mid ${mid})`);
+          if (on) FerryDemo.playTrack($('remote'), track);
+        },
+        oncleanup: () => log('PeerConnection closed'),
+      });
+      log(`attached to echotest, handle ${demo.handle.getId()}`);
+      const tracks = [];
+      if (audio) tracks.push({ type: 'audio', capture: true, recv: true });
+      if (video) tracks.push({ type: 'video', capture: { width: 640, height: 480 }, recv: true });
+      const jsep = await new Promise((resolve, reject) => demo.handle.createOffer({ tracks, success: resolve, error: (e) => reject(new Error(String(e?.message ?? e))) }));
+      demo.handle.send({ message: { audio, video }, jsep });
+      demo.stats = new FerryDemo.StatsPanel($('stats'), () => demo.handle?.webrtcStuff?.pc);
+      $('stop').disabled = false;
+    } catch (err) {
+      log(String(err.message ?? err), true);
+      FerryDemo.setState($('state'), 'failed', 'bad');
+      $('start').disabled = false;
+    }
+  }
+
+  function stop() {
+    $('stop').disabled = true;
+    demo.stats?.stop();
+    demo.janus?.destroy({ cleanupHandles: true });
+    demo.janus = demo.handle = null;
+    $('start').disabled = false;
+  }
+
+  $('start').onclick = start;
+  $('stop').onclick = stop;
+  if (FerryDemo.query('autostart')) start();
+})();

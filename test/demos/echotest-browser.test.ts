@@ -1,0 +1,80 @@
+// The EchoTest demo page in headless Chromium: janus.js (from the janus-gateway
+// package) against ferry on 127.0.0.1; the browser decodes the echoed video.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser } from 'playwright-core';
+import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
+
+let gw: TestFerry;
+let browser: Browser;
+
+test.before(async () => {
+  gw = await startFerry({ log: { level: 'warn' } });
+  browser = await launchChromium();
+});
+
+test.after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+interface InboundFigures {
+  videoFramesDecoded: number;
+  videoPackets: number;
+  audioPackets: number;
+  connectionState: string;
+}
+
+test('EchoTest page: the echoed video is decoded and audio arrives', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  const errors = pageErrors(page);
+  await page.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1`);
+  const read = () =>
+    page.evaluate(async (): Promise<InboundFigures> => {
+      const pc: RTCPeerConnection | undefined = (window as any).ferryEchoTest?.handle?.webrtcStuff?.pc;
+      const out = { videoFramesDecoded: 0, videoPackets: 0, audioPackets: 0, connectionState: pc?.connectionState ?? 'none' };
+      if (!pc) return out;
+      (await pc.getStats()).forEach((s: any) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (s.kind === 'video') {
+          out.videoFramesDecoded += s.framesDecoded ?? 0;
+          out.videoPackets += s.packetsReceived ?? 0;
+        } else if (s.kind === 'audio') out.audioPackets += s.packetsReceived ?? 0;
+      });
+      return out;
+    });
+  const first = await pollUntil(read, (f) => f.videoFramesDecoded > 10 && f.audioPackets > 10, 30_000);
+  assert.ok(first.videoFramesDecoded > 10, `frames decoded ${JSON.stringify(first)}; page errors: ${errors.join(' | ')}`);
+  assert.ok(first.audioPackets > 10, `audio packets ${JSON.stringify(first)}`);
+  assert.is(first.connectionState, 'connected');
+  // Still decoding a moment later: the stream plays, not just a first frame.
+  const later = await pollUntil(read, (f) => f.videoFramesDecoded >= first.videoFramesDecoded + 20, 15_000);
+  assert.ok(later.videoFramesDecoded >= first.videoFramesDecoded + 20, `frames decoded stalled: ${first.videoFramesDecoded} → ${later.videoFramesDecoded}`);
+  assert.ok(later.audioPackets > first.audioPackets, 'audio keeps arriving');
+  // The page's own figures (what people see) agree: an inbound video row with decoded frames.
+  const shown = await pollUntil(
+    () => page.evaluate(() => (window as any).ferryEchoTest.stats?.latest ?? {}) as Promise<Record<string, { kbps: number; framesDecoded?: number }>>,
+    (latest) => Object.entries(latest).some(([k, f]) => k.startsWith('in video') && f.kbps > 50 && (f.framesDecoded ?? 0) > 0),
+    8_000,
+  );
+  const shownVideo = Object.entries(shown).find(([k]) => k.startsWith('in video'));
+  assert.ok(shownVideo && shownVideo[1].kbps > 50, `the page shows the inbound video rate: ${JSON.stringify(shown)}`);
+  await saveScreenshot(page, 'echotest');
+
+  // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.
+  const before = (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any;
+  assert.is(before.status.sessions, 1, JSON.stringify(before.status));
+  await page.click('#stop');
+  const after = await pollUntil(
+    async () => (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any,
+    (r) => r.status.sessions === 0 && r.status.peer_connections === 0,
+    10_000,
+  );
+  assert.is(after.status.sessions, 0, JSON.stringify(after.status));
+  assert.is(after.status.peer_connections, 0, JSON.stringify(after.status));
+  assert.equal(gw.ferry.leasedPorts(), 0);
+  await page.close();
+});
+
+test.run();
