@@ -32,7 +32,7 @@ test('EchoTest page: the echoed video is decoded and audio arrives', async () =>
   await page.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1`);
   const read = () =>
     page.evaluate(async (): Promise<InboundFigures> => {
-      const pc: RTCPeerConnection | undefined = (window as any).ferryEchoTest?.handle?.webrtcStuff?.pc;
+      const pc: any = (globalThis as any).ferryEchoTest?.handle?.webrtcStuff?.pc;
       const out = { videoFramesDecoded: 0, videoPackets: 0, audioPackets: 0, connectionState: pc?.connectionState ?? 'none' };
       if (!pc) return out;
       (await pc.getStats()).forEach((s: any) => {
@@ -54,7 +54,7 @@ test('EchoTest page: the echoed video is decoded and audio arrives', async () =>
   assert.ok(later.audioPackets > first.audioPackets, 'audio keeps arriving');
   // The page's own figures (what people see) agree: an inbound video row with decoded frames.
   const shown = await pollUntil(
-    () => page.evaluate(() => (window as any).ferryEchoTest.stats?.latest ?? {}) as Promise<Record<string, { kbps: number; framesDecoded?: number }>>,
+    () => page.evaluate(() => (globalThis as any).ferryEchoTest.stats?.latest ?? {}) as Promise<Record<string, { kbps: number; framesDecoded?: number }>>,
     (latest) => Object.entries(latest).some(([k, f]) => k.startsWith('in video') && f.kbps > 50 && (f.framesDecoded ?? 0) > 0),
     8_000,
   );
