@@ -58,7 +58,9 @@ const TRANSITIONS: Readonly<Record<PeerConnectionState, Partial<Record<PeerConne
   new: { 'remote-offer': 'have-remote-offer', 'local-offer': 'have-local-offer', close: 'closed' },
   'have-remote-offer': { 'local-answer': 'negotiated', 'remote-offer': 'have-remote-offer', close: 'closed' },
   'have-local-offer': { 'remote-answer': 'negotiated', 'local-offer': 'have-local-offer', close: 'closed' },
-  negotiated: { 'ice-selected': 'connecting', 'remote-offer': 'have-remote-offer', 'local-offer': 'have-local-offer', close: 'closed' },
+  // DTLS may complete before the nomination is reported: Chrome starts DTLS on its first
+  // successful check (RFC 8445 §8.1.1 lets it nominate later), so 'dtls-connected' is accepted here too.
+  negotiated: { 'ice-selected': 'connecting', 'dtls-connected': 'connected', 'remote-offer': 'have-remote-offer', 'local-offer': 'have-local-offer', close: 'closed' },
   connecting: { 'ice-selected': 'connecting', 'dtls-connected': 'connected', close: 'closed' },
   connected: {
     'ice-selected': 'connected',
@@ -70,6 +72,9 @@ const TRANSITIONS: Readonly<Record<PeerConnectionState, Partial<Record<PeerConne
   },
   closed: { close: 'closed' },
 };
+
+/** A fragmented ClientHello (post-quantum key shares make it two records) and a retransmission. */
+const MAX_EARLY_DTLS_RECORDS = 8;
 
 /** Codec preference when ferry answers: the first the offer has wins. */
 const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
@@ -145,6 +150,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private dtls: DtlsSocket | null = null;
   private dtlsRole: 'server' | 'client' | null = null;
   private dtlsReceiver: ((data: Buffer) => void) | null = null;
+  /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
+  private earlyDtls: Buffer[] = [];
   private remoteAddress: RemoteAddress | null = null;
   private srtpProfile: SrtpProfileName | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
@@ -431,6 +438,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     const dtls = this.dtls;
     this.dtls = null;
     this.dtlsReceiver = null;
+    this.earlyDtls = [];
     if (dtls) {
       try {
         dtls.close();
@@ -462,6 +470,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   // ---- negotiation → engine routes and DTLS ---------------------------------------------------
 
   private completeNegotiation(): void {
+    // When ferry offers, its ICE-lite agent answers checks as soon as the offer is out, so the
+    // browser may nominate a pair (and start DTLS) before its answer reaches ferry.
+    if (this.state === 'negotiated' && this.remoteAddress !== null) this.apply('ice-selected');
     this.syncSources();
     this.ensureOutputs();
     this.startDtls();
@@ -592,6 +603,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     const dtls: DtlsSocket = role === 'server' ? new DtlsServer({ ...common, certificateRequest: true }) : new DtlsClient(common);
     this.dtls = dtls;
     this.dtlsReceiver = (data) => transport.onData(data);
+    // Replay the ClientHello that came early instead of waiting for the peer's retransmission (1 s and up).
+    const early = this.earlyDtls;
+    this.earlyDtls = [];
+    queueMicrotask(() => {
+      for (const record of early) this.receiveDtls(record);
+    });
     dtls.onConnect.subscribe(() => this.onDtlsConnected(dtls));
     dtls.onError.subscribe((err: Error) => {
       if (this.dtls === dtls) this.fail(`DTLS alert: ${err?.message ?? 'error'}`);
@@ -641,6 +658,16 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.options.events.webrtcUp();
   }
 
+  private receiveDtls(data: Buffer): void {
+    if (this.state === 'closed') return;
+    try {
+      this.dtlsReceiver?.(data);
+    } catch (err) {
+      // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
+      this.options.log?.debug({ err }, 'DTLS record rejected');
+    }
+  }
+
   private onEndpointEvent(event: EndpointEvent): void {
     if (this.state === 'closed') return;
     switch (event.type) {
@@ -655,12 +682,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       }
       case 'dtls':
         this.remoteAddress ??= event.from;
-        try {
-          this.dtlsReceiver?.(event.data);
-        } catch (err) {
-          // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
-          this.options.log?.debug({ err }, 'DTLS record rejected');
-        }
+        if (this.dtlsReceiver) this.receiveDtls(event.data);
+        else if (this.earlyDtls.length < MAX_EARLY_DTLS_RECORDS) this.earlyDtls.push(event.data);
         break;
       case 'consent-lost':
         this.fail('ICE failed: consent lost');
