@@ -1,0 +1,128 @@
+// The VideoRoom demo page in headless Chromium: two pages publish into one
+// room, each subscribes to the other and decodes its video; switching a
+// tile to another feed keeps video playing.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser, Page } from 'playwright-core';
+import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
+
+let gw: TestFerry;
+let browser: Browser;
+
+test.before(async () => {
+  gw = await startFerry({ log: { level: 'warn' } });
+  browser = await launchChromium();
+});
+
+test.after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+interface SlotView {
+  mid: string;
+  type: string;
+  feedId: number | null;
+  framesDecoded: number;
+  frameWidth: number;
+}
+interface RoomView {
+  myId: number | null;
+  feeds: number[];
+  slots: SlotView[];
+}
+
+/** The page's subscription as it sees it: slots (mid → feed) with decoded frames per mid from getStats. */
+function roomView(page: Page): Promise<RoomView> {
+  return page.evaluate(async (): Promise<RoomView> => {
+    const demo = (globalThis as any).ferryVideoRoom;
+    const frames = new Map<string, { framesDecoded: number; frameWidth: number }>();
+    const pc: any = demo.subscriber?.webrtcStuff?.pc;
+    if (pc) {
+      (await pc.getStats()).forEach((s: any) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames.set(String(s.mid), { framesDecoded: s.framesDecoded ?? 0, frameWidth: s.frameWidth ?? 0 });
+      });
+    }
+    const slots: SlotView[] = [...demo.slots.values()].map((s: any) => ({
+      mid: s.mid,
+      type: s.type,
+      feedId: s.feedId ?? null,
+      framesDecoded: frames.get(s.mid)?.framesDecoded ?? 0,
+      frameWidth: frames.get(s.mid)?.frameWidth ?? 0,
+    }));
+    return { myId: demo.myId, feeds: [...demo.feeds.keys()], slots };
+  });
+}
+
+const videoOf = (view: RoomView, feedId: number | null) => view.slots.find((s) => s.type === 'video' && s.feedId === feedId);
+
+async function openRoomPage(name: string): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  const errors = pageErrors(page);
+  await page.goto(`${gw.origin}${gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1`);
+  return { page, errors };
+}
+
+test('two VideoRoom pages publish, see each other, and keep playing across feed switches', async () => {
+  const alice = await openRoomPage('alice');
+  const bob = await openRoomPage('bob');
+  const ids = await pollUntil(
+    async () => [(await roomView(alice.page)).myId, (await roomView(bob.page)).myId],
+    ([a, b]) => typeof a === 'number' && typeof b === 'number',
+    15_000,
+  );
+  const [aliceId, bobId] = ids as [number, number];
+  assert.ok(typeof aliceId === 'number' && typeof bobId === 'number', `joined: ${JSON.stringify(ids)}; ${alice.errors.join(' | ')} ${bob.errors.join(' | ')}`);
+
+  // Each decodes the other's video.
+  for (const [who, other] of [[alice, bobId], [bob, aliceId]] as const) {
+    const view = await pollUntil(() => roomView(who.page), (v) => (videoOf(v, other)?.framesDecoded ?? 0) > 15, 30_000);
+    assert.ok((videoOf(view, other)?.framesDecoded ?? 0) > 15, `decodes feed ${other}: ${JSON.stringify(view)}; errors: ${who.errors.join(' | ')}`);
+  }
+  await alice.page.waitForTimeout(5000); // a few seconds of plots for the pictures
+  await saveScreenshot(alice.page, 'videoroom-alice');
+  await saveScreenshot(bob.page, 'videoroom-bob');
+
+  // Alice switches her tile from Bob to her own feed and back: same mid, no renegotiation, frames keep coming.
+  const start = videoOf(await roomView(alice.page), bobId);
+  assert.ok(start);
+  let lastFrames = start.framesDecoded;
+  for (const target of [aliceId, bobId, aliceId, bobId]) {
+    const offers = await alice.page.evaluate(() => (globalThis as any).ferryVideoRoom.events.filter((e: any) => e.videoroom === 'updated').length);
+    await alice.page.evaluate(([mid, feed]) => (globalThis as any).ferryVideoRoom.switchSlot(mid, feed), [start.mid, target] as const);
+    const after = await pollUntil(
+      () => roomView(alice.page),
+      (v) => {
+        const slot = v.slots.find((s) => s.mid === start.mid);
+        return slot?.feedId === target && slot.framesDecoded >= lastFrames + 20;
+      },
+      20_000,
+    );
+    const slot = after.slots.find((s) => s.mid === start.mid);
+    assert.is(slot?.feedId, target, `mid ${start.mid} now shows feed ${target}: ${JSON.stringify(after)}`);
+    assert.ok((slot?.framesDecoded ?? 0) >= lastFrames + 20, `frames keep decoding after the switch to ${target}: ${lastFrames} → ${slot?.framesDecoded}`);
+    lastFrames = slot?.framesDecoded ?? 0;
+    const offersAfter = await alice.page.evaluate(() => (globalThis as any).ferryVideoRoom.events.filter((e: any) => e.videoroom === 'updated').length);
+    assert.is(offersAfter, offers, 'a switch needs no renegotiation');
+  }
+  // Bob never stopped decoding Alice.
+  const bobView = await roomView(bob.page);
+  assert.ok((videoOf(bobView, aliceId)?.framesDecoded ?? 0) > 40, JSON.stringify(bobView));
+
+  // Leaving ends both sessions; ferry returns every port.
+  await alice.page.click('#leave');
+  await bob.page.click('#leave');
+  const status = await pollUntil(
+    async () => (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any,
+    (r) => r.status.sessions === 0 && r.status.peer_connections === 0,
+    10_000,
+  );
+  assert.is(status.status.sessions, 0, JSON.stringify(status.status));
+  assert.is(gw.ferry.leasedPorts(), 0);
+  await alice.page.context().close();
+  await bob.page.context().close();
+});
+
+test.run();
