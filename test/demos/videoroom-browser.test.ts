@@ -57,11 +57,11 @@ function roomView(page: Page): Promise<RoomView> {
 
 const videoOf = (view: RoomView, feedId: number | null) => view.slots.find((s) => s.type === 'video' && s.feedId === feedId);
 
-async function openRoomPage(name: string): Promise<{ page: Page; errors: string[] }> {
+async function openRoomPage(name: string, query = ''): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   const page = await context.newPage();
   const errors = pageErrors(page);
-  await page.goto(`${gw.origin}${gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1`);
+  await page.goto(`${gw.origin}${gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1${query}`);
   return { page, errors };
 }
 
@@ -112,8 +112,11 @@ test('two VideoRoom pages publish, see each other, and keep playing across feed 
   assert.ok((videoOf(bobView, aliceId)?.framesDecoded ?? 0) > 40, JSON.stringify(bobView));
 
   // Leaving ends both sessions; ferry returns every port.
-  await alice.page.click('#leave');
-  await bob.page.click('#leave');
+  await leaveAll(alice.page, bob.page);
+});
+
+async function leaveAll(...pages: Page[]): Promise<void> {
+  for (const page of pages) await page.click('#leave');
   const status = await pollUntil(
     async () => (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any,
     (r) => r.status.sessions === 0 && r.status.peer_connections === 0,
@@ -121,8 +124,61 @@ test('two VideoRoom pages publish, see each other, and keep playing across feed 
   );
   assert.is(status.status.sessions, 0, JSON.stringify(status.status));
   assert.is(gw.ferry.leasedPorts(), 0);
-  await alice.page.context().close();
-  await bob.page.context().close();
+  for (const page of pages) await page.context().close();
+}
+
+const RIDS_LOW_TO_HIGH = ['l', 'm', 'h'];
+
+/** The width of the requested layer, or of the nearest lower layer the publisher sends. */
+function expectedWidth(sent: Record<string, number>, rid: string): number | undefined {
+  for (let i = RIDS_LOW_TO_HIGH.indexOf(rid); i >= 0; i--) {
+    const w = sent[RIDS_LOW_TO_HIGH[i] as string];
+    if (w !== undefined) return w;
+  }
+  return undefined;
+}
+
+test('simulcast: the layer buttons change the resolution the subscriber decodes', async () => {
+  const carol = await openRoomPage('carol', '&simulcast=1');
+  const dave = await openRoomPage('dave');
+  const carolId = (await pollUntil(() => roomView(carol.page), (v) => typeof v.myId === 'number', 15_000)).myId;
+  const decoding = await pollUntil(() => roomView(dave.page), (v) => (videoOf(v, carolId)?.framesDecoded ?? 0) > 15, 30_000);
+  const slot = videoOf(decoding, carolId);
+  assert.ok(slot, `dave decodes carol: ${JSON.stringify(decoding)}; ${dave.errors.join(' | ')}`);
+  // Each button: what dave decodes settles on the width carol's browser sends on that layer
+  // (rid l/m/h). Chrome may scale layers down under CPU load and sends a layer only once its
+  // bandwidth estimate allows, so widths are read, not assumed; a layer not sent falls back to
+  // the nearest lower one, as in Janus.
+  const sentWidths = () =>
+    carol.page.evaluate(async () => {
+      const out: Record<string, number> = {};
+      const pc: any = (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc;
+      (await pc.getStats()).forEach((s: any) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.frameWidth) out[s.rid] = s.frameWidth;
+      });
+      return out;
+    });
+  const seen: string[] = [];
+  for (const [substream, rid] of [[0, 'l'], [2, 'h'], [1, 'm']] as const) {
+    await dave.page.evaluate(([mid, s]) => (globalThis as any).ferryVideoRoom.setSubstream(mid, s), [slot.mid, substream] as const);
+    let sent: Record<string, number> = {};
+    const view = await pollUntil(
+      async () => {
+        sent = await sentWidths();
+        return roomView(dave.page);
+      },
+      (v) => expectedWidth(sent, rid) !== undefined && v.slots.find((s) => s.mid === slot.mid)?.frameWidth === expectedWidth(sent, rid),
+      20_000,
+      500,
+    );
+    const width = view.slots.find((s) => s.mid === slot.mid)?.frameWidth ?? 0;
+    seen.push(`${rid}: decoded ${width}, sent ${JSON.stringify(sent)}`);
+    assert.is(width, expectedWidth(sent, rid), `substream ${substream} (rid ${rid}): ${seen.join('; ')}`);
+  }
+  // At least two layers were sent and decoded, so the decoded width really followed the buttons.
+  assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, seen.join('; '));
+  await saveScreenshot(dave.page, 'videoroom-simulcast');
+  await leaveAll(carol.page, dave.page);
 });
 
 test.run();

@@ -67,7 +67,8 @@
     const simulcast = $('simulcast').checked;
     const tracks = [
       { type: 'audio', capture: true, recv: false },
-      { type: 'video', capture: { width: 640, height: 480 }, recv: false, simulcast },
+      // Chrome sends three simulcast layers only from 960x540 up.
+      { type: 'video', capture: simulcast ? { width: 1280, height: 720 } : { width: 640, height: 480 }, recv: false, simulcast },
     ];
     demo.publisher.createOffer({
       tracks,
