@@ -5,7 +5,7 @@
  * copied into the repository. The pages learn where the APIs are from
  * `<path>/ferry.json`, which carries ports and paths only, never a secret.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +54,11 @@ export async function registerDemoPages(app: FastifyInstance, options: DemoPages
   for (const v of vendor) {
     if (!existsSync(join(v.dir, v.file))) throw new Error(`demo pages: ${join(v.dir, v.file)} is missing (npm install)`);
   }
-  await app.register(fastifyStatic, { root: demoPagesDirectory(), prefix: `${prefix}/`, index: 'index.html', decorateReply: false });
+  const pages = demoPagesDirectory();
+  await app.register(fastifyStatic, { root: pages, prefix: `${prefix}/`, index: false, decorateReply: false });
+  // The index at `<path>/` (and `<path>`: the listener ignores trailing slashes).
+  const index = readFileSync(join(pages, 'index.html'));
+  app.get(`${prefix}/`, async (_request, reply) => reply.code(200).header('Content-Type', 'text/html; charset=utf-8').send(index));
   // Only the one file each page loads from a package is reachable, not the package tree.
   for (const v of vendor) {
     await app.register(fastifyStatic, { root: v.dir, prefix: v.at, allowedPath: (path) => path === `/${v.file}`, decorateReply: false });
