@@ -26,10 +26,12 @@ interface InboundFigures {
   connectionState: string;
 }
 
-test('EchoTest page: the echoed video is decoded and audio arrives', async () => {
+async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   const errors = pageErrors(page);
-  await page.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1`);
+  await page.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1&transport=${transport}`);
+  const server = await pollUntil(() => page.evaluate(() => String((globalThis as any).ferryEchoTest.janus?.getServer?.() ?? '')), (s) => s !== '', 10_000);
+  assert.ok(server.startsWith(transport === 'ws' ? 'ws://127.0.0.1:' : `${gw.origin}/janus`), `janus.js talks to ${server}`);
   const read = () =>
     page.evaluate(async (): Promise<InboundFigures> => {
       const pc: any = (globalThis as any).ferryEchoTest?.handle?.webrtcStuff?.pc;
@@ -60,7 +62,7 @@ test('EchoTest page: the echoed video is decoded and audio arrives', async () =>
   );
   const shownVideo = Object.entries(shown).find(([k]) => k.startsWith('in video'));
   assert.ok(shownVideo && shownVideo[1].kbps > 50, `the page shows the inbound video rate: ${JSON.stringify(shown)}`);
-  await saveScreenshot(page, 'echotest');
+  if (transport === 'http') await saveScreenshot(page, 'echotest');
 
   // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.
   const before = (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any;
@@ -75,6 +77,9 @@ test('EchoTest page: the echoed video is decoded and audio arrives', async () =>
   assert.is(after.status.peer_connections, 0, JSON.stringify(after.status));
   assert.equal(gw.ferry.leasedPorts(), 0);
   await page.close();
-});
+}
+
+test('EchoTest page over HTTP long polls: the echoed video is decoded and audio arrives', () => echoTestThrough('http'));
+test('EchoTest page over WebSocket: the echoed video is decoded and audio arrives', () => echoTestThrough('ws'));
 
 test.run();
