@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser } from 'playwright-core';
-import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { ferryStatus, startFerry, waitUntilIdle, type TestFerry } from '../helpers/ferry.js';
 import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
 
 let gw: TestFerry;
@@ -65,16 +65,13 @@ async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   if (transport === 'http') await saveScreenshot(page, 'echotest');
 
   // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.
-  const before = (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any;
-  assert.is(before.status.sessions, 1, JSON.stringify(before.status));
+  const before = await ferryStatus(gw);
+  assert.is(before['sessions'], 1, JSON.stringify(before));
+  assert.is(before['peer_connections'], 1, JSON.stringify(before));
   await page.click('#stop');
-  const after = await pollUntil(
-    async () => (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any,
-    (r) => r.status.sessions === 0 && r.status.peer_connections === 0,
-    10_000,
-  );
-  assert.is(after.status.sessions, 0, JSON.stringify(after.status));
-  assert.is(after.status.peer_connections, 0, JSON.stringify(after.status));
+  const after = await waitUntilIdle(gw);
+  assert.is(after['sessions'], 0, JSON.stringify(after));
+  assert.is(after['peer_connections'], 0, JSON.stringify(after));
   assert.equal(gw.ferry.leasedPorts(), 0);
   await page.close();
 }

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
-import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import { startFerry, waitUntilIdle, type TestFerry } from '../helpers/ferry.js';
 import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
 
 let gw: TestFerry;
@@ -117,12 +117,9 @@ test('two VideoRoom pages publish, see each other, and keep playing across feed 
 
 async function leaveAll(...pages: Page[]): Promise<void> {
   for (const page of pages) await page.click('#leave');
-  const status = await pollUntil(
-    async () => (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as any,
-    (r) => r.status.sessions === 0 && r.status.peer_connections === 0,
-    10_000,
-  );
-  assert.is(status.status.sessions, 0, JSON.stringify(status.status));
+  const status = await waitUntilIdle(gw);
+  assert.is(status['sessions'], 0, JSON.stringify(status));
+  assert.is(status['peer_connections'], 0, JSON.stringify(status));
   assert.is(gw.ferry.leasedPorts(), 0);
   for (const page of pages) await page.context().close();
 }

@@ -51,3 +51,23 @@ export async function startFerry(
     stop: () => ferry.stop(),
   };
 }
+
+/** `ferry_status` from the Admin API. */
+export async function ferryStatus(gw: TestFerry): Promise<Record<string, any>> {
+  const r = (await gw.admin.post('', { janus: 'ferry_status', admin_secret: gw.config.auth.admin_secret })) as Record<string, any>;
+  return r['status'] as Record<string, any>;
+}
+
+/**
+ * Waits (bounded) until ferry holds no session, PeerConnection or port lease,
+ * as after every client has left; returns the last status for assertions.
+ */
+export async function waitUntilIdle(gw: TestFerry, timeoutMs = 10_000): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  let status = await ferryStatus(gw);
+  while ((status['sessions'] !== 0 || status['peer_connections'] !== 0 || gw.ferry.leasedPorts() !== 0) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    status = await ferryStatus(gw);
+  }
+  return status;
+}
