@@ -160,6 +160,14 @@
     }
     if (Array.isArray(msg.streams)) updateSlots(msg.streams);
     if (msg.switched === 'ok') log(`switched: ${msg.changes} stream(s)`);
+    if (msg.substream !== undefined && msg.mid !== undefined) {
+      const slot = demo.slots.get(String(msg.mid));
+      if (slot) {
+        slot.simulcast = { ...(slot.simulcast ?? {}), substream: msg.substream };
+        if (slot.tile) renderTile(slot);
+      }
+      log(`mid ${msg.mid} now on simulcast layer ${msg.substream}`);
+    }
     if (!jsep) {
       if (msg.videoroom === 'updated') finishNegotiation();
       return;
