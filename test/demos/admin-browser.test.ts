@@ -3,23 +3,11 @@
 // handles as they come and go; a wrong secret is reported, not retried.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser, Page } from 'playwright-core';
-import { startFerry, type TestFerry } from '../helpers/ferry.js';
-import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
 import { freePort } from '../sip/helpers.js';
 
-let gw: TestFerry;
-let browser: Browser;
-
-test.before(async () => {
-  gw = await startFerry({ log: { level: 'warn' } });
-  browser = await launchChromium();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await gw?.stop();
-});
+const env = useFerryAndChromium(test);
 
 interface Shown {
   /** The whole page as a person reads it. */
@@ -42,12 +30,12 @@ function shown(page: Page): Promise<Shown> {
   });
 }
 
-const adminPage = (query: string) => `${gw.origin}${gw.config.demos.path}/admin.html?interval=500&${query}`;
+const adminPage = (query: string) => `${env.gw.origin}${env.gw.config.demos.path}/admin.html?interval=500&${query}`;
 
 test('Admin page: a session and its echotest handle appear live, then disappear when destroyed', async () => {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await env.browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = pageErrors(page);
-  await page.goto(adminPage(`secret=${encodeURIComponent(gw.config.auth.admin_secret ?? '')}`));
+  await page.goto(adminPage(`secret=${encodeURIComponent(env.gw.config.auth.admin_secret ?? '')}`));
   const first = await pollUntil(() => shown(page), (s) => s.ticks >= 1, 10_000);
   assert.ok(first.ticks >= 1, `the page polled the Admin API: ${JSON.stringify({ ...first, text: first.text.slice(0, 400) })}; page errors: ${errors.join(' | ')}`);
   assert.is(first.error, null);
@@ -55,8 +43,8 @@ test('Admin page: a session and its echotest handle appear live, then disappear 
   assert.match(first.text, /No sessions\./);
   assert.match(first.text, /Demo Room/, 'the VideoRoom demo room is listed');
 
-  const session = await gw.http.createSession();
-  const handle = await gw.http.attach(session, 'janus.plugin.echotest');
+  const session = await env.gw.http.createSession();
+  const handle = await env.gw.http.attach(session, 'janus.plugin.echotest');
   const withHandle = await pollUntil(() => shown(page), (s) => s.text.includes(String(handle)), 10_000);
   assert.ok(withHandle.text.includes(String(session)), `session ${session} shown`);
   assert.ok(withHandle.text.includes(String(handle)), `handle ${handle} shown: ${withHandle.text.slice(0, 800)}`);
@@ -66,8 +54,8 @@ test('Admin page: a session and its echotest handle appear live, then disappear 
   assert.is(counted, 1);
 
   // A live PeerConnection (the EchoTest page in another tab): its ICE/DTLS state, port lease and engine traffic show up.
-  const echo = await browser.newPage();
-  await echo.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1`);
+  const echo = await env.browser.newPage();
+  await echo.goto(`${env.gw.origin}${env.gw.config.demos.path}/echotest.html?autostart=1`);
   const live = await pollUntil(
     async () => ({
       view: await shown(page),
@@ -92,7 +80,7 @@ test('Admin page: a session and its echotest handle appear live, then disappear 
   await pollUntil(() => shown(page), (s) => s.sessions.includes(String(handle)) && !/pc: /.test(s.sessions), 10_000);
 
   // A session destroyed through the client API is gone from the page at the next refresh.
-  const destroyed = await gw.http.post(`/${session}`, { janus: 'destroy' });
+  const destroyed = await env.gw.http.post(`/${session}`, { janus: 'destroy' });
   assert.is(destroyed['janus'], 'success');
   const after = await pollUntil(() => shown(page), (s) => !s.text.includes(String(handle)) && !s.text.includes(String(session)), 10_000);
   assert.not.ok(after.text.includes(String(handle)), `handle gone from the page: ${after.text}`);
@@ -100,12 +88,12 @@ test('Admin page: a session and its echotest handle appear live, then disappear 
   assert.is(after.error, null);
 
   // The page's own "destroy" button ends a session through Admin destroy_session.
-  const second = await gw.http.createSession();
-  await gw.http.attach(second, 'janus.plugin.sip');
+  const second = await env.gw.http.createSession();
+  await env.gw.http.attach(second, 'janus.plugin.sip');
   await pollUntil(() => shown(page), (s) => s.text.includes(String(second)), 10_000);
   await page.click(`button[data-session="${second}"]`);
   const ended = await pollUntil(
-    async () => (await gw.admin.post('', { janus: 'list_sessions', admin_secret: gw.config.auth.admin_secret })) as any,
+    async () => (await env.gw.admin.post('', { janus: 'list_sessions', admin_secret: env.gw.config.auth.admin_secret })) as any,
     (r) => r.sessions.length === 0,
     10_000,
   );
@@ -118,7 +106,7 @@ test('Admin page: a session and its echotest handle appear live, then disappear 
 });
 
 test('Admin page: a wrong secret is shown as an error and polling stops', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   const errors = pageErrors(page);
   await page.goto(adminPage('secret=not-the-secret'));
   const s = await pollUntil(() => shown(page), (v) => v.error !== null, 10_000);
@@ -129,7 +117,7 @@ test('Admin page: a wrong secret is shown as an error and polling stops', async 
   assert.is(s.ticks, 0);
 
   // Typing the right secret recovers (and it is remembered for the next visit).
-  await page.fill('#secret', gw.config.auth.admin_secret ?? '');
+  await page.fill('#secret', env.gw.config.auth.admin_secret ?? '');
   await page.click('#connect');
   const ok = await pollUntil(() => shown(page), (v) => v.ticks >= 1 && v.error === null, 10_000);
   assert.is(ok.error, null);
@@ -144,13 +132,13 @@ test('Admin page: a wrong secret is shown as an error and polling stops', async 
 });
 
 test('Admin page: an unreachable Admin API is reported and retried', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   const closed = await freePort(); // nothing listens there once freePort returns
   // ferry.json pointing at a closed port: what a person sees when Admin is down or firewalled.
   await page.route('**/ferry.json', (route) =>
     route.fulfill({ contentType: 'application/json', body: JSON.stringify({ janusPath: '/janus', websocketPort: null, admin: { port: closed, path: '/admin' } }) }),
   );
-  await page.goto(adminPage(`secret=${encodeURIComponent(gw.config.auth.admin_secret ?? '')}`));
+  await page.goto(adminPage(`secret=${encodeURIComponent(env.gw.config.auth.admin_secret ?? '')}`));
   const s = await pollUntil(() => shown(page), (v) => v.error !== null, 10_000);
   assert.match(s.error ?? '', /unreachable/);
   assert.match(s.banner, /Admin API unreachable at http:\/\/127\.0\.0\.1:\d+\/admin/);

@@ -2,22 +2,10 @@
 // package) against ferry on 127.0.0.1; the browser decodes the echoed video.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser } from 'playwright-core';
-import { ferryStatus, startFerry, waitUntilIdle, type TestFerry } from '../helpers/ferry.js';
-import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
+import { ferryStatus, waitUntilIdle } from '../helpers/ferry.js';
+import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
 
-let gw: TestFerry;
-let browser: Browser;
-
-test.before(async () => {
-  gw = await startFerry({ log: { level: 'warn' } });
-  browser = await launchChromium();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await gw?.stop();
-});
+const env = useFerryAndChromium(test);
 
 interface InboundFigures {
   videoFramesDecoded: number;
@@ -27,11 +15,11 @@ interface InboundFigures {
 }
 
 async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  const page = await env.browser.newPage({ viewport: { width: 1280, height: 720 } });
   const errors = pageErrors(page);
-  await page.goto(`${gw.origin}${gw.config.demos.path}/echotest.html?autostart=1&transport=${transport}`);
+  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/echotest.html?autostart=1&transport=${transport}`);
   const server = await pollUntil(() => page.evaluate(() => String((globalThis as any).ferryEchoTest.janus?.getServer?.() ?? '')), (s) => s !== '', 10_000);
-  assert.ok(server.startsWith(transport === 'ws' ? 'ws://127.0.0.1:' : `${gw.origin}/janus`), `janus.js talks to ${server}`);
+  assert.ok(server.startsWith(transport === 'ws' ? 'ws://127.0.0.1:' : `${env.gw.origin}/janus`), `janus.js talks to ${server}`);
   const read = () =>
     page.evaluate(async (): Promise<InboundFigures> => {
       const pc: any = (globalThis as any).ferryEchoTest?.handle?.webrtcStuff?.pc;
@@ -65,14 +53,14 @@ async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   if (transport === 'http') await saveScreenshot(page, 'echotest');
 
   // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.
-  const before = await ferryStatus(gw);
+  const before = await ferryStatus(env.gw);
   assert.is(before['sessions'], 1, JSON.stringify(before));
   assert.is(before['peer_connections'], 1, JSON.stringify(before));
   await page.click('#stop');
-  const after = await waitUntilIdle(gw);
+  const after = await waitUntilIdle(env.gw);
   assert.is(after['sessions'], 0, JSON.stringify(after));
   assert.is(after['peer_connections'], 0, JSON.stringify(after));
-  assert.equal(gw.ferry.leasedPorts(), 0);
+  assert.equal(env.gw.ferry.leasedPorts(), 0);
   await page.close();
 }
 

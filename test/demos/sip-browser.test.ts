@@ -17,7 +17,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -25,244 +26,14 @@ import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helper
 import { freePort, requireBinary, type Peer } from '../sip/helpers.js';
 import { expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry, type SipFerry } from '../sip-plugin/helpers.js';
 
+// The digest registrar scenario (scenarios/registrar-digest.xml) checks exactly these credentials.
 const USER = 'alice';
 const PASSWORD = 'demo-secret';
 
-/** A registrar for one AOR: 401 challenge, digest verified by sipp, 200; then the un-REGISTER (same Call-ID, RFC 3261 §10.2). */
-const REGISTRAR = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ferry SIP demo: registrar with digest">
-  <recv request="REGISTER"/>
-  <send>
-    <![CDATA[
+const demoScenario = (name: string): string => fileURLToPath(new URL(`./scenarios/${name}`, import.meta.url));
 
-      SIP/2.0 401 Unauthorized
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpReg[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      WWW-Authenticate: Digest realm="ferry.demo", nonce="6f2a1c0de5b34a77", algorithm=MD5
-      Content-Length: 0
 
-    ]]>
-  </send>
-  <recv request="REGISTER">
-    <action>
-      <ereg regexp="Digest .*username=\\"${USER}\\"" search_in="hdr" header="Authorization:" check_it="true" assign_to="authhdr"/>
-      <verifyauth assign_to="authvalid" username="${USER}" password="${PASSWORD}"/>
-    </action>
-  </recv>
-  <Reference variables="authhdr"/>
-  <nop test="authvalid" next="authorized"/>
-  <send next="end">
-    <![CDATA[
 
-      SIP/2.0 403 Wrong password
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpReg[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <label id="authorized"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpReg[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Contact:];expires=3600
-      Expires: 3600
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="REGISTER">
-    <action>
-      <ereg regexp="(expires=0|Expires: *0)" search_in="msg" check_it="true" assign_to="unreg"/>
-    </action>
-  </recv>
-  <Reference variables="unreg"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpReg[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Expires: 0
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <label id="end"/>
-  <pause milliseconds="100"/>
-</scenario>
-`;
-
-/** Answers with PCMU on sipp's RTP echo port, takes one DTMF INFO (digit 5), then the BYE. */
-const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ferry SIP demo: answering echo with DTMF INFO">
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="m=audio [0-9]+ RTP/AVP" search_in="body" check_it="true" assign_to="offer"/>
-      <ereg regexp="a=rtpmap:0 PCMU/8000" search_in="body" check_it="true" assign_to="pcmu"/>
-    </action>
-  </recv>
-  <Reference variables="offer,pcmu"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:echo@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:echo@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp 1 1 IN IP4 [media_ip]
-      s=sipp echo
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-      a=sendrecv
-
-    ]]>
-  </send>
-  <recv request="ACK" rtd="true"/>
-  <recv request="INFO">
-    <action>
-      <ereg regexp="application/dtmf-relay" search_in="hdr" header="Content-Type:" check_it="true" assign_to="dtmftype"/>
-      <ereg regexp="Signal=5" search_in="body" check_it="true" assign_to="digit"/>
-    </action>
-  </recv>
-  <Reference variables="dtmftype,digit"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="100"/>
-</scenario>
-`;
-
-/** An INVITE with an SDP offer (PCMU, PCMA) on sipp's RTP echo port; ferry answers, then sends BYE. */
-const UAC_WITH_OFFER = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ferry SIP demo: INVITE with an SDP offer">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bob" <sip:bob@[local_ip]:[local_port]>;tag=[pid]SIPpTag03[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:bob@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp 3 3 IN IP4 [media_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-      a=sendrecv
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true">
-    <action>
-      <ereg regexp="m=audio [1-9][0-9]* RTP/AVP 0" search_in="body" check_it="true" assign_to="answer"/>
-    </action>
-  </recv>
-  <Reference variables="answer"/>
-  <send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bob" <sip:bob@[local_ip]:[local_port]>;tag=[pid]SIPpTag03[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="100"/>
-</scenario>
-`;
 
 interface PageState {
   registration: string;
@@ -312,9 +83,6 @@ const peers: Peer[] = [];
 test.before(async () => {
   requireBinary('sipp');
   workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-demo-'));
-  writeFileSync(join(workdir, 'registrar.xml'), REGISTRAR);
-  writeFileSync(join(workdir, 'uas.xml'), UAS);
-  writeFileSync(join(workdir, 'uac-offer.xml'), UAC_WITH_OFFER);
   s = await startSipFerry({}, { log: { level: 'warn' } });
   browser = await launchChromium();
 });
@@ -328,11 +96,11 @@ test.after(async () => {
 
 test('SIP page: register with digest, call sipp, RTP echoed back, DTMF as INFO, hang up, unregister', async () => {
   const registrarPort = await freePort();
-  const registrar = sipp(['-sf', join(workdir, 'registrar.xml'), '-p', String(registrarPort), '-m', '1'], workdir, 40_000);
+  const registrar = sipp(['-sf', demoScenario('registrar-digest.xml'), '-p', String(registrarPort), '-m', '1'], workdir, 40_000);
   peers.push(registrar);
   const uasPort = await freePort();
   const mediaPort = await freePort();
-  const uas = sipp(['-sf', join(workdir, 'uas.xml'), '-p', String(uasPort), '-m', '1', '-rtp_echo', '-mp', String(mediaPort), '-mi', '127.0.0.1'], workdir, 40_000);
+  const uas = sipp(['-sf', demoScenario('uas-echo-dtmf.xml'), '-p', String(uasPort), '-m', '1', '-rtp_echo', '-mp', String(mediaPort), '-mi', '127.0.0.1'], workdir, 40_000);
   peers.push(uas);
 
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -499,7 +267,7 @@ test('SIP page: Decline answers 603; an INVITE with an SDP offer is answered by 
   // An INVITE with an offer: janus.js answers ferry's WebRTC offer, ferry answers sipp in the 200.
   const mediaPort = await freePort();
   const caller = sipp(
-    ['-sf', join(workdir, 'uac-offer.xml'), '-rtp_echo', '-mp', String(mediaPort), '-mi', '127.0.0.1', '-p', String(await freePort()), '-m', '1', `127.0.0.1:${uaPort}`],
+    ['-sf', demoScenario('uac-offer.xml'), '-rtp_echo', '-mp', String(mediaPort), '-mi', '127.0.0.1', '-p', String(await freePort()), '-m', '1', `127.0.0.1:${uaPort}`],
     workdir,
     30_000,
   );

@@ -3,22 +3,11 @@
 // tile to another feed keeps video playing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser, Page } from 'playwright-core';
-import { startFerry, waitUntilIdle, type TestFerry } from '../helpers/ferry.js';
-import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
+import type { Page } from 'playwright-core';
+import { waitUntilIdle } from '../helpers/ferry.js';
+import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
 
-let gw: TestFerry;
-let browser: Browser;
-
-test.before(async () => {
-  gw = await startFerry({ log: { level: 'warn' } });
-  browser = await launchChromium();
-});
-
-test.after(async () => {
-  await browser?.close();
-  await gw?.stop();
-});
+const env = useFerryAndChromium(test);
 
 interface SlotView {
   mid: string;
@@ -58,10 +47,10 @@ function roomView(page: Page): Promise<RoomView> {
 const videoOf = (view: RoomView, feedId: number | null) => view.slots.find((s) => s.type === 'video' && s.feedId === feedId);
 
 async function openRoomPage(name: string, query = ''): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const context = await env.browser.newContext({ viewport: { width: 1100, height: 760 } });
   const page = await context.newPage();
   const errors = pageErrors(page);
-  await page.goto(`${gw.origin}${gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1${query}`);
+  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1${query}`);
   return { page, errors };
 }
 
@@ -117,10 +106,10 @@ test('two VideoRoom pages publish, see each other, and keep playing across feed 
 
 async function leaveAll(...pages: Page[]): Promise<void> {
   for (const page of pages) await page.click('#leave');
-  const status = await waitUntilIdle(gw);
+  const status = await waitUntilIdle(env.gw);
   assert.is(status['sessions'], 0, JSON.stringify(status));
   assert.is(status['peer_connections'], 0, JSON.stringify(status));
-  assert.is(gw.ferry.leasedPorts(), 0);
+  assert.is(env.gw.ferry.leasedPorts(), 0);
   for (const page of pages) await page.context().close();
 }
 
@@ -142,7 +131,7 @@ test('simulcast: the layer buttons change the resolution the subscriber decodes'
   const decoding = await pollUntil(() => roomView(dave.page), (v) => (videoOf(v, carolId)?.framesDecoded ?? 0) > 15, 30_000);
   const slot = videoOf(decoding, carolId);
   assert.ok(slot, `dave decodes carol: ${JSON.stringify(decoding)}; ${dave.errors.join(' | ')}`);
-  // Each button: what dave decodes settles on the width carol's browser sends on that layer
+  // Each button: what dave decodes settles on the width carol's env.browser sends on that layer
   // (rid l/m/h). Chrome may scale layers down under CPU load and sends a layer only once its
   // bandwidth estimate allows, so widths are read, not assumed; a layer not sent falls back to
   // the nearest lower one, as in Janus.

@@ -1,8 +1,10 @@
 // Headless Chromium (Debian's package) driven by playwright-core, kept on loopback.
-import { mkdirSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Test } from 'uvu';
+import type { ConfigOverrides } from '../../src/config/Config.js';
+import { startFerry, type TestFerry } from './ferry.js';
 
 export const CHROMIUM_PATH = process.env.FERRY_CHROMIUM ?? '/usr/bin/chromium';
 export const SCREENSHOT_DIR = join(process.cwd(), 'test-output', 'screenshots');
@@ -63,4 +65,31 @@ export async function pollUntil<T>(read: () => Promise<T>, accept: (value: T) =>
     value = await read();
   }
   return value;
+}
+
+/**
+ * One ferry (loopback, `overrides` applied) and one Chromium for a test file:
+ * registers the suite's before/after hooks and hands both out once started.
+ */
+export function useFerryAndChromium(suite: Test, overrides: ConfigOverrides = {}): { readonly gw: TestFerry; readonly browser: Browser } {
+  let gw: TestFerry | undefined;
+  let browser: Browser | undefined;
+  suite.before(async () => {
+    gw = await startFerry({ log: { level: 'warn' }, ...overrides });
+    browser = await launchChromium();
+  });
+  suite.after(async () => {
+    await browser?.close();
+    await gw?.stop();
+  });
+  return {
+    get gw(): TestFerry {
+      if (!gw) throw new Error('ferry is not started yet (use it inside a test)');
+      return gw;
+    },
+    get browser(): Browser {
+      if (!browser) throw new Error('Chromium is not started yet (use it inside a test)');
+      return browser;
+    },
+  };
 }

@@ -32,10 +32,15 @@ const FerryDemo = (() => {
   /** Ports and paths of this ferry (ferry.json, served beside the pages). */
   function config() {
     if (!configPromise) {
-      configPromise = fetch('ferry.json', { cache: 'no-store' }).then((r) => {
-        if (!r.ok) throw new Error(`ferry.json: HTTP ${r.status}`);
-        return r.json();
-      });
+      configPromise = fetch('ferry.json', { cache: 'no-store' })
+        .then((r) => {
+          if (!r.ok) throw new Error(`ferry.json: HTTP ${r.status}`);
+          return r.json();
+        })
+        .catch((err) => {
+          configPromise = null; // the next attempt fetches again
+          throw err;
+        });
     }
     return configPromise;
   }
