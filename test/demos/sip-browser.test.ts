@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { waitUntilIdle } from '../helpers/ferry.js';
 import { launchChromium, pageErrors, pollUntil, saveScreenshot } from '../helpers/browser.js';
 import { freePort, requireBinary, type Peer } from '../sip/helpers.js';
 import { expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry, type SipFerry } from '../sip-plugin/helpers.js';
@@ -171,13 +172,10 @@ test('SIP page: register with digest, call sipp, RTP echoed back, DTMF as INFO, 
   // Leaving the page ends its Janus session: janus.js sends `destroy` with sendBeacon on beforeunload.
   // (Navigating, not page.close(): headless Chromium drops a beacon sent while its page is closing.)
   await page.goto('about:blank');
-  const status = await pollUntil(
-    async () => (await s.f.admin.post('', { janus: 'ferry_status', admin_secret: s.f.config.auth.admin_secret })) as any,
-    (r) => r.status.sessions === 0,
-    10_000,
-  );
-  assert.is(status.status.sessions, 0, JSON.stringify(status.status));
-  assert.is(status.status.port_leases, 0);
+  const status = await waitUntilIdle(s.f);
+  assert.is(status['sessions'], 0, JSON.stringify(status));
+  assert.is(status['peer_connections'], 0, JSON.stringify(status));
+  assert.is(status['port_leases'], 0);
   const accounts = await pollUntil(async () => s.sip.stats().accounts, (n) => n === 0, 5_000);
   assert.is(accounts, 0, 'the SIP account and its sockets are closed');
   assert.equal(errors, [], errors.join(' | '));
@@ -222,12 +220,9 @@ test('SIP page: as a guest, an offerless incoming call rings, is accepted with o
   assert.equal(ended.errors, []);
 
   await page.goto('about:blank');
-  const status = await pollUntil(
-    async () => (await s.f.admin.post('', { janus: 'ferry_status', admin_secret: s.f.config.auth.admin_secret })) as any,
-    (r) => r.status.sessions === 0,
-    10_000,
-  );
-  assert.is(status.status.sessions, 0, JSON.stringify(status.status));
+  const status = await waitUntilIdle(s.f);
+  assert.is(status['sessions'], 0, JSON.stringify(status));
+  assert.is(status['peer_connections'], 0, JSON.stringify(status));
   const accounts = await pollUntil(async () => s.sip.stats().accounts, (n) => n === 0, 5_000);
   assert.is(accounts, 0, 'the guest account is closed with its handle');
   assert.equal(errors, [], errors.join(' | '));
@@ -289,12 +284,9 @@ test('SIP page: Decline answers 603; an INVITE with an SDP offer is answered by 
   assert.is(await pollUntil(async () => s.f.ferry.leasedPorts(), (n) => n === 0, 5_000), 0, 'ports released after the call');
   assert.equal(ended.errors, []);
   await page.goto('about:blank');
-  const status = await pollUntil(
-    async () => (await s.f.admin.post('', { janus: 'ferry_status', admin_secret: s.f.config.auth.admin_secret })) as any,
-    (r) => r.status.sessions === 0,
-    10_000,
-  );
-  assert.is(status.status.sessions, 0, JSON.stringify(status.status));
+  const status = await waitUntilIdle(s.f);
+  assert.is(status['sessions'], 0, JSON.stringify(status));
+  assert.is(status['peer_connections'], 0, JSON.stringify(status));
   assert.equal(errors, [], errors.join(' | '));
   await page.close();
 });
