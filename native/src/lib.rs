@@ -130,6 +130,8 @@ pub struct EngineEvent {
     /// receiver-loss: RFC 3550 fraction lost (0..255) and cumulative packets lost.
     pub fraction_lost: Option<u32>,
     pub lost: Option<f64>,
+    /// audio-level: average RFC 6464 level of the window, −dBov (0 loudest … 127 silence).
+    pub level: Option<u32>,
 }
 
 impl EngineEvent {
@@ -149,6 +151,7 @@ impl EngineEvent {
             message: None,
             fraction_lost: None,
             lost: None,
+            level: None,
         }
     }
 
@@ -206,6 +209,13 @@ impl EngineEvent {
                 e.ssrc = Some(ssrc);
                 e.fraction_lost = Some(fraction_lost as u32);
                 e.lost = Some(cumulative_lost as f64);
+                e
+            }
+            Event::AudioLevel { endpoint, source, level } => {
+                let mut e = Self::empty("audio-level");
+                e.endpoint = Some(endpoint);
+                e.source = Some(source);
+                e.level = Some(level as u32);
                 e
             }
             Event::WorkerPanic { worker, message } => {
@@ -493,6 +503,22 @@ impl NativeEngine {
     #[napi]
     pub fn request_keyframe(&self, source: u32) -> Result<()> {
         guard("requestKeyframe", || self.engine()?.request_keyframe(source).map_err(err))
+    }
+
+    /// Meters a source's RFC 6464 audio level (extension `extension_id`), one `audio-level` event
+    /// per `packets` packets; `extension_id` null stops it.
+    #[napi]
+    pub fn set_audio_level_meter(&self, source: u32, extension_id: Option<u32>, packets: Option<u32>) -> Result<()> {
+        guard("setAudioLevelMeter", || {
+            let meter = match extension_id {
+                Some(id) => {
+                    let id = u8::try_from(id).map_err(|_| Error::from_reason(format!("extension id {id} is out of range")))?;
+                    Some((id, packets.unwrap_or(100)))
+                }
+                None => None,
+            };
+            self.engine()?.set_audio_level_meter(source, meter).map_err(err)
+        })
     }
 
     #[napi]

@@ -120,6 +120,11 @@ export interface RoutableMedia {
   onStreamsChanged(listener: () => void): () => void;
   /** Builds an offer for the client (the client answers with `setRemoteDescription`). */
   createOffer(sections: OfferSection[]): Promise<Jsep> | Jsep;
+  /**
+   * Averages the client's RFC 6464 audio levels over every `packets` packets per audio
+   * m-line (when negotiated); `listener` gets each average in −dBov (0 loudest). null stops.
+   */
+  meterAudioLevels(options: { packets: number } | null, listener?: (mid: string, level: number) => void): void;
 }
 
 // ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------

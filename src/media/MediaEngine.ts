@@ -81,6 +81,7 @@ export type EngineEvent =
   | { type: 'keyframe-requested'; source: number }
   | { type: 'remb'; endpoint: number; bitrate: number }
   | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
+  | { type: 'audio-level'; endpoint: number; source: number; level: number }
   | { type: 'worker-panic'; worker: number; message: string };
 
 export type EndpointEvent = Extract<EngineEvent, { endpoint: number }>;
@@ -104,6 +105,8 @@ function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
       return { type: 'remb', endpoint: e.endpoint!, bitrate: e.bitrate! };
     case 'receiver-loss':
       return { type: 'receiver-loss', endpoint: e.endpoint!, ssrc: e.ssrc!, fractionLost: e.fractionLost ?? 0, lost: e.lost ?? 0 };
+    case 'audio-level':
+      return { type: 'audio-level', endpoint: e.endpoint!, source: e.source!, level: e.level ?? 127 };
     case 'worker-panic':
       return { type: 'worker-panic', worker: e.worker ?? -1, message: e.message ?? '' };
     default:
@@ -202,6 +205,14 @@ export class MediaEngine extends EventEmitter {
 
   requestKeyframe(source: number): void {
     this.native.requestKeyframe(source);
+  }
+
+  /**
+   * Averages a source's RFC 6464 audio levels (header extension `extensionId`) over every
+   * `packets` packets that carry one, reported as 'audio-level' events; null stops it.
+   */
+  setAudioLevelMeter(source: number, meter: { extensionId: number; packets: number } | null): void {
+    this.native.setAudioLevelMeter(source, meter?.extensionId ?? null, meter?.packets ?? null);
   }
 
   stats(): NativeEngineCounters {

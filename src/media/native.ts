@@ -30,6 +30,7 @@ export interface NativeEngineEvent {
   message?: string;
   fractionLost?: number;
   lost?: number;
+  level?: number;
 }
 
 export interface NativeEndpointCounters {
@@ -103,6 +104,7 @@ export interface NativeEngine {
   pauseOutput(id: number, paused: boolean): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;
+  setAudioLevelMeter(source: number, extensionId: number | null, packets: number | null): void;
   stats(): NativeEngineCounters;
   close(): void;
 }

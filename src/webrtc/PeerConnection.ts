@@ -85,6 +85,8 @@ const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
 const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
 /** RFC 8843 §15.2 MID extension: offerers sending rid simulcast need it accepted to send unsignalled SSRCs. */
 const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
+/** RFC 6464 client-to-mixer audio level, accepted on audio m-lines ferry receives (VideoRoom talking events). */
+const AUDIO_LEVEL_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
 /** Layers ferry takes per m-line (Janus: three substreams). */
 const MAX_SIMULCAST_LAYERS = 3;
 
@@ -123,6 +125,8 @@ interface StreamState {
   refused?: boolean;
   /** rids accepted for simulcast (RFC 8853): its layers are the SSRCs packets name with these rids. */
   simulcastRids?: string[];
+  /** The RFC 6464 extension id the answer accepted on this audio m-line. */
+  audioLevelExtension?: number;
 }
 
 function codecKey(c: Codec): NegotiatedCodec {
@@ -152,6 +156,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private dtlsReceiver: ((data: Buffer) => void) | null = null;
   /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
   private earlyDtls: Buffer[] = [];
+  private audioLevelMetering: { packets: number; listener: (mid: string, level: number) => void } | null = null;
   private remoteAddress: RemoteAddress | null = null;
   private srtpProfile: SrtpProfileName | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
@@ -274,14 +279,19 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       const ridExtension = m.extensions.find((e) => e.uri === RID_EXTENSION_URI);
       const sendRids = m.rids.filter((r) => r.direction === 'send').map((r) => r.id);
       const receives = direction === 'sendrecv' || direction === 'recvonly';
+      const accepted: { id: number; uri: string }[] = [];
       if (receives && ridExtension && ridExtension.id === this.ridExtension && sendRids.length > 1) {
         section.recvRids = sendRids.slice(0, MAX_SIMULCAST_LAYERS);
-        section.extensions = m.extensions.filter((e) => e.uri === RID_EXTENSION_URI || e.uri === MID_EXTENSION_URI);
+        accepted.push(...m.extensions.filter((e) => e.uri === RID_EXTENSION_URI || e.uri === MID_EXTENSION_URI));
       }
+      const audioLevel = receives && m.kind === 'audio' ? m.extensions.find((e) => e.uri === AUDIO_LEVEL_EXTENSION_URI) : undefined;
+      if (audioLevel) accepted.push(audioLevel);
+      if (accepted.length) section.extensions = accepted;
       sections.push(section);
       states.push({
         remote: m,
         ...(section.recvRids ? { simulcastRids: section.recvRids } : {}),
+        ...(audioLevel ? { audioLevelExtension: audioLevel.id } : {}),
         recvPayloadType: direction === 'sendrecv' || direction === 'recvonly' ? codec.payloadType : null,
         info: {
           mid: m.mid,
@@ -412,6 +422,26 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return () => this.streamListeners.delete(listener);
   }
 
+  /**
+   * Averages the peer's RFC 6464 audio levels over every `packets` packets of each audio
+   * m-line whose answer accepted the extension; `listener` gets each average (−dBov,
+   * 0 loudest). null stops metering. Sources learned later are metered too.
+   */
+  meterAudioLevels(options: { packets: number } | null, listener?: (mid: string, level: number) => void): void {
+    this.audioLevelMetering = options && listener ? { packets: Math.max(1, Math.floor(options.packets)), listener } : null;
+    for (const st of this.streamStates) for (const s of st.info.sources) this.applyAudioLevelMeter(st, s.source);
+  }
+
+  private applyAudioLevelMeter(st: StreamState, source: number): void {
+    if (st.audioLevelExtension === undefined || this.state === 'closed') return;
+    const metering = this.audioLevelMetering;
+    try {
+      this.options.engine.setAudioLevelMeter(source, metering ? { extensionId: st.audioLevelExtension, packets: metering.packets } : null);
+    } catch (err) {
+      this.options.log?.warn({ err, source }, 'could not meter audio level');
+    }
+  }
+
   describe(): JsonObject {
     return {
       state: this.state,
@@ -513,6 +543,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ...(codec ? { codec } : {}),
       });
       st.info.sources.push(rid !== undefined ? { ssrc, source, rid } : { ssrc, source });
+      this.applyAudioLevelMeter(st, source);
       // Layers by rid are listed in the offer's rid order (RFC 8853 §5.1), whatever order
       // their first packets came in; consumers rely on that order to know which is which.
       const order = st.remote?.rids.map((r) => r.id) ?? [];
@@ -688,6 +719,11 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       case 'consent-lost':
         this.fail('ICE failed: consent lost');
         break;
+      case 'audio-level': {
+        const stream = this.streamStates.find((s) => s.info.sources.some((src) => src.source === event.source));
+        if (stream) this.audioLevelMetering?.listener(stream.info.mid, event.level);
+        break;
+      }
       case 'receiver-loss': {
         // Loss on what ferry sends (the client's receiver reports): downlink, uplink=false as Janus says.
         const stream = this.streamStates.find((s) => s.info.outputSsrc === event.ssrc);

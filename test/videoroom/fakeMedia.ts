@@ -172,6 +172,18 @@ export class FakePeer implements HandleMedia, RoutableMedia {
     return this.listeners.size;
   }
 
+  /** What the publisher asked to meter (null: off), and where levels go. */
+  audioMetering: { packets: number; listener: (mid: string, level: number) => void } | null = null;
+
+  meterAudioLevels(options: { packets: number } | null, listener?: (mid: string, level: number) => void): void {
+    this.audioMetering = options && listener ? { packets: options.packets, listener } : null;
+  }
+
+  /** An average level as the engine would report it (only while metering is on). */
+  emitAudioLevel(mid: string, level: number): void {
+    this.audioMetering?.listener(mid, level);
+  }
+
   /** ICE + DTLS done (what the transport reports when the real peer connects). */
   up(): void {
     this.events.webrtcUp();

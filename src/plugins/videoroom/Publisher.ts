@@ -47,6 +47,9 @@ export class Publisher extends Feed {
   private stopListening: (() => void) | null = null;
   private firTimer: Timer | null = null;
   left = false;
+  /** Per-publisher overrides of the room's audio_active_packets / audio_level_average (join, configure). */
+  audioActivePackets: number | null = null;
+  audioLevelAverage: number | null = null;
 
   constructor(
     id: number,
@@ -148,7 +151,31 @@ export class Publisher extends Feed {
     this.mediaUp = true;
     this.refreshForwarders();
     this.startFirTimer();
+    this.meterAudioLevels();
     this.announce();
+  }
+
+  /**
+   * Talking detection (Janus `audiolevel_event`): the engine averages the RFC 6464 levels of
+   * every `audio_active_packets` packets; an average below `audio_level_average` (−dBov,
+   * lower is louder) means talking. Changes go to every participant, this one included.
+   */
+  meterAudioLevels(): void {
+    if (!this.media || !this.publishing) return;
+    const c = this.room.config;
+    if (!c.audiolevel_event || !c.audiolevel_ext) {
+      this.media.meterAudioLevels(null);
+      return;
+    }
+    this.media.meterAudioLevels({ packets: this.audioActivePackets ?? c.audio_active_packets }, (mid, level) => this.onAudioLevel(mid, level));
+  }
+
+  private onAudioLevel(mid: string, level: number): void {
+    if (!this.publishing) return;
+    const talking = level < (this.audioLevelAverage ?? this.room.config.audio_level_average);
+    if (talking === this.talking) return;
+    this.talking = talking;
+    this.room.notify({ videoroom: talking ? 'talking' : 'stopped-talking', room: this.room.id, id: this.id, mid, 'audio-level-dBov-avg': level });
   }
 
   /** `{videoroom:"event",room,publishers:[this]}` to everyone else. */
@@ -189,6 +216,7 @@ export class Publisher extends Feed {
     this.mediaUp = false;
     this.stopListening?.();
     this.stopListening = null;
+    this.media?.meterAudioLevels(null);
     this.media = null;
     this.firTimer?.cancel();
     this.firTimer = null;

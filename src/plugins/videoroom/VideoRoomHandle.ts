@@ -125,6 +125,7 @@ export class VideoRoomHandle implements PluginHandle {
     pub.display = R.optString(body, 'display');
     const metadata = field(body, 'metadata');
     if (metadata !== undefined && metadata !== null) pub.metadata = metadata;
+    if (configure) applyAudioLevelSettings(pub, body);
     room.participants.set(id, pub);
     this.role = { kind: 'publisher', publisher: pub };
     if (room.config.notify_joining) {
@@ -327,6 +328,7 @@ export class VideoRoomHandle implements PluginHandle {
     const bitrate = R.optNumber(body, 'bitrate');
     if (bitrate !== undefined) pub.bitrate = pub.room.config.bitrate_cap && pub.room.config.bitrate > 0 ? Math.min(bitrate, pub.room.config.bitrate) : bitrate;
     if (body['keyframe'] === true) pub.requestKeyframes();
+    if (applyAudioLevelSettings(pub, body)) pub.meterAudioLevels();
     let changed = this.applyIdentity(pub, body);
     for (const s of streams) {
       const mid = String(s['mid']);
@@ -543,4 +545,13 @@ function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
     if (subMid !== undefined) r.subMid = subMid;
     return r;
   });
+}
+
+/** A publisher's own `audio_active_packets` / `audio_level_average` (join, configure); true when given. */
+function applyAudioLevelSettings(pub: Publisher, body: JsonObject): boolean {
+  const packets = R.optNumber(body, 'audio_active_packets');
+  const average = R.optNumber(body, 'audio_level_average');
+  if (packets !== undefined) pub.audioActivePackets = packets;
+  if (average !== undefined) pub.audioLevelAverage = average;
+  return packets !== undefined || average !== undefined;
 }

@@ -247,6 +247,19 @@ impl Engine {
         self.call(w, |reply| Command::RequestKeyframe { source, reply })
     }
 
+    /// Meters a source's RFC 6464 audio level (extension `extension_id`), reporting the average
+    /// of every `packets` packets as `Event::AudioLevel`; `None` stops metering.
+    pub fn set_audio_level_meter(&self, source: u32, meter: Option<(u8, u32)>) -> Result<()> {
+        if let Some((id, _)) = meter {
+            // RFC 8285 §4.2/§4.3: one-byte ids are 1..=14, two-byte ids 1..=255.
+            if id == 0 {
+                return Err(EngineError("audio level extension id must be 1..=255".into()));
+            }
+        }
+        let w = self.worker_of(source, Kind::Source)?;
+        self.call(w, |reply| Command::SetAudioLevelMeter { source, meter, reply })
+    }
+
     pub fn stats(&self) -> Result<EngineStats> {
         let mut workers = Vec::with_capacity(self.workers.len());
         for w in 0..self.workers.len() {

@@ -22,6 +22,9 @@ pub enum Event {
     /// A receiver on this endpoint reported loss (RFC 3550 §6.4.2 report block) for an output's SSRC;
     /// at most one per endpoint per second, for `slowlink`.
     ReceiverLoss { endpoint: u32, ssrc: u32, fraction_lost: u8, cumulative_lost: i32 },
+    /// Average RFC 6464 level (−dBov, 0 = loudest) of a source's last window of packets,
+    /// once per window, for sources with a meter (`Engine::set_audio_level_meter`).
+    AudioLevel { endpoint: u32, source: u32, level: u8 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

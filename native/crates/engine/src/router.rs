@@ -2,6 +2,7 @@
 //! receives): the fan-out table of a media thread.
 
 use ferry_rtp::switch::SwitchingContext;
+use ferry_rtp::AudioLevelMeter;
 pub use ferry_rtp::VideoCodec;
 
 use crate::stats::StreamStats;
@@ -41,6 +42,8 @@ pub(crate) struct Source {
     pub outputs: Vec<u32>,
     pub last_keyframe_request_us: Option<u64>,
     pub stats: StreamStats,
+    /// RFC 6464 extension id and the meter averaging its levels, when asked for.
+    pub audio_level: Option<(u8, AudioLevelMeter)>,
 }
 
 pub(crate) struct Output {

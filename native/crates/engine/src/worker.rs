@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
-use ferry_rtp::{rtcp, rtp};
+use ferry_rtp::{rtcp, rtp, AudioLevelMeter};
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
 
@@ -41,6 +41,7 @@ pub(crate) enum Command {
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
+    SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
     Stats { reply: Reply<WorkerStats> },
     Shutdown,
 }
@@ -278,6 +279,16 @@ impl Worker {
                 };
                 let _ = reply.send(r);
             }
+            Command::SetAudioLevelMeter { source, meter, reply } => {
+                let r = match self.sources.get_mut(&source) {
+                    Some(src) => {
+                        src.audio_level = meter.map(|(extension_id, packets)| (extension_id, AudioLevelMeter::new(packets)));
+                        Ok(())
+                    }
+                    None => Err(format!("no source {source}")),
+                };
+                let _ = reply.send(r);
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }
@@ -325,7 +336,7 @@ impl Worker {
         ep.reported_unknown.remove(&config.ssrc);
         self.sources.insert(
             id,
-            Source { endpoint, config, outputs: Vec::new(), last_keyframe_request_us: None, stats: Default::default() },
+            Source { endpoint, config, outputs: Vec::new(), last_keyframe_request_us: None, stats: Default::default(), audio_level: None },
         );
         Ok(())
     }
@@ -641,6 +652,12 @@ impl Worker {
         let Some(src) = self.sources.get_mut(&sid) else { return };
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
+        if let Some((extension_id, meter)) = src.audio_level.as_mut() {
+            // Packets without the element do not count.
+            if let Some(average) = rtp::audio_level(&buf[..len], &hdr, *extension_id).and_then(|(_, level)| meter.observe(level)) {
+                self.pending_events.push(Event::AudioLevel { endpoint: src.endpoint, source: sid, level: average });
+            }
+        }
         let clock_rate = src.config.clock_rate;
         let codec = src.config.codec;
         let plain = &buf[..len];

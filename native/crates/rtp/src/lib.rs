@@ -10,12 +10,14 @@
 //!   feeding an output changes.
 //! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
+//! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
 //! of packet bytes is bounds-checked.
 
 #![forbid(unsafe_code)]
 
+pub mod audio_level;
 mod bytes;
 pub mod keyframe;
 pub mod rtcp;
@@ -23,6 +25,7 @@ pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
 
+pub use audio_level::AudioLevelMeter;
 pub use keyframe::{is_keyframe, VideoCodec};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
