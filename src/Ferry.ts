@@ -73,7 +73,8 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         roomsFile: v.rooms_file,
         adminKey: v.admin_key,
         lockRtpForward: v.lock_rtp_forward,
-        rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 128000, fir_freq: 10 }] : [],
+        // Janus's sample room, with talking events on for the demo page.
+        rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 128000, fir_freq: 10, audiolevel_event: true }] : [],
       },
     }),
   ];

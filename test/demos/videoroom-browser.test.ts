@@ -46,11 +46,11 @@ function roomView(page: Page): Promise<RoomView> {
 
 const videoOf = (view: RoomView, feedId: number | null) => view.slots.find((s) => s.type === 'video' && s.feedId === feedId);
 
-async function openRoomPage(name: string, query = ''): Promise<{ page: Page; errors: string[] }> {
+async function openRoomPage(name: string, query = '', room = 1234): Promise<{ page: Page; errors: string[] }> {
   const context = await env.browser.newContext({ viewport: { width: 1100, height: 760 } });
   const page = await context.newPage();
   const errors = pageErrors(page);
-  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/videoroom.html?room=1234&display=${name}&autostart=1${query}`);
+  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/videoroom.html?room=${room}&display=${name}&autostart=1${query}`);
   return { page, errors };
 }
 
@@ -124,9 +124,20 @@ function expectedWidth(sent: Record<string, number>, rid: string): number | unde
   return undefined;
 }
 
-test('simulcast: the layer buttons change the resolution the subscriber decodes', async () => {
-  const carol = await openRoomPage('carol', '&simulcast=1');
-  const dave = await openRoomPage('dave');
+/** Creates a room through the Janus HTTP API (a VideoRoom handle of a short session). */
+async function createRoom(body: Record<string, unknown>): Promise<void> {
+  const session = await env.gw.http.createSession();
+  const handle = await env.gw.http.attach(session, 'janus.plugin.videoroom');
+  const reply = await env.gw.http.post(`/${session}/${handle}`, { janus: 'message', body: { request: 'create', ...body } });
+  assert.is(reply['plugindata']?.data?.videoroom, 'created', JSON.stringify(reply));
+  await env.gw.http.post(`/${session}`, { janus: 'destroy' });
+}
+
+test('simulcast layer buttons change the decoded resolution; talking events from Chrome\'s audio levels', async () => {
+  // Chrome's fake microphone beeps at about −75 dBov on average: a threshold of 100 makes it "talk".
+  await createRoom({ room: 5555, publishers: 4, audiolevel_event: true, audio_active_packets: 25, audio_level_average: 100 });
+  const carol = await openRoomPage('carol', '&simulcast=1', 5555);
+  const dave = await openRoomPage('dave', '', 5555);
   const carolId = (await pollUntil(() => roomView(carol.page), (v) => typeof v.myId === 'number', 15_000)).myId;
   const decoding = await pollUntil(() => roomView(dave.page), (v) => (videoOf(v, carolId)?.framesDecoded ?? 0) > 15, 30_000);
   const slot = videoOf(decoding, carolId);
@@ -163,6 +174,15 @@ test('simulcast: the layer buttons change the resolution the subscriber decodes'
   }
   // At least two layers were sent and decoded, so the decoded width really followed the buttons.
   assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, seen.join('; '));
+  // ferry's talking event for carol reached dave, and his tile for her shows it.
+  const talking = await pollUntil(
+    () => dave.page.evaluate((id) => (globalThis as any).ferryVideoRoom.events.some((e: any) => e.videoroom === 'talking' && e.id === id), carolId),
+    (seen) => seen,
+    15_000,
+  );
+  assert.ok(talking, 'dave got a talking event for carol');
+  const badge = await dave.page.locator(`.tile[data-mid="${slot.mid}"] .state.ok`, { hasText: 'talking' }).isVisible();
+  assert.ok(badge, 'the talking badge is shown on carol\'s tile');
   await saveScreenshot(dave.page, 'videoroom-simulcast');
   await leaveAll(carol.page, dave.page);
 });

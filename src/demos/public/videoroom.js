@@ -28,6 +28,8 @@
     negotiating: false,
     queued: [],
     events: [],
+    /** Feed ids ferry last reported talking. */
+    talking: new Set(),
   };
   window.ferryVideoRoom = demo;
 
@@ -96,10 +98,19 @@
       demo.feeds.set(demo.myId, { id: demo.myId, display: `${$('display').value} (you)`, streams: msg.streams });
       refreshFeedChoices();
     }
+    if (event === 'talking' || event === 'stopped-talking') setTalking(msg.id, event === 'talking');
     if (Array.isArray(msg.publishers)) addFeeds(msg.publishers);
     const gone = msg.unpublished ?? msg.leaving;
     if (gone !== undefined && gone !== 'ok') removeFeed(gone);
     if (jsep) demo.publisher.handleRemoteJsep({ jsep });
+  }
+
+  /** ferry's talking events (rooms with audiolevel_event): a badge on the speaker's tiles. */
+  function setTalking(feedId, talking) {
+    if (talking) demo.talking.add(feedId);
+    else demo.talking.delete(feedId);
+    if (feedId === demo.myId) $('mytalk').hidden = !talking;
+    for (const slot of demo.slots.values()) if (slot.tile) slot.tile.talk.hidden = !demo.talking.has(slot.feedId);
   }
 
   // ---- feeds and the subscription --------------------------------------------------------------
@@ -242,7 +253,9 @@
       const choose = FerryDemo.el('select', { title: 'switch this tile to another feed' });
       choose.onchange = () => switchSlot(slot, Number(choose.value));
       const badge = FerryDemo.el('span', { class: 'state' }, `mid ${slot.mid}`);
-      h2.append(choose, badge);
+      const talk = FerryDemo.el('span', { class: 'state ok' }, 'talking');
+      talk.hidden = true;
+      h2.append(choose, talk, badge);
       const video = FerryDemo.el('video', { autoplay: '', playsinline: '' });
       video.muted = true; // audio plays from its own element
       const layers = FerryDemo.el('div', { class: 'layers' });
@@ -262,11 +275,13 @@
         video,
         layers,
         buttons,
+        talk,
         stats: new FerryDemo.StatsPanel(stats, () => demo.subscriber?.webrtcStuff?.pc, { filter: (_key, s) => String(s.mid) === slot.mid }),
       };
     }
     const t = slot.tile;
     t.layers.style.display = slot.simulcast ? '' : 'none';
+    t.talk.hidden = !demo.talking.has(slot.feedId);
     t.buttons.forEach((b, i) => b.classList.toggle('on', slot.simulcast?.substream === i));
     fillChoices(t.choose, slot);
   }
@@ -330,6 +345,8 @@
     }
     demo.slots.clear();
     demo.feeds.clear();
+    demo.talking.clear();
+    $('mytalk').hidden = true;
     demo.janus?.destroy({ cleanupHandles: true });
     Object.assign(demo, { janus: null, publisher: null, subscriber: null, myId: null, privateId: null, negotiating: false, queued: [] });
     FerryDemo.setState($('state'), 'left', '');
