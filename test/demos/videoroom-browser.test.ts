@@ -174,13 +174,15 @@ test('simulcast layer buttons change the decoded resolution; talking events from
   }
   // At least two layers were sent and decoded, so the decoded width really followed the buttons.
   assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, seen.join('; '));
-  // ferry's talking event for carol reached dave, and his tile for her shows it.
+  // ferry told dave that carol talks (a talking event, or `talking: true` in the publishers
+  // list when she started before he joined), and his tile for her shows it.
   const talking = await pollUntil(
-    () => dave.page.evaluate((id) => (globalThis as any).ferryVideoRoom.events.some((e: any) => e.videoroom === 'talking' && e.id === id), carolId),
-    (seen) => seen,
+    () => dave.page.evaluate((id) => (globalThis as any).ferryVideoRoom.talking.has(id), carolId),
+    (known) => known,
     15_000,
   );
-  assert.ok(talking, 'dave got a talking event for carol');
+  const told = await dave.page.evaluate(() => JSON.stringify((globalThis as any).ferryVideoRoom.events.filter((e: any) => /talking/.test(e.videoroom) || e.publishers)));
+  assert.ok(talking, `dave knows carol talks: ${told}`);
   const badge = await dave.page.locator(`.tile[data-mid="${slot.mid}"] .state.ok`, { hasText: 'talking' }).isVisible();
   assert.ok(badge, 'the talking badge is shown on carol\'s tile');
   await saveScreenshot(dave.page, 'videoroom-simulcast');

@@ -15,7 +15,11 @@ export const SCREENSHOT_DIR = join(process.cwd(), 'test-output', 'screenshots');
  * microphone with permission granted, and loopback allowed as an ICE
  * candidate. Every host name resolves to nothing except 127.0.0.1, so even a
  * page that asked for a STUN server by name could not send a packet off the
- * machine. Playwright gives each launch a fresh temporary --user-data-dir.
+ * machine. Without the disabled features Chromium joins multicast groups on
+ * the LAN interface (IGMP reports for mDNS: WebRTC's hidden-IP candidates and
+ * the Cast media router), measured with a packet capture on eth0; with them, a
+ * demo test sends nothing there. Playwright gives each launch a fresh
+ * temporary --user-data-dir.
  */
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -29,6 +33,7 @@ const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,DialMediaRouteProvider,GlobalMediaControls',
 ];
 
 export async function launchChromium(): Promise<Browser> {

@@ -121,6 +121,8 @@
       if (p.id === demo.myId || p.dummy) continue;
       const known = demo.feeds.has(p.id);
       demo.feeds.set(p.id, { id: p.id, display: p.display ?? String(p.id), streams: p.streams ?? [] });
+      // Rooms with audiolevel_event list whether each publisher is talking right now.
+      if (typeof p.talking === 'boolean') setTalking(p.id, p.talking);
       if (!known) fresh.push(p.id);
       log(`feed ${p.id} (${p.display ?? 'no name'}) publishes ${(p.streams ?? []).map((s) => s.type).join(' + ')}`);
     }
