@@ -64,6 +64,15 @@ async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   await page.close();
 }
 
+test('the index page links every demo', async () => {
+  const page = await env.browser.newPage({ viewport: { width: 1100, height: 420 } });
+  await page.goto(`${env.gw.origin}/`);
+  const links = await page.locator('main a.panel').evaluateAll((as) => as.map((a: any) => String(a.getAttribute('href'))));
+  assert.equal(links, ['echotest.html', 'videoroom.html', 'sip.html', 'admin.html']);
+  await saveScreenshot(page, 'index');
+  await page.close();
+});
+
 test('EchoTest page over HTTP long polls: the echoed video is decoded and audio arrives', () => echoTestThrough('http'));
 test('EchoTest page over WebSocket: the echoed video is decoded and audio arrives', () => echoTestThrough('ws'));
 
