@@ -69,6 +69,8 @@ pub struct EndpointOptions {
     pub remote_port: Option<u32>,
     pub latch: Option<bool>,
     pub rid_extension_id: Option<u32>,
+    /// Transport-wide sequence number extension id: ferry then sends transport-cc feedback.
+    pub twcc_extension_id: Option<u32>,
     pub worker: Option<u32>,
 }
 
@@ -257,6 +259,7 @@ pub struct EndpointCounters {
     pub no_srtp_drops: f64,
     pub demux_unknown: f64,
     pub keyframe_requests_relayed: f64,
+    pub transport_feedback_sent: f64,
 }
 
 impl EndpointCounters {
@@ -289,6 +292,7 @@ impl EndpointCounters {
             no_srtp_drops: s.no_srtp_drops as f64,
             demux_unknown: s.demux_unknown as f64,
             keyframe_requests_relayed: s.keyframe_requests_relayed as f64,
+            transport_feedback_sent: s.transport_feedback_sent as f64,
         }
     }
 }
@@ -386,11 +390,13 @@ impl NativeEngine {
                 _ => return Err(err("remoteAddress and remotePort go together")),
             };
             config.latch = options.latch.unwrap_or(false);
-            config.rid_extension_id = match options.rid_extension_id {
-                Some(id) if (1..=255).contains(&id) => Some(id as u8),
-                Some(id) => return Err(err(format!("invalid extension id {id}"))),
-                None => None,
+            let extension_id = |id: Option<u32>| match id {
+                Some(id) if (1..=255).contains(&id) => Ok(Some(id as u8)),
+                Some(id) => Err(err(format!("invalid extension id {id}"))),
+                None => Ok(None),
             };
+            config.rid_extension_id = extension_id(options.rid_extension_id)?;
+            config.twcc_extension_id = extension_id(options.twcc_extension_id)?;
             config.worker = options.worker.map(|w| w as usize);
             let (id, local) = self.engine()?.open_endpoint(config).map_err(err)?;
             Ok(OpenedEndpoint { id, address: local.ip().to_string(), port: local.port() as u32 })

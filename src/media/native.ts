@@ -12,6 +12,8 @@ export interface NativeEndpointOptions {
   remotePort?: number;
   latch?: boolean;
   ridExtensionId?: number;
+  /** Transport-wide sequence number extension id: the engine sends transport-cc feedback. */
+  twccExtensionId?: number;
   worker?: number;
 }
 
@@ -61,6 +63,7 @@ export interface NativeEndpointCounters {
   noSrtpDrops: number;
   demuxUnknown: number;
   keyframeRequestsRelayed: number;
+  transportFeedbackSent: number;
 }
 
 export interface NativeStreamCounters {

@@ -87,6 +87,12 @@ const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
 const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 /** RFC 6464 client-to-mixer audio level, accepted on audio m-lines ferry receives (VideoRoom talking events). */
 const AUDIO_LEVEL_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
+/**
+ * Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01): on
+ * m-lines ferry receives, the engine answers them with transport-cc feedback, which is what
+ * lets a browser's bandwidth estimate (and so its bitrate and simulcast layers) ramp up.
+ */
+const TWCC_EXTENSION_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
 /** Layers ferry takes per m-line (Janus: three substreams). */
 const MAX_SIMULCAST_LAYERS = 3;
 
@@ -97,7 +103,7 @@ const MAX_SIMULCAST_LAYERS = 3;
 const SLOWLINK_FRACTION = 13; // ~5 %
 const SLOWLINK_INTERVAL_MS = 5000;
 /** RTCP feedback ferry supports and keeps in answers. */
-const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb']);
+const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb', 'transport-cc']);
 
 export interface PeerConnectionOptions {
   engine: MediaEngine;
@@ -165,6 +171,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private readonly lastSlowLink = new Map<string, number>();
   /** RtpStreamId extension id the native endpoint reads rids with (set when the lease opens). */
   private ridExtension: number | undefined;
+  private twccExtension: number | undefined;
   private closeReason: string | null = null;
   readonly createdAt = Date.now();
 
@@ -193,13 +200,18 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (this.lease) return this.lease;
     // The engine reads the rid of unsignalled SSRCs with the offer's RtpStreamId extension id
     // (fixed for the endpoint's life: RFC 8285 §6 keeps ids stable across renegotiation in practice).
-    const ridExtensionId = this.remote?.media.flatMap((m) => m.extensions).find((e) => e.uri === RID_EXTENSION_URI)?.id;
+    const offered = this.remote?.media.flatMap((m) => m.extensions) ?? [];
+    const ridExtensionId = offered.find((e) => e.uri === RID_EXTENSION_URI)?.id;
     this.ridExtension = ridExtensionId;
+    // Only when ferry answers: the offerer then sends the transport-wide sequence numbers.
+    const twccExtensionId = this.remote?.type === 'offer' ? offered.find((e) => e.uri === TWCC_EXTENSION_URI)?.id : undefined;
+    this.twccExtension = twccExtensionId;
     this.lease = this.options.ports.lease(
       this.options.owner,
       {
         ice: { ufrag: this.iceUfrag, pwd: this.icePwd, consentTimeoutMs: this.options.consentTimeoutMs },
         ...(ridExtensionId !== undefined ? { ridExtensionId } : {}),
+        ...(twccExtensionId !== undefined ? { twccExtensionId } : {}),
       },
       (event) => this.onEndpointEvent(event),
     );
@@ -286,6 +298,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       }
       const audioLevel = receives && m.kind === 'audio' ? m.extensions.find((e) => e.uri === AUDIO_LEVEL_EXTENSION_URI) : undefined;
       if (audioLevel) accepted.push(audioLevel);
+      const twcc = receives ? m.extensions.find((e) => e.uri === TWCC_EXTENSION_URI && e.id === this.twccExtension) : undefined;
+      if (twcc) accepted.push(twcc);
+      // transport-cc feedback is promised only where the engine reads the sequence numbers.
+      else section.codec = { ...codec, rtcpFb: codec.rtcpFb.filter((f) => f.type !== 'transport-cc') };
       if (accepted.length) section.extensions = accepted;
       sections.push(section);
       states.push({

@@ -50,6 +50,22 @@ async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   );
   const shownVideo = Object.entries(shown).find(([k]) => k.startsWith('in video'));
   assert.ok(shownVideo && shownVideo[1].kbps > 50, `the page shows the inbound video rate: ${JSON.stringify(shown)}`);
+  // ferry's transport-cc feedback reaches Chrome's bandwidth estimator: without any, Chrome
+  // keeps its start estimate of exactly 300 kbit/s (measured); with it the estimate moves.
+  const estimate = await pollUntil(
+    () => page.evaluate(async () => {
+      let bps = 0;
+      (await (globalThis as any).ferryEchoTest.handle.webrtcStuff.pc.getStats()).forEach((s: any) => {
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) bps = s.availableOutgoingBitrate;
+      });
+      return bps;
+    }),
+    (bps) => bps > 0 && bps !== 300_000,
+    20_000,
+  );
+  assert.ok(estimate > 0 && estimate !== 300_000, `Chrome's send estimate ${estimate} bit/s moved off its start value`);
+  const feedback = env.gw.ferry.engine.stats().endpoints.reduce((n, e) => n + e.transportFeedbackSent, 0);
+  assert.ok(feedback > 0, 'the engine sent transport-cc feedback');
   if (transport === 'http') await saveScreenshot(page, 'echotest');
 
   // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
+use ferry_rtp::TwccRecorder;
 use ferry_srtp::SrtpContext;
 use ferry_stun::IceLiteAgent;
 
@@ -31,13 +32,16 @@ pub struct EndpointConfig {
     pub consent_timeout_ms: Option<u64>,
     /// RFC 8852 RtpStreamId extension id, to report the rid of unknown SSRCs (simulcast).
     pub rid_extension_id: Option<u8>,
+    /// Transport-wide sequence number extension id (draft-holmer-rmcat-transport-wide-cc-extensions-01):
+    /// when set, ferry sends transport feedback for what it receives, so senders can estimate bandwidth.
+    pub twcc_extension_id: Option<u8>,
     /// Worker (media thread) that owns the endpoint; routes never cross workers.
     pub worker: Option<usize>,
 }
 
 impl EndpointConfig {
     pub fn new(bind: SocketAddr) -> Self {
-        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, worker: None }
+        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None }
     }
 }
 
@@ -58,6 +62,7 @@ pub(crate) struct Endpoint {
     pub remote: Option<SocketAddr>,
     pub latch: bool,
     pub rid_extension_id: Option<u8>,
+    pub twcc: Option<TwccState>,
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
     pub sources_by_ssrc: IdMap<u32>,
@@ -66,6 +71,15 @@ pub(crate) struct Endpoint {
     pub last_remb_us: u64,
     pub last_loss_report_us: u64,
     pub stats: EndpointStats,
+}
+
+/// Transport-wide congestion control feedback of one endpoint (receiver side).
+pub(crate) struct TwccState {
+    pub extension_id: u8,
+    pub recorder: TwccRecorder,
+    pub last_feedback_us: u64,
+    /// SSRC of the last packet recorded, put in the feedback's media SSRC field.
+    pub media_ssrc: u32,
 }
 
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
@@ -90,6 +104,7 @@ impl Endpoint {
             remote: config.remote,
             latch: config.latch,
             rid_extension_id: config.rid_extension_id,
+            twcc: config.twcc_extension_id.map(|extension_id| TwccState { extension_id, recorder: TwccRecorder::new(), last_feedback_us: 0, media_ssrc: 0 }),
             srtp_in: None,
             srtp_out: None,
             sources_by_ssrc: IdMap::default(),

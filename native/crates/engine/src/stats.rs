@@ -28,6 +28,8 @@ pub struct EndpointStats {
     pub no_srtp_drops: u64,
     pub demux_unknown: u64,
     pub keyframe_requests_relayed: u64,
+    /// Transport-cc feedback packets sent (senders' bandwidth estimation).
+    pub transport_feedback_sent: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

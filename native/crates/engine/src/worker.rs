@@ -59,6 +59,8 @@ const KEYFRAME_MIN_INTERVAL_US: u64 = 300_000;
 const REMB_EVENT_INTERVAL_US: u64 = 1_000_000;
 /// RTP media SSRC used as the sender of RTCP feedback ferry originates (RFC 4585 §6.1 allows any).
 const FEEDBACK_SENDER_SSRC: u32 = 1;
+/// Transport-cc feedback is sent at most this often per endpoint while packets arrive.
+const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 
 pub(crate) struct Worker {
     index: usize,
@@ -67,6 +69,8 @@ pub(crate) struct Worker {
     commands: Receiver<Command>,
     events: EventSink,
     pending_events: Vec<Event>,
+    /// Reused buffer for the transport-cc messages of one endpoint.
+    feedback_scratch: Vec<Vec<u8>>,
     endpoints: IdMap<Endpoint>,
     sources: IdMap<Source>,
     outputs: IdMap<Output>,
@@ -101,6 +105,7 @@ impl Worker {
             commands,
             events,
             pending_events: Vec::new(),
+            feedback_scratch: Vec::new(),
             endpoints: IdMap::default(),
             sources: IdMap::default(),
             outputs: IdMap::default(),
@@ -176,6 +181,12 @@ impl Worker {
     }
 
     fn on_timer(&mut self, now_ms: u64) {
+        // Feedback for the last packets of a burst, which no later read flushed out.
+        let waiting: Vec<u32> = self.endpoints.values().filter(|ep| ep.twcc.as_ref().is_some_and(|t| t.recorder.pending() > 0)).map(|ep| ep.id).collect();
+        for id in waiting {
+            self.send_transport_feedback(id, now_ms * 1000, 0);
+        }
+        self.flush();
         for ep in self.endpoints.values_mut() {
             if let Some(agent) = ep.ice.as_mut() {
                 while let Some(ev) = agent.poll(now_ms) {
@@ -519,6 +530,7 @@ impl Worker {
             for i in 0..n {
                 self.on_datagram(id, i, now_us);
             }
+            self.send_transport_feedback(id, now_us, TWCC_FEEDBACK_INTERVAL_US);
             if n < RECV_SLOTS {
                 return;
             }
@@ -637,6 +649,13 @@ impl Worker {
                 return;
             }
         };
+        if let Some(twcc) = ep.twcc.as_mut() {
+            // Every packet on the transport counts for the sender's estimate, known SSRC or not.
+            if let Some(&[hi, lo, ..]) = rtp::find_extension(&buf[..len], &hdr, twcc.extension_id) {
+                twcc.recorder.record(u16::from_be_bytes([hi, lo]), now_us);
+                twcc.media_ssrc = hdr.ssrc;
+            }
+        }
         let Some(&sid) = ep.sources_by_ssrc.get(&hdr.ssrc) else {
             ep.stats.unknown_ssrc += 1;
             if ep.reported_unknown.len() < MAX_REPORTED_UNKNOWN_SSRCS && ep.reported_unknown.insert(hdr.ssrc) {
@@ -838,6 +857,42 @@ impl Worker {
         ep.stats.keyframe_requests_relayed += 1;
         self.send.commit(len, ep.fd(), ep.id, &dest);
         self.pending_events.push(Event::KeyframeRequested { source });
+    }
+
+    /// Sends transport-cc feedback for what an endpoint received, at most every `min_interval_us`
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1; libwebrtc sends every 50–250 ms).
+    fn send_transport_feedback(&mut self, id: u32, now_us: u64, min_interval_us: u64) {
+        let Some(ep) = self.endpoints.get_mut(&id) else { return };
+        let Some(dest) = ep.remote else { return };
+        let Some(twcc) = ep.twcc.as_mut() else { return };
+        if twcc.recorder.pending() == 0 || now_us.saturating_sub(twcc.last_feedback_us) < min_interval_us {
+            return;
+        }
+        twcc.last_feedback_us = now_us;
+        self.feedback_scratch.clear();
+        twcc.recorder.build_feedback(FEEDBACK_SENDER_SSRC, twcc.media_ssrc, &mut self.feedback_scratch);
+        for fb in &self.feedback_scratch {
+            if self.send.is_full() {
+                flush_queue(&mut self.send, &mut self.flush_report, &mut self.endpoints);
+            }
+            let Some(ep) = self.endpoints.get_mut(&id) else { return };
+            let Some(pkt) = self.send.slot() else { return };
+            if fb.len() > pkt.len() {
+                continue;
+            }
+            pkt[..fb.len()].copy_from_slice(fb);
+            let len = match ep.srtp_out.as_mut() {
+                Some(ctx) => match ctx.protect_rtcp(&mut pkt[..], fb.len()) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                },
+                // A WebRTC endpoint sends RTCP only once SRTP keys exist.
+                None if ep.ice.is_some() => return,
+                None => fb.len(),
+            };
+            ep.stats.transport_feedback_sent += 1;
+            self.send.commit(len, ep.fd(), ep.id, &dest);
+        }
     }
 
     fn flush(&mut self) {

@@ -11,6 +11,7 @@
 //! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
+//! - [`twcc`]: transport-wide congestion control feedback (receiver side).
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
 //! of packet bytes is bounds-checked.
@@ -24,8 +25,10 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
+pub mod twcc;
 
 pub use audio_level::AudioLevelMeter;
 pub use keyframe::{is_keyframe, VideoCodec};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
+pub use twcc::TwccRecorder;
