@@ -6,7 +6,7 @@
 //!
 //! Sans-IO: times are given in microseconds by the caller.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 const PT_RTPFB: u8 = 205;
 const FMT_TRANSPORT_CC: u8 = 15;
@@ -22,22 +22,32 @@ const MAX_TRACKED: usize = 8192;
 /// A gap in sequence numbers larger than this restarts reporting at the new
 /// packet rather than describing thousands of "not received" packets.
 const MAX_GAP: u64 = 2000;
+/// This many consecutive already-reported sequence numbers mean the counter restarted lower.
+const MAX_LATE_RUN: u32 = 64;
 
 /// §3.1.1 packet status symbols, as 2-bit values.
 const NOT_RECEIVED: u8 = 0;
 const SMALL_DELTA: u8 = 1;
 const LARGE_DELTA: u8 = 2;
 
+/// Marks a sequence number not (yet) received in `arrivals`.
+const NONE: u64 = u64::MAX;
+
 #[derive(Debug, Default)]
 pub struct TwccRecorder {
-    /// Arrival time (µs) per unwrapped sequence number, at or after `next_seq`.
-    arrivals: BTreeMap<u64, u64>,
-    /// First sequence number not yet reported.
+    /// Arrival time (µs) of `next_seq + i` at index i, or NONE. A ring reused across
+    /// reports, so recording allocates nothing once warmed up.
+    arrivals: VecDeque<u64>,
+    /// Entries of `arrivals` that are not NONE.
+    received: usize,
+    /// First sequence number not yet reported (unwrapped).
     next_seq: Option<u64>,
     /// Highest unwrapped sequence number seen (to unwrap the next one).
     highest: Option<u64>,
     /// §3.1: feedback packet count, wraps.
     fb_count: u8,
+    /// Consecutive packets older than anything still reportable.
+    late_run: u32,
 }
 
 impl TwccRecorder {
@@ -47,7 +57,7 @@ impl TwccRecorder {
 
     /// Packets recorded and not yet reported.
     pub fn pending(&self) -> usize {
-        self.arrivals.len()
+        self.received
     }
 
     /// Records one packet: `seq` is the extension's 16-bit transport-wide sequence number.
@@ -69,20 +79,47 @@ impl TwccRecorder {
         if previous_highest.is_some_and(|h| unwrapped > h + MAX_GAP) {
             // A jump (the sender restarted its counter?): report from here on.
             self.arrivals.clear();
+            self.received = 0;
             self.next_seq = Some(unwrapped);
         }
-        match self.next_seq {
-            // Already reported (a late duplicate or a packet given up on): nothing to add.
-            Some(next) if unwrapped < next => return,
-            None => self.next_seq = Some(unwrapped),
-            _ => {}
-        }
-        self.arrivals.entry(unwrapped).or_insert(arrival_us);
-        while self.arrivals.len() > MAX_TRACKED {
-            if let Some((&oldest, _)) = self.arrivals.iter().next() {
-                self.arrivals.remove(&oldest);
-                self.next_seq = Some(oldest + 1);
+        let next = *self.next_seq.get_or_insert(unwrapped);
+        // Already reported (a late duplicate or a packet given up on): nothing to add. A long
+        // run of them means the counter moved backwards (a new sender): follow it instead.
+        let Some(mut index) = unwrapped.checked_sub(next).map(|i| i as usize) else {
+            self.late_run += 1;
+            if self.late_run > MAX_LATE_RUN {
+                *self = Self { fb_count: self.fb_count, ..Self::default() };
+                self.record(seq, arrival_us);
             }
+            return;
+        };
+        self.late_run = 0;
+        if index >= MAX_TRACKED {
+            // Never reported for too long: give up on the oldest.
+            self.drop_front(index + 1 - MAX_TRACKED);
+            index = MAX_TRACKED - 1;
+        }
+        while self.arrivals.len() <= index {
+            self.arrivals.push_back(NONE);
+        }
+        if let Some(slot) = self.arrivals.get_mut(index) {
+            if *slot == NONE {
+                *slot = arrival_us.min(NONE - 1);
+                self.received += 1;
+            }
+        }
+    }
+
+    /// Forgets the first `n` sequence numbers (reported or given up on).
+    fn drop_front(&mut self, n: usize) {
+        for _ in 0..n {
+            match self.arrivals.pop_front() {
+                Some(NONE) | None => {}
+                Some(_) => self.received -= 1,
+            }
+        }
+        if let Some(next) = self.next_seq.as_mut() {
+            *next += n as u64;
         }
     }
 
@@ -98,46 +135,43 @@ impl TwccRecorder {
     }
 
     fn build_one(&mut self, sender_ssrc: u32, media_ssrc: u32) -> Option<Vec<u8>> {
-        let (&first_received, &first_arrival) = self.arrivals.iter().next()?;
-        // The base is the first unreported sequence number; missing ones before the first
-        // arrival are reported as not received.
-        let base = self.next_seq.unwrap_or(first_received).min(first_received);
+        if self.received == 0 {
+            return None;
+        }
+        let base = self.next_seq?;
+        // Missing packets before the first arrival are reported as not received.
+        let first_arrival = *self.arrivals.iter().find(|&&a| a != NONE)?;
         let reference = first_arrival / REFERENCE_TIME_UNIT_US;
         let mut previous_us = (reference * REFERENCE_TIME_UNIT_US) as i64;
         let mut symbols: Vec<u8> = Vec::new();
         let mut deltas: Vec<u8> = Vec::new();
-        let mut seq = base;
-        let last = *self.arrivals.keys().next_back()?;
-        while seq <= last && (seq - base) < MAX_STATUS_PER_FEEDBACK {
-            match self.arrivals.get(&seq) {
-                None => symbols.push(NOT_RECEIVED),
-                Some(&arrival) => {
-                    let delta = (arrival as i64 - previous_us).div_euclid(DELTA_UNIT_US);
-                    if (0..=255).contains(&delta) {
-                        symbols.push(SMALL_DELTA);
-                        deltas.push(delta as u8);
-                    } else if let Ok(large) = i16::try_from(delta) {
-                        symbols.push(LARGE_DELTA);
-                        deltas.extend_from_slice(&large.to_be_bytes());
-                    } else {
-                        // Not expressible relative to the previous packet: the next message,
-                        // with its own reference time, starts here.
-                        break;
-                    }
-                    // Deltas chain from what was reported, so rounding errors do not add up.
-                    previous_us += delta * DELTA_UNIT_US;
+        let limit = self.arrivals.len().min(MAX_STATUS_PER_FEEDBACK as usize);
+        let mut count = 0usize;
+        for &arrival in self.arrivals.iter().take(limit) {
+            if arrival == NONE {
+                symbols.push(NOT_RECEIVED);
+            } else {
+                let delta = (arrival as i64 - previous_us).div_euclid(DELTA_UNIT_US);
+                if (0..=255).contains(&delta) {
+                    symbols.push(SMALL_DELTA);
+                    deltas.push(delta as u8);
+                } else if let Ok(large) = i16::try_from(delta) {
+                    symbols.push(LARGE_DELTA);
+                    deltas.extend_from_slice(&large.to_be_bytes());
+                } else {
+                    // Not expressible relative to the previous packet: the next message,
+                    // with its own reference time, starts here.
+                    break;
                 }
+                // Deltas chain from what was reported, so rounding errors do not add up.
+                previous_us += delta * DELTA_UNIT_US;
             }
-            seq += 1;
+            count += 1;
         }
-        let count = seq - base;
         if count == 0 {
             return None;
         }
-        for s in base..seq {
-            self.arrivals.remove(&s);
-        }
-        self.next_seq = Some(seq);
+        self.drop_front(count);
 
         // §3.1.3 status vector chunks with two-bit symbols: 1 1 then seven symbols.
         let mut chunks = Vec::with_capacity(symbols.len().div_ceil(7) * 2);
@@ -280,6 +314,15 @@ mod tests {
         r.build_feedback(1, 1, &mut out);
         let (base, statuses, _, _) = parse(&out[0]);
         assert_eq!((base, statuses.len()), (30_000, 1));
+        // A counter that restarts lower is followed after a run of "late" packets.
+        for i in 0..=MAX_LATE_RUN as u16 {
+            r.record(10_000 + i, 2_030_000);
+        }
+        assert!(r.pending() >= 1, "the restarted counter is recorded again");
+        out.clear();
+        r.build_feedback(1, 1, &mut out);
+        let (base, _, _, _) = parse(&out[0]);
+        assert!((10_000..=10_000 + MAX_LATE_RUN as u16).contains(&base));
     }
 
     #[test]
