@@ -134,6 +134,8 @@ pub struct EngineEvent {
     pub lost: Option<f64>,
     /// audio-level: average RFC 6464 level of the window, −dBov (0 loudest … 127 silence).
     pub level: Option<u32>,
+    /// output-switched: the output that moved to `source`.
+    pub output: Option<u32>,
 }
 
 impl EngineEvent {
@@ -154,6 +156,7 @@ impl EngineEvent {
             fraction_lost: None,
             lost: None,
             level: None,
+            output: None,
         }
     }
 
@@ -218,6 +221,13 @@ impl EngineEvent {
                 e.endpoint = Some(endpoint);
                 e.source = Some(source);
                 e.level = Some(level as u32);
+                e
+            }
+            Event::OutputSwitched { endpoint, output, source } => {
+                let mut e = Self::empty("output-switched");
+                e.endpoint = Some(endpoint);
+                e.output = Some(output);
+                e.source = Some(source);
                 e
             }
             Event::WorkerPanic { worker, message } => {

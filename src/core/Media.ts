@@ -111,6 +111,8 @@ export interface MediaRouter {
   requestKeyframe(source: number): void;
   /** Packets/bytes counters of a source or output (signalling-rate use only). */
   counters(id: number): { packets: number; bytes: number } | null;
+  /** Called when an `onKeyframe` switch completes (the keyframe arrived); returns an unsubscribe. */
+  onOutputSwitched(listener: (output: number, source: number) => void): () => void;
 }
 
 /** Routing-capable view of a handle's PeerConnection. */

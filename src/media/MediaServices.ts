@@ -3,10 +3,22 @@
 // forwarders. Every leg is a PortLease with one owner and one release path.
 import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from '../core/Media.js';
 import type { PortLease, PortPool } from '../ports/PortPool.js';
-import type { MediaEngine, SrtpProfileName } from './MediaEngine.js';
+import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js';
 
 export class EngineRouter implements MediaRouter {
-  constructor(private readonly engine: MediaEngine) {}
+  private readonly switchListeners = new Set<(output: number, source: number) => void>();
+
+  constructor(private readonly engine: MediaEngine) {
+    engine.on('event', (event: EngineEvent) => {
+      if (event.type !== 'output-switched') return;
+      for (const listener of this.switchListeners) listener(event.output, event.source);
+    });
+  }
+
+  onOutputSwitched(listener: (output: number, source: number) => void): () => void {
+    this.switchListeners.add(listener);
+    return () => this.switchListeners.delete(listener);
+  }
 
   switchOutput(output: number, source: number | null, options?: { onKeyframe?: boolean }): void {
     this.engine.switchOutput(output, source, options);

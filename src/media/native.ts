@@ -33,6 +33,7 @@ export interface NativeEngineEvent {
   fractionLost?: number;
   lost?: number;
   level?: number;
+  output?: number;
 }
 
 export interface NativeEndpointCounters {

@@ -67,7 +67,8 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
       substream = (substream + 1 + (phase % 2)) % 3;
       const configured = await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream }] });
       assert.is(configured.data['configured'], 'ok');
-      await sub.client.ws.nextEvent((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] === substream, 2000);
+      // Janus announces the layer when the subscriber gets it, i.e. at the new layer's keyframe.
+      assert.not.ok(sub.client.ws.events.some((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] !== undefined), 'no substream event before the keyframe');
     }
     const before = sub.received.get('0')!.length;
     for (let f = 0; f < FRAMES; f++) {
@@ -89,6 +90,9 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
     const expected = wanted.length;
     const ok = await until(() => sub.received.get('0')!.length >= expected, 5000, 2);
     assert.ok(ok, `phase ${phase} (substream ${substream}): ${sub.received.get('0')!.length - before} of ${expected - before}`);
+    if (phase > 0) {
+      await sub.client.ws.nextEvent((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] === substream, 2000);
+    }
   }
   const got = sub.received.get('0')!;
   assert.is(got.length, wanted.length, 'exactly one layer relayed at a time');

@@ -74,6 +74,18 @@ export class FakeRouter implements MediaRouter {
     return this.engine.sources.has(id) || this.engine.outputs.has(id) ? { packets: 0, bytes: 0 } : null;
   }
 
+  readonly switchListeners = new Set<(output: number, source: number) => void>();
+
+  onOutputSwitched(listener: (output: number, source: number) => void): () => void {
+    this.switchListeners.add(listener);
+    return () => this.switchListeners.delete(listener);
+  }
+
+  /** The keyframe a pending `onKeyframe` switch waited for arrived (what the engine reports). */
+  completeSwitch(output: number, source: number): void {
+    for (const listener of this.switchListeners) listener(output, source);
+  }
+
   switches(): { output: number; source: number | null }[] {
     return this.calls.filter((c): c is Extract<RouterCall, { op: 'switch' }> => c.op === 'switch').map(({ output, source }) => ({ output, source }));
   }

@@ -198,6 +198,13 @@ test('simulcast: substream picks the layer, configure switches it with a keyfram
   await s.c.call({ request: 'configure', streams: [{ mid: '0', substream: 2 }] });
   assert.is(fed(b, s.peer)['0'], byRid['h']);
   assert.equal(b.media.services.router.calls, [{ op: 'switch', output: s.peer.streams()[0]!.output!, source: byRid['h']! }, { op: 'keyframe', source: byRid['h']! }]);
+  // The substream event waits for the new layer's keyframe (Janus sends it when the switch happens).
+  await new Promise((r) => setTimeout(r, 50));
+  assert.not.ok(s.c.pending().some((e) => e['plugindata']?.data?.substream !== undefined), 'no substream event before the keyframe');
+  b.media.services.router.completeSwitch(s.peer.streams()[0]!.output!, byRid['m']!);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.not.ok(s.c.pending().some((e) => e['plugindata']?.data?.substream !== undefined), 'nor for another layer\'s keyframe');
+  b.media.services.router.completeSwitch(s.peer.streams()[0]!.output!, byRid['h']!);
   assert.equal((await s.c.event((d) => d['substream'] !== undefined)).data, { videoroom: 'event', room: 100, mid: '0', substream: 2 });
   await s.c.call({ request: 'configure', substream: 1 });
   assert.is(fed(b, s.peer)['0'], byRid['m']);

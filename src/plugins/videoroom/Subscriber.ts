@@ -43,6 +43,8 @@ export interface Slot {
   appliedSource: number | null | undefined;
   appliedPaused: boolean | undefined;
   appliedLayer: number | null;
+  /** A layer switch waiting for its keyframe: announced (`substream` event) when the engine makes it. */
+  pendingLayer?: { source: number; layer: number };
 }
 
 /** One entry of `streams` in join/subscribe. */
@@ -81,13 +83,25 @@ export class Subscriber implements FeedConsumer {
   renegotiationPending = false;
   gone = false;
   private stopListening: (() => void) | null = null;
+  private stopSwitchListening: (() => void) | null = null;
 
   constructor(
     readonly room: Room,
     private readonly client: SubscriberClient,
     private readonly services: MediaServices | null,
     readonly options: { autoupdate: boolean; useMsid: boolean; privateId: number | null },
-  ) {}
+  ) {
+    this.stopSwitchListening = services?.router.onOutputSwitched((output, source) => this.onOutputSwitched(output, source)) ?? null;
+  }
+
+  /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
+  private onOutputSwitched(output: number, source: number): void {
+    const slot = this.slots.find((s) => s.output === output && s.pendingLayer?.source === source);
+    if (!slot?.pendingLayer) return;
+    const layer = slot.pendingLayer.layer;
+    slot.pendingLayer = undefined;
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: layer });
+  }
 
   /** Resolves requested streams into (feed, stream) pairs; 428 for a missing feed or mid. Changes nothing. */
   resolve(requests: StreamRequest[]): { feed: Feed; stream: FeedStream; request: StreamRequest }[] {
@@ -230,6 +244,7 @@ export class Subscriber implements FeedConsumer {
         // never gets inter frames it has no reference for; the old layer bridges the wait.
         // Other switches (another feed, none) take effect at once, as in Janus.
         const substreamChange = slot.kind === 'video' && source !== null && slot.appliedSource !== undefined && slot.appliedSource !== null && stream !== undefined && stream.layers.includes(slot.appliedSource);
+        slot.pendingLayer = undefined;
         if (substreamChange) router.switchOutput(slot.output, source, { onKeyframe: true });
         else router.switchOutput(slot.output, source);
         // A new source is only decodable from a keyframe (RFC 4585 §6.3.1 PLI).
@@ -237,7 +252,10 @@ export class Subscriber implements FeedConsumer {
         const layerChanged = slot.appliedSource !== undefined && slot.appliedSource !== null && chosen !== null && stream?.simulcast === true && slot.appliedLayer !== chosen.layer;
         slot.appliedSource = source;
         slot.appliedLayer = chosen?.layer ?? null;
-        if (layerChanged && chosen) this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
+        if (layerChanged && chosen) {
+          if (substreamChange && source !== null) slot.pendingLayer = { source, layer: chosen.layer };
+          else this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
+        }
       }
       const paused = this.paused || !slot.send;
       if (slot.appliedPaused !== paused) {
@@ -357,6 +375,8 @@ export class Subscriber implements FeedConsumer {
     this.gone = true;
     this.stopListening?.();
     this.stopListening = null;
+    this.stopSwitchListening?.();
+    this.stopSwitchListening = null;
     for (const slot of this.slots) this.deactivate(slot);
     this.room.subscribers.delete(this);
   }

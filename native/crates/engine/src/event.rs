@@ -25,6 +25,9 @@ pub enum Event {
     /// Average RFC 6464 level (−dBov, 0 = loudest) of a source's last window of packets,
     /// once per window, for sources with a meter (`Engine::set_audio_level_meter`).
     AudioLevel { endpoint: u32, source: u32, level: u8 },
+    /// An output asked to switch at a keyframe (`Engine::switch_output` with `on_keyframe`) did:
+    /// `source` feeds it from this packet on.
+    OutputSwitched { endpoint: u32, output: u32, source: u32 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

@@ -699,6 +699,7 @@ impl Worker {
                 self.completed_switches.push((out.source, oid));
                 out.source = Some(sid);
                 out.pending_source = None;
+                self.pending_events.push(Event::OutputSwitched { endpoint: out.endpoint, output: oid, source: sid });
             }
             if out.paused {
                 out.stats.dropped += 1;
