@@ -443,6 +443,12 @@ impl NativeEngine {
         })
     }
 
+    /// ICE restart: new local ufrag/pwd and the peer's new ufrag.
+    #[napi]
+    pub fn restart_ice(&self, id: u32, ufrag: String, pwd: String, remote_ufrag: Option<String>) -> Result<()> {
+        guard("restartIce", || self.engine()?.restart_ice(id, ufrag, pwd, remote_ufrag).map_err(err))
+    }
+
     #[napi]
     pub fn set_ice_remote_ufrag(&self, id: u32, ufrag: Option<String>) -> Result<()> {
         guard("setIceRemoteUfrag", || self.engine()?.set_ice_remote_ufrag(id, ufrag).map_err(err))

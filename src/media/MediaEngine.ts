@@ -172,6 +172,11 @@ export class MediaEngine extends EventEmitter {
     this.native.setRemote(endpoint, remote?.address ?? null, remote?.port ?? null);
   }
 
+  /** ICE restart (RFC 8445 §9): new local credentials and the peer's new ufrag; the selected pair stays. */
+  restartIce(endpoint: number, credentials: { ufrag: string; pwd: string; remoteUfrag: string | null }): void {
+    this.native.restartIce(endpoint, credentials.ufrag, credentials.pwd, credentials.remoteUfrag);
+  }
+
   setIceRemoteUfrag(endpoint: number, ufrag: string | null): void {
     this.native.setIceRemoteUfrag(endpoint, ufrag);
   }

@@ -99,6 +99,7 @@ export interface NativeEngine {
     options: { profile: string; localKey: Buffer; localSalt: Buffer; remoteKey: Buffer; remoteSalt: Buffer },
   ): void;
   setRemote(id: number, address?: string | null, port?: number | null): void;
+  restartIce(endpoint: number, ufrag: string, pwd: string, remoteUfrag: string | null): void;
   setIceRemoteUfrag(id: number, ufrag?: string | null): void;
   sendRaw(id: number, data: Buffer, address: string, port: number): void;
   addSource(endpoint: number, options: { ssrc: number; ssrcOffset?: number; kind: string; clockRate: number; codec?: string }): number;

@@ -152,8 +152,11 @@ function chooseCodec(m: RemoteMediaSection, allowed?: string[]): Codec | null {
 export class PeerConnection implements HandleMedia, RoutableMedia {
   private state: PeerConnectionState = 'new';
   private lease: PortLease | null = null;
-  private readonly iceUfrag = randomBytes(6).toString('hex');
-  private readonly icePwd = randomBytes(16).toString('hex');
+  private iceUfrag = randomBytes(6).toString('hex');
+  private icePwd = randomBytes(16).toString('hex');
+  /** Names ferry's streams (cname, msid) for the PeerConnection's life, across ICE restarts. */
+  private readonly streamName = `ferry-${this.iceUfrag}`;
+  private iceRestarts = 0;
   private remote: RemoteDescription | null = null;
   private localSdp: string | null = null;
   private streamStates: StreamState[] = [];
@@ -235,16 +238,22 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (jsep.type === 'answer' && this.state !== 'have-local-offer' && this.state !== 'connected') {
       throw new JanusError(JanusErrorCode.UNEXPECTED_ANSWER, 'Unexpected ANSWER (no OFFER)');
     }
-    if (this.remote && this.remote.iceUfrag !== desc.iceUfrag && this.state === 'connected') {
-      // An ICE restart would need new credentials on our side; ferry does not support it yet.
-      throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'ICE restart is not supported');
-    }
+    // RFC 8839 §4.4.1.1.1: an offer with new ICE credentials restarts ICE, and the answer
+    // must carry new credentials too. DTLS and SRTP go on (RFC 8842 §4.2): same transport.
+    const iceRestart = jsep.type === 'offer' && this.lease !== null && this.remote !== null && this.remote.iceUfrag !== desc.iceUfrag;
     if (!this.apply(jsep.type === 'offer' ? 'remote-offer' : 'remote-answer')) {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot apply ${jsep.type} in state ${this.state}`);
     }
     this.remote = desc;
     const lease = this.ensureLease();
-    this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+    if (iceRestart) {
+      this.iceUfrag = randomBytes(6).toString('hex');
+      this.icePwd = randomBytes(16).toString('hex');
+      this.iceRestarts++;
+      this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
+    } else {
+      this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+    }
     if (jsep.type === 'answer') {
       this.dropRefusedOutputs(desc);
       this.completeNegotiation();
@@ -283,8 +292,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         codec,
         direction,
         ssrc: sends ? outputSsrc : undefined,
-        cname: `ferry-${this.iceUfrag}`,
-        msid: { stream: `ferry-${this.iceUfrag}`, track: `${m.kind}-${m.mid}` },
+        cname: this.streamName,
+        msid: { stream: this.streamName, track: `${m.kind}-${m.mid}` },
       };
       // RFC 8853 simulcast by rid: accepted when ferry receives here and can read the rid
       // (the RtpStreamId extension, with the id the endpoint was opened with).
@@ -370,8 +379,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         codec,
         direction: s.direction,
         ssrc: sends ? outputSsrc : undefined,
-        cname: `ferry-${this.iceUfrag}`,
-        msid: { stream: s.streamId ?? `ferry-${this.iceUfrag}`, track: `${s.kind}-${mid}` },
+        cname: this.streamName,
+        msid: { stream: s.streamId ?? this.streamName, track: `${s.kind}-${mid}` },
       });
       states.push({
         remote: null,
@@ -462,7 +471,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return {
       state: this.state,
       port: this.lease?.port ?? null,
-      ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
+      ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
       dtls: { role: this.dtlsRole, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
       streams: this.streamStates.map((s) => ({
         mid: s.info.mid,

@@ -68,6 +68,40 @@ async function echoTestThrough(transport: 'http' | 'ws'): Promise<void> {
   assert.ok(feedback > 0, 'the engine sent transport-cc feedback');
   if (transport === 'http') await saveScreenshot(page, 'echotest');
 
+  // ICE restart (RFC 8445 §9) from the page: Chrome offers new credentials, ferry answers with
+  // its own; a new pair is checked and selected, DTLS goes on, and video keeps decoding.
+  const transportState = () =>
+    page.evaluate(async () => {
+      const pc: any = (globalThis as any).ferryEchoTest.handle.webrtcStuff.pc;
+      let frames = 0;
+      let ufrag = '';
+      let dtls = '';
+      (await pc.getStats()).forEach((s: any) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded ?? 0;
+        if (s.type === 'transport') {
+          ufrag = s.iceLocalUsernameFragment ?? '';
+          dtls = s.dtlsState ?? '';
+        }
+      });
+      return { frames, ufrag, dtls, ice: String(pc.iceConnectionState) };
+    });
+  const beforeRestart = await transportState();
+  await page.evaluate(async () => {
+    const demo = (globalThis as any).ferryEchoTest;
+    const pc = demo.handle.webrtcStuff.pc;
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    demo.handle.send({ message: { audio: true, video: true }, jsep: { type: offer.type, sdp: offer.sdp } });
+  });
+  const afterRestart = await pollUntil(
+    transportState,
+    (t) => t.ufrag !== beforeRestart.ufrag && t.ice === 'connected' && t.frames >= beforeRestart.frames + 30,
+    20_000,
+  );
+  assert.is.not(afterRestart.ufrag, beforeRestart.ufrag, 'Chrome restarted ICE');
+  assert.is(afterRestart.dtls, 'connected', 'the same DTLS session');
+  assert.ok(afterRestart.frames >= beforeRestart.frames + 30, `video keeps decoding: ${JSON.stringify([beforeRestart, afterRestart])}`);
+
   // Ferry's side: one session, one PeerConnection; after Stop, none and no leases.
   const before = await ferryStatus(env.gw);
   assert.is(before['sessions'], 1, JSON.stringify(before));

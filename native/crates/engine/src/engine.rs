@@ -173,6 +173,12 @@ impl Engine {
         self.call(w, |reply| Command::SetRemote { id, remote, reply })
     }
 
+    /// ICE restart: new local credentials and the peer's new ufrag (RFC 8445 §9).
+    pub fn restart_ice(&self, id: u32, ufrag: String, pwd: String, remote_ufrag: Option<String>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Endpoint)?;
+        self.call(w, |reply| Command::RestartIce { id, ufrag, pwd, remote_ufrag, reply })
+    }
+
     pub fn set_ice_remote_ufrag(&self, id: u32, ufrag: Option<String>) -> Result<()> {
         let w = self.worker_of(id, Kind::Endpoint)?;
         self.call(w, |reply| Command::SetIceRemoteUfrag { id, ufrag, reply })

@@ -33,6 +33,7 @@ pub(crate) enum Command {
     SetSrtp { id: u32, keys: SrtpKeys, reply: Reply<()> },
     SetRemote { id: u32, remote: Option<SocketAddr>, reply: Reply<()> },
     SetIceRemoteUfrag { id: u32, ufrag: Option<String>, reply: Reply<()> },
+    RestartIce { id: u32, ufrag: String, pwd: String, remote_ufrag: Option<String>, reply: Reply<()> },
     SendRaw { id: u32, to: SocketAddr, data: Vec<u8>, reply: Reply<()> },
     AddSource { id: u32, endpoint: u32, config: SourceConfig, reply: Reply<()> },
     RemoveSource { id: u32, reply: Reply<()> },
@@ -243,6 +244,16 @@ impl Worker {
                 let r = self.endpoint_mut(id).and_then(|ep| match ep.ice.as_mut() {
                     Some(agent) => {
                         agent.set_remote_ufrag(ufrag.as_deref());
+                        Ok(())
+                    }
+                    None => Err(format!("endpoint {id} has no ICE agent")),
+                });
+                let _ = reply.send(r);
+            }
+            Command::RestartIce { id, ufrag, pwd, remote_ufrag, reply } => {
+                let r = self.endpoint_mut(id).and_then(|ep| match ep.ice.as_mut() {
+                    Some(agent) => {
+                        agent.restart(&ufrag, &pwd, remote_ufrag.as_deref());
                         Ok(())
                     }
                     None => Err(format!("endpoint {id} has no ICE agent")),

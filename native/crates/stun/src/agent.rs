@@ -179,6 +179,16 @@ impl IceLiteAgent {
         self.remote_ufrag = ufrag.map(str::to_owned);
     }
 
+    /// ICE restart (RFC 8445 §9, RFC 8839 §4.4.1.1.1): new local credentials, and the peer's
+    /// new ufrag. Validated addresses and the selected pair stay, so media goes on over the old
+    /// pair while the peer checks again with the new credentials.
+    pub fn restart(&mut self, local_ufrag: &str, local_pwd: &str, remote_ufrag: Option<&str>) {
+        let fresh = IceLiteAgent::new(local_ufrag, local_pwd);
+        self.local_ufrag = fresh.local_ufrag;
+        self.integrity_key = fresh.integrity_key;
+        self.remote_ufrag = remote_ufrag.map(str::to_owned);
+    }
+
     /// Default 30 000 ms (RFC 7675 §5.1).
     pub fn set_consent_timeout_ms(&mut self, ms: u64) {
         self.consent_timeout_ms = ms;

@@ -591,3 +591,24 @@ fn out_buffer_is_reused_and_cleared() {
     assert_eq!(parse_binding_success(&out, LOCAL_PWD), Ok(from));
     assert!(out.capacity() >= 500, "the caller's allocation is kept");
 }
+
+#[test]
+fn ice_restart_swaps_credentials_and_keeps_the_selected_pair() {
+    let mut a = agent();
+    let mut out = Vec::new();
+    let peer = addr("192.0.2.10:5000");
+    assert!(matches!(a.handle(&check(1, true), peer, 1_000, &mut out), StunOutcome::Reply { nominated: true, .. }));
+    assert_eq!(a.selected(), Some(peer));
+    a.restart("newL", "new-local-password-98765", Some("newR"));
+    // Media keeps flowing to the pair already selected.
+    assert_eq!(a.selected(), Some(peer));
+    assert!(a.is_validated(peer));
+    // Old credentials are refused now (401); the new ones are accepted and keep consent.
+    assert!(matches!(a.handle(&check(2, false), peer, 2_000, &mut out), StunOutcome::ErrorReply { code: 401 }));
+    let fresh = build_binding_request(txid(3), "newL:newR", "new-local-password-98765", 0x6e00_01ff, true, TIE_BREAKER);
+    assert!(matches!(a.handle(&fresh, peer, 3_000, &mut out), StunOutcome::Reply { .. }));
+    assert!(parse_binding_success(&out, "new-local-password-98765").is_ok());
+    // Consent is judged from the last authenticated check: still fresh well past the first.
+    assert!(a.poll(25_000).is_none());
+    assert!(a.is_validated(peer));
+}
