@@ -142,19 +142,28 @@ test('simulcast layer buttons change the decoded resolution; talking events from
   const decoding = await pollUntil(() => roomView(dave.page), (v) => (videoOf(v, carolId)?.framesDecoded ?? 0) > 15, 30_000);
   const slot = videoOf(decoding, carolId);
   assert.ok(slot, `dave decodes carol: ${JSON.stringify(decoding)}; ${dave.errors.join(' | ')}`);
-  // Each button: what dave decodes settles on the width carol's env.browser sends on that layer
-  // (rid l/m/h). Chrome may scale layers down under CPU load and sends a layer only once its
-  // bandwidth estimate allows, so widths are read, not assumed; a layer not sent falls back to
-  // the nearest lower one, as in Janus.
-  const sentWidths = () =>
-    carol.page.evaluate(async () => {
-      const out: Record<string, number> = {};
+  // Each button: what dave decodes settles on the width carol's browser sends on that layer
+  // (rid l/m/h). Chrome may scale layers down, or pause the top one, under CPU load, and sends
+  // a layer only once its bandwidth estimate allows; so the layers counted are those whose
+  // encoded-frame count grew since the previous look, with their current width. A layer not
+  // sent falls back to the nearest lower one, as in Janus.
+  const lastFrames: Record<string, number> = {};
+  const sentWidths = async (): Promise<Record<string, number>> => {
+    const now = await carol.page.evaluate(async () => {
+      const out: Record<string, [number, number]> = {};
       const pc: any = (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc;
       (await pc.getStats()).forEach((s: any) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.frameWidth) out[s.rid] = s.frameWidth;
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.frameWidth) out[s.rid] = [s.frameWidth, s.framesEncoded ?? 0];
       });
       return out;
     });
+    const active: Record<string, number> = {};
+    for (const [rid, [width, frames]] of Object.entries(now)) {
+      if (lastFrames[rid] !== undefined && frames > lastFrames[rid]!) active[rid] = width;
+      lastFrames[rid] = frames;
+    }
+    return active;
+  };
   const seen: string[] = [];
   for (const [substream, rid] of [[0, 'l'], [2, 'h'], [1, 'm']] as const) {
     await dave.page.evaluate(([mid, s]) => (globalThis as any).ferryVideoRoom.setSubstream(mid, s), [slot.mid, substream] as const);
