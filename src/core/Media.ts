@@ -47,7 +47,14 @@ export interface HandleMedia extends Partial<RoutableMedia> {
    */
   createAnswer(
     offer: Jsep,
-    options: { audio: boolean; video: boolean; data: boolean; codecs?: { audio?: string[]; video?: string[] } },
+    options: {
+      audio: boolean;
+      video: boolean;
+      data: boolean;
+      codecs?: { audio?: string[]; video?: string[] };
+      /** RTP header extensions the answer may accept (default: all ferry supports), e.g. a room's audiolevel_ext. */
+      extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
+    },
   ): Promise<Jsep> | Jsep;
   addRemoteCandidates(candidates: TrickleCandidate[]): void;
   /** Releases the PeerConnection, its native endpoint and port lease. Idempotent. */

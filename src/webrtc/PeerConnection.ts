@@ -262,7 +262,13 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
 
   createAnswer(
     offer: Jsep,
-    options: { audio: boolean; video: boolean; data: boolean; codecs?: { audio?: string[]; video?: string[] } },
+    options: {
+      audio: boolean;
+      video: boolean;
+      data: boolean;
+      codecs?: { audio?: string[]; video?: string[] };
+      extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
+    },
   ): Jsep {
     if (!this.remote || this.remote.type !== 'offer') {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'No remote offer to answer');
@@ -305,9 +311,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         section.recvRids = sendRids.slice(0, MAX_SIMULCAST_LAYERS);
         accepted.push(...m.extensions.filter((e) => e.uri === RID_EXTENSION_URI || e.uri === MID_EXTENSION_URI));
       }
-      const audioLevel = receives && m.kind === 'audio' ? m.extensions.find((e) => e.uri === AUDIO_LEVEL_EXTENSION_URI) : undefined;
+      const audioLevel = receives && m.kind === 'audio' && options.extensions?.audioLevel !== false ? m.extensions.find((e) => e.uri === AUDIO_LEVEL_EXTENSION_URI) : undefined;
       if (audioLevel) accepted.push(audioLevel);
-      const twcc = receives ? m.extensions.find((e) => e.uri === TWCC_EXTENSION_URI && e.id === this.twccExtension) : undefined;
+      const twcc = receives && options.extensions?.transportWideCc !== false ? m.extensions.find((e) => e.uri === TWCC_EXTENSION_URI && e.id === this.twccExtension) : undefined;
       if (twcc) accepted.push(twcc);
       // transport-cc feedback is promised only where the engine reads the sequence numbers.
       else section.codec = { ...codec, rtcpFb: codec.rtcpFb.filter((f) => f.type !== 'transport-cc') };

@@ -3,7 +3,7 @@
 // window averages become Janus `talking` / `stopped-talking` events.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS, useVP8, type RTCPeerConnection, type RTCRtpSender } from 'werift';
+import { RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS, useTransportWideCC, useVP8, type RTCPeerConnection, type RTCRtpSender } from 'werift';
 
 import { VrClient, closeAll, pause, publish, startVrFerry } from './harness.js';
 import type { Json } from '../helpers/http.js';
@@ -62,6 +62,33 @@ test('a werift publisher speaking and falling silent: talking, then stopped-talk
     assert.equal(stopped, { videoroom: 'stopped-talking', room: 77, id: pub.id, mid: '0', 'audio-level-dBov-avg': 127 });
     await pub.client.close();
     await watcher.close();
+    await admin.close();
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+});
+
+test('audiolevel_ext / transport_wide_cc_ext: a room decides which extensions a publisher\'s answer accepts', async () => {
+  const vr = await startVrFerry();
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', room: 78 });
+    await admin.sync({ request: 'create', room: 79, audiolevel_ext: false, transport_wide_cc_ext: false });
+    const offering = {
+      codecs: { audio: [useOPUS()], video: [useVP8()] },
+      headerExtensions: { audio: [useAudioLevelIndication(), useTransportWideCC()], video: [useTransportWideCC()] },
+    };
+    const TWCC = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
+    const on = await publish(vr.f, 78, 'default-room', peers, offering);
+    assert.match(on.answer, new RegExp(`a=extmap:\\d+ ${AUDIO_LEVEL_URI}`));
+    assert.match(on.answer, new RegExp(`a=extmap:\\d+ ${TWCC}`));
+    const off = await publish(vr.f, 79, 'plain-room', peers, offering);
+    assert.not.match(off.answer, /ssrc-audio-level/);
+    assert.not.match(off.answer, /transport-wide-cc|transport-cc/);
+    await on.client.close();
+    await off.client.close();
     await admin.close();
   } finally {
     await closeAll(peers);

@@ -237,5 +237,18 @@ test('async requests before join are 424; joining twice is 425; unknown ptype 43
   await h2.ws.close();
 });
 
+test('recording is refused, not silently skipped: create, enable_recording, publish with record:true get 430', async ({ b, c }) => {
+  assert.is(err(await c.sync({ request: 'create', room: 31, admin_key: 'supersecret', record: true })), 430);
+  assert.is((await c.sync({ request: 'exists', room: 31 }))['exists'], false);
+  assert.is((await c.sync({ request: 'create', room: 32, admin_key: 'supersecret', record: false }))['videoroom'], 'created');
+  const refused = await c.sync({ request: 'enable_recording', room: 32, record: true });
+  assert.is(err(refused), 430);
+  assert.match(refused['error'], /not supported/);
+  assert.equal(await c.sync({ request: 'enable_recording', room: 32, record: false }), { videoroom: 'success', record: false });
+  const p = await VrClient.open(b);
+  await p.call({ request: 'join', ptype: 'publisher', room: 32 });
+  assert.is(err((await p.call({ request: 'configure', record: true })).data), 430);
+});
+
 void JanusWs;
 test.run();

@@ -13,7 +13,7 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
-import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, type Room } from './Room.js';
 import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
@@ -112,7 +112,10 @@ export class VideoRoomHandle implements PluginHandle {
       const token = R.optString(body, 'token');
       if (token === undefined || !room.config.allowed.includes(token)) throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, 'Unauthorized (not in the allowed list)');
     }
-    if (configure) R.validate(body, R.PUBLISH);
+    if (configure) {
+      R.validate(body, R.PUBLISH);
+      refuseRecording(body);
+    }
     const requested = R.optNumber(body, 'id');
     if (requested !== undefined && room.participants.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ID_EXISTS, `User ID ${requested} already exists`);
     let id = requested;
@@ -203,6 +206,7 @@ export class VideoRoomHandle implements PluginHandle {
     switch (name) {
       case 'publish': {
         R.validate(body, R.PUBLISH);
+        refuseRecording(body);
         if (pub.published) throw new VideoRoomError(VideoRoomErrorCode.ALREADY_PUBLISHED, "Can't publish, already published");
         if (!jsep) throw missing('jsep');
         const answer = await this.publish(pub, body, jsep);
@@ -211,6 +215,7 @@ export class VideoRoomHandle implements PluginHandle {
       }
       case 'configure': {
         R.validate(body, R.PUBLISH);
+        refuseRecording(body);
         const answer = jsep ? await this.publish(pub, body, jsep) : undefined;
         this.configurePublisher(pub, body);
         this.push(this.configured(pub), transaction, answer);
@@ -281,7 +286,13 @@ export class VideoRoomHandle implements PluginHandle {
       // too, for media layers that answer the SDP they are given rather than the applied one.
       answer = await media.createAnswer(
         { ...jsep, sdp: restricted.sdp },
-        { audio: true, video: true, data: true, codecs: { audio: [...policy.audio], video: [...policy.video] } },
+        {
+          audio: true,
+          video: true,
+          data: true,
+          codecs: { audio: [...policy.audio], video: [...policy.video] },
+          extensions: { audioLevel: room.config.audiolevel_ext, transportWideCc: room.config.transport_wide_cc_ext },
+        },
       );
     } catch (err) {
       throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);

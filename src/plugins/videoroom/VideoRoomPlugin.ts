@@ -19,7 +19,7 @@ import { field } from '../../core/Json.js';
 import type { MediaServices, RtpLeg, RtpLegOptions } from '../../core/Media.js';
 import { createLogger } from '../../log/logger.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../Plugin.js';
-import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, noSuchFeed, noSuchRoom } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, noSuchFeed, noSuchRoom, refuseRecording } from './errors.js';
 import type { Feed } from './Feed.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher, randomSsrcOffset, type RemoteStreamSpec } from './RemotePublisher.js';
@@ -179,6 +179,7 @@ export class VideoRoomPlugin implements Plugin {
   private create(body: JsonObject): JsonObject {
     this.checkAdminKey(body);
     R.validate(body, R.CREATE);
+    refuseRecording(body);
     const permanent = body['permanent'] === true;
     if (permanent && !this.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't create permanent room");
     const requested = R.optNumber(body, 'room');
@@ -368,10 +369,9 @@ export class VideoRoomPlugin implements Plugin {
     R.validate(body, R.ENABLE_RECORDING);
     const room = this.room(body);
     checkSecret(room.config.secret, body, 'secret');
-    // ferry does not write recordings; the flag is kept so `list` reports what was asked.
-    room.config.record = body['record'] === true;
-    this.logger.info({ room: room.id }, 'videoroom: enable_recording accepted; ferry does not record media');
-    return { videoroom: 'success', record: room.config.record };
+    refuseRecording(body);
+    room.config.record = false;
+    return { videoroom: 'success', record: false };
   }
 
   // ---- participants: the one teardown ---------------------------------------------------------------
