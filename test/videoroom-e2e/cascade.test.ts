@@ -150,7 +150,12 @@ test(`two remote publishers on B with the same SSRC scheme: a subscriber switche
         st.ts += 960;
       }
       const delivered = await until(() => sub.received.get('0')!.length >= expected.audio.length && sub.received.get('1')!.length >= expected.video.length, 5000, 2);
-      assert.ok(delivered, `phase ${phase}: ${sub.received.get('0')!.length}/${expected.audio.length} audio, ${sub.received.get('1')!.length}/${expected.video.length} video`);
+      if (!delivered) {
+        // Where the packets stopped: A's engine (in this process) and B's (over its Admin API).
+        const engineA = a.f.ferry.engine.stats();
+        const why = { a: { sources: engineA.sources, outputs: engineA.outputs }, b: (await statusOf(b))['engine'] };
+        assert.unreachable(`phase ${phase}: ${sub.received.get('0')!.length}/${expected.audio.length} audio, ${sub.received.get('1')!.length}/${expected.video.length} video; ${JSON.stringify(why)}`);
+      }
     }
     assert.is(sub.decryptFailures(), 0, 'zero SRTP failures');
     assertPayloads(sub.received.get('0')!, expected.audio, 'audio');
