@@ -35,6 +35,17 @@ export interface MediaEvents {
 }
 
 /** One handle's PeerConnection, as the core and plugins see it. */
+/** What a plugin lets the media layer put in its answer. */
+export interface AnswerOptions {
+  audio: boolean;
+  video: boolean;
+  data: boolean;
+  /** Codecs that may be chosen per kind, most preferred first (e.g. a room's lists). */
+  codecs?: { audio?: string[]; video?: string[] };
+  /** RTP header extensions the answer may accept (default: all ferry supports), e.g. a room's audiolevel_ext. */
+  extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
+}
+
 export interface HandleMedia extends Partial<RoutableMedia> {
   /** Client's jsep. May throw `JanusError(465)` for bad SDP. */
   setRemoteDescription(jsep: Jsep): Promise<void> | void;
@@ -47,14 +58,7 @@ export interface HandleMedia extends Partial<RoutableMedia> {
    */
   createAnswer(
     offer: Jsep,
-    options: {
-      audio: boolean;
-      video: boolean;
-      data: boolean;
-      codecs?: { audio?: string[]; video?: string[] };
-      /** RTP header extensions the answer may accept (default: all ferry supports), e.g. a room's audiolevel_ext. */
-      extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
-    },
+    options: AnswerOptions,
   ): Promise<Jsep> | Jsep;
   addRemoteCandidates(candidates: TrickleCandidate[]): void;
   /** Releases the PeerConnection, its native endpoint and port lease. Idempotent. */

@@ -9,6 +9,7 @@ import { DtlsClient, DtlsServer, type DtlsSocket } from 'werift';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
 import type {
+  AnswerOptions,
   HandleMedia,
   Jsep,
   MediaEvents,
@@ -262,13 +263,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
 
   createAnswer(
     offer: Jsep,
-    options: {
-      audio: boolean;
-      video: boolean;
-      data: boolean;
-      codecs?: { audio?: string[]; video?: string[] };
-      extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
-    },
+    options: AnswerOptions,
   ): Jsep {
     if (!this.remote || this.remote.type !== 'offer') {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'No remote offer to answer');

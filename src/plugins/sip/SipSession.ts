@@ -36,6 +36,12 @@ import {
   type BridgeKind, type Direction, type SipCodec, type SipSdp, type SipSdpLine,
 } from './SdpBridge.js';
 
+/**
+ * The SIP side gets plain RTP: no header extensions are accepted from the browser, so none are
+ * relayed to SIP phones (many predate RFC 8285) and nothing per-packet needs rewriting.
+ */
+const SIP_BRIDGE_EXTENSIONS = { audioLevel: false, transportWideCc: false } as const;
+
 /** Settings every handle shares (from the plugin configuration). */
 export interface SessionEnvironment extends AccountEnvironment {
   /** c= address of ferry's SIP-side SDP. */
@@ -573,7 +579,7 @@ export class SipSession implements PluginHandle {
     const offer = active.webrtcOffer;
     const media = this.ctx.media;
     if (!offer || !media) throw wrongState('the PeerConnection is gone');
-    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs });
+    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
     active.bridge.attachWebRtc(routable(media));
     active.browserAnswered = true;
     return jsep;
@@ -811,7 +817,7 @@ export class SipSession implements PluginHandle {
     if (!media) throw wrongState('no PeerConnection');
     const codecs: { audio?: string[]; video?: string[] } = {};
     for (const m of active.lines) if (m.line && m.codecs[0]) codecs[m.kind] ??= [m.codecs[0].name];
-    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs });
+    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
     active.webrtcOffer = jsep;
     active.bridge.rewire();
     this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });

@@ -856,19 +856,10 @@ impl Worker {
         let Some(ep) = self.endpoints.get_mut(&src.endpoint) else { return };
         let Some(dest) = ep.remote else { return };
         let pli = rtcp::build_pli(FEEDBACK_SENDER_SSRC, media_ssrc);
-        let Some(pkt) = self.send.slot() else { return };
-        pkt[..pli.len()].copy_from_slice(&pli);
-        let len = match ep.srtp_out.as_mut() {
-            Some(ctx) => match ctx.protect_rtcp(&mut pkt[..], pli.len()) {
-                Ok(n) => n,
-                Err(_) => return,
-            },
-            None if ep.ice.is_some() => return,
-            None => pli.len(),
-        };
-        ep.stats.keyframe_requests_relayed += 1;
-        self.send.commit(len, ep.fd(), ep.id, &dest);
-        self.pending_events.push(Event::KeyframeRequested { source });
+        if queue_rtcp(&mut self.send, ep, &pli, dest) {
+            ep.stats.keyframe_requests_relayed += 1;
+            self.pending_events.push(Event::KeyframeRequested { source });
+        }
     }
 
     /// Sends transport-cc feedback for what an endpoint received, at most every `min_interval_us`
@@ -888,28 +879,33 @@ impl Worker {
                 flush_queue(&mut self.send, &mut self.flush_report, &mut self.endpoints);
             }
             let Some(ep) = self.endpoints.get_mut(&id) else { return };
-            let Some(pkt) = self.send.slot() else { return };
-            if fb.len() > pkt.len() {
-                continue;
+            if queue_rtcp(&mut self.send, ep, fb, dest) {
+                ep.stats.transport_feedback_sent += 1;
             }
-            pkt[..fb.len()].copy_from_slice(fb);
-            let len = match ep.srtp_out.as_mut() {
-                Some(ctx) => match ctx.protect_rtcp(&mut pkt[..], fb.len()) {
-                    Ok(n) => n,
-                    Err(_) => continue,
-                },
-                // A WebRTC endpoint sends RTCP only once SRTP keys exist.
-                None if ep.ice.is_some() => return,
-                None => fb.len(),
-            };
-            ep.stats.transport_feedback_sent += 1;
-            self.send.commit(len, ep.fd(), ep.id, &dest);
         }
     }
 
     fn flush(&mut self) {
         flush_queue(&mut self.send, &mut self.flush_report, &mut self.endpoints);
     }
+}
+
+/// Queues one RTCP packet ferry originates on an endpoint, SRTCP-protected when the endpoint has
+/// keys; a WebRTC endpoint without keys yet sends nothing (RFC 8827 §6.5). True when queued.
+fn queue_rtcp(send: &mut SendQueue, ep: &mut Endpoint, packet: &[u8], dest: SocketAddr) -> bool {
+    let Some(slot) = send.slot() else { return false };
+    let Some(plain) = slot.get_mut(..packet.len()) else { return false };
+    plain.copy_from_slice(packet);
+    let len = match ep.srtp_out.as_mut() {
+        Some(ctx) => match ctx.protect_rtcp(&mut slot[..], packet.len()) {
+            Ok(n) => n,
+            Err(_) => return false,
+        },
+        None if ep.ice.is_some() => return false,
+        None => packet.len(),
+    };
+    send.commit(len, ep.fd(), ep.id, &dest);
+    true
 }
 
 fn flush_queue(send: &mut SendQueue, report: &mut FlushReport, endpoints: &mut IdMap<Endpoint>) {
