@@ -32,7 +32,10 @@ interface ForwardResult {
  * `echo`: the EchoTest shape — the output sits on the ingress endpoint itself
  * (one socket, one SRTP context pair), sending back toward one sink.
  */
-async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number, echo = false): Promise<ForwardResult> {
+/** One-byte extension id the transport-cc variant uses (any of 1..14). */
+const TWCC_EXTENSION_ID = 3;
+
+async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number, echo = false, twcc = false): Promise<ForwardResult> {
   const native = loadNative();
   const engine = new MediaEngine({ workers: 1 });
   // Receivers are bound but not read, as a remote host's would be: the media thread pays
@@ -40,8 +43,10 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
   const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
   try {
     const inKeys = newKeys(profile);
-    const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0 });
+    const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}) });
     engine.setSrtp(ingress.id, { profile, localKey: inKeys.key, localSalt: inKeys.salt, remoteKey: inKeys.key, remoteSalt: inKeys.salt });
+    // Transport-cc feedback needs somewhere to go: a sink port stands in for the sender.
+    if (twcc) engine.setRemote(ingress.id, { address: '127.0.0.1', port: sink.ports()[0]! });
     const source = engine.addSource(ingress.id, { ssrc: 0x1000, kind: 'video', clockRate: 90000 });
     const outEps: number[] = [];
     if (echo) {
@@ -68,6 +73,7 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
       payload: PAYLOAD,
       durationMs: Math.round(seconds * 1000),
       packetsPerSecond: Math.round(OFFERED_OUT_PPS / fanout),
+      ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}),
     });
     await new Promise((r) => setTimeout(r, 50)); // let the media thread drain its socket
     const after = engine.stats();
@@ -148,4 +154,10 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
       figures.add(`forward.${key}.fanout${fanout}.werift_pps_out`, w.ppsOut, 'packets/s');
     }
   }
+  // What transport-cc costs: the same 1→1 forward with a transport-wide sequence number in every
+  // packet, recorded by the engine and answered with feedback every 100 ms, as for a browser.
+  const t = await ferryForward('AEAD_AES_128_GCM', 1, seconds, false, true);
+  figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out', t.ppsOut, 'packets/s');
+  figures.add('forward.aead_aes_128_gcm.fanout1_twcc.cpu_us_per_packet', t.cpuUsPerPacket, 'µs/packet');
+  figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out_per_core', t.ppsOutPerCore, 'packets/s/core');
 }

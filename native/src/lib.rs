@@ -613,6 +613,8 @@ pub struct BlastParams {
     pub packets_per_second: Option<u32>,
     pub max_packets: Option<u32>,
     pub first_seq: Option<u32>,
+    /// One-byte extension id for a transport-wide sequence number in every packet.
+    pub twcc_extension_id: Option<u32>,
 }
 
 #[napi(object)]
@@ -663,6 +665,11 @@ pub fn blast(params: BlastParams) -> Result<AsyncTask<BlastTask>> {
             packets_per_second: params.packets_per_second.unwrap_or(0) as u64,
             max_packets: params.max_packets.map(|v| v as u64).unwrap_or(u64::MAX),
             first_seq: params.first_seq.unwrap_or(1) as u16,
+            twcc_extension_id: match params.twcc_extension_id {
+                Some(id) if (1..=14).contains(&id) => Some(id as u8),
+                Some(id) => return Err(err(format!("one-byte extension id must be 1..=14, not {id}"))),
+                None => None,
+            },
         };
         Ok(AsyncTask::new(BlastTask { options }))
     })

@@ -127,6 +127,7 @@ export interface NativeBlastParams {
   packetsPerSecond?: number;
   maxPackets?: number;
   firstSeq?: number;
+  twccExtensionId?: number;
 }
 
 export interface NativeAddon {

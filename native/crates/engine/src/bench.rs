@@ -36,6 +36,28 @@ pub fn make_rtp(ssrc: u32, seq: u16, ts: u32, pt: u8, payload: usize, out: &mut 
     len
 }
 
+/// Like `make_rtp`, with one RFC 8285 one-byte header extension element carrying a
+/// transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01 §2).
+#[allow(clippy::too_many_arguments)]
+pub fn make_rtp_with_twcc(ssrc: u32, seq: u16, ts: u32, pt: u8, payload: usize, id: u8, twcc_seq: u16, out: &mut [u8]) -> usize {
+    const EXT_LEN: usize = 8; // 0xBEDE + length, then id/len byte, 2 data bytes, 1 pad
+    let len = (12 + EXT_LEN + payload).min(out.len());
+    if len < 12 + EXT_LEN {
+        return make_rtp(ssrc, seq, ts, pt, payload, out);
+    }
+    make_rtp(ssrc, seq, ts, pt, 0, out);
+    out[0] |= 0x10; // X
+    out[12..14].copy_from_slice(&0xBEDEu16.to_be_bytes());
+    out[14..16].copy_from_slice(&1u16.to_be_bytes());
+    out[16] = (id << 4) | 1; // L = 1: two data bytes
+    out[17..19].copy_from_slice(&twcc_seq.to_be_bytes());
+    out[19] = 0;
+    for (i, b) in out[12 + EXT_LEN..len].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_add(seq as u8);
+    }
+    len
+}
+
 /// Protects (or protects then unprotects, timing only the second) `iterations` packets of
 /// `payload` bytes on the calling thread.
 pub fn srtp_throughput(profile: SrtpProfile, op: SrtpOp, payload: usize, iterations: u64) -> Result<Throughput, String> {
@@ -94,6 +116,9 @@ pub struct BlastOptions {
     /// Hard cap on packets sent (bounded loop).
     pub max_packets: u64,
     pub first_seq: u16,
+    /// When set, every packet carries a transport-wide sequence number in this one-byte
+    /// extension (RFC 8285 §4.2), as browsers send it, so the receiver's feedback path is measured.
+    pub twcc_extension_id: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,7 +158,10 @@ pub fn blast(options: &BlastOptions) -> Result<BlastResult, String> {
         while !queue.is_full() && total < options.max_packets {
             let Some(slot) = queue.slot() else { break };
             let ts = (seq as u32).wrapping_mul(3000);
-            let mut len = make_rtp(options.ssrc, seq, ts, options.payload_type, options.payload, slot);
+            let mut len = match options.twcc_extension_id {
+                Some(id) => make_rtp_with_twcc(options.ssrc, seq, ts, options.payload_type, options.payload, id, seq, slot),
+                None => make_rtp(options.ssrc, seq, ts, options.payload_type, options.payload, slot),
+            };
             if let Some(c) = ctx.as_mut() {
                 len = c.protect_rtp(slot, len).map_err(|e| e.to_string())?;
             }
