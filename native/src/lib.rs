@@ -136,6 +136,8 @@ pub struct EngineEvent {
     pub level: Option<u32>,
     /// output-switched: the output that moved to `source`.
     pub output: Option<u32>,
+    /// source-loss: packets expected over the interval (`lost` of them never arrived).
+    pub expected: Option<u32>,
 }
 
 impl EngineEvent {
@@ -157,6 +159,7 @@ impl EngineEvent {
             lost: None,
             level: None,
             output: None,
+            expected: None,
         }
     }
 
@@ -228,6 +231,14 @@ impl EngineEvent {
                 e.endpoint = Some(endpoint);
                 e.output = Some(output);
                 e.source = Some(source);
+                e
+            }
+            Event::SourceLoss { endpoint, source, expected, lost } => {
+                let mut e = Self::empty("source-loss");
+                e.endpoint = Some(endpoint);
+                e.source = Some(source);
+                e.expected = Some(expected);
+                e.lost = Some(lost as f64);
                 e
             }
             Event::WorkerPanic { worker, message } => {

@@ -83,6 +83,7 @@ export type EngineEvent =
   | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
   | { type: 'audio-level'; endpoint: number; source: number; level: number }
   | { type: 'output-switched'; endpoint: number; output: number; source: number }
+  | { type: 'source-loss'; endpoint: number; source: number; expected: number; lost: number }
   | { type: 'worker-panic'; worker: number; message: string };
 
 export type EndpointEvent = Extract<EngineEvent, { endpoint: number }>;
@@ -106,6 +107,8 @@ function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
       return { type: 'remb', endpoint: e.endpoint!, bitrate: e.bitrate! };
     case 'receiver-loss':
       return { type: 'receiver-loss', endpoint: e.endpoint!, ssrc: e.ssrc!, fractionLost: e.fractionLost ?? 0, lost: e.lost ?? 0 };
+    case 'source-loss':
+      return { type: 'source-loss', endpoint: e.endpoint!, source: e.source!, expected: e.expected ?? 0, lost: e.lost ?? 0 };
     case 'output-switched':
       return { type: 'output-switched', endpoint: e.endpoint!, output: e.output!, source: e.source! };
     case 'audio-level':

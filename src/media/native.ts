@@ -34,6 +34,7 @@ export interface NativeEngineEvent {
   lost?: number;
   level?: number;
   output?: number;
+  expected?: number;
 }
 
 export interface NativeEndpointCounters {

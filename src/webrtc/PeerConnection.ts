@@ -98,8 +98,10 @@ const TWCC_EXTENSION_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-
 const MAX_SIMULCAST_LAYERS = 3;
 
 /**
- * `slowlink` (Janus): sent when a receiver reports losing at least this fraction (RFC 3550
- * §6.4.1, in 1/256) of what ferry sends on an m-line, at most once per SLOWLINK_INTERVAL_MS.
+ * `slowlink` (Janus): sent when at least this fraction (RFC 3550 §6.4.1, in 1/256) of an
+ * m-line's packets is lost, at most once per SLOWLINK_INTERVAL_MS per direction: downlink
+ * (uplink=false) from the peer's receiver reports on what ferry sends, uplink (uplink=true)
+ * from the engine's count of what the peer sent that never arrived.
  */
 const SLOWLINK_FRACTION = 13; // ~5 %
 const SLOWLINK_INTERVAL_MS = 5000;
@@ -715,6 +717,15 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.options.events.webrtcUp();
   }
 
+  /** One `slowlink` per m-line and direction per SLOWLINK_INTERVAL_MS. */
+  private maybeSlowLink(stream: StreamState, uplink: boolean, lost: number): void {
+    const key = `${uplink ? 'up' : 'down'}:${stream.info.mid}`;
+    const now = Date.now();
+    if (now - (this.lastSlowLink.get(key) ?? 0) < SLOWLINK_INTERVAL_MS) return;
+    this.lastSlowLink.set(key, now);
+    this.options.events.slowLink({ mid: stream.info.mid, media: stream.info.kind, uplink, lost });
+  }
+
   private receiveDtls(data: Buffer): void {
     if (this.state === 'closed') return;
     try {
@@ -745,6 +756,13 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       case 'consent-lost':
         this.fail('ICE failed: consent lost');
         break;
+      case 'source-loss': {
+        // Loss on what the peer sends ferry: its uplink (Janus slowlink uplink=true).
+        const stream = this.streamStates.find((s) => s.info.sources.some((src) => src.source === event.source));
+        if (!stream || event.expected === 0 || (event.lost * 256) / event.expected < SLOWLINK_FRACTION) break;
+        this.maybeSlowLink(stream, true, event.lost);
+        break;
+      }
       case 'audio-level': {
         const stream = this.streamStates.find((s) => s.info.sources.some((src) => src.source === event.source));
         if (stream) this.audioLevelMetering?.listener(stream.info.mid, event.level);
@@ -754,11 +772,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         // Loss on what ferry sends (the client's receiver reports): downlink, uplink=false as Janus says.
         const stream = this.streamStates.find((s) => s.info.outputSsrc === event.ssrc);
         if (!stream || event.fractionLost < SLOWLINK_FRACTION) break;
-        const now = Date.now();
-        const last = this.lastSlowLink.get(stream.info.mid) ?? 0;
-        if (now - last < SLOWLINK_INTERVAL_MS) break;
-        this.lastSlowLink.set(stream.info.mid, now);
-        this.options.events.slowLink({ mid: stream.info.mid, media: stream.info.kind, uplink: false, lost: event.lost });
+        this.maybeSlowLink(stream, false, event.lost);
         break;
       }
       case 'unknown-ssrc': {

@@ -27,7 +27,7 @@
           FerryDemo.setState($('media'), `media: ${medium} ${on ? 'flowing' : 'stopped'}`, on ? 'ok' : 'warn');
           log(`ferry ${on ? 'receives' : 'stopped receiving'} ${medium} (mid ${mid})`);
         },
-        slowLink: (uplink, lost, mid) => log(`slowlink: ${uplink ? 'uplink' : 'downlink'}, ${lost} packets lost (mid ${mid})`, true),
+        slowLink: (uplink, lost, mid) => log(`slowlink: ${uplink ? 'uplink' : 'downlink'}, ${lost} packets lost (mid ${mid})`),
         onmessage: (msg, jsep) => {
           demo.events.push(msg);
           if (msg.error) log(`error ${msg.error_code}: ${msg.error}`, true);

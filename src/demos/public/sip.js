@@ -214,7 +214,7 @@
           FerryDemo.setState($('media'), `media: ${medium} ${on ? 'flowing' : 'stopped'}`, on ? 'ok' : 'warn');
           log(`ferry ${on ? 'receives' : 'stopped receiving'} ${medium} from the browser (mid ${mid})`);
         },
-        slowLink: (uplink, lost, mid) => log(`slowlink: ${uplink ? 'uplink' : 'downlink'}, ${lost} packets lost (mid ${mid})`, true),
+        slowLink: (uplink, lost, mid) => log(`slowlink: ${uplink ? 'uplink' : 'downlink'}, ${lost} packets lost (mid ${mid})`),
         onmessage: (msg, jsep) => {
           if (msg.error) return onError(msg);
           if (msg.result) onResult(msg.result, msg.call_id, jsep);

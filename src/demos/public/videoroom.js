@@ -48,7 +48,7 @@
         iceState: (state) => FerryDemo.setState($('ice'), `ice: ${state}`, FerryDemo.stateClass(state)),
         webrtcState: (up, reason) => log(`publisher PeerConnection ${up ? 'up' : `down${reason ? ` (${reason})` : ''}`}`, !up),
         mediaState: (medium, on, mid) => log(`ferry ${on ? 'receives' : 'stopped receiving'} our ${medium} (mid ${mid})`),
-        slowLink: (uplink, lost, mid) => log(`slowlink on our ${uplink ? 'uplink' : 'downlink'}: ${lost} lost (mid ${mid})`, true),
+        slowLink: (uplink, lost, mid) => log(`slowlink on our ${uplink ? 'uplink' : 'downlink'}: ${lost} lost (mid ${mid})`),
         onmessage: onPublisherMessage,
         onlocaltrack: (track, on) => {
           if (on && track.kind === 'video') FerryDemo.playTrack($('local'), track);

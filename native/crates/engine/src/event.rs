@@ -28,6 +28,9 @@ pub enum Event {
     /// An output asked to switch at a keyframe (`Engine::switch_output` with `on_keyframe`) did:
     /// `source` feeds it from this packet on.
     OutputSwitched { endpoint: u32, output: u32, source: u32 },
+    /// Packets a source's sender sent that never arrived, over about a second (RFC 3550 A.3);
+    /// reported only when some were lost, at most once per second per source.
+    SourceLoss { endpoint: u32, source: u32, expected: u32, lost: u32 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

@@ -2,7 +2,7 @@
 //! receives): the fan-out table of a media thread.
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::AudioLevelMeter;
+use ferry_rtp::{AudioLevelMeter, ReceptionStats};
 pub use ferry_rtp::VideoCodec;
 
 use crate::stats::StreamStats;
@@ -44,6 +44,9 @@ pub(crate) struct Source {
     pub stats: StreamStats,
     /// RFC 6464 extension id and the meter averaging its levels, when asked for.
     pub audio_level: Option<(u8, AudioLevelMeter)>,
+    /// Sequence accounting of what arrives, for loss on the sender's uplink.
+    pub reception: ReceptionStats,
+    pub last_loss_check_us: u64,
 }
 
 pub(crate) struct Output {

@@ -60,6 +60,8 @@ const KEYFRAME_MIN_INTERVAL_US: u64 = 300_000;
 const REMB_EVENT_INTERVAL_US: u64 = 1_000_000;
 /// RTP media SSRC used as the sender of RTCP feedback ferry originates (RFC 4585 §6.1 allows any).
 const FEEDBACK_SENDER_SSRC: u32 = 1;
+/// Loss on what each source receives is accounted over this interval.
+const LOSS_INTERVAL_US: u64 = 1_000_000;
 /// Transport-cc feedback is sent at most this often per endpoint while packets arrive.
 const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 
@@ -182,6 +184,17 @@ impl Worker {
     }
 
     fn on_timer(&mut self, now_ms: u64) {
+        let now_us = now_ms * 1000;
+        for (&id, src) in self.sources.iter_mut() {
+            if now_us.saturating_sub(src.last_loss_check_us) < LOSS_INTERVAL_US {
+                continue;
+            }
+            src.last_loss_check_us = now_us;
+            let interval = src.reception.take_interval();
+            if interval.lost > 0 {
+                self.pending_events.push(Event::SourceLoss { endpoint: src.endpoint, source: id, expected: interval.expected, lost: interval.lost });
+            }
+        }
         // Feedback for the last packets of a burst, which no later read flushed out.
         let waiting: Vec<u32> = self.endpoints.values().filter(|ep| ep.twcc.as_ref().is_some_and(|t| t.recorder.pending() > 0)).map(|ep| ep.id).collect();
         for id in waiting {
@@ -358,7 +371,16 @@ impl Worker {
         ep.reported_unknown.remove(&config.ssrc);
         self.sources.insert(
             id,
-            Source { endpoint, config, outputs: Vec::new(), last_keyframe_request_us: None, stats: Default::default(), audio_level: None },
+            Source {
+                endpoint,
+                config,
+                outputs: Vec::new(),
+                last_keyframe_request_us: None,
+                stats: Default::default(),
+                audio_level: None,
+                reception: Default::default(),
+                last_loss_check_us: 0,
+            },
         );
         Ok(())
     }
@@ -682,6 +704,7 @@ impl Worker {
         let Some(src) = self.sources.get_mut(&sid) else { return };
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
+        src.reception.update(hdr.sequence);
         if let Some((extension_id, meter)) = src.audio_level.as_mut() {
             // Packets without the element do not count.
             if let Some(average) = rtp::audio_level(&buf[..len], &hdr, *extension_id).and_then(|(_, level)| meter.observe(level)) {

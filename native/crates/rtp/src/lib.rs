@@ -12,6 +12,7 @@
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
+//! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
 //! of packet bytes is bounds-checked.
@@ -22,12 +23,14 @@ pub mod audio_level;
 mod bytes;
 pub mod keyframe;
 pub mod rtcp;
+pub mod reception;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
 pub mod twcc;
 
 pub use audio_level::AudioLevelMeter;
+pub use reception::{IntervalLoss, ReceptionStats};
 pub use keyframe::{is_keyframe, VideoCodec};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
