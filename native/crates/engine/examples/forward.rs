@@ -72,6 +72,7 @@ fn main() -> Result<(), String> {
         packets_per_second,
         max_packets: u64::MAX,
         first_seq: 1,
+        twcc_extension_id: None,
     })?;
     std::thread::sleep(Duration::from_millis(50));
     let after = engine.stats().map_err(|e| e.0)?;
