@@ -11,41 +11,17 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import type { SipMessage, SipRequest } from '../../src/sip/SipMessage.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { freePort, requireBinary, withTimeout, type Peer, startKamailio as startKamailioPeer, stopKamailio as stopKamailioPeer } from '../sip/helpers.js';
+import { freePort, useKamailio } from '../sip/helpers.js';
 import { SipClient, startSipFerry, until, webrtcSdp } from './helpers.js';
 
 const test = suite('SIP plugin ↔ kamailio registrar/proxy with Service-Route');
 
-let workdir: string;
-const peers: Peer[] = [];
-
-async function startKamailio(port: number, servicePort: number): Promise<Peer> {
-  const peer = await startKamailioPeer(workdir, port, servicePort, 40_000);
-  peers.push(peer);
-  return peer;
-}
-
-const stopKamailio = (peer: Peer, port: number) => stopKamailioPeer(workdir, peer, port);
-
-test.before(() => {
-  requireBinary('kamailio');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-plugin-kam-'));
-});
-test.after.each(async () => {
-  for (const p of peers.splice(0)) {
-    p.kill('SIGTERM');
-    await withTimeout(p.exited, 3000, 'peer exit').catch(() => p.kill('SIGKILL'));
-  }
-  rmSync(workdir, { recursive: true, force: true });
-});
+const kamailio = useKamailio(test, { dirPrefix: 'ferry-sip-plugin-kam-', limitMs: 40_000 });
+const startKamailio = kamailio.start;
+const stopKamailio = kamailio.stop;
 
 test('register via the proxy, outage and recovery, every REGISTER via the proxy; INVITE Route = proxy, Service-Route', async () => {
   const port = await freePort();

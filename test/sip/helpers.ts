@@ -2,9 +2,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'uvu';
 import type { Emitter, EventMap, EventsOf } from '../../src/sip/Emitter.js';
 
 /** Resolves with the event's arguments, or rejects after `ms`. */
@@ -162,4 +164,39 @@ export async function stopKamailio(workdir: string, peer: Peer, port: number): P
   const exited = await withTimeout(peer.exited, 5000, 'kamailio exit').then(() => true, () => false);
   if (!exited) peer.kill('SIGKILL');
   rmSync(join(workdir, `kamailio-${port}.pid`), { force: true });
+}
+
+/**
+ * The kamailio side of a test file: requires the binary, gives each test a fresh work
+ * directory, and after each test stops every kamailio it started and removes the directory.
+ * Register a file's own after-each cleanup (clients talking to kamailio) before calling this,
+ * so it runs while kamailio is still up.
+ */
+export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: number }): {
+  start(port: number, servicePort: number): Promise<Peer>;
+  stop(peer: Peer, port: number): Promise<void>;
+} {
+  let workdir = '';
+  const peers: Peer[] = [];
+  suite.before(() => {
+    requireBinary('kamailio');
+  });
+  suite.before.each(() => {
+    workdir = mkdtempSync(join(tmpdir(), options.dirPrefix));
+  });
+  suite.after.each(async () => {
+    for (const p of peers.splice(0)) {
+      p.kill('SIGTERM');
+      await withTimeout(p.exited, 3000, 'peer exit').catch(() => p.kill('SIGKILL'));
+    }
+    rmSync(workdir, { recursive: true, force: true });
+  });
+  return {
+    async start(port, servicePort) {
+      const peer = await startKamailio(workdir, port, servicePort, options.limitMs);
+      peers.push(peer);
+      return peer;
+    },
+    stop: (peer, port) => stopKamailio(workdir, peer, port),
+  };
 }

@@ -9,46 +9,25 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { UserAgent } from '../../src/sip/UserAgent.js';
 import type { SipMessage, SipRequest } from '../../src/sip/SipMessage.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { freePort, requireBinary, until, waitFor, withTimeout, type Peer, startKamailio as startKamailioPeer, stopKamailio as stopKamailioPeer } from './helpers.js';
+import { freePort, until, useKamailio, waitFor } from './helpers.js';
 
 
 const test = suite('kamailio registrar ↔ UserAgent on 127.0.0.1');
 
-let workdir: string;
 let ua: UserAgent | undefined;
-const peers: Peer[] = [];
 
-async function startKamailio(port: number, servicePort: number): Promise<Peer> {
-  const peer = await startKamailioPeer(workdir, port, servicePort, 30_000);
-  peers.push(peer);
-  return peer;
-}
-
-const stopKamailio = (peer: Peer, port: number) => stopKamailioPeer(workdir, peer, port);
-
-test.before(() => {
-  requireBinary('kamailio');
-});
-
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-kamailio-'));
-});
-
+// Registered first, so the user agent closes while kamailio is still up.
 test.after.each(async () => {
   await ua?.close();
   ua = undefined;
-  for (const p of peers.splice(0)) {
-    p.kill('SIGTERM');
-    await withTimeout(p.exited, 3000, 'peer exit').catch(() => p.kill('SIGKILL'));
-  }
-  rmSync(workdir, { recursive: true, force: true });
 });
+
+const kamailio = useKamailio(test, { dirPrefix: 'ferry-kamailio-', limitMs: 30_000 });
+const startKamailio = kamailio.start;
+const stopKamailio = kamailio.stop;
 
 const REGISTERS = (sent: Array<{ m: SipMessage; to: SipEndpoint }>) =>
   sent.filter((s): s is { m: SipRequest; to: SipEndpoint } => s.m.kind === 'request' && s.m.method === 'REGISTER');
