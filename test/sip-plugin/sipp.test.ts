@@ -125,7 +125,16 @@ async function guest(client: SipClient): Promise<number> {
   return port;
 }
 
-test('offerless INVITE from sipp: incomingcall without jsep, accept with an offer, answer in the ACK, RTP both ways', async () => {
+interface GuestCall {
+  s: Awaited<ReturnType<typeof startSipFerry>>;
+  client: SipClient;
+  uaPort: number;
+  sink: Awaited<ReturnType<typeof udpPeer>>;
+  pc: ReturnType<typeof loopbackPeer>;
+}
+
+/** A ferry, a guest SIP account on it, a werift peer and an RTP sink for one test; all released after. */
+async function withGuest(run: (g: GuestCall) => Promise<void>): Promise<void> {
   const s = await startSipFerry();
   const pc = loopbackPeer();
   const sink = await udpPeer();
@@ -133,27 +142,30 @@ test('offerless INVITE from sipp: incomingcall without jsep, accept with an offe
   try {
     client = await SipClient.open(s.f);
     const uaPort = await guest(client);
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${uaPort}`], workdir);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(s, client, sink, pc);
-    await hangUpAndCheck(s, client);
-    await expectSippSuccess(caller, 'offerless media scenario');
+    await run({ s, client, uaPort, sink, pc });
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();
     await sink.close().catch(() => undefined);
     await closePeer(pc); // last: it also closes every UDP socket opened since werift was patched
   }
-});
+}
 
-test('lessons §1: two offerless INVITEs declined (603 by default, checked by sipp), then a third call is accepted and carries media', async () => {
-  const s = await startSipFerry();
-  const pc = loopbackPeer();
-  const sink = await udpPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
-    const uaPort = await guest(client);
+/** sipp calls offerless; the call is accepted with the peer's offer, carries RTP both ways and is hung up. */
+async function offerlessCallWithMedia(g: GuestCall, label: string): Promise<void> {
+  const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(g.sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${g.uaPort}`], workdir);
+  peers.push(caller);
+  await acceptOfferlessWithMedia(g.s, g.client, g.sink, g.pc);
+  await hangUpAndCheck(g.s, g.client);
+  await expectSippSuccess(caller, label);
+}
+
+test('offerless INVITE from sipp: incomingcall without jsep, accept with an offer, answer in the ACK, RTP both ways', () =>
+  withGuest((g) => offerlessCallWithMedia(g, 'offerless media scenario')));
+
+test('lessons §1: two offerless INVITEs declined (603 by default, checked by sipp), then a third call is accepted and carries media', () =>
+  withGuest(async (g) => {
+    const { s, client, uaPort } = g;
     const decliner = sipp(['-sf', stackScenario('uac-offerless-decline.xml'), '-p', String(await freePort()), '-m', '2', '-l', '1', `127.0.0.1:${uaPort}`], workdir);
     peers.push(decliner);
     for (let n = 0; n < 2; n++) {
@@ -171,17 +183,7 @@ test('lessons §1: two offerless INVITEs declined (603 by default, checked by si
     assert.is(s.f.ferry.leasedPorts(), 0, 'no port was ever leased for the declined offerless calls');
 
     // The third call is not answered "486 Busy" (the #3332 symptom): it is offered, accepted and carries media.
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${uaPort}`], workdir);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(s, client, sink, pc);
-    await hangUpAndCheck(s, client);
-    await expectSippSuccess(caller, 'third call');
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc); // last: it also closes every UDP socket opened since werift was patched
-  }
-});
+    await offerlessCallWithMedia(g, 'third call');
+  }));
 
 test.run();
