@@ -8,20 +8,10 @@ import * as assert from 'uvu/assert';
 import { JANUS_ERROR_REASONS } from '../../src/core/JanusError.js';
 import { JanusWs, startGateway, waitFor, type TestGateway } from '../helpers/http.js';
 import { ScriptedPlugin, TEST_PLUGIN } from '../helpers/testPlugins.js';
+import { rng } from '../helpers/rng.js';
 
 const ROUNDS = 1200;
 
-/** Mulberry32: small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VERBS = ['info', 'ping', 'create', 'attach', 'message', 'trickle', 'keepalive', 'detach', 'hangup', 'destroy', 'claim',
   'list_sessions', 'get_status', 'handle_info', 'destroy_session', 'add_token', 'set_log_level', 'message_plugin', 'ferry_status', 'x', '', 'ATTACH'];

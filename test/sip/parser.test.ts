@@ -7,6 +7,7 @@ import {
   SipHeaders, formatNameAddr, parseCSeq, parseNameAddr, parseVia, splitList, type SipRequest, type SipResponse,
 } from '../../src/sip/SipMessage.js';
 import { formatSipUri, parseSipUri } from '../../src/sip/SipUri.js';
+import { rng } from '../helpers/rng.js';
 
 const crlf = (lines: string[], body = '') => lines.join('\r\n') + '\r\n\r\n' + body;
 
@@ -247,17 +248,6 @@ framing.run();
 
 const fuzz = suite('fuzz');
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 fuzz('>= 10^4 random and mutated messages never throw; valid results stay well-formed', () => {
   const rand = rng(0x5eed);
