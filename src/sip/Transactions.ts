@@ -156,7 +156,9 @@ export class ClientInviteTransaction extends TransactionBase<ClientInviteState, 
         this.stopTimer('B');
         break;
       case 'passUp':
-        if (msg?.kind === 'response') this.tu.onResponse(msg);
+      case 'reportTimeout':
+      case 'reportTransportError':
+        reportToClientTu(this.tu, action, msg);
         break;
       case 'sendAck':
         if (msg?.kind === 'response') {
@@ -168,13 +170,18 @@ export class ClientInviteTransaction extends TransactionBase<ClientInviteState, 
         // §17.1.1.2: Timer D absorbs retransmitted finals; 0 on reliable transports.
         this.startTimer('D', this.reliable ? 0 : Math.max(32_000, 64 * this.config.t1), 'timerD');
         break;
-      case 'reportTimeout':
-        this.tu.onTimeout();
-        break;
-      case 'reportTransportError':
-        this.tu.onTransportError();
-        break;
     }
+  }
+}
+
+/** What both client transaction kinds hand to their TU the same way (§17.1.1.2, §17.1.2.2, §17.1.4). */
+function reportToClientTu(tu: ClientTransactionUser, action: 'passUp' | 'reportTimeout' | 'reportTransportError', msg?: SipRequest | SipResponse): void {
+  if (action === 'passUp') {
+    if (msg?.kind === 'response') tu.onResponse(msg);
+  } else if (action === 'reportTimeout') {
+    tu.onTimeout();
+  } else {
+    tu.onTransportError();
   }
 }
 
@@ -257,16 +264,12 @@ export class ClientNonInviteTransaction extends TransactionBase<ClientNonInviteS
         this.stopTimer('F');
         break;
       case 'passUp':
-        if (msg?.kind === 'response') this.tu.onResponse(msg);
+      case 'reportTimeout':
+      case 'reportTransportError':
+        reportToClientTu(this.tu, action, msg);
         break;
       case 'startK':
         this.startTimer('K', this.reliable ? 0 : this.config.t4, 'timerK');
-        break;
-      case 'reportTimeout':
-        this.tu.onTimeout();
-        break;
-      case 'reportTransportError':
-        this.tu.onTransportError();
         break;
     }
   }
