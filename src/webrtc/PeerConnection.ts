@@ -571,7 +571,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ...(codec ? { codec } : {}),
       });
       st.info.sources.push(rid !== undefined ? { ssrc, source, rid } : { ssrc, source });
-      this.applyAudioLevelMeter(st, source);
+      // Only when a consumer asked: a source starts unmetered in the engine.
+      if (this.audioLevelMetering) this.applyAudioLevelMeter(st, source);
       // Layers by rid are listed in the offer's rid order (RFC 8853 §5.1), whatever order
       // their first packets came in; consumers rely on that order to know which is which.
       const order = st.remote?.rids.map((r) => r.id) ?? [];
