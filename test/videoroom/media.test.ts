@@ -208,6 +208,13 @@ test('simulcast: substream picks the layer, configure switches it with a keyfram
   assert.equal((await s.c.event((d) => d['substream'] !== undefined)).data, { videoroom: 'event', room: 100, mid: '0', substream: 2 });
   await s.c.call({ request: 'configure', substream: 1 });
   assert.is(fed(b, s.peer)['0'], byRid['m']);
+  // The keyframe-switch listener has one owner: the subscriber, until it leaves.
+  assert.is(b.media.services.router.switchListeners.size, 1);
+  await s.c.call({ request: 'leave' });
+  assert.is(b.media.services.router.switchListeners.size, 0, 'teardown removes it');
+  const refused = await VrClient.open(b);
+  assert.is((await refused.call({ request: 'join', ptype: 'subscriber', room: 100, streams: [{ feed: 424242 }] })).data['error_code'], 428);
+  assert.is(b.media.services.router.switchListeners.size, 0, 'a refused join registers nothing');
 });
 
 test('publisher configure: keyframe, send:false stops relaying, display change re-announced', async ({ b }) => {

@@ -90,9 +90,7 @@ export class Subscriber implements FeedConsumer {
     private readonly client: SubscriberClient,
     private readonly services: MediaServices | null,
     readonly options: { autoupdate: boolean; useMsid: boolean; privateId: number | null },
-  ) {
-    this.stopSwitchListening = services?.router.onOutputSwitched((output, source) => this.onOutputSwitched(output, source)) ?? null;
-  }
+  ) {}
 
   /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
   private onOutputSwitched(output: number, source: number): void {
@@ -253,7 +251,12 @@ export class Subscriber implements FeedConsumer {
         slot.appliedSource = source;
         slot.appliedLayer = chosen?.layer ?? null;
         if (layerChanged && chosen) {
-          if (substreamChange && source !== null) slot.pendingLayer = { source, layer: chosen.layer };
+          if (substreamChange && source !== null) {
+            // Listened to from the first layer switch on, so a subscriber that never got this far
+            // (a join refused with 428, say) leaves nothing registered; teardown removes it.
+            this.stopSwitchListening ??= router.onOutputSwitched((output, switched) => this.onOutputSwitched(output, switched));
+            slot.pendingLayer = { source, layer: chosen.layer };
+          }
           else this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
         }
       }
