@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_engine::bench::{self, BlastOptions, SrtpOp};
 use ferry_engine::{
-    EndpointConfig, EndpointStats, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig,
+    EndpointConfig, EndpointStats, Engine, EngineOptions, Placement, Event, IceCredentials, MediaKind, OutputConfig,
     SourceConfig, SrtpKeys, SrtpProfile, StreamStats, VideoCodec,
 };
 use napi::bindgen_prelude::*;
@@ -42,13 +42,23 @@ fn parse_addr(address: &str, port: u32) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// A placement group's key: FNV-1a of its name (the control plane names groups, e.g. by room).
+fn group_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn parse_profile(name: &str) -> Result<SrtpProfile> {
     SrtpProfile::from_name(name).ok_or_else(|| err(format!("unknown SRTP profile {name:?}")))
 }
 
 #[napi(object)]
 pub struct MediaEngineOptions {
+    /// Media threads; 0 = one per CPU this process may run on (`media.workers: auto`).
     pub workers: Option<u32>,
+    /// Pin each media thread to one CPU.
+    pub pin_threads: Option<bool>,
+    /// "load" (default) or "round-robin".
+    pub placement: Option<String>,
 }
 
 #[napi(object)]
@@ -71,7 +81,10 @@ pub struct EndpointOptions {
     pub rid_extension_id: Option<u32>,
     /// Transport-wide sequence number extension id: ferry then sends transport-cc feedback.
     pub twcc_extension_id: Option<u32>,
+    /// Media thread that must own the endpoint (else placement chooses).
     pub worker: Option<u32>,
+    /// Placement group (a room): its endpoints are kept on few media threads.
+    pub group: Option<String>,
 }
 
 #[napi(object)]
@@ -255,6 +268,8 @@ impl EngineEvent {
 pub struct EndpointCounters {
     pub id: u32,
     pub port: u32,
+    /// Media thread that owns the endpoint.
+    pub worker: u32,
     pub rx_packets: f64,
     pub rx_bytes: f64,
     pub tx_packets: f64,
@@ -284,10 +299,11 @@ pub struct EndpointCounters {
 }
 
 impl EndpointCounters {
-    fn from_stats(id: u32, port: u16, s: &EndpointStats) -> Self {
+    fn from_stats(id: u32, port: u16, worker: usize, s: &EndpointStats) -> Self {
         Self {
             id,
             port: port as u32,
+            worker: worker as u32,
             rx_packets: s.rx_packets as f64,
             rx_bytes: s.rx_bytes as f64,
             tx_packets: s.tx_packets as f64,
@@ -321,14 +337,18 @@ impl EndpointCounters {
 #[napi(object)]
 pub struct StreamCounters {
     pub id: u32,
+    /// Media thread the source or output lives on.
+    pub worker: u32,
     pub packets: f64,
     pub bytes: f64,
     pub dropped: f64,
+    /// Outputs: packets of another thread's source dropped by a full queue between threads.
+    pub queue_drops: f64,
 }
 
 impl StreamCounters {
-    fn from_stats(id: u32, s: &StreamStats) -> Self {
-        Self { id, packets: s.packets as f64, bytes: s.bytes as f64, dropped: s.dropped as f64 }
+    fn from_stats(id: u32, worker: usize, s: &StreamStats) -> Self {
+        Self { id, worker: worker as u32, packets: s.packets as f64, bytes: s.bytes as f64, dropped: s.dropped as f64, queue_drops: s.queue_drops as f64 }
     }
 }
 
@@ -339,6 +359,20 @@ pub struct WorkerCounters {
     pub loops: f64,
     pub recv_batches: f64,
     pub panics: f64,
+    /// Packets received and sent per second over the last second.
+    pub load_pps: f64,
+    /// Share of the last second the thread worked, in ‰.
+    pub busy_permille: u32,
+    pub endpoints: u32,
+    /// Packets from other threads waiting in this thread's queue.
+    pub queue_depth: u32,
+    /// Packets not handed to another thread because its queue was full.
+    pub queue_overflows: f64,
+    pub cross_sent: f64,
+    pub cross_received: f64,
+    pub remote_feeds: u32,
+    pub subscriptions: u32,
+    pub shared_buffers: u32,
 }
 
 #[napi(object)]
@@ -363,7 +397,13 @@ impl NativeEngine {
     #[napi(constructor)]
     pub fn new(options: Option<MediaEngineOptions>) -> Result<Self> {
         guard("new MediaEngine", || {
-            let workers = options.and_then(|o| o.workers).unwrap_or(1) as usize;
+            let workers = options.as_ref().and_then(|o| o.workers).unwrap_or(1) as usize;
+            let pin_threads = options.as_ref().and_then(|o| o.pin_threads).unwrap_or(false);
+            let placement = match options.as_ref().and_then(|o| o.placement.as_deref()) {
+                None | Some("load") => Placement::Load,
+                Some("round-robin") => Placement::RoundRobin,
+                Some(other) => return Err(err(format!("unknown placement {other:?} (load, round-robin)"))),
+            };
             let listener: Arc<std::sync::Mutex<Option<EventCallback>>> = Arc::new(std::sync::Mutex::new(None));
             let sink_listener = listener.clone();
             let sink: ferry_engine::EventSink = Arc::new(move |batch: Vec<Event>| {
@@ -373,7 +413,7 @@ impl NativeEngine {
                     cb.call(events, ThreadsafeFunctionCallMode::NonBlocking);
                 }
             });
-            let engine = Engine::new(EngineOptions { workers }, sink).map_err(err)?;
+            let engine = Engine::new(EngineOptions { workers, pin_threads, placement }, sink).map_err(err)?;
             Ok(Self { engine: Some(engine), listener })
         })
     }
@@ -419,6 +459,7 @@ impl NativeEngine {
             config.rid_extension_id = extension_id(options.rid_extension_id)?;
             config.twcc_extension_id = extension_id(options.twcc_extension_id)?;
             config.worker = options.worker.map(|w| w as usize);
+            config.group = options.group.as_deref().map(group_key);
             let (id, local) = self.engine()?.open_endpoint(config).map_err(err)?;
             Ok(OpenedEndpoint { id, address: local.ip().to_string(), port: local.port() as u32 })
         })
@@ -566,10 +607,20 @@ impl NativeEngine {
                     loops: w.loops as f64,
                     recv_batches: w.recv_batches as f64,
                     panics: w.panics as f64,
+                    load_pps: w.load_pps as f64,
+                    busy_permille: w.busy_permille,
+                    endpoints: w.endpoints.len() as u32,
+                    queue_depth: w.queue_depth as u32,
+                    queue_overflows: w.queue_overflows as f64,
+                    cross_sent: w.cross_sent as f64,
+                    cross_received: w.cross_received as f64,
+                    remote_feeds: w.remote_feeds as u32,
+                    subscriptions: w.subscriptions as u32,
+                    shared_buffers: w.shared_buffers as u32,
                 });
-                out.endpoints.extend(w.endpoints.iter().map(|(id, port, s)| EndpointCounters::from_stats(*id, *port, s)));
-                out.sources.extend(w.sources.iter().map(|(id, s)| StreamCounters::from_stats(*id, s)));
-                out.outputs.extend(w.outputs.iter().map(|(id, s)| StreamCounters::from_stats(*id, s)));
+                out.endpoints.extend(w.endpoints.iter().map(|(id, port, s)| EndpointCounters::from_stats(*id, *port, w.worker, s)));
+                out.sources.extend(w.sources.iter().map(|(id, s)| StreamCounters::from_stats(*id, w.worker, s)));
+                out.outputs.extend(w.outputs.iter().map(|(id, s)| StreamCounters::from_stats(*id, w.worker, s)));
             }
             Ok(out)
         })

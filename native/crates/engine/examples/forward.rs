@@ -29,7 +29,7 @@ fn main() -> Result<(), String> {
     // Offered load in packets/s (0 = flat out), as bench/forward.bench.ts paces it.
     let packets_per_second: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
 
-    let engine = Engine::new(EngineOptions { workers: 1 }, Arc::new(|_: Vec<Event>| {})).map_err(|e| e.0)?;
+    let engine = Engine::new(EngineOptions { workers: 1, ..EngineOptions::default() }, Arc::new(|_: Vec<Event>| {})).map_err(|e| e.0)?;
     let mut sink = Sink::start(if echo { 1 } else { fanout }, false)?;
     let any: SocketAddr = "127.0.0.1:0".parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
     let (ingress, ingress_addr) = engine.open_endpoint(EndpointConfig::new(any)).map_err(|e| e.0)?;

@@ -1,15 +1,16 @@
-//! An endpoint: one UDP socket owned by a media thread, with its ICE-lite
-//! agent, SRTP contexts and where its media goes.
+//! An endpoint: one UDP socket owned by a media thread. Here are its configuration and its
+//! protocol state (ICE-lite agent, SRTP contexts, where its media goes); the socket itself
+//! stays with the worker, so the router that uses this state does no I/O.
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
 
 use ferry_rtp::TwccRecorder;
 use ferry_srtp::SrtpContext;
 use ferry_stun::IceLiteAgent;
 
 use crate::idmap::IdMap;
+use crate::router::Transport;
 use crate::stats::EndpointStats;
 
 /// Short-term ICE credentials of the local side (RFC 8445 §5.3), plus the remote ufrag when known.
@@ -35,13 +36,16 @@ pub struct EndpointConfig {
     /// Transport-wide sequence number extension id (draft-holmer-rmcat-transport-wide-cc-extensions-01):
     /// when set, ferry sends transport feedback for what it receives, so senders can estimate bandwidth.
     pub twcc_extension_id: Option<u8>,
-    /// Worker (media thread) that owns the endpoint; routes never cross workers.
+    /// Media thread that must own the endpoint; `None` lets the engine place it by load.
     pub worker: Option<usize>,
+    /// Endpoints of one group (a room) are kept on few media threads while those have
+    /// headroom, so most of a room's packets never cross threads.
+    pub group: Option<u64>,
 }
 
 impl EndpointConfig {
     pub fn new(bind: SocketAddr) -> Self {
-        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None }
+        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None, group: None }
     }
 }
 
@@ -54,9 +58,11 @@ pub struct SrtpKeys {
     pub remote_salt: Vec<u8>,
 }
 
+/// The protocol state of one endpoint (its socket stays with the media thread): ICE-lite
+/// agent, SRTP contexts, where its media goes, and its sources and outputs by SSRC.
 pub(crate) struct Endpoint {
     pub id: u32,
-    pub socket: UdpSocket,
+    pub transport: Transport,
     pub local: SocketAddr,
     pub ice: Option<IceLiteAgent>,
     pub remote: Option<SocketAddr>,
@@ -82,12 +88,8 @@ pub(crate) struct TwccState {
     pub media_ssrc: u32,
 }
 
-/// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
-pub(crate) const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
-
 impl Endpoint {
-    pub fn new(id: u32, socket: UdpSocket, config: &EndpointConfig) -> std::io::Result<Self> {
-        let local = socket.local_addr()?;
+    pub fn new(id: u32, transport: Transport, local: SocketAddr, config: &EndpointConfig) -> Self {
         let ice = config.ice.as_ref().map(|c| {
             let mut agent = IceLiteAgent::new(&c.ufrag, &c.pwd);
             agent.set_remote_ufrag(c.remote_ufrag.as_deref());
@@ -96,9 +98,9 @@ impl Endpoint {
             }
             agent
         });
-        Ok(Self {
+        Self {
             id,
-            socket,
+            transport,
             local,
             ice,
             remote: config.remote,
@@ -113,11 +115,7 @@ impl Endpoint {
             last_remb_us: 0,
             last_loss_report_us: 0,
             stats: EndpointStats::default(),
-        })
-    }
-
-    pub fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        }
     }
 
     /// Media and DTLS are accepted only from addresses that passed an ICE check (RFC 8445 §7.3),
@@ -129,3 +127,4 @@ impl Endpoint {
         }
     }
 }
+

@@ -1,11 +1,12 @@
 //! The control side of the media engine: owns the media threads, assigns
-//! ids, and turns each call into a command answered by the owning thread.
+//! ids, places endpoints on threads, and turns each call into a command
+//! answered by the owning thread.
 //! Calls are synchronous (a channel round trip) so errors reach the caller
 //! and "closed" means the socket is closed when the call returns.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,20 +14,44 @@ use std::time::Duration;
 
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::EventSink;
-use crate::router::{OutputConfig, SourceConfig};
+use crate::router::{OutputConfig, SourceConfig, SourceRef};
 use crate::stats::EngineStats;
-use crate::sys::WakeFd;
-use crate::worker::{Command, Worker};
+use crate::worker::{Command, Mailbox, Worker};
+
+/// How the engine chooses a media thread for an endpoint the caller does not place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// By measured load; a group's (room's) endpoints stay on the threads that already carry
+    /// it while those have headroom.
+    #[default]
+    Load,
+    /// Each new endpoint on the next thread in turn, whatever its group: every room spans
+    /// every thread (tests of the cross-thread path use it).
+    RoundRobin,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// Media threads; a route (source → outputs) lives inside one thread.
+    /// Media threads; 0 means one per CPU this process may run on.
     pub workers: usize,
+    /// Pin media thread i to the i-th allowed CPU.
+    pub pin_threads: bool,
+    pub placement: Placement,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { workers: 1 }
+        Self { workers: 1, pin_threads: false, placement: Placement::Load }
+    }
+}
+
+/// Media threads `EngineOptions::workers == 0` stands for: the CPUs this process may run on.
+pub fn auto_workers() -> usize {
+    let cpus = crate::sys::allowed_cpus().len();
+    if cpus > 0 {
+        cpus
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     }
 }
 
@@ -54,9 +79,16 @@ type Result<T> = std::result::Result<T, EngineError>;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct WorkerHandle {
-    commands: Sender<Command>,
-    wake: Arc<WakeFd>,
+    mailbox: Arc<Mailbox>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What an id names, and where it lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    Endpoint { worker: usize, group: Option<u64> },
+    Source(SourceRef),
+    Output { worker: usize },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,35 +98,61 @@ enum Kind {
     Output,
 }
 
+/// The engine's map of ids to threads, and the endpoint counts placement weighs.
+#[derive(Default)]
+struct Directory {
+    ids: HashMap<u32, Placed>,
+    endpoints_per_worker: Vec<u32>,
+    /// Endpoints per thread of each group.
+    groups: HashMap<u64, Vec<u32>>,
+    next_round_robin: usize,
+}
+
+/// A thread whose last load interval was busier than this (‰ of its time) takes no more of a
+/// group's endpoints while another thread has room.
+const HEADROOM_BUSY_PERMILLE: u32 = 700;
+/// What placement assumes a new endpoint will add before its load is measured (packets/s):
+/// a publisher or subscriber of one video and one audio stream.
+const ENDPOINT_WEIGHT_PPS: u64 = 300;
+
 pub struct Engine {
     workers: Vec<WorkerHandle>,
+    mailboxes: Arc<[Arc<Mailbox>]>,
+    placement_policy: Placement,
     next_id: AtomicU32,
-    next_worker: AtomicUsize,
-    /// Which worker owns each id, and what the id names.
-    placement: Mutex<HashMap<u32, (Kind, usize)>>,
+    directory: Mutex<Directory>,
     closed: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
     pub fn new(options: EngineOptions, events: EventSink) -> Result<Self> {
-        let count = options.workers.clamp(1, 64);
-        let mut workers = Vec::with_capacity(count);
-        for index in 0..count {
+        let count = if options.workers == 0 { auto_workers() } else { options.workers }.clamp(1, 64);
+        let cpus = crate::sys::allowed_cpus();
+        let mut receivers = Vec::with_capacity(count);
+        let mut mailboxes = Vec::with_capacity(count);
+        for _ in 0..count {
             let (tx, rx) = channel();
-            let wake = Arc::new(WakeFd::new().map_err(|e| EngineError(format!("eventfd: {e}")))?);
-            let worker = Worker::new(index, wake.clone(), rx, events.clone())
+            mailboxes.push(Arc::new(Mailbox::new(tx).map_err(|e| EngineError(format!("eventfd: {e}")))?));
+            receivers.push(rx);
+        }
+        let mailboxes: Arc<[Arc<Mailbox>]> = mailboxes.into();
+        let mut workers = Vec::with_capacity(count);
+        for (index, rx) in receivers.into_iter().enumerate() {
+            let pin = if options.pin_threads && !cpus.is_empty() { Some(cpus[index % cpus.len()]) } else { None };
+            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin)
                 .map_err(|e| EngineError(format!("media thread {index}: {e}")))?;
             let thread = std::thread::Builder::new()
                 .name(format!("ferry-media-{index}"))
                 .spawn(move || worker.run())
                 .map_err(|e| EngineError(format!("spawn media thread: {e}")))?;
-            workers.push(WorkerHandle { commands: tx, wake, thread: Some(thread) });
+            workers.push(WorkerHandle { mailbox: mailboxes[index].clone(), thread: Some(thread) });
         }
         Ok(Self {
             workers,
+            mailboxes,
+            placement_policy: options.placement,
             next_id: AtomicU32::new(1),
-            next_worker: AtomicUsize::new(0),
-            placement: Mutex::new(HashMap::new()),
+            directory: Mutex::new(Directory { endpoints_per_worker: vec![0; count], ..Directory::default() }),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -103,16 +161,31 @@ impl Engine {
         self.workers.len()
     }
 
-    fn placement(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Kind, usize)>> {
-        // A poisoned lock only means another caller panicked mid-update of a plain map; the
-        // map itself is still consistent, so keep going.
-        self.placement.lock().unwrap_or_else(|p| p.into_inner())
+    fn directory(&self) -> std::sync::MutexGuard<'_, Directory> {
+        // A poisoned lock only means another caller panicked mid-update of plain maps; they
+        // are still consistent, so keep going.
+        self.directory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn placed(&self, id: u32, kind: Kind) -> Result<Placed> {
+        let found = self.directory().ids.get(&id).copied();
+        match (found, kind) {
+            (Some(p @ Placed::Endpoint { .. }), Kind::Endpoint) | (Some(p @ Placed::Source(_)), Kind::Source) | (Some(p @ Placed::Output { .. }), Kind::Output) => Ok(p),
+            _ => Err(EngineError(format!("no {} {id}", kind_name(kind)))),
+        }
     }
 
     fn worker_of(&self, id: u32, kind: Kind) -> Result<usize> {
-        match self.placement().get(&id) {
-            Some((k, w)) if *k == kind => Ok(*w),
-            _ => Err(EngineError(format!("no {} {id}", kind_name(kind)))),
+        Ok(match self.placed(id, kind)? {
+            Placed::Endpoint { worker, .. } | Placed::Output { worker } => worker,
+            Placed::Source(r) => r.home,
+        })
+    }
+
+    fn source_ref(&self, id: u32) -> Result<SourceRef> {
+        match self.placed(id, Kind::Source)? {
+            Placed::Source(r) => Ok(r),
+            _ => Err(EngineError(format!("no source {id}"))),
         }
     }
 
@@ -122,12 +195,25 @@ impl Engine {
         }
         let handle = self.workers.get(worker).ok_or_else(|| EngineError(format!("no media thread {worker}")))?;
         let (tx, rx) = channel();
-        handle.commands.send(make(tx)).map_err(|_| EngineError("media thread is gone".into()))?;
-        handle.wake.wake();
+        if !handle.mailbox.send(make(tx)) {
+            return Err(EngineError("media thread is gone".into()));
+        }
         match rx.recv_timeout(REPLY_TIMEOUT) {
             Ok(r) => r.map_err(EngineError),
             Err(_) => Err(EngineError("media thread did not answer".into())),
         }
+    }
+
+    /// Waits until the threads in `mask` have run every message sent to them so far, so a
+    /// route is live in every thread it spans when the call that made it returns.
+    fn settle(&self, mask: u64) -> Result<()> {
+        let mut mask = mask;
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.call(w, |reply| Command::Barrier { reply })?;
+        }
+        Ok(())
     }
 
     fn new_id(&self) -> u32 {
@@ -135,32 +221,94 @@ impl Engine {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Binds the socket here (so a bind error reaches the caller) and hands it to a media thread.
+    /// Load of each thread as placement sees it: measured packets/s plus a weight per endpoint.
+    fn scores(&self, dir: &Directory) -> Vec<(u64, u32)> {
+        self.mailboxes
+            .iter()
+            .enumerate()
+            .map(|(w, mb)| {
+                let endpoints = u64::from(dir.endpoints_per_worker.get(w).copied().unwrap_or(0));
+                (mb.load_pps.load(Ordering::Relaxed) + endpoints * ENDPOINT_WEIGHT_PPS, mb.busy_permille.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
+    /// Chooses the thread of a new endpoint (see `Placement`).
+    fn place(&self, dir: &mut Directory, group: Option<u64>) -> usize {
+        let n = self.workers.len();
+        if n == 1 {
+            return 0;
+        }
+        if self.placement_policy == Placement::RoundRobin {
+            let w = dir.next_round_robin % n;
+            dir.next_round_robin = (w + 1) % n;
+            return w;
+        }
+        let scores = self.scores(dir);
+        let least = |candidates: &mut dyn Iterator<Item = usize>| candidates.min_by_key(|&w| (scores[w].0, w));
+        if let Some(members) = group.and_then(|g| dir.groups.get(&g)) {
+            let mut with_room = (0..n).filter(|&w| members.get(w).is_some_and(|&c| c > 0) && scores[w].1 < HEADROOM_BUSY_PERMILLE);
+            if let Some(w) = least(&mut with_room) {
+                return w;
+            }
+        }
+        least(&mut (0..n)).unwrap_or(0)
+    }
+
+    /// Binds the socket here (so a bind error reaches the caller) and hands it to a media thread:
+    /// the one named in `config.worker`, else the one placement chooses.
     pub fn open_endpoint(&self, config: EndpointConfig) -> Result<(u32, SocketAddr)> {
-        let worker = match config.worker {
-            Some(w) if w < self.workers.len() => w,
-            Some(w) => return Err(EngineError(format!("no media thread {w} (have {})", self.workers.len()))),
-            None => self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len(),
-        };
+        if let Some(w) = config.worker {
+            if w >= self.workers.len() {
+                return Err(EngineError(format!("no media thread {w} (have {})", self.workers.len())));
+            }
+        }
         let socket = UdpSocket::bind(config.bind).map_err(|e| EngineError(format!("bind {}: {e}", config.bind)))?;
         socket.set_nonblocking(true).map_err(|e| EngineError(format!("nonblocking: {e}")))?;
         let local = socket.local_addr().map_err(|e| EngineError(e.to_string()))?;
         let id = self.new_id();
-        self.call(worker, |reply| Command::OpenEndpoint { id, socket, config, reply })?;
-        self.placement().insert(id, (Kind::Endpoint, worker));
+        let group = config.group;
+        // Placed (and counted) before the call, so concurrent opens see each other.
+        let worker = {
+            let mut dir = self.directory();
+            let w = match config.worker {
+                Some(w) => w,
+                None => self.place(&mut dir, group),
+            };
+            dir.ids.insert(id, Placed::Endpoint { worker: w, group });
+            adjust(&mut dir, w, group, true);
+            w
+        };
+        if let Err(e) = self.call(worker, |reply| Command::OpenEndpoint { id, socket, config, reply }) {
+            let mut dir = self.directory();
+            dir.ids.remove(&id);
+            adjust(&mut dir, worker, group, false);
+            return Err(e);
+        }
         Ok((id, local))
+    }
+
+    /// Media thread of an endpoint.
+    pub fn endpoint_worker(&self, id: u32) -> Result<usize> {
+        self.worker_of(id, Kind::Endpoint)
     }
 
     /// Closes the socket (before returning) and removes the endpoint's sources and outputs.
     pub fn close_endpoint(&self, id: u32) -> Result<()> {
-        let w = self.worker_of(id, Kind::Endpoint)?;
-        let closed = self.call(w, |reply| Command::CloseEndpoint { id, reply })?;
-        let mut placement = self.placement();
-        placement.remove(&id);
-        for sid in closed.sources.iter().chain(closed.outputs.iter()) {
-            placement.remove(sid);
+        let Placed::Endpoint { worker, group } = self.placed(id, Kind::Endpoint)? else {
+            return Err(EngineError(format!("no endpoint {id}")));
+        };
+        let (closed, messaged) = self.call(worker, |reply| Command::CloseEndpoint { id, reply })?;
+        {
+            let mut dir = self.directory();
+            if dir.ids.remove(&id).is_some() {
+                adjust(&mut dir, worker, group, false);
+            }
+            for sid in closed.sources.iter().chain(closed.outputs.iter()) {
+                dir.ids.remove(sid);
+            }
         }
-        Ok(())
+        self.settle(messaged)
     }
 
     pub fn set_srtp(&self, id: u32, keys: SrtpKeys) -> Result<()> {
@@ -193,47 +341,43 @@ impl Engine {
     pub fn add_source(&self, endpoint: u32, config: SourceConfig) -> Result<u32> {
         let w = self.worker_of(endpoint, Kind::Endpoint)?;
         let id = self.new_id();
+        let r = SourceRef { id, home: w, codec: config.codec, clock_rate: config.clock_rate };
         self.call(w, |reply| Command::AddSource { id, endpoint, config, reply })?;
-        self.placement().insert(id, (Kind::Source, w));
+        self.directory().ids.insert(id, Placed::Source(r));
         Ok(id)
     }
 
     pub fn remove_source(&self, id: u32) -> Result<()> {
         let w = self.worker_of(id, Kind::Source)?;
-        self.call(w, |reply| Command::RemoveSource { id, reply })?;
-        self.placement().remove(&id);
-        Ok(())
+        let messaged = self.call(w, |reply| Command::RemoveSource { id, reply })?;
+        self.directory().ids.remove(&id);
+        // Outputs on other threads have let go of the source when this returns.
+        self.settle(messaged)
     }
 
+    /// An output on `endpoint`, fed by `config.source` wherever that source lives: a source on
+    /// another media thread is decrypted there once and handed over.
     pub fn add_output(&self, endpoint: u32, config: OutputConfig) -> Result<u32> {
         let w = self.worker_of(endpoint, Kind::Endpoint)?;
-        if let Some(src) = config.source {
-            let sw = self.worker_of(src, Kind::Source)?;
-            if sw != w {
-                return Err(EngineError(format!("source {src} lives on media thread {sw}, endpoint {endpoint} on {w}")));
-            }
-        }
+        let source = config.source.map(|s| self.source_ref(s)).transpose()?;
         let id = self.new_id();
-        self.call(w, |reply| Command::AddOutput { id, endpoint, config, reply })?;
-        self.placement().insert(id, (Kind::Output, w));
+        let messaged = self.call(w, |reply| Command::AddOutput { id, endpoint, config, source, reply })?;
+        self.directory().ids.insert(id, Placed::Output { worker: w });
+        self.settle(messaged)?;
         Ok(id)
     }
 
-    /// Feeds the output from another source (or none); the receiver's sequence numbers and
-    /// timestamps continue (lessons §4). With `on_keyframe`, when the new source has a known
-    /// codec and the output is being fed, the old source keeps feeding it until the first
-    /// packet of a keyframe of the new source arrives, so the receiver never sees a layer it
-    /// cannot decode; a keyframe is requested from the new source at once. A later switch
-    /// replaces a pending one.
+    /// Feeds the output from another source (or none), on any media thread; the receiver's
+    /// sequence numbers and timestamps continue (lessons §4). With `on_keyframe`, when the new
+    /// source has a known codec and the output is being fed, the old source keeps feeding it
+    /// until the first packet of a keyframe of the new source arrives, so the receiver never
+    /// sees a layer it cannot decode; a keyframe is requested from the new source at once. A
+    /// later switch replaces a pending one.
     pub fn switch_output(&self, id: u32, source: Option<u32>, on_keyframe: bool) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
-        if let Some(src) = source {
-            let sw = self.worker_of(src, Kind::Source)?;
-            if sw != w {
-                return Err(EngineError(format!("source {src} lives on another media thread")));
-            }
-        }
-        self.call(w, |reply| Command::SwitchOutput { id, source, on_keyframe, reply })
+        let source = source.map(|s| self.source_ref(s)).transpose()?;
+        let messaged = self.call(w, |reply| Command::SwitchOutput { id, source, on_keyframe, reply })?;
+        self.settle(messaged)
     }
 
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {
@@ -244,7 +388,7 @@ impl Engine {
     pub fn remove_output(&self, id: u32) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::RemoveOutput { id, reply })?;
-        self.placement().remove(&id);
+        self.directory().ids.remove(&id);
         Ok(())
     }
 
@@ -280,21 +424,39 @@ impl Engine {
             return;
         }
         for w in &self.workers {
-            let _ = w.commands.send(Command::Shutdown);
-            w.wake.wake();
+            w.mailbox.send(Command::Shutdown);
         }
         for w in &mut self.workers {
             if let Some(t) = w.thread.take() {
                 let _ = t.join();
             }
         }
-        self.placement().clear();
+        let mut dir = self.directory();
+        dir.ids.clear();
+        dir.groups.clear();
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Counts an endpoint in (or out of) its thread and group.
+fn adjust(dir: &mut Directory, worker: usize, group: Option<u64>, add: bool) {
+    let n = dir.endpoints_per_worker.len();
+    if let Some(c) = dir.endpoints_per_worker.get_mut(worker) {
+        *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
+    }
+    if let Some(g) = group {
+        let members = dir.groups.entry(g).or_insert_with(|| vec![0; n]);
+        if let Some(c) = members.get_mut(worker) {
+            *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
+        }
+        if members.iter().all(|&c| c == 0) {
+            dir.groups.remove(&g);
+        }
     }
 }
 

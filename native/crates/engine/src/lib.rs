@@ -15,8 +15,8 @@ mod sys;
 mod worker;
 
 pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
-pub use engine::{Engine, EngineError, EngineOptions};
+pub use engine::{auto_workers, Engine, EngineError, EngineOptions, Placement};
 pub use event::{Event, EventSink};
-pub use router::{MediaKind, OutputConfig, SourceConfig, VideoCodec};
+pub use router::{MediaKind, OutputConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, VideoCodec, MAX_DATAGRAM};
 pub use stats::{EndpointStats, EngineStats, StreamStats, WorkerStats};
 pub use ferry_srtp::SrtpProfile;

@@ -1,11 +1,52 @@
-//! Sources (what a publisher sends, by SSRC) and outputs (what a subscriber
-//! receives): the fan-out table of a media thread.
+//! The forwarding core of one media thread, sans-IO: it takes datagrams (bytes, the source
+//! address, the time) and messages from other media threads, and yields transmits, packets
+//! handed to other threads, messages and events through a [`RouterIo`]. It never touches a
+//! socket, a clock or another thread, so the same code runs in `worker.rs`, in unit tests and
+//! in the random-input test below.
+//!
+//! Shape of the fan-out:
+//! - a **source** (what a publisher sends, by SSRC) lives on the router of its endpoint, its
+//!   *home*: SRTP is removed there once;
+//! - an **output** (what a subscriber receives) lives on the router of its endpoint;
+//! - a **feed** is a router's list of its own outputs fed (or about to be fed) by one source.
+//!   A home source always has a feed; a router whose outputs want a source homed elsewhere
+//!   holds a *remote feed* and is listed in the source's `subscribers`. The home router hands
+//!   each decrypted packet once to every subscriber thread ([`RouterIo::forward`]), which fans
+//!   it out to its outputs exactly as the home router does for its own.
+//! - feedback an output sends back (keyframe requests) travels to the source's home as a
+//!   [`PeerMessage`].
+
+use std::net::SocketAddr;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{AudioLevelMeter, ReceptionStats};
+use ferry_rtp::{rtcp, rtp, AudioLevelMeter, ReceptionStats};
 pub use ferry_rtp::VideoCodec;
+use ferry_srtp::{SrtpContext, SrtpError};
+use ferry_stun::{IceEvent, StunOutcome};
 
-use crate::stats::StreamStats;
+use crate::endpoint::{Endpoint, EndpointConfig, SrtpKeys};
+use crate::event::Event;
+use crate::idmap::IdMap;
+use crate::stats::{EndpointStats, StreamStats};
+
+/// Largest datagram the engine receives or sends.
+pub const MAX_DATAGRAM: usize = 2048;
+
+/// Keyframe requests relayed to a publisher at most this often per source.
+const KEYFRAME_MIN_INTERVAL_US: u64 = 300_000;
+const REMB_EVENT_INTERVAL_US: u64 = 1_000_000;
+/// RTP media SSRC used as the sender of RTCP feedback ferry originates (RFC 4585 §6.1 allows any).
+const FEEDBACK_SENDER_SSRC: u32 = 1;
+/// Loss on what each source receives is accounted over this interval.
+const LOSS_INTERVAL_US: u64 = 1_000_000;
+/// Transport-cc feedback is sent at most this often per endpoint while packets arrive.
+pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
+/// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
+const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
+
+/// Opaque name of the socket an endpoint sends from (the worker uses its fd); the router only
+/// passes it back with each transmit.
+pub type Transport = i32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
@@ -36,28 +77,952 @@ pub struct OutputConfig {
     pub payload_type: Option<u8>,
 }
 
-pub(crate) struct Source {
-    pub endpoint: u32,
-    pub config: SourceConfig,
-    pub outputs: Vec<u32>,
-    pub last_keyframe_request_us: Option<u64>,
-    pub stats: StreamStats,
-    /// RFC 6464 extension id and the meter averaging its levels, when asked for.
-    pub audio_level: Option<(u8, AudioLevelMeter)>,
-    /// Sequence accounting of what arrives, for loss on the sender's uplink.
-    pub reception: ReceptionStats,
-    pub last_loss_check_us: u64,
+/// What an output's router must know of a source that may live on another router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRef {
+    pub id: u32,
+    /// Router (media thread) the source lives on.
+    pub home: usize,
+    pub codec: Option<VideoCodec>,
+    pub clock_rate: u32,
 }
 
-pub(crate) struct Output {
-    pub endpoint: u32,
-    pub source: Option<u32>,
+/// Messages between routers. They are rare (signalling rate), so they travel on a channel
+/// that never drops; media travels on bounded queues that do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// `worker` has outputs that want `source`: hand it every packet.
+    Subscribe { source: u32, worker: usize },
+    /// `worker` no longer has outputs that want `source`.
+    Unsubscribe { source: u32, worker: usize },
+    /// An output of another router asked for a keyframe of `source` (PLI/FIR, or a switch).
+    KeyframeRequest { source: u32, force: bool },
+    /// `source` was removed on its home router: outputs fed by it go idle.
+    SourceGone { source: u32 },
+}
+
+/// Where a router's results go. The worker implements it over sockets and queues between
+/// threads; tests implement it over vectors.
+pub trait RouterIo {
+    /// A buffer for the next outgoing datagram (the worker flushes when its queue is full).
+    /// `None` drops the datagram (counted by the caller).
+    fn transmit_slot(&mut self) -> Option<&mut [u8; MAX_DATAGRAM]>;
+    /// Queues the first `len` bytes of the slot just returned by `transmit_slot`.
+    fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr);
+    /// Hands one decrypted RTP packet of a home source to the routers `workers` (once each,
+    /// sharing one buffer). `fseq` numbers the source's forwarded packets so a receiver sees
+    /// what a full queue dropped. Must never block.
+    fn forward(&mut self, workers: &[usize], source: u32, fseq: u64, packet: &[u8]);
+    /// Sends a message to another router (never dropped).
+    fn message(&mut self, worker: usize, message: PeerMessage);
+}
+
+/// Ids of the sources and outputs that died with a closed endpoint.
+pub struct ClosedRoutes {
+    pub sources: Vec<u32>,
+    pub outputs: Vec<u32>,
+}
+
+/// A source homed on this router.
+struct Source {
+    endpoint: u32,
+    config: SourceConfig,
+    /// Other routers with outputs that want this source (each listed once).
+    subscribers: Vec<usize>,
+    /// Number of the next packet handed to subscribers.
+    next_fseq: u64,
+    last_keyframe_request_us: Option<u64>,
+    stats: StreamStats,
+    /// RFC 6464 extension id and the meter averaging its levels, when asked for.
+    audio_level: Option<(u8, AudioLevelMeter)>,
+    /// Sequence accounting of what arrives, for loss on the sender's uplink.
+    reception: ReceptionStats,
+    last_loss_check_us: u64,
+}
+
+/// This router's outputs fed, or waiting to be fed, by one source.
+struct Feed {
+    home: usize,
+    codec: Option<VideoCodec>,
+    clock_rate: u32,
+    outputs: Vec<u32>,
+    /// `fseq` of the last packet received from the home router (remote feeds only).
+    last_fseq: Option<u64>,
+}
+
+struct Output {
+    endpoint: u32,
+    source: Option<u32>,
     /// Source this output moves to at its next keyframe; until then `source` keeps feeding
-    /// it. The output is listed in both sources' `outputs` meanwhile.
-    pub pending_source: Option<u32>,
-    pub ssrc: u32,
-    pub payload_type: Option<u8>,
-    pub paused: bool,
-    pub switching: SwitchingContext,
-    pub stats: StreamStats,
+    /// it. The output is listed in both sources' feeds meanwhile.
+    pending_source: Option<u32>,
+    ssrc: u32,
+    payload_type: Option<u8>,
+    paused: bool,
+    switching: SwitchingContext,
+    stats: StreamStats,
+}
+
+/// Counters of the hand-over between routers, as this router sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrossStats {
+    /// Packets received from other routers' sources.
+    pub received: u64,
+    /// Packets other routers dropped on their way here (queue full), seen as gaps.
+    pub gaps: u64,
+    /// Packets that arrived for a source this router no longer wants (a late unsubscribe).
+    pub unwanted: u64,
+}
+
+pub struct Router {
+    worker: usize,
+    endpoints: IdMap<Endpoint>,
+    sources: IdMap<Source>,
+    feeds: IdMap<Feed>,
+    outputs: IdMap<Output>,
+    events: Vec<Event>,
+    stun_out: Vec<u8>,
+    /// Reused buffer for the transport-cc messages of one endpoint.
+    feedback_scratch: Vec<Vec<u8>>,
+    /// (old source, output) pairs whose pending switch completed during one packet's fan-out.
+    completed_switches: Vec<(Option<u32>, u32)>,
+    /// Subscriber list of the packet being forwarded (reused, no allocation per packet).
+    forward_scratch: Vec<usize>,
+    cross: CrossStats,
+}
+
+impl Router {
+    /// The router of media thread `worker`.
+    pub fn new(worker: usize) -> Self {
+        Self {
+            worker,
+            endpoints: IdMap::default(),
+            sources: IdMap::default(),
+            feeds: IdMap::default(),
+            outputs: IdMap::default(),
+            events: Vec::new(),
+            stun_out: Vec::with_capacity(256),
+            feedback_scratch: Vec::new(),
+            completed_switches: Vec::new(),
+            forward_scratch: Vec::new(),
+            cross: CrossStats::default(),
+        }
+    }
+
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Events produced since the last call, to hand to the control plane in one batch.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    pub fn push_event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    // ---- configuration ---------------------------------------------------------------------
+
+    pub fn add_endpoint(&mut self, id: u32, transport: Transport, local: SocketAddr, config: &EndpointConfig) -> Result<(), String> {
+        if self.endpoints.contains_key(&id) {
+            return Err(format!("endpoint {id} exists"));
+        }
+        self.endpoints.insert(id, Endpoint::new(id, transport, local, config));
+        Ok(())
+    }
+
+    pub fn has_endpoint(&self, id: u32) -> bool {
+        self.endpoints.contains_key(&id)
+    }
+
+    /// Transport of an endpoint (for the worker's direct sends).
+    pub fn transport(&self, id: u32) -> Option<Transport> {
+        self.endpoints.get(&id).map(|ep| ep.transport)
+    }
+
+    /// Removes an endpoint with its sources and outputs.
+    pub fn remove_endpoint(&mut self, id: u32, io: &mut impl RouterIo) -> Result<ClosedRoutes, String> {
+        let ep = self.endpoints.remove(&id).ok_or_else(|| format!("no endpoint {id}"))?;
+        let sources: Vec<u32> = ep.sources_by_ssrc.values().copied().collect();
+        let outputs: Vec<u32> = ep.outputs_by_ssrc.values().copied().collect();
+        for &sid in &sources {
+            let _ = self.remove_source(sid, io);
+        }
+        for &oid in &outputs {
+            let _ = self.remove_output(oid, io);
+        }
+        Ok(ClosedRoutes { sources, outputs })
+    }
+
+    fn endpoint_mut(&mut self, id: u32) -> Result<&mut Endpoint, String> {
+        self.endpoints.get_mut(&id).ok_or_else(|| format!("no endpoint {id}"))
+    }
+
+    pub fn set_srtp(&mut self, id: u32, keys: &SrtpKeys) -> Result<(), String> {
+        let ep = self.endpoint_mut(id)?;
+        let out = SrtpContext::new(keys.profile, &keys.local_key, &keys.local_salt).map_err(|e| format!("local SRTP key: {e}"))?;
+        let inb = SrtpContext::new(keys.profile, &keys.remote_key, &keys.remote_salt).map_err(|e| format!("remote SRTP key: {e}"))?;
+        ep.srtp_out = Some(out);
+        ep.srtp_in = Some(inb);
+        Ok(())
+    }
+
+    pub fn set_remote(&mut self, id: u32, remote: Option<SocketAddr>) -> Result<(), String> {
+        self.endpoint_mut(id).map(|ep| ep.remote = remote)
+    }
+
+    pub fn set_ice_remote_ufrag(&mut self, id: u32, ufrag: Option<&str>) -> Result<(), String> {
+        match self.endpoint_mut(id)?.ice.as_mut() {
+            Some(agent) => {
+                agent.set_remote_ufrag(ufrag);
+                Ok(())
+            }
+            None => Err(format!("endpoint {id} has no ICE agent")),
+        }
+    }
+
+    /// ICE restart (RFC 8445 §9): new local credentials and the peer's new ufrag.
+    pub fn restart_ice(&mut self, id: u32, ufrag: &str, pwd: &str, remote_ufrag: Option<&str>) -> Result<(), String> {
+        match self.endpoint_mut(id)?.ice.as_mut() {
+            Some(agent) => {
+                agent.restart(ufrag, pwd, remote_ufrag);
+                Ok(())
+            }
+            None => Err(format!("endpoint {id} has no ICE agent")),
+        }
+    }
+
+    /// Counts a datagram the worker sent (or failed to send) directly for an endpoint.
+    pub fn record_direct_send(&mut self, id: u32, bytes: usize, ok: bool) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            if ok {
+                ep.stats.dtls_out += 1;
+                ep.stats.tx_packets += 1;
+                ep.stats.tx_bytes += bytes as u64;
+            } else {
+                ep.stats.tx_failed += 1;
+            }
+        }
+    }
+
+    /// Counts what the worker's flush of queued transmits achieved for an endpoint.
+    pub fn record_sent(&mut self, id: u32, packets: usize, bytes: usize, failed: usize) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.stats.tx_packets += packets as u64;
+            ep.stats.tx_bytes += bytes as u64;
+            ep.stats.tx_failed += failed as u64;
+        }
+    }
+
+    pub fn add_source(&mut self, id: u32, endpoint: u32, config: SourceConfig) -> Result<(), String> {
+        let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
+        if config.clock_rate == 0 {
+            return Err("clock rate must be > 0".into());
+        }
+        if ep.sources_by_ssrc.contains_key(&config.ssrc) {
+            return Err(format!("endpoint {endpoint} already has a source with SSRC {}", config.ssrc));
+        }
+        ep.sources_by_ssrc.insert(config.ssrc, id);
+        ep.reported_unknown.remove(&config.ssrc);
+        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), last_fseq: None });
+        self.sources.insert(
+            id,
+            Source {
+                endpoint,
+                config,
+                subscribers: Vec::new(),
+                next_fseq: 0,
+                last_keyframe_request_us: None,
+                stats: StreamStats::default(),
+                audio_level: None,
+                reception: ReceptionStats::default(),
+                last_loss_check_us: 0,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn remove_source(&mut self, id: u32, io: &mut impl RouterIo) -> Result<(), String> {
+        let src = self.sources.remove(&id).ok_or_else(|| format!("no source {id}"))?;
+        if let Some(ep) = self.endpoints.get_mut(&src.endpoint) {
+            if ep.sources_by_ssrc.get(&src.config.ssrc) == Some(&id) {
+                ep.sources_by_ssrc.remove(&src.config.ssrc);
+            }
+        }
+        self.drop_feed(id);
+        for worker in src.subscribers {
+            io.message(worker, PeerMessage::SourceGone { source: id });
+        }
+        Ok(())
+    }
+
+    /// A source is gone: outputs stay (a subscriber may be switched to another source) but go
+    /// idle, or move at once to the source they were waiting for, since no old stream is left
+    /// to bridge the wait.
+    fn drop_feed(&mut self, id: u32) {
+        let Some(feed) = self.feeds.remove(&id) else { return };
+        for oid in feed.outputs {
+            if let Some(o) = self.outputs.get_mut(&oid) {
+                if o.source == Some(id) {
+                    o.source = o.pending_source.take();
+                } else if o.pending_source == Some(id) {
+                    o.pending_source = None;
+                }
+            }
+        }
+    }
+
+    /// Meters a source's RFC 6464 level: `(extension id, packets per average)`, or off.
+    pub fn set_audio_level_meter(&mut self, source: u32, meter: Option<(u8, u32)>) -> Result<(), String> {
+        let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
+        src.audio_level = meter.map(|(extension_id, packets)| (extension_id, AudioLevelMeter::new(packets)));
+        Ok(())
+    }
+
+    /// A home source of this router, as outputs refer to it.
+    pub fn source_ref(&self, id: u32) -> Option<SourceRef> {
+        self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate })
+    }
+
+    pub fn add_output(&mut self, id: u32, endpoint: u32, config: &OutputConfig, source: Option<SourceRef>, io: &mut impl RouterIo) -> Result<(), String> {
+        let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
+        if ep.outputs_by_ssrc.contains_key(&config.ssrc) {
+            return Err(format!("endpoint {endpoint} already has an output with SSRC {}", config.ssrc));
+        }
+        if let Some(r) = &source {
+            self.check_source(r)?;
+        }
+        let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
+        ep.outputs_by_ssrc.insert(config.ssrc, id);
+        self.outputs.insert(
+            id,
+            Output {
+                endpoint,
+                source: None,
+                pending_source: None,
+                ssrc: config.ssrc,
+                payload_type: config.payload_type,
+                paused: false,
+                switching: SwitchingContext::new(),
+                stats: StreamStats::default(),
+            },
+        );
+        if source.is_some() {
+            self.switch_output(id, source, false, 0, io)?;
+        }
+        Ok(())
+    }
+
+    fn check_source(&self, r: &SourceRef) -> Result<(), String> {
+        if r.home == self.worker && !self.sources.contains_key(&r.id) {
+            return Err(format!("no source {}", r.id));
+        }
+        Ok(())
+    }
+
+    /// Makes sure this router has a feed for `r`, subscribing at its home when it is remote.
+    fn ensure_feed(&mut self, r: &SourceRef, io: &mut impl RouterIo) {
+        if self.feeds.contains_key(&r.id) {
+            return;
+        }
+        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), last_fseq: None });
+        if r.home != self.worker {
+            io.message(r.home, PeerMessage::Subscribe { source: r.id, worker: self.worker });
+        }
+    }
+
+    fn join_feed(&mut self, source: u32, output: u32) {
+        if let Some(feed) = self.feeds.get_mut(&source) {
+            if !feed.outputs.contains(&output) {
+                feed.outputs.push(output);
+            }
+        }
+    }
+
+    /// Takes an output off a source's feed; a remote feed left without outputs is dropped and
+    /// its home told to stop sending.
+    fn leave_feed(&mut self, source: u32, output: u32, io: &mut impl RouterIo) {
+        let Some(feed) = self.feeds.get_mut(&source) else { return };
+        feed.outputs.retain(|&o| o != output);
+        if feed.outputs.is_empty() && feed.home != self.worker {
+            let home = feed.home;
+            self.feeds.remove(&source);
+            io.message(home, PeerMessage::Unsubscribe { source, worker: self.worker });
+        }
+    }
+
+    /// Feeds the output from another source (or none); see `Engine::switch_output`.
+    pub fn switch_output(&mut self, id: u32, source: Option<SourceRef>, on_keyframe: bool, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        if let Some(r) = &source {
+            self.check_source(r)?;
+        }
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        let old = out.source;
+        let new = source.map(|r| r.id);
+        // A later switch replaces a pending one.
+        if let Some(pending) = out.pending_source.take() {
+            if Some(pending) != old && Some(pending) != new {
+                self.leave_feed(pending, id, io);
+            }
+        }
+        let old_is_live = old.is_some_and(|o| self.feeds.contains_key(&o));
+        let new_has_codec = source.is_some_and(|r| r.codec.is_some());
+        if let Some(r) = &source {
+            self.ensure_feed(r, io);
+            self.join_feed(r.id, id);
+        }
+        if on_keyframe && old != new && old_is_live && new_has_codec {
+            if let (Some(out), Some(new)) = (self.outputs.get_mut(&id), new) {
+                out.pending_source = Some(new);
+                self.request_keyframe(new, true, now_us, io);
+            }
+            return Ok(());
+        }
+        if let Some(out) = self.outputs.get_mut(&id) {
+            out.source = new;
+        }
+        if let Some(old) = old {
+            if Some(old) != new {
+                self.leave_feed(old, id, io);
+            }
+        }
+        // A new subscriber (or a switch) needs a keyframe to start decoding.
+        if let Some(new) = new {
+            if old != Some(new) {
+                self.request_keyframe(new, true, now_us, io);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pause_output(&mut self, id: u32, paused: bool) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        out.paused = paused;
+        Ok(())
+    }
+
+    pub fn remove_output(&mut self, id: u32, io: &mut impl RouterIo) -> Result<(), String> {
+        let out = self.outputs.remove(&id).ok_or_else(|| format!("no output {id}"))?;
+        for sid in [out.source, out.pending_source].into_iter().flatten() {
+            self.leave_feed(sid, id, io);
+        }
+        if let Some(ep) = self.endpoints.get_mut(&out.endpoint) {
+            if ep.outputs_by_ssrc.get(&out.ssrc) == Some(&id) {
+                ep.outputs_by_ssrc.remove(&out.ssrc);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks for a keyframe of `source`: relayed to the publisher here when the source is
+    /// home, else sent to its home router.
+    pub fn request_keyframe(&mut self, source: u32, force: bool, now_us: u64, io: &mut impl RouterIo) {
+        if self.sources.contains_key(&source) {
+            self.relay_keyframe_request(source, force, now_us, io);
+        } else if let Some(feed) = self.feeds.get(&source) {
+            io.message(feed.home, PeerMessage::KeyframeRequest { source, force });
+        }
+    }
+
+    pub fn has_source(&self, id: u32) -> bool {
+        self.sources.contains_key(&id)
+    }
+
+    /// A message from another router.
+    pub fn on_message(&mut self, message: PeerMessage, now_us: u64, io: &mut impl RouterIo) {
+        match message {
+            PeerMessage::Subscribe { source, worker } => match self.sources.get_mut(&source) {
+                Some(src) => {
+                    if worker != self.worker && !src.subscribers.contains(&worker) {
+                        src.subscribers.push(worker);
+                    }
+                }
+                // Removed meanwhile: the subscriber's feed must not wait forever.
+                None => io.message(worker, PeerMessage::SourceGone { source }),
+            },
+            PeerMessage::Unsubscribe { source, worker } => {
+                if let Some(src) = self.sources.get_mut(&source) {
+                    src.subscribers.retain(|&w| w != worker);
+                }
+            }
+            PeerMessage::KeyframeRequest { source, force } => self.relay_keyframe_request(source, force, now_us, io),
+            PeerMessage::SourceGone { source } => {
+                if self.feeds.get(&source).is_some_and(|f| f.home != self.worker) {
+                    self.drop_feed(source);
+                }
+            }
+        }
+    }
+
+    // ---- packets ---------------------------------------------------------------------------
+
+    /// One datagram received on an endpoint; RFC 7983 §7 demultiplexing on the first byte.
+    /// `buf` holds the datagram in its first `len` bytes and is decrypted in place.
+    pub fn on_datagram(&mut self, endpoint: u32, buf: &mut [u8], len: usize, from: SocketAddr, now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get_mut(&endpoint) else { return };
+        let len = len.min(buf.len());
+        ep.stats.rx_packets += 1;
+        ep.stats.rx_bytes += len as u64;
+        let Some(&first) = buf[..len].first() else {
+            ep.stats.demux_unknown += 1;
+            return;
+        };
+        match first {
+            0..=3 => Self::on_stun(ep, &mut self.stun_out, &mut self.events, &buf[..len], from, now_us, io),
+            20..=63 => {
+                if !ep.accepts_from(from) {
+                    ep.stats.unvalidated_drops += 1;
+                    return;
+                }
+                ep.stats.dtls_in += 1;
+                self.events.push(Event::Dtls { endpoint, from, data: buf[..len].to_vec() });
+            }
+            128..=191 => {
+                if !ep.accepts_from(from) {
+                    ep.stats.unvalidated_drops += 1;
+                    return;
+                }
+                if ep.ice.is_none() && ep.latch && ep.remote.is_none() {
+                    ep.remote = Some(from);
+                    self.events.push(Event::RemoteLatched { endpoint, address: from });
+                }
+                if rtp::is_rtcp(&buf[..len]) {
+                    self.on_rtcp(endpoint, buf, len, now_us, io);
+                } else {
+                    self.on_rtp(endpoint, buf, len, now_us, io);
+                }
+            }
+            _ => ep.stats.demux_unknown += 1,
+        }
+    }
+
+    fn on_stun(ep: &mut Endpoint, out: &mut Vec<u8>, events: &mut Vec<Event>, data: &[u8], from: SocketAddr, now_us: u64, io: &mut impl RouterIo) {
+        let Some(agent) = ep.ice.as_mut() else {
+            ep.stats.stun_dropped += 1;
+            return;
+        };
+        if !ferry_stun::is_stun(data) {
+            ep.stats.stun_dropped += 1;
+            return;
+        }
+        ep.stats.stun_requests += 1;
+        match agent.handle(data, from, now_us / 1000, out) {
+            StunOutcome::Reply { .. } => ep.stats.stun_replies += 1,
+            StunOutcome::ErrorReply { .. } => ep.stats.stun_error_replies += 1,
+            StunOutcome::Drop(_) => {
+                ep.stats.stun_dropped += 1;
+                return;
+            }
+        }
+        while let Some(ev) = agent.take_event() {
+            if let IceEvent::Selected(address) = ev {
+                ep.remote = Some(address);
+                events.push(Event::IceSelected { endpoint: ep.id, address });
+            }
+        }
+        if out.is_empty() || out.len() > MAX_DATAGRAM {
+            return;
+        }
+        match io.transmit_slot() {
+            Some(slot) => {
+                slot[..out.len()].copy_from_slice(out);
+                io.commit_transmit(out.len(), ep.transport, ep.id, &from);
+            }
+            None => ep.stats.tx_failed += 1,
+        }
+    }
+
+    fn on_rtp(&mut self, id: u32, buf: &mut [u8], mut len: usize, now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get_mut(&id) else { return };
+        ep.stats.rtp_in += 1;
+        if let Some(ctx) = ep.srtp_in.as_mut() {
+            match ctx.unprotect_rtp(buf, len) {
+                Ok(n) => len = n,
+                Err(e) => {
+                    count_srtp_error(&mut ep.stats, e);
+                    return;
+                }
+            }
+        } else if ep.ice.is_some() {
+            // A WebRTC endpoint never carries plain RTP (RFC 8827 §6.5): no keys yet means drop.
+            ep.stats.no_srtp_drops += 1;
+            return;
+        }
+        let plain = &buf[..len];
+        let hdr = match rtp::parse_rtp(plain) {
+            Ok(h) => h,
+            Err(_) => {
+                ep.stats.rtp_malformed += 1;
+                return;
+            }
+        };
+        if let Some(twcc) = ep.twcc.as_mut() {
+            // Every packet on the transport counts for the sender's estimate, known SSRC or not.
+            if let Some(&[hi, lo, ..]) = rtp::find_extension(plain, &hdr, twcc.extension_id) {
+                twcc.recorder.record(u16::from_be_bytes([hi, lo]), now_us);
+                twcc.media_ssrc = hdr.ssrc;
+            }
+        }
+        let Some(&sid) = ep.sources_by_ssrc.get(&hdr.ssrc) else {
+            ep.stats.unknown_ssrc += 1;
+            if ep.reported_unknown.len() < MAX_REPORTED_UNKNOWN_SSRCS && ep.reported_unknown.insert(hdr.ssrc) {
+                let rid = ep
+                    .rid_extension_id
+                    .and_then(|rid_id| rtp::find_extension(plain, &hdr, rid_id))
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .map(|s| s.to_string());
+                self.events.push(Event::UnknownSsrc { endpoint: id, ssrc: hdr.ssrc, payload_type: hdr.payload_type, rid });
+            }
+            return;
+        };
+        let Some(src) = self.sources.get_mut(&sid) else { return };
+        src.stats.packets += 1;
+        src.stats.bytes += len as u64;
+        src.reception.update(hdr.sequence);
+        if let Some((extension_id, meter)) = src.audio_level.as_mut() {
+            // Packets without the element do not count.
+            if let Some(average) = rtp::audio_level(plain, &hdr, *extension_id).and_then(|(_, level)| meter.observe(level)) {
+                self.events.push(Event::AudioLevel { endpoint: src.endpoint, source: sid, level: average });
+            }
+        }
+        // Other threads first, so they work on the packet while this one fans it out too.
+        if !src.subscribers.is_empty() {
+            let fseq = src.next_fseq;
+            src.next_fseq += 1;
+            self.forward_scratch.clear();
+            self.forward_scratch.extend_from_slice(&src.subscribers);
+            io.forward(&self.forward_scratch, sid, fseq, plain);
+        }
+        self.fan_out(sid, plain, &hdr, now_us, io);
+    }
+
+    /// A decrypted packet of a source homed on another router (see `RouterIo::forward`).
+    pub fn on_forwarded(&mut self, source: u32, fseq: u64, packet: &[u8], now_us: u64, io: &mut impl RouterIo) {
+        let Some(feed) = self.feeds.get_mut(&source) else {
+            self.cross.unwanted += 1;
+            return;
+        };
+        self.cross.received += 1;
+        let gap = match feed.last_fseq {
+            Some(last) if fseq > last => fseq - last - 1,
+            Some(_) => {
+                // Reordered or repeated: the home thread numbers in order, so this is a bug
+                // elsewhere; never forward it twice.
+                return;
+            }
+            None => 0,
+        };
+        feed.last_fseq = Some(fseq);
+        if gap > 0 {
+            // A full queue dropped these on the way here: every output of the feed missed them.
+            self.cross.gaps += gap;
+            for oid in &feed.outputs {
+                if let Some(o) = self.outputs.get_mut(oid) {
+                    o.stats.queue_drops += gap;
+                    o.stats.dropped += gap;
+                }
+            }
+        }
+        let Ok(hdr) = rtp::parse_rtp(packet) else { return };
+        self.fan_out(source, packet, &hdr, now_us, io);
+    }
+
+    /// Rewrites and sends one decrypted packet of `sid` to each output of its feed here,
+    /// completing switches that waited for this source's keyframe.
+    fn fan_out(&mut self, sid: u32, plain: &[u8], hdr: &rtp::RtpHeader, now_us: u64, io: &mut impl RouterIo) {
+        let Some(feed) = self.feeds.get(&sid) else { return };
+        let clock_rate = feed.clock_rate;
+        let codec = feed.codec;
+        // Decided at most once per packet, and only when some output waits for this source.
+        let mut starts_keyframe: Option<bool> = None;
+        for &oid in &feed.outputs {
+            let Some(out) = self.outputs.get_mut(&oid) else { continue };
+            if out.source != Some(sid) {
+                // Listed here only while waiting to switch to this source at a keyframe.
+                if out.pending_source != Some(sid) {
+                    continue;
+                }
+                let is_keyframe = *starts_keyframe.get_or_insert_with(|| match (codec, hdr.payload(plain)) {
+                    (Some(codec), Some(payload)) => ferry_rtp::is_keyframe(codec, payload),
+                    _ => false,
+                });
+                if !is_keyframe {
+                    continue;
+                }
+                self.completed_switches.push((out.source, oid));
+                out.source = Some(sid);
+                out.pending_source = None;
+                self.events.push(Event::OutputSwitched { endpoint: out.endpoint, output: oid, source: sid });
+            }
+            if out.paused {
+                out.stats.dropped += 1;
+                continue;
+            }
+            let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
+                out.stats.dropped += 1;
+                continue;
+            };
+            let Some(out_ep) = self.endpoints.get_mut(&out.endpoint) else { continue };
+            let Some(dest) = out_ep.remote else {
+                out_ep.stats.no_remote_drops += 1;
+                out.stats.dropped += 1;
+                continue;
+            };
+            write_output(io, out, out_ep, plain, seq, ts, dest);
+        }
+        // The switched outputs leave their old sources' feeds.
+        let mut completed = std::mem::take(&mut self.completed_switches);
+        for (old, oid) in completed.drain(..) {
+            if let Some(old) = old {
+                self.leave_feed(old, oid, io);
+            }
+        }
+        self.completed_switches = completed;
+    }
+
+    fn on_rtcp(&mut self, id: u32, buf: &mut [u8], mut len: usize, now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get_mut(&id) else { return };
+        ep.stats.rtcp_in += 1;
+        if let Some(ctx) = ep.srtp_in.as_mut() {
+            match ctx.unprotect_rtcp(buf, len) {
+                Ok(n) => len = n,
+                Err(_) => {
+                    ep.stats.srtcp_failures += 1;
+                    return;
+                }
+            }
+        } else if ep.ice.is_some() {
+            ep.stats.no_srtp_drops += 1;
+            return;
+        }
+        let feedback = match rtcp::parse_feedback(&buf[..len]) {
+            Ok(f) => f,
+            Err(_) => {
+                ep.stats.rtcp_malformed += 1;
+                return;
+            }
+        };
+        let mut keyframe_sources: Vec<u32> = Vec::new();
+        let mut remb: Option<u64> = None;
+        for fb in feedback {
+            match fb {
+                rtcp::Feedback::Pli { media_ssrc, .. } | rtcp::Feedback::Fir { media_ssrc, .. } => {
+                    if let Some(src) = ep.outputs_by_ssrc.get(&media_ssrc).and_then(|oid| self.outputs.get(oid)).and_then(|o| o.source) {
+                        if !keyframe_sources.contains(&src) {
+                            keyframe_sources.push(src);
+                        }
+                    }
+                }
+                rtcp::Feedback::Remb { bitrate_bps, .. } => remb = Some(bitrate_bps),
+                rtcp::Feedback::ReceiverReport { blocks, .. } => {
+                    // Loss the receiver saw on what ferry sends it: reported (rate-limited) for slowlink.
+                    let due = ep.last_loss_report_us == 0 || now_us.saturating_sub(ep.last_loss_report_us) >= REMB_EVENT_INTERVAL_US;
+                    if due {
+                        if let Some(b) = blocks.iter().filter(|b| ep.outputs_by_ssrc.contains_key(&b.ssrc)).max_by_key(|b| b.fraction_lost) {
+                            ep.last_loss_report_us = now_us.max(1);
+                            self.events.push(Event::ReceiverLoss { endpoint: id, ssrc: b.ssrc, fraction_lost: b.fraction_lost, cumulative_lost: b.cumulative_lost });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(bitrate_bps) = remb {
+            if ep.last_remb_us == 0 || now_us.saturating_sub(ep.last_remb_us) >= REMB_EVENT_INTERVAL_US {
+                ep.last_remb_us = now_us.max(1);
+                self.events.push(Event::Remb { endpoint: id, bitrate_bps });
+            }
+        }
+        for src in keyframe_sources {
+            self.request_keyframe(src, false, now_us, io);
+        }
+    }
+
+    /// Sends a PLI (RFC 4585 §6.3.1) for a home `source` to its publisher, at most once per
+    /// KEYFRAME_MIN_INTERVAL_US unless `force`d.
+    fn relay_keyframe_request(&mut self, source: u32, force: bool, now_us: u64, io: &mut impl RouterIo) {
+        let Some(src) = self.sources.get_mut(&source) else { return };
+        if !force {
+            if let Some(last) = src.last_keyframe_request_us {
+                if now_us.saturating_sub(last) < KEYFRAME_MIN_INTERVAL_US {
+                    return;
+                }
+            }
+        }
+        src.last_keyframe_request_us = Some(now_us);
+        let media_ssrc = src.config.ssrc;
+        let Some(ep) = self.endpoints.get_mut(&src.endpoint) else { return };
+        let Some(dest) = ep.remote else { return };
+        let pli = rtcp::build_pli(FEEDBACK_SENDER_SSRC, media_ssrc);
+        if queue_rtcp(io, ep, &pli, dest) {
+            ep.stats.keyframe_requests_relayed += 1;
+            self.events.push(Event::KeyframeRequested { source });
+        }
+    }
+
+    /// After a batch of datagrams from one endpoint: transport-cc feedback when due.
+    pub fn after_batch(&mut self, endpoint: u32, now_us: u64, io: &mut impl RouterIo) {
+        self.send_transport_feedback(endpoint, now_us, TWCC_FEEDBACK_INTERVAL_US, io);
+    }
+
+    /// Sends transport-cc feedback for what an endpoint received, at most every `min_interval_us`
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1; libwebrtc sends every 50–250 ms).
+    fn send_transport_feedback(&mut self, id: u32, now_us: u64, min_interval_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get_mut(&id) else { return };
+        let Some(dest) = ep.remote else { return };
+        let Some(twcc) = ep.twcc.as_mut() else { return };
+        if twcc.recorder.pending() == 0 || now_us.saturating_sub(twcc.last_feedback_us) < min_interval_us {
+            return;
+        }
+        twcc.last_feedback_us = now_us;
+        self.feedback_scratch.clear();
+        twcc.recorder.build_feedback(FEEDBACK_SENDER_SSRC, twcc.media_ssrc, &mut self.feedback_scratch);
+        for fb in &self.feedback_scratch {
+            if queue_rtcp(io, ep, fb, dest) {
+                ep.stats.transport_feedback_sent += 1;
+            }
+        }
+    }
+
+    /// Periodic work: uplink loss per source, transport-cc for the tail of a burst, ICE consent.
+    pub fn on_timer(&mut self, now_us: u64, io: &mut impl RouterIo) {
+        for (&id, src) in self.sources.iter_mut() {
+            if now_us.saturating_sub(src.last_loss_check_us) < LOSS_INTERVAL_US {
+                continue;
+            }
+            src.last_loss_check_us = now_us;
+            let interval = src.reception.take_interval();
+            if interval.lost > 0 {
+                self.events.push(Event::SourceLoss { endpoint: src.endpoint, source: id, expected: interval.expected, lost: interval.lost });
+            }
+        }
+        // Feedback for the last packets of a burst, which no later read flushed out.
+        let waiting: Vec<u32> = self.endpoints.values().filter(|ep| ep.twcc.as_ref().is_some_and(|t| t.recorder.pending() > 0)).map(|ep| ep.id).collect();
+        for id in waiting {
+            self.send_transport_feedback(id, now_us, 0, io);
+        }
+        for ep in self.endpoints.values_mut() {
+            if let Some(agent) = ep.ice.as_mut() {
+                while let Some(ev) = agent.poll(now_us / 1000) {
+                    if let IceEvent::ConsentLost(address) = ev {
+                        self.events.push(Event::ConsentLost { endpoint: ep.id, address });
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- what the router holds, for stats and tests ------------------------------------------
+
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+    pub fn source_count(&self) -> usize {
+        self.sources.len()
+    }
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+    /// Feeds of sources homed on other routers.
+    pub fn remote_feed_count(&self) -> usize {
+        self.feeds.values().filter(|f| f.home != self.worker).count()
+    }
+    /// (source, subscriber router) pairs this router hands packets to.
+    pub fn subscription_count(&self) -> usize {
+        self.sources.values().map(|s| s.subscribers.len()).sum()
+    }
+    pub fn cross_stats(&self) -> &CrossStats {
+        &self.cross
+    }
+
+    pub fn endpoint_stats(&self) -> Vec<(u32, u16, EndpointStats)> {
+        let mut v: Vec<_> = self.endpoints.values().map(|e| (e.id, e.local.port(), e.stats.clone())).collect();
+        v.sort_by_key(|e| e.0);
+        v
+    }
+    pub fn source_stats(&self) -> Vec<(u32, StreamStats)> {
+        let mut v: Vec<_> = self.sources.iter().map(|(id, s)| (*id, s.stats.clone())).collect();
+        v.sort_by_key(|s| s.0);
+        v
+    }
+    pub fn output_stats(&self) -> Vec<(u32, StreamStats)> {
+        let mut v: Vec<_> = self.outputs.iter().map(|(id, o)| (*id, o.stats.clone())).collect();
+        v.sort_by_key(|o| o.0);
+        v
+    }
+    /// Packets per second of work is measured from these: everything received and sent.
+    pub fn packet_totals(&self) -> u64 {
+        self.endpoints.values().map(|e| e.stats.rx_packets + e.stats.tx_packets).sum()
+    }
+}
+
+/// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT),
+/// encrypts it with the output endpoint's context and queues it.
+fn write_output(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], seq: u16, ts: u32, dest: SocketAddr) {
+    let len = plain.len();
+    let Some(pkt) = io.transmit_slot() else {
+        out.stats.dropped += 1;
+        return;
+    };
+    let Some(head) = pkt.get_mut(..len) else {
+        out.stats.dropped += 1;
+        return;
+    };
+    head.copy_from_slice(plain);
+    rtp::set_ssrc(head, out.ssrc);
+    rtp::set_sequence(head, seq);
+    rtp::set_timestamp(head, ts);
+    if let Some(pt) = out.payload_type {
+        rtp::set_payload_type(head, pt);
+    }
+    let out_len = match out_ep.srtp_out.as_mut() {
+        Some(ctx) => match ctx.protect_rtp(&mut pkt[..], len) {
+            Ok(n) => n,
+            Err(_) => {
+                out.stats.dropped += 1;
+                out_ep.stats.tx_failed += 1;
+                return;
+            }
+        },
+        None if out_ep.ice.is_some() => {
+            out_ep.stats.no_srtp_drops += 1;
+            out.stats.dropped += 1;
+            return;
+        }
+        None => len,
+    };
+    out.stats.packets += 1;
+    out.stats.bytes += out_len as u64;
+    io.commit_transmit(out_len, out_ep.transport, out_ep.id, &dest);
+}
+
+/// Queues one RTCP packet ferry originates on an endpoint, SRTCP-protected when the endpoint has
+/// keys; a WebRTC endpoint without keys yet sends nothing (RFC 8827 §6.5). True when queued.
+fn queue_rtcp(io: &mut impl RouterIo, ep: &mut Endpoint, packet: &[u8], dest: SocketAddr) -> bool {
+    let Some(slot) = io.transmit_slot() else { return false };
+    let Some(plain) = slot.get_mut(..packet.len()) else { return false };
+    plain.copy_from_slice(packet);
+    let len = match ep.srtp_out.as_mut() {
+        Some(ctx) => match ctx.protect_rtcp(&mut slot[..], packet.len()) {
+            Ok(n) => n,
+            Err(_) => return false,
+        },
+        None if ep.ice.is_some() => return false,
+        None => packet.len(),
+    };
+    io.commit_transmit(len, ep.transport, ep.id, &dest);
+    true
+}
+
+fn count_srtp_error(stats: &mut EndpointStats, e: SrtpError) {
+    match e {
+        SrtpError::AuthFailed => stats.srtp_auth_failures += 1,
+        SrtpError::Replayed | SrtpError::TooOld => stats.srtp_replays += 1,
+        _ => stats.srtp_other_failures += 1,
+    }
 }

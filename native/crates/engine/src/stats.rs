@@ -37,6 +37,9 @@ pub struct StreamStats {
     pub packets: u64,
     pub bytes: u64,
     pub dropped: u64,
+    /// Outputs: packets of a source on another media thread that a full queue between the
+    /// threads dropped (also counted in `dropped`).
+    pub queue_drops: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +49,24 @@ pub struct WorkerStats {
     pub loops: u64,
     pub recv_batches: u64,
     pub panics: u64,
+    /// Packets received and sent per second, over the last load interval.
+    pub load_pps: u64,
+    /// Share of the last load interval the thread spent working (CPU time / wall time), in ‰.
+    pub busy_permille: u32,
+    /// Packets from other threads waiting in this thread's queue.
+    pub queue_depth: usize,
+    /// Packets this thread could not hand to another thread because its queue was full.
+    pub queue_overflows: u64,
+    /// Packets this thread handed to other threads (one per receiving thread).
+    pub cross_sent: u64,
+    /// Packets this thread received from other threads.
+    pub cross_received: u64,
+    /// Sources of other threads this thread receives because its outputs want them.
+    pub remote_feeds: usize,
+    /// (source, thread) pairs this thread hands packets to.
+    pub subscriptions: usize,
+    /// Packet buffers this thread owns for hand-over (reused; each holds one packet).
+    pub shared_buffers: usize,
     pub endpoints: Vec<(u32, u16, EndpointStats)>,
     pub sources: Vec<(u32, StreamStats)>,
     pub outputs: Vec<(u32, StreamStats)>,

@@ -57,10 +57,14 @@ struct Rig {
     sources: [u32; 3],
 }
 
-fn rig() -> Rig {
-    let engine = Engine::new(EngineOptions { workers: 1 }, Arc::new(|_batch: Vec<Event>| {})).unwrap();
+/// The sources' endpoint on media thread `source_thread`, the output's on `output_thread`
+/// (two threads when they differ: the source's thread hands packets to the output's).
+fn rig(source_thread: usize, output_thread: usize) -> Rig {
+    let workers = source_thread.max(output_thread) + 1;
+    let engine = Engine::new(EngineOptions { workers, ..EngineOptions::default() }, Arc::new(|_batch: Vec<Event>| {})).unwrap();
     let publisher = peer(1000);
     let mut cfg = EndpointConfig::new(loopback());
+    cfg.worker = Some(source_thread);
     cfg.remote = Some(publisher.local_addr().unwrap());
     let (ingress_ep, ingress) = engine.open_endpoint(cfg).unwrap();
     let add = |ssrc| {
@@ -71,6 +75,7 @@ fn rig() -> Rig {
     let sources = [add(SSRC_A), add(SSRC_B), add(SSRC_C)];
     let receiver = peer(300);
     let mut cfg = EndpointConfig::new(loopback());
+    cfg.worker = Some(output_thread);
     cfg.remote = Some(receiver.local_addr().unwrap());
     let (egress_ep, _) = engine.open_endpoint(cfg).unwrap();
     let output = engine.add_output(egress_ep, OutputConfig { source: Some(sources[0]), ssrc: OUTPUT_SSRC, payload_type: None }).unwrap();
@@ -112,7 +117,15 @@ fn assert_continuous(got: &[(u16, u8, u8)]) {
 
 #[test]
 fn old_source_feeds_until_the_new_sources_keyframe() {
-    let r = rig();
+    old_source_feeds_until_keyframe(rig(0, 0));
+}
+
+#[test]
+fn old_source_feeds_until_the_new_sources_keyframe_across_threads() {
+    old_source_feeds_until_keyframe(rig(0, 1));
+}
+
+fn old_source_feeds_until_keyframe(r: Rig) {
     let send = |ssrc, seq, frame, tag| {
         r.publisher.send_to(&vp8_packet(ssrc, seq, frame, tag), r.ingress).unwrap();
     };
@@ -147,7 +160,15 @@ fn old_source_feeds_until_the_new_sources_keyframe() {
 
 #[test]
 fn later_switch_replaces_a_pending_one_and_a_lost_old_source_switches_at_once() {
-    let r = rig();
+    later_switch_replaces_pending(rig(0, 0));
+}
+
+#[test]
+fn later_switch_replaces_a_pending_one_across_threads() {
+    later_switch_replaces_pending(rig(1, 0));
+}
+
+fn later_switch_replaces_pending(r: Rig) {
     let send = |ssrc, seq, frame, tag| {
         r.publisher.send_to(&vp8_packet(ssrc, seq, frame, tag), r.ingress).unwrap();
     };
@@ -181,5 +202,5 @@ fn later_switch_replaces_a_pending_one_and_a_lost_old_source_switches_at_once() 
     let origins: Vec<(u8, u8)> = drain(&r.receiver).iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect();
     assert_eq!(origins, vec![(0xb, 6)]);
     let stats = r.engine.stats().unwrap();
-    assert_eq!(stats.workers[0].panics, 0);
+    assert!(stats.workers.iter().all(|w| w.panics == 0));
 }

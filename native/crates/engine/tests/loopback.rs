@@ -16,7 +16,7 @@ fn collecting_engine() -> (Engine, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = events.clone();
     let engine = Engine::new(
-        EngineOptions { workers: 1 },
+        EngineOptions { workers: 1, ..EngineOptions::default() },
         Arc::new(move |batch: Vec<Event>| sink_events.lock().unwrap().extend(batch)),
     )
     .unwrap();
