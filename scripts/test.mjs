@@ -24,11 +24,11 @@ const JOBS = Math.max(1, Number(process.env.FERRY_TEST_JOBS ?? 1));
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /** Runs a command, echoing its output, and resolves with {code, output}. */
-function run(cmd, args, { cwd = root, timeoutMs = 0, quiet = false } = {}) {
+function run(cmd, args, { cwd = root, timeoutMs = 0, quiet = false, env = {} } = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -97,9 +97,22 @@ async function typecheckSuite() {
   else { totals.failed += 1; failures.push('typecheck'); }
 }
 
+/**
+ * The media-carrying end-to-end suites run with two media threads and every room spread over
+ * both (round-robin placement), so each of their routes crosses threads; the other suites run
+ * on the default configuration. A FERRY_MEDIA_* variable set by the caller wins.
+ */
+const CROSS_THREAD_SUITES = ['test/webrtc/', 'test/videoroom-e2e/', 'test/demos/', 'test/sip-plugin/'];
+const CROSS_THREAD_ENV = { FERRY_MEDIA_WORKERS: '2', FERRY_MEDIA_PLACEMENT: 'round-robin' };
+
+function suiteEnv(rel) {
+  if (!CROSS_THREAD_SUITES.some((dir) => rel.startsWith(dir))) return {};
+  return Object.fromEntries(Object.entries(CROSS_THREAD_ENV).filter(([k]) => process.env[k] === undefined));
+}
+
 async function uvuFile(file) {
   const rel = relative(root, file);
-  const r = await run(process.execPath, ['--import', 'tsx', file], { timeoutMs: FILE_TIMEOUT_MS, quiet: JOBS > 1 });
+  const r = await run(process.execPath, ['--import', 'tsx', file], { timeoutMs: FILE_TIMEOUT_MS, quiet: JOBS > 1, env: suiteEnv(rel) });
   if (JOBS > 1) process.stdout.write(`\n== ${rel} ==\n${r.output}`);
   const total = /Total:\s+(\d+)/.exec(r.output);
   const passed = /Passed:\s+(\d+)/.exec(r.output);

@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 
 import type { FerryConfig } from './config/Config.js';
-import { Gateway, type GatewayAddresses } from './Gateway.js';
+import { Gateway, type GatewayAddresses, type MediaThreadStatus } from './Gateway.js';
 import type { Clock } from './core/Clock.js';
 import { createLogger } from './log/logger.js';
 import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
@@ -80,6 +80,44 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
   ];
 }
 
+/** Endpoint counters that count a dropped packet, whatever the reason. */
+const DROP_COUNTERS = [
+  'txFailed', 'stunDropped', 'srtpAuthFailures', 'srtpReplays', 'srtpOtherFailures', 'srtcpFailures', 'rtpMalformed',
+  'rtcpMalformed', 'unknownSsrc', 'unvalidatedDrops', 'noRemoteDrops', 'noSrtpDrops', 'demuxUnknown',
+] as const;
+
+/** Each media thread's load, packets, drops and hand-over queue, for Admin and /metrics. */
+function mediaThreads(engine: MediaEngine): MediaThreadStatus[] {
+  const stats = engine.stats();
+  const threads: MediaThreadStatus[] = stats.workers.map((w) => ({
+    thread: w.worker,
+    load_pps: w.loadPps,
+    busy: w.busyPermille / 1000,
+    endpoints: w.endpoints,
+    packets_in: 0,
+    packets_out: 0,
+    drops: 0,
+    queue_depth: w.queueDepth,
+    queue_overflows: w.queueOverflows,
+    cross_sent: w.crossSent,
+    cross_received: w.crossReceived,
+    remote_feeds: w.remoteFeeds,
+    subscriptions: w.subscriptions,
+  }));
+  for (const ep of stats.endpoints) {
+    const t = threads[ep.worker];
+    if (!t) continue;
+    t.packets_in += ep.rxPackets;
+    t.packets_out += ep.txPackets;
+    for (const key of DROP_COUNTERS) t.drops += ep[key];
+  }
+  for (const out of stats.outputs) {
+    const t = threads[out.worker];
+    if (t) t.drops += out.dropped;
+  }
+  return threads;
+}
+
 /** Every endpoint counter of the engine summed, plus caught media-thread panics. */
 function engineTotals(engine: MediaEngine): Record<string, number> {
   const stats = engine.stats();
@@ -98,7 +136,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.log.level);
   const certificate = await DtlsCertificate.generate();
-  const engine = new MediaEngine({ workers: config.media.workers });
+  const engine = new MediaEngine({ workers: config.media.workers, pinThreads: config.media.pin_threads, placement: config.media.placement });
   let ports: PortPool;
   try {
     ports = new PortPool(engine, {
@@ -158,6 +196,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       nativeEndpoints: () => engine.endpointCount(),
       portLeases: () => pools.reduce((n, p) => n + p.leased, 0),
       engineCounters: () => engineTotals(engine),
+      mediaThreads: () => mediaThreads(engine),
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,

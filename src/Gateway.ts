@@ -40,7 +40,32 @@ export interface ResourceCounts {
   portPools: () => PortPoolStatus[];
   /** Media engine counters summed over endpoints (packets, drops by reason); null without an engine. */
   engineCounters: () => Record<string, number> | null;
+  /** Each media thread: load, packets, drops, the queue from other threads. */
+  mediaThreads: () => MediaThreadStatus[];
 }
+
+export type MediaThreadStatus = {
+  thread: number;
+  /** Packets received and sent per second over the last second. */
+  load_pps: number;
+  /** Share of the last second the thread worked (0..1). */
+  busy: number;
+  endpoints: number;
+  packets_in: number;
+  packets_out: number;
+  /** Packets dropped on this thread's endpoints and outputs, every reason together. */
+  drops: number;
+  /** Packets from other threads waiting in this thread's queue. */
+  queue_depth: number;
+  /** Packets this thread could not hand to another because that one's queue was full. */
+  queue_overflows: number;
+  /** Packets handed to / received from other threads. */
+  cross_sent: number;
+  cross_received: number;
+  /** Sources of other threads this thread receives, and (source, thread) pairs it feeds. */
+  remote_feeds: number;
+  subscriptions: number;
+};
 
 export interface PortPoolStatus {
   name: string;
@@ -110,6 +135,7 @@ export class Gateway {
         const pools = this.resources.portPools();
         return pools.length ? pools.reduce((n, p) => n + p.free, 0) : null;
       },
+      mediaThreads: () => this.resources.mediaThreads(),
     });
     this.registry = new SessionRegistry({
       clock: this.clock,
@@ -132,6 +158,7 @@ export class Gateway {
       portLeases: () => null,
       portPools: () => [],
       engineCounters: () => null,
+      mediaThreads: () => [],
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -184,6 +211,7 @@ export class Gateway {
       port_leases: this.resources.portLeases(),
       port_pools: this.resources.portPools(),
       engine: this.resources.engineCounters(),
+      media_threads: this.resources.mediaThreads(),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
     };

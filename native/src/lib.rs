@@ -373,6 +373,7 @@ pub struct WorkerCounters {
     pub remote_feeds: u32,
     pub subscriptions: u32,
     pub shared_buffers: u32,
+    pub shared_buffers_in_use: u32,
 }
 
 #[napi(object)]
@@ -434,6 +435,12 @@ impl NativeEngine {
     #[napi]
     pub fn worker_count(&self) -> Result<u32> {
         guard("workerCount", || Ok(self.engine()?.worker_count() as u32))
+    }
+
+    /// Media thread that owns an endpoint.
+    #[napi]
+    pub fn endpoint_worker(&self, id: u32) -> Result<u32> {
+        guard("endpointWorker", || Ok(self.engine()?.endpoint_worker(id).map_err(err)? as u32))
     }
 
     #[napi]
@@ -617,6 +624,7 @@ impl NativeEngine {
                     remote_feeds: w.remote_feeds as u32,
                     subscriptions: w.subscriptions as u32,
                     shared_buffers: w.shared_buffers as u32,
+                    shared_buffers_in_use: w.shared_buffers_in_use as u32,
                 });
                 out.endpoints.extend(w.endpoints.iter().map(|(id, port, s)| EndpointCounters::from_stats(*id, *port, w.worker, s)));
                 out.sources.extend(w.sources.iter().map(|(id, s)| StreamCounters::from_stats(*id, w.worker, s)));

@@ -14,7 +14,8 @@ type Spec =
   | { kind: 'int'; min: number; max: number; nullable?: boolean }
   | { kind: 'bool' }
   | { kind: 'string'; nullable: boolean; pattern?: RegExp; hint?: string }
-  | { kind: 'enum'; values: readonly string[] };
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'intOrAuto'; min: number; max: number };
 
 const PORT: Spec = { kind: 'int', min: 0, max: 65535 };
 const SECONDS: Spec = { kind: 'int', min: 0, max: 86_400 * 365 };
@@ -63,7 +64,9 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     rtp_port_max: { kind: 'int', min: 1, max: 65535, nullable: true },
   },
   media: {
-    workers: count(1, 64),
+    workers: { kind: 'intOrAuto', min: 1, max: 64 },
+    pin_threads: BOOL,
+    placement: { kind: 'enum', values: ['load', 'round-robin'] },
     bind: BIND,
     rtp_port_min: count(1, 65535),
     rtp_port_max: count(1, 65535),
@@ -99,6 +102,12 @@ function checkValue(where: string, spec: Spec, value: unknown): unknown {
       if (value === null && spec.nullable) return null;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
         throw new ConfigError(`config: ${where} must be an integer between ${spec.min} and ${spec.max} (got ${JSON.stringify(value)})`);
+      }
+      return value;
+    case 'intOrAuto':
+      if (value === 'auto') return value;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < spec.min || value > spec.max) {
+        throw new ConfigError(`config: ${where} must be "auto" or an integer between ${spec.min} and ${spec.max} (got ${JSON.stringify(value)})`);
       }
       return value;
     case 'bool':
@@ -142,6 +151,7 @@ export function applyConfig(base: FerryConfig, doc: unknown, source: string): Fe
 
 /** Text from the environment, typed by the schema ("null" clears a nullable string). */
 function envValue(spec: Spec, text: string): unknown {
+  if (spec.kind === 'intOrAuto') return /^\d+$/.test(text.trim()) ? Number(text.trim()) : text.trim();
   if (spec.kind === 'int') {
     if (spec.nullable && text === 'null') return null;
     return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;

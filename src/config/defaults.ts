@@ -65,8 +65,18 @@ export interface FerryConfig {
     rtp_port_max: number | null;
   };
   media: {
-    /** Native media threads; a room's routes stay on one. */
-    workers: number;
+    /**
+     * Native media threads: 'auto' = one per CPU this process may run on (sched_getaffinity),
+     * or a number. Any output may be fed by a source on any thread.
+     */
+    workers: number | 'auto';
+    /** Pin media thread i to the i-th CPU this process may run on. */
+    pin_threads: boolean;
+    /**
+     * How endpoints are spread over media threads: 'load' (measured packets/s; a room stays on
+     * few threads while they have headroom) or 'round-robin' (every room spans every thread).
+     */
+    placement: 'load' | 'round-robin';
     /** Address media sockets bind to. */
     bind: string;
     /** UDP range the WebRTC and RTP port pool leases from (Janus's rtp_port_range default). */
@@ -117,7 +127,9 @@ export const DEFAULT_CONFIG: FerryConfig = {
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true },
   sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
-    workers: 1,
+    workers: 'auto',
+    pin_threads: false,
+    placement: 'load',
     bind: '0.0.0.0',
     rtp_port_min: 20000,
     rtp_port_max: 40000,

@@ -60,6 +60,8 @@ export class Handle {
   private pendingCandidates: TrickleCandidate[] = [];
   /** A local offer was sent to the client and its answer has not arrived (else an answer is 469). */
   private localOfferPending = false;
+  /** Where the plugin says this handle's media belongs (engine placement). */
+  private placementGroup: string | undefined;
   /** Serialises pushed events so a jsep merge never reorders them. */
   private outbox: Promise<void> = Promise.resolve();
   private readonly owner: HandleOwner;
@@ -113,6 +115,7 @@ export class Handle {
   /** Janus `message`: optional jsep first (validated by the router), then the plugin. */
   async message(transaction: string, body: JsonObject, jsep: Jsep | undefined): Promise<PluginReply> {
     if (this.currentState === 'detached') throw new JanusError(JanusErrorCode.HANDLE_NOT_FOUND, `No such handle ${this.id}`);
+    this.placementGroup = this.pluginHandle.placementGroup?.(body) ?? this.placementGroup;
     if (jsep) {
       if (jsep.type === 'answer' && !this.localOfferPending) {
         throw new JanusError(JanusErrorCode.UNEXPECTED_ANSWER, 'Unexpected ANSWER (did we offer?)');
@@ -224,7 +227,8 @@ export class Handle {
 
   private ensureMedia(): HandleMedia | null {
     if (this.mediaBinding || !this.mediaProvider) return this.mediaBinding;
-    const media = this.mediaProvider.open({ sessionId: this.owner.id, handleId: this.id }, this.mediaEvents(() => media));
+    const owner = { sessionId: this.owner.id, handleId: this.id, ...(this.placementGroup !== undefined ? { placementGroup: this.placementGroup } : {}) };
+    const media = this.mediaProvider.open(owner, this.mediaEvents(() => media));
     this.mediaBinding = media;
     return media;
   }

@@ -68,7 +68,8 @@ export interface HandleMedia extends Partial<RoutableMedia> {
 }
 
 export interface MediaProvider {
-  open(owner: { sessionId: number; handleId: number }, events: MediaEvents): HandleMedia;
+  /** `placementGroup`: where the media belongs (see PluginHandle.placementGroup). */
+  open(owner: { sessionId: number; handleId: number; placementGroup?: string }, events: MediaEvents): HandleMedia;
 }
 
 // ---- media routing, as plugins see it ------------------------------------------------------
@@ -163,6 +164,8 @@ export interface RtpLegOptions {
   srtp?: SdesKeys;
   /** A specific port from the pool's range (Janus's add_remote_publisher `port`); 0/absent = any free one. */
   port?: number;
+  /** Media-thread placement group (e.g. the room), as for PeerConnections. */
+  placementGroup?: string;
 }
 
 /** One UDP port (RTP and RTCP multiplexed on it, RFC 5761) owned by one plugin object. */

@@ -31,8 +31,12 @@ export interface SwitchOptions {
 }
 
 export interface MediaEngineOptions {
-  /** Media threads; a room's routes are pinned to one. */
-  workers?: number;
+  /** Media threads: a number, or 'auto' (one per CPU this process may run on). Default 1. */
+  workers?: number | 'auto';
+  /** Pin media thread i to the i-th allowed CPU. */
+  pinThreads?: boolean;
+  /** 'load' (default) or 'round-robin' (see media.placement). */
+  placement?: 'load' | 'round-robin';
 }
 
 export type EndpointOptions = NativeEndpointOptions;
@@ -134,7 +138,8 @@ export class MediaEngine extends EventEmitter {
   constructor(options: MediaEngineOptions = {}) {
     super();
     const addon = loadNative();
-    this.native = new addon.NativeEngine({ workers: options.workers ?? 1 });
+    const workers = options.workers === 'auto' ? 0 : (options.workers ?? 1);
+    this.native = new addon.NativeEngine({ workers, pinThreads: options.pinThreads ?? false, placement: options.placement ?? 'load' });
     this.native.onEvents((batch) => this.dispatch(batch));
   }
 
@@ -149,6 +154,11 @@ export class MediaEngine extends EventEmitter {
 
   get workerCount(): number {
     return this.native.workerCount();
+  }
+
+  /** Media thread that owns an endpoint. */
+  endpointWorker(id: number): number {
+    return this.native.endpointWorker(id);
   }
 
   /** Number of open endpoints (sockets) as the engine itself counts them. */

@@ -54,6 +54,7 @@ class EngineRtpLeg implements RtpLeg {
         remoteAddress: options.remote?.address,
         remotePort: options.remote?.port,
         latch: options.latch ?? false,
+        ...(options.placementGroup !== undefined ? { group: options.placementGroup } : {}),
       },
       (event) => {
         if (event.type === 'unknown-ssrc') {

@@ -14,7 +14,10 @@ export interface NativeEndpointOptions {
   ridExtensionId?: number;
   /** Transport-wide sequence number extension id: the engine sends transport-cc feedback. */
   twccExtensionId?: number;
+  /** Media thread that must own the endpoint; absent = placed by load. */
   worker?: number;
+  /** Placement group (e.g. a room): its endpoints are kept on few media threads. */
+  group?: string;
 }
 
 export interface NativeEngineEvent {
@@ -40,6 +43,8 @@ export interface NativeEngineEvent {
 export interface NativeEndpointCounters {
   id: number;
   port: number;
+  /** Media thread that owns the endpoint. */
+  worker: number;
   rxPackets: number;
   rxBytes: number;
   txPackets: number;
@@ -70,9 +75,13 @@ export interface NativeEndpointCounters {
 
 export interface NativeStreamCounters {
   id: number;
+  /** Media thread the source or output lives on. */
+  worker: number;
   packets: number;
   bytes: number;
   dropped: number;
+  /** Outputs: packets of another thread's source a full queue between threads dropped. */
+  queueDrops: number;
 }
 
 export interface NativeWorkerCounters {
@@ -81,6 +90,24 @@ export interface NativeWorkerCounters {
   loops: number;
   recvBatches: number;
   panics: number;
+  /** Packets received and sent per second over the last second. */
+  loadPps: number;
+  /** Share of the last second the thread worked, ‰. */
+  busyPermille: number;
+  endpoints: number;
+  /** Packets from other threads waiting in this thread's queue. */
+  queueDepth: number;
+  /** Packets not handed to another thread because its queue was full. */
+  queueOverflows: number;
+  crossSent: number;
+  crossReceived: number;
+  /** Sources of other threads this thread receives. */
+  remoteFeeds: number;
+  /** (source, thread) pairs this thread hands packets to. */
+  subscriptions: number;
+  sharedBuffers: number;
+  /** Shared buffers another thread still holds. */
+  sharedBuffersInUse: number;
 }
 
 export interface NativeEngineCounters {
@@ -93,6 +120,7 @@ export interface NativeEngineCounters {
 export interface NativeEngine {
   onEvents(cb: (events: NativeEngineEvent[]) => void): void;
   workerCount(): number;
+  endpointWorker(id: number): number;
   openEndpoint(options: NativeEndpointOptions): { id: number; address: string; port: number };
   closeEndpoint(id: number): void;
   setSrtp(
@@ -132,7 +160,7 @@ export interface NativeBlastParams {
 }
 
 export interface NativeAddon {
-  NativeEngine: new (options?: { workers?: number }) => NativeEngine;
+  NativeEngine: new (options?: { workers?: number; pinThreads?: boolean; placement?: string }) => NativeEngine;
   benchSrtp(profile: string, op: 'protect' | 'unprotect', payload: number, iterations: number): { packets: number; nanos: number };
   blast(params: NativeBlastParams): Promise<{ sent: number; failed: number; nanos: number }>;
   BenchSink: new (count: number, drain?: boolean) => { ports(): number[]; stop(): number };

@@ -4,6 +4,8 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 
+import type { MediaThreadStatus } from '../Gateway.js';
+
 export interface MetricsSources {
   sessions(): number;
   handles(): number;
@@ -14,7 +16,23 @@ export interface MetricsSources {
   portLeases(): number | null;
   /** Free ports over all pools; null until the media side is wired. */
   freePorts?(): number | null;
+  /** Per media thread figures (the same Admin ferry_status reports). */
+  mediaThreads?(): MediaThreadStatus[];
 }
+
+/** Per media thread series: metric name, help, and the field of MediaThreadStatus it reads. */
+const THREAD_SERIES: ReadonlyArray<[string, string, keyof MediaThreadStatus]> = [
+  ['ferry_media_thread_load_pps', 'Packets received and sent per second by a media thread (last second)', 'load_pps'],
+  ['ferry_media_thread_busy_ratio', 'Share of the last second a media thread worked', 'busy'],
+  ['ferry_media_thread_endpoints', 'Endpoints (sockets) a media thread owns', 'endpoints'],
+  ['ferry_media_thread_packets_in_total', 'Packets received on a media thread\'s endpoints', 'packets_in'],
+  ['ferry_media_thread_packets_out_total', 'Packets sent from a media thread\'s endpoints', 'packets_out'],
+  ['ferry_media_thread_drops_total', 'Packets dropped on a media thread, every reason', 'drops'],
+  ['ferry_media_thread_queue_depth', 'Packets from other media threads waiting in this one\'s queue', 'queue_depth'],
+  ['ferry_media_thread_queue_overflows_total', 'Packets a media thread could not hand to another (queue full)', 'queue_overflows'],
+  ['ferry_media_thread_cross_sent_total', 'Packets a media thread handed to other threads', 'cross_sent'],
+  ['ferry_media_thread_cross_received_total', 'Packets a media thread received from other threads', 'cross_received'],
+];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -43,6 +61,21 @@ export class Metrics {
     gauge('ferry_native_endpoints', 'Native media engine endpoints', () => sources.nativeEndpoints());
     gauge('ferry_port_leases', 'UDP port leases held', () => sources.portLeases());
     gauge('ferry_ports_free', 'UDP ports free in the port pools', () => sources.freePorts?.() ?? null);
+    if (sources.mediaThreads) {
+      const read = () => sources.mediaThreads?.() ?? [];
+      for (const [name, help, field] of THREAD_SERIES) {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['thread'],
+          registers: [this.registry],
+          collect() {
+            this.reset();
+            for (const t of read()) this.set({ thread: String(t.thread) }, t[field]);
+          },
+        });
+      }
+    }
     this.requests = new Counter({
       name: 'ferry_requests_total',
       help: 'Janus and Admin API requests by verb and result code (0 = success)',

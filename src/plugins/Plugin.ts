@@ -77,6 +77,12 @@ export interface PluginHandle {
   destroy(reason: string): void;
   /** `plugin_specific` section of Admin `handle_info`. */
   query(): JsonObject;
+  /**
+   * Where this handle's media belongs, asked with every request body before its jsep is
+   * applied (e.g. a VideoRoom's room): the engine keeps one group's endpoints on few media
+   * threads. Undefined keeps the last answer.
+   */
+  placementGroup?(body: JsonObject): string | undefined;
 }
 
 export interface Plugin {

@@ -11,6 +11,7 @@ import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
 import { envelope, VerbRouter } from './ApiRouter.js';
+import type { MediaThreadStatus } from '../Gateway.js';
 
 const NO_SECRET_VERBS = new Set(['info', 'ping']);
 const GLOBAL_VERBS = new Set([
@@ -32,6 +33,8 @@ export interface FerryStatus {
   port_pools: { name: string; range: string; leased: number; free: number; leases: { port: number; owner: string; since: number }[] }[];
   /** Engine counters summed over endpoints (rx/tx packets, drops by reason); null without an engine. */
   engine: Record<string, number> | null;
+  /** Per media thread: load, packets, drops, queue depth and overflows (empty without an engine). */
+  media_threads: MediaThreadStatus[];
   long_poll_waiters: number;
   queued_events: number;
 }

@@ -113,6 +113,8 @@ export interface PeerConnectionOptions {
   ports: PortPool;
   certificate: DtlsCertificate;
   owner: string;
+  /** Media-thread placement group of the endpoint (e.g. a room). */
+  placementGroup?: string;
   /** Addresses announced as host candidates (e.g. 127.0.0.1, or the host's public address). */
   candidateAddresses: string[];
   events: MediaEvents;
@@ -218,6 +220,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ice: { ufrag: this.iceUfrag, pwd: this.icePwd, consentTimeoutMs: this.options.consentTimeoutMs },
         ...(ridExtensionId !== undefined ? { ridExtensionId } : {}),
         ...(twccExtensionId !== undefined ? { twccExtensionId } : {}),
+        ...(this.options.placementGroup !== undefined ? { group: this.options.placementGroup } : {}),
       },
       (event) => this.onEndpointEvent(event),
     );
@@ -474,6 +477,8 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return {
       state: this.state,
       port: this.lease?.port ?? null,
+      'media-thread': this.lease ? this.mediaThread(this.lease.endpoint) : null,
+      'placement-group': this.options.placementGroup ?? null,
       ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
       dtls: { role: this.dtlsRole, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
       streams: this.streamStates.map((s) => ({
@@ -484,6 +489,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         'output-ssrc': s.info.outputSsrc,
       })),
     };
+  }
+
+  private mediaThread(endpoint: number): number | null {
+    try {
+      return this.options.engine.endpointWorker(endpoint);
+    } catch {
+      return null; // closed meanwhile
+    }
   }
 
   /** Ends the PeerConnection: DTLS closed, endpoint and port lease released. Idempotent. */

@@ -38,8 +38,9 @@ export class WebRtcMediaProvider implements MediaProvider {
     return this.connections.size;
   }
 
-  open(owner: { sessionId: number; handleId: number }, events: MediaEvents): HandleMedia {
+  open(owner: { sessionId: number; handleId: number; placementGroup?: string }, events: MediaEvents): HandleMedia {
     const pc = new PeerConnection({
+      ...(owner.placementGroup !== undefined ? { placementGroup: owner.placementGroup } : {}),
       engine: this.options.engine,
       ports: this.options.ports,
       certificate: this.options.certificate,

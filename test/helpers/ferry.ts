@@ -1,5 +1,5 @@
 // A whole ferry (engine, ports, WebRTC, plugins, API) on loopback for end-to-end tests.
-import { makeConfig, type ConfigOverrides, type FerryConfig } from '../../src/config/Config.js';
+import { applyEnv, makeConfig, type ConfigOverrides, type FerryConfig } from '../../src/config/Config.js';
 import { createFerry, type Ferry, type FerryOptions } from '../../src/Ferry.js';
 import { createLogger } from '../../src/log/logger.js';
 import { JanusHttp, loopbackOverrides } from './http.js';
@@ -16,6 +16,15 @@ export interface TestFerry {
 }
 
 let nextRange = 0;
+
+/**
+ * FERRY_MEDIA_WORKERS / _PLACEMENT / _PIN_THREADS from the environment: `npm test` sets them
+ * for the end-to-end suites so every route crosses media threads.
+ */
+function mediaThreadEnv(): NodeJS.ProcessEnv {
+  const keys = ['FERRY_MEDIA_WORKERS', 'FERRY_MEDIA_PLACEMENT', 'FERRY_MEDIA_PIN_THREADS'];
+  return Object.fromEntries(keys.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}
 
 /** Ports for this test process's media: a small range, distinct per call so leftovers never collide. */
 export function mediaRange(size = 50): { rtp_port_min: number; rtp_port_max: number } {
@@ -34,11 +43,14 @@ export async function startFerry(
   plugins?: FerryOptions['plugins'],
   clock?: FerryOptions['clock'],
 ): Promise<TestFerry> {
-  const config = makeConfig({
-    ...loopbackOverrides(overrides),
-    media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
-    sip: { ...sipRange(), ...overrides.sip },
-  });
+  const config = applyEnv(
+    makeConfig({
+      ...loopbackOverrides(overrides),
+      media: { bind: '127.0.0.1', candidate_addresses: '127.0.0.1', ...mediaRange(), ...overrides.media },
+      sip: { ...sipRange(), ...overrides.sip },
+    }),
+    mediaThreadEnv(),
+  );
   const ferry = await createFerry({ config, logger: createLogger(config.log.level), plugins, clock });
   const addr = await ferry.start();
   return {

@@ -183,3 +183,8 @@ export class Room {
     return out;
   }
 }
+
+/** The media-thread placement group of a room: its endpoints stay on few media threads. */
+export function placementGroup(room: number | string): string {
+  return `videoroom:${room}`;
+}

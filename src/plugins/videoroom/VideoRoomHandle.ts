@@ -15,7 +15,7 @@ import type { HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
-import { checkSecret, type Room } from './Room.js';
+import { checkSecret, placementGroup, type Room } from './Room.js';
 import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
 import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
 import { restrictOffer } from './codecs.js';
@@ -38,6 +38,12 @@ export class VideoRoomHandle implements PluginHandle {
 
   get subscriber(): Subscriber | null {
     return this.role?.kind === 'subscriber' && !this.role.subscriber.gone ? this.role.subscriber : null;
+  }
+
+  /** A handle's media goes with its room: the one it is in, or the one a join names. */
+  placementGroup(body: JsonObject): string | undefined {
+    const room = this.publisher?.room.id ?? this.subscriber?.room.id ?? body['room'];
+    return typeof room === 'number' || typeof room === 'string' ? placementGroup(room) : undefined;
   }
 
   closePeerConnection(reason: string): void {

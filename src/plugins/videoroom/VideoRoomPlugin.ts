@@ -23,7 +23,7 @@ import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, noSuch
 import type { Feed } from './Feed.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher, randomSsrcOffset, type RemoteStreamSpec } from './RemotePublisher.js';
-import { Room, checkSecret, defaultRoomConfig, type RoomConfig } from './Room.js';
+import { Room, checkSecret, defaultRoomConfig, placementGroup, type RoomConfig } from './Room.js';
 import { RoomStore } from './RoomStore.js';
 import { RtpForwarder, type ForwardTarget } from './RtpForwarder.js';
 import { VideoRoomHandle } from './VideoRoomHandle.js';
@@ -492,6 +492,7 @@ export class VideoRoomPlugin implements Plugin {
         const streamId = this.freshId((i) => feed.forwarders.has(i) || created.some((c) => c.id === i)) % 2 ** 32;
         const leg = this.openLeg({
           owner: `videoroom:${room.id}:forwarder:${feed.id}:${streamId}`,
+          placementGroup: placementGroup(room.id),
           pool: 'rtp',
           remote: { address: p.host, port: p.port },
           latch: false,
@@ -566,6 +567,7 @@ export class VideoRoomPlugin implements Plugin {
     const srtp = srtpFromRequest(body);
     const leg = this.openLeg({
       owner: `videoroom:${room.id}:remotize:${feed.id}:${remoteId}`,
+          placementGroup: placementGroup(room.id),
       pool: 'rtp',
       remote: { address: host, port },
       latch: false,
@@ -625,6 +627,7 @@ export class VideoRoomPlugin implements Plugin {
     const port = R.optNumber(body, 'port') ?? 0;
     const leg = this.openLeg({
       owner: `videoroom:${room.id}:remote:${id}`,
+          placementGroup: placementGroup(room.id),
       pool: 'rtp',
       latch: true,
       ...(srtp ? { srtp: sdesKeys(srtp) } : {}),

@@ -67,6 +67,8 @@ pub struct WorkerStats {
     pub subscriptions: usize,
     /// Packet buffers this thread owns for hand-over (reused; each holds one packet).
     pub shared_buffers: usize,
+    /// Of those, the ones another thread still holds (queued or being fanned out).
+    pub shared_buffers_in_use: usize,
     pub endpoints: Vec<(u32, u16, EndpointStats)>,
     pub sources: Vec<(u32, StreamStats)>,
     pub outputs: Vec<(u32, StreamStats)>,

@@ -569,6 +569,7 @@ impl Worker {
             remote_feeds: self.router.remote_feed_count(),
             subscriptions: self.router.subscription_count(),
             shared_buffers: self.io.pool.len(),
+            shared_buffers_in_use: self.io.pool.iter().filter(|b| Arc::strong_count(b) > 1).count(),
             endpoints: self.router.endpoint_stats(),
             sources: self.router.source_stats(),
             outputs: self.router.output_stats(),
