@@ -35,15 +35,44 @@ interface ForwardResult {
 /** One-byte extension id the transport-cc variant uses (any of 1..14). */
 const TWCC_EXTENSION_ID = 3;
 
-async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: number, echo = false, twcc = false): Promise<ForwardResult> {
+interface ForwardCase {
+  profile: SrtpProfileName;
+  fanout: number;
+  seconds: number;
+  /** The EchoTest shape (see above). */
+  echo?: boolean;
+  /** Transport-wide sequence numbers in every packet, answered with feedback. */
+  twcc?: boolean;
+  /** Media threads (default 1). */
+  workers?: number;
+  /** Thread of the ingress endpoint (default: placement decides). */
+  ingressWorker?: number;
+  /** Thread of output i's endpoint (default: placement decides). */
+  outputWorker?: (i: number) => number;
+  /** Offered load in packets/s out (default OFFERED_OUT_PPS). */
+  offeredOutPps?: number;
+}
+
+interface ThreadedResult extends ForwardResult {
+  /** Each media thread's CPU per delivered packet (they add up to cpuUsPerPacket). */
+  perThreadUsPerPacket: number[];
+}
+
+async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
+  const { profile, fanout, seconds, echo = false, twcc = false } = c;
   const native = loadNative();
-  const engine = new MediaEngine({ workers: 1 });
+  const engine = new MediaEngine({ workers: c.workers ?? 1 });
   // Receivers are bound but not read, as a remote host's would be: the media thread pays
   // for delivery up to their socket, not for waking a reader thread on this same machine.
   const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
   try {
     const inKeys = newKeys(profile);
-    const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}) });
+    const ingress = engine.openEndpoint({
+      bindAddress: '127.0.0.1',
+      port: 0,
+      ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}),
+      ...(c.ingressWorker !== undefined ? { worker: c.ingressWorker } : {}),
+    });
     engine.setSrtp(ingress.id, { profile, localKey: inKeys.key, localSalt: inKeys.salt, remoteKey: inKeys.key, remoteSalt: inKeys.salt });
     // Transport-cc feedback needs somewhere to go: a sink port stands in for the sender.
     if (twcc) engine.setRemote(ingress.id, { address: '127.0.0.1', port: sink.ports()[0]! });
@@ -57,7 +86,8 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
     sink.ports().forEach((port, i) => {
       if (echo) return;
       const k = newKeys(profile);
-      const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port });
+      const worker = c.outputWorker?.(i);
+      const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port, ...(worker !== undefined ? { worker } : {}) });
       engine.setSrtp(ep.id, { profile, localKey: k.key, localSalt: k.salt, remoteKey: k.key, remoteSalt: k.salt });
       engine.addOutput(ep.id, { source, ssrc: 0x2000 + i });
       outEps.push(ep.id);
@@ -72,16 +102,22 @@ async function ferryForward(profile: SrtpProfileName, fanout: number, seconds: n
       ssrc: 0x1000,
       payload: PAYLOAD,
       durationMs: Math.round(seconds * 1000),
-      packetsPerSecond: Math.round(OFFERED_OUT_PPS / fanout),
+      packetsPerSecond: Math.round((c.offeredOutPps ?? OFFERED_OUT_PPS) / fanout),
       ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}),
     });
-    await new Promise((r) => setTimeout(r, 50)); // let the media thread drain its socket
+    await new Promise((r) => setTimeout(r, 50)); // let the media threads drain their queues
     const after = engine.stats();
     const txOf = (s: typeof before) => s.endpoints.filter((e) => outEps.includes(e.id)).reduce((a, e) => a + e.txPackets, 0);
     const out = txOf(after) - txOf(before);
-    const cpuNs = after.workers[0]!.cpuNs - before.workers[0]!.cpuNs;
+    const perThreadNs = after.workers.map((w, i) => w.cpuNs - before.workers[i]!.cpuNs);
+    const cpuNs = perThreadNs.reduce((a, b) => a + b, 0);
     const wallS = blast.nanos / 1e9;
-    return { ppsOut: out / wallS, cpuUsPerPacket: cpuNs / 1000 / Math.max(1, out), ppsOutPerCore: out / (cpuNs / 1e9) };
+    return {
+      ppsOut: out / wallS,
+      cpuUsPerPacket: cpuNs / 1000 / Math.max(1, out),
+      ppsOutPerCore: out / (cpuNs / 1e9),
+      perThreadUsPerPacket: perThreadNs.map((ns) => ns / 1000 / Math.max(1, out)),
+    };
   } finally {
     engine.close();
     sink.stop();
@@ -141,12 +177,12 @@ async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: 
 export async function benchForward(figures: Figures, seconds: number): Promise<void> {
   for (const profile of ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'] as const) {
     const key = profile.toLowerCase();
-    const e = await ferryForward(profile, 1, seconds, true);
+    const e = await ferryForward({ profile, fanout: 1, seconds, echo: true });
     figures.add(`echo.${key}.pps_out`, e.ppsOut, 'packets/s');
     figures.add(`echo.${key}.cpu_us_per_packet`, e.cpuUsPerPacket, 'µs/packet');
     figures.add(`echo.${key}.pps_out_per_core`, e.ppsOutPerCore, 'packets/s/core');
     for (const fanout of [1, 10]) {
-      const r = await ferryForward(profile, fanout, seconds);
+      const r = await ferryForward({ profile, fanout, seconds });
       figures.add(`forward.${key}.fanout${fanout}.pps_out`, r.ppsOut, 'packets/s');
       figures.add(`forward.${key}.fanout${fanout}.cpu_us_per_packet`, r.cpuUsPerPacket, 'µs/packet');
       figures.add(`forward.${key}.fanout${fanout}.pps_out_per_core`, r.ppsOutPerCore, 'packets/s/core');
@@ -156,8 +192,49 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
   }
   // What transport-cc costs: the same 1→1 forward with a transport-wide sequence number in every
   // packet, recorded by the engine and answered with feedback every 100 ms, as for a browser.
-  const t = await ferryForward('AEAD_AES_128_GCM', 1, seconds, false, true);
+  const t = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 1, seconds, twcc: true });
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out', t.ppsOut, 'packets/s');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.cpu_us_per_packet', t.cpuUsPerPacket, 'µs/packet');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out_per_core', t.ppsOutPerCore, 'packets/s/core');
+
+  await benchThreads(figures, seconds);
+}
+
+/**
+ * Crossing media threads. Same job, two placements: the ingress endpoint and its 10 outputs on
+ * one thread, or the ingress on thread 0 and the outputs on thread 1 (every packet handed over);
+ * CPU per delivered packet summed over both threads. Then fan-out 20 on one thread and split
+ * over two. The load generator and the sinks share this machine's cores with the media threads,
+ * so on a 2-core host the two-thread figures show the cost of crossing, not a 2× gain.
+ */
+async function benchThreads(figures: Figures, seconds: number): Promise<void> {
+  const gcm = 'AEAD_AES_128_GCM' as const;
+  // Below one thread's saturation, so both placements deliver everything offered.
+  const offeredOutPps = 600_000;
+  const same = await ferryForward({ profile: gcm, fanout: 10, seconds, workers: 2, ingressWorker: 0, outputWorker: () => 0, offeredOutPps });
+  figures.add('forward.aead_aes_128_gcm.fanout10.same_thread.us_per_packet', same.cpuUsPerPacket, 'µs/packet');
+  figures.add('forward.aead_aes_128_gcm.fanout10.same_thread.pps_out', same.ppsOut, 'packets/s');
+  const cross = await ferryForward({ profile: gcm, fanout: 10, seconds, workers: 2, ingressWorker: 0, outputWorker: () => 1, offeredOutPps });
+  figures.add('forward.aead_aes_128_gcm.fanout10.cross_thread.us_per_packet', cross.cpuUsPerPacket, 'µs/packet');
+  figures.add('forward.aead_aes_128_gcm.fanout10.cross_thread.pps_out', cross.ppsOut, 'packets/s');
+  figures.add('forward.aead_aes_128_gcm.fanout10.cross_thread.cost_ratio', cross.cpuUsPerPacket / same.cpuUsPerPacket, '× same thread');
+  for (const workers of [1, 2]) {
+    const r = await ferryForward({ profile: gcm, fanout: 20, seconds, workers, ingressWorker: 0, outputWorker: (i) => i % workers, offeredOutPps: 1_200_000 * workers });
+    const name = `forward.aead_aes_128_gcm.fanout20.workers${workers}`;
+    figures.add(`${name}.pps_out`, r.ppsOut, 'packets/s');
+    r.perThreadUsPerPacket.forEach((us, i) => figures.add(`${name}.thread${i}.cpu_us_per_packet`, us, 'µs/packet'));
+  }
+}
+
+/**
+ * `npm run bench -- --scaling`: fan-out 20 on 1, 2, 4, … media threads up to the CPUs this
+ * process may use, outputs spread evenly, offered load scaled with the threads. Meant for a
+ * host with more cores than the 2 CI has (the sender needs a core of its own).
+ */
+export async function benchScaling(figures: Figures, seconds: number, maxWorkers: number): Promise<void> {
+  for (let workers = 1; workers <= maxWorkers; workers *= 2) {
+    const r = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 20, seconds, workers, ingressWorker: 0, outputWorker: (i) => i % workers, offeredOutPps: 1_200_000 * workers });
+    figures.add(`forward.aead_aes_128_gcm.fanout20.workers${workers}.pps_out`, r.ppsOut, 'packets/s');
+    figures.add(`forward.aead_aes_128_gcm.fanout20.workers${workers}.cpu_us_per_packet`, r.cpuUsPerPacket, 'µs/packet');
+  }
 }

@@ -1,8 +1,10 @@
 // `npm run bench` — every benchmark, printed as a table; `-- --json` prints the
 // same figures as a JSON array of {name, value, unit}; `-- --short` runs each
 // case briefly (what CI runs).
+import { availableParallelism } from 'node:os';
+
 import { Figures } from './figures.js';
-import { benchForward } from './forward.bench.js';
+import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
 
@@ -16,6 +18,12 @@ const log = (msg: string) => {
   if (!json) console.log(msg);
 };
 log(`ferry benchmarks (${short ? 'short' : 'full'} run, ${seconds}s per case; 1200-byte payloads)`);
+if (args.has('--scaling')) {
+  // Only the thread-scaling series (see benchScaling), for hosts with many cores.
+  await benchScaling(figures, seconds * 2, availableParallelism());
+  figures.print(json);
+  process.exit(0);
+}
 benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
