@@ -19,9 +19,13 @@ Without --config ferry runs on its embedded defaults:
   Janus API  HTTP  ${DEFAULT_CONFIG.http.bind}:${DEFAULT_CONFIG.http.port}${DEFAULT_CONFIG.http.base_path}   WebSocket ${DEFAULT_CONFIG.websocket.bind}:${DEFAULT_CONFIG.websocket.port} (janus-protocol)
   Admin API  HTTP  ${DEFAULT_CONFIG.admin_http.bind}:${DEFAULT_CONFIG.admin_http.port}${DEFAULT_CONFIG.admin_http.base_path}  WebSocket ${DEFAULT_CONFIG.admin_websocket.bind}:${DEFAULT_CONFIG.admin_websocket.port} (janus-admin-protocol)
   Metrics    ${DEFAULT_CONFIG.metrics.path} on the Admin HTTP listener
+  Media      UDP ${DEFAULT_CONFIG.media.rtp_port_min}-${DEFAULT_CONFIG.media.rtp_port_max}, media threads: media.workers (${DEFAULT_CONFIG.media.workers} = one per CPU
+             this process may run on, or a number), media.placement (${DEFAULT_CONFIG.media.placement}: by measured load,
+             a room kept on few threads; round-robin: every room spread), media.pin_threads
 
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
+  FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true
 `;
 
 function parseArgs(argv: string[]): { config?: string; help: boolean; printConfig: boolean } {

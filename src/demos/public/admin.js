@@ -263,6 +263,28 @@
     for (const cell of document.querySelectorAll('[data-since]')) cell.textContent = age(Number(cell.dataset.since));
   }
 
+  function renderThreads(threads) {
+    if (!threads || threads.length === 0) return el('p', { class: 'empty' }, 'No media engine.');
+    const num = (v) => ({ text: String(v), attrs: { class: 'num' } });
+    const rows = threads.map((t) =>
+      row([
+        num(t.thread),
+        num(Math.round(t.load_pps)),
+        num(`${Math.round(t.busy * 100)} %`),
+        num(t.endpoints),
+        num(t.packets_in),
+        num(t.packets_out),
+        { text: String(t.drops), attrs: { class: t.drops ? 'num error' : 'num' } },
+        num(t.queue_depth),
+        { text: String(t.queue_overflows), attrs: { class: t.queue_overflows ? 'num error' : 'num' } },
+        num(t.cross_sent),
+        num(t.cross_received),
+      ]),
+    );
+    const cols = ['thread', 'packets/s', 'busy', 'endpoints', 'in', 'out', 'drops', 'queue', 'overflows', 'handed over', 'taken over'];
+    return table(cols.map((text) => ({ text, cls: 'num' })), rows, 'No media threads.');
+  }
+
   function renderEngine(engine) {
     if (!engine) return el('p', { class: 'empty' }, 'No media engine.');
     const grid = el('div', { class: 'kv' });
@@ -330,6 +352,7 @@
     section('sessions', snapshot.sessions, renderSessions);
     section('rooms', { rooms: snapshot.rooms, roomsError: snapshot.roomsError }, renderRooms);
     section('pools', st.port_pools, renderPools);
+    section('threads', st.media_threads, renderThreads);
     section('engine', st.engine, renderEngine);
     updateAges();
     $('updated').textContent = `updated ${new Date(at).toLocaleTimeString()}`;
