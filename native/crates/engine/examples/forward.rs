@@ -2,7 +2,9 @@
 //! N SRTP outputs toward bound-but-unread sinks, fed by the native blaster. Handy under
 //! `perf record` (the media thread is `ferry-media-0`).
 //!
-//! `cargo run --release -p ferry-engine --example forward -- [gcm|cm] [fanout] [seconds] [echo|-] [packets/s]`
+//! `cargo run --release -p ferry-engine --example forward -- [gcm|cm] [fanout] [seconds] [echo|-] [packets/s] [same|cross]`
+//!
+//! `same`/`cross`: two media threads, the ingress on thread 0 and the outputs on thread 0 or 1.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,10 +31,15 @@ fn main() -> Result<(), String> {
     // Offered load in packets/s (0 = flat out), as bench/forward.bench.ts paces it.
     let packets_per_second: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
 
-    let engine = Engine::new(EngineOptions { workers: 1, ..EngineOptions::default() }, Arc::new(|_: Vec<Event>| {})).map_err(|e| e.0)?;
+    let placement = args.get(5).map(String::as_str);
+    let workers = if placement.is_some() { 2 } else { 1 };
+    let output_worker = if placement == Some("cross") { 1 } else { 0 };
+    let engine = Engine::new(EngineOptions { workers, ..EngineOptions::default() }, Arc::new(|_: Vec<Event>| {})).map_err(|e| e.0)?;
     let mut sink = Sink::start(if echo { 1 } else { fanout }, false)?;
     let any: SocketAddr = "127.0.0.1:0".parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
-    let (ingress, ingress_addr) = engine.open_endpoint(EndpointConfig::new(any)).map_err(|e| e.0)?;
+    let mut ingress_cfg = EndpointConfig::new(any);
+    ingress_cfg.worker = Some(0);
+    let (ingress, ingress_addr) = engine.open_endpoint(ingress_cfg).map_err(|e| e.0)?;
     engine.set_srtp(ingress, keys(profile, 7)).map_err(|e| e.0)?;
     let source = engine
         .add_source(ingress, SourceConfig { ssrc: 0x1000, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90000, codec: None })
@@ -46,6 +53,7 @@ fn main() -> Result<(), String> {
         } else {
             let mut cfg = EndpointConfig::new(any);
             cfg.remote = Some(dest);
+            cfg.worker = Some(output_worker);
             let (ep, _) = engine.open_endpoint(cfg).map_err(|e| e.0)?;
             engine.set_srtp(ep, keys(profile, 20 + i as u8)).map_err(|e| e.0)?;
             ep
@@ -77,7 +85,7 @@ fn main() -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(50));
     let after = engine.stats().map_err(|e| e.0)?;
     let out = tx_of(&after) - tx_of(&before);
-    let cpu_ns = after.workers[0].cpu_ns - before.workers[0].cpu_ns;
+    let cpu_ns: u64 = after.workers.iter().zip(&before.workers).map(|(a, b)| a.cpu_ns - b.cpu_ns).sum();
     let batches = after.workers[0].recv_batches - before.workers[0].recv_batches;
     let loops = after.workers[0].loops - before.workers[0].loops;
     let rx = after.endpoint(ingress).map(|e| e.rtp_in).unwrap_or(0) - before.endpoint(ingress).map(|e| e.rtp_in).unwrap_or(0);
@@ -94,7 +102,7 @@ fn main() -> Result<(), String> {
     );
     let failed: u64 = outputs.iter().filter_map(|&id| after.endpoint(id)).map(|e| e.tx_failed).sum::<u64>()
         - outputs.iter().filter_map(|&id| before.endpoint(id)).map(|e| e.tx_failed).sum::<u64>();
-    let dropped: u64 = after.workers[0].outputs.iter().map(|o| o.1.dropped).sum();
+    let dropped: u64 = after.workers.iter().flat_map(|w| w.outputs.iter()).map(|o| o.1.dropped).sum();
     let ing = after.endpoint(ingress).cloned().unwrap_or_default();
     println!(
         "  tx_failed {failed}, outputs dropped {dropped}, ingress auth failures {}, replays {}, other {}",
