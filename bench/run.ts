@@ -2,6 +2,7 @@
 // same figures as a JSON array of {name, value, unit}; `-- --short` runs each
 // case briefly (what CI runs).
 import { Figures } from './figures.js';
+import { benchDensity } from './density.bench.js';
 import { benchForward } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
@@ -19,4 +20,5 @@ log(`ferry benchmarks (${short ? 'short' : 'full'} run, ${seconds}s per case; 12
 benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
+await benchDensity(figures, short);
 figures.print(json);
