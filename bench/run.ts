@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 
 import { Figures } from './figures.js';
+import { benchDensity } from './density.bench.js';
 import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
@@ -27,4 +28,5 @@ if (args.has('--scaling')) {
 benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
+await benchDensity(figures, short);
 figures.print(json);
