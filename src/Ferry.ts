@@ -129,6 +129,11 @@ function engineTotals(engine: MediaEngine): Record<string, number> {
     }
   }
   totals['panics'] = stats.workers.reduce((n, w) => n + w.panics, 0);
+  // What outputs (subscribers' streams) sent and did not: paused, waiting for a keyframe,
+  // no address or keys yet, or lost between media threads.
+  totals['outputPackets'] = stats.outputs.reduce((n, o) => n + o.packets, 0);
+  totals['outputDropped'] = stats.outputs.reduce((n, o) => n + o.dropped, 0);
+  totals['outputQueueDrops'] = stats.outputs.reduce((n, o) => n + o.queueDrops, 0);
   return totals;
 }
 

@@ -252,8 +252,10 @@ export class Handle {
     return {
       webrtcUp: () => {
         if (!current() || !this.apply('webrtcUp')) return;
-        this.owner.deliver({ janus: 'webrtcup', ...base() });
+        // The plugin routes media first, then the client hears "webrtcup" (Janus's order too):
+        // a client that starts sending on webrtcup finds the route made, on every media thread.
         this.callPlugin('setupMedia', () => this.pluginHandle.setupMedia());
+        this.owner.deliver({ janus: 'webrtcup', ...base() });
       },
       mediaState: (info) => {
         if (current()) this.owner.deliver({ janus: 'media', ...base(), ...info });
