@@ -178,7 +178,7 @@ impl Mesh {
 
     fn add_output(&mut self, r: usize, id: u32, endpoint: u32, ssrc: u32, payload_type: Option<u8>, source: Option<SourceRef>) {
         let cfg = OutputConfig { source: source.map(|s| s.id), ssrc, payload_type };
-        self.routers[r].add_output(id, endpoint, &cfg, source, &mut self.ios[r]).unwrap();
+        self.routers[r].add_output(id, endpoint, &cfg, source, self.now_us, &mut self.ios[r]).unwrap();
     }
 
     fn switch(&mut self, r: usize, output: u32, source: Option<SourceRef>, on_keyframe: bool) {
@@ -550,6 +550,32 @@ fn pli_for_an_output_is_relayed_to_the_publisher_rate_limited() {
     // Three here, and the one asked for when the output was attached.
     assert_eq!(m.endpoint_stats(0, 1).keyframe_requests_relayed, 4);
     assert_eq!(m.routers[0].take_events(), vec![Event::KeyframeRequested { source: 10 }; 3]);
+}
+
+/// The keyframe request sent when an output is attached counts for the rate limit as any
+/// other: a subscriber's PLI right after it is not relayed again, whether the output's
+/// router is the source's or another.
+#[test]
+fn attaching_an_output_starts_the_keyframe_rate_limit_at_the_current_time() {
+    for output_router in [0, 1] {
+        let mut m = Mesh::new(2);
+        m.endpoint(0, 1, Some(PUB));
+        m.endpoint(output_router, 2, Some(SUB1));
+        m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+        m.now_us = 5_000_000;
+        let a = m.sref(0, 10);
+        m.add_output(output_router, 20, 2, 0x5555, None, Some(a));
+        m.settle();
+        assert_eq!(m.take_transmits(0).len(), 1, "the attach asks for a keyframe");
+        m.now_us = 5_100_000;
+        m.datagram(output_router, 2, &rtcp::build_pli(0x9999, 0x5555), SUB1);
+        m.settle();
+        assert!(m.take_transmits(0).is_empty(), "PLI 100 ms after the attach relayed (output on router {output_router})");
+        m.now_us = 5_300_000;
+        m.datagram(output_router, 2, &rtcp::build_pli(0x9999, 0x5555), SUB1);
+        m.settle();
+        assert_eq!(m.take_transmits(0).len(), 1);
+    }
 }
 
 #[test]
@@ -1388,7 +1414,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
                 ssrc: FUZZ_OUTPUT_SSRCS[rng.index(FUZZ_OUTPUT_SSRCS.len())],
                 payload_type: rng.chance(1, 3).then_some(100),
             };
-            if m.routers[r].add_output(id, ep, &config, source, &mut m.ios[r]).is_ok() {
+            if m.routers[r].add_output(id, ep, &config, source, now, &mut m.ios[r]).is_ok() {
                 model.outputs.push((id, r, ep));
             }
         }
