@@ -389,7 +389,9 @@ impl Router {
         self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate })
     }
 
-    pub fn add_output(&mut self, id: u32, endpoint: u32, config: &OutputConfig, source: Option<SourceRef>, io: &mut impl RouterIo) -> Result<(), String> {
+    /// Adds an output, fed by `source` when given (which asks that source for a keyframe at
+    /// `now_us`, like a switch).
+    pub fn add_output(&mut self, id: u32, endpoint: u32, config: &OutputConfig, source: Option<SourceRef>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
         let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
         if ep.outputs_by_ssrc.contains_key(&config.ssrc) {
             return Err(format!("endpoint {endpoint} already has an output with SSRC {}", config.ssrc));
@@ -413,7 +415,7 @@ impl Router {
             },
         );
         if source.is_some() {
-            self.switch_output(id, source, false, 0, io)?;
+            self.switch_output(id, source, false, now_us, io)?;
         }
         Ok(())
     }

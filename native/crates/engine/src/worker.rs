@@ -469,7 +469,7 @@ impl Worker {
             }
             Command::AddOutput { id, endpoint, config, source, reply } => {
                 self.io.messaged = 0;
-                let r = self.router.add_output(id, endpoint, &config, source, &mut self.io);
+                let r = self.router.add_output(id, endpoint, &config, source, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
             }
