@@ -91,8 +91,9 @@ pub struct SourceRef {
 /// that never drops; media travels on bounded queues that do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerMessage {
-    /// `worker` has outputs that want `source`: hand it every packet.
-    Subscribe { source: u32, worker: usize },
+    /// `worker` has outputs that want `source`: hand it every packet, tagged `subscription`
+    /// (the subscriber's name for this feed, new each time it subscribes).
+    Subscribe { source: u32, worker: usize, subscription: u32 },
     /// `worker` no longer has outputs that want `source`.
     Unsubscribe { source: u32, worker: usize },
     /// An output of another router asked for a keyframe of `source` (PLI/FIR, or a switch).
@@ -109,12 +110,22 @@ pub trait RouterIo {
     fn transmit_slot(&mut self) -> Option<&mut [u8; MAX_DATAGRAM]>;
     /// Queues the first `len` bytes of the slot just returned by `transmit_slot`.
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr);
-    /// Hands one decrypted RTP packet of a home source to the routers `workers` (once each,
-    /// sharing one buffer). `fseq` numbers the source's forwarded packets so a receiver sees
-    /// what a full queue dropped. Must never block.
-    fn forward(&mut self, workers: &[usize], source: u32, fseq: u64, packet: &[u8]);
+    /// Hands one decrypted RTP packet of a home source to other routers, once each (sharing one
+    /// buffer), each with its subscription's tag and sequence number so it sees what a full
+    /// queue dropped. Must never block.
+    fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]);
     /// Sends a message to another router (never dropped).
     fn message(&mut self, worker: usize, message: PeerMessage);
+}
+
+/// One subscriber router's share of a forwarded packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    pub worker: usize,
+    /// The subscriber's tag for its feed (see `PeerMessage::Subscribe`).
+    pub subscription: u32,
+    /// Packets of this subscription, numbered from 0 without gaps by the home router.
+    pub seq: u64,
 }
 
 /// Ids of the sources and outputs that died with a closed endpoint.
@@ -127,10 +138,9 @@ pub struct ClosedRoutes {
 struct Source {
     endpoint: u32,
     config: SourceConfig,
-    /// Other routers with outputs that want this source (each listed once).
-    subscribers: Vec<usize>,
-    /// Number of the next packet handed to subscribers.
-    next_fseq: u64,
+    /// Other routers with outputs that want this source (each listed once), with their
+    /// subscription tag and the number of the next packet handed to them.
+    subscribers: Vec<Handoff>,
     last_keyframe_request_us: Option<u64>,
     stats: StreamStats,
     /// RFC 6464 extension id and the meter averaging its levels, when asked for.
@@ -146,8 +156,12 @@ struct Feed {
     codec: Option<VideoCodec>,
     clock_rate: u32,
     outputs: Vec<u32>,
-    /// `fseq` of the last packet received from the home router (remote feeds only).
-    last_fseq: Option<u64>,
+    /// Remote feeds: the tag this router gave its subscription, and the number of the last
+    /// packet received under it. Packets of an earlier subscription (still queued when this
+    /// one began) carry another tag and are ignored, so they are neither fanned out twice nor
+    /// mistaken for losses.
+    subscription: u32,
+    last_seq: Option<u64>,
 }
 
 struct Output {
@@ -186,8 +200,10 @@ pub struct Router {
     feedback_scratch: Vec<Vec<u8>>,
     /// (old source, output) pairs whose pending switch completed during one packet's fan-out.
     completed_switches: Vec<(Option<u32>, u32)>,
-    /// Subscriber list of the packet being forwarded (reused, no allocation per packet).
-    forward_scratch: Vec<usize>,
+    /// Hand-offs of the packet being forwarded (reused, no allocation per packet).
+    forward_scratch: Vec<Handoff>,
+    /// Tag of this router's last subscription.
+    last_subscription: u32,
     cross: CrossStats,
 }
 
@@ -205,6 +221,7 @@ impl Router {
             feedback_scratch: Vec::new(),
             completed_switches: Vec::new(),
             forward_scratch: Vec::new(),
+            last_subscription: 0,
             cross: CrossStats::default(),
         }
     }
@@ -329,14 +346,13 @@ impl Router {
         }
         ep.sources_by_ssrc.insert(config.ssrc, id);
         ep.reported_unknown.remove(&config.ssrc);
-        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), last_fseq: None });
+        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None });
         self.sources.insert(
             id,
             Source {
                 endpoint,
                 config,
                 subscribers: Vec::new(),
-                next_fseq: 0,
                 last_keyframe_request_us: None,
                 stats: StreamStats::default(),
                 audio_level: None,
@@ -355,8 +371,8 @@ impl Router {
             }
         }
         self.drop_feed(id);
-        for worker in src.subscribers {
-            io.message(worker, PeerMessage::SourceGone { source: id });
+        for sub in src.subscribers {
+            io.message(sub.worker, PeerMessage::SourceGone { source: id });
         }
         Ok(())
     }
@@ -432,9 +448,11 @@ impl Router {
         if self.feeds.contains_key(&r.id) {
             return;
         }
-        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), last_fseq: None });
+        self.last_subscription = self.last_subscription.wrapping_add(1);
+        let subscription = self.last_subscription;
+        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), subscription, last_seq: None });
         if r.home != self.worker {
-            io.message(r.home, PeerMessage::Subscribe { source: r.id, worker: self.worker });
+            io.message(r.home, PeerMessage::Subscribe { source: r.id, worker: self.worker, subscription });
         }
     }
 
@@ -538,10 +556,12 @@ impl Router {
     /// A message from another router.
     pub fn on_message(&mut self, message: PeerMessage, now_us: u64, io: &mut impl RouterIo) {
         match message {
-            PeerMessage::Subscribe { source, worker } => match self.sources.get_mut(&source) {
+            PeerMessage::Subscribe { source, worker, subscription } => match self.sources.get_mut(&source) {
                 Some(src) => {
-                    if worker != self.worker && !src.subscribers.contains(&worker) {
-                        src.subscribers.push(worker);
+                    if worker != self.worker {
+                        // A new subscription of the same router replaces its old one.
+                        src.subscribers.retain(|s| s.worker != worker);
+                        src.subscribers.push(Handoff { worker, subscription, seq: 0 });
                     }
                 }
                 // Removed meanwhile: the subscriber's feed must not wait forever.
@@ -549,7 +569,7 @@ impl Router {
             },
             PeerMessage::Unsubscribe { source, worker } => {
                 if let Some(src) = self.sources.get_mut(&source) {
-                    src.subscribers.retain(|&w| w != worker);
+                    src.subscribers.retain(|s| s.worker != worker);
                 }
             }
             PeerMessage::KeyframeRequest { source, force } => self.relay_keyframe_request(source, force, now_us, io),
@@ -694,32 +714,35 @@ impl Router {
         }
         // Other threads first, so they work on the packet while this one fans it out too.
         if !src.subscribers.is_empty() {
-            let fseq = src.next_fseq;
-            src.next_fseq += 1;
             self.forward_scratch.clear();
             self.forward_scratch.extend_from_slice(&src.subscribers);
-            io.forward(&self.forward_scratch, sid, fseq, plain);
+            for sub in &mut src.subscribers {
+                sub.seq += 1;
+            }
+            io.forward(&self.forward_scratch, sid, plain);
         }
         self.fan_out(sid, plain, &hdr, now_us, io);
     }
 
     /// A decrypted packet of a source homed on another router (see `RouterIo::forward`).
-    pub fn on_forwarded(&mut self, source: u32, fseq: u64, packet: &[u8], now_us: u64, io: &mut impl RouterIo) {
-        let Some(feed) = self.feeds.get_mut(&source) else {
+    pub fn on_forwarded(&mut self, source: u32, subscription: u32, seq: u64, packet: &[u8], now_us: u64, io: &mut impl RouterIo) {
+        let Some(feed) = self.feeds.get_mut(&source).filter(|f| f.home != self.worker && f.subscription == subscription) else {
+            // No longer wanted, or sent for an earlier subscription.
             self.cross.unwanted += 1;
             return;
         };
         self.cross.received += 1;
-        let gap = match feed.last_fseq {
-            Some(last) if fseq > last => fseq - last - 1,
+        // Numbered from 0 per subscription, so packets before the first one received were lost too.
+        let gap = match feed.last_seq {
+            Some(last) if seq > last => seq - last - 1,
             Some(_) => {
                 // Reordered or repeated: the home thread numbers in order, so this is a bug
                 // elsewhere; never forward it twice.
                 return;
             }
-            None => 0,
+            None => seq,
         };
-        feed.last_fseq = Some(fseq);
+        feed.last_seq = Some(seq);
         if gap > 0 {
             // A full queue dropped these on the way here: every output of the feed missed them.
             self.cross.gaps += gap;

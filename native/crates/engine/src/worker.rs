@@ -16,7 +16,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
-use crate::router::{ClosedRoutes, OutputConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
+use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
 use crate::stats::WorkerStats;
 use crate::sys::{self, Epoll, FlushReport, RecvBatch, SendQueue, WakeFd};
 
@@ -66,7 +66,8 @@ impl PacketBuf {
 /// One packet handed from a source's thread to a thread with outputs for it.
 pub(crate) struct Handover {
     source: u32,
-    fseq: u64,
+    subscription: u32,
+    seq: u64,
     packet: Arc<PacketBuf>,
 }
 
@@ -218,11 +219,12 @@ impl RouterIo for WorkerIo {
         self.send.commit(len, transport as RawFd, endpoint, to);
     }
 
-    fn forward(&mut self, workers: &[usize], source: u32, fseq: u64, packet: &[u8]) {
+    fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
         let buf = self.shared(packet);
-        for &w in workers {
+        for h in to {
+            let w = h.worker;
             let Some(mb) = self.mailboxes.get(w) else { continue };
-            match mb.handovers.push(Handover { source, fseq, packet: buf.clone() }) {
+            match mb.handovers.push(Handover { source, subscription: h.subscription, seq: h.seq, packet: buf.clone() }) {
                 Ok(()) => {
                     self.cross_sent += 1;
                     self.dirty |= 1u64 << (w % 64);
@@ -415,7 +417,7 @@ impl Worker {
         for _ in 0..MAX_HANDOVERS_PER_LOOP {
             let Some(h) = self.mailbox.handovers.pop() else { break };
             self.cross_received += 1;
-            self.router.on_forwarded(h.source, h.fseq, h.packet.bytes(), now_us, &mut self.io);
+            self.router.on_forwarded(h.source, h.subscription, h.seq, h.packet.bytes(), now_us, &mut self.io);
         }
         for message in std::mem::take(&mut self.io.to_self) {
             self.router.on_message(message, now_us, &mut self.io);
