@@ -245,14 +245,7 @@ impl Engine {
             return w;
         }
         let scores = self.scores(dir);
-        let least = |candidates: &mut dyn Iterator<Item = usize>| candidates.min_by_key(|&w| (scores[w].0, w));
-        if let Some(members) = group.and_then(|g| dir.groups.get(&g)) {
-            let mut with_room = (0..n).filter(|&w| members.get(w).is_some_and(|&c| c > 0) && scores[w].1 < HEADROOM_BUSY_PERMILLE);
-            if let Some(w) = least(&mut with_room) {
-                return w;
-            }
-        }
-        least(&mut (0..n)).unwrap_or(0)
+        choose_thread(&scores, group.and_then(|g| dir.groups.get(&g)).map(Vec::as_slice))
     }
 
     /// Binds the socket here (so a bind error reaches the caller) and hands it to a media thread:
@@ -443,6 +436,20 @@ impl Drop for Engine {
     }
 }
 
+/// Load placement, without I/O: `scores[w]` is thread w's (load in packets/s plus endpoint
+/// weight, busy ‰); `members[w]` how many endpoints of the new endpoint's group it holds. The
+/// least loaded of the group's threads that still have headroom, else the least loaded of all.
+fn choose_thread(scores: &[(u64, u32)], members: Option<&[u32]>) -> usize {
+    let least = |candidates: &mut dyn Iterator<Item = usize>| candidates.min_by_key(|&w| (scores[w].0, w));
+    if let Some(members) = members {
+        let mut with_room = (0..scores.len()).filter(|&w| members.get(w).is_some_and(|&c| c > 0) && scores[w].1 < HEADROOM_BUSY_PERMILLE);
+        if let Some(w) = least(&mut with_room) {
+            return w;
+        }
+    }
+    least(&mut (0..scores.len())).unwrap_or(0)
+}
+
 /// Counts an endpoint in (or out of) its thread and group.
 fn adjust(dir: &mut Directory, worker: usize, group: Option<u64>, add: bool) {
     let n = dir.endpoints_per_worker.len();
@@ -465,5 +472,32 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Endpoint => "endpoint",
         Kind::Source => "source",
         Kind::Output => "output",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_thread;
+
+    #[test]
+    fn least_loaded_thread_without_a_group() {
+        assert_eq!(choose_thread(&[(900, 100), (300, 50), (300, 40)], None), 1, "ties go to the lower index");
+        assert_eq!(choose_thread(&[], None), 0);
+    }
+
+    #[test]
+    fn a_group_stays_on_its_threads_while_they_have_headroom() {
+        // The group lives on thread 0, the busier one, which still has room: it stays there.
+        assert_eq!(choose_thread(&[(5000, 600), (100, 10)], Some(&[3, 0])), 0);
+        // Spread over 0 and 2: the less loaded of those two, never the idle thread 1.
+        assert_eq!(choose_thread(&[(5000, 600), (0, 0), (4000, 500)], Some(&[3, 0, 1])), 2);
+    }
+
+    #[test]
+    fn a_group_spills_over_when_its_threads_are_busy() {
+        // Thread 0 carries the group but is 80 % busy: the least loaded thread takes the next one.
+        assert_eq!(choose_thread(&[(9000, 800), (3000, 300), (100, 20)], Some(&[4, 0, 0])), 2);
+        // Once the group has a thread with room, it stays there.
+        assert_eq!(choose_thread(&[(9000, 800), (3000, 300), (150, 25)], Some(&[4, 0, 1])), 2);
     }
 }
