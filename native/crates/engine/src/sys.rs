@@ -35,6 +35,14 @@ impl Epoll {
         cvt(unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
     }
 
+    /// Edge-triggered: one readiness report per change (for the wake eventfd, every write),
+    /// so the waiter need not read the fd to stop it from being reported again.
+    pub fn add_edge_triggered(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: token };
+        // SAFETY: `ev` outlives the call; the kernel copies it.
+        cvt(unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
+    }
+
     pub fn remove(&self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: as above.
@@ -87,11 +95,6 @@ impl WakeFd {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) still means "awake".
         unsafe { libc::write(self.fd, &one as *const u64 as *const libc::c_void, 8) };
-    }
-    pub fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64.
-        unsafe { libc::read(self.fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
     }
 }
 
