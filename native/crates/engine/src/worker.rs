@@ -228,6 +228,7 @@ impl Worker {
             Command::OpenEndpoint { id, socket, config, reply } => {
                 let r = Endpoint::new(id, socket, &config).map_err(|e| e.to_string()).and_then(|ep| {
                     sys::set_socket_buffers(ep.fd(), 4 << 20);
+                    self.recv.enable_gro(ep.fd());
                     self.epoll.add(ep.fd(), id as u64).map_err(|e| e.to_string())?;
                     self.endpoints.insert(id, ep);
                     Ok(())
