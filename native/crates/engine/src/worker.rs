@@ -521,6 +521,8 @@ impl Worker {
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let fd = socket.as_raw_fd();
         sys::set_socket_buffers(fd, 4 << 20);
+        // Coalesced receive where the kernel offers it; a socket that refuses keeps plain batches.
+        self.recv.enable_gro(fd);
         self.router.add_endpoint(id, fd as Transport, local, config)?;
         if let Err(e) = self.epoll.add(fd, u64::from(id)) {
             let _ = self.router.remove_endpoint(id, &mut self.io);
