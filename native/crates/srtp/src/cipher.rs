@@ -13,7 +13,7 @@
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes128Enc;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
@@ -26,6 +26,9 @@ use crate::SrtpError;
 /// counter block (RFC 3711 §4.1.1: IV + i mod 2^128); AES-NI / ARMv8 AES
 /// backends encrypt 8 counter blocks per pass.
 type Aes128CtrCore<'key> = ctr::CtrCore<&'key Aes128Enc, ctr::flavors::Ctr128BE>;
+/// RustCrypto `sha1` 0.11 picks its SHA-1 block function at run time: SHA-NI
+/// on x86-64, the ARMv8 SHA1 instructions on aarch64 (0.10 had no aarch64
+/// backend), portable Rust otherwise.
 type HmacSha1 = Hmac<Sha1>;
 
 /// Session salt length for AES-CM (RFC 3711 §4.3: n_s = 112 bits).
@@ -49,8 +52,7 @@ impl CmSession {
         Ok(CmSession {
             cipher: Aes128Enc::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
-            mac: <HmacSha1 as Mac>::new_from_slice(auth_key)
-                .map_err(|_| SrtpError::BadKeyLength)?,
+            mac: HmacSha1::new_from_slice(auth_key).map_err(|_| SrtpError::BadKeyLength)?,
         })
     }
 
