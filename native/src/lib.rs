@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_engine::bench::{self, BlastOptions, PacedOptions, PacedRoom, SrtpOp};
 use ferry_engine::{
-    EndpointConfig, EndpointStats, Engine, EngineOptions, Placement, Event, IceCredentials, MediaKind, OutputConfig,
+    EndpointConfig, EndpointStats, Engine, EngineOptions, Placement, RtxConfig, Event, IceCredentials, MediaKind, OutputConfig,
     SourceConfig, SrtpKeys, SrtpProfile, StreamStats, VideoCodec,
 };
 use napi::bindgen_prelude::*;
@@ -125,6 +125,9 @@ pub struct OutputOptions {
     pub source: Option<u32>,
     pub ssrc: u32,
     pub payload_type: Option<u32>,
+    /// RFC 4588 retransmission stream the subscriber negotiated: its SSRC and payload type.
+    pub rtx_ssrc: Option<u32>,
+    pub rtx_payload_type: Option<u32>,
 }
 
 #[napi(object)]
@@ -344,11 +347,26 @@ pub struct StreamCounters {
     pub dropped: f64,
     /// Outputs: packets of another thread's source dropped by a full queue between threads.
     pub queue_drops: f64,
+    /// Outputs: sequence numbers the receiver asked again for (RFC 4585 generic NACK), what
+    /// was retransmitted, and what could not be (no longer buffered, or rate-limited).
+    pub nacked: f64,
+    pub retransmitted: f64,
+    pub rtx_missed: f64,
 }
 
 impl StreamCounters {
     fn from_stats(id: u32, worker: usize, s: &StreamStats) -> Self {
-        Self { id, worker: worker as u32, packets: s.packets as f64, bytes: s.bytes as f64, dropped: s.dropped as f64, queue_drops: s.queue_drops as f64 }
+        Self {
+            id,
+            worker: worker as u32,
+            packets: s.packets as f64,
+            bytes: s.bytes as f64,
+            dropped: s.dropped as f64,
+            queue_drops: s.queue_drops as f64,
+            nacked: s.nacked as f64,
+            retransmitted: s.retransmitted as f64,
+            rtx_missed: s.rtx_missed as f64,
+        }
     }
 }
 
@@ -560,7 +578,12 @@ impl NativeEngine {
                 Some(pt) => return Err(err(format!("invalid payload type {pt}"))),
                 None => None,
             };
-            let config = OutputConfig { source: options.source, ssrc: options.ssrc, payload_type };
+            let rtx = match (options.rtx_ssrc, options.rtx_payload_type) {
+                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
+                (None, None) => None,
+                _ => return Err(err("rtxSsrc and rtxPayloadType (0..127) go together")),
+            };
+            let config = OutputConfig { source: options.source, ssrc: options.ssrc, payload_type, rtx };
             self.engine()?.add_output(endpoint, config).map_err(err)
         })
     }

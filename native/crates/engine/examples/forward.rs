@@ -59,7 +59,7 @@ fn main() -> Result<(), String> {
             ep
         };
         engine
-            .add_output(ep, OutputConfig { source: Some(source), ssrc: 0x2000 + i as u32, payload_type: None })
+            .add_output(ep, OutputConfig { source: Some(source), ssrc: 0x2000 + i as u32, payload_type: None, rtx: None })
             .map_err(|e| e.0)?;
         outputs.push(ep);
     }

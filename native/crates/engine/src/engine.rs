@@ -334,7 +334,7 @@ impl Engine {
     pub fn add_source(&self, endpoint: u32, config: SourceConfig) -> Result<u32> {
         let w = self.worker_of(endpoint, Kind::Endpoint)?;
         let id = self.new_id();
-        let r = SourceRef { id, home: w, codec: config.codec, clock_rate: config.clock_rate };
+        let r = SourceRef { id, home: w, codec: config.codec, clock_rate: config.clock_rate, kind: config.kind };
         self.call(w, |reply| Command::AddSource { id, endpoint, config, reply })?;
         self.directory().ids.insert(id, Placed::Source(r));
         Ok(id)

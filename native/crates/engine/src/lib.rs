@@ -17,6 +17,6 @@ mod worker;
 pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
 pub use engine::{auto_workers, Engine, EngineError, EngineOptions, Placement};
 pub use event::{Event, EventSink};
-pub use router::{Handoff, MediaKind, OutputConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, VideoCodec, MAX_DATAGRAM};
+pub use router::{Handoff, MediaKind, OutputConfig, RtxConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, VideoCodec, MAX_DATAGRAM};
 pub use stats::{EndpointStats, EngineStats, StreamStats, WorkerStats};
 pub use ferry_srtp::SrtpProfile;

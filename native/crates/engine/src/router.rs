@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{rtcp, rtp, AudioLevelMeter, ReceptionStats};
+use ferry_rtp::{rtcp, rtp, AudioLevelMeter, ReceptionStats, RetransmissionBuffer};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -43,6 +43,13 @@ const LOSS_INTERVAL_US: u64 = 1_000_000;
 pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
 const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
+/// Video packets each router keeps per source to answer NACKs from (about half a second of a
+/// high-rate stream; Chrome and werift give up on a loss well before that).
+const RETRANSMISSION_PACKETS: usize = 512;
+/// Retransmissions an output may send: a token bucket of this many, refilled at this rate, so a
+/// receiver NACKing everything cannot make ferry double its stream.
+const RETRANSMISSION_BURST: u32 = 64;
+const RETRANSMISSIONS_PER_SECOND: u64 = 500;
 
 /// Opaque name of the socket an endpoint sends from (the worker uses its fd); the router only
 /// passes it back with each transmit.
@@ -75,6 +82,16 @@ pub struct OutputConfig {
     pub ssrc: u32,
     /// Payload type to write, when the subscriber negotiated a different one.
     pub payload_type: Option<u8>,
+    /// Retransmissions go as RFC 4588 RTX on this SSRC and payload type; without it, NACKed
+    /// packets are sent again as they were.
+    pub rtx: Option<RtxConfig>,
+}
+
+/// An RFC 4588 retransmission stream (`a=ssrc-group:FID`, `apt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtxConfig {
+    pub ssrc: u32,
+    pub payload_type: u8,
 }
 
 /// What an output's router must know of a source that may live on another router.
@@ -85,6 +102,7 @@ pub struct SourceRef {
     pub home: usize,
     pub codec: Option<VideoCodec>,
     pub clock_rate: u32,
+    pub kind: MediaKind,
 }
 
 /// Messages between routers. They are rare (signalling rate), so they travel on a channel
@@ -162,6 +180,13 @@ struct Feed {
     /// mistaken for losses.
     subscription: u32,
     last_seq: Option<u64>,
+    /// Video: the source's recent packets as this router fanned them out, to answer its
+    /// outputs' NACKs (one buffer per source per router, shared by the outputs).
+    history: Option<RetransmissionBuffer>,
+}
+
+fn history_for(kind: MediaKind) -> Option<RetransmissionBuffer> {
+    (kind == MediaKind::Video).then(|| RetransmissionBuffer::new(RETRANSMISSION_PACKETS, MAX_DATAGRAM))
 }
 
 struct Output {
@@ -175,6 +200,12 @@ struct Output {
     paused: bool,
     switching: SwitchingContext,
     stats: StreamStats,
+    rtx: Option<RtxConfig>,
+    /// Sequence number of the next RTX packet (RFC 4588 §4: its own numbering).
+    rtx_seq: u16,
+    /// Retransmission token bucket: tokens left, and when it was last refilled.
+    rtx_tokens: u32,
+    rtx_refilled_us: u64,
 }
 
 /// Counters of the hand-over between routers, as this router sees them.
@@ -346,7 +377,8 @@ impl Router {
         }
         ep.sources_by_ssrc.insert(config.ssrc, id);
         ep.reported_unknown.remove(&config.ssrc);
-        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None });
+        let history = history_for(config.kind);
+        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None, history });
         self.sources.insert(
             id,
             Source {
@@ -402,7 +434,7 @@ impl Router {
 
     /// A home source of this router, as outputs refer to it.
     pub fn source_ref(&self, id: u32) -> Option<SourceRef> {
-        self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate })
+        self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate, kind: s.config.kind })
     }
 
     /// Adds an output, fed by `source` when given (which asks that source for a keyframe at
@@ -428,6 +460,12 @@ impl Router {
                 paused: false,
                 switching: SwitchingContext::new(),
                 stats: StreamStats::default(),
+                rtx: config.rtx,
+                // RFC 4588 §4: the RTX stream starts at a random sequence number; the SSRC
+                // gives a per-output spread without a random source in this sans-IO code.
+                rtx_seq: (config.ssrc.rotate_left(13) ^ id) as u16,
+                rtx_tokens: RETRANSMISSION_BURST,
+                rtx_refilled_us: now_us,
             },
         );
         if source.is_some() {
@@ -450,7 +488,7 @@ impl Router {
         }
         self.last_subscription = self.last_subscription.wrapping_add(1);
         let subscription = self.last_subscription;
-        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), subscription, last_seq: None });
+        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), subscription, last_seq: None, history: history_for(r.kind) });
         if r.home != self.worker {
             io.message(r.home, PeerMessage::Subscribe { source: r.id, worker: self.worker, subscription });
         }
@@ -760,7 +798,14 @@ impl Router {
     /// Rewrites and sends one decrypted packet of `sid` to each output of its feed here,
     /// completing switches that waited for this source's keyframe.
     fn fan_out(&mut self, sid: u32, plain: &[u8], hdr: &rtp::RtpHeader, now_us: u64, io: &mut impl RouterIo) {
-        let Some(feed) = self.feeds.get(&sid) else { return };
+        let Some(feed) = self.feeds.get_mut(&sid) else { return };
+        if feed.outputs.is_empty() {
+            return;
+        }
+        if let Some(history) = feed.history.as_mut() {
+            history.insert(hdr.sequence, plain);
+        }
+        let feed = &*feed;
         let clock_rate = feed.clock_rate;
         let codec = feed.codec;
         // Decided at most once per packet, and only when some output waits for this source.
@@ -798,7 +843,7 @@ impl Router {
                 out.stats.dropped += 1;
                 continue;
             };
-            write_output(io, out, out_ep, plain, seq, ts, dest);
+            write_packet(io, out, out_ep, plain, seq, ts, dest, Sent::Media);
         }
         // The switched outputs leave their old sources' feeds.
         let mut completed = std::mem::take(&mut self.completed_switches);
@@ -834,8 +879,14 @@ impl Router {
         };
         let mut keyframe_sources: Vec<u32> = Vec::new();
         let mut remb: Option<u64> = None;
+        let mut nacks: Vec<(u32, Vec<u16>)> = Vec::new();
         for fb in feedback {
             match fb {
+                rtcp::Feedback::Nack { media_ssrc, lost, .. } => {
+                    if let Some(&oid) = ep.outputs_by_ssrc.get(&media_ssrc) {
+                        nacks.push((oid, lost));
+                    }
+                }
                 rtcp::Feedback::Pli { media_ssrc, .. } | rtcp::Feedback::Fir { media_ssrc, .. } => {
                     if let Some(src) = ep.outputs_by_ssrc.get(&media_ssrc).and_then(|oid| self.outputs.get(oid)).and_then(|o| o.source) {
                         if !keyframe_sources.contains(&src) {
@@ -865,6 +916,48 @@ impl Router {
         }
         for src in keyframe_sources {
             self.request_keyframe(src, false, now_us, io);
+        }
+        for (oid, lost) in nacks {
+            self.retransmit(oid, &lost, now_us, io);
+        }
+    }
+
+    /// Answers a generic NACK (RFC 4585 §6.2.1) for an output: each packet still in its
+    /// source's history is sent again with the output's numbering, as RFC 4588 RTX when the
+    /// subscriber negotiated it, else as it was; within the output's retransmission rate.
+    fn retransmit(&mut self, oid: u32, lost: &[u16], now_us: u64, io: &mut impl RouterIo) {
+        let Some(out) = self.outputs.get_mut(&oid) else { return };
+        let refill = now_us.saturating_sub(out.rtx_refilled_us) * RETRANSMISSIONS_PER_SECOND / 1_000_000;
+        if refill > 0 {
+            out.rtx_tokens = (u64::from(out.rtx_tokens) + refill).min(u64::from(RETRANSMISSION_BURST)) as u32;
+            out.rtx_refilled_us = now_us;
+        }
+        let Some(out_ep) = self.endpoints.get_mut(&out.endpoint) else { return };
+        let Some(dest) = out_ep.remote else { return };
+        for &out_seq in lost {
+            out.stats.nacked += 1;
+            let found = out.switching.source_packet(out_seq).and_then(|(sid, seq, ts_offset)| {
+                let bytes = self.feeds.get(&u32::try_from(sid).ok()?)?.history.as_ref()?.get(seq)?;
+                Some((bytes, ts_offset))
+            });
+            let Some((bytes, ts_offset)) = found else {
+                out.stats.rtx_missed += 1;
+                continue;
+            };
+            if out.rtx_tokens == 0 {
+                out.stats.rtx_missed += 1;
+                continue;
+            }
+            let Ok(hdr) = rtp::parse_rtp(bytes) else {
+                out.stats.rtx_missed += 1;
+                continue;
+            };
+            out.rtx_tokens -= 1;
+            let ts = hdr.timestamp.wrapping_add(ts_offset);
+            match out.rtx {
+                Some(rtx) => write_rtx(io, out, rtx, out_ep, bytes, &hdr, out_seq, ts, dest),
+                None => write_packet(io, out, out_ep, bytes, out_seq, ts, dest, Sent::Retransmission),
+            }
         }
     }
 
@@ -986,9 +1079,17 @@ impl Router {
     }
 }
 
+/// What a packet written for an output is, for its counters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Media,
+    Retransmission,
+}
+
 /// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT),
 /// encrypts it with the output endpoint's context and queues it.
-fn write_output(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], seq: u16, ts: u32, dest: SocketAddr) {
+#[allow(clippy::too_many_arguments)]
+fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], seq: u16, ts: u32, dest: SocketAddr, sent: Sent) {
     let len = plain.len();
     let Some(pkt) = io.transmit_slot() else {
         out.stats.dropped += 1;
@@ -1021,8 +1122,58 @@ fn write_output(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint,
         }
         None => len,
     };
-    out.stats.packets += 1;
-    out.stats.bytes += out_len as u64;
+    match sent {
+        Sent::Media => {
+            out.stats.packets += 1;
+            out.stats.bytes += out_len as u64;
+        }
+        Sent::Retransmission => out.stats.retransmitted += 1,
+    }
+    io.commit_transmit(out_len, out_ep.transport, out_ep.id, &dest);
+}
+
+/// An RFC 4588 §4 retransmission of `plain` (sent as `out_seq`): the output's header with the
+/// RTX SSRC, payload type and sequence number, then the original sequence number (OSN), then
+/// the original payload (padding dropped).
+#[allow(clippy::too_many_arguments)]
+fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, out_seq: u16, ts: u32, dest: SocketAddr) {
+    let (Some(head), Some(payload)) = (plain.get(..hdr.header_len), hdr.payload(plain)) else {
+        out.stats.rtx_missed += 1;
+        return;
+    };
+    let len = head.len() + 2 + payload.len();
+    let Some(pkt) = io.transmit_slot() else {
+        out.stats.rtx_missed += 1;
+        return;
+    };
+    let Some(buf) = pkt.get_mut(..len) else {
+        out.stats.rtx_missed += 1;
+        return;
+    };
+    buf[..head.len()].copy_from_slice(head);
+    buf[head.len()..head.len() + 2].copy_from_slice(&out_seq.to_be_bytes());
+    buf[head.len() + 2..].copy_from_slice(payload);
+    buf[0] &= !0x20; // no padding
+    rtp::set_ssrc(buf, rtx.ssrc);
+    rtp::set_sequence(buf, out.rtx_seq);
+    rtp::set_timestamp(buf, ts);
+    rtp::set_payload_type(buf, rtx.payload_type);
+    out.rtx_seq = out.rtx_seq.wrapping_add(1);
+    let out_len = match out_ep.srtp_out.as_mut() {
+        Some(ctx) => match ctx.protect_rtp(&mut pkt[..], len) {
+            Ok(n) => n,
+            Err(_) => {
+                out.stats.rtx_missed += 1;
+                return;
+            }
+        },
+        None if out_ep.ice.is_some() => {
+            out.stats.rtx_missed += 1;
+            return;
+        }
+        None => len,
+    };
+    out.stats.retransmitted += 1;
     io.commit_transmit(out_len, out_ep.transport, out_ep.id, &dest);
 }
 

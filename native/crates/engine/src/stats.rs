@@ -40,6 +40,13 @@ pub struct StreamStats {
     /// Outputs: packets of a source on another media thread that a full queue between the
     /// threads dropped (also counted in `dropped`).
     pub queue_drops: u64,
+    /// Outputs: sequence numbers the receiver NACKed (RFC 4585 §6.2.1).
+    pub nacked: u64,
+    /// Outputs: packets sent again for those NACKs (as RTX or plain).
+    pub retransmitted: u64,
+    /// Outputs: NACKed packets not sent again: no longer buffered, never sent, or over the
+    /// output's retransmission rate.
+    pub rtx_missed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

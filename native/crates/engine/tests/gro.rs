@@ -54,7 +54,7 @@ fn gso_bursts_into_a_gro_socket_are_forwarded_whole_and_in_order() {
     cfg.remote = Some(peer.local_addr().unwrap());
     let (egress, _) = engine.open_endpoint(cfg).unwrap();
     engine.set_srtp(egress, keys(20)).unwrap();
-    engine.add_output(egress, OutputConfig { source: Some(source), ssrc: 0x2000, payload_type: None }).unwrap();
+    engine.add_output(egress, OutputConfig { source: Some(source), ssrc: 0x2000, payload_type: None, rtx: None }).unwrap();
 
     // Three full bursts and a short one of one size, then (from another socket) another size.
     let phases: [(u16, usize, u64); 2] = [(1, 1000, 101), (102, 300, 45)];

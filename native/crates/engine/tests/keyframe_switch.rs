@@ -78,7 +78,7 @@ fn rig(source_thread: usize, output_thread: usize) -> Rig {
     cfg.worker = Some(output_thread);
     cfg.remote = Some(receiver.local_addr().unwrap());
     let (egress_ep, _) = engine.open_endpoint(cfg).unwrap();
-    let output = engine.add_output(egress_ep, OutputConfig { source: Some(sources[0]), ssrc: OUTPUT_SSRC, payload_type: None }).unwrap();
+    let output = engine.add_output(egress_ep, OutputConfig { source: Some(sources[0]), ssrc: OUTPUT_SSRC, payload_type: None, rtx: None }).unwrap();
     // The initial attach asks A for a keyframe; take that PLI out of the way.
     assert_eq!(next_pli(&publisher), Some(SSRC_A));
     Rig { engine, publisher, ingress, receiver, output, sources }

@@ -114,7 +114,7 @@ fn srtp_fan_out_decrypt_once_encrypt_per_output() {
         engine
             .set_srtp(ep, SrtpKeys { profile, local_key: key(b), local_salt: salt(b), remote_key: key(b), remote_salt: salt(b) })
             .unwrap();
-        engine.add_output(ep, OutputConfig { source: Some(src), ssrc: 500 + i as u32, payload_type: Some(100) }).unwrap();
+        engine.add_output(ep, OutputConfig { source: Some(src), ssrc: 500 + i as u32, payload_type: Some(100), rtx: None }).unwrap();
     }
 
     let sender = peer();

@@ -180,7 +180,7 @@ impl Mesh {
     }
 
     fn add_output(&mut self, r: usize, id: u32, endpoint: u32, ssrc: u32, payload_type: Option<u8>, source: Option<SourceRef>) {
-        let cfg = OutputConfig { source: source.map(|s| s.id), ssrc, payload_type };
+        let cfg = OutputConfig { source: source.map(|s| s.id), ssrc, payload_type, rtx: None };
         self.routers[r].add_output(id, endpoint, &cfg, source, self.now_us, &mut self.ios[r]).unwrap();
     }
 
@@ -834,7 +834,7 @@ fn every_packet_reaches_each_output_once_and_subscriptions_unwind() {
     assert!(m.forward_log.iter().all(|(_, f)| f.fseq < 304));
     assert!((0..3).all(|r| m.take_transmits(r).is_empty()));
     // Switching the idle output to the dead source: subscribe, told it is gone, idle again.
-    m.switch(2, 22, Some(SourceRef { id: 10, home: 0, codec: Some(VideoCodec::Vp8), clock_rate: 90000 }), false);
+    m.switch(2, 22, Some(SourceRef { id: 10, home: 0, codec: Some(VideoCodec::Vp8), clock_rate: 90000, kind: MediaKind::Video }), false);
     m.settle();
     assert_eq!(m.routers[2].remote_feed_count(), 0);
     assert_eq!(m.logged_messages(|x| matches!(x, PeerMessage::SourceGone { .. })).len(), 2);
@@ -1367,7 +1367,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             }
             assert_eq!((got_s, got_o), (sources, outputs), "routes closed with endpoint {id}");
             for s in model.sources.iter().filter(|s| s.2 == id) {
-                model.dead_sources.push(SourceRef { id: s.0, home: r, codec: Some(VideoCodec::Vp8), clock_rate: 90000 });
+                model.dead_sources.push(SourceRef { id: s.0, home: r, codec: Some(VideoCodec::Vp8), clock_rate: 90000, kind: MediaKind::Video });
             }
             model.sources.retain(|s| s.2 != id);
             model.outputs.retain(|o| o.2 != id);
@@ -1416,6 +1416,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
                 source: source.map(|s| s.id),
                 ssrc: FUZZ_OUTPUT_SSRCS[rng.index(FUZZ_OUTPUT_SSRCS.len())],
                 payload_type: rng.chance(1, 3).then_some(100),
+                rtx: rng.chance(1, 2).then_some(ferry_engine::RtxConfig { ssrc: 0x7e57_0000 + id, payload_type: 97 }),
             };
             if m.routers[r].add_output(id, ep, &config, source, now, &mut m.ios[r]).is_ok() {
                 model.outputs.push((id, r, ep));
@@ -1594,4 +1595,104 @@ fn random_datagrams_and_control_never_panic_and_leave_nothing_behind() {
     fuzz_run(0x5eed_0001, 3, 40_000);
     fuzz_run(0x5eed_0002, 2, 30_000);
     fuzz_run(0x5eed_0003, 3, 30_000);
+}
+
+// ---- retransmission (RFC 4585 generic NACK, RFC 4588 RTX) -----------------------------------
+
+#[test]
+fn nacks_are_answered_from_the_sources_history_plain_or_as_rtx_on_any_router() {
+    let mut m = Mesh::new(2);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(0, 2, Some(SUB1));
+    m.endpoint(1, 3, Some(SUB2));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    let a = m.sref(0, 10);
+    // Output 20 on the source's router, plain retransmission; output 21 on router 1, with RTX.
+    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    let rtx = ferry_engine::RtxConfig { ssrc: 0x2100, payload_type: 97 };
+    let cfg = OutputConfig { source: Some(10), ssrc: 0x21, payload_type: Some(96), rtx: Some(rtx) };
+    m.routers[1].add_output(21, 3, &cfg, Some(a), m.now_us, &mut m.ios[1]).unwrap();
+    m.settle();
+    m.take_transmits(0);
+    m.take_transmits(1);
+    for i in 0..20u16 {
+        m.datagram(0, 1, &rtp_packet(0xa1, 500 + i, 1000 + u32::from(i) * 3000, 96, &[i as u8; 30]), PUB);
+    }
+    m.settle();
+    let sent0 = m.take_transmits(0);
+    let sent1 = m.take_transmits(1);
+    assert_eq!(seqs_of(&sent0, 0x20).len(), 20);
+    assert_eq!(seqs_of(&sent1, 0x21).len(), 20);
+
+    // Plain: the packets come again exactly as they went out.
+    m.datagram(0, 2, &rtcp::build_nack(0x77, 0x20, &[503, 507, 508]), SUB1);
+    let again = m.take_transmits(0);
+    assert_eq!(again.len(), 3);
+    for (tx, seq) in again.iter().zip([503u16, 507, 508]) {
+        assert_eq!(tx.to, SUB1);
+        let first = sent0.iter().find(|t| parse(&t.bytes).1 == seq).unwrap();
+        assert_eq!(tx.bytes, first.bytes, "retransmission of {seq} is the packet as first sent");
+    }
+    let s = m.output_stats(0, 20);
+    assert_eq!((s.packets, s.nacked, s.retransmitted, s.rtx_missed), (20, 3, 3, 0));
+
+    // RTX on the other router: own SSRC, PT and numbering; OSN then the original payload.
+    m.datagram(1, 3, &rtcp::build_nack(0x77, 0x21, &[510, 511]), SUB2);
+    let rtx_sent = m.take_transmits(1);
+    assert_eq!(rtx_sent.len(), 2);
+    let mut rtx_seqs = Vec::new();
+    for (tx, seq) in rtx_sent.iter().zip([510u16, 511]) {
+        let (ssrc, rseq, ts, pt, payload) = parse(&tx.bytes);
+        assert_eq!((ssrc, pt), (0x2100, 97));
+        let (_, _, orig_ts, _, orig_payload) = parse(&sent1.iter().find(|t| parse(&t.bytes).1 == seq).unwrap().bytes);
+        assert_eq!(ts, orig_ts);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), seq, "OSN");
+        assert_eq!(&payload[2..], &orig_payload[..]);
+        rtx_seqs.push(rseq);
+    }
+    assert_eq!(rtx_seqs[1], rtx_seqs[0].wrapping_add(1), "RTX has its own consecutive numbering");
+    let s = m.output_stats(1, 21);
+    assert_eq!((s.nacked, s.retransmitted, s.rtx_missed), (2, 2, 0));
+
+    // Misses: never sent (ahead), and older than the history.
+    m.datagram(0, 2, &rtcp::build_nack(0x77, 0x20, &[600]), SUB1);
+    for i in 20..600u16 {
+        m.datagram(0, 1, &rtp_packet(0xa1, 500 + i, 1000 + u32::from(i) * 3000, 96, &[1; 30]), PUB);
+    }
+    m.settle();
+    m.take_transmits(0);
+    m.take_transmits(1);
+    m.datagram(0, 2, &rtcp::build_nack(0x77, 0x20, &[501]), SUB1);
+    assert!(m.take_transmits(0).is_empty(), "501 has left the history");
+    let s = m.output_stats(0, 20);
+    assert_eq!((s.nacked, s.retransmitted, s.rtx_missed), (5, 3, 2));
+}
+
+#[test]
+fn retransmissions_are_rate_limited_per_output() {
+    let mut m = Mesh::new(1);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(0, 2, Some(SUB1));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    let a = m.sref(0, 10);
+    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    for i in 0..300u16 {
+        m.datagram(0, 1, &rtp_packet(0xa1, i + 1, u32::from(i) * 3000, 96, &[0; 30]), PUB);
+    }
+    m.take_transmits(0);
+    // A receiver NACKing everything at once gets the burst, no more.
+    let all: Vec<u16> = (1..=300).collect();
+    for chunk in all.chunks(100) {
+        m.datagram(0, 2, &rtcp::build_nack(0x77, 0x20, chunk), SUB1);
+    }
+    let burst = m.take_transmits(0).len();
+    assert_eq!(burst, 64);
+    // 100 ms later the bucket has refilled by 50.
+    m.now_us += 100_000;
+    m.datagram(0, 2, &rtcp::build_nack(0x77, 0x20, &all[..100]), SUB1);
+    assert_eq!(m.take_transmits(0).len(), 50);
+    let s = m.output_stats(0, 20);
+    assert_eq!(s.nacked, 400);
+    assert_eq!(s.retransmitted, 114);
+    assert_eq!(s.rtx_missed, 286);
 }

@@ -249,6 +249,27 @@ impl SwitchingContext {
         self.started.then_some((self.last_out_seq, self.max_out_ts))
     }
 
+    /// Which packet of the current source went out as `out_seq`, to answer a NACK for it
+    /// (RFC 4585 §6.2.1): `(source id, source sequence number, timestamp offset)`, where
+    /// the output timestamp is the source's plus the offset. `None` when `out_seq` was not
+    /// a packet this source forwarded (an earlier source's, a loss, newer than any sent,
+    /// older than the window, or behind an in-order skip, whose numbering it shifted).
+    pub fn source_packet(&self, out_seq: u16) -> Option<(u64, u16, u32)> {
+        let source = self.source.as_ref()?;
+        let seq = out_seq.wrapping_sub(source.seq_offset);
+        let (delta, ext) = source.extend(seq);
+        if delta > 0 || ext < 0 || source.highest_ext - ext > MAX_LATE {
+            return None;
+        }
+        if !RecentWindow::test(&source.recent.handled, ext) || RecentWindow::test(&source.recent.skipped, ext) {
+            return None;
+        }
+        if source.recent.skipped_in(ext, source.highest_ext) != 0 {
+            return None;
+        }
+        Some((source.id, seq, source.ts_offset))
+    }
+
     /// The source currently feeding the output, if any.
     pub fn current_source(&self) -> Option<u64> {
         self.source.as_ref().map(|source| source.id)

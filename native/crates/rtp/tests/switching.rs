@@ -345,3 +345,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn source_packet_maps_output_numbers_back_for_nacks() {
+    let mut ctx = SwitchingContext::new();
+    // Source 1 from seq 100; 102 is lost on the way.
+    for seq in [100u16, 101, 103] {
+        ctx.process(1, seq, u32::from(seq) * 10, 0, 90000).unwrap();
+    }
+    assert_eq!(ctx.source_packet(101), Some((1, 101, 0)));
+    assert_eq!(ctx.source_packet(102), None, "never forwarded: nothing to repeat");
+    assert_eq!(ctx.source_packet(104), None, "not sent yet");
+    assert_eq!(ctx.source_packet(99), None, "before the source started");
+    // Switch to source 2: its packets map with its own offsets; source 1's numbers no longer do.
+    let (out, ts) = ctx.process(2, 5000, 777, 20_000, 90000).unwrap();
+    assert_eq!(out, 104);
+    let (src, seq, ts_offset) = ctx.source_packet(104).unwrap();
+    assert_eq!((src, seq), (2, 5000));
+    assert_eq!(777u32.wrapping_add(ts_offset), ts);
+    assert_eq!(ctx.source_packet(101), None, "an earlier source's packet");
+    let (out2, _) = ctx.process(2, 5001, 780, 21_000, 90000).unwrap();
+    assert_eq!(ctx.source_packet(out2).map(|p| p.1), Some(5001));
+    // Across the 16-bit wrap.
+    let mut ctx = SwitchingContext::new();
+    for seq in [65534u16, 65535, 0, 1] {
+        ctx.process(7, seq, 0, 0, 48000).unwrap();
+    }
+    assert_eq!(ctx.source_packet(65535).map(|p| p.1), Some(65535));
+    assert_eq!(ctx.source_packet(1).map(|p| p.1), Some(1));
+}
+
+#[test]
+fn source_packet_refuses_numbers_shifted_by_a_skip() {
+    let mut ctx = SwitchingContext::new();
+    ctx.process(1, 10, 0, 0, 90000).unwrap();
+    ctx.process(1, 11, 0, 0, 90000).unwrap();
+    ctx.skip(1, 12);
+    let (out, _) = ctx.process(1, 13, 0, 0, 90000).unwrap();
+    assert_eq!(out, 12, "the skip closed the gap");
+    assert_eq!(ctx.source_packet(out), Some((1, 13, 0)), "packets after the skip map with the shifted offset");
+    assert_eq!(ctx.source_packet(11), None, "a packet before the skip is not mapped with the shifted offset");
+}
