@@ -134,6 +134,10 @@ function engineTotals(engine: MediaEngine): Record<string, number> {
   totals['outputPackets'] = stats.outputs.reduce((n, o) => n + o.packets, 0);
   totals['outputDropped'] = stats.outputs.reduce((n, o) => n + o.dropped, 0);
   totals['outputQueueDrops'] = stats.outputs.reduce((n, o) => n + o.queueDrops, 0);
+  // Loss repair toward subscribers: NACKed sequence numbers, retransmissions, and misses.
+  totals['outputNacked'] = stats.outputs.reduce((n, o) => n + o.nacked, 0);
+  totals['outputRetransmitted'] = stats.outputs.reduce((n, o) => n + o.retransmitted, 0);
+  totals['outputRtxMissed'] = stats.outputs.reduce((n, o) => n + o.rtxMissed, 0);
   return totals;
 }
 

@@ -82,6 +82,10 @@ export interface NativeStreamCounters {
   dropped: number;
   /** Outputs: packets of another thread's source a full queue between threads dropped. */
   queueDrops: number;
+  /** Outputs: sequence numbers the receiver NACKed, packets sent again, and ones that could not be. */
+  nacked: number;
+  retransmitted: number;
+  rtxMissed: number;
 }
 
 export interface NativeWorkerCounters {

@@ -1,0 +1,59 @@
+// Loss toward a subscriber, repaired: a werift subscriber throws away 5 % of the video RTP it
+// receives (a fixed pattern, the first arrival of each chosen packet), sends generic NACKs
+// (RFC 4585 §6.2.1) as werift does, and ferry answers them from the source's history.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { RTCPeerConnection } from 'werift';
+
+import { VrClient, closeAll, payload, pause, publish, sendRtp, startVrFerry, subscribe, until } from './harness.js';
+
+const PACKETS = 400;
+/** Every 20th sequence number (5 %) is thrown away when it first arrives. */
+const dropped = (seq: number) => seq % 20 === 7;
+
+interface Receiver {
+  handleRtpBySsrc: (packet: { header: { sequenceNumber: number } }, extensions: unknown) => void;
+}
+
+test('a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NACK and retransmission', async () => {
+  const vr = await startVrFerry();
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', room: 77, publishers: 2 });
+    const pub = await publish(vr.f, 77, 'lossy-link', peers);
+    const sub = await subscribe(vr.f, 77, [{ feed: pub.id }], peers);
+    const video = sub.pc.getTransceivers().find((t) => t.mid === '1')!;
+    const receiver = video.receiver as unknown as Receiver;
+    const deliver = receiver.handleRtpBySsrc;
+    const thrown = new Set<number>();
+    receiver.handleRtpBySsrc = (packet, extensions) => {
+      const seq = packet.header.sequenceNumber;
+      if (dropped(seq) && !thrown.has(seq)) {
+        thrown.add(seq);
+        return; // lost on the way: werift's NACK handler sees the gap
+      }
+      deliver(packet, extensions);
+    };
+    for (let i = 0; i < PACKETS; i++) {
+      await sendRtp(pub.video, 1000 + i, i * 3000, payload('video', i, 900), true);
+      if (i % 4 === 3) await pause(10); // ~400 packets/s, a video publisher's rate
+    }
+    const got = () => new Set(sub.received.get('1')!.map((p) => p.payload.subarray(0, 16).toString())).size;
+    await until(() => got() >= PACKETS, 5000);
+    const distinct = got();
+    const out = vr.f.ferry.engine.stats().outputs;
+    const nacked = out.reduce((n, o) => n + o.nacked, 0);
+    const retransmitted = out.reduce((n, o) => n + o.retransmitted, 0);
+    assert.ok(thrown.size >= PACKETS / 20 - 1, `the subscriber threw away ${thrown.size} packets`);
+    assert.ok(distinct >= PACKETS * 0.995, `received ${distinct}/${PACKETS} distinct video packets (threw away ${thrown.size}; ferry: nacked ${nacked}, retransmitted ${retransmitted})`);
+    assert.ok(nacked >= thrown.size, `ferry saw the NACKs (${nacked})`);
+    assert.ok(retransmitted >= thrown.size, `and retransmitted (${retransmitted})`);
+    assert.is(sub.decryptFailures(), 0);
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+});
+
+test.run();
