@@ -594,6 +594,19 @@ impl NativeEngine {
         guard("switchOutput", || self.engine()?.switch_output(id, source, on_keyframe).map_err(err))
     }
 
+    /// The RFC 4588 RTX stream an output retransmits on; both null: retransmit packets as sent.
+    #[napi]
+    pub fn set_output_rtx(&self, id: u32, ssrc: Option<u32>, payload_type: Option<u32>) -> Result<()> {
+        guard("setOutputRtx", || {
+            let rtx = match (ssrc, payload_type) {
+                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
+                (None, None) => None,
+                _ => return Err(err("ssrc and payloadType (0..127) go together")),
+            };
+            self.engine()?.set_output_rtx(id, rtx).map_err(err)
+        })
+    }
+
     #[napi]
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {
         guard("pauseOutput", || self.engine()?.pause_output(id, paused).map_err(err))

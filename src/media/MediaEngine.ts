@@ -69,6 +69,9 @@ export interface OutputOptions {
   source?: number;
   ssrc: number;
   payloadType?: number;
+  /** RFC 4588 stream retransmissions go on (both, or neither: retransmit as sent). */
+  rtxSsrc?: number;
+  rtxPayloadType?: number;
 }
 
 export interface RemoteAddress {
@@ -214,6 +217,11 @@ export class MediaEngine extends EventEmitter {
   switchOutput(output: number, source: number | null, options?: SwitchOptions): void {
     if (options?.onKeyframe) this.native.switchOutput(output, source, { onKeyframe: true });
     else this.native.switchOutput(output, source);
+  }
+
+  /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */
+  setOutputRtx(output: number, rtx: { ssrc: number; payloadType: number } | null): void {
+    this.native.setOutputRtx(output, rtx?.ssrc ?? null, rtx?.payloadType ?? null);
   }
 
   pauseOutput(output: number, paused: boolean): void {

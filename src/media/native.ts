@@ -137,9 +137,10 @@ export interface NativeEngine {
   sendRaw(id: number, data: Buffer, address: string, port: number): void;
   addSource(endpoint: number, options: { ssrc: number; ssrcOffset?: number; kind: string; clockRate: number; codec?: string }): number;
   removeSource(id: number): void;
-  addOutput(endpoint: number, options: { source?: number; ssrc: number; payloadType?: number }): number;
+  addOutput(endpoint: number, options: { source?: number; ssrc: number; payloadType?: number; rtxSsrc?: number; rtxPayloadType?: number }): number;
   switchOutput(id: number, source?: number | null, options?: { onKeyframe?: boolean }): void;
   pauseOutput(id: number, paused: boolean): void;
+  setOutputRtx(id: number, ssrc: number | null, payloadType: number | null): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;
   setAudioLevelMeter(source: number, extensionId: number | null, packets: number | null): void;

@@ -138,6 +138,9 @@ interface StreamState {
   simulcastRids?: string[];
   /** The RFC 6464 extension id the answer accepted on this audio m-line. */
   audioLevelExtension?: number;
+  /** RFC 4588 stream ferry offered for retransmissions on this m-line, and whether the answer took it. */
+  rtxOffer?: { payloadType: number; ssrc: number };
+  rtxAccepted?: boolean;
 }
 
 function codecKey(c: Codec): NegotiatedCodec {
@@ -262,6 +265,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
     if (jsep.type === 'answer') {
       this.dropRefusedOutputs(desc);
+      this.applyRtx(desc);
       this.completeNegotiation();
     }
   }
@@ -379,6 +383,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       };
       const sends = s.direction === 'sendonly' || s.direction === 'sendrecv';
       const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
+      // Video ferry sends and answers NACKs for: offer an RFC 4588 stream to retransmit on.
+      let rtxOffer: StreamState['rtxOffer'];
+      if (sends && s.kind === 'video' && codec.rtcpFb.some((f) => f.type === 'nack' && !f.subtype)) {
+        let rtxPt = prev?.rtxOffer?.payloadType ?? pt + 1;
+        while (usedPts.has(rtxPt) || rtxPt > 127) rtxPt = rtxPt > 127 ? 96 : rtxPt + 1;
+        usedPts.add(rtxPt);
+        rtxOffer = { payloadType: rtxPt, ssrc: prev?.rtxOffer?.ssrc ?? randomInt(1, 0xffffffff) };
+      }
       local.push({
         mid,
         kind: s.kind,
@@ -387,8 +399,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ssrc: sends ? outputSsrc : undefined,
         cname: this.streamName,
         msid: { stream: s.streamId ?? this.streamName, track: `${s.kind}-${mid}` },
+        ...(rtxOffer ? { rtx: rtxOffer } : {}),
       });
       states.push({
+        ...(rtxOffer ? { rtxOffer, rtxAccepted: prev?.rtxAccepted ?? false } : {}),
         remote: null,
         recvPayloadType: s.direction === 'recvonly' || s.direction === 'sendrecv' ? pt : null,
         info: {
@@ -618,6 +632,21 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
   }
 
+  /**
+   * RFC 4588 §8: retransmissions go on the RTX stream ferry offered when the answer kept its
+   * payload type (bound to the codec by apt), else as the packets were sent.
+   */
+  private applyRtx(answer: RemoteDescription): void {
+    for (const st of this.streamStates) {
+      const offer = st.rtxOffer;
+      if (!offer) continue;
+      const m = answer.media.find((x) => x.mid === st.info.mid);
+      const primary = st.info.codec?.payloadType;
+      st.rtxAccepted = m?.codecs.some((c) => c.name.toLowerCase() === 'rtx' && c.payloadType === offer.payloadType && (c.fmtp ?? '').replace(/\s/g, '').includes(`apt=${primary}`)) ?? false;
+      if (st.info.output !== null) this.options.engine.setOutputRtx(st.info.output, st.rtxAccepted ? offer : null);
+    }
+  }
+
   private ensureOutputs(): void {
     const lease = this.lease;
     if (!lease) return;
@@ -626,6 +655,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       st.info.output = this.options.engine.addOutput(lease.endpoint, {
         ssrc: st.info.outputSsrc,
         payloadType: st.info.codec?.payloadType,
+        ...(st.rtxOffer && st.rtxAccepted ? { rtxSsrc: st.rtxOffer.ssrc, rtxPayloadType: st.rtxOffer.payloadType } : {}),
       });
     }
   }

@@ -179,6 +179,8 @@ export interface LocalMediaSection {
   extensions?: { id: number; uri: string }[];
   /** RFC 8853 simulcast: rids ferry receives on this m-line (answered `recv`), in the offer's order. */
   recvRids?: string[];
+  /** RFC 4588 retransmission payload type (`apt` = the codec's) and, when ferry sends, its SSRC (`a=ssrc-group:FID`). */
+  rtx?: { payloadType: number; ssrc?: number };
 }
 
 function reverse(direction: Direction): Direction {
@@ -243,6 +245,12 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
       m.rtp = [{ payload: c.payloadType, codec: c.name, rate: c.clockRate, encoding: c.channels && c.channels > 1 ? c.channels : undefined }];
       if (c.fmtp) m.fmtp = [{ payload: c.payloadType, config: c.fmtp }];
       if (c.rtcpFb.length) m.rtcpFb = c.rtcpFb.map((f) => ({ payload: c.payloadType, type: f.type, subtype: f.subtype }));
+      if (s.rtx) {
+        // RFC 4588 §8.6: the rtx payload type, bound to the codec's by apt.
+        m.payloads = `${c.payloadType} ${s.rtx.payloadType}`;
+        m.rtp.push({ payload: s.rtx.payloadType, codec: 'rtx', rate: c.clockRate });
+        m.fmtp = [...(m.fmtp ?? []), { payload: s.rtx.payloadType, config: `apt=${c.payloadType}` }];
+      }
       m.iceUfrag = transport.iceUfrag;
       m.icePwd = transport.icePwd;
       m.fingerprint = { type: transport.fingerprint.algorithm, hash: transport.fingerprint.value };
@@ -272,6 +280,12 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
         if (s.msid) {
           m.ssrcs.push({ id: s.ssrc, attribute: 'msid', value: `${s.msid.stream} ${s.msid.track}` });
           m.msid = [{ id: s.msid.stream, appdata: s.msid.track }];
+        }
+        if (s.rtx?.ssrc !== undefined) {
+          // RFC 4588 §8.7 / RFC 5576: the retransmission SSRC paired with the media SSRC.
+          m.ssrcGroups = [{ semantics: 'FID', ssrcs: `${s.ssrc} ${s.rtx.ssrc}` }];
+          m.ssrcs.push({ id: s.rtx.ssrc, attribute: 'cname', value: cname });
+          if (s.msid) m.ssrcs.push({ id: s.rtx.ssrc, attribute: 'msid', value: `${s.msid.stream} ${s.msid.track}` });
         }
       }
     } else {

@@ -3,7 +3,7 @@
 // (RFC 4585 §6.2.1) as werift does, and ferry answers them from the source's history.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
+import { RTCRtpCodecParameters, useOPUS, useVP8, type RTCPeerConnection } from 'werift';
 
 import { VrClient, closeAll, payload, pause, publish, sendRtp, startVrFerry, subscribe, until } from './harness.js';
 
@@ -12,24 +12,37 @@ const PACKETS = 400;
 const dropped = (seq: number) => seq % 20 === 7;
 
 interface Receiver {
-  handleRtpBySsrc: (packet: { header: { sequenceNumber: number } }, extensions: unknown) => void;
+  handleRtpBySsrc: (packet: { header: { sequenceNumber: number; payloadType: number } }, extensions: unknown) => void;
 }
 
-test('a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NACK and retransmission', async () => {
+/** A werift subscriber that takes RFC 4588 RTX (rtx bound to VP8 by apt), or one that does not. */
+function subscriberCodecs(rtx: boolean) {
+  const vp8 = useVP8({ payloadType: 96 });
+  const video = rtx ? [vp8, new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000, payloadType: 97, parameters: 'apt=96' })] : [vp8];
+  return { audio: [useOPUS()], video };
+}
+
+for (const rtx of [false, true]) test(`a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NACK and retransmission ${rtx ? 'as RTX' : 'as plain RTP'}`, async () => {
   const vr = await startVrFerry();
   const peers: RTCPeerConnection[] = [];
   try {
     const admin = await VrClient.open(vr.f);
     await admin.sync({ request: 'create', room: 77, publishers: 2 });
     const pub = await publish(vr.f, 77, 'lossy-link', peers);
-    const sub = await subscribe(vr.f, 77, [{ feed: pub.id }], peers);
+    const sub = await subscribe(vr.f, 77, [{ feed: pub.id }], peers, { codecs: subscriberCodecs(rtx) });
+    const answer = sub.pc.localDescription!.sdp;
+    if (rtx) assert.match(answer, /a=fmtp:97 apt=96/, 'the subscriber took RTX');
+    else assert.not.match(answer, /rtx\/90000/, 'the subscriber did not take RTX');
     const video = sub.pc.getTransceivers().find((t) => t.mid === '1')!;
     const receiver = video.receiver as unknown as Receiver;
     const deliver = receiver.handleRtpBySsrc;
     const thrown = new Set<number>();
+    let rtxArrived = 0;
     receiver.handleRtpBySsrc = (packet, extensions) => {
       const seq = packet.header.sequenceNumber;
-      if (dropped(seq) && !thrown.has(seq)) {
+      if (packet.header.payloadType === 97) rtxArrived++;
+      // Only media packets are thrown away, never a retransmission (which comes as RTX, PT 97, or again as the same number).
+      if (packet.header.payloadType === 96 && dropped(seq) && !thrown.has(seq)) {
         thrown.add(seq);
         return; // lost on the way: werift's NACK handler sees the gap
       }
@@ -50,6 +63,12 @@ test('a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NAC
     assert.ok(nacked >= thrown.size, `ferry saw the NACKs (${nacked})`);
     assert.ok(retransmitted >= thrown.size, `and retransmitted (${retransmitted})`);
     assert.is(sub.decryptFailures(), 0);
+    // How they came: on the RTX SSRC and payload type, or as the media packets again.
+    const offer = sub.pc.remoteDescription!.sdp;
+    const fid = /a=ssrc-group:FID (\d+) (\d+)/.exec(offer);
+    assert.ok(fid, 'ferry offered an RTX stream');
+    if (rtx) assert.ok(rtxArrived >= thrown.size, `retransmissions came as RTX (${rtxArrived})`);
+    else assert.is(rtxArrived, 0, 'no RTX to a subscriber that did not take it');
   } finally {
     await closeAll(peers);
     await vr.stop();

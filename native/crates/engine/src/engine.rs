@@ -373,6 +373,12 @@ impl Engine {
         self.settle(messaged)
     }
 
+    /// The RFC 4588 stream an output retransmits on (`None`: retransmit packets as sent).
+    pub fn set_output_rtx(&self, id: u32, rtx: Option<crate::router::RtxConfig>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        self.call(w, |reply| Command::SetOutputRtx { id, rtx, reply })
+    }
+
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::PauseOutput { id, paused, reply })

@@ -558,6 +558,14 @@ impl Router {
         Ok(())
     }
 
+    /// Sets (or clears) the RFC 4588 stream an output retransmits on, once the subscriber's
+    /// answer says whether it takes RTX.
+    pub fn set_output_rtx(&mut self, id: u32, rtx: Option<RtxConfig>) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        out.rtx = rtx;
+        Ok(())
+    }
+
     pub fn pause_output(&mut self, id: u32, paused: bool) -> Result<(), String> {
         let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         out.paused = paused;

@@ -16,7 +16,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
-use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
+use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, RtxConfig, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
 use crate::stats::WorkerStats;
 use crate::sys::{self, Epoll, FlushReport, RecvBatch, SendQueue, WakeFd};
 
@@ -39,6 +39,7 @@ pub(crate) enum Command {
     /// Answers like `AddOutput`.
     SwitchOutput { id: u32, source: Option<SourceRef>, on_keyframe: bool, reply: Reply<u64> },
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
+    SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
@@ -482,6 +483,9 @@ impl Worker {
                 let r = self.router.switch_output(id, source, on_keyframe, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetOutputRtx { id, rtx, reply } => {
+                let _ = reply.send(self.router.set_output_rtx(id, rtx));
             }
             Command::PauseOutput { id, paused, reply } => {
                 let _ = reply.send(self.router.pause_output(id, paused));
