@@ -299,6 +299,8 @@ pub struct EndpointCounters {
     pub demux_unknown: f64,
     pub keyframe_requests_relayed: f64,
     pub transport_feedback_sent: f64,
+    /// Generic NACKs sent to this endpoint's publishers for packets that did not arrive.
+    pub nacks_sent: f64,
 }
 
 impl EndpointCounters {
@@ -333,6 +335,7 @@ impl EndpointCounters {
             demux_unknown: s.demux_unknown as f64,
             keyframe_requests_relayed: s.keyframe_requests_relayed as f64,
             transport_feedback_sent: s.transport_feedback_sent as f64,
+            nacks_sent: s.nacks_sent as f64,
         }
     }
 }

@@ -71,6 +71,8 @@ export interface NativeEndpointCounters {
   demuxUnknown: number;
   keyframeRequestsRelayed: number;
   transportFeedbackSent: number;
+  /** Generic NACKs sent to publishers on this endpoint for packets that did not arrive. */
+  nacksSent: number;
 }
 
 export interface NativeStreamCounters {

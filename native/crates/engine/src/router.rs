@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{rtcp, rtp, AudioLevelMeter, ReceptionStats, RetransmissionBuffer};
+use ferry_rtp::{rtcp, rtp, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -166,6 +166,8 @@ struct Source {
     /// Sequence accounting of what arrives, for loss on the sender's uplink.
     reception: ReceptionStats,
     last_loss_check_us: u64,
+    /// Video: asks the publisher again for what did not arrive (RFC 4585 generic NACK).
+    nack: Option<NackGenerator>,
 }
 
 /// This router's outputs fed, or waiting to be fed, by one source.
@@ -235,6 +237,9 @@ pub struct Router {
     forward_scratch: Vec<Handoff>,
     /// Tag of this router's last subscription.
     last_subscription: u32,
+    /// Reused lists for sending NACKs (no allocation per batch).
+    nack_scratch: Vec<u16>,
+    nack_scratch_sources: Vec<u32>,
     cross: CrossStats,
 }
 
@@ -253,6 +258,8 @@ impl Router {
             completed_switches: Vec::new(),
             forward_scratch: Vec::new(),
             last_subscription: 0,
+            nack_scratch: Vec::new(),
+            nack_scratch_sources: Vec::new(),
             cross: CrossStats::default(),
         }
     }
@@ -377,6 +384,7 @@ impl Router {
         }
         ep.sources_by_ssrc.insert(config.ssrc, id);
         ep.reported_unknown.remove(&config.ssrc);
+        let kind = config.kind;
         let history = history_for(config.kind);
         self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None, history });
         self.sources.insert(
@@ -390,6 +398,7 @@ impl Router {
                 audio_level: None,
                 reception: ReceptionStats::default(),
                 last_loss_check_us: 0,
+                nack: (kind == MediaKind::Video).then(NackGenerator::new),
             },
         );
         Ok(())
@@ -752,6 +761,9 @@ impl Router {
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
         src.reception.update(hdr.sequence);
+        if let Some(nack) = src.nack.as_mut() {
+            nack.on_packet(hdr.sequence, now_us);
+        }
         if let Some((extension_id, meter)) = src.audio_level.as_mut() {
             // Packets without the element do not count.
             if let Some(average) = rtp::audio_level(plain, &hdr, *extension_id).and_then(|(_, level)| meter.observe(level)) {
@@ -991,9 +1003,42 @@ impl Router {
         }
     }
 
-    /// After a batch of datagrams from one endpoint: transport-cc feedback when due.
+    /// After a batch of datagrams from one endpoint: NACKs for what its publishers' streams
+    /// are missing, and transport-cc feedback when due.
     pub fn after_batch(&mut self, endpoint: u32, now_us: u64, io: &mut impl RouterIo) {
+        if let Some(ep) = self.endpoints.get(&endpoint) {
+            self.nack_scratch_sources.clear();
+            self.nack_scratch_sources.extend(ep.sources_by_ssrc.values().copied());
+            for i in 0..self.nack_scratch_sources.len() {
+                let sid = self.nack_scratch_sources[i];
+                self.send_nacks(sid, now_us, io);
+            }
+        }
         self.send_transport_feedback(endpoint, now_us, TWCC_FEEDBACK_INTERVAL_US, io);
+    }
+
+    /// A generic NACK (RFC 4585 §6.2.1) to a source's publisher for the packets its stream is
+    /// missing now, when any.
+    fn send_nacks(&mut self, sid: u32, now_us: u64, io: &mut impl RouterIo) {
+        let Some(src) = self.sources.get_mut(&sid) else { return };
+        let Some(nack) = src.nack.as_mut() else { return };
+        self.nack_scratch.clear();
+        nack.poll(now_us, &mut self.nack_scratch);
+        let stats = nack.stats();
+        src.stats.nacked = stats.requested;
+        src.stats.retransmitted = stats.recovered;
+        src.stats.rtx_missed = stats.given_up;
+        if self.nack_scratch.is_empty() {
+            return;
+        }
+        let media_ssrc = src.config.ssrc;
+        let Some(ep) = self.endpoints.get_mut(&src.endpoint) else { return };
+        let Some(dest) = ep.remote else { return };
+        // One RTCP packet holds up to its item limit; what is left is asked for next time.
+        let packet = rtcp::build_nack(FEEDBACK_SENDER_SSRC, media_ssrc, &self.nack_scratch);
+        if queue_rtcp(io, ep, &packet, dest) {
+            ep.stats.nacks_sent += 1;
+        }
     }
 
     /// Sends transport-cc feedback for what an endpoint received, at most every `min_interval_us`
@@ -1015,8 +1060,15 @@ impl Router {
         }
     }
 
-    /// Periodic work: uplink loss per source, transport-cc for the tail of a burst, ICE consent.
+    /// Periodic work: uplink loss per source, NACK retries while a stream is silent,
+    /// transport-cc for the tail of a burst, ICE consent.
     pub fn on_timer(&mut self, now_us: u64, io: &mut impl RouterIo) {
+        self.nack_scratch_sources.clear();
+        self.nack_scratch_sources.extend(self.sources.iter().filter(|(_, s)| s.nack.as_ref().is_some_and(|n| n.pending() > 0)).map(|(&id, _)| id));
+        for i in 0..self.nack_scratch_sources.len() {
+            let sid = self.nack_scratch_sources[i];
+            self.send_nacks(sid, now_us, io);
+        }
         for (&id, src) in self.sources.iter_mut() {
             if now_us.saturating_sub(src.last_loss_check_us) < LOSS_INTERVAL_US {
                 continue;

@@ -30,6 +30,8 @@ pub struct EndpointStats {
     pub keyframe_requests_relayed: u64,
     /// Transport-cc feedback packets sent (senders' bandwidth estimation).
     pub transport_feedback_sent: u64,
+    /// Generic NACK packets sent to publishers on this endpoint for packets that did not arrive.
+    pub nacks_sent: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,12 +42,14 @@ pub struct StreamStats {
     /// Outputs: packets of a source on another media thread that a full queue between the
     /// threads dropped (also counted in `dropped`).
     pub queue_drops: u64,
-    /// Outputs: sequence numbers the receiver NACKed (RFC 4585 §6.2.1).
+    /// Outputs: sequence numbers the receiver NACKed (RFC 4585 §6.2.1). Sources: sequence
+    /// numbers ferry NACKed to the publisher (each retry counts).
     pub nacked: u64,
-    /// Outputs: packets sent again for those NACKs (as RTX or plain).
+    /// Outputs: packets sent again for those NACKs (as RTX or plain). Sources: missing packets
+    /// that arrived after all (repaired or late).
     pub retransmitted: u64,
     /// Outputs: NACKed packets not sent again: no longer buffered, never sent, or over the
-    /// output's retransmission rate.
+    /// output's retransmission rate. Sources: missing packets given up on.
     pub rtx_missed: u64,
 }
 

@@ -1696,3 +1696,39 @@ fn retransmissions_are_rate_limited_per_output() {
     assert_eq!(s.retransmitted, 114);
     assert_eq!(s.rtx_missed, 286);
 }
+
+#[test]
+fn gaps_in_a_publishers_video_are_nacked_and_a_late_repair_keeps_the_output_continuous() {
+    let mut m = Mesh::new(1);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(0, 2, Some(SUB1));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    let a = m.sref(0, 10);
+    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    m.take_transmits(0);
+    for seq in [100u16, 101, 104, 105] {
+        m.datagram(0, 1, &rtp_packet(0xa1, seq, u32::from(seq) * 3000, 96, &[seq as u8; 10]), PUB);
+    }
+    m.routers[0].after_batch(1, m.now_us, &mut m.ios[0]);
+    let t = m.take_transmits(0);
+    let nacks: Vec<&Transmit> = t.iter().filter(|t| t.to == PUB).collect();
+    assert_eq!(nacks.len(), 1, "one NACK to the publisher");
+    let fb = rtcp::parse_feedback(&nacks[0].bytes).unwrap();
+    assert!(fb.iter().any(|f| matches!(f, rtcp::Feedback::Nack { media_ssrc: 0xa1, lost, .. } if lost == &vec![102, 103])), "{fb:?}");
+    assert_eq!(m.endpoint_stats(0, 1).nacks_sent, 1);
+    // The publisher repairs one: the output gets it in its own slot, numbering intact.
+    m.datagram(0, 1, &rtp_packet(0xa1, 102, 102 * 3000, 96, &[102; 10]), PUB);
+    let t = m.take_transmits(0);
+    assert_eq!(t.len(), 1);
+    assert_eq!(parse(&t[0].bytes).1, 102, "the late packet keeps its place in the output's numbering");
+    // Not asked again within a round trip; 103 is asked again after one.
+    m.routers[0].after_batch(1, m.now_us, &mut m.ios[0]);
+    assert!(m.take_transmits(0).is_empty());
+    m.now_us += 150_000;
+    m.routers[0].on_timer(m.now_us, &mut m.ios[0]);
+    let t = m.take_transmits(0);
+    let fb = rtcp::parse_feedback(&t.iter().find(|t| t.to == PUB).expect("retry").bytes).unwrap();
+    assert!(fb.iter().any(|f| matches!(f, rtcp::Feedback::Nack { lost, .. } if lost == &vec![103])));
+    let s = m.routers[0].source_stats().into_iter().find(|(id, _)| *id == 10).unwrap().1;
+    assert_eq!((s.nacked, s.retransmitted), (3, 1), "102, 103, 103 again asked; 102 recovered");
+}

@@ -10,6 +10,7 @@
 //!   feeding an output changes.
 //! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
+//! - [`nack`]: which missing packets to NACK, and when to retry or give up.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
@@ -22,6 +23,7 @@
 pub mod audio_level;
 mod bytes;
 pub mod keyframe;
+pub mod nack;
 pub mod rtcp;
 pub mod reception;
 pub mod rtp;
@@ -32,6 +34,7 @@ pub mod twcc;
 pub use audio_level::AudioLevelMeter;
 pub use reception::{IntervalLoss, ReceptionStats};
 pub use keyframe::{is_keyframe, VideoCodec};
+pub use nack::{NackGenerator, NackStats};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
 pub use twcc::TwccRecorder;
