@@ -5,6 +5,7 @@ import { Figures } from './figures.js';
 import { benchForward } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
+import { benchVideoroomWerift } from './videoroom-werift.bench.js';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
@@ -19,4 +20,5 @@ log(`ferry benchmarks (${short ? 'short' : 'full'} run, ${seconds}s per case; 12
 benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
+await benchVideoroomWerift(figures, short);
 figures.print(json);

@@ -71,7 +71,12 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function startFerryProcess(overrides: FerryProcessOverrides): Promise<FerryProcess> {
+export interface FerryProcessOptions {
+  /** Node options for the child, before the script (e.g. `--trace-gc`, `--cpu-prof`). */
+  nodeArgs?: string[];
+}
+
+export async function startFerryProcess(overrides: FerryProcessOverrides, options: FerryProcessOptions = {}): Promise<FerryProcess> {
   const config = makeConfig({
     ...loopbackOverrides(overrides),
     // info: the "ferry started" line carrying the bound addresses is logged at that level.
@@ -82,7 +87,7 @@ export async function startFerryProcess(overrides: FerryProcessOverrides): Promi
   const configFile = join(dir, 'ferry.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(process.execPath, [FERRY_MAIN, '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), FERRY_MAIN, '--config', configFile], {
     cwd: ROOT,
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
