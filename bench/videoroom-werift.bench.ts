@@ -26,6 +26,7 @@ import { startFerryProcess, type FerryProcess } from '../test/helpers/ferryProce
 import { connectionState, loopbackPeer } from '../test/helpers/werift.js';
 import { VrClient, closeAll, pause, subscribe, type WeriftSubscriber } from '../test/videoroom-e2e/harness.js';
 import type { Figures } from './figures.js';
+import { DeliveryCounter, type Received } from './videoroom-count.js';
 
 const ROOM = 1234;
 const SUBSCRIBERS = 10;
@@ -106,8 +107,10 @@ function vp8Payload(keyframe: boolean): Buffer {
 export interface VideoroomWeriftResult {
   /** Packets the publisher sent per second over the window. */
   publishedPps: number;
-  /** Packets all subscribers received per second over the window. */
+  /** Distinct packets all subscribers received per second over the window. */
   deliveredPps: number;
+  /** Packets subscribers received again (retransmissions answering their NACKs), per second. */
+  duplicatePps: number;
   usPerPacket: number;
   nodeUsPerPacket: number;
   mediaUsPerPacket: number;
@@ -136,29 +139,22 @@ async function publishVideo(fp: FerryProcess, peers: RTCPeerConnection[]): Promi
 
 /** Subscribers of the feed, in this process or in child processes. */
 interface SubscriberGroup {
-  /** Packets each subscriber received so far. */
-  received(): Promise<number[]>;
+  /** What each subscriber received so far. */
+  received(): Promise<Received[]>;
   keepalive(): void;
   close(): Promise<void>;
 }
 
 async function inProcessSubscribers(fp: FerryProcess, feed: number, count: number, peers: RTCPeerConnection[]): Promise<SubscriberGroup> {
   const subs: WeriftSubscriber[] = [];
-  const received: number[] = [];
-  // The harness keeps every packet: count and drop them.
-  const drain = () => {
-    subs.forEach((s, i) => {
-      for (const list of s.received.values()) {
-        received[i] = (received[i] ?? 0) + list.length;
-        list.length = 0;
-      }
-    });
-  };
+  const counters: DeliveryCounter[] = [];
+  const drain = (): Received[] => counters.map((c) => ({ ...c.drain() }));
   const drainTimer = setInterval(drain, 20);
   try {
     for (let i = 0; i < count; i++) {
-      subs.push(await subscribe(fp, ROOM, [{ feed }], peers));
-      received.push(0);
+      const s = await subscribe(fp, ROOM, [{ feed }], peers);
+      subs.push(s);
+      counters.push(new DeliveryCounter(s));
     }
   } catch (err) {
     clearInterval(drainTimer);
@@ -166,10 +162,7 @@ async function inProcessSubscribers(fp: FerryProcess, feed: number, count: numbe
     throw err;
   }
   return {
-    received: async () => {
-      drain();
-      return [...received];
-    },
+    received: async () => drain(),
     keepalive: () => {
       for (const s of subs) void s.client.ws.request({ janus: 'keepalive', session_id: s.client.sessionId }).catch(() => undefined);
     },
@@ -187,10 +180,11 @@ async function childSubscribers(fp: FerryProcess, feed: number, count: number): 
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  type Reply = { type: string; received?: Received[]; message?: string };
   const next = (type: string, ms = 30_000) =>
-    new Promise<{ type: string; received?: number[]; message?: string }>((resolve, reject) => {
+    new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`subscriber process: no ${type} within ${ms} ms`)), ms);
-      const onMessage = (msg: { type: string; received?: number[]; message?: string }) => {
+      const onMessage = (msg: Reply) => {
         if (msg.type === 'error') reject(new Error(`subscriber process: ${msg.message}`));
         else if (msg.type !== type) return;
         else resolve(msg);
@@ -261,18 +255,20 @@ export async function videoroomWerift(windowSeconds: number, options: VideoroomW
     }, KEEPALIVE_MS);
     const receivedAll = async () => (await Promise.all(groups.map((g) => g.received()))).flat();
 
-    // The publisher: BURST packets per tick, catching up on the schedule if a tick came late.
+    // The publisher: BURST packets per tick. A late tick sends what was due, but after a stall
+    // (this process starting subscribers) the schedule moves on instead of sending a flood.
     const interframe = vp8Payload(false);
     const keyframe = vp8Payload(true);
     const payloadType = pub.video.codec!.payloadType;
     let sent = 0;
+    let scheduled = 0;
     sending = true;
     const t0 = performance.now();
     const sendLoop = (async () => {
       while (sending) {
         const due = Math.floor(((performance.now() - t0) / 1000) * RATE_PPS);
-        const upTo = Math.min(due, sent + 5 * BURST);
-        while (sent < upTo) {
+        if (due - scheduled > 5 * BURST) scheduled = due - BURST;
+        for (; scheduled < due; scheduled++) {
           const seq = 1 + sent;
           // A keyframe every 3 s (the engine only looks at a frame's first packet).
           const header = new RtpHeader({ payloadType, sequenceNumber: seq & 0xffff, timestamp: (Math.floor(sent / BURST) * 3000) >>> 0, marker: sent % BURST === BURST - 1 });
@@ -287,13 +283,13 @@ export async function videoroomWerift(windowSeconds: number, options: VideoroomW
     const deadline = Date.now() + 15_000;
     for (;;) {
       const received = await receivedAll();
-      if (received.length === SUBSCRIBERS && received.every((n) => n > 0)) break;
-      if (Date.now() > deadline) throw new Error(`subscribers did not all receive within 15 s: ${received.join(' ')}`);
+      if (received.length === SUBSCRIBERS && received.every((r) => r.packets > 0)) break;
+      if (Date.now() > deadline) throw new Error(`subscribers did not all receive within 15 s: ${received.map((r) => r.packets).join(' ')}`);
       await pause(50);
     }
     await pause(1000);
 
-    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    const sum = (a: Received[]) => a.reduce((x, r) => ({ packets: x.packets + r.packets, duplicates: x.duplicates + r.duplicates }), { packets: 0, duplicates: 0 });
     if (process.env.FERRY_BENCH_DEBUG === '1') console.error(`steady state: ferry pid ${fp.pid}`);
     const threadsBefore = perThread(fp.pid);
     const peersCpuBefore = process.cpuUsage();
@@ -305,12 +301,13 @@ export async function videoroomWerift(windowSeconds: number, options: VideoroomW
     await sendLoop;
 
     const seconds = (after.t - before.t) / 1000;
-    const delivered = Math.max(1, after.received - before.received);
+    const delivered = Math.max(1, after.received.packets - before.received.packets);
     const media = after.cpu.media - before.cpu.media;
     const other = after.cpu.other - before.cpu.other;
     const result: VideoroomWeriftResult = {
       publishedPps: (after.sent - before.sent) / seconds,
       deliveredPps: delivered / seconds,
+      duplicatePps: (after.received.duplicates - before.received.duplicates) / seconds,
       usPerPacket: (media + other) / 1000 / delivered,
       nodeUsPerPacket: other / 1000 / delivered,
       mediaUsPerPacket: media / 1000 / delivered,
@@ -345,4 +342,5 @@ export async function benchVideoroomWerift(figures: Figures, short: boolean): Pr
   figures.add(`${name}.media_us_per_packet`, r.mediaUsPerPacket, 'µs/packet');
   figures.add(`${name}.published_pps`, r.publishedPps, 'packets/s');
   figures.add(`${name}.delivered_pps`, r.deliveredPps, 'packets/s');
+  figures.add(`${name}.duplicate_pps`, r.duplicatePps, 'packets/s');
 }
