@@ -349,6 +349,14 @@ pub struct EngineCounters {
     pub workers: Vec<WorkerCounters>,
 }
 
+/// Whether JavaScript needs an event at all. A receiver report that saw no loss is no news:
+/// its one reader (slowlink in src/webrtc/PeerConnection.ts) acts on loss alone, and every
+/// subscriber's receiver sends one about every second, so forwarding them would wake the
+/// Node thread and allocate there for nothing, steadily, while media flows.
+fn worth_telling(ev: &Event) -> bool {
+    !matches!(ev, Event::ReceiverLoss { fraction_lost: 0, .. })
+}
+
 type EventCallback = ThreadsafeFunction<Vec<EngineEvent>, (), Vec<EngineEvent>, Status, false, true>;
 
 /// The media engine as JavaScript sees it (wrapped with types in src/media/MediaEngine.ts).
@@ -369,8 +377,11 @@ impl NativeEngine {
             let sink: ferry_engine::EventSink = Arc::new(move |batch: Vec<Event>| {
                 let guard = sink_listener.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(cb) = guard.as_ref() {
-                    let events: Vec<EngineEvent> = batch.into_iter().map(EngineEvent::from_event).collect();
-                    cb.call(events, ThreadsafeFunctionCallMode::NonBlocking);
+                    let events: Vec<EngineEvent> = batch.into_iter().filter(worth_telling).map(EngineEvent::from_event).collect();
+                    // Nothing left: JavaScript's thread is not woken at all.
+                    if !events.is_empty() {
+                        cb.call(events, ThreadsafeFunctionCallMode::NonBlocking);
+                    }
                 }
             });
             let engine = Engine::new(EngineOptions { workers }, sink).map_err(err)?;

@@ -80,6 +80,7 @@ export type EngineEvent =
   | { type: 'remote-latched'; endpoint: number; address: RemoteAddress }
   | { type: 'keyframe-requested'; source: number }
   | { type: 'remb'; endpoint: number; bitrate: number }
+  /** Only reports that saw loss (fractionLost > 0) reach JavaScript. */
   | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
   | { type: 'audio-level'; endpoint: number; source: number; level: number }
   | { type: 'output-switched'; endpoint: number; output: number; source: number }
