@@ -231,6 +231,14 @@ export class MediaEngine extends EventEmitter {
     return this.native.stats();
   }
 
+  /**
+   * Packets received by every source as `[id, packets, id, packets, …]`: the one counter a
+   * periodic reader needs, without `stats()`'s object for every endpoint, source and output.
+   */
+  sourcePackets(): Float64Array {
+    return this.closed ? new Float64Array(0) : this.native.sourcePackets();
+  }
+
   /** Stops the media threads; every socket is closed when this returns. Idempotent. */
   close(): void {
     if (this.closed) return;
