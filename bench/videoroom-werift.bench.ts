@@ -36,6 +36,8 @@ const BURST = 10;
 const PAYLOAD_BYTES = 1000;
 /** Janus clients (janus.js) send a keepalive every 25 s; the session timeout is 60 s. */
 const KEEPALIVE_MS = 25_000;
+/** Windows measured at most when each has a major GC in ferry (see the measuring loop). */
+const MAX_WINDOWS = 3;
 /** A media range no in-process ferry of the other benchmarks uses. */
 const MEDIA_PORTS = { rtp_port_min: 47000, rtp_port_max: 47999 };
 
@@ -119,6 +121,11 @@ export interface VideoroomWeriftResult {
   /** Times the media threads and the other threads were scheduled in, per second. */
   mediaSlicesPerSecond: number;
   nodeSlicesPerSecond: number;
+  /** V8 collections in ferry during the window (from its `--trace-gc` lines). */
+  majorGcs: number;
+  scavenges: number;
+  /** Which window this is (1 unless earlier ones had a major GC). */
+  window: number;
   windowSeconds: number;
 }
 
@@ -232,7 +239,18 @@ export interface VideoroomWeriftOptions {
 }
 
 export async function videoroomWerift(windowSeconds: number, options: VideoroomWeriftOptions = {}): Promise<VideoroomWeriftResult> {
-  const fp = await startFerryProcess({ media: { ...MEDIA_PORTS, workers: 1 }, log: { level: 'info' } }, { nodeArgs: options.nodeArgs });
+  const gcs = { major: 0, scavenge: 0 };
+  const fp = await startFerryProcess(
+    { media: { ...MEDIA_PORTS, workers: 1 }, log: { level: 'info' } },
+    {
+      // One line per collection on stdout, nothing else: how windows with a GC are told apart.
+      nodeArgs: ['--trace-gc', ...(options.nodeArgs ?? [])],
+      onStdoutLine: (line) => {
+        if (/ ms: (Mark-Compact|Mark-Sweep)/.test(line)) gcs.major++;
+        else if (/ ms: (Scavenge|Minor Mark)/.test(line)) gcs.scavenge++;
+      },
+    },
+  );
   const peers: RTCPeerConnection[] = [];
   const groups: SubscriberGroup[] = [];
   let pubClient: VrClient | undefined;
@@ -291,38 +309,49 @@ export async function videoroomWerift(windowSeconds: number, options: VideoroomW
 
     const sum = (a: Received[]) => a.reduce((x, r) => ({ packets: x.packets + r.packets, duplicates: x.duplicates + r.duplicates }), { packets: 0, duplicates: 0 });
     if (process.env.FERRY_BENCH_DEBUG === '1') console.error(`steady state: ferry pid ${fp.pid}`);
-    const threadsBefore = perThread(fp.pid);
-    const peersCpuBefore = process.cpuUsage();
-    const before = { cpu: readThreadTimes(fp.pid), sent, received: sum(await receivedAll()), t: performance.now() };
-    await Promise.all([pause(windowSeconds * 1000), options.duringWindow?.(fp, windowSeconds * 1000)]);
-    const perSubscriber = await receivedAll();
-    const after = { cpu: readThreadTimes(fp.pid), sent, received: sum(perSubscriber), t: performance.now() };
+    // V8's memory reducer runs up to three full GCs once, some 8 s after start-up when it finds
+    // the process idle: that is not a steady-state cost. A window with a major GC is measured
+    // once more, and at most MAX_WINDOWS are measured, so a GC that comes back in every window
+    // (real steady-state garbage) stays in the figure.
+    let result: VideoroomWeriftResult | undefined;
+    for (let window = 1; window <= MAX_WINDOWS && (result === undefined || result.majorGcs > 0); window++) {
+      const gcsBefore = { ...gcs };
+      const threadsBefore = perThread(fp.pid);
+      const peersCpuBefore = process.cpuUsage();
+      const before = { cpu: readThreadTimes(fp.pid), sent, received: sum(await receivedAll()), t: performance.now() };
+      await Promise.all([pause(windowSeconds * 1000), options.duringWindow?.(fp, windowSeconds * 1000)]);
+      const perSubscriber = await receivedAll();
+      const after = { cpu: readThreadTimes(fp.pid), sent, received: sum(perSubscriber), t: performance.now() };
+
+      const seconds = (after.t - before.t) / 1000;
+      const delivered = Math.max(1, after.received.packets - before.received.packets);
+      const media = after.cpu.media - before.cpu.media;
+      const other = after.cpu.other - before.cpu.other;
+      result = {
+        publishedPps: (after.sent - before.sent) / seconds,
+        deliveredPps: delivered / seconds,
+        duplicatePps: (after.received.duplicates - before.received.duplicates) / seconds,
+        usPerPacket: (media + other) / 1000 / delivered,
+        nodeUsPerPacket: other / 1000 / delivered,
+        mediaUsPerPacket: media / 1000 / delivered,
+        processStatUsPerPacket: (after.cpu.processNs - before.cpu.processNs) / 1000 / delivered,
+        mediaSlicesPerSecond: (after.cpu.mediaSlices - before.cpu.mediaSlices) / seconds,
+        nodeSlicesPerSecond: (after.cpu.otherSlices - before.cpu.otherSlices) / seconds,
+        majorGcs: gcs.major - gcsBefore.major,
+        scavenges: gcs.scavenge - gcsBefore.scavenge,
+        window,
+        windowSeconds: seconds,
+      };
+      if (process.env.FERRY_BENCH_DEBUG === '1') {
+        const threads = [...perThread(fp.pid)].map(([name, ns]) => `${name}=${((ns - (threadsBefore.get(name) ?? 0)) / 1e6).toFixed(1)}ms`);
+        const peersCpu = process.cpuUsage(peersCpuBefore);
+        const peersCpuPercent = ((peersCpu.user + peersCpu.system) / 1e6 / seconds) * 100;
+        console.error(JSON.stringify({ ...result, perSubscriber, threads, peersCpuPercent }));
+      }
+    }
     sending = false;
     await sendLoop;
-
-    const seconds = (after.t - before.t) / 1000;
-    const delivered = Math.max(1, after.received.packets - before.received.packets);
-    const media = after.cpu.media - before.cpu.media;
-    const other = after.cpu.other - before.cpu.other;
-    const result: VideoroomWeriftResult = {
-      publishedPps: (after.sent - before.sent) / seconds,
-      deliveredPps: delivered / seconds,
-      duplicatePps: (after.received.duplicates - before.received.duplicates) / seconds,
-      usPerPacket: (media + other) / 1000 / delivered,
-      nodeUsPerPacket: other / 1000 / delivered,
-      mediaUsPerPacket: media / 1000 / delivered,
-      processStatUsPerPacket: (after.cpu.processNs - before.cpu.processNs) / 1000 / delivered,
-      mediaSlicesPerSecond: (after.cpu.mediaSlices - before.cpu.mediaSlices) / seconds,
-      nodeSlicesPerSecond: (after.cpu.otherSlices - before.cpu.otherSlices) / seconds,
-      windowSeconds: seconds,
-    };
-    if (process.env.FERRY_BENCH_DEBUG === '1') {
-      const threads = [...perThread(fp.pid)].map(([name, ns]) => `${name}=${((ns - (threadsBefore.get(name) ?? 0)) / 1e6).toFixed(1)}ms`);
-      const peersCpu = process.cpuUsage(peersCpuBefore);
-      const peersCpuPercent = ((peersCpu.user + peersCpu.system) / 1e6 / seconds) * 100;
-      console.error(JSON.stringify({ ...result, perSubscriber, threads, peersCpuPercent }));
-    }
-    return result;
+    return result!;
   } finally {
     sending = false;
     if (keepalive) clearInterval(keepalive);

@@ -74,6 +74,8 @@ function childEnv(): NodeJS.ProcessEnv {
 export interface FerryProcessOptions {
   /** Node options for the child, before the script (e.g. `--trace-gc`, `--cpu-prof`). */
   nodeArgs?: string[];
+  /** Sees every line the child writes on stdout (pino records, `--trace-gc` lines). */
+  onStdoutLine?: (line: string) => void;
 }
 
 export async function startFerryProcess(overrides: FerryProcessOverrides, options: FerryProcessOptions = {}): Promise<FerryProcess> {
@@ -128,6 +130,7 @@ export async function startFerryProcess(overrides: FerryProcessOverrides, option
       while ((newline = lineBuffer.indexOf('\n')) >= 0) {
         const line = lineBuffer.slice(0, newline);
         lineBuffer = lineBuffer.slice(newline + 1);
+        options.onStdoutLine?.(line);
         let record: { msg?: unknown; addresses?: GatewayAddresses };
         try {
           record = JSON.parse(line) as typeof record;
