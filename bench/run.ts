@@ -8,6 +8,7 @@ import { benchDensity } from './density.bench.js';
 import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchSrtp } from './srtp.bench.js';
+import { benchVideoroomWerift } from './videoroom-werift.bench.js';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
@@ -29,4 +30,5 @@ benchSrtp(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
 await benchDensity(figures, short);
+await benchVideoroomWerift(figures, short);
 figures.print(json);

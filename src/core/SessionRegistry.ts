@@ -163,14 +163,15 @@ export class SessionRegistry {
   checkTimeouts(): void {
     const now = this.options.clock.now();
     const reclaimMs = this.reclaimSessionTimeout * 1000;
-    const expired: Array<[Session, SessionEndReason]> = [];
+    // Runs every 2 s for the process's life: nothing is allocated unless something expired.
+    let expired: Array<[Session, SessionEndReason]> | undefined;
     for (const session of this.sessions.values()) {
       const idle = now - session.lastActivity;
       const timeout = this.timeoutMs(session);
-      if (session.transportGone && idle >= reclaimMs) expired.push([session, 'reclaim-expired']);
-      else if (timeout > 0 && idle >= timeout) expired.push([session, 'timeout']);
+      if (session.transportGone && idle >= reclaimMs) (expired ??= []).push([session, 'reclaim-expired']);
+      else if (timeout > 0 && idle >= timeout) (expired ??= []).push([session, 'timeout']);
     }
-    for (const [session, reason] of expired) session.end(reason);
+    if (expired) for (const [session, reason] of expired) session.end(reason);
   }
 
   /** Ends every session (shutdown) through the same path as any other ending. */

@@ -87,6 +87,7 @@ export type EngineEvent =
   | { type: 'remote-latched'; endpoint: number; address: RemoteAddress }
   | { type: 'keyframe-requested'; source: number }
   | { type: 'remb'; endpoint: number; bitrate: number }
+  /** Only reports that saw loss (fractionLost > 0) reach JavaScript. */
   | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
   | { type: 'audio-level'; endpoint: number; source: number; level: number }
   | { type: 'output-switched'; endpoint: number; output: number; source: number }
@@ -246,6 +247,14 @@ export class MediaEngine extends EventEmitter {
 
   stats(): NativeEngineCounters {
     return this.native.stats();
+  }
+
+  /**
+   * Packets received by every source as `[id, packets, id, packets, …]`: the one counter a
+   * periodic reader needs, without `stats()`'s object for every endpoint, source and output.
+   */
+  sourcePackets(): Float64Array {
+    return this.closed ? new Float64Array(0) : this.native.sourcePackets();
   }
 
   /** Stops the media threads; every socket is closed when this returns. Idempotent. */

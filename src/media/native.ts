@@ -147,6 +147,8 @@ export interface NativeEngine {
   requestKeyframe(source: number): void;
   setAudioLevelMeter(source: number, extensionId: number | null, packets: number | null): void;
   stats(): NativeEngineCounters;
+  /** `[id, packets, id, packets, …]` over every source. */
+  sourcePackets(): Float64Array;
   close(): void;
 }
 

@@ -462,6 +462,15 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return this.streamStates.map((s) => ({ ...s.info, sources: [...s.info.sources] }));
   }
 
+  /**
+   * Each m-line's state as it is, not copied as `streams()` copies it: for readers that run
+   * every second for every PeerConnection (the media-flow monitor) and must not leave garbage.
+   */
+  forEachStream(visit: (info: Readonly<MediaStreamInfo>) => void): void {
+    const states = this.streamStates;
+    for (let i = 0; i < states.length; i++) visit(states[i]!.info);
+  }
+
   onStreamsChanged(listener: () => void): () => void {
     this.streamListeners.add(listener);
     return () => this.streamListeners.delete(listener);

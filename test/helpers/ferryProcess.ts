@@ -71,7 +71,14 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function startFerryProcess(overrides: FerryProcessOverrides): Promise<FerryProcess> {
+export interface FerryProcessOptions {
+  /** Node options for the child, before the script (e.g. `--trace-gc`, `--cpu-prof`). */
+  nodeArgs?: string[];
+  /** Sees every line the child writes on stdout (pino records, `--trace-gc` lines). */
+  onStdoutLine?: (line: string) => void;
+}
+
+export async function startFerryProcess(overrides: FerryProcessOverrides, options: FerryProcessOptions = {}): Promise<FerryProcess> {
   const config = makeConfig({
     ...loopbackOverrides(overrides),
     // info: the "ferry started" line carrying the bound addresses is logged at that level.
@@ -82,7 +89,7 @@ export async function startFerryProcess(overrides: FerryProcessOverrides): Promi
   const configFile = join(dir, 'ferry.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(process.execPath, [FERRY_MAIN, '--config', configFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), FERRY_MAIN, '--config', configFile], {
     cwd: ROOT,
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -123,6 +130,7 @@ export async function startFerryProcess(overrides: FerryProcessOverrides): Promi
       while ((newline = lineBuffer.indexOf('\n')) >= 0) {
         const line = lineBuffer.slice(0, newline);
         lineBuffer = lineBuffer.slice(newline + 1);
+        options.onStdoutLine?.(line);
         let record: { msg?: unknown; addresses?: GatewayAddresses };
         try {
           record = JSON.parse(line) as typeof record;

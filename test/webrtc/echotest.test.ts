@@ -127,6 +127,11 @@ async function echo(f: TestFerry, signalling: Signalling, pc: RTCPeerConnection)
   }
   const media = await signalling.nextEvent((e) => e.janus === 'media' && e.receiving === true, 5000);
   assert.ok(media.type === 'audio' || media.type === 'video');
+  // Nothing more is sent: each m-line is reported as no longer receiving (checked once a second).
+  for (const kind of ['audio', 'video'] as const) {
+    const stopped = await signalling.nextEvent((e) => e.janus === 'media' && e.type === kind && e.receiving === false, 5000);
+    assert.is(stopped.mid, kind === 'audio' ? '0' : '1');
+  }
 
   await signalling.hangup();
   await signalling.nextEvent((e) => e.janus === 'hangup');
