@@ -301,6 +301,8 @@ pub struct EndpointCounters {
     pub transport_feedback_sent: f64,
     /// Generic NACKs sent to this endpoint's publishers for packets that did not arrive.
     pub nacks_sent: f64,
+    /// RFC 4588 retransmissions received and unwrapped to their source.
+    pub rtx_in: f64,
 }
 
 impl EndpointCounters {
@@ -336,6 +338,7 @@ impl EndpointCounters {
             keyframe_requests_relayed: s.keyframe_requests_relayed as f64,
             transport_feedback_sent: s.transport_feedback_sent as f64,
             nacks_sent: s.nacks_sent as f64,
+            rtx_in: s.rtx_in as f64,
         }
     }
 }
@@ -606,6 +609,19 @@ impl NativeEngine {
     pub fn switch_output(&self, id: u32, source: Option<u32>, options: Option<SwitchOptions>) -> Result<()> {
         let on_keyframe = options.and_then(|o| o.on_keyframe).unwrap_or(false);
         guard("switchOutput", || self.engine()?.switch_output(id, source, on_keyframe).map_err(err))
+    }
+
+    /// The publisher's RFC 4588 RTX stream of a source (unwrapped to it); both null: none.
+    #[napi]
+    pub fn set_source_rtx(&self, source: u32, ssrc: Option<u32>, payload_type: Option<u32>) -> Result<()> {
+        guard("setSourceRtx", || {
+            let rtx = match (ssrc, payload_type) {
+                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
+                (None, None) => None,
+                _ => return Err(err("ssrc and payloadType (0..127) go together")),
+            };
+            self.engine()?.set_source_rtx(source, rtx).map_err(err)
+        })
     }
 
     /// The RFC 4588 RTX stream an output retransmits on; both null: retransmit packets as sent.

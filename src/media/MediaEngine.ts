@@ -220,6 +220,11 @@ export class MediaEngine extends EventEmitter {
     else this.native.switchOutput(output, source);
   }
 
+  /** The publisher's RFC 4588 RTX stream of a source, unwrapped to it (null: none). */
+  setSourceRtx(source: number, rtx: { ssrc: number; payloadType: number } | null): void {
+    this.native.setSourceRtx(source, rtx?.ssrc ?? null, rtx?.payloadType ?? null);
+  }
+
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */
   setOutputRtx(output: number, rtx: { ssrc: number; payloadType: number } | null): void {
     this.native.setOutputRtx(output, rtx?.ssrc ?? null, rtx?.payloadType ?? null);

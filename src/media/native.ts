@@ -73,6 +73,8 @@ export interface NativeEndpointCounters {
   transportFeedbackSent: number;
   /** Generic NACKs sent to publishers on this endpoint for packets that did not arrive. */
   nacksSent: number;
+  /** RFC 4588 retransmissions received and unwrapped to their source. */
+  rtxIn: number;
 }
 
 export interface NativeStreamCounters {
@@ -143,6 +145,7 @@ export interface NativeEngine {
   switchOutput(id: number, source?: number | null, options?: { onKeyframe?: boolean }): void;
   pauseOutput(id: number, paused: boolean): void;
   setOutputRtx(id: number, ssrc: number | null, payloadType: number | null): void;
+  setSourceRtx(source: number, ssrc: number | null, payloadType: number | null): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;
   setAudioLevelMeter(source: number, extensionId: number | null, packets: number | null): void;

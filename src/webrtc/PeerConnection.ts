@@ -141,6 +141,8 @@ interface StreamState {
   /** RFC 4588 stream ferry offered for retransmissions on this m-line, and whether the answer took it. */
   rtxOffer?: { payloadType: number; ssrc: number };
   rtxAccepted?: boolean;
+  /** RTX payload type the remote sends retransmissions with (its SSRCs come from a=ssrc-group:FID). */
+  rtxReceive?: number;
 }
 
 function codecKey(c: Codec): NegotiatedCodec {
@@ -322,8 +324,20 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       // transport-cc feedback is promised only where the engine reads the sequence numbers.
       else section.codec = { ...codec, rtcpFb: codec.rtcpFb.filter((f) => f.type !== 'transport-cc') };
       if (accepted.length) section.extensions = accepted;
+      // RFC 4588: take the offerer's RTX for the chosen codec where its RTX SSRCs are signalled
+      // (a=ssrc-group:FID; rid simulcast names them only in packets), and offer ferry's own
+      // RTX stream back where ferry sends.
+      const offeredRtx = m.kind === 'video' && !section.recvRids && codec.rtcpFb.some((f) => f.type === 'nack' && !f.subtype)
+        ? m.codecs.find((c) => c.name.toLowerCase() === 'rtx' && (c.fmtp ?? '').replace(/\s/g, '').split(';').includes(`apt=${codec.payloadType}`))
+        : undefined;
+      let rtxOffer: StreamState['rtxOffer'];
+      if (offeredRtx) {
+        rtxOffer = { payloadType: offeredRtx.payloadType, ssrc: prev?.rtxOffer?.ssrc ?? randomInt(1, 0xffffffff) };
+        section.rtx = sends ? rtxOffer : { payloadType: offeredRtx.payloadType };
+      }
       sections.push(section);
       states.push({
+        ...(rtxOffer ? { rtxOffer, rtxAccepted: true, rtxReceive: receives ? rtxOffer.payloadType : undefined } : {}),
         remote: m,
         ...(section.recvRids ? { simulcastRids: section.recvRids } : {}),
         ...(audioLevel ? { audioLevelExtension: audioLevel.id } : {}),
@@ -607,6 +621,11 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ...(codec ? { codec } : {}),
       });
       st.info.sources.push(rid !== undefined ? { ssrc, source, rid } : { ssrc, source });
+      // Its retransmissions on the RTX stream the offer paired with it are unwrapped to it.
+      const rtxSsrc = st.remote?.rtxSsrcs.get(ssrc);
+      if (rtxSsrc !== undefined && st.rtxReceive !== undefined) {
+        this.options.engine.setSourceRtx(source, { ssrc: rtxSsrc, payloadType: st.rtxReceive });
+      }
       // Only when a consumer asked: a source starts unmetered in the engine.
       if (this.audioLevelMetering) this.applyAudioLevelMeter(st, source);
       // Layers by rid are listed in the offer's rid order (RFC 8853 §5.1), whatever order

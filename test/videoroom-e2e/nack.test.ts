@@ -79,13 +79,15 @@ interface Transport {
   sendRtp: (payload: Buffer, header: { ssrc: number; sequenceNumber: number; payloadType: number }) => Promise<number>;
 }
 
-test('a publisher whose sending loses 5 % still reaches its subscriber with ≥ 99.5 %, through ferry\'s NACKs', async () => {
+for (const rtx of [false, true]) test(`a publisher whose sending loses 5 % still reaches its subscriber with ≥ 99.5 %, through ferry's NACKs${rtx ? ', repaired as RTX' : ''}`, async () => {
   const vr = await startVrFerry();
   const peers: RTCPeerConnection[] = [];
   try {
     const admin = await VrClient.open(vr.f);
     await admin.sync({ request: 'create', room: 78, publishers: 2 });
-    const pub = await publish(vr.f, 78, 'lossy-uplink', peers);
+    const pub = await publish(vr.f, 78, 'lossy-uplink', peers, { codecs: subscriberCodecs(rtx) });
+    if (rtx) assert.match(pub.answer, /a=fmtp:97 apt=96/, "ferry's answer takes the publisher's RTX");
+    else assert.not.match(pub.answer, /rtx\/90000/);
     const sub = await subscribe(vr.f, 78, [{ feed: pub.id }], peers);
     // The publisher's first send of every 20th video packet is lost on the way; werift keeps
     // it in its history and sends it again when NACKed.
@@ -110,6 +112,9 @@ test('a publisher whose sending loses 5 % still reaches its subscriber with ≥ 
     const stats = vr.f.ferry.engine.stats();
     const nacksSent = stats.endpoints.reduce((n, e) => n + e.nacksSent, 0);
     const recovered = stats.sources.reduce((n, s) => n + s.retransmitted, 0);
+    const rtxIn = stats.endpoints.reduce((n, e) => n + e.rtxIn, 0);
+    if (rtx) assert.ok(rtxIn >= lost.size, `the repairs came as RTX and were unwrapped (${rtxIn})`);
+    else assert.is(rtxIn, 0);
     assert.ok(lost.size >= PACKETS / 20 - 1, `the publisher lost ${lost.size} packets`);
     assert.ok(got() >= PACKETS * 0.995, `the subscriber received ${got()}/${PACKETS} (ferry sent ${nacksSent} NACKs, recovered ${recovered})`);
     assert.ok(nacksSent > 0 && recovered >= lost.size, `ferry NACKed (${nacksSent}) and the repairs arrived (${recovered})`);

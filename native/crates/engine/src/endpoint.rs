@@ -72,6 +72,8 @@ pub(crate) struct Endpoint {
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
     pub sources_by_ssrc: IdMap<u32>,
+    /// RFC 4588 retransmission SSRCs of this endpoint's sources (RTX SSRC → source).
+    pub rtx_sources_by_ssrc: IdMap<u32>,
     pub outputs_by_ssrc: IdMap<u32>,
     pub reported_unknown: HashSet<u32>,
     pub last_remb_us: u64,
@@ -110,6 +112,7 @@ impl Endpoint {
             srtp_in: None,
             srtp_out: None,
             sources_by_ssrc: IdMap::default(),
+            rtx_sources_by_ssrc: IdMap::default(),
             outputs_by_ssrc: IdMap::default(),
             reported_unknown: HashSet::new(),
             last_remb_us: 0,

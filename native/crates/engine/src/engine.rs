@@ -409,6 +409,12 @@ impl Engine {
         self.call(w, |reply| Command::SetAudioLevelMeter { source, meter, reply })
     }
 
+    /// The publisher's RFC 4588 retransmission stream of a source (unwrapped to it), or none.
+    pub fn set_source_rtx(&self, source: u32, rtx: Option<crate::router::RtxConfig>) -> Result<()> {
+        let w = self.worker_of(source, Kind::Source)?;
+        self.call(w, |reply| Command::SetSourceRtx { source, rtx, reply })
+    }
+
     pub fn stats(&self) -> Result<EngineStats> {
         let mut workers = Vec::with_capacity(self.workers.len());
         for w in 0..self.workers.len() {

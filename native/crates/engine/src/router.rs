@@ -168,6 +168,10 @@ struct Source {
     last_loss_check_us: u64,
     /// Video: asks the publisher again for what did not arrive (RFC 4585 generic NACK).
     nack: Option<NackGenerator>,
+    /// The publisher's RFC 4588 retransmission stream, unwrapped to this source.
+    rtx: Option<RtxConfig>,
+    /// Payload type of the source's own packets, restored on unwrapped retransmissions.
+    media_payload_type: Option<u8>,
 }
 
 /// This router's outputs fed, or waiting to be fed, by one source.
@@ -399,6 +403,8 @@ impl Router {
                 reception: ReceptionStats::default(),
                 last_loss_check_us: 0,
                 nack: (kind == MediaKind::Video).then(NackGenerator::new),
+                rtx: None,
+                media_payload_type: None,
             },
         );
         Ok(())
@@ -409,6 +415,11 @@ impl Router {
         if let Some(ep) = self.endpoints.get_mut(&src.endpoint) {
             if ep.sources_by_ssrc.get(&src.config.ssrc) == Some(&id) {
                 ep.sources_by_ssrc.remove(&src.config.ssrc);
+            }
+            if let Some(rtx) = src.rtx {
+                if ep.rtx_sources_by_ssrc.get(&rtx.ssrc) == Some(&id) {
+                    ep.rtx_sources_by_ssrc.remove(&rtx.ssrc);
+                }
             }
         }
         self.drop_feed(id);
@@ -432,6 +443,27 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// The publisher's RFC 4588 retransmission stream for a source (SSRC and payload type from
+    /// `a=ssrc-group:FID` and the rtx `apt`), or none: its packets are unwrapped to the source.
+    pub fn set_source_rtx(&mut self, source: u32, rtx: Option<RtxConfig>) -> Result<(), String> {
+        let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
+        let ep = self.endpoints.get_mut(&src.endpoint).ok_or_else(|| format!("no endpoint {}", src.endpoint))?;
+        if let Some(r) = rtx {
+            if ep.sources_by_ssrc.contains_key(&r.ssrc) || ep.rtx_sources_by_ssrc.get(&r.ssrc).is_some_and(|&s| s != source) {
+                return Err(format!("SSRC {} is taken on endpoint {}", r.ssrc, src.endpoint));
+            }
+        }
+        if let Some(old) = src.rtx.take() {
+            ep.rtx_sources_by_ssrc.remove(&old.ssrc);
+        }
+        if let Some(r) = rtx {
+            ep.rtx_sources_by_ssrc.insert(r.ssrc, source);
+            ep.reported_unknown.remove(&r.ssrc);
+        }
+        src.rtx = rtx;
+        Ok(())
     }
 
     /// Meters a source's RFC 6464 level: `(extension id, packets per average)`, or off.
@@ -730,14 +762,30 @@ impl Router {
             ep.stats.no_srtp_drops += 1;
             return;
         }
-        let plain = &buf[..len];
-        let hdr = match rtp::parse_rtp(plain) {
+        let mut hdr = match rtp::parse_rtp(&buf[..len]) {
             Ok(h) => h,
             Err(_) => {
                 ep.stats.rtp_malformed += 1;
                 return;
             }
         };
+        // RFC 4588 §4: a retransmission on the publisher's RTX stream becomes the original
+        // packet again (original sequence number, SSRC and payload type) before anything else.
+        if let Some(&sid) = ep.rtx_sources_by_ssrc.get(&hdr.ssrc) {
+            let restored = self.sources.get(&sid).and_then(|src| Some((src.config.ssrc, src.media_payload_type?)));
+            match restored.and_then(|(ssrc, pt)| unwrap_rtx(buf, len, &hdr, ssrc, pt)) {
+                Some((n, h)) => {
+                    len = n;
+                    hdr = h;
+                    ep.stats.rtx_in += 1;
+                }
+                None => {
+                    ep.stats.rtp_malformed += 1;
+                    return;
+                }
+            }
+        }
+        let plain = &buf[..len];
         if let Some(twcc) = ep.twcc.as_mut() {
             // Every packet on the transport counts for the sender's estimate, known SSRC or not.
             if let Some(&[hi, lo, ..]) = rtp::find_extension(plain, &hdr, twcc.extension_id) {
@@ -760,6 +808,7 @@ impl Router {
         let Some(src) = self.sources.get_mut(&sid) else { return };
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
+        src.media_payload_type = Some(hdr.payload_type);
         src.reception.update(hdr.sequence);
         if let Some(nack) = src.nack.as_mut() {
             nack.on_packet(hdr.sequence, now_us);
@@ -1253,6 +1302,27 @@ fn queue_rtcp(io: &mut impl RouterIo, ep: &mut Endpoint, packet: &[u8], dest: So
     };
     io.commit_transmit(len, ep.transport, ep.id, &dest);
     true
+}
+
+/// RFC 4588 §4: turns the RTX packet in `buf[..len]` (header, 2-byte original sequence number,
+/// original payload) back into the original packet in place: OSN as the sequence number, the
+/// source's SSRC and payload type, padding dropped. `None` if it carries no OSN.
+fn unwrap_rtx(buf: &mut [u8], len: usize, hdr: &rtp::RtpHeader, ssrc: u32, payload_type: u8) -> Option<(usize, rtp::RtpHeader)> {
+    let payload_end = len.checked_sub(hdr.padding_len)?;
+    let osn_at = hdr.header_len;
+    if payload_end < osn_at + 2 || payload_end > buf.len() {
+        return None;
+    }
+    let osn = u16::from_be_bytes([buf[osn_at], buf[osn_at + 1]]);
+    buf.copy_within(osn_at + 2..payload_end, osn_at);
+    let new_len = payload_end - 2;
+    let packet = buf.get_mut(..new_len)?;
+    packet[0] &= !0x20; // padding is gone
+    rtp::set_sequence(packet, osn);
+    rtp::set_ssrc(packet, ssrc);
+    rtp::set_payload_type(packet, payload_type);
+    let hdr = rtp::parse_rtp(packet).ok()?;
+    Some((new_len, hdr))
 }
 
 fn count_srtp_error(stats: &mut EndpointStats, e: SrtpError) {

@@ -32,6 +32,8 @@ pub struct EndpointStats {
     pub transport_feedback_sent: u64,
     /// Generic NACK packets sent to publishers on this endpoint for packets that did not arrive.
     pub nacks_sent: u64,
+    /// RFC 4588 retransmissions received and unwrapped to their source.
+    pub rtx_in: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

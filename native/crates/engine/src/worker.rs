@@ -43,6 +43,7 @@ pub(crate) enum Command {
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
+    SetSourceRtx { source: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     Stats { reply: Reply<WorkerStats> },
     /// Answered once every command queued before it has run.
     Barrier { reply: Reply<()> },
@@ -502,6 +503,9 @@ impl Worker {
                     Err(format!("no source {source}"))
                 };
                 let _ = reply.send(r);
+            }
+            Command::SetSourceRtx { source, rtx, reply } => {
+                let _ = reply.send(self.router.set_source_rtx(source, rtx));
             }
             Command::SetAudioLevelMeter { source, meter, reply } => {
                 let _ = reply.send(self.router.set_audio_level_meter(source, meter));

@@ -1732,3 +1732,39 @@ fn gaps_in_a_publishers_video_are_nacked_and_a_late_repair_keeps_the_output_cont
     let s = m.routers[0].source_stats().into_iter().find(|(id, _)| *id == 10).unwrap().1;
     assert_eq!((s.nacked, s.retransmitted), (3, 1), "102, 103, 103 again asked; 102 recovered");
 }
+
+#[test]
+fn a_publishers_rtx_is_unwrapped_to_its_source_and_fills_its_slot() {
+    let mut m = Mesh::new(1);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(0, 2, Some(SUB1));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    m.routers[0].set_source_rtx(10, Some(ferry_engine::RtxConfig { ssrc: 0xa1a1, payload_type: 97 })).unwrap();
+    assert!(m.routers[0].set_source_rtx(10, Some(ferry_engine::RtxConfig { ssrc: 0xa1, payload_type: 97 })).is_err(), "the media SSRC is not an RTX SSRC");
+    let a = m.sref(0, 10);
+    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    m.take_transmits(0);
+    for seq in [300u16, 302] {
+        m.datagram(0, 1, &rtp_packet(0xa1, seq, u32::from(seq) * 10, 96, &[seq as u8; 12]), PUB);
+    }
+    // 301 comes back as RTX: own SSRC, PT 97, its own numbering; OSN then the payload, padded.
+    let mut rtx = rtp_packet(0xa1a1, 7, 3010, 97, &[0x01, 0x2d]);
+    rtx.extend_from_slice(&[45u8; 12]);
+    rtx.extend_from_slice(&[0, 0, 3]); // 3 bytes of padding (RFC 3550 §5.1)
+    rtx[0] |= 0x20;
+    m.datagram(0, 1, &rtx, PUB);
+    let t = m.take_transmits(0);
+    let media: Vec<_> = t.iter().filter(|t| t.to == SUB1).map(|t| parse(&t.bytes)).collect();
+    assert_eq!(media.len(), 3);
+    let repaired = media.last().unwrap();
+    assert_eq!((repaired.0, repaired.1, repaired.2, repaired.3), (0x20, 301, 3010, 96), "the original packet again, in its own slot");
+    assert_eq!(repaired.4, vec![45u8; 12], "payload without OSN and padding");
+    assert_eq!(m.endpoint_stats(0, 1).rtx_in, 1);
+    // An RTX packet too short to carry an OSN is dropped and counted.
+    m.datagram(0, 1, &rtp_packet(0xa1a1, 8, 0, 97, &[1]), PUB);
+    assert!(m.take_transmits(0).iter().all(|t| t.to != SUB1));
+    assert_eq!(m.endpoint_stats(0, 1).rtp_malformed, 1);
+    m.routers[0].remove_source(10, &mut m.ios[0]).unwrap();
+    m.datagram(0, 1, &rtx, PUB);
+    assert_eq!(m.endpoint_stats(0, 1).unknown_ssrc, 1, "gone with its source");
+}
