@@ -196,6 +196,11 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out', t.ppsOut, 'packets/s');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.cpu_us_per_packet', t.cpuUsPerPacket, 'µs/packet');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out_per_core', t.ppsOutPerCore, 'packets/s/core');
+  // Loss repair's share of the fan-out: every video source keeps its retransmission history
+  // (always on), plus transport-wide sequence numbers recorded and answered, as for browsers.
+  const rtx = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 10, seconds, twcc: true });
+  figures.add('forward.aead_aes_128_gcm.fanout10_rtx.us_per_packet', rtx.cpuUsPerPacket, 'µs/packet');
+  figures.add('forward.aead_aes_128_gcm.fanout10_rtx.pps_out', rtx.ppsOut, 'packets/s');
 
   await benchThreads(figures, seconds);
 }

@@ -68,3 +68,12 @@ export function benchSrtp(figures: Figures, seconds: number): void {
     }
   }
 }
+
+/** The NACK generator's cost per received packet (1 % loss, polled every 10 packets). */
+export function benchNackGenerator(figures: Figures, seconds: number): void {
+  const native = loadNative();
+  const probe = native.benchNackGenerator(200_000);
+  const perSecond = probe.packets / (probe.nanos / 1e9);
+  const r = native.benchNackGenerator(Math.min(2 ** 31, Math.max(200_000, Math.round(perSecond * seconds))));
+  figures.add('rtp.nack_generator.us_per_packet', r.nanos / 1000 / r.packets, 'µs/packet');
+}

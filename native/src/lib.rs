@@ -751,6 +751,15 @@ pub fn bench_srtp(profile: String, op: String, payload: u32, iterations: u32) ->
     })
 }
 
+/// Times the NACK generator on `packets` sequence numbers with 1 % loss (see bench.rs).
+#[napi]
+pub fn bench_nack_generator(packets: u32) -> Result<ThroughputResult> {
+    guard("benchNackGenerator", || {
+        let r = bench::nack_generator_throughput(u64::from(packets));
+        Ok(ThroughputResult { packets: r.packets as f64, nanos: r.nanos as f64 })
+    })
+}
+
 #[napi(object)]
 pub struct BlastParams {
     pub address: String,

@@ -82,7 +82,8 @@ test("the room's codec order picks the publisher's codecs (pcmu, h264 over the o
       await sendRtp(pub.audio, 1 + i, i * 160, payload('pcmu', i, 160));
       await sendRtp(pub.video, 1 + i, i * 3000, payload('h264', i, 800), true);
     }
-    const relayed = await until(() => sub.received.get('0')!.length >= 50 && sub.received.get('1')!.length >= 50);
+    // Both subscribers may sit on different media threads: wait for each, not only the second.
+    const relayed = await until(() => sub.received.get('0')!.length >= 50 && sub.received.get('1')!.length >= 50 && vp8Only.received.get('0')!.length >= 50);
     assert.ok(relayed, 'media relayed');
     assert.is(vp8Only.received.get('0')!.length, 50, 'the other subscriber still gets audio');
     // RFC 3264 §6: nothing is sent on the m-line the first subscriber's answer rejected.
