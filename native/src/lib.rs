@@ -242,6 +242,13 @@ impl EngineEvent {
                 e.level = Some(level as u32);
                 e
             }
+            Event::OutputTemporal { endpoint, output, layer } => {
+                let mut e = Self::empty("output-temporal");
+                e.endpoint = Some(endpoint);
+                e.output = Some(output);
+                e.level = Some(u32::from(layer));
+                e
+            }
             Event::OutputSwitched { endpoint, output, source } => {
                 let mut e = Self::empty("output-switched");
                 e.endpoint = Some(endpoint);
@@ -358,6 +365,8 @@ pub struct StreamCounters {
     pub nacked: f64,
     pub retransmitted: f64,
     pub rtx_missed: f64,
+    /// Outputs: packets of VP8 temporal layers above the output's choice, not sent.
+    pub filtered: f64,
 }
 
 impl StreamCounters {
@@ -372,6 +381,7 @@ impl StreamCounters {
             nacked: s.nacked as f64,
             retransmitted: s.retransmitted as f64,
             rtx_missed: s.rtx_missed as f64,
+            filtered: s.filtered as f64,
         }
     }
 }
@@ -621,6 +631,19 @@ impl NativeEngine {
                 _ => return Err(err("ssrc and payloadType (0..127) go together")),
             };
             self.engine()?.set_source_rtx(source, rtx).map_err(err)
+        })
+    }
+
+    /// The highest VP8 temporal layer an output forwards; null: every layer.
+    #[napi]
+    pub fn set_output_temporal(&self, id: u32, layer: Option<u32>) -> Result<()> {
+        guard("setOutputTemporal", || {
+            let layer = match layer {
+                Some(l) if l <= 3 => Some(l as u8),
+                Some(l) => return Err(err(format!("temporal layer {l} (0..3)"))),
+                None => None,
+            };
+            self.engine()?.set_output_temporal(id, layer).map_err(err)
         })
     }
 

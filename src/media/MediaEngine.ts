@@ -91,6 +91,8 @@ export type EngineEvent =
   | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
   | { type: 'audio-level'; endpoint: number; source: number; level: number }
   | { type: 'output-switched'; endpoint: number; output: number; source: number }
+  /** The highest VP8 temporal layer an output forwards changed (null: every layer). */
+  | { type: 'output-temporal'; endpoint: number; output: number; layer: number | null }
   | { type: 'source-loss'; endpoint: number; source: number; expected: number; lost: number }
   | { type: 'worker-panic'; worker: number; message: string };
 
@@ -117,6 +119,8 @@ function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
       return { type: 'receiver-loss', endpoint: e.endpoint!, ssrc: e.ssrc!, fractionLost: e.fractionLost ?? 0, lost: e.lost ?? 0 };
     case 'source-loss':
       return { type: 'source-loss', endpoint: e.endpoint!, source: e.source!, expected: e.expected ?? 0, lost: e.lost ?? 0 };
+    case 'output-temporal':
+      return { type: 'output-temporal', endpoint: e.endpoint!, output: e.output!, layer: e.level === undefined || e.level >= 255 ? null : e.level };
     case 'output-switched':
       return { type: 'output-switched', endpoint: e.endpoint!, output: e.output!, source: e.source! };
     case 'audio-level':
@@ -223,6 +227,14 @@ export class MediaEngine extends EventEmitter {
   /** The publisher's RFC 4588 RTX stream of a source, unwrapped to it (null: none). */
   setSourceRtx(source: number, rtx: { ssrc: number; payloadType: number } | null): void {
     this.native.setSourceRtx(source, rtx?.ssrc ?? null, rtx?.payloadType ?? null);
+  }
+
+  /**
+   * The highest VP8 temporal layer an output forwards (null: every layer): lower at once, higher
+   * from the next layer-sync frame; 'output-temporal' reports when it took effect.
+   */
+  setOutputTemporal(output: number, layer: number | null): void {
+    this.native.setOutputTemporal(output, layer);
   }
 
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */

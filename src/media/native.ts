@@ -90,6 +90,8 @@ export interface NativeStreamCounters {
   nacked: number;
   retransmitted: number;
   rtxMissed: number;
+  /** Outputs: packets of VP8 temporal layers above the output's choice, not sent. */
+  filtered: number;
 }
 
 export interface NativeWorkerCounters {
@@ -145,6 +147,7 @@ export interface NativeEngine {
   switchOutput(id: number, source?: number | null, options?: { onKeyframe?: boolean }): void;
   pauseOutput(id: number, paused: boolean): void;
   setOutputRtx(id: number, ssrc: number | null, payloadType: number | null): void;
+  setOutputTemporal(id: number, layer: number | null): void;
   setSourceRtx(source: number, ssrc: number | null, payloadType: number | null): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;

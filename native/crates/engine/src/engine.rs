@@ -379,6 +379,12 @@ impl Engine {
         self.call(w, |reply| Command::SetOutputRtx { id, rtx, reply })
     }
 
+    /// The highest VP8 temporal layer an output forwards (`None`: every layer).
+    pub fn set_output_temporal(&self, id: u32, layer: Option<u8>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        self.call(w, |reply| Command::SetOutputTemporal { id, layer, reply })
+    }
+
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::PauseOutput { id, paused, reply })

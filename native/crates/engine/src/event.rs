@@ -31,6 +31,9 @@ pub enum Event {
     /// Packets a source's sender sent that never arrived, over about a second (RFC 3550 A.3);
     /// reported only when some were lost, at most once per second per source.
     SourceLoss { endpoint: u32, source: u32, expected: u32, lost: u32 },
+    /// The highest VP8 temporal layer an output forwards changed to `layer` (Janus `temporal`;
+    /// 255 = every layer).
+    OutputTemporal { endpoint: u32, output: u32, layer: u8 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

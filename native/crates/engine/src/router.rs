@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{rtcp, rtp, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer};
+use ferry_rtp::{rtcp, rtp, vp8, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -212,6 +212,12 @@ struct Output {
     /// Retransmission token bucket: tokens left, and when it was last refilled.
     rtx_tokens: u32,
     rtx_refilled_us: u64,
+    /// VP8: PictureID and TL0PICIDX kept continuous across sources (made at the first VP8 packet).
+    vp8: Option<Vp8Rewriter>,
+    /// Highest VP8 temporal layer (TID) wanted; `None` = all. A change applies at a frame the
+    /// subscriber can decode from: going down at once, going up at a layer-sync frame.
+    temporal_target: Option<u8>,
+    temporal_pending: Option<u8>,
 }
 
 /// Counters of the hand-over between routers, as this router sees them.
@@ -507,6 +513,9 @@ impl Router {
                 rtx_seq: (config.ssrc.rotate_left(13) ^ id) as u16,
                 rtx_tokens: RETRANSMISSION_BURST,
                 rtx_refilled_us: now_us,
+                vp8: None,
+                temporal_target: None,
+                temporal_pending: None,
             },
         );
         if source.is_some() {
@@ -604,6 +613,27 @@ impl Router {
     pub fn set_output_rtx(&mut self, id: u32, rtx: Option<RtxConfig>) -> Result<(), String> {
         let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         out.rtx = rtx;
+        Ok(())
+    }
+
+    /// The highest VP8 temporal layer an output forwards (`None`: all). Lowering takes effect at
+    /// once (higher layers are never references for lower ones, RFC 7741 §4.2); raising waits for
+    /// a frame with the layer-sync bit (or a base-layer frame start) so the decoder has its
+    /// references. An `Event::OutputTemporal` reports the change once it happened.
+    pub fn set_output_temporal(&mut self, id: u32, layer: Option<u8>) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        let lowering = match (layer, out.temporal_target) {
+            (Some(new), Some(old)) => new <= old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if lowering {
+            out.temporal_target = layer;
+            out.temporal_pending = None;
+            self.events.push(Event::OutputTemporal { endpoint: out.endpoint, output: id, layer: layer.unwrap_or(u8::MAX) });
+        } else {
+            out.temporal_pending = Some(layer.unwrap_or(u8::MAX));
+        }
         Ok(())
     }
 
@@ -902,6 +932,29 @@ impl Router {
                 out.stats.dropped += 1;
                 continue;
             }
+            if codec == Some(ferry_rtp::VideoCodec::Vp8) {
+                let descriptor = hdr.payload(plain).and_then(vp8::parse);
+                if let Some((tid, sync)) = descriptor.and_then(|d| d.temporal) {
+                    let frame_start = descriptor.is_some_and(|d| d.frame_start);
+                    if let Some(pending) = out.temporal_pending {
+                        // Up at a frame the decoder can take: layer sync, or the base layer.
+                        if frame_start && (sync || tid == 0) {
+                            out.temporal_target = (pending != u8::MAX).then_some(pending);
+                            out.temporal_pending = None;
+                            self.events.push(Event::OutputTemporal { endpoint: out.endpoint, output: oid, layer: pending });
+                        }
+                    }
+                    if out.temporal_target.is_some_and(|target| tid > target) {
+                        // Not sent: the output's numbering closes over it, so no loss shows.
+                        out.switching.skip(u64::from(sid), hdr.sequence);
+                        out.stats.filtered += 1;
+                        continue;
+                    }
+                }
+                if out.vp8.is_none() {
+                    out.vp8 = Some(Vp8Rewriter::new());
+                }
+            }
             let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
                 out.stats.dropped += 1;
                 continue;
@@ -912,7 +965,7 @@ impl Router {
                 out.stats.dropped += 1;
                 continue;
             };
-            write_packet(io, out, out_ep, plain, seq, ts, dest, Sent::Media);
+            write_packet(io, out, out_ep, plain, hdr.header_len, sid, seq, ts, dest, Sent::Media);
         }
         // The switched outputs leave their old sources' feeds.
         let mut completed = std::mem::take(&mut self.completed_switches);
@@ -1025,7 +1078,7 @@ impl Router {
             let ts = hdr.timestamp.wrapping_add(ts_offset);
             match out.rtx {
                 Some(rtx) => write_rtx(io, out, rtx, out_ep, bytes, &hdr, out_seq, ts, dest),
-                None => write_packet(io, out, out_ep, bytes, out_seq, ts, dest, Sent::Retransmission),
+                None => write_packet(io, out, out_ep, bytes, hdr.header_len, sid_of(out), out_seq, ts, dest, Sent::Retransmission),
             }
         }
     }
@@ -1188,6 +1241,11 @@ impl Router {
     }
 }
 
+/// The source feeding an output now (retransmissions are of its packets).
+fn sid_of(out: &Output) -> u32 {
+    out.source.unwrap_or(0)
+}
+
 /// What a packet written for an output is, for its counters.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sent {
@@ -1198,7 +1256,7 @@ enum Sent {
 /// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT),
 /// encrypts it with the output endpoint's context and queues it.
 #[allow(clippy::too_many_arguments)]
-fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], seq: u16, ts: u32, dest: SocketAddr, sent: Sent) {
+fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], header_len: usize, sid: u32, seq: u16, ts: u32, dest: SocketAddr, sent: Sent) {
     let len = plain.len();
     let Some(pkt) = io.transmit_slot() else {
         out.stats.dropped += 1;
@@ -1209,6 +1267,9 @@ fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint,
         return;
     };
     head.copy_from_slice(plain);
+    if let (Some(rw), Some(payload)) = (out.vp8.as_mut(), head.get_mut(header_len..)) {
+        rw.rewrite(u64::from(sid), payload);
+    }
     rtp::set_ssrc(head, out.ssrc);
     rtp::set_sequence(head, seq);
     rtp::set_timestamp(head, ts);
@@ -1262,6 +1323,11 @@ fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &
     buf[..head.len()].copy_from_slice(head);
     buf[head.len()..head.len() + 2].copy_from_slice(&out_seq.to_be_bytes());
     buf[head.len() + 2..].copy_from_slice(payload);
+    if let (Some(rw), Some(sid)) = (out.vp8.as_mut(), out.source) {
+        if let Some(original) = buf.get_mut(head.len() + 2..) {
+            rw.rewrite(u64::from(sid), original);
+        }
+    }
     buf[0] &= !0x20; // no padding
     rtp::set_ssrc(buf, rtx.ssrc);
     rtp::set_sequence(buf, out.rtx_seq);

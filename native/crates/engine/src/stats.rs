@@ -53,6 +53,8 @@ pub struct StreamStats {
     /// Outputs: NACKed packets not sent again: no longer buffered, never sent, or over the
     /// output's retransmission rate. Sources: missing packets given up on.
     pub rtx_missed: u64,
+    /// Outputs: packets of temporal layers above the output's choice, not sent (not a loss).
+    pub filtered: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -40,6 +40,7 @@ pub(crate) enum Command {
     SwitchOutput { id: u32, source: Option<SourceRef>, on_keyframe: bool, reply: Reply<u64> },
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
+    SetOutputTemporal { id: u32, layer: Option<u8>, reply: Reply<()> },
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
@@ -484,6 +485,9 @@ impl Worker {
                 let r = self.router.switch_output(id, source, on_keyframe, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetOutputTemporal { id, layer, reply } => {
+                let _ = reply.send(self.router.set_output_temporal(id, layer));
             }
             Command::SetOutputRtx { id, rtx, reply } => {
                 let _ = reply.send(self.router.set_output_rtx(id, rtx));

@@ -11,6 +11,7 @@
 //! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //! - [`nack`]: which missing packets to NACK, and when to retry or give up.
+//! - [`vp8`]: the VP8 payload descriptor: temporal layer, PictureID/TL0PICIDX rewriting.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
@@ -30,6 +31,7 @@ pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
 pub mod twcc;
+pub mod vp8;
 
 pub use audio_level::AudioLevelMeter;
 pub use reception::{IntervalLoss, ReceptionStats};
@@ -38,3 +40,4 @@ pub use nack::{NackGenerator, NackStats};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
 pub use twcc::TwccRecorder;
+pub use vp8::Vp8Rewriter;
