@@ -125,6 +125,13 @@ export interface MediaRouter {
   counters(id: number): { packets: number; bytes: number } | null;
   /** Called when an `onKeyframe` switch completes (the keyframe arrived); returns an unsubscribe. */
   onOutputSwitched(listener: (output: number, source: number) => void): () => void;
+  /**
+   * The highest VP8 temporal layer `output` forwards (null: every layer): lower at once, higher
+   * from the next layer-sync frame. Optional: routers without temporal layers ignore it.
+   */
+  setOutputTemporal?(output: number, layer: number | null): void;
+  /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */
+  onOutputTemporal?(listener: (output: number, layer: number | null) => void): () => void;
 }
 
 /** Routing-capable view of a handle's PeerConnection. */

@@ -7,12 +7,22 @@ import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js
 
 export class EngineRouter implements MediaRouter {
   private readonly switchListeners = new Set<(output: number, source: number) => void>();
+  private readonly temporalListeners = new Set<(output: number, layer: number | null) => void>();
 
   constructor(private readonly engine: MediaEngine) {
     engine.on('event', (event: EngineEvent) => {
-      if (event.type !== 'output-switched') return;
-      for (const listener of this.switchListeners) listener(event.output, event.source);
+      if (event.type === 'output-switched') for (const listener of this.switchListeners) listener(event.output, event.source);
+      else if (event.type === 'output-temporal') for (const listener of this.temporalListeners) listener(event.output, event.layer);
     });
+  }
+
+  setOutputTemporal(output: number, layer: number | null): void {
+    this.engine.setOutputTemporal(output, layer);
+  }
+
+  onOutputTemporal(listener: (output: number, layer: number | null) => void): () => void {
+    this.temporalListeners.add(listener);
+    return () => this.temporalListeners.delete(listener);
   }
 
   onOutputSwitched(listener: (output: number, source: number) => void): () => void {

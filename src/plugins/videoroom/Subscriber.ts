@@ -43,6 +43,8 @@ export interface Slot {
   appliedSource: number | null | undefined;
   appliedPaused: boolean | undefined;
   appliedLayer: number | null;
+  /** Temporal layer the router was last told (undefined: nothing yet; null: every layer). */
+  appliedTemporal?: number | null;
   /** A layer switch waiting for its keyframe: announced (`substream` event) when the engine makes it. */
   pendingLayer?: { source: number; layer: number };
 }
@@ -84,6 +86,7 @@ export class Subscriber implements FeedConsumer {
   gone = false;
   private stopListening: (() => void) | null = null;
   private stopSwitchListening: (() => void) | null = null;
+  private stopTemporalListening: (() => void) | null = null;
 
   constructor(
     readonly room: Room,
@@ -99,6 +102,13 @@ export class Subscriber implements FeedConsumer {
     const layer = slot.pendingLayer.layer;
     slot.pendingLayer = undefined;
     this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: layer });
+  }
+
+  /** Janus sends `temporal` when the subscriber's temporal layer actually changed. */
+  private onOutputTemporal(output: number, layer: number | null): void {
+    const slot = this.slots.find((s) => s.output === output);
+    if (!slot) return;
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, temporal: layer ?? DEFAULT_LAYER });
   }
 
   /** Resolves requested streams into (feed, stream) pairs; 428 for a missing feed or mid. Changes nothing. */
@@ -219,6 +229,7 @@ export class Subscriber implements FeedConsumer {
         slot.appliedSource = undefined;
         slot.appliedPaused = undefined;
         slot.appliedLayer = null;
+        slot.appliedTemporal = undefined;
       }
     }
     this.reconcile();
@@ -264,6 +275,13 @@ export class Subscriber implements FeedConsumer {
       if (slot.appliedPaused !== paused) {
         router.pauseOutput(slot.output, paused);
         slot.appliedPaused = paused;
+      }
+      // VP8 temporal layers: the highest one wanted (Janus counts 0..2; 2 and up is "all").
+      const temporal = slot.kind === 'video' && slot.temporal < DEFAULT_LAYER ? Math.max(0, slot.temporal) : null;
+      if (router.setOutputTemporal && slot.kind === 'video' && slot.appliedTemporal !== temporal && (temporal !== null || slot.appliedTemporal !== undefined)) {
+        this.stopTemporalListening ??= router.onOutputTemporal?.((output, layer) => this.onOutputTemporal(output, layer)) ?? null;
+        router.setOutputTemporal(slot.output, temporal);
+        slot.appliedTemporal = temporal;
       }
     }
   }
@@ -380,6 +398,8 @@ export class Subscriber implements FeedConsumer {
     this.stopListening = null;
     this.stopSwitchListening?.();
     this.stopSwitchListening = null;
+    this.stopTemporalListening?.();
+    this.stopTemporalListening = null;
     for (const slot of this.slots) this.deactivate(slot);
     this.room.subscribers.delete(this);
   }
