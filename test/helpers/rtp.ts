@@ -61,3 +61,13 @@ export function payloadFor(i: number, size = 160): Buffer {
 }
 
 export { RtpPacket };
+
+/** How far sequence number `b` is after `a` (RFC 3550 16-bit serial arithmetic). */
+export function seqDelta(a: number, b: number): number {
+  return (b - a + 0x10000) & 0xffff;
+}
+
+/** Whether timestamp `b` does not go back from `a` (32-bit serial arithmetic). */
+export function tsForward(a: number, b: number): boolean {
+  return ((b - a) >>> 0) < 0x80000000;
+}

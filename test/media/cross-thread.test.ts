@@ -6,19 +6,13 @@ import * as assert from 'uvu/assert';
 
 import { MediaEngine } from '../../src/media/MediaEngine.js';
 import type { NativeEngineCounters } from '../../src/media/native.js';
-import { newKeys, payloadFor, rtpPacket, RtpPacket, weriftSession, type KeyPair } from '../helpers/rtp.js';
+import { newKeys, payloadFor, rtpPacket, RtpPacket, seqDelta, tsForward, weriftSession, type KeyPair } from '../helpers/rtp.js';
 import { sendPaced, udpPeer, type UdpPeer } from '../helpers/udp.js';
 
 const GCM = 'AEAD_AES_128_GCM';
 const SWITCHES = 100;
 const PER_PHASE = 12;
 
-function seqDelta(a: number, b: number): number {
-  return (b - a + 0x10000) & 0xffff;
-}
-function tsForward(a: number, b: number): boolean {
-  return ((b - a) >>> 0) < 0x80000000;
-}
 
 interface Publisher {
   endpoint: number;

@@ -7,19 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { MediaEngine } from '../../src/media/MediaEngine.js';
-import { newKeys, payloadFor, rtpPacket, RtpPacket, weriftSession } from '../helpers/rtp.js';
+import { newKeys, payloadFor, rtpPacket, RtpPacket, seqDelta, tsForward, weriftSession } from '../helpers/rtp.js';
 import { sendPaced, udpPeer, type UdpPeer } from '../helpers/udp.js';
 
 const SHARED_SSRC = 1000; // what two cascaded publishers would both use
 const PER_PHASE = 60;
 const SWITCHES = 10;
 
-function seqDelta(a: number, b: number): number {
-  return (b - a + 0x10000) & 0xffff;
-}
-function tsForward(a: number, b: number): boolean {
-  return ((b - a) >>> 0) < 0x80000000;
-}
 
 test('fan-out to two outputs with switching between same-SSRC sources keeps continuity', async () => {
   const engine = new MediaEngine();
