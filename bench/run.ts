@@ -7,7 +7,7 @@ import { Figures } from './figures.js';
 import { benchDensity } from './density.bench.js';
 import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
-import { benchNackGenerator, benchSrtp } from './srtp.bench.js';
+import { benchBweEstimator, benchNackGenerator, benchSrtp } from './srtp.bench.js';
 import { benchVideoroomWerift } from './videoroom-werift.bench.js';
 
 const args = new Set(process.argv.slice(2));
@@ -28,6 +28,7 @@ if (args.has('--scaling')) {
 }
 benchSrtp(figures, seconds);
 benchNackGenerator(figures, seconds);
+benchBweEstimator(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
 await benchDensity(figures, short);

@@ -77,3 +77,10 @@ export function benchNackGenerator(figures: Figures, seconds: number): void {
   const r = native.benchNackGenerator(Math.min(2 ** 31, Math.max(200_000, Math.round(perSecond * seconds))));
   figures.add('rtp.nack_generator.us_per_packet', r.nanos / 1000 / r.packets, 'µs/packet');
 }
+
+/** The send-side bandwidth estimator's cost per transport-cc feedback (100 packets each). */
+export function benchBweEstimator(figures: Figures, seconds: number): void {
+  const native = loadNative();
+  const r = native.benchBweEstimator(Math.max(200, Math.round(seconds * 2000)));
+  figures.add('bwe.estimator.us_per_feedback', r.nanos / 1000 / r.packets, 'µs/feedback');
+}

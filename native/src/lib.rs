@@ -783,6 +783,15 @@ pub fn bench_nack_generator(packets: u32) -> Result<ThroughputResult> {
     })
 }
 
+/// Times the send-side bandwidth estimator per transport-cc feedback (see bench.rs).
+#[napi]
+pub fn bench_bwe_estimator(feedbacks: u32) -> Result<ThroughputResult> {
+    guard("benchBweEstimator", || {
+        let r = bench::bwe_throughput(u64::from(feedbacks));
+        Ok(ThroughputResult { packets: r.packets as f64, nanos: r.nanos as f64 })
+    })
+}
+
 #[napi(object)]
 pub struct BlastParams {
     pub address: String,

@@ -178,6 +178,7 @@ export interface NativeAddon {
   NativeEngine: new (options?: { workers?: number; pinThreads?: boolean; placement?: string }) => NativeEngine;
   benchSrtp(profile: string, op: 'protect' | 'unprotect', payload: number, iterations: number): { packets: number; nanos: number };
   benchNackGenerator(packets: number): { packets: number; nanos: number };
+  benchBweEstimator(feedbacks: number): { packets: number; nanos: number };
   blast(params: NativeBlastParams): Promise<{ sent: number; failed: number; nanos: number }>;
   BenchSink: new (count: number, drain?: boolean) => { ports(): number[]; stop(): number };
   engineVersion(): string;

@@ -722,3 +722,34 @@ pub fn nack_generator_throughput(packets: u64) -> Throughput {
     std::hint::black_box(&out);
     Throughput { packets, nanos: start.elapsed().as_nanos() as u64 }
 }
+
+/// Times the send-side bandwidth estimator on `feedbacks` transport-cc feedback packets, each
+/// describing 100 ms of a 1000 packets/s stream (100 packets, 1 % lost): the cost per feedback a
+/// subscriber sends about ten times a second.
+pub fn bwe_throughput(feedbacks: u64) -> Throughput {
+    let mut bwe = ferry_rtp::SendSideBwe::new(1_000_000, 50_000, 10_000_000);
+    let mut rec = ferry_rtp::TwccRecorder::new();
+    let mut packets = Vec::new();
+    let mut seq = 0u16;
+    let mut t = 0u64;
+    let mut nanos = 0u64;
+    for _ in 0..feedbacks {
+        for i in 0..100u64 {
+            bwe.on_packet_sent(seq, 1200, t);
+            if i != 37 {
+                rec.record(seq, t + 20_000);
+            }
+            seq = seq.wrapping_add(1);
+            t += 1000;
+        }
+        packets.clear();
+        rec.build_feedback(1, 2, &mut packets);
+        let start = Instant::now();
+        for p in &packets {
+            bwe.on_feedback(p, t + 20_000);
+        }
+        nanos += start.elapsed().as_nanos() as u64;
+    }
+    std::hint::black_box(bwe.estimate_bps());
+    Throughput { packets: feedbacks, nanos }
+}

@@ -12,6 +12,7 @@
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //! - [`nack`]: which missing packets to NACK, and when to retry or give up.
 //! - [`vp8`]: the VP8 payload descriptor: temporal layer, PictureID/TL0PICIDX rewriting.
+//! - [`bwe`]: transport-cc feedback reader and a send-side (GCC-like) bandwidth estimator.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audio_level;
+pub mod bwe;
 mod bytes;
 pub mod keyframe;
 pub mod nack;
@@ -34,6 +36,7 @@ pub mod twcc;
 pub mod vp8;
 
 pub use audio_level::AudioLevelMeter;
+pub use bwe::SendSideBwe;
 pub use reception::{IntervalLoss, ReceptionStats};
 pub use keyframe::{is_keyframe, VideoCodec};
 pub use nack::{NackGenerator, NackStats};
