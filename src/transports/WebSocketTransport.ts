@@ -54,6 +54,17 @@ function rawToBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
+/** Fatal: invalid UTF-8 is an error, not U+FFFD; a byte-order mark stays in the text (and fails JSON parsing, as in jansson). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function strictUtf8(buffer: Buffer): string | null {
+  try {
+    return UTF8.decode(buffer);
+  } catch {
+    return null;
+  }
+}
+
 export class WebSocketTransport {
   private readonly app: FastifyInstance;
   private readonly connections = new Set<WebSocket>();
@@ -82,7 +93,7 @@ export class WebSocketTransport {
     const { router, registry, logger, messageLimit } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
-    socket.on('message', (data: RawData) => {
+    socket.on('message', (data: RawData, isBinary: boolean) => {
       const buffer = rawToBuffer(data);
       const reply = (message: JsonObject) => {
         if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
@@ -91,7 +102,16 @@ export class WebSocketTransport {
         reply(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
         return;
       }
-      router.handleText(buffer.toString('utf8'), { sink: connection }).then(reply, (err: unknown) => {
+      // janus_websockets.c never looks at the opcode: a binary frame's bytes are
+      // parsed as JSON like a text frame's. ws has already refused text frames
+      // that are not UTF-8 (close 1007); a binary frame that is not UTF-8 text
+      // cannot be JSON, so it gets the parse error (454) Janus answers.
+      const text = isBinary ? strictUtf8(buffer) : buffer.toString('utf8');
+      if (text === null) {
+        reply(router.transportError(JanusErrorCode.INVALID_JSON, 'Invalid Janus API request (binary frame is not UTF-8 text)'));
+        return;
+      }
+      router.handleText(text, { sink: connection }).then(reply, (err: unknown) => {
         logger.error({ err }, 'websocket request failed unexpectedly');
         reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
       });
