@@ -9,6 +9,8 @@
  *   `keepalive` and `claim` work at both levels;
  * - `trickle`: both `candidate` and `candidates` 454, neither 456, a
  *   `candidates` that is not an array 467 (a key present with null counts);
+ * - Admin API (janus_process_incoming_admin_request): every verb a level does
+ *   not handle is 457, unknown verbs included;
  * - WebSocket binary frames are parsed like text frames (Janus never looks at
  *   the opcode); one that is not UTF-8 text gets the parse error 454.
  */
@@ -110,6 +112,30 @@ test('WebSocket: the same codes with ids in the body', async ({ t }) => {
     await checkPaths(wsSend(ws), sid, hid);
     await checkTrickle(wsSend(ws), sid, hid);
     assert.is((await ws.request({ janus: 'claim', session_id: sid, handle_id: hid }))['janus'], 'success');
+  } finally {
+    await ws.close();
+  }
+});
+
+test('Admin API: every verb not handled at a level is 457, unknown verbs included (no 453), over HTTP and WebSocket', async ({ t }) => {
+  const secret = t.config.auth.admin_secret;
+  const sid = await t.http.createSession();
+  const hid = await t.http.attach(sid);
+  const cases: Array<[string, number | undefined, number | undefined]> = [
+    ['frobnicate', undefined, undefined], ['list_handles', undefined, undefined], ['handle_info', undefined, undefined],
+    ['frobnicate', sid, undefined], ['list_sessions', sid, undefined], ['handle_info', sid, undefined],
+    ['frobnicate', sid, hid], ['list_handles', sid, hid], ['get_status', sid, hid],
+  ];
+  const ws = await JanusWs.connect(t.adminWsUrl, 'janus-admin-protocol');
+  try {
+    for (const [verb, s, h] of cases) {
+      const path = s === undefined ? '' : h === undefined ? `/${s}` : `/${s}/${h}`;
+      const overHttp = errorOf(await t.admin.post(path, { janus: verb, admin_secret: secret }));
+      assert.is(overHttp.code, 457, `${verb} at ${path || '/'}`);
+      assert.is(overHttp.reason, `Unhandled request '${verb}' at this path`);
+      const ids = { ...(s !== undefined ? { session_id: s } : {}), ...(h !== undefined ? { handle_id: h } : {}) };
+      assert.is(errorOf(await ws.request({ janus: verb, admin_secret: secret, ...ids })).code, 457, `${verb} over WebSocket`);
+    }
   } finally {
     await ws.close();
   }
