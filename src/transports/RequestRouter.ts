@@ -57,15 +57,18 @@ export class RequestRouter extends VerbRouter {
     ctx: RequestContext,
   ): Promise<JsonObject> {
     const { registry, auth } = this.options;
+    // janus.c checks `id` with the envelope (incoming_request_parameters), before any path or verb.
+    const requested = field(req, 'id');
+    if (requested !== undefined && requested !== null && requested !== 0 && !isJanusId(requested)) {
+      throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (id should be a positive integer)');
+    }
     if (sessionId === 0 && handleId === 0) {
       if (verb === 'info') return { janus: 'server_info', transaction, ...this.options.serverInfo() };
       if (verb === 'ping') return envelope('pong', 0, transaction);
       if (verb !== 'create') throw wrongPath(verb);
+      // Then, for create: not accepting sessions (472) before the secret or token (403), as in janus.c.
+      if (!registry.acceptingNewSessions) throw new JanusError(JanusErrorCode.NOT_ACCEPTING_SESSIONS, 'Not accepting new sessions');
       this.requireApiAuth(req);
-      const requested = field(req, 'id');
-      if (requested !== undefined && requested !== null && requested !== 0 && !isJanusId(requested)) {
-        throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (id should be a positive integer)');
-      }
       const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined);
       return envelope('success', 0, transaction, { data: { id: session.id } });
     }

@@ -96,6 +96,21 @@ test('HTTP: path levels and unknown verbs answer 457 / 453 as janus.c does', asy
   assert.is((await t.http.post(`/${sid}/${hid}`, { janus: 'claim' }))['janus'], 'success', 'claim at a handle path claims the session');
 });
 
+test('order of checks as in janus.c: id type (467) before the path, not accepting (472) before the secret (403)', async () => {
+  const t = await startGateway({ auth: { api_secret: 's3cret' } });
+  try {
+    assert.is(errorOf(await t.http.post('', { janus: 'info', id: 'x' })).code, 467, 'id is an envelope field');
+    assert.is(errorOf(await t.http.post('', { janus: 'frobnicate', id: -1 })).code, 467);
+    assert.is(errorOf(await t.http.post('', { janus: 'create' })).code, 403);
+    t.gw.registry.acceptingNewSessions = false;
+    assert.is(errorOf(await t.http.post('', { janus: 'create' })).code, 472, 'not accepting comes before the secret check');
+    assert.is(errorOf(await t.http.post('', { janus: 'frobnicate' })).code, 457, 'the verb comes before both');
+    assert.is(errorOf(await t.http.post('', { janus: 'create', id: 'x' })).code, 467);
+  } finally {
+    await t.stop();
+  }
+});
+
 test('HTTP: trickle 467 for a candidates that is not an array, 454 both, 456 neither', async ({ t }) => {
   const sid = await t.http.createSession();
   const hid = await t.http.attach(sid);
