@@ -17,8 +17,11 @@ import type { ApiRouter } from './ApiRouter.js';
 export const JANUS_WS_PROTOCOL = 'janus-protocol';
 export const JANUS_ADMIN_WS_PROTOCOL = 'janus-admin-protocol';
 
-/** WebSocket OPEN readyState (RFC 6455 §4: the connection is established). */
+/** WebSocket readyStates (RFC 6455 §4: the connection is established; the closing handshake is done). */
 const OPEN = 1;
+const CLOSED = 3;
+/** On close, how long clients get to answer the close frame before their sockets are cut. */
+const CLOSE_GRACE_MS = 500;
 
 /** One client connection; as a sink it pushes the events of the sessions bound to it. */
 export class WebSocketConnection implements TransportSink {
@@ -132,9 +135,23 @@ export class WebSocketTransport {
     return { host: this.options.bind, port };
   }
 
-  /** Closes every socket (1001 going away) and the listener. */
+  /**
+   * Closes every socket with 1001 (going away) and the listener. A client has
+   * CLOSE_GRACE_MS to answer the close frame; one that does not is cut
+   * (otherwise ws would wait 30 s for it, and so would shutdown).
+   */
   async close(): Promise<void> {
-    for (const socket of this.connections) socket.close(1001, 'server shutting down');
+    const sockets = [...this.connections];
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => {
+      if (socket.readyState === CLOSED) resolve();
+      else socket.once('close', () => resolve());
+    }));
+    for (const socket of sockets) socket.close(1001, 'server shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS); });
+    await Promise.race([Promise.all(closed), grace]);
+    clearTimeout(timer);
+    for (const socket of sockets) if (socket.readyState !== CLOSED) socket.terminate();
     await this.app.close();
   }
 }

@@ -4,8 +4,11 @@
  * events, else a keepalive) instead of a reset connection, WebSocket clients
  * get close code 1001, the process exits 0 within 2 s, and no UDP port it had
  * bound (WebRTC media leases, SIP RTP leases, the SIP signalling socket) is
- * left in /proc/net/udp.
+ * left in /proc/net/udp. A WebSocket client that never answers the close frame
+ * does not hold the exit.
  */
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
@@ -59,6 +62,38 @@ function openPoll(f: FerryProcess, sid: number, maxev: number): Promise<{ status
     async (r) => ({ status: r.status, text: await r.text() }),
     (err: unknown) => ({ error: String((err as { cause?: unknown }).cause ?? err) }),
   );
+}
+
+/**
+ * A WebSocket client on a raw TCP socket: it upgrades, then reads everything
+ * and never writes again (no answer to a close frame). Resolves with the code
+ * of the first close frame the server sent (server frames are unmasked), or
+ * null if the connection ended without one.
+ */
+async function stubbornWebSocket(port: number): Promise<{ closeCode: Promise<number | null> }> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('error', () => undefined);
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]); });
+  socket.write([
+    'GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: janus-protocol', '', '',
+  ].join('\r\n'));
+  await until(() => received.includes('\r\n\r\n'), 'the WebSocket upgrade');
+  assert.match(received.toString('latin1'), /^HTTP\/1\.1 101 /);
+  const closeCode = new Promise<number | null>((resolve) => {
+    socket.once('close', () => {
+      const frames = received.subarray(received.indexOf('\r\n\r\n') + 4);
+      // Opcode 8 (close), FIN set, payload length < 126: the code is the first two payload bytes.
+      const at = frames.indexOf(0x88);
+      resolve(at >= 0 && frames.length >= at + 4 ? frames.readUInt16BE(at + 2) : null);
+    });
+  });
+  return { closeCode };
 }
 
 function isJanusMessage(value: unknown): boolean {
@@ -119,10 +154,12 @@ test('SIGTERM: long polls get a Janus answer, WebSockets 1001, exit 0 within 2 s
     };
     await until(async () => (await status(f))['long_poll_waiters'] >= 4, 'the four long polls to wait');
 
-    // A WebSocket client with a session.
+    // A WebSocket client with a session, and one that reads but never answers the close frame (it must not hold
+    // shutdown: ws would wait 30 s for its answer).
     const ws = await JanusWs.connect(f.wsUrl);
     await ws.request({ janus: 'create' });
     const wsClosed = new Promise<number>((resolve) => ws.socket.once('close', (code) => resolve(code)));
+    const stubborn = await stubbornWebSocket(Number(new URL(f.wsUrl).port));
 
     const boundOf = (p: Promise<unknown>) => {
       let timer: NodeJS.Timeout | undefined;
@@ -153,6 +190,7 @@ test('SIGTERM: long polls get a Janus answer, WebSockets 1001, exit 0 within 2 s
 
     assert.is(await wsClosed, 1001, 'WebSocket clients are told the server is going away');
     assert.is(ws.socket.readyState, WebSocket.CLOSED);
+    assert.is(await stubborn.closeCode, 1001, 'the client that never answered got the 1001 close frame too');
 
     const boundAfter = boundUdpPorts();
     for (const port of ferryPorts) assert.not.ok(boundAfter.has(port), `port ${port} is still bound after ferry exited`);
