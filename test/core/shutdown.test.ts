@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { mediaRange, sipRange } from '../helpers/ferry.js';
 import { startFerryProcess, type FerryProcess } from '../helpers/ferryProcess.js';
-import { JanusWs } from '../helpers/http.js';
+import { JanusWs, startGateway } from '../helpers/http.js';
 import { boundUdpPorts, udpPeer, type UdpPeer } from '../helpers/udp.js';
 import { webrtcSdp } from '../sip-plugin/helpers.js';
 
@@ -202,6 +202,39 @@ test('SIGTERM: long polls get a Janus answer, WebSockets 1001, exit 0 within 2 s
   } finally {
     await (stopped ?? f.stop()).catch(() => undefined);
     await sink.close();
+  }
+});
+
+test('stop() in process: a request whose body never comes is cut after the grace; the long poll beside it is answered', async () => {
+  const t = await startGateway();
+  let stopped: Promise<void> | undefined;
+  const stalled = connect(Number(new URL(t.httpBase).port), '127.0.0.1');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stalled.once('connect', resolve);
+      stalled.once('error', reject);
+    });
+    stalled.on('error', () => undefined);
+    const stalledEnded = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
+    // Headers promise a body that never arrives: the request stays in flight.
+    stalled.write('POST /janus HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"janus":');
+    const sid = await t.http.createSession();
+    const poll = t.http.get(`/${sid}?maxev=5`);
+    await until(() => t.gw.registry.longPollWaiterCount === 1, 'the long poll to wait');
+
+    stopped = t.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'bound'>((resolve) => { timer = setTimeout(() => resolve('bound'), EXIT_BOUND_MS); });
+    const outcome = await Promise.race([stopped.then(() => 'stopped' as const), bound]);
+    clearTimeout(timer);
+    assert.is(outcome, 'stopped', `stop() did not finish within ${EXIT_BOUND_MS} ms with a stalled request open`);
+    const answered = await poll;
+    assert.is(answered.status, 200);
+    assert.equal(answered.body, [{ janus: 'keepalive' }]);
+    await stalledEnded; // the stalled connection was cut, not left open
+  } finally {
+    stalled.destroy();
+    await (stopped ?? t.stop()).catch(() => undefined);
   }
 });
 
