@@ -56,7 +56,7 @@ export class HttpTransport {
   readonly sink = new LongPollSink();
   private readonly app: FastifyInstance;
   private readonly prefix: string;
-  /** Each pending long poll's "answer now" (withdraws it from its queue and answers what is there, else a keepalive). */
+  /** Each pending long poll's "answer now": withdraws it from its session queue and answers a keepalive. */
   private readonly pendingPolls = new Set<() => void>();
   private stopping = false;
   private closing: Promise<void> | null = null;
