@@ -2,7 +2,8 @@
 /**
  * ferry CLI: `ferry [--config FILE]`. Runs on the embedded defaults when no
  * file is given; FERRY_<SECTION>_<KEY> variables override. SIGTERM/SIGINT stop
- * accepting, end every session and exit 0.
+ * accepting, end every session, answer every pending long poll (its session's
+ * last events, else a keepalive), close WebSockets with 1001 and exit 0.
  */
 import { ConfigError, loadConfig, CONFIG_SCHEMA, DEFAULT_CONFIG } from './config/Config.js';
 import { createFerry } from './Ferry.js';

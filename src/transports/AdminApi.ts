@@ -96,7 +96,7 @@ export class AdminApi extends VerbRouter {
         handle.hangup('Admin API');
         return envelope('success', session.id, transaction, { handle_id: handle.id });
       default:
-        throw wrongPathOrUnknown(verb);
+        throw unhandled(verb);
     }
   }
 
@@ -113,7 +113,7 @@ export class AdminApi extends VerbRouter {
         return envelope('success', session.id, transaction, { timeout });
       }
       default:
-        throw wrongPathOrUnknown(verb);
+        throw unhandled(verb);
     }
   }
 
@@ -195,15 +195,18 @@ export class AdminApi extends VerbRouter {
         auth.tokens.remove(requireString(req, 'token'));
         return envelope('success', 0, transaction);
       default:
-        throw wrongPathOrUnknown(verb);
+        throw unhandled(verb);
     }
   }
 }
 
-function wrongPathOrUnknown(verb: string): JanusError {
-  const shown = verb.slice(0, 64);
-  if (ADMIN_VERBS.has(verb)) return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${shown}' at this path`);
-  return new JanusError(JanusErrorCode.UNKNOWN_REQUEST, `Unknown request '${shown}'`);
+/**
+ * janus.c janus_process_incoming_admin_request ends every level's chain of
+ * verbs with 457 "Unhandled request 'x' at this path": the Admin API has no
+ * 453, an unknown verb and a verb of another level get the same answer.
+ */
+function unhandled(verb: string): JanusError {
+  return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${verb.slice(0, 64)}' at this path`);
 }
 
 function requireString(obj: JsonObject, key: string): string {

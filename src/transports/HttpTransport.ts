@@ -40,6 +40,13 @@ export interface HttpTransportOptions {
 type Params = { sid?: string; hid?: string };
 type Query = Record<string, string | string[] | undefined>;
 
+/**
+ * On close, how long requests already being handled may take to finish
+ * before their connections are cut (a plugin request that never returns must
+ * not hold shutdown). Long polls do not wait for it: they are answered first.
+ */
+const CLOSE_GRACE_MS = 500;
+
 function firstQueryValue(query: Query, key: string): string | undefined {
   const v = query[key];
   return Array.isArray(v) ? v[0] : v;
@@ -49,13 +56,20 @@ export class HttpTransport {
   readonly sink = new LongPollSink();
   private readonly app: FastifyInstance;
   private readonly prefix: string;
+  /** Each pending long poll's "answer now": withdraws it from its session queue and answers a keepalive. */
+  private readonly pendingPolls = new Set<() => void>();
+  private stopping = false;
+  private closing: Promise<void> | null = null;
 
   constructor(private readonly options: HttpTransportOptions) {
     this.prefix = options.basePath === '/' ? '' : options.basePath.replace(/\/+$/, '');
     this.app = Fastify({
       logger: false,
       bodyLimit: options.bodyLimit,
-      forceCloseConnections: true,
+      // close() answers what is pending, then lets the replies go out before the sockets close (see close()).
+      forceCloseConnections: false,
+      // A request that still arrives on an open connection while closing gets a Janus answer, not fastify's 503.
+      return503OnClosing: false,
       // "/janus/" is the base path too, as in Janus.
       routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
       // Malformed URLs (bad percent-encoding) are answered before routing: keep them Janus-shaped too.
@@ -79,6 +93,8 @@ export class HttpTransport {
 
     // janus_http_add_cors_headers
     app.addHook('onSend', async (request, reply, payload) => {
+      // Shutting down: no keep-alive, so each connection ends once its answer is written.
+      if (this.stopping) reply.header('Connection', 'close');
       reply.header('Access-Control-Allow-Origin', allowOrigin ?? '*');
       if (allowOrigin !== null) {
         reply.header('Access-Control-Allow-Credentials', 'true');
@@ -168,10 +184,23 @@ export class HttpTransport {
       const answer = (events: JsonObject[]) => {
         if (answered) return;
         answered = true;
+        this.pendingPolls.delete(answerNow);
         if (events.length === 0) resolve(maxev > 1 ? [{ janus: 'keepalive' }] : { janus: 'keepalive' });
         else resolve(maxev > 1 ? events : (events[0] as JsonObject));
       };
+      // A poll's wait may end early (shutdown) with what its keepalive timer would answer; queued events stay queued.
+      const answerNow = () => {
+        if (answered) return;
+        cancel();
+        answer([]);
+      };
       const cancel = session.queue.poll(maxev, lp.keepaliveMs, answer);
+      if (answered) return;
+      if (this.stopping) {
+        answerNow();
+        return;
+      }
+      this.pendingPolls.add(answerNow);
       // Client gone before any event: withdraw the poll so no event is handed to a dead socket.
       reply.raw.once('close', () => {
         if (answered) return;
@@ -194,8 +223,35 @@ export class HttpTransport {
     return { host: this.options.bind, port };
   }
 
-  async close(): Promise<void> {
-    await this.app.close();
+  /**
+   * Shutdown: every pending long poll is answered now. The gateway has
+   * already ended the sessions, which hands each poll its session's last
+   * events (`Session.end` closes the queue); a poll still waiting here gets a
+   * keepalive — the answer a poll gets when its keepalive timer fires, which
+   * every Janus client handles (janus.js polls again, finds the server gone
+   * and reports it). Janus itself answers nothing well-formed:
+   * janus_http_destroy resumes the suspended long polls with no response
+   * text, so janus_http_response_callback ends the already started 200 with
+   * MHD_CONTENT_READER_END_WITH_ERROR and MHD aborts the connection.
+   * Then the listener closes; replies already on their way are written (with
+   * `Connection: close`) before their sockets end, and whatever is still
+   * running after CLOSE_GRACE_MS is cut. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.stopping = true;
+    for (const answerNow of [...this.pendingPolls]) answerNow();
+    const server = this.app.server;
+    const grace = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+    try {
+      await this.app.close();
+    } finally {
+      clearTimeout(grace);
+    }
   }
 }
 

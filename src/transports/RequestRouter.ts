@@ -13,11 +13,21 @@ import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
 import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
 
+/*
+ * Where each verb is handled, as janus.c janus_process_incoming_request decides:
+ * - no session id: `info`, `ping`, `create`; any other verb, known or not, is
+ *   457 "Unhandled request 'x' at this path";
+ * - with a session id: `keepalive` and `claim` at either level, `attach` and
+ *   `destroy` only without a handle id, the handle verbs only with one (457
+ *   otherwise); every other verb, `create`, `info` and `ping` included, is
+ *   453 "Unknown request 'x'".
+ */
 const ROOT_VERBS = new Set(['info', 'ping', 'create']);
-const SESSION_VERBS = new Set(['keepalive', 'attach', 'destroy', 'claim']);
-const HANDLE_VERBS = new Set(['message', 'trickle', 'detach', 'hangup']);
+const ANY_LEVEL_VERBS = new Set(['keepalive', 'claim']);
+const SESSION_ONLY_VERBS = new Set(['attach', 'destroy']);
+const HANDLE_ONLY_VERBS = new Set(['message', 'trickle', 'detach', 'hangup']);
 /** Verbs as metric labels; anything else is counted as "unknown" so hostile input cannot explode label sets. */
-export const JANUS_VERBS: ReadonlySet<string> = new Set([...ROOT_VERBS, ...SESSION_VERBS, ...HANDLE_VERBS]);
+export const JANUS_VERBS: ReadonlySet<string> = new Set([...ROOT_VERBS, ...ANY_LEVEL_VERBS, ...SESSION_ONLY_VERBS, ...HANDLE_ONLY_VERBS]);
 
 /** Bound on trickle batches: a real browser sends a handful of candidates per m-line. */
 const MAX_TRICKLE_CANDIDATES = 256;
@@ -47,15 +57,18 @@ export class RequestRouter extends VerbRouter {
     ctx: RequestContext,
   ): Promise<JsonObject> {
     const { registry, auth } = this.options;
+    // janus.c checks `id` with the envelope (incoming_request_parameters), before any path or verb.
+    const requested = field(req, 'id');
+    if (requested !== undefined && requested !== null && requested !== 0 && !isJanusId(requested)) {
+      throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (id should be a positive integer)');
+    }
     if (sessionId === 0 && handleId === 0) {
       if (verb === 'info') return { janus: 'server_info', transaction, ...this.options.serverInfo() };
       if (verb === 'ping') return envelope('pong', 0, transaction);
-      if (verb !== 'create') throw wrongPathOrUnknown(verb);
+      if (verb !== 'create') throw wrongPath(verb);
+      // Then, for create: not accepting sessions (472) before the secret or token (403), as in janus.c.
+      if (!registry.acceptingNewSessions) throw new JanusError(JanusErrorCode.NOT_ACCEPTING_SESSIONS, 'Not accepting new sessions');
       this.requireApiAuth(req);
-      const requested = field(req, 'id');
-      if (requested !== undefined && requested !== null && requested !== 0 && !isJanusId(requested)) {
-        throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (id should be a positive integer)');
-      }
       const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined);
       return envelope('success', 0, transaction, { data: { id: session.id } });
     }
@@ -64,10 +77,12 @@ export class RequestRouter extends VerbRouter {
     const session = registry.get(sessionId);
     if (!session || !session.live) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, `No such session ${sessionId}`);
     session.touch();
-    if (handleId === 0) return this.sessionRequest(req, transaction, verb, session, ctx);
-    const handle = session.handles.get(handleId);
-    if (!handle) throw new JanusError(JanusErrorCode.HANDLE_NOT_FOUND, `No such handle ${handleId} in session ${sessionId}`);
-    return this.handleRequest(req, transaction, verb, session, handle);
+    const handle = handleId === 0 ? undefined : session.handles.get(handleId);
+    if (handleId !== 0 && !handle) throw new JanusError(JanusErrorCode.HANDLE_NOT_FOUND, `No such handle ${handleId} in session ${sessionId}`);
+    if (ANY_LEVEL_VERBS.has(verb) || (!handle && SESSION_ONLY_VERBS.has(verb))) return this.sessionRequest(req, transaction, verb, session, ctx);
+    if (handle && HANDLE_ONLY_VERBS.has(verb)) return this.handleRequest(req, transaction, verb, session, handle);
+    if (SESSION_ONLY_VERBS.has(verb) || HANDLE_ONLY_VERBS.has(verb)) throw wrongPath(verb);
+    throw new JanusError(JanusErrorCode.UNKNOWN_REQUEST, `Unknown request '${verb.slice(0, 64)}'`);
   }
 
   private requireApiAuth(req: JsonObject): void {
@@ -100,7 +115,7 @@ export class RequestRouter extends VerbRouter {
         this.options.registry.claim(session, ctx.sink);
         return envelope('success', session.id, transaction);
       default:
-        throw wrongPathOrUnknown(verb);
+        throw wrongPath(verb);
     }
   }
 
@@ -133,15 +148,13 @@ export class RequestRouter extends VerbRouter {
         handle.hangup('Janus API');
         return envelope('success', session.id, transaction);
       default:
-        throw wrongPathOrUnknown(verb);
+        throw wrongPath(verb);
     }
   }
 }
 
-function wrongPathOrUnknown(verb: string): JanusError {
-  const shown = verb.slice(0, 64);
-  if (JANUS_VERBS.has(verb)) return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${shown}' at this path`);
-  return new JanusError(JanusErrorCode.UNKNOWN_REQUEST, `Unknown request '${shown}'`);
+function wrongPath(verb: string): JanusError {
+  return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${verb.slice(0, 64)}' at this path`);
 }
 
 function requireString(obj: JsonObject, key: string): string {
@@ -189,12 +202,17 @@ function looksLikeSdp(sdp: string): boolean {
   return lines[0] === 'v=0' && lines.some((l) => l.startsWith('o=')) && lines.some((l) => l.startsWith('s='));
 }
 
-/** Janus `trickle`: exactly one of `candidate` / `candidates` (both → 454, neither → 456). */
+/**
+ * Janus `trickle`: exactly one of `candidate` / `candidates` (both → 454,
+ * neither → 456), then `candidates` must be an array (467). As in janus.c, a
+ * key that is present counts even when its value is JSON null, so
+ * `{"candidates": null}` is a non-array (467), not a missing element.
+ */
 function readCandidates(req: JsonObject): TrickleCandidate[] {
   const one = field(req, 'candidate');
   const many = field(req, 'candidates');
-  const hasOne = one !== undefined && one !== null;
-  const hasMany = many !== undefined && many !== null;
+  const hasOne = one !== undefined;
+  const hasMany = many !== undefined;
   if (hasOne && hasMany) throw new JanusError(JanusErrorCode.INVALID_JSON, "Can't have both candidate and candidates");
   if (!hasOne && !hasMany) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (candidate|candidates)');
   if (hasOne) return [checkCandidate(one)];

@@ -17,8 +17,11 @@ import type { ApiRouter } from './ApiRouter.js';
 export const JANUS_WS_PROTOCOL = 'janus-protocol';
 export const JANUS_ADMIN_WS_PROTOCOL = 'janus-admin-protocol';
 
-/** WebSocket OPEN readyState (RFC 6455 §4: the connection is established). */
+/** WebSocket readyStates (RFC 6455 §4: the connection is established; the closing handshake is done). */
 const OPEN = 1;
+const CLOSED = 3;
+/** On close, how long clients get to answer the close frame before their sockets are cut. */
+const CLOSE_GRACE_MS = 500;
 
 /** One client connection; as a sink it pushes the events of the sessions bound to it. */
 export class WebSocketConnection implements TransportSink {
@@ -54,6 +57,17 @@ function rawToBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
+/** Fatal: invalid UTF-8 is an error, not U+FFFD; a byte-order mark stays in the text (and fails JSON parsing, as in jansson). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function strictUtf8(buffer: Buffer): string | null {
+  try {
+    return UTF8.decode(buffer);
+  } catch {
+    return null;
+  }
+}
+
 export class WebSocketTransport {
   private readonly app: FastifyInstance;
   private readonly connections = new Set<WebSocket>();
@@ -82,7 +96,7 @@ export class WebSocketTransport {
     const { router, registry, logger, messageLimit } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
-    socket.on('message', (data: RawData) => {
+    socket.on('message', (data: RawData, isBinary: boolean) => {
       const buffer = rawToBuffer(data);
       const reply = (message: JsonObject) => {
         if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
@@ -91,7 +105,16 @@ export class WebSocketTransport {
         reply(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
         return;
       }
-      router.handleText(buffer.toString('utf8'), { sink: connection }).then(reply, (err: unknown) => {
+      // janus_websockets.c never looks at the opcode: a binary frame's bytes are
+      // parsed as JSON like a text frame's. ws has already refused text frames
+      // that are not UTF-8 (close 1007); a binary frame that is not UTF-8 text
+      // cannot be JSON, so it gets the parse error (454) Janus answers.
+      const text = isBinary ? strictUtf8(buffer) : buffer.toString('utf8');
+      if (text === null) {
+        reply(router.transportError(JanusErrorCode.INVALID_JSON, 'Invalid Janus API request (binary frame is not UTF-8 text)'));
+        return;
+      }
+      router.handleText(text, { sink: connection }).then(reply, (err: unknown) => {
         logger.error({ err }, 'websocket request failed unexpectedly');
         reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
       });
@@ -112,9 +135,23 @@ export class WebSocketTransport {
     return { host: this.options.bind, port };
   }
 
-  /** Closes every socket (1001 going away) and the listener. */
+  /**
+   * Closes every socket with 1001 (going away) and the listener. A client has
+   * CLOSE_GRACE_MS to answer the close frame; one that does not is cut
+   * (otherwise ws would wait 30 s for it, and so would shutdown).
+   */
   async close(): Promise<void> {
-    for (const socket of this.connections) socket.close(1001, 'server shutting down');
+    const sockets = [...this.connections];
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => {
+      if (socket.readyState === CLOSED) resolve();
+      else socket.once('close', () => resolve());
+    }));
+    for (const socket of sockets) socket.close(1001, 'server shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS); });
+    await Promise.race([Promise.all(closed), grace]);
+    clearTimeout(timer);
+    for (const socket of sockets) if (socket.readyState !== CLOSED) socket.terminate();
     await this.app.close();
   }
 }

@@ -142,13 +142,13 @@ test('hangup and detach; detached event; 459 after; 463 when the plugin fails to
   assert.ok(plugin.calls.includes('destroy:detach'));
 });
 
-test('paths: 457 wrong level, 453 unknown verb, 457 id conflict, 458/459 bad ids', async ({ t }) => {
+test('paths: 457 wrong level or any verb but info/ping/create at the root, 453 unknown verb below it, 457 id conflict, 458/459 bad ids', async ({ t }) => {
   const sid = await t.http.createSession();
   const hid = await t.http.attach(sid);
   assert.is(errorCode(await t.http.post('', { janus: 'attach', plugin: 'janus.plugin.echotest' })), 457);
-  assert.is(errorCode(await t.http.post('', { janus: 'frobnicate' })), 453);
+  assert.is(errorCode(await t.http.post('', { janus: 'frobnicate' })), 457);
   assert.is(errorCode(await t.http.post(`/${sid}`, { janus: 'message', body: {} })), 457);
-  assert.is(errorCode(await t.http.post(`/${sid}`, { janus: 'create' })), 457);
+  assert.is(errorCode(await t.http.post(`/${sid}`, { janus: 'create' })), 453);
   assert.is(errorCode(await t.http.post(`/${sid}`, { janus: 'frobnicate' })), 453);
   assert.is(errorCode(await t.http.post(`/${sid}/${hid}`, { janus: 'attach', plugin: 'x' })), 457);
   assert.is(errorCode(await t.http.post(`/${sid}/${hid}`, { janus: 'frobnicate' })), 453);

@@ -130,7 +130,8 @@ admin('admin_secret required except for info and ping', async ({ t }) => {
   assert.is((await t.admin.post('', { janus: 'list_sessions' }))['error'].code, 403);
   assert.is((await t.admin.post('', { janus: 'list_sessions', admin_secret: 'wrong' }))['error'].code, 403);
   assert.is((await t.admin.post('', { janus: 'get_status', admin_secret: ADMIN }))['janus'], 'success');
-  assert.is((await t.admin.post('', { janus: 'what', admin_secret: ADMIN }))['error'].code, 453);
+  // janus.c's Admin API answers 457 for every verb it does not handle at a level, unknown ones included.
+  assert.is((await t.admin.post('', { janus: 'what', admin_secret: ADMIN }))['error'].code, 457);
   assert.is((await t.admin.post('', { janus: 'list_handles', admin_secret: ADMIN }))['error'].code, 457);
 });
 

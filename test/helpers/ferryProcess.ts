@@ -22,6 +22,8 @@ import { JanusHttp, loopbackOverrides } from './http.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FERRY_MAIN = join(ROOT, 'dist', 'src', 'main.js');
+/** The same CLI from source through tsx: for tests of src/ changes that must not depend on a fresh `npm run build`. */
+export const FERRY_SOURCE_MAIN = join(ROOT, 'src', 'main.ts');
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -76,6 +78,8 @@ export interface FerryProcessOptions {
   nodeArgs?: string[];
   /** Sees every line the child writes on stdout (pino records, `--trace-gc` lines). */
   onStdoutLine?: (line: string) => void;
+  /** 'dist' (default): dist/src/main.js as `npm start` runs it; 'source': src/main.ts through tsx. */
+  entry?: 'dist' | 'source';
 }
 
 export async function startFerryProcess(overrides: FerryProcessOverrides, options: FerryProcessOptions = {}): Promise<FerryProcess> {
@@ -89,7 +93,8 @@ export async function startFerryProcess(overrides: FerryProcessOverrides, option
   const configFile = join(dir, 'ferry.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
 
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), FERRY_MAIN, '--config', configFile], {
+  const script = options.entry === 'source' ? ['--import', 'tsx', FERRY_SOURCE_MAIN] : [FERRY_MAIN];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...script, '--config', configFile], {
     cwd: ROOT,
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
