@@ -9,6 +9,7 @@ import { field, isJanusId, isJsonObject, type JsonObject, type JsonValue } from 
 import type { Jsep, TrickleCandidate } from '../core/Media.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
+import { clientKey } from '../core/Quotas.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
 import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
@@ -56,7 +57,7 @@ export class RequestRouter extends VerbRouter {
       if (requested !== undefined && requested !== null && requested !== 0 && !isJanusId(requested)) {
         throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (id should be a positive integer)');
       }
-      const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined);
+      const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined, this.clientOf(req, ctx));
       return envelope('success', 0, transaction, { data: { id: session.id } });
     }
     if (sessionId === 0) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session');
@@ -70,7 +71,15 @@ export class RequestRouter extends VerbRouter {
     return this.handleRequest(req, transaction, verb, session, handle);
   }
 
-  private requireApiAuth(req: JsonObject): void {
+  /** Quota key: the token when token auth is on and it is valid, else the remote address. */
+  private clientOf(req: JsonObject, ctx: RequestContext): string {
+    const token = field(req, 'token');
+    const tokens = this.options.auth.tokens;
+    const valid = tokens.enabled && typeof token === 'string' && tokens.isValid(token) ? token : null;
+    return clientKey(ctx.remoteAddress, valid);
+  }
+
+    private requireApiAuth(req: JsonObject): void {
     if (!this.options.auth.checkApi(field(req, 'apisecret'), field(req, 'token'))) {
       throw new JanusError(JanusErrorCode.UNAUTHORIZED, 'Unauthorized request (wrong or missing secret/token)');
     }

@@ -75,10 +75,10 @@ export class WebSocketTransport {
         handleProtocols: (protocols: Set<string>) => (protocols.has(protocol) ? protocol : false),
       },
     });
-    this.app.get('/*', { websocket: true }, (socket) => this.onConnection(socket));
+    this.app.get('/*', { websocket: true }, (socket, request) => this.onConnection(socket, request.socket.remoteAddress));
   }
 
-  private onConnection(socket: WebSocket): void {
+  private onConnection(socket: WebSocket, remoteAddress: string | undefined): void {
     const { router, registry, logger, messageLimit } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
@@ -91,7 +91,7 @@ export class WebSocketTransport {
         reply(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
         return;
       }
-      router.handleText(buffer.toString('utf8'), { sink: connection }).then(reply, (err: unknown) => {
+      router.handleText(buffer.toString('utf8'), { sink: connection, ...(remoteAddress !== undefined ? { remoteAddress } : {}) }).then(reply, (err: unknown) => {
         logger.error({ err }, 'websocket request failed unexpectedly');
         reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
       });
