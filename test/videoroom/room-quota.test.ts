@@ -111,4 +111,36 @@ test('rooms per client, max_rooms, description cap, rooms file 0600', async () =
   }
 });
 
+test('remote publishers (plain RTP ports) count against the requesting client\'s PeerConnection quota', async () => {
+  const f = await startFerry({ quotas: { peer_connections_per_client: 2 }, videoroom: { demo_room: false } });
+  const a = await Client.open(f, '127.0.0.1');
+  const b = await Client.open(f, '127.0.0.2');
+  const AV = [{ type: 'audio', mindex: 0, mid: '0', codec: 'opus' }];
+  try {
+    assert.is((await a.sync({ request: 'create', room: 7, secret: 'r', publishers: 20 }))['videoroom'], 'created');
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await a.sync({ request: 'add_remote_publisher', room: 7, secret: 'r', streams: AV });
+      if (r['videoroom'] === 'success') ids.push(r['id']);
+      else refusal(r, 433, /peer_connections_per_client = 2/);
+    }
+    assert.is(ids.length, 2);
+    assert.is(f.ferry.leasedPorts(), 2, 'no port leased for a refused remote publisher');
+    // Another client with the room's secret has its own share.
+    assert.is((await b.sync({ request: 'add_remote_publisher', room: 7, secret: 'r', streams: AV }))['videoroom'], 'success');
+    // Removing one gives the slot back to the client that added it.
+    assert.equal(await a.sync({ request: 'remove_remote_publisher', room: 7, secret: 'r', id: ids[0] }), { videoroom: 'success' });
+    assert.is((await a.sync({ request: 'add_remote_publisher', room: 7, secret: 'r', streams: AV }))['videoroom'], 'success');
+    assert.is((await ferryStatus(f))['quotas'].peer_connections, 3);
+    // Destroying the room closes every leg: the counts return to zero.
+    assert.is((await a.sync({ request: 'destroy', room: 7, secret: 'r' }))['videoroom'], 'destroyed');
+    const status = await ferryStatus(f);
+    assert.is(status['quotas'].peer_connections, 0);
+    assert.is(status['port_leases'], 0);
+  } finally {
+    for (const cl of [a, b]) await cl.close().catch(() => undefined);
+    await f.stop();
+  }
+});
+
 test.run();

@@ -57,6 +57,8 @@ export interface VideoRoomConfig {
 export interface RoomQuotas {
   /** Counts a room for the session's client; throws QuotaExceededError when it is at its limit. */
   acquireRoom(sessionId: number): () => void;
+  /** Counts a port lease (plain RTP leg) like a PeerConnection of the session's client. */
+  acquirePeerConnection(sessionId: number): () => void;
   /** Counts and throws a refusal decided here (max_rooms). */
   refuse(limit: 'max_rooms', max: number, what: string): never;
 }
@@ -145,10 +147,10 @@ export class VideoRoomPlugin implements Plugin {
       case 'moderate': return this.moderate(body);
       case 'listparticipants': return this.listParticipants(body);
       case 'enable_recording': return this.enableRecording(body);
-      case 'rtp_forward': return this.rtpForward(body);
+      case 'rtp_forward': return this.rtpForward(body, owner);
       case 'stop_rtp_forward': return this.stopRtpForward(body);
       case 'listforwarders': return this.listForwarders(body);
-      case 'publish_remotely': return this.publishRemotely(body);
+      case 'publish_remotely': return this.publishRemotely(body, owner);
       case 'unpublish_remotely': return this.unpublishRemotely(body);
       case 'listremotes':
       case 'list_remotes': return this.listRemotes(body);
@@ -489,14 +491,37 @@ export class VideoRoomPlugin implements Plugin {
     return feed;
   }
 
-  private openLeg(options: RtpLegOptions & { port?: number }): RtpLeg {
+  /**
+   * Opens a plain RTP leg (one port lease). One asked for by a client (`requester`; null = Admin)
+   * counts against that client's peer_connections_per_client, checked before the port is leased
+   * and given back when the leg closes: rtp_forward, publish_remotely and add_remote_publisher
+   * must not be a way around the port share.
+   */
+  private openLeg(requester: VideoRoomHandle | null, options: RtpLegOptions & { port?: number }): RtpLeg {
     if (!this.services) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'RTP media is not available in this build');
+    let release: (() => void) | null = null;
+    if (requester !== null && this.config.quotas) {
+      try {
+        release = this.config.quotas.acquirePeerConnection(requester.sessionId);
+      } catch (err) {
+        throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, (err as Error).message);
+      }
+    }
     let leg: RtpLeg;
     try {
       leg = this.services.openRtpLeg(options);
     } catch (err) {
+      release?.();
       this.logger.warn({ err, owner: options.owner }, 'videoroom: could not open RTP leg');
       throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not open UDP socket for RTP stream');
+    }
+    if (release) {
+      const giveBack = release;
+      const close = leg.close.bind(leg);
+      leg.close = () => {
+        close();
+        giveBack();
+      };
     }
     if (options.port !== undefined && options.port !== 0 && leg.port !== options.port) {
       leg.close();
@@ -505,7 +530,7 @@ export class VideoRoomPlugin implements Plugin {
     return leg;
   }
 
-  private rtpForward(body: JsonObject): JsonObject {
+  private rtpForward(body: JsonObject, requester: VideoRoomHandle | null): JsonObject {
     this.checkRtpLock(body);
     R.validate(body, R.RTP_FORWARD);
     const room = this.room(body);
@@ -548,7 +573,7 @@ export class VideoRoomPlugin implements Plugin {
     try {
       for (const p of planned) {
         const streamId = this.freshId((i) => feed.forwarders.has(i) || created.some((c) => c.id === i)) % 2 ** 32;
-        const leg = this.openLeg({
+        const leg = this.openLeg(requester, {
           owner: `videoroom:${room.id}:forwarder:${feed.id}:${streamId}`,
           placementGroup: placementGroup(room.id),
           pool: 'rtp',
@@ -610,7 +635,7 @@ export class VideoRoomPlugin implements Plugin {
 
   // ---- cascading: publish_remotely on the sending gateway -----------------------------------------
 
-  private publishRemotely(body: JsonObject): JsonObject {
+  private publishRemotely(body: JsonObject, requester: VideoRoomHandle | null): JsonObject {
     this.checkRtpLock(body);
     R.validate(body, R.PUBLISH_REMOTELY);
     const room = this.room(body);
@@ -623,7 +648,7 @@ export class VideoRoomPlugin implements Plugin {
     if (port === 0) throw invalid('port', 'an integer between 1 and 65535');
     const host = String(body['host']);
     const srtp = srtpFromRequest(body);
-    const leg = this.openLeg({
+    const leg = this.openLeg(requester, {
       owner: `videoroom:${room.id}:remotize:${feed.id}:${remoteId}`,
           placementGroup: placementGroup(room.id),
       pool: 'rtp',
@@ -683,7 +708,7 @@ export class VideoRoomPlugin implements Plugin {
     const srtp = srtpFromRequest(body);
     const id = requested ?? this.freshId((i) => room.participants.has(i));
     const port = R.optNumber(body, 'port') ?? 0;
-    const leg = this.openLeg({
+    const leg = this.openLeg(owner, {
       owner: `videoroom:${room.id}:remote:${id}`,
           placementGroup: placementGroup(room.id),
       pool: 'rtp',
