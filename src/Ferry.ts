@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 
 import type { FerryConfig } from './config/Config.js';
 import { Gateway, type GatewayAddresses, type MediaThreadStatus } from './Gateway.js';
-import type { Clock } from './core/Clock.js';
+import { SystemClock, type Clock } from './core/Clock.js';
+import { JanusError, JanusErrorCode } from './core/JanusError.js';
+import { Quotas, isQuotaExceeded } from './core/Quotas.js';
 import { createLogger } from './log/logger.js';
 import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
@@ -56,7 +58,7 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
 }
 
 /** The plugins `npm start` runs (echotest is built into the Gateway). */
-export function defaultPlugins(config: FerryConfig, services: EngineMediaServices, logger: Logger): Plugin[] {
+export function defaultPlugins(config: FerryConfig, services: EngineMediaServices, logger: Logger, quotas?: Quotas): Plugin[] {
   const v = config.videoroom;
   const sip = config.sip;
   const sipHost = sip.bind ?? candidateAddresses(config.media)[0] ?? '127.0.0.1';
@@ -73,6 +75,9 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         roomsFile: v.rooms_file,
         adminKey: v.admin_key,
         lockRtpForward: v.lock_rtp_forward,
+        maxRooms: config.quotas.max_rooms,
+        maxDescriptionLength: v.max_description_length,
+        quotas: quotas ?? null,
         // Janus's sample room, with talking events on for the demo page.
         rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 128000, fir_freq: 10, audiolevel_event: true }] : [],
       },
@@ -158,6 +163,8 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     throw err;
   }
   const mediaLog = logger.child({ component: 'webrtc' });
+  const clock = options.clock ?? new SystemClock();
+  const quotas = new Quotas(config.quotas, clock);
   engine.on('event', (event: { type: string; message?: string }) => {
     if (event.type === 'worker-panic') logger.error({ event }, 'media thread caught a panic');
   });
@@ -170,6 +177,16 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
+    // Before any port is leased. 490 is what Janus answers when it cannot set up a handle's
+    // ICE/PeerConnection ("Error setting ICE locally").
+    admit: (sessionId) => {
+      try {
+        return quotas.acquirePeerConnection(sessionId);
+      } catch (err) {
+        if (isQuotaExceeded(err)) throw new JanusError(JanusErrorCode.UNKNOWN, err.message);
+        throw err;
+      }
+    },
   });
   // The SIP plugin's own range when configured (as Janus's sip.jcfg rtp_port_range); else the media range.
   let sipPorts: PortPool | undefined;
@@ -196,10 +213,11 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const gateway = new Gateway({
     config,
     logger,
-    clock: options.clock,
+    clock,
+    quotas,
     media: webrtc,
     services,
-    plugins: options.plugins ? options.plugins(services) : defaultPlugins(config, services, logger),
+    plugins: options.plugins ? options.plugins(services) : defaultPlugins(config, services, logger, quotas),
     resources: {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),

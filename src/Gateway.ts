@@ -8,6 +8,7 @@ import { SystemClock, type Clock } from './core/Clock.js';
 import type { JsonObject } from './core/Json.js';
 import type { MediaProvider, MediaServices } from './core/Media.js';
 import { SessionRegistry } from './core/SessionRegistry.js';
+import { Quotas } from './core/Quotas.js';
 import { RequestAuth } from './core/auth/RequestAuth.js';
 import { TokenAuth } from './core/auth/TokenAuth.js';
 import type { FerryConfig } from './config/Config.js';
@@ -87,6 +88,8 @@ export interface GatewayOptions {
   resources?: Partial<ResourceCounts>;
   /** Unix seconds for signed-token expiry (tests). */
   nowSeconds?: () => number;
+  /** Per-client quotas, when the media side (built first) shares them; else built from config.quotas. */
+  quotas?: Quotas;
   /** Called after `stop()` ended the sessions: close the media engine here. */
   onStop?: () => Promise<void> | void;
 }
@@ -103,6 +106,7 @@ export class Gateway {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly registry: SessionRegistry;
+  readonly quotas: Quotas;
   readonly plugins = new PluginRegistry();
   readonly auth: RequestAuth;
   readonly metrics: Metrics;
@@ -137,7 +141,10 @@ export class Gateway {
       },
       mediaThreads: () => this.resources.mediaThreads(),
     });
+    this.quotas = options.quotas ?? new Quotas(config.quotas, this.clock);
+    this.quotas.onRefusal = (limit) => this.metrics.quotaRefused(limit);
     this.registry = new SessionRegistry({
+      quotas: this.quotas,
       clock: this.clock,
       logger: this.logger,
       media: options.media ?? null,
@@ -214,6 +221,7 @@ export class Gateway {
       media_threads: this.resources.mediaThreads(),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
+      quotas: this.quotas.status(),
     };
   }
 

@@ -24,9 +24,15 @@ Without --config ferry runs on its embedded defaults:
              this process may run on, or a number), media.placement (${DEFAULT_CONFIG.media.placement}: by measured load,
              a room kept on few threads; round-robin: every room spread), media.pin_threads
 
+Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
+  quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},
+  peer_connections_per_client ${DEFAULT_CONFIG.quotas.peer_connections_per_client}, rooms_per_client ${DEFAULT_CONFIG.quotas.rooms_per_client}, max_rooms ${DEFAULT_CONFIG.quotas.max_rooms}
+  VideoRoom: videoroom.admin_key restricts create; videoroom.max_description_length ${DEFAULT_CONFIG.videoroom.max_description_length};
+  videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
+
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
-  FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true
+  FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true  FERRY_QUOTAS_PEER_CONNECTIONS_PER_CLIENT=50
 `;
 
 function parseArgs(argv: string[]): { config?: string; help: boolean; printConfig: boolean } {

@@ -48,12 +48,21 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     max_queued_events: count(1, 1_000_000),
     max_pending_candidates: count(0, 10_000),
   },
+  quotas: {
+    session_create_rate: count(0, 1_000_000),
+    session_create_burst: count(1, 1_000_000),
+    sessions_per_client: count(0, 10_000_000),
+    peer_connections_per_client: count(0, 1_000_000),
+    rooms_per_client: count(0, 1_000_000),
+    max_rooms: count(0, 10_000_000),
+  },
   log: { level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
   videoroom: {
     rooms_file: { kind: 'string', nullable: true },
     admin_key: SECRET,
     lock_rtp_forward: BOOL,
     demo_room: BOOL,
+    max_description_length: count(1, 1_000_000),
   },
   sip: {
     bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },

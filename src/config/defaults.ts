@@ -42,6 +42,24 @@ export interface FerryConfig {
     max_queued_events: number;
     max_pending_candidates: number;
   };
+  /**
+   * Per-client quotas (README "Quotas"). A client is its remote address (IPv6 by /64), or its
+   * token when token auth is on. 0 turns a limit off.
+   */
+  quotas: {
+    /** Sessions one client may create per second on average (token bucket refill). */
+    session_create_rate: number;
+    /** Sessions one client may create back to back before the rate applies (bucket size). */
+    session_create_burst: number;
+    /** Sessions one client may hold at once. */
+    sessions_per_client: number;
+    /** PeerConnections (each one UDP port lease) one client may hold at once. */
+    peer_connections_per_client: number;
+    /** VideoRoom rooms created through one client's sessions that exist at once. */
+    rooms_per_client: number;
+    /** VideoRoom rooms created through the client API, over all clients (Admin message_plugin is exempt). */
+    max_rooms: number;
+  };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   videoroom: {
     /** JSON file for permanent rooms; null: `permanent: true` is refused. */
@@ -52,6 +70,8 @@ export interface FerryConfig {
     lock_rtp_forward: boolean;
     /** Creates Janus's sample room 1234 ("Demo Room") at start. */
     demo_room: boolean;
+    /** Longest room `description` (create, edit) in characters; longer is refused with 430. */
+    max_description_length: number;
   };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
@@ -123,8 +143,18 @@ export const DEFAULT_CONFIG: FerryConfig = {
     max_queued_events: 1000,
     max_pending_candidates: 256,
   },
+  // Why these values: README "Quotas". One client holds at most 200 of the default 20,001 media
+  // ports (1 %), 100 sessions and 20 rooms; a page load of janus.js creates one session.
+  quotas: {
+    session_create_rate: 10,
+    session_create_burst: 50,
+    sessions_per_client: 100,
+    peer_connections_per_client: 200,
+    rooms_per_client: 20,
+    max_rooms: 1000,
+  },
   log: { level: 'info' },
-  videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true },
+  videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
   sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
     workers: 'auto',

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock, Timer } from './Clock.js';
 import { JanusError, JanusErrorCode } from './JanusError.js';
 import type { MediaProvider } from './Media.js';
+import { isQuotaExceeded, type Quotas } from './Quotas.js';
 import { Session, randomJanusId, type SessionEndReason } from './Session.js';
 import type { TransportSink } from './TransportSink.js';
 
@@ -24,6 +25,8 @@ export interface SessionRegistryOptions {
   maxPendingCandidates: number;
   /** Janus's watchdog period (janus_check_sessions runs every 2 s). */
   watchdogIntervalMs?: number;
+  /** Per-client limits; sessions created with a client key are counted there. */
+  quotas?: Quotas;
   onSessionEnded?: (session: Session, reason: SessionEndReason) => void;
   onEventDropped?: () => void;
 }
@@ -94,8 +97,33 @@ export class SessionRegistry {
     return this.sessions.get(id);
   }
 
-  /** Janus `create`: 472 when closed or full, 468 when the requested id is taken. */
-  create(sink: TransportSink, requestedId?: number): Session {
+  /**
+   * Janus `create`: 472 when closed or full, or when the client (its quota key) is over its
+   * session quota or creation rate; 468 when the requested id is taken.
+   */
+  create(sink: TransportSink, requestedId?: number, client?: string): Session {
+    const quotas = client !== undefined ? this.options.quotas : undefined;
+    if (quotas && client !== undefined) {
+      try {
+        quotas.admitSession(client);
+      } catch (err) {
+        if (isQuotaExceeded(err)) throw new JanusError(JanusErrorCode.NOT_ACCEPTING_SESSIONS, err.message);
+        throw err;
+      }
+      let session: Session;
+      try {
+        session = this.createSession(sink, requestedId);
+      } catch (err) {
+        quotas.releaseSession(client);
+        throw err;
+      }
+      quotas.bindSession(session.id, client);
+      return session;
+    }
+    return this.createSession(sink, requestedId);
+  }
+
+  private createSession(sink: TransportSink, requestedId?: number): Session {
     if (!this.acceptingNewSessions) {
       throw new JanusError(JanusErrorCode.NOT_ACCEPTING_SESSIONS, 'Not accepting new sessions');
     }
@@ -181,6 +209,7 @@ export class SessionRegistry {
 
   private removeEnded(session: Session, reason: SessionEndReason): void {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    this.options.quotas?.sessionEnded(session.id);
     this.options.onSessionEnded?.(session, reason);
   }
 }

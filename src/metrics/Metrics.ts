@@ -39,6 +39,7 @@ export class Metrics {
   private readonly requests: Counter<'api' | 'verb' | 'code'>;
   private readonly droppedEvents: Counter;
   private readonly endedSessions: Counter<'reason'>;
+  private readonly quotaRefusals: Counter<'limit'>;
 
   constructor(sources: MetricsSources) {
     const gauge = (name: string, help: string, read: () => number | null) =>
@@ -93,6 +94,16 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [this.registry],
     });
+    this.quotaRefusals = new Counter({
+      name: 'ferry_quota_refusals_total',
+      help: 'Requests refused by a quota, by limit (session_create_rate, sessions_per_client, peer_connections_per_client, rooms_per_client, max_rooms)',
+      labelNames: ['limit'],
+      registers: [this.registry],
+    });
+  }
+
+  quotaRefused(limit: string): void {
+    this.quotaRefusals.inc({ limit });
   }
 
   request(api: 'janus' | 'admin', verb: string, code: number): void {

@@ -3,6 +3,7 @@
  * both admin transports. `admin_secret` is required on everything but
  * `info`/`ping`. `ferry_status` adds the derived resource counts.
  */
+import type { QuotaStatus } from '../core/Quotas.js';
 import type { Logger } from 'pino';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { field, isJsonObject, type JsonObject } from '../core/Json.js';
@@ -37,6 +38,8 @@ export interface FerryStatus {
   media_threads: MediaThreadStatus[];
   long_poll_waiters: number;
   queued_events: number;
+  /** What per-client quotas count now (clients, sessions, PeerConnections, rooms). */
+  quotas?: QuotaStatus;
 }
 
 export interface AdminApiOptions {

@@ -12,6 +12,8 @@ export interface RequestContext {
   /** Ids from an HTTP path (`/janus/<session>/<handle>`), as text; the router validates them. */
   pathSessionId?: string;
   pathHandleId?: string;
+  /** The client's address as the socket sees it (per-client quotas). */
+  remoteAddress?: string;
 }
 
 export interface ApiRouter {

@@ -128,7 +128,8 @@ export class HttpTransport {
 
     const post = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
       const body = typeof request.body === 'string' ? request.body : '';
-      const ctx: { sink: LongPollSink; pathSessionId?: string; pathHandleId?: string } = { sink: this.sink };
+      const ctx: { sink: LongPollSink; pathSessionId?: string; pathHandleId?: string; remoteAddress?: string } = { sink: this.sink };
+      if (request.socket.remoteAddress !== undefined) ctx.remoteAddress = request.socket.remoteAddress;
       if (request.params.sid !== undefined) ctx.pathSessionId = request.params.sid;
       if (request.params.hid !== undefined) ctx.pathHandleId = request.params.hid;
       return reply.code(200).send(await router.handleText(body, ctx));

@@ -9,6 +9,7 @@ import { field, isJanusId, isJsonObject, type JsonObject, type JsonValue } from 
 import type { Jsep, TrickleCandidate } from '../core/Media.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
+import { clientKey } from '../core/Quotas.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../plugins/PluginRegistry.js';
 import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
@@ -69,7 +70,7 @@ export class RequestRouter extends VerbRouter {
       // Then, for create: not accepting sessions (472) before the secret or token (403), as in janus.c.
       if (!registry.acceptingNewSessions) throw new JanusError(JanusErrorCode.NOT_ACCEPTING_SESSIONS, 'Not accepting new sessions');
       this.requireApiAuth(req);
-      const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined);
+      const session = registry.create(ctx.sink, isJanusId(requested) ? requested : undefined, this.clientOf(req, ctx));
       return envelope('success', 0, transaction, { data: { id: session.id } });
     }
     if (sessionId === 0) throw new JanusError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session');
@@ -85,7 +86,15 @@ export class RequestRouter extends VerbRouter {
     throw new JanusError(JanusErrorCode.UNKNOWN_REQUEST, `Unknown request '${verb.slice(0, 64)}'`);
   }
 
-  private requireApiAuth(req: JsonObject): void {
+  /** Quota key: the token when token auth is on and it is valid, else the remote address. */
+  private clientOf(req: JsonObject, ctx: RequestContext): string {
+    const token = field(req, 'token');
+    const tokens = this.options.auth.tokens;
+    const valid = tokens.enabled && typeof token === 'string' && tokens.isValid(token) ? token : null;
+    return clientKey(ctx.remoteAddress, valid);
+  }
+
+    private requireApiAuth(req: JsonObject): void {
     if (!this.options.auth.checkApi(field(req, 'apisecret'), field(req, 'token'))) {
       throw new JanusError(JanusErrorCode.UNAUTHORIZED, 'Unauthorized request (wrong or missing secret/token)');
     }

@@ -89,10 +89,10 @@ export class WebSocketTransport {
         handleProtocols: (protocols: Set<string>) => (protocols.has(protocol) ? protocol : false),
       },
     });
-    this.app.get('/*', { websocket: true }, (socket) => this.onConnection(socket));
+    this.app.get('/*', { websocket: true }, (socket, request) => this.onConnection(socket, request.socket.remoteAddress));
   }
 
-  private onConnection(socket: WebSocket): void {
+  private onConnection(socket: WebSocket, remoteAddress: string | undefined): void {
     const { router, registry, logger, messageLimit } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
@@ -114,7 +114,7 @@ export class WebSocketTransport {
         reply(router.transportError(JanusErrorCode.INVALID_JSON, 'Invalid Janus API request (binary frame is not UTF-8 text)'));
         return;
       }
-      router.handleText(text, { sink: connection }).then(reply, (err: unknown) => {
+      router.handleText(text, { sink: connection, ...(remoteAddress !== undefined ? { remoteAddress } : {}) }).then(reply, (err: unknown) => {
         logger.error({ err }, 'websocket request failed unexpectedly');
         reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
       });

@@ -19,11 +19,18 @@ export interface WebRtcMediaProviderOptions {
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
+  /**
+   * Admission of one PeerConnection for a session (per-client quota), asked before anything is
+   * built or leased: throws to refuse, else returns the release called when it closes.
+   */
+  admit?: (sessionId: number) => () => void;
 }
 
 interface Watched {
   pc: PeerConnection;
   events: MediaEvents;
+  /** Gives the admission back (quota). */
+  release: (() => void) | undefined;
   /** Per mid: packets seen at the last check, and whether it was receiving. */
   flow: Map<string, { packets: number; receiving: boolean }>;
 }
@@ -42,6 +49,7 @@ export class WebRtcMediaProvider implements MediaProvider {
   }
 
   open(owner: { sessionId: number; handleId: number; placementGroup?: string }, events: MediaEvents): HandleMedia {
+    const release = this.options.admit?.(owner.sessionId);
     const pc = new PeerConnection({
       ...(owner.placementGroup !== undefined ? { placementGroup: owner.placementGroup } : {}),
       engine: this.options.engine,
@@ -56,12 +64,13 @@ export class WebRtcMediaProvider implements MediaProvider {
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });
-    this.connections.set(pc, { pc, events, flow: new Map() });
+    this.connections.set(pc, { pc, events, release, flow: new Map() });
     this.startMonitor();
     return pc;
   }
 
   private forget(pc: PeerConnection): void {
+    this.connections.get(pc)?.release?.();
     this.connections.delete(pc);
     if (this.connections.size === 0 && this.monitor) {
       clearInterval(this.monitor);

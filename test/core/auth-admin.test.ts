@@ -178,7 +178,8 @@ admin('global, session and handle requests, over HTTP and the admin WebSocket', 
   assert.is((await a('', { janus: 'add_token', token: 'x' }))['error'].code, 490, 'token auth is off');
   const ws = await JanusWs.connect(t.adminWsUrl, 'janus-admin-protocol');
   const ferry = await ws.request({ janus: 'ferry_status', admin_secret: ADMIN });
-  assert.equal(ferry['status'], { sessions: 1, handles: 0, peer_connections: 0, native_endpoints: null, port_leases: null, port_pools: [], engine: null, media_threads: [], long_poll_waiters: 0, queued_events: 1 });
+  assert.equal(ferry['status'], { sessions: 1, handles: 0, peer_connections: 0, native_endpoints: null, port_leases: null, port_pools: [], engine: null, media_threads: [], long_poll_waiters: 0, queued_events: 1,
+    quotas: { clients: 1, sessions: 1, peer_connections: 0, rooms: 0, rate_buckets: 0 } });
   const destroyed = await ws.request({ janus: 'destroy_session', session_id: sid, admin_secret: ADMIN });
   assert.is(destroyed['janus'], 'success');
   assert.is((await ws.request({ janus: 'list_handles', session_id: sid, admin_secret: ADMIN }))['error'].code, 458);

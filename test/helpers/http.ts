@@ -25,7 +25,7 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-/** Every listener on 127.0.0.1, ephemeral port, silent logs — unless the test says otherwise. */
+/** Every listener on 127.0.0.1, ephemeral port, silent logs, no per-client quotas — unless the test says otherwise. */
 export function loopbackOverrides(overrides: ConfigOverrides): ConfigOverrides {
   const local = { bind: '127.0.0.1', port: 0 };
   return {
@@ -35,6 +35,9 @@ export function loopbackOverrides(overrides: ConfigOverrides): ConfigOverrides {
     admin_http: { ...local, ...overrides.admin_http },
     admin_websocket: { ...local, ...overrides.admin_websocket },
     log: { level: 'silent', ...overrides.log },
+    // Every test client comes from 127.0.0.1, so one address stands for many clients here: the
+    // per-client quotas are off unless a test sets them (test/core/quotas.test.ts, …).
+    quotas: { session_create_rate: 0, sessions_per_client: 0, peer_connections_per_client: 0, rooms_per_client: 0, max_rooms: 0, ...overrides.quotas },
   };
 }
 
@@ -155,9 +158,10 @@ export class JanusWs {
     socket.on('close', () => { this.closed = true; });
   }
 
-  static connect(url: string, protocol: string | string[] = 'janus-protocol'): Promise<JanusWs> {
+  /** `localAddress`: connect from another loopback address (e.g. 127.0.0.2), as a different client. */
+  static connect(url: string, protocol: string | string[] = 'janus-protocol', options: { localAddress?: string } = {}): Promise<JanusWs> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, protocol);
+      const socket = new WebSocket(url, protocol, options);
       socket.once('open', () => resolve(new JanusWs(socket)));
       socket.once('error', reject);
     });

@@ -104,6 +104,8 @@ export class Room {
   readonly participants = new Map<number, Feed>();
   readonly subscribers = new Set<FeedConsumer>();
   destroyed = false;
+  /** Gives back the creating client's room quota; called once, when the room ends. */
+  quotaRelease: (() => void) | null = null;
 
   constructor(public config: RoomConfig) {}
 

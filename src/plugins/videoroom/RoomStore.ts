@@ -4,7 +4,7 @@
  * it over the old one, so a crash leaves either the old or the new file,
  * never a torn one (rename(2) is atomic within a file system).
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { isJsonObject, type JsonObject } from '../../core/Json.js';
 import { defaultRoomConfig, type RoomConfig } from './Room.js';
@@ -71,8 +71,10 @@ export class RoomStore {
     const text = `${JSON.stringify({ rooms: [...next.values()] }, null, 2)}\n`;
     const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${++this.tempCounter}.tmp`);
     try {
+      // Owner-only: the file holds room secrets and pins in plain text (README "Quotas and rooms").
       const fd = openSync(temp, 'w', 0o600);
       try {
+        fchmodSync(fd, 0o600);
         writeSync(fd, text);
         fsyncSync(fd);
       } finally {

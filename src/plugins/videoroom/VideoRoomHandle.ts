@@ -32,6 +32,11 @@ export class VideoRoomHandle implements PluginHandle {
 
   constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: PluginContext) {}
 
+  /** The Janus session this handle belongs to (per-client room quotas). */
+  get sessionId(): number {
+    return this.ctx.sessionId;
+  }
+
   get publisher(): Publisher | null {
     return this.role?.kind === 'publisher' && !this.role.publisher.left ? this.role.publisher : null;
   }

@@ -40,8 +40,27 @@ export interface VideoRoomConfig {
   adminKey: string | null;
   /** Janus `lock_rtp_forward`: with an admin_key, RTP forwarding and remote publisher requests need it too. */
   lockRtpForward: boolean;
+  /**
+   * Rooms over all clients that `create` through the client API may reach (0 = no limit);
+   * Admin `message_plugin` is exempt.
+   */
+  maxRooms: number;
+  /** Longest `description` / `new_description`, in characters. */
+  maxDescriptionLength: number;
+  /** Per-client room quota (core Quotas); absent: only maxRooms applies. */
+  quotas: RoomQuotas | null;
   /** Rooms that exist from start (like the room sections of janus.plugin.videoroom.jcfg); not written to the rooms file. */
   rooms: Array<Partial<RoomConfig> & { room: number }>;
+}
+
+/** What the plugin needs from the core's per-client quotas. */
+export interface RoomQuotas {
+  /** Counts a room for the session's client; throws QuotaExceededError when it is at its limit. */
+  acquireRoom(sessionId: number): () => void;
+  /** Counts a port lease (plain RTP leg) like a PeerConnection of the session's client. */
+  acquirePeerConnection(sessionId: number): () => void;
+  /** Counts and throws a refusal decided here (max_rooms). */
+  refuse(limit: 'max_rooms', max: number, what: string): never;
 }
 
 export interface VideoRoomPluginOptions {
@@ -74,7 +93,7 @@ export class VideoRoomPlugin implements Plugin {
 
   constructor(options: VideoRoomPluginOptions) {
     this.services = options.media;
-    this.config = { roomsFile: null, adminKey: null, lockRtpForward: false, rooms: [], ...options.config };
+    this.config = { roomsFile: null, adminKey: null, lockRtpForward: false, maxRooms: 0, maxDescriptionLength: 256, quotas: null, rooms: [], ...options.config };
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? createLogger('silent');
     for (const r of this.config.rooms) this.rooms.set(r.room, new Room({ ...defaultRoomConfig(r.room), ...r }));
@@ -118,7 +137,7 @@ export class VideoRoomPlugin implements Plugin {
 
   private dispatchSync(request: string, body: JsonObject, owner: VideoRoomHandle | null): JsonObject {
     switch (request) {
-      case 'create': return this.create(body);
+      case 'create': return this.create(body, owner);
       case 'edit': return this.edit(body);
       case 'destroy': return this.destroyRequest(body);
       case 'exists': return this.exists(body);
@@ -128,10 +147,10 @@ export class VideoRoomPlugin implements Plugin {
       case 'moderate': return this.moderate(body);
       case 'listparticipants': return this.listParticipants(body);
       case 'enable_recording': return this.enableRecording(body);
-      case 'rtp_forward': return this.rtpForward(body);
+      case 'rtp_forward': return this.rtpForward(body, owner);
       case 'stop_rtp_forward': return this.stopRtpForward(body);
       case 'listforwarders': return this.listForwarders(body);
-      case 'publish_remotely': return this.publishRemotely(body);
+      case 'publish_remotely': return this.publishRemotely(body, owner);
       case 'unpublish_remotely': return this.unpublishRemotely(body);
       case 'listremotes':
       case 'list_remotes': return this.listRemotes(body);
@@ -176,14 +195,50 @@ export class VideoRoomPlugin implements Plugin {
 
   // ---- room management ---------------------------------------------------------------------------
 
-  private create(body: JsonObject): JsonObject {
+  private checkDescription(body: JsonObject, key: string): void {
+    const d = R.optString(body, key);
+    const max = this.config.maxDescriptionLength;
+    if (d !== undefined && d.length > max) throw invalid(key, `at most ${max} characters`);
+  }
+
+  /**
+   * Room quotas for a client request (owner null = Admin message_plugin, exempt): the global
+   * max_rooms, then the creating client's rooms_per_client. Both refusals are 433, what Janus
+   * answers a `create` it does not allow (a missing admin_key).
+   */
+  private admitRoom(owner: VideoRoomHandle | null): (() => void) | null {
+    if (owner === null) return null;
+    const { maxRooms, quotas } = this.config;
+    try {
+      if (maxRooms > 0 && this.rooms.size >= maxRooms) {
+        if (quotas) quotas.refuse('max_rooms', maxRooms, 'too many rooms on this server');
+        throw new Error(`Quota exceeded: too many rooms on this server (max_rooms = ${maxRooms})`);
+      }
+      return quotas ? quotas.acquireRoom(owner.sessionId) : null;
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, (err as Error).message);
+    }
+  }
+
+  private create(body: JsonObject, owner: VideoRoomHandle | null): JsonObject {
     this.checkAdminKey(body);
     R.validate(body, R.CREATE);
     refuseRecording(body);
+    this.checkDescription(body, 'description');
     const permanent = body['permanent'] === true;
     if (permanent && !this.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't create permanent room");
     const requested = R.optNumber(body, 'room');
     if (requested !== undefined && this.rooms.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ROOM_EXISTS, `Room ${requested} already exists`);
+    const release = this.admitRoom(owner);
+    try {
+      return this.createAdmitted(body, permanent, requested, release);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
+  }
+
+  private createAdmitted(body: JsonObject, permanent: boolean, requested: number | undefined, release: (() => void) | null): JsonObject {
     const id = requested ?? this.freshId((i) => this.rooms.has(i));
     const config = defaultRoomConfig(id);
     const audio = R.optString(body, 'audiocodec');
@@ -202,13 +257,16 @@ export class VideoRoomPlugin implements Plugin {
     const allowed = field(body, 'allowed');
     if (Array.isArray(allowed)) config.allowed = allowed.filter((a): a is string => typeof a === 'string');
     if (permanent) this.persist(config);
-    this.rooms.set(id, new Room(config));
+    const room = new Room(config);
+    room.quotaRelease = release;
+    this.rooms.set(id, room);
     this.logger.info({ room: id, permanent }, 'videoroom: room created');
     return { videoroom: 'created', room: id, permanent };
   }
 
   private edit(body: JsonObject): JsonObject {
     R.validate(body, R.EDIT);
+    this.checkDescription(body, 'new_description');
     const room = this.room(body);
     checkSecret(room.config.secret, body, 'secret');
     const permanent = body['permanent'] === true;
@@ -265,6 +323,8 @@ export class VideoRoomPlugin implements Plugin {
   private releaseRoom(room: Room, notify: boolean): void {
     if (room.destroyed) return;
     room.destroyed = true;
+    room.quotaRelease?.();
+    room.quotaRelease = null;
     for (const sub of [...room.subscribers]) {
       if (notify) sub.roomDestroyed();
       else sub.teardown();
@@ -431,14 +491,37 @@ export class VideoRoomPlugin implements Plugin {
     return feed;
   }
 
-  private openLeg(options: RtpLegOptions & { port?: number }): RtpLeg {
+  /**
+   * Opens a plain RTP leg (one port lease). One asked for by a client (`requester`; null = Admin)
+   * counts against that client's peer_connections_per_client, checked before the port is leased
+   * and given back when the leg closes: rtp_forward, publish_remotely and add_remote_publisher
+   * must not be a way around the port share.
+   */
+  private openLeg(requester: VideoRoomHandle | null, options: RtpLegOptions & { port?: number }): RtpLeg {
     if (!this.services) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'RTP media is not available in this build');
+    let release: (() => void) | null = null;
+    if (requester !== null && this.config.quotas) {
+      try {
+        release = this.config.quotas.acquirePeerConnection(requester.sessionId);
+      } catch (err) {
+        throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, (err as Error).message);
+      }
+    }
     let leg: RtpLeg;
     try {
       leg = this.services.openRtpLeg(options);
     } catch (err) {
+      release?.();
       this.logger.warn({ err, owner: options.owner }, 'videoroom: could not open RTP leg');
       throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not open UDP socket for RTP stream');
+    }
+    if (release) {
+      const giveBack = release;
+      const close = leg.close.bind(leg);
+      leg.close = () => {
+        close();
+        giveBack();
+      };
     }
     if (options.port !== undefined && options.port !== 0 && leg.port !== options.port) {
       leg.close();
@@ -447,7 +530,7 @@ export class VideoRoomPlugin implements Plugin {
     return leg;
   }
 
-  private rtpForward(body: JsonObject): JsonObject {
+  private rtpForward(body: JsonObject, requester: VideoRoomHandle | null): JsonObject {
     this.checkRtpLock(body);
     R.validate(body, R.RTP_FORWARD);
     const room = this.room(body);
@@ -490,7 +573,7 @@ export class VideoRoomPlugin implements Plugin {
     try {
       for (const p of planned) {
         const streamId = this.freshId((i) => feed.forwarders.has(i) || created.some((c) => c.id === i)) % 2 ** 32;
-        const leg = this.openLeg({
+        const leg = this.openLeg(requester, {
           owner: `videoroom:${room.id}:forwarder:${feed.id}:${streamId}`,
           placementGroup: placementGroup(room.id),
           pool: 'rtp',
@@ -552,7 +635,7 @@ export class VideoRoomPlugin implements Plugin {
 
   // ---- cascading: publish_remotely on the sending gateway -----------------------------------------
 
-  private publishRemotely(body: JsonObject): JsonObject {
+  private publishRemotely(body: JsonObject, requester: VideoRoomHandle | null): JsonObject {
     this.checkRtpLock(body);
     R.validate(body, R.PUBLISH_REMOTELY);
     const room = this.room(body);
@@ -565,7 +648,7 @@ export class VideoRoomPlugin implements Plugin {
     if (port === 0) throw invalid('port', 'an integer between 1 and 65535');
     const host = String(body['host']);
     const srtp = srtpFromRequest(body);
-    const leg = this.openLeg({
+    const leg = this.openLeg(requester, {
       owner: `videoroom:${room.id}:remotize:${feed.id}:${remoteId}`,
           placementGroup: placementGroup(room.id),
       pool: 'rtp',
@@ -625,7 +708,7 @@ export class VideoRoomPlugin implements Plugin {
     const srtp = srtpFromRequest(body);
     const id = requested ?? this.freshId((i) => room.participants.has(i));
     const port = R.optNumber(body, 'port') ?? 0;
-    const leg = this.openLeg({
+    const leg = this.openLeg(owner, {
       owner: `videoroom:${room.id}:remote:${id}`,
           placementGroup: placementGroup(room.id),
       pool: 'rtp',
