@@ -169,6 +169,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     connectTimeoutMs: config.media.connect_timeout * 1000,
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
+    maxMLines: config.media.max_mlines,
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
   });
   // The SIP plugin's own range when configured (as Janus's sip.jcfg rtp_port_range); else the media range.

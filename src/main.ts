@@ -21,7 +21,8 @@ Without --config ferry runs on its embedded defaults:
   Metrics    ${DEFAULT_CONFIG.metrics.path} on the Admin HTTP listener
   Media      UDP ${DEFAULT_CONFIG.media.rtp_port_min}-${DEFAULT_CONFIG.media.rtp_port_max}, media threads: media.workers (${DEFAULT_CONFIG.media.workers} = one per CPU
              this process may run on, or a number), media.placement (${DEFAULT_CONFIG.media.placement}: by measured load,
-             a room kept on few threads; round-robin: every room spread), media.pin_threads
+             a room kept on few threads; round-robin: every room spread), media.pin_threads;
+             at most media.max_mlines (${DEFAULT_CONFIG.media.max_mlines}) m-lines in a client's offer
 
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
