@@ -258,20 +258,34 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (!this.apply(jsep.type === 'offer' ? 'remote-offer' : 'remote-answer')) {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot apply ${jsep.type} in state ${this.state}`);
     }
-    this.remote = desc;
-    const lease = this.ensureLease();
-    if (iceRestart) {
-      this.iceUfrag = randomBytes(6).toString('hex');
-      this.icePwd = randomBytes(16).toString('hex');
-      this.iceRestarts++;
-      this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
-    } else {
-      this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
-    }
-    if (jsep.type === 'answer') {
-      this.dropRefusedOutputs(desc);
-      this.applyRtx(desc);
-      this.completeNegotiation();
+    // Everything above refuses without changing anything; from here the description is being
+    // applied, and a failure must not leave a half-applied PeerConnection behind.
+    this.whileApplying(`remote ${jsep.type}`, () => {
+      this.remote = desc;
+      const lease = this.ensureLease();
+      if (iceRestart) {
+        this.iceUfrag = randomBytes(6).toString('hex');
+        this.icePwd = randomBytes(16).toString('hex');
+        this.iceRestarts++;
+        this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
+      } else {
+        this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+      }
+      if (jsep.type === 'answer') {
+        this.dropRefusedOutputs(desc);
+        this.applyRtx(desc);
+        this.completeNegotiation();
+      }
+    });
+  }
+
+  /** Runs a step that changes the PeerConnection; if it throws, the PeerConnection fails (hangup) and the error goes on. */
+  private whileApplying(what: string, step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.fail(`Could not apply the ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
     }
   }
 
@@ -384,10 +398,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       },
       sections,
     );
-    this.apply('local-answer');
-    this.localSdp = sdp;
-    this.streamStates = states;
-    this.completeNegotiation();
+    this.whileApplying('local answer', () => {
+      this.apply('local-answer');
+      this.localSdp = sdp;
+      this.streamStates = states;
+      this.completeNegotiation();
+    });
     return { type: 'answer', sdp };
   }
 
