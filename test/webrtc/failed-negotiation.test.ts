@@ -196,24 +196,33 @@ test('VideoRoom: an offer with a refused request, then a refused answer from a s
     assert.is(published.event['plugindata'].data['videoroom'], 'joined');
     const feedId = published.event['plugindata'].data['id'] as number;
 
-    // A subscriber whose answer is refused (an answer may not say actpass): its PeerConnection goes, the publisher's stays.
-    const sub = await client(f, 'janus.plugin.videoroom');
-    const joined = message(sub, { request: 'join', ptype: 'subscriber', room: 1234, streams: [{ feed: feedId }] });
-    assert.is((await joined.reply)['janus'], 'ack');
-    const offer = await sub.ws.nextEvent((e) => e['transaction'] === joined.transaction && e['janus'] === 'event', 10_000);
-    assert.is(offer['jsep']?.type, 'offer', JSON.stringify(offer));
-    const spc = loopbackPeer();
-    peers.push(spc);
-    await spc.setRemoteDescription(offer['jsep']);
-    await spc.setLocalDescription(await spc.createAnswer());
-    assert.equal(await held(f), { peer_connections: 2, native_endpoints: 2, port_leases: 2 });
-    const badAnswer = replaced(spc.localDescription!.sdp, /^a=setup:\w+$/gm, 'a=setup:actpass');
-    const r = await message(sub, { request: 'start' }, { type: 'answer', sdp: badAnswer }).reply;
-    assert.is(r['error']?.code, 465, JSON.stringify(r));
-    assert.ok(String(r['error'].reason).includes('a=setup:actpass'), r['error'].reason);
-    assert.equal(await held(f), { peer_connections: 1, native_endpoints: 1, port_leases: 1 }, 'only the publisher left');
-    await sub.ws.nextEvent((e) => e['janus'] === 'hangup' && e['sender'] === sub.handle);
-    for (const c of [sub, pub]) {
+    // Subscribers whose answers are refused: an answer may not say actpass (RFC 8842 §5.3), nor
+    // leave out an offered m-line (RFC 3264 §6). Their PeerConnections go; the publisher's stays.
+    const badAnswers: [(sdp: string) => string, string][] = [
+      [(sdp) => replaced(sdp, /^a=setup:\w+$/gm, 'a=setup:actpass'), 'a=setup:actpass'],
+      [(sdp) => sdp.slice(0, sdp.lastIndexOf('m=')), 'the answer has 1 m-lines, the offer had 2'],
+    ];
+    const subs: Client[] = [];
+    for (const [mangle, reason] of badAnswers) {
+      const sub = await client(f, 'janus.plugin.videoroom');
+      subs.push(sub);
+      const joined = message(sub, { request: 'join', ptype: 'subscriber', room: 1234, streams: [{ feed: feedId }] });
+      assert.is((await joined.reply)['janus'], 'ack');
+      const offer = await sub.ws.nextEvent((e) => e['transaction'] === joined.transaction && e['janus'] === 'event', 10_000);
+      assert.is(offer['jsep']?.type, 'offer', JSON.stringify(offer));
+      assert.is((String(offer['jsep'].sdp).match(/^m=/gm) ?? []).length, 2, 'audio and video offered');
+      const spc = loopbackPeer();
+      peers.push(spc);
+      await spc.setRemoteDescription(offer['jsep']);
+      await spc.setLocalDescription(await spc.createAnswer());
+      assert.equal(await held(f), { peer_connections: 2, native_endpoints: 2, port_leases: 2 });
+      const r = await message(sub, { request: 'start' }, { type: 'answer', sdp: mangle(spc.localDescription!.sdp) }).reply;
+      assert.is(r['error']?.code, 465, JSON.stringify(r));
+      assert.ok(String(r['error'].reason).includes(reason), `"${r['error'].reason}" names "${reason}"`);
+      assert.equal(await held(f), { peer_connections: 1, native_endpoints: 1, port_leases: 1 }, 'only the publisher left');
+      await sub.ws.nextEvent((e) => e['janus'] === 'hangup' && e['sender'] === sub.handle);
+    }
+    for (const c of [...subs, pub]) {
       await c.ws.request({ janus: 'destroy', session_id: c.session });
       await c.ws.close();
     }
