@@ -88,6 +88,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
       pattern: /^(AEAD_AES_128_GCM|AES_CM_128_HMAC_SHA1_80)(,(AEAD_AES_128_GCM|AES_CM_128_HMAC_SHA1_80))*$/,
       hint: 'a comma-separated list of AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80',
     },
+    max_mlines: count(1, 1024),
   },
 };
 

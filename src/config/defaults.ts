@@ -110,6 +110,8 @@ export interface FerryConfig {
     consent_timeout: number;
     /** DTLS-SRTP profiles accepted, most preferred first (comma-separated). */
     srtp_profiles: string;
+    /** Most m-lines a client's offer may have (one PeerConnection); more is refused with 465. */
+    max_mlines: number;
   };
 }
 
@@ -167,5 +169,6 @@ export const DEFAULT_CONFIG: FerryConfig = {
     connect_timeout: 30,
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',
+    max_mlines: 32,
   },
 };

@@ -60,6 +60,11 @@ export class Handle {
   private pendingCandidates: TrickleCandidate[] = [];
   /** A local offer was sent to the client and its answer has not arrived (else an answer is 469). */
   private localOfferPending = false;
+  /**
+   * The transaction of the message whose jsep was applied to the PeerConnection, until the
+   * plugin answers it with a jsep: a plugin error for it is a failed negotiation.
+   */
+  private negotiatingTransaction: string | null = null;
   /** Where the plugin says this handle's media belongs (engine placement). */
   private placementGroup: string | undefined;
   /** Serialises pushed events so a jsep merge never reorders them. */
@@ -125,23 +130,47 @@ export class Handle {
         try {
           await media.setRemoteDescription(jsep);
         } catch (err) {
-          if (isJanusError(err)) throw err;
-          throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `JSEP error: ${errorText(err)}`);
+          const error = isJanusError(err) ? err : new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `JSEP error: ${errorText(err)}`);
+          this.negotiationFailed(media, error.message);
+          throw error;
         }
         if (this.pendingCandidates.length > 0) media.addRemoteCandidates(this.pendingCandidates.splice(0));
+        this.negotiatingTransaction = transaction;
       }
       if (jsep.type === 'answer') this.localOfferPending = false;
       this.apply('remoteJsep');
     }
+    const media = this.mediaBinding;
     let reply: PluginReply;
     try {
       reply = await this.pluginHandle.handleMessage(jsep ? { transaction, body, jsep } : { transaction, body });
     } catch (err) {
-      throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, `Plugin error: ${errorText(err)}`);
+      const error = new JanusError(JanusErrorCode.PLUGIN_MESSAGE, `Plugin error: ${errorText(err)}`);
+      if (jsep && media) this.negotiationFailed(media, error.message);
+      throw error;
     }
-    if (!isPluginReply(reply)) throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, 'Plugin returned an invalid reply');
-    if (reply.kind === 'error') throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, reply.reason);
+    const refused =
+      !isPluginReply(reply) ? 'Plugin returned an invalid reply'
+      : reply.kind === 'error' ? reply.reason
+      : null;
+    if (refused !== null) {
+      if (jsep && media) this.negotiationFailed(media, refused);
+      throw new JanusError(JanusErrorCode.PLUGIN_MESSAGE, refused);
+    }
+    if (jsep && media && reply.kind === 'ok' && isPluginError(reply.data)) this.negotiationFailed(media, pluginErrorText(reply.data));
     return reply;
+  }
+
+  /**
+   * A negotiation failed (its jsep refused, or the plugin answered it with an error): a
+   * PeerConnection that never came up goes at once, through the same ending as `hangup`, so no
+   * lease, endpoint or PeerConnection outlives the failure. A connected one stays: a refused
+   * re-offer changed nothing in it (the PeerConnection fails itself when it did), and whether
+   * a live call survives its plugin's error is the plugin's decision (SIP keeps its call).
+   */
+  private negotiationFailed(media: HandleMedia, reason: string): void {
+    if (this.mediaBinding !== media || this.currentState === 'connected' || this.currentState === 'detached') return;
+    this.hangup(`Negotiation failed: ${reason}`);
   }
 
   /** Janus `trickle`: to the PeerConnection, or queued until one exists. */
@@ -237,6 +266,7 @@ export class Handle {
     const media = this.mediaBinding;
     this.mediaBinding = null;
     this.localOfferPending = false;
+    this.negotiatingTransaction = null;
     if (!media) return;
     try {
       media.close(reason);
@@ -295,6 +325,16 @@ export class Handle {
       const event: JsonObject = { janus: 'event', session_id: this.owner.id, sender: this.id };
       if (transaction !== undefined) event['transaction'] = transaction;
       event['plugindata'] = { plugin: this.plugin.info.package, data };
+      if (transaction !== undefined && transaction === this.negotiatingTransaction) {
+        if (jsep) this.negotiatingTransaction = null;
+        else if (isPluginError(data)) {
+          this.negotiatingTransaction = null;
+          const media = this.mediaBinding;
+          this.owner.deliver(event);
+          if (media) this.negotiationFailed(media, pluginErrorText(data));
+          return;
+        }
+      }
       if (jsep) {
         let local: Jsep = jsep;
         const media = this.ensureMedia();
@@ -329,6 +369,15 @@ export class Handle {
       return errorText(err);
     }
   }
+}
+
+/** Plugin-level errors are events whose data carries `error_code` (Plugin.ts, every Janus plugin). */
+function isPluginError(data: JsonObject): boolean {
+  return data['error_code'] !== undefined && data['error_code'] !== null;
+}
+
+function pluginErrorText(data: JsonObject): string {
+  return typeof data['error'] === 'string' ? data['error'] : `plugin error ${String(data['error_code'])}`;
 }
 
 function isPluginReply(value: unknown): value is PluginReply {

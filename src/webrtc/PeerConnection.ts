@@ -123,6 +123,8 @@ export interface PeerConnectionOptions {
   consentTimeoutMs?: number;
   /** DTLS-SRTP profiles ferry accepts, most preferred first (default: GCM, then AES-CM-80). */
   srtpProfiles?: SrtpProfileName[];
+  /** Most m-lines a remote offer may have (`media.max_mlines`). */
+  maxMLines?: number;
   onClosed: (pc: PeerConnection) => void;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
@@ -241,7 +243,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
     let desc: RemoteDescription;
     try {
-      desc = parseRemoteDescription(jsep.type, jsep.sdp);
+      desc = parseRemoteDescription(jsep.type, jsep.sdp, { maxMLines: this.options.maxMLines });
     } catch (err) {
       if (err instanceof SdpError) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `Invalid SDP: ${err.message}`);
       throw err;
@@ -249,27 +251,55 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (jsep.type === 'answer' && this.state !== 'have-local-offer' && this.state !== 'connected') {
       throw new JanusError(JanusErrorCode.UNEXPECTED_ANSWER, 'Unexpected ANSWER (no OFFER)');
     }
+    if (jsep.type === 'answer') this.checkAnswerMatchesOffer(desc);
     // RFC 8839 §4.4.1.1.1: an offer with new ICE credentials restarts ICE, and the answer
     // must carry new credentials too. DTLS and SRTP go on (RFC 8842 §4.2): same transport.
     const iceRestart = jsep.type === 'offer' && this.lease !== null && this.remote !== null && this.remote.iceUfrag !== desc.iceUfrag;
     if (!this.apply(jsep.type === 'offer' ? 'remote-offer' : 'remote-answer')) {
       throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot apply ${jsep.type} in state ${this.state}`);
     }
-    this.remote = desc;
-    const lease = this.ensureLease();
-    if (iceRestart) {
-      this.iceUfrag = randomBytes(6).toString('hex');
-      this.icePwd = randomBytes(16).toString('hex');
-      this.iceRestarts++;
-      this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
-    } else {
-      this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+    // Everything above refuses without changing anything; from here the description is being
+    // applied, and a failure must not leave a half-applied PeerConnection behind.
+    this.whileApplying(`remote ${jsep.type}`, () => {
+      this.remote = desc;
+      const lease = this.ensureLease();
+      if (iceRestart) {
+        this.iceUfrag = randomBytes(6).toString('hex');
+        this.icePwd = randomBytes(16).toString('hex');
+        this.iceRestarts++;
+        this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
+      } else {
+        this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
+      }
+      if (jsep.type === 'answer') {
+        this.dropRefusedOutputs(desc);
+        this.applyRtx(desc);
+        this.completeNegotiation();
+      }
+    });
+  }
+
+  /** Runs a step that changes the PeerConnection; if it throws, the PeerConnection fails (hangup) and the error goes on. */
+  private whileApplying(what: string, step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.fail(`Could not apply the ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
     }
-    if (jsep.type === 'answer') {
-      this.dropRefusedOutputs(desc);
-      this.applyRtx(desc);
-      this.completeNegotiation();
+  }
+
+  /** RFC 3264 §6: an answer has exactly the offer's m-lines, in its order (mids included). */
+  private checkAnswerMatchesOffer(answer: RemoteDescription): void {
+    const offered = this.streamStates.map((s) => s.info.mid);
+    if (answer.media.length !== offered.length) {
+      throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `Invalid SDP: the answer has ${answer.media.length} m-lines, the offer had ${offered.length} (RFC 3264 §6)`);
     }
+    answer.media.forEach((m, i) => {
+      if (m.mid !== offered[i]) {
+        throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `Invalid SDP: a=mid:${m.mid} where the offer's m-line ${i + 1} is mid ${offered[i]} (RFC 3264 §6)`);
+      }
+    });
   }
 
   createAnswer(
@@ -291,7 +321,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       const allowed = m.kind === 'audio' ? options.codecs?.audio : m.kind === 'video' ? options.codecs?.video : undefined;
       const codec = !m.rejected && wanted ? chooseCodec(m, allowed) : null;
       if (!codec || (m.kind !== 'audio' && m.kind !== 'video')) {
-        sections.push({ mid: m.mid, kind: m.kind, codec: null, direction: 'inactive' });
+        // Rejected with the offer's own media type, transport and first format (RFC 3264 §6).
+        const format = m.formats[0];
+        sections.push({ mid: m.mid, kind: m.kind, codec: null, direction: 'inactive', ...(format && m.protocol ? { rejected: { mediaType: m.mediaType, protocol: m.protocol, format } } : {}) });
         continue;
       }
       const direction = answerDirection(m.direction, true, true);
@@ -366,10 +398,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       },
       sections,
     );
-    this.apply('local-answer');
-    this.localSdp = sdp;
-    this.streamStates = states;
-    this.completeNegotiation();
+    this.whileApplying('local answer', () => {
+      this.apply('local-answer');
+      this.localSdp = sdp;
+      this.streamStates = states;
+      this.completeNegotiation();
+    });
     return { type: 'answer', sdp };
   }
 

@@ -34,6 +34,10 @@ export interface RemoteMediaSection {
   mid: string;
   kind: MediaKind | 'application';
   port: number;
+  /** The m-line's media type, transport and format list as offered (a rejected m-line is answered with them). */
+  mediaType: string;
+  protocol: string;
+  formats: string[];
   direction: Direction;
   codecs: Codec[];
   /** Primary SSRCs the remote sends (RTX/FEC partners in ssrc-groups excluded). */
@@ -59,15 +63,90 @@ export interface RemoteDescription {
 
 const DIRECTIONS = new Set<Direction>(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
+/** m-lines ferry takes in one remote offer unless configured otherwise (`media.max_mlines`). */
+export const DEFAULT_MAX_MLINES = 32;
+
+/** The only RTP profile WebRTC peers (Chrome, Firefox, Safari, werift) put on audio/video m-lines (RFC 8829 §5.1.2). */
+const RTP_PROFILE = 'UDP/TLS/RTP/SAVPF';
+/** Data-channel profiles (RFC 8841 §4; `DTLS/SCTP` from the pre-RFC drafts older browsers still send). */
+const SCTP_PROFILES = new Set(['UDP/DTLS/SCTP', 'TCP/DTLS/SCTP', 'DTLS/SCTP']);
+/** RFC 8122 §5 hash functions ferry checks certificates with, and their digest lengths in bytes. */
+const FINGERPRINT_HASHES: Record<string, number> = { 'sha-256': 32, 'sha-384': 48, 'sha-512': 64 };
+/** RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/". */
+const ICE_CHARS = /^[A-Za-z0-9+/]*$/;
+/**
+ * RFC 3551 §6 static payload types ferry has codecs for; the others below 35 are used only
+ * as what RFC 3551 assigns them, which ferry never picks.
+ */
+const STATIC_CODECS: Record<number, { name: string; clockRate: number }> = {
+  0: { name: 'PCMU', clockRate: 8000 },
+  8: { name: 'PCMA', clockRate: 8000 },
+  9: { name: 'G722', clockRate: 8000 },
+};
+/** RFC 3551 §6: payload types 0–34 are static assignments; an rtpmap cannot make them something else. */
+const LAST_STATIC_PAYLOAD_TYPE = 34;
+
+export interface ParseOptions {
+  /** Most m-lines accepted in an offer (default DEFAULT_MAX_MLINES). */
+  maxMLines?: number;
+}
+
 function pick<T>(mediaValue: T | undefined, sessionValue: T | undefined): T | undefined {
   return mediaValue ?? sessionValue;
 }
 
-/** Parses and validates a remote description; every missing mandatory attribute is an SdpError naming it. */
-export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): RemoteDescription {
+/** A line as it is quoted in an error reason: whole, unless absurdly long. */
+function quote(line: string): string {
+  const clean = line.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
+}
+
+/**
+ * The SDP's lines by section (0: session level, i + 1: m-section i), to name the line a
+ * refusal is about: sdp-transform keeps values, not the lines they came from.
+ */
+class SdpLines {
+  private readonly sections: string[][] = [[]];
+
+  constructor(sdp: string) {
+    for (const line of sdp.split(/\r?\n/)) {
+      if (line.startsWith('m=')) this.sections.push([]);
+      this.sections[this.sections.length - 1]!.push(line);
+    }
+  }
+
+  /** The m-line of m-section `index`. */
+  mLine(index: number): string {
+    return quote(this.sections[index + 1]?.[0] ?? `m-line ${index + 1}`);
+  }
+
+  /** The first line of m-section `index` (or, failing that, of the session level) matching `re`. */
+  find(index: number, re: RegExp, sessionToo = true): string {
+    const line = this.sections[index + 1]?.find((l) => re.test(l)) ?? (sessionToo ? this.sections[0]!.find((l) => re.test(l)) : undefined);
+    return quote(line ?? re.source);
+  }
+}
+
+/** An integer in [min, max], or undefined. */
+function intIn(value: unknown, min: number, max: number): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
+}
+
+/**
+ * Parses and validates a remote description as strictly as a browser does: every refusal is
+ * an SdpError naming the line it is about (or the mandatory attribute that is missing).
+ */
+export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string, options: ParseOptions = {}): RemoteDescription {
   if (typeof sdp !== 'string' || sdp.length === 0) throw new SdpError('empty SDP');
   if (sdp.length > 256 * 1024) throw new SdpError('SDP too large');
   if (!/^v=0/.test(sdp.trimStart())) throw new SdpError('SDP does not start with v=0');
+  const lines = new SdpLines(sdp);
+  const maxMLines = options.maxMLines ?? DEFAULT_MAX_MLINES;
+  const mLineCount = (sdp.match(/^m=/gm) ?? []).length;
+  if (type === 'offer' && mLineCount > maxMLines) {
+    throw new SdpError(`${lines.mLine(maxMLines)}: m-line ${maxMLines + 1} of ${mLineCount}, more than the ${maxMLines} allowed per PeerConnection`);
+  }
   let parsed: sdpTransform.SessionDescription;
   try {
     parsed = sdpTransform.parse(sdp);
@@ -81,10 +160,20 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
   let setup: DtlsSetup | undefined;
   const media: RemoteMediaSection[] = [];
   const candidates: RemoteDescription['candidates'] = [];
+  const mids = new Set<string>();
+  /**
+   * kind:payload type → codec over the m-lines ferry bundles (RFC 8843 §9.1: one meaning per
+   * payload type). Per kind: older Chrome reuses audio payload types on video.
+   */
+  const bundledPayloadTypes = new Map<string, { codec: Codec; line: string }>();
   parsed.media.forEach((m, index) => {
     const kind = m.type === 'audio' || m.type === 'video' || m.type === 'application' ? m.type : undefined;
     const mid = m.mid !== undefined ? String(m.mid) : String(index);
     const rejected = m.port === 0 || kind === undefined;
+    if (m.mid !== undefined) {
+      if (mids.has(mid)) throw new SdpError(`${lines.find(index, /^a=mid:/, false)}: mid '${quote(mid)}' used twice (RFC 8843 §7.2)`);
+      mids.add(mid);
+    }
     // sdp-transform turns an all-digit value into a number: credentials are strings (RFC 8839 §5.4).
     const asText = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
     const ufrag = asText(pick(m.iceUfrag, parsed.iceUfrag));
@@ -92,21 +181,56 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
     const fp = pick(m.fingerprint, parsed.fingerprint);
     const st = pick(m.setup, parsed.setup);
     if (!rejected) {
+      checkTransport(lines, index, kind!, m.protocol);
+      if (ufrag !== undefined && (ufrag.length < 4 || ufrag.length > 256 || !ICE_CHARS.test(ufrag))) {
+        throw new SdpError(`${lines.find(index, /^a=ice-ufrag:/)}: an ICE ufrag is 4 to 256 ice-chars (RFC 8839 §5.4)`);
+      }
+      if (pwd !== undefined && (pwd.length < 22 || pwd.length > 256 || !ICE_CHARS.test(pwd))) {
+        throw new SdpError(`${lines.find(index, /^a=ice-pwd:/)}: an ICE password is 22 to 256 ice-chars (RFC 8839 §5.4)`);
+      }
+      if (fp) {
+        const algorithm = String(fp.type).toLowerCase();
+        const value = String(fp.hash).toUpperCase();
+        const bytes = FINGERPRINT_HASHES[algorithm];
+        if (bytes === undefined) {
+          throw new SdpError(`${lines.find(index, /^a=fingerprint:/)}: fingerprint hash must be sha-256, sha-384 or sha-512`);
+        }
+        if (!new RegExp(`^[0-9A-F]{2}(:[0-9A-F]{2}){${bytes - 1}}$`).test(value)) {
+          throw new SdpError(`${lines.find(index, /^a=fingerprint:/)}: malformed a=fingerprint (a ${algorithm} fingerprint is ${bytes} hex bytes)`);
+        }
+        fingerprint ??= { algorithm, value };
+      }
+      if (st !== undefined) {
+        const allowed = type === 'offer' ? ['actpass', 'active'] : ['active', 'passive'];
+        if (!allowed.includes(String(st))) {
+          throw new SdpError(`${lines.find(index, /^a=setup:/)}: a=setup in an ${type} must be ${allowed.join(' or ')} (RFC 8842 §5.3)`);
+        }
+        setup ??= st as DtlsSetup;
+      }
       iceUfrag ??= ufrag;
       icePwd ??= pwd;
-      if (fp && !fingerprint) fingerprint = { algorithm: fp.type.toLowerCase(), value: fp.hash.toUpperCase() };
-      if (st && !setup) setup = st as DtlsSetup;
     }
-    const codecs: Codec[] = (m.rtp ?? []).map((r) => ({
-      payloadType: r.payload,
-      name: r.codec,
-      clockRate: r.rate ?? 0,
-      channels: r.encoding ? Number(r.encoding) : undefined,
-      fmtp: m.fmtp?.find((f) => f.payload === r.payload)?.config,
-      rtcpFb: (m.rtcpFb ?? [])
-        .filter((f) => String(f.payload) === String(r.payload) || f.payload === '*')
-        .map((f) => ({ type: f.type, subtype: f.subtype })),
-    }));
+    const codecs = !rejected && (kind === 'audio' || kind === 'video') ? offeredCodecs(lines, index, m) : [];
+    for (const c of codecs) {
+      const key = `${kind}:${c.payloadType}`;
+      const seen = bundledPayloadTypes.get(key);
+      const line = lines.find(index, new RegExp(`^a=rtpmap:${c.payloadType}[ \\t]`), false);
+      if (!seen) bundledPayloadTypes.set(key, { codec: c, line });
+      else if (seen.codec.name.toLowerCase() !== c.name.toLowerCase() || seen.codec.clockRate !== c.clockRate || (seen.codec.channels ?? 1) !== (c.channels ?? 1)) {
+        throw new SdpError(`${line}: payload type ${c.payloadType} is already ${seen.codec.name}/${seen.codec.clockRate} on another bundled ${kind} m-line (RFC 8843 §9.1)`);
+      }
+    }
+    const extensions = (m.ext ?? []).map((e) => ({ id: e.value, uri: e.uri }));
+    if (!rejected) {
+      const byId = new Map<number, string>();
+      for (const e of extensions) {
+        const uri = String(e.uri).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const line = lines.find(index, new RegExp(`^a=extmap:${e.id}(/\\S+)?[ \\t]+${uri}`), false);
+        if (intIn(e.id, 1, 255) === undefined) throw new SdpError(`${line}: extension id must be 1 to 255 (RFC 8285 §5)`);
+        if (byId.has(e.id) && byId.get(e.id) !== e.uri) throw new SdpError(`${line}: extension id ${e.id} is mapped twice (RFC 8285 §5)`);
+        byId.set(e.id, e.uri);
+      }
+    }
     const secondary = new Set<number>();
     const rtxSsrcs = new Map<number, number>();
     for (const g of m.ssrcGroups ?? []) {
@@ -128,19 +252,21 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
       mid,
       kind: kind ?? 'application',
       port: m.port,
+      mediaType: String(m.type),
+      protocol: String(m.protocol ?? ''),
+      formats: String(m.payloads ?? '').trim().split(/\s+/).filter(Boolean),
       direction: DIRECTIONS.has(direction) ? direction : 'sendrecv',
       codecs,
       ssrcs,
       rtxSsrcs,
       rids: (m.rids ?? []).map((r) => ({ id: String(r.id), direction: r.direction })),
-      extensions: (m.ext ?? []).map((e) => ({ id: e.value, uri: e.uri })),
+      extensions,
       rejected,
     });
   });
   if (!media.some((m) => !m.rejected)) throw new SdpError('SDP has no usable m-line');
   if (!iceUfrag || !icePwd) throw new SdpError('missing ICE credentials (a=ice-ufrag / a=ice-pwd)');
   if (!fingerprint) throw new SdpError('missing DTLS fingerprint (a=fingerprint)');
-  if (!/^[0-9A-F]{2}(:[0-9A-F]{2})+$/.test(fingerprint.value)) throw new SdpError('malformed a=fingerprint');
   const bundleGroup = (parsed.groups ?? []).find((g) => g.type === 'BUNDLE');
   const bundle = bundleGroup ? String(bundleGroup.mids).split(/\s+/).filter(Boolean) : [];
   return {
@@ -154,6 +280,65 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string): R
     bundle,
     candidates,
   };
+}
+
+/** RFC 8829 §5.1.2 / RFC 8841 §4: the profiles WebRTC peers use; plain RTP/AVP (no DTLS-SRTP) is refused. */
+function checkTransport(lines: SdpLines, index: number, kind: MediaKind | 'application', protocol: string): void {
+  const ok = kind === 'application' ? SCTP_PROFILES.has(protocol) : protocol === RTP_PROFILE;
+  if (!ok) {
+    const want = kind === 'application' ? [...SCTP_PROFILES].join(', ') : RTP_PROFILE;
+    throw new SdpError(`${lines.mLine(index)}: transport ${quote(protocol)} is not ${want} (WebRTC needs DTLS-SRTP)`);
+  }
+}
+
+/**
+ * The codecs an audio/video m-line offers: exactly the payload types its m-line lists
+ * (RFC 4566 §5.14), each as its rtpmap says, a static one (RFC 3551 §6) only as itself;
+ * a dynamic type without rtpmap means nothing ferry could answer with and is left out.
+ */
+function offeredCodecs(lines: SdpLines, index: number, m: sdpTransform.MediaDescription): Codec[] {
+  const formats = String(m.payloads ?? '').trim().split(/\s+/).filter(Boolean);
+  const codecs: Codec[] = [];
+  const seen = new Set<number>();
+  for (const f of formats) {
+    const pt = intIn(f, 0, 127);
+    if (pt === undefined) throw new SdpError(`${lines.mLine(index)}: payload type ${quote(f)} is not 0 to 127 (RFC 3550 §5.1)`);
+    // RFC 5761 §4: with rtcp-mux (which ferry always uses) 64–95 would read as RTCP packet types.
+    if (pt >= 64 && pt <= 95) throw new SdpError(`${lines.mLine(index)}: payload type ${pt} conflicts with RTCP under rtcp-mux (RFC 5761 §4)`);
+    if (seen.has(pt)) continue;
+    seen.add(pt);
+    const rtpmap = (m.rtp ?? []).find((r) => r.payload === pt);
+    const rtpmapLine = () => lines.find(index, new RegExp(`^a=rtpmap:${pt}[ \\t]`), false);
+    if (rtpmap && intIn(rtpmap.rate, 1, 0xffffffff) === undefined) throw new SdpError(`${rtpmapLine()}: no valid clock rate (RFC 4566 §6)`);
+    let name: string;
+    let clockRate: number;
+    let channels: number | undefined;
+    if (pt <= LAST_STATIC_PAYLOAD_TYPE) {
+      const known = STATIC_CODECS[pt];
+      if (!known) continue;
+      if (rtpmap && (rtpmap.codec.toLowerCase() !== known.name.toLowerCase() || rtpmap.rate !== known.clockRate || (rtpmap.encoding !== undefined && Number(rtpmap.encoding) !== 1))) {
+        throw new SdpError(`${rtpmapLine()}: static payload type ${pt} is ${known.name}/${known.clockRate} (RFC 3551 §6)`);
+      }
+      ({ name, clockRate } = known);
+    } else {
+      if (!rtpmap) continue;
+      name = rtpmap.codec;
+      clockRate = rtpmap.rate!;
+      channels = rtpmap.encoding ? Number(rtpmap.encoding) : undefined;
+      if (channels !== undefined && intIn(channels, 1, 255) === undefined) throw new SdpError(`${rtpmapLine()}: invalid channel count`);
+    }
+    codecs.push({
+      payloadType: pt,
+      name,
+      clockRate,
+      channels,
+      fmtp: m.fmtp?.find((x) => x.payload === pt)?.config,
+      rtcpFb: (m.rtcpFb ?? [])
+        .filter((x) => String(x.payload) === String(pt) || x.payload === '*')
+        .map((x) => ({ type: x.type, subtype: x.subtype })),
+    });
+  }
+  return codecs;
 }
 
 /** What ferry puts in every local description. */
@@ -170,6 +355,8 @@ export interface LocalMediaSection {
   kind: MediaKind | 'application';
   /** null → rejected (port 0). */
   codec: Codec | null;
+  /** A rejected m-line's media type, transport and format, as the offer had them (RFC 3264 §6). */
+  rejected?: { mediaType: string; protocol: string; format: string };
   direction: Direction;
   /** SSRC ferry sends on this m-line, when it sends. */
   ssrc?: number;
@@ -231,10 +418,10 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
     const accepted = s.codec !== null;
     const kind = s.kind;
     const m: sdpTransform.MediaDescription = {
-      type: kind,
+      type: accepted ? kind : (s.rejected?.mediaType ?? kind),
       port: accepted ? (transport.candidates[0]?.port ?? 9) : 0,
-      protocol: kind === 'application' ? 'UDP/DTLS/SCTP' : 'UDP/TLS/RTP/SAVPF',
-      payloads: s.codec ? String(s.codec.payloadType) : '0',
+      protocol: s.rejected?.protocol || (kind === 'application' ? 'UDP/DTLS/SCTP' : 'UDP/TLS/RTP/SAVPF'),
+      payloads: s.codec ? String(s.codec.payloadType) : s.rejected?.format || (kind === 'application' ? 'webrtc-datachannel' : '0'),
       rtp: [],
       fmtp: [],
       connection: { version: 4, ip: transport.candidates[0]?.ip ?? '0.0.0.0' },

@@ -16,6 +16,8 @@ export interface WebRtcMediaProviderOptions {
   connectTimeoutMs: number;
   consentTimeoutMs: number;
   srtpProfiles?: SrtpProfileName[];
+  /** Most m-lines a remote offer may have (`media.max_mlines`). */
+  maxMLines?: number;
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
@@ -61,6 +63,7 @@ export class WebRtcMediaProvider implements MediaProvider {
       connectTimeoutMs: this.options.connectTimeoutMs,
       consentTimeoutMs: this.options.consentTimeoutMs,
       srtpProfiles: this.options.srtpProfiles,
+      ...(this.options.maxMLines !== undefined ? { maxMLines: this.options.maxMLines } : {}),
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });

@@ -5,13 +5,15 @@ import * as assert from 'uvu/assert';
 
 import { answerDirection, parseRemoteDescription, SdpError, writeLocalDescription } from '../../src/webrtc/Sdp.js';
 
+const FINGERPRINT = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
+
 const OFFER = [
   'v=0',
   'o=- 1 1 IN IP4 127.0.0.1',
   's=-',
   't=0 0',
   'a=group:BUNDLE 0 1',
-  'a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89',
+  `a=fingerprint:sha-256 ${FINGERPRINT}`,
   'm=audio 9 UDP/TLS/RTP/SAVPF 111 0',
   'c=IN IP4 0.0.0.0',
   'a=mid:0',
@@ -79,9 +81,9 @@ test('answer directions follow RFC 3264 §6.1', () => {
 test('local descriptions are ICE-lite, bundled, rtcp-mux, with host candidates and fingerprint', () => {
   const sdp = writeLocalDescription(
     {
-      iceUfrag: 'uf',
-      icePwd: 'pw',
-      fingerprint: { algorithm: 'sha-256', value: 'AA:BB' },
+      iceUfrag: 'ufra',
+      icePwd: 'passwordpasswordpassword',
+      fingerprint: { algorithm: 'sha-256', value: FINGERPRINT },
       setup: 'passive',
       candidates: [{ ip: '127.0.0.1', port: 40000 }],
     },
