@@ -79,7 +79,9 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         maxDescriptionLength: v.max_description_length,
         quotas: quotas ?? null,
         // Janus's sample room, with talking events on for the demo page.
-        rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 128000, fir_freq: 10, audiolevel_event: true }] : [],
+        // No bitrate cap (Janus's sample room has 128 kbit/s, which ferry would enforce with REMB and
+        // which would keep Chrome on its lowest simulcast layer).
+        rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 0, fir_freq: 10, audiolevel_event: true }] : [],
       },
     }),
   ];

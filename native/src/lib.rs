@@ -310,6 +310,8 @@ pub struct EndpointCounters {
     pub nacks_sent: f64,
     /// RFC 4588 retransmissions received and unwrapped to their source.
     pub rtx_in: f64,
+    /// REMB packets sent to this endpoint's publisher (its bitrate cap).
+    pub remb_sent: f64,
 }
 
 impl EndpointCounters {
@@ -346,6 +348,7 @@ impl EndpointCounters {
             transport_feedback_sent: s.transport_feedback_sent as f64,
             nacks_sent: s.nacks_sent as f64,
             rtx_in: s.rtx_in as f64,
+            remb_sent: s.remb_sent as f64,
         }
     }
 }
@@ -619,6 +622,19 @@ impl NativeEngine {
     pub fn switch_output(&self, id: u32, source: Option<u32>, options: Option<SwitchOptions>) -> Result<()> {
         let on_keyframe = options.and_then(|o| o.on_keyframe).unwrap_or(false);
         guard("switchOutput", || self.engine()?.switch_output(id, source, on_keyframe).map_err(err))
+    }
+
+    /// Caps the bitrate of the publisher behind `source` (REMB every second); null stops.
+    #[napi]
+    pub fn set_bitrate_cap(&self, source: u32, bps: Option<f64>) -> Result<()> {
+        guard("setBitrateCap", || {
+            let bps = match bps {
+                Some(b) if b.is_finite() && b >= 1.0 && b <= 1e12 => Some(b as u64),
+                Some(b) => return Err(err(format!("invalid bitrate {b}"))),
+                None => None,
+            };
+            self.engine()?.set_bitrate_cap(source, bps).map_err(err)
+        })
     }
 
     /// The publisher's RFC 4588 RTX stream of a source (unwrapped to it); both null: none.

@@ -224,6 +224,11 @@ export class MediaEngine extends EventEmitter {
     else this.native.switchOutput(output, source);
   }
 
+  /** Caps the bitrate of the publisher behind `source` with REMB, repeated every second (null: no cap). */
+  setBitrateCap(source: number, bps: number | null): void {
+    this.native.setBitrateCap(source, bps);
+  }
+
   /** The publisher's RFC 4588 RTX stream of a source, unwrapped to it (null: none). */
   setSourceRtx(source: number, rtx: { ssrc: number; payloadType: number } | null): void {
     this.native.setSourceRtx(source, rtx?.ssrc ?? null, rtx?.payloadType ?? null);

@@ -16,6 +16,10 @@ export class EngineRouter implements MediaRouter {
     });
   }
 
+  setBitrateCap(source: number, bps: number | null): void {
+    this.engine.setBitrateCap(source, bps);
+  }
+
   setOutputTemporal(output: number, layer: number | null): void {
     this.engine.setOutputTemporal(output, layer);
   }

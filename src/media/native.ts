@@ -75,6 +75,8 @@ export interface NativeEndpointCounters {
   nacksSent: number;
   /** RFC 4588 retransmissions received and unwrapped to their source. */
   rtxIn: number;
+  /** REMB packets sent to this endpoint's publisher (its bitrate cap). */
+  rembSent: number;
 }
 
 export interface NativeStreamCounters {
@@ -149,6 +151,7 @@ export interface NativeEngine {
   setOutputRtx(id: number, ssrc: number | null, payloadType: number | null): void;
   setOutputTemporal(id: number, layer: number | null): void;
   setSourceRtx(source: number, ssrc: number | null, payloadType: number | null): void;
+  setBitrateCap(source: number, bps: number | null): void;
   removeOutput(id: number): void;
   requestKeyframe(source: number): void;
   setAudioLevelMeter(source: number, extensionId: number | null, packets: number | null): void;

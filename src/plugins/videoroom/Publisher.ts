@@ -151,6 +151,7 @@ export class Publisher extends Feed {
     this.mediaUp = true;
     this.refreshForwarders();
     this.startFirTimer();
+    this.applyBitrateCap();
     this.meterAudioLevels();
     this.announce();
   }
@@ -200,9 +201,29 @@ export class Publisher extends Feed {
     if (seconds > 0 && this.services) this.firTimer = this.clock.setInterval(() => this.requestKeyframes(), seconds * 1000);
   }
 
-  /** The room's fir_freq changed (edit). */
+  /** The room's fir_freq or bitrate changed (edit). */
   roomEdited(): void {
-    if (this.publishing) this.startFirTimer();
+    if (this.publishing) {
+      this.startFirTimer();
+      this.applyBitrateCap();
+    }
+  }
+
+  /**
+   * What the publisher may send, as Janus's VideoRoom caps it with REMB: its own `configure`
+   * `bitrate`, else the room's `bitrate` (0: no cap); the room's `bitrate_cap` bounds the own.
+   * Sent on the publisher's first video source (the REMB lists every video SSRC of its
+   * PeerConnection) and repeated by the engine every second.
+   */
+  applyBitrateCap(): void {
+    const router = this.services?.router;
+    if (!router?.setBitrateCap || !this.publishing) return;
+    const source = this.streams.find((s) => s.type === 'video' && !s.disabled && s.layers.length > 0)?.layers[0];
+    if (source === undefined) return;
+    const room = this.room.config;
+    let cap = this.bitrate > 0 ? this.bitrate : room.bitrate;
+    if (room.bitrate_cap && room.bitrate > 0) cap = Math.min(cap || room.bitrate, room.bitrate);
+    router.setBitrateCap(source, cap > 0 ? cap : null);
   }
 
   /**

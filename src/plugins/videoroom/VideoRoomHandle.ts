@@ -348,7 +348,10 @@ export class VideoRoomHandle implements PluginHandle {
     for (const s of streams) R.validate(s, R.PUBLISHER_STREAM_CONFIGURE, 'streams.');
     for (const d of R.objects(body, 'descriptions')) R.validate(d, R.DESCRIPTION, 'descriptions.');
     const bitrate = R.optNumber(body, 'bitrate');
-    if (bitrate !== undefined) pub.bitrate = pub.room.config.bitrate_cap && pub.room.config.bitrate > 0 ? Math.min(bitrate, pub.room.config.bitrate) : bitrate;
+    if (bitrate !== undefined) {
+      pub.bitrate = pub.room.config.bitrate_cap && pub.room.config.bitrate > 0 ? Math.min(bitrate, pub.room.config.bitrate) : bitrate;
+      pub.applyBitrateCap();
+    }
     if (body['keyframe'] === true) pub.requestKeyframes();
     if (applyAudioLevelSettings(pub, body)) pub.meterAudioLevels();
     let changed = this.applyIdentity(pub, body);

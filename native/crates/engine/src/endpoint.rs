@@ -77,6 +77,9 @@ pub(crate) struct Endpoint {
     pub outputs_by_ssrc: IdMap<u32>,
     pub reported_unknown: HashSet<u32>,
     pub last_remb_us: u64,
+    /// REMB ferry sends this endpoint's publisher (bits/s), and when it last did.
+    pub remb_cap_bps: Option<u64>,
+    pub remb_sent_us: u64,
     pub last_loss_report_us: u64,
     pub stats: EndpointStats,
 }
@@ -116,6 +119,8 @@ impl Endpoint {
             outputs_by_ssrc: IdMap::default(),
             reported_unknown: HashSet::new(),
             last_remb_us: 0,
+            remb_cap_bps: None,
+            remb_sent_us: 0,
             last_loss_report_us: 0,
             stats: EndpointStats::default(),
         }

@@ -415,6 +415,12 @@ impl Engine {
         self.call(w, |reply| Command::SetAudioLevelMeter { source, meter, reply })
     }
 
+    /// Caps the bitrate of the publisher behind `source` with REMB (repeated every second), or stops.
+    pub fn set_bitrate_cap(&self, source: u32, bps: Option<u64>) -> Result<()> {
+        let w = self.worker_of(source, Kind::Source)?;
+        self.call(w, |reply| Command::SetBitrateCap { source, bps, reply })
+    }
+
     /// The publisher's RFC 4588 retransmission stream of a source (unwrapped to it), or none.
     pub fn set_source_rtx(&self, source: u32, rtx: Option<crate::router::RtxConfig>) -> Result<()> {
         let w = self.worker_of(source, Kind::Source)?;

@@ -39,6 +39,8 @@ const REMB_EVENT_INTERVAL_US: u64 = 1_000_000;
 const FEEDBACK_SENDER_SSRC: u32 = 1;
 /// Loss on what each source receives is accounted over this interval.
 const LOSS_INTERVAL_US: u64 = 1_000_000;
+/// A publisher's bitrate cap (REMB) is repeated this often, as receivers do.
+const REMB_CAP_INTERVAL_US: u64 = 1_000_000;
 /// Transport-cc feedback is sent at most this often per endpoint while packets arrive.
 pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
@@ -470,6 +472,40 @@ impl Router {
         }
         src.rtx = rtx;
         Ok(())
+    }
+
+    /// Caps what the publisher of `source`'s endpoint sends (draft-alvestrand-rmcat-remb: REMB
+    /// listing the endpoint's video SSRCs), repeated every second; `None` stops.
+    pub fn set_bitrate_cap(&mut self, source: u32, bps: Option<u64>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        let endpoint = self.sources.get(&source).ok_or_else(|| format!("no source {source}"))?.endpoint;
+        let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
+        ep.remb_cap_bps = bps;
+        if bps.is_some() {
+            self.send_remb_cap(endpoint, now_us, io);
+        }
+        Ok(())
+    }
+
+    fn send_remb_cap(&mut self, endpoint: u32, now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get(&endpoint) else { return };
+        let Some(bps) = ep.remb_cap_bps else { return };
+        let mut ssrcs: Vec<u32> = ep
+            .sources_by_ssrc
+            .iter()
+            .filter(|(_, sid)| self.sources.get(sid).is_some_and(|s| s.config.kind == MediaKind::Video))
+            .map(|(&ssrc, _)| ssrc)
+            .collect();
+        ssrcs.sort_unstable();
+        let Some(ep) = self.endpoints.get_mut(&endpoint) else { return };
+        ep.remb_sent_us = now_us;
+        let Some(dest) = ep.remote else { return };
+        if ssrcs.is_empty() {
+            return;
+        }
+        let remb = rtcp::build_remb(FEEDBACK_SENDER_SSRC, bps, &ssrcs);
+        if queue_rtcp(io, ep, &remb, dest) {
+            ep.stats.remb_sent += 1;
+        }
     }
 
     /// Meters a source's RFC 6464 level: `(extension id, packets per average)`, or off.
@@ -1180,6 +1216,15 @@ impl Router {
             if interval.lost > 0 {
                 self.events.push(Event::SourceLoss { endpoint: src.endpoint, source: id, expected: interval.expected, lost: interval.lost });
             }
+        }
+        // Bitrate caps are repeated, as a receiver's REMB would be.
+        self.nack_scratch_sources.clear();
+        self.nack_scratch_sources.extend(
+            self.endpoints.values().filter(|ep| ep.remb_cap_bps.is_some() && now_us.saturating_sub(ep.remb_sent_us) >= REMB_CAP_INTERVAL_US).map(|ep| ep.id),
+        );
+        for i in 0..self.nack_scratch_sources.len() {
+            let id = self.nack_scratch_sources[i];
+            self.send_remb_cap(id, now_us, io);
         }
         // Feedback for the last packets of a burst, which no later read flushed out.
         let waiting: Vec<u32> = self.endpoints.values().filter(|ep| ep.twcc.as_ref().is_some_and(|t| t.recorder.pending() > 0)).map(|ep| ep.id).collect();

@@ -34,6 +34,8 @@ pub struct EndpointStats {
     pub nacks_sent: u64,
     /// RFC 4588 retransmissions received and unwrapped to their source.
     pub rtx_in: u64,
+    /// REMB packets ferry sent this endpoint's publisher (its bitrate cap).
+    pub remb_sent: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

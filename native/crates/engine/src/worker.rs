@@ -45,6 +45,7 @@ pub(crate) enum Command {
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
     SetSourceRtx { source: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
+    SetBitrateCap { source: u32, bps: Option<u64>, reply: Reply<()> },
     Stats { reply: Reply<WorkerStats> },
     /// Answered once every command queued before it has run.
     Barrier { reply: Reply<()> },
@@ -506,6 +507,11 @@ impl Worker {
                 } else {
                     Err(format!("no source {source}"))
                 };
+                let _ = reply.send(r);
+            }
+            Command::SetBitrateCap { source, bps, reply } => {
+                let r = self.router.set_bitrate_cap(source, bps, now_us, &mut self.io);
+                self.flush();
                 let _ = reply.send(r);
             }
             Command::SetSourceRtx { source, rtx, reply } => {
