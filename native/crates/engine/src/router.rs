@@ -945,6 +945,8 @@ impl Router {
         let codec = feed.codec;
         // Decided at most once per packet, and only when some output waits for this source.
         let mut starts_keyframe: Option<bool> = None;
+        // The VP8 descriptor, read once per packet for every output's temporal-layer choice.
+        let vp8_descriptor = if codec == Some(ferry_rtp::VideoCodec::Vp8) { hdr.payload(plain).and_then(vp8::parse) } else { None };
         for &oid in &feed.outputs {
             let Some(out) = self.outputs.get_mut(&oid) else { continue };
             if out.source != Some(sid) {
@@ -969,9 +971,8 @@ impl Router {
                 continue;
             }
             if codec == Some(ferry_rtp::VideoCodec::Vp8) {
-                let descriptor = hdr.payload(plain).and_then(vp8::parse);
-                if let Some((tid, sync)) = descriptor.and_then(|d| d.temporal) {
-                    let frame_start = descriptor.is_some_and(|d| d.frame_start);
+                if let Some((tid, sync)) = vp8_descriptor.and_then(|d| d.temporal) {
+                    let frame_start = vp8_descriptor.is_some_and(|d| d.frame_start);
                     if let Some(pending) = out.temporal_pending {
                         // Up at a frame the decoder can take: layer sync, or the base layer.
                         if frame_start && (sync || tid == 0) {
