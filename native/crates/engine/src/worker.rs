@@ -266,7 +266,6 @@ pub(crate) struct Worker {
     started: Instant,
     last_timer_ms: u64,
     rx_total: u64,
-    cross_received: u64,
     /// (time, packets, thread CPU ns) at the start of the current load interval.
     load_mark: (u64, u64, u64),
     loops: u64,
@@ -312,7 +311,6 @@ impl Worker {
             started: Instant::now(),
             last_timer_ms: 0,
             rx_total: 0,
-            cross_received: 0,
             load_mark: (0, 0, 0),
             loops: 0,
             recv_batches: 0,
@@ -393,7 +391,8 @@ impl Worker {
         if elapsed < LOAD_INTERVAL_US {
             return;
         }
-        let packets = self.rx_total + self.io.tx_total + self.cross_received;
+        let cross = self.router.cross_stats();
+        let packets = self.rx_total + self.io.tx_total + cross.received + cross.unwanted;
         let cpu = sys::thread_cpu_ns();
         let pps = packets.saturating_sub(p0) * 1_000_000 / elapsed.max(1);
         let busy = (cpu.saturating_sub(c0) / 1000).saturating_mul(1000) / elapsed.max(1);
@@ -422,7 +421,6 @@ impl Worker {
         let now_us = self.now_us();
         for _ in 0..MAX_HANDOVERS_PER_LOOP {
             let Some(h) = self.mailbox.handovers.pop() else { break };
-            self.cross_received += 1;
             self.router.on_forwarded(h.source, h.subscription, h.seq, h.packet.bytes(), now_us, &mut self.io);
         }
         for message in std::mem::take(&mut self.io.to_self) {
