@@ -7,6 +7,8 @@
 //! RFC 6904 / RFC 9335). MKI is not used (DTLS-SRTP and ferry's SDES never
 //! negotiate one).
 
+#![forbid(unsafe_code)]
+
 mod cipher;
 mod context;
 mod error;

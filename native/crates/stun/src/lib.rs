@@ -10,6 +10,8 @@
 //! - [`build_binding_request`] / [`parse_binding_success`] are the client side,
 //!   for tests and test peers.
 
+#![forbid(unsafe_code)]
+
 mod agent;
 mod client;
 mod message;
