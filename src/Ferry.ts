@@ -7,17 +7,18 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 
 import type { FerryConfig } from './config/Config.js';
-import { Gateway, type GatewayAddresses, type MediaThreadStatus } from './Gateway.js';
-import { SystemClock, type Clock } from './core/Clock.js';
+import { Gateway, type GatewayAddresses } from './Gateway.js';
+import type { MediaThreadStatus } from './core/Status.js';
+import { SystemClock, type Clock } from './time/Clock.js';
 import { JanusError, JanusErrorCode } from './core/JanusError.js';
 import { Quotas, isQuotaExceeded } from './core/Quotas.js';
 import { createLogger } from './log/logger.js';
 import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
-import type { Plugin } from './plugins/Plugin.js';
+import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
-import { PortPool } from './ports/PortPool.js';
+import { PortPool } from './media/PortPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
 import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
 

@@ -4,9 +4,11 @@
  * session through the same path as any other ending and closes everything.
  */
 import type { Logger } from 'pino';
-import { SystemClock, type Clock } from './core/Clock.js';
+import { SystemClock, type Clock } from './time/Clock.js';
 import type { JsonObject } from './core/Json.js';
-import type { MediaProvider, MediaServices } from './core/Media.js';
+import type { MediaProvider } from './core/Media.js';
+import type { MediaThreadStatus } from './core/Status.js';
+import type { MediaServices } from './media/Routing.js';
 import { SessionRegistry } from './core/SessionRegistry.js';
 import { Quotas } from './core/Quotas.js';
 import { RequestAuth } from './core/auth/RequestAuth.js';
@@ -14,8 +16,8 @@ import { TokenAuth } from './core/auth/TokenAuth.js';
 import type { FerryConfig } from './config/Config.js';
 import { createLogger, janusLevelFromPino, pinoLevelFromJanus } from './log/logger.js';
 import { Metrics } from './metrics/Metrics.js';
-import type { Plugin } from './plugins/Plugin.js';
-import { PluginRegistry } from './plugins/PluginRegistry.js';
+import type { Plugin } from './core/Plugin.js';
+import { PluginRegistry } from './core/PluginRegistry.js';
 import { EchoTestPlugin } from './plugins/echotest/EchoTestPlugin.js';
 import { AdminApi, type FerryStatus } from './transports/AdminApi.js';
 import { registerDemoPages, type DemoPagesOptions } from './demos/DemoPages.js';
@@ -44,29 +46,6 @@ export interface ResourceCounts {
   /** Each media thread: load, packets, drops, the queue from other threads. */
   mediaThreads: () => MediaThreadStatus[];
 }
-
-export type MediaThreadStatus = {
-  thread: number;
-  /** Packets received and sent per second over the last second. */
-  load_pps: number;
-  /** Share of the last second the thread worked (0..1). */
-  busy: number;
-  endpoints: number;
-  packets_in: number;
-  packets_out: number;
-  /** Packets dropped on this thread's endpoints and outputs, every reason together. */
-  drops: number;
-  /** Packets from other threads waiting in this thread's queue. */
-  queue_depth: number;
-  /** Packets this thread could not hand to another because that one's queue was full. */
-  queue_overflows: number;
-  /** Packets handed to / received from other threads. */
-  cross_sent: number;
-  cross_received: number;
-  /** Sources of other threads this thread receives, and (source, thread) pairs it feeds. */
-  remote_feeds: number;
-  subscriptions: number;
-};
 
 export interface PortPoolStatus {
   name: string;

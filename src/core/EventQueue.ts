@@ -4,7 +4,7 @@
  * queued until a poll takes them, so nothing is lost between polls; the queue
  * is bounded so a client that never polls cannot exhaust memory.
  */
-import type { Clock, Timer } from './Clock.js';
+import type { Clock, Timer } from '../time/Clock.js';
 import type { JsonObject } from './Json.js';
 
 interface Waiter {

@@ -5,11 +5,11 @@
  * is idempotent.
  */
 import type { Logger } from 'pino';
-import type { Clock } from './Clock.js';
+import type { Clock } from '../time/Clock.js';
 import { JanusError, JanusErrorCode, isJanusError } from './JanusError.js';
 import type { JsonObject } from './Json.js';
 import type { HandleMedia, Jsep, MediaEvents, MediaProvider, TrickleCandidate } from './Media.js';
-import type { Plugin, PluginContext, PluginHandle, PluginReply } from '../plugins/Plugin.js';
+import type { Plugin, PluginContext, PluginHandle, PluginReply } from './Plugin.js';
 
 /**
  * - idle: attached, no media negotiated (or hung up).

@@ -110,32 +110,6 @@ export interface OfferSection {
   streamId?: string;
 }
 
-/** Engine operations plugins may perform on ids they hold. */
-export interface MediaRouter {
-  /**
-   * Feeds `output` from `source` (null: nothing); the receiver sees one continuous stream.
-   * With `onKeyframe`, the current source keeps feeding it until a keyframe of a source
-   * created with a video `codec` arrives.
-   */
-  switchOutput(output: number, source: number | null, options?: { onKeyframe?: boolean }): void;
-  pauseOutput(output: number, paused: boolean): void;
-  /** Asks the sender of `source` for a keyframe (PLI). */
-  requestKeyframe(source: number): void;
-  /** Packets/bytes counters of a source or output (signalling-rate use only). */
-  counters(id: number): { packets: number; bytes: number } | null;
-  /** Called when an `onKeyframe` switch completes (the keyframe arrived); returns an unsubscribe. */
-  onOutputSwitched(listener: (output: number, source: number) => void): () => void;
-  /**
-   * The highest VP8 temporal layer `output` forwards (null: every layer): lower at once, higher
-   * from the next layer-sync frame. Optional: routers without temporal layers ignore it.
-   */
-  setOutputTemporal?(output: number, layer: number | null): void;
-  /** Caps what the publisher behind `source` sends (REMB, repeated); null: no cap. */
-  setBitrateCap?(source: number, bps: number | null): void;
-  /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */
-  onOutputTemporal?(listener: (output: number, layer: number | null) => void): () => void;
-}
-
 /** Routing-capable view of a handle's PeerConnection. */
 export interface RoutableMedia {
   streams(): MediaStreamInfo[];
@@ -148,54 +122,4 @@ export interface RoutableMedia {
    * m-line (when negotiated); `listener` gets each average in −dBov (0 loudest). null stops.
    */
   meterAudioLevels(options: { packets: number } | null, listener?: (mid: string, level: number) => void): void;
-}
-
-// ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------
-
-export interface SdesKeys {
-  /** RFC 4568 crypto suite, e.g. AES_CM_128_HMAC_SHA1_80, or AEAD_AES_128_GCM. */
-  profile: string;
-  localKey: Buffer;
-  localSalt: Buffer;
-  remoteKey: Buffer;
-  remoteSalt: Buffer;
-}
-
-export interface RtpLegOptions {
-  /** Who holds the port lease (shown by Admin / metrics), e.g. "videoroom:1234:remote:5678". */
-  owner: string;
-  /** Which port range: the gateway's RTP range or the SIP plugin's own. */
-  pool?: 'rtp' | 'sip';
-  /** Where media is sent; may be set later with setRemote. */
-  remote?: { address: string; port: number } | null;
-  /** Learn the remote from the first packet (symmetric RTP) when none is set. */
-  latch?: boolean;
-  srtp?: SdesKeys;
-  /** A specific port from the pool's range (Janus's add_remote_publisher `port`); 0/absent = any free one. */
-  port?: number;
-  /** Media-thread placement group (e.g. the room), as for PeerConnections. */
-  placementGroup?: string;
-}
-
-/** One UDP port (RTP and RTCP multiplexed on it, RFC 5761) owned by one plugin object. */
-export interface RtpLeg {
-  readonly address: string;
-  readonly port: number;
-  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264' }): number;
-  removeSource(source: number): void;
-  addOutput(options: { ssrc: number; payloadType?: number; source?: number | null }): number;
-  removeOutput(output: number): void;
-  setRemote(remote: { address: string; port: number } | null): void;
-  setSrtp(keys: SdesKeys | null): void;
-  /** Packets with an SSRC no source claims (reported once per SSRC). */
-  onUnknownSsrc(listener: (info: { ssrc: number; payloadType: number }) => void): void;
-  /** Releases the port lease; the socket is closed when this returns. Idempotent. */
-  close(): void;
-  readonly closed: boolean;
-}
-
-/** What the gateway gives plugins that route media. */
-export interface MediaServices {
-  router: MediaRouter;
-  openRtpLeg(options: RtpLegOptions): RtpLeg;
 }

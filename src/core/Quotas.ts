@@ -9,7 +9,7 @@
  * A refusal is a `QuotaExceededError` naming the limit; callers turn it into
  * the Janus error their API uses (see README "Quotas").
  */
-import type { Clock } from './Clock.js';
+import type { Clock } from '../time/Clock.js';
 
 export type QuotaLimit = 'session_create_rate' | 'sessions_per_client' | 'peer_connections_per_client' | 'rooms_per_client' | 'max_rooms';
 

@@ -4,14 +4,14 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Clock } from './Clock.js';
+import type { Clock } from '../time/Clock.js';
 import { EventQueue } from './EventQueue.js';
 import { Handle } from './Handle.js';
 import { JanusError, JanusErrorCode } from './JanusError.js';
 import type { JsonObject } from './Json.js';
 import type { MediaProvider } from './Media.js';
 import type { TransportSink } from './TransportSink.js';
-import type { Plugin } from '../plugins/Plugin.js';
+import type { Plugin } from './Plugin.js';
 
 export type SessionEndReason = 'destroy' | 'admin-destroy' | 'timeout' | 'transport-gone' | 'reclaim-expired' | 'shutdown';
 export type SessionState = 'live' | 'ending' | 'ended';

@@ -4,7 +4,7 @@
  * removes the session here (lessons.md §3: Janus #3526/#3532).
  */
 import type { Logger } from 'pino';
-import type { Clock, Timer } from './Clock.js';
+import type { Clock, Timer } from '../time/Clock.js';
 import { JanusError, JanusErrorCode } from './JanusError.js';
 import type { MediaProvider } from './Media.js';
 import { isQuotaExceeded, type Quotas } from './Quotas.js';

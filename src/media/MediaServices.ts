@@ -1,8 +1,8 @@
 // What plugins get to route media: engine operations on ids they hold, and
 // plain RTP legs (one leased port each) for SIP, remote publishers and RTP
 // forwarders. Every leg is a PortLease with one owner and one release path.
-import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from '../core/Media.js';
-import type { PortLease, PortPool } from '../ports/PortPool.js';
+import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from './Routing.js';
+import type { PortLease, PortPool } from './PortPool.js';
 import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js';
 
 export class EngineRouter implements MediaRouter {

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 
-import type { MediaThreadStatus } from '../Gateway.js';
+import type { MediaThreadStatus } from '../core/Status.js';
 
 export interface MetricsSources {
   sessions(): number;

@@ -11,7 +11,7 @@
  * Events mirror the Janus SIP plugin: `registering`, `registered`,
  * `registration_failed`, `unregistering`, `unregistered` (+ `refreshed`, `state`).
  */
-import type { Clock, Timer } from '../core/Clock.js';
+import type { Clock, Timer } from '../time/Clock.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Emitter } from './Emitter.js';
 import { applyRoutes, type AccountRoutes } from './RouteSet.js';

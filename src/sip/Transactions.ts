@@ -8,7 +8,7 @@
  * Also here: the UA core's 2xx-to-INVITE retransmitter (§13.3.1.4), which
  * lives outside the INVITE server transaction because a 2xx terminates it.
  */
-import type { Clock, Timer } from '../core/Clock.js';
+import type { Clock, Timer } from '../time/Clock.js';
 import {
   BRANCH_COOKIE, SipHeaders, cseqOf, headerNameAddr, tagOf, topVia,
   type SipRequest, type SipResponse,

@@ -40,7 +40,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { SystemClock, type Clock } from '../core/Clock.js';
+import { SystemClock, type Clock } from '../time/Clock.js';
 import { Call, type InDialogRequestEvent } from './Call.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Dialog, dialogKey } from './Dialog.js';

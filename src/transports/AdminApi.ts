@@ -10,9 +10,9 @@ import { field, isJsonObject, type JsonObject } from '../core/Json.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
-import type { PluginRegistry } from '../plugins/PluginRegistry.js';
+import type { PluginRegistry } from '../core/PluginRegistry.js';
 import { envelope, VerbRouter } from './ApiRouter.js';
-import type { MediaThreadStatus } from '../Gateway.js';
+import type { MediaThreadStatus } from '../core/Status.js';
 
 const NO_SECRET_VERBS = new Set(['info', 'ping']);
 const GLOBAL_VERBS = new Set([

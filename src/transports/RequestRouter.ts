@@ -11,7 +11,7 @@ import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import { clientKey } from '../core/Quotas.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
-import type { PluginRegistry } from '../plugins/PluginRegistry.js';
+import type { PluginRegistry } from '../core/PluginRegistry.js';
 import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
 
 /*

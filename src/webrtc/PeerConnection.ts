@@ -20,7 +20,7 @@ import type {
   TrickleCandidate,
 } from '../core/Media.js';
 import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
-import type { PortLease, PortPool } from '../ports/PortPool.js';
+import type { PortLease, PortPool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import {
   answerDirection,

@@ -4,7 +4,7 @@
 // send Janus `media` events.
 import type { HandleMedia, MediaEvents, MediaProvider, MediaStreamInfo } from '../core/Media.js';
 import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
-import type { PortPool } from '../ports/PortPool.js';
+import type { PortPool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { PeerConnection } from './PeerConnection.js';
 

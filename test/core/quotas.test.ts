@@ -7,7 +7,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { Quotas, QuotaExceededError, clientKey } from '../../src/core/Quotas.js';
 import { JanusWs, startGateway, type Json } from '../helpers/http.js';
 

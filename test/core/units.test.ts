@@ -1,7 +1,7 @@
 /** Unit tests: handle state table, event queue, manual clock, config validation, tokens. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { EventQueue } from '../../src/core/EventQueue.js';
 import { HANDLE_TRANSITIONS, type HandleInput, type HandleState } from '../../src/core/Handle.js';
 import { jsonNestingDepth, parseRequestText } from '../../src/core/Json.js';

@@ -4,7 +4,7 @@
  * transactions and collects events.
  */
 import WebSocket from 'ws';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import type { JsonObject } from '../../src/core/Json.js';
 import { makeConfig, type ConfigOverrides, type FerryConfig } from '../../src/config/Config.js';
 import { createLogger } from '../../src/log/logger.js';

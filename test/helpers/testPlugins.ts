@@ -6,7 +6,7 @@
 import type { JsonObject } from '../../src/core/Json.js';
 import { JanusError, JanusErrorCode } from '../../src/core/JanusError.js';
 import type { HandleMedia, Jsep, MediaEvents, MediaProvider, TrickleCandidate } from '../../src/core/Media.js';
-import type { Plugin, PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../src/plugins/Plugin.js';
+import type { Plugin, PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../src/core/Plugin.js';
 
 export const TEST_PLUGIN = 'test.plugin.scripted';
 

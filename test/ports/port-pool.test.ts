@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { MediaEngine } from '../../src/media/MediaEngine.js';
-import { PortPool, PortPoolExhaustedError } from '../../src/ports/PortPool.js';
+import { PortPool, PortPoolExhaustedError } from '../../src/media/PortPool.js';
 import { boundUdpPorts } from '../helpers/udp.js';
 
 const BASE = 47000 + (process.pid % 40) * 20;

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { answerChallenges, buildAuthorization, digestResponse, parseAuthParams, parseDigestChallenge } from '../../src/sip/DigestAuth.js';
 import { AccountRoutes, applyRoutes } from '../../src/sip/RouteSet.js';
 import { REGISTRATION_TABLE, Registration, type RegisterOutcome, type RegistrationState } from '../../src/sip/Registration.js';

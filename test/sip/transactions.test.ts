@@ -1,7 +1,7 @@
 /** RFC 3261 §17 transaction state tables driven by a manual clock, and §13.3.1.4 2xx retransmission. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { parseSipMessage } from '../../src/sip/SipParser.js';
 import { makeResponse, type SipRequest, type SipResponse } from '../../src/sip/SipMessage.js';
 import {

@@ -8,9 +8,8 @@
  */
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../src/core/Json.js';
-import type {
-  HandleMedia, Jsep, MediaEvents, MediaProvider, MediaRouter, MediaServices, MediaStreamInfo, OfferSection, RoutableMedia, RtpLeg, RtpLegOptions, SdesKeys, TrickleCandidate,
-} from '../../src/core/Media.js';
+import type { HandleMedia, Jsep, MediaEvents, MediaProvider, MediaStreamInfo, OfferSection, RoutableMedia, TrickleCandidate } from '../../src/core/Media.js';
+import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from '../../src/media/Routing.js';
 
 /** The engine's tables: every source and output id, and which source feeds which output. */
 export class FakeEngine {

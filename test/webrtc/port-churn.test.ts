@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MediaStreamTrack } from 'werift';
 
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { JanusWs, type Json } from '../helpers/http.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
 import { closePeer, loopbackPeer } from '../helpers/werift.js';

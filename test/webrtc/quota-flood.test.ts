@@ -14,7 +14,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MediaStreamTrack, RtpHeader, RtpPacket } from 'werift';
-import { ManualClock } from '../../src/core/Clock.js';
+import { ManualClock } from '../../src/time/Clock.js';
 import { JanusWs, type Json } from '../helpers/http.js';
 import { ferryStatus, startFerry, waitUntilIdle } from '../helpers/ferry.js';
 import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';

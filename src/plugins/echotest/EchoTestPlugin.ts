@@ -11,8 +11,9 @@
  * plugin error 499 "WebRTC media is not available in this build".
  */
 import type { JsonObject, JsonValue } from '../../core/Json.js';
-import type { Jsep, MediaRouter } from '../../core/Media.js';
-import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../Plugin.js';
+import type { Jsep } from '../../core/Media.js';
+import type { MediaRouter } from '../../media/Routing.js';
+import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../../core/Plugin.js';
 
 /** janus_echotest.c error codes (sent inside plugindata, never as core errors). */
 export const EchoTestError = {

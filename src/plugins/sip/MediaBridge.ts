@@ -14,7 +14,8 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { MediaServices, MediaStreamInfo, RtpLeg } from '../../core/Media.js';
+import type { MediaStreamInfo } from '../../core/Media.js';
+import type { MediaServices, RtpLeg } from '../../media/Routing.js';
 import type { BridgeKind, SipCodec } from './SdpBridge.js';
 
 /** What the bridge needs of the handle's PeerConnection. */

@@ -20,8 +20,8 @@
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { JsonObject } from '../../core/Json.js';
-import type { MediaServices } from '../../core/Media.js';
-import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../Plugin.js';
+import type { MediaServices } from '../../media/Routing.js';
+import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import type { SipAccount } from './SipAccount.js';
 import { SipSession, type SessionEnvironment, type SessionRegistry } from './SipSession.js';
 

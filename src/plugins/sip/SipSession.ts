@@ -19,13 +19,14 @@
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import type { HandleMedia, Jsep, MediaServices } from '../../core/Media.js';
+import type { HandleMedia, Jsep } from '../../core/Media.js';
+import type { MediaServices } from '../../media/Routing.js';
 import type { Call, InDialogRequestEvent, TerminationInfo } from '../../sip/Call.js';
 import type { DigestCredentials } from '../../sip/DigestAuth.js';
 import { headerNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
 import { parseSipUri } from '../../sip/SipUri.js';
 import type { IncomingMessageEvent, UserAgent } from '../../sip/UserAgent.js';
-import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
+import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
 import { MediaBridge, type BridgeLine } from './MediaBridge.js';

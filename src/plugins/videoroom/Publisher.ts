@@ -4,9 +4,10 @@
  * engine sources on them are what subscribers and forwarders connect to.
  */
 import { randomInt } from 'node:crypto';
-import type { Clock, Timer } from '../../core/Clock.js';
+import type { Clock, Timer } from '../../time/Clock.js';
 import type { JsonObject } from '../../core/Json.js';
-import type { MediaServices, MediaStreamInfo, RoutableMedia } from '../../core/Media.js';
+import type { MediaStreamInfo, RoutableMedia } from '../../core/Media.js';
+import type { MediaServices } from '../../media/Routing.js';
 import { Feed, type FeedStream } from './Feed.js';
 import type { Room } from './Room.js';
 import { codecNameOf } from './codecs.js';

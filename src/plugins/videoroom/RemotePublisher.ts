@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { JsonObject } from '../../core/Json.js';
-import type { RtpLeg } from '../../core/Media.js';
+import type { RtpLeg } from '../../media/Routing.js';
 import { Feed, type FeedStream, type FeedStreamType } from './Feed.js';
 import { cascadeSsrc } from './RtpForwarder.js';
 import type { Room } from './Room.js';

@@ -5,7 +5,7 @@
  * the port lease (lessons §5), and nothing else closes it.
  */
 import type { JsonObject } from '../../core/Json.js';
-import type { MediaRouter, RtpLeg } from '../../core/Media.js';
+import type { MediaRouter, RtpLeg } from '../../media/Routing.js';
 import { relayable, type Feed } from './Feed.js';
 
 /** What one output of the leg carries: a stream's simulcast layer with an SSRC and optional PT. */

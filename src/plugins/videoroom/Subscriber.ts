@@ -7,7 +7,8 @@
  * switches; this class only decides which source feeds which output.
  */
 import type { JsonObject } from '../../core/Json.js';
-import type { HandleMedia, Jsep, MediaServices, OfferSection, RoutableMedia } from '../../core/Media.js';
+import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
+import type { MediaServices } from '../../media/Routing.js';
 import { VideoRoomError, VideoRoomErrorCode, noSuchFeed } from './errors.js';
 import { layerSource, relayable, type Feed, type FeedStream } from './Feed.js';
 import type { FeedConsumer, Room } from './Room.js';

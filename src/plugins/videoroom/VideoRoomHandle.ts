@@ -12,7 +12,7 @@
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
-import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../Plugin.js';
+import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';

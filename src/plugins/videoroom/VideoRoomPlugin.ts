@@ -13,12 +13,12 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SystemClock, type Clock } from '../../core/Clock.js';
+import { SystemClock, type Clock } from '../../time/Clock.js';
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import type { MediaServices, RtpLeg, RtpLegOptions } from '../../core/Media.js';
+import type { MediaServices, RtpLeg, RtpLegOptions } from '../../media/Routing.js';
 import { createLogger } from '../../log/logger.js';
-import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../Plugin.js';
+import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, noSuchFeed, noSuchRoom, refuseRecording } from './errors.js';
 import type { Feed } from './Feed.js';
 import { Publisher } from './Publisher.js';

@@ -5,7 +5,7 @@
  * RFC 3711 §8.2). Both directions share the one key, as in Janus.
  */
 import type { JsonObject } from '../../core/Json.js';
-import type { SdesKeys } from '../../core/Media.js';
+import type { SdesKeys } from '../../media/Routing.js';
 import { invalid, missing } from './errors.js';
 import { optNumber, optString } from './requests.js';
 

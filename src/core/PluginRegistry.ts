@@ -1,5 +1,5 @@
 /** The plugins a gateway runs, by package name (`janus.plugin.x`). */
-import type { JsonObject } from '../core/Json.js';
+import type { JsonObject } from './Json.js';
 import type { Plugin } from './Plugin.js';
 
 export class PluginRegistry {

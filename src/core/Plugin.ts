@@ -5,8 +5,8 @@
  * destroy_session, `PluginContext.pushEvent` ↔ gateway->push_event.
  */
 import type { Logger } from 'pino';
-import type { JsonObject } from '../core/Json.js';
-import type { HandleMedia, Jsep } from '../core/Media.js';
+import type { JsonObject } from './Json.js';
+import type { HandleMedia, Jsep } from './Media.js';
 
 export interface PluginInfo {
   /** Package name used on the wire, e.g. `janus.plugin.echotest`. */

@@ -3,7 +3,7 @@
 // time. Releasing the lease closes the native socket (before `release`
 // returns) and puts the port back; no reference counting decides when a socket
 // closes. Nothing else in ferry binds a media port.
-import type { EndpointEvent, EndpointOptions, MediaEngine } from '../media/MediaEngine.js';
+import type { EndpointEvent, EndpointOptions, MediaEngine } from './MediaEngine.js';
 
 export interface PortRange {
   min: number;
