@@ -6,6 +6,7 @@
 import type { QuotaStatus } from '../core/Quotas.js';
 import type { Logger } from 'pino';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
+import { requireInteger, requireString } from '../core/Fields.js';
 import { field, isJsonObject, type JsonObject } from '../core/Json.js';
 import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
@@ -164,7 +165,7 @@ export class AdminApi extends VerbRouter {
         return envelope('success', 0, transaction, { accept });
       }
       case 'message_plugin': {
-        const name = requireString(req, 'plugin');
+        const name = requireString(req, 'plugin', { nonEmpty: true });
         const request = field(req, 'request');
         if (request === undefined || request === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (request)');
         if (!isJsonObject(request)) throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, 'Invalid element type (request should be an object)');
@@ -180,7 +181,7 @@ export class AdminApi extends VerbRouter {
         return envelope('success', 0, transaction, { response });
       }
       case 'add_token': {
-        const token = requireString(req, 'token');
+        const token = requireString(req, 'token', { nonEmpty: true });
         const requested = optionalPluginList(req, plugins) ?? plugins.names();
         return envelope('success', 0, transaction, { data: { plugins: auth.tokens.add(token, requested) } });
       }
@@ -188,14 +189,14 @@ export class AdminApi extends VerbRouter {
         return envelope('success', 0, transaction, { data: { tokens: auth.tokens.list() } });
       case 'allow_token':
       case 'disallow_token': {
-        const token = requireString(req, 'token');
+        const token = requireString(req, 'token', { nonEmpty: true });
         const list = optionalPluginList(req, plugins);
         if (list === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, 'Missing mandatory element (plugins)');
         const allowed = verb === 'allow_token' ? auth.tokens.allow(token, list) : auth.tokens.disallow(token, list);
         return envelope('success', 0, transaction, { data: { plugins: allowed } });
       }
       case 'remove_token':
-        auth.tokens.remove(requireString(req, 'token'));
+        auth.tokens.remove(requireString(req, 'token', { nonEmpty: true }));
         return envelope('success', 0, transaction);
       default:
         throw unhandled(verb);
@@ -212,21 +213,6 @@ function unhandled(verb: string): JanusError {
   return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${verb.slice(0, 64)}' at this path`);
 }
 
-function requireString(obj: JsonObject, key: string): string {
-  const value = field(obj, key);
-  if (value === undefined || value === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, `Missing mandatory element (${key})`);
-  if (typeof value !== 'string' || value.length === 0) throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be a non-empty string)`);
-  return value;
-}
-
-function requireInteger(obj: JsonObject, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = field(obj, key);
-  if (value === undefined || value === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, `Missing mandatory element (${key})`);
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be an integer between ${min} and ${max})`);
-  }
-  return value;
-}
 
 /** `plugins` of the token requests: absent → null; every name must be a registered plugin (460). */
 function optionalPluginList(obj: JsonObject, plugins: PluginRegistry): string[] | null {

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Handle } from '../core/Handle.js';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
+import { optionalString, requireString } from '../core/Fields.js';
 import { field, isJanusId, isJsonObject, type JsonObject, type JsonValue } from '../core/Json.js';
 import type { Jsep, TrickleCandidate } from '../core/Media.js';
 import type { Session } from '../core/Session.js';
@@ -166,19 +167,6 @@ function wrongPath(verb: string): JanusError {
   return new JanusError(JanusErrorCode.INVALID_REQUEST_PATH, `Unhandled request '${verb.slice(0, 64)}' at this path`);
 }
 
-function requireString(obj: JsonObject, key: string): string {
-  const value = field(obj, key);
-  if (value === undefined || value === null) throw new JanusError(JanusErrorCode.MISSING_MANDATORY_ELEMENT, `Missing mandatory element (${key})`);
-  if (typeof value !== 'string') throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be a string)`);
-  return value;
-}
-
-function optionalString(obj: JsonObject, key: string): string | null {
-  const value = field(obj, key);
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string') throw new JanusError(JanusErrorCode.INVALID_ELEMENT_TYPE, `Invalid element type (${key} should be a string)`);
-  return value;
-}
 
 /**
  * jsep validation: object (467), `type` offer|answer (456/467/464), `sdp` a
