@@ -224,11 +224,16 @@ async function benchThreads(figures: Figures, seconds: number): Promise<void> {
   figures.add('forward.aead_aes_128_gcm.fanout10.cross_thread.pps_out', cross.ppsOut, 'packets/s');
   figures.add('forward.aead_aes_128_gcm.fanout10.cross_thread.cost_ratio', cross.cpuUsPerPacket / same.cpuUsPerPacket, '× same thread');
   for (const workers of [1, 2]) {
-    const r = await ferryForward({ profile: gcm, fanout: 20, seconds, workers, ingressWorker: 0, outputWorker: (i) => i % workers, offeredOutPps: 1_200_000 * workers });
+    const r = await fanout20(workers, seconds);
     const name = `forward.aead_aes_128_gcm.fanout20.workers${workers}`;
     figures.add(`${name}.pps_out`, r.ppsOut, 'packets/s');
     r.perThreadUsPerPacket.forEach((us, i) => figures.add(`${name}.thread${i}.cpu_us_per_packet`, us, 'µs/packet'));
   }
+}
+
+/** GCM fan-out 20 over `workers` threads: ingress on thread 0, outputs spread evenly, load scaled. */
+function fanout20(workers: number, seconds: number): Promise<ThreadedResult> {
+  return ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 20, seconds, workers, ingressWorker: 0, outputWorker: (i) => i % workers, offeredOutPps: 1_200_000 * workers });
 }
 
 /**
@@ -238,7 +243,7 @@ async function benchThreads(figures: Figures, seconds: number): Promise<void> {
  */
 export async function benchScaling(figures: Figures, seconds: number, maxWorkers: number): Promise<void> {
   for (let workers = 1; workers <= maxWorkers; workers *= 2) {
-    const r = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 20, seconds, workers, ingressWorker: 0, outputWorker: (i) => i % workers, offeredOutPps: 1_200_000 * workers });
+    const r = await fanout20(workers, seconds);
     figures.add(`forward.aead_aes_128_gcm.fanout20.workers${workers}.pps_out`, r.ppsOut, 'packets/s');
     figures.add(`forward.aead_aes_128_gcm.fanout20.workers${workers}.cpu_us_per_packet`, r.cpuUsPerPacket, 'µs/packet');
   }

@@ -45,6 +45,15 @@ fn group_key(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// An RFC 4588 stream from JS: both SSRC and payload type (0..127), or neither.
+fn rtx_config(ssrc: Option<u32>, payload_type: Option<u32>, names: &str) -> Result<Option<RtxConfig>> {
+    match (ssrc, payload_type) {
+        (Some(ssrc), Some(pt)) if pt <= 127 => Ok(Some(RtxConfig { ssrc, payload_type: pt as u8 })),
+        (None, None) => Ok(None),
+        _ => Err(err(format!("{names} (0..127) go together"))),
+    }
+}
+
 fn parse_profile(name: &str) -> Result<SrtpProfile> {
     SrtpProfile::from_name(name).ok_or_else(|| err(format!("unknown SRTP profile {name:?}")))
 }
@@ -606,11 +615,7 @@ impl NativeEngine {
                 Some(pt) => return Err(err(format!("invalid payload type {pt}"))),
                 None => None,
             };
-            let rtx = match (options.rtx_ssrc, options.rtx_payload_type) {
-                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
-                (None, None) => None,
-                _ => return Err(err("rtxSsrc and rtxPayloadType (0..127) go together")),
-            };
+            let rtx = rtx_config(options.rtx_ssrc, options.rtx_payload_type, "rtxSsrc and rtxPayloadType")?;
             let config = OutputConfig { source: options.source, ssrc: options.ssrc, payload_type, rtx };
             self.engine()?.add_output(endpoint, config).map_err(err)
         })
@@ -639,11 +644,7 @@ impl NativeEngine {
     #[napi]
     pub fn set_source_rtx(&self, source: u32, ssrc: Option<u32>, payload_type: Option<u32>) -> Result<()> {
         guard("setSourceRtx", || {
-            let rtx = match (ssrc, payload_type) {
-                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
-                (None, None) => None,
-                _ => return Err(err("ssrc and payloadType (0..127) go together")),
-            };
+            let rtx = rtx_config(ssrc, payload_type, "ssrc and payloadType")?;
             self.engine()?.set_source_rtx(source, rtx).map_err(err)
         })
     }
@@ -665,11 +666,7 @@ impl NativeEngine {
     #[napi]
     pub fn set_output_rtx(&self, id: u32, ssrc: Option<u32>, payload_type: Option<u32>) -> Result<()> {
         guard("setOutputRtx", || {
-            let rtx = match (ssrc, payload_type) {
-                (Some(ssrc), Some(pt)) if pt <= 127 => Some(RtxConfig { ssrc, payload_type: pt as u8 }),
-                (None, None) => None,
-                _ => return Err(err("ssrc and payloadType (0..127) go together")),
-            };
+            let rtx = rtx_config(ssrc, payload_type, "ssrc and payloadType")?;
             self.engine()?.set_output_rtx(id, rtx).map_err(err)
         })
     }
