@@ -15,6 +15,7 @@
 //! - [`bwe`]: transport-cc feedback reader and a send-side (GCC-like) bandwidth estimator.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
+//! - [`transport_sequence`]: the transport-wide sequence number on what ferry sends.
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
@@ -32,6 +33,7 @@ pub mod reception;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
+pub mod transport_sequence;
 pub mod twcc;
 pub mod vp8;
 
