@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use ferry_engine::{
-    EndpointConfig, EndpointStats, Engine, EngineOptions, Placement, RtxConfig, Event, IceCredentials, MediaKind, OutputConfig,
+    BweConfig, EndpointConfig, EndpointStats, Engine, EngineOptions, Placement, RtxConfig, Event, IceCredentials, MediaKind, OutputConfig,
     SourceConfig, SrtpKeys, SrtpProfile, StreamStats, VideoCodec,
 };
 use napi::bindgen_prelude::*;
@@ -28,6 +28,33 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             Err(Error::from_reason(format!("{what}: internal error: {msg}")))
         }
     }
+}
+
+/// A layer index from JavaScript (VP9 carries 3 bits of it).
+fn layer_index(layer: Option<u32>, name: &str) -> Result<Option<u8>> {
+    match layer {
+        Some(l) if l <= 7 => Ok(Some(l as u8)),
+        Some(l) => Err(err(format!("{name} layer {l} (0..7)"))),
+        None => Ok(None),
+    }
+}
+
+#[napi(object)]
+pub struct SendBweOptions {
+    pub extension_id: u32,
+    pub initial_bps: Option<f64>,
+    pub min_bps: Option<f64>,
+    pub max_bps: Option<f64>,
+}
+
+#[napi(object)]
+pub struct OutputLayersOptions {
+    /// Simulcast layers' source ids, lowest first.
+    pub sources: Vec<u32>,
+    /// Highest layer wanted (Janus `substream`).
+    pub preferred: u32,
+    /// Highest VP8 temporal layer wanted (Janus `temporal`); null: all.
+    pub temporal_max: Option<u32>,
 }
 
 fn err(e: impl std::fmt::Display) -> Error {
@@ -161,6 +188,11 @@ pub struct EngineEvent {
     pub output: Option<u32>,
     /// source-loss: packets expected over the interval (`lost` of them never arrived).
     pub expected: Option<u32>,
+    /// bandwidth-estimate: recent loss on what ferry sent (‰), round trip (ms), and whether
+    /// some output gets less than its preferred layers because of the estimate.
+    pub loss_permille: Option<u32>,
+    pub rtt_ms: Option<u32>,
+    pub limited: Option<bool>,
 }
 
 impl EngineEvent {
@@ -183,6 +215,9 @@ impl EngineEvent {
             level: None,
             output: None,
             expected: None,
+            loss_permille: None,
+            rtt_ms: None,
+            limited: None,
         }
     }
 
@@ -256,6 +291,22 @@ impl EngineEvent {
                 e.level = Some(u32::from(layer));
                 e
             }
+            Event::OutputSpatial { endpoint, output, layer } => {
+                let mut e = Self::empty("output-spatial");
+                e.endpoint = Some(endpoint);
+                e.output = Some(output);
+                e.level = Some(u32::from(layer));
+                e
+            }
+            Event::BandwidthEstimate { endpoint, bitrate_bps, loss_permille, rtt_ms, limited } => {
+                let mut e = Self::empty("bandwidth-estimate");
+                e.endpoint = Some(endpoint);
+                e.bitrate = Some(bitrate_bps as f64);
+                e.loss_permille = Some(loss_permille);
+                e.rtt_ms = Some(rtt_ms);
+                e.limited = Some(limited);
+                e
+            }
             Event::OutputSwitched { endpoint, output, source } => {
                 let mut e = Self::empty("output-switched");
                 e.endpoint = Some(endpoint);
@@ -319,6 +370,16 @@ pub struct EndpointCounters {
     pub rtx_in: f64,
     /// REMB packets sent to this endpoint's publisher (its bitrate cap).
     pub remb_sent: f64,
+    /// Send-side estimate of the receiver's link (bits/s; 0 = not estimated), recent loss on
+    /// what ferry sent (‰), round trip from transport-cc (ms; 0 = unknown).
+    pub bwe_estimate_bps: f64,
+    pub bwe_loss_permille: u32,
+    pub rtt_ms: u32,
+    pub transport_feedback_received: f64,
+    /// RTX copies sent to probe whether the link takes more.
+    pub probe_packets: f64,
+    /// Some output gets less than its preferred layers because of the estimate.
+    pub bwe_limited: bool,
 }
 
 impl EndpointCounters {
@@ -356,6 +417,12 @@ impl EndpointCounters {
             nacks_sent: s.nacks_sent as f64,
             rtx_in: s.rtx_in as f64,
             remb_sent: s.remb_sent as f64,
+            bwe_estimate_bps: s.bwe_estimate_bps as f64,
+            bwe_loss_permille: s.bwe_loss_permille,
+            rtt_ms: s.rtt_ms,
+            transport_feedback_received: s.transport_feedback_received as f64,
+            probe_packets: s.probe_packets as f64,
+            bwe_limited: s.bwe_limited,
         }
     }
 }
@@ -377,6 +444,10 @@ pub struct StreamCounters {
     pub rtx_missed: f64,
     /// Outputs: packets of VP8 temporal layers above the output's choice, not sent.
     pub filtered: f64,
+    /// Outputs choosing among simulcast layers: the layer chosen (-1: none).
+    pub layer: i32,
+    /// Sources: receive rate over the last half second (bits/s).
+    pub bitrate_bps: f64,
 }
 
 impl StreamCounters {
@@ -392,6 +463,8 @@ impl StreamCounters {
             retransmitted: s.retransmitted as f64,
             rtx_missed: s.rtx_missed as f64,
             filtered: s.filtered as f64,
+            layer: s.layer,
+            bitrate_bps: s.bitrate_bps as f64,
         }
     }
 }
@@ -659,6 +732,63 @@ impl NativeEngine {
                 None => None,
             };
             self.engine()?.set_output_temporal(id, layer).map_err(err)
+        })
+    }
+
+    /// VP9 SVC: the highest spatial and temporal layers an output forwards; null: all.
+    #[napi]
+    pub fn set_output_svc(&self, id: u32, spatial: Option<u32>, temporal: Option<u32>) -> Result<()> {
+        guard("setOutputSvc", || {
+            let spatial = layer_index(spatial, "spatial")?;
+            let temporal = layer_index(temporal, "temporal")?;
+            self.engine()?.set_output_svc(id, spatial, temporal).map_err(err)
+        })
+    }
+
+    /// Send-side bandwidth estimation on an endpoint: the transport-wide sequence number
+    /// extension id its receiver negotiated (null: off) and the estimate's bounds (bits/s).
+    #[napi]
+    pub fn set_send_bwe(&self, endpoint: u32, options: Option<SendBweOptions>) -> Result<()> {
+        guard("setSendBwe", || {
+            let config = match options {
+                None => None,
+                Some(o) => {
+                    let extension_id = match o.extension_id {
+                        1..=255 => o.extension_id as u8,
+                        other => return Err(err(format!("extensionId {other} (1..255)"))),
+                    };
+                    let bps = |v: Option<f64>, default: u64, name: &str| match v {
+                        None => Ok(default),
+                        Some(b) if b.is_finite() && (1.0..=1e12).contains(&b) => Ok(b as u64),
+                        Some(b) => Err(err(format!("invalid {name} {b}"))),
+                    };
+                    let min_bps = bps(o.min_bps, 30_000, "minBps")?;
+                    let max_bps = bps(o.max_bps, 20_000_000, "maxBps")?;
+                    let initial_bps = bps(o.initial_bps, 1_000_000, "initialBps")?.clamp(min_bps, max_bps.max(min_bps));
+                    Some(BweConfig { extension_id, initial_bps, min_bps, max_bps })
+                }
+            };
+            self.engine()?.set_send_bwe(endpoint, config).map_err(err)
+        })
+    }
+
+    /// Lets an output choose among simulcast layers (source ids, lowest first) by its
+    /// transport's estimate, up to `preferred` and VP8 temporal layer `temporalMax`; null hands
+    /// the choice back to switchOutput.
+    #[napi]
+    pub fn set_output_layers(&self, id: u32, options: Option<OutputLayersOptions>) -> Result<()> {
+        guard("setOutputLayers", || {
+            let layers = match options {
+                None => None,
+                Some(o) => {
+                    if o.sources.is_empty() || o.sources.len() > 8 {
+                        return Err(err(format!("{} layers (1..8)", o.sources.len())));
+                    }
+                    let temporal = layer_index(o.temporal_max, "temporalMax")?;
+                    Some((o.sources, o.preferred as usize, temporal))
+                }
+            };
+            self.engine()?.set_output_layers(id, layers).map_err(err)
         })
     }
 

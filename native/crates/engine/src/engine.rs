@@ -387,6 +387,13 @@ impl Engine {
         self.call(w, |reply| Command::SetOutputTemporal { id, layer, reply })
     }
 
+    /// VP9 SVC layers an output forwards (see `Router::set_output_svc`).
+    pub fn set_output_svc(&self, id: u32, spatial: Option<u8>, temporal: Option<u8>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        let messaged = self.call(w, |reply| Command::SetOutputSvc { id, spatial, temporal, reply })?;
+        self.settle(messaged)
+    }
+
     /// Send-side bandwidth estimation on an endpoint (see `Router::set_send_bwe`), or off.
     pub fn set_send_bwe(&self, endpoint: u32, config: Option<BweConfig>) -> Result<()> {
         let w = self.worker_of(endpoint, Kind::Endpoint)?;

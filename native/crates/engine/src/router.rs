@@ -20,7 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter};
+use ferry_rtp::vp9::{SvcChange, SvcSelector, SvcVerdict};
+use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter, Vp9Rewriter};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -221,8 +222,11 @@ struct Output {
     /// Retransmission token bucket: tokens left, and when it was last refilled.
     rtx_tokens: u32,
     rtx_refilled_us: u64,
-    /// VP8: PictureID and TL0PICIDX kept continuous across sources (made at the first VP8 packet).
-    vp8: Option<Vp8Rewriter>,
+    /// VP8/VP9: picture ids and TL0PICIDX kept continuous across sources (made at the first
+    /// packet of either codec).
+    pictures: Option<PictureRewriter>,
+    /// VP9 SVC: the spatial and temporal layers forwarded.
+    svc: SvcSelector,
     /// Highest VP8 temporal layer (TID) wanted; `None` = all. A change applies at a frame the
     /// subscriber can decode from: going down at once, going up at a layer-sync frame.
     temporal_target: Option<u8>,
@@ -570,7 +574,8 @@ impl Router {
                 rtx_seq: (config.ssrc.rotate_left(13) ^ id) as u16,
                 rtx_tokens: RETRANSMISSION_BURST,
                 rtx_refilled_us: now_us,
-                vp8: None,
+                pictures: None,
+                svc: SvcSelector::default(),
                 temporal_target: None,
                 temporal_pending: None,
                 auto: None,
@@ -808,6 +813,21 @@ impl Router {
         };
     }
 
+    /// VP9 SVC: the highest spatial and temporal layers an output forwards (`None`: all).
+    /// Lowering takes effect at once; a higher temporal layer waits for a switching-up point,
+    /// a higher spatial layer for a keyframe, which is asked for (RFC 9628 §4.3). The drops
+    /// are closed over in the output's numbering and the last packet sent of each picture gets
+    /// the marker bit. `Event::OutputSpatial` / `Event::OutputTemporal` report the changes.
+    pub fn set_output_svc(&mut self, id: u32, spatial: Option<u8>, temporal: Option<u8>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        let (change, needs_keyframe) = out.svc.choose(spatial, temporal);
+        push_svc_events(&mut self.events, out.endpoint, id, change);
+        if let (true, Some(source)) = (needs_keyframe, out.source) {
+            self.request_keyframe(source, true, now_us, io);
+        }
+        Ok(())
+    }
+
     pub fn pause_output(&mut self, id: u32, paused: bool) -> Result<(), String> {
         let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         out.paused = paused;
@@ -1009,10 +1029,13 @@ impl Router {
         let Some(src) = self.sources.get_mut(&sid) else { return };
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
-        if src.config.codec == Some(ferry_rtp::VideoCodec::Vp8) {
-            if let Some((tid, _)) = hdr.payload(plain).and_then(vp8::parse).and_then(|d| d.temporal) {
-                src.temporal_bytes[usize::from(tid.min(3))] += len as u64;
-            }
+        let temporal = match src.config.codec {
+            Some(ferry_rtp::VideoCodec::Vp8) => hdr.payload(plain).and_then(vp8::parse).and_then(|d| d.temporal).map(|t| t.0),
+            Some(ferry_rtp::VideoCodec::Vp9) => hdr.payload(plain).and_then(vp9::parse).and_then(|d| d.layer).map(|l| l.temporal),
+            _ => None,
+        };
+        if let Some(tid) = temporal {
+            src.temporal_bytes[usize::from(tid.min(3))] += len as u64;
         }
         src.media_payload_type = Some(hdr.payload_type);
         src.reception.update(hdr.sequence);
@@ -1087,6 +1110,7 @@ impl Router {
         let mut starts_keyframe: Option<bool> = None;
         // The VP8 descriptor, read once per packet for every output's temporal-layer choice.
         let vp8_descriptor = if codec == Some(ferry_rtp::VideoCodec::Vp8) { hdr.payload(plain).and_then(vp8::parse) } else { None };
+        let vp9_descriptor = if codec == Some(ferry_rtp::VideoCodec::Vp9) { hdr.payload(plain).and_then(vp9::parse) } else { None };
         for &oid in &feed.outputs {
             let Some(out) = self.outputs.get_mut(&oid) else { continue };
             if out.source != Some(sid) {
@@ -1128,8 +1152,25 @@ impl Router {
                         continue;
                     }
                 }
-                if out.vp8.is_none() {
-                    out.vp8 = Some(Vp8Rewriter::new());
+                if out.pictures.is_none() {
+                    out.pictures = Some(PictureRewriter::Vp8(Vp8Rewriter::new()));
+                }
+            }
+            let mut marker = None;
+            if let Some(d) = &vp9_descriptor {
+                let mut change = SvcChange::default();
+                let verdict = out.svc.judge(d, &mut change);
+                push_svc_events(&mut self.events, out.endpoint, oid, change);
+                match verdict {
+                    SvcVerdict::Drop => {
+                        out.switching.skip(u64::from(sid), hdr.sequence);
+                        out.stats.filtered += 1;
+                        continue;
+                    }
+                    SvcVerdict::Forward { end_of_picture } => marker = end_of_picture.then_some(true),
+                }
+                if out.pictures.is_none() {
+                    out.pictures = Some(PictureRewriter::Vp9(Vp9Rewriter::new()));
                 }
             }
             let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
@@ -1142,7 +1183,7 @@ impl Router {
                 out.stats.dropped += 1;
                 continue;
             };
-            write_packet(io, out, out_ep, plain, hdr, sid, seq, ts, dest, Sent::Media, now_us);
+            write_packet(io, out, out_ep, plain, hdr, sid, (seq, ts, marker), dest, Sent::Media, now_us);
             probe(io, out, out_ep, plain, hdr, seq, ts, dest, now_us);
         }
         // The switched outputs leave their old sources' feeds.
@@ -1303,7 +1344,7 @@ impl Router {
                         out.stats.rtx_missed += 1;
                     }
                 }
-                None => write_packet(io, out, out_ep, bytes, &hdr, sid_of(out), out_seq, ts, dest, Sent::Retransmission, now_us),
+                None => write_packet(io, out, out_ep, bytes, &hdr, sid_of(out), (out_seq, ts, None), dest, Sent::Retransmission, now_us),
             }
         }
     }
@@ -1539,6 +1580,31 @@ impl Router {
     }
 }
 
+/// The descriptor rewriter of an output's codec.
+enum PictureRewriter {
+    Vp8(Vp8Rewriter),
+    Vp9(Vp9Rewriter),
+}
+
+impl PictureRewriter {
+    fn rewrite(&mut self, source_id: u64, payload: &mut [u8]) {
+        match self {
+            Self::Vp8(rw) => rw.rewrite(source_id, payload),
+            Self::Vp9(rw) => rw.rewrite(source_id, payload),
+        }
+    }
+}
+
+/// Janus's `spatial_layer` / `temporal_layer` events for VP9 SVC changes that took effect.
+fn push_svc_events(events: &mut Vec<Event>, endpoint: u32, output: u32, change: SvcChange) {
+    if let Some(layer) = change.spatial {
+        events.push(Event::OutputSpatial { endpoint, output, layer: layer.unwrap_or(u8::MAX) });
+    }
+    if let Some(layer) = change.temporal {
+        events.push(Event::OutputTemporal { endpoint, output, layer: layer.unwrap_or(u8::MAX) });
+    }
+}
+
 /// The source feeding an output now (retransmissions are of its packets).
 fn sid_of(out: &Output) -> u32 {
     out.source.unwrap_or(0)
@@ -1590,7 +1656,7 @@ fn send_rtp(io: &mut impl RouterIo, ep: &mut Endpoint, out_len: usize, dest: Soc
 /// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT,
 /// transport-wide sequence number), encrypts it with the output endpoint's context and queues it.
 #[allow(clippy::too_many_arguments)]
-fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, sid: u32, seq: u16, ts: u32, dest: SocketAddr, sent: Sent, now_us: u64) {
+fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, sid: u32, (seq, ts, marker): (u16, u32, Option<bool>), dest: SocketAddr, sent: Sent, now_us: u64) {
     let Some(pkt) = io.transmit_slot() else {
         out.stats.dropped += 1;
         return;
@@ -1601,8 +1667,11 @@ fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint,
         let len = header_len + rest.len();
         let head = pkt.get_mut(..len)?;
         head[header_len..].copy_from_slice(rest);
-        if let (Some(rw), Some(payload)) = (out.vp8.as_mut(), head.get_mut(header_len..)) {
+        if let (Some(rw), Some(payload)) = (out.pictures.as_mut(), head.get_mut(header_len..)) {
             rw.rewrite(u64::from(sid), payload);
+        }
+        if let Some(marker) = marker {
+            rtp::set_marker(head, marker);
         }
         rtp::set_ssrc(head, out.ssrc);
         rtp::set_sequence(head, seq);
@@ -1668,7 +1737,7 @@ fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &
         let buf = pkt.get_mut(..len)?;
         buf[header_len..header_len + 2].copy_from_slice(&out_seq.to_be_bytes());
         buf[header_len + 2..].copy_from_slice(payload);
-        if let (Some(rw), Some(sid)) = (out.vp8.as_mut(), out.source) {
+        if let (Some(rw), Some(sid)) = (out.pictures.as_mut(), out.source) {
             if let Some(original) = buf.get_mut(header_len + 2..) {
                 rw.rewrite(u64::from(sid), original);
             }

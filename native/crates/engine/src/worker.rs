@@ -42,6 +42,7 @@ pub(crate) enum Command {
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     SetOutputTemporal { id: u32, layer: Option<u8>, reply: Reply<()> },
+    SetOutputSvc { id: u32, spatial: Option<u8>, temporal: Option<u8>, reply: Reply<u64> },
     SetSendBwe { endpoint: u32, config: Option<BweConfig>, reply: Reply<u64> },
     SetOutputLayers { id: u32, set: Option<LayerSet>, reply: Reply<u64> },
     RemoveOutput { id: u32, reply: Reply<()> },
@@ -485,6 +486,12 @@ impl Worker {
             Command::SwitchOutput { id, source, on_keyframe, reply } => {
                 self.io.messaged = 0;
                 let r = self.router.switch_output(id, source, on_keyframe, now_us, &mut self.io);
+                self.flush();
+                let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetOutputSvc { id, spatial, temporal, reply } => {
+                self.io.messaged = 0;
+                let r = self.router.set_output_svc(id, spatial, temporal, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
             }

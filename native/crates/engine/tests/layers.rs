@@ -1,7 +1,11 @@
-//! Send-side bandwidth estimation through the sans-IO router: a simulcast publisher, a
-//! subscriber behind a link whose capacity the test sets, and a receiver that answers with
-//! transport-cc feedback as a browser does. The subscriber's output must settle on the best
-//! layer the link carries, go down when the capacity drops and come back when it returns.
+//! Layers through the sans-IO router.
+//!
+//! - Send-side bandwidth estimation: a simulcast publisher, a subscriber behind a link whose
+//!   capacity the test sets, and a receiver that answers with transport-cc feedback as a
+//!   browser does. The subscriber's output must settle on the best layer the link carries, go
+//!   down when the capacity drops and come back when it returns.
+//! - VP9 SVC: an output forwards the spatial and temporal layers asked for, with continuous
+//!   numbering and the marker bit on the last packet sent of each picture.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -264,4 +268,86 @@ fn without_an_estimate_the_preferred_layer_is_sent_and_nothing_is_added() {
     assert!(router.set_output_layers(OUTPUT, Some(LayerSet { layers: vec![layer_ref(99)], preferred: 0, temporal_max: None }), 0, &mut io).is_err());
     assert!(router.set_send_bwe(SUBSCRIBER, Some(BweConfig { extension_id: 0, initial_bps: 1, min_bps: 1, max_bps: 1 }), 0, &mut io).is_err());
     assert!(router.set_send_bwe(99, None, 0, &mut io).is_err());
+}
+
+// ---- VP9 SVC --------------------------------------------------------------------------------
+
+/// One packet of a VP9 SVC picture (RFC 9628, non-flexible mode): layer frame `sid`, one packet
+/// per layer; the publisher's marker on the top layer.
+fn vp9(seq: u16, picture: u16, sid: u8, tid: u8, key: bool) -> Vec<u8> {
+    let mut p = vec![0x80 | 0, 98];
+    if sid == 2 {
+        p[1] |= 0x80;
+    }
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(picture) * 3000).to_be_bytes());
+    p.extend_from_slice(&7000u32.to_be_bytes());
+    // I L B E, P unless the base layer of a keyframe; 15-bit PICTURE ID; TID U SID D; TL0PICIDX.
+    let first = 0x80 | 0x20 | 0x08 | 0x04 | if key && sid == 0 { 0 } else { 0x40 };
+    p.extend_from_slice(&[first, 0x80 | (picture >> 8) as u8, picture as u8, tid << 5 | 0x10 | sid << 1, picture as u8, 0xaa, 0xbb]);
+    p
+}
+
+#[test]
+fn an_svc_output_forwards_the_layers_asked_for_and_marks_each_picture_end() {
+    let mut router = Router::new(0);
+    let mut io = Io { slot: Box::new([0; MAX_DATAGRAM]), sent: Vec::new() };
+    let mut publisher = EndpointConfig::new(addr(1));
+    publisher.remote = Some(addr(1001));
+    router.add_endpoint(PUBLISHER, 1, addr(1), &publisher).unwrap();
+    router.add_source(11, PUBLISHER, SourceConfig { ssrc: 7000, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90_000, codec: Some(VideoCodec::Vp9) }).unwrap();
+    let mut subscriber = EndpointConfig::new(addr(2));
+    subscriber.remote = Some(addr(1002));
+    router.add_endpoint(SUBSCRIBER, 2, addr(2), &subscriber).unwrap();
+    let source = SourceRef { id: 11, home: 0, codec: Some(VideoCodec::Vp9), clock_rate: 90_000, kind: MediaKind::Video };
+    router.add_output(OUTPUT, SUBSCRIBER, &OutputConfig { source: Some(11), ssrc: OUTPUT_SSRC, payload_type: None, rtx: None }, Some(source), 0, &mut io).unwrap();
+    router.set_output_svc(OUTPUT, Some(1), Some(0), 0, &mut io).unwrap();
+    let events = router.take_events();
+    assert!(events.contains(&Event::OutputSpatial { endpoint: SUBSCRIBER, output: OUTPUT, layer: 1 }));
+    assert!(events.contains(&Event::OutputTemporal { endpoint: SUBSCRIBER, output: OUTPUT, layer: 0 }));
+    let mut seq = 0u16;
+    let mut send = |router: &mut Router, io: &mut Io, picture: u16, tid: u8, key: bool| {
+        for sid in 0..3 {
+            let mut p = vp9(seq, picture, sid, tid, key);
+            seq += 1;
+            let len = p.len();
+            p.resize(MAX_DATAGRAM, 0);
+            router.on_datagram(PUBLISHER, &mut p, len, addr(1001), u64::from(picture) * 33_000, io);
+        }
+    };
+    // Pictures 0..4: TID 0,1,0,1. Only TID 0 and spatial layers 0 and 1 go.
+    for picture in 0..4u16 {
+        send(&mut router, &mut io, picture, (picture % 2) as u8, picture == 0);
+    }
+    let to_subscriber = |io: &Io| -> Vec<(u16, bool, u8)> {
+        io.sent
+            .iter()
+            .filter(|(e, b)| *e == SUBSCRIBER && !rtp::is_rtcp(b))
+            .map(|(_, b)| {
+                let h = rtp::parse_rtp(b).unwrap();
+                let d = ferry_rtp::vp9::parse(h.payload(b).unwrap()).unwrap();
+                (h.sequence, h.marker, d.layer.unwrap().spatial)
+            })
+            .collect()
+    };
+    let got = to_subscriber(&io);
+    assert_eq!(got.iter().map(|g| g.2).collect::<Vec<_>>(), vec![0, 1, 0, 1], "pictures 0 and 2, spatial layers 0 and 1");
+    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), vec![false, true, false, true], "the marker on layer 1, the last one sent");
+    let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no gaps for what was not sent: {seqs:?}");
+    let out = router.output_stats().into_iter().find(|o| o.0 == OUTPUT).unwrap().1;
+    assert_eq!(out.filtered, 8);
+
+    // Up to every spatial layer: a keyframe is asked for and the rise waits for it.
+    io.sent.clear();
+    router.set_output_svc(OUTPUT, None, Some(0), 200_000, &mut io).unwrap();
+    assert!(io.sent.iter().any(|(e, b)| *e == PUBLISHER && rtp::is_rtcp(b)), "a PLI to the publisher");
+    io.sent.clear();
+    send(&mut router, &mut io, 4, 0, false);
+    assert_eq!(to_subscriber(&io).iter().map(|g| g.2).collect::<Vec<_>>(), vec![0, 1], "not before the keyframe");
+    io.sent.clear();
+    send(&mut router, &mut io, 6, 0, true);
+    let got = to_subscriber(&io);
+    assert_eq!(got.iter().map(|g| (g.2, g.1)).collect::<Vec<_>>(), vec![(0, false), (1, false), (2, true)], "every layer, the publisher's marker");
+    assert!(router.take_events().contains(&Event::OutputSpatial { endpoint: SUBSCRIBER, output: OUTPUT, layer: 255 }));
 }
