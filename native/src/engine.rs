@@ -152,8 +152,10 @@ impl NativeEngine {
     }
 
     /// Sets the function that receives event batches (replaces any previous one).
+    // The callback's type is spelled out (it is `EventCallback`) so that the generated
+    // TypeScript declares its argument.
     #[napi]
-    pub fn on_events(&self, callback: EventCallback) -> Result<()> {
+    pub fn on_events(&self, callback: ThreadsafeFunction<Vec<EngineEvent>, (), Vec<EngineEvent>, Status, false, true>) -> Result<()> {
         guard("onEvents", || {
             *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(callback);
             Ok(())

@@ -1,5 +1,20 @@
 //! The engine's events as JavaScript receives them: one object per event, delivered in
-//! batches to the callback `NativeEngine.onEvents` set.
+//! batches to the callback `NativeEngine.onEvents` set. This enum is the one schema of those
+//! objects: napi-rs turns each variant into `{ type: '<variant in kebab-case>', <fields in
+//! camelCase> }`, and `npm run build` generates the TypeScript union from it
+//! (src/media/native.generated.ts, re-exported as `EngineEvent` by src/media/MediaEngine.ts).
+//!
+//! How to add an engine event:
+//! 1. add its variant to `ferry_engine::Event` (native/crates/engine/src/event.rs) and raise it
+//!    where the media thread notices the thing;
+//! 2. add its JavaScript shape to `EngineEvent` below, with a doc comment, and its arm in
+//!    `EngineEvent::from_event` (the compiler asks for it);
+//! 3. `npm run build`: the TypeScript type now has it, `MediaEngine` delivers it (to the
+//!    endpoint's listener too when it has an `endpoint`), and the code that cares switches on
+//!    its `type`. No TypeScript restates the shape.
+//!
+//! A field that may be absent is an `Option` (left out of the object); one that JavaScript
+//! reads as `null` is an `Either<_, Null>`.
 
 use std::net::SocketAddr;
 
@@ -7,146 +22,77 @@ use ferry_engine::Event;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-#[napi(object)]
-pub struct EngineEvent {
-    /// dtls | ice-selected | consent-lost | unknown-ssrc | remote-latched | keyframe-requested | remb | worker-panic
-    pub r#type: String,
-    pub endpoint: Option<u32>,
-    pub source: Option<u32>,
-    pub address: Option<String>,
-    pub port: Option<u32>,
-    pub data: Option<Buffer>,
-    pub ssrc: Option<u32>,
-    pub payload_type: Option<u32>,
-    pub rid: Option<String>,
-    pub bitrate: Option<f64>,
-    pub worker: Option<u32>,
-    pub message: Option<String>,
-    /// receiver-loss: RFC 3550 fraction lost (0..255) and cumulative packets lost.
-    pub fraction_lost: Option<u32>,
-    pub lost: Option<f64>,
-    /// audio-level: average RFC 6464 level of the window, −dBov (0 loudest … 127 silence).
-    pub level: Option<u32>,
-    /// output-switched: the output that moved to `source`.
-    pub output: Option<u32>,
-    /// source-loss: packets expected over the interval (`lost` of them never arrived).
-    pub expected: Option<u32>,
+/// Where a packet came from or goes to.
+#[napi(object, object_from_js = false)]
+pub struct RemoteAddress {
+    pub address: String,
+    pub port: u32,
+}
+
+impl From<SocketAddr> for RemoteAddress {
+    fn from(addr: SocketAddr) -> Self {
+        Self { address: addr.ip().to_string(), port: u32::from(addr.port()) }
+    }
+}
+
+/// What the engine tells JavaScript (see `ferry_engine::Event` for when each is raised).
+#[napi(discriminant = "type", discriminant_case = "kebab-case", object_from_js = false)]
+pub enum EngineEvent {
+    /// A DTLS record for the control plane's DTLS stack.
+    Dtls { endpoint: u32, from: RemoteAddress, data: Buffer },
+    /// ICE nomination picked (or moved) the address media is sent to.
+    IceSelected { endpoint: u32, address: RemoteAddress },
+    /// RFC 7675 consent expired for the selected address.
+    ConsentLost { endpoint: u32, address: RemoteAddress },
+    /// RTP with an SSRC no source claims (once per SSRC per endpoint); `rid` when it carried one.
+    UnknownSsrc { endpoint: u32, ssrc: u32, payload_type: u32, rid: Option<String> },
+    /// The first plain-RTP packet latched the endpoint's remote address.
+    RemoteLatched { endpoint: u32, address: RemoteAddress },
+    /// A subscriber asked for a keyframe of this source (already relayed natively).
+    KeyframeRequested { source: u32 },
+    /// REMB from a receiver on this endpoint, in bits per second.
+    Remb { endpoint: u32, bitrate: f64 },
+    /// A receiver report that saw loss (RFC 3550 fraction lost 1..255, cumulative packets lost);
+    /// reports without loss never reach JavaScript (`worth_telling`).
+    ReceiverLoss { endpoint: u32, ssrc: u32, fraction_lost: u32, lost: f64 },
+    /// Average RFC 6464 level of a metered source's last window, −dBov (0 loudest … 127 silence).
+    AudioLevel { endpoint: u32, source: u32, level: u32 },
+    /// An output held for a keyframe switched: `source` feeds it from now on.
+    OutputSwitched { endpoint: u32, output: u32, source: u32 },
+    /// The highest VP8 temporal layer an output forwards changed (null: every layer).
+    OutputTemporal { endpoint: u32, output: u32, layer: Either<u32, Null> },
+    /// Packets a source's sender sent over about a second (`expected`) and how many never arrived.
+    SourceLoss { endpoint: u32, source: u32, expected: u32, lost: f64 },
+    /// A panic was caught inside a media thread; the thread goes on.
+    WorkerPanic { worker: u32, message: String },
 }
 
 impl EngineEvent {
-    fn empty(kind: &str) -> Self {
-        Self {
-            r#type: kind.to_string(),
-            endpoint: None,
-            source: None,
-            address: None,
-            port: None,
-            data: None,
-            ssrc: None,
-            payload_type: None,
-            rid: None,
-            bitrate: None,
-            worker: None,
-            message: None,
-            fraction_lost: None,
-            lost: None,
-            level: None,
-            output: None,
-            expected: None,
-        }
-    }
-
-    fn with_addr(mut self, addr: SocketAddr) -> Self {
-        self.address = Some(addr.ip().to_string());
-        self.port = Some(addr.port() as u32);
-        self
-    }
-
     pub(crate) fn from_event(ev: Event) -> Self {
         match ev {
-            Event::Dtls { endpoint, from, data } => {
-                let mut e = Self::empty("dtls").with_addr(from);
-                e.endpoint = Some(endpoint);
-                e.data = Some(data.into());
-                e
-            }
-            Event::IceSelected { endpoint, address } => {
-                let mut e = Self::empty("ice-selected").with_addr(address);
-                e.endpoint = Some(endpoint);
-                e
-            }
-            Event::ConsentLost { endpoint, address } => {
-                let mut e = Self::empty("consent-lost").with_addr(address);
-                e.endpoint = Some(endpoint);
-                e
-            }
+            Event::Dtls { endpoint, from, data } => Self::Dtls { endpoint, from: from.into(), data: data.into() },
+            Event::IceSelected { endpoint, address } => Self::IceSelected { endpoint, address: address.into() },
+            Event::ConsentLost { endpoint, address } => Self::ConsentLost { endpoint, address: address.into() },
             Event::UnknownSsrc { endpoint, ssrc, payload_type, rid } => {
-                let mut e = Self::empty("unknown-ssrc");
-                e.endpoint = Some(endpoint);
-                e.ssrc = Some(ssrc);
-                e.payload_type = Some(payload_type as u32);
-                e.rid = rid;
-                e
+                Self::UnknownSsrc { endpoint, ssrc, payload_type: u32::from(payload_type), rid }
             }
-            Event::RemoteLatched { endpoint, address } => {
-                let mut e = Self::empty("remote-latched").with_addr(address);
-                e.endpoint = Some(endpoint);
-                e
-            }
-            Event::KeyframeRequested { source } => {
-                let mut e = Self::empty("keyframe-requested");
-                e.source = Some(source);
-                e
-            }
-            Event::Remb { endpoint, bitrate_bps } => {
-                let mut e = Self::empty("remb");
-                e.endpoint = Some(endpoint);
-                e.bitrate = Some(bitrate_bps as f64);
-                e
-            }
+            Event::RemoteLatched { endpoint, address } => Self::RemoteLatched { endpoint, address: address.into() },
+            Event::KeyframeRequested { source } => Self::KeyframeRequested { source },
+            Event::Remb { endpoint, bitrate_bps } => Self::Remb { endpoint, bitrate: bitrate_bps as f64 },
             Event::ReceiverLoss { endpoint, ssrc, fraction_lost, cumulative_lost } => {
-                let mut e = Self::empty("receiver-loss");
-                e.endpoint = Some(endpoint);
-                e.ssrc = Some(ssrc);
-                e.fraction_lost = Some(fraction_lost as u32);
-                e.lost = Some(cumulative_lost as f64);
-                e
+                Self::ReceiverLoss { endpoint, ssrc, fraction_lost: u32::from(fraction_lost), lost: f64::from(cumulative_lost) }
             }
-            Event::AudioLevel { endpoint, source, level } => {
-                let mut e = Self::empty("audio-level");
-                e.endpoint = Some(endpoint);
-                e.source = Some(source);
-                e.level = Some(level as u32);
-                e
-            }
+            Event::AudioLevel { endpoint, source, level } => Self::AudioLevel { endpoint, source, level: u32::from(level) },
+            Event::OutputSwitched { endpoint, output, source } => Self::OutputSwitched { endpoint, output, source },
             Event::OutputTemporal { endpoint, output, layer } => {
-                let mut e = Self::empty("output-temporal");
-                e.endpoint = Some(endpoint);
-                e.output = Some(output);
-                e.level = Some(u32::from(layer));
-                e
-            }
-            Event::OutputSwitched { endpoint, output, source } => {
-                let mut e = Self::empty("output-switched");
-                e.endpoint = Some(endpoint);
-                e.output = Some(output);
-                e.source = Some(source);
-                e
+                // The engine says 255 for "every layer".
+                let layer = if layer == u8::MAX { Either::B(Null) } else { Either::A(u32::from(layer)) };
+                Self::OutputTemporal { endpoint, output, layer }
             }
             Event::SourceLoss { endpoint, source, expected, lost } => {
-                let mut e = Self::empty("source-loss");
-                e.endpoint = Some(endpoint);
-                e.source = Some(source);
-                e.expected = Some(expected);
-                e.lost = Some(lost as f64);
-                e
+                Self::SourceLoss { endpoint, source, expected, lost: f64::from(lost) }
             }
-            Event::WorkerPanic { worker, message } => {
-                let mut e = Self::empty("worker-panic");
-                e.worker = Some(worker as u32);
-                e.message = Some(message);
-                e
-            }
+            Event::WorkerPanic { worker, message } => Self::WorkerPanic { worker: worker as u32, message },
         }
     }
 }

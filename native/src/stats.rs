@@ -1,8 +1,23 @@
 //! The counters objects `NativeEngine.stats()` returns: the engine's per-endpoint, per-stream
-//! and per-thread counters, as JavaScript numbers (exact up to 2^53).
+//! and per-thread counters, as JavaScript numbers (exact up to 2^53). These structs are the one
+//! schema of those objects: `npm run build` generates their TypeScript declarations
+//! (src/media/native.generated.ts).
+//!
+//! A new counter: count it in `ferry_engine`'s stats.rs, then add it here, with its doc comment,
+//! to the struct and to its `from_stats` list. Every `from_stats` names each field of the
+//! engine's struct (no `..`), so a counter the engine adds does not compile until it is here.
 
-use ferry_engine::{EndpointStats, EngineStats, StreamStats};
+use ferry_engine::{EndpointStats, EngineStats, StreamStats, WorkerStats};
 use napi_derive::napi;
+
+/// `Self { <extra fields>, <each listed u64 counter of $stats as f64> }`, after destructuring
+/// `$stats` as `$ty` with exactly the listed counters: one left out is a compile error.
+macro_rules! counters {
+    ($stats:expr, $ty:ident { $($counter:ident),* $(,)? }, { $($extra:tt)* }) => {{
+        let $ty { $($counter),* } = $stats;
+        Self { $($extra)* $($counter: *$counter as f64,)* }
+    }};
+}
 
 #[napi(object)]
 pub struct EndpointCounters {
@@ -46,40 +61,19 @@ pub struct EndpointCounters {
 
 impl EndpointCounters {
     fn from_stats(id: u32, port: u16, worker: usize, s: &EndpointStats) -> Self {
-        Self {
-            id,
-            port: port as u32,
-            worker: worker as u32,
-            rx_packets: s.rx_packets as f64,
-            rx_bytes: s.rx_bytes as f64,
-            tx_packets: s.tx_packets as f64,
-            tx_bytes: s.tx_bytes as f64,
-            tx_failed: s.tx_failed as f64,
-            stun_requests: s.stun_requests as f64,
-            stun_replies: s.stun_replies as f64,
-            stun_error_replies: s.stun_error_replies as f64,
-            stun_dropped: s.stun_dropped as f64,
-            dtls_in: s.dtls_in as f64,
-            dtls_out: s.dtls_out as f64,
-            rtp_in: s.rtp_in as f64,
-            rtcp_in: s.rtcp_in as f64,
-            srtp_auth_failures: s.srtp_auth_failures as f64,
-            srtp_replays: s.srtp_replays as f64,
-            srtp_other_failures: s.srtp_other_failures as f64,
-            srtcp_failures: s.srtcp_failures as f64,
-            rtp_malformed: s.rtp_malformed as f64,
-            rtcp_malformed: s.rtcp_malformed as f64,
-            unknown_ssrc: s.unknown_ssrc as f64,
-            unvalidated_drops: s.unvalidated_drops as f64,
-            no_remote_drops: s.no_remote_drops as f64,
-            no_srtp_drops: s.no_srtp_drops as f64,
-            demux_unknown: s.demux_unknown as f64,
-            keyframe_requests_relayed: s.keyframe_requests_relayed as f64,
-            transport_feedback_sent: s.transport_feedback_sent as f64,
-            nacks_sent: s.nacks_sent as f64,
-            rtx_in: s.rtx_in as f64,
-            remb_sent: s.remb_sent as f64,
-        }
+        counters!(
+            s,
+            EndpointStats {
+                rx_packets, rx_bytes, tx_packets, tx_bytes, tx_failed,
+                stun_requests, stun_replies, stun_error_replies, stun_dropped,
+                dtls_in, dtls_out, rtp_in, rtcp_in,
+                srtp_auth_failures, srtp_replays, srtp_other_failures, srtcp_failures,
+                rtp_malformed, rtcp_malformed, unknown_ssrc,
+                unvalidated_drops, no_remote_drops, no_srtp_drops, demux_unknown,
+                keyframe_requests_relayed, transport_feedback_sent, nacks_sent, rtx_in, remb_sent,
+            },
+            { id, port: u32::from(port), worker: worker as u32, }
+        )
     }
 }
 
@@ -104,18 +98,11 @@ pub struct StreamCounters {
 
 impl StreamCounters {
     fn from_stats(id: u32, worker: usize, s: &StreamStats) -> Self {
-        Self {
-            id,
-            worker: worker as u32,
-            packets: s.packets as f64,
-            bytes: s.bytes as f64,
-            dropped: s.dropped as f64,
-            queue_drops: s.queue_drops as f64,
-            nacked: s.nacked as f64,
-            retransmitted: s.retransmitted as f64,
-            rtx_missed: s.rtx_missed as f64,
-            filtered: s.filtered as f64,
-        }
+        counters!(
+            s,
+            StreamStats { packets, bytes, dropped, queue_drops, nacked, retransmitted, rtx_missed, filtered },
+            { id, worker: worker as u32, }
+        )
     }
 }
 
@@ -151,28 +138,54 @@ pub struct EngineCounters {
     pub workers: Vec<WorkerCounters>,
 }
 
+impl WorkerCounters {
+    fn from_stats(w: &WorkerStats) -> Self {
+        let WorkerStats {
+            worker,
+            cpu_ns,
+            loops,
+            recv_batches,
+            panics,
+            load_pps,
+            busy_permille,
+            queue_depth,
+            queue_overflows,
+            cross_sent,
+            cross_received,
+            remote_feeds,
+            subscriptions,
+            shared_buffers,
+            shared_buffers_in_use,
+            endpoints,
+            sources: _,
+            outputs: _,
+        } = w;
+        Self {
+            worker: *worker as u32,
+            cpu_ns: *cpu_ns as f64,
+            loops: *loops as f64,
+            recv_batches: *recv_batches as f64,
+            panics: *panics as f64,
+            load_pps: *load_pps as f64,
+            busy_permille: *busy_permille,
+            endpoints: endpoints.len() as u32,
+            queue_depth: *queue_depth as u32,
+            queue_overflows: *queue_overflows as f64,
+            cross_sent: *cross_sent as f64,
+            cross_received: *cross_received as f64,
+            remote_feeds: *remote_feeds as u32,
+            subscriptions: *subscriptions as u32,
+            shared_buffers: *shared_buffers as u32,
+            shared_buffers_in_use: *shared_buffers_in_use as u32,
+        }
+    }
+}
+
 impl EngineCounters {
     pub(crate) fn from_stats(stats: &EngineStats) -> Self {
         let mut out = EngineCounters { endpoints: Vec::new(), sources: Vec::new(), outputs: Vec::new(), workers: Vec::new() };
         for w in &stats.workers {
-            out.workers.push(WorkerCounters {
-                worker: w.worker as u32,
-                cpu_ns: w.cpu_ns as f64,
-                loops: w.loops as f64,
-                recv_batches: w.recv_batches as f64,
-                panics: w.panics as f64,
-                load_pps: w.load_pps as f64,
-                busy_permille: w.busy_permille,
-                endpoints: w.endpoints.len() as u32,
-                queue_depth: w.queue_depth as u32,
-                queue_overflows: w.queue_overflows as f64,
-                cross_sent: w.cross_sent as f64,
-                cross_received: w.cross_received as f64,
-                remote_feeds: w.remote_feeds as u32,
-                subscriptions: w.subscriptions as u32,
-                shared_buffers: w.shared_buffers as u32,
-                shared_buffers_in_use: w.shared_buffers_in_use as u32,
-            });
+            out.workers.push(WorkerCounters::from_stats(w));
             out.endpoints.extend(w.endpoints.iter().map(|(id, port, s)| EndpointCounters::from_stats(*id, *port, w.worker, s)));
             out.sources.extend(w.sources.iter().map(|(id, s)| StreamCounters::from_stats(*id, w.worker, s)));
             out.outputs.extend(w.outputs.iter().map(|(id, s)| StreamCounters::from_stats(*id, w.worker, s)));
