@@ -1,5 +1,6 @@
 //! Signalling-rate events the media thread reports to the control plane,
-//! delivered in batches (never one call per packet).
+//! delivered in batches (never one call per packet). JavaScript receives them as
+//! native/src/events.rs shapes them; its top says how to add an event.
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
 //! Counters kept by the media thread. Every drop has a named reason, so bad
 //! input shows up as a number rather than as a log line per packet.
+//! JavaScript reads them through native/src/stats.rs, which must name every field.
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointStats {
