@@ -1,10 +1,8 @@
 // One handle's WebRTC PeerConnection: ICE-lite and SRTP run in the native
-// engine on one leased port; the DTLS handshake runs here (werift's DTLS
-// stack over the engine endpoint) and its keys go to the engine. No media
-// packet passes through this object.
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-
-import { DtlsClient, DtlsServer, type DtlsSocket } from 'werift';
+// engine on one leased port; the DTLS handshake runs in its DtlsSession
+// (werift's DTLS stack over the engine endpoint) and its keys go to the
+// engine. No media packet passes through this object.
+import { randomBytes, randomInt } from 'node:crypto';
 
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
@@ -19,9 +17,10 @@ import type {
   RoutableMedia,
   TrickleCandidate,
 } from '../core/Media.js';
-import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
+import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpParameters, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
 import type { PortLease, PortPool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
+import { DtlsSession } from './DtlsSession.js';
 import {
   answerDirection,
   parseRemoteDescription,
@@ -33,12 +32,6 @@ import {
   type RemoteDescription,
   type RemoteMediaSection,
 } from './Sdp.js';
-
-/** werift's DTLS-SRTP profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2) → ferry's names, in preference order. */
-const DTLS_SRTP_PROFILES: { id: number; name: SrtpProfileName; keyLen: number; saltLen: number }[] = [
-  { id: 0x0007, name: 'AEAD_AES_128_GCM', keyLen: 16, saltLen: 12 },
-  { id: 0x0001, name: 'AES_CM_128_HMAC_SHA1_80', keyLen: 16, saltLen: 14 },
-];
 
 export type PeerConnectionState =
   | 'new'
@@ -73,9 +66,6 @@ const TRANSITIONS: Readonly<Record<PeerConnectionState, Partial<Record<PeerConne
   },
   closed: { close: 'closed' },
 };
-
-/** A fragmented ClientHello (post-quantum key shares make it two records) and a retransmission. */
-const MAX_EARLY_DTLS_RECORDS = 8;
 
 /** Codec preference when ferry answers: the first the offer has wins. */
 const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
@@ -172,11 +162,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private remote: RemoteDescription | null = null;
   private localSdp: string | null = null;
   private streamStates: StreamState[] = [];
-  private dtls: DtlsSocket | null = null;
-  private dtlsRole: 'server' | 'client' | null = null;
-  private dtlsReceiver: ((data: Buffer) => void) | null = null;
-  /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
-  private earlyDtls: Buffer[] = [];
+  private readonly dtls: DtlsSession;
   private audioLevelMetering: { packets: number; listener: (mid: string, level: number) => void } | null = null;
   private remoteAddress: RemoteAddress | null = null;
   private srtpProfile: SrtpProfileName | null = null;
@@ -190,7 +176,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private closeReason: string | null = null;
   readonly createdAt = Date.now();
 
-  constructor(private readonly options: PeerConnectionOptions) {}
+  constructor(private readonly options: PeerConnectionOptions) {
+    this.dtls = new DtlsSession({
+      certificate: options.certificate,
+      srtpProfiles: options.srtpProfiles,
+      send: (data) => this.sendDtls(data),
+      remoteFingerprint: () => this.remote?.fingerprint ?? null,
+      onConnected: (keys) => this.onDtlsConnected(keys),
+      onFailed: (reason) => this.fail(reason),
+      log: options.log,
+    });
+  }
 
   get currentState(): PeerConnectionState {
     return this.state;
@@ -387,7 +383,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
     if (!states.length) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Invalid SDP: no m-line ferry can accept');
     const setup: DtlsSetup = this.remote.setup === 'passive' ? 'active' : 'passive';
-    this.dtlsRole ??= setup === 'passive' ? 'server' : 'client';
+    this.dtls.chooseRoleForSetup(setup);
     const sdp = writeLocalDescription(
       {
         iceUfrag: this.iceUfrag,
@@ -551,7 +547,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       'media-thread': this.lease ? this.mediaThread(this.lease.endpoint) : null,
       'placement-group': this.options.placementGroup ?? null,
       ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
-      dtls: { role: this.dtlsRole, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
+      dtls: { role: this.dtls.role, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
       streams: this.streamStates.map((s) => ({
         mid: s.info.mid,
         type: s.info.kind,
@@ -577,17 +573,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.closeReason = reason;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    const dtls = this.dtls;
-    this.dtls = null;
-    this.dtlsReceiver = null;
-    this.earlyDtls = [];
-    if (dtls) {
-      try {
-        dtls.close();
-      } catch {
-        /* a half-open handshake may refuse to close cleanly; the socket goes anyway */
-      }
-    }
+    this.dtls.close();
     // Releasing the lease closes the native endpoint and with it every source and output.
     this.lease?.release();
     for (const s of this.streamStates) {
@@ -733,90 +719,26 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   }
 
   private startDtls(): void {
-    if (this.dtls || !this.lease || !this.remote) return;
-    const role = this.dtlsRole ?? (this.remote.setup === 'passive' ? 'client' : this.remote.setup === 'active' ? 'server' : 'server');
-    this.dtlsRole = role;
-    const engine = this.options.engine;
-    const endpoint = this.lease.endpoint;
-    const transport = {
-      type: 'udp',
-      address: {} as never,
-      closed: false,
-      onData: (_data: Buffer) => {},
-      send: async (data: Buffer) => {
-        const to = this.remoteAddress;
-        if (!to || this.state === 'closed') return;
-        try {
-          engine.sendRaw(endpoint, data, to);
-        } catch {
-          /* endpoint closed under us: the PeerConnection is ending */
-        }
-      },
-      close: async () => {
-        transport.closed = true;
-      },
-    };
-    const cert = this.options.certificate;
-    const common = {
-      transport: transport as never,
-      cert: cert.certPem,
-      key: cert.keyPem,
-      signatureHash: cert.signatureHash as never,
-      srtpProfiles: this.profilePreference().map((p) => p.id) as never,
-      extendedMasterSecret: true,
-    };
-    const dtls: DtlsSocket = role === 'server' ? new DtlsServer({ ...common, certificateRequest: true }) : new DtlsClient(common);
-    this.dtls = dtls;
-    this.dtlsReceiver = (data) => transport.onData(data);
-    // Replay the ClientHello that came early instead of waiting for the peer's retransmission (1 s and up).
-    const early = this.earlyDtls;
-    this.earlyDtls = [];
-    queueMicrotask(() => {
-      for (const record of early) this.receiveDtls(record);
-    });
-    dtls.onConnect.subscribe(() => this.onDtlsConnected(dtls));
-    dtls.onError.subscribe((err: Error) => {
-      if (this.dtls === dtls) this.fail(`DTLS alert: ${err?.message ?? 'error'}`);
-    });
-    dtls.onClose.subscribe(() => {
-      if (this.dtls === dtls && this.state !== 'closed') this.fail('DTLS alert');
-    });
+    if (!this.lease || !this.remote) return;
+    this.dtls.start(this.remote.setup);
   }
 
-  private profilePreference(): typeof DTLS_SRTP_PROFILES {
-    const wanted = this.options.srtpProfiles;
-    if (!wanted?.length) return DTLS_SRTP_PROFILES;
-    return wanted.map((name) => DTLS_SRTP_PROFILES.find((p) => p.name === name)).filter((p) => p !== undefined);
-  }
-
-  private onDtlsConnected(dtls: DtlsSocket): void {
-    if (this.dtls !== dtls || this.state === 'closed' || !this.remote || !this.lease) return;
-    const cert = dtls.remoteCertificate;
-    const expected = this.remote.fingerprint;
-    if (!cert) return this.fail('DTLS fingerprint mismatch: no peer certificate');
-    let actual: string;
+  /** DTLS records go to the address ICE selected (none yet: dropped, the peer retransmits). */
+  private sendDtls(data: Buffer): void {
+    const to = this.remoteAddress;
+    const lease = this.lease;
+    if (!to || !lease || this.state === 'closed') return;
     try {
-      actual = createHash(expected.algorithm.replace('-', ''))
-        .update(cert)
-        .digest('hex')
-        .toUpperCase()
-        .match(/.{2}/g)!
-        .join(':');
+      this.options.engine.sendRaw(lease.endpoint, data, to);
     } catch {
-      return this.fail(`DTLS fingerprint mismatch: unsupported hash ${expected.algorithm}`);
+      /* endpoint closed under us: the PeerConnection is ending */
     }
-    if (actual !== expected.value) return this.fail('DTLS fingerprint mismatch');
-    const negotiated = DTLS_SRTP_PROFILES.find((p) => p.id === dtls.srtp.srtpProfile);
-    if (!negotiated) return this.fail('DTLS-SRTP: no SRTP profile negotiated');
-    const keys = dtls.extractSessionKeys(negotiated.keyLen, negotiated.saltLen);
-    this.options.engine.setSrtp(this.lease.endpoint, {
-      profile: negotiated.name,
-      localKey: keys.localKey,
-      localSalt: keys.localSalt,
-      remoteKey: keys.remoteKey,
-      remoteSalt: keys.remoteSalt,
-    });
-    this.srtpProfile = negotiated.name;
+  }
+
+  private onDtlsConnected(keys: SrtpParameters): void {
+    if (this.state === 'closed' || !this.lease) return;
+    this.options.engine.setSrtp(this.lease.endpoint, keys);
+    this.srtpProfile = keys.profile;
     if (!this.apply('dtls-connected')) return;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
@@ -832,16 +754,6 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.options.events.slowLink({ mid: stream.info.mid, media: stream.info.kind, uplink, lost });
   }
 
-  private receiveDtls(data: Buffer): void {
-    if (this.state === 'closed') return;
-    try {
-      this.dtlsReceiver?.(data);
-    } catch (err) {
-      // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
-      this.options.log?.debug({ err }, 'DTLS record rejected');
-    }
-  }
-
   private onEndpointEvent(event: EndpointEvent): void {
     if (this.state === 'closed') return;
     switch (event.type) {
@@ -849,15 +761,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         const first = this.remoteAddress === null;
         this.remoteAddress = event.address;
         this.apply('ice-selected');
-        if (first && this.dtlsRole === 'client' && this.dtls instanceof DtlsClient) {
-          this.dtls.connect().catch((err: unknown) => this.fail(`DTLS handshake failed: ${String(err)}`));
-        }
+        if (first) this.dtls.peerReachable();
         break;
       }
       case 'dtls':
         this.remoteAddress ??= event.from;
-        if (this.dtlsReceiver) this.receiveDtls(event.data);
-        else if (this.earlyDtls.length < MAX_EARLY_DTLS_RECORDS) this.earlyDtls.push(event.data);
+        this.dtls.receive(event.data);
         break;
       case 'consent-lost':
         this.fail('ICE failed: consent lost');
