@@ -20,6 +20,7 @@ import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeReq
 import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
 import { restrictOffer } from './codecs.js';
 import * as R from './requests.js';
+import { isSyncRequest } from './syncRequests.js';
 
 type Role = { kind: 'publisher'; publisher: Publisher } | { kind: 'subscriber'; subscriber: Subscriber } | null;
 
@@ -68,7 +69,7 @@ export class VideoRoomHandle implements PluginHandle {
       return { kind: 'ok', data: errorData(request === undefined || request === null ? missing('request') : invalid('request', 'a string'), this.ctx.logger) };
     }
     const name = request.toLowerCase();
-    if (R.SYNC_REQUESTS.has(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
+    if (isSyncRequest(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
     if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
     this.work = this.work
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
