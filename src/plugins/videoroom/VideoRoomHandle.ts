@@ -43,7 +43,7 @@ export class VideoRoomHandle implements PluginHandle {
   }
 
   get subscriber(): Subscriber | null {
-    return this.role?.kind === 'subscriber' && !this.role.subscriber.gone ? this.role.subscriber : null;
+    return this.role?.kind === 'subscriber' && !this.role.subscriber.ended ? this.role.subscriber : null;
   }
 
   /** A handle's media goes with its room: the one it is in, or the one a join names. */
@@ -387,14 +387,15 @@ export class VideoRoomHandle implements PluginHandle {
     const room = sub.room;
     switch (name) {
       case 'start': {
+        let offerOwed = false;
         if (jsep) {
           if (jsep.type !== 'answer') throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP_TYPE, 'Invalid SDP type (subscribers must answer)');
-          sub.answered();
+          offerOwed = sub.answered();
         }
         sub.paused = false;
         sub.reconcile();
         this.push({ videoroom: 'event', room: room.id, started: 'ok' }, transaction);
-        if (jsep && sub.renegotiationPending) await sub.renegotiate(undefined);
+        if (offerOwed) await sub.renegotiate(undefined);
         return;
       }
       case 'pause': {
