@@ -12,7 +12,7 @@ import type { Session } from '../core/Session.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../core/PluginRegistry.js';
-import { envelope, VerbRouter } from './ApiRouter.js';
+import { envelope, ApiBase } from './ApiBase.js';
 import type { MediaThreadStatus } from '../core/Status.js';
 
 const NO_SECRET_VERBS = new Set(['info', 'ping']);
@@ -57,7 +57,7 @@ export interface AdminApiOptions {
   onRequest?: (verb: string, code: number) => void;
 }
 
-export class AdminApi extends VerbRouter {
+export class AdminApi extends ApiBase {
   constructor(private readonly options: AdminApiOptions) {
     super(options, ADMIN_VERBS, 'admin request');
   }

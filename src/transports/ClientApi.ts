@@ -13,7 +13,7 @@ import type { SessionRegistry } from '../core/SessionRegistry.js';
 import { clientKey } from '../core/Quotas.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../core/PluginRegistry.js';
-import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
+import { envelope, ApiBase, type RequestContext } from './ApiBase.js';
 
 /*
  * Where each verb is handled, as janus.c janus_process_incoming_request decides:
@@ -34,7 +34,7 @@ export const JANUS_VERBS: ReadonlySet<string> = new Set([...ROOT_VERBS, ...ANY_L
 /** Bound on trickle batches: a real browser sends a handful of candidates per m-line. */
 const MAX_TRICKLE_CANDIDATES = 256;
 
-export interface RequestRouterOptions {
+export interface ClientApiOptions {
   registry: SessionRegistry;
   plugins: PluginRegistry;
   auth: RequestAuth;
@@ -45,8 +45,8 @@ export interface RequestRouterOptions {
   onRequest?: (verb: string, code: number) => void;
 }
 
-export class RequestRouter extends VerbRouter {
-  constructor(private readonly options: RequestRouterOptions) {
+export class ClientApi extends ApiBase {
+  constructor(private readonly options: ClientApiOptions) {
     super(options, JANUS_VERBS, 'request');
   }
 
