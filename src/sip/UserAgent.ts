@@ -1,7 +1,8 @@
 /**
  * ferry's SIP user agent: transports + transactions + dialogs + registration
  * (RFC 3261 §8, §12–§18). One UserAgent is one SIP account (as one Sofia-SIP
- * NUA per Janus SIP-plugin handle).
+ * NUA per Janus SIP-plugin handle). Each call is one of its two sides:
+ * InviteClient.ts (outgoing INVITE, with CANCEL) or InviteServer.ts (incoming).
  *
  * API (used by the SIP plugin):
  *
@@ -41,10 +42,13 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { SystemClock, type Clock } from '../time/Clock.js';
-import { Call, type InDialogRequestEvent } from './Call.js';
+import type { Call, InDialogRequestEvent } from './Call.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Dialog, dialogKey } from './Dialog.js';
 import { Emitter } from './Emitter.js';
+import { InviteClient, type InviteClientCore, type RoutedAck } from './InviteClient.js';
+import { InviteOkRetransmitter } from './InviteOkRetransmitter.js';
+import { InviteServer, type InviteServerCore } from './InviteServer.js';
 import { Registration, type RegistrationEvents } from './Registration.js';
 import { AccountRoutes, applyRoutes } from './RouteSet.js';
 import {
@@ -53,11 +57,11 @@ import {
 } from './SipMessage.js';
 import { parseSipMessage, type SipParseError } from './SipParser.js';
 import { serializeSipMessage } from './SipSerializer.js';
-import { TcpTransport, UdpTransport, type SipEndpoint, type SipTransport, type TransportProtocol } from './SipTransport.js';
+import { TcpTransport, UdpTransport, type SipEndpoint, type SipFlow, type SipTransport, type TransportProtocol } from './SipTransport.js';
 import { parseSipUri, uriDestination } from './SipUri.js';
 import {
-  DEFAULT_TIMERS, InviteOkRetransmitter, TransactionLayer,
-  type ClientTransactionUser, type ServerTransaction, type TimerConfig,
+  DEFAULT_TIMERS, TransactionLayer, IGNORE_OUTCOME,
+  type ClientTransactionUser, type ServerTransaction, type ServerTransactionUser, type TimerConfig,
 } from './Transactions.js';
 
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE'] as const;
@@ -124,24 +128,6 @@ export type UserAgentEvents = RegistrationEvents & {
   error: [err: unknown];
 };
 
-interface Source {
-  transport: SipTransport;
-  remote: SipEndpoint;
-}
-
-interface OutgoingState {
-  call: Call;
-  /** INVITE as last sent (with Via), for CANCEL (§9.1) and 2xx-retransmission ACKs. */
-  sentInvite?: SipRequest;
-  source?: Source;
-  cancelRequested: boolean;
-  cancelSent: boolean;
-  gotProvisional: boolean;
-  ack?: { request: SipRequest; nextHop: string };
-  credentials?: DigestCredentials;
-  authTries: number;
-}
-
 export class UserAgent extends Emitter<UserAgentEvents> {
   readonly clock: Clock;
   readonly timers: TimerConfig;
@@ -150,14 +136,18 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   registration: Registration | undefined;
   private registrationTransport: TransportProtocol = 'udp';
   private aor: string | undefined;
-  private readonly calls = new Map<string, Call>(); // by dialog key, and by `pending|callId|localTag` before a dialog exists
+  /** By dialog key, and by `pending|callId|localTag` before a dialog exists. */
+  private readonly calls = new Map<string, InviteClient | InviteServer>();
   /** Incoming INVITEs by Call-ID, From tag and CSeq (§8.2.2.2), to recognise one arriving again. */
-  private readonly incomingInvites = new Map<string, Call>();
-  private readonly outgoing = new WeakMap<Call, OutgoingState>();
-  private readonly okRetransmitters = new WeakMap<Call, InviteOkRetransmitter>();
-  private readonly serverInvites = new WeakMap<Call, ServerTransaction>();
-  private readonly sources = new WeakMap<SipRequest, Source>();
-  private readonly reinviteAcks = new Map<string, { request: SipRequest; nextHop: string }>();
+  private readonly incomingInvites = new Map<string, InviteServer>();
+  /**
+   * Where each request came from or was sent to: responses go back the same way (§18.2.2),
+   * and transactions over a lost connection fail with it (§17.1.4, §17.2.4).
+   */
+  private readonly flows = new WeakMap<SipRequest, SipFlow>();
+  private readonly reinviteAcks = new Map<string, RoutedAck>();
+  /** What the two sides of a call use of this UA (InviteClient.ts, InviteServer.ts). */
+  private readonly inviteCore: InviteClientCore & InviteServerCore;
   private closed = false;
 
   private constructor(
@@ -171,6 +161,21 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.transactions = new TransactionLayer(this.clock, this.timers);
     this.routes = new AccountRoutes(options.outboundProxy);
     this.onListenerError = (err) => this.emit('error', err);
+    this.inviteCore = {
+      clock: this.clock,
+      timers: this.timers,
+      allow: ALLOW,
+      contact: (protocol) => this.contact(protocol),
+      sendRequest: (req, nextHop, fallback, tu, branch) => this.sendRequest(req, nextHop, fallback, tu, branch),
+      sendAck: (ack, fallback) => this.sendAck(ack, fallback),
+      sendBye: (call) => this.sendBye(call),
+      flowOf: (request) => this.flows.get(request),
+      callOfDialog: (key) => this.calls.get(key),
+      addDialog: (key, call) => void this.calls.set(key, call),
+      serverTransaction: (req, tu) => this.serverTransaction(req, tu),
+      respond: (req, res) => this.respond(req, res),
+      reliableFor: (req) => this.reliableFor(req),
+    };
     for (const t of [udp, tcp]) {
       if (!t) continue;
       t.on('message', (data, from) => this.receive(data, { transport: t, remote: from }));
@@ -258,7 +263,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     // §17.1.4 / §17.2.4: transactions over a lost TCP connection fail now rather than by timeout.
     if (t.reliable && remote) {
       this.transactions.failAll((tx) => {
-        const src = this.sources.get(tx.request);
+        const src = this.flows.get(tx.request);
         return !!src && src.transport === t && src.remote.host === remote.host && src.remote.port === remote.port;
       });
     }
@@ -285,7 +290,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     return { endpoint: { host, port: dest.port }, protocol };
   }
 
-  private transmit(msg: SipMessage, source: Source): void {
+  private transmit(msg: SipMessage, source: SipFlow): void {
     if (this.closed) return;
     source.transport.send(serializeSipMessage(msg), source.remote);
     this.emit('sent', msg, source.remote, source.transport.protocol);
@@ -301,9 +306,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       if (this.closed) return;
       if (!dest) return tu.onTransportError();
       const transport = this.transportFor(dest.protocol);
-      const source: Source = { transport, remote: dest.endpoint };
+      const source: SipFlow = { transport, remote: dest.endpoint };
       this.prepare(req, transport, branch);
-      this.sources.set(req, source);
+      this.flows.set(req, source);
       this.transactions.sendRequest(req, (m) => this.transmit(m, source), transport.reliable, tu);
     });
   }
@@ -328,7 +333,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   /** §18.2.2: responses go back over the request's connection, or to its source address/port (rport). */
   private respond(req: SipRequest, res: SipResponse): void {
-    const src = this.sources.get(req);
+    const src = this.flows.get(req);
     if (!src) return;
     if (this.options.userAgent && !res.headers.has('Server')) res.headers.add('Server', this.options.userAgent);
     this.transmit(res, src);
@@ -341,14 +346,14 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   }
 
   // ------------------------------------------------------------------ receiving
-  private receive(data: Buffer, source: Source): void {
+  private receive(data: Buffer, source: SipFlow): void {
     if (this.closed) return;
     const parsed = parseSipMessage(data);
     if (!parsed.ok) {
       const partial = parsed.error.partialRequest;
       // Answer 400 (or 505/513) when enough was understood to address a response (§8.2, RFC 4475 §3.1.2).
       if (partial) {
-        this.sources.set(partial, source);
+        this.flows.set(partial, source);
         this.stampVia(partial, source);
         this.respondStateless(partial, parsed.error.status, [], parsed.error.status === 400 ? `Bad Request (${parsed.error.reason})` : undefined);
       }
@@ -358,13 +363,13 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const msg = parsed.message;
     this.emit('received', msg, source.remote, source.transport.protocol);
     if (msg.kind === 'response') return this.receiveResponse(msg);
-    this.sources.set(msg, source);
+    this.flows.set(msg, source);
     this.stampVia(msg, source);
     this.receiveRequest(msg);
   }
 
   /** RFC 3261 §18.2.1 `received`, RFC 3581 §4 `rport`: record where the request really came from. */
-  private stampVia(req: SipRequest, source: Source): void {
+  private stampVia(req: SipRequest, source: SipFlow): void {
     const via = topVia(req);
     if (!via) return;
     if (via.host !== source.remote.host) via.params.set('received', source.remote.host);
@@ -389,7 +394,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (cseq?.method === 'INVITE' && res.status >= 200 && res.status < 300) {
       const key = dialogKey({ callId: res.headers.get('Call-ID') ?? '', localTag: tagOf(headerNameAddr(res, 'From')) ?? '', remoteTag: tagOf(headerNameAddr(res, 'To')) ?? '' });
       const call = this.calls.get(key);
-      const ack = this.reinviteAcks.get(`${key}|${cseq.seq}`) ?? (call ? this.outgoing.get(call)?.ack : undefined);
+      const ack = this.reinviteAcks.get(`${key}|${cseq.seq}`) ?? (call instanceof InviteClient ? call.ackSent : undefined);
       if (ack) this.sendAck(ack, 'udp');
     }
   }
@@ -417,16 +422,21 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     }
   }
 
+  /** A server transaction for `req`, answering back where it came from (§18.2.2). */
+  private serverTransaction(req: SipRequest, tu: ServerTransactionUser = { onFailure: () => {} }): ServerTransaction {
+    return this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), tu);
+  }
+
   /** A final response in a fresh server transaction (so retransmissions get the same answer). */
   private replyNew(req: SipRequest, status: number, extra: Headers = []): void {
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const tx = this.serverTransaction(req);
     const res = makeResponse(req, status, undefined, newTag());
     for (const [n, v] of extra) res.headers.add(n, v);
     tx.respond(res);
   }
 
   private reliableFor(req: SipRequest): boolean {
-    return this.sources.get(req)?.transport.reliable ?? false;
+    return this.flows.get(req)?.transport.reliable ?? false;
   }
 
   private receiveInvite(req: SipRequest): void {
@@ -441,14 +451,11 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       return;
     }
     const localTag = newTag();
-    const call = new Call('incoming', req, callId, localTag);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), {
-      onFailure: (why) => call.transition(why === 'timeout' ? 'noAck' : 'transportError', { by: 'remote', code: 408, reason: why }),
-    });
-    this.serverInvites.set(call, tx);
+    const call = new InviteServer(this.inviteCore, req, callId, localTag);
+    const tx = call.transaction;
     // §17.2.1: 100 Trying at once, so the caller stops retransmitting.
     tx.respond(makeResponse(req, 100));
-    const dialog = Dialog.asUas(req, localTag, this.contact(this.sources.get(req)?.transport.protocol ?? 'udp'), 'early');
+    const dialog = Dialog.asUas(req, localTag, this.contact(this.flows.get(req)?.transport.protocol ?? 'udp'), 'early');
     if (!dialog) {
       tx.respond(makeResponse(req, 400, 'Bad Request (no Contact)', localTag));
       return;
@@ -468,7 +475,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   }
 
   private forget(call: Call): void {
-    this.okRetransmitters.get(call)?.cancel();
+    call.okRetransmitter?.cancel();
     // Keep the dialog entry briefly so late retransmissions (BYE, 2xx) still match; drop it after 64*T1.
     const key = call.dialog?.key;
     if (key) this.clock.setTimeout(() => { if (this.calls.get(key) === call) this.calls.delete(key); }, 64 * this.timers.t1);
@@ -476,10 +483,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   private receiveCancel(req: SipRequest): void {
     const inviteTx = this.transactions.findInviteForCancel(req);
-    const cancelTx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const cancelTx = this.serverTransaction(req);
     if (!inviteTx) return void cancelTx.respond(makeResponse(req, 481, undefined, newTag()));
     // §9.2: 200 to the CANCEL; if no final response was sent yet, 487 to the INVITE.
-    const call = [...this.calls.values()].find((c) => c.direction === 'incoming' && this.serverInvites.get(c) === inviteTx);
+    const call = [...this.calls.values()].find((c) => c instanceof InviteServer && c.transaction === inviteTx);
     cancelTx.respond(makeResponse(req, 200, undefined, call?.localTag ?? newTag()));
     if (inviteTx.state === 'proceeding') {
       inviteTx.respond(makeResponse(inviteTx.request, 487, undefined, call?.localTag ?? newTag()));
@@ -491,7 +498,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const key = this.inDialogKey(ack);
     const call = key ? this.calls.get(key) : undefined;
     if (!call) return; // §17.2.3: a stray ACK is never answered
-    const retransmitter = this.okRetransmitters.get(call);
+    const retransmitter = call.okRetransmitter;
     if (retransmitter && retransmitter.state === 'waitingAck') retransmitter.acked();
     const sdp = ack.body.length > 0 ? ack.body.toString('utf8') : null;
     if (sdp !== null && call.offerless) call.remoteSdp = sdp;
@@ -514,7 +521,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (call.terminated) return this.replyNew(req, 200); // BYE retransmission after we ended
     // §12.2.2: out-of-order CSeq → 500.
     if (!dialog.acceptRemoteCseq(req)) return this.replyNew(req, 500);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const tx = this.serverTransaction(req);
     const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
       const res = makeResponse(req, code, undefined, call.localTag);
       if (req.method === 'INVITE' || req.method === 'UPDATE') res.headers.add('Contact', dialog.localContact);
@@ -526,8 +533,8 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       if (req.method === 'INVITE' && code >= 200 && code < 300) {
         tx.respond(res);
         // §13.3.1.4 applies to re-INVITE 2xx as well.
-        this.okRetransmitters.get(call)?.cancel();
-        this.okRetransmitters.set(call, new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {}));
+        call.okRetransmitter?.cancel();
+        call.okRetransmitter = new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {});
       } else tx.respond(res);
     };
     switch (req.method) {
@@ -578,7 +585,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   private receiveOutOfDialogMessage(req: SipRequest): void {
     if (this.listenerCount('message') === 0) return this.replyNew(req, 405, [['Allow', ALLOW]]);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const tx = this.serverTransaction(req);
     const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
       const res = makeResponse(req, code, undefined, newTag());
       for (const [n, v] of headers) res.headers.add(n, v);
@@ -596,38 +603,8 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   // ------------------------------------------------------------------ incoming call API
   /** Answers an incoming INVITE (1xx, 2xx with SDP, or a failure). */
   answer(call: Call, code: number, sdp?: string | null, headers: Headers = []): void {
-    const tx = this.serverInvites.get(call);
-    if (call.direction !== 'incoming' || !tx || !call.dialog) throw new Error('answer() needs an incoming call');
-    if (code < 101 || code > 699) throw new Error(`invalid status code ${code}`);
-    const req = call.invite;
-    const input = code < 200 ? 'send1xx' : code < 300 ? 'send2xx' : 'sendFailure';
-    if (code >= 200 && code < 300 && !sdp) throw new Error('a 2xx to INVITE needs SDP (answer, or offer for an offerless INVITE)');
-    if (!call.transition(input, code >= 300 ? { by: 'local', code, reason: 'declined' } : undefined)) {
-      throw new Error(`cannot answer ${code} in state ${call.state}`);
-    }
-    const res = makeResponse(req, code, undefined, call.localTag);
-    if (code < 300) res.headers.add('Contact', call.dialog.localContact);
-    if (code >= 200 && code < 300) res.headers.add('Allow', ALLOW);
-    for (const [n, v] of headers) res.headers.add(n, v);
-    if (sdp && code < 300) {
-      res.body = Buffer.from(sdp, 'utf8');
-      res.headers.set('Content-Type', 'application/sdp');
-      call.localSdp = sdp;
-    }
-    if (code >= 200 && code < 300) {
-      call.dialog.state = 'confirmed';
-      tx.respond(res);
-      // §13.3.1.4: the core, not the transaction, retransmits the 2xx until the ACK.
-      const rt = new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {
-        if (call.state === 'accepting') {
-          this.sendBye(call);
-          call.transition('noAck', { by: 'local', code: 408, reason: 'no ACK' });
-        }
-      });
-      this.okRetransmitters.set(call, rt);
-    } else {
-      tx.respond(res);
-    }
+    if (!(call instanceof InviteServer)) throw new Error('answer() needs an incoming call');
+    call.answer(code, sdp, headers);
   }
 
   // ------------------------------------------------------------------ outgoing call API
@@ -657,130 +634,26 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     for (const [n, v] of opts.headers ?? []) headers.add(n, v);
     if (sdp) headers.add('Content-Type', 'application/sdp');
     const request: SipRequest = { kind: 'request', method: 'INVITE', uri: routed.requestUri, headers, body: Buffer.from(sdp ?? '', 'utf8') };
-    const call = new Call('outgoing', request, callId, localTag);
+    const call = new InviteClient(this.inviteCore, request, callId, localTag, opts.credentials ?? this.options.credentials);
     call.localSdp = sdp;
-    const state: OutgoingState = { call, cancelRequested: false, cancelSent: false, gotProvisional: false, authTries: 0 };
-    const creds = opts.credentials ?? this.options.credentials;
-    if (creds) state.credentials = creds;
-    this.outgoing.set(call, state);
     this.calls.set(`pending|${callId}|${localTag}`, call);
     call.on('terminated', () => {
       this.calls.delete(`pending|${callId}|${localTag}`);
       this.forget(call);
     });
-    this.sendInvite(state, request, routed.nextHop, protocol);
+    call.send(request, routed.nextHop, protocol);
     return call;
-  }
-
-  private sendInvite(state: OutgoingState, request: SipRequest, nextHop: string, protocol: TransportProtocol): void {
-    const { call } = state;
-    state.sentInvite = request;
-    this.sendRequest(request, nextHop, protocol, {
-      onResponse: (res) => this.onInviteResponse(state, request, nextHop, protocol, res),
-      onTimeout: () => {
-        if (call.transition('recvFailure', { by: 'remote', code: 408, reason: 'Request Timeout' })) call.emit('failed', 408, 'Request Timeout');
-      },
-      onTransportError: () => {
-        if (call.transition('transportError', { by: 'local', code: 503, reason: 'Transport Error' })) call.emit('failed', 503, 'Transport Error');
-      },
-    });
-  }
-
-  private onInviteResponse(state: OutgoingState, request: SipRequest, nextHop: string, protocol: TransportProtocol, res: SipResponse): void {
-    const { call } = state;
-    call.invite = request;
-    if (res.status < 200) {
-      if (res.status > 100) state.gotProvisional = true;
-      if (res.status > 100 && call.transition('recv1xx')) call.emit('provisional', res);
-      else if (res.status === 100) call.emit('provisional', res);
-      // §9.1: a CANCEL waits for a provisional response.
-      if (state.cancelRequested && !state.cancelSent && res.status > 100) this.sendCancel(state, protocol);
-      return;
-    }
-    if (res.status < 300) {
-      const dialog = Dialog.asUac(request, res, this.contact(protocol));
-      if (!dialog) return;
-      dialog.refreshTarget(res);
-      const seq = cseqOf(request)?.seq ?? 1;
-      const existing = this.calls.get(dialog.key);
-      if (existing && existing !== call) return; // §13.2.2.4 forked 2xx for another call: ignore
-      if (call.dialog && call.dialog.key !== dialog.key) {
-        // A second 2xx from another fork (§13.2.2.4): ACK it and hang it up.
-        const extra = dialog.createAck(seq);
-        this.sendAck(extra, protocol);
-        const bye = dialog.createRequest('BYE');
-        this.sendRequest(bye.request, bye.nextHop, protocol, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
-        return;
-      }
-      call.dialog = dialog;
-      this.calls.set(dialog.key, call);
-      const sdp = res.body.length > 0 ? res.body.toString('utf8') : null;
-      call.remoteSdp = sdp;
-      // §13.2.2.4: ACK the 2xx; an offerless INVITE's ACK must carry our answer (ua.ack()).
-      if (call.localSdp !== null || state.cancelRequested) {
-        state.ack = dialog.createAck(seq);
-        this.sendAck(state.ack, protocol);
-      }
-      if (state.cancelRequested) {
-        // The 2xx crossed our CANCEL: the call was established anyway, so end it with BYE (§9.1).
-        call.transition('recv2xx');
-        this.sendBye(call);
-        call.transition('bye', { by: 'local', code: 487, reason: 'cancelled' });
-        return;
-      }
-      if (call.transition('recv2xx')) call.emit('accepted', res, sdp);
-      return;
-    }
-    if ((res.status === 401 || res.status === 407) && state.credentials && state.authTries < 1 && !call.terminated) {
-      const answers = answerChallenges(res, state.credentials, 'INVITE', request.uri);
-      if (answers.length > 0) {
-        // §22.2: same Call-ID, From tag and To; CSeq + 1; fresh branch.
-        state.authTries++;
-        const retry: SipRequest = { ...request, headers: request.headers.clone() };
-        retry.headers.remove('Via');
-        retry.headers.remove('Authorization');
-        retry.headers.remove('Proxy-Authorization');
-        const seq = (cseqOf(request)?.seq ?? 1) + 1;
-        retry.headers.set('CSeq', `${seq} INVITE`);
-        for (const a of answers) retry.headers.add(a.header, a.value);
-        this.sendInvite(state, retry, nextHop, protocol);
-        return;
-      }
-    }
-    if (call.transition('recvFailure', { by: 'remote', code: res.status, reason: res.reason })) call.emit('failed', res.status, res.reason, res);
   }
 
   /** After an offerless outgoing INVITE: the ACK carries our SDP answer (§13.2.2.4). */
   ack(call: Call, sdp: string): void {
-    const state = this.outgoing.get(call);
-    if (!state || !call.dialog || state.ack) throw new Error('ack() needs an accepted offerless outgoing call not yet ACKed');
-    const seq = cseqOf(call.invite)?.seq ?? 1;
-    state.ack = call.dialog.createAck(seq, { body: sdp, contentType: 'application/sdp' });
-    call.localSdp = sdp;
-    this.sendAck(state.ack, this.sources.get(call.invite)?.transport.protocol ?? 'udp');
+    if (!(call instanceof InviteClient)) throw new Error('ack() needs an accepted offerless outgoing call not yet ACKed');
+    call.sendAckWithAnswer(sdp);
   }
 
   /** CANCEL an outgoing call (§9.1); sent now if a provisional arrived, else when one does. */
   cancel(call: Call): void {
-    const state = this.outgoing.get(call);
-    if (!state || (call.state !== 'calling' && call.state !== 'early')) return;
-    state.cancelRequested = true;
-    if (state.gotProvisional && !state.cancelSent) this.sendCancel(state, this.sources.get(call.invite)?.transport.protocol ?? 'udp');
-  }
-
-  private sendCancel(state: OutgoingState, protocol: TransportProtocol): void {
-    const invite = state.sentInvite;
-    if (!invite) return;
-    state.cancelSent = true;
-    // §9.1: same Request-URI, Call-ID, From, To (no tag), CSeq number, Route and top Via branch as the INVITE.
-    const headers = new SipHeaders();
-    for (const name of ['Route', 'Max-Forwards', 'From', 'To', 'Call-ID'] as const) for (const v of invite.headers.getAll(name)) headers.add(name, v);
-    headers.add('CSeq', `${cseqOf(invite)?.seq ?? 1} CANCEL`);
-    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
-    const branch = topVia(invite)?.params.get('branch') ?? undefined;
-    const src = this.sources.get(invite);
-    const nextHop = src ? `sip:${src.remote.host.includes(':') ? `[${src.remote.host}]` : src.remote.host}:${src.remote.port}${src.transport.protocol === 'tcp' ? ';transport=tcp' : ''}` : invite.uri;
-    this.sendRequest(cancel, nextHop, protocol, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} }, branch);
+    if (call instanceof InviteClient) call.cancel();
   }
 
   /** Ends a call whatever its state (idempotent): BYE, CANCEL, or 480 for an unanswered incoming call. */
@@ -794,7 +667,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       this.answer(call, 480, null, headers);
       return;
     }
-    this.okRetransmitters.get(call)?.cancel();
+    call.okRetransmitter?.cancel();
     this.sendBye(call, headers);
     call.transition('bye', { by: 'local', code: 200, reason: 'BYE' });
   }
@@ -802,11 +675,11 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   private sendBye(call: Call, headers: Headers = []): void {
     if (!call.dialog) return;
     const { request, nextHop } = call.dialog.createRequest('BYE', { headers });
-    this.sendRequest(request, nextHop, this.protocolFor(call), { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
+    this.sendRequest(request, nextHop, this.protocolFor(call), IGNORE_OUTCOME);
   }
 
   private protocolFor(call: Call): TransportProtocol {
-    return this.sources.get(call.invite)?.transport.protocol ?? 'udp';
+    return this.flows.get(call.invite)?.transport.protocol ?? 'udp';
   }
 
   /**
@@ -910,7 +783,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (this.closed) return;
     this.closed = true;
     this.registration?.dispose();
-    for (const call of new Set(this.calls.values())) this.okRetransmitters.get(call)?.cancel();
+    for (const call of new Set(this.calls.values())) call.okRetransmitter?.cancel();
     await Promise.all([this.udp?.close(), this.tcp?.close()]);
   }
 }
