@@ -1,8 +1,11 @@
 /**
  * ferry's SIP user agent: transports + transactions + dialogs + registration
  * (RFC 3261 §8, §12–§18). One UserAgent is one SIP account (as one Sofia-SIP
- * NUA per Janus SIP-plugin handle). Each call is one of its two sides:
- * InviteClient.ts (outgoing INVITE, with CANCEL) or InviteServer.ts (incoming).
+ * NUA per Janus SIP-plugin handle). Its parts: TransportLayer.ts (the wire,
+ * §18), Transactions.ts (§17), InviteClient.ts and InviteServer.ts (the two
+ * sides of a call, §13), DialogRequests.ts (requests within a dialog, §12.2)
+ * and Registration.ts (§10). This file is the core that ties them together:
+ * the calls by dialog, requests outside a dialog, and the API below.
  *
  * API (used by the SIP plugin):
  *
@@ -39,30 +42,25 @@
  *
  * Wire taps for tests and logs: 'sent' (msg, to), 'received' (msg, from), 'parseError'.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { SystemClock, type Clock } from '../time/Clock.js';
 import type { Call, InDialogRequestEvent } from './Call.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Dialog, dialogKey } from './Dialog.js';
+import { DialogRequests, requestEvent } from './DialogRequests.js';
 import { Emitter } from './Emitter.js';
-import { InviteClient, type InviteClientCore, type RoutedAck } from './InviteClient.js';
-import { InviteOkRetransmitter } from './InviteOkRetransmitter.js';
+import { InviteClient, type InviteClientCore } from './InviteClient.js';
 import { InviteServer, type InviteServerCore } from './InviteServer.js';
 import { Registration, type RegistrationEvents } from './Registration.js';
 import { AccountRoutes, applyRoutes } from './RouteSet.js';
 import {
-  SipHeaders, cseqOf, formatNameAddr, formatVia, headerNameAddr, makeResponse, newBranch, newCallId, newTag,
+  SipHeaders, cseqOf, formatNameAddr, headerNameAddr, makeResponse, newCallId, newTag,
   parseNameAddr, tagOf, topVia, type SipMessage, type SipRequest, type SipResponse,
 } from './SipMessage.js';
-import { parseSipMessage, type SipParseError } from './SipParser.js';
-import { serializeSipMessage } from './SipSerializer.js';
-import { TcpTransport, UdpTransport, type SipEndpoint, type SipFlow, type SipTransport, type TransportProtocol } from './SipTransport.js';
-import { parseSipUri, uriDestination } from './SipUri.js';
-import {
-  DEFAULT_TIMERS, TransactionLayer, IGNORE_OUTCOME,
-  type ClientTransactionUser, type ServerTransaction, type ServerTransactionUser, type TimerConfig,
-} from './Transactions.js';
+import type { SipParseError } from './SipParser.js';
+import { TcpTransport, UdpTransport, type SipEndpoint, type TransportProtocol } from './SipTransport.js';
+import { parseSipUri } from './SipUri.js';
+import { TransportLayer } from './TransportLayer.js';
+import { DEFAULT_TIMERS, IGNORE_OUTCOME, TransactionLayer, type TimerConfig } from './Transactions.js';
 
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE'] as const;
 const ALLOW = ALLOWED_METHODS.join(', ');
@@ -140,15 +138,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   private readonly calls = new Map<string, InviteClient | InviteServer>();
   /** Incoming INVITEs by Call-ID, From tag and CSeq (§8.2.2.2), to recognise one arriving again. */
   private readonly incomingInvites = new Map<string, InviteServer>();
-  /**
-   * Where each request came from or was sent to: responses go back the same way (§18.2.2),
-   * and transactions over a lost connection fail with it (§17.1.4, §17.2.4).
-   */
-  private readonly flows = new WeakMap<SipRequest, SipFlow>();
-  private readonly reinviteAcks = new Map<string, RoutedAck>();
+  private readonly transportLayer: TransportLayer;
+  private readonly dialogRequests: DialogRequests;
   /** What the two sides of a call use of this UA (InviteClient.ts, InviteServer.ts). */
   private readonly inviteCore: InviteClientCore & InviteServerCore;
-  private closed = false;
 
   private constructor(
     readonly options: UserAgentOptions,
@@ -161,26 +154,40 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.transactions = new TransactionLayer(this.clock, this.timers);
     this.routes = new AccountRoutes(options.outboundProxy);
     this.onListenerError = (err) => this.emit('error', err);
+    this.transportLayer = new TransportLayer(udp, tcp, this.transactions, options.userAgent, {
+      receiveRequest: (req) => this.receiveRequest(req),
+      receiveResponse: (res) => this.receiveResponse(res),
+      transportLost: () => this.onTransportLoss(),
+      sent: (msg, to, protocol) => this.emit('sent', msg, to, protocol),
+      received: (msg, from, protocol) => this.emit('received', msg, from, protocol),
+      parseError: (error, from, answered) => this.emit('parseError', error, from, answered),
+    });
+    const wire = this.transportLayer;
     this.inviteCore = {
       clock: this.clock,
       timers: this.timers,
       allow: ALLOW,
       contact: (protocol) => this.contact(protocol),
-      sendRequest: (req, nextHop, fallback, tu, branch) => this.sendRequest(req, nextHop, fallback, tu, branch),
-      sendAck: (ack, fallback) => this.sendAck(ack, fallback),
+      sendRequest: (req, nextHop, fallback, tu, branch) => wire.sendRequest(req, nextHop, fallback, tu, branch),
+      sendAck: (ack, fallback) => wire.sendAck(ack, fallback),
       sendBye: (call) => this.sendBye(call),
-      flowOf: (request) => this.flows.get(request),
+      flowOf: (request) => wire.flowOf(request),
       callOfDialog: (key) => this.calls.get(key),
       addDialog: (key, call) => void this.calls.set(key, call),
-      serverTransaction: (req, tu) => this.serverTransaction(req, tu),
-      respond: (req, res) => this.respond(req, res),
-      reliableFor: (req) => this.reliableFor(req),
+      serverTransaction: (req, tu) => wire.serverTransaction(req, tu),
+      respond: (req, res) => wire.respond(req, res),
+      reliableFor: (req) => wire.reliableFor(req),
     };
-    for (const t of [udp, tcp]) {
-      if (!t) continue;
-      t.on('message', (data, from) => this.receive(data, { transport: t, remote: from }));
-      t.on('loss', (info) => this.onTransportLoss(t, info.remote));
-    }
+    this.dialogRequests = new DialogRequests({
+      clock: this.clock,
+      timers: this.timers,
+      transportLayer: wire,
+      allow: ALLOW,
+      credentials: () => this.options.credentials,
+      callOfDialog: (key) => this.calls.get(key),
+      replyNew: (req, status, extra) => this.replyNew(req, status, extra),
+      protocolFor: (call) => this.protocolFor(call),
+    });
   }
 
   static async create(options: UserAgentOptions): Promise<UserAgent> {
@@ -196,15 +203,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     return new UserAgent(options, udp, tcp);
   }
 
-  private transportFor(protocol: TransportProtocol): SipTransport {
-    const t = protocol === 'tcp' ? this.tcp ?? this.udp : this.udp ?? this.tcp;
-    if (!t) throw new Error('no transport');
-    return t;
-  }
-
   /** Our Contact (name-addr) for a transport (§8.1.1.8). */
   contact(protocol: TransportProtocol = 'udp'): string {
-    const t = this.transportFor(protocol);
+    const t = this.transportLayer.transportFor(protocol);
     const user = this.options.user ?? 'ferry';
     const host = t.local.host.includes(':') ? `[${t.local.host}]` : t.local.host;
     return `<sip:${user}@${host}:${t.local.port}${t.protocol === 'tcp' ? ';transport=tcp' : ''}>`;
@@ -230,7 +231,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       ...(opts.backoffMaxMs !== undefined ? { backoffMaxMs: opts.backoffMaxMs } : {}),
     };
     const reg = new Registration(regOptions, this.routes, (req, nextHop, done) => {
-      this.sendRequest(req, nextHop, this.registrationTransport, {
+      this.transportLayer.sendRequest(req, nextHop, this.registrationTransport, {
         onResponse: (res) => done({ kind: 'response', response: res }),
         onTimeout: () => done({ kind: 'timeout' }),
         onTransportError: () => done({ kind: 'transportError' }),
@@ -258,133 +259,15 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.registration?.transportLost();
   }
 
-  private onTransportLoss(t: SipTransport, remote: SipEndpoint | undefined): void {
-    if (this.closed) return;
-    // §17.1.4 / §17.2.4: transactions over a lost TCP connection fail now rather than by timeout.
-    if (t.reliable && remote) {
-      this.transactions.failAll((tx) => {
-        const src = this.flows.get(tx.request);
-        return !!src && src.transport === t && src.remote.host === remote.host && src.remote.port === remote.port;
-      });
-    }
+  /** A connection or transport failed (its transactions failed with it): re-register (lessons §2). */
+  private onTransportLoss(): void {
     const reg = this.registration;
     if (reg && (reg.state === 'registered' || reg.state === 'refreshing' || reg.state === 'retrying')) {
       reg.transportLost();
     }
   }
 
-  // ------------------------------------------------------------------ sending
-  private async resolve(uri: string, fallback: TransportProtocol): Promise<{ endpoint: SipEndpoint; protocol: TransportProtocol } | null> {
-    const parsed = parseSipUri(uri);
-    if (!parsed) return null;
-    const dest = uriDestination(parsed);
-    const protocol = parsed.params.has('transport') || parsed.scheme === 'sips' ? dest.transport : fallback;
-    let host = dest.host;
-    if (isIP(host) === 0) {
-      try {
-        host = (await lookup(host, { family: 4 })).address;
-      } catch {
-        return null;
-      }
-    }
-    return { endpoint: { host, port: dest.port }, protocol };
-  }
-
-  private transmit(msg: SipMessage, source: SipFlow): void {
-    if (this.closed) return;
-    source.transport.send(serializeSipMessage(msg), source.remote);
-    this.emit('sent', msg, source.remote, source.transport.protocol);
-  }
-
-  /**
-   * Sends a request in a new client transaction (§8.1.2, §18.1.1): adds Via
-   * (new branch, rport per RFC 3581), Max-Forwards and User-Agent, resolves the
-   * next hop and reports through `tu`. Failure to resolve is a transport error.
-   */
-  sendRequest(req: SipRequest, nextHop: string, fallback: TransportProtocol, tu: ClientTransactionUser, branch?: string): void {
-    void this.resolve(nextHop, fallback).then((dest) => {
-      if (this.closed) return;
-      if (!dest) return tu.onTransportError();
-      const transport = this.transportFor(dest.protocol);
-      const source: SipFlow = { transport, remote: dest.endpoint };
-      this.prepare(req, transport, branch);
-      this.flows.set(req, source);
-      this.transactions.sendRequest(req, (m) => this.transmit(m, source), transport.reliable, tu);
-    });
-  }
-
-  private prepare(req: SipRequest, transport: SipTransport, branch?: string): void {
-    const host = transport.local.host.includes(':') ? `[${transport.local.host}]` : transport.local.host;
-    req.headers.remove('Via');
-    req.headers.prepend('Via', `SIP/2.0/${transport.protocol.toUpperCase()} ${host}:${transport.local.port};branch=${branch ?? newBranch()};rport`);
-    if (!req.headers.has('Max-Forwards')) req.headers.add('Max-Forwards', '70');
-    if (this.options.userAgent && !req.headers.has('User-Agent')) req.headers.add('User-Agent', this.options.userAgent);
-  }
-
-  /** ACK for a 2xx is sent outside any transaction (§13.2.2.4, §17.1.1.3). */
-  private sendAck(ack: { request: SipRequest; nextHop: string }, fallback: TransportProtocol): void {
-    void this.resolve(ack.nextHop, fallback).then((dest) => {
-      if (!dest || this.closed) return;
-      const transport = this.transportFor(dest.protocol);
-      if (!ack.request.headers.has('Via')) this.prepare(ack.request, transport);
-      this.transmit(ack.request, { transport, remote: dest.endpoint });
-    });
-  }
-
-  /** §18.2.2: responses go back over the request's connection, or to its source address/port (rport). */
-  private respond(req: SipRequest, res: SipResponse): void {
-    const src = this.flows.get(req);
-    if (!src) return;
-    if (this.options.userAgent && !res.headers.has('Server')) res.headers.add('Server', this.options.userAgent);
-    this.transmit(res, src);
-  }
-
-  private respondStateless(req: SipRequest, status: number, extra: Headers = [], reason?: string): void {
-    const res = makeResponse(req, status, reason, newTag());
-    for (const [n, v] of extra) res.headers.add(n, v);
-    this.respond(req, res);
-  }
-
   // ------------------------------------------------------------------ receiving
-  private receive(data: Buffer, source: SipFlow): void {
-    if (this.closed) return;
-    const parsed = parseSipMessage(data);
-    if (!parsed.ok) {
-      const partial = parsed.error.partialRequest;
-      // Answer 400 (or 505/513) when enough was understood to address a response (§8.2, RFC 4475 §3.1.2).
-      if (partial) {
-        this.flows.set(partial, source);
-        this.stampVia(partial, source);
-        this.respondStateless(partial, parsed.error.status, [], parsed.error.status === 400 ? `Bad Request (${parsed.error.reason})` : undefined);
-      }
-      this.emit('parseError', parsed.error, source.remote, !!partial);
-      return;
-    }
-    const msg = parsed.message;
-    this.emit('received', msg, source.remote, source.transport.protocol);
-    if (msg.kind === 'response') return this.receiveResponse(msg);
-    this.flows.set(msg, source);
-    this.stampVia(msg, source);
-    this.receiveRequest(msg);
-  }
-
-  /** RFC 3261 §18.2.1 `received`, RFC 3581 §4 `rport`: record where the request really came from. */
-  private stampVia(req: SipRequest, source: SipFlow): void {
-    const via = topVia(req);
-    if (!via) return;
-    if (via.host !== source.remote.host) via.params.set('received', source.remote.host);
-    if (via.params.has('rport')) {
-      via.params.set('rport', String(source.remote.port));
-      if (!via.params.has('received')) via.params.set('received', source.remote.host);
-    }
-    // Rewrite the Via lines as one value per line (equivalent, §7.3.1) with the top one stamped.
-    const values = req.headers.getAll('Via');
-    const first = req.headers.list.findIndex((h) => h.name === 'Via');
-    const others = req.headers.list.filter((h) => h.name !== 'Via');
-    const rebuilt = [formatVia(via), ...values.slice(1)].map((value) => ({ name: 'Via', value }));
-    req.headers.list.splice(0, req.headers.list.length, ...others.slice(0, first), ...rebuilt, ...others.slice(first));
-  }
-
   private receiveResponse(res: SipResponse): void {
     // §8.1.3.3: more than one Via means the response was misrouted to us.
     if (res.headers.getAll('Via').length !== 1) return;
@@ -394,15 +277,15 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (cseq?.method === 'INVITE' && res.status >= 200 && res.status < 300) {
       const key = dialogKey({ callId: res.headers.get('Call-ID') ?? '', localTag: tagOf(headerNameAddr(res, 'From')) ?? '', remoteTag: tagOf(headerNameAddr(res, 'To')) ?? '' });
       const call = this.calls.get(key);
-      const ack = this.reinviteAcks.get(`${key}|${cseq.seq}`) ?? (call instanceof InviteClient ? call.ackSent : undefined);
-      if (ack) this.sendAck(ack, 'udp');
+      const ack = this.dialogRequests.reinviteAck(key, cseq.seq) ?? (call instanceof InviteClient ? call.ackSent : undefined);
+      if (ack) this.transportLayer.sendAck(ack, 'udp');
     }
   }
 
   private receiveRequest(req: SipRequest): void {
     // Retransmissions and ACKs for non-2xx finals are absorbed by their transactions (§17.2.3).
     if (this.transactions.receiveRequest(req)) return;
-    if (req.method === 'ACK') return this.receiveAck(req);
+    if (req.method === 'ACK') return this.dialogRequests.receiveAck(req);
 
     const scheme = req.uri.slice(0, req.uri.indexOf(':')).toLowerCase();
     if (scheme !== 'sip' && scheme !== 'sips') return this.replyNew(req, 416);
@@ -410,8 +293,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const require = req.headers.getAll('Require');
     if (require.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', require.join(', ')]]);
 
-    const toTag = tagOf(headerNameAddr(req, 'To'));
-    if (toTag !== undefined) return this.receiveInDialog(req, toTag);
+    if (tagOf(headerNameAddr(req, 'To')) !== undefined) return this.dialogRequests.receive(req);
     switch (req.method) {
       case 'INVITE': return this.receiveInvite(req);
       case 'CANCEL': return this.receiveCancel(req);
@@ -422,21 +304,12 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     }
   }
 
-  /** A server transaction for `req`, answering back where it came from (§18.2.2). */
-  private serverTransaction(req: SipRequest, tu: ServerTransactionUser = { onFailure: () => {} }): ServerTransaction {
-    return this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), tu);
-  }
-
   /** A final response in a fresh server transaction (so retransmissions get the same answer). */
   private replyNew(req: SipRequest, status: number, extra: Headers = []): void {
-    const tx = this.serverTransaction(req);
+    const tx = this.transportLayer.serverTransaction(req);
     const res = makeResponse(req, status, undefined, newTag());
     for (const [n, v] of extra) res.headers.add(n, v);
     tx.respond(res);
-  }
-
-  private reliableFor(req: SipRequest): boolean {
-    return this.flows.get(req)?.transport.reliable ?? false;
   }
 
   private receiveInvite(req: SipRequest): void {
@@ -455,7 +328,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const tx = call.transaction;
     // §17.2.1: 100 Trying at once, so the caller stops retransmitting.
     tx.respond(makeResponse(req, 100));
-    const dialog = Dialog.asUas(req, localTag, this.contact(this.flows.get(req)?.transport.protocol ?? 'udp'), 'early');
+    const dialog = Dialog.asUas(req, localTag, this.contact(this.transportLayer.flowOf(req)?.transport.protocol ?? 'udp'), 'early');
     if (!dialog) {
       tx.respond(makeResponse(req, 400, 'Bad Request (no Contact)', localTag));
       return;
@@ -483,7 +356,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   private receiveCancel(req: SipRequest): void {
     const inviteTx = this.transactions.findInviteForCancel(req);
-    const cancelTx = this.serverTransaction(req);
+    const cancelTx = this.transportLayer.serverTransaction(req);
     if (!inviteTx) return void cancelTx.respond(makeResponse(req, 481, undefined, newTag()));
     // §9.2: 200 to the CANCEL; if no final response was sent yet, 487 to the INVITE.
     const call = [...this.calls.values()].find((c) => c instanceof InviteServer && c.transaction === inviteTx);
@@ -494,98 +367,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     }
   }
 
-  private receiveAck(ack: SipRequest): void {
-    const key = this.inDialogKey(ack);
-    const call = key ? this.calls.get(key) : undefined;
-    if (!call) return; // §17.2.3: a stray ACK is never answered
-    const retransmitter = call.okRetransmitter;
-    if (retransmitter && retransmitter.state === 'waitingAck') retransmitter.acked();
-    const sdp = ack.body.length > 0 ? ack.body.toString('utf8') : null;
-    if (sdp !== null && call.offerless) call.remoteSdp = sdp;
-    if (call.transition('ack')) call.emit('confirmed', ack, sdp);
-  }
-
-  private inDialogKey(req: SipRequest): string | null {
-    const toTag = tagOf(headerNameAddr(req, 'To'));
-    const fromTag = tagOf(headerNameAddr(req, 'From')) ?? '';
-    const callId = req.headers.get('Call-ID');
-    if (!toTag || !callId) return null;
-    return dialogKey({ callId, localTag: toTag, remoteTag: fromTag });
-  }
-
-  private receiveInDialog(req: SipRequest, _toTag: string): void {
-    const key = this.inDialogKey(req);
-    const call = key ? this.calls.get(key) : undefined;
-    const dialog = call?.dialog;
-    if (!call || !dialog || (call.terminated && req.method !== 'BYE')) return this.replyNew(req, 481);
-    if (call.terminated) return this.replyNew(req, 200); // BYE retransmission after we ended
-    // §12.2.2: out-of-order CSeq → 500.
-    if (!dialog.acceptRemoteCseq(req)) return this.replyNew(req, 500);
-    const tx = this.serverTransaction(req);
-    const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
-      const res = makeResponse(req, code, undefined, call.localTag);
-      if (req.method === 'INVITE' || req.method === 'UPDATE') res.headers.add('Contact', dialog.localContact);
-      for (const [n, v] of headers) res.headers.add(n, v);
-      if (body) {
-        res.body = Buffer.from(body, 'utf8');
-        res.headers.set('Content-Type', contentType ?? 'application/sdp');
-      }
-      if (req.method === 'INVITE' && code >= 200 && code < 300) {
-        tx.respond(res);
-        // §13.3.1.4 applies to re-INVITE 2xx as well.
-        call.okRetransmitter?.cancel();
-        call.okRetransmitter = new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {});
-      } else tx.respond(res);
-    };
-    switch (req.method) {
-      case 'BYE': {
-        reply(200);
-        call.transition('bye', { by: 'remote', code: 200, reason: 'BYE' });
-        return;
-      }
-      case 'INVITE':
-      case 'UPDATE': {
-        if (req.method === 'INVITE') tx.respond(makeResponse(req, 100));
-        dialog.refreshTarget(req);
-        const ev = this.inDialogEvent(req, reply);
-        const name = req.method === 'INVITE' ? 'reinvite' : 'update';
-        if (call.listenerCount(name) === 0) return reply(488);
-        call.emit(name, ev);
-        if (!ev.answered()) return; // answered later by the application
-        return;
-      }
-      case 'INFO':
-      case 'MESSAGE': {
-        const ev = this.inDialogEvent(req, reply);
-        call.emit(req.method === 'INFO' ? 'info' : 'message', ev);
-        if (!ev.answered()) reply(200);
-        return;
-      }
-      case 'OPTIONS':
-        return reply(200, null, [['Allow', ALLOW]]);
-      default:
-        return reply(405, null, [['Allow', ALLOW]]);
-    }
-  }
-
-  private inDialogEvent(req: SipRequest, reply: (code: number, body?: string | null, headers?: Headers, contentType?: string) => void): InDialogRequestEvent & { answered(): boolean } {
-    let answered = false;
-    return {
-      request: req,
-      body: req.body.length > 0 ? req.body.toString('utf8') : null,
-      contentType: req.headers.get('Content-Type'),
-      respond: (code, body, headers, contentType) => {
-        if (answered && code >= 200) return;
-        if (code >= 200) answered = true;
-        reply(code, body, headers, contentType);
-      },
-      answered: () => answered,
-    };
-  }
-
   private receiveOutOfDialogMessage(req: SipRequest): void {
     if (this.listenerCount('message') === 0) return this.replyNew(req, 405, [['Allow', ALLOW]]);
-    const tx = this.serverTransaction(req);
+    const tx = this.transportLayer.serverTransaction(req);
     const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
       const res = makeResponse(req, code, undefined, newTag());
       for (const [n, v] of headers) res.headers.add(n, v);
@@ -595,7 +379,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       }
       tx.respond(res);
     };
-    const ev = this.inDialogEvent(req, reply);
+    const ev = requestEvent(req, reply);
     this.emit('message', { ...ev, from: headerNameAddr(req, 'From')?.uri ?? '' });
     if (!ev.answered()) reply(200);
   }
@@ -619,7 +403,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (!parseSipUri(target)) throw new Error(`invalid target URI: ${target}`);
     const from = this.fromFor(opts);
     const localTag = tagOf(parseNameAddr(from)) ?? '';
-    const callId = opts.callId ?? newCallId(this.transportFor('udp').local.host);
+    const callId = opts.callId ?? newCallId(this.transportLayer.transportFor('udp').local.host);
     const routed = applyRoutes(target, this.routes.forInitialRequest());
     const headers = new SipHeaders();
     for (const r of routed.routeHeaders) headers.add('Route', r);
@@ -675,74 +459,34 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   private sendBye(call: Call, headers: Headers = []): void {
     if (!call.dialog) return;
     const { request, nextHop } = call.dialog.createRequest('BYE', { headers });
-    this.sendRequest(request, nextHop, this.protocolFor(call), IGNORE_OUTCOME);
+    this.transportLayer.sendRequest(request, nextHop, this.protocolFor(call), IGNORE_OUTCOME);
   }
 
   private protocolFor(call: Call): TransportProtocol {
-    return this.flows.get(call.invite)?.transport.protocol ?? 'udp';
-  }
-
-  /**
-   * Sends an in-dialog request and resolves with its final outcome; a 401/407
-   * is answered once with the UA's credentials (§22.2).
-   */
-  private inDialogRequest(call: Call, method: string, body: string | null, contentType: string | undefined, headers: Headers): Promise<RequestOutcome> {
-    const dialog = call.dialog;
-    if (!dialog || call.terminated) return Promise.resolve({ code: 481, reason: 'Call/Transaction Does Not Exist' });
-    return new Promise((resolve) => {
-      let authTries = 0;
-      const attempt = (auth: Headers) => {
-        const { request, nextHop } = dialog.createRequest(method, { body: body ?? undefined, contentType, headers: [...headers, ...auth] });
-        this.sendRequest(request, nextHop, this.protocolFor(call), {
-          onResponse: (res) => {
-            if (res.status < 200) return;
-            if ((res.status === 401 || res.status === 407) && authTries < 1 && this.options.credentials) {
-              const answers = answerChallenges(res, this.options.credentials, method, request.uri);
-              if (answers.length > 0) {
-                authTries++;
-                return attempt(answers.map((a) => [a.header, a.value] as const));
-              }
-            }
-            if (method === 'INVITE' && res.status < 300) {
-              dialog.refreshTarget(res);
-              const ack = dialog.createAck(cseqOf(request)?.seq ?? 0);
-              this.reinviteAcks.set(`${dialog.key}|${cseqOf(request)?.seq ?? 0}`, ack);
-              this.sendAck(ack, this.protocolFor(call));
-            }
-            if (method === 'UPDATE' && res.status < 300) dialog.refreshTarget(res);
-            // §12.2.1.2: 481/408 to an in-dialog request ends the dialog.
-            if (res.status === 481 || res.status === 408) call.transition('bye', { by: 'remote', code: res.status, reason: res.reason });
-            resolve({ code: res.status, reason: res.reason, response: res });
-          },
-          onTimeout: () => resolve({ code: 408, reason: 'Request Timeout' }),
-          onTransportError: () => resolve({ code: 503, reason: 'Transport Error' }),
-        });
-      };
-      attempt([]);
-    });
+    return this.transportLayer.flowOf(call.invite)?.transport.protocol ?? 'udp';
   }
 
   info(call: Call, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
-    return this.inDialogRequest(call, 'INFO', content, contentType, headers);
+    return this.dialogRequests.send(call, 'INFO', content, contentType, headers);
   }
 
   reinvite(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {
     call.localSdp = sdp;
-    return this.inDialogRequest(call, 'INVITE', sdp, 'application/sdp', headers);
+    return this.dialogRequests.send(call, 'INVITE', sdp, 'application/sdp', headers);
   }
 
   update(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {
     call.localSdp = sdp;
-    return this.inDialogRequest(call, 'UPDATE', sdp, 'application/sdp', headers);
+    return this.dialogRequests.send(call, 'UPDATE', sdp, 'application/sdp', headers);
   }
 
   /** MESSAGE in a call's dialog, or out of dialog to a URI (routed via proxy + Service-Route). */
   message(to: Call | string, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
-    if (typeof to !== 'string') return this.inDialogRequest(to, 'MESSAGE', content, contentType, headers);
+    if (typeof to !== 'string') return this.dialogRequests.send(to, 'MESSAGE', content, contentType, headers);
     if (!parseSipUri(to)) return Promise.resolve({ code: 400, reason: 'invalid target URI' });
     const routed = applyRoutes(to, this.routes.forInitialRequest());
     const from = this.fromFor({});
-    const callId = newCallId(this.transportFor('udp').local.host);
+    const callId = newCallId(this.transportLayer.transportFor('udp').local.host);
     return new Promise((resolve) => {
       let seq = 1;
       let authTries = 0;
@@ -757,7 +501,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
         for (const [n, v] of [...headers, ...auth]) h.add(n, v);
         h.add('Content-Type', contentType);
         const request: SipRequest = { kind: 'request', method: 'MESSAGE', uri: routed.requestUri, headers: h, body: Buffer.from(content, 'utf8') };
-        this.sendRequest(request, routed.nextHop, this.registrationTransport, {
+        this.transportLayer.sendRequest(request, routed.nextHop, this.registrationTransport, {
           onResponse: (res) => {
             if (res.status < 200) return;
             if ((res.status === 401 || res.status === 407) && authTries < 1 && this.options.credentials) {
@@ -780,10 +524,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   /** Stops everything: registration timers, 2xx retransmissions, sockets. Sends nothing. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.transportLayer.isClosed) return;
+    const closing = this.transportLayer.close(); // sends nothing from here on
     this.registration?.dispose();
     for (const call of new Set(this.calls.values())) call.okRetransmitter?.cancel();
-    await Promise.all([this.udp?.close(), this.tcp?.close()]);
+    await closing;
   }
 }
