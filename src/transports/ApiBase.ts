@@ -4,9 +4,13 @@
  * checks, and the request loop (`ApiBase`). Transports only frame bytes;
  * envelopes, ids, auth and verbs are decided in exactly one place per API.
  */
+import type { Logger } from 'pino';
 import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
 import { field, isJanusId, parseRequestText, type JsonObject } from '../core/Json.js';
+import type { PluginRegistry } from '../core/PluginRegistry.js';
+import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { TransportSink } from '../core/TransportSink.js';
+import type { RequestAuth } from '../core/auth/RequestAuth.js';
 
 export interface RequestContext {
   sink: TransportSink;
@@ -118,6 +122,15 @@ export interface ApiBaseOptions {
   maxJsonDepth: number;
   /** Metrics hook: one call per request with its verb ("unknown" if not a known verb) and result code (0 = success). */
   onRequest?: (verb: string, code: number) => void;
+}
+
+/** What both APIs are built from (the Admin API adds its own). */
+export interface ApiOptions extends ApiBaseOptions {
+  registry: SessionRegistry;
+  plugins: PluginRegistry;
+  auth: RequestAuth;
+  logger: Logger;
+  serverInfo: () => JsonObject;
 }
 
 /**

@@ -11,8 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
-import type { Call, InDialogRequestEvent, TerminationInfo } from '../../sip/Call.js';
-import type { SipMessage } from '../../sip/SipMessage.js';
+import type { Call, CallEvents, InDialogRequestEvent } from '../../sip/Call.js';
 import type { UserAgent } from '../../sip/UserAgent.js';
 import { SipErrorCode, SipPluginError, wrongState } from './errors.js';
 import type { BridgeLine, MediaBridge } from './MediaBridge.js';
@@ -41,18 +40,6 @@ interface LineMapping {
   /** What ferry writes for this line (rejected lines are written as port 0). */
   rejected: { type: string; proto: string; format: string } | null;
 }
-
-type CallEventArgs = {
-  provisional: [res: SipMessage & { status: number }];
-  accepted: [res: SipMessage, sdp: string | null];
-  failed: [code: number, reason: string, res?: SipMessage];
-  confirmed: [ack: SipMessage, sdp: string | null];
-  reinvite: [ev: InDialogRequestEvent];
-  update: [ev: InDialogRequestEvent];
-  info: [ev: InDialogRequestEvent];
-  message: [ev: InDialogRequestEvent];
-  terminated: [info: TerminationInfo];
-};
 
 let nextSdpSession = Math.floor(Date.now() / 1000);
 
@@ -86,10 +73,10 @@ export class SipCall {
     private readonly sdpAddress: string,
   ) {}
 
-  listen<K extends keyof CallEventArgs>(call: Call, event: K, fn: (...args: CallEventArgs[K]) => void): void {
-    const typed = call as unknown as { on(e: K, f: typeof fn): void; off(e: K, f: typeof fn): void };
-    typed.on(event, fn);
-    this.removers.push(() => typed.off(event, fn));
+  /** Listens to the SIP call until `end()`. */
+  listen<K extends keyof CallEvents>(call: Call, event: K, fn: (...args: CallEvents[K]) => void): void {
+    call.on(event, fn);
+    this.removers.push(() => call.off(event, fn));
   }
 
   /**
