@@ -603,7 +603,17 @@ export class Subscriber implements FeedConsumer {
       paused: this.paused,
       media_up: this.mediaUp,
       offer_outstanding: this.offerOutstanding,
-      streams: this.slots.map((s) => ({ mid: s.mid, feed: s.feed?.id ?? null, feed_mid: s.feedMid, output: s.output, source: s.appliedSource ?? null })),
+      streams: this.slots.map((s) => ({
+        mid: s.mid,
+        feed: s.feed?.id ?? null,
+        feed_mid: s.feedMid,
+        output: s.output,
+        source: s.appliedSource ?? null,
+        // Simulcast chosen by the engine within the subscriber's estimate (see applyLayerSet):
+        // the preferred maximum and the layer actually sent.
+        ...(s.appliedLayerSet !== undefined ? { layers: { substream: s.substream, temporal: s.temporal, 'substream-sent': s.appliedLayer } } : {}),
+        ...(s.appliedSvc !== undefined ? { svc: { spatial_layer: s.substream, temporal_layer: s.temporal } } : {}),
+      })),
     };
   }
 }

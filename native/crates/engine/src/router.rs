@@ -799,6 +799,11 @@ impl Router {
             a.chosen_temporal = Some(choice.temporal);
             if layer_changed {
                 let _ = self.switch_output(*oid, Some(layer), true, now_us, io);
+                // A switch with nothing to bridge happens at once: say so too, so the control
+                // plane always knows which layer is sent (Janus tells the first layer as well).
+                if let Some(out) = self.outputs.get(oid).filter(|o| o.pending_source.is_none() && o.source == Some(layer.id)) {
+                    self.events.push(Event::OutputSwitched { endpoint: out.endpoint, output: *oid, source: layer.id });
+                }
             }
             if temporal_changed {
                 let _ = self.set_output_temporal(*oid, choice.temporal);
