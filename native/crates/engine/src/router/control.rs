@@ -193,16 +193,25 @@ impl Router {
     pub fn set_bitrate_cap(&mut self, source: u32, bps: Option<u64>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
         let endpoint = self.sources.get(&source).ok_or_else(|| format!("no source {source}"))?.endpoint;
         let ep = self.endpoints.get_mut(&endpoint).ok_or_else(|| format!("no endpoint {endpoint}"))?;
+        let lifted = ep.remb_cap_bps.is_some() && bps.is_none();
         ep.remb_cap_bps = bps;
         if bps.is_some() {
             self.send_remb_cap(endpoint, now_us, io);
+        } else if lifted {
+            // A sender keeps the last REMB as its ceiling (libwebrtc does): lift it once.
+            self.send_remb(endpoint, LIFTED_REMB_BPS, now_us, io);
         }
         Ok(())
     }
 
     pub(super) fn send_remb_cap(&mut self, endpoint: u32, now_us: u64, io: &mut impl RouterIo) {
+        let Some(bps) = self.endpoints.get(&endpoint).and_then(|ep| ep.remb_cap_bps) else { return };
+        self.send_remb(endpoint, bps, now_us, io);
+    }
+
+    /// REMB (draft-alvestrand-rmcat-remb-03 §2) of `bps` for every video SSRC of an endpoint.
+    fn send_remb(&mut self, endpoint: u32, bps: u64, now_us: u64, io: &mut impl RouterIo) {
         let Some(ep) = self.endpoints.get(&endpoint) else { return };
-        let Some(bps) = ep.remb_cap_bps else { return };
         let mut ssrcs: Vec<u32> = ep
             .sources_by_ssrc
             .iter()

@@ -44,6 +44,8 @@ const FEEDBACK_SENDER_SSRC: u32 = 1;
 const LOSS_INTERVAL_US: u64 = 1_000_000;
 /// A publisher's bitrate cap (REMB) is repeated this often, as receivers do.
 const REMB_CAP_INTERVAL_US: u64 = 1_000_000;
+/// The REMB that lifts a cap: far above any link (100 Gbit/s).
+const LIFTED_REMB_BPS: u64 = 100_000_000_000;
 /// Transport-cc feedback is sent at most this often per endpoint while packets arrive.
 pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
