@@ -1270,26 +1270,18 @@ mod gro_tests {
         assert_eq!(split(big, big, Some(1000), false).0.last(), Some(&(65_000, 536, 536)));
     }
 
-    /// xorshift64: a fixed sequence, so a failure reproduces.
-    fn rng(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
-
     #[test]
     fn split_buffer_keeps_datagrams_inside_their_slot_and_apart() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = ferry_testkit::Rng::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            let capacity = if rng(&mut state) & 1 == 0 { MAX_DATAGRAM } else { GRO_SLOT_BYTES };
-            let copied = (rng(&mut state) % (capacity as u64 + 100)) as usize;
-            let segment = match rng(&mut state) % 4 {
+            let capacity = if rng.chance(1, 2) { MAX_DATAGRAM } else { GRO_SLOT_BYTES };
+            let copied = rng.below(capacity + 100);
+            let segment = match rng.below(4) {
                 0 => None,
-                1 => Some((rng(&mut state) % 64) as usize),
-                _ => Some((rng(&mut state) % 5000) as usize),
+                1 => Some(rng.below(64)),
+                _ => Some(rng.below(5000)),
             };
-            let truncated = rng(&mut state) % 3 == 1;
+            let truncated = rng.chance(1, 3);
             let (out, dropped) = split(copied, capacity, segment, truncated);
             assert!(!out.is_empty() || dropped == 1, "{copied} {segment:?}");
             let mut end = 0;
@@ -1343,19 +1335,18 @@ mod gro_tests {
 
     #[test]
     fn gro_segment_size_survives_any_control_bytes() {
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut rng = ferry_testkit::Rng::new(0x1234_5678_9ABC_DEF1);
         let valid = control(&[(libc::SOL_UDP, UDP_GRO, &1200i32.to_ne_bytes())]);
         for round in 0..50_000 {
-            let len = (rng(&mut state) % 80) as usize;
-            let mut bytes: Vec<u8> = (0..len).map(|_| rng(&mut state) as u8).collect();
+            let mut bytes = rng.bytes_below(80);
             if round % 2 == 0 {
                 // Start from a valid cmsg and corrupt a few bytes, to reach the deeper paths.
                 bytes = valid.clone();
-                for _ in 0..1 + rng(&mut state) % 3 {
-                    let at = (rng(&mut state) as usize) % bytes.len();
-                    bytes[at] = rng(&mut state) as u8;
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(bytes.len());
+                    bytes[at] = rng.byte();
                 }
-                bytes.truncate((rng(&mut state) as usize) % (bytes.len() + 1));
+                bytes.truncate(rng.below(bytes.len() + 1));
             }
             if let Some(s) = gro_segment_size(&bytes) {
                 assert!(s > 0 && s <= i32::MAX as usize);

@@ -13,45 +13,7 @@ use ferry_engine::{
 };
 use ferry_rtp::{rtcp, rtp};
 use ferry_srtp::SrtpContext;
-
-// ---- a seeded PRNG (xorshift64*) -------------------------------------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in 0..n (0 when n is 0).
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn index(&mut self, len: usize) -> usize {
-        self.below(len as u64) as usize
-    }
-    /// True with probability num/den.
-    fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.below(den) < num
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.byte()).collect()
-    }
-}
+use ferry_testkit::Rng;
 
 // ---- a recording RouterIo ------------------------------------------------------------------
 
@@ -284,7 +246,7 @@ impl Mesh {
             if channels.is_empty() {
                 return;
             }
-            let (r, msg) = channels[rng.index(channels.len())];
+            let (r, msg) = channels[rng.below(channels.len())];
             if msg {
                 self.deliver_message(r);
             } else {
@@ -777,7 +739,7 @@ fn every_packet_reaches_each_output_once_and_subscriptions_unwind() {
     assert_eq!(m.routers[0].subscription_count(), 2);
     assert_eq!([m.routers[0].remote_feed_count(), m.routers[1].remote_feed_count(), m.routers[2].remote_feed_count()], [0, 1, 1]);
 
-    let mut rng = Rng::new(1);
+    let mut rng = Rng::mixed(1);
     for i in 0..300u16 {
         m.datagram(0, 1, &vp8_packet(0xa1, 100 + i, 0, Frame::Continuation), PUB);
         m.step_random(&mut rng, 3);
@@ -851,12 +813,12 @@ fn every_packet_reaches_each_output_once_and_subscriptions_unwind() {
 fn queue_drops_count_exactly_the_forwards_lost_on_the_way() {
     let mut m = fan_out_mesh();
     m.logging = false;
-    let mut rng = Rng::new(7);
+    let mut rng = Rng::mixed(7);
     // Router 1's queue loses about one packet in five (never the first: a new feed starts
     // counting at the first packet it sees); router 2's loses none.
     m.drop_forward = Some(Box::new(move |to, _source, fseq| to == 1 && fseq > 0 && rng.chance(1, 5)));
     let n = 1000u16;
-    let mut pacing = Rng::new(8);
+    let mut pacing = Rng::mixed(8);
     for i in 0..n {
         m.datagram(0, 1, &vp8_packet(0xa1, 5000 + i, 0, Frame::Continuation), PUB);
         m.step_random(&mut pacing, 2);
@@ -1003,7 +965,7 @@ fn switching_run(seed: u64, switches: usize, deliver_at_once: bool) {
         Publisher { router: 0, endpoint: 1, ssrc: 0xa, from: PUB, seq: 65000, ts: u32::MAX - 200_000 },
         Publisher { router: 1, endpoint: 2, ssrc: 0xb, from: PUB2, seq: 10, ts: 1_000 },
     ];
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::mixed(seed);
     let mut done = [0usize; 2];
     let mut keyframe_switches = 0;
     let mut sent: [Vec<Sent>; 2] = [Vec::new(), Vec::new()];
@@ -1015,9 +977,9 @@ fn switching_run(seed: u64, switches: usize, deliver_at_once: bool) {
     };
     m.now_us = 1_000_000;
     while done.iter().any(|&d| d < switches) {
-        m.now_us += rng.below(15_000);
+        m.now_us += rng.below_u64(15_000);
         if rng.chance(1, 12) {
-            let k = rng.index(2);
+            let k = rng.below(2);
             let (r, id, current) = outputs[k];
             if done[k] < switches {
                 let on_keyframe = rng.chance(1, 2);
@@ -1027,7 +989,7 @@ fn switching_run(seed: u64, switches: usize, deliver_at_once: bool) {
                 done[k] += 1;
             }
         } else {
-            let p = &mut publishers[rng.index(2)];
+            let p = &mut publishers[rng.below(2)];
             let packet = p.next(&mut rng);
             let (r, ep, from) = (p.router, p.endpoint, p.from);
             m.datagram(r, ep, &packet, from);
@@ -1035,7 +997,7 @@ fn switching_run(seed: u64, switches: usize, deliver_at_once: bool) {
         if deliver_at_once {
             m.settle();
         } else {
-            let n = rng.index(4);
+            let n = rng.below(4);
             m.step_random(&mut rng, n);
         }
         take(&mut m, &mut sent);
@@ -1109,7 +1071,7 @@ fn fuzz_from(rng: &mut Rng) -> SocketAddr {
         let i = rng.below(5) as u8;
         addr(203, 0, 113, i, 7000 + u16::from(i))
     } else {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::from(rng.next() as u32)), rng.next() as u16)
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32)), rng.next_u64() as u16)
     }
 }
 
@@ -1119,10 +1081,10 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
     // Mostly the SSRC of one of the endpoint's sources.
     let claimed: Vec<u32> = model.sources.iter().filter(|s| Some(s.2) == ep).map(|s| s.3).collect();
     let slot = match claimed.as_slice() {
-        [] => rng.index(FUZZ_SSRCS.len()),
-        _ if rng.chance(1, 4) => rng.index(FUZZ_SSRCS.len()),
+        [] => rng.below(FUZZ_SSRCS.len()),
+        _ if rng.chance(1, 4) => rng.below(FUZZ_SSRCS.len()),
         ssrcs => {
-            let ssrc = ssrcs[rng.index(ssrcs.len())];
+            let ssrc = ssrcs[rng.below(ssrcs.len())];
             FUZZ_SSRCS.iter().position(|&s| s == ssrc).expect("pool SSRC")
         }
     };
@@ -1130,7 +1092,7 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
     let step = match rng.below(100) {
         0..=3 => 2 + rng.below(20) as u16,
         4 => 0u16.wrapping_sub(rng.below(5) as u16),
-        5 => rng.next() as u16,
+        5 => rng.next_u64() as u16,
         _ => 1,
     };
     model.seqs[slot] = model.seqs[slot].wrapping_add(step);
@@ -1138,12 +1100,12 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
     let extension = rng.chance(1, 2);
     let padding = rng.chance(1, 16);
     let mut p =
-        vec![0x80 | (u8::from(padding) << 5) | (u8::from(extension) << 4) | csrcs, [96, 111, 100, 0][rng.index(4)] | if rng.chance(1, 4) { 0x80 } else { 0 }];
+        vec![0x80 | (u8::from(padding) << 5) | (u8::from(extension) << 4) | csrcs, [96, 111, 100, 0][rng.below(4)] | if rng.chance(1, 4) { 0x80 } else { 0 }];
     p.extend_from_slice(&model.seqs[slot].to_be_bytes());
-    p.extend_from_slice(&(rng.next() as u32 & 0xffff_f000).to_be_bytes());
+    p.extend_from_slice(&(rng.next_u64() as u32 & 0xffff_f000).to_be_bytes());
     p.extend_from_slice(&FUZZ_SSRCS[slot].to_be_bytes());
     for _ in 0..csrcs {
-        p.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        p.extend_from_slice(&(rng.next_u64() as u32).to_be_bytes());
     }
     if extension {
         let mut body = Vec::new();
@@ -1151,11 +1113,11 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
         for _ in 0..rng.below(4) {
             let (id, value): (u8, Vec<u8>) = match rng.below(4) {
                 0 => (1, vec![rng.byte()]),                                              // audio level
-                1 => (3, (rng.next() as u16).to_be_bytes().to_vec()),                    // transport-wide seq
+                1 => (3, (rng.next_u64() as u16).to_be_bytes().to_vec()),                    // transport-wide seq
                 2 => (4, if rng.chance(1, 2) { b"h".to_vec() } else { b"lo".to_vec() }), // rid
                 _ => {
                     let id = rng.below(15) as u8;
-                    let n = 1 + rng.index(4);
+                    let n = 1 + rng.below(4);
                     (id, rng.bytes(n))
                 }
             };
@@ -1178,7 +1140,7 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
         1 => p.extend_from_slice(vp8_payload(Frame::DeltaStart)),
         2 => p.extend_from_slice(vp8_payload(Frame::Continuation)),
         _ => {
-            let n = rng.index(1400);
+            let n = rng.below(1400);
             p.extend(rng.bytes(n));
         }
     }
@@ -1194,17 +1156,17 @@ fn fuzz_rtp(rng: &mut Rng, model: &mut Model, ep: Option<u32>) -> Vec<u8> {
 fn fuzz_rtcp(rng: &mut Rng) -> Vec<u8> {
     let mut p = Vec::new();
     for _ in 0..1 + rng.below(3) {
-        let media = if rng.chance(4, 5) { FUZZ_OUTPUT_SSRCS[rng.index(FUZZ_OUTPUT_SSRCS.len())] } else { rng.next() as u32 };
-        let sender = rng.next() as u32;
+        let media = if rng.chance(4, 5) { FUZZ_OUTPUT_SSRCS[rng.below(FUZZ_OUTPUT_SSRCS.len())] } else { rng.next_u64() as u32 };
+        let sender = rng.next_u64() as u32;
         let block =
-            rtcp::ReportBlock { ssrc: media, fraction_lost: rng.byte(), cumulative_lost: rng.next() as i32 >> 8, highest_seq: 0, jitter: 0, lsr: 0, dlsr: 0 };
+            rtcp::ReportBlock { ssrc: media, fraction_lost: rng.byte(), cumulative_lost: rng.next_u64() as i32 >> 8, highest_seq: 0, jitter: 0, lsr: 0, dlsr: 0 };
         match rng.below(9) {
             0 | 1 => p.extend_from_slice(&rtcp::build_pli(sender, media)),
             2 => p.extend_from_slice(&rtcp::build_fir(sender, media, rng.byte())),
-            3 => p.extend(rtcp::build_nack(sender, media, &[rng.next() as u16, rng.next() as u16])),
-            4 => p.extend(rtcp::build_remb(sender, rng.below(10_000_000), &[media])),
+            3 => p.extend(rtcp::build_nack(sender, media, &[rng.next_u64() as u16, rng.next_u64() as u16])),
+            4 => p.extend(rtcp::build_remb(sender, rng.below_u64(10_000_000), &[media])),
             5 => p.extend(rtcp::build_receiver_report(sender, &[block])),
-            6 => p.extend(rtcp::build_sender_report(sender, rng.next(), rng.next() as u32, 1, 2, &[block])),
+            6 => p.extend(rtcp::build_sender_report(sender, rng.next_u64(), rng.next_u64() as u32, 1, 2, &[block])),
             7 => p.extend(rtcp::build_sdes_cname(sender, b"fuzz")),
             _ => p.extend(rtcp::build_bye(&[media])),
         }
@@ -1217,22 +1179,22 @@ fn mutate(rng: &mut Rng, p: &mut Vec<u8>) {
         0 => {
             for _ in 0..1 + rng.below(4) {
                 if !p.is_empty() {
-                    let i = rng.index(p.len());
+                    let i = rng.below(p.len());
                     p[i] ^= 1 << rng.below(8);
                 }
             }
         }
         1 => {
-            let n = rng.index(p.len() + 1);
+            let n = rng.below(p.len() + 1);
             p.truncate(n);
         }
         2 => {
-            let n = rng.index(MAX_DATAGRAM - p.len().min(MAX_DATAGRAM) + 1);
+            let n = rng.below(MAX_DATAGRAM - p.len().min(MAX_DATAGRAM) + 1);
             p.extend(rng.bytes(n));
         }
         _ => {
             if !p.is_empty() {
-                let i = rng.index(p.len());
+                let i = rng.below(p.len());
                 p[i] = rng.byte();
             }
         }
@@ -1243,7 +1205,7 @@ fn mutate(rng: &mut Rng, p: &mut Vec<u8>) {
 fn fuzz_datagram(rng: &mut Rng, model: &mut Model, ep: Option<usize>) -> Vec<u8> {
     let mut p = match rng.below(14) {
         0 => {
-            let n = rng.index(MAX_DATAGRAM + 1);
+            let n = rng.below(MAX_DATAGRAM + 1);
             return rng.bytes(n);
         }
         1..=6 => {
@@ -1257,16 +1219,16 @@ fn fuzz_datagram(rng: &mut Rng, model: &mut Model, ep: Option<usize>) -> Vec<u8>
                 _ => ("nobody:r".to_string(), "not-the-password-at-all".to_string()),
             };
             let tid: [u8; 12] = std::array::from_fn(|_| rng.byte());
-            ferry_stun::build_binding_request(tid, &user, &pwd, rng.next() as u32, rng.chance(1, 2), rng.next())
+            ferry_stun::build_binding_request(tid, &user, &pwd, rng.next_u64() as u32, rng.chance(1, 2), rng.next_u64())
         }
         11 => {
-            let n = rng.index(300);
+            let n = rng.below(300);
             let mut p = vec![20 + rng.below(44) as u8];
             p.extend(rng.bytes(n));
             p
         }
         _ => {
-            let n = rng.index(64);
+            let n = rng.below(64);
             let mut p = vec![128 + rng.below(64) as u8];
             p.extend(rng.bytes(n));
             p
@@ -1292,10 +1254,10 @@ fn fuzz_datagram(rng: &mut Rng, model: &mut Model, ep: Option<usize>) -> Vec<u8>
 fn fuzz_source_ref(rng: &mut Rng, m: &Mesh, model: &Model) -> Option<SourceRef> {
     match rng.below(10) {
         0..=6 if !model.sources.is_empty() => {
-            let (id, home, _, _) = model.sources[rng.index(model.sources.len())];
+            let (id, home, _, _) = model.sources[rng.below(model.sources.len())];
             Some(m.sref(home, id))
         }
-        7 | 8 if !model.dead_sources.is_empty() => Some(model.dead_sources[rng.index(model.dead_sources.len())]),
+        7 | 8 if !model.dead_sources.is_empty() => Some(model.dead_sources[rng.below(model.dead_sources.len())]),
         _ => None,
     }
 }
@@ -1314,17 +1276,17 @@ fn check_model(m: &Mesh, model: &Model) {
 
 fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
     let now = m.now_us;
-    let pick_ep = |rng: &mut Rng, model: &Model| (!model.endpoints.is_empty()).then(|| rng.index(model.endpoints.len()));
+    let pick_ep = |rng: &mut Rng, model: &Model| (!model.endpoints.is_empty()).then(|| rng.below(model.endpoints.len()));
     match rng.below(24) {
         // Endpoints come and go around a population of ~8, so sources and outputs meet their
         // packets.
-        0 | 1 if rng.index(16) >= model.endpoints.len() => {
+        0 | 1 if rng.below(16) >= model.endpoints.len() => {
             // A new endpoint, or one removed earlier coming back under its id.
-            let id = if rng.chance(1, 4) && model.next_id > 1 { 1 + rng.below(u64::from(model.next_id - 1)) as u32 } else { model.next_id };
+            let id = if rng.chance(1, 4) && model.next_id > 1 { 1 + rng.below_u64(u64::from(model.next_id - 1)) as u32 } else { model.next_id };
             if id == model.next_id {
                 model.next_id += 1;
             }
-            let r = rng.index(m.routers.len());
+            let r = rng.below(m.routers.len());
             let mut cfg = EndpointConfig::new(addr(10, 0, 0, r as u8 + 1, 20000 + id as u16));
             let ice = rng.chance(1, 4).then(|| (format!("u{id}"), format!("pwd-{id}-0123456789abcdef")));
             cfg.ice = ice.as_ref().map(|(ufrag, pwd)| IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone(), remote_ufrag: Some("r".into()) });
@@ -1332,7 +1294,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             cfg.latch = rng.chance(1, 2);
             cfg.twcc_extension_id = rng.chance(1, 2).then_some(3);
             cfg.rid_extension_id = rng.chance(1, 2).then_some(4);
-            cfg.consent_timeout_ms = rng.chance(1, 4).then(|| rng.below(5000));
+            cfg.consent_timeout_ms = rng.chance(1, 4).then(|| rng.below_u64(5000));
             let exists = model.endpoints.iter().any(|e| e.id == id);
             let added = m.routers[r].add_endpoint(id, transport_of(id), cfg.bind, &cfg);
             if exists && model.endpoints.iter().any(|e| e.id == id && e.router == r) {
@@ -1381,10 +1343,10 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             let (ep, r) = (model.endpoints[i].id, model.endpoints[i].router);
             let id = model.next_id;
             model.next_id += 1;
-            let codec = [Some(VideoCodec::Vp8), Some(VideoCodec::H264), Some(VideoCodec::Vp9), None][rng.index(4)];
+            let codec = [Some(VideoCodec::Vp8), Some(VideoCodec::H264), Some(VideoCodec::Vp9), None][rng.below(4)];
             let kind = if codec.is_some() { MediaKind::Video } else { MediaKind::Audio };
-            let clock_rate = [90000, 48000, 8000, 90000, 90000, 0][rng.index(6)];
-            let ssrc = FUZZ_SSRCS[rng.index(FUZZ_SSRCS.len())];
+            let clock_rate = [90000, 48000, 8000, 90000, 90000, 0][rng.below(6)];
+            let ssrc = FUZZ_SSRCS[rng.below(FUZZ_SSRCS.len())];
             let config = SourceConfig { ssrc, ssrc_offset: 0, kind, clock_rate, codec };
             if m.routers[r].add_source(id, ep, config).is_ok() {
                 model.sources.push((id, r, ep, ssrc));
@@ -1398,7 +1360,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             if model.sources.is_empty() {
                 return;
             }
-            let (id, r, _, _) = model.sources.swap_remove(rng.index(model.sources.len()));
+            let (id, r, _, _) = model.sources.swap_remove(rng.below(model.sources.len()));
             model.dead_sources.push(m.sref(r, id));
             m.remove_source(r, id);
             assert!(m.routers[r].remove_source(id, &mut m.ios[r]).is_err());
@@ -1414,7 +1376,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             let source = fuzz_source_ref(rng, m, model);
             let config = OutputConfig {
                 source: source.map(|s| s.id),
-                ssrc: FUZZ_OUTPUT_SSRCS[rng.index(FUZZ_OUTPUT_SSRCS.len())],
+                ssrc: FUZZ_OUTPUT_SSRCS[rng.below(FUZZ_OUTPUT_SSRCS.len())],
                 payload_type: rng.chance(1, 3).then_some(100),
                 rtx: rng.chance(1, 2).then_some(ferry_engine::RtxConfig { ssrc: 0x7e57_0000 + id, payload_type: 97 }),
             };
@@ -1426,7 +1388,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             if model.outputs.is_empty() {
                 return;
             }
-            let (id, r, _) = model.outputs[rng.index(model.outputs.len())];
+            let (id, r, _) = model.outputs[rng.below(model.outputs.len())];
             let source = fuzz_source_ref(rng, m, model);
             let on_keyframe = rng.chance(1, 2);
             let home_here_but_gone = source.is_some_and(|s| s.home == r && !m.routers[r].has_source(s.id));
@@ -1437,20 +1399,20 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             if model.outputs.is_empty() {
                 return;
             }
-            let (id, r, _) = model.outputs[rng.index(model.outputs.len())];
+            let (id, r, _) = model.outputs[rng.below(model.outputs.len())];
             m.routers[r].pause_output(id, rng.chance(1, 2)).unwrap();
         }
         17 => {
             if model.outputs.is_empty() {
                 return;
             }
-            let (id, r, _) = model.outputs.swap_remove(rng.index(model.outputs.len()));
+            let (id, r, _) = model.outputs.swap_remove(rng.below(model.outputs.len()));
             m.remove_output(r, id);
             assert!(m.routers[r].remove_output(id, &mut m.ios[r]).is_err());
         }
         18 => {
-            let r = rng.index(m.routers.len());
-            let source = rng.below(u64::from(model.next_id) + 2) as u32;
+            let r = rng.below(m.routers.len());
+            let source = rng.below_u64(u64::from(model.next_id) + 2) as u32;
             m.routers[r].request_keyframe(source, rng.chance(1, 2), now, &mut m.ios[r]);
         }
         19 | 20 => {
@@ -1469,7 +1431,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             }
         }
         _ => {
-            let r = rng.index(m.routers.len());
+            let r = rng.below(m.routers.len());
             m.routers[r].on_timer(now, &mut m.ios[r]);
         }
     }
@@ -1478,10 +1440,10 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
 fn fuzz_run(seed: u64, routers: usize, datagrams: usize) {
     let mut m = Mesh::new(routers);
     m.logging = false;
-    let mut rule_rng = Rng::new(seed ^ 0xdead);
+    let mut rule_rng = Rng::mixed(seed ^ 0xdead);
     // A full queue now and then.
     m.drop_forward = Some(Box::new(move |_, _, _| rule_rng.chance(1, 50)));
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::mixed(seed);
     let mut model = Model {
         endpoints: Vec::new(),
         sources: Vec::new(),
@@ -1497,7 +1459,7 @@ fn fuzz_run(seed: u64, routers: usize, datagrams: usize) {
     }
     let mut transmits = 0usize;
     for step in 0..datagrams {
-        m.now_us += if rng.chance(1, 1000) { rng.below(40_000_000) } else { rng.below(3000) };
+        m.now_us += if rng.chance(1, 1000) { rng.below_u64(40_000_000) } else { rng.below_u64(3000) };
         if rng.chance(1, 20) {
             fuzz_control(&mut rng, &mut m, &mut model);
         }
@@ -1505,13 +1467,13 @@ fn fuzz_run(seed: u64, routers: usize, datagrams: usize) {
         let publishers: Vec<usize> = (0..model.endpoints.len()).filter(|&i| model.sources.iter().any(|s| s.2 == model.endpoints[i].id)).collect();
         let target = match rng.below(20) {
             0 => None,
-            1..=12 if !publishers.is_empty() => Some(publishers[rng.index(publishers.len())]),
-            _ if !model.endpoints.is_empty() => Some(rng.index(model.endpoints.len())),
+            1..=12 if !publishers.is_empty() => Some(publishers[rng.below(publishers.len())]),
+            _ if !model.endpoints.is_empty() => Some(rng.below(model.endpoints.len())),
             _ => None,
         };
         let (r, ep) = match target {
             Some(i) => (model.endpoints[i].router, model.endpoints[i].id),
-            None => (rng.index(routers), model.next_id + rng.below(3) as u32),
+            None => (rng.below(routers), model.next_id + rng.below(3) as u32),
         };
         let bytes = fuzz_datagram(&mut rng, &mut model, target);
         let from = fuzz_from(&mut rng);
@@ -1523,7 +1485,7 @@ fn fuzz_run(seed: u64, routers: usize, datagrams: usize) {
         } else {
             m.datagram(r, ep, &bytes, from);
         }
-        let n = rng.index(4);
+        let n = rng.below(4);
         m.step_random(&mut rng, n);
         // Checked before the next control operation may remove the endpoint.
         for r in 0..routers {
@@ -1564,18 +1526,18 @@ fn fuzz_run(seed: u64, routers: usize, datagrams: usize) {
     while !model.outputs.is_empty() || !model.sources.is_empty() || !model.endpoints.is_empty() {
         match rng.below(3) {
             0 if !model.outputs.is_empty() => {
-                let (id, r, _) = model.outputs.swap_remove(rng.index(model.outputs.len()));
+                let (id, r, _) = model.outputs.swap_remove(rng.below(model.outputs.len()));
                 m.remove_output(r, id);
             }
             1 if !model.sources.is_empty() => {
-                let (id, r, _, _) = model.sources.swap_remove(rng.index(model.sources.len()));
+                let (id, r, _, _) = model.sources.swap_remove(rng.below(model.sources.len()));
                 m.remove_source(r, id);
             }
             _ => {
                 if model.endpoints.is_empty() {
                     continue;
                 }
-                let e = model.endpoints.swap_remove(rng.index(model.endpoints.len()));
+                let e = model.endpoints.swap_remove(rng.below(model.endpoints.len()));
                 m.routers[e.router].remove_endpoint(e.id, &mut m.ios[e.router]).unwrap();
                 model.sources.retain(|s| s.2 != e.id);
                 model.outputs.retain(|o| o.2 != e.id);
