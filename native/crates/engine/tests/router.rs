@@ -13,7 +13,7 @@ use ferry_engine::{
 };
 use ferry_rtp::{rtcp, rtp};
 use ferry_srtp::SrtpContext;
-use ferry_testkit::Rng;
+use ferry_testkit::{rtcp as test_rtcp, Rng};
 
 // ---- a recording RouterIo ------------------------------------------------------------------
 
@@ -503,8 +503,8 @@ fn pli_for_an_output_is_relayed_to_the_publisher_rate_limited() {
     let pli = rtcp::build_pli(0x9999, 0x5555);
     assert!(relayed(&mut m, 1_000_000, &pli));
     assert!(!relayed(&mut m, 1_100_000, &pli), "within 300 ms");
-    assert!(!relayed(&mut m, 1_299_999, &rtcp::build_fir(0x9999, 0x5555, 1)));
-    assert!(relayed(&mut m, 1_300_000, &rtcp::build_fir(0x9999, 0x5555, 2)));
+    assert!(!relayed(&mut m, 1_299_999, &test_rtcp::build_fir(0x9999, 0x5555, 1)));
+    assert!(relayed(&mut m, 1_300_000, &test_rtcp::build_fir(0x9999, 0x5555, 2)));
     // Feedback for an SSRC that is no output here is ignored.
     assert!(!relayed(&mut m, 5_000_000, &rtcp::build_pli(0x9999, 0xa1)));
     // A forced request (a switch, the control plane) goes out regardless.
@@ -1162,13 +1162,13 @@ fn fuzz_rtcp(rng: &mut Rng) -> Vec<u8> {
             rtcp::ReportBlock { ssrc: media, fraction_lost: rng.byte(), cumulative_lost: rng.next_u64() as i32 >> 8, highest_seq: 0, jitter: 0, lsr: 0, dlsr: 0 };
         match rng.below(9) {
             0 | 1 => p.extend_from_slice(&rtcp::build_pli(sender, media)),
-            2 => p.extend_from_slice(&rtcp::build_fir(sender, media, rng.byte())),
+            2 => p.extend_from_slice(&test_rtcp::build_fir(sender, media, rng.byte())),
             3 => p.extend(rtcp::build_nack(sender, media, &[rng.next_u64() as u16, rng.next_u64() as u16])),
             4 => p.extend(rtcp::build_remb(sender, rng.below_u64(10_000_000), &[media])),
-            5 => p.extend(rtcp::build_receiver_report(sender, &[block])),
-            6 => p.extend(rtcp::build_sender_report(sender, rng.next_u64(), rng.next_u64() as u32, 1, 2, &[block])),
-            7 => p.extend(rtcp::build_sdes_cname(sender, b"fuzz")),
-            _ => p.extend(rtcp::build_bye(&[media])),
+            5 => p.extend(test_rtcp::build_receiver_report(sender, &[block])),
+            6 => p.extend(test_rtcp::build_sender_report(sender, rng.next_u64(), rng.next_u64() as u32, 1, 2, &[block])),
+            7 => p.extend(test_rtcp::build_sdes_cname(sender, b"fuzz")),
+            _ => p.extend(test_rtcp::build_bye(&[media])),
         }
     }
     p

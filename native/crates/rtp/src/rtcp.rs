@@ -1,5 +1,5 @@
-//! RTCP: compound validation and iteration, in-place SSRC translation,
-//! feedback parsing, and builders.
+//! RTCP: compound validation and iteration, feedback parsing, and builders
+//! of the feedback ferry sends (PLI, NACK, REMB).
 //!
 //! Every RTCP packet starts with (RFC 3550 §6.4.1):
 //! ```text
@@ -33,10 +33,7 @@ const HEADER_LEN: usize = 4;
 const REPORT_BLOCK_LEN: usize = 24;
 /// SR sender info: SSRC, NTP (8), RTP ts, packet count, octet count.
 const SR_FIXED_LEN: usize = 24;
-/// RC/SC are 5-bit fields.
-const MAX_COUNT: usize = 31;
 const REMB_IDENTIFIER: &[u8; 4] = b"REMB";
-const SDES_CNAME: u8 = 1;
 
 /// Why a buffer is not a well-formed (compound) RTCP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,111 +260,13 @@ pub fn validate_compound(buf: &[u8]) -> Result<(), RtcpError> {
     Ok(())
 }
 
-/// What an SSRC field identifies, so the translator can map it the right way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SsrcRole {
-    /// The packet's sender: SR/RR/APP/XR/feedback sender, SDES chunk, BYE.
-    Sender,
-    /// The source a report block is about.
-    ReportBlock,
-    /// The media source of a feedback message, or an FIR FCI target.
-    MediaSource,
-    /// An SSRC listed in a REMB message.
-    RembTarget,
-}
-
-#[inline]
-fn rewrite_field(buf: &mut [u8], at: usize, role: SsrcRole, map: &mut impl FnMut(SsrcRole, u32) -> Option<u32>) {
-    if let Some(old) = read_u32(buf, at) {
-        if let Some(new) = map(role, old) {
-            write_u32(buf, at, new);
-        }
-    }
-}
-
-/// Rewrites every SSRC field of every packet in the compound in place;
-/// `map` returns `Some(new)` to replace a value, `None` to keep it.
-///
-/// The whole compound is validated first, so on error nothing is written.
-/// Fields: SR/RR sender and report blocks, SDES chunk SSRCs, BYE SSRCs, APP
-/// SSRC, XR sender (its report blocks are left alone), feedback sender and
-/// media source, FIR FCI SSRCs, REMB SSRC list. The media-source field of
-/// FIR and REMB is unused (zero by RFC 5104 §4.3.1.1 and the REMB draft) and
-/// is not passed to `map`. Unknown packet types are left unchanged.
-pub fn rewrite_ssrcs(buf: &mut [u8], mut map: impl FnMut(SsrcRole, u32) -> Option<u32>) -> Result<(), RtcpError> {
-    validate_compound(buf)?;
-    let mut pos = 0;
-    while pos < buf.len() {
-        // Validated above, so framing cannot fail; stop defensively if it does.
-        let Ok(packet) = frame_at(buf, pos) else { break };
-        pos += packet.len;
-        let body_start = packet.offset + HEADER_LEN;
-        let body_len = packet.body(buf).len();
-        let count = usize::from(packet.count_or_fmt);
-        match packet.packet_type {
-            PT_SR | PT_RR => {
-                rewrite_field(buf, body_start, SsrcRole::Sender, &mut map);
-                let blocks_start = body_start + if packet.packet_type == PT_SR { SR_FIXED_LEN } else { 4 };
-                for block in 0..count {
-                    rewrite_field(buf, blocks_start + block * REPORT_BLOCK_LEN, SsrcRole::ReportBlock, &mut map);
-                }
-            }
-            PT_SDES => {
-                let mut chunk = 0;
-                for _ in 0..count {
-                    rewrite_field(buf, body_start + chunk, SsrcRole::Sender, &mut map);
-                    // Item lengths are not touched by the rewrite, so walking
-                    // the rewritten buffer finds the same chunk boundaries.
-                    let body = packet.body(buf);
-                    match sdes_chunk_end(body, chunk) {
-                        Some(end) => chunk = end,
-                        None => break,
-                    }
-                }
-            }
-            PT_BYE => {
-                for index in 0..count {
-                    rewrite_field(buf, body_start + 4 * index, SsrcRole::Sender, &mut map);
-                }
-            }
-            PT_APP | PT_XR => rewrite_field(buf, body_start, SsrcRole::Sender, &mut map),
-            PT_RTPFB | PT_PSFB => {
-                rewrite_field(buf, body_start, SsrcRole::Sender, &mut map);
-                let fci_start = body_start + 8;
-                let fci_len = body_len.saturating_sub(8);
-                match (packet.packet_type, packet.count_or_fmt) {
-                    (PT_PSFB, FMT_FIR) => {
-                        for entry in 0..fci_len / 8 {
-                            rewrite_field(buf, fci_start + 8 * entry, SsrcRole::MediaSource, &mut map);
-                        }
-                    }
-                    (PT_PSFB, FMT_AFB) => {
-                        let remb = buf.get(fci_start..fci_start + fci_len).and_then(remb_ssrc_count);
-                        match remb {
-                            Some(n) => {
-                                for index in 0..n {
-                                    rewrite_field(buf, fci_start + 8 + 4 * index, SsrcRole::RembTarget, &mut map);
-                                }
-                            }
-                            None => rewrite_field(buf, body_start + 4, SsrcRole::MediaSource, &mut map),
-                        }
-                    }
-                    _ => rewrite_field(buf, body_start + 4, SsrcRole::MediaSource, &mut map),
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// One reception report block (RFC 3550 §6.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReportBlock {
     pub ssrc: u32,
     pub fraction_lost: u8,
-    /// 24-bit signed on the wire; values outside −2^23..2^23 are clamped
-    /// when building (RFC 3550 §6.4.1 cumulative number of packets lost).
+    /// 24-bit signed on the wire (RFC 3550 §6.4.1 cumulative number of
+    /// packets lost).
     pub cumulative_lost: i32,
     /// Extended highest sequence number received.
     pub highest_seq: u32,
@@ -377,9 +276,6 @@ pub struct ReportBlock {
     /// Delay since last SR, in units of 1/65536 s.
     pub dlsr: u32,
 }
-
-const CUMULATIVE_LOST_MAX: i32 = (1 << 23) - 1;
-const CUMULATIVE_LOST_MIN: i32 = -(1 << 23);
 
 impl ReportBlock {
     fn parse(bytes: &[u8]) -> Option<Self> {
@@ -395,16 +291,6 @@ impl ReportBlock {
             lsr: read_u32(bytes, 16)?,
             dlsr: read_u32(bytes, 20)?,
         })
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        let lost = self.cumulative_lost.clamp(CUMULATIVE_LOST_MIN, CUMULATIVE_LOST_MAX) as u32 & 0x00ff_ffff;
-        out.extend_from_slice(&self.ssrc.to_be_bytes());
-        out.extend_from_slice(&((u32::from(self.fraction_lost) << 24) | lost).to_be_bytes());
-        out.extend_from_slice(&self.highest_seq.to_be_bytes());
-        out.extend_from_slice(&self.jitter.to_be_bytes());
-        out.extend_from_slice(&self.lsr.to_be_bytes());
-        out.extend_from_slice(&self.dlsr.to_be_bytes());
     }
 }
 
@@ -536,19 +422,6 @@ pub fn build_pli(sender_ssrc: u32, media_ssrc: u32) -> [u8; 12] {
     packet
 }
 
-/// FIR (RFC 5104 §4.3.1) with one FCI entry; the header's media SSRC is 0
-/// (§4.3.1.2) and the target goes in the FCI.
-pub fn build_fir(sender_ssrc: u32, media_ssrc: u32, seq_nr: u8) -> [u8; 20] {
-    let mut packet = [0u8; 20];
-    packet[0] = 0x80 | FMT_FIR;
-    packet[1] = PT_PSFB;
-    write_u16(&mut packet, 2, 4);
-    write_u32(&mut packet, 4, sender_ssrc);
-    write_u32(&mut packet, 12, media_ssrc);
-    packet[16] = seq_nr;
-    packet
-}
-
 /// Largest number of 4-byte FCI items that keeps the length field in 16 bits.
 const MAX_NACK_ITEMS: usize = u16::MAX as usize - 2;
 
@@ -607,85 +480,6 @@ pub fn build_remb(sender_ssrc: u32, bitrate_bps: u64, ssrcs: &[u32]) -> Vec<u8> 
     out.push(ssrcs.len() as u8);
     let exp_mantissa = (exponent << 18) | mantissa;
     out.extend_from_slice(&exp_mantissa.to_be_bytes()[1..]);
-    for ssrc in ssrcs {
-        out.extend_from_slice(&ssrc.to_be_bytes());
-    }
-    out
-}
-
-/// Appends RR packets carrying `blocks` (31 per packet, RFC 3550 §6.4.2
-/// allows extra RRs after the first report in a compound).
-fn push_receiver_reports(out: &mut Vec<u8>, sender_ssrc: u32, blocks: &[ReportBlock]) {
-    for chunk in blocks.chunks(MAX_COUNT) {
-        push_header(out, chunk.len() as u8, PT_RR, 8 + REPORT_BLOCK_LEN * chunk.len());
-        out.extend_from_slice(&sender_ssrc.to_be_bytes());
-        for block in chunk {
-            block.write(out);
-        }
-    }
-}
-
-/// Receiver report (RFC 3550 §6.4.2). More than 31 blocks are carried in
-/// additional RR packets of the same compound; no blocks gives an empty RR.
-pub fn build_receiver_report(sender_ssrc: u32, blocks: &[ReportBlock]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + REPORT_BLOCK_LEN * blocks.len() + 8 * (blocks.len() / MAX_COUNT));
-    if blocks.is_empty() {
-        push_header(&mut out, 0, PT_RR, 8);
-        out.extend_from_slice(&sender_ssrc.to_be_bytes());
-    } else {
-        push_receiver_reports(&mut out, sender_ssrc, blocks);
-    }
-    out
-}
-
-/// Sender report (RFC 3550 §6.4.1). `ntp` is seconds << 32 | fraction. Up to
-/// 31 blocks go in the SR; the rest follow in RR packets of the same compound.
-pub fn build_sender_report(
-    ssrc: u32,
-    ntp: u64,
-    rtp_ts: u32,
-    packets: u32,
-    octets: u32,
-    blocks: &[ReportBlock],
-) -> Vec<u8> {
-    let (in_sr, rest) = blocks.split_at(blocks.len().min(MAX_COUNT));
-    let mut out = Vec::with_capacity(28 + REPORT_BLOCK_LEN * blocks.len() + 8 * (blocks.len() / MAX_COUNT));
-    push_header(&mut out, in_sr.len() as u8, PT_SR, 28 + REPORT_BLOCK_LEN * in_sr.len());
-    out.extend_from_slice(&ssrc.to_be_bytes());
-    out.extend_from_slice(&ntp.to_be_bytes());
-    out.extend_from_slice(&rtp_ts.to_be_bytes());
-    out.extend_from_slice(&packets.to_be_bytes());
-    out.extend_from_slice(&octets.to_be_bytes());
-    for block in in_sr {
-        block.write(&mut out);
-    }
-    push_receiver_reports(&mut out, ssrc, rest);
-    out
-}
-
-/// SDES with one chunk holding a CNAME item (RFC 3550 §6.5.1), as every
-/// compound must carry (§6.1). The CNAME is cut at 255 bytes.
-pub fn build_sdes_cname(ssrc: u32, cname: &[u8]) -> Vec<u8> {
-    let cname = cname.get(..cname.len().min(255)).unwrap_or(&[]);
-    // SSRC, type, length, text, then 1..=4 null octets to a 32-bit boundary.
-    let chunk_len = (4 + 2 + cname.len() + 1 + 3) & !3;
-    let total_len = HEADER_LEN + chunk_len;
-    let mut out = Vec::with_capacity(total_len);
-    push_header(&mut out, 1, PT_SDES, total_len);
-    out.extend_from_slice(&ssrc.to_be_bytes());
-    out.push(SDES_CNAME);
-    out.push(cname.len() as u8);
-    out.extend_from_slice(cname);
-    out.resize(total_len, 0);
-    out
-}
-
-/// BYE (RFC 3550 §6.6) for up to 31 SSRCs (extra ones are dropped), no reason.
-pub fn build_bye(ssrcs: &[u32]) -> Vec<u8> {
-    let ssrcs = ssrcs.get(..ssrcs.len().min(MAX_COUNT)).unwrap_or(&[]);
-    let total_len = HEADER_LEN + 4 * ssrcs.len();
-    let mut out = Vec::with_capacity(total_len);
-    push_header(&mut out, ssrcs.len() as u8, PT_BYE, total_len);
     for ssrc in ssrcs {
         out.extend_from_slice(&ssrc.to_be_bytes());
     }

@@ -1,7 +1,10 @@
-//! Test support shared by ferry's crates, used only as a dev-dependency: one seeded
-//! pseudo-random generator for the fuzz and model tests, so that every run explores the same
-//! cases and a failure reproduces from its seed.
+//! Test support shared by ferry's crates, used only as a dev-dependency:
+//! - [`Rng`]: one seeded pseudo-random generator for the fuzz and model tests, so that every
+//!   run explores the same cases and a failure reproduces from its seed;
+//! - [`rtcp`]: writers of the RTCP packets ferry reads but never sends, to build test input.
 #![forbid(unsafe_code)]
+
+pub mod rtcp;
 
 /// xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift generators",
 /// 2016): tiny, deterministic and good enough to explore inputs. Not for anything secret.
