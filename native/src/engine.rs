@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ferry_engine::{
-    EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig, Placement, RtxConfig, SourceConfig,
+    BweConfig, EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig, Placement, RtxConfig, SourceConfig,
     SrtpKeys, VideoCodec,
 };
 use napi::bindgen_prelude::*;
@@ -28,6 +28,34 @@ fn rtx_config(ssrc: Option<u32>, payload_type: Option<u32>, names: &str) -> Resu
         (None, None) => Ok(None),
         _ => Err(err(format!("{names} (0..127) go together"))),
     }
+}
+
+/// A layer index from JavaScript (VP9 carries 3 bits of it).
+fn layer_index(layer: Option<u32>, name: &str) -> Result<Option<u8>> {
+    match layer {
+        Some(l) if l <= 7 => Ok(Some(l as u8)),
+        Some(l) => Err(err(format!("{name} layer {l} (0..7)"))),
+        None => Ok(None),
+    }
+}
+
+#[napi(object)]
+pub struct SendBweOptions {
+    /// Transport-wide sequence number extension id the receiver negotiated (RFC 8285).
+    pub extension_id: u32,
+    pub initial_bps: Option<f64>,
+    pub min_bps: Option<f64>,
+    pub max_bps: Option<f64>,
+}
+
+#[napi(object)]
+pub struct OutputLayersOptions {
+    /// Simulcast layers' source ids, lowest first.
+    pub sources: Vec<u32>,
+    /// Highest layer wanted (Janus `substream`).
+    pub preferred: u32,
+    /// Highest VP8 temporal layer wanted (Janus `temporal`); null: all.
+    pub temporal_max: Option<u32>,
 }
 
 #[napi(object)]
@@ -334,6 +362,63 @@ impl NativeEngine {
                 None => None,
             };
             self.engine()?.set_output_temporal(id, layer).map_err(err)
+        })
+    }
+
+    /// VP9 SVC: the highest spatial and temporal layers an output forwards; null: all.
+    #[napi]
+    pub fn set_output_svc(&self, id: u32, spatial: Option<u32>, temporal: Option<u32>) -> Result<()> {
+        guard("setOutputSvc", || {
+            let spatial = layer_index(spatial, "spatial")?;
+            let temporal = layer_index(temporal, "temporal")?;
+            self.engine()?.set_output_svc(id, spatial, temporal).map_err(err)
+        })
+    }
+
+    /// Send-side bandwidth estimation on an endpoint: the transport-wide sequence number
+    /// extension id its receiver negotiated and the estimate's bounds (bits/s); null: off.
+    #[napi]
+    pub fn set_send_bwe(&self, endpoint: u32, options: Option<SendBweOptions>) -> Result<()> {
+        guard("setSendBwe", || {
+            let config = match options {
+                None => None,
+                Some(o) => {
+                    let extension_id = match o.extension_id {
+                        1..=255 => o.extension_id as u8,
+                        other => return Err(err(format!("extensionId {other} (1..255)"))),
+                    };
+                    let bps = |v: Option<f64>, default: u64, name: &str| match v {
+                        None => Ok(default),
+                        Some(b) if b.is_finite() && (1.0..=1e12).contains(&b) => Ok(b as u64),
+                        Some(b) => Err(err(format!("invalid {name} {b}"))),
+                    };
+                    let min_bps = bps(o.min_bps, 30_000, "minBps")?;
+                    let max_bps = bps(o.max_bps, 20_000_000, "maxBps")?.max(min_bps);
+                    let initial_bps = bps(o.initial_bps, 1_000_000, "initialBps")?.clamp(min_bps, max_bps);
+                    Some(BweConfig { extension_id, initial_bps, min_bps, max_bps })
+                }
+            };
+            self.engine()?.set_send_bwe(endpoint, config).map_err(err)
+        })
+    }
+
+    /// Lets an output choose among simulcast layers (source ids, lowest first) by its
+    /// transport's estimate, up to `preferred` and VP8 temporal layer `temporalMax`; null hands
+    /// the choice back to switchOutput.
+    #[napi]
+    pub fn set_output_layers(&self, id: u32, options: Option<OutputLayersOptions>) -> Result<()> {
+        guard("setOutputLayers", || {
+            let layers = match options {
+                None => None,
+                Some(o) => {
+                    if o.sources.is_empty() || o.sources.len() > 8 {
+                        return Err(err(format!("{} layers (1..8)", o.sources.len())));
+                    }
+                    let temporal = layer_index(o.temporal_max, "temporalMax")?;
+                    Some((o.sources, o.preferred as usize, temporal))
+                }
+            };
+            self.engine()?.set_output_layers(id, layers).map_err(err)
         })
     }
 

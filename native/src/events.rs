@@ -61,6 +61,13 @@ pub enum EngineEvent {
     OutputSwitched { endpoint: u32, output: u32, source: u32 },
     /// The highest VP8 temporal layer an output forwards changed (null: every layer).
     OutputTemporal { endpoint: u32, output: u32, layer: Either<u32, Null> },
+    /// VP9 SVC: the highest spatial layer an output forwards changed (null: every layer).
+    OutputSpatial { endpoint: u32, output: u32, layer: Either<u32, Null> },
+    /// The send-side estimate of a subscriber's transport (bits/s), the recent loss on what
+    /// ferry sent it (‰), the round trip from transport-cc (ms; 0 unknown), and whether some
+    /// output gets less than its preferred layers because of the estimate. Sent when it moved
+    /// by 10 % (at most once a second) or `limited` changed.
+    BandwidthEstimate { endpoint: u32, bitrate: f64, loss_permille: u32, rtt_ms: u32, limited: bool },
     /// Packets a source's sender sent over about a second (`expected`) and how many never arrived.
     SourceLoss { endpoint: u32, source: u32, expected: u32, lost: f64 },
     /// A panic was caught inside a media thread; the thread goes on.
@@ -84,16 +91,25 @@ impl EngineEvent {
             }
             Event::AudioLevel { endpoint, source, level } => Self::AudioLevel { endpoint, source, level: u32::from(level) },
             Event::OutputSwitched { endpoint, output, source } => Self::OutputSwitched { endpoint, output, source },
-            Event::OutputTemporal { endpoint, output, layer } => {
-                // The engine says 255 for "every layer".
-                let layer = if layer == u8::MAX { Either::B(Null) } else { Either::A(u32::from(layer)) };
-                Self::OutputTemporal { endpoint, output, layer }
+            Event::OutputTemporal { endpoint, output, layer } => Self::OutputTemporal { endpoint, output, layer: every_layer_as_null(layer) },
+            Event::OutputSpatial { endpoint, output, layer } => Self::OutputSpatial { endpoint, output, layer: every_layer_as_null(layer) },
+            Event::BandwidthEstimate { endpoint, bitrate_bps, loss_permille, rtt_ms, limited } => {
+                Self::BandwidthEstimate { endpoint, bitrate: bitrate_bps as f64, loss_permille, rtt_ms, limited }
             }
             Event::SourceLoss { endpoint, source, expected, lost } => {
                 Self::SourceLoss { endpoint, source, expected, lost: f64::from(lost) }
             }
             Event::WorkerPanic { worker, message } => Self::WorkerPanic { worker: worker as u32, message },
         }
+    }
+}
+
+/// A layer index, with the engine's 255 for "every layer" as null.
+fn every_layer_as_null(layer: u8) -> Either<u32, Null> {
+    if layer == u8::MAX {
+        Either::B(Null)
+    } else {
+        Either::A(u32::from(layer))
     }
 }
 

@@ -10,12 +10,13 @@
 use ferry_engine::{EndpointStats, EngineStats, StreamStats, WorkerStats};
 use napi_derive::napi;
 
-/// `Self { <extra fields>, <each listed u64 counter of $stats as f64> }`, after destructuring
-/// `$stats` as `$ty` with exactly the listed counters: one left out is a compile error.
+/// `Self { <extra fields>, <each listed u64 counter of $stats as f64>, <each field listed
+/// after `as_is` copied> }`, after destructuring `$stats` as `$ty` with exactly the listed
+/// fields: one left out is a compile error.
 macro_rules! counters {
-    ($stats:expr, $ty:ident { $($counter:ident),* $(,)? }, { $($extra:tt)* }) => {{
-        let $ty { $($counter),* } = $stats;
-        Self { $($extra)* $($counter: *$counter as f64,)* }
+    ($stats:expr, $ty:ident { $($counter:ident),* $(,)? } $(as_is { $($plain:ident),* $(,)? })?, { $($extra:tt)* }) => {{
+        let $ty { $($counter,)* $($($plain,)*)? } = $stats;
+        Self { $($extra)* $($counter: *$counter as f64,)* $($($plain: *$plain,)*)? }
     }};
 }
 
@@ -57,6 +58,18 @@ pub struct EndpointCounters {
     pub rtx_in: f64,
     /// REMB packets sent to this endpoint's publisher (its bitrate cap).
     pub remb_sent: f64,
+    /// Send-side estimate of the receiver's link (bits/s; 0 = not estimated).
+    pub bwe_estimate_bps: f64,
+    /// Recent loss on what ferry sent, from transport-cc feedback (‰).
+    pub bwe_loss_permille: u32,
+    /// Round trip from transport-cc feedback (ms; 0 = unknown).
+    pub rtt_ms: u32,
+    /// Transport-cc feedback packets received from this endpoint's receiver.
+    pub transport_feedback_received: f64,
+    /// RTX copies sent to probe whether the link takes more.
+    pub probe_packets: f64,
+    /// Some output gets less than its preferred layers because of the estimate.
+    pub bwe_limited: bool,
 }
 
 impl EndpointCounters {
@@ -71,7 +84,8 @@ impl EndpointCounters {
                 rtp_malformed, rtcp_malformed, unknown_ssrc,
                 unvalidated_drops, no_remote_drops, no_srtp_drops, demux_unknown,
                 keyframe_requests_relayed, transport_feedback_sent, nacks_sent, rtx_in, remb_sent,
-            },
+                bwe_estimate_bps, transport_feedback_received, probe_packets,
+            } as_is { bwe_loss_permille, rtt_ms, bwe_limited },
             { id, port: u32::from(port), worker: worker as u32, }
         )
     }
@@ -94,13 +108,17 @@ pub struct StreamCounters {
     pub rtx_missed: f64,
     /// Outputs: packets of VP8 temporal layers above the output's choice, not sent.
     pub filtered: f64,
+    /// Outputs choosing among simulcast layers: the layer chosen (-1: none).
+    pub layer: i32,
+    /// Sources: receive rate over the last half second (bits/s).
+    pub bitrate_bps: f64,
 }
 
 impl StreamCounters {
     fn from_stats(id: u32, worker: usize, s: &StreamStats) -> Self {
         counters!(
             s,
-            StreamStats { packets, bytes, dropped, queue_drops, nacked, retransmitted, rtx_missed, filtered },
+            StreamStats { packets, bytes, dropped, queue_drops, nacked, retransmitted, rtx_missed, filtered, bitrate_bps } as_is { layer },
             { id, worker: worker as u32, }
         )
     }

@@ -188,6 +188,35 @@ export class MediaEngine extends EventEmitter {
     this.native.setOutputTemporal(output, layer);
   }
 
+  /**
+   * VP9 SVC: the highest spatial and temporal layers an output forwards (null: all). Lower at
+   * once; higher from a keyframe (asked for) or a switching-up point; 'output-spatial' and
+   * 'output-temporal' report when it took effect.
+   */
+  setOutputSvc(output: number, spatial: number | null, temporal: number | null): void {
+    this.native.setOutputSvc(output, spatial, temporal);
+  }
+
+  /**
+   * Send-side bandwidth estimation for what ferry sends `endpoint`: every RTP packet carries the
+   * transport-wide sequence number under `extensionId` (what the receiver negotiated), and its
+   * transport-cc feedback drives the estimate ('bandwidth-estimate' events) and the layers of
+   * outputs given a layer set (setOutputLayers). Null: off.
+   */
+  setSendBwe(endpoint: number, options: { extensionId: number; initialBps?: number; minBps?: number; maxBps?: number } | null): void {
+    this.native.setSendBwe(endpoint, options);
+  }
+
+  /**
+   * Lets an output choose among simulcast layers (source ids, lowest first) within its
+   * transport's estimate, never above `preferred` (and VP8 temporal layer `temporalMax`); without
+   * an estimate it gets `preferred`. Switches happen at keyframes ('output-switched'). Null hands
+   * the choice back to switchOutput.
+   */
+  setOutputLayers(output: number, layers: { sources: number[]; preferred: number; temporalMax: number | null } | null): void {
+    this.native.setOutputLayers(output, layers && { sources: layers.sources, preferred: layers.preferred, ...(layers.temporalMax !== null ? { temporalMax: layers.temporalMax } : {}) });
+  }
+
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */
   setOutputRtx(output: number, rtx: { ssrc: number; payloadType: number } | null): void {
     this.native.setOutputRtx(output, rtx?.ssrc ?? null, rtx?.payloadType ?? null);

@@ -7,6 +7,7 @@
 //! All its unsafe code is in `sys` (Linux syscalls behind safe wrappers).
 #![deny(unsafe_code)]
 
+pub mod bandwidth;
 pub mod bench;
 pub mod endpoint;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod stats;
 mod sys;
 mod worker;
 
+pub use bandwidth::{BweConfig, LayerSet, SourceRates};
 pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
 pub use engine::{auto_workers, Engine, EngineError, EngineOptions, Placement};
 pub use event::{Event, EventSink};
