@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 
 import type { Logger } from 'pino';
 
-import type { FerryConfig } from './config/Config.js';
+import { ConfigError, type FerryConfig } from './config/Config.js';
 import { Gateway, type GatewayAddresses } from './Gateway.js';
 import type { MediaThreadStatus } from './core/Status.js';
 import { SystemClock, type Clock } from './time/Clock.js';
@@ -18,7 +18,8 @@ import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
-import { PortPool } from './media/PortPool.js';
+import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
+import { SlotPool } from './media/SlotPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
 import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
 
@@ -153,7 +154,13 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.log.level);
   const certificate = await DtlsCertificate.generate();
-  const engine = new MediaEngine({ workers: config.media.workers, pinThreads: config.media.pin_threads, placement: config.media.placement });
+  const sharedPorts = singlePorts(config.media.single_port);
+  const engine = new MediaEngine({
+    workers: config.media.workers,
+    pinThreads: config.media.pin_threads,
+    placement: config.media.placement,
+    ...(sharedPorts ? { sharedPorts: { address: config.media.bind, ports: sharedPorts } } : {}),
+  });
   let ports: PortPool;
   try {
     ports = new PortPool(engine, {
@@ -171,9 +178,14 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   engine.on('event', (event: { type: string; message?: string }) => {
     if (event.type === 'worker-panic') logger.error({ event }, 'media thread caught a panic');
   });
+  // Single-port mode: PeerConnections take slots on their media thread's shared port, as many
+  // as the rtp range has ports; the range itself stays for plain RTP legs.
+  const peerSlots: EndpointLeasePool = sharedPorts
+    ? new SlotPool(engine, { name: 'webrtc', range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max }, bindAddress: config.media.bind })
+    : ports;
   const webrtc = new WebRtcMediaProvider({
     engine,
-    ports,
+    ports: peerSlots,
     certificate,
     candidateAddresses: candidateAddresses(config.media),
     connectTimeoutMs: config.media.connect_timeout * 1000,
@@ -207,7 +219,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       throw err;
     }
   }
-  const pools = sipPorts ? [ports, sipPorts] : [ports];
+  const pools: EndpointLeasePool[] = [...(peerSlots !== ports ? [peerSlots] : []), ports, ...(sipPorts ? [sipPorts] : [])];
   const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts });
   let stopped: Promise<void> | null = null;
   const closeMedia = () => {
@@ -232,7 +244,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,
-          range: `${pool.options.range.min}-${pool.options.range.max}`,
+          range: pool instanceof SlotPool ? `single port ${sharedPorts?.join(',')}, ${pool.size} slots` : `${pool.options.range.min}-${pool.options.range.max}`,
           leased: pool.leased,
           free: pool.free,
           leases: pool.list().map((l) => ({ port: l.port, owner: l.owner, since: l.since })),
@@ -254,4 +266,12 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       return stopped;
     },
   };
+}
+
+/** `media.single_port` as ports (null: off). */
+function singlePorts(value: string | null): number[] | null {
+  if (value === null) return null;
+  const ports = value.split(',').map((p) => Number(p.trim()));
+  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new ConfigError(`media.single_port: ${value} is not a port or a list of ports`);
+  return ports;
 }

@@ -113,6 +113,13 @@ export interface FerryConfig {
     rtp_port_max: number;
     /** Host candidates announced in SDP, comma-separated; null = this host's non-internal IPv4 addresses. */
     candidate_addresses: string | null;
+    /**
+     * Single-port mode: every PeerConnection of a media thread shares one UDP port, told apart
+     * by ICE ufrag and then by the peer's address (RFC 8445). One port per media thread
+     * (comma-separated), or one base port (thread i takes base + i); null: a port per
+     * PeerConnection from the rtp range. Plain RTP legs (SIP, forwarders) keep their own ports.
+     */
+    single_port: string | null;
     /** Seconds for ICE + DTLS to complete after negotiation before the PeerConnection hangs up. */
     connect_timeout: number;
     /** Seconds without an ICE consent check before hangup (RFC 7675 §5.1: 30). */
@@ -178,6 +185,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
     rtp_port_min: 20000,
     rtp_port_max: 40000,
     candidate_addresses: null,
+    single_port: null,
     connect_timeout: 30,
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',

@@ -41,6 +41,11 @@ export interface MediaEngineOptions {
   pinThreads?: boolean;
   /** 'load' (default) or 'round-robin' (see media.placement). */
   placement?: 'load' | 'round-robin';
+  /**
+   * Single-port mode (media.single_port): shared sockets on `address`, one port per media thread,
+   * or one base port (thread i takes base + i). WebRTC endpoints opened with `shared` live there.
+   */
+  sharedPorts?: { address: string; ports: number[] };
 }
 
 export type EndpointOptions = NativeEndpointOptions;
@@ -95,7 +100,12 @@ export class MediaEngine extends EventEmitter {
     super();
     const addon = loadNative();
     const workers = options.workers === 'auto' ? 0 : (options.workers ?? 1);
-    this.native = new addon.NativeEngine({ workers, pinThreads: options.pinThreads ?? false, placement: options.placement ?? 'load' });
+    this.native = new addon.NativeEngine({
+      workers,
+      pinThreads: options.pinThreads ?? false,
+      placement: options.placement ?? 'load',
+      ...(options.sharedPorts ? { sharedAddress: options.sharedPorts.address, sharedPorts: options.sharedPorts.ports } : {}),
+    });
     this.native.onEvents((batch) => this.dispatch(batch));
   }
 

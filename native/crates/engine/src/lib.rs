@@ -14,6 +14,7 @@ pub mod engine;
 pub mod event;
 mod idmap;
 pub mod router;
+pub mod shared_port;
 pub mod stats;
 #[allow(unsafe_code)]
 mod sys;

@@ -612,3 +612,17 @@ fn ice_restart_swaps_credentials_and_keeps_the_selected_pair() {
     assert!(a.poll(25_000).is_none());
     assert!(a.is_validated(peer));
 }
+
+#[test]
+fn a_check_names_the_agent_it_is_for_by_the_first_half_of_its_username() {
+    let check = ferry_stun::build_binding_request([7; 12], "ferryfrag:peerfrag", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&check), Some("ferryfrag"));
+    let no_colon = ferry_stun::build_binding_request([7; 12], "ferryfrag", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&no_colon), None);
+    let empty = ferry_stun::build_binding_request([7; 12], ":peer", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&empty), None);
+    assert_eq!(ferry_stun::recipient_ufrag(b"\x80\x60not stun at all"), None);
+    for cut in 0..check.len() {
+        let _ = ferry_stun::recipient_ufrag(&check[..cut]);
+    }
+}

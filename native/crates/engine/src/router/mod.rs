@@ -318,6 +318,12 @@ impl Router {
 
     // ---- what the router holds, for stats and tests ------------------------------------------
 
+    /// Whether an endpoint's ICE agent validated `from` (a check with its credentials came from
+    /// there): what lets a shared socket route that address's datagrams to it.
+    pub fn is_validated(&self, id: u32, from: SocketAddr) -> bool {
+        self.endpoints.get(&id).is_some_and(|e| e.ice.is_some() && e.accepts_from(from))
+    }
+
     pub fn endpoint_count(&self) -> usize {
         self.endpoints.len()
     }
