@@ -221,8 +221,11 @@ impl SendQueue {
         n_msgs
     }
 
-    /// Sends everything queued: entries grouped by socket (stable, so per-socket order is
-    /// kept), one `sendmmsg` per group, retried while the kernel takes part of a batch.
+    /// Sends everything queued: entries grouped by socket and, within a socket, by destination
+    /// (stable, so each destination's order is kept: a shared socket's datagrams come
+    /// interleaved by subscriber, and grouping them restores the runs GSO sends as one), one
+    /// `sendmmsg` per socket, retried while the kernel takes part of a batch. Each datagram is
+    /// counted for its own owner (a shared socket carries many endpoints).
     pub fn flush(&mut self, report: &mut FlushReport) {
         report.sent.clear();
         report.failed.clear();
@@ -231,19 +234,15 @@ impl SendQueue {
         }
         self.order.clear();
         self.order.extend(0..self.count);
-        let fds = &self.fds;
-        self.order.sort_by_key(|&i| fds[i]);
+        let (fds, dests) = (&self.fds, &self.dests);
+        self.order.sort_by_key(|&i| (fds[i], dests[i]));
         let mut start = 0;
         while start < self.count {
             let fd = self.fds[self.order[start]];
-            let owner = self.owners[self.order[start]];
             let mut end = start;
             while end < self.count && self.fds[self.order[end]] == fd {
                 end += 1;
             }
-            let mut done = 0usize;
-            let mut sent_bytes = 0usize;
-            let mut failed = 0usize;
             // Index (into `order`) of the first datagram neither sent nor given up on.
             let mut next = start;
             // Bounded: at most two layouts per socket, since a refusal turns GSO off for it.
@@ -262,8 +261,10 @@ impl SendQueue {
                     if r > 0 {
                         for _ in 0..r as usize {
                             let segments = self.msg_segments[m];
-                            sent_bytes += (next..next + segments).map(|k| self.lens[self.order[k]]).sum::<usize>();
-                            done += segments;
+                            for k in next..next + segments {
+                                let i = self.order[k];
+                                count_sent(&mut report.sent, self.owners[i], self.lens[i]);
+                            }
                             next += segments;
                             m += 1;
                         }
@@ -281,7 +282,9 @@ impl SendQueue {
                     }
                     // The message at `m` cannot go now (buffer full, unreachable, ...): count its
                     // datagrams as failed and go on with the rest rather than spin.
-                    failed += segments;
+                    for k in next..next + segments {
+                        count_failed(&mut report.failed, self.owners[self.order[k]]);
+                    }
                     next += segments;
                     m += 1;
                 }
@@ -289,13 +292,28 @@ impl SendQueue {
                     break;
                 }
             }
-            report.sent.push((owner, done, sent_bytes));
-            if failed > 0 {
-                report.failed.push((owner, failed));
-            }
             start = end;
         }
         self.count = 0;
+    }
+}
+
+/// One datagram of `owner` sent: added to the report's last entry when it is the same owner
+/// (datagrams of one owner come in runs), else a new entry.
+fn count_sent(sent: &mut Vec<(u32, usize, usize)>, owner: u32, len: usize) {
+    match sent.last_mut() {
+        Some((o, n, bytes)) if *o == owner => {
+            *n += 1;
+            *bytes += len;
+        }
+        _ => sent.push((owner, 1, len)),
+    }
+}
+
+fn count_failed(failed: &mut Vec<(u32, usize)>, owner: u32) {
+    match failed.last_mut() {
+        Some((o, n)) if *o == owner => *n += 1,
+        _ => failed.push((owner, 1)),
     }
 }
 
