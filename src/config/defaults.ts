@@ -73,6 +73,17 @@ export interface FerryConfig {
     /** Longest room `description` (create, edit) in characters; longer is refused with 430. */
     max_description_length: number;
   };
+  streaming: {
+    /** JSON file for permanent mountpoints (secrets and PINs in plain text, written 0600); null: `permanent: true` is refused. */
+    mountpoints_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`). */
+    admin_key: string | null;
+    /**
+     * Creates Janus's sample mountpoint 1 at start: Opus (pt 111) and VP8 (pt 100) over RTP on two
+     * ports of the media range (`info` on id 1 shows which).
+     */
+    demo_mountpoint: boolean;
+  };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
     bind: string | null;
@@ -157,6 +168,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
+  streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
     workers: 'auto',

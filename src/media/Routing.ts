@@ -26,6 +26,11 @@ export interface MediaRouter {
   setBitrateCap?(source: number, bps: number | null): void;
   /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */
   onOutputTemporal?(listener: (output: number, layer: number | null) => void): () => void;
+  /**
+   * Packets each source received so far, by source id, read in one call for every source (a
+   * periodic reader's cheap alternative to `counters`). Optional: routers without it report none.
+   */
+  sourcePackets?(): Map<number, number>;
 }
 
 // ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------
