@@ -235,3 +235,75 @@ export async function until(cond: () => boolean, ms = 5000, step = 10): Promise<
 export async function closeAll(peers: RTCPeerConnection[]): Promise<void> {
   for (const pc of peers) await closePeer(pc);
 }
+
+/**
+ * A scripted RTP sender on 127.0.0.1: one single-packet VP8 "frame" every `intervalMs`
+ * (RFC 7741 descriptor with S=1, then a payload header whose P bit says keyframe or not,
+ * then `tag` and the frame number), answering every RTCP PLI (RFC 4585 §6.3.1) with a keyframe
+ * at once — an encoder with RTCP, unlike ffmpeg.
+ */
+export class ScriptedSender {
+  readonly plis: number[] = [];
+  private seq = 1;
+  private ts = 0;
+  private frame = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private constructor(
+    readonly socket: import('node:dgram').Socket,
+    readonly port: number,
+    private readonly target: number,
+    readonly ssrc: number,
+    private readonly pt: number,
+    readonly tag: string,
+  ) {
+    socket.on('message', (msg) => {
+      // RTCP payload-specific feedback (PT 206) with FMT 1 is a PLI; its media SSRC is at bytes 8..12.
+      if (msg.length >= 12 && msg[1] === 206 && (msg[0]! & 0x1f) === 1) {
+        this.plis.push(performance.now());
+        this.send(true);
+      }
+    });
+  }
+
+  static async open(target: number, options: { ssrc: number; pt?: number; tag: string }): Promise<ScriptedSender> {
+    const { createSocket } = await import('node:dgram');
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    return new ScriptedSender(socket, socket.address().port, target, options.ssrc, options.pt ?? 100, options.tag);
+  }
+
+  /** One frame now. */
+  send(keyframe: boolean): void {
+    const header = Buffer.alloc(12);
+    header[0] = 0x80;
+    header[1] = 0x80 | this.pt; // marker: one packet per frame
+    header.writeUInt16BE(this.seq++ & 0xffff, 2);
+    header.writeUInt32BE(this.ts >>> 0, 4);
+    header.writeUInt32BE(this.ssrc >>> 0, 8);
+    this.ts += 6000;
+    const body = Buffer.from(`${this.tag}:${this.frame++}:${'x'.repeat(200)}`);
+    const payload = Buffer.concat([Buffer.from([0x10, keyframe ? 0x00 : 0x01]), body]);
+    this.socket.send(Buffer.concat([header, payload]), this.target, '127.0.0.1');
+  }
+
+  /** Frames every `intervalMs` (15 frames/s by default): a keyframe first, then only deltas unless asked. */
+  start(intervalMs = 66): void {
+    this.send(true);
+    this.timer = setInterval(() => this.send(false), intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** The tag a ScriptedSender wrote into a packet (after the 2-byte VP8 descriptor and header). */
+export function tagOf(payload: Buffer): string {
+  return payload.subarray(2, 40).toString().split(':')[0] ?? '';
+}

@@ -16,7 +16,7 @@
  * an encoder that restarts with a new SSRC is followed after that pause.
  */
 import type { JsonObject } from '../../core/Json.js';
-import type { RtpLeg } from '../../media/Routing.js';
+import type { MediaRouter, RtpLeg } from '../../media/Routing.js';
 import { CODECS } from '../videoroom/codecs.js';
 
 export type MediaType = 'audio' | 'video';
@@ -71,6 +71,8 @@ export interface Layer {
   /** The source's packet count at the last tick, and when it last grew (null: nothing yet). */
   packets: number;
   lastReceived: number | null;
+  /** A new SSRC was adopted and the sender's address re-learned: ask it for a keyframe once it sends. */
+  keyframeWanted: boolean;
 }
 
 export class MountpointMedia {
@@ -132,21 +134,24 @@ export class Mountpoint {
   readonly media: MountpointMedia[] = [];
   destroyed = false;
 
-  private constructor(public config: MountpointConfig) {}
+  private constructor(
+    public config: MountpointConfig,
+    private readonly router: MediaRouter | null,
+  ) {}
 
   /**
    * Opens every port the configuration asks for; if one fails, the ones already open are
    * released and the error goes on (no half-built mountpoint keeps a port).
    */
-  static open(config: MountpointConfig, openLeg: LegOpener, now: () => number): Mountpoint {
-    const mp = new Mountpoint(config);
+  static open(config: MountpointConfig, openLeg: LegOpener, router: MediaRouter | null, now: () => number): Mountpoint {
+    const mp = new Mountpoint(config, router);
     const opened: RtpLeg[] = [];
     try {
       config.media.forEach((m, mindex) => {
         const layers: Layer[] = m.ports.map((port, layer) => {
           const leg = openLeg(`${m.mid}${layer > 0 ? `:${layer + 1}` : ''}`, port);
           opened.push(leg);
-          return { leg, source: null, ssrc: null, candidates: new Map(), packets: 0, lastReceived: null };
+          return { leg, source: null, ssrc: null, candidates: new Map(), packets: 0, lastReceived: null, keyframeWanted: false };
         });
         let rtcpLeg: RtpLeg | null = null;
         if (m.rtcpport !== undefined) {
@@ -179,7 +184,13 @@ export class Mountpoint {
 
   /** Makes `ssrc` the layer's source (replacing the old one); viewers re-point their outputs. */
   private adopt(media: MountpointMedia, layer: Layer, ssrc: number, now: number): void {
-    if (layer.source !== null) layer.leg.removeSource(layer.source);
+    if (layer.source !== null) {
+      layer.leg.removeSource(layer.source);
+      // A restarted encoder usually sends from another port: learn its address from its next
+      // packet (symmetric RTP), so keyframe requests reach it rather than the old one.
+      layer.leg.setRemote(null);
+      layer.keyframeWanted = true;
+    }
     layer.source = null;
     const def = CODECS[media.config.codec as keyof typeof CODECS];
     const codec = media.type === 'video' && (media.config.codec === 'vp8' || media.config.codec === 'vp9' || media.config.codec === 'h264') ? media.config.codec : undefined;
@@ -204,6 +215,8 @@ export class Mountpoint {
           if (packets !== layer.packets) {
             layer.packets = packets;
             layer.lastReceived = now;
+            if (layer.keyframeWanted && media.type === 'video') this.router?.requestKeyframe(layer.source);
+            layer.keyframeWanted = false;
           }
         }
         if (layer.candidates.size === 0) continue;

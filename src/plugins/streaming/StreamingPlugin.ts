@@ -238,7 +238,7 @@ export class StreamingPlugin implements Plugin {
   /** Opens a mountpoint's ports and registers it; 456 when a port cannot be had. */
   private open(config: MountpointConfig, owner: StreamingHandle | null): Mountpoint {
     if (!this.services) throw new StreamingError(StreamingErrorCode.CANT_CREATE, 'RTP media is not available in this build');
-    const mp = Mountpoint.open(config, (purpose, port) => this.openLeg(owner, config, purpose, port), () => this.clock.now());
+    const mp = Mountpoint.open(config, (purpose, port) => this.openLeg(owner, config, purpose, port), this.services.router, () => this.clock.now());
     this.mountpoints.set(config.id, mp);
     return mp;
   }
