@@ -39,6 +39,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
   admin_http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH },
   admin_websocket: { enabled: BOOL, bind: BIND, port: PORT },
   demos: { enabled: BOOL, path: PATH },
+  whip: { enabled: BOOL, path: PATH, whep_path: PATH },
   metrics: { enabled: BOOL, path: PATH },
   limits: {
     body_bytes: count(1024, 64 * 1024 * 1024),

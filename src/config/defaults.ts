@@ -32,6 +32,12 @@ export interface FerryConfig {
    * that expose only the API.
    */
   demos: { enabled: boolean; path: string };
+  /**
+   * WHIP (RFC 9725) and WHEP endpoints on the Janus HTTP listener: `<path>/endpoint/<room>`
+   * publishes into a VideoRoom room, `<whep_path>/endpoint/<id>` plays a Streaming mountpoint
+   * (or a room). Bearer tokens are the room's or mountpoint's secret.
+   */
+  whip: { enabled: boolean; path: string; whep_path: string };
   /** Prometheus endpoint, served on the Admin HTTP listener (or the Janus one if Admin HTTP is off). */
   metrics: { enabled: boolean; path: string };
   limits: {
@@ -147,6 +153,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   admin_http: { enabled: true, bind: '127.0.0.1', port: 7088, base_path: '/admin' },
   admin_websocket: { enabled: true, bind: '127.0.0.1', port: 7188 },
   demos: { enabled: true, path: '/demos' },
+  whip: { enabled: true, path: '/whip', whep_path: '/whep' },
   metrics: { enabled: true, path: '/metrics' },
   limits: {
     body_bytes: 256 * 1024,

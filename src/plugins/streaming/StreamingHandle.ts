@@ -171,8 +171,14 @@ export class StreamingHandle implements PluginHandle {
     if (temporal !== undefined) choice.temporal = temporal;
     if (viewer.mountpoint) {
       if (viewer.mountpoint !== mp) throw new StreamingError(StreamingErrorCode.INVALID_STATE, `Already watching mountpoint ${viewer.mountpoint.id}`);
-      // The same mountpoint again: a renegotiation (ICE restart with `restart`), once the PeerConnection is up.
-      if (!viewer.mediaUp || jsep) throw new StreamingError(StreamingErrorCode.INVALID_STATE, `Already watching mountpoint ${mp.id}`);
+      // The same mountpoint again: a renegotiation (an ICE restart), once the PeerConnection is up;
+      // ferry offers again (`restart`), or answers the client's new offer (a WHEP player's restart).
+      if (!viewer.mediaUp) throw new StreamingError(StreamingErrorCode.INVALID_STATE, `Already watching mountpoint ${mp.id}`);
+      if (jsep) {
+        if (jsep.type !== 'offer') throw new StreamingError(StreamingErrorCode.INVALID_SDP, 'User provided SDP for a watch request must be an offer');
+        this.result({ status: 'updating' }, transaction, await viewer.reanswer(jsep));
+        return;
+      }
       const offer = await viewer.offer();
       this.result({ status: 'updating' }, transaction, offer);
       return;

@@ -182,24 +182,20 @@ export class Viewer implements MountpointViewer {
       if (stream) slots.push(this.newSlot(m.mid, stream, choice));
     }
     if (slots.length === 0) throw new StreamingError(StreamingErrorCode.INVALID_SDP, 'The offer has no m-line that can receive any stream of this mountpoint');
-    const codecs = (type: 'audio' | 'video') => [...new Set(slots.filter((s) => s.media.type === type).map((s) => s.media.config.codec))];
-    let answer: Jsep;
-    try {
-      answer = await media.createAnswer(offer, {
-        audio: codecs('audio').length > 0,
-        video: codecs('video').length > 0,
-        data: false,
-        codecs: { audio: codecs('audio'), video: codecs('video') },
-        extensions: { audioLevel: false },
-      });
-    } catch (err) {
-      throw new StreamingError(StreamingErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
-    }
+    const answer = await answerWith(media, offer, slots);
     // An m-line answered with another codec than its stream's cannot carry it.
     const negotiated = new Map((media.streams?.() ?? []).map((s) => [s.mid, s.codec?.name.toLowerCase() ?? null]));
     this.join(mp, slots.filter((s) => negotiated.get(s.mid) === offerCodec(s.media).name.toLowerCase()));
     this.apply('answered');
     this.follow(media);
+    this.syncOutputs();
+    return answer;
+  }
+
+  /** The client offers again on a live PeerConnection (an ICE restart): the same streams, answered. */
+  async reanswer(offer: Jsep): Promise<Jsep> {
+    const answer = await answerWith(this.routable(), offer, this.slots);
+    this.apply('answered');
     this.syncOutputs();
     return answer;
   }
@@ -391,4 +387,20 @@ function offerCodec(media: MountpointMedia): OfferSection['codec'] {
   codec.payloadType = media.config.pt;
   if (media.config.fmtp !== undefined) codec.fmtp = media.config.fmtp;
   return codec;
+}
+
+/** ferry's answer to a client's offer: only the slots' codecs, per kind, nothing received. */
+async function answerWith(media: HandleMedia, offer: Jsep, slots: Slot[]): Promise<Jsep> {
+  const codecs = (type: 'audio' | 'video') => [...new Set(slots.filter((s) => s.media.type === type).map((s) => s.media.config.codec))];
+  try {
+    return await media.createAnswer(offer, {
+      audio: codecs('audio').length > 0,
+      video: codecs('video').length > 0,
+      data: false,
+      codecs: { audio: codecs('audio'), video: codecs('video') },
+      extensions: { audioLevel: false },
+    });
+  } catch (err) {
+    throw new StreamingError(StreamingErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
+  }
 }

@@ -6,6 +6,7 @@
  * The engine keeps sequence numbers and timestamps continuous across
  * switches; this class only decides which source feeds which output.
  */
+import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
 import type { MediaServices } from '../../media/Routing.js';
@@ -196,6 +197,40 @@ export class Subscriber implements FeedConsumer {
     this.renegotiationPending = false;
     if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
     return jsep;
+  }
+
+  /**
+   * A subscriber that brings its own offer (a WHEP player): each offered audio/video m-line takes
+   * the next slot of its kind (and its mid), slots left without one are dropped, and ferry
+   * answers with the slots' codecs (RFC 3264 §6: only formats the offer listed).
+   */
+  async answer(offer: Jsep): Promise<Jsep> {
+    const media = this.client.openMedia();
+    if (!media || !media.streams || !media.onStreamsChanged) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
+    const unused = [...this.slots];
+    const matched: Slot[] = [];
+    offeredMedia(offer.sdp).forEach((m) => {
+      const k = unused.findIndex((s) => s.kind === m.type);
+      if (k < 0) return;
+      const [slot] = unused.splice(k, 1);
+      if (!slot) return;
+      slot.mid = m.mid;
+      slot.mindex = m.index;
+      matched.push(slot);
+    });
+    if (matched.length === 0) throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, 'The offer has no m-line that can receive these streams');
+    this.slots = matched;
+    const codecs = (kind: 'audio' | 'video') => [...new Set(matched.filter((s) => s.kind === kind).map((s) => s.codecName))];
+    let answer: Jsep;
+    try {
+      answer = await media.createAnswer(offer, { audio: codecs('audio').length > 0, video: codecs('video').length > 0, data: false, codecs: { audio: codecs('audio'), video: codecs('video') } });
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
+    }
+    this.offerOutstanding = false;
+    this.stopListening ??= media.onStreamsChanged(() => this.syncOutputs());
+    this.syncOutputs();
+    return answer;
   }
 
   private routable(): RoutableMedia {
@@ -436,4 +471,17 @@ export class Subscriber implements FeedConsumer {
       streams: this.slots.map((s) => ({ mid: s.mid, feed: s.feed?.id ?? null, feed_mid: s.feedMid, output: s.output, source: s.appliedSource ?? null })),
     };
   }
+}
+
+/** The audio/video m-lines of an offer that may receive (not rejected, not sendonly/inactive), in order. */
+function offeredMedia(sdp: string): { type: string; mid: string; index: number }[] {
+  let parsed;
+  try {
+    parsed = sdpTransform.parse(sdp);
+  } catch (err) {
+    throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error parsing SDP: ${(err as Error).message}`);
+  }
+  return (parsed.media ?? [])
+    .map((m, index) => ({ type: m.type, mid: m.mid !== undefined ? String(m.mid) : String(index), index, port: m.port, direction: m.direction }))
+    .filter((m) => (m.type === 'audio' || m.type === 'video') && m.port !== 0 && m.direction !== 'sendonly' && m.direction !== 'inactive');
 }
