@@ -18,71 +18,10 @@
 // what a dedicated core carries, and the share of a core it got is reported
 // beside it. `FERRY_BENCH_DEBUG=1` prints every run of the search to stderr.
 import { MediaEngine, type SrtpProfileName } from '../src/media/MediaEngine.js';
-import { loadNative, type NativeAddon } from '../src/media/native.js';
+import type { PacedRoomParams } from '../src/media/native.generated.js';
+import { loadNative } from '../src/media/native.js';
 import { newKeys } from '../test/helpers/rtp.js';
 import type { Figures } from './figures.js';
-
-// ---- the addon's density helpers (native/src/lib.rs, bench section) ------------------------
-
-export interface PacedRoomParams {
-  /** This room's publisher sends here (an engine ingress endpoint). */
-  address: string;
-  port: number;
-  key?: Buffer;
-  salt?: Buffer;
-  videoSsrc: number;
-  audioSsrc: number;
-}
-
-export interface PacedSendParams {
-  rooms: PacedRoomParams[];
-  /** Absent: plain RTP. */
-  profile?: SrtpProfileName;
-  durationMs: number;
-  /** Defaults 30, 4, 1100, 96. */
-  videoFps?: number;
-  videoPacketsPerFrame?: number;
-  videoPayload?: number;
-  videoPayloadType?: number;
-  /** Defaults 50, 100, 111. */
-  audioPacketsPerSecond?: number;
-  audioPayload?: number;
-  audioPayloadType?: number;
-}
-
-export interface PacedSendReport {
-  sent: number;
-  failed: number;
-  videoPackets: number;
-  audioPackets: number;
-  /** Datagrams sent per room, in `rooms` order. */
-  roomSent: number[];
-  nanos: number;
-  /** Frames/audio packets that left more than 5 ms late: the sender itself was starved. */
-  late: number;
-  maxLateUs: number;
-}
-
-export interface CountingSink {
-  ports(): number[];
-  /** RTP datagrams received so far per port, in `ports()` order. */
-  counts(): number[];
-  /** Non-RTP datagrams received so far, all ports together. */
-  other(): number;
-  /** CPU time of the sink threads so far. */
-  cpuNs(): number;
-  stop(): number;
-}
-
-export interface DensityAddon {
-  pacedSend(params: PacedSendParams): Promise<PacedSendReport>;
-  /** `pollIntervalUs` default 5000; 0 blocks in epoll (a wake-up per burst). */
-  CountingSink: new (count: number, threads?: number, pollIntervalUs?: number) => CountingSink;
-}
-
-export function densityNative(): NativeAddon & DensityAddon {
-  return loadNative() as NativeAddon & DensityAddon;
-}
 
 // ---- one run --------------------------------------------------------------------------------
 
@@ -153,7 +92,7 @@ export interface DensityResult {
 
 export async function densityRun(options: DensityOptions): Promise<DensityResult> {
   const { rooms, subscribers: perRoom, seconds } = options;
-  const native = densityNative();
+  const native = loadNative();
   const setupStart = performance.now();
   const engine = new MediaEngine({ workers: options.workers ?? 1 });
   const sink = new native.CountingSink(rooms * perRoom, options.sinkThreads ?? 1, options.sinkPollUs ?? SINK_POLL_US);

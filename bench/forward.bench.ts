@@ -43,6 +43,11 @@ interface ForwardCase {
   echo?: boolean;
   /** Transport-wide sequence numbers in every packet, answered with feedback. */
   twcc?: boolean;
+  /**
+   * Send side of loss repair and bandwidth estimation on every output: an RFC 4588 RTX stream,
+   * and a transport-wide sequence number written in every packet sent and shown to the estimator.
+   */
+  sendSide?: boolean;
   /** Media threads (default 1). */
   workers?: number;
   /** Thread of the ingress endpoint (default: placement decides). */
@@ -89,7 +94,8 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
       const worker = c.outputWorker?.(i);
       const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port, ...(worker !== undefined ? { worker } : {}) });
       engine.setSrtp(ep.id, { profile, localKey: k.key, localSalt: k.salt, remoteKey: k.key, remoteSalt: k.salt });
-      engine.addOutput(ep.id, { source, ssrc: 0x2000 + i });
+      engine.addOutput(ep.id, { source, ssrc: 0x2000 + i, ...(c.sendSide ? { rtxSsrc: 0x3000 + i, rtxPayloadType: 97 } : {}) });
+      if (c.sendSide) engine.setSendBwe(ep.id, { extensionId: TWCC_EXTENSION_ID });
       outEps.push(ep.id);
     });
     const before = engine.stats();
@@ -196,9 +202,11 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out', t.ppsOut, 'packets/s');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.cpu_us_per_packet', t.cpuUsPerPacket, 'µs/packet');
   figures.add('forward.aead_aes_128_gcm.fanout1_twcc.pps_out_per_core', t.ppsOutPerCore, 'packets/s/core');
-  // Loss repair's share of the fan-out: every video source keeps its retransmission history
-  // (always on), plus transport-wide sequence numbers recorded and answered, as for browsers.
-  const rtx = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 10, seconds, twcc: true });
+  // Loss repair's and estimation's share of the fan-out: every video source keeps its
+  // retransmission history (always on), the publisher's transport-wide sequence numbers are
+  // recorded and answered, and every output has RTX and writes its own transport-wide sequence
+  // numbers for its subscriber's estimate, as for browsers.
+  const rtx = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 10, seconds, twcc: true, sendSide: true });
   figures.add('forward.aead_aes_128_gcm.fanout10_rtx.us_per_packet', rtx.cpuUsPerPacket, 'µs/packet');
   figures.add('forward.aead_aes_128_gcm.fanout10_rtx.pps_out', rtx.ppsOut, 'packets/s');
 

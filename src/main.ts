@@ -23,7 +23,9 @@ Without --config ferry runs on its embedded defaults:
   Media      UDP ${DEFAULT_CONFIG.media.rtp_port_min}-${DEFAULT_CONFIG.media.rtp_port_max}, media threads: media.workers (${DEFAULT_CONFIG.media.workers} = one per CPU
              this process may run on, or a number), media.placement (${DEFAULT_CONFIG.media.placement}: by measured load,
              a room kept on few threads; round-robin: every room spread), media.pin_threads;
-             at most media.max_mlines (${DEFAULT_CONFIG.media.max_mlines}) m-lines in a client's offer
+             at most media.max_mlines (${DEFAULT_CONFIG.media.max_mlines}) m-lines in a client's offer;
+             media.bandwidth_estimation (${DEFAULT_CONFIG.media.bandwidth_estimation}): each subscriber's layers follow its link's estimate,
+             from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s
 
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},

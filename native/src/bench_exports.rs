@@ -96,7 +96,7 @@ impl Task for BlastTask {
 
 /// Sends (S)RTP from a native thread (libuv pool) as fast as asked: the load generator for
 /// forwarding benchmarks, so the sender is never the JavaScript bottleneck.
-#[napi]
+#[napi(ts_return_type = "Promise<BlastReport>")]
 pub fn blast(params: BlastParams) -> Result<AsyncTask<BlastTask>> {
     guard("blast", || {
         let profile = match params.profile.as_deref() {
@@ -223,7 +223,7 @@ impl Task for PacedSendTask {
 
 /// Paced video + audio publishers, one per room, all on one native thread (libuv pool): the
 /// load generator of density benchmarks (see ferry_engine::bench::paced_send).
-#[napi]
+#[napi(ts_return_type = "Promise<PacedSendReport>")]
 pub fn paced_send(params: PacedSendParams) -> Result<AsyncTask<PacedSendTask>> {
     guard("pacedSend", || {
         if params.rooms.is_empty() || params.rooms.len() > 4096 {

@@ -114,6 +114,15 @@ export interface FerryConfig {
      * few threads while they have headroom) or 'round-robin' (every room spans every thread).
      */
     placement: 'load' | 'round-robin';
+    /**
+     * Send-side bandwidth estimation toward subscribers: ferry offers transport-wide sequence
+     * numbers, reads the receiver's transport-cc feedback, and picks each subscriber's simulcast
+     * and temporal layers within the estimate (its `substream`/`temporal` are the maximum).
+     */
+    bandwidth_estimation: boolean;
+    /** Where a subscriber's estimate starts, and the most it may reach (bits/s). */
+    bwe_start_bitrate: number;
+    bwe_max_bitrate: number;
     /** Address media sockets bind to. */
     bind: string;
     /** UDP range the WebRTC and RTP port pool leases from (Janus's rtp_port_range default). */
@@ -181,6 +190,9 @@ export const DEFAULT_CONFIG: FerryConfig = {
     workers: 'auto',
     pin_threads: false,
     placement: 'load',
+    bandwidth_estimation: true,
+    bwe_start_bitrate: 1_000_000,
+    bwe_max_bitrate: 20_000_000,
     bind: '0.0.0.0',
     rtp_port_min: 20000,
     rtp_port_max: 40000,

@@ -5,11 +5,15 @@ import { EventEmitter } from 'node:events';
 
 import {
   loadNative,
+  type EngineEvent,
   type NativeEngine,
   type NativeEngineCounters,
-  type NativeEngineEvent,
   type NativeEndpointOptions,
+  type RemoteAddress,
 } from './native.js';
+
+// The engine's events and counters are declared once, in Rust (native/src/events.rs, stats.rs).
+export type { EngineEvent, RemoteAddress };
 
 export type SrtpProfileName =
   | 'AES_CM_128_HMAC_SHA1_80'
@@ -74,63 +78,7 @@ export interface OutputOptions {
   rtxPayloadType?: number;
 }
 
-export interface RemoteAddress {
-  address: string;
-  port: number;
-}
-
-export type EngineEvent =
-  | { type: 'dtls'; endpoint: number; from: RemoteAddress; data: Buffer }
-  | { type: 'ice-selected'; endpoint: number; address: RemoteAddress }
-  | { type: 'consent-lost'; endpoint: number; address: RemoteAddress }
-  | { type: 'unknown-ssrc'; endpoint: number; ssrc: number; payloadType: number; rid?: string }
-  | { type: 'remote-latched'; endpoint: number; address: RemoteAddress }
-  | { type: 'keyframe-requested'; source: number }
-  | { type: 'remb'; endpoint: number; bitrate: number }
-  /** Only reports that saw loss (fractionLost > 0) reach JavaScript. */
-  | { type: 'receiver-loss'; endpoint: number; ssrc: number; fractionLost: number; lost: number }
-  | { type: 'audio-level'; endpoint: number; source: number; level: number }
-  | { type: 'output-switched'; endpoint: number; output: number; source: number }
-  /** The highest VP8 temporal layer an output forwards changed (null: every layer). */
-  | { type: 'output-temporal'; endpoint: number; output: number; layer: number | null }
-  | { type: 'source-loss'; endpoint: number; source: number; expected: number; lost: number }
-  | { type: 'worker-panic'; worker: number; message: string };
-
 export type EndpointEvent = Extract<EngineEvent, { endpoint: number }>;
-
-function toEvent(e: NativeEngineEvent): EngineEvent | undefined {
-  const addr = (): RemoteAddress => ({ address: e.address ?? '', port: e.port ?? 0 });
-  switch (e.type) {
-    case 'dtls':
-      return e.data ? { type: 'dtls', endpoint: e.endpoint!, from: addr(), data: e.data } : undefined;
-    case 'ice-selected':
-      return { type: 'ice-selected', endpoint: e.endpoint!, address: addr() };
-    case 'consent-lost':
-      return { type: 'consent-lost', endpoint: e.endpoint!, address: addr() };
-    case 'unknown-ssrc':
-      return { type: 'unknown-ssrc', endpoint: e.endpoint!, ssrc: e.ssrc!, payloadType: e.payloadType!, rid: e.rid };
-    case 'remote-latched':
-      return { type: 'remote-latched', endpoint: e.endpoint!, address: addr() };
-    case 'keyframe-requested':
-      return { type: 'keyframe-requested', source: e.source! };
-    case 'remb':
-      return { type: 'remb', endpoint: e.endpoint!, bitrate: e.bitrate! };
-    case 'receiver-loss':
-      return { type: 'receiver-loss', endpoint: e.endpoint!, ssrc: e.ssrc!, fractionLost: e.fractionLost ?? 0, lost: e.lost ?? 0 };
-    case 'source-loss':
-      return { type: 'source-loss', endpoint: e.endpoint!, source: e.source!, expected: e.expected ?? 0, lost: e.lost ?? 0 };
-    case 'output-temporal':
-      return { type: 'output-temporal', endpoint: e.endpoint!, output: e.output!, layer: e.level === undefined || e.level >= 255 ? null : e.level };
-    case 'output-switched':
-      return { type: 'output-switched', endpoint: e.endpoint!, output: e.output!, source: e.source! };
-    case 'audio-level':
-      return { type: 'audio-level', endpoint: e.endpoint!, source: e.source!, level: e.level ?? 127 };
-    case 'worker-panic':
-      return { type: 'worker-panic', worker: e.worker ?? -1, message: e.message ?? '' };
-    default:
-      return undefined;
-  }
-}
 
 /**
  * One engine per gateway process. `openEndpoint` binds a UDP socket inside a
@@ -151,10 +99,8 @@ export class MediaEngine extends EventEmitter {
     this.native.onEvents((batch) => this.dispatch(batch));
   }
 
-  private dispatch(batch: NativeEngineEvent[]): void {
-    for (const raw of batch) {
-      const event = toEvent(raw);
-      if (!event) continue;
+  private dispatch(batch: EngineEvent[]): void {
+    for (const event of batch) {
       if ('endpoint' in event) this.endpointListeners.get(event.endpoint)?.(event);
       this.emit('event', event);
     }
@@ -240,6 +186,35 @@ export class MediaEngine extends EventEmitter {
    */
   setOutputTemporal(output: number, layer: number | null): void {
     this.native.setOutputTemporal(output, layer);
+  }
+
+  /**
+   * VP9 SVC: the highest spatial and temporal layers an output forwards (null: all). Lower at
+   * once; higher from a keyframe (asked for) or a switching-up point; 'output-spatial' and
+   * 'output-temporal' report when it took effect.
+   */
+  setOutputSvc(output: number, spatial: number | null, temporal: number | null): void {
+    this.native.setOutputSvc(output, spatial, temporal);
+  }
+
+  /**
+   * Send-side bandwidth estimation for what ferry sends `endpoint`: every RTP packet carries the
+   * transport-wide sequence number under `extensionId` (what the receiver negotiated), and its
+   * transport-cc feedback drives the estimate ('bandwidth-estimate' events) and the layers of
+   * outputs given a layer set (setOutputLayers). Null: off.
+   */
+  setSendBwe(endpoint: number, options: { extensionId: number; initialBps?: number; minBps?: number; maxBps?: number } | null): void {
+    this.native.setSendBwe(endpoint, options);
+  }
+
+  /**
+   * Lets an output choose among simulcast layers (source ids, lowest first) within its
+   * transport's estimate, never above `preferred` (and VP8 temporal layer `temporalMax`); without
+   * an estimate it gets `preferred`. Switches happen at keyframes ('output-switched'). Null hands
+   * the choice back to switchOutput.
+   */
+  setOutputLayers(output: number, layers: { sources: number[]; preferred: number; temporalMax: number | null } | null): void {
+    this.native.setOutputLayers(output, layers && { sources: layers.sources, preferred: layers.preferred, ...(layers.temporalMax !== null ? { temporalMax: layers.temporalMax } : {}) });
   }
 
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */

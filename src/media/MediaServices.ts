@@ -8,11 +8,13 @@ import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js
 export class EngineRouter implements MediaRouter {
   private readonly switchListeners = new Set<(output: number, source: number) => void>();
   private readonly temporalListeners = new Set<(output: number, layer: number | null) => void>();
+  private readonly spatialListeners = new Set<(output: number, layer: number | null) => void>();
 
   constructor(private readonly engine: MediaEngine) {
     engine.on('event', (event: EngineEvent) => {
       if (event.type === 'output-switched') for (const listener of this.switchListeners) listener(event.output, event.source);
       else if (event.type === 'output-temporal') for (const listener of this.temporalListeners) listener(event.output, event.layer);
+      else if (event.type === 'output-spatial') for (const listener of this.spatialListeners) listener(event.output, event.layer);
     });
   }
 
@@ -27,6 +29,19 @@ export class EngineRouter implements MediaRouter {
   onOutputTemporal(listener: (output: number, layer: number | null) => void): () => void {
     this.temporalListeners.add(listener);
     return () => this.temporalListeners.delete(listener);
+  }
+
+  setOutputLayers(output: number, layers: { sources: number[]; preferred: number; temporalMax: number | null } | null): void {
+    this.engine.setOutputLayers(output, layers);
+  }
+
+  setOutputSvc(output: number, spatial: number | null, temporal: number | null): void {
+    this.engine.setOutputSvc(output, spatial, temporal);
+  }
+
+  onOutputSpatial(listener: (output: number, layer: number | null) => void): () => void {
+    this.spatialListeners.add(listener);
+    return () => this.spatialListeners.delete(listener);
   }
 
   onOutputSwitched(listener: (output: number, source: number) => void): () => void {

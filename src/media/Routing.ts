@@ -31,6 +31,16 @@ export interface MediaRouter {
    * periodic reader's cheap alternative to `counters`). Optional: routers without it report none.
    */
   sourcePackets?(): Map<number, number>;
+  /**
+   * Lets `output` choose among simulcast layers (source ids, lowest first) within what its
+   * subscriber's link takes, never above `preferred` / `temporalMax` (Janus `substream` /
+   * `temporal`); switches are reported through onOutputSwitched. Null: switchOutput decides.
+   */
+  setOutputLayers?(output: number, layers: { sources: number[]; preferred: number; temporalMax: number | null } | null): void;
+  /** VP9 SVC: the highest spatial and temporal layers `output` forwards (null: all). */
+  setOutputSvc?(output: number, spatial: number | null, temporal: number | null): void;
+  /** Called when a spatial-layer choice took effect (layer null: every layer); returns an unsubscribe. */
+  onOutputSpatial?(listener: (output: number, layer: number | null) => void): () => void;
 }
 
 // ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------

@@ -1,10 +1,12 @@
 // One handle's WebRTC PeerConnection: ICE-lite and SRTP run in the native
-// engine on one leased port; the DTLS handshake runs here (werift's DTLS
-// stack over the engine endpoint) and its keys go to the engine. No media
-// packet passes through this object.
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-
-import { DtlsClient, DtlsServer, type DtlsSocket } from 'werift';
+// engine on one leased port; the DTLS handshake runs in its DtlsSession
+// (werift's DTLS stack over the engine endpoint) and its keys go to the
+// engine. No media packet passes through this object.
+//
+// A little over 600 lines, kept whole: the state table, applying descriptions
+// and the endpoint's events all read and change the same per-m-line state.
+// The SDP it sends is built in SdpBuilder.ts, the DTLS side is DtlsSession.ts.
+import { randomBytes } from 'node:crypto';
 
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
@@ -14,31 +16,16 @@ import type {
   Jsep,
   MediaEvents,
   MediaStreamInfo,
-  NegotiatedCodec,
   OfferSection,
   RoutableMedia,
   TrickleCandidate,
 } from '../core/Media.js';
-import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
+import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpParameters, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
 import type { PortLease, PortPool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
-import {
-  answerDirection,
-  parseRemoteDescription,
-  SdpError,
-  writeLocalDescription,
-  type Codec,
-  type DtlsSetup,
-  type LocalMediaSection,
-  type RemoteDescription,
-  type RemoteMediaSection,
-} from './Sdp.js';
-
-/** werift's DTLS-SRTP profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2) → ferry's names, in preference order. */
-const DTLS_SRTP_PROFILES: { id: number; name: SrtpProfileName; keyLen: number; saltLen: number }[] = [
-  { id: 0x0007, name: 'AEAD_AES_128_GCM', keyLen: 16, saltLen: 12 },
-  { id: 0x0001, name: 'AES_CM_128_HMAC_SHA1_80', keyLen: 16, saltLen: 14 },
-];
+import { DtlsSession } from './DtlsSession.js';
+import { parseRemoteDescription, SdpError, type LocalTransport, type RemoteDescription } from './Sdp.js';
+import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, type StreamState } from './SdpBuilder.js';
 
 export type PeerConnectionState =
   | 'new'
@@ -74,29 +61,6 @@ const TRANSITIONS: Readonly<Record<PeerConnectionState, Partial<Record<PeerConne
   closed: { close: 'closed' },
 };
 
-/** A fragmented ClientHello (post-quantum key shares make it two records) and a retransmission. */
-const MAX_EARLY_DTLS_RECORDS = 8;
-
-/** Codec preference when ferry answers: the first the offer has wins. */
-const PREFERRED_CODECS: Record<'audio' | 'video', string[]> = {
-  audio: ['opus', 'pcmu', 'pcma', 'g722'],
-  video: ['vp8', 'h264', 'vp9', 'av1'],
-};
-/** RFC 8852 RtpStreamId: the rid of a simulcast layer, in every packet of it. */
-const RID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id';
-/** RFC 8843 §15.2 MID extension: offerers sending rid simulcast need it accepted to send unsignalled SSRCs. */
-const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
-/** RFC 6464 client-to-mixer audio level, accepted on audio m-lines ferry receives (VideoRoom talking events). */
-const AUDIO_LEVEL_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
-/**
- * Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01): on
- * m-lines ferry receives, the engine answers them with transport-cc feedback, which is what
- * lets a browser's bandwidth estimate (and so its bitrate and simulcast layers) ramp up.
- */
-const TWCC_EXTENSION_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
-/** Layers ferry takes per m-line (Janus: three substreams). */
-const MAX_SIMULCAST_LAYERS = 3;
-
 /**
  * `slowlink` (Janus): sent when at least this fraction (RFC 3550 §6.4.1, in 1/256) of an
  * m-line's packets is lost, at most once per SLOWLINK_INTERVAL_MS per direction: downlink
@@ -105,8 +69,6 @@ const MAX_SIMULCAST_LAYERS = 3;
  */
 const SLOWLINK_FRACTION = 13; // ~5 %
 const SLOWLINK_INTERVAL_MS = 5000;
-/** RTCP feedback ferry supports and keeps in answers. */
-const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb', 'transport-cc']);
 
 export interface PeerConnectionOptions {
   engine: MediaEngine;
@@ -129,38 +91,6 @@ export interface PeerConnectionOptions {
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
 
-interface StreamState {
-  info: MediaStreamInfo;
-  remote: RemoteMediaSection | null;
-  /** Payload type this m-line receives with (to attribute unsignalled SSRCs). */
-  recvPayloadType: number | null;
-  /** The remote answer rejected this offered m-line or will not receive on it: no output. */
-  refused?: boolean;
-  /** rids accepted for simulcast (RFC 8853): its layers are the SSRCs packets name with these rids. */
-  simulcastRids?: string[];
-  /** The RFC 6464 extension id the answer accepted on this audio m-line. */
-  audioLevelExtension?: number;
-  /** RFC 4588 stream ferry offered for retransmissions on this m-line, and whether the answer took it. */
-  rtxOffer?: { payloadType: number; ssrc: number };
-  rtxAccepted?: boolean;
-  /** RTX payload type the remote sends retransmissions with (its SSRCs come from a=ssrc-group:FID). */
-  rtxReceive?: number;
-}
-
-function codecKey(c: Codec): NegotiatedCodec {
-  return { name: c.name, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp };
-}
-
-function chooseCodec(m: RemoteMediaSection, allowed?: string[]): Codec | null {
-  if (m.kind !== 'audio' && m.kind !== 'video') return null;
-  const order = allowed?.length ? allowed.map((c) => c.toLowerCase()) : PREFERRED_CODECS[m.kind];
-  for (const name of order) {
-    const c = m.codecs.find((x) => x.name.toLowerCase() === name);
-    if (c) return { ...c, rtcpFb: c.rtcpFb.filter((f) => SUPPORTED_FEEDBACK.has(f.subtype ? `${f.type} ${f.subtype}` : f.type)) };
-  }
-  return null;
-}
-
 export class PeerConnection implements HandleMedia, RoutableMedia {
   private state: PeerConnectionState = 'new';
   private lease: PortLease | null = null;
@@ -172,11 +102,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private remote: RemoteDescription | null = null;
   private localSdp: string | null = null;
   private streamStates: StreamState[] = [];
-  private dtls: DtlsSocket | null = null;
-  private dtlsRole: 'server' | 'client' | null = null;
-  private dtlsReceiver: ((data: Buffer) => void) | null = null;
-  /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
-  private earlyDtls: Buffer[] = [];
+  private readonly dtls: DtlsSession;
   private audioLevelMetering: { packets: number; listener: (mid: string, level: number) => void } | null = null;
   private remoteAddress: RemoteAddress | null = null;
   private srtpProfile: SrtpProfileName | null = null;
@@ -190,7 +116,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private closeReason: string | null = null;
   readonly createdAt = Date.now();
 
-  constructor(private readonly options: PeerConnectionOptions) {}
+  constructor(private readonly options: PeerConnectionOptions) {
+    this.dtls = new DtlsSession({
+      certificate: options.certificate,
+      srtpProfiles: options.srtpProfiles,
+      send: (data) => this.sendDtls(data),
+      remoteFingerprint: () => this.remote?.fingerprint ?? null,
+      onConnected: (keys) => this.onDtlsConnected(keys),
+      onFailed: (reason) => this.fail(reason),
+      log: options.log,
+    });
+  }
 
   get currentState(): PeerConnectionState {
     return this.state;
@@ -313,91 +249,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       throw new JanusError(JanusErrorCode.JSEP_UNKNOWN_TYPE, 'createAnswer needs an offer');
     }
     const lease = this.ensureLease();
-    const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
-    const sections: LocalMediaSection[] = [];
-    const states: StreamState[] = [];
-    for (const m of this.remote.media) {
-      const wanted = m.kind === 'audio' ? options.audio : m.kind === 'video' ? options.video : false;
-      const allowed = m.kind === 'audio' ? options.codecs?.audio : m.kind === 'video' ? options.codecs?.video : undefined;
-      const codec = !m.rejected && wanted ? chooseCodec(m, allowed) : null;
-      if (!codec || (m.kind !== 'audio' && m.kind !== 'video')) {
-        // Rejected with the offer's own media type, transport and first format (RFC 3264 §6).
-        const format = m.formats[0];
-        sections.push({ mid: m.mid, kind: m.kind, codec: null, direction: 'inactive', ...(format && m.protocol ? { rejected: { mediaType: m.mediaType, protocol: m.protocol, format } } : {}) });
-        continue;
-      }
-      const direction = answerDirection(m.direction, true, true);
-      const sends = direction === 'sendrecv' || direction === 'sendonly';
-      const prev = previous.get(m.mid);
-      const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
-      const section: LocalMediaSection = {
-        mid: m.mid,
-        kind: m.kind,
-        codec,
-        direction,
-        ssrc: sends ? outputSsrc : undefined,
-        cname: this.streamName,
-        msid: { stream: this.streamName, track: `${m.kind}-${m.mid}` },
-      };
-      // RFC 8853 simulcast by rid: accepted when ferry receives here and can read the rid
-      // (the RtpStreamId extension, with the id the endpoint was opened with).
-      const ridExtension = m.extensions.find((e) => e.uri === RID_EXTENSION_URI);
-      const sendRids = m.rids.filter((r) => r.direction === 'send').map((r) => r.id);
-      const receives = direction === 'sendrecv' || direction === 'recvonly';
-      const accepted: { id: number; uri: string }[] = [];
-      if (receives && ridExtension && ridExtension.id === this.ridExtension && sendRids.length > 1) {
-        section.recvRids = sendRids.slice(0, MAX_SIMULCAST_LAYERS);
-        accepted.push(...m.extensions.filter((e) => e.uri === RID_EXTENSION_URI || e.uri === MID_EXTENSION_URI));
-      }
-      const audioLevel = receives && m.kind === 'audio' && options.extensions?.audioLevel !== false ? m.extensions.find((e) => e.uri === AUDIO_LEVEL_EXTENSION_URI) : undefined;
-      if (audioLevel) accepted.push(audioLevel);
-      const twcc = receives && options.extensions?.transportWideCc !== false ? m.extensions.find((e) => e.uri === TWCC_EXTENSION_URI && e.id === this.twccExtension) : undefined;
-      if (twcc) accepted.push(twcc);
-      // transport-cc feedback is promised only where the engine reads the sequence numbers.
-      else section.codec = { ...codec, rtcpFb: codec.rtcpFb.filter((f) => f.type !== 'transport-cc') };
-      if (accepted.length) section.extensions = accepted;
-      // RFC 4588: take the offerer's RTX for the chosen codec where its RTX SSRCs are signalled
-      // (a=ssrc-group:FID; rid simulcast names them only in packets), and offer ferry's own
-      // RTX stream back where ferry sends.
-      const offeredRtx = m.kind === 'video' && !section.recvRids && codec.rtcpFb.some((f) => f.type === 'nack' && !f.subtype)
-        ? m.codecs.find((c) => c.name.toLowerCase() === 'rtx' && (c.fmtp ?? '').replace(/\s/g, '').split(';').includes(`apt=${codec.payloadType}`))
-        : undefined;
-      let rtxOffer: StreamState['rtxOffer'];
-      if (offeredRtx) {
-        rtxOffer = { payloadType: offeredRtx.payloadType, ssrc: prev?.rtxOffer?.ssrc ?? randomInt(1, 0xffffffff) };
-        section.rtx = sends ? rtxOffer : { payloadType: offeredRtx.payloadType };
-      }
-      sections.push(section);
-      states.push({
-        ...(rtxOffer ? { rtxOffer, rtxAccepted: true, rtxReceive: receives ? rtxOffer.payloadType : undefined } : {}),
-        remote: m,
-        ...(section.recvRids ? { simulcastRids: section.recvRids } : {}),
-        ...(audioLevel ? { audioLevelExtension: audioLevel.id } : {}),
-        recvPayloadType: direction === 'sendrecv' || direction === 'recvonly' ? codec.payloadType : null,
-        info: {
-          mid: m.mid,
-          index: m.index,
-          kind: m.kind,
-          codec: codecKey(codec),
-          sources: prev?.info.sources ?? [],
-          output: prev?.info.output ?? null,
-          outputSsrc: sends ? outputSsrc : null,
-        },
-      });
-    }
-    if (!states.length) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Invalid SDP: no m-line ferry can accept');
-    const setup: DtlsSetup = this.remote.setup === 'passive' ? 'active' : 'passive';
-    this.dtlsRole ??= setup === 'passive' ? 'server' : 'client';
-    const sdp = writeLocalDescription(
-      {
-        iceUfrag: this.iceUfrag,
-        icePwd: this.icePwd,
-        fingerprint: this.options.certificate.fingerprint,
-        setup,
-        candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
-      },
-      sections,
-    );
+    const { sdp, setup, states } = buildAnswer(this.remote, options, {
+      previous: new Map(this.streamStates.map((s) => [s.info.mid, s])),
+      streamName: this.streamName,
+      transport: this.localTransport(lease),
+      ridExtension: this.ridExtension,
+      twccExtension: this.twccExtension,
+    });
+    this.dtls.chooseRoleForSetup(setup);
     this.whileApplying('local answer', () => {
       this.apply('local-answer');
       this.localSdp = sdp;
@@ -412,58 +271,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (!this.apply('local-offer')) throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot offer in state ${this.state}`);
     const lease = this.ensureLease();
     const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
-    const local: LocalMediaSection[] = [];
-    const states: StreamState[] = [];
-    const usedPts = new Set<number>();
-    sections.forEach((s, index) => {
-      const mid = s.mid ?? String(index);
-      const prev = previous.get(mid);
-      let pt = s.codec.payloadType ?? (s.kind === 'audio' ? 111 : 96);
-      while (usedPts.has(pt)) pt++;
-      usedPts.add(pt);
-      const codec: Codec = {
-        payloadType: pt,
-        name: s.codec.name,
-        clockRate: s.codec.clockRate,
-        channels: s.codec.channels,
-        fmtp: s.codec.fmtp,
-        rtcpFb: s.codec.rtcpFb ?? (s.kind === 'video' ? [{ type: 'nack' }, { type: 'nack', subtype: 'pli' }, { type: 'ccm', subtype: 'fir' }] : []),
-      };
-      const sends = s.direction === 'sendonly' || s.direction === 'sendrecv';
-      const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
-      // Video ferry sends and answers NACKs for: offer an RFC 4588 stream to retransmit on.
-      let rtxOffer: StreamState['rtxOffer'];
-      if (sends && s.kind === 'video' && codec.rtcpFb.some((f) => f.type === 'nack' && !f.subtype)) {
-        let rtxPt = prev?.rtxOffer?.payloadType ?? pt + 1;
-        while (usedPts.has(rtxPt) || rtxPt > 127) rtxPt = rtxPt > 127 ? 96 : rtxPt + 1;
-        usedPts.add(rtxPt);
-        rtxOffer = { payloadType: rtxPt, ssrc: prev?.rtxOffer?.ssrc ?? randomInt(1, 0xffffffff) };
-      }
-      local.push({
-        mid,
-        kind: s.kind,
-        codec,
-        direction: s.direction,
-        ssrc: sends ? outputSsrc : undefined,
-        cname: this.streamName,
-        msid: { stream: s.streamId ?? this.streamName, track: `${s.kind}-${mid}` },
-        ...(rtxOffer ? { rtx: rtxOffer } : {}),
-      });
-      states.push({
-        ...(rtxOffer ? { rtxOffer, rtxAccepted: prev?.rtxAccepted ?? false } : {}),
-        remote: null,
-        recvPayloadType: s.direction === 'recvonly' || s.direction === 'sendrecv' ? pt : null,
-        info: {
-          mid,
-          index,
-          kind: s.kind,
-          codec: codecKey(codec),
-          sources: prev?.info.sources ?? [],
-          output: prev?.info.output ?? null,
-          outputSsrc: sends ? outputSsrc : null,
-        },
-      });
-    });
+    const { sdp, states } = buildOffer(sections, { previous, streamName: this.streamName, transport: this.localTransport(lease) });
     // Removed sections keep nothing: their outputs go.
     for (const [mid, st] of previous) {
       if (!states.some((s) => s.info.mid === mid) && st.info.output !== null) {
@@ -474,16 +282,6 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         }
       }
     }
-    const sdp = writeLocalDescription(
-      {
-        iceUfrag: this.iceUfrag,
-        icePwd: this.icePwd,
-        fingerprint: this.options.certificate.fingerprint,
-        setup: 'actpass',
-        candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
-      },
-      local,
-    );
     this.localSdp = sdp;
     this.streamStates = states;
     this.ensureOutputs();
@@ -551,7 +349,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       'media-thread': this.lease ? this.mediaThread(this.lease.endpoint) : null,
       'placement-group': this.options.placementGroup ?? null,
       ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
-      dtls: { role: this.dtlsRole, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
+      dtls: { role: this.dtls.role, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
       streams: this.streamStates.map((s) => ({
         mid: s.info.mid,
         type: s.info.kind,
@@ -559,6 +357,16 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ssrcs: s.info.sources.map((x) => x.ssrc),
         'output-ssrc': s.info.outputSsrc,
       })),
+    };
+  }
+
+  /** What every local description says of ferry's side of the transport. */
+  private localTransport(lease: PortLease): Omit<LocalTransport, 'setup'> {
+    return {
+      iceUfrag: this.iceUfrag,
+      icePwd: this.icePwd,
+      fingerprint: this.options.certificate.fingerprint,
+      candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
     };
   }
 
@@ -577,17 +385,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.closeReason = reason;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    const dtls = this.dtls;
-    this.dtls = null;
-    this.dtlsReceiver = null;
-    this.earlyDtls = [];
-    if (dtls) {
-      try {
-        dtls.close();
-      } catch {
-        /* a half-open handshake may refuse to close cleanly; the socket goes anyway */
-      }
-    }
+    this.dtls.close();
     // Releasing the lease closes the native endpoint and with it every source and output.
     this.lease?.release();
     for (const s of this.streamStates) {
@@ -733,90 +531,26 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   }
 
   private startDtls(): void {
-    if (this.dtls || !this.lease || !this.remote) return;
-    const role = this.dtlsRole ?? (this.remote.setup === 'passive' ? 'client' : this.remote.setup === 'active' ? 'server' : 'server');
-    this.dtlsRole = role;
-    const engine = this.options.engine;
-    const endpoint = this.lease.endpoint;
-    const transport = {
-      type: 'udp',
-      address: {} as never,
-      closed: false,
-      onData: (_data: Buffer) => {},
-      send: async (data: Buffer) => {
-        const to = this.remoteAddress;
-        if (!to || this.state === 'closed') return;
-        try {
-          engine.sendRaw(endpoint, data, to);
-        } catch {
-          /* endpoint closed under us: the PeerConnection is ending */
-        }
-      },
-      close: async () => {
-        transport.closed = true;
-      },
-    };
-    const cert = this.options.certificate;
-    const common = {
-      transport: transport as never,
-      cert: cert.certPem,
-      key: cert.keyPem,
-      signatureHash: cert.signatureHash as never,
-      srtpProfiles: this.profilePreference().map((p) => p.id) as never,
-      extendedMasterSecret: true,
-    };
-    const dtls: DtlsSocket = role === 'server' ? new DtlsServer({ ...common, certificateRequest: true }) : new DtlsClient(common);
-    this.dtls = dtls;
-    this.dtlsReceiver = (data) => transport.onData(data);
-    // Replay the ClientHello that came early instead of waiting for the peer's retransmission (1 s and up).
-    const early = this.earlyDtls;
-    this.earlyDtls = [];
-    queueMicrotask(() => {
-      for (const record of early) this.receiveDtls(record);
-    });
-    dtls.onConnect.subscribe(() => this.onDtlsConnected(dtls));
-    dtls.onError.subscribe((err: Error) => {
-      if (this.dtls === dtls) this.fail(`DTLS alert: ${err?.message ?? 'error'}`);
-    });
-    dtls.onClose.subscribe(() => {
-      if (this.dtls === dtls && this.state !== 'closed') this.fail('DTLS alert');
-    });
+    if (!this.lease || !this.remote) return;
+    this.dtls.start(this.remote.setup);
   }
 
-  private profilePreference(): typeof DTLS_SRTP_PROFILES {
-    const wanted = this.options.srtpProfiles;
-    if (!wanted?.length) return DTLS_SRTP_PROFILES;
-    return wanted.map((name) => DTLS_SRTP_PROFILES.find((p) => p.name === name)).filter((p) => p !== undefined);
-  }
-
-  private onDtlsConnected(dtls: DtlsSocket): void {
-    if (this.dtls !== dtls || this.state === 'closed' || !this.remote || !this.lease) return;
-    const cert = dtls.remoteCertificate;
-    const expected = this.remote.fingerprint;
-    if (!cert) return this.fail('DTLS fingerprint mismatch: no peer certificate');
-    let actual: string;
+  /** DTLS records go to the address ICE selected (none yet: dropped, the peer retransmits). */
+  private sendDtls(data: Buffer): void {
+    const to = this.remoteAddress;
+    const lease = this.lease;
+    if (!to || !lease || this.state === 'closed') return;
     try {
-      actual = createHash(expected.algorithm.replace('-', ''))
-        .update(cert)
-        .digest('hex')
-        .toUpperCase()
-        .match(/.{2}/g)!
-        .join(':');
+      this.options.engine.sendRaw(lease.endpoint, data, to);
     } catch {
-      return this.fail(`DTLS fingerprint mismatch: unsupported hash ${expected.algorithm}`);
+      /* endpoint closed under us: the PeerConnection is ending */
     }
-    if (actual !== expected.value) return this.fail('DTLS fingerprint mismatch');
-    const negotiated = DTLS_SRTP_PROFILES.find((p) => p.id === dtls.srtp.srtpProfile);
-    if (!negotiated) return this.fail('DTLS-SRTP: no SRTP profile negotiated');
-    const keys = dtls.extractSessionKeys(negotiated.keyLen, negotiated.saltLen);
-    this.options.engine.setSrtp(this.lease.endpoint, {
-      profile: negotiated.name,
-      localKey: keys.localKey,
-      localSalt: keys.localSalt,
-      remoteKey: keys.remoteKey,
-      remoteSalt: keys.remoteSalt,
-    });
-    this.srtpProfile = negotiated.name;
+  }
+
+  private onDtlsConnected(keys: SrtpParameters): void {
+    if (this.state === 'closed' || !this.lease) return;
+    this.options.engine.setSrtp(this.lease.endpoint, keys);
+    this.srtpProfile = keys.profile;
     if (!this.apply('dtls-connected')) return;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
@@ -832,16 +566,6 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.options.events.slowLink({ mid: stream.info.mid, media: stream.info.kind, uplink, lost });
   }
 
-  private receiveDtls(data: Buffer): void {
-    if (this.state === 'closed') return;
-    try {
-      this.dtlsReceiver?.(data);
-    } catch (err) {
-      // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
-      this.options.log?.debug({ err }, 'DTLS record rejected');
-    }
-  }
-
   private onEndpointEvent(event: EndpointEvent): void {
     if (this.state === 'closed') return;
     switch (event.type) {
@@ -849,15 +573,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         const first = this.remoteAddress === null;
         this.remoteAddress = event.address;
         this.apply('ice-selected');
-        if (first && this.dtlsRole === 'client' && this.dtls instanceof DtlsClient) {
-          this.dtls.connect().catch((err: unknown) => this.fail(`DTLS handshake failed: ${String(err)}`));
-        }
+        if (first) this.dtls.peerReachable();
         break;
       }
       case 'dtls':
         this.remoteAddress ??= event.from;
-        if (this.dtlsReceiver) this.receiveDtls(event.data);
-        else if (this.earlyDtls.length < MAX_EARLY_DTLS_RECORDS) this.earlyDtls.push(event.data);
+        this.dtls.receive(event.data);
         break;
       case 'consent-lost':
         this.fail('ICE failed: consent lost');

@@ -5,11 +5,15 @@
  * each slot's output to the chosen source with `MediaRouter.switchOutput`.
  * The engine keeps sequence numbers and timestamps continuous across
  * switches; this class only decides which source feeds which output.
+ *
+ * Its lifecycle (offer/answer and the PeerConnection coming up) is the
+ * explicit table below. Which simulcast layer (substream) and VP8 temporal
+ * layer each slot gets is in the "simulcast layers" section.
  */
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
-import type { MediaServices } from '../../media/Routing.js';
+import type { MediaRouter, MediaServices } from '../../media/Routing.js';
 import { VideoRoomError, VideoRoomErrorCode, noSuchFeed } from './errors.js';
 import { layerSource, relayable, type Feed, type FeedStream } from './Feed.js';
 import type { FeedConsumer, Room } from './Room.js';
@@ -77,15 +81,48 @@ export interface UnsubscribeRequest {
 /** Janus's default wanted layers: the best there is. */
 const DEFAULT_LAYER = 2;
 
+/**
+ * - new: slots chosen, no offer made yet.
+ * - offered: an offer is out and not answered; the PeerConnection is not up.
+ * - offered-updating: the same, and the slots changed after the offer went out (the client
+ *   was told `updating`): once the answer is in, offer again.
+ * - answered: the answer is in; the PeerConnection is not up yet.
+ * - live: the PeerConnection is up and nothing is outstanding: outputs follow the slots.
+ * - live-offered, live-offered-updating: up, with a renegotiation offer out (as above).
+ * - ended: terminal (leave, hangup, detach, room destroyed); every input is ignored.
+ *
+ *   new ──offer──▶ offered ──answer──▶ answered ──media-up──▶ live
+ *   new ──answer──▶ answered (the subscriber offered and ferry answered: a WHEP player)
+ *   offered ──media-up──▶ live-offered ──answer──▶ live ──offer──▶ live-offered
+ *   offered, live-offered ──update──▶ offered-updating, live-offered-updating
+ *   any ──end──▶ ended
+ */
+export type SubscriberState = 'new' | 'offered' | 'offered-updating' | 'answered' | 'live' | 'live-offered' | 'live-offered-updating' | 'ended';
+export type SubscriberInput = 'offer' | 'update' | 'answer' | 'media-up' | 'end';
+
+export const SUBSCRIBER_TRANSITIONS: Readonly<Record<SubscriberState, Readonly<Partial<Record<SubscriberInput, SubscriberState>>>>> = {
+  new: { offer: 'offered', answer: 'answered', end: 'ended' },
+  offered: { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered', end: 'ended' },
+  'offered-updating': { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered-updating', end: 'ended' },
+  answered: { offer: 'offered', answer: 'answered', 'media-up': 'live', end: 'ended' },
+  live: { offer: 'live-offered', answer: 'live', 'media-up': 'live', end: 'ended' },
+  'live-offered': { offer: 'live-offered', update: 'live-offered-updating', answer: 'live', 'media-up': 'live-offered', end: 'ended' },
+  'live-offered-updating': { offer: 'live-offered', update: 'live-offered-updating', answer: 'live', 'media-up': 'live-offered-updating', end: 'ended' },
+  ended: {},
+};
+
+const OFFER_OUT: ReadonlySet<SubscriberState> = new Set(['offered', 'offered-updating', 'live-offered', 'live-offered-updating']);
+const UPDATING: ReadonlySet<SubscriberState> = new Set(['offered-updating', 'live-offered-updating']);
+const MEDIA_UP: ReadonlySet<SubscriberState> = new Set(['live', 'live-offered', 'live-offered-updating']);
+
 export class Subscriber implements FeedConsumer {
   slots: Slot[] = [];
+  /**
+   * The client's `pause`/`start`: not a lifecycle state (it holds across all of them, like a
+   * slot's `send`); it only decides whether outputs are paused once media is up.
+   */
   paused = false;
-  mediaUp = false;
-  /** An offer went out and its answer has not come back. */
-  offerOutstanding = false;
-  /** Changes arrived while an offer was outstanding: offer again after the answer. */
-  renegotiationPending = false;
-  gone = false;
+  private state: SubscriberState = 'new';
   private stopListening: (() => void) | null = null;
   private stopSwitchListening: (() => void) | null = null;
   private stopTemporalListening: (() => void) | null = null;
@@ -97,20 +134,28 @@ export class Subscriber implements FeedConsumer {
     readonly options: { autoupdate: boolean; useMsid: boolean; privateId: number | null },
   ) {}
 
-  /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
-  private onOutputSwitched(output: number, source: number): void {
-    const slot = this.slots.find((s) => s.output === output && s.pendingLayer?.source === source);
-    if (!slot?.pendingLayer) return;
-    const layer = slot.pendingLayer.layer;
-    slot.pendingLayer = undefined;
-    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: layer });
+  get currentState(): SubscriberState {
+    return this.state;
   }
 
-  /** Janus sends `temporal` when the subscriber's temporal layer actually changed. */
-  private onOutputTemporal(output: number, layer: number | null): void {
-    const slot = this.slots.find((s) => s.output === output);
-    if (!slot) return;
-    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, temporal: layer ?? DEFAULT_LAYER });
+  /** Left, hung up, detached or its room destroyed: nothing more happens to it. */
+  get ended(): boolean {
+    return this.state === 'ended';
+  }
+
+  /** The PeerConnection is up (ICE + DTLS): outputs can be fed. */
+  get mediaUp(): boolean {
+    return MEDIA_UP.has(this.state);
+  }
+
+  /** An offer went out and its answer has not come back. */
+  get offerOutstanding(): boolean {
+    return OFFER_OUT.has(this.state);
+  }
+
+  /** Applies an input to the state table; one the table lacks changes nothing. */
+  private apply(input: SubscriberInput): void {
+    this.state = SUBSCRIBER_TRANSITIONS[this.state][input] ?? this.state;
   }
 
   /** Resolves requested streams into (feed, stream) pairs; 428 for a missing feed or mid. Changes nothing. */
@@ -193,8 +238,7 @@ export class Subscriber implements FeedConsumer {
       return section;
     });
     const jsep = await media.createOffer(sections);
-    this.offerOutstanding = true;
-    this.renegotiationPending = false;
+    this.apply('offer');
     if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
     return jsep;
   }
@@ -227,7 +271,7 @@ export class Subscriber implements FeedConsumer {
     } catch (err) {
       throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
     }
-    this.offerOutstanding = false;
+    this.apply('answer');
     this.stopListening ??= media.onStreamsChanged(() => this.syncOutputs());
     this.syncOutputs();
     return answer;
@@ -241,20 +285,25 @@ export class Subscriber implements FeedConsumer {
     return media as RoutableMedia;
   }
 
-  /** The client's answer was applied (`start` + jsep). */
-  answered(): void {
-    this.offerOutstanding = false;
+  /**
+   * The client's answer was applied (`start` + jsep). Returns whether the slots changed while
+   * the offer was out, so a new offer is owed (`renegotiate`).
+   */
+  answered(): boolean {
+    const owed = UPDATING.has(this.state);
+    this.apply('answer');
     this.syncOutputs();
+    return owed;
   }
 
   setMediaUp(): void {
-    this.mediaUp = true;
+    this.apply('media-up');
     this.syncOutputs();
   }
 
   /** Reads the engine output of each slot from the PeerConnection, then reconnects. */
   syncOutputs(): void {
-    if (this.gone) return;
+    if (this.ended) return;
     const media = this.client.media();
     const infos = media?.streams?.() ?? [];
     for (const slot of this.slots) {
@@ -277,50 +326,84 @@ export class Subscriber implements FeedConsumer {
    * Only changes are sent, so every router call is a real switch.
    */
   reconcile(): void {
-    if (this.gone || !this.mediaUp || !this.services) return;
+    if (!this.mediaUp || !this.services) return;
     const router = this.services.router;
     for (const slot of this.slots) {
       if (slot.output === null) continue;
-      const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
-      const chosen = stream && relayable(stream) ? layerSource(stream, slot.substream) : null;
-      const source = chosen?.source ?? null;
-      if (slot.appliedSource !== source) {
-        // A substream change moves to the new layer at its next keyframe, so the subscriber
-        // never gets inter frames it has no reference for; the old layer bridges the wait.
-        // Other switches (another feed, none) take effect at once, as in Janus.
-        const substreamChange = slot.kind === 'video' && source !== null && slot.appliedSource !== undefined && slot.appliedSource !== null && stream !== undefined && stream.layers.includes(slot.appliedSource);
-        slot.pendingLayer = undefined;
-        if (substreamChange) router.switchOutput(slot.output, source, { onKeyframe: true });
-        else router.switchOutput(slot.output, source);
-        // A new source is only decodable from a keyframe (RFC 4585 §6.3.1 PLI).
-        if (source !== null && slot.kind === 'video') router.requestKeyframe(source);
-        const layerChanged = slot.appliedSource !== undefined && slot.appliedSource !== null && chosen !== null && stream?.simulcast === true && slot.appliedLayer !== chosen.layer;
-        slot.appliedSource = source;
-        slot.appliedLayer = chosen?.layer ?? null;
-        if (layerChanged && chosen) {
-          if (substreamChange && source !== null) {
-            // Listened to from the first layer switch on, so a subscriber that never got this far
-            // (a join refused with 428, say) leaves nothing registered; teardown removes it.
-            this.stopSwitchListening ??= router.onOutputSwitched((output, switched) => this.onOutputSwitched(output, switched));
-            slot.pendingLayer = { source, layer: chosen.layer };
-          }
-          else this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
-        }
-      }
+      this.applySource(router, slot, slot.output);
       const paused = this.paused || !slot.send;
       if (slot.appliedPaused !== paused) {
         router.pauseOutput(slot.output, paused);
         slot.appliedPaused = paused;
       }
-      // VP8 temporal layers: the highest one wanted (Janus counts 0..2; 2 and up is "all").
-      const temporal = slot.kind === 'video' && slot.temporal < DEFAULT_LAYER ? Math.max(0, slot.temporal) : null;
-      if (router.setOutputTemporal && slot.kind === 'video' && slot.appliedTemporal !== temporal && (temporal !== null || slot.appliedTemporal !== undefined)) {
-        this.stopTemporalListening ??= router.onOutputTemporal?.((output, layer) => this.onOutputTemporal(output, layer)) ?? null;
-        router.setOutputTemporal(slot.output, temporal);
-        slot.appliedTemporal = temporal;
+      this.applyTemporal(router, slot, slot.output);
+    }
+  }
+
+  // ---- simulcast layers (substream) and VP8 temporal layers ------------------------------------------
+
+  /**
+   * Feeds the slot's output from the layer of its feed stream that `slot.substream` asks for
+   * (or nothing). A change of layer of the same stream waits for the new layer's keyframe and
+   * is announced (`substream`) when the engine makes it.
+   */
+  private applySource(router: MediaRouter, slot: Slot, output: number): void {
+    const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
+    const chosen = stream && relayable(stream) ? layerSource(stream, slot.substream) : null;
+    const source = chosen?.source ?? null;
+    if (slot.appliedSource !== source) {
+      // A substream change moves to the new layer at its next keyframe, so the subscriber
+      // never gets inter frames it has no reference for; the old layer bridges the wait.
+      // Other switches (another feed, none) take effect at once, as in Janus.
+      const substreamChange = slot.kind === 'video' && source !== null && slot.appliedSource !== undefined && slot.appliedSource !== null && stream !== undefined && stream.layers.includes(slot.appliedSource);
+      slot.pendingLayer = undefined;
+      if (substreamChange) router.switchOutput(output, source, { onKeyframe: true });
+      else router.switchOutput(output, source);
+      // A new source is only decodable from a keyframe (RFC 4585 §6.3.1 PLI).
+      if (source !== null && slot.kind === 'video') router.requestKeyframe(source);
+      const layerChanged = slot.appliedSource !== undefined && slot.appliedSource !== null && chosen !== null && stream?.simulcast === true && slot.appliedLayer !== chosen.layer;
+      slot.appliedSource = source;
+      slot.appliedLayer = chosen?.layer ?? null;
+      if (layerChanged && chosen) {
+        if (substreamChange && source !== null) {
+          // Listened to from the first layer switch on, so a subscriber that never got this far
+          // (a join refused with 428, say) leaves nothing registered; teardown removes it.
+          this.stopSwitchListening ??= router.onOutputSwitched((switchedOutput, switched) => this.onOutputSwitched(switchedOutput, switched));
+          slot.pendingLayer = { source, layer: chosen.layer };
+        }
+        else this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: chosen.layer });
       }
     }
   }
+
+  /** Caps the slot's VP8 temporal layer at `slot.temporal` (2 and up: every layer). */
+  private applyTemporal(router: MediaRouter, slot: Slot, output: number): void {
+    // VP8 temporal layers: the highest one wanted (Janus counts 0..2; 2 and up is "all").
+    const temporal = slot.kind === 'video' && slot.temporal < DEFAULT_LAYER ? Math.max(0, slot.temporal) : null;
+    if (router.setOutputTemporal && slot.kind === 'video' && slot.appliedTemporal !== temporal && (temporal !== null || slot.appliedTemporal !== undefined)) {
+      this.stopTemporalListening ??= router.onOutputTemporal?.((changedOutput, layer) => this.onOutputTemporal(changedOutput, layer)) ?? null;
+      router.setOutputTemporal(output, temporal);
+      slot.appliedTemporal = temporal;
+    }
+  }
+
+  /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
+  private onOutputSwitched(output: number, source: number): void {
+    const slot = this.slots.find((s) => s.output === output && s.pendingLayer?.source === source);
+    if (!slot?.pendingLayer) return;
+    const layer = slot.pendingLayer.layer;
+    slot.pendingLayer = undefined;
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, substream: layer });
+  }
+
+  /** Janus sends `temporal` when the subscriber's temporal layer actually changed. */
+  private onOutputTemporal(output: number, layer: number | null): void {
+    const slot = this.slots.find((s) => s.output === output);
+    if (!slot) return;
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, temporal: layer ?? DEFAULT_LAYER });
+  }
+
+  // ---- switch, feed changes, renegotiation, teardown ---------------------------------------------------
 
   /** Validates every switch before applying any; returns the number of changed slots and whether renegotiation is needed. */
   applySwitch(requests: SwitchRequest[]): { changes: number; renegotiate: boolean } {
@@ -368,14 +451,14 @@ export class Subscriber implements FeedConsumer {
   }
 
   feedChanged(feed: Feed): void {
-    if (this.gone || !this.slots.some((s) => s.feed === feed)) return;
+    if (this.ended || !this.slots.some((s) => s.feed === feed)) return;
     const dropped = this.dropVanished(feed);
     this.reconcile();
     if (dropped) this.autoUpdate();
   }
 
   feedGone(feed: Feed): void {
-    if (this.gone) return;
+    if (this.ended) return;
     let dropped = false;
     for (const slot of this.slots) {
       if (slot.feed === feed) {
@@ -399,20 +482,20 @@ export class Subscriber implements FeedConsumer {
    * (the change then rides on the offer made after the answer).
    */
   async renegotiate(transaction: string | undefined): Promise<void> {
-    if (this.gone) return;
+    if (this.ended) return;
     const options = transaction !== undefined ? { transaction } : {};
     if (this.offerOutstanding) {
-      this.renegotiationPending = true;
+      this.apply('update');
       this.client.push({ videoroom: 'updating', room: this.room.id }, options);
       return;
     }
     const jsep = await this.offer();
-    if (this.gone) return;
+    if (this.ended) return;
     this.client.push({ videoroom: 'updated', room: this.room.id, streams: this.describeStreams() }, { ...options, jsep });
   }
 
   roomDestroyed(): void {
-    if (this.gone) return;
+    if (this.ended) return;
     this.client.push({ videoroom: 'destroyed', room: this.room.id });
     this.teardown();
     this.client.closePeerConnection('Room destroyed');
@@ -423,13 +506,13 @@ export class Subscriber implements FeedConsumer {
    * outputs disconnected, listener removed, out of the room. Idempotent.
    */
   teardown(): void {
-    if (this.gone) return;
+    if (this.ended) return;
     if (this.services && this.mediaUp) {
       for (const slot of this.slots) {
         if (slot.output !== null && slot.appliedSource !== undefined && slot.appliedSource !== null) this.services.router.switchOutput(slot.output, null);
       }
     }
-    this.gone = true;
+    this.apply('end');
     this.stopListening?.();
     this.stopListening = null;
     this.stopSwitchListening?.();

@@ -20,6 +20,7 @@ import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeReq
 import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
 import { restrictOffer } from './codecs.js';
 import * as R from './requests.js';
+import { isSyncRequest } from './syncRequests.js';
 
 type Role = { kind: 'publisher'; publisher: Publisher } | { kind: 'subscriber'; subscriber: Subscriber } | null;
 
@@ -42,7 +43,7 @@ export class VideoRoomHandle implements PluginHandle {
   }
 
   get subscriber(): Subscriber | null {
-    return this.role?.kind === 'subscriber' && !this.role.subscriber.gone ? this.role.subscriber : null;
+    return this.role?.kind === 'subscriber' && !this.role.subscriber.ended ? this.role.subscriber : null;
   }
 
   /** A handle's media goes with its room: the one it is in, or the one a join names. */
@@ -68,7 +69,7 @@ export class VideoRoomHandle implements PluginHandle {
       return { kind: 'ok', data: errorData(request === undefined || request === null ? missing('request') : invalid('request', 'a string'), this.ctx.logger) };
     }
     const name = request.toLowerCase();
-    if (R.SYNC_REQUESTS.has(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
+    if (isSyncRequest(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
     if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
     this.work = this.work
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -388,14 +389,15 @@ export class VideoRoomHandle implements PluginHandle {
     const room = sub.room;
     switch (name) {
       case 'start': {
+        let offerOwed = false;
         if (jsep) {
           if (jsep.type !== 'answer') throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP_TYPE, 'Invalid SDP type (subscribers must answer)');
-          sub.answered();
+          offerOwed = sub.answered();
         }
         sub.paused = false;
         sub.reconcile();
         this.push({ videoroom: 'event', room: room.id, started: 'ok' }, transaction);
-        if (jsep && sub.renegotiationPending) await sub.renegotiate(undefined);
+        if (offerOwed) await sub.renegotiate(undefined);
         return;
       }
       case 'pause': {

@@ -8,14 +8,10 @@ import type { JsonObject, JsonValue } from '../../core/Json.js';
 import { field, isJsonObject } from '../../core/Json.js';
 import { invalid, missing } from './errors.js';
 
-/** Requests answered synchronously (Janus `success` with plugindata); also valid through Admin `message_plugin`. */
-export const SYNC_REQUESTS: ReadonlySet<string> = new Set([
-  'create', 'edit', 'destroy', 'list', 'exists', 'allowed', 'kick', 'moderate', 'listparticipants', 'listforwarders', 'enable_recording',
-  'rtp_forward', 'stop_rtp_forward', 'publish_remotely', 'unpublish_remotely', 'listremotes', 'list_remotes',
-  'add_remote_publisher', 'update_remote_publisher', 'remove_remote_publisher',
-]);
-
-/** Requests acknowledged first and answered with an event. */
+/**
+ * Requests acknowledged first and answered with an event (VideoRoomHandle); the synchronous
+ * ones are the table in syncRequests.ts.
+ */
 export const ASYNC_REQUESTS: ReadonlySet<string> = new Set([
   'join', 'joinandconfigure', 'configure', 'publish', 'unpublish', 'start', 'pause', 'switch', 'subscribe', 'unsubscribe', 'update', 'leave',
 ]);

@@ -9,6 +9,7 @@ use ferry_rtp::TwccRecorder;
 use ferry_srtp::SrtpContext;
 use ferry_stun::IceLiteAgent;
 
+use crate::bandwidth::SendBwe;
 use crate::idmap::IdMap;
 use crate::router::Transport;
 use crate::stats::EndpointStats;
@@ -69,6 +70,9 @@ pub(crate) struct Endpoint {
     pub latch: bool,
     pub rid_extension_id: Option<u8>,
     pub twcc: Option<TwccState>,
+    /// Send side: transport-wide sequence numbers on what ferry sends, and the estimate the
+    /// receiver's feedback gives (`Router::set_send_bwe`).
+    pub bwe: Option<SendBwe>,
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
     pub sources_by_ssrc: IdMap<u32>,
@@ -112,6 +116,7 @@ impl Endpoint {
             latch: config.latch,
             rid_extension_id: config.rid_extension_id,
             twcc: config.twcc_extension_id.map(|extension_id| TwccState { extension_id, recorder: TwccRecorder::new(), last_feedback_us: 0, media_ssrc: 0 }),
+            bwe: None,
             srtp_in: None,
             srtp_out: None,
             sources_by_ssrc: IdMap::default(),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::EventSink;
 use crate::router::{OutputConfig, SourceConfig, SourceRef};
@@ -137,9 +138,10 @@ impl Engine {
         }
         let mailboxes: Arc<[Arc<Mailbox>]> = mailboxes.into();
         let mut workers = Vec::with_capacity(count);
+        let rates = Arc::new(SourceRates::default());
         for (index, rx) in receivers.into_iter().enumerate() {
             let pin = if options.pin_threads && !cpus.is_empty() { Some(cpus[index % cpus.len()]) } else { None };
-            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin)
+            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone())
                 .map_err(|e| EngineError(format!("media thread {index}: {e}")))?;
             let thread = std::thread::Builder::new()
                 .name(format!("ferry-media-{index}"))
@@ -383,6 +385,36 @@ impl Engine {
     pub fn set_output_temporal(&self, id: u32, layer: Option<u8>) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::SetOutputTemporal { id, layer, reply })
+    }
+
+    /// VP9 SVC layers an output forwards (see `Router::set_output_svc`).
+    pub fn set_output_svc(&self, id: u32, spatial: Option<u8>, temporal: Option<u8>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        let messaged = self.call(w, |reply| Command::SetOutputSvc { id, spatial, temporal, reply })?;
+        self.settle(messaged)
+    }
+
+    /// Send-side bandwidth estimation on an endpoint (see `Router::set_send_bwe`), or off.
+    pub fn set_send_bwe(&self, endpoint: u32, config: Option<BweConfig>) -> Result<()> {
+        let w = self.worker_of(endpoint, Kind::Endpoint)?;
+        let messaged = self.call(w, |reply| Command::SetSendBwe { endpoint, config, reply })?;
+        self.settle(messaged)
+    }
+
+    /// Lets an output choose among simulcast `layers` (source ids, lowest first) by its
+    /// transport's estimate, up to `preferred` and VP8 temporal layer `temporal_max` (see
+    /// `Router::set_output_layers`); `None` hands the choice back to `switch_output`.
+    pub fn set_output_layers(&self, id: u32, layers: Option<(Vec<u32>, usize, Option<u8>)>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        let set = match layers {
+            Some((sources, preferred, temporal_max)) => {
+                let layers = sources.into_iter().map(|s| self.source_ref(s)).collect::<Result<Vec<_>>>()?;
+                Some(LayerSet { layers, preferred, temporal_max })
+            }
+            None => None,
+        };
+        let messaged = self.call(w, |reply| Command::SetOutputLayers { id, set, reply })?;
+        self.settle(messaged)
     }
 
     pub fn pause_output(&self, id: u32, paused: bool) -> Result<()> {

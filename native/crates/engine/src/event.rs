@@ -1,5 +1,6 @@
 //! Signalling-rate events the media thread reports to the control plane,
-//! delivered in batches (never one call per packet).
+//! delivered in batches (never one call per packet). JavaScript receives them as
+//! native/src/events.rs shapes them; its top says how to add an event.
 
 use std::net::SocketAddr;
 
@@ -34,6 +35,13 @@ pub enum Event {
     /// The highest VP8 temporal layer an output forwards changed to `layer` (Janus `temporal`;
     /// 255 = every layer).
     OutputTemporal { endpoint: u32, output: u32, layer: u8 },
+    /// VP9 SVC: the highest spatial layer an output forwards changed to `layer` (Janus
+    /// `spatial_layer`; 255 = every layer).
+    OutputSpatial { endpoint: u32, output: u32, layer: u8 },
+    /// The send-side estimate of a subscriber's transport (`Router::set_send_bwe`): reported
+    /// when it moved by 10 % (at most once a second) or when `limited` changed, i.e. when some
+    /// output started or stopped getting less than its preferred layers because of it.
+    BandwidthEstimate { endpoint: u32, bitrate_bps: u64, loss_permille: u32, rtt_ms: u32, limited: bool },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

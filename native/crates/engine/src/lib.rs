@@ -4,6 +4,7 @@
 //! in the sans-IO crates `ferry-srtp`, `ferry-rtp` and `ferry-stun`; this
 //! crate is the I/O and routing around them.
 
+pub mod bandwidth;
 pub mod bench;
 pub mod endpoint;
 pub mod engine;
@@ -14,6 +15,7 @@ pub mod stats;
 mod sys;
 mod worker;
 
+pub use bandwidth::{BweConfig, LayerSet, SourceRates};
 pub use endpoint::{EndpointConfig, IceCredentials, SrtpKeys};
 pub use engine::{auto_workers, Engine, EngineError, EngineOptions, Placement};
 pub use event::{Event, EventSink};

@@ -17,13 +17,16 @@
 //!   [`PeerMessage`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ferry_rtp::switch::SwitchingContext;
-use ferry_rtp::{rtcp, rtp, vp8, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter};
+use ferry_rtp::vp9::{SvcChange, SvcSelector, SvcVerdict};
+use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter, Vp9Rewriter};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
 
+use crate::bandwidth::{self, AutoLayers, BweConfig, LayerDemand, LayerSet, SendBwe, SourceRate, SourceRates};
 use crate::endpoint::{Endpoint, EndpointConfig, SrtpKeys};
 use crate::event::Event;
 use crate::idmap::IdMap;
@@ -174,6 +177,11 @@ struct Source {
     rtx: Option<RtxConfig>,
     /// Payload type of the source's own packets, restored on unwrapped retransmissions.
     media_payload_type: Option<u8>,
+    /// Rate measurement for `SourceRates`: bytes and time at the start of the interval, and
+    /// VP8 bytes per temporal layer within it.
+    rate_mark_bytes: u64,
+    rate_mark_us: u64,
+    temporal_bytes: [u64; 4],
 }
 
 /// This router's outputs fed, or waiting to be fed, by one source.
@@ -214,12 +222,17 @@ struct Output {
     /// Retransmission token bucket: tokens left, and when it was last refilled.
     rtx_tokens: u32,
     rtx_refilled_us: u64,
-    /// VP8: PictureID and TL0PICIDX kept continuous across sources (made at the first VP8 packet).
-    vp8: Option<Vp8Rewriter>,
+    /// VP8/VP9: picture ids and TL0PICIDX kept continuous across sources (made at the first
+    /// packet of either codec).
+    pictures: Option<PictureRewriter>,
+    /// VP9 SVC: the spatial and temporal layers forwarded.
+    svc: SvcSelector,
     /// Highest VP8 temporal layer (TID) wanted; `None` = all. A change applies at a frame the
     /// subscriber can decode from: going down at once, going up at a layer-sync frame.
     temporal_target: Option<u8>,
     temporal_pending: Option<u8>,
+    /// Simulcast layers this output chooses from by its transport's estimate.
+    auto: Option<AutoLayers>,
 }
 
 /// Counters of the hand-over between routers, as this router sees them.
@@ -253,11 +266,18 @@ pub struct Router {
     nack_scratch: Vec<u16>,
     nack_scratch_sources: Vec<u32>,
     cross: CrossStats,
+    /// Rates of every source of the engine (this router writes its home sources').
+    rates: Arc<SourceRates>,
 }
 
 impl Router {
     /// The router of media thread `worker`.
     pub fn new(worker: usize) -> Self {
+        Self::with_source_rates(worker, Arc::new(SourceRates::default()))
+    }
+
+    /// The router of media thread `worker`, sharing the source rates of its engine.
+    pub fn with_source_rates(worker: usize, rates: Arc<SourceRates>) -> Self {
         Self {
             worker,
             endpoints: IdMap::default(),
@@ -273,6 +293,7 @@ impl Router {
             nack_scratch: Vec::new(),
             nack_scratch_sources: Vec::new(),
             cross: CrossStats::default(),
+            rates,
         }
     }
 
@@ -413,6 +434,9 @@ impl Router {
                 nack: (kind == MediaKind::Video).then(NackGenerator::new),
                 rtx: None,
                 media_payload_type: None,
+                rate_mark_bytes: 0,
+                rate_mark_us: 0,
+                temporal_bytes: [0; 4],
             },
         );
         Ok(())
@@ -420,6 +444,7 @@ impl Router {
 
     pub fn remove_source(&mut self, id: u32, io: &mut impl RouterIo) -> Result<(), String> {
         let src = self.sources.remove(&id).ok_or_else(|| format!("no source {id}"))?;
+        self.rates.remove(id);
         if let Some(ep) = self.endpoints.get_mut(&src.endpoint) {
             if ep.sources_by_ssrc.get(&src.config.ssrc) == Some(&id) {
                 ep.sources_by_ssrc.remove(&src.config.ssrc);
@@ -549,9 +574,11 @@ impl Router {
                 rtx_seq: (config.ssrc.rotate_left(13) ^ id) as u16,
                 rtx_tokens: RETRANSMISSION_BURST,
                 rtx_refilled_us: now_us,
-                vp8: None,
+                pictures: None,
+                svc: SvcSelector::default(),
                 temporal_target: None,
                 temporal_pending: None,
+                auto: None,
             },
         );
         if source.is_some() {
@@ -669,6 +696,134 @@ impl Router {
             self.events.push(Event::OutputTemporal { endpoint: out.endpoint, output: id, layer: layer.unwrap_or(u8::MAX) });
         } else {
             out.temporal_pending = Some(layer.unwrap_or(u8::MAX));
+        }
+        Ok(())
+    }
+
+    /// Turns send-side bandwidth estimation on for an endpoint (or off): every RTP packet ferry
+    /// sends it carries the transport-wide sequence number under `extension_id`, and the
+    /// receiver's transport-cc feedback drives the estimate and the layers of its outputs.
+    pub fn set_send_bwe(&mut self, endpoint: u32, config: Option<BweConfig>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        let ep = self.endpoint_mut(endpoint)?;
+        match config {
+            Some(c) if c.extension_id == 0 => return Err("transport-wide sequence extension id must be 1..=255".into()),
+            Some(c) => {
+                // Renegotiation keeps the estimate; only the id may change.
+                match ep.bwe.as_mut() {
+                    Some(bwe) => bwe.extension_id = c.extension_id,
+                    None => ep.bwe = Some(SendBwe::new(&c)),
+                }
+            }
+            None => ep.bwe = None,
+        }
+        self.choose_layers(endpoint, now_us, io);
+        Ok(())
+    }
+
+    /// Lets an output choose among simulcast layers (lowest first) by its transport's estimate,
+    /// up to `set.preferred` (and VP8 temporal layers up to `set.temporal_max`); `None` hands the
+    /// choice back to `switch_output`. Without an estimate the preferred layer is taken. Layer
+    /// changes happen at the new layer's keyframe (`Event::OutputSwitched`), temporal ones as
+    /// `set_output_temporal` does (`Event::OutputTemporal`).
+    pub fn set_output_layers(&mut self, id: u32, set: Option<LayerSet>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        if let Some(set) = &set {
+            if set.layers.is_empty() {
+                return Err("a layer set needs at least one layer".into());
+            }
+            for r in &set.layers {
+                self.check_source(r)?;
+            }
+        }
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        let endpoint = out.endpoint;
+        out.auto = set.map(|set| {
+            // The layer now feeding the output, if it is one of the set.
+            let chosen = out.pending_source.or(out.source).and_then(|s| set.layers.iter().position(|r| r.id == s));
+            AutoLayers { set, chosen, chosen_temporal: None, last_down_us: 0 }
+        });
+        self.choose_layers(endpoint, now_us, io);
+        Ok(())
+    }
+
+    /// Chooses the layers of an endpoint's outputs that have layer sets (see `bandwidth`), and
+    /// applies what changed; sets the transport's probing.
+    fn choose_layers(&mut self, endpoint: u32, now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get(&endpoint) else { return };
+        let auto: Vec<u32> = ep.outputs_by_ssrc.values().copied().filter(|o| self.outputs.get(o).is_some_and(|o| o.auto.is_some())).collect();
+        if auto.is_empty() {
+            if let Some(bwe) = self.endpoints.get_mut(&endpoint).and_then(|ep| ep.bwe.as_mut()) {
+                bwe.probe_permille = 0;
+                bwe.limited = false;
+            }
+            return;
+        }
+        let budget = ep.bwe.as_ref().map(|b| b.estimator.estimate_bps());
+        // What the other outputs (audio, plain video) take first.
+        let fixed: u64 = ep
+            .outputs_by_ssrc
+            .values()
+            .filter_map(|o| self.outputs.get(o))
+            .filter(|o| o.auto.is_none() && !o.paused)
+            .filter_map(|o| o.source)
+            .map(|s| self.rates.get(s).bps)
+            .sum();
+        let mut demands = Vec::with_capacity(auto.len());
+        for oid in &auto {
+            let Some(a) = self.outputs.get(oid).and_then(|o| o.auto.as_ref()) else { continue };
+            let rates: Vec<SourceRate> = a.set.layers.iter().map(|r| self.rates.get(r.id)).collect();
+            demands.push(LayerDemand {
+                rates: rates.iter().map(|r| r.bps).collect(),
+                preferred: a.set.preferred,
+                current: a.chosen,
+                may_rise: now_us.saturating_sub(a.last_down_us) >= bandwidth::RISE_HOLD_US || a.last_down_us == 0,
+                temporal_max: a.set.temporal_max,
+                temporal_permille: rates.iter().map(|r| r.temporal_permille).collect(),
+            });
+        }
+        let (choices, probe_target) = bandwidth::choose_layers(budget.map(|b| b.saturating_sub(fixed)), &demands);
+        let mut spend = fixed;
+        let mut limited = false;
+        for (oid, choice) in auto.iter().zip(&choices) {
+            limited |= choice.limited;
+            let Some(out) = self.outputs.get_mut(oid) else { continue };
+            let Some(a) = out.auto.as_mut() else { continue };
+            let Some(layer) = a.set.layers.get(choice.layer).copied() else { continue };
+            spend += self.rates.get(layer.id).bps;
+            let went_down = a.chosen.is_some_and(|c| choice.layer < c);
+            if went_down {
+                a.last_down_us = now_us.max(1);
+            }
+            let layer_changed = a.chosen != Some(choice.layer) || out.pending_source.or(out.source) != Some(layer.id);
+            a.chosen = Some(choice.layer);
+            let temporal_changed = a.chosen_temporal != Some(choice.temporal);
+            a.chosen_temporal = Some(choice.temporal);
+            if layer_changed {
+                let _ = self.switch_output(*oid, Some(layer), true, now_us, io);
+            }
+            if temporal_changed {
+                let _ = self.set_output_temporal(*oid, choice.temporal);
+            }
+        }
+        let Some(bwe) = self.endpoints.get_mut(&endpoint).and_then(|ep| ep.bwe.as_mut()) else { return };
+        bwe.limited = limited;
+        let may_probe = bwe.estimator.usage() == ferry_rtp::bwe::Usage::Normal && now_us.saturating_sub(bwe.last_decrease_us) >= bandwidth::PROBE_HOLD_US;
+        bwe.probe_permille = match probe_target {
+            Some(target) if may_probe => bandwidth::probe_permille(spend, target.saturating_sub(fixed) + fixed),
+            _ => 0,
+        };
+    }
+
+    /// VP9 SVC: the highest spatial and temporal layers an output forwards (`None`: all).
+    /// Lowering takes effect at once; a higher temporal layer waits for a switching-up point,
+    /// a higher spatial layer for a keyframe, which is asked for (RFC 9628 §4.3). The drops
+    /// are closed over in the output's numbering and the last packet sent of each picture gets
+    /// the marker bit. `Event::OutputSpatial` / `Event::OutputTemporal` report the changes.
+    pub fn set_output_svc(&mut self, id: u32, spatial: Option<u8>, temporal: Option<u8>, now_us: u64, io: &mut impl RouterIo) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        let (change, needs_keyframe) = out.svc.choose(spatial, temporal);
+        push_svc_events(&mut self.events, out.endpoint, id, change);
+        if let (true, Some(source)) = (needs_keyframe, out.source) {
+            self.request_keyframe(source, true, now_us, io);
         }
         Ok(())
     }
@@ -874,6 +1029,14 @@ impl Router {
         let Some(src) = self.sources.get_mut(&sid) else { return };
         src.stats.packets += 1;
         src.stats.bytes += len as u64;
+        let temporal = match src.config.codec {
+            Some(ferry_rtp::VideoCodec::Vp8) => hdr.payload(plain).and_then(vp8::parse).and_then(|d| d.temporal).map(|t| t.0),
+            Some(ferry_rtp::VideoCodec::Vp9) => hdr.payload(plain).and_then(vp9::parse).and_then(|d| d.layer).map(|l| l.temporal),
+            _ => None,
+        };
+        if let Some(tid) = temporal {
+            src.temporal_bytes[usize::from(tid.min(3))] += len as u64;
+        }
         src.media_payload_type = Some(hdr.payload_type);
         src.reception.update(hdr.sequence);
         if let Some(nack) = src.nack.as_mut() {
@@ -947,6 +1110,7 @@ impl Router {
         let mut starts_keyframe: Option<bool> = None;
         // The VP8 descriptor, read once per packet for every output's temporal-layer choice.
         let vp8_descriptor = if codec == Some(ferry_rtp::VideoCodec::Vp8) { hdr.payload(plain).and_then(vp8::parse) } else { None };
+        let vp9_descriptor = if codec == Some(ferry_rtp::VideoCodec::Vp9) { hdr.payload(plain).and_then(vp9::parse) } else { None };
         for &oid in &feed.outputs {
             let Some(out) = self.outputs.get_mut(&oid) else { continue };
             if out.source != Some(sid) {
@@ -988,8 +1152,25 @@ impl Router {
                         continue;
                     }
                 }
-                if out.vp8.is_none() {
-                    out.vp8 = Some(Vp8Rewriter::new());
+                if out.pictures.is_none() {
+                    out.pictures = Some(PictureRewriter::Vp8(Vp8Rewriter::new()));
+                }
+            }
+            let mut marker = None;
+            if let Some(d) = &vp9_descriptor {
+                let mut change = SvcChange::default();
+                let verdict = out.svc.judge(d, &mut change);
+                push_svc_events(&mut self.events, out.endpoint, oid, change);
+                match verdict {
+                    SvcVerdict::Drop => {
+                        out.switching.skip(u64::from(sid), hdr.sequence);
+                        out.stats.filtered += 1;
+                        continue;
+                    }
+                    SvcVerdict::Forward { end_of_picture } => marker = end_of_picture.then_some(true),
+                }
+                if out.pictures.is_none() {
+                    out.pictures = Some(PictureRewriter::Vp9(Vp9Rewriter::new()));
                 }
             }
             let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
@@ -1002,7 +1183,8 @@ impl Router {
                 out.stats.dropped += 1;
                 continue;
             };
-            write_packet(io, out, out_ep, plain, hdr.header_len, sid, seq, ts, dest, Sent::Media);
+            write_packet(io, out, out_ep, plain, hdr, sid, (seq, ts, marker), dest, Sent::Media, now_us);
+            probe(io, out, out_ep, plain, hdr, seq, ts, dest, now_us);
         }
         // The switched outputs leave their old sources' feeds.
         let mut completed = std::mem::take(&mut self.completed_switches);
@@ -1039,6 +1221,7 @@ impl Router {
         let mut keyframe_sources: Vec<u32> = Vec::new();
         let mut remb: Option<u64> = None;
         let mut nacks: Vec<(u32, Vec<u16>)> = Vec::new();
+        let mut transport_feedback = false;
         for fb in feedback {
             match fb {
                 rtcp::Feedback::Nack { media_ssrc, lost, .. } => {
@@ -1054,6 +1237,7 @@ impl Router {
                     }
                 }
                 rtcp::Feedback::Remb { bitrate_bps, .. } => remb = Some(bitrate_bps),
+                rtcp::Feedback::TransportCc { .. } => transport_feedback = true,
                 rtcp::Feedback::ReceiverReport { blocks, .. } => {
                     // Loss the receiver saw on what ferry sends it: reported (rate-limited) for slowlink.
                     let due = ep.last_loss_report_us == 0 || now_us.saturating_sub(ep.last_loss_report_us) >= REMB_EVENT_INTERVAL_US;
@@ -1073,12 +1257,51 @@ impl Router {
                 self.events.push(Event::Remb { endpoint: id, bitrate_bps });
             }
         }
+        if transport_feedback {
+            self.on_transport_feedback(id, &buf[..len], now_us, io);
+        }
         for src in keyframe_sources {
             self.request_keyframe(src, false, now_us, io);
         }
         for (oid, lost) in nacks {
             self.retransmit(oid, &lost, now_us, io);
         }
+    }
+
+    /// Transport-cc feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1) on what
+    /// ferry sent this endpoint: into its estimator; the layers follow the estimate.
+    fn on_transport_feedback(&mut self, id: u32, compound: &[u8], now_us: u64, io: &mut impl RouterIo) {
+        let Some(ep) = self.endpoints.get_mut(&id) else { return };
+        let Some(bwe) = ep.bwe.as_mut() else { return };
+        for packet in rtcp::packets(compound).map_while(Result::ok) {
+            if packet.packet_type == rtcp::PT_RTPFB && packet.count_or_fmt == rtcp::FMT_TRANSPORT_CC {
+                if let Some(bytes) = compound.get(packet.offset..packet.offset + packet.len) {
+                    if bwe.estimator.on_feedback(bytes, now_us) {
+                        bwe.feedback_received += 1;
+                    }
+                }
+            }
+        }
+        bwe.note_estimate(now_us);
+        if now_us.saturating_sub(bwe.last_choice_us) >= bandwidth::CHOOSE_INTERVAL_US {
+            bwe.last_choice_us = now_us;
+            self.choose_layers(id, now_us, io);
+        }
+        self.report_estimate(id, now_us);
+    }
+
+    /// `Event::BandwidthEstimate` when due (see `SendBwe::event_due`).
+    fn report_estimate(&mut self, id: u32, now_us: u64) {
+        let Some(bwe) = self.endpoints.get_mut(&id).and_then(|ep| ep.bwe.as_mut()) else { return };
+        if !bwe.event_due(now_us) {
+            return;
+        }
+        let bitrate_bps = bwe.estimator.estimate_bps();
+        bwe.last_event_us = now_us.max(1);
+        bwe.last_event_bps = bitrate_bps;
+        bwe.last_event_limited = bwe.limited;
+        let rtt_ms = bwe.estimator.rtt_us().map_or(0, |us| (us / 1000) as u32);
+        self.events.push(Event::BandwidthEstimate { endpoint: id, bitrate_bps, loss_permille: bwe.estimator.loss_permille(), rtt_ms, limited: bwe.limited });
     }
 
     /// Answers a generic NACK (RFC 4585 §6.2.1) for an output: each packet still in its
@@ -1114,8 +1337,14 @@ impl Router {
             out.rtx_tokens -= 1;
             let ts = hdr.timestamp.wrapping_add(ts_offset);
             match out.rtx {
-                Some(rtx) => write_rtx(io, out, rtx, out_ep, bytes, &hdr, out_seq, ts, dest),
-                None => write_packet(io, out, out_ep, bytes, hdr.header_len, sid_of(out), out_seq, ts, dest, Sent::Retransmission),
+                Some(rtx) => {
+                    if write_rtx(io, out, rtx, out_ep, bytes, &hdr, out_seq, ts, dest, now_us) {
+                        out.stats.retransmitted += 1;
+                    } else {
+                        out.stats.rtx_missed += 1;
+                    }
+                }
+                None => write_packet(io, out, out_ep, bytes, &hdr, sid_of(out), (out_seq, ts, None), dest, Sent::Retransmission, now_us),
             }
         }
     }
@@ -1218,6 +1447,20 @@ impl Router {
                 self.events.push(Event::SourceLoss { endpoint: src.endpoint, source: id, expected: interval.expected, lost: interval.lost });
             }
         }
+        self.publish_rates(now_us);
+        // Layers follow the sources' rates too, not only the estimate.
+        self.nack_scratch_sources.clear();
+        self.nack_scratch_sources.extend(
+            self.endpoints.values().filter(|ep| ep.bwe.as_ref().is_some_and(|b| now_us.saturating_sub(b.last_choice_us) >= bandwidth::RATE_INTERVAL_US)).map(|ep| ep.id),
+        );
+        for i in 0..self.nack_scratch_sources.len() {
+            let id = self.nack_scratch_sources[i];
+            if let Some(bwe) = self.endpoints.get_mut(&id).and_then(|ep| ep.bwe.as_mut()) {
+                bwe.last_choice_us = now_us;
+            }
+            self.choose_layers(id, now_us, io);
+            self.report_estimate(id, now_us);
+        }
         // Bitrate caps are repeated, as a receiver's REMB would be.
         self.nack_scratch_sources.clear();
         self.nack_scratch_sources.extend(
@@ -1240,6 +1483,34 @@ impl Router {
                     }
                 }
             }
+        }
+    }
+
+    /// Each home source's rate over the last interval, for every router's layer choice.
+    fn publish_rates(&mut self, now_us: u64) {
+        for (&id, src) in self.sources.iter_mut() {
+            let elapsed = now_us.saturating_sub(src.rate_mark_us);
+            if elapsed < bandwidth::RATE_INTERVAL_US {
+                continue;
+            }
+            let bytes = src.stats.bytes - src.rate_mark_bytes;
+            let bps = if src.rate_mark_us == 0 { 0 } else { bytes * 8 * 1_000_000 / elapsed };
+            let layered: u64 = src.temporal_bytes.iter().sum();
+            let mut temporal_permille = [0u16; 4];
+            if layered > 0 {
+                let mut cumulative = 0;
+                for (t, b) in src.temporal_bytes.iter().enumerate() {
+                    cumulative += b;
+                    if *b > 0 || cumulative < layered {
+                        temporal_permille[t] = (cumulative * 1000 / layered) as u16;
+                    }
+                }
+            }
+            src.stats.bitrate_bps = bps;
+            src.rate_mark_us = now_us;
+            src.rate_mark_bytes = src.stats.bytes;
+            src.temporal_bytes = [0; 4];
+            self.rates.set(id, SourceRate { bps, temporal_permille });
         }
     }
 
@@ -1267,7 +1538,22 @@ impl Router {
     }
 
     pub fn endpoint_stats(&self) -> Vec<(u32, u16, EndpointStats)> {
-        let mut v: Vec<_> = self.endpoints.values().map(|e| (e.id, e.local.port(), e.stats.clone())).collect();
+        let mut v: Vec<_> = self
+            .endpoints
+            .values()
+            .map(|e| {
+                let mut stats = e.stats.clone();
+                if let Some(bwe) = &e.bwe {
+                    stats.bwe_estimate_bps = bwe.estimator.estimate_bps();
+                    stats.bwe_loss_permille = bwe.estimator.loss_permille();
+                    stats.rtt_ms = bwe.estimator.rtt_us().map_or(0, |us| (us / 1000) as u32);
+                    stats.transport_feedback_received = bwe.feedback_received;
+                    stats.probe_packets = bwe.probe_packets;
+                    stats.bwe_limited = bwe.limited;
+                }
+                (e.id, e.local.port(), stats)
+            })
+            .collect();
         v.sort_by_key(|e| e.0);
         v
     }
@@ -1277,13 +1563,45 @@ impl Router {
         v
     }
     pub fn output_stats(&self) -> Vec<(u32, StreamStats)> {
-        let mut v: Vec<_> = self.outputs.iter().map(|(id, o)| (*id, o.stats.clone())).collect();
+        let mut v: Vec<_> = self
+            .outputs
+            .iter()
+            .map(|(id, o)| {
+                let layer = o.auto.as_ref().and_then(|a| a.chosen).map_or(-1, |l| l as i32);
+                (*id, StreamStats { layer, ..o.stats.clone() })
+            })
+            .collect();
         v.sort_by_key(|o| o.0);
         v
     }
     /// Packets per second of work is measured from these: everything received and sent.
     pub fn packet_totals(&self) -> u64 {
         self.endpoints.values().map(|e| e.stats.rx_packets + e.stats.tx_packets).sum()
+    }
+}
+
+/// The descriptor rewriter of an output's codec.
+enum PictureRewriter {
+    Vp8(Vp8Rewriter),
+    Vp9(Vp9Rewriter),
+}
+
+impl PictureRewriter {
+    fn rewrite(&mut self, source_id: u64, payload: &mut [u8]) {
+        match self {
+            Self::Vp8(rw) => rw.rewrite(source_id, payload),
+            Self::Vp9(rw) => rw.rewrite(source_id, payload),
+        }
+    }
+}
+
+/// Janus's `spatial_layer` / `temporal_layer` events for VP9 SVC changes that took effect.
+fn push_svc_events(events: &mut Vec<Event>, endpoint: u32, output: u32, change: SvcChange) {
+    if let Some(layer) = change.spatial {
+        events.push(Event::OutputSpatial { endpoint, output, layer: layer.unwrap_or(u8::MAX) });
+    }
+    if let Some(layer) = change.temporal {
+        events.push(Event::OutputTemporal { endpoint, output, layer: layer.unwrap_or(u8::MAX) });
     }
 }
 
@@ -1299,45 +1617,80 @@ enum Sent {
     Retransmission,
 }
 
-/// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT),
-/// encrypts it with the output endpoint's context and queues it.
+/// Writes the header of an outgoing copy of `plain` into `pkt`: as it is, or, when the
+/// transport numbers its packets (`SendBwe`), with the transport-wide sequence number as its
+/// only extension. Returns the header length.
+fn write_header(pkt: &mut [u8], plain: &[u8], hdr: &rtp::RtpHeader, bwe: Option<&SendBwe>) -> Option<usize> {
+    match bwe {
+        Some(bwe) => transport_sequence::write_header(pkt, plain, hdr, bwe.extension_id, bwe.next_seq),
+        None => {
+            pkt.get_mut(..hdr.header_len)?.copy_from_slice(plain.get(..hdr.header_len)?);
+            Some(hdr.header_len)
+        }
+    }
+}
+
+/// SRTP-protects the `len` bytes written in `pkt` for `ep`. `None` if protection failed or
+/// a WebRTC endpoint has no keys yet (RFC 8827 §6.5).
+fn protect(pkt: &mut [u8], ep: &mut Endpoint, len: usize) -> Option<usize> {
+    match ep.srtp_out.as_mut() {
+        Some(ctx) => ctx.protect_rtp(pkt, len).ok(),
+        None if ep.ice.is_some() => {
+            ep.stats.no_srtp_drops += 1;
+            None
+        }
+        None => Some(len),
+    }
+}
+
+/// Queues the protected packet just written; the transport-wide sequence number written in it
+/// is taken and the packet shown to the estimator.
+fn send_rtp(io: &mut impl RouterIo, ep: &mut Endpoint, out_len: usize, dest: SocketAddr, now_us: u64) {
+    if let Some(bwe) = ep.bwe.as_mut() {
+        let seq = bwe.take_seq();
+        bwe.estimator.on_packet_sent(seq, out_len, now_us);
+    }
+    io.commit_transmit(out_len, ep.transport, ep.id, &dest);
+}
+
+/// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT,
+/// transport-wide sequence number), encrypts it with the output endpoint's context and queues it.
 #[allow(clippy::too_many_arguments)]
-fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], header_len: usize, sid: u32, seq: u16, ts: u32, dest: SocketAddr, sent: Sent) {
-    let len = plain.len();
+fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, sid: u32, (seq, ts, marker): (u16, u32, Option<bool>), dest: SocketAddr, sent: Sent, now_us: u64) {
     let Some(pkt) = io.transmit_slot() else {
         out.stats.dropped += 1;
         return;
     };
-    let Some(head) = pkt.get_mut(..len) else {
+    let written = (|| {
+        let header_len = write_header(&mut pkt[..], plain, hdr, out_ep.bwe.as_ref())?;
+        let rest = plain.get(hdr.header_len..)?;
+        let len = header_len + rest.len();
+        let head = pkt.get_mut(..len)?;
+        head[header_len..].copy_from_slice(rest);
+        if let (Some(rw), Some(payload)) = (out.pictures.as_mut(), head.get_mut(header_len..)) {
+            rw.rewrite(u64::from(sid), payload);
+        }
+        if let Some(marker) = marker {
+            rtp::set_marker(head, marker);
+        }
+        rtp::set_ssrc(head, out.ssrc);
+        rtp::set_sequence(head, seq);
+        rtp::set_timestamp(head, ts);
+        if let Some(pt) = out.payload_type {
+            rtp::set_payload_type(head, pt);
+        }
+        Some(len)
+    })();
+    let Some(len) = written else {
         out.stats.dropped += 1;
         return;
     };
-    head.copy_from_slice(plain);
-    if let (Some(rw), Some(payload)) = (out.vp8.as_mut(), head.get_mut(header_len..)) {
-        rw.rewrite(u64::from(sid), payload);
-    }
-    rtp::set_ssrc(head, out.ssrc);
-    rtp::set_sequence(head, seq);
-    rtp::set_timestamp(head, ts);
-    if let Some(pt) = out.payload_type {
-        rtp::set_payload_type(head, pt);
-    }
-    let out_len = match out_ep.srtp_out.as_mut() {
-        Some(ctx) => match ctx.protect_rtp(&mut pkt[..], len) {
-            Ok(n) => n,
-            Err(_) => {
-                out.stats.dropped += 1;
-                out_ep.stats.tx_failed += 1;
-                return;
-            }
-        },
-        None if out_ep.ice.is_some() => {
-            out_ep.stats.no_srtp_drops += 1;
-            out.stats.dropped += 1;
-            return;
-        }
-        None => len,
+    let Some(out_len) = protect(&mut pkt[..], out_ep, len) else {
+        out.stats.dropped += 1;
+        out_ep.stats.tx_failed += u64::from(out_ep.srtp_out.is_some());
+        return;
     };
+    send_rtp(io, out_ep, out_len, dest, now_us);
     match sent {
         Sent::Media => {
             out.stats.packets += 1;
@@ -1345,57 +1698,62 @@ fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint,
         }
         Sent::Retransmission => out.stats.retransmitted += 1,
     }
-    io.commit_transmit(out_len, out_ep.transport, out_ep.id, &dest);
+}
+
+/// Probing (see `bandwidth`): while the transport is asked to probe, each media packet sent on
+/// an output with RTX earns probe bytes, paid as RTX copies of that same packet (at most two),
+/// so probes are paced like the media they ride on.
+#[allow(clippy::too_many_arguments)]
+fn probe(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, seq: u16, ts: u32, dest: SocketAddr, now_us: u64) {
+    let Some(rtx) = out.rtx else { return };
+    let size = plain.len() as u64;
+    let Some(bwe) = out_ep.bwe.as_mut().filter(|b| b.probe_permille > 0) else { return };
+    bwe.probe_credit += size * bwe.probe_permille / 1000;
+    for _ in 0..2 {
+        match out_ep.bwe.as_mut() {
+            Some(bwe) if bwe.probe_credit >= size => bwe.probe_credit -= size,
+            _ => return,
+        }
+        if !write_rtx(io, out, rtx, out_ep, plain, hdr, seq, ts, dest, now_us) {
+            return;
+        }
+        if let Some(bwe) = out_ep.bwe.as_mut() {
+            bwe.probe_packets += 1;
+        }
+    }
 }
 
 /// An RFC 4588 §4 retransmission of `plain` (sent as `out_seq`): the output's header with the
 /// RTX SSRC, payload type and sequence number, then the original sequence number (OSN), then
-/// the original payload (padding dropped).
+/// the original payload (padding dropped). Probes (`Sent::Media`) are such copies of packets
+/// just sent. False if it could not be sent.
 #[allow(clippy::too_many_arguments)]
-fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, out_seq: u16, ts: u32, dest: SocketAddr) {
-    let (Some(head), Some(payload)) = (plain.get(..hdr.header_len), hdr.payload(plain)) else {
-        out.stats.rtx_missed += 1;
-        return;
-    };
-    let len = head.len() + 2 + payload.len();
-    let Some(pkt) = io.transmit_slot() else {
-        out.stats.rtx_missed += 1;
-        return;
-    };
-    let Some(buf) = pkt.get_mut(..len) else {
-        out.stats.rtx_missed += 1;
-        return;
-    };
-    buf[..head.len()].copy_from_slice(head);
-    buf[head.len()..head.len() + 2].copy_from_slice(&out_seq.to_be_bytes());
-    buf[head.len() + 2..].copy_from_slice(payload);
-    if let (Some(rw), Some(sid)) = (out.vp8.as_mut(), out.source) {
-        if let Some(original) = buf.get_mut(head.len() + 2..) {
-            rw.rewrite(u64::from(sid), original);
-        }
-    }
-    buf[0] &= !0x20; // no padding
-    rtp::set_ssrc(buf, rtx.ssrc);
-    rtp::set_sequence(buf, out.rtx_seq);
-    rtp::set_timestamp(buf, ts);
-    rtp::set_payload_type(buf, rtx.payload_type);
-    out.rtx_seq = out.rtx_seq.wrapping_add(1);
-    let out_len = match out_ep.srtp_out.as_mut() {
-        Some(ctx) => match ctx.protect_rtp(&mut pkt[..], len) {
-            Ok(n) => n,
-            Err(_) => {
-                out.stats.rtx_missed += 1;
-                return;
+fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, out_seq: u16, ts: u32, dest: SocketAddr, now_us: u64) -> bool {
+    let Some(payload) = hdr.payload(plain) else { return false };
+    let Some(pkt) = io.transmit_slot() else { return false };
+    let written = (|| {
+        let header_len = write_header(&mut pkt[..], plain, hdr, out_ep.bwe.as_ref())?;
+        let len = header_len + 2 + payload.len();
+        let buf = pkt.get_mut(..len)?;
+        buf[header_len..header_len + 2].copy_from_slice(&out_seq.to_be_bytes());
+        buf[header_len + 2..].copy_from_slice(payload);
+        if let (Some(rw), Some(sid)) = (out.pictures.as_mut(), out.source) {
+            if let Some(original) = buf.get_mut(header_len + 2..) {
+                rw.rewrite(u64::from(sid), original);
             }
-        },
-        None if out_ep.ice.is_some() => {
-            out.stats.rtx_missed += 1;
-            return;
         }
-        None => len,
-    };
-    out.stats.retransmitted += 1;
-    io.commit_transmit(out_len, out_ep.transport, out_ep.id, &dest);
+        buf[0] &= !0x20; // no padding
+        rtp::set_ssrc(buf, rtx.ssrc);
+        rtp::set_sequence(buf, out.rtx_seq);
+        rtp::set_timestamp(buf, ts);
+        rtp::set_payload_type(buf, rtx.payload_type);
+        Some(len)
+    })();
+    let Some(len) = written else { return false };
+    out.rtx_seq = out.rtx_seq.wrapping_add(1);
+    let Some(out_len) = protect(&mut pkt[..], out_ep, len) else { return false };
+    send_rtp(io, out_ep, out_len, dest, now_us);
+    true
 }
 
 /// Queues one RTCP packet ferry originates on an endpoint, SRTCP-protected when the endpoint has

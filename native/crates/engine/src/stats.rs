@@ -1,5 +1,6 @@
 //! Counters kept by the media thread. Every drop has a named reason, so bad
 //! input shows up as a number rather than as a log line per packet.
+//! JavaScript reads them through native/src/stats.rs, which must name every field.
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -36,6 +37,18 @@ pub struct EndpointStats {
     pub rtx_in: u64,
     /// REMB packets ferry sent this endpoint's publisher (its bitrate cap).
     pub remb_sent: u64,
+    /// Send-side estimate of what the receiver's link takes (bits/s; 0 = not estimated).
+    pub bwe_estimate_bps: u64,
+    /// Recent share of what ferry sent that the receiver's transport-cc feedback says was lost (‰).
+    pub bwe_loss_permille: u32,
+    /// Round trip as transport-cc feedback shows it (ms; 0 = not known).
+    pub rtt_ms: u32,
+    /// Transport-cc feedback packets received from this endpoint's receiver.
+    pub transport_feedback_received: u64,
+    /// RTX copies sent to probe whether the link takes more.
+    pub probe_packets: u64,
+    /// Whether some output gets less than its preferred layers because of the estimate.
+    pub bwe_limited: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +70,10 @@ pub struct StreamStats {
     pub rtx_missed: u64,
     /// Outputs: packets of temporal layers above the output's choice, not sent (not a loss).
     pub filtered: u64,
+    /// Outputs choosing from simulcast layers: the layer chosen (index in its set; -1 = none).
+    pub layer: i32,
+    /// Sources: receive rate over the last half second (bits/s).
+    pub bitrate_bps: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

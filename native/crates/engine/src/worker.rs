@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
@@ -41,6 +42,9 @@ pub(crate) enum Command {
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     SetOutputTemporal { id: u32, layer: Option<u8>, reply: Reply<()> },
+    SetOutputSvc { id: u32, spatial: Option<u8>, temporal: Option<u8>, reply: Reply<u64> },
+    SetSendBwe { endpoint: u32, config: Option<BweConfig>, reply: Reply<u64> },
+    SetOutputLayers { id: u32, set: Option<LayerSet>, reply: Reply<u64> },
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
@@ -275,7 +279,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>) -> std::io::Result<Self> {
+    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>, rates: Arc<SourceRates>) -> std::io::Result<Self> {
         let mailbox = mailboxes.get(index).cloned().ok_or_else(|| std::io::Error::other("no mailbox"))?;
         let epoll = Epoll::new(256)?;
         // Edge-triggered: each wake is reported once and the eventfd is never read, which saves
@@ -288,7 +292,7 @@ impl Worker {
             mailbox,
             commands,
             events,
-            router: Router::new(index),
+            router: Router::with_source_rates(index, rates),
             io: WorkerIo {
                 me: index,
                 mailboxes,
@@ -482,6 +486,24 @@ impl Worker {
             Command::SwitchOutput { id, source, on_keyframe, reply } => {
                 self.io.messaged = 0;
                 let r = self.router.switch_output(id, source, on_keyframe, now_us, &mut self.io);
+                self.flush();
+                let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetOutputSvc { id, spatial, temporal, reply } => {
+                self.io.messaged = 0;
+                let r = self.router.set_output_svc(id, spatial, temporal, now_us, &mut self.io);
+                self.flush();
+                let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetSendBwe { endpoint, config, reply } => {
+                self.io.messaged = 0;
+                let r = self.router.set_send_bwe(endpoint, config, now_us, &mut self.io);
+                self.flush();
+                let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetOutputLayers { id, set, reply } => {
+                self.io.messaged = 0;
+                let r = self.router.set_output_layers(id, set, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
             }

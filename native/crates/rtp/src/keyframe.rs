@@ -80,84 +80,10 @@ fn vp8_is_keyframe(payload: &[u8]) -> bool {
 
 // ---- VP9 (RFC 9628, formerly draft-ietf-payload-vp9) ---------------------------------------
 
-const VP9_I: u8 = 0x80;
-const VP9_P: u8 = 0x40;
-const VP9_L: u8 = 0x20;
-const VP9_F: u8 = 0x10;
-const VP9_B: u8 = 0x08;
-const VP9_V: u8 = 0x02;
-const VP9_PICTURE_ID_M: u8 = 0x80;
-const VP9_P_DIFF_N: u8 = 0x01;
-const VP9_MAX_P_DIFF: usize = 3;
-const VP9_SS_Y: u8 = 0x10;
-const VP9_SS_G: u8 = 0x08;
-
-/// Walks the whole descriptor (§4.2) so a truncated one is rejected, then answers:
-/// beginning of a frame (B), not inter-picture predicted (P=0), of the base spatial layer
-/// (SID 0, when the layer indices are present): the first packet of a keyframe.
+/// The descriptor walked whole (`vp9::parse`, so a truncated one is refused), then: beginning
+/// of a frame (B), not inter-picture predicted (P=0), of the base spatial layer.
 fn vp9_is_keyframe(payload: &[u8]) -> bool {
-    vp9_descriptor(payload).unwrap_or(false)
-}
-
-fn vp9_descriptor(payload: &[u8]) -> Option<bool> {
-    let first = *payload.first()?;
-    let mut offset = 1;
-    if first & VP9_I != 0 {
-        let pid = *payload.get(offset)?;
-        offset += if pid & VP9_PICTURE_ID_M != 0 { 2 } else { 1 };
-    }
-    let mut spatial_id = 0;
-    if first & VP9_L != 0 {
-        // Layer indices: TID(3) U(1) SID(3) D(1); in non-flexible mode followed by TL0PICIDX.
-        let layer = *payload.get(offset)?;
-        spatial_id = (layer >> 1) & 0x07;
-        offset += 1;
-        if first & VP9_F == 0 {
-            offset += 1;
-        }
-    }
-    if first & VP9_F != 0 && first & VP9_P != 0 {
-        // Flexible mode reference indices: up to 3 P_DIFF octets, N marks "another follows".
-        for index in 0..VP9_MAX_P_DIFF {
-            let diff = *payload.get(offset)?;
-            offset += 1;
-            if diff & VP9_P_DIFF_N == 0 {
-                break;
-            }
-            if index + 1 == VP9_MAX_P_DIFF {
-                return None;
-            }
-        }
-    }
-    if first & VP9_V != 0 {
-        offset = vp9_scalability_structure(payload, offset)?;
-    }
-    // A descriptor with nothing after it carries no frame data.
-    payload.get(offset)?;
-    Some(first & VP9_B != 0 && first & VP9_P == 0 && spatial_id == 0)
-}
-
-/// §4.2.1 scalability structure; returns the offset just past it.
-fn vp9_scalability_structure(payload: &[u8], mut offset: usize) -> Option<usize> {
-    let ss = *payload.get(offset)?;
-    offset += 1;
-    let spatial_layers = usize::from(ss >> 5) + 1;
-    if ss & VP9_SS_Y != 0 {
-        offset += spatial_layers * 4; // WIDTH(16) HEIGHT(16) per spatial layer
-    }
-    if ss & VP9_SS_G != 0 {
-        let groups = *payload.get(offset)?;
-        offset += 1;
-        for _ in 0..groups {
-            // TID(3) U(1) R(2) RSV(2), then R reference P_DIFF octets.
-            let group = *payload.get(offset)?;
-            offset += 1 + usize::from((group >> 2) & 0x03);
-        }
-    }
-    if offset > payload.len() {
-        return None;
-    }
-    Some(offset)
+    crate::vp9::parse(payload).is_some_and(|d| d.starts_keyframe())
 }
 
 // ---- H.264 (RFC 6184) -----------------------------------------------------------------------
@@ -265,11 +191,11 @@ mod tests {
         assert!(is_keyframe(VideoCodec::Vp9, &key));
         // Same with P: inter-predicted.
         let mut inter = key;
-        inter[0] |= VP9_P;
+        inter[0] |= 0x40; // P
         assert!(!is_keyframe(VideoCodec::Vp9, &inter));
         // Not the beginning of the frame.
         let mut middle = key;
-        middle[0] &= !VP9_B;
+        middle[0] &= !0x08; // B
         assert!(!is_keyframe(VideoCodec::Vp9, &middle));
         // Upper spatial layer (SID 1) of the keyframe picture is not its first packet.
         let mut upper = key;

@@ -12,9 +12,12 @@
 //! - [`rtx_buffer`]: fixed-capacity packet store for answering NACKs.
 //! - [`nack`]: which missing packets to NACK, and when to retry or give up.
 //! - [`vp8`]: the VP8 payload descriptor: temporal layer, PictureID/TL0PICIDX rewriting.
+//! - [`vp9`]: the VP9 payload descriptor: SVC layer choice, PICTURE ID/TL0PICIDX rewriting.
+//! - [`picture_numbering`]: picture ids kept continuous across switches (VP8 and VP9).
 //! - [`bwe`]: transport-cc feedback reader and a send-side (GCC-like) bandwidth estimator.
 //! - [`audio_level`]: RFC 6464 levels averaged per window of packets.
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
+//! - [`transport_sequence`]: the transport-wide sequence number on what ferry sends.
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
@@ -27,13 +30,16 @@ pub mod bwe;
 mod bytes;
 pub mod keyframe;
 pub mod nack;
+pub mod picture_numbering;
 pub mod rtcp;
 pub mod reception;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
+pub mod transport_sequence;
 pub mod twcc;
 pub mod vp8;
+pub mod vp9;
 
 pub use audio_level::AudioLevelMeter;
 pub use bwe::SendSideBwe;
@@ -44,3 +50,4 @@ pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
 pub use twcc::TwccRecorder;
 pub use vp8::Vp8Rewriter;
+pub use vp9::{SvcSelector, Vp9Rewriter};

@@ -5,6 +5,8 @@
 //! NACKed as soon as a later one shows it missing, then again every retry interval (about
 //! one round trip, so a retransmission in flight is not asked for twice), up to
 //! [`MAX_RETRIES`] times or until it is older than [`MAX_AGE_US`]; then it is given up.
+//! The round trip is learnt from the repairs themselves: a packet NACKed once that then
+//! arrives took one round trip (Karn's rule, RFC 6298 §3: retried ones are ambiguous).
 //! Nothing is allocated per packet: missing numbers live in a ring of fixed size.
 
 /// NACKs per missing packet before giving up (werift and libwebrtc use about 10).
@@ -49,6 +51,8 @@ pub struct NackGenerator {
     head: usize,
     len: usize,
     rtt_us: u64,
+    /// Whether `rtt_us` was measured (else the default or what `set_rtt_us` gave).
+    rtt_measured: bool,
     stats: NackStats,
 }
 
@@ -66,6 +70,7 @@ impl NackGenerator {
             head: 0,
             len: 0,
             rtt_us: DEFAULT_RTT_US,
+            rtt_measured: false,
             stats: NackStats::default(),
         }
     }
@@ -73,6 +78,11 @@ impl NackGenerator {
     /// The round-trip time to the sender (e.g. from RTCP SR/RR, RFC 3550 §6.4.1): retries wait that long.
     pub fn set_rtt_us(&mut self, rtt_us: u64) {
         self.rtt_us = rtt_us;
+    }
+
+    /// The round trip retries wait for: measured from repairs, or the default.
+    pub fn rtt_us(&self) -> u64 {
+        self.rtt_us
     }
 
     pub fn stats(&self) -> NackStats {
@@ -151,8 +161,15 @@ impl NackGenerator {
         }
         // Late or repaired: no longer missing.
         if let Some(i) = (0..self.len).find(|&i| self.at(i).ext == ext) {
+            let m = *self.at(i);
             self.remove(i);
             self.stats.recovered += 1;
+            if let (1, Some(sent)) = (m.retries, m.sent_us) {
+                // Smoothed as RFC 6298 §2 does (gain 1/8); the first sample is taken as it is.
+                let sample = now_us.saturating_sub(sent).max(1);
+                self.rtt_us = if self.rtt_measured { (7 * self.rtt_us + sample) / 8 } else { sample };
+                self.rtt_measured = true;
+            }
         }
     }
 
@@ -195,6 +212,33 @@ impl NackGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_follow_the_round_trip_learnt_from_repairs() {
+        let mut g = NackGenerator::new();
+        let mut t = 0u64;
+        let mut seq = 0u16;
+        // Every tenth packet is lost once and repaired 40 ms after its NACK.
+        for _ in 0..50 {
+            for _ in 0..10 {
+                g.on_packet(seq, t);
+                seq += 1;
+                t += 1_000;
+            }
+            seq += 1; // lost
+            g.on_packet(seq, t);
+            seq += 1;
+            assert_eq!(polled(&mut g, t), vec![seq - 2]);
+            t += 40_000;
+            g.on_packet(seq - 2, t);
+        }
+        assert!((39_000..=41_000).contains(&g.rtt_us()), "{}", g.rtt_us());
+        // A loss now is asked for again after about 40 ms, not the default 100 ms.
+        g.on_packet(seq + 1, t);
+        assert_eq!(polled(&mut g, t), vec![seq]);
+        assert!(polled(&mut g, t + 30_000).is_empty());
+        assert_eq!(polled(&mut g, t + 41_000), vec![seq]);
+    }
 
     fn polled(g: &mut NackGenerator, now: u64) -> Vec<u16> {
         let mut v = Vec::new();

@@ -7,6 +7,8 @@
 //! (`switch.rs`). [`Vp8Rewriter`] does that per output; [`parse`] reads the fields, including
 //! the temporal layer (TID) and its layer-sync bit for temporal-layer selection.
 
+use crate::picture_numbering::{read_picture_id, write_picture_id, PictureNumbering};
+
 const X: u8 = 0x80;
 const S: u8 = 0x10;
 const PID_MASK: u8 = 0x07;
@@ -14,7 +16,6 @@ const I: u8 = 0x80;
 const L: u8 = 0x40;
 const T: u8 = 0x20;
 const K: u8 = 0x10;
-const M: u8 = 0x80;
 
 /// What the descriptor of one packet says, with where the rewritable fields are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,15 +42,9 @@ pub fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
         let &ext = payload.get(at)?;
         at += 1;
         if ext & I != 0 {
-            let &b = payload.get(at)?;
-            if b & M != 0 {
-                let &lo = payload.get(at + 1)?;
-                d.picture_id = Some((u16::from(b & 0x7f) << 8 | u16::from(lo), true, at));
-                at += 2;
-            } else {
-                d.picture_id = Some((u16::from(b), false, at));
-                at += 1;
-            }
+            let (value, wide) = read_picture_id(payload, at)?;
+            d.picture_id = Some((value, wide, at));
+            at += if wide { 2 } else { 1 };
         }
         if ext & L != 0 {
             d.tl0picidx = Some((*payload.get(at)?, at));
@@ -67,28 +62,11 @@ pub fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
     Some(d)
 }
 
-fn write_picture_id(payload: &mut [u8], at: usize, wide: bool, value: u16) {
-    if wide {
-        if let Some(b) = payload.get_mut(at..at + 2) {
-            b[0] = M | ((value >> 8) as u8 & 0x7f);
-            b[1] = value as u8;
-        }
-    } else if let Some(b) = payload.get_mut(at) {
-        *b = (value & 0x7f) as u8;
-    }
-}
-
-/// Per output: keeps PictureID and TL0PICIDX continuous whatever source feeds the output.
-/// Within one source, `out = in + offset` (15- or 7-bit, and 8-bit arithmetic), so the source's
-/// own gaps and reordering stay visible; a new source goes on from the last value sent + 1.
+/// Per output: keeps PictureID and TL0PICIDX continuous whatever source feeds the output
+/// (see `picture_numbering`).
 #[derive(Debug, Clone, Default)]
 pub struct Vp8Rewriter {
-    source: Option<u64>,
-    picture_offset: u16,
-    tl0_offset: u8,
-    /// Highest PictureID sent (15-bit space) and last TL0PICIDX sent.
-    last_picture: Option<u16>,
-    last_tl0: Option<u8>,
+    numbering: PictureNumbering,
 }
 
 impl Vp8Rewriter {
@@ -99,41 +77,13 @@ impl Vp8Rewriter {
     /// Rewrites the descriptor of `payload`, a packet of `source_id`, in place.
     pub fn rewrite(&mut self, source_id: u64, payload: &mut [u8]) {
         let Some(d) = parse(payload) else { return };
-        if self.source != Some(source_id) {
-            // A new source: its first picture follows the last one sent.
-            self.source = Some(source_id);
-            self.picture_offset = match (d.picture_id, self.last_picture) {
-                (Some((pid, _, _)), Some(last)) => last.wrapping_add(1).wrapping_sub(pid),
-                _ => 0,
-            };
-            self.tl0_offset = match (d.tl0picidx, self.last_tl0) {
-                (Some((tl0, _)), Some(last)) => last.wrapping_add(1).wrapping_sub(tl0),
-                _ => 0,
-            };
-        }
-        if let Some((pid, wide, at)) = d.picture_id {
-            let out = pid.wrapping_add(self.picture_offset) & 0x7fff;
+        let (picture, tl0) = self.numbering.map(source_id, d.picture_id.map(|p| p.0), d.tl0picidx.map(|t| t.0));
+        if let (Some((_, wide, at)), Some(out)) = (d.picture_id, picture) {
             write_picture_id(payload, at, wide, out);
-            // Serial order in the 15-bit space (7-bit ids are compared as their low bits).
-            let newer = self.last_picture.map_or(true, |last| {
-                let diff = out.wrapping_sub(last) & 0x7fff;
-                diff != 0 && diff < 0x4000
-            });
-            if newer {
-                self.last_picture = Some(out);
-            }
         }
-        if let Some((tl0, at)) = d.tl0picidx {
-            let out = tl0.wrapping_add(self.tl0_offset);
+        if let (Some((_, at)), Some(out)) = (d.tl0picidx, tl0) {
             if let Some(b) = payload.get_mut(at) {
                 *b = out;
-            }
-            let newer = self.last_tl0.map_or(true, |last| {
-                let diff = out.wrapping_sub(last);
-                diff != 0 && diff < 0x80
-            });
-            if newer {
-                self.last_tl0 = Some(out);
             }
         }
     }
@@ -142,6 +92,8 @@ impl Vp8Rewriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const M: u8 = 0x80;
 
     /// X=1, I=1 (15-bit PictureID), L=1, T=1: the descriptor Chrome sends with temporal layers.
     fn packet(start: bool, pid: u16, tl0: u8, tid: u8, sync: bool) -> Vec<u8> {
