@@ -6,8 +6,8 @@
  * the new file, never a torn one), owner-only because secrets and PINs are in
  * it in plain text.
  */
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeOwnerOnlyAtomically } from '../../core/AtomicFile.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/Json.js';
 import { DEFAULT_COLLISION_MS, type MediaConfig, type MountpointConfig } from './Mountpoint.js';
 
@@ -20,7 +20,6 @@ export class MountpointStoreError extends Error {
 
 export class MountpointStore {
   private readonly saved = new Map<number, MountpointConfig>();
-  private tempCounter = 0;
 
   constructor(readonly path: string) {}
 
@@ -67,23 +66,9 @@ export class MountpointStore {
   /** Writes the file first and only then updates memory, so a failed write changes nothing. */
   private write(next: Map<number, MountpointConfig>): void {
     const text = `${JSON.stringify({ mountpoints: [...next.values()] }, null, 2)}\n`;
-    const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${++this.tempCounter}.tmp`);
     try {
-      const fd = openSync(temp, 'w', 0o600);
-      try {
-        fchmodSync(fd, 0o600);
-        writeSync(fd, text);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, this.path);
+      writeOwnerOnlyAtomically(this.path, text);
     } catch (err) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // The temporary file may not exist (open failed): nothing to clean.
-      }
       throw new MountpointStoreError(`could not save mountpoints file ${this.path}: ${(err as Error).message}`);
     }
     this.saved.clear();
