@@ -204,6 +204,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     maxMLines: config.media.max_mlines,
+    ...(config.media.bandwidth_estimation ? { bandwidthEstimation: { startBitrate: config.media.bwe_start_bitrate, maxBitrate: config.media.bwe_max_bitrate } } : {}),
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
     // Before any port is leased. 490 is what Janus answers when it cannot set up a handle's
     // ICE/PeerConnection ("Error setting ICE locally").

@@ -1,5 +1,5 @@
 /**
- * Composition root: builds the registry, auth, plugins, routers, transports
+ * Composition root: builds the registry, auth, plugins, APIs, transports
  * and metrics from one configuration; `start()` listens, `stop()` ends every
  * session through the same path as any other ending and closes everything.
  */
@@ -22,7 +22,7 @@ import { EchoTestPlugin } from './plugins/echotest/EchoTestPlugin.js';
 import { AdminApi, type FerryStatus } from './transports/AdminApi.js';
 import { registerDemoPages, type DemoPagesOptions } from './demos/DemoPages.js';
 import { HttpTransport } from './transports/HttpTransport.js';
-import { RequestRouter } from './transports/RequestRouter.js';
+import { ClientApi } from './transports/ClientApi.js';
 import { JANUS_ADMIN_WS_PROTOCOL, JANUS_WS_PROTOCOL, WebSocketTransport } from './transports/WebSocketTransport.js';
 import { WhipWhep } from './transports/WhipWhep.js';
 
@@ -90,7 +90,7 @@ export class Gateway {
   readonly plugins = new PluginRegistry();
   readonly auth: RequestAuth;
   readonly metrics: Metrics;
-  readonly router: RequestRouter;
+  readonly clientApi: ClientApi;
   readonly admin: AdminApi;
   /** WHIP/WHEP resources on the Janus HTTP listener (null when off). */
   whipWhep: WhipWhep | null = null;
@@ -159,7 +159,7 @@ export class Gateway {
     this.auth = new RequestAuth(config.auth.api_secret, tokens, config.auth.admin_secret);
 
     const serverInfo = () => this.serverInfo();
-    this.router = new RequestRouter({
+    this.clientApi = new ClientApi({
       registry: this.registry,
       plugins: this.plugins,
       auth: this.auth,
@@ -275,7 +275,7 @@ export class Gateway {
       if (c.http.enabled) {
         const t = new HttpTransport({
           name: 'janus.http',
-          router: this.router,
+          api: this.clientApi,
           basePath: c.http.base_path,
           bind: c.http.bind,
           port: c.http.port,
@@ -295,7 +295,7 @@ export class Gateway {
       }
       if (c.websocket.enabled) {
         const t = new WebSocketTransport({
-          name: 'janus.websocket', protocol: JANUS_WS_PROTOCOL, router: this.router, bind: c.websocket.bind, port: c.websocket.port,
+          name: 'janus.websocket', protocol: JANUS_WS_PROTOCOL, api: this.clientApi, bind: c.websocket.bind, port: c.websocket.port,
           messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry,
         });
         this.transports.push(t);
@@ -304,7 +304,7 @@ export class Gateway {
       if (c.admin_http.enabled) {
         const t = new HttpTransport({
           name: 'admin.http',
-          router: this.admin,
+          api: this.admin,
           basePath: c.admin_http.base_path,
           bind: c.admin_http.bind,
           port: c.admin_http.port,
@@ -318,7 +318,7 @@ export class Gateway {
       }
       if (c.admin_websocket.enabled) {
         const t = new WebSocketTransport({
-          name: 'admin.websocket', protocol: JANUS_ADMIN_WS_PROTOCOL, router: this.admin, bind: c.admin_websocket.bind,
+          name: 'admin.websocket', protocol: JANUS_ADMIN_WS_PROTOCOL, api: this.admin, bind: c.admin_websocket.bind,
           port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger,
         });
         this.transports.push(t);

@@ -470,6 +470,12 @@ impl NativeEngine {
         })
     }
 
+    /// A source's receive rate over the last half second (bits/s; 0 before it is measured).
+    #[napi]
+    pub fn source_bitrate(&self, id: u32) -> Result<f64> {
+        guard("sourceBitrate", || Ok(self.engine()?.source_bitrate(id) as f64))
+    }
+
     /// Packets received so far by every source, as `[id, packets, id, packets, …]`: what the
     /// once-a-second media monitor reads, without a counters object for every endpoint, source
     /// and output (`stats()`), so that reading it leaves next to no garbage in JavaScript.

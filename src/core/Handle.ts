@@ -117,7 +117,7 @@ export class Handle {
     return true;
   }
 
-  /** Janus `message`: optional jsep first (validated by the router), then the plugin. */
+  /** Janus `message`: optional jsep first (validated by the client API), then the plugin. */
   async message(transaction: string, body: JsonObject, jsep: Jsep | undefined): Promise<PluginReply> {
     if (this.currentState === 'detached') throw new JanusError(JanusErrorCode.HANDLE_NOT_FOUND, `No such handle ${this.id}`);
     this.placementGroup = this.pluginHandle.placementGroup?.(body) ?? this.placementGroup;

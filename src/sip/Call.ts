@@ -5,9 +5,14 @@
  * step depends on an SDP having been exchanged. An offerless incoming INVITE
  * (RFC 3261 §13.2.1) is first-class: `offerless` is true, our 2xx carries the
  * offer and the answer arrives in the ACK (`confirmed` event).
+ *
+ * The UA creates each call as one of its two sides, which keep what only
+ * that side knows: InviteClient.ts (outgoing, RFC 3261 §13.2) and
+ * InviteServer.ts (incoming, §13.3).
  */
 import { Emitter } from './Emitter.js';
 import type { Dialog } from './Dialog.js';
+import type { InviteOkRetransmitter } from './InviteOkRetransmitter.js';
 import type { SipRequest, SipResponse } from './SipMessage.js';
 
 export type CallDirection = 'incoming' | 'outgoing';
@@ -73,6 +78,8 @@ export class Call extends Emitter<CallEvents> {
   remoteSdp: string | null;
   localSdp: string | null = null;
   termination: TerminationInfo | undefined;
+  /** The UA's latest 2xx to an INVITE or re-INVITE on this call, sent again until its ACK (§13.3.1.4). */
+  okRetransmitter: InviteOkRetransmitter | undefined;
 
   constructor(
     readonly direction: CallDirection,

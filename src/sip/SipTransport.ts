@@ -37,6 +37,12 @@ export interface SipTransport extends Emitter<TransportEvents> {
   close(): Promise<void>;
 }
 
+/** A transport and the peer at its other end: where a request came from, or where it was sent. */
+export interface SipFlow {
+  transport: SipTransport;
+  remote: SipEndpoint;
+}
+
 const key = (e: SipEndpoint) => `${e.host}:${e.port}`;
 
 export class UdpTransport extends Emitter<TransportEvents> implements SipTransport {

@@ -5,8 +5,8 @@
  * `state × input → (next state, actions)`, interpreted by one small loop, so
  * every transition is visible in one place and testable on a fake clock.
  *
- * Also here: the UA core's 2xx-to-INVITE retransmitter (§13.3.1.4), which
- * lives outside the INVITE server transaction because a 2xx terminates it.
+ * The UA core's 2xx-to-INVITE retransmitter (§13.3.1.4) is not here but in
+ * InviteOkRetransmitter.ts: a 2xx terminates the INVITE server transaction.
  */
 import type { Clock, Timer } from '../time/Clock.js';
 import {
@@ -87,6 +87,9 @@ export interface ClientTransactionUser {
   /** §17.1.4: the TU treats it as a 503. */
   onTransportError(): void;
 }
+
+/** A TU for requests nothing waits on (BYE, CANCEL): their outcome is dropped. */
+export const IGNORE_OUTCOME: ClientTransactionUser = { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} };
 
 // ---------------------------------------------------------------- client INVITE (§17.1.1, Figure 5)
 export type ClientInviteState = 'calling' | 'proceeding' | 'completed' | 'terminated';
@@ -552,65 +555,5 @@ export class TransactionLayer {
   /** Transport loss: every transaction sending over it fails (§17.1.4). */
   failAll(filter: (tx: ClientTransaction | ServerTransaction) => boolean): void {
     for (const tx of [...this.clients.values(), ...this.servers.values()]) if (filter(tx)) tx.transportError();
-  }
-}
-
-// ---------------------------------------------------------------- 2xx retransmission (§13.3.1.4)
-export type OkRetransmitState = 'waitingAck' | 'acked' | 'timedOut';
-export type OkRetransmitInput = 'timer' | 'ack' | 'giveUp';
-export const OK_RETRANSMIT_TABLE: Record<OkRetransmitState, Partial<Record<OkRetransmitInput, OkRetransmitState>>> = {
-  waitingAck: { timer: 'waitingAck', ack: 'acked', giveUp: 'timedOut' },
-  acked: {},
-  timedOut: {},
-};
-
-/**
- * §13.3.1.4: the UAS core retransmits its 2xx at T1, doubling up to T2, until
- * the ACK arrives; after 64*T1 without ACK it gives up (and should send BYE).
- * On a reliable transport the 2xx is sent once but the ACK is still awaited.
- */
-export class InviteOkRetransmitter {
-  state: OkRetransmitState = 'waitingAck';
-  private interval: number;
-  private retransmitTimer?: Timer;
-  private giveUpTimer: Timer;
-
-  constructor(
-    private readonly ok: SipResponse,
-    private readonly transmit: (res: SipResponse) => void,
-    private readonly clock: Clock,
-    private readonly config: TimerConfig,
-    reliable: boolean,
-    private readonly onNoAck: () => void,
-  ) {
-    this.interval = config.t1;
-    transmit(ok);
-    if (!reliable) this.retransmitTimer = clock.setTimeout(() => this.step('timer'), this.interval);
-    this.giveUpTimer = clock.setTimeout(() => this.step('giveUp'), 64 * config.t1);
-  }
-
-  /** The ACK for this 2xx arrived. */
-  acked(): void {
-    this.step('ack');
-  }
-
-  /** Stops without an ACK (e.g. the call was torn down). */
-  cancel(): void {
-    this.retransmitTimer?.cancel();
-    this.giveUpTimer.cancel();
-  }
-
-  private step(input: OkRetransmitInput): void {
-    const next = OK_RETRANSMIT_TABLE[this.state][input];
-    if (!next) return;
-    this.state = next;
-    if (input === 'timer') {
-      this.transmit(this.ok);
-      this.interval = Math.min(2 * this.interval, this.config.t2);
-      this.retransmitTimer = this.clock.setTimeout(() => this.step('timer'), this.interval);
-      return;
-    }
-    this.cancel();
-    if (input === 'giveUp') this.onNoAck();
   }
 }

@@ -1,7 +1,11 @@
 /**
  * ferry's SIP user agent: transports + transactions + dialogs + registration
  * (RFC 3261 §8, §12–§18). One UserAgent is one SIP account (as one Sofia-SIP
- * NUA per Janus SIP-plugin handle).
+ * NUA per Janus SIP-plugin handle). Its parts: TransportLayer.ts (the wire,
+ * §18), Transactions.ts (§17), InviteClient.ts and InviteServer.ts (the two
+ * sides of a call, §13), DialogRequests.ts (requests within a dialog, §12.2)
+ * and Registration.ts (§10). This file is the core that ties them together:
+ * the calls by dialog, requests outside a dialog, and the API below.
  *
  * API (used by the SIP plugin):
  *
@@ -38,27 +42,25 @@
  *
  * Wire taps for tests and logs: 'sent' (msg, to), 'received' (msg, from), 'parseError'.
  */
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { SystemClock, type Clock } from '../time/Clock.js';
-import { Call, type InDialogRequestEvent } from './Call.js';
+import type { Call, InDialogRequestEvent } from './Call.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Dialog, dialogKey } from './Dialog.js';
+import { DialogRequests, requestEvent } from './DialogRequests.js';
 import { Emitter } from './Emitter.js';
+import { InviteClient, type InviteClientCore } from './InviteClient.js';
+import { InviteServer, type InviteServerCore } from './InviteServer.js';
 import { Registration, type RegistrationEvents } from './Registration.js';
 import { AccountRoutes, applyRoutes } from './RouteSet.js';
 import {
-  SipHeaders, cseqOf, formatNameAddr, formatVia, headerNameAddr, makeResponse, newBranch, newCallId, newTag,
+  SipHeaders, cseqOf, formatNameAddr, headerNameAddr, makeResponse, newCallId, newTag,
   parseNameAddr, tagOf, topVia, type SipMessage, type SipRequest, type SipResponse,
 } from './SipMessage.js';
-import { parseSipMessage, type SipParseError } from './SipParser.js';
-import { serializeSipMessage } from './SipSerializer.js';
-import { TcpTransport, UdpTransport, type SipEndpoint, type SipTransport, type TransportProtocol } from './SipTransport.js';
-import { parseSipUri, uriDestination } from './SipUri.js';
-import {
-  DEFAULT_TIMERS, InviteOkRetransmitter, TransactionLayer,
-  type ClientTransactionUser, type ServerTransaction, type TimerConfig,
-} from './Transactions.js';
+import type { SipParseError } from './SipParser.js';
+import { TcpTransport, UdpTransport, type SipEndpoint, type TransportProtocol } from './SipTransport.js';
+import { parseSipUri } from './SipUri.js';
+import { TransportLayer } from './TransportLayer.js';
+import { DEFAULT_TIMERS, IGNORE_OUTCOME, TransactionLayer, type TimerConfig } from './Transactions.js';
 
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE'] as const;
 const ALLOW = ALLOWED_METHODS.join(', ');
@@ -124,24 +126,6 @@ export type UserAgentEvents = RegistrationEvents & {
   error: [err: unknown];
 };
 
-interface Source {
-  transport: SipTransport;
-  remote: SipEndpoint;
-}
-
-interface OutgoingState {
-  call: Call;
-  /** INVITE as last sent (with Via), for CANCEL (§9.1) and 2xx-retransmission ACKs. */
-  sentInvite?: SipRequest;
-  source?: Source;
-  cancelRequested: boolean;
-  cancelSent: boolean;
-  gotProvisional: boolean;
-  ack?: { request: SipRequest; nextHop: string };
-  credentials?: DigestCredentials;
-  authTries: number;
-}
-
 export class UserAgent extends Emitter<UserAgentEvents> {
   readonly clock: Clock;
   readonly timers: TimerConfig;
@@ -150,15 +134,14 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   registration: Registration | undefined;
   private registrationTransport: TransportProtocol = 'udp';
   private aor: string | undefined;
-  private readonly calls = new Map<string, Call>(); // by dialog key, and by `pending|callId|localTag` before a dialog exists
+  /** By dialog key, and by `pending|callId|localTag` before a dialog exists. */
+  private readonly calls = new Map<string, InviteClient | InviteServer>();
   /** Incoming INVITEs by Call-ID, From tag and CSeq (§8.2.2.2), to recognise one arriving again. */
-  private readonly incomingInvites = new Map<string, Call>();
-  private readonly outgoing = new WeakMap<Call, OutgoingState>();
-  private readonly okRetransmitters = new WeakMap<Call, InviteOkRetransmitter>();
-  private readonly serverInvites = new WeakMap<Call, ServerTransaction>();
-  private readonly sources = new WeakMap<SipRequest, Source>();
-  private readonly reinviteAcks = new Map<string, { request: SipRequest; nextHop: string }>();
-  private closed = false;
+  private readonly incomingInvites = new Map<string, InviteServer>();
+  private readonly transportLayer: TransportLayer;
+  private readonly dialogRequests: DialogRequests;
+  /** What the two sides of a call use of this UA (InviteClient.ts, InviteServer.ts). */
+  private readonly inviteCore: InviteClientCore & InviteServerCore;
 
   private constructor(
     readonly options: UserAgentOptions,
@@ -171,11 +154,40 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.transactions = new TransactionLayer(this.clock, this.timers);
     this.routes = new AccountRoutes(options.outboundProxy);
     this.onListenerError = (err) => this.emit('error', err);
-    for (const t of [udp, tcp]) {
-      if (!t) continue;
-      t.on('message', (data, from) => this.receive(data, { transport: t, remote: from }));
-      t.on('loss', (info) => this.onTransportLoss(t, info.remote));
-    }
+    this.transportLayer = new TransportLayer(udp, tcp, this.transactions, options.userAgent, {
+      receiveRequest: (req) => this.receiveRequest(req),
+      receiveResponse: (res) => this.receiveResponse(res),
+      transportLost: () => this.onTransportLoss(),
+      sent: (msg, to, protocol) => this.emit('sent', msg, to, protocol),
+      received: (msg, from, protocol) => this.emit('received', msg, from, protocol),
+      parseError: (error, from, answered) => this.emit('parseError', error, from, answered),
+    });
+    const wire = this.transportLayer;
+    this.inviteCore = {
+      clock: this.clock,
+      timers: this.timers,
+      allow: ALLOW,
+      contact: (protocol) => this.contact(protocol),
+      sendRequest: (req, nextHop, fallback, tu, branch) => wire.sendRequest(req, nextHop, fallback, tu, branch),
+      sendAck: (ack, fallback) => wire.sendAck(ack, fallback),
+      sendBye: (call) => this.sendBye(call),
+      flowOf: (request) => wire.flowOf(request),
+      callOfDialog: (key) => this.calls.get(key),
+      addDialog: (key, call) => void this.calls.set(key, call),
+      serverTransaction: (req, tu) => wire.serverTransaction(req, tu),
+      respond: (req, res) => wire.respond(req, res),
+      reliableFor: (req) => wire.reliableFor(req),
+    };
+    this.dialogRequests = new DialogRequests({
+      clock: this.clock,
+      timers: this.timers,
+      transportLayer: wire,
+      allow: ALLOW,
+      credentials: () => this.options.credentials,
+      callOfDialog: (key) => this.calls.get(key),
+      replyNew: (req, status, extra) => this.replyNew(req, status, extra),
+      protocolFor: (call) => this.protocolFor(call),
+    });
   }
 
   static async create(options: UserAgentOptions): Promise<UserAgent> {
@@ -191,15 +203,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     return new UserAgent(options, udp, tcp);
   }
 
-  private transportFor(protocol: TransportProtocol): SipTransport {
-    const t = protocol === 'tcp' ? this.tcp ?? this.udp : this.udp ?? this.tcp;
-    if (!t) throw new Error('no transport');
-    return t;
-  }
-
   /** Our Contact (name-addr) for a transport (§8.1.1.8). */
   contact(protocol: TransportProtocol = 'udp'): string {
-    const t = this.transportFor(protocol);
+    const t = this.transportLayer.transportFor(protocol);
     const user = this.options.user ?? 'ferry';
     const host = t.local.host.includes(':') ? `[${t.local.host}]` : t.local.host;
     return `<sip:${user}@${host}:${t.local.port}${t.protocol === 'tcp' ? ';transport=tcp' : ''}>`;
@@ -225,7 +231,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       ...(opts.backoffMaxMs !== undefined ? { backoffMaxMs: opts.backoffMaxMs } : {}),
     };
     const reg = new Registration(regOptions, this.routes, (req, nextHop, done) => {
-      this.sendRequest(req, nextHop, this.registrationTransport, {
+      this.transportLayer.sendRequest(req, nextHop, this.registrationTransport, {
         onResponse: (res) => done({ kind: 'response', response: res }),
         onTimeout: () => done({ kind: 'timeout' }),
         onTransportError: () => done({ kind: 'transportError' }),
@@ -253,133 +259,15 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.registration?.transportLost();
   }
 
-  private onTransportLoss(t: SipTransport, remote: SipEndpoint | undefined): void {
-    if (this.closed) return;
-    // §17.1.4 / §17.2.4: transactions over a lost TCP connection fail now rather than by timeout.
-    if (t.reliable && remote) {
-      this.transactions.failAll((tx) => {
-        const src = this.sources.get(tx.request);
-        return !!src && src.transport === t && src.remote.host === remote.host && src.remote.port === remote.port;
-      });
-    }
+  /** A connection or transport failed (its transactions failed with it): re-register (lessons §2). */
+  private onTransportLoss(): void {
     const reg = this.registration;
     if (reg && (reg.state === 'registered' || reg.state === 'refreshing' || reg.state === 'retrying')) {
       reg.transportLost();
     }
   }
 
-  // ------------------------------------------------------------------ sending
-  private async resolve(uri: string, fallback: TransportProtocol): Promise<{ endpoint: SipEndpoint; protocol: TransportProtocol } | null> {
-    const parsed = parseSipUri(uri);
-    if (!parsed) return null;
-    const dest = uriDestination(parsed);
-    const protocol = parsed.params.has('transport') || parsed.scheme === 'sips' ? dest.transport : fallback;
-    let host = dest.host;
-    if (isIP(host) === 0) {
-      try {
-        host = (await lookup(host, { family: 4 })).address;
-      } catch {
-        return null;
-      }
-    }
-    return { endpoint: { host, port: dest.port }, protocol };
-  }
-
-  private transmit(msg: SipMessage, source: Source): void {
-    if (this.closed) return;
-    source.transport.send(serializeSipMessage(msg), source.remote);
-    this.emit('sent', msg, source.remote, source.transport.protocol);
-  }
-
-  /**
-   * Sends a request in a new client transaction (§8.1.2, §18.1.1): adds Via
-   * (new branch, rport per RFC 3581), Max-Forwards and User-Agent, resolves the
-   * next hop and reports through `tu`. Failure to resolve is a transport error.
-   */
-  sendRequest(req: SipRequest, nextHop: string, fallback: TransportProtocol, tu: ClientTransactionUser, branch?: string): void {
-    void this.resolve(nextHop, fallback).then((dest) => {
-      if (this.closed) return;
-      if (!dest) return tu.onTransportError();
-      const transport = this.transportFor(dest.protocol);
-      const source: Source = { transport, remote: dest.endpoint };
-      this.prepare(req, transport, branch);
-      this.sources.set(req, source);
-      this.transactions.sendRequest(req, (m) => this.transmit(m, source), transport.reliable, tu);
-    });
-  }
-
-  private prepare(req: SipRequest, transport: SipTransport, branch?: string): void {
-    const host = transport.local.host.includes(':') ? `[${transport.local.host}]` : transport.local.host;
-    req.headers.remove('Via');
-    req.headers.prepend('Via', `SIP/2.0/${transport.protocol.toUpperCase()} ${host}:${transport.local.port};branch=${branch ?? newBranch()};rport`);
-    if (!req.headers.has('Max-Forwards')) req.headers.add('Max-Forwards', '70');
-    if (this.options.userAgent && !req.headers.has('User-Agent')) req.headers.add('User-Agent', this.options.userAgent);
-  }
-
-  /** ACK for a 2xx is sent outside any transaction (§13.2.2.4, §17.1.1.3). */
-  private sendAck(ack: { request: SipRequest; nextHop: string }, fallback: TransportProtocol): void {
-    void this.resolve(ack.nextHop, fallback).then((dest) => {
-      if (!dest || this.closed) return;
-      const transport = this.transportFor(dest.protocol);
-      if (!ack.request.headers.has('Via')) this.prepare(ack.request, transport);
-      this.transmit(ack.request, { transport, remote: dest.endpoint });
-    });
-  }
-
-  /** §18.2.2: responses go back over the request's connection, or to its source address/port (rport). */
-  private respond(req: SipRequest, res: SipResponse): void {
-    const src = this.sources.get(req);
-    if (!src) return;
-    if (this.options.userAgent && !res.headers.has('Server')) res.headers.add('Server', this.options.userAgent);
-    this.transmit(res, src);
-  }
-
-  private respondStateless(req: SipRequest, status: number, extra: Headers = [], reason?: string): void {
-    const res = makeResponse(req, status, reason, newTag());
-    for (const [n, v] of extra) res.headers.add(n, v);
-    this.respond(req, res);
-  }
-
   // ------------------------------------------------------------------ receiving
-  private receive(data: Buffer, source: Source): void {
-    if (this.closed) return;
-    const parsed = parseSipMessage(data);
-    if (!parsed.ok) {
-      const partial = parsed.error.partialRequest;
-      // Answer 400 (or 505/513) when enough was understood to address a response (§8.2, RFC 4475 §3.1.2).
-      if (partial) {
-        this.sources.set(partial, source);
-        this.stampVia(partial, source);
-        this.respondStateless(partial, parsed.error.status, [], parsed.error.status === 400 ? `Bad Request (${parsed.error.reason})` : undefined);
-      }
-      this.emit('parseError', parsed.error, source.remote, !!partial);
-      return;
-    }
-    const msg = parsed.message;
-    this.emit('received', msg, source.remote, source.transport.protocol);
-    if (msg.kind === 'response') return this.receiveResponse(msg);
-    this.sources.set(msg, source);
-    this.stampVia(msg, source);
-    this.receiveRequest(msg);
-  }
-
-  /** RFC 3261 §18.2.1 `received`, RFC 3581 §4 `rport`: record where the request really came from. */
-  private stampVia(req: SipRequest, source: Source): void {
-    const via = topVia(req);
-    if (!via) return;
-    if (via.host !== source.remote.host) via.params.set('received', source.remote.host);
-    if (via.params.has('rport')) {
-      via.params.set('rport', String(source.remote.port));
-      if (!via.params.has('received')) via.params.set('received', source.remote.host);
-    }
-    // Rewrite the Via lines as one value per line (equivalent, §7.3.1) with the top one stamped.
-    const values = req.headers.getAll('Via');
-    const first = req.headers.list.findIndex((h) => h.name === 'Via');
-    const others = req.headers.list.filter((h) => h.name !== 'Via');
-    const rebuilt = [formatVia(via), ...values.slice(1)].map((value) => ({ name: 'Via', value }));
-    req.headers.list.splice(0, req.headers.list.length, ...others.slice(0, first), ...rebuilt, ...others.slice(first));
-  }
-
   private receiveResponse(res: SipResponse): void {
     // §8.1.3.3: more than one Via means the response was misrouted to us.
     if (res.headers.getAll('Via').length !== 1) return;
@@ -389,15 +277,15 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (cseq?.method === 'INVITE' && res.status >= 200 && res.status < 300) {
       const key = dialogKey({ callId: res.headers.get('Call-ID') ?? '', localTag: tagOf(headerNameAddr(res, 'From')) ?? '', remoteTag: tagOf(headerNameAddr(res, 'To')) ?? '' });
       const call = this.calls.get(key);
-      const ack = this.reinviteAcks.get(`${key}|${cseq.seq}`) ?? (call ? this.outgoing.get(call)?.ack : undefined);
-      if (ack) this.sendAck(ack, 'udp');
+      const ack = this.dialogRequests.reinviteAck(key, cseq.seq) ?? (call instanceof InviteClient ? call.ackSent : undefined);
+      if (ack) this.transportLayer.sendAck(ack, 'udp');
     }
   }
 
   private receiveRequest(req: SipRequest): void {
     // Retransmissions and ACKs for non-2xx finals are absorbed by their transactions (§17.2.3).
     if (this.transactions.receiveRequest(req)) return;
-    if (req.method === 'ACK') return this.receiveAck(req);
+    if (req.method === 'ACK') return this.dialogRequests.receiveAck(req);
 
     const scheme = req.uri.slice(0, req.uri.indexOf(':')).toLowerCase();
     if (scheme !== 'sip' && scheme !== 'sips') return this.replyNew(req, 416);
@@ -405,8 +293,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const require = req.headers.getAll('Require');
     if (require.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', require.join(', ')]]);
 
-    const toTag = tagOf(headerNameAddr(req, 'To'));
-    if (toTag !== undefined) return this.receiveInDialog(req, toTag);
+    if (tagOf(headerNameAddr(req, 'To')) !== undefined) return this.dialogRequests.receive(req);
     switch (req.method) {
       case 'INVITE': return this.receiveInvite(req);
       case 'CANCEL': return this.receiveCancel(req);
@@ -419,14 +306,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   /** A final response in a fresh server transaction (so retransmissions get the same answer). */
   private replyNew(req: SipRequest, status: number, extra: Headers = []): void {
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const tx = this.transportLayer.serverTransaction(req);
     const res = makeResponse(req, status, undefined, newTag());
     for (const [n, v] of extra) res.headers.add(n, v);
     tx.respond(res);
-  }
-
-  private reliableFor(req: SipRequest): boolean {
-    return this.sources.get(req)?.transport.reliable ?? false;
   }
 
   private receiveInvite(req: SipRequest): void {
@@ -441,14 +324,11 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       return;
     }
     const localTag = newTag();
-    const call = new Call('incoming', req, callId, localTag);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), {
-      onFailure: (why) => call.transition(why === 'timeout' ? 'noAck' : 'transportError', { by: 'remote', code: 408, reason: why }),
-    });
-    this.serverInvites.set(call, tx);
+    const call = new InviteServer(this.inviteCore, req, callId, localTag);
+    const tx = call.transaction;
     // §17.2.1: 100 Trying at once, so the caller stops retransmitting.
     tx.respond(makeResponse(req, 100));
-    const dialog = Dialog.asUas(req, localTag, this.contact(this.sources.get(req)?.transport.protocol ?? 'udp'), 'early');
+    const dialog = Dialog.asUas(req, localTag, this.contact(this.transportLayer.flowOf(req)?.transport.protocol ?? 'udp'), 'early');
     if (!dialog) {
       tx.respond(makeResponse(req, 400, 'Bad Request (no Contact)', localTag));
       return;
@@ -468,7 +348,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   }
 
   private forget(call: Call): void {
-    this.okRetransmitters.get(call)?.cancel();
+    call.okRetransmitter?.cancel();
     // Keep the dialog entry briefly so late retransmissions (BYE, 2xx) still match; drop it after 64*T1.
     const key = call.dialog?.key;
     if (key) this.clock.setTimeout(() => { if (this.calls.get(key) === call) this.calls.delete(key); }, 64 * this.timers.t1);
@@ -476,10 +356,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   private receiveCancel(req: SipRequest): void {
     const inviteTx = this.transactions.findInviteForCancel(req);
-    const cancelTx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const cancelTx = this.transportLayer.serverTransaction(req);
     if (!inviteTx) return void cancelTx.respond(makeResponse(req, 481, undefined, newTag()));
     // §9.2: 200 to the CANCEL; if no final response was sent yet, 487 to the INVITE.
-    const call = [...this.calls.values()].find((c) => c.direction === 'incoming' && this.serverInvites.get(c) === inviteTx);
+    const call = [...this.calls.values()].find((c) => c instanceof InviteServer && c.transaction === inviteTx);
     cancelTx.respond(makeResponse(req, 200, undefined, call?.localTag ?? newTag()));
     if (inviteTx.state === 'proceeding') {
       inviteTx.respond(makeResponse(inviteTx.request, 487, undefined, call?.localTag ?? newTag()));
@@ -487,98 +367,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     }
   }
 
-  private receiveAck(ack: SipRequest): void {
-    const key = this.inDialogKey(ack);
-    const call = key ? this.calls.get(key) : undefined;
-    if (!call) return; // §17.2.3: a stray ACK is never answered
-    const retransmitter = this.okRetransmitters.get(call);
-    if (retransmitter && retransmitter.state === 'waitingAck') retransmitter.acked();
-    const sdp = ack.body.length > 0 ? ack.body.toString('utf8') : null;
-    if (sdp !== null && call.offerless) call.remoteSdp = sdp;
-    if (call.transition('ack')) call.emit('confirmed', ack, sdp);
-  }
-
-  private inDialogKey(req: SipRequest): string | null {
-    const toTag = tagOf(headerNameAddr(req, 'To'));
-    const fromTag = tagOf(headerNameAddr(req, 'From')) ?? '';
-    const callId = req.headers.get('Call-ID');
-    if (!toTag || !callId) return null;
-    return dialogKey({ callId, localTag: toTag, remoteTag: fromTag });
-  }
-
-  private receiveInDialog(req: SipRequest, _toTag: string): void {
-    const key = this.inDialogKey(req);
-    const call = key ? this.calls.get(key) : undefined;
-    const dialog = call?.dialog;
-    if (!call || !dialog || (call.terminated && req.method !== 'BYE')) return this.replyNew(req, 481);
-    if (call.terminated) return this.replyNew(req, 200); // BYE retransmission after we ended
-    // §12.2.2: out-of-order CSeq → 500.
-    if (!dialog.acceptRemoteCseq(req)) return this.replyNew(req, 500);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
-    const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
-      const res = makeResponse(req, code, undefined, call.localTag);
-      if (req.method === 'INVITE' || req.method === 'UPDATE') res.headers.add('Contact', dialog.localContact);
-      for (const [n, v] of headers) res.headers.add(n, v);
-      if (body) {
-        res.body = Buffer.from(body, 'utf8');
-        res.headers.set('Content-Type', contentType ?? 'application/sdp');
-      }
-      if (req.method === 'INVITE' && code >= 200 && code < 300) {
-        tx.respond(res);
-        // §13.3.1.4 applies to re-INVITE 2xx as well.
-        this.okRetransmitters.get(call)?.cancel();
-        this.okRetransmitters.set(call, new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {}));
-      } else tx.respond(res);
-    };
-    switch (req.method) {
-      case 'BYE': {
-        reply(200);
-        call.transition('bye', { by: 'remote', code: 200, reason: 'BYE' });
-        return;
-      }
-      case 'INVITE':
-      case 'UPDATE': {
-        if (req.method === 'INVITE') tx.respond(makeResponse(req, 100));
-        dialog.refreshTarget(req);
-        const ev = this.inDialogEvent(req, reply);
-        const name = req.method === 'INVITE' ? 'reinvite' : 'update';
-        if (call.listenerCount(name) === 0) return reply(488);
-        call.emit(name, ev);
-        if (!ev.answered()) return; // answered later by the application
-        return;
-      }
-      case 'INFO':
-      case 'MESSAGE': {
-        const ev = this.inDialogEvent(req, reply);
-        call.emit(req.method === 'INFO' ? 'info' : 'message', ev);
-        if (!ev.answered()) reply(200);
-        return;
-      }
-      case 'OPTIONS':
-        return reply(200, null, [['Allow', ALLOW]]);
-      default:
-        return reply(405, null, [['Allow', ALLOW]]);
-    }
-  }
-
-  private inDialogEvent(req: SipRequest, reply: (code: number, body?: string | null, headers?: Headers, contentType?: string) => void): InDialogRequestEvent & { answered(): boolean } {
-    let answered = false;
-    return {
-      request: req,
-      body: req.body.length > 0 ? req.body.toString('utf8') : null,
-      contentType: req.headers.get('Content-Type'),
-      respond: (code, body, headers, contentType) => {
-        if (answered && code >= 200) return;
-        if (code >= 200) answered = true;
-        reply(code, body, headers, contentType);
-      },
-      answered: () => answered,
-    };
-  }
-
   private receiveOutOfDialogMessage(req: SipRequest): void {
     if (this.listenerCount('message') === 0) return this.replyNew(req, 405, [['Allow', ALLOW]]);
-    const tx = this.transactions.createServer(req, (m) => this.respond(req, m), this.reliableFor(req), { onFailure: () => {} });
+    const tx = this.transportLayer.serverTransaction(req);
     const reply = (code: number, body?: string | null, headers: Headers = [], contentType?: string) => {
       const res = makeResponse(req, code, undefined, newTag());
       for (const [n, v] of headers) res.headers.add(n, v);
@@ -588,7 +379,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       }
       tx.respond(res);
     };
-    const ev = this.inDialogEvent(req, reply);
+    const ev = requestEvent(req, reply);
     this.emit('message', { ...ev, from: headerNameAddr(req, 'From')?.uri ?? '' });
     if (!ev.answered()) reply(200);
   }
@@ -596,38 +387,8 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   // ------------------------------------------------------------------ incoming call API
   /** Answers an incoming INVITE (1xx, 2xx with SDP, or a failure). */
   answer(call: Call, code: number, sdp?: string | null, headers: Headers = []): void {
-    const tx = this.serverInvites.get(call);
-    if (call.direction !== 'incoming' || !tx || !call.dialog) throw new Error('answer() needs an incoming call');
-    if (code < 101 || code > 699) throw new Error(`invalid status code ${code}`);
-    const req = call.invite;
-    const input = code < 200 ? 'send1xx' : code < 300 ? 'send2xx' : 'sendFailure';
-    if (code >= 200 && code < 300 && !sdp) throw new Error('a 2xx to INVITE needs SDP (answer, or offer for an offerless INVITE)');
-    if (!call.transition(input, code >= 300 ? { by: 'local', code, reason: 'declined' } : undefined)) {
-      throw new Error(`cannot answer ${code} in state ${call.state}`);
-    }
-    const res = makeResponse(req, code, undefined, call.localTag);
-    if (code < 300) res.headers.add('Contact', call.dialog.localContact);
-    if (code >= 200 && code < 300) res.headers.add('Allow', ALLOW);
-    for (const [n, v] of headers) res.headers.add(n, v);
-    if (sdp && code < 300) {
-      res.body = Buffer.from(sdp, 'utf8');
-      res.headers.set('Content-Type', 'application/sdp');
-      call.localSdp = sdp;
-    }
-    if (code >= 200 && code < 300) {
-      call.dialog.state = 'confirmed';
-      tx.respond(res);
-      // §13.3.1.4: the core, not the transaction, retransmits the 2xx until the ACK.
-      const rt = new InviteOkRetransmitter(res, (m) => this.respond(req, m), this.clock, this.timers, this.reliableFor(req), () => {
-        if (call.state === 'accepting') {
-          this.sendBye(call);
-          call.transition('noAck', { by: 'local', code: 408, reason: 'no ACK' });
-        }
-      });
-      this.okRetransmitters.set(call, rt);
-    } else {
-      tx.respond(res);
-    }
+    if (!(call instanceof InviteServer)) throw new Error('answer() needs an incoming call');
+    call.answer(code, sdp, headers);
   }
 
   // ------------------------------------------------------------------ outgoing call API
@@ -642,7 +403,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     if (!parseSipUri(target)) throw new Error(`invalid target URI: ${target}`);
     const from = this.fromFor(opts);
     const localTag = tagOf(parseNameAddr(from)) ?? '';
-    const callId = opts.callId ?? newCallId(this.transportFor('udp').local.host);
+    const callId = opts.callId ?? newCallId(this.transportLayer.transportFor('udp').local.host);
     const routed = applyRoutes(target, this.routes.forInitialRequest());
     const headers = new SipHeaders();
     for (const r of routed.routeHeaders) headers.add('Route', r);
@@ -657,130 +418,26 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     for (const [n, v] of opts.headers ?? []) headers.add(n, v);
     if (sdp) headers.add('Content-Type', 'application/sdp');
     const request: SipRequest = { kind: 'request', method: 'INVITE', uri: routed.requestUri, headers, body: Buffer.from(sdp ?? '', 'utf8') };
-    const call = new Call('outgoing', request, callId, localTag);
+    const call = new InviteClient(this.inviteCore, request, callId, localTag, opts.credentials ?? this.options.credentials);
     call.localSdp = sdp;
-    const state: OutgoingState = { call, cancelRequested: false, cancelSent: false, gotProvisional: false, authTries: 0 };
-    const creds = opts.credentials ?? this.options.credentials;
-    if (creds) state.credentials = creds;
-    this.outgoing.set(call, state);
     this.calls.set(`pending|${callId}|${localTag}`, call);
     call.on('terminated', () => {
       this.calls.delete(`pending|${callId}|${localTag}`);
       this.forget(call);
     });
-    this.sendInvite(state, request, routed.nextHop, protocol);
+    call.send(request, routed.nextHop, protocol);
     return call;
-  }
-
-  private sendInvite(state: OutgoingState, request: SipRequest, nextHop: string, protocol: TransportProtocol): void {
-    const { call } = state;
-    state.sentInvite = request;
-    this.sendRequest(request, nextHop, protocol, {
-      onResponse: (res) => this.onInviteResponse(state, request, nextHop, protocol, res),
-      onTimeout: () => {
-        if (call.transition('recvFailure', { by: 'remote', code: 408, reason: 'Request Timeout' })) call.emit('failed', 408, 'Request Timeout');
-      },
-      onTransportError: () => {
-        if (call.transition('transportError', { by: 'local', code: 503, reason: 'Transport Error' })) call.emit('failed', 503, 'Transport Error');
-      },
-    });
-  }
-
-  private onInviteResponse(state: OutgoingState, request: SipRequest, nextHop: string, protocol: TransportProtocol, res: SipResponse): void {
-    const { call } = state;
-    call.invite = request;
-    if (res.status < 200) {
-      if (res.status > 100) state.gotProvisional = true;
-      if (res.status > 100 && call.transition('recv1xx')) call.emit('provisional', res);
-      else if (res.status === 100) call.emit('provisional', res);
-      // §9.1: a CANCEL waits for a provisional response.
-      if (state.cancelRequested && !state.cancelSent && res.status > 100) this.sendCancel(state, protocol);
-      return;
-    }
-    if (res.status < 300) {
-      const dialog = Dialog.asUac(request, res, this.contact(protocol));
-      if (!dialog) return;
-      dialog.refreshTarget(res);
-      const seq = cseqOf(request)?.seq ?? 1;
-      const existing = this.calls.get(dialog.key);
-      if (existing && existing !== call) return; // §13.2.2.4 forked 2xx for another call: ignore
-      if (call.dialog && call.dialog.key !== dialog.key) {
-        // A second 2xx from another fork (§13.2.2.4): ACK it and hang it up.
-        const extra = dialog.createAck(seq);
-        this.sendAck(extra, protocol);
-        const bye = dialog.createRequest('BYE');
-        this.sendRequest(bye.request, bye.nextHop, protocol, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
-        return;
-      }
-      call.dialog = dialog;
-      this.calls.set(dialog.key, call);
-      const sdp = res.body.length > 0 ? res.body.toString('utf8') : null;
-      call.remoteSdp = sdp;
-      // §13.2.2.4: ACK the 2xx; an offerless INVITE's ACK must carry our answer (ua.ack()).
-      if (call.localSdp !== null || state.cancelRequested) {
-        state.ack = dialog.createAck(seq);
-        this.sendAck(state.ack, protocol);
-      }
-      if (state.cancelRequested) {
-        // The 2xx crossed our CANCEL: the call was established anyway, so end it with BYE (§9.1).
-        call.transition('recv2xx');
-        this.sendBye(call);
-        call.transition('bye', { by: 'local', code: 487, reason: 'cancelled' });
-        return;
-      }
-      if (call.transition('recv2xx')) call.emit('accepted', res, sdp);
-      return;
-    }
-    if ((res.status === 401 || res.status === 407) && state.credentials && state.authTries < 1 && !call.terminated) {
-      const answers = answerChallenges(res, state.credentials, 'INVITE', request.uri);
-      if (answers.length > 0) {
-        // §22.2: same Call-ID, From tag and To; CSeq + 1; fresh branch.
-        state.authTries++;
-        const retry: SipRequest = { ...request, headers: request.headers.clone() };
-        retry.headers.remove('Via');
-        retry.headers.remove('Authorization');
-        retry.headers.remove('Proxy-Authorization');
-        const seq = (cseqOf(request)?.seq ?? 1) + 1;
-        retry.headers.set('CSeq', `${seq} INVITE`);
-        for (const a of answers) retry.headers.add(a.header, a.value);
-        this.sendInvite(state, retry, nextHop, protocol);
-        return;
-      }
-    }
-    if (call.transition('recvFailure', { by: 'remote', code: res.status, reason: res.reason })) call.emit('failed', res.status, res.reason, res);
   }
 
   /** After an offerless outgoing INVITE: the ACK carries our SDP answer (§13.2.2.4). */
   ack(call: Call, sdp: string): void {
-    const state = this.outgoing.get(call);
-    if (!state || !call.dialog || state.ack) throw new Error('ack() needs an accepted offerless outgoing call not yet ACKed');
-    const seq = cseqOf(call.invite)?.seq ?? 1;
-    state.ack = call.dialog.createAck(seq, { body: sdp, contentType: 'application/sdp' });
-    call.localSdp = sdp;
-    this.sendAck(state.ack, this.sources.get(call.invite)?.transport.protocol ?? 'udp');
+    if (!(call instanceof InviteClient)) throw new Error('ack() needs an accepted offerless outgoing call not yet ACKed');
+    call.sendAckWithAnswer(sdp);
   }
 
   /** CANCEL an outgoing call (§9.1); sent now if a provisional arrived, else when one does. */
   cancel(call: Call): void {
-    const state = this.outgoing.get(call);
-    if (!state || (call.state !== 'calling' && call.state !== 'early')) return;
-    state.cancelRequested = true;
-    if (state.gotProvisional && !state.cancelSent) this.sendCancel(state, this.sources.get(call.invite)?.transport.protocol ?? 'udp');
-  }
-
-  private sendCancel(state: OutgoingState, protocol: TransportProtocol): void {
-    const invite = state.sentInvite;
-    if (!invite) return;
-    state.cancelSent = true;
-    // §9.1: same Request-URI, Call-ID, From, To (no tag), CSeq number, Route and top Via branch as the INVITE.
-    const headers = new SipHeaders();
-    for (const name of ['Route', 'Max-Forwards', 'From', 'To', 'Call-ID'] as const) for (const v of invite.headers.getAll(name)) headers.add(name, v);
-    headers.add('CSeq', `${cseqOf(invite)?.seq ?? 1} CANCEL`);
-    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
-    const branch = topVia(invite)?.params.get('branch') ?? undefined;
-    const src = this.sources.get(invite);
-    const nextHop = src ? `sip:${src.remote.host.includes(':') ? `[${src.remote.host}]` : src.remote.host}:${src.remote.port}${src.transport.protocol === 'tcp' ? ';transport=tcp' : ''}` : invite.uri;
-    this.sendRequest(cancel, nextHop, protocol, { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} }, branch);
+    if (call instanceof InviteClient) call.cancel();
   }
 
   /** Ends a call whatever its state (idempotent): BYE, CANCEL, or 480 for an unanswered incoming call. */
@@ -794,7 +451,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       this.answer(call, 480, null, headers);
       return;
     }
-    this.okRetransmitters.get(call)?.cancel();
+    call.okRetransmitter?.cancel();
     this.sendBye(call, headers);
     call.transition('bye', { by: 'local', code: 200, reason: 'BYE' });
   }
@@ -802,74 +459,34 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   private sendBye(call: Call, headers: Headers = []): void {
     if (!call.dialog) return;
     const { request, nextHop } = call.dialog.createRequest('BYE', { headers });
-    this.sendRequest(request, nextHop, this.protocolFor(call), { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} });
+    this.transportLayer.sendRequest(request, nextHop, this.protocolFor(call), IGNORE_OUTCOME);
   }
 
   private protocolFor(call: Call): TransportProtocol {
-    return this.sources.get(call.invite)?.transport.protocol ?? 'udp';
-  }
-
-  /**
-   * Sends an in-dialog request and resolves with its final outcome; a 401/407
-   * is answered once with the UA's credentials (§22.2).
-   */
-  private inDialogRequest(call: Call, method: string, body: string | null, contentType: string | undefined, headers: Headers): Promise<RequestOutcome> {
-    const dialog = call.dialog;
-    if (!dialog || call.terminated) return Promise.resolve({ code: 481, reason: 'Call/Transaction Does Not Exist' });
-    return new Promise((resolve) => {
-      let authTries = 0;
-      const attempt = (auth: Headers) => {
-        const { request, nextHop } = dialog.createRequest(method, { body: body ?? undefined, contentType, headers: [...headers, ...auth] });
-        this.sendRequest(request, nextHop, this.protocolFor(call), {
-          onResponse: (res) => {
-            if (res.status < 200) return;
-            if ((res.status === 401 || res.status === 407) && authTries < 1 && this.options.credentials) {
-              const answers = answerChallenges(res, this.options.credentials, method, request.uri);
-              if (answers.length > 0) {
-                authTries++;
-                return attempt(answers.map((a) => [a.header, a.value] as const));
-              }
-            }
-            if (method === 'INVITE' && res.status < 300) {
-              dialog.refreshTarget(res);
-              const ack = dialog.createAck(cseqOf(request)?.seq ?? 0);
-              this.reinviteAcks.set(`${dialog.key}|${cseqOf(request)?.seq ?? 0}`, ack);
-              this.sendAck(ack, this.protocolFor(call));
-            }
-            if (method === 'UPDATE' && res.status < 300) dialog.refreshTarget(res);
-            // §12.2.1.2: 481/408 to an in-dialog request ends the dialog.
-            if (res.status === 481 || res.status === 408) call.transition('bye', { by: 'remote', code: res.status, reason: res.reason });
-            resolve({ code: res.status, reason: res.reason, response: res });
-          },
-          onTimeout: () => resolve({ code: 408, reason: 'Request Timeout' }),
-          onTransportError: () => resolve({ code: 503, reason: 'Transport Error' }),
-        });
-      };
-      attempt([]);
-    });
+    return this.transportLayer.flowOf(call.invite)?.transport.protocol ?? 'udp';
   }
 
   info(call: Call, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
-    return this.inDialogRequest(call, 'INFO', content, contentType, headers);
+    return this.dialogRequests.send(call, 'INFO', content, contentType, headers);
   }
 
   reinvite(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {
     call.localSdp = sdp;
-    return this.inDialogRequest(call, 'INVITE', sdp, 'application/sdp', headers);
+    return this.dialogRequests.send(call, 'INVITE', sdp, 'application/sdp', headers);
   }
 
   update(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {
     call.localSdp = sdp;
-    return this.inDialogRequest(call, 'UPDATE', sdp, 'application/sdp', headers);
+    return this.dialogRequests.send(call, 'UPDATE', sdp, 'application/sdp', headers);
   }
 
   /** MESSAGE in a call's dialog, or out of dialog to a URI (routed via proxy + Service-Route). */
   message(to: Call | string, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
-    if (typeof to !== 'string') return this.inDialogRequest(to, 'MESSAGE', content, contentType, headers);
+    if (typeof to !== 'string') return this.dialogRequests.send(to, 'MESSAGE', content, contentType, headers);
     if (!parseSipUri(to)) return Promise.resolve({ code: 400, reason: 'invalid target URI' });
     const routed = applyRoutes(to, this.routes.forInitialRequest());
     const from = this.fromFor({});
-    const callId = newCallId(this.transportFor('udp').local.host);
+    const callId = newCallId(this.transportLayer.transportFor('udp').local.host);
     return new Promise((resolve) => {
       let seq = 1;
       let authTries = 0;
@@ -884,7 +501,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
         for (const [n, v] of [...headers, ...auth]) h.add(n, v);
         h.add('Content-Type', contentType);
         const request: SipRequest = { kind: 'request', method: 'MESSAGE', uri: routed.requestUri, headers: h, body: Buffer.from(content, 'utf8') };
-        this.sendRequest(request, routed.nextHop, this.registrationTransport, {
+        this.transportLayer.sendRequest(request, routed.nextHop, this.registrationTransport, {
           onResponse: (res) => {
             if (res.status < 200) return;
             if ((res.status === 401 || res.status === 407) && authTries < 1 && this.options.credentials) {
@@ -907,10 +524,10 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   /** Stops everything: registration timers, 2xx retransmissions, sockets. Sends nothing. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.transportLayer.isClosed) return;
+    const closing = this.transportLayer.close(); // sends nothing from here on
     this.registration?.dispose();
-    for (const call of new Set(this.calls.values())) this.okRetransmitters.get(call)?.cancel();
-    await Promise.all([this.udp?.close(), this.tcp?.close()]);
+    for (const call of new Set(this.calls.values())) call.okRetransmitter?.cancel();
+    await closing;
   }
 }

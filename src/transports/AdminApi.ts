@@ -4,15 +4,12 @@
  * `info`/`ping`. `ferry_status` adds the derived resource counts.
  */
 import type { QuotaStatus } from '../core/Quotas.js';
-import type { Logger } from 'pino';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { requireInteger, requireString } from '../core/Fields.js';
 import { field, isJsonObject, type JsonObject } from '../core/Json.js';
 import type { Session } from '../core/Session.js';
-import type { SessionRegistry } from '../core/SessionRegistry.js';
-import type { RequestAuth } from '../core/auth/RequestAuth.js';
 import type { PluginRegistry } from '../core/PluginRegistry.js';
-import { envelope, VerbRouter } from './ApiRouter.js';
+import { envelope, ApiBase, type ApiOptions } from './ApiBase.js';
 import type { MediaThreadStatus } from '../core/Status.js';
 
 const NO_SECRET_VERBS = new Set(['info', 'ping']);
@@ -43,21 +40,14 @@ export interface FerryStatus {
   quotas?: QuotaStatus;
 }
 
-export interface AdminApiOptions {
-  registry: SessionRegistry;
-  plugins: PluginRegistry;
-  auth: RequestAuth;
-  logger: Logger;
-  maxJsonDepth: number;
-  serverInfo: () => JsonObject;
+export interface AdminApiOptions extends ApiOptions {
   status: () => FerryStatus;
   /** Janus log levels 0 (none) … 7 (debug). */
   logLevel: { get(): number; set(level: number): void };
   candidatesTimeout: number;
-  onRequest?: (verb: string, code: number) => void;
 }
 
-export class AdminApi extends VerbRouter {
+export class AdminApi extends ApiBase {
   constructor(private readonly options: AdminApiOptions) {
     super(options, ADMIN_VERBS, 'admin request');
   }

@@ -2,7 +2,7 @@
  * Janus HTTP/REST transport (janus_http.c) on fastify: POST requests on
  * `<base>[/<session>[/<handle>]]`, GET long polls on `<base>/<session>`,
  * CORS as Janus does, and Janus error bodies for every failure (never a 5xx).
- * The same class serves the Admin API (no long polls) with an AdminApi router.
+ * The same class serves the Admin API (no long polls) given the AdminApi.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import { isJanusId, type JsonObject } from '../core/Json.js';
 import { LongPollSink } from '../core/TransportSink.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { RequestAuth } from '../core/auth/RequestAuth.js';
-import { errorEnvelope, type ApiRouter } from './ApiRouter.js';
+import { errorEnvelope, type JanusApi } from './ApiBase.js';
 import { JanusError } from '../core/JanusError.js';
 
 export interface LongPollOptions {
@@ -24,7 +24,7 @@ export interface LongPollOptions {
 
 export interface HttpTransportOptions {
   name: string;
-  router: ApiRouter;
+  api: JanusApi;
   basePath: string;
   bind: string;
   port: number;
@@ -74,7 +74,7 @@ export class HttpTransport {
       routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
       // Malformed URLs (bad percent-encoding) are answered before routing: keep them Janus-shaped too.
       frameworkErrors: (error, _request, reply: FastifyReply) => {
-        void reply.code(400).send(options.router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Bad request: ${error.message}`));
+        void reply.code(400).send(options.api.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Bad request: ${error.message}`));
       },
     });
     this.setup();
@@ -86,7 +86,7 @@ export class HttpTransport {
 
   private setup(): void {
     const app = this.app;
-    const { router, allowOrigin } = this.options;
+    const { api, allowOrigin } = this.options;
     // Janus reads any body as JSON whatever its Content-Type (janus.js sends text/plain or none).
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: this.options.bodyLimit }, (_req, body, done) => done(null, body));
@@ -112,16 +112,16 @@ export class HttpTransport {
       const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 200;
       const reason = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `Request body too large (limit ${this.options.bodyLimit} bytes)` : `Bad request: ${err.message ?? 'unknown'}`;
       if (status === 200) this.options.logger.error({ err }, 'unexpected HTTP transport error');
-      void reply.code(status).send(router.transportError(status === 200 ? JanusErrorCode.UNKNOWN : JanusErrorCode.TRANSPORT_SPECIFIC, reason));
+      void reply.code(status).send(api.transportError(status === 200 ? JanusErrorCode.UNKNOWN : JanusErrorCode.TRANSPORT_SPECIFIC, reason));
     });
 
     app.setNotFoundHandler((request, reply) => {
       const method = request.method;
       if (method !== 'GET' && method !== 'POST' && method !== 'OPTIONS' && method !== 'HEAD') {
-        void reply.code(200).send(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Unsupported method ${method}`));
+        void reply.code(200).send(api.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Unsupported method ${method}`));
         return;
       }
-      void reply.code(404).send(router.transportError(JanusErrorCode.INVALID_REQUEST_PATH, 'Invalid path'));
+      void reply.code(404).send(api.transportError(JanusErrorCode.INVALID_REQUEST_PATH, 'Invalid path'));
     });
 
     app.options('*', async (_request, reply) => reply.code(200).send(''));
@@ -132,7 +132,7 @@ export class HttpTransport {
       if (request.socket.remoteAddress !== undefined) ctx.remoteAddress = request.socket.remoteAddress;
       if (request.params.sid !== undefined) ctx.pathSessionId = request.params.sid;
       if (request.params.hid !== undefined) ctx.pathHandleId = request.params.hid;
-      return reply.code(200).send(await router.handleText(body, ctx));
+      return reply.code(200).send(await api.handleText(body, ctx));
     };
     const base = this.prefix === '' ? '/' : this.prefix;
     app.post(base, post);
@@ -140,12 +140,12 @@ export class HttpTransport {
     app.post(`${this.prefix}/:sid/:hid`, post);
 
     app.get(base, async (_request, reply) =>
-      reply.code(404).send(router.transportError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session')));
+      reply.code(404).send(api.transportError(JanusErrorCode.SESSION_NOT_FOUND, 'Invalid session')));
     app.get(`${this.prefix}/:sid`, async (request: FastifyRequest<{ Params: Params; Querystring: Query }>, reply) => {
       const sid = request.params.sid ?? '';
       if (sid === 'info' || sid === 'ping') {
         // GET /janus/info and /janus/ping become fake requests (janus_http.c).
-        return reply.code(200).send(await router.handle({ janus: sid, transaction: fakeTransaction() }, { sink: this.sink }));
+        return reply.code(200).send(await api.handle({ janus: sid, transaction: fakeTransaction() }, { sink: this.sink }));
       }
       return this.longPoll(sid, request, reply);
     });
@@ -165,7 +165,7 @@ export class HttpTransport {
   private async longPoll(sid: string, request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply): Promise<FastifyReply> {
     const lp = this.options.longPoll;
     if (!lp) {
-      return reply.code(200).send(this.options.router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, 'Long polls are not available on this API'));
+      return reply.code(200).send(this.options.api.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, 'Long polls are not available on this API'));
     }
     const sessionId = /^\d{1,16}$/.test(sid) ? Number(sid) : NaN;
     if (!isJanusId(sessionId)) return reply.code(404).send(this.longPollError(JanusErrorCode.SESSION_NOT_FOUND, `No such session ${sid.slice(0, 64)}`, 0));

@@ -12,7 +12,7 @@ import { JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { TransportSink } from '../core/TransportSink.js';
-import type { ApiRouter } from './ApiRouter.js';
+import type { JanusApi } from './ApiBase.js';
 
 export const JANUS_WS_PROTOCOL = 'janus-protocol';
 export const JANUS_ADMIN_WS_PROTOCOL = 'janus-admin-protocol';
@@ -41,7 +41,7 @@ export class WebSocketConnection implements TransportSink {
 export interface WebSocketTransportOptions {
   name: string;
   protocol: string;
-  router: ApiRouter;
+  api: JanusApi;
   bind: string;
   port: number;
   /** Messages larger than this get a Janus 450 error (bigger frames than 4× it close the socket, RFC 6455 1009). */
@@ -93,7 +93,7 @@ export class WebSocketTransport {
   }
 
   private onConnection(socket: WebSocket, remoteAddress: string | undefined): void {
-    const { router, registry, logger, messageLimit } = this.options;
+    const { api, registry, logger, messageLimit } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
     socket.on('message', (data: RawData, isBinary: boolean) => {
@@ -102,7 +102,7 @@ export class WebSocketTransport {
         if (socket.readyState === OPEN) socket.send(JSON.stringify(message));
       };
       if (buffer.length > messageLimit) {
-        reply(router.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
+        reply(api.transportError(JanusErrorCode.TRANSPORT_SPECIFIC, `Message too large (limit ${messageLimit} bytes)`));
         return;
       }
       // janus_websockets.c never looks at the opcode: a binary frame's bytes are
@@ -111,12 +111,12 @@ export class WebSocketTransport {
       // cannot be JSON, so it gets the parse error (454) Janus answers.
       const text = isBinary ? strictUtf8(buffer) : buffer.toString('utf8');
       if (text === null) {
-        reply(router.transportError(JanusErrorCode.INVALID_JSON, 'Invalid Janus API request (binary frame is not UTF-8 text)'));
+        reply(api.transportError(JanusErrorCode.INVALID_JSON, 'Invalid Janus API request (binary frame is not UTF-8 text)'));
         return;
       }
-      router.handleText(text, { sink: connection, ...(remoteAddress !== undefined ? { remoteAddress } : {}) }).then(reply, (err: unknown) => {
+      api.handleText(text, { sink: connection, ...(remoteAddress !== undefined ? { remoteAddress } : {}) }).then(reply, (err: unknown) => {
         logger.error({ err }, 'websocket request failed unexpectedly');
-        reply(router.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
+        reply(api.transportError(JanusErrorCode.UNKNOWN, 'Internal error'));
       });
     });
     socket.on('error', (err) => logger.debug({ err }, 'websocket error'));

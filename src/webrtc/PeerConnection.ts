@@ -25,7 +25,7 @@ import type { PortLease, PortPool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { DtlsSession } from './DtlsSession.js';
 import { parseRemoteDescription, SdpError, type LocalTransport, type RemoteDescription } from './Sdp.js';
-import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, type StreamState } from './SdpBuilder.js';
+import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, TWCC_OFFER_EXTENSION_ID, type StreamState } from './SdpBuilder.js';
 
 export type PeerConnectionState =
   | 'new'
@@ -87,6 +87,11 @@ export interface PeerConnectionOptions {
   srtpProfiles?: SrtpProfileName[];
   /** Most m-lines a remote offer may have (`media.max_mlines`). */
   maxMLines?: number;
+  /**
+   * Send-side bandwidth estimation of what ferry sends this peer (`media.bandwidth_estimation`):
+   * where the estimate starts and the most it may reach (bits/s). Absent: off.
+   */
+  bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
   onClosed: (pc: PeerConnection) => void;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
@@ -113,6 +118,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   /** RtpStreamId extension id the native endpoint reads rids with (set when the lease opens). */
   private ridExtension: number | undefined;
   private twccExtension: number | undefined;
+  /** Extension id the engine writes transport-wide sequence numbers under (null: no estimation). */
+  private sendBweExtension: number | null = null;
+  /** The last 'bandwidth-estimate' of what ferry sends this peer. */
+  private estimate: { bitrate: number; lossPermille: number; rttMs: number; limited: boolean } | null = null;
   private closeReason: string | null = null;
   readonly createdAt = Date.now();
 
@@ -210,6 +219,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       if (jsep.type === 'answer') {
         this.dropRefusedOutputs(desc);
         this.applyRtx(desc);
+        // The answerer kept ferry's transport-wide sequence numbers: it will report on them.
+        const twcc = desc.media.flatMap((m) => m.extensions).find((e) => e.uri === TWCC_EXTENSION_URI && e.id === TWCC_OFFER_EXTENSION_ID);
+        this.applySendBwe(twcc?.id);
         this.completeNegotiation();
       }
     });
@@ -261,6 +273,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       this.apply('local-answer');
       this.localSdp = sdp;
       this.streamStates = states;
+      // The offerer negotiated transport-wide sequence numbers (both directions, RFC 8285 §6):
+      // where ferry sends too, its feedback on ferry's packets gives their estimate.
+      const sends = states.some((st) => st.info.outputSsrc !== null);
+      this.applySendBwe(sends && sdp.includes(TWCC_EXTENSION_URI) ? this.twccExtension : undefined);
       this.completeNegotiation();
     });
     return { type: 'answer', sdp };
@@ -271,7 +287,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (!this.apply('local-offer')) throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot offer in state ${this.state}`);
     const lease = this.ensureLease();
     const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
-    const { sdp, states } = buildOffer(sections, { previous, streamName: this.streamName, transport: this.localTransport(lease) });
+    const { sdp, states } = buildOffer(sections, { previous, streamName: this.streamName, transport: this.localTransport(lease), transportCc: this.options.bandwidthEstimation !== undefined });
     // Removed sections keep nothing: their outputs go.
     for (const [mid, st] of previous) {
       if (!states.some((s) => s.info.mid === mid) && st.info.output !== null) {
@@ -350,6 +366,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       'placement-group': this.options.placementGroup ?? null,
       ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
       dtls: { role: this.dtls.role, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
+      // Send-side bandwidth estimation of what ferry sends this peer, as last reported.
+      bwe:
+        this.sendBweExtension === null
+          ? null
+          : {
+              'extension-id': this.sendBweExtension,
+              'estimate-bps': this.estimate?.bitrate ?? null,
+              'loss-permille': this.estimate?.lossPermille ?? null,
+              'rtt-ms': this.estimate?.rttMs ?? null,
+              limited: this.estimate?.limited ?? false,
+            },
       streams: this.streamStates.map((s) => ({
         mid: s.info.mid,
         type: s.info.kind,
@@ -492,6 +519,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
   }
 
+  /** Turns the engine's send-side estimation on with `extensionId` (or off), when configured. */
+  private applySendBwe(extensionId: number | undefined): void {
+    const lease = this.lease;
+    const config = this.options.bandwidthEstimation;
+    if (!lease || !config) return;
+    const next = extensionId ?? null;
+    if (next === this.sendBweExtension) return;
+    this.options.engine.setSendBwe(lease.endpoint, next === null ? null : { extensionId: next, initialBps: config.startBitrate, maxBps: config.maxBitrate });
+    this.sendBweExtension = next;
+  }
+
   /**
    * RFC 4588 §8: retransmissions go on the RTX stream ferry offered when the answer kept its
    * payload type (bound to the codec by apt), else as the packets were sent.
@@ -593,6 +631,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       case 'audio-level': {
         const stream = this.streamStates.find((s) => s.info.sources.some((src) => src.source === event.source));
         if (stream) this.audioLevelMetering?.listener(stream.info.mid, event.level);
+        break;
+      }
+      case 'bandwidth-estimate': {
+        const wasLimited = this.estimate?.limited ?? false;
+        this.estimate = { bitrate: event.bitrate, lossPermille: event.lossPermille, rttMs: event.rttMs, limited: event.limited };
+        // Janus's slowlink on what ferry sends: the link no longer carries the layers the
+        // subscriber asked for. `lost` estimates the packets lost per second at this rate.
+        if (event.limited && !wasLimited) {
+          const lost = Math.round(((event.lossPermille / 1000) * event.bitrate) / (8 * 1200));
+          for (const stream of this.streamStates.filter((s) => s.info.kind === 'video' && s.info.output !== null)) this.maybeSlowLink(stream, false, lost);
+        }
         break;
       }
       case 'receiver-loss': {

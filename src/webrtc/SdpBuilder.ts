@@ -35,6 +35,12 @@ const AUDIO_LEVEL_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:ssrc-audio-level';
  * lets a browser's bandwidth estimate (and so its bitrate and simulcast layers) ramp up.
  */
 export const TWCC_EXTENSION_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
+/**
+ * The id ferry offers the transport-wide sequence number under on m-lines it sends (its
+ * subscribers' estimate); one id for the whole BUNDLE group (RFC 8843 §9.1), and the only
+ * extension ferry's offers carry, so any id of the one-byte form (RFC 8285 §4.2) does.
+ */
+export const TWCC_OFFER_EXTENSION_ID = 3;
 /** Layers ferry takes per m-line (Janus: three substreams). */
 export const MAX_SIMULCAST_LAYERS = 3;
 
@@ -82,6 +88,11 @@ export interface BuildContext {
   streamName: string;
   /** ICE credentials, certificate fingerprint and candidates; a=setup is chosen here. */
   transport: Omit<LocalTransport, 'setup'>;
+  /**
+   * Offers: m-lines ferry sends on offer transport-wide sequence numbers and transport-cc
+   * feedback, for send-side bandwidth estimation.
+   */
+  transportCc?: boolean;
 }
 
 export interface AnswerContext extends BuildContext {
@@ -198,6 +209,9 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
     };
     const sends = s.direction === 'sendonly' || s.direction === 'sendrecv';
     const outputSsrc = prev?.info.outputSsrc ?? randomInt(1, 0xffffffff);
+    // The receiver's transport-cc feedback on what ferry sends drives its estimate.
+    const transportCc = sends && context.transportCc === true;
+    if (transportCc && !codec.rtcpFb.some((f) => f.type === 'transport-cc')) codec.rtcpFb = [...codec.rtcpFb, { type: 'transport-cc' }];
     // Video ferry sends and answers NACKs for: offer an RFC 4588 stream to retransmit on.
     let rtxOffer: StreamState['rtxOffer'];
     if (sends && s.kind === 'video' && codec.rtcpFb.some((f) => f.type === 'nack' && !f.subtype)) {
@@ -215,6 +229,7 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
       cname: context.streamName,
       msid: { stream: s.streamId ?? context.streamName, track: `${s.kind}-${mid}` },
       ...(rtxOffer ? { rtx: rtxOffer } : {}),
+      ...(transportCc ? { extensions: [{ id: TWCC_OFFER_EXTENSION_ID, uri: TWCC_EXTENSION_URI }] } : {}),
     });
     states.push({
       ...(rtxOffer ? { rtxOffer, rtxAccepted: prev?.rtxAccepted ?? false } : {}),

@@ -18,6 +18,8 @@ export interface WebRtcMediaProviderOptions {
   srtpProfiles?: SrtpProfileName[];
   /** Most m-lines a remote offer may have (`media.max_mlines`). */
   maxMLines?: number;
+  /** Send-side bandwidth estimation (`media.bandwidth_estimation`); absent: off. */
+  bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
@@ -64,6 +66,7 @@ export class WebRtcMediaProvider implements MediaProvider {
       consentTimeoutMs: this.options.consentTimeoutMs,
       srtpProfiles: this.options.srtpProfiles,
       ...(this.options.maxMLines !== undefined ? { maxMLines: this.options.maxMLines } : {}),
+      ...(this.options.bandwidthEstimation ? { bandwidthEstimation: this.options.bandwidthEstimation } : {}),
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });

@@ -5,9 +5,10 @@ import { ManualClock } from '../../src/time/Clock.js';
 import { parseSipMessage } from '../../src/sip/SipParser.js';
 import { makeResponse, type SipRequest, type SipResponse } from '../../src/sip/SipMessage.js';
 import {
-  ClientInviteTransaction, ClientNonInviteTransaction, DEFAULT_TIMERS, InviteOkRetransmitter,
+  ClientInviteTransaction, ClientNonInviteTransaction, DEFAULT_TIMERS,
   ServerInviteTransaction, ServerNonInviteTransaction, TransactionLayer,
 } from '../../src/sip/Transactions.js';
+import { InviteOkRetransmitter } from '../../src/sip/InviteOkRetransmitter.js';
 
 const { t1, t2, t4 } = DEFAULT_TIMERS;
 

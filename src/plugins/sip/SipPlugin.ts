@@ -3,9 +3,9 @@
  * plugin API (janus_sip.c) for WebRTC clients, each handle bridged to SIP
  * peers through plain RTP legs in the native media engine.
  *
- * Per handle: SipSession.ts (account + one call slot). Per account:
- * SipAccount.ts (one UserAgent with its own sockets). Per call: a
- * MediaBridge.ts and the SIP-side SDP of SdpBridge.ts.
+ * Per handle: SipHandle.ts (account + one call slot). Per account:
+ * SipAccount.ts (one UserAgent with its own sockets). Per call: SipCall.ts,
+ * with a MediaBridge.ts and the SIP-side SDP of SdpBridge.ts.
  *
  * Configuration (`SipPluginConfig`, all optional):
  *   bind            address the accounts' SIP sockets bind to and advertise (default 127.0.0.1)
@@ -23,7 +23,7 @@ import type { JsonObject } from '../../core/Json.js';
 import type { MediaServices } from '../../media/Routing.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import type { SipAccount } from './SipAccount.js';
-import { SipSession, type SessionEnvironment, type SessionRegistry } from './SipSession.js';
+import { SipHandle, type SipHandleDirectory, type SipHandleEnvironment } from './SipHandle.js';
 
 export interface SipPluginConfig {
   bind?: string;
@@ -42,7 +42,7 @@ export interface SipPluginOptions {
   config?: SipPluginConfig;
 }
 
-export class SipPlugin implements Plugin, SessionRegistry {
+export class SipPlugin implements Plugin, SipHandleDirectory {
   readonly info: PluginInfo = {
     package: 'janus.plugin.sip',
     name: 'JANUS SIP plugin',
@@ -52,9 +52,10 @@ export class SipPlugin implements Plugin, SessionRegistry {
     versionString: '0.0.9',
   };
 
-  readonly env: SessionEnvironment;
-  private readonly sessions = new Map<SipSession, number>();
-  private readonly masters = new Map<number, SipSession>();
+  readonly env: SipHandleEnvironment;
+  /** Every handle, with its handle id. */
+  private readonly handles = new Map<SipHandle, number>();
+  private readonly masters = new Map<number, SipHandle>();
   private readonly accounts = new Set<SipAccount>();
   private masterIds = 0;
   private readonly logger: Logger;
@@ -78,30 +79,30 @@ export class SipPlugin implements Plugin, SessionRegistry {
   }
 
   attach(context: PluginContext): PluginHandle {
-    const session = new SipSession(context, this.options.media, this.env, this);
-    this.sessions.set(session, context.handleId);
-    return session;
+    const handle = new SipHandle(context, this.options.media, this.env, this);
+    this.handles.set(handle, context.handleId);
+    return handle;
   }
 
-  // ---- SessionRegistry
+  // ---- SipHandleDirectory
   nextMasterId(): number {
     return ++this.masterIds;
   }
 
-  master(id: number): SipSession | undefined {
+  master(id: number): SipHandle | undefined {
     return this.masters.get(id);
   }
 
-  addMaster(id: number, session: SipSession): void {
-    this.masters.set(id, session);
+  addMaster(id: number, handle: SipHandle): void {
+    this.masters.set(id, handle);
   }
 
-  removeMaster(id: number, session: SipSession): void {
-    if (this.masters.get(id) === session) this.masters.delete(id);
+  removeMaster(id: number, handle: SipHandle): void {
+    if (this.masters.get(id) === handle) this.masters.delete(id);
   }
 
-  sessionClosed(session: SipSession): void {
-    this.sessions.delete(session);
+  handleClosed(handle: SipHandle): void {
+    this.handles.delete(handle);
   }
 
   accountOpened(account: SipAccount): void {
@@ -112,13 +113,13 @@ export class SipPlugin implements Plugin, SessionRegistry {
   /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
   stats(): { sessions: number; activeCalls: number; accounts: number; masters: number } {
     let activeCalls = 0;
-    for (const s of this.sessions.keys()) if (s.busy) activeCalls++;
-    return { sessions: this.sessions.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
+    for (const h of this.handles.keys()) if (h.busy) activeCalls++;
+    return { sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
   }
 
   /** The account a handle registered (its UserAgent is the wire tap tests and diagnostics use). */
   accountOf(handleId: number): SipAccount | null {
-    for (const [session, id] of this.sessions) if (id === handleId) return session.accountForTests;
+    for (const [handle, id] of this.handles) if (id === handleId) return handle.accountForTests;
     return null;
   }
 

@@ -2,10 +2,15 @@
  * Validation tables for the SIP plugin's requests, in the manner of Janus's
  * JANUS_VALIDATE_JSON_OBJECT (janus_sip.c): a missing required field is 443,
  * a wrong type or range is 444; nothing changes before the whole body passed.
+ * Then what the bodies mean: custom headers, digest credentials, and the
+ * settings of the account a `register` opens.
  */
 import type { JsonObject, JsonValue } from '../../core/Json.js';
 import { field, isJsonObject } from '../../core/Json.js';
-import { invalid, missing } from './errors.js';
+import type { DigestCredentials } from '../../sip/DigestAuth.js';
+import { parseSipUri } from '../../sip/SipUri.js';
+import { SipErrorCode, SipPluginError, invalid, missing } from './errors.js';
+import type { AccountSettings } from './SipAccount.js';
 
 export type FieldKind = 'string' | 'boolean' | 'integer' | 'object' | 'string-array' | 'string-map';
 
@@ -143,4 +148,51 @@ export function customHeaders(body: JsonObject): Array<[string, string]> {
     out.push([name, text]);
   }
   return out;
+}
+
+/** `secret` or `ha1_secret` with `authuser` (default `user`), or none. */
+export function digestCredentials(body: JsonObject, user: string): DigestCredentials | undefined {
+  const secret = field(body, 'secret') as string | undefined;
+  const ha1 = field(body, 'ha1_secret') as string | undefined;
+  const authuser = (field(body, 'authuser') as string | undefined) ?? user;
+  return secret !== undefined ? { username: authuser, password: secret } : ha1 !== undefined ? { username: authuser, ha1 } : undefined;
+}
+
+/** A `register` body (validated by its table) as the settings of the account it opens; `guest` sends no REGISTER. */
+export function accountSettings(body: JsonObject, guest: boolean, defaults: { userAgent: string; registerTtl: number }): AccountSettings {
+  if (guest && field(body, 'send_register') === true) throw invalid('send_register', 'false (or absent) for a guest');
+  if (field(body, 'force_udp') === true && field(body, 'force_tcp') === true) throw invalid('force_tcp', 'false when force_udp is true');
+  const username = field(body, 'username');
+  if (typeof username !== 'string') throw missing('username');
+  const aor = parseSipUri(username);
+  if (!aor || !aor.user) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${username}`);
+  const proxy = optionalUri(body, 'proxy');
+  const outboundProxy = optionalUri(body, 'outbound_proxy');
+  const credentials = digestCredentials(body, aor.user);
+  if (!guest && field(body, 'send_register') !== false && !credentials) throw missing('secret');
+  const ttl = field(body, 'register_ttl') as number | undefined;
+  const headers = customHeaders(body);
+  return {
+    username,
+    user: aor.user,
+    ...(field(body, 'display_name') !== undefined ? { displayName: field(body, 'display_name') as string } : {}),
+    ...(credentials ? { credentials } : {}),
+    userAgent: (field(body, 'user_agent') as string | undefined) ?? defaults.userAgent,
+    ...(proxy ? { registrar: proxy } : {}),
+    ...(outboundProxy ? { outboundProxy } : {}),
+    transport: field(body, 'force_tcp') === true ? 'tcp' : 'udp',
+    registerTtl: ttl ?? defaults.registerTtl,
+    headers,
+    sendRegister: !guest && field(body, 'send_register') !== false,
+    incomingHeaderPrefixes: (field(body, 'incoming_header_prefixes') as string[] | undefined) ?? [],
+    automaticRinging: field(body, 'automatic_ringing') !== false,
+  };
+}
+
+/** A SIP URI field that may be empty (absent), or written in angle brackets. */
+function optionalUri(body: JsonObject, name: string): string | undefined {
+  const value = field(body, name);
+  if (typeof value !== 'string' || value === '') return undefined;
+  if (!parseSipUri(value.replace(/^<|>$/g, ''))) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid ${name} address ${value}`);
+  return value;
 }

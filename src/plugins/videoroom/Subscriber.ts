@@ -53,6 +53,12 @@ export interface Slot {
   appliedTemporal?: number | null;
   /** A layer switch waiting for its keyframe: announced (`substream` event) when the engine makes it. */
   pendingLayer?: { source: number; layer: number };
+  /**
+   * The simulcast layer set the engine chooses from for this output (see applyLayerSet), as last
+   * told, or the VP9 SVC layers; undefined: the output is fed by switchOutput alone.
+   */
+  appliedLayerSet?: string;
+  appliedSvc?: string;
 }
 
 /** One entry of `streams` in join/subscribe. */
@@ -80,6 +86,11 @@ export interface UnsubscribeRequest {
 
 /** Janus's default wanted layers: the best there is. */
 const DEFAULT_LAYER = 2;
+
+/** The highest temporal layer a slot wants (Janus counts 0..2; 2 and up: every layer → null). */
+function wantedTemporal(slot: Slot): number | null {
+  return slot.temporal < DEFAULT_LAYER ? Math.max(0, slot.temporal) : null;
+}
 
 /**
  * - new: slots chosen, no offer made yet.
@@ -126,6 +137,7 @@ export class Subscriber implements FeedConsumer {
   private stopListening: (() => void) | null = null;
   private stopSwitchListening: (() => void) | null = null;
   private stopTemporalListening: (() => void) | null = null;
+  private stopSpatialListening: (() => void) | null = null;
 
   constructor(
     readonly room: Room,
@@ -315,6 +327,8 @@ export class Subscriber implements FeedConsumer {
         slot.appliedPaused = undefined;
         slot.appliedLayer = null;
         slot.appliedTemporal = undefined;
+        slot.appliedLayerSet = undefined;
+        slot.appliedSvc = undefined;
       }
     }
     this.reconcile();
@@ -349,6 +363,7 @@ export class Subscriber implements FeedConsumer {
    */
   private applySource(router: MediaRouter, slot: Slot, output: number): void {
     const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
+    if (this.applyLayerSet(router, slot, output, stream)) return;
     const chosen = stream && relayable(stream) ? layerSource(stream, slot.substream) : null;
     const source = chosen?.source ?? null;
     if (slot.appliedSource !== source) {
@@ -376,10 +391,62 @@ export class Subscriber implements FeedConsumer {
     }
   }
 
+  /**
+   * A simulcast video stream: the engine chooses the slot's layer itself, within what the
+   * subscriber's link takes (send-side bandwidth estimation), never above `slot.substream` /
+   * `slot.temporal`, which become the subscriber's preferred maximum; `substream` and `temporal`
+   * events follow what it actually sends. False when the slot is not fed that way (any more).
+   */
+  private applyLayerSet(router: MediaRouter, slot: Slot, output: number, stream: FeedStream | undefined): boolean {
+    const layered = stream !== undefined && relayable(stream) && slot.kind === 'video' && stream.simulcast && stream.layers.length > 1 && router.setOutputLayers !== undefined;
+    if (!layered) {
+      if (slot.appliedLayerSet !== undefined) {
+        router.setOutputLayers?.(output, null);
+        slot.appliedLayerSet = undefined;
+        // What feeds the output now is the engine's last choice: the next switch starts afresh.
+        slot.appliedSource = undefined;
+      }
+      return false;
+    }
+    const set = { sources: [...stream.layers], preferred: Math.max(0, Math.min(slot.substream, stream.layers.length - 1)), temporalMax: wantedTemporal(slot) };
+    const key = JSON.stringify(set);
+    if (slot.appliedLayerSet === key) return true;
+    this.stopSwitchListening ??= router.onOutputSwitched((switchedOutput, switched) => this.onOutputSwitched(switchedOutput, switched));
+    this.stopTemporalListening ??= router.onOutputTemporal?.((changedOutput, layer) => this.onOutputTemporal(changedOutput, layer)) ?? null;
+    router.setOutputLayers!(output, set);
+    slot.appliedLayerSet = key;
+    slot.appliedSource = undefined;
+    slot.pendingLayer = undefined;
+    return true;
+  }
+
+  /**
+   * VP9 SVC (one stream carrying spatial and temporal layers): the output forwards up to
+   * `spatial_layer` (`substream`) and `temporal_layer` (`temporal`); 2 and up: every layer.
+   */
+  private applySvc(router: MediaRouter, slot: Slot, output: number): boolean {
+    const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
+    const svc = stream !== undefined && slot.kind === 'video' && stream.codec === 'vp9' && !stream.simulcast && router.setOutputSvc !== undefined;
+    if (!svc) return false;
+    const spatial = slot.substream < DEFAULT_LAYER ? Math.max(0, slot.substream) : null;
+    const temporal = wantedTemporal(slot);
+    const key = `${spatial}/${temporal}`;
+    if (slot.appliedSvc === key) return true;
+    // Nothing to say to the engine until the subscriber asks for fewer layers than all.
+    if (slot.appliedSvc === undefined && spatial === null && temporal === null) return true;
+    this.stopSpatialListening ??= router.onOutputSpatial?.((changedOutput, layer) => this.onOutputSpatial(changedOutput, layer)) ?? null;
+    this.stopTemporalListening ??= router.onOutputTemporal?.((changedOutput, layer) => this.onOutputTemporal(changedOutput, layer)) ?? null;
+    router.setOutputSvc!(output, spatial, temporal);
+    slot.appliedSvc = key;
+    return true;
+  }
+
   /** Caps the slot's VP8 temporal layer at `slot.temporal` (2 and up: every layer). */
   private applyTemporal(router: MediaRouter, slot: Slot, output: number): void {
+    // The engine applies the temporal maximum with the layer set or the SVC layers.
+    if (slot.appliedLayerSet !== undefined || this.applySvc(router, slot, output)) return;
     // VP8 temporal layers: the highest one wanted (Janus counts 0..2; 2 and up is "all").
-    const temporal = slot.kind === 'video' && slot.temporal < DEFAULT_LAYER ? Math.max(0, slot.temporal) : null;
+    const temporal = slot.kind === 'video' ? wantedTemporal(slot) : null;
     if (router.setOutputTemporal && slot.kind === 'video' && slot.appliedTemporal !== temporal && (temporal !== null || slot.appliedTemporal !== undefined)) {
       this.stopTemporalListening ??= router.onOutputTemporal?.((changedOutput, layer) => this.onOutputTemporal(changedOutput, layer)) ?? null;
       router.setOutputTemporal(output, temporal);
@@ -389,6 +456,16 @@ export class Subscriber implements FeedConsumer {
 
   /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
   private onOutputSwitched(output: number, source: number): void {
+    const chosenByEngine = this.slots.find((s) => s.output === output && s.appliedLayerSet !== undefined);
+    if (chosenByEngine) {
+      // The engine moved this output to another layer of its set (bandwidth estimation).
+      const stream = chosenByEngine.feed && chosenByEngine.feedMid !== null ? chosenByEngine.feed.stream(chosenByEngine.feedMid) : undefined;
+      const layer = stream?.layers.indexOf(source) ?? -1;
+      if (layer < 0 || chosenByEngine.appliedLayer === layer) return;
+      chosenByEngine.appliedLayer = layer;
+      this.client.push({ videoroom: 'event', room: this.room.id, mid: chosenByEngine.mid, substream: layer });
+      return;
+    }
     const slot = this.slots.find((s) => s.output === output && s.pendingLayer?.source === source);
     if (!slot?.pendingLayer) return;
     const layer = slot.pendingLayer.layer;
@@ -400,7 +477,16 @@ export class Subscriber implements FeedConsumer {
   private onOutputTemporal(output: number, layer: number | null): void {
     const slot = this.slots.find((s) => s.output === output);
     if (!slot) return;
-    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, temporal: layer ?? DEFAULT_LAYER });
+    // Janus names it temporal_layer for VP9 SVC, temporal for simulcast.
+    const name = slot.appliedSvc !== undefined ? 'temporal_layer' : 'temporal';
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, [name]: layer ?? DEFAULT_LAYER });
+  }
+
+  /** Janus sends `spatial_layer` when a VP9 SVC subscriber's spatial layer actually changed. */
+  private onOutputSpatial(output: number, layer: number | null): void {
+    const slot = this.slots.find((s) => s.output === output);
+    if (!slot) return;
+    this.client.push({ videoroom: 'event', room: this.room.id, mid: slot.mid, spatial_layer: layer ?? DEFAULT_LAYER });
   }
 
   // ---- switch, feed changes, renegotiation, teardown ---------------------------------------------------
@@ -519,6 +605,8 @@ export class Subscriber implements FeedConsumer {
     this.stopSwitchListening = null;
     this.stopTemporalListening?.();
     this.stopTemporalListening = null;
+    this.stopSpatialListening?.();
+    this.stopSpatialListening = null;
     for (const slot of this.slots) this.deactivate(slot);
     this.room.subscribers.delete(this);
   }
@@ -551,7 +639,17 @@ export class Subscriber implements FeedConsumer {
       paused: this.paused,
       media_up: this.mediaUp,
       offer_outstanding: this.offerOutstanding,
-      streams: this.slots.map((s) => ({ mid: s.mid, feed: s.feed?.id ?? null, feed_mid: s.feedMid, output: s.output, source: s.appliedSource ?? null })),
+      streams: this.slots.map((s) => ({
+        mid: s.mid,
+        feed: s.feed?.id ?? null,
+        feed_mid: s.feedMid,
+        output: s.output,
+        source: s.appliedSource ?? null,
+        // Simulcast chosen by the engine within the subscriber's estimate (see applyLayerSet):
+        // the preferred maximum and the layer actually sent.
+        ...(s.appliedLayerSet !== undefined ? { layers: { substream: s.substream, temporal: s.temporal, 'substream-sent': s.appliedLayer } } : {}),
+        ...(s.appliedSvc !== undefined ? { svc: { spatial_layer: s.substream, temporal_layer: s.temporal } } : {}),
+      })),
     };
   }
 }

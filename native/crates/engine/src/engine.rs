@@ -123,6 +123,8 @@ pub struct Engine {
     next_id: AtomicU32,
     directory: Mutex<Directory>,
     closed: std::sync::atomic::AtomicBool,
+    /// Every source's receive rate, as its home thread measures it (see `bandwidth`).
+    rates: Arc<SourceRates>,
 }
 
 impl Engine {
@@ -139,6 +141,7 @@ impl Engine {
         let mailboxes: Arc<[Arc<Mailbox>]> = mailboxes.into();
         let mut workers = Vec::with_capacity(count);
         let rates = Arc::new(SourceRates::default());
+        let source_rates = rates.clone();
         for (index, rx) in receivers.into_iter().enumerate() {
             let pin = if options.pin_threads && !cpus.is_empty() { Some(cpus[index % cpus.len()]) } else { None };
             let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone())
@@ -156,6 +159,7 @@ impl Engine {
             next_id: AtomicU32::new(1),
             directory: Mutex::new(Directory { endpoints_per_worker: vec![0; count], ..Directory::default() }),
             closed: std::sync::atomic::AtomicBool::new(false),
+            rates: source_rates,
         })
     }
 
@@ -385,6 +389,12 @@ impl Engine {
     pub fn set_output_temporal(&self, id: u32, layer: Option<u8>) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::SetOutputTemporal { id, layer, reply })
+    }
+
+    /// A source's receive rate over the last half second (bits/s; 0 before it is measured),
+    /// read without a round trip to its media thread.
+    pub fn source_bitrate(&self, id: u32) -> u64 {
+        self.rates.get(id).bps
     }
 
     /// VP9 SVC layers an output forwards (see `Router::set_output_svc`).

@@ -2,6 +2,10 @@
 //! receives in batches (recvmmsg), sends in batches (sendmmsg with GSO), takes packets that
 //! other threads hand it through its bounded [`Mailbox`] queue, runs control commands that
 //! arrive over a channel with an eventfd wake-up, and keeps time for the router's timers.
+//!
+//! One file, though past the house's ~600 lines: the loop, its I/O (`WorkerIo`) and the
+//! commands all act on one `Worker`, and a wake-up reads top to bottom here; what could leave
+//! (the commands, the hand-over queue) is short and changes with the loop.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};

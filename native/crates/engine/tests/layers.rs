@@ -137,11 +137,11 @@ impl Run {
                     self.router.on_datagram(PUBLISHER, &mut p, len, addr(1001), now, &mut self.io);
                 }
             }
-            if now % 200_000 == 0 {
+            if now.is_multiple_of(200_000) {
                 self.router.on_timer(now, &mut self.io);
             }
             self.carry(capacity_bps);
-            if now % 50_000 == 0 {
+            if now.is_multiple_of(50_000) {
                 while self.link.in_flight.front().is_some_and(|&(at, _)| at <= now) {
                     let (at, seq) = self.link.in_flight.pop_front().unwrap();
                     self.receiver.record(seq, at);
@@ -275,7 +275,7 @@ fn without_an_estimate_the_preferred_layer_is_sent_and_nothing_is_added() {
 /// One packet of a VP9 SVC picture (RFC 9628, non-flexible mode): layer frame `sid`, one packet
 /// per layer; the publisher's marker on the top layer.
 fn vp9(seq: u16, picture: u16, sid: u8, tid: u8, key: bool) -> Vec<u8> {
-    let mut p = vec![0x80 | 0, 98];
+    let mut p = vec![0x80, 98];
     if sid == 2 {
         p[1] |= 0x80;
     }

@@ -2,18 +2,14 @@
  * The Janus client API (janus.c janus_process_incoming_request), once, for
  * every transport: envelope checks, ids, auth, path levels and verbs.
  */
-import type { Logger } from 'pino';
 import type { Handle } from '../core/Handle.js';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { optionalString, requireString } from '../core/Fields.js';
 import { field, isJanusId, isJsonObject, type JsonObject, type JsonValue } from '../core/Json.js';
 import type { Jsep, TrickleCandidate } from '../core/Media.js';
 import type { Session } from '../core/Session.js';
-import type { SessionRegistry } from '../core/SessionRegistry.js';
 import { clientKey } from '../core/Quotas.js';
-import type { RequestAuth } from '../core/auth/RequestAuth.js';
-import type { PluginRegistry } from '../core/PluginRegistry.js';
-import { envelope, VerbRouter, type RequestContext } from './ApiRouter.js';
+import { envelope, ApiBase, type ApiOptions, type RequestContext } from './ApiBase.js';
 
 /*
  * Where each verb is handled, as janus.c janus_process_incoming_request decides:
@@ -34,19 +30,8 @@ export const JANUS_VERBS: ReadonlySet<string> = new Set([...ROOT_VERBS, ...ANY_L
 /** Bound on trickle batches: a real browser sends a handful of candidates per m-line. */
 const MAX_TRICKLE_CANDIDATES = 256;
 
-export interface RequestRouterOptions {
-  registry: SessionRegistry;
-  plugins: PluginRegistry;
-  auth: RequestAuth;
-  logger: Logger;
-  maxJsonDepth: number;
-  serverInfo: () => JsonObject;
-  /** Metrics hook: one call per request with its verb ("unknown" if not a Janus verb) and result code (0 = success). */
-  onRequest?: (verb: string, code: number) => void;
-}
-
-export class RequestRouter extends VerbRouter {
-  constructor(private readonly options: RequestRouterOptions) {
+export class ClientApi extends ApiBase {
+  constructor(private readonly options: ApiOptions) {
     super(options, JANUS_VERBS, 'request');
   }
 

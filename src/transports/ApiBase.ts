@@ -1,22 +1,28 @@
 /**
- * What both Janus-API routers (client API and Admin API) offer their
- * transports: transports only frame bytes; envelopes, ids, auth and verbs are
- * decided in exactly one place per API.
+ * What the client API (ClientApi.ts) and the Admin API (AdminApi.ts) share:
+ * the face both offer their transports (`JanusApi`), the envelope and id
+ * checks, and the request loop (`ApiBase`). Transports only frame bytes;
+ * envelopes, ids, auth and verbs are decided in exactly one place per API.
  */
+import type { Logger } from 'pino';
 import { JanusError, JanusErrorCode, isJanusError } from '../core/JanusError.js';
 import { field, isJanusId, parseRequestText, type JsonObject } from '../core/Json.js';
+import type { PluginRegistry } from '../core/PluginRegistry.js';
+import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { TransportSink } from '../core/TransportSink.js';
+import type { RequestAuth } from '../core/auth/RequestAuth.js';
 
 export interface RequestContext {
   sink: TransportSink;
-  /** Ids from an HTTP path (`/janus/<session>/<handle>`), as text; the router validates them. */
+  /** Ids from an HTTP path (`/janus/<session>/<handle>`), as text; the API validates them. */
   pathSessionId?: string;
   pathHandleId?: string;
   /** The client's address as the socket sees it (per-client quotas). */
   remoteAddress?: string;
 }
 
-export interface ApiRouter {
+/** A Janus API as its transports see it. */
+export interface JanusApi {
   /** Parses one request text (size already checked by the transport) and handles it. */
   handleText(text: string, ctx: RequestContext): Promise<JsonObject>;
   handle(request: JsonObject, ctx: RequestContext): Promise<JsonObject>;
@@ -93,7 +99,7 @@ function mergeId(bodyValue: unknown, pathValue: string | undefined, what: 'sessi
 
 /** Shared `handleText`: parse failures become error replies, never exceptions. */
 export async function handleTextWith(
-  router: Pick<ApiRouter, 'handle'>,
+  api: Pick<JanusApi, 'handle'>,
   text: string,
   ctx: RequestContext,
   maxDepth: number,
@@ -107,15 +113,24 @@ export async function handleTextWith(
     onParseError(janusError);
     return errorEnvelope(janusError, 0, undefined);
   }
-  return router.handle(request, ctx);
+  return api.handle(request, ctx);
 }
 
-/** What a router's base needs from its options. */
-export interface VerbRouterOptions {
+/** What the shared request loop needs from an API's options. */
+export interface ApiBaseOptions {
   logger: { error(obj: object, msg: string): void };
   maxJsonDepth: number;
   /** Metrics hook: one call per request with its verb ("unknown" if not a known verb) and result code (0 = success). */
   onRequest?: (verb: string, code: number) => void;
+}
+
+/** What both APIs are built from (the Admin API adds its own). */
+export interface ApiOptions extends ApiBaseOptions {
+  registry: SessionRegistry;
+  plugins: PluginRegistry;
+  auth: RequestAuth;
+  logger: Logger;
+  serverInfo: () => JsonObject;
 }
 
 /**
@@ -123,9 +138,9 @@ export interface VerbRouterOptions {
  * authorization hook, dispatch, and one count per request. Subclasses
  * supply their verbs and `dispatch`.
  */
-export abstract class VerbRouter implements ApiRouter {
+export abstract class ApiBase implements JanusApi {
   protected constructor(
-    private readonly base: VerbRouterOptions,
+    private readonly base: ApiBaseOptions,
     /** Verbs counted by name; anything else is "unknown" so hostile input cannot explode label sets. */
     private readonly knownVerbs: ReadonlySet<string>,
     private readonly what: string,

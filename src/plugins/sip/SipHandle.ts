@@ -1,6 +1,8 @@
 /**
- * One SIP-plugin handle: its account (or its master's, for a helper) and its
- * one call slot, bridging the handle's PeerConnection to a SIP dialog.
+ * One SIP-plugin handle (janus_sip.c's session): its account (or its
+ * master's, for a helper), the client's requests and the events it gets, and
+ * its one call slot, whose call (SipCall.ts) bridges the handle's
+ * PeerConnection to a SIP dialog.
  *
  * Lessons §1 (Janus #3332) by construction:
  * - the slot is the explicit table in CallStateTable.ts;
@@ -14,37 +16,34 @@
  *   200 OK, and the SIP answer in the ACK completes the call (`accepted`,
  *   with the JSEP answer for the browser).
  *
- * SIP-side SDP: see SdpBridge.ts. Media: see MediaBridge.ts.
+ * The call itself (SDP both ways, media, re-offers): see SipCall.ts; what a
+ * `register` body means: requests.ts.
+ *
+ * Why this file stays whole (about 700 lines): every client request and every
+ * SIP event of the handle is checked against its one call slot and answered
+ * with events in order here; split, the slot's transitions and the event order
+ * would be spread over files.
  */
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { MediaServices } from '../../media/Routing.js';
-import type { Call, InDialogRequestEvent, TerminationInfo } from '../../sip/Call.js';
-import type { DigestCredentials } from '../../sip/DigestAuth.js';
+import type { Call, InDialogRequestEvent } from '../../sip/Call.js';
 import { headerNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
 import { parseSipUri } from '../../sip/SipUri.js';
-import type { IncomingMessageEvent, UserAgent } from '../../sip/UserAgent.js';
+import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
-import { MediaBridge, type BridgeLine } from './MediaBridge.js';
-import { REQUEST_TABLES, customHeaders, validate } from './requests.js';
+import { MediaBridge } from './MediaBridge.js';
+import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, validate } from './requests.js';
 import { SipAccount, type AccountEnvironment } from './SipAccount.js';
-import {
-  SdpBridgeError, answerDirection, bridgeableWebRtcLines, firstBridgeable, isPlainRtp, parseSipSdp, rejectedMids, writeSipSdp,
-  type BridgeKind, type Direction, type SipCodec, type SipSdp, type SipSdpLine,
-} from './SdpBridge.js';
-
-/**
- * The SIP side gets plain RTP: no header extensions are accepted from the browser, so none are
- * relayed to SIP phones (many predate RFC 8285) and nothing per-packet needs rewriting.
- */
-const SIP_BRIDGE_EXTENSIONS = { audioLevel: false, transportWideCc: false } as const;
+import { SIP_BRIDGE_EXTENSIONS, SipCall } from './SipCall.js';
+import { SdpBridgeError, type Direction } from './SdpBridge.js';
 
 /** Settings every handle shares (from the plugin configuration). */
-export interface SessionEnvironment extends AccountEnvironment {
+export interface SipHandleEnvironment extends AccountEnvironment {
   /** c= address of ferry's SIP-side SDP. */
   sdpAddress: string;
   registerTtl: number;
@@ -53,28 +52,18 @@ export interface SessionEnvironment extends AccountEnvironment {
   closeGraceMs: number;
 }
 
-/** The plugin-wide registry a session needs (masters for helpers, counters). */
-export interface SessionRegistry {
+/**
+ * What a handle needs of the plugin (SipPlugin.ts): the handles that own an
+ * account, by master id (a helper joins one), and notice of handles closing
+ * and accounts opening (the plugin's counters).
+ */
+export interface SipHandleDirectory {
   nextMasterId(): number;
-  master(id: number): SipSession | undefined;
-  addMaster(id: number, session: SipSession): void;
-  removeMaster(id: number, session: SipSession): void;
-  sessionClosed(session: SipSession): void;
+  master(id: number): SipHandle | undefined;
+  addMaster(id: number, handle: SipHandle): void;
+  removeMaster(id: number, handle: SipHandle): void;
+  handleClosed(handle: SipHandle): void;
   accountOpened(account: SipAccount): void;
-}
-
-/** A SIP m-line of the call and what it is tied to on the WebRTC side. */
-interface LineMapping {
-  sipIndex: number;
-  kind: BridgeKind;
-  mid: string;
-  line: BridgeLine | null;
-  /** Codecs ferry may use on this line (the offerer's list, or the one chosen). */
-  codecs: SipCodec[];
-  /** The SIP m-line as last seen from the peer (its direction, for hold and answers). */
-  peerDirection: Direction;
-  /** What ferry writes for this line (rejected lines are written as port 0). */
-  rejected: { type: string; proto: string; format: string } | null;
 }
 
 interface EndInfo {
@@ -83,70 +72,16 @@ interface EndInfo {
   headers?: JsonObject;
 }
 
-let nextSdpSession = Math.floor(Date.now() / 1000);
-
-/** One call as the handle sees it; dropped by terminate(). */
-class ActiveCall {
-  sip: Call | null = null;
-  offerless = false;
-  peerUri = '';
-  peerDisplay: string | undefined;
-  callee = '';
-  /** The browser's offer (outgoing calls, accepted offerless INVITEs). */
-  webrtcOffer: Jsep | null = null;
-  /** The SIP peer's offer (incoming INVITE with SDP). */
-  sipOffer: SipSdp | null = null;
-  lines: LineMapping[] = [];
-  localSipSdp: string | null = null;
-  readonly sdpSession = nextSdpSession++;
-  sdpVersion = 1;
-  /** The browser already got its JSEP answer (from a 183 before the 200). */
-  browserAnswered = false;
-  localHold: Direction | null = null;
-  private readonly removers: Array<() => void> = [];
-
-  constructor(
-    readonly ua: UserAgent,
-    readonly account: SipAccount,
-    readonly direction: 'incoming' | 'outgoing',
-    /** The SIP Call-ID (known once the INVITE exists). */
-    public callId: string,
-    readonly bridge: MediaBridge,
-  ) {}
-
-  listen<K extends keyof CallEventArgs>(call: Call, event: K, fn: (...args: CallEventArgs[K]) => void): void {
-    const typed = call as unknown as { on(e: K, f: typeof fn): void; off(e: K, f: typeof fn): void };
-    typed.on(event, fn);
-    this.removers.push(() => typed.off(event, fn));
-  }
-
-  detach(): void {
-    for (const r of this.removers.splice(0)) r();
-  }
-}
-
-type CallEventArgs = {
-  provisional: [res: SipMessage & { status: number }];
-  accepted: [res: SipMessage, sdp: string | null];
-  failed: [code: number, reason: string, res?: SipMessage];
-  confirmed: [ack: SipMessage, sdp: string | null];
-  reinvite: [ev: InDialogRequestEvent];
-  update: [ev: InDialogRequestEvent];
-  info: [ev: InDialogRequestEvent];
-  message: [ev: InDialogRequestEvent];
-  terminated: [info: TerminationInfo];
-};
-
 const DTMF_DIGITS = /^[0-9*#A-Da-d]$/;
 
-export class SipSession implements PluginHandle {
+export class SipHandle implements PluginHandle {
   readonly slot = new CallSlot();
-  private current: ActiveCall | null = null;
+  private current: SipCall | null = null;
   /** The account this handle registered (it owns the UserAgent). */
   private account: SipAccount | null = null;
   /** For a helper: the master whose account it shares. */
-  private master: SipSession | null = null;
-  readonly helpers = new Set<SipSession>();
+  private master: SipHandle | null = null;
+  readonly helpers = new Set<SipHandle>();
   private destroyed = false;
   private work: Promise<void> = Promise.resolve();
   private readonly logger: Logger;
@@ -154,8 +89,8 @@ export class SipSession implements PluginHandle {
   constructor(
     private readonly ctx: PluginContext,
     private readonly services: MediaServices,
-    private readonly env: SessionEnvironment,
-    private readonly registry: SessionRegistry,
+    private readonly env: SipHandleEnvironment,
+    private readonly directory: SipHandleDirectory,
   ) {
     this.logger = ctx.logger;
   }
@@ -260,44 +195,13 @@ export class SipSession implements PluginHandle {
       }
     }
     if (!this.slot.idle) throw wrongState('cannot register again during a call');
-    const guest = type === 'guest';
-    if (guest && field(body, 'send_register') === true) throw invalid('send_register', 'false (or absent) for a guest');
-    if (field(body, 'force_udp') === true && field(body, 'force_tcp') === true) throw invalid('force_tcp', 'false when force_udp is true');
-    const username = field(body, 'username');
-    if (typeof username !== 'string') throw missing('username');
-    const aor = parseSipUri(username);
-    if (!aor || !aor.user) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${username}`);
-    const proxy = this.optionalUri(body, 'proxy');
-    const outboundProxy = this.optionalUri(body, 'outbound_proxy');
-    const secret = field(body, 'secret') as string | undefined;
-    const ha1 = field(body, 'ha1_secret') as string | undefined;
-    const authuser = (field(body, 'authuser') as string | undefined) ?? aor.user;
-    const credentials: DigestCredentials | undefined =
-      secret !== undefined ? { username: authuser, password: secret } : ha1 !== undefined ? { username: authuser, ha1 } : undefined;
-    if (!guest && field(body, 'send_register') !== false && !credentials) throw missing('secret');
-    const ttl = field(body, 'register_ttl') as number | undefined;
-    const headers = customHeaders(body);
+    const settings = accountSettings(body, type === 'guest', this.env);
 
     // A failed or unregistered account is replaced.
     this.closeAccount();
-    const masterId = this.registry.nextMasterId();
-    const sendRegister = !guest && field(body, 'send_register') !== false;
+    const masterId = this.directory.nextMasterId();
     const account = await SipAccount.open(
-      {
-        username,
-        user: aor.user,
-        ...(field(body, 'display_name') !== undefined ? { displayName: field(body, 'display_name') as string } : {}),
-        ...(credentials ? { credentials } : {}),
-        userAgent: (field(body, 'user_agent') as string | undefined) ?? this.env.userAgent,
-        ...(proxy ? { registrar: proxy } : {}),
-        ...(outboundProxy ? { outboundProxy } : {}),
-        transport: field(body, 'force_tcp') === true ? 'tcp' : 'udp',
-        registerTtl: ttl ?? this.env.registerTtl,
-        headers,
-        sendRegister,
-        incomingHeaderPrefixes: (field(body, 'incoming_header_prefixes') as string[] | undefined) ?? [],
-        automaticRinging: field(body, 'automatic_ringing') !== false,
-      },
+      settings,
       this.env,
       masterId,
       {
@@ -308,13 +212,13 @@ export class SipSession implements PluginHandle {
         incomingMessage: (ev) => this.onOutOfDialogMessage(account, ev),
       },
     );
-    this.registry.accountOpened(account);
+    this.directory.accountOpened(account);
     if (this.destroyed) {
       void account.close(0);
       return;
     }
     this.account = account;
-    this.registry.addMaster(masterId, this);
+    this.directory.addMaster(masterId, this);
     account.start();
   }
 
@@ -322,18 +226,11 @@ export class SipSession implements PluginHandle {
     const masterId = field(body, 'master_id');
     if (typeof masterId !== 'number') throw missing('master_id');
     if (this.account) throw new SipPluginError(SipErrorCode.HELPER_ERROR, 'This session is already registered as a master');
-    const master = this.registry.master(masterId);
+    const master = this.directory.master(masterId);
     if (!master || master === this || master.master || !master.account) throw new SipPluginError(SipErrorCode.HELPER_ERROR, `No such master session ${masterId}`);
     this.master = master;
     master.helpers.add(this);
     this.push({ event: 'registered', username: master.account.settings.username, register_sent: false, helper: true, master_id: masterId }, { transaction });
-  }
-
-  private optionalUri(body: JsonObject, name: string): string | undefined {
-    const value = field(body, name);
-    if (typeof value !== 'string' || value === '') return undefined;
-    if (!parseSipUri(value.replace(/^<|>$/g, ''))) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid ${name} address ${value}`);
-    return value;
   }
 
   private unregister(transaction: string): void {
@@ -368,7 +265,7 @@ export class SipSession implements PluginHandle {
     const account = this.account;
     if (!account) return;
     this.account = null;
-    this.registry.removeMaster(account.masterId, this);
+    this.directory.removeMaster(account.masterId, this);
     for (const helper of [...this.helpers]) helper.masterGone();
     this.helpers.clear();
     void account.close(this.env.closeGraceMs);
@@ -406,7 +303,7 @@ export class SipSession implements PluginHandle {
 
   private async onIncomingCall(account: SipAccount, call: Call): Promise<void> {
     const ua = account.ua;
-    const active = new ActiveCall(ua, account, 'incoming', call.callId, this.newBridge());
+    const active = new SipCall(ua, account, 'incoming', call.callId, this.newBridge(), this.env.sdpAddress);
     active.sip = call;
     active.offerless = call.offerless;
     const caller = headerNameAddr(call.invite, 'From');
@@ -421,7 +318,7 @@ export class SipSession implements PluginHandle {
     let jsep: Jsep | undefined;
     if (!call.offerless) {
       try {
-        jsep = await this.offerToBrowser(active, call.remoteSdp ?? '');
+        jsep = await active.offerToBrowser(call.remoteSdp ?? '', () => this.openMedia());
       } catch (err) {
         // RFC 3261 §21.4.26: nothing in the offer ferry can bridge.
         this.logger.info({ err: String(err) }, 'sip: incoming offer not acceptable');
@@ -442,36 +339,6 @@ export class SipSession implements PluginHandle {
       },
       { callId: active.callId, ...(jsep ? { jsep } : {}) },
     );
-  }
-
-  /** The SIP peer offered: ferry offers the browser one section per bridgeable SIP m-line. */
-  private async offerToBrowser(active: ActiveCall, sdp: string): Promise<Jsep> {
-    const offer = parseSipSdp(sdp);
-    active.sipOffer = offer;
-    const sections: Array<{ mid: string; kind: BridgeKind; codec: SipCodec; direction: Direction }> = [];
-    for (const m of offer.media) {
-      const codec = firstBridgeable(m);
-      if (codec && m.kind !== 'other') {
-        const mid = String(sections.length);
-        sections.push({ mid, kind: m.kind, codec, direction: m.direction });
-        active.lines.push({ sipIndex: m.index, kind: m.kind, mid, line: null, codecs: [codec], peerDirection: m.direction, rejected: null });
-      } else {
-        active.lines.push({ sipIndex: m.index, kind: 'audio', mid: '', line: null, codecs: [], peerDirection: m.direction, rejected: { type: m.type, proto: m.proto, format: m.firstFormat } });
-      }
-    }
-    if (sections.length === 0) throw new SdpBridgeError('no m-line with a codec ferry can bridge');
-    const media = this.openMedia();
-    const jsep = await media.createOffer!(
-      sections.map((s) => ({
-        mid: s.mid,
-        kind: s.kind,
-        codec: { name: s.codec.name, clockRate: s.codec.clockRate, payloadType: s.codec.payloadType, ...(s.codec.channels ? { channels: s.codec.channels } : {}), ...(s.codec.fmtp ? { fmtp: s.codec.fmtp } : {}) },
-        // ferry relays: what the SIP peer does is what ferry does towards the browser.
-        direction: s.direction,
-      })),
-    );
-    active.bridge.attachWebRtc(routable(media));
-    return jsep;
   }
 
   private openMedia(): HandleMedia {
@@ -497,7 +364,7 @@ export class SipSession implements PluginHandle {
       }
       if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'An offerless INVITE is accepted with a JSEP offer');
       active.webrtcOffer = jsep;
-      const sdp = this.sipOfferFromBrowser(active, jsep);
+      const sdp = active.sipOfferFromBrowser(jsep);
       active.ua.answer(call, 200, sdp, headers);
       this.slot.apply('accept');
       this.push({ event: 'accepting' }, { transaction, callId: active.callId });
@@ -505,96 +372,22 @@ export class SipSession implements PluginHandle {
     }
     if (!active.localSipSdp) {
       if (!jsep || jsep.type !== 'answer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (a JSEP answer to the offer in incomingcall)');
-      active.localSipSdp = this.sipAnswerFromBrowser(active, jsep);
+      active.localSipSdp = active.sipAnswerFromBrowser(jsep);
     }
     active.ua.answer(call, early ? 183 : 200, active.localSipSdp, headers);
     this.slot.apply(early ? 'sendProgress' : 'accept');
     this.push({ event: early ? 'progressed' : 'accepted', username: active.peerUri }, { transaction, callId: active.callId });
   }
 
-  /** ferry's SIP answer to the peer's offer, after the browser answered ferry's WebRTC offer. */
-  private sipAnswerFromBrowser(active: ActiveCall, browserAnswer: Jsep): string {
-    const offer = active.sipOffer;
-    if (!offer) throw wrongState('no SIP offer to answer');
-    const rejected = rejectedMids(browserAnswer.sdp);
-    const out: SipSdpLine[] = [];
-    let accepted = 0;
-    for (const mapping of active.lines) {
-      const m = offer.media[mapping.sipIndex];
-      if (!m) continue;
-      const codec = mapping.codecs[0];
-      if (mapping.rejected || !codec || rejected.has(mapping.mid)) {
-        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
-        continue;
-      }
-      const line = active.bridge.openLine(mapping.kind);
-      mapping.line = line;
-      active.bridge.configure(line, { mid: mapping.mid, sipCodec: codec, remote: m.address && m.port ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
-      this.applyPeerDirection(active, mapping, m.direction);
-      out.push({ kind: mapping.kind, port: line.leg.port, codecs: [codec], direction: answerDirection(m.direction) });
-      accepted++;
-    }
-    if (accepted === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP answer accepted no m-line');
-    return this.writeSdp(active, out);
-  }
-
-  /** ferry's SIP offer from the browser's offer: every bridgeable codec, the browser's payload types. */
-  private sipOfferFromBrowser(active: ActiveCall, browserOffer: Jsep): string {
-    const lines = bridgeableWebRtcLines(browserOffer.sdp);
-    if (lines.length === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP offer has no m-line with a codec a SIP peer can take unchanged');
-    const out: SipSdpLine[] = [];
-    lines.forEach((w, sipIndex) => {
-      const line = active.bridge.openLine(w.kind);
-      active.lines.push({ sipIndex, kind: w.kind, mid: w.mid, line, codecs: w.codecs, peerDirection: 'sendrecv', rejected: null });
-      out.push({ kind: w.kind, port: line.leg.port, codecs: w.codecs, direction: w.direction });
-    });
-    return this.writeSdp(active, out);
-  }
-
-  private writeSdp(active: ActiveCall, lines: SipSdpLine[]): string {
-    const sdp = writeSipSdp({ sessionId: active.sdpSession, version: active.sdpVersion++, address: this.env.sdpAddress, lines });
-    active.localSipSdp = sdp;
-    return sdp;
-  }
-
-  /**
-   * The SIP peer answered ferry's offer (in a 183, a 200, or the ACK of an
-   * offerless INVITE): ties each line to its codec and the peer's address,
-   * then answers the browser with the codecs the peer chose.
-   */
-  private async answerBrowser(active: ActiveCall, sipAnswer: string): Promise<Jsep> {
-    const answer = parseSipSdp(sipAnswer);
-    const codecs: { audio?: string[]; video?: string[] } = {};
-    for (const mapping of active.lines) {
-      const m = answer.media[mapping.sipIndex];
-      if (!m || m.port === 0 || !isPlainRtp(m) || !mapping.line) continue;
-      // RFC 3264 §6.1: the answer's codecs are a subset of the offer's (matched by name and rate).
-      const codec = m.codecs.find((c) => mapping.codecs.some((o) => sameCodec(o, c)));
-      if (!codec) continue;
-      active.bridge.configure(mapping.line, { mid: mapping.mid, sipCodec: codec, remote: m.address ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
-      this.applyPeerDirection(active, mapping, m.direction);
-      mapping.codecs = [codec];
-      codecs[mapping.kind] ??= [codec.name];
-    }
-    if (!codecs.audio && !codecs.video) throw new SdpBridgeError('the SIP answer accepted no codec ferry offered');
-    const offer = active.webrtcOffer;
-    const media = this.ctx.media;
-    if (!offer || !media) throw wrongState('the PeerConnection is gone');
-    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
-    active.bridge.attachWebRtc(routable(media));
-    active.browserAnswered = true;
-    return jsep;
-  }
-
   /** Where the ACK completes an incoming call; for an offerless INVITE it carries the SIP answer. */
-  private async onAck(active: ActiveCall, sdp: string | null): Promise<void> {
+  private async onAck(active: SipCall, sdp: string | null): Promise<void> {
     if (this.current !== active) return;
     if (!active.offerless) {
       this.slot.apply('recvAck');
       return;
     }
     if (!sdp) throw new SdpBridgeError('the ACK carried no SDP answer');
-    const jsep = await this.answerBrowser(active, sdp);
+    const jsep = await active.answerBrowser(sdp, this.ctx.media);
     if (this.current !== active) return;
     this.slot.apply('recvAck');
     this.push({ event: 'accepted', username: active.peerUri }, { callId: active.callId, jsep });
@@ -627,23 +420,19 @@ export class SipSession implements PluginHandle {
     if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
     if (field(body, 'refer_id') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'refer_id: transfers are not supported by ferry');
     const headers = customHeaders(body);
-    const secret = field(body, 'secret') as string | undefined;
-    const ha1 = field(body, 'ha1_secret') as string | undefined;
-    const authuser = (field(body, 'authuser') as string | undefined) ?? account.settings.credentials?.username ?? account.settings.user;
-    const credentials: DigestCredentials | undefined =
-      secret !== undefined ? { username: authuser, password: secret } : ha1 !== undefined ? { username: authuser, ha1 } : undefined;
+    const credentials = digestCredentials(body, account.settings.credentials?.username ?? account.settings.user);
     const requestedCallId = field(body, 'call_id') as string | undefined;
 
     const ua = account.ua;
     const bridge = this.newBridge();
-    const active = new ActiveCall(ua, account, 'outgoing', requestedCallId ?? '', bridge);
+    const active = new SipCall(ua, account, 'outgoing', requestedCallId ?? '', bridge, this.env.sdpAddress);
     active.peerUri = uri;
     active.webrtcOffer = jsep;
     this.slot.apply('sendInvite');
     this.current = active;
     let sdp: string;
     try {
-      sdp = this.sipOfferFromBrowser(active, jsep);
+      sdp = active.sipOfferFromBrowser(jsep);
     } catch (err) {
       this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false });
       throw err;
@@ -665,7 +454,7 @@ export class SipSession implements PluginHandle {
     this.push({ event: 'calling', call_id: callId }, { transaction, callId });
   }
 
-  private async onProvisional(active: ActiveCall, res: SipMessage & { status: number }): Promise<void> {
+  private async onProvisional(active: SipCall, res: SipMessage & { status: number }): Promise<void> {
     if (this.current !== active || res.status === 100) return;
     this.slot.apply('recvProvisional');
     const headers = active.account.headersOf(res);
@@ -674,7 +463,7 @@ export class SipSession implements PluginHandle {
       return;
     }
     if (res.status === 183 && res.body.length > 0 && !active.browserAnswered) {
-      const jsep = await this.answerBrowser(active, res.body.toString('utf8'));
+      const jsep = await active.answerBrowser(res.body.toString('utf8'), this.ctx.media);
       if (this.current !== active) return;
       this.push({ event: 'progress', username: active.peerUri, ...headers }, { callId: active.callId, jsep });
       return;
@@ -682,12 +471,12 @@ export class SipSession implements PluginHandle {
     this.push({ event: 'proceeding', code: res.status, ...headers }, { callId: active.callId });
   }
 
-  private async onAnswered(active: ActiveCall, res: SipMessage, sdp: string | null): Promise<void> {
+  private async onAnswered(active: SipCall, res: SipMessage, sdp: string | null): Promise<void> {
     if (this.current !== active) return;
     let jsep: Jsep | undefined;
     if (!active.browserAnswered) {
       if (!sdp) throw new SdpBridgeError('the 200 OK carried no SDP answer');
-      jsep = await this.answerBrowser(active, sdp);
+      jsep = await active.answerBrowser(sdp, this.ctx.media);
       if (this.current !== active) return;
     }
     this.slot.apply('recvAnswer');
@@ -696,7 +485,7 @@ export class SipSession implements PluginHandle {
 
   // ------------------------------------------------------------------ in-dialog requests
 
-  private listenInDialog(active: ActiveCall, call: Call): void {
+  private listenInDialog(active: SipCall, call: Call): void {
     // Deferred one microtask: a failed outgoing INVITE emits `terminated` and then `failed` with the
     // response (whose headers the hangup event carries); whichever runs first ends the call.
     active.listen(call, 'terminated', (info) => queueMicrotask(() => this.terminate(active, { code: info.code, reason: info.reason })));
@@ -712,61 +501,13 @@ export class SipSession implements PluginHandle {
     });
   }
 
-  /**
-   * A re-INVITE or UPDATE from the SIP peer (RFC 3264 §8): new address,
-   * hold/resume by direction. ferry answers it itself with the same codecs
-   * (no WebRTC renegotiation is needed for either); a change of codec or an
-   * added stream it cannot bridge gets 488, keeping the call as it was.
-   * (`autoaccept_reinvites: false` is accepted for compatibility but changes
-   * nothing: no re-offer ferry can take needs the browser.)
-   */
-  private onReoffer(active: ActiveCall, ev: InDialogRequestEvent): void {
-    if (this.current !== active || !active.localSipSdp) return ev.respond(491);
-    if (ev.body === null) {
-      // Offerless re-INVITE (session refresh): our current description is the offer; the media stays as is.
-      return ev.respond(200, active.localSipSdp);
-    }
-    let offer: SipSdp;
-    try {
-      offer = parseSipSdp(ev.body);
-    } catch {
-      return ev.respond(400);
-    }
-    const out: SipSdpLine[] = [];
-    for (const m of offer.media) {
-      const mapping = active.lines.find((l) => l.sipIndex === m.index);
-      const codec = mapping?.codecs[0];
-      if (!mapping || !mapping.line || !codec || m.port === 0) {
-        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
-        continue;
-      }
-      const offered = m.codecs.find((c) => sameCodec(c, codec));
-      if (!offered || !isPlainRtp(m)) return ev.respond(488);
-      if (m.address) active.bridge.setRemote(mapping.line, { address: m.address, port: m.port });
-      this.applyPeerDirection(active, mapping, m.direction);
-      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [codec], direction: this.localDirection(active, answerDirection(m.direction)) });
-    }
-    ev.respond(200, this.writeSdp(active, out));
+  /** A re-INVITE or UPDATE from the SIP peer: the call answers it, if it is still ours (else 491). */
+  private onReoffer(active: SipCall, ev: InDialogRequestEvent): void {
+    if (this.current !== active) return ev.respond(491);
+    active.answerReoffer(ev);
   }
 
-  /** The peer's direction decides whether ferry sends it media (RFC 3264 §6.1, §8.4). */
-  private applyPeerDirection(active: ActiveCall, mapping: LineMapping, peer: Direction): void {
-    mapping.peerDirection = peer;
-    if (!mapping.line) return;
-    const peerReceives = peer === 'sendrecv' || peer === 'recvonly';
-    const weSend = active.localHold === null || active.localHold === 'sendonly';
-    active.bridge.setSendPaused(mapping.line, !(peerReceives && weSend));
-  }
-
-  /** Our direction, narrowed by a hold we asked for. */
-  private localDirection(active: ActiveCall, wanted: Direction): Direction {
-    if (active.localHold === null) return wanted;
-    const send = (wanted === 'sendrecv' || wanted === 'sendonly') && active.localHold === 'sendonly';
-    const recv = (wanted === 'sendrecv' || wanted === 'recvonly') && active.localHold === 'recvonly';
-    return send ? 'sendonly' : recv ? 'recvonly' : 'inactive';
-  }
-
-  private onInfo(active: ActiveCall, ev: InDialogRequestEvent): void {
+  private onInfo(active: SipCall, ev: InDialogRequestEvent): void {
     const from = headerNameAddr(ev.request, 'From');
     const sender = { sender: from?.uri ?? '', ...(from?.display ? { displayname: from.display } : {}) };
     const type = (ev.contentType ?? '').toLowerCase();
@@ -782,27 +523,15 @@ export class SipSession implements PluginHandle {
     this.push({ event: 'info', ...sender, type: ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
   }
 
-  private established(body: JsonObject, what: string): ActiveCall & { sip: Call } {
+  private established(body: JsonObject, what: string): SipCall & { sip: Call } {
     const active = this.requireCall(body);
     if (this.slot.state !== 'established' || !active.sip) throw wrongState(`not in a call (${what})`);
-    return active as ActiveCall & { sip: Call };
+    return active as SipCall & { sip: Call };
   }
 
   private hold(body: JsonObject, transaction: string, direction: Direction | null): void {
     const active = this.established(body, direction ? 'hold' : 'unhold');
-    active.localHold = direction;
-    const out: SipSdpLine[] = [];
-    const offer = active.sipOffer;
-    for (const mapping of active.lines) {
-      if (!mapping.line || mapping.rejected) {
-        const m = offer?.media[mapping.sipIndex];
-        out.push({ rejected: true, type: m?.type ?? mapping.rejected?.type ?? mapping.kind, proto: m?.proto ?? 'RTP/AVP', format: m?.firstFormat ?? '0' });
-        continue;
-      }
-      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: mapping.codecs, direction: direction ?? 'sendrecv' });
-      this.applyPeerDirection(active, mapping, mapping.peerDirection);
-    }
-    const sdp = this.writeSdp(active, out);
+    const sdp = active.holdOffer(direction);
     this.push(direction ? { event: 'holding', direction } : { event: 'resuming' }, { transaction, callId: active.callId });
     void active.ua.reinvite(active.sip, sdp).then((outcome) => {
       if (this.current !== active || outcome.code < 300) return;
@@ -816,16 +545,12 @@ export class SipSession implements PluginHandle {
     if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'update needs a JSEP offer');
     const media = this.ctx.media;
     if (!media) throw wrongState('no PeerConnection');
-    const codecs: { audio?: string[]; video?: string[] } = {};
-    for (const m of active.lines) if (m.line && m.codecs[0]) codecs[m.kind] ??= [m.codecs[0].name];
+    const codecs = active.bridgedCodecs();
     const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
     active.webrtcOffer = jsep;
     active.bridge.rewire();
     this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });
-    // RFC 3264 §8: the same media, a new version of ferry's description.
-    const sdp = (active.localSipSdp ?? '').replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string) => `${head}${active.sdpVersion++}`);
-    active.localSipSdp = sdp;
-    const outcome = await active.ua.reinvite(active.sip, sdp);
+    const outcome = await active.ua.reinvite(active.sip, active.refreshedOffer());
     if (this.current !== active) return;
     this.push({ event: 'updated', code: outcome.code, reason: outcome.reason }, { callId: active.callId });
   }
@@ -897,7 +622,7 @@ export class SipSession implements PluginHandle {
     this.terminate(active, null, { sipHeaders: customHeaders(body) });
   }
 
-  private requireCall(body: JsonObject): ActiveCall {
+  private requireCall(body: JsonObject): SipCall {
     const active = this.current;
     if (!active) throw wrongState('not in a call');
     const callId = field(body, 'call_id');
@@ -905,7 +630,7 @@ export class SipSession implements PluginHandle {
     return active;
   }
 
-  private failCall(active: ActiveCall, err: unknown): void {
+  private failCall(active: SipCall, err: unknown): void {
     this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sip: call failed');
     // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call with BYE; Reason says why.
     this.terminate(active, { code: 488, reason: reasonPhrase(488) });
@@ -917,22 +642,15 @@ export class SipSession implements PluginHandle {
    * SIP stack ended it" (BYE 200, CANCEL 487, unanswered 480).
    */
   private terminate(
-    active: ActiveCall,
+    active: SipCall,
     info: EndInfo | null,
     options: { notify?: boolean; endSip?: () => void; sipHeaders?: Array<[string, string]> } = {},
   ): void {
     if (this.current !== active) return;
     this.current = null;
     this.slot.apply('terminate');
-    active.detach();
+    active.end(this.logger, options.endSip, options.sipHeaders);
     const call = active.sip;
-    try {
-      if (options.endSip) options.endSip();
-      else if (call && !call.terminated) active.ua.bye(call, options.sipHeaders ?? []);
-    } catch (err) {
-      this.logger.debug({ err }, 'sip: ending the SIP side failed (already ended)');
-    }
-    active.bridge.close();
     const end = info ?? (call?.termination ? { code: call.termination.code, reason: call.termination.reason } : { code: 487, reason: reasonPhrase(487) });
     if (options.notify !== false && !this.destroyed) this.push({ event: 'hangup', code: end.code, reason: end.reason, ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
     // Janus close_pc: the PeerConnection of this call goes too (its hangupMedia finds the slot idle).
@@ -969,7 +687,7 @@ export class SipSession implements PluginHandle {
     const account = this.account;
     if (account && (account.status === 'registered' || account.status === 'registering')) account.ua.unregister();
     this.closeAccount();
-    this.registry.sessionClosed(this);
+    this.directory.handleClosed(this);
     void reason;
   }
 
@@ -997,13 +715,4 @@ export class SipSession implements PluginHandle {
       destroyed: this.destroyed,
     };
   }
-}
-
-function sameCodec(a: SipCodec, b: SipCodec): boolean {
-  return a.name.toLowerCase() === b.name.toLowerCase() && a.clockRate === b.clockRate;
-}
-
-function routable(media: HandleMedia): { streams: NonNullable<HandleMedia['streams']>; onStreamsChanged: NonNullable<HandleMedia['onStreamsChanged']> } | null {
-  if (!media.streams || !media.onStreamsChanged) return null;
-  return { streams: media.streams.bind(media), onStreamsChanged: media.onStreamsChanged.bind(media) };
 }

@@ -1,0 +1,298 @@
+/**
+ * One call of a SIP-plugin handle (SipHandle.ts): the SIP dialog it rides on
+ * (a `Call` of ferry's SIP stack), the media bridge between the handle's
+ * PeerConnection and plain RTP legs (MediaBridge.ts), and the SDP on both
+ * sides: which SIP m-line is tied to which WebRTC m-line with which codec,
+ * ferry's SIP-side descriptions (SdpBridge.ts), directions for hold
+ * (RFC 3264 §6.1, §8.4) and re-offers from the peer (RFC 3264 §8).
+ *
+ * The handle decides when a call starts and ends and tells the client; a
+ * SipCall is dropped by the handle's terminate(), which calls `end()`.
+ */
+import type { Logger } from 'pino';
+import type { HandleMedia, Jsep } from '../../core/Media.js';
+import type { Call, CallEvents, InDialogRequestEvent } from '../../sip/Call.js';
+import type { UserAgent } from '../../sip/UserAgent.js';
+import { SipErrorCode, SipPluginError, wrongState } from './errors.js';
+import type { BridgeLine, MediaBridge } from './MediaBridge.js';
+import type { SipAccount } from './SipAccount.js';
+import {
+  SdpBridgeError, answerDirection, bridgeableWebRtcLines, firstBridgeable, isPlainRtp, parseSipSdp, rejectedMids, writeSipSdp,
+  type BridgeKind, type Direction, type SipCodec, type SipSdp, type SipSdpLine,
+} from './SdpBridge.js';
+
+/**
+ * The SIP side gets plain RTP: no header extensions are accepted from the browser, so none are
+ * relayed to SIP phones (many predate RFC 8285) and nothing per-packet needs rewriting.
+ */
+export const SIP_BRIDGE_EXTENSIONS = { audioLevel: false, transportWideCc: false } as const;
+
+/** A SIP m-line of the call and what it is tied to on the WebRTC side. */
+interface LineMapping {
+  sipIndex: number;
+  kind: BridgeKind;
+  mid: string;
+  line: BridgeLine | null;
+  /** Codecs ferry may use on this line (the offerer's list, or the one chosen). */
+  codecs: SipCodec[];
+  /** The SIP m-line as last seen from the peer (its direction, for hold and answers). */
+  peerDirection: Direction;
+  /** What ferry writes for this line (rejected lines are written as port 0). */
+  rejected: { type: string; proto: string; format: string } | null;
+}
+
+let nextSdpSession = Math.floor(Date.now() / 1000);
+
+export class SipCall {
+  sip: Call | null = null;
+  offerless = false;
+  peerUri = '';
+  peerDisplay: string | undefined;
+  callee = '';
+  /** The browser's offer (outgoing calls, accepted offerless INVITEs). */
+  webrtcOffer: Jsep | null = null;
+  /** The SIP peer's offer (incoming INVITE with SDP). */
+  sipOffer: SipSdp | null = null;
+  lines: LineMapping[] = [];
+  localSipSdp: string | null = null;
+  readonly sdpSession = nextSdpSession++;
+  sdpVersion = 1;
+  /** The browser already got its JSEP answer (from a 183 before the 200). */
+  browserAnswered = false;
+  localHold: Direction | null = null;
+  private readonly removers: Array<() => void> = [];
+
+  constructor(
+    readonly ua: UserAgent,
+    readonly account: SipAccount,
+    readonly direction: 'incoming' | 'outgoing',
+    /** The SIP Call-ID (known once the INVITE exists). */
+    public callId: string,
+    readonly bridge: MediaBridge,
+    /** c= address of ferry's SIP-side SDP. */
+    private readonly sdpAddress: string,
+  ) {}
+
+  /** Listens to the SIP call until `end()`. */
+  listen<K extends keyof CallEvents>(call: Call, event: K, fn: (...args: CallEvents[K]) => void): void {
+    call.on(event, fn);
+    this.removers.push(() => call.off(event, fn));
+  }
+
+  /**
+   * Ends both sides: stops listening to the SIP call, ends it (`endSip`, or
+   * BYE/CANCEL/480 as its state asks) unless it already ended, and releases
+   * the RTP legs. Nothing here tells the client.
+   */
+  end(logger: Logger, endSip?: () => void, sipHeaders: Array<[string, string]> = []): void {
+    for (const r of this.removers.splice(0)) r();
+    const call = this.sip;
+    try {
+      if (endSip) endSip();
+      else if (call && !call.terminated) this.ua.bye(call, sipHeaders);
+    } catch (err) {
+      logger.debug({ err }, 'sip: ending the SIP side failed (already ended)');
+    }
+    this.bridge.close();
+  }
+
+  // ------------------------------------------------------------------ SDP, both ways
+
+  /** The SIP peer offered: ferry offers the browser one section per bridgeable SIP m-line. */
+  async offerToBrowser(sdp: string, openMedia: () => HandleMedia): Promise<Jsep> {
+    const offer = parseSipSdp(sdp);
+    this.sipOffer = offer;
+    const sections: Array<{ mid: string; kind: BridgeKind; codec: SipCodec; direction: Direction }> = [];
+    for (const m of offer.media) {
+      const codec = firstBridgeable(m);
+      if (codec && m.kind !== 'other') {
+        const mid = String(sections.length);
+        sections.push({ mid, kind: m.kind, codec, direction: m.direction });
+        this.lines.push({ sipIndex: m.index, kind: m.kind, mid, line: null, codecs: [codec], peerDirection: m.direction, rejected: null });
+      } else {
+        this.lines.push({ sipIndex: m.index, kind: 'audio', mid: '', line: null, codecs: [], peerDirection: m.direction, rejected: { type: m.type, proto: m.proto, format: m.firstFormat } });
+      }
+    }
+    if (sections.length === 0) throw new SdpBridgeError('no m-line with a codec ferry can bridge');
+    const media = openMedia();
+    const jsep = await media.createOffer!(
+      sections.map((s) => ({
+        mid: s.mid,
+        kind: s.kind,
+        codec: { name: s.codec.name, clockRate: s.codec.clockRate, payloadType: s.codec.payloadType, ...(s.codec.channels ? { channels: s.codec.channels } : {}), ...(s.codec.fmtp ? { fmtp: s.codec.fmtp } : {}) },
+        // ferry relays: what the SIP peer does is what ferry does towards the browser.
+        direction: s.direction,
+      })),
+    );
+    this.bridge.attachWebRtc(routable(media));
+    return jsep;
+  }
+
+  /** ferry's SIP answer to the peer's offer, after the browser answered ferry's WebRTC offer. */
+  sipAnswerFromBrowser(browserAnswer: Jsep): string {
+    const offer = this.sipOffer;
+    if (!offer) throw wrongState('no SIP offer to answer');
+    const rejected = rejectedMids(browserAnswer.sdp);
+    const out: SipSdpLine[] = [];
+    let accepted = 0;
+    for (const mapping of this.lines) {
+      const m = offer.media[mapping.sipIndex];
+      if (!m) continue;
+      const codec = mapping.codecs[0];
+      if (mapping.rejected || !codec || rejected.has(mapping.mid)) {
+        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
+        continue;
+      }
+      const line = this.bridge.openLine(mapping.kind);
+      mapping.line = line;
+      this.bridge.configure(line, { mid: mapping.mid, sipCodec: codec, remote: m.address && m.port ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
+      this.applyPeerDirection(mapping, m.direction);
+      out.push({ kind: mapping.kind, port: line.leg.port, codecs: [codec], direction: answerDirection(m.direction) });
+      accepted++;
+    }
+    if (accepted === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP answer accepted no m-line');
+    return this.writeSdp(out);
+  }
+
+  /** ferry's SIP offer from the browser's offer: every bridgeable codec, the browser's payload types. */
+  sipOfferFromBrowser(browserOffer: Jsep): string {
+    const lines = bridgeableWebRtcLines(browserOffer.sdp);
+    if (lines.length === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP offer has no m-line with a codec a SIP peer can take unchanged');
+    const out: SipSdpLine[] = [];
+    lines.forEach((w, sipIndex) => {
+      const line = this.bridge.openLine(w.kind);
+      this.lines.push({ sipIndex, kind: w.kind, mid: w.mid, line, codecs: w.codecs, peerDirection: 'sendrecv', rejected: null });
+      out.push({ kind: w.kind, port: line.leg.port, codecs: w.codecs, direction: w.direction });
+    });
+    return this.writeSdp(out);
+  }
+
+  private writeSdp(lines: SipSdpLine[]): string {
+    const sdp = writeSipSdp({ sessionId: this.sdpSession, version: this.sdpVersion++, address: this.sdpAddress, lines });
+    this.localSipSdp = sdp;
+    return sdp;
+  }
+
+  /**
+   * The SIP peer answered ferry's offer (in a 183, a 200, or the ACK of an
+   * offerless INVITE): ties each line to its codec and the peer's address,
+   * then answers the browser (over `media`, the handle's PeerConnection) with
+   * the codecs the peer chose.
+   */
+  async answerBrowser(sipAnswer: string, media: HandleMedia | null): Promise<Jsep> {
+    const answer = parseSipSdp(sipAnswer);
+    const codecs: { audio?: string[]; video?: string[] } = {};
+    for (const mapping of this.lines) {
+      const m = answer.media[mapping.sipIndex];
+      if (!m || m.port === 0 || !isPlainRtp(m) || !mapping.line) continue;
+      // RFC 3264 §6.1: the answer's codecs are a subset of the offer's (matched by name and rate).
+      const codec = m.codecs.find((c) => mapping.codecs.some((o) => sameCodec(o, c)));
+      if (!codec) continue;
+      this.bridge.configure(mapping.line, { mid: mapping.mid, sipCodec: codec, remote: m.address ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs });
+      this.applyPeerDirection(mapping, m.direction);
+      mapping.codecs = [codec];
+      codecs[mapping.kind] ??= [codec.name];
+    }
+    if (!codecs.audio && !codecs.video) throw new SdpBridgeError('the SIP answer accepted no codec ferry offered');
+    const offer = this.webrtcOffer;
+    if (!offer || !media) throw wrongState('the PeerConnection is gone');
+    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
+    this.bridge.attachWebRtc(routable(media));
+    this.browserAnswered = true;
+    return jsep;
+  }
+
+  /**
+   * A re-INVITE or UPDATE from the SIP peer (RFC 3264 §8): new address,
+   * hold/resume by direction. ferry answers it itself with the same codecs
+   * (no WebRTC renegotiation is needed for either); a change of codec or an
+   * added stream it cannot bridge gets 488, keeping the call as it was.
+   * (`autoaccept_reinvites: false` is accepted for compatibility but changes
+   * nothing: no re-offer ferry can take needs the browser.)
+   */
+  answerReoffer(ev: InDialogRequestEvent): void {
+    if (!this.localSipSdp) return ev.respond(491);
+    if (ev.body === null) {
+      // Offerless re-INVITE (session refresh): our current description is the offer; the media stays as is.
+      return ev.respond(200, this.localSipSdp);
+    }
+    let offer: SipSdp;
+    try {
+      offer = parseSipSdp(ev.body);
+    } catch {
+      return ev.respond(400);
+    }
+    const out: SipSdpLine[] = [];
+    for (const m of offer.media) {
+      const mapping = this.lines.find((l) => l.sipIndex === m.index);
+      const codec = mapping?.codecs[0];
+      if (!mapping || !mapping.line || !codec || m.port === 0) {
+        out.push({ rejected: true, type: m.type, proto: m.proto, format: m.firstFormat });
+        continue;
+      }
+      const offered = m.codecs.find((c) => sameCodec(c, codec));
+      if (!offered || !isPlainRtp(m)) return ev.respond(488);
+      if (m.address) this.bridge.setRemote(mapping.line, { address: m.address, port: m.port });
+      this.applyPeerDirection(mapping, m.direction);
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [codec], direction: this.localDirection(answerDirection(m.direction)) });
+    }
+    ev.respond(200, this.writeSdp(out));
+  }
+
+  /** The peer's direction decides whether ferry sends it media (RFC 3264 §6.1, §8.4). */
+  private applyPeerDirection(mapping: LineMapping, peer: Direction): void {
+    mapping.peerDirection = peer;
+    if (!mapping.line) return;
+    const peerReceives = peer === 'sendrecv' || peer === 'recvonly';
+    const weSend = this.localHold === null || this.localHold === 'sendonly';
+    this.bridge.setSendPaused(mapping.line, !(peerReceives && weSend));
+  }
+
+  /** Our direction, narrowed by a hold we asked for. */
+  private localDirection(wanted: Direction): Direction {
+    if (this.localHold === null) return wanted;
+    const send = (wanted === 'sendrecv' || wanted === 'sendonly') && this.localHold === 'sendonly';
+    const recv = (wanted === 'sendrecv' || wanted === 'recvonly') && this.localHold === 'recvonly';
+    return send ? 'sendonly' : recv ? 'recvonly' : 'inactive';
+  }
+
+  /** `hold` (direction) or `unhold` (null): ferry's new SIP offer, with what ferry sends paused to match. */
+  holdOffer(direction: Direction | null): string {
+    this.localHold = direction;
+    const out: SipSdpLine[] = [];
+    const offer = this.sipOffer;
+    for (const mapping of this.lines) {
+      if (!mapping.line || mapping.rejected) {
+        const m = offer?.media[mapping.sipIndex];
+        out.push({ rejected: true, type: m?.type ?? mapping.rejected?.type ?? mapping.kind, proto: m?.proto ?? 'RTP/AVP', format: m?.firstFormat ?? '0' });
+        continue;
+      }
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: mapping.codecs, direction: direction ?? 'sendrecv' });
+      this.applyPeerDirection(mapping, mapping.peerDirection);
+    }
+    return this.writeSdp(out);
+  }
+
+  /** The codec of each bridged kind, for answering a browser's re-offer with the same media. */
+  bridgedCodecs(): { audio?: string[]; video?: string[] } {
+    const codecs: { audio?: string[]; video?: string[] } = {};
+    for (const m of this.lines) if (m.line && m.codecs[0]) codecs[m.kind] ??= [m.codecs[0].name];
+    return codecs;
+  }
+
+  /** RFC 3264 §8: the same media, a new version of ferry's description (for a session refresh). */
+  refreshedOffer(): string {
+    const sdp = (this.localSipSdp ?? '').replace(/^(o=\S+ \S+ )(\d+)/m, (_m, head: string) => `${head}${this.sdpVersion++}`);
+    this.localSipSdp = sdp;
+    return sdp;
+  }
+}
+
+function sameCodec(a: SipCodec, b: SipCodec): boolean {
+  return a.name.toLowerCase() === b.name.toLowerCase() && a.clockRate === b.clockRate;
+}
+
+function routable(media: HandleMedia): { streams: NonNullable<HandleMedia['streams']>; onStreamsChanged: NonNullable<HandleMedia['onStreamsChanged']> } | null {
+  if (!media.streams || !media.onStreamsChanged) return null;
+  return { streams: media.streams.bind(media), onStreamsChanged: media.onStreamsChanged.bind(media) };
+}
