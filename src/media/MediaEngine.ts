@@ -217,6 +217,11 @@ export class MediaEngine extends EventEmitter {
     this.native.setOutputLayers(output, layers && { sources: layers.sources, preferred: layers.preferred, ...(layers.temporalMax !== null ? { temporalMax: layers.temporalMax } : {}) });
   }
 
+  /** A source's receive rate over the last half second (bits/s; 0 before it is measured), without a round trip to its media thread. */
+  sourceBitrate(source: number): number {
+    return this.closed ? 0 : this.native.sourceBitrate(source);
+  }
+
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */
   setOutputRtx(output: number, rtx: { ssrc: number; payloadType: number } | null): void {
     this.native.setOutputRtx(output, rtx?.ssrc ?? null, rtx?.payloadType ?? null);

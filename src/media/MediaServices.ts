@@ -22,6 +22,10 @@ export class EngineRouter implements MediaRouter {
     this.engine.setBitrateCap(source, bps);
   }
 
+  sourceBitrate(source: number): number {
+    return this.engine.sourceBitrate(source);
+  }
+
   setOutputTemporal(output: number, layer: number | null): void {
     this.engine.setOutputTemporal(output, layer);
   }

@@ -22,6 +22,8 @@ export interface MediaRouter {
    * from the next layer-sync frame. Optional: routers without temporal layers ignore it.
    */
   setOutputTemporal?(output: number, layer: number | null): void;
+  /** A source's receive rate over the last half second (bits/s; 0 before it is measured). */
+  sourceBitrate?(source: number): number;
   /** Caps what the publisher behind `source` sends (REMB, repeated); null: no cap. */
   setBitrateCap?(source: number, bps: number | null): void;
   /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */

@@ -454,6 +454,16 @@ export class Subscriber implements FeedConsumer {
     }
   }
 
+  /** The highest layer of `feed`'s stream `mid` this subscriber's slots want (their `substream`). */
+  wantedLayer(feed: Feed, mid: string): number | null {
+    let wanted: number | null = null;
+    for (const slot of this.slots) {
+      if (slot.feed !== feed || slot.feedMid !== mid || !slot.send) continue;
+      wanted = Math.max(wanted ?? 0, Math.max(0, slot.substream));
+    }
+    return wanted;
+  }
+
   /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
   private onOutputSwitched(output: number, source: number): void {
     const chosenByEngine = this.slots.find((s) => s.output === output && s.appliedLayerSet !== undefined);

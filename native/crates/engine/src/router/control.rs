@@ -212,13 +212,16 @@ impl Router {
     /// REMB (draft-alvestrand-rmcat-remb-03 §2) of `bps` for every video SSRC of an endpoint.
     fn send_remb(&mut self, endpoint: u32, bps: u64, now_us: u64, io: &mut impl RouterIo) {
         let Some(ep) = self.endpoints.get(&endpoint) else { return };
-        let mut ssrcs: Vec<u32> = ep
+        // In the order the sources were added (the offer's first SSRC first): some receivers
+        // (werift) apply a REMB to the stream of its first SSRC only.
+        let mut video: Vec<(u32, u32)> = ep
             .sources_by_ssrc
             .iter()
             .filter(|(_, sid)| self.sources.get(sid).is_some_and(|s| s.config.kind == MediaKind::Video))
-            .map(|(&ssrc, _)| ssrc)
+            .map(|(&ssrc, &sid)| (sid, ssrc))
             .collect();
-        ssrcs.sort_unstable();
+        video.sort_unstable();
+        let ssrcs: Vec<u32> = video.into_iter().map(|(_, ssrc)| ssrc).collect();
         let Some(ep) = self.endpoints.get_mut(&endpoint) else { return };
         ep.remb_sent_us = now_us;
         let Some(dest) = ep.remote else { return };
