@@ -70,7 +70,8 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
       assert.is(configured.data['configured'], 'ok');
       // Janus announces the layer when the subscriber gets it, i.e. at the new layer's keyframe
       // (and the first layer when it starts, as Janus does).
-      assert.not.ok(sub.client.ws.events.slice(seen).some((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] !== undefined), 'no substream event before the keyframe');
+      const early = sub.client.ws.events.slice(seen).filter((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] !== undefined);
+      assert.not.ok(early.length, `no substream event before the keyframe (phase ${phase}, substream ${substream}): ${JSON.stringify(early)}`);
     }
     const before = sub.received.get('0')!.length;
     for (let f = 0; f < FRAMES; f++) {
@@ -92,6 +93,10 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
     const expected = wanted.length;
     const ok = await until(() => sub.received.get('0')!.length >= expected, 5000, 2);
     assert.ok(ok, `phase ${phase} (substream ${substream}): ${sub.received.get('0')!.length - before} of ${expected - before}`);
+    if (phase === 0) {
+      // Janus announces the first layer a subscriber gets, too.
+      await sub.client.ws.nextEvent((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] === 2, 2000);
+    }
     if (phase > 0) {
       await sub.client.ws.nextEvent((e) => e['sender'] === sub.client.handleId && e['plugindata']?.data?.['substream'] === substream, 2000);
     }
