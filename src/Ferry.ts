@@ -17,6 +17,7 @@ import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
+import { StreamingPlugin } from './plugins/streaming/StreamingPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
 import { SlotPool } from './media/SlotPool.js';
@@ -86,8 +87,31 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 0, fir_freq: 10, audiolevel_event: true }] : [],
       },
     }),
+    new StreamingPlugin({
+      media: services,
+      logger: logger.child({ plugin: 'streaming' }),
+      config: {
+        mountpointsFile: config.streaming.mountpoints_file,
+        adminKey: config.streaming.admin_key,
+        quotas: quotas ?? null,
+        mountpoints: config.streaming.demo_mountpoint ? [DEMO_MOUNTPOINT] : [],
+      },
+    }),
   ];
 }
+
+/** Janus's sample mountpoint 1 (Opus pt 111, VP8 pt 100), on ports of the media range rather than 5002/5004. */
+const DEMO_MOUNTPOINT = {
+  request: 'create',
+  type: 'rtp',
+  id: 1,
+  name: 'demo',
+  description: 'Opus/VP8 live stream coming from an external source',
+  media: [
+    { type: 'audio', mid: 'a', label: 'Audio stream', codec: 'opus', pt: 111, port: 0 },
+    { type: 'video', mid: 'v', label: 'Video stream', codec: 'vp8', pt: 100, port: 0 },
+  ],
+};
 
 /** Endpoint counters that count a dropped packet, whatever the reason. */
 const DROP_COUNTERS = [

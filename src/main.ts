@@ -35,6 +35,13 @@ Per-client quotas (a client = its address, or its token with token auth; 0 = off
   VideoRoom: videoroom.admin_key restricts create; videoroom.max_description_length ${DEFAULT_CONFIG.videoroom.max_description_length};
   videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
 
+Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin.sip, janus.plugin.streaming
+  Streaming: rtp mountpoints fed by ffmpeg/GStreamer/encoders on ports of the media range;
+  streaming.demo_mountpoint (${DEFAULT_CONFIG.streaming.demo_mountpoint}: mountpoint 1, Opus pt 111 + VP8 pt 100),
+  streaming.admin_key restricts create, streaming.mountpoints_file keeps permanent mountpoints (mode 0600)
+  WHIP/WHEP (whip.enabled ${DEFAULT_CONFIG.whip.enabled}): POST ${DEFAULT_CONFIG.whip.path}/endpoint/<room> publishes into a VideoRoom room,
+  POST ${DEFAULT_CONFIG.whip.whep_path}/endpoint/<mountpoint or room> plays; Bearer token = the room's or mountpoint's secret
+
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
   FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true  FERRY_QUOTAS_PEER_CONNECTIONS_PER_CLIENT=50

@@ -39,6 +39,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
   admin_http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH },
   admin_websocket: { enabled: BOOL, bind: BIND, port: PORT },
   demos: { enabled: BOOL, path: PATH },
+  whip: { enabled: BOOL, path: PATH, whep_path: PATH },
   metrics: { enabled: BOOL, path: PATH },
   limits: {
     body_bytes: count(1024, 64 * 1024 * 1024),
@@ -63,6 +64,11 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     lock_rtp_forward: BOOL,
     demo_room: BOOL,
     max_description_length: count(1, 1_000_000),
+  },
+  streaming: {
+    mountpoints_file: { kind: 'string', nullable: true },
+    admin_key: SECRET,
+    demo_mountpoint: BOOL,
   },
   sip: {
     bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },

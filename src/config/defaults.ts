@@ -32,6 +32,12 @@ export interface FerryConfig {
    * that expose only the API.
    */
   demos: { enabled: boolean; path: string };
+  /**
+   * WHIP (RFC 9725) and WHEP endpoints on the Janus HTTP listener: `<path>/endpoint/<room>`
+   * publishes into a VideoRoom room, `<whep_path>/endpoint/<id>` plays a Streaming mountpoint
+   * (or a room). Bearer tokens are the room's or mountpoint's secret.
+   */
+  whip: { enabled: boolean; path: string; whep_path: string };
   /** Prometheus endpoint, served on the Admin HTTP listener (or the Janus one if Admin HTTP is off). */
   metrics: { enabled: boolean; path: string };
   limits: {
@@ -72,6 +78,17 @@ export interface FerryConfig {
     demo_room: boolean;
     /** Longest room `description` (create, edit) in characters; longer is refused with 430. */
     max_description_length: number;
+  };
+  streaming: {
+    /** JSON file for permanent mountpoints (secrets and PINs in plain text, written 0600); null: `permanent: true` is refused. */
+    mountpoints_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`). */
+    admin_key: string | null;
+    /**
+     * Creates Janus's sample mountpoint 1 at start: Opus (pt 111) and VP8 (pt 100) over RTP on two
+     * ports of the media range (`info` on id 1 shows which).
+     */
+    demo_mountpoint: boolean;
   };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
@@ -152,6 +169,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   admin_http: { enabled: true, bind: '127.0.0.1', port: 7088, base_path: '/admin' },
   admin_websocket: { enabled: true, bind: '127.0.0.1', port: 7188 },
   demos: { enabled: true, path: '/demos' },
+  whip: { enabled: true, path: '/whip', whep_path: '/whep' },
   metrics: { enabled: true, path: '/metrics' },
   limits: {
     body_bytes: 256 * 1024,
@@ -173,6 +191,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
+  streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
     workers: 'auto',

@@ -65,6 +65,13 @@ export class EngineRouter implements MediaRouter {
     this.engine.requestKeyframe(source);
   }
 
+  sourcePackets(): Map<number, number> {
+    const flat = this.engine.sourcePackets();
+    const out = new Map<number, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    return out;
+  }
+
   counters(id: number): { packets: number; bytes: number } | null {
     const stats = this.engine.stats();
     const found = stats.sources.find((s) => s.id === id) ?? stats.outputs.find((o) => o.id === id);

@@ -29,6 +29,11 @@ export interface MediaRouter {
   /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */
   onOutputTemporal?(listener: (output: number, layer: number | null) => void): () => void;
   /**
+   * Packets each source received so far, by source id, read in one call for every source (a
+   * periodic reader's cheap alternative to `counters`). Optional: routers without it report none.
+   */
+  sourcePackets?(): Map<number, number>;
+  /**
    * Lets `output` choose among simulcast layers (source ids, lowest first) within what its
    * subscriber's link takes, never above `preferred` / `temporalMax` (Janus `substream` /
    * `temporal`); switches are reported through onOutputSwitched. Null: switchOutput decides.

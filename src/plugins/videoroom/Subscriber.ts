@@ -10,6 +10,7 @@
  * explicit table below. Which simulcast layer (substream) and VP8 temporal
  * layer each slot gets is in the "simulcast layers" section.
  */
+import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
 import type { MediaRouter, MediaServices } from '../../media/Routing.js';
@@ -102,6 +103,7 @@ function wantedTemporal(slot: Slot): number | null {
  * - ended: terminal (leave, hangup, detach, room destroyed); every input is ignored.
  *
  *   new ──offer──▶ offered ──answer──▶ answered ──media-up──▶ live
+ *   new ──answer──▶ answered (the subscriber offered and ferry answered: a WHEP player)
  *   offered ──media-up──▶ live-offered ──answer──▶ live ──offer──▶ live-offered
  *   offered, live-offered ──update──▶ offered-updating, live-offered-updating
  *   any ──end──▶ ended
@@ -110,7 +112,7 @@ export type SubscriberState = 'new' | 'offered' | 'offered-updating' | 'answered
 export type SubscriberInput = 'offer' | 'update' | 'answer' | 'media-up' | 'end';
 
 export const SUBSCRIBER_TRANSITIONS: Readonly<Record<SubscriberState, Readonly<Partial<Record<SubscriberInput, SubscriberState>>>>> = {
-  new: { offer: 'offered', end: 'ended' },
+  new: { offer: 'offered', answer: 'answered', end: 'ended' },
   offered: { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered', end: 'ended' },
   'offered-updating': { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered-updating', end: 'ended' },
   answered: { offer: 'offered', answer: 'answered', 'media-up': 'live', end: 'ended' },
@@ -251,6 +253,40 @@ export class Subscriber implements FeedConsumer {
     this.apply('offer');
     if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
     return jsep;
+  }
+
+  /**
+   * A subscriber that brings its own offer (a WHEP player): each offered audio/video m-line takes
+   * the next slot of its kind (and its mid), slots left without one are dropped, and ferry
+   * answers with the slots' codecs (RFC 3264 §6: only formats the offer listed).
+   */
+  async answer(offer: Jsep): Promise<Jsep> {
+    const media = this.client.openMedia();
+    if (!media || !media.streams || !media.onStreamsChanged) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
+    const unused = [...this.slots];
+    const matched: Slot[] = [];
+    offeredMedia(offer.sdp).forEach((m) => {
+      const k = unused.findIndex((s) => s.kind === m.type);
+      if (k < 0) return;
+      const [slot] = unused.splice(k, 1);
+      if (!slot) return;
+      slot.mid = m.mid;
+      slot.mindex = m.index;
+      matched.push(slot);
+    });
+    if (matched.length === 0) throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, 'The offer has no m-line that can receive these streams');
+    this.slots = matched;
+    const codecs = (kind: 'audio' | 'video') => [...new Set(matched.filter((s) => s.kind === kind).map((s) => s.codecName))];
+    let answer: Jsep;
+    try {
+      answer = await media.createAnswer(offer, { audio: codecs('audio').length > 0, video: codecs('video').length > 0, data: false, codecs: { audio: codecs('audio'), video: codecs('video') } });
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
+    }
+    this.apply('answer');
+    this.stopListening ??= media.onStreamsChanged(() => this.syncOutputs());
+    this.syncOutputs();
+    return answer;
   }
 
   private routable(): RoutableMedia {
@@ -626,4 +662,17 @@ export class Subscriber implements FeedConsumer {
       })),
     };
   }
+}
+
+/** The audio/video m-lines of an offer that may receive (not rejected, not sendonly/inactive), in order. */
+function offeredMedia(sdp: string): { type: string; mid: string; index: number }[] {
+  let parsed;
+  try {
+    parsed = sdpTransform.parse(sdp);
+  } catch (err) {
+    throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error parsing SDP: ${(err as Error).message}`);
+  }
+  return (parsed.media ?? [])
+    .map((m, index) => ({ type: m.type, mid: m.mid !== undefined ? String(m.mid) : String(index), index, port: m.port, direction: m.direction }))
+    .filter((m) => (m.type === 'audio' || m.type === 'video') && m.port !== 0 && m.direction !== 'sendonly' && m.direction !== 'inactive');
 }
