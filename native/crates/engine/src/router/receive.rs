@@ -20,6 +20,12 @@ impl Router {
         match first {
             0..=3 => Self::on_stun(ep, &mut self.stun_out, &mut self.events, &buf[..len], from, now_us, io),
             20..=63 => {
+                // DTLS only runs on WebRTC endpoints; on a plain RTP leg it is noise, and it must
+                // not reach the control plane as one event per datagram.
+                if ep.ice.is_none() {
+                    ep.stats.demux_unknown += 1;
+                    return;
+                }
                 if !ep.accepts_from(from) {
                     ep.stats.unvalidated_drops += 1;
                     return;
