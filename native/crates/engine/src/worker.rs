@@ -7,7 +7,7 @@
 //! commands all act on one `Worker`, and a wake-up reads top to bottom here; what could leave
 //! (the commands, the hand-over queue) is short and changes with the loop.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -158,6 +158,12 @@ struct WorkerIo {
     to_self: Vec<PeerMessage>,
     queue_overflows: u64,
     cross_sent: u64,
+    /// Endpoints on sockets bound to a wildcard address: the local address their peer sends
+    /// to, which their datagrams must leave from (see `sys::enable_pktinfo`).
+    reply_from: IdMap<IpAddr>,
+    /// The endpoint and local address of the datagram being handled: what it makes the router
+    /// send at once (a STUN answer) leaves from that address, learnt or not.
+    receiving: Option<(u32, IpAddr)>,
 }
 
 impl WorkerIo {
@@ -232,7 +238,11 @@ impl RouterIo for WorkerIo {
     }
 
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr) {
-        self.send.commit(len, transport as RawFd, endpoint, to);
+        let src = match self.receiving {
+            Some((e, local)) if e == endpoint => Some(local),
+            _ => self.reply_from.get(&endpoint).copied(),
+        };
+        self.send.commit(len, transport as RawFd, endpoint, to, src);
     }
 
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
@@ -304,6 +314,7 @@ impl Worker {
                 let fd = socket.as_raw_fd();
                 sys::set_socket_buffers(fd, 16 << 20);
                 recv.enable_gro(fd);
+                enable_pktinfo_if_wildcard(&socket);
                 epoll.add(fd, SHARED_TOKEN)?;
                 let local = socket.local_addr()?;
                 Some(SharedSocket { socket, local, demux: SharedPortDemux::new(), unrouted: 0 })
@@ -331,6 +342,8 @@ impl Worker {
                 to_self: Vec::new(),
                 queue_overflows: 0,
                 cross_sent: 0,
+                reply_from: IdMap::default(),
+                receiving: None,
             },
             sockets: IdMap::default(),
             shared,
@@ -370,6 +383,7 @@ impl Worker {
                 // Queued datagrams may be half-written: drop them rather than send garbage.
                 self.io.send = SendQueue::new(SEND_SLOTS);
                 self.io.settled.clear();
+                self.io.receiving = None;
                 self.router.push_event(Event::WorkerPanic { worker: self.index, message });
                 self.emit_events();
             }
@@ -596,6 +610,7 @@ impl Worker {
         sys::set_socket_buffers(fd, 4 << 20);
         // Coalesced receive where the kernel offers it; a socket that refuses keeps plain batches.
         self.recv.enable_gro(fd);
+        enable_pktinfo_if_wildcard(&socket);
         self.router.add_endpoint(id, fd as Transport, local, config)?;
         if let Err(e) = self.epoll.add(fd, u64::from(id)) {
             let _ = self.router.remove_endpoint(id, &mut self.io);
@@ -626,6 +641,7 @@ impl Worker {
         self.flush();
         let closed = self.router.remove_endpoint(id, &mut self.io)?;
         self.flush();
+        self.io.reply_from.remove(&id);
         if let Some(shared) = self.shared.as_mut() {
             shared.demux.remove(id);
         }
@@ -648,6 +664,18 @@ impl Worker {
                 None => return Err(format!("no endpoint {id}")),
             },
         };
+        if self.io.reply_from.contains_key(&id) {
+            // It must leave from the address the peer used: through the queue, whose messages
+            // carry the source (IP_PKTINFO); the flush counts it like any datagram.
+            let fd = socket.as_raw_fd();
+            self.flush();
+            let slot = self.io.send.slot().ok_or("send queue full")?;
+            slot[..data.len()].copy_from_slice(data);
+            self.io.commit_transmit(data.len(), fd as Transport, id, &to);
+            self.flush();
+            self.router.record_dtls_out(id);
+            return Ok(());
+        }
         let r = socket.send_to(data, to);
         self.router.record_direct_send(id, data.len(), r.is_ok());
         r.map(|_| ()).map_err(|e| format!("send to {to}: {e}"))
@@ -697,9 +725,13 @@ impl Worker {
             self.rx_total += n as u64;
             let now_us = self.now_us();
             for i in 0..n {
+                let local = self.recv.local_of(i);
                 let (buf, len, from) = self.recv.get_mut(i);
                 let Some(from) = from else { continue };
+                self.io.receiving = local.map(|l| (id, l));
                 self.router.on_datagram(id, &mut buf[..], len, from, now_us, &mut self.io);
+                self.io.receiving = None;
+                learn_reply_address(&mut self.io.reply_from, &self.router, id, from, local);
             }
             self.router.after_batch(id, now_us, &mut self.io);
             // Other threads start on this batch's packets while this one reads the next.
@@ -729,6 +761,7 @@ impl Worker {
             let now_us = self.now_us();
             self.touched.clear();
             for i in 0..n {
+                let local = self.recv.local_of(i);
                 let (buf, len, from) = self.recv.get_mut(i);
                 let (Some(from), Some(shared)) = (from, self.shared.as_mut()) else { continue };
                 let Some(endpoint) = buf.get(..len).and_then(|datagram| shared.demux.route(from, datagram)) else {
@@ -736,7 +769,10 @@ impl Worker {
                     continue;
                 };
                 let check = buf.get(..len).is_some_and(ferry_stun::is_stun);
+                self.io.receiving = local.map(|l| (endpoint, l));
                 self.router.on_datagram(endpoint, &mut buf[..], len, from, now_us, &mut self.io);
+                self.io.receiving = None;
+                learn_reply_address(&mut self.io.reply_from, &self.router, endpoint, from, local);
                 if check && self.router.is_validated(endpoint, from) {
                     shared.demux.learn(endpoint, from);
                 }
@@ -755,6 +791,27 @@ impl Worker {
             self.flush();
         }
     }
+}
+
+/// Sockets bound to a wildcard address report each datagram's local address (so replies leave
+/// from the address the peer used).
+fn enable_pktinfo_if_wildcard(socket: &UdpSocket) {
+    if let Ok(local) = socket.local_addr() {
+        if local.ip().is_unspecified() {
+            sys::enable_pktinfo(socket.as_raw_fd(), local.is_ipv6());
+        }
+    }
+}
+
+/// Remembers the local address an endpoint's peer sends to, once the router took the datagram
+/// from that peer (a validated ICE address, or any sender of a plain leg): what the endpoint
+/// sends leaves from it. An unvalidated sender cannot move it.
+fn learn_reply_address(reply_from: &mut IdMap<IpAddr>, router: &Router, endpoint: u32, from: SocketAddr, local: Option<IpAddr>) {
+    let Some(local) = local else { return };
+    if reply_from.get(&endpoint) == Some(&local) || !router.accepts_from(endpoint, from) {
+        return;
+    }
+    reply_from.insert(endpoint, local);
 }
 
 /// Single-port mode: one socket of a media thread and the endpoints on it.

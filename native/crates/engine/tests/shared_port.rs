@@ -152,3 +152,36 @@ fn each_media_thread_has_its_port_and_bad_uses_are_refused() {
     let wrong = EngineOptions { workers: 2, shared_ports: vec![loopback()], ..EngineOptions::default() };
     assert!(Engine::new(wrong, Arc::new(|_: Vec<Event>| {})).is_err(), "one port per thread");
 }
+
+/// Replies leave from the address the peer used: an endpoint bound to 0.0.0.0 answered on
+/// 127.0.0.2 answers from 127.0.0.2 (IP_PKTINFO), for STUN, DTLS from the control plane and
+/// media, on a socket of its own and on a shared port alike.
+#[test]
+fn a_wildcard_bound_endpoint_replies_from_the_address_it_was_reached_on() {
+    let wildcard: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let options = EngineOptions { workers: 1, shared_ports: vec![wildcard], ..EngineOptions::default() };
+    let engine = Engine::new(options, Arc::new(move |batch: Vec<Event>| sink.lock().unwrap().extend(batch))).unwrap();
+    let mut own = shared("own1", None);
+    own.shared = false;
+    own.bind = wildcard;
+    for (config, ufrag) in [(own, "own1"), (shared("shr1", None), "shr1")] {
+        let (ep, local) = engine.open_endpoint(config).unwrap();
+        let at: SocketAddr = SocketAddr::new("127.0.0.2".parse().unwrap(), local.port());
+        let client = peer();
+        let pwd = format!("{ufrag}-password-1234567890");
+        let req = ferry_stun::build_binding_request([3; 12], &format!("{ufrag}:peer"), &pwd, 1, true, 7);
+        client.send_to(&req, at).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert!(ferry_stun::parse_binding_success(&buf[..n], &pwd).is_ok());
+        assert_eq!(from, at, "the check is answered from 127.0.0.2, where it was sent");
+        engine.send_raw(ep, client.local_addr().unwrap(), vec![22, 254, 253, 9]).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&[22u8, 254, 253, 9][..], at), "DTLS from the control plane too");
+        let stats = engine.stats().unwrap();
+        let s = stats.endpoint(ep).unwrap();
+        assert_eq!((s.dtls_out, s.stun_replies), (1, 1));
+    }
+}

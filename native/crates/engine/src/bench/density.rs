@@ -160,7 +160,7 @@ pub fn paced_send(options: &PacedOptions) -> Result<PacedResult, String> {
         if let Some(c) = ctx {
             len = c.protect_rtp(slot, len).map_err(|e| e.to_string())?;
         }
-        queue.commit(len, fd, room as u32, target);
+        queue.commit(len, fd, room as u32, target, None);
         Ok(true)
     }
 

@@ -74,7 +74,7 @@ pub fn blast(options: &BlastOptions) -> Result<BlastResult, String> {
             if let Some(c) = ctx.as_mut() {
                 len = c.protect_rtp(slot, len).map_err(|e| e.to_string())?;
             }
-            queue.commit(len, socket.as_raw_fd(), 0, &options.target);
+            queue.commit(len, socket.as_raw_fd(), 0, &options.target, None);
             seq = seq.wrapping_add(1);
             total += 1;
         }

@@ -87,6 +87,14 @@ impl Router {
         }
     }
 
+    /// A DTLS record the control plane sent went through the send queue (counted there as a
+    /// datagram): count it as DTLS too.
+    pub fn record_dtls_out(&mut self, id: u32) {
+        if let Some(ep) = self.endpoints.get_mut(&id) {
+            ep.stats.dtls_out += 1;
+        }
+    }
+
     /// Counts what the worker's flush of queued transmits achieved for an endpoint.
     pub fn record_sent(&mut self, id: u32, packets: usize, bytes: usize, failed: usize) {
         if let Some(ep) = self.endpoints.get_mut(&id) {

@@ -318,6 +318,12 @@ impl Router {
 
     // ---- what the router holds, for stats and tests ------------------------------------------
 
+    /// Whether an endpoint takes datagrams from `from`: a validated ICE address, or anyone on a
+    /// plain leg (RFC 8445 §7.3).
+    pub fn accepts_from(&self, id: u32, from: SocketAddr) -> bool {
+        self.endpoints.get(&id).is_some_and(|e| e.accepts_from(from))
+    }
+
     /// Whether an endpoint's ICE agent validated `from` (a check with its credentials came from
     /// there): what lets a shared socket route that address's datagrams to it.
     pub fn is_validated(&self, id: u32, from: SocketAddr) -> bool {

@@ -22,7 +22,7 @@ pub use cpu::{allowed_cpus, pin_current_thread, thread_cpu_ns};
 pub use epoll::{Epoll, WakeFd};
 pub use recv::RecvBatch;
 pub use send::{FlushReport, SendQueue};
-pub use socket::{set_socket_buffers, sockaddr_to_std, std_to_sockaddr};
+pub use socket::{enable_pktinfo, set_socket_buffers, sockaddr_to_std, std_to_sockaddr};
 
 pub const MAX_DATAGRAM: usize = 2048;
 

@@ -2,9 +2,10 @@
 //! datagrams the kernel coalesced into one buffer is cut back into its datagrams.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 
+use super::socket::pktinfo_local;
 use super::{sockaddr_to_std, MAX_DATAGRAM};
 
 /// `UDP_GRO` (linux/udp.h): the socket option that lets the kernel coalesce consecutive
@@ -41,22 +42,25 @@ pub fn enable_gro(fd: RawFd) -> bool {
     r == 0
 }
 
-/// Control bytes of one received message: CMSG_SPACE(sizeof(int)) is 24 bytes on 64-bit Linux
-/// and 16 on 32-bit; 64 leave room for another cmsg the socket may carry ahead of it.
+/// Control bytes of one received message: the `UDP_GRO` cmsg (CMSG_SPACE(sizeof(int)), 24
+/// bytes on 64-bit Linux) and a packet-info cmsg (CMSG_SPACE of in_pktinfo or in6_pktinfo: 32
+/// or 40), with room to spare.
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
-struct RecvControl([u8; 64]);
+struct RecvControl([u8; 128]);
 
-/// The `UDP_GRO` segment size in the control bytes the kernel returned with one message, if
-/// any. Walks the cmsgs by offset within `control`, so malformed lengths end the walk instead
-/// of reading past it.
-fn gro_segment_size(control: &[u8]) -> Option<usize> {
+/// What the control bytes the kernel returned with one message say: the `UDP_GRO` segment
+/// size and the local address the datagram was sent to (`IP_PKTINFO`/`IPV6_PKTINFO`), each if
+/// present. Walks the cmsgs by offset within `control`, so malformed lengths end the walk
+/// instead of reading past it.
+fn read_control(control: &[u8]) -> (Option<usize>, Option<IpAddr>) {
     let header = std::mem::size_of::<libc::cmsghdr>();
     // CMSG_ALIGN is to size_t on Linux (glibc and musl); data starts at CMSG_LEN(0).
     let align = std::mem::size_of::<usize>();
     // SAFETY: CMSG_LEN is pure arithmetic.
     let data_at = unsafe { libc::CMSG_LEN(0) } as usize;
     let int = std::mem::size_of::<libc::c_int>();
+    let (mut segment, mut local) = (None, None);
     let mut at = 0usize;
     while control.len().saturating_sub(at) >= header {
         // SAFETY: `header` bytes from `at` lie inside `control` (checked just above);
@@ -64,16 +68,26 @@ fn gro_segment_size(control: &[u8]) -> Option<usize> {
         let cmsg: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[at..].as_ptr() as *const libc::cmsghdr) };
         let len = cmsg.cmsg_len as usize;
         if len < header || len > control.len() - at {
-            return None;
+            break;
         }
-        if cmsg.cmsg_level == libc::SOL_UDP && cmsg.cmsg_type == UDP_GRO && len >= data_at + int {
-            let bytes = control.get(at + data_at..at + data_at + int)?;
-            let size = libc::c_int::from_ne_bytes(bytes.try_into().ok()?);
-            return usize::try_from(size).ok().filter(|&s| s > 0);
+        let data = control.get(at + data_at..at + len).unwrap_or(&[]);
+        if cmsg.cmsg_level == libc::SOL_UDP && cmsg.cmsg_type == UDP_GRO && data.len() >= int {
+            let size = data.get(..int).and_then(|b| b.try_into().ok()).map(libc::c_int::from_ne_bytes);
+            segment = size.and_then(|s| usize::try_from(s).ok()).filter(|&s| s > 0);
+        } else if let Some(ip) = pktinfo_local(cmsg.cmsg_level, cmsg.cmsg_type, data) {
+            local = Some(ip);
         }
-        at += len.checked_add(align - 1)? & !(align - 1);
+        match len.checked_add(align - 1) {
+            Some(step) => at += step & !(align - 1),
+            None => break,
+        }
     }
-    None
+    (segment, local)
+}
+
+#[cfg(test)]
+fn gro_segment_size(control: &[u8]) -> Option<usize> {
+    read_control(control).0
 }
 
 /// Cuts one received buffer into its datagrams, calling `push(start, len, room)` for each in
@@ -151,8 +165,10 @@ pub struct RecvBatch {
     iovecs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
     controls: Vec<RecvControl>,
-    /// Source address of each message of the current batch.
+    /// Source address of each message of the current batch, and the local address it was sent
+    /// to (sockets with `enable_pktinfo`).
     froms: Vec<Option<SocketAddr>>,
+    locals: Vec<Option<IpAddr>>,
     datagrams: Vec<Datagram>,
     /// The current batch lies in `large`.
     in_large: bool,
@@ -176,8 +192,9 @@ impl RecvBatch {
             addrs: vec![zero_addr; slots],
             iovecs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; slots],
             msgs: vec![zero_msg; slots],
-            controls: vec![RecvControl([0; 64]); slots],
+            controls: vec![RecvControl([0; 128]); slots],
             froms: vec![None; slots],
+            locals: vec![None; slots],
             datagrams: Vec::with_capacity(slots),
             in_large: false,
             counters: RecvCounters::default(),
@@ -268,7 +285,8 @@ impl RecvBatch {
             let hdr = &self.msgs[m].msg_hdr;
             #[allow(clippy::unnecessary_cast)] // usize on glibc, u32 on musl
             let control_len = (hdr.msg_controllen as usize).min(std::mem::size_of::<RecvControl>());
-            let segment = gro_segment_size(&self.controls[m].0[..control_len]);
+            let (segment, local) = read_control(&self.controls[m].0[..control_len]);
+            self.locals[m] = local;
             learnt_gro |= segment.is_some();
             let truncated = hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.froms[m] = if hdr.msg_namelen > 0 { sockaddr_to_std(&self.addrs[m]) } else { None };
@@ -308,6 +326,12 @@ impl RecvBatch {
             Some(slice) => (slice, d.len as usize, from),
             None => (&mut [], 0, None),
         }
+    }
+
+    /// The local address the i-th datagram of the last `recv` was sent to, when the socket
+    /// reports it (`enable_pktinfo`).
+    pub fn local_of(&self, i: usize) -> Option<IpAddr> {
+        self.datagrams.get(i).and_then(|d| self.locals.get(d.msg as usize).copied().flatten())
     }
 
     /// Totals since the batch was made (for tests and diagnostics).

@@ -2,7 +2,7 @@
 //! run of equal-size datagrams to one destination goes as one segmented send.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
 
 use super::{std_to_sockaddr, MAX_DATAGRAM};
@@ -18,7 +18,9 @@ pub const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
 /// Control buffer of one message: CMSG_SPACE(sizeof(u16)) is 24 bytes on 64-bit Linux and 16
 /// on 32-bit; 32 bytes, 8-aligned, covers both.
-type GsoControl = [u64; 4];
+/// Control bytes of one message: the `UDP_SEGMENT` cmsg (CMSG_SPACE(2): 24 bytes on 64-bit)
+/// and the source-address cmsg (CMSG_SPACE of in_pktinfo or in6_pktinfo: 32 or 40).
+type GsoControl = [u64; 12];
 
 /// Whether this kernel knows UDP GSO (Linux >= 4.18). Asked once per process, because an older
 /// kernel does not reject the `UDP_SEGMENT` cmsg: it ignores it and would send the whole run as
@@ -61,6 +63,8 @@ pub struct SendQueue {
     lens: Vec<usize>,
     fds: Vec<RawFd>,
     dests: Vec<SocketAddr>,
+    /// Address each datagram must leave from (sockets bound to a wildcard), if known.
+    srcs: Vec<Option<IpAddr>>,
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: Vec<libc::socklen_t>,
     owners: Vec<u32>,
@@ -105,6 +109,7 @@ impl SendQueue {
             lens: vec![0; slots],
             fds: vec![-1; slots],
             dests: vec![unspecified; slots],
+            srcs: vec![None; slots],
             addrs: vec![zero_addr; slots],
             addr_lens: vec![0; slots],
             owners: vec![0; slots],
@@ -113,7 +118,7 @@ impl SendQueue {
             iovecs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; slots],
             msgs: vec![zero_msg; slots],
             msg_segments: vec![0; slots],
-            controls: vec![[0u64; 4]; slots],
+            controls: vec![[0u64; 12]; slots],
             gso: gso && kernel_supports_gso(),
             gso_refused: Vec::new(),
         }
@@ -147,7 +152,8 @@ impl SendQueue {
         }
     }
 
-    pub fn commit(&mut self, len: usize, fd: RawFd, owner: u32, to: &SocketAddr) {
+    /// Queues the slot just filled, to `to`, leaving from `src` when given (see `enable_pktinfo`).
+    pub fn commit(&mut self, len: usize, fd: RawFd, owner: u32, to: &SocketAddr, src: Option<IpAddr>) {
         let i = self.count;
         if i >= self.bufs.len() {
             return;
@@ -156,6 +162,11 @@ impl SendQueue {
         self.fds[i] = fd;
         self.owners[i] = owner;
         self.dests[i] = *to;
+        // A dual-stack socket sends IPv4 as IPv4-mapped IPv6: the source follows the destination.
+        self.srcs[i] = match (src, to) {
+            (Some(IpAddr::V4(ip)), SocketAddr::V6(_)) => Some(IpAddr::V6(ip.to_ipv6_mapped())),
+            _ => src,
+        };
         self.addr_lens[i] = std_to_sockaddr(to, &mut self.addrs[i]);
         self.count += 1;
     }
@@ -176,7 +187,7 @@ impl SendQueue {
             while gso && !closed && k + segments < end && segments < GSO_MAX_SEGMENTS {
                 let next = self.order[k + segments];
                 let len = self.lens[next];
-                if len == 0 || len > gso_size || bytes + len > GSO_MAX_BYTES || self.dests[next] != self.dests[first] {
+                if len == 0 || len > gso_size || bytes + len > GSO_MAX_BYTES || self.dests[next] != self.dests[first] || self.srcs[next] != self.srcs[first] {
                     break;
                 }
                 segments += 1;
@@ -195,21 +206,12 @@ impl SendQueue {
             hdr.msg_iov = &mut self.iovecs[k];
             hdr.msg_iovlen = segments as _;
             hdr.msg_flags = 0;
-            if segments > 1 {
-                let control = &mut self.controls[n_msgs];
+            let control = &mut self.controls[n_msgs];
+            let gso_segment = (segments > 1).then_some(gso_size as u16);
+            let written = write_control(control, gso_segment, self.srcs[first]);
+            if written > 0 {
                 hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-                // SAFETY: CMSG_SPACE is pure arithmetic.
-                hdr.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as _;
-                // SAFETY: msg_control points at 32 live, 8-aligned bytes owned by self, more than
-                // CMSG_SPACE(2); CMSG_FIRSTHDR therefore returns a pointer inside them, and
-                // CMSG_DATA points 2 writable bytes inside them too (written unaligned-safe).
-                unsafe {
-                    let cmsg = libc::CMSG_FIRSTHDR(hdr);
-                    (*cmsg).cmsg_level = libc::SOL_UDP;
-                    (*cmsg).cmsg_type = UDP_SEGMENT;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, gso_size as u16);
-                }
+                hdr.msg_controllen = written as _;
             } else {
                 hdr.msg_control = std::ptr::null_mut();
                 hdr.msg_controllen = 0;
@@ -298,6 +300,53 @@ impl SendQueue {
     }
 }
 
+/// Writes a message's control messages into `control`: `UDP_SEGMENT` when the message carries
+/// a GSO run, and the source address (`IP_PKTINFO`'s `ipi_spec_dst`, or `IPV6_PKTINFO`'s
+/// address) when one is known. Returns the bytes used (0: none).
+fn write_control(control: &mut GsoControl, gso_segment: Option<u16>, src: Option<IpAddr>) -> usize {
+    let bytes = std::mem::size_of::<GsoControl>();
+    // SAFETY: a zeroed msghdr whose control points at `control`'s `bytes` 8-aligned bytes; the
+    // CMSG_* macros only walk within msg_controllen, and each cmsg written (header plus data,
+    // CMSG_SPACE of at most 40 bytes, two of them at most: 24 + 40 <= 96) lies inside it.
+    unsafe {
+        let mut hdr: libc::msghdr = std::mem::zeroed();
+        hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        hdr.msg_controllen = bytes as _;
+        let mut used = 0usize;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        if let Some(size) = gso_segment {
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, size);
+            used += libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+            cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+        }
+        match src {
+            Some(IpAddr::V4(ip)) if !cmsg.is_null() => {
+                let mut info: libc::in_pktinfo = std::mem::zeroed();
+                info.ipi_spec_dst = libc::in_addr { s_addr: u32::from(ip).to_be() };
+                (*cmsg).cmsg_level = libc::IPPROTO_IP;
+                (*cmsg).cmsg_type = libc::IP_PKTINFO;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
+                used += libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+            }
+            Some(IpAddr::V6(ip)) if !cmsg.is_null() => {
+                let mut info: libc::in6_pktinfo = std::mem::zeroed();
+                info.ipi6_addr = libc::in6_addr { s6_addr: ip.octets() };
+                (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
+                (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in6_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo, info);
+                used += libc::CMSG_SPACE(std::mem::size_of::<libc::in6_pktinfo>() as u32) as usize;
+            }
+            _ => {}
+        }
+        used
+    }
+}
+
 /// One datagram of `owner` sent: added to the report's last entry when it is the same owner
 /// (datagrams of one owner come in runs), else a new entry.
 fn count_sent(sent: &mut Vec<(u32, usize, usize)>, owner: u32, len: usize) {
@@ -343,7 +392,7 @@ mod tests {
     fn queue_one(q: &mut SendQueue, index: u16, len: usize, fd: RawFd, to: SocketAddr) {
         let slot = q.slot().unwrap();
         fill(slot, index, len);
-        q.commit(len, fd, 9, &to);
+        q.commit(len, fd, 9, &to, None);
     }
 
     /// Reads exactly `expected.len()` datagrams and checks each one's length and bytes, in order.

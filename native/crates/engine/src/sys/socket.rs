@@ -1,6 +1,6 @@
 //! Socket addresses between `std` and `libc`, and socket buffer sizes.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
 pub fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -64,4 +64,40 @@ pub fn set_socket_buffers(fd: RawFd, bytes: i32) {
             )
         };
     }
+}
+
+/// Asks the kernel to tell, with each datagram, the local address it was sent to (`IP_PKTINFO`,
+/// and `IPV6_RECVPKTINFO` on an IPv6 socket): a socket bound to a wildcard address learns which
+/// of the host's addresses a peer used, so replies can leave from that same address (a peer
+/// drops replies from another address: its ICE pair, or its NAT binding, names the one it used).
+pub fn enable_pktinfo(fd: RawFd, ipv6: bool) -> bool {
+    let on: libc::c_int = 1;
+    let set = |level: libc::c_int, name: libc::c_int| {
+        // SAFETY: passes a pointer to a live c_int of the stated size.
+        unsafe { libc::setsockopt(fd, level, name, &on as *const libc::c_int as *const libc::c_void, std::mem::size_of::<libc::c_int>() as libc::socklen_t) == 0 }
+    };
+    if ipv6 {
+        // Dual-stack sockets get IPv4-mapped datagrams too: ask for both.
+        let v6 = set(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO);
+        let _ = set(libc::IPPROTO_IP, libc::IP_PKTINFO);
+        v6
+    } else {
+        set(libc::IPPROTO_IP, libc::IP_PKTINFO)
+    }
+}
+
+/// The local address in an `IP_PKTINFO` / `IPV6_PKTINFO` control message's data, if it is one.
+pub(super) fn pktinfo_local(level: libc::c_int, kind: libc::c_int, data: &[u8]) -> Option<IpAddr> {
+    if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+        // struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst; struct in_addr ipi_addr; }
+        let addr: [u8; 4] = data.get(8..12)?.try_into().ok()?;
+        return Some(IpAddr::V4(Ipv4Addr::from(addr)));
+    }
+    if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+        // struct in6_pktinfo { struct in6_addr ipi6_addr; unsigned int ipi6_ifindex; }
+        let addr: [u8; 16] = data.get(..16)?.try_into().ok()?;
+        let ip = Ipv6Addr::from(addr);
+        return Some(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4));
+    }
+    None
 }
