@@ -2,29 +2,17 @@
 // negotiate through the shared UDP ports (one per media thread) and decode video; the kernel's
 // socket table shows exactly one socket on each shared port and none in the rtp range.
 import { readFileSync } from 'node:fs';
-import { createSocket } from 'node:dgram';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 
 import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
+import { freeUdpPorts } from '../helpers/udp.js';
 
 const THREADS = Number(process.env['FERRY_MEDIA_WORKERS'] ?? 1);
 
-/** Ports free on this host now (bound and released). */
-async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const { port } = socket.address();
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!ports.includes(port)) ports.push(port);
-  }
-  return ports;
-}
 
-const PORTS = await freePorts(THREADS);
+const PORTS = await freeUdpPorts(THREADS);
 const env = useFerryAndChromium(test, { media: { single_port: PORTS.join(','), workers: THREADS } });
 
 /** Video frames decoded by a page's PeerConnection (`which`: the page object holding it), and the remote port of its selected pair. */

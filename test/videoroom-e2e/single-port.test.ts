@@ -3,32 +3,20 @@
 // reaches every subscriber intact, the leases are slots (no port each), and after the
 // PeerConnections close, and after a churn of 100 more, no slot or endpoint is left while the
 // port stays up for the next.
-import { createSocket } from 'node:dgram';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RTCPeerConnection } from 'werift';
 
 import { VrClient, closeAll, payload, pause, publish, sendRtp, startVrFerry, subscribe, until, type WeriftSubscriber } from './harness.js';
+import { freeUdpPorts } from '../helpers/udp.js';
 
-/** A UDP port free on 127.0.0.1 right now. */
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 const candidatePort = (sdp: string) => Number(/a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host/.exec(sdp)?.[1]);
 
 test('a publisher and three subscribers share one port per media thread; media flows; slots and endpoints return to zero after churn', async () => {
   // One port per media thread (the suite may run with FERRY_MEDIA_WORKERS=2).
   const threads = Number(process.env['FERRY_MEDIA_WORKERS'] ?? 1);
-  const ports: number[] = [];
-  while (ports.length < threads) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
+  const ports = await freeUdpPorts(threads);
   const vr = await startVrFerry({ media: { single_port: ports.join(','), workers: threads } });
   const peers: RTCPeerConnection[] = [];
   try {

@@ -2,7 +2,6 @@
 // port per media thread, each sending audio packets tagged with its own number; each must get
 // back exactly its own packets and never another's. Then all close and the shared ports route
 // to nobody.
-import { createSocket } from 'node:dgram';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from 'werift';
@@ -10,29 +9,19 @@ import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from '
 import { JanusWs } from '../helpers/http.js';
 import { startFerry } from '../helpers/ferry.js';
 import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { freeUdpPorts } from '../helpers/udp.js';
 
 const PEERS = 100;
 /** Peers connecting at once (werift does its DTLS in this process). */
 const AT_ONCE = 10;
 const PACKETS = 20;
 
-async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const { port } = socket.address();
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!ports.includes(port)) ports.push(port);
-  }
-  return ports;
-}
 
 const tag = (peer: number, i: number) => Buffer.from(`peer:${peer}:packet:${i}:`.padEnd(80, '.'));
 
 test(`${PEERS} EchoTest PeerConnections on one port per media thread: each gets back only its own packets`, async () => {
   const threads = Number(process.env['FERRY_MEDIA_WORKERS'] ?? 1);
-  const ports = await freePorts(threads);
+  const ports = await freeUdpPorts(threads);
   // Slots: as many as the rtp range has ports (none of which is bound in single-port mode).
   const f = await startFerry({ media: { single_port: ports.join(','), workers: threads, rtp_port_min: 50_000, rtp_port_max: 50_199 } });
   const ws = await JanusWs.connect(f.wsUrl);
