@@ -55,9 +55,19 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
   if (config.bind !== '0.0.0.0' && config.bind !== '::') return [config.bind];
   const found: string[] = [];
   for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) found.push(a.address);
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv4') found.push(a.address);
+      // Global IPv6 only: a link-local address needs a scope a remote peer cannot give.
+      else if (config.ipv6 && a.family === 'IPv6' && !/^fe80:/i.test(a.address)) found.push(a.address);
+    }
   }
   return found.length ? found : ['127.0.0.1'];
+}
+
+/** The address media sockets bind to: dual-stack `::` for the wildcard when IPv6 is on. */
+export function mediaBind(config: FerryConfig['media']): string {
+  return config.ipv6 && config.bind === '0.0.0.0' ? '::' : config.bind;
 }
 
 /** The plugins `npm start` runs (echotest is built into the Gateway). */
@@ -183,14 +193,14 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     workers: config.media.workers,
     pinThreads: config.media.pin_threads,
     placement: config.media.placement,
-    ...(sharedPorts ? { sharedPorts: { address: config.media.bind, ports: sharedPorts } } : {}),
+    ...(sharedPorts ? { sharedPorts: { address: mediaBind(config.media), ports: sharedPorts } } : {}),
   });
   let ports: PortPool;
   try {
     ports = new PortPool(engine, {
       name: 'rtp',
       range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max },
-      bindAddress: config.media.bind,
+      bindAddress: mediaBind(config.media),
     });
   } catch (err) {
     engine.close();
@@ -205,7 +215,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   // Single-port mode: PeerConnections take slots on their media thread's shared port, as many
   // as the rtp range has ports; the range itself stays for plain RTP legs.
   const peerSlots: EndpointLeasePool = sharedPorts
-    ? new SlotPool(engine, { name: 'webrtc', range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max }, bindAddress: config.media.bind })
+    ? new SlotPool(engine, { name: 'webrtc', range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max }, bindAddress: mediaBind(config.media) })
     : ports;
   const webrtc = new WebRtcMediaProvider({
     engine,
@@ -236,7 +246,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       sipPorts = new PortPool(engine, {
         name: 'sip',
         range: { min: config.sip.rtp_port_min, max: config.sip.rtp_port_max },
-        bindAddress: config.media.bind,
+        bindAddress: mediaBind(config.media),
       });
     } catch (err) {
       engine.close();

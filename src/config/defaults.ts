@@ -125,6 +125,11 @@ export interface FerryConfig {
     bwe_max_bitrate: number;
     /** Address media sockets bind to. */
     bind: string;
+    /**
+     * IPv6: media sockets are dual-stack (bind `::` when `bind` is 0.0.0.0) and the host's
+     * global IPv6 addresses are announced as candidates beside its IPv4 ones.
+     */
+    ipv6: boolean;
     /** UDP range the WebRTC and RTP port pool leases from (Janus's rtp_port_range default). */
     rtp_port_min: number;
     rtp_port_max: number;
@@ -201,6 +206,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
     bwe_start_bitrate: 1_000_000,
     bwe_max_bitrate: 20_000_000,
     bind: '0.0.0.0',
+    ipv6: false,
     rtp_port_min: 20000,
     rtp_port_max: 40000,
     candidate_addresses: null,

@@ -309,6 +309,7 @@ impl Worker {
         // The counter it accumulates cannot reach its 2^64 − 1 limit in any process's life.
         epoll.add_edge_triggered(mailbox.wake.fd(), WAKE_TOKEN)?;
         let mut recv = RecvBatch::new(RECV_SLOTS);
+        let mut shared_ipv6 = None;
         let shared = match shared_socket {
             Some(socket) => {
                 let fd = socket.as_raw_fd();
@@ -316,12 +317,13 @@ impl Worker {
                 recv.enable_gro(fd);
                 enable_pktinfo_if_wildcard(&socket);
                 epoll.add(fd, SHARED_TOKEN)?;
+                shared_ipv6 = socket.local_addr().is_ok_and(|a| a.is_ipv6()).then_some(fd);
                 let local = socket.local_addr()?;
                 Some(SharedSocket { socket, local, demux: SharedPortDemux::new(), unrouted: 0 })
             }
             None => None,
         };
-        Ok(Self {
+        let mut worker = Self {
             index,
             epoll,
             mailbox,
@@ -359,7 +361,11 @@ impl Worker {
             recv_batches: 0,
             panics: 0,
             running: true,
-        })
+        };
+        if let Some(fd) = shared_ipv6 {
+            worker.io.send.set_ipv6(fd);
+        }
+        Ok(worker)
     }
 
     fn now_us(&self) -> u64 {
@@ -608,6 +614,9 @@ impl Worker {
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let fd = socket.as_raw_fd();
         sys::set_socket_buffers(fd, 4 << 20);
+        if local.is_ipv6() {
+            self.io.send.set_ipv6(fd);
+        }
         // Coalesced receive where the kernel offers it; a socket that refuses keeps plain batches.
         self.recv.enable_gro(fd);
         enable_pktinfo_if_wildcard(&socket);
@@ -676,6 +685,11 @@ impl Worker {
             self.router.record_dtls_out(id);
             return Ok(());
         }
+        // A dual-stack socket takes IPv4 destinations IPv4-mapped.
+        let to = match to {
+            SocketAddr::V4(v4) if socket.local_addr().is_ok_and(|a| a.is_ipv6()) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
+            other => other,
+        };
         let r = socket.send_to(data, to);
         self.router.record_direct_send(id, data.len(), r.is_ok());
         r.map(|_| ()).map_err(|e| format!("send to {to}: {e}"))

@@ -80,6 +80,8 @@ pub struct SendQueue {
     gso: bool,
     /// Sockets whose segmented sends the kernel refused (see `is_gso_refusal`).
     gso_refused: Vec<RawFd>,
+    /// Dual-stack (IPv6) sockets: IPv4 destinations go as IPv4-mapped IPv6 addresses.
+    ipv6: Vec<RawFd>,
 }
 
 // SAFETY: see RecvBatch (recv.rs).
@@ -121,6 +123,14 @@ impl SendQueue {
             controls: vec![[0u64; 12]; slots],
             gso: gso && kernel_supports_gso(),
             gso_refused: Vec::new(),
+            ipv6: Vec::new(),
+        }
+    }
+
+    /// Marks `fd` as an IPv6 (dual-stack) socket: its IPv4 destinations are sent IPv4-mapped.
+    pub fn set_ipv6(&mut self, fd: RawFd) {
+        if !self.ipv6.contains(&fd) {
+            self.ipv6.push(fd);
         }
     }
 
@@ -133,6 +143,7 @@ impl SendQueue {
     /// reuses the fd number starts afresh.
     pub fn forget_socket(&mut self, fd: RawFd) {
         self.gso_refused.retain(|&f| f != fd);
+        self.ipv6.retain(|&f| f != fd);
     }
 
     pub fn is_full(&self) -> bool {
@@ -161,6 +172,10 @@ impl SendQueue {
         self.lens[i] = len.min(MAX_DATAGRAM);
         self.fds[i] = fd;
         self.owners[i] = owner;
+        let to = &match to {
+            SocketAddr::V4(v4) if self.ipv6.contains(&fd) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
+            other => *other,
+        };
         self.dests[i] = *to;
         // A dual-stack socket sends IPv4 as IPv4-mapped IPv6: the source follows the destination.
         self.srcs[i] = match (src, to) {
