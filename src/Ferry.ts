@@ -65,6 +65,17 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
   return found.length ? found : ['127.0.0.1'];
 }
 
+/**
+ * What WebRTC peers are told to reach: the public addresses of `nat_1_1_mapping` in place of
+ * the host's (or before them, with `keep_private_host`), else the host candidates.
+ */
+export function webrtcCandidates(config: FerryConfig['media']): string[] {
+  const own = candidateAddresses(config);
+  if (!config.nat_1_1_mapping) return own;
+  const mapped = config.nat_1_1_mapping.split(',').map((s) => s.trim()).filter(Boolean);
+  return config.keep_private_host ? [...mapped, ...own.filter((a) => !mapped.includes(a))] : mapped;
+}
+
 /** The address media sockets bind to: dual-stack `::` for the wildcard when IPv6 is on. */
 export function mediaBind(config: FerryConfig['media']): string {
   return config.ipv6 && config.bind === '0.0.0.0' ? '::' : config.bind;
@@ -221,7 +232,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     engine,
     ports: peerSlots,
     certificate,
-    candidateAddresses: candidateAddresses(config.media),
+    candidateAddresses: webrtcCandidates(config.media),
     connectTimeoutMs: config.media.connect_timeout * 1000,
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],

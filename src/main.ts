@@ -27,7 +27,9 @@ Without --config ferry runs on its embedded defaults:
              media.bandwidth_estimation (${DEFAULT_CONFIG.media.bandwidth_estimation}): each subscriber's layers follow its link's estimate,
              from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s;
              media.single_port (off): every PeerConnection of a media thread on one UDP port
-             (one port per thread, comma-separated, or a base port), routed by ICE ufrag
+             (one port per thread, comma-separated, or a base port), routed by ICE ufrag;
+             media.ipv6 (dual-stack sockets, IPv6 candidates), media.nat_1_1_mapping (public
+             addresses to announce) with media.keep_private_host
 
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},

@@ -90,6 +90,8 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     rtp_port_min: count(1, 65535),
     rtp_port_max: count(1, 65535),
     candidate_addresses: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },
+    nat_1_1_mapping: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },
+    keep_private_host: BOOL,
     single_port: { kind: 'string', nullable: true, pattern: /^\s*\d{1,5}(\s*,\s*\d{1,5})*\s*$/, hint: 'a port, or comma-separated ports (one per media thread)' },
     connect_timeout: count(1, 3600),
     consent_timeout: count(1, 3600),

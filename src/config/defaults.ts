@@ -136,6 +136,13 @@ export interface FerryConfig {
     /** Host candidates announced in SDP, comma-separated; null = this host's non-internal IPv4 addresses. */
     candidate_addresses: string | null;
     /**
+     * Public addresses to announce to WebRTC peers instead of the host's own (Janus
+     * `nat_1_1_mapping`), comma-separated: a cloud VM behind 1:1 NAT knows only its private
+     * address. With `keep_private_host` the private candidates are announced too, after them.
+     */
+    nat_1_1_mapping: string | null;
+    keep_private_host: boolean;
+    /**
      * Single-port mode: every PeerConnection of a media thread shares one UDP port, told apart
      * by ICE ufrag and then by the peer's address (RFC 8445). One port per media thread
      * (comma-separated), or one base port (thread i takes base + i); null: a port per
@@ -210,6 +217,8 @@ export const DEFAULT_CONFIG: FerryConfig = {
     rtp_port_min: 20000,
     rtp_port_max: 40000,
     candidate_addresses: null,
+    nat_1_1_mapping: null,
+    keep_private_host: false,
     single_port: null,
     connect_timeout: 30,
     consent_timeout: 30,

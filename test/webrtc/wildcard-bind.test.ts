@@ -33,4 +33,23 @@ for (const singlePort of [false, true]) {
   });
 }
 
+test('nat_1_1_mapping announces the public address first; keep_private_host keeps the private one reachable', async () => {
+  // 203.0.113.5 (TEST-NET-3) is announced but never paired with: the peer may only pair with
+  // 127.0.0.2, so no packet leaves the machine.
+  const f = await startFerry({ media: { bind: '0.0.0.0', candidate_addresses: '127.0.0.2', nat_1_1_mapping: '203.0.113.5', keep_private_host: true } });
+  const ws = await JanusWs.connect(f.wsUrl);
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const session = (await ws.request({ janus: 'create' }))['data'].id as number;
+    assert.is(await echoThrough(ws, session, '127.0.0.2', peers), 20, 'every packet echoed through the private address');
+    const answer = peers[0]!.remoteDescription!.sdp;
+    const announced = [...answer.matchAll(/a=candidate:\S+ 1 udp \d+ (\S+) \d+ typ host/g)].map((m) => m[1]);
+    assert.equal([...new Set(announced)], ['203.0.113.5', '127.0.0.2'], 'the public address first, then the private one');
+  } finally {
+    for (const pc of peers) await closePeer(pc).catch(() => undefined);
+    await ws.close();
+    await f.stop();
+  }
+});
+
 test.run();
