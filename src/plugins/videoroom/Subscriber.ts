@@ -9,6 +9,11 @@
  * Its lifecycle (offer/answer and the PeerConnection coming up) is the
  * explicit table below. Which simulcast layer (substream) and VP8 temporal
  * layer each slot gets is in the "simulcast layers" section.
+ *
+ * Why this file stays whole (about 680 lines): the slots, their lifecycle and
+ * the layers their outputs get are one subscriber's state, changed by the same
+ * requests and engine events in one order; split, each change would reach
+ * across files for the slot it changes.
  */
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';

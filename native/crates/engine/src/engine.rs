@@ -3,6 +3,10 @@
 //! answered by the owning thread.
 //! Calls are synchronous (a channel round trip) so errors reach the caller
 //! and "closed" means the socket is closed when the call returns.
+//!
+//! One file at about 600 lines: every call is a few lines of the same shape (find the
+//! owning thread, send the command, settle the threads it messaged), and placement, which
+//! the calls share, is beside them.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

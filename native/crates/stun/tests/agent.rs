@@ -1,6 +1,9 @@
 //! IceLiteAgent behaviour: authentication (RFC 8489 §9.1.3), error responses,
 //! nomination (RFC 8445 §7.3.1.5), role conflicts (§7.3.1.1) and consent
 //! freshness (RFC 7675).
+//!
+//! One file past 600 lines: every test drives the same agent through its checks; the
+//! shared builders at the top serve them all.
 
 use std::net::SocketAddr;
 
