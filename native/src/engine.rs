@@ -387,6 +387,13 @@ impl NativeEngine {
         })
     }
 
+    /// Keeps a video source's current group of pictures, so an output starting on it gets a
+    /// picture at once (senders that ignore keyframe requests, e.g. a Streaming ingest).
+    #[napi]
+    pub fn set_keyframe_cache(&self, source: u32, on: bool) -> Result<()> {
+        guard("setKeyframeCache", || self.engine()?.set_keyframe_cache(source, on).map_err(err))
+    }
+
     /// VP9 SVC: the highest spatial and temporal layers an output forwards; null: all.
     #[napi]
     pub fn set_output_svc(&self, id: u32, spatial: Option<u32>, temporal: Option<u32>) -> Result<()> {

@@ -110,6 +110,8 @@ pub struct StreamCounters {
     pub filtered: f64,
     /// Outputs choosing among simulcast layers: the layer chosen (-1: none).
     pub layer: i32,
+    /// Outputs: packets of the source's cached group of pictures sent when they started.
+    pub replayed: f64,
     /// Sources: receive rate over the last half second (bits/s).
     pub bitrate_bps: f64,
 }
@@ -118,7 +120,7 @@ impl StreamCounters {
     fn from_stats(id: u32, worker: usize, s: &StreamStats) -> Self {
         counters!(
             s,
-            StreamStats { packets, bytes, dropped, queue_drops, nacked, retransmitted, rtx_missed, filtered, bitrate_bps } as_is { layer },
+            StreamStats { packets, bytes, dropped, queue_drops, nacked, retransmitted, rtx_missed, filtered, bitrate_bps, replayed } as_is { layer },
             { id, worker: worker as u32, }
         )
     }

@@ -227,6 +227,14 @@ export class MediaEngine extends EventEmitter {
     this.native.setOutputLayers(output, layers && { sources: layers.sources, preferred: layers.preferred, ...(layers.temporalMax !== null ? { temporalMax: layers.temporalMax } : {}) });
   }
 
+  /**
+   * Keeps a video source's current group of pictures: an output that starts on it gets it at
+   * once (a picture to start from when the sender ignores keyframe requests).
+   */
+  setKeyframeCache(source: number, on: boolean): void {
+    this.native.setKeyframeCache(source, on);
+  }
+
   /** A source's receive rate over the last half second (bits/s; 0 before it is measured), without a round trip to its media thread. */
   sourceBitrate(source: number): number {
     return this.closed ? 0 : this.native.sourceBitrate(source);

@@ -122,8 +122,11 @@ class EngineRtpLeg implements RtpLeg {
     return this.lease.endpoint;
   }
 
-  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264' }): number {
-    return this.engine.addSource(this.endpoint, options);
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264'; keyframeCache?: boolean }): number {
+    const { keyframeCache, ...source } = options;
+    const id = this.engine.addSource(this.endpoint, source);
+    if (keyframeCache && options.kind === 'video') this.engine.setKeyframeCache(id, true);
+    return id;
   }
 
   removeSource(source: number): void {

@@ -76,7 +76,11 @@ export interface RtpLegOptions {
 export interface RtpLeg {
   readonly address: string;
   readonly port: number;
-  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264' }): number;
+  /**
+   * `keyframeCache`: keep the source's current group of pictures, so an output that starts on
+   * it gets a picture at once (a sender that ignores keyframe requests, e.g. an encoder's RTP).
+   */
+  addSource(options: { ssrc: number; ssrcOffset?: number; kind: 'audio' | 'video'; clockRate: number; codec?: 'vp8' | 'vp9' | 'h264'; keyframeCache?: boolean }): number;
   removeSource(source: number): void;
   addOutput(options: { ssrc: number; payloadType?: number; source?: number | null }): number;
   removeOutput(output: number): void;

@@ -194,7 +194,8 @@ export class Mountpoint {
     layer.source = null;
     const def = CODECS[media.config.codec as keyof typeof CODECS];
     const codec = media.type === 'video' && (media.config.codec === 'vp8' || media.config.codec === 'vp9' || media.config.codec === 'h264') ? media.config.codec : undefined;
-    layer.source = layer.leg.addSource({ ssrc, kind: media.type, clockRate: def?.clockRate ?? 90000, ...(codec ? { codec } : {}) });
+    // Encoders often ignore keyframe requests: a viewer starts from the cached group of pictures.
+    layer.source = layer.leg.addSource({ ssrc, kind: media.type, clockRate: def?.clockRate ?? 90000, ...(codec ? { codec, keyframeCache: true } : {}) });
     layer.ssrc = ssrc;
     layer.candidates.delete(ssrc);
     layer.lastReceived = now;

@@ -433,6 +433,13 @@ impl Engine {
         self.rates.get(id).bps
     }
 
+    /// Keeps (or stops keeping) a video source's current group of pictures, so outputs that
+    /// start on it get a picture at once (see `Router::set_keyframe_cache`).
+    pub fn set_keyframe_cache(&self, source: u32, on: bool) -> Result<()> {
+        let w = self.worker_of(source, Kind::Source)?;
+        self.call(w, |reply| Command::SetKeyframeCache { source, on, reply })
+    }
+
     /// VP9 SVC layers an output forwards (see `Router::set_output_svc`).
     pub fn set_output_svc(&self, id: u32, spatial: Option<u8>, temporal: Option<u8>) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;

@@ -70,6 +70,8 @@ pub struct StreamStats {
     pub rtx_missed: u64,
     /// Outputs: packets of temporal layers above the output's choice, not sent (not a loss).
     pub filtered: u64,
+    /// Outputs: packets of their source's cached group of pictures sent when they started.
+    pub replayed: u64,
     /// Outputs choosing from simulcast layers: the layer chosen (index in its set; -1 = none).
     pub layer: i32,
     /// Sources: receive rate over the last half second (bits/s).

@@ -48,6 +48,7 @@ pub(crate) enum Command {
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     SetOutputTemporal { id: u32, layer: Option<u8>, reply: Reply<()> },
+    SetKeyframeCache { source: u32, on: bool, reply: Reply<()> },
     SetOutputSvc { id: u32, spatial: Option<u8>, temporal: Option<u8>, reply: Reply<u64> },
     SetSendBwe { endpoint: u32, config: Option<BweConfig>, reply: Reply<u64> },
     SetOutputLayers { id: u32, set: Option<LayerSet>, reply: Reply<u64> },
@@ -542,6 +543,9 @@ impl Worker {
                 let r = self.router.switch_output(id, source, on_keyframe, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r.map(|()| std::mem::take(&mut self.io.messaged)));
+            }
+            Command::SetKeyframeCache { source, on, reply } => {
+                let _ = reply.send(self.router.set_keyframe_cache(source, on));
             }
             Command::SetOutputSvc { id, spatial, temporal, reply } => {
                 self.io.messaged = 0;

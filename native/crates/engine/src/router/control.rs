@@ -116,7 +116,7 @@ impl Router {
         ep.reported_unknown.remove(&config.ssrc);
         let kind = config.kind;
         let history = history_for(config.kind);
-        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None, history });
+        self.feeds.insert(id, Feed { home: self.worker, codec: config.codec, clock_rate: config.clock_rate, outputs: Vec::new(), subscription: 0, last_seq: None, history, gop: None });
         self.sources.insert(
             id,
             Source {
@@ -310,7 +310,7 @@ impl Router {
         }
         self.last_subscription = self.last_subscription.wrapping_add(1);
         let subscription = self.last_subscription;
-        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), subscription, last_seq: None, history: history_for(r.kind) });
+        self.feeds.insert(r.id, Feed { home: r.home, codec: r.codec, clock_rate: r.clock_rate, outputs: Vec::new(), subscription, last_seq: None, history: history_for(r.kind), gop: None });
         if r.home != self.worker {
             io.message(r.home, PeerMessage::Subscribe { source: r.id, worker: self.worker, subscription });
         }
@@ -371,9 +371,14 @@ impl Router {
                 self.leave_feed(old, id, io);
             }
         }
-        // A new subscriber (or a switch) needs a keyframe to start decoding.
+        // A new subscriber (or a switch) needs a keyframe to start decoding: the source's
+        // cached group of pictures when it keeps one (a new output only: an output already
+        // playing bridges to the new source at its keyframe), and a request either way.
         if let Some(new) = new {
             if old != Some(new) {
+                if old.is_none() {
+                    self.replay_gop(id, new, now_us, io);
+                }
                 self.request_keyframe(new, true, now_us, io);
             }
         }

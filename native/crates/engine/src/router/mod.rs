@@ -201,6 +201,8 @@ struct Feed {
     /// Video: the source's recent packets as this router fanned them out, to answer its
     /// outputs' NACKs (one buffer per source per router, shared by the outputs).
     history: Option<RetransmissionBuffer>,
+    /// Home video sources that asked for it: the current group of pictures (see `replay`).
+    gop: Option<replay::GopCache>,
 }
 
 fn history_for(kind: MediaKind) -> Option<RetransmissionBuffer> {
@@ -398,6 +400,7 @@ mod control;
 mod feedback;
 mod layers;
 mod receive;
+mod replay;
 mod send;
 mod timers;
 

@@ -218,6 +218,10 @@ impl Router {
     /// completing switches that waited for this source's keyframe.
     pub(super) fn fan_out(&mut self, sid: u32, plain: &[u8], hdr: &rtp::RtpHeader, now_us: u64, io: &mut impl RouterIo) {
         let Some(feed) = self.feeds.get_mut(&sid) else { return };
+        if let Some(gop) = feed.gop.as_mut() {
+            // Kept even while nobody watches: the next output starts from it.
+            gop.record(feed.codec, plain, hdr);
+        }
         if feed.outputs.is_empty() {
             return;
         }
