@@ -250,10 +250,9 @@ fn rtcp_mutated_compounds() {
     let mutated = |rng: &mut Rng, case: usize| {
         let seed = rtcp_seed(rng);
         // Every 4th case unmutated, to keep plenty of valid compounds.
-        if case % 4 == 0 {
-            seed
-        } else {
-            mutate(rng, seed)
+        match case % 4 {
+            0 => seed,
+            _ => mutate(rng, seed),
         }
     };
     let valid = accepted(0xBF58_476D_1CE4_E5B9, MUTATED_CASES, mutated, |_, buf| exercise_rtcp(buf));
