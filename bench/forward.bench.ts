@@ -7,7 +7,7 @@ import { createSocket } from 'node:dgram';
 
 import { MediaEngine, type SrtpProfileName } from '../src/media/MediaEngine.js';
 import { loadNative } from '../src/media/native.js';
-import { newKeys, weriftSession } from '../test/helpers/rtp.js';
+import { newKeys, weriftSession, type KeyPair } from '../test/helpers/rtp.js';
 import { RtpPacket } from 'werift-rtp';
 import type { Figures } from './figures.js';
 import { PAYLOAD } from './srtp.bench.js';
@@ -65,6 +65,11 @@ interface ThreadedResult extends ForwardResult {
   perThreadUsPerPacket: number[];
 }
 
+/** The load both forwarders are offered: `seconds` of SRTP (keys `keys`) from SSRC 0x1000 to `port`. */
+function offered(port: number, profile: SrtpProfileName, keys: KeyPair, seconds: number) {
+  return { address: '127.0.0.1', port, profile, key: keys.key, salt: keys.salt, ssrc: 0x1000, payload: PAYLOAD, durationMs: Math.round(seconds * 1000) };
+}
+
 async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
   const { profile, fanout, seconds, echo = false, twcc = false } = c;
   const native = loadNative();
@@ -106,14 +111,7 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
     });
     const before = engine.stats();
     const blast = await native.blast({
-      address: '127.0.0.1',
-      port: ingress.port,
-      profile,
-      key: inKeys.key,
-      salt: inKeys.salt,
-      ssrc: 0x1000,
-      payload: PAYLOAD,
-      durationMs: Math.round(seconds * 1000),
+      ...offered(ingress.port, profile, inKeys, seconds),
       packetsPerSecond: Math.round((c.offeredOutPps ?? OFFERED_OUT_PPS) / fanout),
       ...(twcc ? { twccExtensionId: TWCC_EXTENSION_ID } : {}),
     });
@@ -164,14 +162,7 @@ async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: 
   });
   const cpu0 = process.cpuUsage();
   const blast = await native.blast({
-    address: '127.0.0.1',
-    port: socket.address().port,
-    profile,
-    key: inKeys.key,
-    salt: inKeys.salt,
-    ssrc: 0x1000,
-    payload: PAYLOAD,
-    durationMs: Math.round(seconds * 1000),
+    ...offered(socket.address().port, profile, inKeys, seconds),
     // Offered at a rate one JavaScript thread can take, so the baseline is measured working
     // rather than collapsing under a flood it drops at the socket.
     packetsPerSecond: Math.round(20_000 / fanout),

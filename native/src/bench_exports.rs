@@ -74,35 +74,38 @@ pub struct BlastReport {
     pub nanos: f64,
 }
 
-pub struct BlastTask {
-    options: BlastOptions,
+/// A load generator run on the libuv pool, off JavaScript's thread: `run` does the work on
+/// `options`, a panic in it becomes the JS error "`name`: internal error", and `report` turns
+/// its result into what JavaScript receives.
+pub struct PoolTask<O, R, J> {
+    name: &'static str,
+    options: O,
+    run: fn(&O) -> std::result::Result<R, String>,
+    report: fn(R) -> J,
 }
 
-impl Task for BlastTask {
-    type Output = bench::BlastResult;
-    type JsValue = BlastReport;
+impl<O: Send, R: Send + 'static, J: ToNapiValue + TypeName> Task for PoolTask<O, R, J> {
+    type Output = R;
+    type JsValue = J;
 
-    fn compute(&mut self) -> Result<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| bench::blast(&self.options))) {
+    fn compute(&mut self) -> Result<R> {
+        match catch_unwind(AssertUnwindSafe(|| (self.run)(&self.options))) {
             Ok(r) => r.map_err(err),
-            Err(_) => Err(err("blast: internal error")),
+            Err(_) => Err(err(format!("{}: internal error", self.name))),
         }
     }
 
-    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
-        Ok(BlastReport { sent: r.sent as f64, failed: r.failed as f64, nanos: r.nanos as f64 })
+    fn resolve(&mut self, _env: Env, r: R) -> Result<J> {
+        Ok((self.report)(r))
     }
 }
 
 /// Sends (S)RTP from a native thread (libuv pool) as fast as asked: the load generator for
 /// forwarding benchmarks, so the sender is never the JavaScript bottleneck.
 #[napi(ts_return_type = "Promise<BlastReport>")]
-pub fn blast(params: BlastParams) -> Result<AsyncTask<BlastTask>> {
+pub fn blast(params: BlastParams) -> Result<AsyncTask<PoolTask<BlastOptions, bench::BlastResult, BlastReport>>> {
     guard("blast", || {
-        let profile = match params.profile.as_deref() {
-            Some(p) => Some(parse_profile(p)?),
-            None => None,
-        };
+        let profile = params.profile.as_deref().map(parse_profile).transpose()?;
         let options = BlastOptions {
             target: parse_addr(&params.address, params.port)?,
             profile,
@@ -121,7 +124,8 @@ pub fn blast(params: BlastParams) -> Result<AsyncTask<BlastTask>> {
                 None => None,
             },
         };
-        Ok(AsyncTask::new(BlastTask { options }))
+        let report = |r: bench::BlastResult| BlastReport { sent: r.sent as f64, failed: r.failed as f64, nanos: r.nanos as f64 };
+        Ok(AsyncTask::new(PoolTask { name: "blast", options, run: bench::blast, report }))
     })
 }
 
@@ -192,47 +196,15 @@ pub struct PacedSendReport {
     pub max_late_us: f64,
 }
 
-pub struct PacedSendTask {
-    options: PacedOptions,
-}
-
-impl Task for PacedSendTask {
-    type Output = bench::PacedResult;
-    type JsValue = PacedSendReport;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| bench::paced_send(&self.options))) {
-            Ok(r) => r.map_err(err),
-            Err(_) => Err(err("pacedSend: internal error")),
-        }
-    }
-
-    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
-        Ok(PacedSendReport {
-            sent: r.sent as f64,
-            failed: r.failed as f64,
-            video_packets: r.video_packets as f64,
-            audio_packets: r.audio_packets as f64,
-            room_sent: r.room_sent.iter().map(|&n| n as f64).collect(),
-            nanos: r.nanos as f64,
-            late: r.late as f64,
-            max_late_us: r.max_late_us as f64,
-        })
-    }
-}
-
 /// Paced video + audio publishers, one per room, all on one native thread (libuv pool): the
 /// load generator of density benchmarks (see ferry_engine::bench::paced_send).
 #[napi(ts_return_type = "Promise<PacedSendReport>")]
-pub fn paced_send(params: PacedSendParams) -> Result<AsyncTask<PacedSendTask>> {
+pub fn paced_send(params: PacedSendParams) -> Result<AsyncTask<PoolTask<PacedOptions, bench::PacedResult, PacedSendReport>>> {
     guard("pacedSend", || {
         if params.rooms.is_empty() || params.rooms.len() > 4096 {
             return Err(err(format!("pacedSend takes 1..=4096 rooms, not {}", params.rooms.len())));
         }
-        let profile = match params.profile.as_deref() {
-            Some(p) => Some(parse_profile(p)?),
-            None => None,
-        };
+        let profile = params.profile.as_deref().map(parse_profile).transpose()?;
         let mut rooms = Vec::with_capacity(params.rooms.len());
         for r in params.rooms {
             rooms.push(PacedRoom {
@@ -252,7 +224,17 @@ pub fn paced_send(params: PacedSendParams) -> Result<AsyncTask<PacedSendTask>> {
         options.audio_packets_per_second = params.audio_packets_per_second.unwrap_or(options.audio_packets_per_second).min(1000);
         options.audio_payload = params.audio_payload.map(|v| v as usize).unwrap_or(options.audio_payload).min(1400);
         options.audio_payload_type = pt(params.audio_payload_type, options.audio_payload_type);
-        Ok(AsyncTask::new(PacedSendTask { options }))
+        let report = |r: bench::PacedResult| PacedSendReport {
+            sent: r.sent as f64,
+            failed: r.failed as f64,
+            video_packets: r.video_packets as f64,
+            audio_packets: r.audio_packets as f64,
+            room_sent: r.room_sent.iter().map(|&n| n as f64).collect(),
+            nanos: r.nanos as f64,
+            late: r.late as f64,
+            max_late_us: r.max_late_us as f64,
+        };
+        Ok(AsyncTask::new(PoolTask { name: "pacedSend", options, run: bench::paced_send, report }))
     })
 }
 

@@ -44,12 +44,21 @@ fn shared_ports(options: Option<&MediaEngineOptions>, workers: usize) -> Result<
     ports.into_iter().map(|p| parse_addr(address, p)).collect()
 }
 
-/// A layer index from JavaScript (VP9 carries 3 bits of it).
-fn layer_index(layer: Option<u32>, name: &str) -> Result<Option<u8>> {
+/// A layer index from JavaScript, 0..=`max` (VP9 carries 3 bits of a layer index, VP8 2).
+fn layer_index(layer: Option<u32>, max: u32, name: &str) -> Result<Option<u8>> {
     match layer {
-        Some(l) if l <= 7 => Ok(Some(l as u8)),
-        Some(l) => Err(err(format!("{name} layer {l} (0..7)"))),
+        Some(l) if l <= max => Ok(Some(l as u8)),
+        Some(l) => Err(err(format!("{name} layer {l} (0..{max})"))),
         None => Ok(None),
+    }
+}
+
+/// A bitrate from JavaScript, in bits/s: finite, 1 to 10^12.
+fn bitrate(bps: f64, name: &str) -> Result<u64> {
+    if bps.is_finite() && (1.0..=1e12).contains(&bps) {
+        Ok(bps as u64)
+    } else {
+        Err(err(format!("invalid {name} {bps}")))
     }
 }
 
@@ -356,11 +365,7 @@ impl NativeEngine {
     #[napi]
     pub fn set_bitrate_cap(&self, source: u32, bps: Option<f64>) -> Result<()> {
         guard("setBitrateCap", || {
-            let bps = match bps {
-                Some(b) if b.is_finite() && b >= 1.0 && b <= 1e12 => Some(b as u64),
-                Some(b) => return Err(err(format!("invalid bitrate {b}"))),
-                None => None,
-            };
+            let bps = bps.map(|b| bitrate(b, "bitrate")).transpose()?;
             self.engine()?.set_bitrate_cap(source, bps).map_err(err)
         })
     }
@@ -378,11 +383,7 @@ impl NativeEngine {
     #[napi]
     pub fn set_output_temporal(&self, id: u32, layer: Option<u32>) -> Result<()> {
         guard("setOutputTemporal", || {
-            let layer = match layer {
-                Some(l) if l <= 3 => Some(l as u8),
-                Some(l) => return Err(err(format!("temporal layer {l} (0..3)"))),
-                None => None,
-            };
+            let layer = layer_index(layer, 3, "temporal")?;
             self.engine()?.set_output_temporal(id, layer).map_err(err)
         })
     }
@@ -398,8 +399,8 @@ impl NativeEngine {
     #[napi]
     pub fn set_output_svc(&self, id: u32, spatial: Option<u32>, temporal: Option<u32>) -> Result<()> {
         guard("setOutputSvc", || {
-            let spatial = layer_index(spatial, "spatial")?;
-            let temporal = layer_index(temporal, "temporal")?;
+            let spatial = layer_index(spatial, 7, "spatial")?;
+            let temporal = layer_index(temporal, 7, "temporal")?;
             self.engine()?.set_output_svc(id, spatial, temporal).map_err(err)
         })
     }
@@ -416,11 +417,7 @@ impl NativeEngine {
                         1..=255 => o.extension_id as u8,
                         other => return Err(err(format!("extensionId {other} (1..255)"))),
                     };
-                    let bps = |v: Option<f64>, default: u64, name: &str| match v {
-                        None => Ok(default),
-                        Some(b) if b.is_finite() && (1.0..=1e12).contains(&b) => Ok(b as u64),
-                        Some(b) => Err(err(format!("invalid {name} {b}"))),
-                    };
+                    let bps = |v: Option<f64>, default: u64, name: &str| v.map_or(Ok(default), |b| bitrate(b, name));
                     let min_bps = bps(o.min_bps, 30_000, "minBps")?;
                     let max_bps = bps(o.max_bps, 20_000_000, "maxBps")?.max(min_bps);
                     let initial_bps = bps(o.initial_bps, 1_000_000, "initialBps")?.clamp(min_bps, max_bps);
@@ -443,7 +440,7 @@ impl NativeEngine {
                     if o.sources.is_empty() || o.sources.len() > 8 {
                         return Err(err(format!("{} layers (1..8)", o.sources.len())));
                     }
-                    let temporal = layer_index(o.temporal_max, "temporalMax")?;
+                    let temporal = layer_index(o.temporal_max, 7, "temporalMax")?;
                     Some((o.sources, o.preferred as usize, temporal))
                 }
             };

@@ -112,9 +112,7 @@ export class Quotas {
    */
   admitSession(key: string): void {
     const c = this.config;
-    if (c.sessions_per_client > 0 && (this.clients.get(key)?.sessions ?? 0) >= c.sessions_per_client) {
-      this.refuse('sessions_per_client', c.sessions_per_client, 'too many sessions from this client');
-    }
+    this.checkLimit(key, 'sessions', 'sessions_per_client', 'too many sessions from this client');
     if (c.session_create_rate > 0) {
       const now = this.clock.now();
       const burst = Math.max(1, c.session_create_burst);
@@ -161,26 +159,12 @@ export class Quotas {
    * (embedded use) are not limited.
    */
   acquirePeerConnection(sessionId: number): () => void {
-    const key = this.sessionKeys.get(sessionId);
-    if (key === undefined) return noop;
-    const max = this.config.peer_connections_per_client;
-    if (max > 0 && (this.clients.get(key)?.peerConnections ?? 0) >= max) {
-      this.refuse('peer_connections_per_client', max, 'too many PeerConnections (media ports) for this client');
-    }
-    this.counts(key).peerConnections++;
-    return this.releaser(key, 'peerConnections');
+    return this.acquire(sessionId, 'peerConnections', 'peer_connections_per_client', 'too many PeerConnections (media ports) for this client');
   }
 
   /** Admits one room created through the session's client; the release goes with the room's destruction. */
   acquireRoom(sessionId: number): () => void {
-    const key = this.sessionKeys.get(sessionId);
-    if (key === undefined) return noop;
-    const max = this.config.rooms_per_client;
-    if (max > 0 && (this.clients.get(key)?.rooms ?? 0) >= max) {
-      this.refuse('rooms_per_client', max, 'too many rooms created by this client');
-    }
-    this.counts(key).rooms++;
-    return this.releaser(key, 'rooms');
+    return this.acquire(sessionId, 'rooms', 'rooms_per_client', 'too many rooms created by this client');
   }
 
   /** A refusal decided elsewhere (the VideoRoom's global max_rooms), counted with the others. */
@@ -200,6 +184,21 @@ export class Quotas {
     }
     this.sweepBuckets(this.clock.now());
     return { clients: this.clients.size, sessions, peer_connections: peerConnections, rooms, rate_buckets: this.buckets.size };
+  }
+
+  /** One more `what` for the session's client, within `limit`; returns its release (idempotent). */
+  private acquire(sessionId: number, what: 'peerConnections' | 'rooms', limit: 'peer_connections_per_client' | 'rooms_per_client', refusal: string): () => void {
+    const key = this.sessionKeys.get(sessionId);
+    if (key === undefined) return noop;
+    this.checkLimit(key, what, limit, refusal);
+    this.counts(key)[what]++;
+    return this.releaser(key, what);
+  }
+
+  /** Refuses when `key` already holds as many `what` as `limit` allows (a limit of 0: none). */
+  private checkLimit(key: string, what: keyof ClientCounts, limit: 'sessions_per_client' | 'peer_connections_per_client' | 'rooms_per_client', refusal: string): void {
+    const max = this.config[limit];
+    if (max > 0 && (this.clients.get(key)?.[what] ?? 0) >= max) this.refuse(limit, max, refusal);
   }
 
   private counts(key: string): ClientCounts {

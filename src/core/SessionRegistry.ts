@@ -61,9 +61,7 @@ export class SessionRegistry {
   }
 
   get handleCount(): number {
-    let n = 0;
-    for (const s of this.sessions.values()) n += s.handles.size;
-    return n;
+    return this.sum((s) => s.handles.size);
   }
 
   /** Handles with a PeerConnection, as the core knows them. */
@@ -74,14 +72,17 @@ export class SessionRegistry {
   }
 
   get queuedEventCount(): number {
-    let n = 0;
-    for (const s of this.sessions.values()) n += s.queue.length;
-    return n;
+    return this.sum((s) => s.queue.length);
   }
 
   get longPollWaiterCount(): number {
+    return this.sum((s) => s.queue.waiterCount);
+  }
+
+  /** `count` added up over every session. */
+  private sum(count: (s: Session) => number): number {
     let n = 0;
-    for (const s of this.sessions.values()) n += s.queue.waiterCount;
+    for (const s of this.sessions.values()) n += count(s);
     return n;
   }
 

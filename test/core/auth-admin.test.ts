@@ -7,6 +7,14 @@ import { ScriptedPlugin, TEST_PLUGIN } from '../helpers/testPlugins.js';
 
 const ADMIN = 'janusoverlord';
 
+/** A long poll on `path` is let in: held until Janus's 30 s pass, then answered with a keepalive. */
+async function assertLongPollHeld(t: TestGateway, path: string): Promise<void> {
+  const poll = t.http.get(path);
+  await waitFor(() => t.gw.registry.longPollWaiterCount === 1);
+  t.clock.advance(30_000);
+  assert.equal((await poll).body, { janus: 'keepalive' });
+}
+
 // ---------------------------------------------------------------------------
 const secret = suite('api_secret');
 secret('missing or wrong apisecret is 403 on requests and long polls; info/ping stay open', async () => {
@@ -26,10 +34,7 @@ secret('missing or wrong apisecret is 403 on requests and long polls; info/ping 
     assert.is((await ws.request({ janus: 'keepalive', session_id: sid }))['error'].code, 403);
     assert.is((await ws.request({ janus: 'keepalive', session_id: sid, apisecret: 's3cret' }))['janus'], 'ack');
     await ws.close();
-    const poll = t.http.get(`/${sid}?apisecret=s3cret`);
-    await waitFor(() => t.gw.registry.longPollWaiterCount === 1);
-    t.clock.advance(30_000);
-    assert.equal((await poll).body, { janus: 'keepalive' });
+    await assertLongPollHeld(t, `/${sid}?apisecret=s3cret`);
   } finally {
     await t.stop();
   }
@@ -79,10 +84,7 @@ storedPoll('valid token long-polls; invalid token 403', async () => {
     await t.admin.post('', { janus: 'add_token', token: 'tok', admin_secret: ADMIN });
     const sid = await t.http.createSession({ token: 'tok' });
     assert.is((await t.http.get(`/${sid}?token=bad`)).status, 403);
-    const poll = t.http.get(`/${sid}?token=tok`);
-    await waitFor(() => t.gw.registry.longPollWaiterCount === 1);
-    t.clock.advance(30_000);
-    assert.equal((await poll).body, { janus: 'keepalive' });
+    await assertLongPollHeld(t, `/${sid}?token=tok`);
   } finally {
     await t.stop();
   }

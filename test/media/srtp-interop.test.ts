@@ -5,28 +5,38 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { MediaEngine, type SrtpProfileName } from '../../src/media/MediaEngine.js';
-import { newKeys, payloadFor, rtpPacket, RtpPacket, weriftSession, WERIFT_PROFILES } from '../helpers/rtp.js';
-import { sendPaced, udpPeer } from '../helpers/udp.js';
+import { newKeys, payloadFor, rtpPacket, RtpPacket, weriftSession, WERIFT_PROFILES, type KeyPair } from '../helpers/rtp.js';
+import { sendPaced, udpPeer, type UdpPeer } from '../helpers/udp.js';
 
 const COUNT = 300;
 
+/** Runs `body` with an engine, a UDP peer to send to it and one to receive from it; closes all three. */
+async function withEngine(body: (engine: MediaEngine, sender: UdpPeer, receiver: UdpPeer) => Promise<void>): Promise<void> {
+  const engine = new MediaEngine();
+  const sender = await udpPeer();
+  const receiver = await udpPeer();
+  try {
+    await body(engine, sender, receiver);
+  } finally {
+    engine.close();
+    await sender.close();
+    await receiver.close();
+  }
+}
+
+/** SRTP keys of an endpoint whose peer is werift: ferry sends with its own, receives with werift's. */
+function withWerift(profile: SrtpProfileName, ferryKeys: KeyPair, weriftKeys: KeyPair): Parameters<MediaEngine['setSrtp']>[1] {
+  return { profile, localKey: ferryKeys.key, localSalt: ferryKeys.salt, remoteKey: weriftKeys.key, remoteSalt: weriftKeys.salt };
+}
+
 for (const profile of Object.keys(WERIFT_PROFILES) as SrtpProfileName[]) {
-  test(`werift protects, ferry unprotects (${profile})`, async () => {
-    const engine = new MediaEngine();
-    const sender = await udpPeer();
-    const sink = await udpPeer();
-    try {
+  test(`werift protects, ferry unprotects (${profile})`, () =>
+    withEngine(async (engine, sender, sink) => {
       const weriftKeys = newKeys(profile);
       const ferryKeys = newKeys(profile);
       // Ingress endpoint: SRTP from werift. Egress endpoint: plain RTP to the sink.
       const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0 });
-      engine.setSrtp(ingress.id, {
-        profile,
-        localKey: ferryKeys.key,
-        localSalt: ferryKeys.salt,
-        remoteKey: weriftKeys.key,
-        remoteSalt: weriftKeys.salt,
-      });
+      engine.setSrtp(ingress.id, withWerift(profile, ferryKeys, weriftKeys));
       const egress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: sink.port });
       const source = engine.addSource(ingress.id, { ssrc: 0x11223344, kind: 'video', clockRate: 90000 });
       engine.addOutput(egress.id, { source, ssrc: 0x11223344 });
@@ -49,29 +59,15 @@ for (const profile of Object.keys(WERIFT_PROFILES) as SrtpProfileName[]) {
       }
       const stats = engine.stats().endpoints.find((e) => e.id === ingress.id)!;
       assert.is(stats.srtpAuthFailures, 0);
-    } finally {
-      engine.close();
-      await sender.close();
-      await sink.close();
-    }
-  });
+    }));
 
-  test(`ferry protects, werift unprotects (${profile})`, async () => {
-    const engine = new MediaEngine();
-    const sender = await udpPeer();
-    const receiver = await udpPeer();
-    try {
+  test(`ferry protects, werift unprotects (${profile})`, () =>
+    withEngine(async (engine, sender, receiver) => {
       const weriftKeys = newKeys(profile);
       const ferryKeys = newKeys(profile);
       const ingress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0 });
       const egress = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: receiver.port });
-      engine.setSrtp(egress.id, {
-        profile,
-        localKey: ferryKeys.key,
-        localSalt: ferryKeys.salt,
-        remoteKey: weriftKeys.key,
-        remoteSalt: weriftKeys.salt,
-      });
+      engine.setSrtp(egress.id, withWerift(profile, ferryKeys, weriftKeys));
       const source = engine.addSource(ingress.id, { ssrc: 5555, kind: 'audio', clockRate: 48000 });
       engine.addOutput(egress.id, { source, ssrc: 7777, payloadType: 111 });
 
@@ -89,12 +85,7 @@ for (const profile of Object.keys(WERIFT_PROFILES) as SrtpProfileName[]) {
         assert.is(dec.header.ssrc, 7777, 'output SSRC written');
         assert.is(dec.header.payloadType, 111, 'output payload type written');
       }
-    } finally {
-      engine.close();
-      await sender.close();
-      await receiver.close();
-    }
-  });
+    }));
 }
 
 test.run();

@@ -2,7 +2,7 @@
 import * as assert from 'uvu/assert';
 import type { RtpPacket } from 'werift';
 
-import { serialAfter } from './harness.js';
+import { serialAfter, type SentMedia, type WeriftSubscriber } from './harness.js';
 
 /**
  * One SSRC; sequence numbers exactly +1 per packet (nothing lost on
@@ -30,4 +30,16 @@ export function assertPayloads(got: RtpPacket[], expected: Buffer[], label: stri
   for (let i = 0; i < expected.length; i++) {
     if (!got[i]!.payload.equals(expected[i]!)) assert.unreachable(`${label}: payload ${i} differs (got ${got[i]!.payload.subarray(0, 20).toString()})`);
   }
+}
+
+/**
+ * The subscriber got exactly what was sent, audio on mid 0 and video on mid 1, in order and as
+ * continuous streams, and werift authenticated every packet.
+ */
+export function assertReceivedAsSent(sub: WeriftSubscriber, sent: SentMedia): void {
+  assert.is(sub.decryptFailures(), 0, 'zero SRTP failures at the subscriber');
+  assertPayloads(sub.received.get('0')!, sent.audio, 'audio');
+  assertPayloads(sub.received.get('1')!, sent.video, 'video');
+  assertContinuous(sub.received.get('0')!, 'audio');
+  assertContinuous(sub.received.get('1')!, 'video');
 }

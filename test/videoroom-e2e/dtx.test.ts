@@ -6,17 +6,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { VrClient, closeAll, payload, pause, publish, sendRtp, startVrFerry, subscribe, until } from './harness.js';
-import type { RTCPeerConnection } from 'werift';
+import { pause, payload, sendRtp, until, withPublisherAndSubscriber } from './harness.js';
 
-test('an Opus publisher in DTX raises no slowlink and no media-stopped event, and its subscriber gets every packet', async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 88, publishers: 2 });
-    const pub = await publish(vr.f, 88, 'quiet', peers);
-    const sub = await subscribe(vr.f, 88, [{ feed: pub.id }], peers);
+test('an Opus publisher in DTX raises no slowlink and no media-stopped event, and its subscriber gets every packet', () =>
+  withPublisherAndSubscriber(88, 'quiet', async ({ vr, pub, sub }) => {
     let seq = 500;
     let ts = 0;
     let sent = 0;
@@ -48,10 +41,6 @@ test('an Opus publisher in DTX raises no slowlink and no media-stopped event, an
     const source = vr.f.ferry.engine.stats().sources.find((s) => s.packets === sent);
     assert.ok(source, 'the audio source counted every packet');
     assert.is(source!.dropped, 0);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

@@ -3,19 +3,15 @@
 // byte for byte, with one SSRC per m-line and sequence numbers +1 per packet.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { useH264, useOPUS, usePCMU, useVP8, type RTCPeerConnection } from 'werift';
+import { useH264, useOPUS, usePCMU, useVP8 } from 'werift';
 
-import { VrClient, closeAll, payload, pause, publish, sendRtp, serialAfter, startVrFerry, subscribe, until, type WeriftSubscriber } from './harness.js';
+import { pause, payload, publish, sendRtp, serialAfter, subscribe, until, withRoom, type WeriftSubscriber } from './harness.js';
 
 const SUBSCRIBERS = 5;
 const PACKETS = 300;
 
-test(`1 publisher, ${SUBSCRIBERS} subscribers: every subscriber receives the publisher's packets intact`, async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 1234, publishers: 3 });
+test(`1 publisher, ${SUBSCRIBERS} subscribers: every subscriber receives the publisher's packets intact`, () =>
+  withRoom({ room: 1234, publishers: 3 }, async ({ vr, admin, peers }) => {
     const pub = await publish(vr.f, 1234, 'alice', peers);
     const subs: WeriftSubscriber[] = [];
     for (let i = 0; i < SUBSCRIBERS; i++) subs.push(await subscribe(vr.f, 1234, [{ feed: pub.id }], peers));
@@ -54,18 +50,10 @@ test(`1 publisher, ${SUBSCRIBERS} subscribers: every subscriber receives the pub
     assert.ok(await until(() => vr.f.ferry.webrtc.count === 0), 'every PeerConnection closed');
     await admin.close();
     assert.is(vr.f.ferry.ports.leased, 0, 'every port lease released');
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
-test("the room's codec order picks the publisher's codecs (pcmu, h264 over the offer's opus, vp8); media flows", async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 55, audiocodec: 'pcmu,opus', videocodec: 'h264,vp8' });
+test("the room's codec order picks the publisher's codecs (pcmu, h264 over the offer's opus, vp8); media flows", () =>
+  withRoom({ room: 55, audiocodec: 'pcmu,opus', videocodec: 'h264,vp8' }, async ({ vr, peers }) => {
     const pub = await publish(vr.f, 55, 'h', peers, { codecs: { audio: [useOPUS(), usePCMU()], video: [useVP8(), useH264()] } });
     assert.equal(pub.joined['streams'] ?? null, null, 'joinandconfigure answers with joined');
     assert.match(pub.answer, /a=rtpmap:\d+ PCMU\/8000/);
@@ -92,10 +80,6 @@ test("the room's codec order picks the publisher's codecs (pcmu, h264 over the o
     assert.ok(sub.received.get('0')!.every((p, i) => p.payload.equals(payload('pcmu', i, 160))));
     assert.ok(sub.received.get('1')!.every((p, i) => p.payload.equals(payload('h264', i, 800))));
     assert.is(sub.decryptFailures(), 0);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

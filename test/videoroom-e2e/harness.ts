@@ -218,3 +218,89 @@ export function serialAfter(a: number, b: number, bits: 16 | 32): boolean {
 export async function closeAll(peers: RTCPeerConnection[]): Promise<void> {
   for (const pc of peers) await closePeer(pc);
 }
+
+/** What `withRoom` hands its body. */
+export interface RoomTest {
+  vr: VrFerry;
+  /** The client that created the room. */
+  admin: VrClient;
+  /** Every werift peer the body opens goes here: all are closed at the end. */
+  peers: RTCPeerConnection[];
+}
+
+/**
+ * Runs `body` against a started ferry (with `overrides`) in which an admin client has created a
+ * room (`create`: the create request's fields, `room` among them); whatever happens, closes the
+ * peers the body opened and stops the ferry.
+ */
+export async function withRoom(create: Record<string, unknown>, body: (t: RoomTest) => Promise<void>, overrides: ConfigOverrides = {}): Promise<void> {
+  const vr = await startVrFerry(overrides);
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', ...create });
+    await body({ vr, admin, peers });
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+}
+
+/** A new VideoRoom client and a werift peer (kept in `peers`) for it, before any negotiation. */
+export async function openClientAndPeer(f: WsEndpoint, peers: RTCPeerConnection[], peerConfig: Parameters<typeof loopbackPeer>[0] = {}): Promise<{ client: VrClient; pc: RTCPeerConnection }> {
+  const client = await VrClient.open(f);
+  const pc = loopbackPeer(peerConfig);
+  peers.push(pc);
+  return { client, pc };
+}
+
+/** Audio and video payloads sent, in order. */
+export interface SentMedia {
+  audio: Buffer[];
+  video: Buffer[];
+}
+
+/**
+ * Sends `count` audio and video packets from `pub`, numbered on from `at` (which it advances;
+ * video's timestamps run at 3× audio's), with the payloads `payloads(i)` gives; records them in
+ * `sent`.
+ */
+export async function sendAudioVideo(pub: WeriftPublisher, at: { seq: number; ts: number }, count: number, payloads: (i: number) => { audio: Buffer; video: Buffer }, sent: SentMedia): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const { audio, video } = payloads(i);
+    await sendRtp(pub.audio, at.seq, at.ts, audio);
+    await sendRtp(pub.video, at.seq, at.ts * 3, video, true);
+    sent.audio.push(audio);
+    sent.video.push(video);
+    at.seq = (at.seq + 1) & 0xffff;
+    at.ts = (at.ts + 960) >>> 0;
+  }
+}
+
+/** Whether the subscriber has received as many audio (mid 0) and video (mid 1) packets as were sent. */
+export function receivedAll(sub: WeriftSubscriber, sent: SentMedia): boolean {
+  return sub.received.get('0')!.length >= sent.audio.length && sub.received.get('1')!.length >= sent.video.length;
+}
+
+/** What `withPublisherAndSubscriber` hands its body. */
+export interface PublisherAndSubscriber extends RoomTest {
+  pub: WeriftPublisher;
+  sub: WeriftSubscriber;
+}
+
+/**
+ * `withRoom` for the commonest room: `room` (for two publishers) with one werift publisher
+ * (`display`) and one werift subscriber to all its streams, both connected before `body` runs.
+ */
+export function withPublisherAndSubscriber(
+  room: number,
+  display: string,
+  body: (t: PublisherAndSubscriber) => Promise<void>,
+  peerConfigs: { publisher?: Parameters<typeof loopbackPeer>[0]; subscriber?: Parameters<typeof loopbackPeer>[0] } = {},
+): Promise<void> {
+  return withRoom({ room, publishers: 2 }, async (t) => {
+    const pub = await publish(t.vr.f, room, display, t.peers, peerConfigs.publisher);
+    const sub = await subscribe(t.vr.f, room, [{ feed: pub.id }], t.peers, peerConfigs.subscriber);
+    await body({ ...t, pub, sub });
+  });
+}

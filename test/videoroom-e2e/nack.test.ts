@@ -3,9 +3,9 @@
 // (RFC 4585 §6.2.1) as werift does, and ferry answers them from the source's history.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RTCRtpCodecParameters, useOPUS, useVP8, type RTCPeerConnection } from 'werift';
+import { RTCRtpCodecParameters, useOPUS, useVP8 } from 'werift';
 
-import { VrClient, closeAll, payload, pause, publish, sendRtp, startVrFerry, subscribe, until } from './harness.js';
+import { pause, payload, publish, sendRtp, subscribe, until, withPublisherAndSubscriber, withRoom } from './harness.js';
 
 const PACKETS = 400;
 /** Every 20th sequence number (5 %) is thrown away when it first arrives. */
@@ -22,14 +22,8 @@ function subscriberCodecs(rtx: boolean) {
   return { audio: [useOPUS()], video };
 }
 
-for (const rtx of [false, true]) test(`a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NACK and retransmission ${rtx ? 'as RTX' : 'as plain RTP'}`, async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 77, publishers: 2 });
-    const pub = await publish(vr.f, 77, 'lossy-link', peers);
-    const sub = await subscribe(vr.f, 77, [{ feed: pub.id }], peers, { codecs: subscriberCodecs(rtx) });
+for (const rtx of [false, true]) test(`a subscriber that loses 5 % of its video gets ≥ 99.5 % of it through NACK and retransmission ${rtx ? 'as RTX' : 'as plain RTP'}`, () =>
+  withPublisherAndSubscriber(77, 'lossy-link', async ({ vr, pub, sub }) => {
     const answer = sub.pc.localDescription!.sdp;
     if (rtx) assert.match(answer, /a=fmtp:97 apt=96/, 'the subscriber took RTX');
     else assert.not.match(answer, /rtx\/90000/, 'the subscriber did not take RTX');
@@ -69,22 +63,14 @@ for (const rtx of [false, true]) test(`a subscriber that loses 5 % of its video 
     assert.ok(fid, 'ferry offered an RTX stream');
     if (rtx) assert.ok(rtxArrived >= thrown.size, `retransmissions came as RTX (${rtxArrived})`);
     else assert.is(rtxArrived, 0, 'no RTX to a subscriber that did not take it');
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }, { subscriber: { codecs: subscriberCodecs(rtx) } }));
 
 interface Transport {
   sendRtp: (payload: Buffer, header: { ssrc: number; sequenceNumber: number; payloadType: number }) => Promise<number>;
 }
 
-for (const rtx of [false, true]) test(`a publisher whose sending loses 5 % still reaches its subscriber with ≥ 99.5 %, through ferry's NACKs${rtx ? ', repaired as RTX' : ''}`, async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 78, publishers: 2 });
+for (const rtx of [false, true]) test(`a publisher whose sending loses 5 % still reaches its subscriber with ≥ 99.5 %, through ferry's NACKs${rtx ? ', repaired as RTX' : ''}`, () =>
+  withRoom({ room: 78, publishers: 2 }, async ({ vr, peers }) => {
     const pub = await publish(vr.f, 78, 'lossy-uplink', peers, { codecs: subscriberCodecs(rtx) });
     if (rtx) assert.match(pub.answer, /a=fmtp:97 apt=96/, "ferry's answer takes the publisher's RTX");
     else assert.not.match(pub.answer, /rtx\/90000/);
@@ -119,10 +105,6 @@ for (const rtx of [false, true]) test(`a publisher whose sending loses 5 % still
     assert.ok(got() >= PACKETS * 0.995, `the subscriber received ${got()}/${PACKETS} (ferry sent ${nacksSent} NACKs, recovered ${recovered})`);
     assert.ok(nacksSent > 0 && recovered >= lost.size, `ferry NACKed (${nacksSent}) and the repairs arrived (${recovered})`);
     assert.is(sub.decryptFailures(), 0);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

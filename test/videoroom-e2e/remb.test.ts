@@ -3,16 +3,11 @@
 // every second; a werift publisher's sender records the cap it was sent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
-import { VrClient, closeAll, payload, publish, sendRtp, startVrFerry, until } from './harness.js';
+import { payload, publish, sendRtp, until, withRoom } from './harness.js';
 
-test("the room's bitrate reaches the publisher as REMB; configure bitrate changes it, within the room's cap", async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 66, publishers: 2, bitrate: 300_000, bitrate_cap: true });
+test("the room's bitrate reaches the publisher as REMB; configure bitrate changes it, within the room's cap", () =>
+  withRoom({ room: 66, publishers: 2, bitrate: 300_000, bitrate_cap: true }, async ({ vr, peers }) => {
     const pub = await publish(vr.f, 66, 'capped', peers);
     const sender = pub.video as unknown as { receiverEstimatedMaxBitrate: bigint | number };
     const cap = () => Number(sender.receiverEstimatedMaxBitrate ?? 0);
@@ -27,10 +22,6 @@ test("the room's bitrate reaches the publisher as REMB; configure bitrate change
     assert.ok(await until(() => Math.abs(cap() - 300_000) < 3000, 5000), `capped by the room (got ${cap()})`);
     const sent = vr.f.ferry.engine.stats().endpoints.reduce((n, e) => n + e.rembSent, 0);
     assert.ok(sent >= 3, `REMBs counted (${sent})`);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

@@ -10,11 +10,12 @@
 // of the new layer the subscriber sees.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, RtpHeader, useSdesMid, useSdesRTPStreamId, type RTCPeerConnection } from 'werift';
+import { MediaStreamTrack, RtpHeader, useSdesMid, useSdesRTPStreamId, type RTCPeerConnection, type RTCRtpSender } from 'werift';
 
 import { assertContinuous } from './checks.js';
-import { VrClient, closeAll, payload, startVrFerry, subscribe, until, type WeriftSubscriber } from './harness.js';
-import { connectionState, loopbackPeer } from '../helpers/werift.js';
+import { openClientAndPeer, payload, subscribe, until, withRoom, type VrClient, type WeriftSubscriber, type WsEndpoint } from './harness.js';
+import type { Json } from '../helpers/http.js';
+import { connectionState } from '../helpers/werift.js';
 
 const PHASES = 30;
 const FRAMES = 10;
@@ -46,6 +47,40 @@ function withSsrcSimulcast(sdp: string, extra: [number, number]): { sdp: string;
   const added = [`a=ssrc-group:SIM ${layers.join(' ')}`, ...extra.map((s) => `a=ssrc:${s} cname:${first[2]}`)].join('\r\n');
   sections[i] = video.replace(/\r\n$/, '') + '\r\n' + added + '\r\n';
   return { sdp: sections.join('\r\n'), layers };
+}
+
+/** Applies ferry's answer in `joined`, waits for ICE + DTLS and `webrtcup`; returns the publisher's id. */
+async function connected(client: VrClient, pc: RTCPeerConnection, joined: { data: Json; jsep?: Json }): Promise<number> {
+  await pc.setRemoteDescription(joined.jsep as never);
+  await connectionState(pc, 'connected');
+  await client.core('webrtcup');
+  return joined.data['id'] as number;
+}
+
+/**
+ * A werift publisher joined to `room` with SSRC simulcast: its video m-line (after an audio one
+ * when `withAudio`) announces its own SSRC and `extra` in a SIM group. `sendLayer` writes a
+ * layer's packet (VP8 payload type, marker set) on its transport with that layer's SSRC.
+ */
+async function publishSsrcSimulcast(
+  f: WsEndpoint,
+  room: number,
+  peers: RTCPeerConnection[],
+  extra: [number, number],
+  withAudio: boolean,
+): Promise<{ pubId: number; video: RTCRtpSender; sendLayer: (layer: number, seq: number, ts: number, body: Buffer) => Promise<void> }> {
+  const { client, pc } = await openClientAndPeer(f, peers);
+  if (withAudio) pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendonly' });
+  const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  const { sdp, layers } = withSsrcSimulcast(pc.localDescription!.sdp, extra);
+  const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room }, { type: 'offer', sdp });
+  const pubId = await connected(client, pc, joined);
+  const transport = video.sender.dtlsTransport;
+  const pt = video.sender.codec!.payloadType;
+  const sendLayer = (layer: number, seq: number, ts: number, body: Buffer) =>
+    transport.sendRtp(body, new RtpHeader({ payloadType: pt, ssrc: layers[layer]!, sequenceNumber: seq, timestamp: ts, marker: true })).then(() => undefined);
+  return { pubId, video: video.sender, sendLayer };
 }
 
 /**
@@ -124,49 +159,20 @@ async function switchLayers(sub: WeriftSubscriber, send: (layer: number, seq: nu
  */
 const MANUAL_LAYERS = { media: { bandwidth_estimation: false } };
 
-test(`SSRC simulcast: a subscriber changes substream ${PHASES} times; its stream stays continuous`, async () => {
-  const vr = await startVrFerry(MANUAL_LAYERS);
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 3 });
-    const client = await VrClient.open(vr.f);
-    const pc = loopbackPeer();
-    peers.push(pc);
-    pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendonly' });
-    const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const { sdp, layers } = withSsrcSimulcast(pc.localDescription!.sdp, [0x5100_0001, 0x5100_0002]);
-    const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room: 3 }, { type: 'offer', sdp });
-    await pc.setRemoteDescription(joined.jsep as never);
-    await connectionState(pc, 'connected');
-    await client.core('webrtcup');
-    const pubId = joined.data['id'] as number;
+test(`SSRC simulcast: a subscriber changes substream ${PHASES} times; its stream stays continuous`, () =>
+  withRoom({ room: 3 }, async ({ vr, admin, peers }) => {
+    const { pubId, sendLayer } = await publishSsrcSimulcast(vr.f, 3, peers, [0x5100_0001, 0x5100_0002], true);
     const listed = await admin.sync({ request: 'listparticipants', room: 3 });
     assert.equal(listed['participants'].map((p: any) => p.id), [pubId]);
 
     const sub = await subscribe(vr.f, 3, [{ feed: pubId, mid: '1' }], peers);
     assert.equal(sub.streams.map((s) => [s['type'], s['feed_mid'], s['simulcast']]), [['video', '1', { substream: 2, temporal: 2 }]]);
-    const transport = video.sender.dtlsTransport;
-    const pt = video.sender.codec!.payloadType;
-    await switchLayers(sub, (layer, seq, ts, body) =>
-      transport.sendRtp(body, new RtpHeader({ payloadType: pt, ssrc: layers[layer]!, sequenceNumber: seq, timestamp: ts, marker: true })).then(() => undefined),
-    );
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+    await switchLayers(sub, sendLayer);
+  }, MANUAL_LAYERS));
 
-test(`rid simulcast (RFC 8853): ferry accepts the three rids, orders them by the offer, a subscriber changes substream ${PHASES} times`, async () => {
-  const vr = await startVrFerry(MANUAL_LAYERS);
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 4 });
-    const client = await VrClient.open(vr.f);
-    const pc = loopbackPeer({ headerExtensions: { audio: [], video: [useSdesMid(), useSdesRTPStreamId()] } });
-    peers.push(pc);
+test(`rid simulcast (RFC 8853): ferry accepts the three rids, orders them by the offer, a subscriber changes substream ${PHASES} times`, () =>
+  withRoom({ room: 4 }, async ({ vr, peers }) => {
+    const { client, pc } = await openClientAndPeer(vr.f, peers, { headerExtensions: { audio: [], video: [useSdesMid(), useSdesRTPStreamId()] } });
     const rids = ['h', 'm', 'l']; // Janus's default rid_order "hml": the first rid is the best layer
     const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly', simulcast: rids.map((rid) => ({ rid, direction: 'send' as const })) });
     await pc.setLocalDescription(await pc.createOffer());
@@ -178,10 +184,7 @@ test(`rid simulcast (RFC 8853): ferry accepts the three rids, orders them by the
     assert.match(answer, /a=simulcast:recv h;m;l/);
     assert.match(answer, /a=rid:h recv\r\na=rid:m recv\r\na=rid:l recv/);
     assert.match(answer, new RegExp(`a=extmap:${ridExt} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id`));
-    await pc.setRemoteDescription(joined.jsep as never);
-    await connectionState(pc, 'connected');
-    await client.core('webrtcup');
-    const pubId = joined.data['id'] as number;
+    const pubId = await connected(client, pc, joined);
 
     // werift's sender sends one encoding only: the layers are written on its transport, each
     // with its own unsignalled SSRC and its rid in the RtpStreamId extension (RFC 8852).
@@ -204,58 +207,37 @@ test(`rid simulcast (RFC 8853): ferry accepts the three rids, orders them by the
     const sub = await subscribe(vr.f, 4, [{ feed: pubId }], peers);
     assert.equal(sub.streams.map((x) => [x['type'], x['simulcast']]), [['video', { substream: 2, temporal: 2 }]]);
     await switchLayers(sub, send);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }, MANUAL_LAYERS));
 
-test('subscribers that want only the lower layers cap the publisher to them (REMB); one wanting the top layer lifts the cap', async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  let sending = true;
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 5 });
-    const client = await VrClient.open(vr.f);
-    const pc = loopbackPeer();
-    peers.push(pc);
-    const video = pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const { sdp, layers } = withSsrcSimulcast(pc.localDescription!.sdp, [0x5200_0001, 0x5200_0002]);
-    const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room: 5 }, { type: 'offer', sdp });
-    await pc.setRemoteDescription(joined.jsep as never);
-    await connectionState(pc, 'connected');
-    await client.core('webrtcup');
-    const pubId = joined.data['id'] as number;
-    const transport = video.sender.dtlsTransport;
-    const pt = video.sender.codec!.payloadType;
-    // Three layers at about 60, 120 and 180 kbit/s (25 frames a second), until the test ends.
-    const seq = [1, 1, 1];
-    const pump = (async () => {
-      for (let frame = 0; sending && frame < 2000; frame++) {
-        for (const layer of [0, 1, 2]) {
-          const body = vp8Payload(frame % 25 === 0, payload(`layer${layer}`, frame, 300 * (layer + 1)));
-          await transport.sendRtp(body, new RtpHeader({ payloadType: pt, ssrc: layers[layer]!, sequenceNumber: seq[layer]!++, timestamp: frame * 3600, marker: true }));
+test('subscribers that want only the lower layers cap the publisher to them (REMB); one wanting the top layer lifts the cap', () =>
+  withRoom({ room: 5 }, async ({ vr, peers }) => {
+    let sending = true;
+    try {
+      const { pubId, video, sendLayer } = await publishSsrcSimulcast(vr.f, 5, peers, [0x5200_0001, 0x5200_0002], false);
+      // Three layers at about 60, 120 and 180 kbit/s (25 frames a second), until the test ends.
+      const seq = [1, 1, 1];
+      const pump = (async () => {
+        for (let frame = 0; sending && frame < 2000; frame++) {
+          for (const layer of [0, 1, 2]) {
+            const body = vp8Payload(frame % 25 === 0, payload(`layer${layer}`, frame, 300 * (layer + 1)));
+            await sendLayer(layer, seq[layer]!++, frame * 3600, body);
+          }
+          await new Promise((r) => setTimeout(r, 40));
         }
-        await new Promise((r) => setTimeout(r, 40));
-      }
-    })();
-    const sender = video.sender as unknown as { receiverEstimatedMaxBitrate: bigint | number };
-    const cap = () => Number(sender.receiverEstimatedMaxBitrate ?? 0);
-    const sub = await subscribe(vr.f, 5, [{ feed: pubId, mid: '0', substream: 0 }], peers);
-    // Only layer 0 is wanted: the REMB allows about what it carries (×1.5, plus 100 kbit/s).
-    const capped = await until(() => cap() > 0 && cap() < 400_000, 10_000, 50);
-    assert.ok(capped, `the publisher is capped to the wanted layer (REMB ${cap()})`);
-    await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream: 2 }] });
-    assert.ok(await until(() => cap() >= 1e9, 10_000, 50), `the cap is lifted when the top layer is wanted (REMB ${cap()})`);
-    sending = false;
-    await pump;
-  } finally {
-    sending = false;
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+      })();
+      const sender = video as unknown as { receiverEstimatedMaxBitrate: bigint | number };
+      const cap = () => Number(sender.receiverEstimatedMaxBitrate ?? 0);
+      const sub = await subscribe(vr.f, 5, [{ feed: pubId, mid: '0', substream: 0 }], peers);
+      // Only layer 0 is wanted: the REMB allows about what it carries (×1.5, plus 100 kbit/s).
+      const capped = await until(() => cap() > 0 && cap() < 400_000, 10_000, 50);
+      assert.ok(capped, `the publisher is capped to the wanted layer (REMB ${cap()})`);
+      await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream: 2 }] });
+      assert.ok(await until(() => cap() >= 1e9, 10_000, 50), `the cap is lifted when the top layer is wanted (REMB ${cap()})`);
+      sending = false;
+      await pump;
+    } finally {
+      sending = false;
+    }
+  }));
 
 test.run();

@@ -3,9 +3,9 @@
 // window averages become Janus `talking` / `stopped-talking` events.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS, useTransportWideCC, useVP8, type RTCPeerConnection, type RTCRtpSender } from 'werift';
+import { RtpHeader, RtpPacket, useAudioLevelIndication, useOPUS, useTransportWideCC, useVP8, type RTCRtpSender } from 'werift';
 
-import { VrClient, closeAll, pause, publish, startVrFerry } from './harness.js';
+import { VrClient, pause, publish, withRoom } from './harness.js';
 import type { Json } from '../helpers/http.js';
 
 /** The next plugin event of this client whose data is a `kind` VideoRoom event. */
@@ -25,12 +25,8 @@ async function sendLevel(sender: RTCRtpSender, extensionId: number, seq: number,
   await sender.sendRtp(new RtpPacket(header, Buffer.alloc(60, seq & 0xff)));
 }
 
-test('a werift publisher speaking and falling silent: talking, then stopped-talking, with the window averages', async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 77, audiolevel_event: true, audio_active_packets: WINDOW, audio_level_average: 30 });
+test('a werift publisher speaking and falling silent: talking, then stopped-talking, with the window averages', () =>
+  withRoom({ room: 77, audiolevel_event: true, audio_active_packets: WINDOW, audio_level_average: 30 }, async ({ vr, admin, peers }) => {
     const watcher = await VrClient.open(vr.f);
     await watcher.call({ request: 'join', ptype: 'publisher', room: 77, display: 'watcher' });
     const pub = await publish(vr.f, 77, 'speaker', peers, {
@@ -63,18 +59,10 @@ test('a werift publisher speaking and falling silent: talking, then stopped-talk
     await pub.client.close();
     await watcher.close();
     await admin.close();
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
-test('audiolevel_ext / transport_wide_cc_ext: a room decides which extensions a publisher\'s answer accepts', async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 78 });
+test('audiolevel_ext / transport_wide_cc_ext: a room decides which extensions a publisher\'s answer accepts', () =>
+  withRoom({ room: 78 }, async ({ vr, admin, peers }) => {
     await admin.sync({ request: 'create', room: 79, audiolevel_ext: false, transport_wide_cc_ext: false });
     const offering = {
       codecs: { audio: [useOPUS()], video: [useVP8()] },
@@ -90,10 +78,6 @@ test('audiolevel_ext / transport_wide_cc_ext: a room decides which extensions a 
     await on.client.close();
     await off.client.close();
     await admin.close();
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

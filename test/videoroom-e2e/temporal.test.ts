@@ -3,9 +3,8 @@
 // PictureID/TL0PICIDX, and Janus's `temporal` event says when the choice took effect.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
-import { VrClient, closeAll, pause, publish, sendRtp, startVrFerry, subscribe, until } from './harness.js';
+import { pause, sendRtp, until, withPublisherAndSubscriber } from './harness.js';
 
 /** A VP8 payload with X, I (15-bit PictureID), L (TL0PICIDX) and T (TID, Y) set, frame start. */
 function vp8(pictureId: number, tl0: number, tid: number, sync: boolean, tag: number): Buffer {
@@ -16,14 +15,8 @@ function fields(payload: Buffer): { pictureId: number; tl0: number; tid: number;
   return { pictureId: ((payload[2]! & 0x7f) << 8) | payload[3]!, tl0: payload[4]!, tid: payload[5]! >> 6, tag: payload[7]! };
 }
 
-test('temporal: 0 forwards only the base layer without gaps; temporal: 2 brings the rest back at a layer-sync frame', async () => {
-  const vr = await startVrFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 90, publishers: 2 });
-    const pub = await publish(vr.f, 90, 'layers', peers);
-    const sub = await subscribe(vr.f, 90, [{ feed: pub.id }], peers);
+test('temporal: 0 forwards only the base layer without gaps; temporal: 2 brings the rest back at a layer-sync frame', () =>
+  withPublisherAndSubscriber(90, 'layers', async ({ vr, pub, sub }) => {
     let seq = 100;
     let pictureId = 500;
     // An L1T2 pattern: TID 0, 1, 0, 1 …; every TID 1 frame is a layer-sync frame when `sync`.
@@ -64,10 +57,6 @@ test('temporal: 0 forwards only the base layer without gaps; temporal: 2 brings 
     await raised;
     assert.ok(await until(() => video().length >= before2 + 19), `every layer again from the first layer-sync frame (${video().length - before2})`);
     assert.is(sub.decryptFailures(), 0);
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
-});
+  }));
 
 test.run();

@@ -4,31 +4,12 @@
 // reason naming the offending line.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
+import type { RTCPeerConnection } from 'werift';
 
-import { ferryStatus, startFerry, type TestFerry } from '../helpers/ferry.js';
-import { JanusWs, type Json } from '../helpers/http.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
-
-interface Client {
-  ws: JanusWs;
-  session: number;
-  handle: number;
-}
-
-async function client(f: TestFerry, plugin = 'janus.plugin.echotest'): Promise<Client> {
-  const ws = await JanusWs.connect(f.wsUrl);
-  const session = (await ws.request({ janus: 'create' }))['data'].id as number;
-  const handle = (await ws.request({ janus: 'attach', session_id: session, plugin }))['data'].id as number;
-  return { ws, session, handle };
-}
-
-async function offerFrom(pc: RTCPeerConnection, direction: 'sendrecv' | 'sendonly' = 'sendrecv'): Promise<string> {
-  pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction });
-  pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction });
-  await pc.setLocalDescription(await pc.createOffer());
-  return pc.localDescription!.sdp;
-}
+import { ferryStatus, type TestFerry } from '../helpers/ferry.js';
+import type { Json } from '../helpers/http.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
+import { client, offerFrom, peerIn, withFerry, type Client } from './handles.js';
 
 let tx = 0;
 function message(c: Client, body: Json, jsep?: Json): { reply: Promise<Json>; transaction: string } {
@@ -64,11 +45,9 @@ function replaced(sdp: string, re: RegExp, to: string): string {
   return sdp.replace(re, to);
 }
 
-test('each bad offer → 465 naming the offending line, nothing held at once (no hangup), then a correct offer connects', async () => {
-  const f = await startFerry({ media: { max_mlines: 8 } });
-  const pc = loopbackPeer();
-  const peers: RTCPeerConnection[] = [pc];
-  try {
+test('each bad offer → 465 naming the offending line, nothing held at once (no hangup), then a correct offer connects', () =>
+  withFerry({ media: { max_mlines: 8 } }, async (f, peers) => {
+    const pc = peerIn(peers);
     const c = await client(f);
     const good = await offerFrom(pc);
     const audioSection = /(m=audio[\s\S]*?)(?=m=video)/.exec(good)![1]!;
@@ -102,16 +81,11 @@ test('each bad offer → 465 naming the offending line, nothing held at once (no
     await c.ws.request({ janus: 'destroy', session_id: c.session });
     await c.ws.close();
     assert.equal(await held(f), NOTHING);
-  } finally {
-    for (const p of peers) await closePeer(p);
-    await f.stop();
-  }
-});
+  }));
 
-test('an offer whose payload types have no rtpmap is answered with only its own payload types (static 0/8 as PCMU/PCMA)', async () => {
-  const f = await startFerry();
-  const pc = loopbackPeer();
-  try {
+test('an offer whose payload types have no rtpmap is answered with only its own payload types (static 0/8 as PCMU/PCMA)', () =>
+  withFerry({}, async (f, peers) => {
+    const pc = peerIn(peers);
     const c = await client(f);
     // The probe: audio lists 0 8 and video lists 8, each with no rtpmap of its own; the offer keeps
     // werift's rtpmaps for opus and VP8, which the m-lines no longer list.
@@ -135,16 +109,10 @@ test('an offer whose payload types have no rtpmap is answered with only its own 
     for (const m of answer.matchAll(/^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)/gm)) assert.ok(listed.has(m[1]!), `answer names only offered payload types (${m[0]})`);
     await c.ws.request({ janus: 'destroy', session_id: c.session });
     await c.ws.close();
-  } finally {
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
-test('a valid offer the plugin refuses (error event) releases everything at once; hangup event; then a correct offer connects', async () => {
-  const f = await startFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
+test('a valid offer the plugin refuses (error event) releases everything at once; hangup event; then a correct offer connects', () =>
+  withFerry({}, async (f, peers) => {
     const c = await client(f);
     // Two ways EchoTest refuses an offer the SDP checks pass: a bad request field, and no codec it can answer with.
     const noCodec = (sdp: string) =>
@@ -154,8 +122,7 @@ test('a valid offer the plugin refuses (error event) releases everything at once
       [{ audio: true, video: true }, noCodec, /m-line/],
     ];
     for (const [body, mangle, why] of cases) {
-      const pc = loopbackPeer();
-      peers.push(pc);
+      const pc = peerIn(peers);
       const { reply, transaction } = message(c, body, { type: 'offer', sdp: mangle(await offerFrom(pc)) });
       assert.is((await reply)['janus'], 'ack');
       const ev = await c.ws.nextEvent((e) => e['transaction'] === transaction && e['janus'] === 'event', 10_000);
@@ -171,20 +138,13 @@ test('a valid offer the plugin refuses (error event) releases everything at once
     await c.ws.request({ janus: 'destroy', session_id: c.session });
     await c.ws.close();
     assert.equal(await held(f), NOTHING);
-  } finally {
-    for (const p of peers) await closePeer(p);
-    await f.stop();
-  }
-});
+  }));
 
-test('VideoRoom: an offer with a refused request, then a refused answer from a subscriber, release at once', async () => {
-  const f = await startFerry();
-  const peers: RTCPeerConnection[] = [];
-  try {
+test('VideoRoom: an offer with a refused request, then a refused answer from a subscriber, release at once', () =>
+  withFerry({}, async (f, peers) => {
     const pub = await client(f, 'janus.plugin.videoroom');
     // `publish` before joining: the plugin refuses it with an error event; the offer's PeerConnection goes.
-    const early = loopbackPeer();
-    peers.push(early);
+    const early = peerIn(peers);
     const { reply, transaction } = message(pub, { request: 'publish' }, { type: 'offer', sdp: await offerFrom(early, 'sendonly') });
     assert.is((await reply)['janus'], 'ack');
     const ev = await pub.ws.nextEvent((e) => e['transaction'] === transaction && e['janus'] === 'event', 10_000);
@@ -211,8 +171,7 @@ test('VideoRoom: an offer with a refused request, then a refused answer from a s
       const offer = await sub.ws.nextEvent((e) => e['transaction'] === joined.transaction && e['janus'] === 'event', 10_000);
       assert.is(offer['jsep']?.type, 'offer', JSON.stringify(offer));
       assert.is((String(offer['jsep'].sdp).match(/^m=/gm) ?? []).length, 2, 'audio and video offered');
-      const spc = loopbackPeer();
-      peers.push(spc);
+      const spc = peerIn(peers);
       await spc.setRemoteDescription(offer['jsep']);
       await spc.setLocalDescription(await spc.createAnswer());
       assert.equal(await held(f), { peer_connections: 2, native_endpoints: 2, port_leases: 2 });
@@ -227,10 +186,6 @@ test('VideoRoom: an offer with a refused request, then a refused answer from a s
       await c.ws.close();
     }
     assert.equal(await held(f), NOTHING);
-  } finally {
-    for (const p of peers) await closePeer(p);
-    await f.stop();
-  }
-});
+  }));
 
 test.run();

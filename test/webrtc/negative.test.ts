@@ -2,33 +2,15 @@
 // with a reason, never a crash, a stuck handle or a leaked port.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
+import type { RTCPeerConnection } from 'werift';
 
-import { JanusWs, type Json } from '../helpers/http.js';
-import { startFerry, type TestFerry } from '../helpers/ferry.js';
+import type { ConfigOverrides } from '../../src/config/Config.js';
+import type { Json } from '../helpers/http.js';
+import type { TestFerry } from '../helpers/ferry.js';
 import { bindingRequest, stunErrorCode, stunType } from '../helpers/stun.js';
-import { udpPeer } from '../helpers/udp.js';
-import { closePeer, loopbackPeer } from '../helpers/werift.js';
+import { udpPeer, type UdpPeer } from '../helpers/udp.js';
+import { client, offerFrom, peerIn, withFerry, type Client } from './handles.js';
 
-interface Client {
-  ws: JanusWs;
-  session: number;
-  handle: number;
-}
-
-async function client(f: TestFerry): Promise<Client> {
-  const ws = await JanusWs.connect(f.wsUrl);
-  const session = (await ws.request({ janus: 'create' }))['data'].id as number;
-  const handle = (await ws.request({ janus: 'attach', session_id: session, plugin: 'janus.plugin.echotest' }))['data'].id as number;
-  return { ws, session, handle };
-}
-
-async function offerFrom(pc: RTCPeerConnection): Promise<string> {
-  pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
-  pc.addTransceiver(new MediaStreamTrack({ kind: 'video' }), { direction: 'sendrecv' });
-  await pc.setLocalDescription(await pc.createOffer());
-  return pc.localDescription!.sdp;
-}
 
 async function sendOffer(c: Client, sdp: string): Promise<Json> {
   return c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: true, video: true }, jsep: { type: 'offer', sdp } });
@@ -50,6 +32,27 @@ async function negotiate(c: Client, pc: RTCPeerConnection): Promise<{ answer: st
   };
 }
 
+/**
+ * Runs `body` with a ferry (`overrides`), an EchoTest handle that has negotiated a werift peer's
+ * offer, and a raw UDP peer for hand-made STUN and DTLS against ferry's answer; whatever happens,
+ * closes both peers and stops the ferry.
+ */
+function withNegotiatedRawPeer(
+  overrides: ConfigOverrides,
+  body: (t: { f: TestFerry; c: Client; pc: RTCPeerConnection; raw: UdpPeer } & Awaited<ReturnType<typeof negotiate>>) => Promise<void>,
+): Promise<void> {
+  return withFerry(overrides, async (f, peers) => {
+    const pc = peerIn(peers);
+    const raw = await udpPeer();
+    try {
+      const c = await client(f);
+      await body({ f, c, pc, raw, ...(await negotiate(c, pc)) });
+    } finally {
+      await raw.close();
+    }
+  });
+}
+
 async function noLeaks(f: TestFerry, c: Client): Promise<void> {
   await c.ws.request({ janus: 'destroy', session_id: c.session });
   await c.ws.close();
@@ -58,10 +61,9 @@ async function noLeaks(f: TestFerry, c: Client): Promise<void> {
   assert.is(f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
 }
 
-test('SDP without fingerprint or ICE credentials → 465', async () => {
-  const f = await startFerry();
-  const pc = loopbackPeer();
-  try {
+test('SDP without fingerprint or ICE credentials → 465', () =>
+  withFerry({}, async (f, peers) => {
+    const pc = peerIn(peers);
     const c = await client(f);
     const sdp = await offerFrom(pc);
     for (const strip of [/^a=fingerprint:.*\r\n/gm, /^a=ice-pwd:.*\r\n/gm, /^a=ice-ufrag:.*\r\n/gm]) {
@@ -72,16 +74,11 @@ test('SDP without fingerprint or ICE credentials → 465', async () => {
     const garbage = await sendOffer(c, 'v=0\r\nthis is not sdp\r\n');
     assert.is(garbage['error'].code, 465);
     await noLeaks(f, c);
-  } finally {
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
-test('certificate fingerprint mismatch → no media, hangup with reason', async () => {
-  const f = await startFerry();
-  const pc = loopbackPeer();
-  try {
+test('certificate fingerprint mismatch → no media, hangup with reason', () =>
+  withFerry({}, async (f, peers) => {
+    const pc = peerIn(peers);
     const c = await client(f);
     const sdp = (await offerFrom(pc)).replace(/^(a=fingerprint:sha-256 )([0-9A-F]{2})/gim, (_m, p, b) => `${p}${b === '00' ? '01' : '00'}`);
     const ack = await sendOffer(c, sdp);
@@ -94,19 +91,10 @@ test('certificate fingerprint mismatch → no media, hangup with reason', async 
     const stats = f.ferry.engine.stats();
     assert.is(stats.endpoints.length, 0, 'endpoint closed by the hangup');
     await noLeaks(f, c);
-  } finally {
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
-test('wrong ICE password → STUN 401, no media, hangup after the connect timeout', async () => {
-  const f = await startFerry({ media: { connect_timeout: 2 } });
-  const pc = loopbackPeer();
-  const raw = await udpPeer();
-  try {
-    const c = await client(f);
-    const { answer, port, username } = await negotiate(c, pc);
+test('wrong ICE password → STUN 401, no media, hangup after the connect timeout', () =>
+  withNegotiatedRawPeer({ media: { connect_timeout: 2 } }, async ({ f, c, pc, raw, answer, port, username }) => {
     // A raw ICE peer with the wrong password gets 401 Unauthorized (RFC 8489 §9.1.3).
     await raw.send(bindingRequest(username, 'definitely-not-the-password'), port);
     const [reply] = await raw.waitFor(1, 2000);
@@ -119,20 +107,10 @@ test('wrong ICE password → STUN 401, no media, hangup after the connect timeou
     assert.match(String(hangup['reason']), /timeout/i);
     assert.is(c.ws.events.filter((e) => e['janus'] === 'webrtcup').length, 0);
     await noLeaks(f, c);
-  } finally {
-    await raw.close();
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
-test('DTLS garbage and truncated records from a validated address are dropped; ferry stays up', async () => {
-  const f = await startFerry({ media: { connect_timeout: 3 } });
-  const pc = loopbackPeer();
-  const raw = await udpPeer();
-  try {
-    const c = await client(f);
-    const { port, username, pwd } = await negotiate(c, pc);
+test('DTLS garbage and truncated records from a validated address are dropped; ferry stays up', () =>
+  withNegotiatedRawPeer({ media: { connect_timeout: 3 } }, async ({ f, c, raw, port, username, pwd }) => {
     await raw.send(bindingRequest(username, pwd), port);
     const [ok] = await raw.waitFor(1, 2000);
     assert.is(stunType(ok!), 0x0101, 'validated by a real check');
@@ -154,31 +132,16 @@ test('DTLS garbage and truncated records from a validated address are dropped; f
     const r = await c.ws.request({ janus: 'message', session_id: c.session, handle_id: c.handle, body: { audio: false } });
     assert.ok(r['janus'] === 'ack' || r['janus'] === 'success', JSON.stringify(r));
     await noLeaks(f, c);
-  } finally {
-    await raw.close();
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
-test('consent lost (RFC 7675) → hangup with reason, everything released', async () => {
-  const f = await startFerry({ media: { consent_timeout: 1, connect_timeout: 30 } });
-  const pc = loopbackPeer();
-  const raw = await udpPeer();
-  try {
-    const c = await client(f);
-    const { port, username, pwd } = await negotiate(c, pc);
+test('consent lost (RFC 7675) → hangup with reason, everything released', () =>
+  withNegotiatedRawPeer({ media: { consent_timeout: 1, connect_timeout: 30 } }, async ({ f, c, raw, port, username, pwd }) => {
     // One nominating check, then silence: consent expires after the configured second.
     await raw.send(bindingRequest(username, pwd, true), port);
     await raw.waitFor(1, 2000);
     const hangup = await c.ws.nextEvent((e) => e['janus'] === 'hangup', 5000);
     assert.match(String(hangup['reason']), /consent/i);
     await noLeaks(f, c);
-  } finally {
-    await raw.close();
-    await closePeer(pc);
-    await f.stop();
-  }
-});
+  }));
 
 test.run();

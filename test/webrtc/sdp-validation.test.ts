@@ -7,17 +7,22 @@ import { DEFAULT_MAX_MLINES, parseRemoteDescription, SdpError } from '../../src/
 
 const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 29 + 3) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');
 
+/** What every m-line here carries for ICE, DTLS and direction. */
+const TRANSPORT = [
+  'a=ice-ufrag:Ab+/',
+  'a=ice-pwd:0123456789abcdefABCDEF+/',
+  `a=fingerprint:sha-256 ${FINGERPRINT}`,
+  'a=setup:actpass',
+  'a=rtcp-mux',
+  'a=sendrecv',
+];
+
 function audio(mid: string, extra: string[] = [], formats = '111 0'): string[] {
   return [
     `m=audio 9 UDP/TLS/RTP/SAVPF ${formats}`,
     'c=IN IP4 0.0.0.0',
     `a=mid:${mid}`,
-    'a=ice-ufrag:Ab+/',
-    'a=ice-pwd:0123456789abcdefABCDEF+/',
-    `a=fingerprint:sha-256 ${FINGERPRINT}`,
-    'a=setup:actpass',
-    'a=rtcp-mux',
-    'a=sendrecv',
+    ...TRANSPORT,
     'a=rtpmap:111 opus/48000/2',
     'a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid',
     ...extra,
@@ -32,12 +37,7 @@ const VIDEO = [
   'm=video 9 UDP/TLS/RTP/SAVPF 96 97',
   'c=IN IP4 0.0.0.0',
   'a=mid:1',
-  'a=ice-ufrag:Ab+/',
-  'a=ice-pwd:0123456789abcdefABCDEF+/',
-  `a=fingerprint:sha-256 ${FINGERPRINT}`,
-  'a=setup:actpass',
-  'a=rtcp-mux',
-  'a=sendrecv',
+  ...TRANSPORT,
   'a=rtpmap:96 VP8/90000',
   'a=rtpmap:97 rtx/90000',
   'a=fmtp:97 apt=96',

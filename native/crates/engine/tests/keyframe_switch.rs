@@ -57,6 +57,13 @@ struct Rig {
     sources: [u32; 3],
 }
 
+impl Rig {
+    /// The publisher sends a VP8 packet of one of its sources to the sources' endpoint.
+    fn send(&self, ssrc: u32, seq: u16, frame: Frame, tag: u8) {
+        self.publisher.send_to(&vp8_packet(ssrc, seq, frame, tag), self.ingress).unwrap();
+    }
+}
+
 /// The sources' endpoint on media thread `source_thread`, the output's on `output_thread`
 /// (two threads when they differ: the source's thread hands packets to the output's).
 fn rig(source_thread: usize, output_thread: usize) -> Rig {
@@ -109,6 +116,11 @@ fn drain(receiver: &UdpSocket) -> Vec<(u16, u8, u8)> {
     got
 }
 
+/// (origin SSRC octet, tag) of what the receiver got.
+fn origins(got: &[(u16, u8, u8)]) -> Vec<(u8, u8)> {
+    got.iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect()
+}
+
 fn assert_continuous(got: &[(u16, u8, u8)]) {
     for pair in got.windows(2) {
         assert_eq!(pair[1].0, pair[0].0.wrapping_add(1), "sequence gap in {got:?}");
@@ -126,35 +138,31 @@ fn old_source_feeds_until_the_new_sources_keyframe_across_threads() {
 }
 
 fn old_source_feeds_until_keyframe(r: Rig) {
-    let send = |ssrc, seq, frame, tag| {
-        r.publisher.send_to(&vp8_packet(ssrc, seq, frame, tag), r.ingress).unwrap();
-    };
     // A feeds the output; B runs in parallel.
-    send(SSRC_A, 100, Frame::KeyStart, 0);
-    send(SSRC_A, 101, Frame::DeltaStart, 1);
-    send(SSRC_B, 5000, Frame::DeltaStart, 100);
+    r.send(SSRC_A, 100, Frame::KeyStart, 0);
+    r.send(SSRC_A, 101, Frame::DeltaStart, 1);
+    r.send(SSRC_B, 5000, Frame::DeltaStart, 100);
 
     r.engine.switch_output(r.output, Some(r.sources[1]), true).unwrap();
     // The new source is asked for a keyframe at once.
     assert_eq!(next_pli(&r.publisher), Some(SSRC_B));
 
     // Until B's keyframe: B's inter frames and continuations are held back, A still flows.
-    send(SSRC_B, 5001, Frame::DeltaStart, 101);
-    send(SSRC_A, 102, Frame::DeltaStart, 2);
-    send(SSRC_B, 5002, Frame::Continuation, 102);
-    send(SSRC_A, 103, Frame::Continuation, 3);
+    r.send(SSRC_B, 5001, Frame::DeltaStart, 101);
+    r.send(SSRC_A, 102, Frame::DeltaStart, 2);
+    r.send(SSRC_B, 5002, Frame::Continuation, 102);
+    r.send(SSRC_A, 103, Frame::Continuation, 3);
     // A continuation that merely looks like a keyframe header (S=0) does not count.
-    send(SSRC_B, 5003, Frame::Continuation, 103);
+    r.send(SSRC_B, 5003, Frame::Continuation, 103);
     // B's keyframe: switch here; A no longer reaches the output.
-    send(SSRC_B, 5004, Frame::KeyStart, 104);
-    send(SSRC_A, 104, Frame::DeltaStart, 4);
-    send(SSRC_B, 5005, Frame::Continuation, 105);
-    send(SSRC_B, 5006, Frame::DeltaStart, 106);
-    send(SSRC_A, 105, Frame::KeyStart, 5);
+    r.send(SSRC_B, 5004, Frame::KeyStart, 104);
+    r.send(SSRC_A, 104, Frame::DeltaStart, 4);
+    r.send(SSRC_B, 5005, Frame::Continuation, 105);
+    r.send(SSRC_B, 5006, Frame::DeltaStart, 106);
+    r.send(SSRC_A, 105, Frame::KeyStart, 5);
 
     let got = drain(&r.receiver);
-    let origins: Vec<(u8, u8)> = got.iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect();
-    assert_eq!(origins, vec![(0xa, 0), (0xa, 1), (0xa, 2), (0xa, 3), (0xb, 104), (0xb, 105), (0xb, 106)]);
+    assert_eq!(origins(&got), vec![(0xa, 0), (0xa, 1), (0xa, 2), (0xa, 3), (0xb, 104), (0xb, 105), (0xb, 106)]);
     assert_continuous(&got);
 }
 
@@ -169,38 +177,32 @@ fn later_switch_replaces_a_pending_one_across_threads() {
 }
 
 fn later_switch_replaces_pending(r: Rig) {
-    let send = |ssrc, seq, frame, tag| {
-        r.publisher.send_to(&vp8_packet(ssrc, seq, frame, tag), r.ingress).unwrap();
-    };
-    send(SSRC_A, 10, Frame::KeyStart, 0);
+    r.send(SSRC_A, 10, Frame::KeyStart, 0);
     r.engine.switch_output(r.output, Some(r.sources[1]), true).unwrap();
     assert_eq!(next_pli(&r.publisher), Some(SSRC_B));
     r.engine.switch_output(r.output, Some(r.sources[2]), true).unwrap();
     assert_eq!(next_pli(&r.publisher), Some(SSRC_C));
     // B's keyframe no longer moves the output: the switch to C replaced it.
-    send(SSRC_B, 20, Frame::KeyStart, 1);
-    send(SSRC_A, 11, Frame::DeltaStart, 2);
-    send(SSRC_C, 30, Frame::DeltaStart, 3);
+    r.send(SSRC_B, 20, Frame::KeyStart, 1);
+    r.send(SSRC_A, 11, Frame::DeltaStart, 2);
+    r.send(SSRC_C, 30, Frame::DeltaStart, 3);
     let got = drain(&r.receiver);
-    let origins: Vec<(u8, u8)> = got.iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect();
-    assert_eq!(origins, vec![(0xa, 0), (0xa, 2)]);
+    assert_eq!(origins(&got), vec![(0xa, 0), (0xa, 2)]);
 
     // A goes away while the output waits for C: nothing is left to bridge, so C feeds now.
     r.engine.remove_source(r.sources[0]).unwrap();
-    send(SSRC_C, 31, Frame::DeltaStart, 4);
-    send(SSRC_B, 21, Frame::KeyStart, 5);
+    r.send(SSRC_C, 31, Frame::DeltaStart, 4);
+    r.send(SSRC_B, 21, Frame::KeyStart, 5);
     let after = drain(&r.receiver);
-    let origins: Vec<(u8, u8)> = after.iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect();
-    assert_eq!(origins, vec![(0xc, 4)]);
+    assert_eq!(origins(&after), vec![(0xc, 4)]);
     let mut all = got.clone();
     all.extend(after);
     assert_continuous(&all);
 
     // Without on_keyframe the switch is immediate, as before.
     r.engine.switch_output(r.output, Some(r.sources[1]), false).unwrap();
-    send(SSRC_B, 22, Frame::DeltaStart, 6);
-    let origins: Vec<(u8, u8)> = drain(&r.receiver).iter().map(|&(_, ssrc, tag)| (ssrc, tag)).collect();
-    assert_eq!(origins, vec![(0xb, 6)]);
+    r.send(SSRC_B, 22, Frame::DeltaStart, 6);
+    assert_eq!(origins(&drain(&r.receiver)), vec![(0xb, 6)]);
     let stats = r.engine.stats().unwrap();
     assert!(stats.workers.iter().all(|w| w.panics == 0));
 }

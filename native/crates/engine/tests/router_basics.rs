@@ -10,10 +10,7 @@ use common::*;
 
 #[test]
 fn same_router_output_rewrites_ssrc_seq_ts_and_payload_type() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    let mut m = publisher_and_subscriber(1, 0);
     m.routers[0].add_source(11, 1, video(0xa2)).unwrap();
     let (a, b) = (m.sref(0, 10), m.sref(0, 11));
     m.add_output(0, 20, 2, 0x5555, Some(111), Some(a));
@@ -67,14 +64,10 @@ fn same_router_output_rewrites_ssrc_seq_ts_and_payload_type() {
 
 #[test]
 fn paused_output_drops_and_counts() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
+    let mut m = publisher_and_subscriber(1, 0);
     m.endpoint(0, 3, Some(SUB2));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
-    let a = m.sref(0, 10);
-    m.add_output(0, 20, 2, 0x20, None, Some(a));
-    m.add_output(0, 21, 3, 0x21, None, Some(a));
+    m.add_output(0, 20, 2, 0x20, None, Some(m.sref(0, 10)));
+    m.add_output(0, 21, 3, 0x21, None, Some(m.sref(0, 10)));
     m.take_transmits(0);
     m.routers[0].pause_output(20, true).unwrap();
     for i in 0..5u16 {
@@ -167,12 +160,8 @@ fn malformed_rtp_and_rtcp_are_counted() {
 
 #[test]
 fn pli_for_an_output_is_relayed_to_the_publisher_rate_limited() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
-    let a = m.sref(0, 10);
-    m.add_output(0, 20, 2, 0x5555, None, Some(a));
+    let mut m = publisher_and_subscriber(1, 0);
+    m.add_output(0, 20, 2, 0x5555, None, Some(m.sref(0, 10)));
     m.take_transmits(0);
     m.routers[0].take_events();
 
@@ -211,13 +200,9 @@ fn pli_for_an_output_is_relayed_to_the_publisher_rate_limited() {
 #[test]
 fn attaching_an_output_starts_the_keyframe_rate_limit_at_the_current_time() {
     for output_router in [0, 1] {
-        let mut m = Mesh::new(2);
-        m.endpoint(0, 1, Some(PUB));
-        m.endpoint(output_router, 2, Some(SUB1));
-        m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+        let mut m = publisher_and_subscriber(2, output_router);
         m.now_us = 5_000_000;
-        let a = m.sref(0, 10);
-        m.add_output(output_router, 20, 2, 0x5555, None, Some(a));
+        m.add_output(output_router, 20, 2, 0x5555, None, Some(m.sref(0, 10)));
         m.settle();
         assert_eq!(m.take_transmits(0).len(), 1, "the attach asks for a keyframe");
         m.now_us = 5_100_000;
@@ -233,12 +218,8 @@ fn attaching_an_output_starts_the_keyframe_rate_limit_at_the_current_time() {
 
 #[test]
 fn pli_for_an_output_on_another_router_reaches_the_publisher() {
-    let mut m = Mesh::new(2);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(1, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
-    let a = m.sref(0, 10);
-    m.add_output(1, 20, 2, 0x5555, None, Some(a));
+    let mut m = publisher_and_subscriber(2, 1);
+    m.add_output(1, 20, 2, 0x5555, None, Some(m.sref(0, 10)));
     assert_eq!(m.ios[1].messages, vec![(0, PeerMessage::Subscribe { source: 10, worker: 1, subscription: 1 }), (0, PeerMessage::KeyframeRequest { source: 10, force: true })]);
     m.settle();
     assert_eq!(m.take_transmits(0).iter().map(|t| pli_media_ssrc(&t.bytes)).collect::<Vec<_>>(), vec![Some(0xa1)]);
@@ -261,9 +242,7 @@ fn pli_for_an_output_on_another_router_reaches_the_publisher() {
 
 #[test]
 fn srtp_is_removed_once_at_home_and_applied_per_output_on_other_routers() {
-    let mut m = Mesh::new(3);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(1, 2, Some(SUB1));
+    let mut m = publisher_and_subscriber(3, 1);
     m.endpoint(2, 3, Some(SUB2));
     // Each direction of each endpoint has its own key: 1x from ferry, 2x to ferry.
     m.routers[0].set_srtp(1, &keys(0x11, 0x21)).unwrap();
@@ -276,7 +255,6 @@ fn srtp_is_removed_once_at_home_and_applied_per_output_on_other_routers() {
     let (mut sub1_tx, mut sub1_rx) = (context(0x22), context(0x12));
     let mut sub2_rx = context(0x13);
 
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
     let a = m.sref(0, 10);
     m.add_output(1, 20, 2, 0x2020, None, Some(a));
     m.add_output(2, 21, 3, 0x2121, None, Some(a));

@@ -241,6 +241,19 @@ fn check_model(m: &Mesh, model: &Model) {
     assert_eq!(subscriptions, feeds, "every remote feed is one subscription at its source's home, once the mesh is quiet");
 }
 
+/// Where a new source or output goes: a random endpoint (its id and router) and a fresh id;
+/// None when there is no endpoint, or no room for another route of its kind.
+fn place_route(rng: &mut Rng, model: &mut Model, has_room: impl Fn(&Model) -> bool) -> Option<(u32, usize, u32)> {
+    let i = (!model.endpoints.is_empty()).then(|| rng.below(model.endpoints.len()))?;
+    if !has_room(model) {
+        return None;
+    }
+    let (ep, r) = (model.endpoints[i].id, model.endpoints[i].router);
+    let id = model.next_id;
+    model.next_id += 1;
+    Some((ep, r, id))
+}
+
 fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
     let now = m.now_us;
     let pick_ep = |rng: &mut Rng, model: &Model| (!model.endpoints.is_empty()).then(|| rng.below(model.endpoints.len()));
@@ -303,13 +316,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             assert!(m.routers[r].remove_endpoint(id, &mut m.ios[r]).is_err());
         }
         2..=5 => {
-            let Some(i) = pick_ep(rng, model) else { return };
-            if model.sources.len() >= 16 {
-                return;
-            }
-            let (ep, r) = (model.endpoints[i].id, model.endpoints[i].router);
-            let id = model.next_id;
-            model.next_id += 1;
+            let Some((ep, r, id)) = place_route(rng, model, |model| model.sources.len() < 16) else { return };
             let codec = [Some(VideoCodec::Vp8), Some(VideoCodec::H264), Some(VideoCodec::Vp9), None][rng.below(4)];
             let kind = if codec.is_some() { MediaKind::Video } else { MediaKind::Audio };
             let clock_rate = [90000, 48000, 8000, 90000, 90000, 0][rng.below(6)];
@@ -333,13 +340,7 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             assert!(m.routers[r].remove_source(id, &mut m.ios[r]).is_err());
         }
         7..=12 => {
-            let Some(i) = pick_ep(rng, model) else { return };
-            if model.outputs.len() >= 40 {
-                return;
-            }
-            let (ep, r) = (model.endpoints[i].id, model.endpoints[i].router);
-            let id = model.next_id;
-            model.next_id += 1;
+            let Some((ep, r, id)) = place_route(rng, model, |model| model.outputs.len() < 40) else { return };
             let source = fuzz_source_ref(rng, m, model);
             let config = OutputConfig {
                 source: source.map(|s| s.id),

@@ -9,11 +9,8 @@ use common::*;
 
 #[test]
 fn nacks_are_answered_from_the_sources_history_plain_or_as_rtx_on_any_router() {
-    let mut m = Mesh::new(2);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
+    let mut m = publisher_and_subscriber(2, 0);
     m.endpoint(1, 3, Some(SUB2));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
     let a = m.sref(0, 10);
     // Output 20 on the source's router, plain retransmission; output 21 on router 1, with RTX.
     m.add_output(0, 20, 2, 0x20, None, Some(a));
@@ -78,12 +75,8 @@ fn nacks_are_answered_from_the_sources_history_plain_or_as_rtx_on_any_router() {
 
 #[test]
 fn retransmissions_are_rate_limited_per_output() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
-    let a = m.sref(0, 10);
-    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    let mut m = publisher_and_subscriber(1, 0);
+    m.add_output(0, 20, 2, 0x20, None, Some(m.sref(0, 10)));
     for i in 0..300u16 {
         m.datagram(0, 1, &rtp_packet(0xa1, i + 1, u32::from(i) * 3000, 96, &[0; 30]), PUB);
     }
@@ -107,12 +100,8 @@ fn retransmissions_are_rate_limited_per_output() {
 
 #[test]
 fn gaps_in_a_publishers_video_are_nacked_and_a_late_repair_keeps_the_output_continuous() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
-    let a = m.sref(0, 10);
-    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    let mut m = publisher_and_subscriber(1, 0);
+    m.add_output(0, 20, 2, 0x20, None, Some(m.sref(0, 10)));
     m.take_transmits(0);
     for seq in [100u16, 101, 104, 105] {
         m.datagram(0, 1, &rtp_packet(0xa1, seq, u32::from(seq) * 3000, 96, &[seq as u8; 10]), PUB);
@@ -143,14 +132,10 @@ fn gaps_in_a_publishers_video_are_nacked_and_a_late_repair_keeps_the_output_cont
 
 #[test]
 fn a_publishers_rtx_is_unwrapped_to_its_source_and_fills_its_slot() {
-    let mut m = Mesh::new(1);
-    m.endpoint(0, 1, Some(PUB));
-    m.endpoint(0, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    let mut m = publisher_and_subscriber(1, 0);
     m.routers[0].set_source_rtx(10, Some(ferry_engine::RtxConfig { ssrc: 0xa1a1, payload_type: 97 })).unwrap();
     assert!(m.routers[0].set_source_rtx(10, Some(ferry_engine::RtxConfig { ssrc: 0xa1, payload_type: 97 })).is_err(), "the media SSRC is not an RTX SSRC");
-    let a = m.sref(0, 10);
-    m.add_output(0, 20, 2, 0x20, None, Some(a));
+    m.add_output(0, 20, 2, 0x20, None, Some(m.sref(0, 10)));
     m.take_transmits(0);
     for seq in [300u16, 302] {
         m.datagram(0, 1, &rtp_packet(0xa1, seq, u32::from(seq) * 10, 96, &[seq as u8; 12]), PUB);

@@ -23,11 +23,8 @@ fn vp8_fields(bytes: &[u8]) -> (u16, u16, u8, u8) {
 
 #[test]
 fn vp8_picture_ids_continue_across_a_switch_and_dropped_temporal_layers_leave_no_gap() {
-    let mut m = Mesh::new(2);
-    m.endpoint(0, 1, Some(PUB));
+    let mut m = publisher_and_subscriber(2, 1);
     m.endpoint(1, 3, Some(PUB2));
-    m.endpoint(1, 2, Some(SUB1));
-    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
     m.routers[1].add_source(11, 3, video(0xb1)).unwrap();
     let (a, b) = (m.sref(0, 10), m.sref(1, 11));
     m.add_output(1, 20, 2, 0x20, None, Some(a));

@@ -126,11 +126,26 @@ fn exercise_rtp(rng: &mut Rng, buf: &[u8]) -> bool {
     true
 }
 
+/// Runs `cases` inputs through `exercise`, each made by `input` (from its case number) with one
+/// generator seeded with `seed`, which `exercise` draws from too; returns how many it accepted.
+fn accepted(
+    seed: u64,
+    cases: usize,
+    mut input: impl FnMut(&mut Rng, usize) -> Vec<u8>,
+    mut exercise: impl FnMut(&mut Rng, &[u8]) -> bool,
+) -> usize {
+    let mut rng = Rng::new(seed);
+    (0..cases)
+        .filter(|&case| {
+            let buf = input(&mut rng, case);
+            exercise(&mut rng, &buf)
+        })
+        .count()
+}
+
 #[test]
 fn rtp_random_bytes() {
-    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
-    let mut parsed = 0;
-    for _ in 0..RANDOM_CASES {
+    let random_packet = |rng: &mut Rng, _| {
         let len = rng.below(80);
         let mut buf = rng.bytes(len);
         if let Some(b0) = buf.first_mut() {
@@ -142,25 +157,17 @@ fn rtp_random_bytes() {
                 *b0 &= 0xf3; // few CSRCs
             }
         }
-        if exercise_rtp(&mut rng, &buf) {
-            parsed += 1;
-        }
-    }
+        buf
+    };
+    let parsed = accepted(0x9E37_79B9_7F4A_7C15, RANDOM_CASES, random_packet, exercise_rtp);
     assert!(parsed > RANDOM_CASES / 10, "only {parsed} random packets parsed");
 }
 
 #[test]
 fn rtp_mutated_packets() {
-    let mut rng = Rng::new(0xD1B5_4A32_D192_ED03);
     let seeds = rtp_seeds();
-    let mut parsed = 0;
-    for case in 0..MUTATED_CASES {
-        let seed = seeds[case % seeds.len()].clone();
-        let buf = mutate(&mut rng, seed);
-        if exercise_rtp(&mut rng, &buf) {
-            parsed += 1;
-        }
-    }
+    let mutated = |rng: &mut Rng, case: usize| mutate(rng, seeds[case % seeds.len()].clone());
+    let parsed = accepted(0xD1B5_4A32_D192_ED03, MUTATED_CASES, mutated, exercise_rtp);
     assert!(parsed > MUTATED_CASES / 10, "only {parsed} mutated packets parsed");
 }
 
@@ -221,9 +228,7 @@ fn exercise_rtcp(buf: &[u8]) -> bool {
 
 #[test]
 fn rtcp_random_bytes() {
-    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
-    let mut valid = 0;
-    for _ in 0..RANDOM_CASES {
+    let random_compound = |rng: &mut Rng, _| {
         let words = rng.below(12);
         let ragged = if rng.chance(20, 100) { rng.below(4) } else { 0 };
         let mut buf = rng.bytes(4 * words + ragged);
@@ -234,25 +239,23 @@ fn rtcp_random_bytes() {
             buf[2] = 0;
             buf[3] = rng.below(words.max(1)) as u8;
         }
-        if exercise_rtcp(&buf) {
-            valid += 1;
-        }
-    }
+        buf
+    };
+    let valid = accepted(0x2545_F491_4F6C_DD1D, RANDOM_CASES, random_compound, |_, buf| exercise_rtcp(buf));
     assert!(valid > RANDOM_CASES / 50, "only {valid} random compounds validated");
 }
 
 #[test]
 fn rtcp_mutated_compounds() {
-    let mut rng = Rng::new(0xBF58_476D_1CE4_E5B9);
-    let mut valid = 0;
-    for case in 0..MUTATED_CASES {
-        let seed = rtcp_seed(&mut rng);
+    let mutated = |rng: &mut Rng, case: usize| {
+        let seed = rtcp_seed(rng);
         // Every 4th case unmutated, to keep plenty of valid compounds.
-        let buf = if case % 4 == 0 { seed } else { mutate(&mut rng, seed) };
-        if exercise_rtcp(&buf) {
-            valid += 1;
+        match case % 4 {
+            0 => seed,
+            _ => mutate(rng, seed),
         }
-    }
+    };
+    let valid = accepted(0xBF58_476D_1CE4_E5B9, MUTATED_CASES, mutated, |_, buf| exercise_rtcp(buf));
     assert!(valid > MUTATED_CASES / 5, "only {valid} mutated compounds validated");
 }
 

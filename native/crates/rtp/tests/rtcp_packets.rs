@@ -298,19 +298,21 @@ fn reduced_size_rtcp_is_accepted() {
     validate_compound(&transport_cc()).unwrap();
 }
 
+/// `packet` with the octet at `at` set to `value`.
+fn with_octet(packet: &[u8], at: usize, value: u8) -> Vec<u8> {
+    let mut changed = packet.to_vec();
+    changed[at] = value;
+    changed
+}
+
 #[test]
 fn framing_errors() {
     let rr = build_receiver_report(1, &[block()]);
     assert_eq!(validate_compound(&[]), Err(RtcpError::TooShort));
     assert_eq!(validate_compound(&rr[..3]), Err(RtcpError::TooShort));
 
-    let mut v1 = rr.clone();
-    v1[0] = 0x41;
-    assert_eq!(validate_compound(&v1), Err(RtcpError::BadVersion));
-
-    let mut rtp_type = rr.clone();
-    rtp_type[1] = 96;
-    assert_eq!(validate_compound(&rtp_type), Err(RtcpError::NotCompound));
+    assert_eq!(validate_compound(&with_octet(&rr, 0, 0x41)), Err(RtcpError::BadVersion));
+    assert_eq!(validate_compound(&with_octet(&rr, 1, 96)), Err(RtcpError::NotCompound));
 
     assert_eq!(validate_compound(&rr[..rr.len() - 4]), Err(RtcpError::BadLength), "length past the end");
     let mut trailing = rr.clone();
@@ -330,16 +332,10 @@ fn padding_errors() {
 
     let ok = words("A0CC0003 0000010B 6E616D65 00000004");
     validate_compound(&ok).unwrap();
-    let mut zero = ok.clone();
-    zero[15] = 0;
-    assert_eq!(validate_compound(&zero), Err(RtcpError::BadPadding));
-    let mut too_big = ok.clone();
-    too_big[15] = 13;
-    assert_eq!(validate_compound(&too_big), Err(RtcpError::BadPadding));
-    // Padding that eats into APP's name: body too short.
-    let mut eats_body = ok.clone();
-    eats_body[15] = 8;
-    assert_eq!(validate_compound(&eats_body), Err(RtcpError::BadBody));
+    // The padding count (last octet): zero, more than the packet, or into APP's name (body too short).
+    assert_eq!(validate_compound(&with_octet(&ok, 15, 0)), Err(RtcpError::BadPadding));
+    assert_eq!(validate_compound(&with_octet(&ok, 15, 13)), Err(RtcpError::BadPadding));
+    assert_eq!(validate_compound(&with_octet(&ok, 15, 8)), Err(RtcpError::BadBody));
 }
 
 #[test]

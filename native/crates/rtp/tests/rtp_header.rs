@@ -26,6 +26,37 @@ fn two_byte_ext_packet() -> Vec<u8> {
     packet
 }
 
+/// A packet and its parsed header.
+fn parsed(packet: Vec<u8>) -> (Vec<u8>, RtpHeader) {
+    let hdr = parse_rtp(&packet).unwrap();
+    (packet, hdr)
+}
+
+/// The (id, data) elements of the packet's extension block, in order.
+fn elements(packet: &[u8], hdr: &RtpHeader) -> Vec<(u8, Vec<u8>)> {
+    extension_elements(packet, hdr).map(|(id, d)| (id, d.to_vec())).collect()
+}
+
+fn ids(packet: &[u8], hdr: &RtpHeader) -> Vec<u8> {
+    extension_elements(packet, hdr).map(|(id, _)| id).collect()
+}
+
+/// The ids the walk finds in a one-word one-byte (0xBEDE) extension block holding `block`.
+fn ids_in_one_byte_block(block: [u8; 4]) -> Vec<u8> {
+    let mut packet = vec![0x90, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xBE, 0xDE, 0x00, 0x01];
+    packet.extend_from_slice(&block);
+    ids(&packet, &parse_rtp(&packet).unwrap())
+}
+
+/// An extension id map (RFC 8285 remapping) sending each (from, to); 0 elsewhere keeps an id.
+fn id_map(moves: &[(usize, u8)]) -> [u8; 256] {
+    let mut map = [0u8; 256];
+    for &(from, to) in moves {
+        map[from] = to;
+    }
+    map
+}
+
 #[test]
 fn parses_fixed_header() {
     let hdr = parse_rtp(&PLAIN).unwrap();
@@ -75,13 +106,11 @@ fn parses_csrcs() {
 
 #[test]
 fn parses_one_byte_extensions() {
-    let packet = one_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
+    let (packet, hdr) = parsed(one_byte_ext_packet());
     assert_eq!(hdr.extension, Some(ExtensionBlock { profile: 0xBEDE, offset: 16, len: 8 }));
     assert_eq!(hdr.header_len, 24);
     assert_eq!(hdr.payload(&packet), Some(&[0x55; 4][..]));
-    let elements: Vec<(u8, Vec<u8>)> = extension_elements(&packet, &hdr).map(|(id, d)| (id, d.to_vec())).collect();
-    assert_eq!(elements, vec![(1, vec![0x85]), (3, vec![1, 2, 3])]);
+    assert_eq!(elements(&packet, &hdr), vec![(1, vec![0x85]), (3, vec![1, 2, 3])]);
     assert_eq!(find_extension(&packet, &hdr, 3), Some(&[1, 2, 3][..]));
     assert_eq!(find_extension(&packet, &hdr, 2), None);
     assert_eq!(audio_level(&packet, &hdr, 1), Some((true, 5)));
@@ -90,12 +119,10 @@ fn parses_one_byte_extensions() {
 
 #[test]
 fn parses_two_byte_extensions() {
-    let packet = two_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
+    let (packet, hdr) = parsed(two_byte_ext_packet());
     assert_eq!(hdr.extension, Some(ExtensionBlock { profile: 0x1000, offset: 16, len: 12 }));
     assert_eq!(hdr.header_len, 28);
-    let elements: Vec<(u8, Vec<u8>)> = extension_elements(&packet, &hdr).map(|(id, d)| (id, d.to_vec())).collect();
-    assert_eq!(elements, vec![(1, vec![0x7F]), (200, vec![]), (5, vec![9, 9])]);
+    assert_eq!(elements(&packet, &hdr), vec![(1, vec![0x7F]), (200, vec![]), (5, vec![9, 9])]);
     assert_eq!(audio_level(&packet, &hdr, 1), Some((false, 127)));
     // The appbits nibble does not change the form.
     let mut with_appbits = packet.clone();
@@ -106,21 +133,13 @@ fn parses_two_byte_extensions() {
 
 #[test]
 fn one_byte_id_15_stops_the_walk() {
-    let mut packet = vec![0x90, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xBE, 0xDE, 0x00, 0x01];
-    packet.extend_from_slice(&[0x10, 0xAA, 0xF0, 0x20]);
-    let hdr = parse_rtp(&packet).unwrap();
-    let ids: Vec<u8> = extension_elements(&packet, &hdr).map(|(id, _)| id).collect();
-    assert_eq!(ids, vec![1]);
+    assert_eq!(ids_in_one_byte_block([0x10, 0xAA, 0xF0, 0x20]), vec![1]);
 }
 
 #[test]
 fn truncated_element_ends_the_walk() {
     // id 2 claims 4 bytes, only 2 remain in the block.
-    let mut packet = vec![0x90, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xBE, 0xDE, 0x00, 0x01];
-    packet.extend_from_slice(&[0x10, 0xAA, 0x23, 0x01]);
-    let hdr = parse_rtp(&packet).unwrap();
-    let ids: Vec<u8> = extension_elements(&packet, &hdr).map(|(id, _)| id).collect();
-    assert_eq!(ids, vec![1]);
+    assert_eq!(ids_in_one_byte_block([0x10, 0xAA, 0x23, 0x01]), vec![1]);
 }
 
 #[test]
@@ -129,8 +148,7 @@ fn other_profiles_are_opaque() {
     let hdr = parse_rtp(&packet).unwrap();
     assert_eq!(hdr.extension, Some(ExtensionBlock { profile: 0x1234, offset: 16, len: 4 }));
     assert_eq!(extension_elements(&packet, &hdr).count(), 0);
-    let mut map = [0u8; 256];
-    map[1] = 9;
+    let map = id_map(&[(1, 9)]);
     let before = packet.clone();
     assert_eq!(remap_extension_ids(&mut packet, &hdr, &map), Ok(()));
     assert_eq!(packet, before);
@@ -229,11 +247,8 @@ fn setters_ignore_short_buffers() {
 
 #[test]
 fn remap_one_byte_ids() {
-    let mut packet = one_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
-    let mut map = [0u8; 256];
-    map[1] = 14;
-    map[3] = 2;
+    let (mut packet, hdr) = parsed(one_byte_ext_packet());
+    let map = id_map(&[(1, 14), (3, 2)]);
     remap_extension_ids(&mut packet, &hdr, &map).unwrap();
     // Ids moved, lengths and data kept, padding untouched.
     assert_eq!(&packet[16..24], &[0xE0, 0x85, 0x00, 0x22, 0x01, 0x02, 0x03, 0x00]);
@@ -243,42 +258,31 @@ fn remap_one_byte_ids() {
 
 #[test]
 fn remap_zero_leaves_id_unchanged() {
-    let mut packet = one_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
-    let mut map = [0u8; 256];
-    map[3] = 4;
-    remap_extension_ids(&mut packet, &hdr, &map).unwrap();
-    let ids: Vec<u8> = extension_elements(&packet, &hdr).map(|(id, _)| id).collect();
-    assert_eq!(ids, vec![1, 4]);
+    let (mut packet, hdr) = parsed(one_byte_ext_packet());
+    remap_extension_ids(&mut packet, &hdr, &id_map(&[(3, 4)])).unwrap();
+    assert_eq!(ids(&packet, &hdr), vec![1, 4]);
 }
 
 #[test]
 fn remap_one_byte_rejects_ids_above_14_atomically() {
-    let mut packet = one_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
+    let (mut packet, hdr) = parsed(one_byte_ext_packet());
     let before = packet.clone();
-    let mut map = [0u8; 256];
-    map[1] = 2; // valid, but must not be written since id 3 fails
-    map[3] = 15;
+    // 1 → 2 is valid, but must not be written since id 3's fails.
+    let map = id_map(&[(1, 2), (3, 15)]);
     assert_eq!(remap_extension_ids(&mut packet, &hdr, &map), Err(RtpError::BadExtension));
     assert_eq!(packet, before);
 }
 
 #[test]
 fn remap_two_byte_ids() {
-    let mut packet = two_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
-    let mut map = [0u8; 256];
-    map[1] = 100;
-    map[200] = 3;
-    remap_extension_ids(&mut packet, &hdr, &map).unwrap();
+    let (mut packet, hdr) = parsed(two_byte_ext_packet());
+    remap_extension_ids(&mut packet, &hdr, &id_map(&[(1, 100), (200, 3)])).unwrap();
     assert_eq!(&packet[16..28], &[100, 0x01, 0x7F, 3, 0x00, 0x05, 0x02, 0x09, 0x09, 0, 0, 0]);
 }
 
 #[test]
 fn remap_with_mismatched_header_is_an_error() {
-    let packet = one_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
+    let (packet, hdr) = parsed(one_byte_ext_packet());
     let mut short = packet[..20].to_vec();
     assert_eq!(remap_extension_ids(&mut short, &hdr, &[0; 256]), Err(RtpError::BadExtension));
     assert_eq!(extension_elements(&short, &hdr).count(), 0);
@@ -286,8 +290,7 @@ fn remap_with_mismatched_header_is_an_error() {
 
 #[test]
 fn find_extension_mut_rewrites_data() {
-    let mut packet = two_byte_ext_packet();
-    let hdr = parse_rtp(&packet).unwrap();
+    let (mut packet, hdr) = parsed(two_byte_ext_packet());
     find_extension_mut(&mut packet, &hdr, 5).unwrap().copy_from_slice(&[0xAB, 0xCD]);
     assert_eq!(find_extension(&packet, &hdr, 5), Some(&[0xAB, 0xCD][..]));
     assert!(find_extension_mut(&mut packet, &hdr, 6).is_none());

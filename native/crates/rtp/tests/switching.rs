@@ -8,6 +8,19 @@ const VIDEO: u32 = 90_000;
 const A: u64 = 1;
 const B: u64 = 2;
 
+/// A context whose output started with `source`'s packet `seq` (timestamp 0, at time 0).
+fn started(source: u64, seq: u16) -> SwitchingContext {
+    let mut ctx = SwitchingContext::new();
+    ctx.process(source, seq, 0, 0, VIDEO);
+    ctx
+}
+
+/// The output sequence number of `source`'s video packet `seq` (timestamp 0) arriving `at`; None
+/// when it is dropped.
+fn out_seq(ctx: &mut SwitchingContext, source: u64, seq: u16, at: u64) -> Option<u16> {
+    ctx.process(source, seq, 0, at, VIDEO).map(|o| o.0)
+}
+
 #[test]
 fn first_packet_keeps_source_numbering() {
     let mut ctx = SwitchingContext::new();
@@ -42,8 +55,7 @@ fn switch_with_no_elapsed_time_still_advances_timestamp() {
 
 #[test]
 fn timestamp_advance_is_capped_below_half_the_space() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 1, 0, 0, VIDEO);
+    let mut ctx = started(A, 1);
     let (_, ts) = ctx.process(B, 1, 0, 10 * 24 * 3600 * 1_000_000, VIDEO).unwrap();
     assert_eq!(ts, 1 << 30);
 }
@@ -65,8 +77,7 @@ fn preserves_real_loss_and_wraps() {
 
 #[test]
 fn drops_packets_from_before_the_source_start() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 10, 0, 0, VIDEO);
+    let mut ctx = started(A, 10);
     ctx.process(B, 1000, 0, 1, VIDEO);
     assert_eq!(ctx.process(B, 999, 0, 2, VIDEO), None);
     assert_eq!(ctx.process(B, 990, 0, 2, VIDEO), None);
@@ -75,65 +86,59 @@ fn drops_packets_from_before_the_source_start() {
 
 #[test]
 fn late_packets_fill_their_own_slot_and_duplicates_are_dropped() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
-    assert_eq!(ctx.process(A, 103, 0, 1, VIDEO).map(|o| o.0), Some(103));
-    assert_eq!(ctx.process(A, 101, 0, 2, VIDEO).map(|o| o.0), Some(101));
+    let mut ctx = started(A, 100);
+    assert_eq!(out_seq(&mut ctx, A, 103, 1), Some(103));
+    assert_eq!(out_seq(&mut ctx, A, 101, 2), Some(101));
     assert_eq!(ctx.process(A, 101, 0, 3, VIDEO), None, "duplicate");
     assert_eq!(ctx.process(A, 103, 0, 4, VIDEO), None, "duplicate of the newest");
-    assert_eq!(ctx.process(A, 102, 0, 5, VIDEO).map(|o| o.0), Some(102));
+    assert_eq!(out_seq(&mut ctx, A, 102, 5), Some(102));
     assert_eq!(ctx.last_out().map(|o| o.0), Some(103));
 }
 
 #[test]
 fn skip_closes_the_gap() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
+    let mut ctx = started(A, 100);
     ctx.skip(A, 101);
     ctx.skip(A, 102);
-    assert_eq!(ctx.process(A, 103, 0, 1, VIDEO).map(|o| o.0), Some(101));
+    assert_eq!(out_seq(&mut ctx, A, 103, 1), Some(101));
     // A real loss (104) after a skip is still visible.
     ctx.skip(A, 105);
-    assert_eq!(ctx.process(A, 106, 0, 2, VIDEO).map(|o| o.0), Some(103));
+    assert_eq!(out_seq(&mut ctx, A, 106, 2), Some(103));
     // 104 arrives late: it gets the slot it was due (102), not a skipped one.
-    assert_eq!(ctx.process(A, 104, 0, 3, VIDEO).map(|o| o.0), Some(102));
+    assert_eq!(out_seq(&mut ctx, A, 104, 3), Some(102));
     assert_eq!(ctx.process(A, 105, 0, 4, VIDEO), None, "skipped, then arrives again");
 }
 
 #[test]
 fn late_skip_does_not_shift_later_packets() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
+    let mut ctx = started(A, 100);
     ctx.process(A, 102, 0, 1, VIDEO);
     ctx.skip(A, 101); // its slot was already reserved by 102's numbering
-    assert_eq!(ctx.process(A, 103, 0, 2, VIDEO).map(|o| o.0), Some(103));
+    assert_eq!(out_seq(&mut ctx, A, 103, 2), Some(103));
     assert_eq!(ctx.process(A, 101, 0, 3, VIDEO), None);
 }
 
 #[test]
 fn skips_of_other_sources_are_ignored() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
+    let mut ctx = started(A, 100);
     ctx.skip(B, 5);
     ctx.skip(B, 6);
-    assert_eq!(ctx.process(B, 7, 0, 1, VIDEO).map(|o| o.0), Some(101));
+    assert_eq!(out_seq(&mut ctx, B, 7, 1), Some(101));
     ctx.skip(A, 101);
-    assert_eq!(ctx.process(B, 8, 0, 2, VIDEO).map(|o| o.0), Some(102));
+    assert_eq!(out_seq(&mut ctx, B, 8, 2), Some(102));
 }
 
 #[test]
 fn skip_at_the_end_of_a_source_keeps_continuity_across_switch() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
+    let mut ctx = started(A, 100);
     ctx.skip(A, 101);
     ctx.skip(A, 102);
-    assert_eq!(ctx.process(B, 1, 0, 1, VIDEO).map(|o| o.0), Some(101));
+    assert_eq!(out_seq(&mut ctx, B, 1, 1), Some(101));
 }
 
 #[test]
 fn very_late_packets_are_dropped() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 0, 0, 0, VIDEO);
+    let mut ctx = started(A, 0);
     for seq in 1..=1500u16 {
         ctx.process(A, seq, 0, 0, VIDEO);
     }
@@ -141,7 +146,7 @@ fn very_late_packets_are_dropped() {
     assert_eq!(ctx.process(A, too_late, 0, 0, VIDEO), None);
     // Within the window but already forwarded.
     assert_eq!(ctx.process(A, too_late + 2, 0, 0, VIDEO), None);
-    assert_eq!(ctx.process(A, 1501, 0, 0, VIDEO).map(|o| o.0), Some(1501));
+    assert_eq!(out_seq(&mut ctx, A, 1501, 0), Some(1501));
 }
 
 #[test]
@@ -158,11 +163,10 @@ fn source_restart_with_lower_numbers_rebases_after_a_run() {
 
 #[test]
 fn big_forward_jump_rebases() {
-    let mut ctx = SwitchingContext::new();
-    ctx.process(A, 100, 0, 0, VIDEO);
-    assert_eq!(ctx.process(A, 100 + MAX_FORWARD_GAP as u16, 0, 0, VIDEO).map(|o| o.0), Some(100 + MAX_FORWARD_GAP as u16));
+    let mut ctx = started(A, 100);
+    assert_eq!(out_seq(&mut ctx, A, 100 + MAX_FORWARD_GAP as u16, 0), Some(100 + MAX_FORWARD_GAP as u16));
     let jump = 100 + 2 * MAX_FORWARD_GAP as u16 + 1;
-    assert_eq!(ctx.process(A, jump, 0, 0, VIDEO).map(|o| o.0), Some(101 + MAX_FORWARD_GAP as u16));
+    assert_eq!(out_seq(&mut ctx, A, jump, 0), Some(101 + MAX_FORWARD_GAP as u16));
 }
 
 // ---- property tests ----

@@ -290,13 +290,7 @@ impl SrtpContext {
             }
         }
 
-        state.rtp = Some(match state.rtp {
-            Some(mut window) => {
-                window.advance_to(index);
-                window
-            }
-            None => ReplayWindow::starting_at(index),
-        });
+        state.rtp = Some(window_after(state.rtp, index, ReplayWindow::advance_to));
         self.store(header.ssrc, slot, state);
         Ok(out_len)
     }
@@ -345,13 +339,7 @@ impl SrtpContext {
             }
         }
 
-        state.rtp = Some(match state.rtp {
-            Some(mut window) => {
-                window.commit(index);
-                window
-            }
-            None => ReplayWindow::starting_at(index),
-        });
+        state.rtp = Some(window_after(state.rtp, index, ReplayWindow::commit));
         self.store(header.ssrc, slot, state);
         Ok(plain_len)
     }
@@ -459,15 +447,29 @@ impl SrtpContext {
             }
         }
 
-        state.rtcp_received = Some(match state.rtcp_received {
-            Some(mut window) => {
-                window.commit(u64::from(index));
-                window
-            }
-            None => ReplayWindow::starting_at(u64::from(index)),
-        });
+        state.rtcp_received = Some(window_after(
+            state.rtcp_received,
+            u64::from(index),
+            ReplayWindow::commit,
+        ));
         self.store(ssrc, slot, state);
         Ok(plain_len)
+    }
+}
+
+/// A stream's window once `index` is accepted: `accept` (commit, or advance_to on the sending
+/// side) moves an existing window; a stream's first packet starts one (RFC 3711 §3.3.1).
+fn window_after(
+    window: Option<ReplayWindow>,
+    index: u64,
+    accept: fn(&mut ReplayWindow, u64),
+) -> ReplayWindow {
+    match window {
+        Some(mut window) => {
+            accept(&mut window, index);
+            window
+        }
+        None => ReplayWindow::starting_at(index),
     }
 }
 

@@ -94,29 +94,34 @@ mod tests {
         hex::encode_upper(out)
     }
 
+    /// Asserts what `key` and `salt` derive for each (label, length, expected hex).
+    fn assert_derives(key: &str, salt: &str, expected: &[(Label, usize, &str)]) {
+        for &(label, len, hex) in expected {
+            assert_eq!(derive_hex(key, salt, label, len), hex, "{label:?}");
+        }
+    }
+
     /// RFC 3711 Appendix B.3.
     #[test]
     fn rfc3711_b3_key_derivation() {
         let key = "E1F97A0D3E018BE0D64FA32C06DE4139";
         let salt = "0EC675AD498AFEEBB6960B3AABE6";
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpEncryption, 16),
-            "C61E7A93744F39EE10734AFE3FF7A087"
+        let authentication_key = concat!(
+            "CEBE321F6FF7716B6FD4AB49AF256A15",
+            "6D38BAA48F0A0ACF3C34E2359E6CDBCE",
+            "E049646C43D9327AD175578EF7227098",
+            "6371C10C9A369AC2F94A8C5FBCDDDC25",
+            "6D6E919A48B610EF17C2041E47403576",
+            "6B68642C59BBFC2F34DB60DBDFB2"
         );
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpSalt, 14),
-            "30CBBC08863D8C85D49DB34A9AE1"
-        );
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpAuthentication, 94),
-            concat!(
-                "CEBE321F6FF7716B6FD4AB49AF256A15",
-                "6D38BAA48F0A0ACF3C34E2359E6CDBCE",
-                "E049646C43D9327AD175578EF7227098",
-                "6371C10C9A369AC2F94A8C5FBCDDDC25",
-                "6D6E919A48B610EF17C2041E47403576",
-                "6B68642C59BBFC2F34DB60DBDFB2"
-            )
+        assert_derives(
+            key,
+            salt,
+            &[
+                (Label::RtpEncryption, 16, "C61E7A93744F39EE10734AFE3FF7A087"),
+                (Label::RtpSalt, 14, "30CBBC08863D8C85D49DB34A9AE1"),
+                (Label::RtpAuthentication, 94, authentication_key),
+            ],
         );
     }
 
@@ -125,17 +130,19 @@ mod tests {
     fn rfc6188_aes256_prf() {
         let key = "F0F04914B513F2763A1B1FA130F10E2998F6F6E43E4309D1E622A0E332B9F1B6";
         let salt = "3B04803DE51EE7C96423AB5B78D2";
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpEncryption, 32),
-            "5BA1064E30EC51613CAD926C5A28EF731EC7FB397F70A960653CAF06554CD8C4"
-        );
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpSalt, 14),
-            "FA31791685CA444A9E07C6C64E93"
-        );
-        assert_eq!(
-            derive_hex(key, salt, Label::RtpAuthentication, 20),
-            "FD9C32D39ED5FBB5A9DC96B30818454D1313DC05"
+        let encryption_key = "5BA1064E30EC51613CAD926C5A28EF731EC7FB397F70A960653CAF06554CD8C4";
+        assert_derives(
+            key,
+            salt,
+            &[
+                (Label::RtpEncryption, 32, encryption_key),
+                (Label::RtpSalt, 14, "FA31791685CA444A9E07C6C64E93"),
+                (
+                    Label::RtpAuthentication,
+                    20,
+                    "FD9C32D39ED5FBB5A9DC96B30818454D1313DC05",
+                ),
+            ],
         );
     }
 
@@ -147,22 +154,21 @@ mod tests {
     fn gcm_short_salt_is_zero_extended() {
         let salt = "A0A1A2A3A4A5A6A7A8A9AAAB";
         let key128 = "000102030405060708090A0B0C0D0E0F";
-        assert_eq!(
-            derive_hex(key128, salt, Label::RtpEncryption, 16),
-            "077C6143CB221BC355FF23D5F984A16E"
-        );
-        assert_eq!(
-            derive_hex(key128, salt, Label::RtpSalt, 12),
-            "9AF3E95364EBAC9C99C5A7C4"
-        );
-        assert_eq!(
-            derive_hex(key128, salt, Label::RtcpEncryption, 16),
-            "615DCD9042600666F6FD4D9E4FE4519F"
+        assert_derives(
+            key128,
+            salt,
+            &[
+                (Label::RtpEncryption, 16, "077C6143CB221BC355FF23D5F984A16E"),
+                (Label::RtpSalt, 12, "9AF3E95364EBAC9C99C5A7C4"),
+                (
+                    Label::RtcpEncryption,
+                    16,
+                    "615DCD9042600666F6FD4D9E4FE4519F",
+                ),
+            ],
         );
         let key256 = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
-        assert_eq!(
-            derive_hex(key256, salt, Label::RtpEncryption, 32),
-            "B7A435CE454463B760DC82C838468A115C699625AF4B93A0F8220A2A6119C5D0"
-        );
+        let encryption_key = "B7A435CE454463B760DC82C838468A115C699625AF4B93A0F8220A2A6119C5D0";
+        assert_derives(key256, salt, &[(Label::RtpEncryption, 32, encryption_key)]);
     }
 }

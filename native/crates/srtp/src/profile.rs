@@ -151,22 +151,15 @@ mod tests {
             assert_eq!(SrtpProfile::from_name(profile.dtls_name()), Some(profile));
             assert_eq!(SrtpProfile::from_dtls_id(profile.dtls_id()), Some(profile));
         }
-        assert_eq!(
-            SrtpProfile::from_name("SRTP_AES128_CM_SHA1_80"),
-            Some(SrtpProfile::Aes128CmHmacSha1_80)
-        );
-        assert_eq!(
-            SrtpProfile::from_name("SRTP_AES128_CM_SHA1_32"),
-            Some(SrtpProfile::Aes128CmHmacSha1_32)
-        );
-        assert_eq!(
-            SrtpProfile::from_name("SRTP_AEAD_AES_128_GCM"),
-            Some(SrtpProfile::AeadAes128Gcm)
-        );
-        assert_eq!(
-            SrtpProfile::from_name("SRTP_AEAD_AES_256_GCM"),
-            Some(SrtpProfile::AeadAes256Gcm)
-        );
+        // The DTLS-SRTP names of RFC 5764 §4.1.2 and RFC 7714 §14.2.
+        for (dtls_name, profile) in [
+            ("SRTP_AES128_CM_SHA1_80", SrtpProfile::Aes128CmHmacSha1_80),
+            ("SRTP_AES128_CM_SHA1_32", SrtpProfile::Aes128CmHmacSha1_32),
+            ("SRTP_AEAD_AES_128_GCM", SrtpProfile::AeadAes128Gcm),
+            ("SRTP_AEAD_AES_256_GCM", SrtpProfile::AeadAes256Gcm),
+        ] {
+            assert_eq!(SrtpProfile::from_name(dtls_name), Some(profile));
+        }
         assert_eq!(SrtpProfile::from_name("aes_cm_128_hmac_sha1_80"), None);
         assert_eq!(SrtpProfile::from_name(""), None);
 

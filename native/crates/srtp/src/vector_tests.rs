@@ -4,41 +4,30 @@
 
 use crate::{SrtpContext, SrtpError, SrtpProfile};
 
+#[path = "../tests/common/buffers.rs"]
+mod buffers;
+use buffers::{protect_rtcp, protect_rtp, unprotect_rtcp, unprotect_rtp};
+
 fn unhex(text: &str) -> Vec<u8> {
     let compact: String = text.split_whitespace().collect();
     hex::decode(compact).expect("test vector hex")
 }
 
-fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtp_overhead(), 0);
-    let len = ctx.protect_rtp(&mut buf, plain.len()).expect("protect_rtp");
-    buf.truncate(len);
-    buf
-}
+type Unprotect = fn(&mut SrtpContext, &[u8]) -> Result<Vec<u8>, SrtpError>;
 
-fn unprotect_rtp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = protected.to_vec();
-    let len = ctx.unprotect_rtp(&mut buf, protected.len())?;
-    buf.truncate(len);
-    Ok(buf)
-}
-
-fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let len = ctx
-        .protect_rtcp(&mut buf, plain.len())
-        .expect("protect_rtcp");
-    buf.truncate(len);
-    buf
-}
-
-fn unprotect_rtcp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = protected.to_vec();
-    let len = ctx.unprotect_rtcp(&mut buf, protected.len())?;
-    buf.truncate(len);
-    Ok(buf)
+/// A fresh receiver takes `protected` once, as `plain`; the same packet again is a replay.
+fn assert_unprotects_once(
+    profile: SrtpProfile,
+    unprotect: Unprotect,
+    protected: &[u8],
+    plain: Vec<u8>,
+) {
+    let mut receiver = gcm_context(profile);
+    assert_eq!(unprotect(&mut receiver, protected), Ok(plain), "{profile}");
+    assert_eq!(
+        unprotect(&mut receiver, protected),
+        Err(SrtpError::Replayed)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -110,16 +99,7 @@ fn rfc7714_16_srtp_protect_and_unprotect() {
             expected,
             "{profile}"
         );
-        let mut receiver = gcm_context(profile);
-        assert_eq!(
-            unprotect_rtp(&mut receiver, &expected),
-            Ok(plain),
-            "{profile}"
-        );
-        assert_eq!(
-            unprotect_rtp(&mut receiver, &expected),
-            Err(SrtpError::Replayed)
-        );
+        assert_unprotects_once(profile, unprotect_rtp, &expected, plain);
     }
 }
 
@@ -135,17 +115,7 @@ fn rfc7714_17_srtcp_protect_and_unprotect() {
             protect_rtcp(&mut sender, &plain);
         }
         assert_eq!(protect_rtcp(&mut sender, &plain), expected, "{profile}");
-
-        let mut receiver = gcm_context(profile);
-        assert_eq!(
-            unprotect_rtcp(&mut receiver, &expected),
-            Ok(plain),
-            "{profile}"
-        );
-        assert_eq!(
-            unprotect_rtcp(&mut receiver, &expected),
-            Err(SrtpError::Replayed)
-        );
+        assert_unprotects_once(profile, unprotect_rtcp, &expected, plain);
     }
 }
 
@@ -233,26 +203,22 @@ fn libsrtp_reference_packets_aes_cm_80() {
 /// and keeps the 80-bit tag for SRTCP (RFC 4568 §6.2.2, RFC 5764 §4.1.2).
 #[test]
 fn aes_cm_32_is_80_truncated_for_srtp_only() {
+    let with = |profile, protect: fn(&mut SrtpContext, &[u8]) -> Vec<u8>, plain: &[u8]| {
+        protect(&mut cm_context(profile), plain)
+    };
+    let (tag_80, tag_32) = (
+        SrtpProfile::Aes128CmHmacSha1_80,
+        SrtpProfile::Aes128CmHmacSha1_32,
+    );
     let rtp_plain = unhex(CM_RTP_PLAIN);
-    let protected_80 = protect_rtp(
-        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_80),
-        &rtp_plain,
-    );
-    let protected_32 = protect_rtp(
-        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_32),
-        &rtp_plain,
-    );
+    let protected_80 = with(tag_80, protect_rtp, &rtp_plain);
+    let protected_32 = with(tag_32, protect_rtp, &rtp_plain);
     assert_eq!(protected_32.len(), rtp_plain.len() + 4);
     assert_eq!(protected_32[..], protected_80[..rtp_plain.len() + 4]);
 
     let rtcp_plain = unhex(CM_RTCP_PLAIN);
-    let rtcp_80 = protect_rtcp(
-        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_80),
-        &rtcp_plain,
+    assert_eq!(
+        with(tag_32, protect_rtcp, &rtcp_plain),
+        with(tag_80, protect_rtcp, &rtcp_plain)
     );
-    let rtcp_32 = protect_rtcp(
-        &mut cm_context(SrtpProfile::Aes128CmHmacSha1_32),
-        &rtcp_plain,
-    );
-    assert_eq!(rtcp_32, rtcp_80);
 }

@@ -14,9 +14,7 @@ const RANDOM_INPUTS: usize = 100_000;
 /// reach index estimation and the crypto rather than the version check.
 #[test]
 fn random_bytes_never_unprotect() {
-    let mut rng = Rng::new(0xf022_0001);
-    for profile in PROFILES {
-        let (_, mut receiver) = context_pair(profile, &mut rng);
+    for_each_profile(0xf022_0001, |profile, _, receiver, rng| {
         let mut buf = vec![0u8; 1600];
         for round in 0..RANDOM_INPUTS {
             let len = if round % 8 == 0 {
@@ -41,20 +39,18 @@ fn random_bytes_never_unprotect() {
             );
         }
         assert_eq!(receiver.stream_count(), 0);
-    }
+    });
 }
 
 /// Mutations of genuine packets (bytes overwritten, truncated, extended).
 #[test]
 fn mutated_packets_never_unprotect() {
-    let mut rng = Rng::new(0xf022_0002);
-    for profile in PROFILES {
-        let (mut sender, mut receiver) = context_pair(profile, &mut rng);
+    for_each_profile(0xf022_0002, |profile, sender, receiver, rng| {
         for round in 0..10_000u32 {
-            let (plain, _) = random_rtp(&mut rng, 77, round as u16, 200);
-            let mut protected = protect_rtp(&mut sender, &plain);
-            let rtcp_plain = random_rtcp(&mut rng, 77, 20);
-            let mut rtcp = protect_rtcp(&mut sender, &rtcp_plain);
+            let (plain, _) = random_rtp(rng, 77, round as u16, 200);
+            let mut protected = protect_rtp(sender, &plain);
+            let rtcp_plain = random_rtcp(rng, 77, 20);
+            let mut rtcp = protect_rtcp(sender, &rtcp_plain);
             for packet in [&mut protected, &mut rtcp] {
                 match rng.below(3) {
                     0 => {
@@ -69,15 +65,15 @@ fn mutated_packets_never_unprotect() {
                 }
             }
             assert!(
-                unprotect_rtp(&mut receiver, &protected).is_err(),
+                unprotect_rtp(receiver, &protected).is_err(),
                 "{profile} rtp round {round}"
             );
             assert!(
-                unprotect_rtcp(&mut receiver, &rtcp).is_err(),
+                unprotect_rtcp(receiver, &rtcp).is_err(),
                 "{profile} rtcp round {round}"
             );
         }
-    }
+    });
 }
 
 proptest! {

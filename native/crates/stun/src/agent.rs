@@ -394,12 +394,7 @@ impl IceLiteAgent {
         from: SocketAddr,
         out: &mut Vec<u8>,
     ) -> Result<(), StunError> {
-        let mut writer = MessageWriter::new(
-            out,
-            Class::SuccessResponse,
-            METHOD_BINDING,
-            &msg.transaction_id,
-        );
+        let mut writer = binding_response(msg, Class::SuccessResponse, out);
         writer.xor_address(attr::XOR_MAPPED_ADDRESS, from, &msg.transaction_id)?;
         writer.message_integrity_with(self.integrity_key.clone())?;
         writer.fingerprint()
@@ -429,12 +424,7 @@ impl IceLiteAgent {
         reason: &str,
         out: &mut Vec<u8>,
     ) -> Result<(), StunError> {
-        let mut writer = MessageWriter::new(
-            out,
-            Class::ErrorResponse,
-            METHOD_BINDING,
-            &msg.transaction_id,
-        );
+        let mut writer = binding_response(msg, Class::ErrorResponse, out);
         writer.error_code(code, reason)?;
         if let Rejection::UnknownAttributes = rejection {
             // RFC 8489 §14.9: a list of 16-bit types, written without a
@@ -519,6 +509,16 @@ fn is_unknown_required(attr_type: u16) -> bool {
         attr::USE_CANDIDATE,
     ];
     attr::is_comprehension_required(attr_type) && !UNDERSTOOD.contains(&attr_type)
+}
+
+/// The start of the response to a Binding request: same method and transaction ID
+/// (RFC 8489 §6.3.1.1).
+fn binding_response<'o>(
+    request: &StunMessage<'_>,
+    class: Class,
+    out: &'o mut Vec<u8>,
+) -> MessageWriter<'o> {
+    MessageWriter::new(out, class, METHOD_BINDING, &request.transaction_id)
 }
 
 /// RFC 8489 §14.9: UNKNOWN-ATTRIBUTES lists the unknown comprehension-required

@@ -15,8 +15,7 @@ use crate::StunError;
 /// FINGERPRINT.
 ///
 /// Returns an empty vector when the request cannot be encoded (a username so
-/// long that the message would exceed 64 KiB); see
-/// [`build_binding_request_into`] for the fallible form.
+/// long that the message would exceed 64 KiB).
 pub fn build_binding_request(
     transaction_id: [u8; 12],
     username: &str,
@@ -26,39 +25,22 @@ pub fn build_binding_request(
     tie_breaker: u64,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    match build_binding_request_into(
-        &mut out,
-        transaction_id,
-        username,
-        pwd,
-        priority,
-        use_candidate,
-        tie_breaker,
-    ) {
+    let mut write = || {
+        let mut writer =
+            MessageWriter::new(&mut out, Class::Request, METHOD_BINDING, &transaction_id);
+        writer.attribute(attr::USERNAME, username.as_bytes())?;
+        writer.attribute(attr::PRIORITY, &priority.to_be_bytes())?;
+        writer.attribute(attr::ICE_CONTROLLING, &tie_breaker.to_be_bytes())?;
+        if use_candidate {
+            writer.attribute(attr::USE_CANDIDATE, &[])?;
+        }
+        writer.message_integrity(pwd.as_bytes())?;
+        writer.fingerprint()
+    };
+    match write() {
         Ok(()) => out,
         Err(_) => Vec::new(),
     }
-}
-
-/// As [`build_binding_request`], into a reused buffer (cleared first).
-pub fn build_binding_request_into(
-    out: &mut Vec<u8>,
-    transaction_id: [u8; 12],
-    username: &str,
-    pwd: &str,
-    priority: u32,
-    use_candidate: bool,
-    tie_breaker: u64,
-) -> Result<(), StunError> {
-    let mut writer = MessageWriter::new(out, Class::Request, METHOD_BINDING, &transaction_id);
-    writer.attribute(attr::USERNAME, username.as_bytes())?;
-    writer.attribute(attr::PRIORITY, &priority.to_be_bytes())?;
-    writer.attribute(attr::ICE_CONTROLLING, &tie_breaker.to_be_bytes())?;
-    if use_candidate {
-        writer.attribute(attr::USE_CANDIDATE, &[])?;
-    }
-    writer.message_integrity(pwd.as_bytes())?;
-    writer.fingerprint()
 }
 
 /// Parses a Binding success response and checks it: FINGERPRINT when present,

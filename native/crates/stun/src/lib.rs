@@ -21,7 +21,7 @@ pub use agent::{
     DropReason, IceEvent, IceLiteAgent, StunOutcome, DEFAULT_CONSENT_TIMEOUT_MS,
     MAX_PENDING_EVENTS, MAX_VALIDATED_ADDRESSES,
 };
-pub use client::{build_binding_request, build_binding_request_into, parse_binding_success};
+pub use client::{build_binding_request, parse_binding_success};
 pub use message::{
     attr, check_fingerprint, check_message_integrity, decode_xor_address, is_stun, message_type,
     padded_len, parse, recipient_ufrag, split_message_type, Attributes, Class, RawAttribute, StunMessage,

@@ -168,17 +168,22 @@ mod tests {
     use super::*;
     use crate::message::{check_fingerprint, check_message_integrity, parse, METHOD_BINDING};
 
+    /// A Binding success response with `mapped` as its XOR-MAPPED-ADDRESS, open for more.
+    fn success_with_address<'o>(
+        out: &'o mut Vec<u8>,
+        txid: &[u8; 12],
+        mapped: &str,
+    ) -> MessageWriter<'o> {
+        let mut w = MessageWriter::new(out, Class::SuccessResponse, METHOD_BINDING, txid);
+        w.xor_address(attr::XOR_MAPPED_ADDRESS, mapped.parse().unwrap(), txid)
+            .unwrap();
+        w
+    }
+
     #[test]
     fn written_message_parses_and_checks() {
         let mut out = Vec::new();
-        let txid = [9u8; 12];
-        let mut w = MessageWriter::new(&mut out, Class::SuccessResponse, METHOD_BINDING, &txid);
-        w.xor_address(
-            attr::XOR_MAPPED_ADDRESS,
-            "[2001:db8::7]:5000".parse().unwrap(),
-            &txid,
-        )
-        .unwrap();
+        let mut w = success_with_address(&mut out, &[9u8; 12], "[2001:db8::7]:5000");
         w.attribute(attr::SOFTWARE, b"odd").unwrap();
         w.message_integrity(b"key").unwrap();
         w.fingerprint().unwrap();
@@ -200,14 +205,7 @@ mod tests {
     #[test]
     fn ipv4_mapped_peer_is_reported_as_ipv4() {
         let mut out = Vec::new();
-        let txid = [1u8; 12];
-        let mut w = MessageWriter::new(&mut out, Class::SuccessResponse, METHOD_BINDING, &txid);
-        w.xor_address(
-            attr::XOR_MAPPED_ADDRESS,
-            "[::ffff:192.0.2.9]:1234".parse().unwrap(),
-            &txid,
-        )
-        .unwrap();
+        success_with_address(&mut out, &[1u8; 12], "[::ffff:192.0.2.9]:1234");
         let msg = parse(&out).unwrap();
         assert_eq!(
             msg.xor_mapped_address().unwrap(),

@@ -29,6 +29,11 @@ fn agent() -> IceLiteAgent {
     agent
 }
 
+/// A fresh agent, the address most checks here come from, and a buffer for the agent's replies.
+fn agent_and_peer() -> (IceLiteAgent, SocketAddr, Vec<u8>) {
+    (agent(), addr("198.51.100.1:4000"), Vec::new())
+}
+
 fn txid(n: u8) -> [u8; 12] {
     [n, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 }
@@ -85,6 +90,21 @@ fn assert_error_response(out: &[u8], code: u16, protected: bool) {
     );
 }
 
+/// `request` from `from` gets error `code` (checked as [`assert_error_response`] does); returns
+/// the response.
+fn assert_refused(agent: &mut IceLiteAgent, request: &[u8], from: SocketAddr, code: u16, protected: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert_eq!(agent.handle(request, from, 0, &mut out), StunOutcome::ErrorReply { code });
+    assert_error_response(&out, code, protected);
+    out
+}
+
+/// What a check that passes gets: a success response, and whether it nominated and moved the
+/// selected address.
+fn reply(nominated: bool, selected_changed: bool) -> StunOutcome {
+    StunOutcome::Reply { nominated, selected_changed }
+}
+
 #[test]
 fn good_request_gets_success_with_xor_mapped_address() {
     for from in [addr("203.0.113.7:50000"), addr("[2001:db8::42]:61000")] {
@@ -93,10 +113,7 @@ fn good_request_gets_success_with_xor_mapped_address() {
         let request = check(1, false);
         assert_eq!(
             agent.handle(&request, from, 1_000, &mut out),
-            StunOutcome::Reply {
-                nominated: false,
-                selected_changed: false
-            }
+            reply(false, false)
         );
         assert_eq!(parse_binding_success(&out, LOCAL_PWD), Ok(from));
         let reply = parse(&out).unwrap();
@@ -121,14 +138,9 @@ fn good_request_gets_success_with_xor_mapped_address() {
 fn wrong_password_gets_401_without_integrity() {
     let mut agent = agent();
     let from = addr("203.0.113.7:50000");
-    let mut out = Vec::new();
     let request =
         build_binding_request(txid(2), USERNAME, "not-the-password", 1, true, TIE_BREAKER);
-    assert_eq!(
-        agent.handle(&request, from, 0, &mut out),
-        StunOutcome::ErrorReply { code: 401 }
-    );
-    assert_error_response(&out, 401, false);
+    assert_refused(&mut agent, &request, from, 401, false);
     assert!(!agent.is_validated(from));
     assert_eq!(
         agent.selected(),
@@ -188,7 +200,6 @@ fn unknown_remote_ufrag_checks_only_the_local_part() {
 #[test]
 fn missing_username_or_integrity_gets_400() {
     let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
     let priority = 1u32.to_be_bytes();
     let tie = TIE_BREAKER.to_be_bytes();
     let no_username = custom_request(
@@ -207,11 +218,7 @@ fn missing_username_or_integrity_gets_400() {
     );
     for request in [no_username, no_integrity] {
         let mut agent = agent();
-        assert_eq!(
-            agent.handle(&request, from, 0, &mut out),
-            StunOutcome::ErrorReply { code: 400 }
-        );
-        assert_error_response(&out, 400, false);
+        assert_refused(&mut agent, &request, from, 400, false);
         assert!(!agent.is_validated(from));
     }
 }
@@ -219,7 +226,6 @@ fn missing_username_or_integrity_gets_400() {
 #[test]
 fn malformed_ice_attribute_gets_400() {
     let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
     let request = custom_request(
         &[
             (attr::USERNAME, USERNAME.as_bytes()),
@@ -230,12 +236,8 @@ fn malformed_ice_attribute_gets_400() {
         true,
     );
     let mut agent = agent();
-    assert_eq!(
-        agent.handle(&request, from, 0, &mut out),
-        StunOutcome::ErrorReply { code: 400 }
-    );
     // Authenticated, so the 400 is protected (RFC 8489 §9.1.3).
-    assert_error_response(&out, 400, true);
+    assert_refused(&mut agent, &request, from, 400, true);
 }
 
 #[test]
@@ -256,9 +258,7 @@ fn bad_fingerprint_is_dropped_silently() {
 
 #[test]
 fn request_without_fingerprint_is_still_answered() {
-    let mut agent = agent();
-    let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
+    let (mut agent, from, mut out) = agent_and_peer();
     let request = custom_request(
         &[
             (attr::USERNAME, USERNAME.as_bytes()),
@@ -278,7 +278,6 @@ fn request_without_fingerprint_is_still_answered() {
 fn ice_controlled_peer_gets_487_and_is_not_validated() {
     let mut agent = agent();
     let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
     for tie_breaker in [0u64, 1, u64::MAX] {
         let request = custom_request(
             &[
@@ -290,11 +289,7 @@ fn ice_controlled_peer_gets_487_and_is_not_validated() {
             Some(LOCAL_PWD),
             true,
         );
-        assert_eq!(
-            agent.handle(&request, from, 0, &mut out),
-            StunOutcome::ErrorReply { code: 487 }
-        );
-        assert_error_response(&out, 487, true);
+        assert_refused(&mut agent, &request, from, 487, true);
     }
     assert!(!agent.is_validated(from));
     assert_eq!(agent.selected(), None);
@@ -304,7 +299,6 @@ fn ice_controlled_peer_gets_487_and_is_not_validated() {
 fn unknown_comprehension_required_attribute_gets_420_listing_it() {
     let mut agent = agent();
     let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
     let request = custom_request(
         &[
             (attr::USERNAME, USERNAME.as_bytes()),
@@ -315,11 +309,7 @@ fn unknown_comprehension_required_attribute_gets_420_listing_it() {
         Some(LOCAL_PWD),
         true,
     );
-    assert_eq!(
-        agent.handle(&request, from, 0, &mut out),
-        StunOutcome::ErrorReply { code: 420 }
-    );
-    assert_error_response(&out, 420, true);
+    let out = assert_refused(&mut agent, &request, from, 420, true);
     let reply = parse(&out).unwrap();
     assert_eq!(
         reply.attribute(attr::UNKNOWN_ATTRIBUTES),
@@ -330,9 +320,7 @@ fn unknown_comprehension_required_attribute_gets_420_listing_it() {
 
 #[test]
 fn unknown_optional_attribute_and_attributes_after_integrity_are_ignored() {
-    let mut agent = agent();
-    let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
+    let (mut agent, from, mut out) = agent_and_peer();
     // Build a request, then append an unknown comprehension-required attribute
     // after MESSAGE-INTEGRITY: RFC 8489 §14.5 says to ignore it.
     let mut request = Vec::new();
@@ -352,9 +340,7 @@ fn unknown_optional_attribute_and_attributes_after_integrity_are_ignored() {
 
 #[test]
 fn non_requests_are_dropped() {
-    let mut agent = agent();
-    let from = addr("198.51.100.1:4000");
-    let mut out = Vec::new();
+    let (mut agent, from, mut out) = agent_and_peer();
     let build = |class: Class, method: u16| {
         let mut buf = Vec::new();
         let mut writer = MessageWriter::new(&mut buf, class, method, &txid(10));
@@ -365,32 +351,18 @@ fn non_requests_are_dropped() {
     let success = build(Class::SuccessResponse, METHOD_BINDING);
     let error = build(Class::ErrorResponse, METHOD_BINDING);
     let allocate = build(Class::Request, 0x003);
-    assert_eq!(
-        agent.handle(&indication, from, 0, &mut out),
-        StunOutcome::Drop(DropReason::Indication)
-    );
-    assert_eq!(
-        agent.handle(&success, from, 0, &mut out),
-        StunOutcome::Drop(DropReason::NotRequest)
-    );
-    assert_eq!(
-        agent.handle(&error, from, 0, &mut out),
-        StunOutcome::Drop(DropReason::NotRequest)
-    );
-    assert_eq!(
-        agent.handle(&allocate, from, 0, &mut out),
-        StunOutcome::Drop(DropReason::UnknownMethod)
-    );
-    assert_eq!(
-        agent.handle(&[0u8; 10], from, 0, &mut out),
-        StunOutcome::Drop(DropReason::Malformed)
-    );
     let mut truncated = check(1, false);
     truncated.truncate(40);
-    assert_eq!(
-        agent.handle(&truncated, from, 0, &mut out),
-        StunOutcome::Drop(DropReason::Malformed)
-    );
+    for (datagram, reason) in [
+        (&indication[..], DropReason::Indication),
+        (&success[..], DropReason::NotRequest),
+        (&error[..], DropReason::NotRequest),
+        (&allocate[..], DropReason::UnknownMethod),
+        (&[0u8; 10][..], DropReason::Malformed),
+        (&truncated[..], DropReason::Malformed),
+    ] {
+        assert_eq!(agent.handle(datagram, from, 0, &mut out), StunOutcome::Drop(reason), "{reason:?}");
+    }
     assert!(out.is_empty());
 }
 
@@ -403,17 +375,11 @@ fn use_candidate_selects_and_most_recent_nomination_wins() {
 
     assert_eq!(
         agent.handle(&check(1, false), a, 0, &mut out),
-        StunOutcome::Reply {
-            nominated: false,
-            selected_changed: false
-        }
+        reply(false, false)
     );
     assert_eq!(
         agent.handle(&check(2, true), a, 10, &mut out),
-        StunOutcome::Reply {
-            nominated: true,
-            selected_changed: true
-        }
+        reply(true, true)
     );
     assert_eq!(agent.selected(), Some(a));
     assert_eq!(agent.take_event(), Some(IceEvent::Selected(a)));
@@ -422,20 +388,14 @@ fn use_candidate_selects_and_most_recent_nomination_wins() {
     // Re-nominating the same address changes nothing.
     assert_eq!(
         agent.handle(&check(3, true), a, 20, &mut out),
-        StunOutcome::Reply {
-            nominated: true,
-            selected_changed: false
-        }
+        reply(true, false)
     );
     assert_eq!(agent.take_event(), None);
 
     // A check from b without USE-CANDIDATE validates b but keeps a selected.
     assert_eq!(
         agent.handle(&check(4, false), b, 30, &mut out),
-        StunOutcome::Reply {
-            nominated: false,
-            selected_changed: false
-        }
+        reply(false, false)
     );
     assert_eq!(agent.selected(), Some(a));
     assert!(agent.is_validated(a) && agent.is_validated(b));
@@ -443,18 +403,12 @@ fn use_candidate_selects_and_most_recent_nomination_wins() {
     // Nominating b switches; nominating a again switches back.
     assert_eq!(
         agent.handle(&check(5, true), b, 40, &mut out),
-        StunOutcome::Reply {
-            nominated: true,
-            selected_changed: true
-        }
+        reply(true, true)
     );
     assert_eq!(agent.selected(), Some(b));
     assert_eq!(
         agent.handle(&check(6, true), a, 50, &mut out),
-        StunOutcome::Reply {
-            nominated: true,
-            selected_changed: true
-        }
+        reply(true, true)
     );
     assert_eq!(agent.selected(), Some(a));
     assert_eq!(agent.take_event(), Some(IceEvent::Selected(b)));
@@ -492,10 +446,7 @@ fn consent_is_refreshed_by_checks_and_lost_after_timeout() {
     // A fresh nomination restores it.
     assert_eq!(
         agent.handle(&check(99, true), a, 200_000, &mut out),
-        StunOutcome::Reply {
-            nominated: true,
-            selected_changed: true
-        }
+        reply(true, true)
     );
     assert_eq!(agent.take_event(), Some(IceEvent::Selected(a)));
     assert!(agent.is_validated(a));

@@ -340,36 +340,51 @@ pub fn context(tag: u8) -> SrtpContext {
 }
 
 pub fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + 64, 0);
-    let n = ctx.protect_rtp(&mut buf, plain.len()).unwrap();
-    buf.truncate(n);
-    buf
+    protected(plain, |buf, len| ctx.protect_rtp(buf, len))
 }
 
 pub fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
+    protected(plain, |buf, len| ctx.protect_rtcp(buf, len))
+}
+
+pub fn unprotect_rtp(ctx: &mut SrtpContext, bytes: &[u8]) -> Option<Vec<u8>> {
+    unprotected(bytes, |buf, len| ctx.unprotect_rtp(buf, len))
+}
+
+pub fn unprotect_rtcp(ctx: &mut SrtpContext, bytes: &[u8]) -> Option<Vec<u8>> {
+    unprotected(bytes, |buf, len| ctx.unprotect_rtcp(buf, len))
+}
+
+/// `plain` after `protect` (SRTP or SRTCP), given room for the tag.
+fn protected(plain: &[u8], protect: impl FnOnce(&mut [u8], usize) -> Result<usize, ferry_srtp::SrtpError>) -> Vec<u8> {
     let mut buf = plain.to_vec();
     buf.resize(plain.len() + 64, 0);
-    let n = ctx.protect_rtcp(&mut buf, plain.len()).unwrap();
+    let n = protect(&mut buf, plain.len()).unwrap();
     buf.truncate(n);
     buf
 }
 
-pub fn unprotect_rtp(ctx: &mut SrtpContext, bytes: &[u8]) -> Option<Vec<u8>> {
+/// `bytes` after `unprotect`, or None when it refuses them.
+fn unprotected(bytes: &[u8], unprotect: impl FnOnce(&mut [u8], usize) -> Result<usize, ferry_srtp::SrtpError>) -> Option<Vec<u8>> {
     let mut buf = bytes.to_vec();
-    let n = ctx.unprotect_rtp(&mut buf, bytes.len()).ok()?;
-    buf.truncate(n);
-    Some(buf)
-}
-
-pub fn unprotect_rtcp(ctx: &mut SrtpContext, bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut buf = bytes.to_vec();
-    let n = ctx.unprotect_rtcp(&mut buf, bytes.len()).ok()?;
+    let n = unprotect(&mut buf, bytes.len()).ok()?;
     buf.truncate(n);
     Some(buf)
 }
 
 // ---- across routers ------------------------------------------------------------------------
+
+/// The start most router tests share: router 0 holds the publisher's endpoint 1 (PUB) and its
+/// video source 10 (SSRC 0xa1), router `subscriber_router` the subscriber's endpoint 2 (SUB1);
+/// `routers` routers in all. No output yet.
+pub fn publisher_and_subscriber(routers: usize, subscriber_router: usize) -> Mesh {
+    let mut m = Mesh::new(routers);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(subscriber_router, 2, Some(SUB1));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    m
+}
+
 
 /// Source 10 (SSRC 0xa1) on router 0's endpoint 1; outputs 20 and 21 on router 1 (endpoint
 /// 2), 22 on router 2 (endpoint 3), 23 on router 0 (endpoint 4).

@@ -5,6 +5,9 @@
 use ferry_srtp::{SrtpContext, SrtpError, SrtpProfile};
 pub use ferry_testkit::Rng;
 
+mod buffers;
+pub use buffers::*;
+
 pub const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
     SrtpProfile::Aes128CmHmacSha1_32,
@@ -22,18 +25,26 @@ pub fn context_pair(profile: SrtpProfile, rng: &mut Rng) -> (SrtpContext, SrtpCo
     )
 }
 
+/// Runs `test` once per profile with a sender and a receiver sharing a random key, all drawn
+/// from one generator seeded with `seed`, which `test` goes on drawing from.
+pub fn for_each_profile(
+    seed: u64,
+    mut test: impl FnMut(SrtpProfile, &mut SrtpContext, &mut SrtpContext, &mut Rng),
+) {
+    let mut rng = Rng::new(seed);
+    for profile in PROFILES {
+        let (mut sender, mut receiver) = context_pair(profile, &mut rng);
+        test(profile, &mut sender, &mut receiver, &mut rng);
+    }
+}
+
 /// What a generated RTP packet contains, for checking where encryption applies.
 pub struct RtpShape {
     pub header_len: usize,
 }
 
 /// Builds an RTP packet with random CSRCs, header extension, payload and padding.
-pub fn random_rtp(
-    rng: &mut Rng,
-    ssrc: u32,
-    seq: u16,
-    max_payload: usize,
-) -> (Vec<u8>, RtpShape) {
+pub fn random_rtp(rng: &mut Rng, ssrc: u32, seq: u16, max_payload: usize) -> (Vec<u8>, RtpShape) {
     let csrc_count = rng.below(16);
     let with_extension = rng.below(2) == 1;
     let padding = if rng.below(4) == 0 {
@@ -86,38 +97,4 @@ pub fn random_rtcp(rng: &mut Rng, ssrc: u32, max_words: usize) -> Vec<u8> {
     packet.extend_from_slice(&ssrc.to_be_bytes());
     packet.extend_from_slice(&rng.bytes(words * 4));
     packet
-}
-
-pub fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtp_overhead(), 0);
-    let len = ctx.protect_rtp(&mut buf, plain.len()).expect("protect_rtp");
-    assert_eq!(len, plain.len() + ctx.profile().rtp_overhead());
-    buf.truncate(len);
-    buf
-}
-
-pub fn unprotect_rtp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = protected.to_vec();
-    let len = ctx.unprotect_rtp(&mut buf, protected.len())?;
-    buf.truncate(len);
-    Ok(buf)
-}
-
-pub fn protect_rtcp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
-    let mut buf = plain.to_vec();
-    buf.resize(plain.len() + ctx.profile().rtcp_overhead(), 0);
-    let len = ctx
-        .protect_rtcp(&mut buf, plain.len())
-        .expect("protect_rtcp");
-    assert_eq!(len, plain.len() + ctx.profile().rtcp_overhead());
-    buf.truncate(len);
-    buf
-}
-
-pub fn unprotect_rtcp(ctx: &mut SrtpContext, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-    let mut buf = protected.to_vec();
-    let len = ctx.unprotect_rtcp(&mut buf, protected.len())?;
-    buf.truncate(len);
-    Ok(buf)
 }
