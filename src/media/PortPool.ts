@@ -73,22 +73,13 @@ export class PortLease {
   }
 }
 
-export class PortPool implements EndpointLeasePool {
-  private readonly leases = new Map<number, PortLease>();
-  private nextPort: number;
+/** What every pool shares: its leases (by a key: a port, or an endpoint id), counts and listing. */
+export abstract class LeasePoolBase {
+  protected readonly leases = new Map<number, PortLease>();
 
-  constructor(
-    private readonly engine: MediaEngine,
-    readonly options: PortPoolOptions,
-    private readonly now: () => number = Date.now,
-  ) {
-    const { min, max } = options.range;
-    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
-      throw new Error(`invalid ${options.name} port range ${min}-${max}`);
-    }
-    this.nextPort = min;
-  }
+  constructor(readonly options: PortPoolOptions) {}
 
+  /** Leases the pool may hold at once: the size of its range. */
   get size(): number {
     return this.options.range.max - this.options.range.min + 1;
   }
@@ -103,6 +94,28 @@ export class PortPool implements EndpointLeasePool {
 
   list(): LeaseInfo[] {
     return [...this.leases.values()].map((l) => ({ port: l.port, owner: l.owner, since: l.since, endpoint: l.endpoint }));
+  }
+
+  /** Releases every lease (shutdown). */
+  releaseAll(): void {
+    for (const lease of [...this.leases.values()]) lease.release();
+  }
+}
+
+export class PortPool extends LeasePoolBase implements EndpointLeasePool {
+  private nextPort: number;
+
+  constructor(
+    private readonly engine: MediaEngine,
+    options: PortPoolOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    super(options);
+    const { min, max } = options.range;
+    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 65535 || min > max) {
+      throw new Error(`invalid ${options.name} port range ${min}-${max}`);
+    }
+    this.nextPort = min;
   }
 
   /**
@@ -154,8 +167,4 @@ export class PortPool implements EndpointLeasePool {
     }
   }
 
-  /** Releases every lease (shutdown). */
-  releaseAll(): void {
-    for (const lease of [...this.leases.values()]) lease.release();
-  }
 }

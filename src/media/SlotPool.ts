@@ -3,33 +3,16 @@
 // shared_port.rs), so a PeerConnection takes a slot, not a port. A lease is still the one
 // owner and the one release path of its native endpoint; the pool bounds how many are open.
 import type { EndpointEvent, EndpointOptions, MediaEngine } from './MediaEngine.js';
-import { PortLease, PortPoolExhaustedError, type EndpointLeasePool, type LeaseInfo, type PortPoolOptions } from './PortPool.js';
+import { LeasePoolBase, PortLease, PortPoolExhaustedError, type EndpointLeasePool, type PortPoolOptions } from './PortPool.js';
 
-export class SlotPool implements EndpointLeasePool {
-  /** By endpoint id: many leases share a port. */
-  private readonly leases = new Map<number, PortLease>();
-
-  /** `options.range`: shown by Admin; its size is the most endpoints open at once. */
+export class SlotPool extends LeasePoolBase implements EndpointLeasePool {
+  /** `options.range`: shown by Admin; its size is the most endpoints open at once. Leases are by endpoint id. */
   constructor(
     private readonly engine: MediaEngine,
-    readonly options: PortPoolOptions,
+    options: PortPoolOptions,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  get size(): number {
-    return this.options.range.max - this.options.range.min + 1;
-  }
-
-  get leased(): number {
-    return this.leases.size;
-  }
-
-  get free(): number {
-    return this.size - this.leases.size;
-  }
-
-  list(): LeaseInfo[] {
-    return [...this.leases.values()].map((l) => ({ port: l.port, owner: l.owner, since: l.since, endpoint: l.endpoint }));
+  ) {
+    super(options);
   }
 
   /** Opens an endpoint on its media thread's shared port (it must have ICE: its ufrag routes it). */
@@ -49,9 +32,5 @@ export class SlotPool implements EndpointLeasePool {
     } catch {
       // already closed with the engine
     }
-  }
-
-  releaseAll(): void {
-    for (const lease of [...this.leases.values()]) lease.release();
   }
 }

@@ -1,13 +1,12 @@
 // Single-port mode with Chromium: two VideoRoom pages and one EchoTest page (janus.js) all
 // negotiate through the shared UDP ports (one per media thread) and decode video; the kernel's
 // socket table shows exactly one socket on each shared port and none in the rtp range.
-import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 
 import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
-import { freeUdpPorts } from '../helpers/udp.js';
+import { freeUdpPorts, udpSocketsByPort } from '../helpers/udp.js';
 
 const THREADS = Number(process.env['FERRY_MEDIA_WORKERS'] ?? 1);
 
@@ -33,25 +32,6 @@ function inbound(page: Page, which: string): Promise<{ frames: number; remotePor
   }, which);
 }
 
-/** UDP sockets bound on `port` (any address), from the kernel's table (RFC-free: /proc/net/udp{,6}). */
-function socketsOn(port: number): number {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  let n = 0;
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let table = '';
-    try {
-      table = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of table.split('\n').slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
-      if (local?.endsWith(`:${hex}`)) n++;
-    }
-  }
-  return n;
-}
-
 test('two VideoRoom pages and an EchoTest page share the media ports; one socket per port', async () => {
   const demos = `${env.gw.origin}${env.gw.config.demos.path}`;
   const pages: { page: Page; errors: string[] }[] = [];
@@ -75,10 +55,11 @@ test('two VideoRoom pages and an EchoTest page share the media ports; one socket
   // Five PeerConnections, one socket per shared port, nothing leased from the range.
   const workers = env.gw.ferry.engine.stats().workers;
   assert.is(workers.reduce((n, w) => n + w.sharedEndpoints, 0), 5, 'five PeerConnections on the shared ports');
-  for (const port of PORTS) assert.is(socketsOn(port), 1, `exactly one socket on port ${port}`);
+  for (const port of PORTS) assert.is((udpSocketsByPort().get(port) ?? 0), 1, `exactly one socket on port ${port}`);
   const { rtp_port_min: min, rtp_port_max: max } = env.gw.config.media;
   let inRange = 0;
-  for (let p = min; p <= max; p++) inRange += socketsOn(p);
+  const sockets = udpSocketsByPort();
+  for (let p = min; p <= max; p++) inRange += sockets.get(p) ?? 0;
   assert.is(inRange, 0, `no socket in the rtp range ${min}-${max}`);
   assert.is(env.gw.ferry.ports.leased, 0);
   await saveScreenshot(alice.page, 'single-port-videoroom');

@@ -54,9 +54,9 @@ export async function sendPaced(peer: UdpPeer, packets: Buffer[], port: number, 
   }
 }
 
-/** Local UDP ports bound on this machine right now, from /proc/net/udp{,6}: proof a socket really closed. */
-export function boundUdpPorts(): Set<number> {
-  const ports = new Set<number>();
+/** UDP sockets bound on this machine right now, by local port, from /proc/net/udp{,6}. */
+export function udpSocketsByPort(): Map<number, number> {
+  const counts = new Map<number, number>();
   for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
     let text = '';
     try {
@@ -66,10 +66,17 @@ export function boundUdpPorts(): Set<number> {
     }
     for (const line of text.split('\n').slice(1)) {
       const local = line.trim().split(/\s+/)[1];
-      if (local) ports.add(parseInt(local.split(':')[1]!, 16));
+      if (!local) continue;
+      const port = parseInt(local.split(':')[1]!, 16);
+      counts.set(port, (counts.get(port) ?? 0) + 1);
     }
   }
-  return ports;
+  return counts;
+}
+
+/** Local UDP ports bound on this machine right now: proof a socket really closed. */
+export function boundUdpPorts(): Set<number> {
+  return new Set(udpSocketsByPort().keys());
 }
 
 /** `n` distinct UDP ports free on this host right now (bound on 0.0.0.0 and released). */

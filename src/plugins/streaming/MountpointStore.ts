@@ -6,73 +6,17 @@
  * the new file, never a torn one), owner-only because secrets and PINs are in
  * it in plain text.
  */
-import { readFileSync } from 'node:fs';
-import { writeOwnerOnlyAtomically } from '../../core/AtomicFile.js';
+import { JsonListStore } from '../../core/JsonListStore.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/Json.js';
 import { DEFAULT_COLLISION_MS, type MediaConfig, type MountpointConfig } from './Mountpoint.js';
 
-export class MountpointStoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MountpointStoreError';
-  }
-}
-
-export class MountpointStore {
-  private readonly saved = new Map<number, MountpointConfig>();
-
-  constructor(readonly path: string) {}
-
-  /** Reads the file; a missing file is an empty store, a corrupt one an error naming it. */
-  load(): MountpointConfig[] {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new MountpointStoreError(`mountpoints file ${this.path}: ${(err as Error).message}`);
-    }
-    if (!isJsonObject(parsed) || !Array.isArray(parsed['mountpoints'])) {
-      throw new MountpointStoreError(`mountpoints file ${this.path}: expected {"mountpoints":[...]}`);
-    }
-    this.saved.clear();
-    for (const entry of parsed['mountpoints']) {
-      const config = restore(entry);
-      if (!config) throw new MountpointStoreError(`mountpoints file ${this.path}: an entry has no valid "id" or "media"`);
-      this.saved.set(config.id, config);
-    }
-    return [...this.saved.values()].map((c) => structuredClone(c));
-  }
-
-  put(config: MountpointConfig): void {
-    const next = new Map(this.saved);
-    next.set(config.id, structuredClone(config));
-    this.write(next);
-  }
-
-  remove(id: number): void {
-    if (!this.saved.has(id)) return;
-    const next = new Map(this.saved);
-    next.delete(id);
-    this.write(next);
-  }
-
-  /** Writes the file first and only then updates memory, so a failed write changes nothing. */
-  private write(next: Map<number, MountpointConfig>): void {
-    const text = `${JSON.stringify({ mountpoints: [...next.values()] }, null, 2)}\n`;
-    try {
-      writeOwnerOnlyAtomically(this.path, text);
-    } catch (err) {
-      throw new MountpointStoreError(`could not save mountpoints file ${this.path}: ${(err as Error).message}`);
-    }
-    this.saved.clear();
-    for (const [k, v] of next) this.saved.set(k, v);
+export class MountpointStore extends JsonListStore<MountpointConfig> {
+  constructor(path: string) {
+    super(path, {
+      key: 'mountpoints',
+      idOf: (config) => config.id,
+      restore: (entry) => restore(entry) ?? { error: 'an entry has no valid "id" or "media"' },
+    });
   }
 }
 

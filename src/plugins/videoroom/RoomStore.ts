@@ -4,77 +4,22 @@
  * it over the old one, so a crash leaves either the old or the new file,
  * never a torn one (rename(2) is atomic within a file system).
  */
-import { readFileSync } from 'node:fs';
-import { writeOwnerOnlyAtomically } from '../../core/AtomicFile.js';
+import { JsonListStore } from '../../core/JsonListStore.js';
 import { isJsonObject, type JsonObject } from '../../core/Json.js';
 import { defaultRoomConfig, type RoomConfig } from './Room.js';
 
-export class RoomStoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RoomStoreError';
-  }
-}
-
-export class RoomStore {
-  /** What the file holds: only what `permanent: true` requests saved. */
-  private readonly saved = new Map<number, RoomConfig>();
-
-  constructor(readonly path: string) {}
-
-  /** Reads the file; a missing file is an empty store, a corrupt one an error naming it. */
-  load(): RoomConfig[] {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new RoomStoreError(`rooms file ${this.path}: ${(err as Error).message}`);
-    }
-    if (!isJsonObject(parsed) || !Array.isArray(parsed['rooms'])) throw new RoomStoreError(`rooms file ${this.path}: expected {"rooms":[...]}`);
-    this.saved.clear();
-    for (const entry of parsed['rooms']) {
-      if (!isJsonObject(entry) || typeof entry['room'] !== 'number' || !Number.isSafeInteger(entry['room']) || entry['room'] <= 0) {
-        throw new RoomStoreError(`rooms file ${this.path}: a room entry has no valid "room" id`);
-      }
-      this.saved.set(entry['room'], restoreConfig(entry['room'], entry));
-    }
-    return [...this.saved.values()].map((c) => structuredClone(c));
-  }
-
-  has(room: number): boolean {
-    return this.saved.has(room);
-  }
-
-  put(config: RoomConfig): void {
-    const next = new Map(this.saved);
-    next.set(config.room, structuredClone(config));
-    this.write(next);
-  }
-
-  remove(room: number): void {
-    if (!this.saved.has(room)) return;
-    const next = new Map(this.saved);
-    next.delete(room);
-    this.write(next);
-  }
-
-  /** Writes the file first and only then updates memory, so a failed write changes nothing. */
-  private write(next: Map<number, RoomConfig>): void {
-    const text = `${JSON.stringify({ rooms: [...next.values()] }, null, 2)}\n`;
-    try {
-      writeOwnerOnlyAtomically(this.path, text);
-    } catch (err) {
-      throw new RoomStoreError(`could not save rooms file ${this.path}: ${(err as Error).message}`);
-    }
-    this.saved.clear();
-    for (const [k, v] of next) this.saved.set(k, v);
+export class RoomStore extends JsonListStore<RoomConfig> {
+  constructor(path: string) {
+    super(path, {
+      key: 'rooms',
+      idOf: (config) => config.room,
+      restore: (entry) => {
+        if (!isJsonObject(entry) || typeof entry['room'] !== 'number' || !Number.isSafeInteger(entry['room']) || entry['room'] <= 0) {
+          return { error: 'a room entry has no valid "room" id' };
+        }
+        return restoreConfig(entry['room'], entry);
+      },
+    });
   }
 }
 
