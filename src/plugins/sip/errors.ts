@@ -2,6 +2,7 @@
  * janus_sip.c error codes (440–455, 499). They travel inside plugindata
  * (`{"sip":"event","error_code":N,"error":"..."}`), never as core errors.
  */
+import { PluginError } from '../../core/PluginError.js';
 export const SipErrorCode = {
   UNKNOWN_ERROR: 499,
   NO_MESSAGE: 440,
@@ -25,12 +26,7 @@ export const SipErrorCode = {
 export type SipErrorCodeValue = (typeof SipErrorCode)[keyof typeof SipErrorCode];
 
 /** A request the plugin refuses; becomes `{sip:"event", error_code, error}` for the client. */
-export class SipPluginError extends Error {
-  constructor(readonly code: SipErrorCodeValue, message: string) {
-    super(message);
-    this.name = 'SipPluginError';
-  }
-}
+export class SipPluginError extends PluginError<SipErrorCodeValue> {}
 
 export const missing = (name: string) => new SipPluginError(SipErrorCode.MISSING_ELEMENT, `Missing element (${name})`);
 export const invalid = (name: string, should: string) => new SipPluginError(SipErrorCode.INVALID_ELEMENT, `Invalid element type (${name} should be ${should})`);

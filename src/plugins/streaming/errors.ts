@@ -3,6 +3,7 @@
  * plugindata (`{"streaming":"event","error_code":N,"error":"..."}`): a failed
  * synchronous request is still a Janus `success`.
  */
+import { PluginError } from '../../core/PluginError.js';
 import type { Logger } from 'pino';
 import { safeEqual } from '../../core/auth/safeEqual.js';
 import { field, type JsonObject } from '../../core/Json.js';
@@ -26,12 +27,7 @@ export const StreamingErrorCode = {
 export type StreamingErrorCodeValue = (typeof StreamingErrorCode)[keyof typeof StreamingErrorCode];
 
 /** Thrown by request handlers; the dispatcher turns it into the plugindata error shape. */
-export class StreamingError extends Error {
-  constructor(readonly code: StreamingErrorCodeValue, message: string) {
-    super(message);
-    this.name = 'StreamingError';
-  }
-}
+export class StreamingError extends PluginError<StreamingErrorCodeValue> {}
 
 export const noSuchMountpoint = (id: number): StreamingError => new StreamingError(StreamingErrorCode.NO_SUCH_MOUNTPOINT, `No such mountpoint/stream ${id}`);
 export const missing = (name: string): StreamingError => new StreamingError(StreamingErrorCode.MISSING_ELEMENT, `Missing element (${name})`);

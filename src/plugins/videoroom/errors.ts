@@ -27,16 +27,12 @@ export const VideoRoomErrorCode = {
 
 export type VideoRoomErrorCodeValue = (typeof VideoRoomErrorCode)[keyof typeof VideoRoomErrorCode];
 
+import { PluginError } from '../../core/PluginError.js';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../core/Json.js';
 
 /** Thrown by request handlers; the dispatcher turns it into the plugindata error shape. */
-export class VideoRoomError extends Error {
-  constructor(readonly code: VideoRoomErrorCodeValue, message: string) {
-    super(message);
-    this.name = 'VideoRoomError';
-  }
-}
+export class VideoRoomError extends PluginError<VideoRoomErrorCodeValue> {}
 
 export const noSuchRoom = (room: number): VideoRoomError => new VideoRoomError(VideoRoomErrorCode.NO_SUCH_ROOM, `No such room (${room})`);
 export const noSuchFeed = (feed: number): VideoRoomError => new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such feed (${feed})`);

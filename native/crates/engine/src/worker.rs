@@ -730,43 +730,23 @@ impl Worker {
     // ---- packet path ----------------------------------------------------------------------
 
     fn read_endpoint(&mut self, id: u32) {
-        for _ in 0..MAX_BATCHES_PER_WAKE {
-            let Some(fd) = self.sockets.get(&id).map(|s| s.as_raw_fd()) else { return };
-            let n = match self.recv.recv(fd) {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            if n == 0 {
-                return;
-            }
-            self.recv_batches += 1;
-            self.rx_total += n as u64;
-            let now_us = self.now_us();
-            for i in 0..n {
-                let local = self.recv.local_of(i);
-                let (buf, len, from) = self.recv.get_mut(i);
-                let Some(from) = from else { continue };
-                self.io.receiving = local.map(|l| (id, l));
-                self.router.on_datagram(id, &mut buf[..], len, from, now_us, &mut self.io);
-                self.io.receiving = None;
-                learn_reply_address(&mut self.io.reply_from, &self.router, id, from, local);
-            }
-            self.router.after_batch(id, now_us, &mut self.io);
-            // Other threads start on this batch's packets while this one reads the next.
-            self.io.wake_peers();
-            if n < RECV_SLOTS {
-                return;
-            }
-            self.flush();
+        if let Some(fd) = self.sockets.get(&id).map(|s| s.as_raw_fd()) {
+            self.read_socket(fd, Some(id));
         }
     }
 
-    /// Single-port mode: each datagram goes to the endpoint the demux names (its validated
-    /// address, or the ufrag a check is for); a check that validates its sender teaches the
-    /// demux that address. Each endpoint touched gets its after-batch work once.
     fn read_shared(&mut self) {
+        if let Some(fd) = self.shared.as_ref().map(|s| s.socket.as_raw_fd()) {
+            self.read_socket(fd, None);
+        }
+    }
+
+    /// Reads a ready socket in batches: an endpoint's own (`owner`), or the shared one, whose
+    /// datagrams go to the endpoint the demux names (its validated address, or the ufrag a check
+    /// is for; a check that validates its sender teaches the demux that address). Each endpoint
+    /// a batch touched then gets its after-batch work once.
+    fn read_socket(&mut self, fd: RawFd, owner: Option<u32>) {
         for _ in 0..MAX_BATCHES_PER_WAKE {
-            let Some(fd) = self.shared.as_ref().map(|s| s.socket.as_raw_fd()) else { return };
             let n = match self.recv.recv(fd) {
                 Ok(n) => n,
                 Err(_) => return,
@@ -781,18 +761,27 @@ impl Worker {
             for i in 0..n {
                 let local = self.recv.local_of(i);
                 let (buf, len, from) = self.recv.get_mut(i);
-                let (Some(from), Some(shared)) = (from, self.shared.as_mut()) else { continue };
-                let Some(endpoint) = buf.get(..len).and_then(|datagram| shared.demux.route(from, datagram)) else {
-                    shared.unrouted += 1;
-                    continue;
+                let Some(from) = from else { continue };
+                let endpoint = match (owner, self.shared.as_mut()) {
+                    (Some(id), _) => id,
+                    (None, Some(shared)) => match buf.get(..len).and_then(|datagram| shared.demux.route(from, datagram)) {
+                        Some(endpoint) => endpoint,
+                        None => {
+                            shared.unrouted += 1;
+                            continue;
+                        }
+                    },
+                    (None, None) => continue,
                 };
-                let check = buf.get(..len).is_some_and(ferry_stun::is_stun);
+                let check = owner.is_none() && buf.get(..len).is_some_and(ferry_stun::is_stun);
                 self.io.receiving = local.map(|l| (endpoint, l));
                 self.router.on_datagram(endpoint, &mut buf[..], len, from, now_us, &mut self.io);
                 self.io.receiving = None;
                 learn_reply_address(&mut self.io.reply_from, &self.router, endpoint, from, local);
                 if check && self.router.is_validated(endpoint, from) {
-                    shared.demux.learn(endpoint, from);
+                    if let Some(shared) = self.shared.as_mut() {
+                        shared.demux.learn(endpoint, from);
+                    }
                 }
                 if !self.touched.contains(&endpoint) {
                     self.touched.push(endpoint);
@@ -802,6 +791,7 @@ impl Worker {
                 let endpoint = self.touched[k];
                 self.router.after_batch(endpoint, now_us, &mut self.io);
             }
+            // Other threads start on this batch's packets while this one reads the next.
             self.io.wake_peers();
             if n < RECV_SLOTS {
                 return;
