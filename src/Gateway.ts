@@ -158,23 +158,21 @@ export class Gateway {
     });
     this.auth = new RequestAuth(config.auth.api_secret, tokens, config.auth.admin_secret);
 
-    const serverInfo = () => this.serverInfo();
-    this.clientApi = new ClientApi({
+    // What the client and Admin APIs both stand on.
+    const shared = {
       registry: this.registry,
       plugins: this.plugins,
       auth: this.auth,
       logger: this.logger,
       maxJsonDepth: config.limits.json_depth,
-      serverInfo,
+      serverInfo: () => this.serverInfo(),
+    };
+    this.clientApi = new ClientApi({
+      ...shared,
       onRequest: (verb, code) => this.metrics.request('janus', verb, code),
     });
     this.admin = new AdminApi({
-      registry: this.registry,
-      plugins: this.plugins,
-      auth: this.auth,
-      logger: this.logger,
-      maxJsonDepth: config.limits.json_depth,
-      serverInfo,
+      ...shared,
       status: () => this.status(),
       logLevel: {
         get: () => janusLevelFromPino(this.logger.level),
