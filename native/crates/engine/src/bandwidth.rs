@@ -35,11 +35,13 @@ const BUDGET_SHARE_PERMILLE: u64 = 950;
 const RISE_SHARE_PERMILLE: u64 = 850;
 /// After an output went down a layer, it may rise again only after this long.
 pub const RISE_HOLD_US: u64 = 2_000_000;
-/// A rise followed by a fall within this long failed: the link did not carry the layer the
-/// estimate promised (it grows ahead of what the link demonstrably carries). Each failed rise
-/// doubles the hold before the next, up to `RISE_HOLD_MAX_US`, so a steady link short of a
-/// layer settles below it instead of trying it every few seconds; a rise that lasts, or a fall
-/// with no rise just before it, starts again from `RISE_HOLD_US`.
+/// A rise followed within this long by a fall the estimate forced failed: the link did not
+/// carry the layer the estimate promised (it grows ahead of what the link demonstrably
+/// carries). Each failed rise doubles the hold before the next, up to `RISE_HOLD_MAX_US`, so a
+/// steady link short of a layer settles below it instead of trying it every few seconds; a
+/// rise that lasts, or a fall with no rise just before it, starts again from `RISE_HOLD_US`.
+/// A fall the subscriber asked for (a lower `substream`), or to the best layer still flowing,
+/// is no failure.
 pub const FAILED_RISE_US: u64 = 5_000_000;
 pub const RISE_HOLD_MAX_US: u64 = 16_000_000;
 /// After the estimate went down, no probing for this long.
@@ -194,12 +196,13 @@ impl AutoLayers {
         self.last_down_us == 0 || now_us.saturating_sub(self.last_down_us) >= self.rise_hold_us
     }
 
-    /// Records a new choice: a fall soon after a rise doubles the hold before the next rise.
-    pub fn choose(&mut self, layer: usize, now_us: u64) {
+    /// Records a new choice (`limited`: below what the subscriber wants because of the
+    /// estimate): such a fall soon after a rise doubles the hold before the next rise.
+    pub fn choose(&mut self, layer: usize, limited: bool, now_us: u64) {
         let now_us = now_us.max(1);
         match self.chosen {
             Some(current) if layer < current => {
-                let failed_rise = self.last_up_us != 0 && now_us.saturating_sub(self.last_up_us) < FAILED_RISE_US;
+                let failed_rise = limited && self.last_up_us != 0 && now_us.saturating_sub(self.last_up_us) < FAILED_RISE_US;
                 self.rise_hold_us = if failed_rise { (self.rise_hold_us * 2).min(RISE_HOLD_MAX_US) } else { RISE_HOLD_US };
                 self.last_down_us = now_us;
             }
@@ -373,22 +376,27 @@ mod tests {
         let mut a = AutoLayers::new(set, Some(2));
         let s = 1_000_000;
         // A capacity drop: down, and the usual hold.
-        a.choose(0, 10 * s);
+        a.choose(0, true, 10 * s);
         assert!(!a.may_rise(11 * s) && a.may_rise(12 * s));
         // Up, and down again a second later: the rise failed; the next waits twice as long.
         let mut t = 12 * s;
         for hold in [4, 8, 16, 16] {
-            a.choose(1, t);
-            a.choose(0, t + s);
+            a.choose(1, true, t);
+            a.choose(0, true, t + s);
             assert!(!a.may_rise(t + s + hold * s - 1), "hold {hold} s");
             assert!(a.may_rise(t + s + hold * s));
             t += s + hold * s;
         }
         // A rise that lasts: the next fall has the usual hold again.
-        a.choose(1, t);
-        a.choose(0, t + FAILED_RISE_US);
+        a.choose(1, true, t);
+        a.choose(0, true, t + FAILED_RISE_US);
         assert_eq!(a.rise_hold_us, RISE_HOLD_US);
         assert_eq!(a.chosen, Some(0));
+        // Up and at once down because the subscriber asked for less: no failure.
+        t += FAILED_RISE_US + 10 * s;
+        a.choose(1, false, t);
+        a.choose(0, false, t + s);
+        assert_eq!(a.rise_hold_us, RISE_HOLD_US);
     }
 
     #[test]

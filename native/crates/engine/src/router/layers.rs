@@ -115,7 +115,7 @@ impl Router {
             let Some(layer) = a.set.layers.get(choice.layer).copied() else { continue };
             spend += self.rates.get(layer.id).bps;
             let layer_changed = a.chosen != Some(choice.layer) || out.pending_source.or(out.source) != Some(layer.id);
-            a.choose(choice.layer, now_us);
+            a.choose(choice.layer, choice.limited, now_us);
             let temporal_changed = a.chosen_temporal != Some(choice.temporal);
             a.chosen_temporal = Some(choice.temporal);
             if layer_changed {
