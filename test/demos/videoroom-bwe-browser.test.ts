@@ -101,6 +101,22 @@ async function subscriberWebrtc(page: Page): Promise<Record<string, any>> {
   return (info['info']?.['webrtc'] ?? {}) as Record<string, any>;
 }
 
+/** The subscriber PeerConnection's states and what it received, for a failure's message. */
+function subscriberConnection(page: Page): Promise<Record<string, unknown>> {
+  return page.evaluate(async () => {
+    const pc: any = (globalThis as any).ferryVideoRoom.subscriber?.webrtcStuff?.pc;
+    if (!pc) return { pc: null };
+    const out: Record<string, unknown> = { connection: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState };
+    const inbound: unknown[] = [];
+    (await pc.getStats()).forEach((s: any) => {
+      if (s.type === 'transport') Object.assign(out, { dtls: s.dtlsState, pair: s.selectedCandidatePairId, packetsReceived: s.packetsReceived, bytesReceived: s.bytesReceived });
+      if (s.type === 'inbound-rtp') inbound.push({ kind: s.kind, mid: s.mid, packets: s.packetsReceived, frames: s.framesDecoded });
+    });
+    out['inbound'] = inbound;
+    return out;
+  });
+}
+
 /** The publisher's simulcast layers as its Chrome sends them, between two looks. */
 interface Sending {
   /** rid → width, for the layers whose encoded-frame count grew (Chrome may pause or scale layers under CPU load). */
@@ -219,7 +235,11 @@ test('a subscriber whose downlink is capped moves down a simulcast layer by itse
       60_000,
       1000,
     );
-    assert.ok(steady >= SETTLED_LOOKS, `uncapped, dave settles on the top layer of two or more carol sends:\n${report()}`);
+    if (steady < SETTLED_LOOKS) {
+      const connection = JSON.stringify(await subscriberConnection(dave.page));
+      const ferrySide = JSON.stringify(await subscriberWebrtc(dave.page));
+      assert.unreachable(`uncapped, dave settles on the top layer of two or more carol sends:\n${report()}\ndave's subscriber PeerConnection: ${connection}\nferry's: ${ferrySide}; ${dave.errors.join(' | ')}`);
+    }
     const top = settled.got!.frameWidth;
     const topLayer = settled.layer;
     const before = settled.got!;
