@@ -7,8 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 import { mediaRange, waitUntilIdle } from '../helpers/ferry.js';
-import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
+import { pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
 import { startShapedRelay, type ShapedRelay } from '../helpers/shapedRelay.js';
+import { createVideoRoom, openVideoRoomPage, publisherLayers, RIDS_LOW_TO_HIGH, type PublisherLayers } from '../helpers/videoroomPage.js';
 
 const FERRY_ADDRESS = '127.0.0.1';
 const CANDIDATE_ADDRESS = '127.0.0.2';
@@ -23,7 +24,6 @@ const CAP_BPS = 300_000;
 const SETTLED_LOOKS = 5;
 /** Looks the cap is held after the subscriber moved down, to see it stay down. */
 const HELD_LOOKS = 10;
-const RIDS_LOW_TO_HIGH = ['l', 'm', 'h'];
 
 const env = useFerryAndChromium(test, { media: { bind: FERRY_ADDRESS, candidate_addresses: CANDIDATE_ADDRESS, ...PORTS } });
 let relay: ShapedRelay | undefined;
@@ -75,22 +75,6 @@ function substreamEvents(page: Page, mid: string): Promise<number[]> {
   );
 }
 
-async function openRoomPage(name: string, query = ''): Promise<{ page: Page; errors: string[] }> {
-  const context = await env.browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const page = await context.newPage();
-  const errors = pageErrors(page);
-  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/videoroom.html?room=${ROOM}&display=${name}&autostart=1${query}`);
-  return { page, errors };
-}
-
-async function createRoom(body: Record<string, unknown>): Promise<void> {
-  const session = await env.gw.http.createSession();
-  const handle = await env.gw.http.attach(session, 'janus.plugin.videoroom');
-  const reply = await env.gw.http.post(`/${session}/${handle}`, { janus: 'message', body: { request: 'create', ...body } });
-  assert.is(reply['plugindata']?.data?.videoroom, 'created', JSON.stringify(reply));
-  await env.gw.http.post(`/${session}`, { janus: 'destroy' });
-}
-
 /** Admin `handle_info` of the page's subscriber handle: its `webrtc` part (port, bwe, …). */
 async function subscriberWebrtc(page: Page): Promise<Record<string, any>> {
   const ids = await page.evaluate(() => {
@@ -117,41 +101,6 @@ function subscriberConnection(page: Page): Promise<Record<string, unknown>> {
   });
 }
 
-/** The publisher's simulcast layers as its Chrome sends them, between two looks. */
-interface Sending {
-  /** rid → width, for the layers whose encoded-frame count grew (Chrome may pause or scale layers under CPU load). */
-  widths: Record<string, number>;
-  /** rid → kbit/s sent. */
-  kbps: Record<string, number>;
-  /** rid → PLIs received / keyframes encoded so far. */
-  keyframes: Record<string, string>;
-}
-
-function sendingWatcher(page: Page): () => Promise<Sending> {
-  let last: Record<string, { frames: number; bytes: number; at: number }> = {};
-  return async () => {
-    const now = await page.evaluate(async () => {
-      const out: Record<string, { width: number; frames: number; bytes: number; at: number; pli: number; keyframes: number }> = {};
-      const pc: any = (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc;
-      (await pc.getStats()).forEach((s: any) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.frameWidth) {
-          out[s.rid] = { width: s.frameWidth, frames: s.framesEncoded ?? 0, bytes: s.bytesSent ?? 0, at: s.timestamp, pli: s.pliCount ?? 0, keyframes: s.keyFramesEncoded ?? 0 };
-        }
-      });
-      return out;
-    });
-    const sending: Sending = { widths: {}, kbps: {}, keyframes: {} };
-    for (const [rid, s] of Object.entries(now)) {
-      const before = last[rid];
-      if (before && s.frames > before.frames) sending.widths[rid] = s.width;
-      if (before && s.at > before.at) sending.kbps[rid] = Math.round(((s.bytes - before.bytes) * 8) / (s.at - before.at));
-      sending.keyframes[rid] = `${s.pli}/${s.keyframes}`;
-    }
-    last = Object.fromEntries(Object.entries(now).map(([rid, s]) => [rid, { frames: s.frames, bytes: s.bytes, at: s.at }]));
-    return sending;
-  };
-}
-
 const topWidth = (widths: Record<string, number>): number | undefined => {
   for (const rid of [...RIDS_LOW_TO_HIGH].reverse()) if (widths[rid] !== undefined) return widths[rid];
   return undefined;
@@ -159,11 +108,11 @@ const topWidth = (widths: Record<string, number>): number | undefined => {
 
 test('a subscriber whose downlink is capped moves down a simulcast layer by itself and back up when the cap is lifted', async () => {
   const r = relay!;
-  await createRoom({ room: ROOM, publishers: 4 });
-  const carol = await openRoomPage('carol', '&simulcast=1');
+  await createVideoRoom(env.gw, { room: ROOM, publishers: 4 });
+  const carol = await openVideoRoomPage(env.browser, env.gw, 'carol', ROOM, '&simulcast=1');
   const carolId = await pollUntil(() => carol.page.evaluate(() => (globalThis as any).ferryVideoRoom.myId as number | null), (id) => typeof id === 'number', 15_000);
   assert.ok(typeof carolId === 'number', `carol joined; ${carol.errors.join(' | ')}`);
-  const dave = await openRoomPage('dave');
+  const dave = await openVideoRoomPage(env.browser, env.gw, 'dave', ROOM);
   const slotMid = await pollUntil(
     () => dave.page.evaluate((id) => [...(globalThis as any).ferryVideoRoom.slots.values()].find((s: any) => s.type === 'video' && s.feedId === id)?.mid ?? null, carolId),
     (mid) => typeof mid === 'string',
@@ -187,9 +136,9 @@ test('a subscriber whose downlink is capped moves down a simulcast layer by itse
   const trace: string[] = [];
   const started = Date.now();
   const seconds = (): string => ((Date.now() - started) / 1000).toFixed(1);
-  const sending = sendingWatcher(carol.page);
+  const sending = publisherLayers(carol.page);
   interface Look {
-    sent: Sending;
+    sent: PublisherLayers;
     got: Received | null;
     /** Admin handle_info webrtc.bwe.limited. */
     limited: boolean;
