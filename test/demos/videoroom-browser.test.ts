@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 import { waitUntilIdle } from '../helpers/ferry.js';
-import { pageErrors, pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
+import { pollUntil, saveScreenshot, useFerryAndChromium } from '../helpers/browser.js';
+import { createVideoRoom, openVideoRoomPage, publisherLayers, widthAtOrBelow } from '../helpers/videoroomPage.js';
 
 const env = useFerryAndChromium(test);
 
@@ -46,13 +47,7 @@ function roomView(page: Page): Promise<RoomView> {
 
 const videoOf = (view: RoomView, feedId: number | null) => view.slots.find((s) => s.type === 'video' && s.feedId === feedId);
 
-async function openRoomPage(name: string, query = '', room = 1234): Promise<{ page: Page; errors: string[] }> {
-  const context = await env.browser.newContext({ viewport: { width: 1100, height: 760 } });
-  const page = await context.newPage();
-  const errors = pageErrors(page);
-  await page.goto(`${env.gw.origin}${env.gw.config.demos.path}/videoroom.html?room=${room}&display=${name}&autostart=1${query}`);
-  return { page, errors };
-}
+const openRoomPage = (name: string, query = '', room = 1234) => openVideoRoomPage(env.browser, env.gw, name, room, query);
 
 test('two VideoRoom pages publish, see each other, and keep playing across feed switches', async () => {
   const alice = await openRoomPage('alice');
@@ -113,29 +108,9 @@ async function leaveAll(...pages: Page[]): Promise<void> {
   for (const page of pages) await page.context().close();
 }
 
-const RIDS_LOW_TO_HIGH = ['l', 'm', 'h'];
-
-/** The width of the requested layer, or of the nearest lower layer the publisher sends. */
-function expectedWidth(sent: Record<string, number>, rid: string): number | undefined {
-  for (let i = RIDS_LOW_TO_HIGH.indexOf(rid); i >= 0; i--) {
-    const w = sent[RIDS_LOW_TO_HIGH[i] as string];
-    if (w !== undefined) return w;
-  }
-  return undefined;
-}
-
-/** Creates a room through the Janus HTTP API (a VideoRoom handle of a short session). */
-async function createRoom(body: Record<string, unknown>): Promise<void> {
-  const session = await env.gw.http.createSession();
-  const handle = await env.gw.http.attach(session, 'janus.plugin.videoroom');
-  const reply = await env.gw.http.post(`/${session}/${handle}`, { janus: 'message', body: { request: 'create', ...body } });
-  assert.is(reply['plugindata']?.data?.videoroom, 'created', JSON.stringify(reply));
-  await env.gw.http.post(`/${session}`, { janus: 'destroy' });
-}
-
 test('simulcast layer buttons change the decoded resolution; talking events from Chrome\'s audio levels', async () => {
   // Chrome's fake microphone beeps at about −75 dBov on average: a threshold of 100 makes it "talk".
-  await createRoom({ room: 5555, publishers: 4, audiolevel_event: true, audio_active_packets: 25, audio_level_average: 100 });
+  await createVideoRoom(env.gw, { room: 5555, publishers: 4, audiolevel_event: true, audio_active_packets: 25, audio_level_average: 100 });
   const carol = await openRoomPage('carol', '&simulcast=1', 5555);
   const dave = await openRoomPage('dave', '', 5555);
   const carolId = (await pollUntil(() => roomView(carol.page), (v) => typeof v.myId === 'number', 15_000)).myId;
@@ -143,27 +118,10 @@ test('simulcast layer buttons change the decoded resolution; talking events from
   const slot = videoOf(decoding, carolId);
   assert.ok(slot, `dave decodes carol: ${JSON.stringify(decoding)}; ${dave.errors.join(' | ')}`);
   // Each button: what dave decodes settles on the width carol's browser sends on that layer
-  // (rid l/m/h). Chrome may scale layers down, or pause the top one, under CPU load, and sends
-  // a layer only once its bandwidth estimate allows; so the layers counted are those whose
-  // encoded-frame count grew since the previous look, with their current width. A layer not
-  // sent falls back to the nearest lower one, as in Janus.
-  const lastFrames: Record<string, number> = {};
-  const sentWidths = async (): Promise<Record<string, number>> => {
-    const now = await carol.page.evaluate(async () => {
-      const out: Record<string, [number, number]> = {};
-      const pc: any = (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc;
-      (await pc.getStats()).forEach((s: any) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid && s.frameWidth) out[s.rid] = [s.frameWidth, s.framesEncoded ?? 0];
-      });
-      return out;
-    });
-    const active: Record<string, number> = {};
-    for (const [rid, [width, frames]] of Object.entries(now)) {
-      if (lastFrames[rid] !== undefined && frames > lastFrames[rid]!) active[rid] = width;
-      lastFrames[rid] = frames;
-    }
-    return active;
-  };
+  // (rid l/m/h), counting only the layers it sends now (publisherLayers), with their current
+  // width. A layer not sent falls back to the nearest lower one, as in Janus.
+  const carolLayers = publisherLayers(carol.page);
+  const sentWidths = async (): Promise<Record<string, number>> => (await carolLayers()).widths;
   const seen: string[] = [];
   for (const [substream, rid] of [[0, 'l'], [2, 'h'], [1, 'm']] as const) {
     await dave.page.evaluate(([mid, s]) => (globalThis as any).ferryVideoRoom.setSubstream(mid, s), [slot.mid, substream] as const);
@@ -173,13 +131,13 @@ test('simulcast layer buttons change the decoded resolution; talking events from
         sent = await sentWidths();
         return roomView(dave.page);
       },
-      (v) => expectedWidth(sent, rid) !== undefined && v.slots.find((s) => s.mid === slot.mid)?.frameWidth === expectedWidth(sent, rid),
+      (v) => widthAtOrBelow(sent, rid) !== undefined && v.slots.find((s) => s.mid === slot.mid)?.frameWidth === widthAtOrBelow(sent, rid),
       20_000,
       500,
     );
     const width = view.slots.find((s) => s.mid === slot.mid)?.frameWidth ?? 0;
     seen.push(`${rid}: decoded ${width}, sent ${JSON.stringify(sent)}`);
-    assert.is(width, expectedWidth(sent, rid), `substream ${substream} (rid ${rid}): ${seen.join('; ')}`);
+    assert.is(width, widthAtOrBelow(sent, rid), `substream ${substream} (rid ${rid}): ${seen.join('; ')}`);
   }
   // At least two layers were sent and decoded, so the decoded width really followed the buttons.
   assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, seen.join('; '));

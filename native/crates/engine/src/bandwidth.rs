@@ -35,6 +35,15 @@ const BUDGET_SHARE_PERMILLE: u64 = 950;
 const RISE_SHARE_PERMILLE: u64 = 850;
 /// After an output went down a layer, it may rise again only after this long.
 pub const RISE_HOLD_US: u64 = 2_000_000;
+/// A rise followed within this long by a fall the estimate forced failed: the link did not
+/// carry the layer the estimate promised (it grows ahead of what the link demonstrably
+/// carries). Each failed rise doubles the hold before the next, up to `RISE_HOLD_MAX_US`, so a
+/// steady link short of a layer settles below it instead of trying it every few seconds; a
+/// rise that lasts, or a fall with no rise just before it, starts again from `RISE_HOLD_US`.
+/// A fall the subscriber asked for (a lower `substream`), or to the best layer still flowing,
+/// is no failure.
+pub const FAILED_RISE_US: u64 = 5_000_000;
+pub const RISE_HOLD_MAX_US: u64 = 16_000_000;
 /// After the estimate went down, no probing for this long.
 pub const PROBE_HOLD_US: u64 = 3_000_000;
 /// Probes aim this far above what the next layer needs, in ‰.
@@ -170,7 +179,38 @@ pub(crate) struct AutoLayers {
     pub set: LayerSet,
     pub chosen: Option<usize>,
     pub chosen_temporal: Option<Option<u8>>,
+    /// When the output last went down and up a layer (0: never).
     pub last_down_us: u64,
+    pub last_up_us: u64,
+    /// How long after going down it must wait before rising (see `FAILED_RISE_US`).
+    pub rise_hold_us: u64,
+}
+
+impl AutoLayers {
+    pub fn new(set: LayerSet, chosen: Option<usize>) -> Self {
+        Self { set, chosen, chosen_temporal: None, last_down_us: 0, last_up_us: 0, rise_hold_us: RISE_HOLD_US }
+    }
+
+    /// Whether the output may go above its current layer now.
+    pub fn may_rise(&self, now_us: u64) -> bool {
+        self.last_down_us == 0 || now_us.saturating_sub(self.last_down_us) >= self.rise_hold_us
+    }
+
+    /// Records a new choice (`limited`: below what the subscriber wants because of the
+    /// estimate): such a fall soon after a rise doubles the hold before the next rise.
+    pub fn choose(&mut self, layer: usize, limited: bool, now_us: u64) {
+        let now_us = now_us.max(1);
+        match self.chosen {
+            Some(current) if layer < current => {
+                let failed_rise = limited && self.last_up_us != 0 && now_us.saturating_sub(self.last_up_us) < FAILED_RISE_US;
+                self.rise_hold_us = if failed_rise { (self.rise_hold_us * 2).min(RISE_HOLD_MAX_US) } else { RISE_HOLD_US };
+                self.last_down_us = now_us;
+            }
+            Some(current) if layer > current => self.last_up_us = now_us,
+            _ => {}
+        }
+        self.chosen = Some(layer);
+    }
 }
 
 /// One output's part in a transport's layer choice.
@@ -181,7 +221,7 @@ pub struct LayerDemand {
     pub preferred: usize,
     /// The layer the output has now (`None`: none yet).
     pub current: Option<usize>,
-    /// Whether it may go above `current` now (see `RISE_HOLD_US`).
+    /// Whether it may go above `current` now (see `AutoLayers::may_rise`).
     pub may_rise: bool,
     pub temporal_max: Option<u8>,
     /// `SourceRate::temporal_permille` of each layer.
@@ -328,6 +368,35 @@ mod tests {
         held.may_rise = false;
         let (c, _) = choose_layers(Some(10_000_000), &[held]);
         assert_eq!(c[0].layer, 0);
+    }
+
+    #[test]
+    fn each_rise_that_fails_at_once_doubles_the_wait_before_the_next() {
+        let set = LayerSet { layers: vec![], preferred: 2, temporal_max: None };
+        let mut a = AutoLayers::new(set, Some(2));
+        let s = 1_000_000;
+        // A capacity drop: down, and the usual hold.
+        a.choose(0, true, 10 * s);
+        assert!(!a.may_rise(11 * s) && a.may_rise(12 * s));
+        // Up, and down again a second later: the rise failed; the next waits twice as long.
+        let mut t = 12 * s;
+        for hold in [4, 8, 16, 16] {
+            a.choose(1, true, t);
+            a.choose(0, true, t + s);
+            assert!(!a.may_rise(t + s + hold * s - 1), "hold {hold} s");
+            assert!(a.may_rise(t + s + hold * s));
+            t += s + hold * s;
+        }
+        // A rise that lasts: the next fall has the usual hold again.
+        a.choose(1, true, t);
+        a.choose(0, true, t + FAILED_RISE_US);
+        assert_eq!(a.rise_hold_us, RISE_HOLD_US);
+        assert_eq!(a.chosen, Some(0));
+        // Up and at once down because the subscriber asked for less: no failure.
+        t += FAILED_RISE_US + 10 * s;
+        a.choose(1, false, t);
+        a.choose(0, false, t + s);
+        assert_eq!(a.rise_hold_us, RISE_HOLD_US);
     }
 
     #[test]

@@ -244,6 +244,25 @@ fn the_layer_follows_what_the_link_carries_down_and_back_up() {
     assert!(run.media_packets > 0 && run.rtx_packets > 0);
 }
 
+/// 650 kbit/s carries layer 1 (500 kbit/s) but not layer 2: the output stays on layer 1 while
+/// it probes for layer 2. A probe the link does not carry loses packets for a moment; the
+/// estimate then falls to what got through, not below layer 1 (it once fell to the minimum
+/// and the output went back and forth between layers 0 and 1 every few seconds).
+#[test]
+fn a_link_between_two_layers_keeps_the_lower_one_while_probing_for_the_higher() {
+    let mut run = Run::new();
+    run.run(10_000_000, 650_000);
+    assert_eq!(run.layer(), 1, "estimate {}", run.estimate());
+    let switches = run.switches.len();
+    let probes = |run: &Run| run.router.endpoint_stats().into_iter().find(|e| e.0 == SUBSCRIBER).unwrap().2.probe_packets;
+    let probed = probes(&run);
+    run.run(60_000_000, 650_000);
+    assert_eq!(&run.switches[switches..], &[] as &[usize], "no switch in 50 s on a steady link");
+    assert_eq!(run.layer(), 1, "estimate {}", run.estimate());
+    assert!(probes(&run) > probed, "it kept probing for layer 2");
+    assert!(run.estimate() >= 500_000, "{}", run.estimate());
+}
+
 #[test]
 fn without_an_estimate_the_preferred_layer_is_sent_and_nothing_is_added() {
     let (mut router, mut io) = two_endpoints(&simulcast());

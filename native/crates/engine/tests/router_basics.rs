@@ -194,6 +194,45 @@ fn pli_for_an_output_is_relayed_to_the_publisher_rate_limited() {
     assert_eq!(m.routers[0].take_events(), vec![Event::KeyframeRequested { source: 10 }; 3]);
 }
 
+/// A switch at a keyframe asks the new source for one; a publisher may drop that request
+/// (libwebrtc takes one per 300 ms for all its simulcast layers), so until the keyframe comes
+/// the timer asks again every SWITCH_KEYFRAME_RETRY_US (500 ms), and stops once it came.
+#[test]
+fn a_switch_waiting_for_a_keyframe_asks_again_until_it_comes() {
+    let mut m = Mesh::new(1);
+    m.endpoint(0, 1, Some(PUB));
+    m.endpoint(0, 2, Some(SUB1));
+    m.routers[0].add_source(10, 1, video(0xa1)).unwrap();
+    m.routers[0].add_source(11, 1, video(0xa2)).unwrap();
+    let (a, b) = (m.sref(0, 10), m.sref(0, 11));
+    m.add_output(0, 20, 2, 0x5555, None, Some(a));
+    m.datagram(0, 1, &vp8_packet(0xa1, 1, 0, Frame::KeyStart), PUB);
+    m.take_transmits(0);
+    let plis = |m: &mut Mesh| m.take_transmits(0).iter().filter_map(|t| pli_media_ssrc(&t.bytes)).collect::<Vec<_>>();
+
+    m.now_us = 1_000_000;
+    m.switch(0, 20, Some(b), true);
+    assert_eq!(plis(&mut m), vec![0xa2], "the switch asks B at once");
+    let mut asked = Vec::new();
+    for tick in 1..=7u64 {
+        m.now_us = 1_000_000 + tick * 200_000;
+        m.routers[0].on_timer(m.now_us, &mut m.ios[0]);
+        if !plis(&mut m).is_empty() {
+            asked.push(m.now_us);
+        }
+    }
+    assert_eq!(asked, vec![1_600_000, 2_200_000], "asked again every 500 ms (on the 200 ms timer) while the switch waits");
+    // B's keyframe completes the switch: no more requests.
+    m.datagram(0, 1, &vp8_packet(0xa2, 1, 0, Frame::KeyStart), PUB);
+    assert!(m.routers[0].take_events().iter().any(|e| matches!(e, Event::OutputSwitched { output: 20, source: 11, .. })));
+    m.take_transmits(0);
+    for tick in 1..=5u64 {
+        m.now_us = 2_400_000 + tick * 200_000;
+        m.routers[0].on_timer(m.now_us, &mut m.ios[0]);
+        assert!(plis(&mut m).is_empty(), "no request once switched");
+    }
+}
+
 /// The keyframe request sent when an output is attached counts for the rate limit as any
 /// other: a subscriber's PLI right after it is not relayed again, whether the output's
 /// router is the source's or another.

@@ -298,7 +298,14 @@ impl SendSideBwe {
             }
         }
         if loss > HIGH_LOSS {
-            rate = rate.min(self.estimate_bps * (1.0 - 0.5 * loss));
+            // Not below what got through: feedback comes every 50-100 ms, and one burst of
+            // loss (a probe the link did not carry, a queue overflowing once) would otherwise
+            // compound the cut feedback after feedback far below the link's rate.
+            let cut = self.estimate_bps * (1.0 - 0.5 * loss);
+            rate = rate.min(match received_bps {
+                Some(received) => cut.max(received * DECREASE_FACTOR),
+                None => cut,
+            });
         } else if loss > LOW_LOSS {
             rate = rate.min(self.estimate_bps); // hold
         }
@@ -490,9 +497,48 @@ mod tests {
                 bwe.on_feedback(p, t);
             }
         }
-        assert!(bwe.estimate_bps() < 500_000, "{}", bwe.estimate_bps());
+        // 960 kbit/s sent, 720 kbit/s through: the estimate goes below what got through (to
+        // DECREASE_FACTOR of it), so the layers sent go down.
+        assert!(bwe.estimate_bps() < 650_000, "{}", bwe.estimate_bps());
         let (lost, reported) = bwe.loss_counts();
         assert!(lost * 5 >= reported, "{lost}/{reported}");
+    }
+
+    #[test]
+    fn a_burst_of_loss_cuts_the_estimate_to_what_got_through_not_below() {
+        // 650 kbit/s sent over a 650 kbit/s link with a 100 ms queue (20 ms one way), reported
+        // every 50 ms; then for 600 ms 1.3 Mbit/s (a probe the link cannot carry): half is lost.
+        let mut bwe = SendSideBwe::new(650_000, 50_000, 5_000_000);
+        let mut rec = TwccRecorder::new();
+        let mut packets = Vec::new();
+        let (mut seq, mut t, mut link_free) = (0u16, 0u64, 0u64);
+        let capacity = 650_000u64;
+        let mut lowest_after_burst = u64::MAX;
+        for report in 0..120u64 {
+            let rate = if (60..72).contains(&report) { 1_300_000 } else { 650_000 };
+            let interval = 1200 * 8 * 1_000_000 / rate;
+            let end = t + 50_000;
+            while t < end {
+                bwe.on_packet_sent(seq, 1200, t);
+                let done = link_free.max(t) + 1200 * 8 * 1_000_000 / capacity;
+                if done - t <= 100_000 {
+                    link_free = done;
+                    rec.record(seq, done + 20_000);
+                }
+                seq = seq.wrapping_add(1);
+                t += interval;
+            }
+            packets.clear();
+            rec.build_feedback(1, 2, &mut packets);
+            for p in &packets {
+                bwe.on_feedback(p, t + 20_000);
+            }
+            if report >= 60 {
+                lowest_after_burst = lowest_after_burst.min(bwe.estimate_bps());
+            }
+        }
+        assert!(lowest_after_burst >= 500_000, "a burst cut it to {lowest_after_burst}, far below the 650 kbit/s that got through");
+        assert!(lowest_after_burst < 650_000, "the burst lowered it: {lowest_after_burst}");
     }
 
     #[test]

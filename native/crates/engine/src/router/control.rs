@@ -272,6 +272,7 @@ impl Router {
                 endpoint,
                 source: None,
                 pending_source: None,
+                pending_asked_us: 0,
                 ssrc: config.ssrc,
                 payload_type: config.payload_type,
                 paused: false,
@@ -359,6 +360,7 @@ impl Router {
         if on_keyframe && old != new && old_is_live && new_has_codec {
             if let (Some(out), Some(new)) = (self.outputs.get_mut(&id), new) {
                 out.pending_source = Some(new);
+                out.pending_asked_us = now_us;
                 self.request_keyframe(new, true, now_us, io);
             }
             return Ok(());

@@ -64,7 +64,7 @@ impl Router {
         out.auto = set.map(|set| {
             // The layer now feeding the output, if it is one of the set.
             let chosen = out.pending_source.or(out.source).and_then(|s| set.layers.iter().position(|r| r.id == s));
-            AutoLayers { set, chosen, chosen_temporal: None, last_down_us: 0 }
+            AutoLayers::new(set, chosen)
         });
         self.choose_layers(endpoint, now_us, io);
         Ok(())
@@ -100,7 +100,7 @@ impl Router {
                 rates: rates.iter().map(|r| r.bps).collect(),
                 preferred: a.set.preferred,
                 current: a.chosen,
-                may_rise: now_us.saturating_sub(a.last_down_us) >= bandwidth::RISE_HOLD_US || a.last_down_us == 0,
+                may_rise: a.may_rise(now_us),
                 temporal_max: a.set.temporal_max,
                 temporal_permille: rates.iter().map(|r| r.temporal_permille).collect(),
             });
@@ -114,12 +114,8 @@ impl Router {
             let Some(a) = out.auto.as_mut() else { continue };
             let Some(layer) = a.set.layers.get(choice.layer).copied() else { continue };
             spend += self.rates.get(layer.id).bps;
-            let went_down = a.chosen.is_some_and(|c| choice.layer < c);
-            if went_down {
-                a.last_down_us = now_us.max(1);
-            }
             let layer_changed = a.chosen != Some(choice.layer) || out.pending_source.or(out.source) != Some(layer.id);
-            a.chosen = Some(choice.layer);
+            a.choose(choice.layer, choice.limited, now_us);
             let temporal_changed = a.chosen_temporal != Some(choice.temporal);
             a.chosen_temporal = Some(choice.temporal);
             if layer_changed {

@@ -37,6 +37,11 @@ pub const MAX_DATAGRAM: usize = 2048;
 
 /// Keyframe requests relayed to a publisher at most this often per source.
 const KEYFRAME_MIN_INTERVAL_US: u64 = 300_000;
+/// A switch waiting for its new source's keyframe asks for one again this often until it
+/// comes. A publisher may drop a request: libwebrtc's encoder takes one per 300 ms for all its
+/// simulcast layers together, so a request for one layer just after one for another is lost,
+/// and the subscriber, still decoding the old source, asks for nothing.
+const SWITCH_KEYFRAME_RETRY_US: u64 = 500_000;
 const REMB_EVENT_INTERVAL_US: u64 = 1_000_000;
 /// RTP media SSRC used as the sender of RTCP feedback ferry originates (RFC 4585 §6.1 allows any).
 const FEEDBACK_SENDER_SSRC: u32 = 1;
@@ -215,6 +220,8 @@ struct Output {
     /// Source this output moves to at its next keyframe; until then `source` keeps feeding
     /// it. The output is listed in both sources' feeds meanwhile.
     pending_source: Option<u32>,
+    /// When a keyframe of `pending_source` was last asked for.
+    pending_asked_us: u64,
     ssrc: u32,
     payload_type: Option<u8>,
     paused: bool,

@@ -4,8 +4,8 @@
 use super::*;
 
 impl Router {
-    /// Periodic work: uplink loss per source, NACK retries while a stream is silent,
-    /// transport-cc for the tail of a burst, ICE consent.
+    /// Periodic work: uplink loss per source, NACK retries while a stream is silent, keyframe
+    /// requests for switches still waiting, transport-cc for the tail of a burst, ICE consent.
     pub fn on_timer(&mut self, now_us: u64, io: &mut impl RouterIo) {
         self.nack_scratch_sources.clear();
         self.nack_scratch_sources.extend(self.sources.iter().filter(|(_, s)| s.nack.as_ref().is_some_and(|n| n.pending() > 0)).map(|(&id, _)| id));
@@ -22,6 +22,20 @@ impl Router {
             if interval.lost > 0 {
                 self.events.push(Event::SourceLoss { endpoint: src.endpoint, source: id, expected: interval.expected, lost: interval.lost });
             }
+        }
+        // Switches still waiting for a keyframe ask again (see SWITCH_KEYFRAME_RETRY_US).
+        self.nack_scratch_sources.clear();
+        for out in self.outputs.values_mut() {
+            if let Some(pending) = out.pending_source {
+                if now_us.saturating_sub(out.pending_asked_us) >= SWITCH_KEYFRAME_RETRY_US {
+                    out.pending_asked_us = now_us;
+                    self.nack_scratch_sources.push(pending);
+                }
+            }
+        }
+        for i in 0..self.nack_scratch_sources.len() {
+            let source = self.nack_scratch_sources[i];
+            self.request_keyframe(source, false, now_us, io);
         }
         self.publish_rates(now_us);
         // Layers follow the sources' rates too, not only the estimate.
