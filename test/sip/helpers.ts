@@ -138,13 +138,14 @@ export const SDP_ANSWER = SDP_OFFER.replace('40000', '40002').replace('o=- 1 1',
 export const KAMAILIO_CFG = join(dirname(fileURLToPath(import.meta.url)), 'kamailio', 'registrar.cfg');
 
 /**
- * Starts kamailio on 127.0.0.1:`port` (UDP and TCP) with `SERVICE_PORT` for its Service-Route;
+ * Starts kamailio on 127.0.0.1:`port` (UDP and TCP) with `cfg` (default: the registrar above) and
+ * `SERVICE_PORT` for its Service-Route;
  * ready once it has written its PID file. The caller keeps the Peer and stops it with stopKamailio.
  */
-export async function startKamailio(workdir: string, port: number, servicePort: number, limitMs: number): Promise<Peer> {
+export async function startKamailio(workdir: string, port: number, servicePort: number, limitMs: number, cfg = KAMAILIO_CFG): Promise<Peer> {
   const pidfile = join(workdir, `kamailio-${port}.pid`);
   const peer = spawnPeer(requireBinary('kamailio'), [
-    '-f', KAMAILIO_CFG, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
+    '-f', cfg, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
     '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir,
   ], limitMs, workdir);
   try {
@@ -172,7 +173,7 @@ export async function stopKamailio(workdir: string, peer: Peer, port: number): P
  * Register a file's own after-each cleanup (clients talking to kamailio) before calling this,
  * so it runs while kamailio is still up.
  */
-export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: number }): {
+export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: number; cfg?: string }): {
   start(port: number, servicePort: number): Promise<Peer>;
   stop(peer: Peer, port: number): Promise<void>;
 } {
@@ -193,7 +194,7 @@ export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: 
   });
   return {
     async start(port, servicePort) {
-      const peer = await startKamailio(workdir, port, servicePort, options.limitMs);
+      const peer = await startKamailio(workdir, port, servicePort, options.limitMs, options.cfg);
       peers.push(peer);
       return peer;
     },

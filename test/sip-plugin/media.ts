@@ -1,0 +1,90 @@
+// Media checks shared by the SIP-plugin tests against real SIP peers: an offerless
+// call accepted by a werift browser with RTP checked at both ends, and the hangup
+// that must leave no port, call or PeerConnection behind.
+import * as assert from 'uvu/assert';
+import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from 'werift';
+
+import { rtpPacket } from '../helpers/rtp.js';
+import type { UdpPeer } from '../helpers/udp.js';
+import { connectionState } from '../helpers/werift.js';
+import { until, type SipClient, type SipFerry } from './helpers.js';
+
+export const PACKETS = 100;
+
+export function payload(dir: string, i: number): Buffer {
+  const b = Buffer.alloc(160);
+  b.write(`${dir}:${i}:`, 0);
+  for (let k = 16; k < b.length; k++) b[k] = (i * 7 + k) & 0xff;
+  return b;
+}
+
+/** RTP (not RTCP) packets carrying PCMU (payload type 0). */
+export function pcmuPayloads(datagrams: Buffer[]): Buffer[] {
+  return datagrams.filter((d) => d.length > 12 && d[0]! >> 6 === 2 && (d[1]! & 0x7f) === 0).map((d) => {
+    const cc = d[0]! & 0x0f;
+    return d.subarray(12 + 4 * cc);
+  });
+}
+
+/**
+ * The callee side of an offerless call: `incomingcall` without jsep, `accept`
+ * with a werift offer, `accepting`, then `accepted` with the JSEP answer once
+ * sipp's ACK carried the SIP answer; then RTP both ways, checked at both ends.
+ */
+export async function acceptOfferlessWithMedia(s: SipFerry, client: SipClient, sink: UdpPeer, pc: RTCPeerConnection, caller: RegExp): Promise<void> {
+  const incoming = await client.event('incomingcall');
+  assert.is(incoming['jsep'], undefined, 'offerless INVITE: incomingcall carries no jsep');
+  assert.match(incoming['plugindata']['data']['result']['username'], caller);
+  assert.is(s.sip.stats().activeCalls, 1);
+
+  const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
+  const fromSip: Buffer[] = [];
+  audio.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => fromSip.push(rtp.payload)));
+  await pc.setLocalDescription(await pc.createOffer());
+  await client.send({ request: 'accept' }, { type: 'offer', sdp: pc.localDescription!.sdp });
+  await client.event('accepting');
+  const accepted = await client.event('accepted');
+  assert.is(accepted['jsep']?.['type'], 'answer', 'accepted carries the JSEP answer once the ACK brought the SIP answer');
+  assert.match(accepted['jsep']['sdp'], /a=rtpmap:0 PCMU\/8000/, 'the browser gets the codec sipp chose');
+  await pc.setRemoteDescription(accepted['jsep']);
+  await connectionState(pc, 'connected');
+  await client.core('webrtcup');
+  const info = await client.info();
+  assert.is(info['slot'], 'established');
+  const legPort = info['media'][0]['local_port'] as number;
+  assert.ok(legPort > 0);
+
+  // SIP side → browser: a first packet lets ferry learn the peer's SSRC, then the batch.
+  const ssrc = 0x5151_0001;
+  await sink.send(rtpPacket({ ssrc, seq: 1, ts: 0, pt: 0, payload: payload('prime', 0) }).serialize(), legPort);
+  await new Promise((r) => setTimeout(r, 150));
+  for (let i = 0; i < PACKETS; i++) {
+    await sink.send(rtpPacket({ ssrc, seq: i + 2, ts: (i + 1) * 160, pt: 0, payload: payload('sip', i) }).serialize(), legPort);
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:').length >= PACKETS, 5000, 'RTP from the SIP side at the browser');
+  const sipToBrowser = fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:');
+  sipToBrowser.forEach((p, i) => assert.ok(p.equals(payload('sip', i)), `SIP→WebRTC payload ${i} intact`));
+
+  // Browser → SIP side: werift sends PCMU; the engine relays it to sipp's c=/m= (the test socket).
+  assert.is(audio.sender.codec?.payloadType, 0);
+  for (let i = 0; i < PACKETS; i++) {
+    const header = new RtpHeader({ payloadType: 0, sequenceNumber: i + 1, timestamp: i * 160 });
+    await audio.sender.sendRtp(new RtpPacket(header, payload('web', i)));
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => pcmuPayloads(sink.received).filter((p) => p.subarray(0, 4).toString() === 'web:').length >= PACKETS, 5000, 'RTP from the browser at the SIP side');
+  const browserToSip = pcmuPayloads(sink.received).filter((p) => p.subarray(0, 4).toString() === 'web:');
+  browserToSip.forEach((p, i) => assert.ok(p.equals(payload('web', i)), `WebRTC→SIP payload ${i} intact`));
+}
+
+export async function hangUpAndCheck(s: SipFerry, client: SipClient): Promise<void> {
+  await client.send({ request: 'hangup' });
+  await client.event('hangingup');
+  const hangup = await client.event('hangup');
+  assert.is(hangup['plugindata']['data']['result']['code'], 200);
+  await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'RTP leg and PeerConnection ports released');
+  assert.is(s.sip.stats().activeCalls, 0);
+  assert.is(s.f.ferry.webrtc.count, 0, 'PeerConnection closed with the call');
+}
+
