@@ -2,7 +2,8 @@
 // call accepted by a werift browser with RTP checked at both ends, and the hangup
 // that must leave no port, call or PeerConnection behind.
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from 'werift';
+import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
+import type { SrtpSession } from 'werift-rtp';
 
 import { rtpPacket } from '../helpers/rtp.js';
 import type { UdpPeer } from '../helpers/udp.js';
@@ -88,3 +89,56 @@ export async function hangUpAndCheck(s: SipFerry, client: SipClient): Promise<vo
   assert.is(s.f.ferry.webrtc.count, 0, 'PeerConnection closed with the call');
 }
 
+
+/**
+ * RTP both ways across an established bridge, checked at both ends: the SIP
+ * side is the test's socket `sink` talking to the leg at `legPort` (through
+ * `srtp`, a werift SRTP session keyed as the SIP peer, when the call is
+ * SDES-SRTP); the browser side is werift's `audio` transceiver (PCMU).
+ */
+export async function rtpBothWays(opts: {
+  audio: RTCRtpTransceiver;
+  fromSip: Buffer[];
+  sink: UdpPeer;
+  legPort: number;
+  srtp?: SrtpSession;
+  ssrc?: number;
+}): Promise<void> {
+  const { audio, fromSip, sink, legPort, srtp } = opts;
+  const ssrc = opts.ssrc ?? 0x5151_0002;
+  const wire = (p: RtpPacket) => (srtp ? srtp.encrypt(p.payload, p.header) : p.serialize());
+  // SIP side → browser: a first packet lets ferry learn the peer's SSRC, then the batch.
+  await sink.send(wire(rtpPacket({ ssrc, seq: 1, ts: 0, pt: 0, payload: payload('prime', 0) })), legPort);
+  await new Promise((r) => setTimeout(r, 150));
+  for (let i = 0; i < PACKETS; i++) {
+    await sink.send(wire(rtpPacket({ ssrc, seq: i + 2, ts: (i + 1) * 160, pt: 0, payload: payload('sip', i) })), legPort);
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:').length >= PACKETS, 5000, 'RTP from the SIP side at the browser');
+  fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:').forEach((p, i) => assert.ok(p.equals(payload('sip', i)), `SIP→WebRTC payload ${i} intact`));
+
+  // Browser → SIP side.
+  const received = () => {
+    const plain = srtp
+      ? sink.received.filter((d) => d.length > 12 && d[0]! >> 6 === 2 && (d[1]! & 0x7f) === 0).flatMap((d) => {
+        try {
+          return [srtp.decrypt(d)];
+        } catch {
+          return [];
+        }
+      })
+      : sink.received;
+    return pcmuPayloads(plain).filter((p) => p.subarray(0, 4).toString() === 'web:');
+  };
+  for (let i = 0; i < PACKETS; i++) {
+    const header = new RtpHeader({ payloadType: 0, sequenceNumber: i + 1, timestamp: i * 160 });
+    await audio.sender.sendRtp(new RtpPacket(header, payload('web', i)));
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(() => received().length >= PACKETS, 5000, 'RTP from the browser at the SIP side');
+  received().forEach((p, i) => assert.ok(p.equals(payload('web', i)), `WebRTC→SIP payload ${i} intact`));
+  if (srtp) {
+    // What ferry sent is really encrypted: no datagram carries the payload in the clear.
+    assert.not.ok(sink.received.some((d) => d.includes(Buffer.from('web:0:'))), 'no plain RTP towards an SRTP peer');
+  }
+}

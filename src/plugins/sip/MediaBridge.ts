@@ -15,7 +15,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MediaStreamInfo } from '../../core/Media.js';
-import type { MediaServices, RtpLeg } from '../../media/Routing.js';
+import type { MediaServices, RtpLeg, SdesKeys } from '../../media/Routing.js';
 import type { BridgeKind, SipCodec } from './SdpBridge.js';
 
 /** What the bridge needs of the handle's PeerConnection. */
@@ -42,6 +42,8 @@ export interface BridgeLine {
   appliedWebRtcOutput: number | null;
   /** Ferry stops sending to the SIP peer (hold, or the peer said recvonly/inactive). */
   sendPaused: boolean;
+  /** The SDES keys the leg runs (as text, to tell a rekey from the same keys again); null: plain RTP. */
+  srtpKeys: string | null;
 }
 
 export class MediaBridge {
@@ -67,7 +69,7 @@ export class MediaBridge {
     const leg = this.services.openRtpLeg({ owner: `${this.owner}:${kind}${this.lines.length}`, pool: 'sip', remote: null, latch: true });
     const line: BridgeLine = {
       kind, leg, mid: null, sipCodec: null, legOutput: null, sipSource: null, sipSsrcs: [],
-      appliedToSip: undefined, appliedToWebRtc: undefined, appliedWebRtcOutput: null, sendPaused: false,
+      appliedToSip: undefined, appliedToWebRtc: undefined, appliedWebRtcOutput: null, sendPaused: false, srtpKeys: null,
     };
     leg.onUnknownSsrc(({ ssrc }) => this.learnSipSsrc(line, ssrc));
     this.lines.push(line);
@@ -78,8 +80,10 @@ export class MediaBridge {
    * Ties a SIP m-line to a WebRTC m-line once both sides agreed on the codec.
    * `remote` is the SIP peer's c=/m= address (null: learn it from the first packet).
    */
-  configure(line: BridgeLine, options: { mid: string; sipCodec: SipCodec; remote: { address: string; port: number } | null; ssrcs?: number[] }): void {
+  configure(line: BridgeLine, options: { mid: string; sipCodec: SipCodec; remote: { address: string; port: number } | null; ssrcs?: number[]; srtp?: SdesKeys | null }): void {
     if (this.closed) return;
+    // Keys before anything can flow: the leg then drops plain RTP (an SRTP auth failure, counted).
+    this.setSrtp(line, options.srtp ?? null);
     line.mid = options.mid;
     line.sipCodec = options.sipCodec;
     if (options.remote) line.leg.setRemote(options.remote);
@@ -96,6 +100,18 @@ export class MediaBridge {
   setRemote(line: BridgeLine, remote: { address: string; port: number } | null): void {
     if (this.closed || !remote) return;
     line.leg.setRemote(remote);
+  }
+
+  /**
+   * Keys the leg with SDES-SRTP (RFC 4568); new keys (a peer's re-offer) replace
+   * the old ones. A keyed leg never goes back to plain RTP (the caller refuses that).
+   */
+  setSrtp(line: BridgeLine, keys: SdesKeys | null): void {
+    if (this.closed || !keys) return;
+    const text = [keys.profile, keys.localKey, keys.localSalt, keys.remoteKey, keys.remoteSalt].map((k) => (typeof k === 'string' ? k : k.toString('base64'))).join('|');
+    if (text === line.srtpKeys) return;
+    line.leg.setSrtp(keys);
+    line.srtpKeys = text;
   }
 
   /** Attaches the handle's PeerConnection; routes follow its stream changes. */
@@ -181,8 +197,8 @@ export class MediaBridge {
   }
 
   /** Ports this bridge holds, for Admin `handle_info`. */
-  describe(): Array<{ kind: string; local_port: number; mid: string | null; codec: string | null; ssrcs: number }> {
-    return this.lines.map((l) => ({ kind: l.kind, local_port: l.leg.port, mid: l.mid, codec: l.sipCodec?.name ?? null, ssrcs: l.sipSource === null ? 0 : 1 }));
+  describe(): Array<{ kind: string; local_port: number; mid: string | null; codec: string | null; ssrcs: number; srtp: boolean }> {
+    return this.lines.map((l) => ({ kind: l.kind, local_port: l.leg.port, mid: l.mid, codec: l.sipCodec?.name ?? null, ssrcs: l.sipSource === null ? 0 : 1, srtp: l.srtpKeys !== null }));
   }
 
   /** Releases every leg (and with it its sources and outputs). Idempotent. */

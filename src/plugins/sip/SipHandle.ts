@@ -41,6 +41,7 @@ import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, vali
 import { SipAccount, type AccountEnvironment } from './SipAccount.js';
 import { SIP_BRIDGE_EXTENSIONS, SipCall } from './SipCall.js';
 import { SdpBridgeError, type Direction } from './SdpBridge.js';
+import { SDES_SUITES, SdesError, offerSuites, type SrtpPolicy } from './Sdes.js';
 
 /** Settings every handle shares (from the plugin configuration). */
 export interface SipHandleEnvironment extends AccountEnvironment {
@@ -50,6 +51,14 @@ export interface SipHandleEnvironment extends AccountEnvironment {
   userAgent: string;
   /** Time a closing account keeps its sockets so a final BYE/CANCEL leaves. */
   closeGraceMs: number;
+  /** The plugin's counters (Admin `stats`). */
+  counters: SipCounters;
+}
+
+/** What went wrong at the plugin level and was answered rather than crashing. */
+export interface SipCounters {
+  /** SIP peers' offers and answers refused (no codec, bad transport, bad or missing crypto). */
+  sdpRefused: number;
 }
 
 /**
@@ -70,9 +79,35 @@ interface EndInfo {
   code: number;
   reason: string;
   headers?: JsonObject;
+  /** More fields for the hangup event (Janus's reason_header*). */
+  extra?: JsonObject;
 }
 
 const DTMF_DIGITS = /^[0-9*#A-Da-d]$/;
+
+/** Janus's `srtp` / `srtp_profile` of a call, accept or progress (validated by requests.ts). */
+function srtpOf(body: JsonObject): { policy: SrtpPolicy | null; profile: string | undefined } {
+  const policy = (field(body, 'srtp') as SrtpPolicy | undefined) ?? null;
+  const profile = field(body, 'srtp_profile') as string | undefined;
+  if (profile !== undefined) {
+    try {
+      offerSuites(profile);
+    } catch (err) {
+      throw invalid('srtp_profile', `one of ${Object.keys(SDES_SUITES).join(', ')} (${(err as Error).message})`);
+    }
+  }
+  return { policy, profile };
+}
+
+/** Text inside a quoted-string (RFC 3261 §25.1): no quotes, backslashes or line breaks, bounded. */
+function quoted(text: string): string {
+  return text.replace(/[\\"\r\n]/g, ' ').slice(0, 500);
+}
+
+/** A Warning header value (RFC 3261 §20.43), code 399 (miscellaneous). */
+function warning(text: string): string {
+  return `399 ferry "${quoted(text)}"`;
+}
 
 export class SipHandle implements PluginHandle {
   readonly slot = new CallSlot();
@@ -320,9 +355,11 @@ export class SipHandle implements PluginHandle {
       try {
         jsep = await active.offerToBrowser(call.remoteSdp ?? '', () => this.openMedia());
       } catch (err) {
-        // RFC 3261 §21.4.26: nothing in the offer ferry can bridge.
-        this.logger.info({ err: String(err) }, 'sip: incoming offer not acceptable');
-        this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false, endSip: () => ua.answer(call, 488) });
+        // RFC 3261 §21.4.26: nothing in the offer ferry can bridge; the Warning (§20.43) says why.
+        const detail = err instanceof Error ? err.message : String(err);
+        this.logger.info({ err: detail }, 'sip: incoming offer not acceptable');
+        this.env.counters.sdpRefused++;
+        this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false, endSip: () => ua.answer(call, 488, null, [['Warning', warning(detail)]]) });
         return;
       }
       if (this.current !== active) return; // cancelled meanwhile
@@ -335,6 +372,7 @@ export class SipHandle implements PluginHandle {
         ...(active.peerDisplay ? { displayname: active.peerDisplay } : {}),
         callee: active.callee,
         call_id: active.callId,
+        ...(active.peerSrtp ? { srtp: active.peerSrtp } : {}),
         ...account.headersOf(call.invite),
       },
       { callId: active.callId, ...(jsep ? { jsep } : {}) },
@@ -355,7 +393,7 @@ export class SipHandle implements PluginHandle {
     if (active.direction !== 'incoming' || !this.slot.can(early ? 'sendProgress' : 'accept') || !active.sip) {
       throw wrongState(early ? 'no incoming call to send progress for' : 'no incoming call to accept');
     }
-    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
+    const srtp = srtpOf(body);
     const headers = customHeaders(body);
     const call = active.sip;
     if (active.offerless) {
@@ -363,12 +401,19 @@ export class SipHandle implements PluginHandle {
         throw wrongState('progress on an offerless INVITE needs reliable provisional responses (RFC 3262), which ferry does not support');
       }
       if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'An offerless INVITE is accepted with a JSEP offer');
+      // ferry's 200 OK carries the offer: the client's `srtp` keys it as for `call`.
+      active.srtp = srtp.policy;
+      active.srtpProfile = srtp.profile;
       active.webrtcOffer = jsep;
       const sdp = active.sipOfferFromBrowser(jsep);
       active.ua.answer(call, 200, sdp, headers);
       this.slot.apply('accept');
       this.push({ event: 'accepting' }, { transaction, callId: active.callId });
       return;
+    }
+    // The peer's offer decided the keying (Sdes.ts): SRTP whenever it offered a suite ferry runs.
+    if (srtp.policy === 'sdes_mandatory' && !active.peerSrtp) {
+      throw new SipPluginError(SipErrorCode.TOO_STRICT, 'Cannot accept with sdes_mandatory: the caller did not offer SDES-SRTP');
     }
     if (!active.localSipSdp) {
       if (!jsep || jsep.type !== 'answer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (a JSEP answer to the offer in incomingcall)');
@@ -417,7 +462,7 @@ export class SipHandle implements PluginHandle {
     if (!parseSipUri(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${uri}`);
     if (!jsep) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (outgoing offerless calls are not supported)');
     if (jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'A call needs a JSEP offer');
-    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
+    const srtp = srtpOf(body);
     if (field(body, 'refer_id') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'refer_id: transfers are not supported by ferry');
     const headers = customHeaders(body);
     const credentials = digestCredentials(body, account.settings.credentials?.username ?? account.settings.user);
@@ -428,6 +473,8 @@ export class SipHandle implements PluginHandle {
     const active = new SipCall(ua, account, 'outgoing', requestedCallId ?? '', bridge, this.env.sdpAddress);
     active.peerUri = uri;
     active.webrtcOffer = jsep;
+    active.srtp = srtp.policy;
+    active.srtpProfile = srtp.profile;
     this.slot.apply('sendInvite');
     this.current = active;
     let sdp: string;
@@ -631,9 +678,17 @@ export class SipHandle implements PluginHandle {
   }
 
   private failCall(active: SipCall, err: unknown): void {
-    this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sip: call failed');
-    // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call with BYE; Reason says why.
-    this.terminate(active, { code: 488, reason: reasonPhrase(488) });
+    const detail = err instanceof Error ? err.message : String(err);
+    this.logger.warn({ err: detail }, 'sip: call failed');
+    if (err instanceof SdpBridgeError || err instanceof SdesError) this.env.counters.sdpRefused++;
+    // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call (BYE, or CANCEL/480 if
+    // still early); the Reason header (RFC 3326) and the hangup event say why.
+    const reasonHeader = `SIP;cause=488;text="${quoted(detail)}"`;
+    this.terminate(
+      active,
+      { code: 488, reason: reasonPhrase(488), extra: { reason_header: detail, reason_header_protocol: 'SIP', reason_header_cause: '488' } },
+      { sipHeaders: [['Reason', reasonHeader]] },
+    );
   }
 
   /**
@@ -652,7 +707,9 @@ export class SipHandle implements PluginHandle {
     active.end(this.logger, options.endSip, options.sipHeaders);
     const call = active.sip;
     const end = info ?? (call?.termination ? { code: call.termination.code, reason: call.termination.reason } : { code: 487, reason: reasonPhrase(487) });
-    if (options.notify !== false && !this.destroyed) this.push({ event: 'hangup', code: end.code, reason: end.reason, ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
+    if (options.notify !== false && !this.destroyed) {
+      this.push({ event: 'hangup', code: end.code, reason: end.reason, ...('extra' in end ? end.extra : {}), ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
+    }
     // Janus close_pc: the PeerConnection of this call goes too (its hangupMedia finds the slot idle).
     if (this.ctx.media && !this.destroyed) this.ctx.closePeerConnection(`SIP call ended (${end.code} ${end.reason})`);
     if (!this.master) this.closeAccountWhenIdle();

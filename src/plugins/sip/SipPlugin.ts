@@ -74,6 +74,7 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
       backoffBaseMs: c.registration_backoff_ms?.base ?? 1000,
       backoffMaxMs: c.registration_backoff_ms?.max ?? 30_000,
       closeGraceMs: c.close_grace_ms ?? 500,
+      counters: { sdpRefused: 0 },
     };
     this.logger = options.logger ?? pino({ level: 'silent' });
   }
@@ -111,10 +112,10 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
   }
 
   /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
-  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number } {
+  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number; sdpRefused: number } {
     let activeCalls = 0;
     for (const h of this.handles.keys()) if (h.busy) activeCalls++;
-    return { sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
+    return { sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size, sdpRefused: this.env.counters.sdpRefused };
   }
 
   /** The account a handle registered (its UserAgent is the wire tap tests and diagnostics use). */
