@@ -8,10 +8,9 @@
  * both a WebRTC peer and a plain-RTP peer can carry (BRIDGEABLE), keep the
  * payload types of whichever side offered, and write the SIP-side SDP.
  *
- * RFC 4733 telephone-event is deliberately not negotiated on the SIP side:
- * the engine rewrites every relayed packet to the bridged codec's payload
- * type and ferry's WebRTC answers carry one codec per m-line, so events
- * could not cross intact; DTMF travels as SIP INFO (application/dtmf-relay).
+ * RFC 4733 telephone-event rides beside an audio codec at its clock rate
+ * (`telephoneEventFor`); the bridge renumbers or drops event packets per
+ * side (MediaBridge.ts), since each side negotiates them on its own.
  */
 import * as sdpTransform from 'sdp-transform';
 import type { RawCrypto } from './Sdes.js';
@@ -137,6 +136,11 @@ export function rtpProfile(line: SipMediaLine): RtpProfile | null {
   return proto === 'RTP/AVP' || proto === 'RTP/SAVP' ? proto : null;
 }
 
+/** RFC 4733 §7.1.1: the telephone-event format of an m-line at `clockRate`, if it has one. */
+export function telephoneEventFor(codecs: readonly SipCodec[], clockRate: number): SipCodec | undefined {
+  return codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.clockRate === clockRate);
+}
+
 /** The codec ferry uses for a SIP offer's m-line: the peer's most preferred bridgeable one. */
 export function firstBridgeable(line: SipMediaLine): SipCodec | null {
   if (line.kind === 'other' || line.port === 0 || !rtpProfile(line)) return null;
@@ -149,6 +153,8 @@ export interface WebRtcLine {
   kind: BridgeKind;
   direction: Direction;
   codecs: SipCodec[];
+  /** RFC 4733 telephone-event formats at the clock rates of `codecs`. */
+  events: SipCodec[];
 }
 
 /** The bridgeable m-lines of a WebRTC offer (rejected, data and codec-less lines are left out). */
@@ -168,9 +174,12 @@ export function bridgeableWebRtcLines(sdp: string): WebRtcLine[] {
         fmtp: m.fmtp?.find((f) => f.payload === r.payload)?.config,
       }));
     if (codecs.length === 0) return;
+    const events: SipCodec[] = kind !== 'audio' ? [] : (m.rtp ?? [])
+      .filter((r) => r.codec.toLowerCase() === 'telephone-event' && codecs.some((c) => c.clockRate === r.rate))
+      .map((r) => ({ payloadType: r.payload, name: r.codec, clockRate: r.rate ?? 0, fmtp: m.fmtp?.find((f) => f.payload === r.payload)?.config }));
     // The browser's order is kept: the SIP peer chooses, as with Janus passing the browser's offer on.
     const direction = (m.direction ?? 'sendrecv') as Direction;
-    lines.push({ mid: m.mid !== undefined ? String(m.mid) : String(index), kind, direction: DIRECTIONS.has(direction) ? direction : 'sendrecv', codecs });
+    lines.push({ mid: m.mid !== undefined ? String(m.mid) : String(index), kind, direction: DIRECTIONS.has(direction) ? direction : 'sendrecv', codecs, events });
   });
   return lines;
 }

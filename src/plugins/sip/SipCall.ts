@@ -18,7 +18,7 @@ import { SipErrorCode, SipPluginError, wrongState } from './errors.js';
 import type { BridgeLine, MediaBridge } from './MediaBridge.js';
 import type { SipAccount } from './SipAccount.js';
 import {
-  SdpBridgeError, answerDirection, bridgeableWebRtcLines, firstBridgeable, parseSipSdp, rejectedMids, rtpProfile, writeSipSdp,
+  SdpBridgeError, answerDirection, bridgeableWebRtcLines, firstBridgeable, parseSipSdp, rejectedMids, rtpProfile, telephoneEventFor, writeSipSdp,
   type BridgeKind, type Direction, type RtpProfile, type SipCodec, type SipMediaLine, type SipSdp, type SipSdpLine,
 } from './SdpBridge.js';
 import {
@@ -51,7 +51,20 @@ interface LineMapping {
    */
   localCrypto: CryptoLine[];
   remoteCrypto: CryptoLine | null;
+  /** RFC 4733 telephone-event on the SIP side: what ferry offered, then what was agreed (empty: none). */
+  events: SipCodec[];
 }
+
+/**
+ * How the browser's DTMF reaches the SIP peer (ferry's `dtmf_method`; Janus's SIP plugin relays
+ * RTP as it comes): `rfc4733` negotiates telephone-event with the peer and passes events through
+ * (SIP INFO when the peer has none); `info` never negotiates it, so every digit becomes a SIP
+ * INFO (application/dtmf-relay).
+ */
+export type DtmfMethod = 'rfc4733' | 'info';
+
+/** Janus's `update` answers the browser's re-offer with the same media: events included. */
+export const SIP_BRIDGE_TELEPHONE_EVENT = true;
 
 let nextSdpSession = Math.floor(Date.now() / 1000);
 
@@ -78,6 +91,7 @@ export class SipCall {
   srtpProfile: string | undefined;
   /** What the peer's offer asked for (Janus's `srtp` in `incomingcall`). */
   peerSrtp: SrtpPolicy | null = null;
+  dtmfMethod: DtmfMethod = 'rfc4733';
   private readonly removers: Array<() => void> = [];
 
   constructor(
@@ -120,21 +134,22 @@ export class SipCall {
   async offerToBrowser(sdp: string, openMedia: () => HandleMedia): Promise<Jsep> {
     const offer = parseSipSdp(sdp);
     this.sipOffer = offer;
-    const sections: Array<{ mid: string; kind: BridgeKind; codec: SipCodec; direction: Direction }> = [];
+    const sections: Array<{ mid: string; kind: BridgeKind; codec: SipCodec; direction: Direction; events: SipCodec | undefined }> = [];
     const refused: string[] = [];
     for (const m of offer.media) {
       const codec = firstBridgeable(m);
       const keying = codec && m.kind !== 'other' ? answerKeying(m) : { error: 'no codec ferry can bridge' };
       if (codec && m.kind !== 'other' && !('error' in keying)) {
         const mid = String(sections.length);
-        sections.push({ mid, kind: m.kind, codec, direction: m.direction });
-        this.lines.push({ sipIndex: m.index, kind: m.kind, mid, line: null, codecs: [codec], peerDirection: m.direction, rejected: null, ...keying });
+        const events = m.kind === 'audio' ? telephoneEventFor(m.codecs, codec.clockRate) : undefined;
+        sections.push({ mid, kind: m.kind, codec, direction: m.direction, events });
+        this.lines.push({ sipIndex: m.index, kind: m.kind, mid, line: null, codecs: [codec], peerDirection: m.direction, rejected: null, ...keying, events: events ? [events] : [] });
         if (keying.remoteCrypto) this.peerSrtp = keying.profile === 'RTP/SAVP' || this.peerSrtp === 'sdes_mandatory' ? 'sdes_mandatory' : 'sdes_optional';
       } else {
         if ('error' in keying) refused.push(`m-line ${m.index} (${m.type}): ${keying.error}`);
         this.lines.push({
           sipIndex: m.index, kind: 'audio', mid: '', line: null, codecs: [], peerDirection: m.direction,
-          rejected: { type: m.type, proto: m.proto, format: m.firstFormat }, profile: 'RTP/AVP', localCrypto: [], remoteCrypto: null,
+          rejected: { type: m.type, proto: m.proto, format: m.firstFormat }, profile: 'RTP/AVP', localCrypto: [], remoteCrypto: null, events: [],
         });
       }
     }
@@ -147,6 +162,9 @@ export class SipCall {
         codec: { name: s.codec.name, clockRate: s.codec.clockRate, payloadType: s.codec.payloadType, ...(s.codec.channels ? { channels: s.codec.channels } : {}), ...(s.codec.fmtp ? { fmtp: s.codec.fmtp } : {}) },
         // ferry relays: what the SIP peer does is what ferry does towards the browser.
         direction: s.direction,
+        // The browser may always send DTMF (as events, or as SIP INFO when the peer has none);
+        // the peer's numbering is kept when it has them, so most events cross unrenumbered.
+        ...(s.kind === 'audio' ? { telephoneEvent: { ...(s.events ? { payloadType: s.events.payloadType } : {}) } } : {}),
       })),
     );
     this.bridge.attachWebRtc(routable(media));
@@ -170,9 +188,10 @@ export class SipCall {
       }
       const line = this.bridge.openLine(mapping.kind);
       mapping.line = line;
-      this.bridge.configure(line, { mid: mapping.mid, sipCodec: codec, remote: m.address && m.port ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs, srtp: keysOf(mapping) });
+      if (this.dtmfMethod === 'info') mapping.events = [];
+      this.bridge.configure(line, { mid: mapping.mid, sipCodec: codec, remote: m.address && m.port ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs, srtp: keysOf(mapping), events: mapping.events[0] ?? null });
       this.applyPeerDirection(mapping, m.direction);
-      out.push({ kind: mapping.kind, port: line.leg.port, codecs: [codec], direction: answerDirection(m.direction), ...written(mapping) });
+      out.push({ kind: mapping.kind, port: line.leg.port, codecs: [codec, ...mapping.events], direction: answerDirection(m.direction), ...written(mapping) });
       accepted++;
     }
     if (accepted === 0) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'The JSEP answer accepted no m-line');
@@ -193,9 +212,10 @@ export class SipCall {
         profile: this.srtp === 'sdes_mandatory' ? 'RTP/SAVP' : 'RTP/AVP',
         localCrypto: suites.map((suite, i) => newCrypto(i + 1, suite)),
         remoteCrypto: null,
+        events: this.dtmfMethod === 'rfc4733' ? w.events : [],
       };
       this.lines.push(mapping);
-      out.push({ kind: w.kind, port: line.leg.port, codecs: w.codecs, direction: w.direction, ...written(mapping) });
+      out.push({ kind: w.kind, port: line.leg.port, codecs: [...w.codecs, ...mapping.events], direction: w.direction, ...written(mapping) });
     });
     return this.writeSdp(out);
   }
@@ -224,7 +244,10 @@ export class SipCall {
       const codec = m.codecs.find((c) => mapping.codecs.some((o) => sameCodec(o, c)));
       if (!codec) continue;
       this.keyAnswer(mapping, m);
-      this.bridge.configure(mapping.line, { mid: mapping.mid, sipCodec: codec, remote: m.address ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs, srtp: keysOf(mapping) });
+      // RFC 4733 at the chosen codec's rate, if ferry offered it at that rate.
+      const events = mapping.events.some((e) => e.clockRate === codec.clockRate) ? telephoneEventFor(m.codecs, codec.clockRate) : undefined;
+      mapping.events = events ? [events] : [];
+      this.bridge.configure(mapping.line, { mid: mapping.mid, sipCodec: codec, remote: m.address ? { address: m.address, port: m.port } : null, ssrcs: m.ssrcs, srtp: keysOf(mapping), events: events ?? null });
       this.applyPeerDirection(mapping, m.direction);
       mapping.codecs = [codec];
       codecs[mapping.kind] ??= [codec.name];
@@ -232,7 +255,7 @@ export class SipCall {
     if (!codecs.audio && !codecs.video) throw new SdpBridgeError('the SIP answer accepted no codec ferry offered');
     const offer = this.webrtcOffer;
     if (!offer || !media) throw wrongState('the PeerConnection is gone');
-    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
+    const jsep = await media.createAnswer(offer, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS, telephoneEvent: SIP_BRIDGE_TELEPHONE_EVENT });
     this.bridge.attachWebRtc(routable(media));
     this.browserAnswered = true;
     return jsep;
@@ -293,8 +316,12 @@ export class SipCall {
       Object.assign(mapping, rekeyed);
       if (m.address) this.bridge.setRemote(mapping.line, { address: m.address, port: m.port });
       this.bridge.setSrtp(mapping.line, keysOf(mapping));
+      // RFC 4733 stays while the peer still offers it (never added mid-call).
+      const events = mapping.events.length > 0 ? telephoneEventFor(m.codecs, codec.clockRate) : undefined;
+      if ((events?.payloadType ?? null) !== (mapping.events[0]?.payloadType ?? null)) this.bridge.setSipEvents(mapping.line, events ?? null);
+      mapping.events = events ? [events] : [];
       this.applyPeerDirection(mapping, m.direction);
-      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [codec], direction: this.localDirection(answerDirection(m.direction)), ...written(mapping) });
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [codec, ...mapping.events], direction: this.localDirection(answerDirection(m.direction)), ...written(mapping) });
     }
     ev.respond(200, this.writeSdp(out));
   }
@@ -327,7 +354,7 @@ export class SipCall {
         out.push({ rejected: true, type: m?.type ?? mapping.rejected?.type ?? mapping.kind, proto: m?.proto ?? 'RTP/AVP', format: m?.firstFormat ?? '0' });
         continue;
       }
-      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: mapping.codecs, direction: direction ?? 'sendrecv', ...written(mapping) });
+      out.push({ kind: mapping.kind, port: mapping.line.leg.port, codecs: [...mapping.codecs, ...mapping.events], direction: direction ?? 'sendrecv', ...written(mapping) });
       this.applyPeerDirection(mapping, mapping.peerDirection);
     }
     return this.writeSdp(out);

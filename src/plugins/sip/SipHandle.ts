@@ -37,9 +37,9 @@ import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '..
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
 import { MediaBridge } from './MediaBridge.js';
-import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, validate } from './requests.js';
+import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, dtmfMethodOf, validate } from './requests.js';
 import { SipAccount, type AccountEnvironment } from './SipAccount.js';
-import { SIP_BRIDGE_EXTENSIONS, SipCall } from './SipCall.js';
+import { SIP_BRIDGE_EXTENSIONS, SIP_BRIDGE_TELEPHONE_EVENT, SipCall } from './SipCall.js';
 import { SdpBridgeError, type Direction } from './SdpBridge.js';
 import { SDES_SUITES, SdesError, offerSuites, type SrtpPolicy } from './Sdes.js';
 
@@ -339,6 +339,7 @@ export class SipHandle implements PluginHandle {
   private async onIncomingCall(account: SipAccount, call: Call): Promise<void> {
     const ua = account.ua;
     const active = new SipCall(ua, account, 'incoming', call.callId, this.newBridge(), this.env.sdpAddress);
+    active.bridge.onDtmf = (side, signal, ms) => this.onBridgeDtmf(active, side, signal, ms);
     active.sip = call;
     active.offerless = call.offerless;
     const caller = headerNameAddr(call.invite, 'From');
@@ -396,6 +397,7 @@ export class SipHandle implements PluginHandle {
     const srtp = srtpOf(body);
     const headers = customHeaders(body);
     const call = active.sip;
+    if (!active.localSipSdp) active.dtmfMethod = dtmfMethodOf(body);
     if (active.offerless) {
       if (early) {
         throw wrongState('progress on an offerless INVITE needs reliable provisional responses (RFC 3262), which ferry does not support');
@@ -471,10 +473,12 @@ export class SipHandle implements PluginHandle {
     const ua = account.ua;
     const bridge = this.newBridge();
     const active = new SipCall(ua, account, 'outgoing', requestedCallId ?? '', bridge, this.env.sdpAddress);
+    bridge.onDtmf = (side, signal, ms) => this.onBridgeDtmf(active, side, signal, ms);
     active.peerUri = uri;
     active.webrtcOffer = jsep;
     active.srtp = srtp.policy;
     active.srtpProfile = srtp.profile;
+    active.dtmfMethod = dtmfMethodOf(body);
     this.slot.apply('sendInvite');
     this.current = active;
     let sdp: string;
@@ -593,7 +597,7 @@ export class SipHandle implements PluginHandle {
     const media = this.ctx.media;
     if (!media) throw wrongState('no PeerConnection');
     const codecs = active.bridgedCodecs();
-    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
+    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS, telephoneEvent: SIP_BRIDGE_TELEPHONE_EVENT });
     active.webrtcOffer = jsep;
     active.bridge.rewire();
     this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });
@@ -717,6 +721,22 @@ export class SipHandle implements PluginHandle {
 
   private newBridge(): MediaBridge {
     return new MediaBridge(this.services, `sip:${this.ctx.sessionId}:${this.ctx.handleId}`, this.logger);
+  }
+
+  /**
+   * A digit the engine saw end on the call's audio (MediaBridge.ts): the SIP peer's RFC 4733
+   * events give Janus's `dtmf` event; the browser's, when the peer has no events (or
+   * dtmf_method is info), go to the peer as SIP INFO application/dtmf-relay.
+   */
+  private onBridgeDtmf(active: SipCall, side: 'sip' | 'webrtc', signal: string, durationMs: number): void {
+    if (this.current !== active || this.destroyed) return;
+    if (side === 'sip') {
+      this.push({ event: 'dtmf', sender: active.peerUri, signal, duration: durationMs }, { callId: active.callId });
+      return;
+    }
+    const call = active.sip;
+    if (!call?.dialog || call.terminated) return;
+    void active.ua.info(call, 'application/dtmf-relay', `Signal=${signal}\r\nDuration=${durationMs}\r\n`);
   }
 
   // ------------------------------------------------------------------ PluginHandle

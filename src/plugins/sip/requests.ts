@@ -63,6 +63,13 @@ export function validate(body: JsonObject, table: Table): void {
 }
 
 const HEADERS: FieldSpec = { kind: 'string-map' };
+/** ferry's own field (SipCall.ts DtmfMethod); `rfc2833` is the older name of RFC 4733. */
+const DTMF_METHOD: FieldSpec = { kind: 'string', oneOf: ['rfc4733', 'rfc2833', 'info'] };
+
+/** The `dtmf_method` of a call, accept or progress (validated by the tables below). */
+export function dtmfMethodOf(body: JsonObject): 'rfc4733' | 'info' {
+  return field(body, 'dtmf_method') === 'info' ? 'info' : 'rfc4733';
+}
 
 /** The requests the plugin knows; anything else is 442. */
 export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
@@ -96,6 +103,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
     headers: HEADERS,
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     autoaccept_reinvites: { kind: 'boolean' },
     refer_id: { kind: 'integer' },
     secret: { kind: 'string' },
@@ -105,6 +113,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
   accept: {
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     headers: HEADERS,
     autoaccept_reinvites: { kind: 'boolean' },
     call_id: { kind: 'string' },
@@ -112,6 +121,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
   progress: {
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     headers: HEADERS,
     autoaccept_reinvites: { kind: 'boolean' },
     call_id: { kind: 'string' },

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use ferry_rtp::switch::SwitchingContext;
 use ferry_rtp::vp9::{SvcChange, SvcSelector, SvcVerdict};
-use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter, Vp9Rewriter};
+use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, TelephoneEventDetector, Vp8Rewriter, Vp9Rewriter};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -48,6 +48,8 @@ const REMB_CAP_INTERVAL_US: u64 = 1_000_000;
 pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
 const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
+/// Payload types an output may map (a bridge needs a codec or two and RFC 4733 events).
+const MAX_PAYLOAD_MAP: usize = 16;
 /// Video packets each router keeps per source to answer NACKs from (about half a second of a
 /// high-rate stream; Chrome and werift give up on a loss well before that).
 const RETRANSMISSION_PACKETS: usize = 512;
@@ -168,6 +170,8 @@ struct Source {
     stats: StreamStats,
     /// RFC 6464 extension id and the meter averaging its levels, when asked for.
     audio_level: Option<(u8, AudioLevelMeter)>,
+    /// RFC 4733 events of the sender, reported once each, when asked for.
+    telephone_events: Option<TelephoneEventDetector>,
     /// Sequence accounting of what arrives, for loss on the sender's uplink.
     reception: ReceptionStats,
     last_loss_check_us: u64,
@@ -213,6 +217,10 @@ struct Output {
     pending_source: Option<u32>,
     ssrc: u32,
     payload_type: Option<u8>,
+    /// Payload types written differently from `payload_type`: `(received, Some(written))`, or
+    /// `(received, None)` for packets this output does not send (a type its receiver did not
+    /// negotiate, such as RFC 4733 events a SIP peer has no payload type for).
+    payload_map: Vec<(u8, Option<u8>)>,
     paused: bool,
     switching: SwitchingContext,
     stats: StreamStats,
@@ -429,6 +437,7 @@ impl Router {
                 last_keyframe_request_us: None,
                 stats: StreamStats::default(),
                 audio_level: None,
+                telephone_events: None,
                 reception: ReceptionStats::default(),
                 last_loss_check_us: 0,
                 nack: (kind == MediaKind::Video).then(NackGenerator::new),
@@ -540,6 +549,14 @@ impl Router {
         Ok(())
     }
 
+    /// Reports a source's RFC 4733 events (`Event::TelephoneEvent`) carried with `payload_type`,
+    /// or stops (`None`).
+    pub fn set_telephone_events(&mut self, source: u32, payload_type: Option<u8>) -> Result<(), String> {
+        let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
+        src.telephone_events = payload_type.map(TelephoneEventDetector::new);
+        Ok(())
+    }
+
     /// A home source of this router, as outputs refer to it.
     pub fn source_ref(&self, id: u32) -> Option<SourceRef> {
         self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate, kind: s.config.kind })
@@ -565,6 +582,7 @@ impl Router {
                 pending_source: None,
                 ssrc: config.ssrc,
                 payload_type: config.payload_type,
+                payload_map: Vec::new(),
                 paused: false,
                 switching: SwitchingContext::new(),
                 stats: StreamStats::default(),
@@ -673,6 +691,21 @@ impl Router {
 
     /// Sets (or clears) the RFC 4588 stream an output retransmits on, once the subscriber's
     /// answer says whether it takes RTX.
+    /// Per payload type, what an output writes instead of its `payload_type` (`Some`), or that it
+    /// does not send such packets (`None`): a bridge whose two sides number a codec or RFC 4733
+    /// events differently, or where one side has no events. Replaces the previous map.
+    pub fn set_output_payload_map(&mut self, id: u32, map: Vec<(u8, Option<u8>)>) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        if map.len() > MAX_PAYLOAD_MAP {
+            return Err(format!("a payload map has at most {MAX_PAYLOAD_MAP} entries"));
+        }
+        if map.iter().any(|&(from, to)| from > 127 || to.is_some_and(|t| t > 127)) {
+            return Err("payload types are 0..127".into());
+        }
+        out.payload_map = map;
+        Ok(())
+    }
+
     pub fn set_output_rtx(&mut self, id: u32, rtx: Option<RtxConfig>) -> Result<(), String> {
         let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
         out.rtx = rtx;
@@ -1048,6 +1081,11 @@ impl Router {
                 self.events.push(Event::AudioLevel { endpoint: src.endpoint, source: sid, level: average });
             }
         }
+        if let Some(detector) = src.telephone_events.as_mut() {
+            if let Some(ev) = hdr.payload(plain).and_then(|payload| detector.observe(hdr.payload_type, hdr.timestamp, payload)) {
+                self.events.push(Event::TelephoneEvent { endpoint: src.endpoint, source: sid, event: ev.event, volume: ev.volume, duration: ev.duration });
+            }
+        }
         // Other threads first, so they work on the packet while this one fans it out too.
         if !src.subscribers.is_empty() {
             self.forward_scratch.clear();
@@ -1172,6 +1210,12 @@ impl Router {
                 if out.pictures.is_none() {
                     out.pictures = Some(PictureRewriter::Vp9(Vp9Rewriter::new()));
                 }
+            }
+            if out.payload_type_for(hdr.payload_type).is_none() {
+                // Not a type this output's receiver takes: its numbering closes over it.
+                out.switching.skip(u64::from(sid), hdr.sequence);
+                out.stats.filtered += 1;
+                continue;
             }
             let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
                 out.stats.dropped += 1;
@@ -1606,6 +1650,16 @@ fn push_svc_events(events: &mut Vec<Event>, endpoint: u32, output: u32, change: 
 }
 
 /// The source feeding an output now (retransmissions are of its packets).
+impl Output {
+    /// The payload type this output writes for a packet of type `received`; `None`: not sent.
+    fn payload_type_for(&self, received: u8) -> Option<u8> {
+        match self.payload_map.iter().find(|(from, _)| *from == received) {
+            Some(&(_, to)) => to,
+            None => Some(self.payload_type.unwrap_or(received)),
+        }
+    }
+}
+
 fn sid_of(out: &Output) -> u32 {
     out.source.unwrap_or(0)
 }
@@ -1676,7 +1730,7 @@ fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint,
         rtp::set_ssrc(head, out.ssrc);
         rtp::set_sequence(head, seq);
         rtp::set_timestamp(head, ts);
-        if let Some(pt) = out.payload_type {
+        if let Some(pt) = out.payload_type_for(hdr.payload_type) {
             rtp::set_payload_type(head, pt);
         }
         Some(len)
