@@ -8,18 +8,22 @@
  *   answers.
  * Both ways: the SRTP keys in the two SDPs differ (one per direction), RTP
  * arrives at werift (baresip's 440 Hz sine, PCMU) and at baresip (its receive
- * bitrate), and every port, call and PeerConnection is released at the end.
+ * bitrate), RFC 4733 digits cross in each direction (baresip's `sndcode` raises
+ * Janus's `dtmf` and reaches the browser as events; the browser's events make
+ * baresip report CALL_DTMF_START), and every port, call and PeerConnection is
+ * released at the end.
  * Missing baresip is a failure (.ci/install-test-peers.sh installs it).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { SipMessage } from '../../src/sip/SipMessage.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { closePeer, connectionState } from '../helpers/werift.js';
 import { requireBinary } from '../sip/helpers.js';
 import { Baresip } from './baresip.js';
 import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
+import { BrowserMicrophone, browserWithEvents } from './media.js';
 
 const test = suite('SIP plugin ↔ baresip: SDES-SRTP calls both ways');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
@@ -40,7 +44,7 @@ interface Rig {
 async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>): Promise<void> {
   const s = await startSipFerry();
   const phone = await Baresip.start({ accountParams });
-  const pc = loopbackPeer();
+  const pc = browserWithEvents(101);
   let client: SipClient | undefined;
   try {
     client = await SipClient.open(s.f);
@@ -63,13 +67,22 @@ async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>):
   }
 }
 
-function browserAudio(pc: RTCPeerConnection): { audio: RTCRtpTransceiver; heard: Buffer[] } {
+function browserAudio(pc: RTCPeerConnection): { audio: RTCRtpTransceiver; heard: Buffer[]; events: Buffer[] } {
   const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
   const heard: Buffer[] = [];
+  const events: Buffer[] = [];
   audio.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => {
     if (rtp.header.payloadType === 0) heard.push(rtp.payload);
+    else events.push(rtp.payload);
   }));
-  return { audio, heard };
+  return { audio, heard, events };
+}
+
+/** The telephone-event payload type of the browser's audio m-line in `sdp`. */
+function eventType(sdp: string): number {
+  const pt = /a=rtpmap:(\d+) telephone-event\/8000/.exec(sdp)?.[1];
+  assert.ok(pt, 'telephone-event negotiated with the browser');
+  return Number(pt);
 }
 
 /** The keys of the SDP bodies on the wire, in order: one per direction. */
@@ -78,29 +91,39 @@ function sdesKeys(wire: SipMessage[]): string[] {
 }
 
 /**
- * PCMU from the browser (a 20 ms packet each 20 ms) until baresip reports receiving it
- * (its status line averages over a few seconds), and baresip's sine at the browser.
+ * RTP both ways: the browser's microphone (a PCMU packet each 20 ms) until baresip reports
+ * receiving it (its status line averages over a few seconds), and baresip's sine at the
+ * browser. Then RFC 4733 both ways: baresip's digit raises `dtmf` and reaches the browser as
+ * events; the browser's digits (between its audio packets, as RTCDTMFSender sends them) make
+ * baresip report them.
  */
-async function mediaBothWays(r: Rig, audio: RTCRtpTransceiver, heard: Buffer[]): Promise<void> {
-  const payload = Buffer.alloc(160, 0x55);
-  let seq = 0;
-  const sender = setInterval(() => {
-    seq++;
-    void audio.sender.sendRtp(new RtpPacket(new RtpHeader({ payloadType: 0, sequenceNumber: seq, timestamp: seq * 160 }), payload)).catch(() => undefined);
-  }, 20);
+async function mediaAndDigits(r: Rig, audio: RTCRtpTransceiver, heard: Buffer[], events: Buffer[], eventPt: number): Promise<void> {
+  const mic = new BrowserMicrophone(audio, eventPt);
+  mic.start();
   try {
     await until(() => r.phone.rxBitrate() > 0, 15_000, `baresip receiving the browser's RTP\n${r.phone.peer.output().slice(-1500)}`);
     await until(() => heard.length >= 50, 5000, 'the browser receiving baresip\'s RTP');
+    // baresip's sine is not silence (PCMU silence is 0xFF/0x7F throughout).
+    assert.ok(heard.some((p) => p.some((b) => b !== 0xff && b !== 0x7f)), 'the browser got baresip\'s tone');
+
+    assert.ok((await r.phone.command('sndcode', '5')).ok);
+    const dtmf = result(await r.client.event('dtmf'));
+    assert.is(dtmf['signal'], '5');
+    assert.ok(dtmf['duration'] > 0);
+    await until(() => events.some((p) => p[0] === 5 && (p[1]! & 0x80) !== 0), 5000, 'baresip\'s digit at the browser, as events');
+
+    await mic.digit(11);
+    await mic.digit(1);
+    await until(() => r.phone.dtmfHeard().length >= 2, 5000, `baresip hearing the browser's digits\n${JSON.stringify(r.phone.events.map((e) => [e.type, e.param]))}`);
+    assert.is(r.phone.dtmfHeard(), '#1');
   } finally {
-    clearInterval(sender);
+    mic.stop();
   }
-  // baresip's sine is not silence (PCMU silence is 0xFF/0x7F throughout).
-  assert.ok(heard.some((p) => p.some((b) => b !== 0xff && b !== 0x7f)), 'the browser got baresip\'s tone');
 }
 
-test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per direction', () =>
+test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per direction, DTMF both ways', () =>
   withPhone('answermode=auto;mediaenc=srtp-mand', async (r) => {
-    const { audio, heard } = browserAudio(r.pc);
+    const { audio, heard, events } = browserAudio(r.pc);
     await r.pc.setLocalDescription(await r.pc.createOffer());
     await r.client.send({ request: 'call', uri: r.phone.uri, srtp: 'sdes_mandatory' }, { type: 'offer', sdp: r.pc.localDescription!.sdp });
     await r.client.event('calling');
@@ -112,15 +135,15 @@ test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per d
     const keys = sdesKeys(r.wire);
     assert.ok(keys.length >= 2, `crypto lines in the offer and the answer: ${keys.length}`);
     assert.is.not(keys[0], keys[keys.length - 1], 'ferry\'s key and baresip\'s key differ');
-    await mediaBothWays(r, audio, heard);
+    await mediaAndDigits(r, audio, heard, events, eventType(accepted['jsep']['sdp']));
     await r.client.send({ request: 'hangup' });
     assert.is(result(await r.client.event('hangup'))['code'], 200);
     await r.phone.event('CALL_CLOSED');
   }));
 
-test('baresip calls ferry with srtp-mand: incomingcall says sdes_mandatory, the browser answers, SRTP both ways', () =>
+test('baresip calls ferry with srtp-mand: incomingcall says sdes_mandatory, the browser answers, SRTP and DTMF both ways', () =>
   withPhone('mediaenc=srtp-mand', async (r) => {
-    const { audio, heard } = browserAudio(r.pc);
+    const { audio, heard, events } = browserAudio(r.pc);
     assert.ok((await r.phone.command('dial', `sip:ferry@127.0.0.1:${r.uaPort}`)).ok);
     const incoming = await r.client.event('incomingcall', 15_000);
     assert.is(result(incoming)['srtp'], 'sdes_mandatory');
@@ -134,7 +157,7 @@ test('baresip calls ferry with srtp-mand: incomingcall says sdes_mandatory, the 
     const keys = sdesKeys(r.wire);
     assert.ok(keys.length >= 2);
     assert.is.not(keys[0], keys[keys.length - 1]);
-    await mediaBothWays(r, audio, heard);
+    await mediaAndDigits(r, audio, heard, events, eventType(incoming['jsep']['sdp']));
     assert.ok((await r.phone.command('hangup')).ok);
     assert.is(result(await r.client.event('hangup'))['code'], 200, 'baresip\'s BYE ended the call');
   }));

@@ -90,7 +90,7 @@ export class Baresip {
     const transportParam = transport === 'udp' ? '' : `;transport=${transport}`;
     writeFileSync(join(dir, 'accounts'), `<sip:${user}@127.0.0.1${transportParam}>;regint=0;audio_codecs=PCMU${options.accountParams ? `;${options.accountParams}` : ''}\n`);
     const limitMs = options.limitMs ?? 60_000;
-    const peer = spawnPeer(requireBinary('baresip'), ['-f', dir, '-t', String(Math.floor(limitMs / 1000))], limitMs, dir);
+    const peer = spawnPeer(requireBinary('baresip'), ['-f', dir, ...(process.env['FERRY_BARESIP_VERBOSE'] ? ['-v'] : []), '-t', String(Math.floor(limitMs / 1000))], limitMs, dir);
     try {
       await until(() => peer.output().includes('baresip is ready') || peer.child.exitCode !== null, 8000, `baresip ready\n${peer.output()}`);
       if (peer.child.exitCode !== null) throw new Error(`baresip exited: ${peer.output()}`);

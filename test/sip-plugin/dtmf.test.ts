@@ -12,15 +12,16 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { InDialogRequestEvent } from '../../src/sip/Call.js';
 import { UserAgent } from '../../src/sip/UserAgent.js';
 import { rtpPacket } from '../helpers/rtp.js';
 import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { closePeer, connectionState } from '../helpers/werift.js';
 import { waitFor } from '../sip/helpers.js';
 import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
+import { browserDigit, browserWithEvents as browser, eventPayload } from './media.js';
 
 const test = suite('SIP plugin: RFC 4733 DTMF across the bridge');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
@@ -33,19 +34,6 @@ interface Rig {
   pc: RTCPeerConnection;
   uaPort: number;
   peerUri: string;
-}
-
-/** A werift browser whose audio m-line offers PCMU and telephone-event/8000 as `eventPt`. */
-function browser(eventPt: number): RTCPeerConnection {
-  return loopbackPeer({
-    codecs: {
-      audio: [
-        new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
-        new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, payloadType: eventPt, parameters: '0-16' }),
-      ],
-      video: [],
-    },
-  });
 }
 
 async function withRig(eventPt: number, run: (r: Rig) => Promise<void>): Promise<void> {
@@ -81,41 +69,12 @@ function peerSdp(port: number, eventPt: number | null): string {
   ].join('\r\n');
 }
 
-/** RFC 4733 §2.3 event block. */
-function eventPayload(event: number, end: boolean, duration: number): Buffer {
-  const b = Buffer.alloc(4);
-  b[0] = event;
-  b[1] = (end ? 0x80 : 0) | 10;
-  b.writeUInt16BE(duration, 2);
-  return b;
-}
-
 /** What a browser receives on its audio m-line: payload types and payloads. */
 function browserAudio(pc: RTCPeerConnection): { audio: RTCRtpTransceiver; got: Array<{ pt: number; payload: Buffer }> } {
   const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
   const got: Array<{ pt: number; payload: Buffer }> = [];
   audio.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => got.push({ pt: rtp.header.payloadType, payload: rtp.payload })));
   return { audio, got };
-}
-
-/** werift writes its sender's codec payload type into every packet: events go out under `pt` this way. */
-async function sendWithPayloadType(audio: RTCRtpTransceiver, packet: RtpPacket, pt: number): Promise<void> {
-  const sender = audio.sender as unknown as { codec: RTCRtpCodecParameters };
-  const codec = sender.codec;
-  sender.codec = new RTCRtpCodecParameters({ mimeType: codec.mimeType, clockRate: codec.clockRate, payloadType: pt });
-  try {
-    await audio.sender.sendRtp(packet);
-  } finally {
-    sender.codec = codec;
-  }
-}
-
-/** One digit as a browser sends it (RTCDTMFSender): two updates and the end three times, one timestamp. */
-async function browserDigit(audio: RTCRtpTransceiver, pt: number, event: number, seq: number, ts: number): Promise<void> {
-  const blocks = [eventPayload(event, false, 160), eventPayload(event, false, 320), eventPayload(event, true, 640), eventPayload(event, true, 640), eventPayload(event, true, 640)];
-  for (const [i, payload] of blocks.entries()) {
-    await sendWithPayloadType(audio, new RtpPacket(new RtpHeader({ payloadType: pt, sequenceNumber: seq + i, timestamp: ts, marker: i === 0 }), payload), pt);
-  }
 }
 
 /** Audio from the browser, so the SIP side learns its stream first. */

@@ -2,12 +2,12 @@
 // call accepted by a werift browser with RTP checked at both ends, and the hangup
 // that must leave no port, call or PeerConnection behind.
 import * as assert from 'uvu/assert';
-import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 import type { SrtpSession } from 'werift-rtp';
 
 import { rtpPacket } from '../helpers/rtp.js';
 import type { UdpPeer } from '../helpers/udp.js';
-import { connectionState } from '../helpers/werift.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
 import { until, type SipClient, type SipFerry } from './helpers.js';
 
 export const PACKETS = 100;
@@ -140,5 +140,96 @@ export async function rtpBothWays(opts: {
   if (srtp) {
     // What ferry sent is really encrypted: no datagram carries the payload in the clear.
     assert.not.ok(sink.received.some((d) => d.includes(Buffer.from('web:0:'))), 'no plain RTP towards an SRTP peer');
+  }
+}
+
+/** A werift browser whose audio m-line offers PCMU and telephone-event/8000 as `eventPt`. */
+export function browserWithEvents(eventPt: number): RTCPeerConnection {
+  return loopbackPeer({
+    codecs: {
+      audio: [
+        new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
+        new RTCRtpCodecParameters({ mimeType: 'audio/telephone-event', clockRate: 8000, payloadType: eventPt, parameters: '0-16' }),
+      ],
+      video: [],
+    },
+  });
+}
+
+/** RFC 4733 §2.3 event block. */
+export function eventPayload(event: number, end: boolean, duration: number): Buffer {
+  const b = Buffer.alloc(4);
+  b[0] = event;
+  b[1] = (end ? 0x80 : 0) | 10;
+  b.writeUInt16BE(duration, 2);
+  return b;
+}
+
+/** werift writes its sender's codec payload type into every packet: events go out under `pt` this way. */
+export async function sendWithPayloadType(audio: RTCRtpTransceiver, packet: RtpPacket, pt: number): Promise<void> {
+  const sender = audio.sender as unknown as { codec: RTCRtpCodecParameters };
+  const codec = sender.codec;
+  sender.codec = new RTCRtpCodecParameters({ mimeType: codec.mimeType, clockRate: codec.clockRate, payloadType: pt });
+  try {
+    await audio.sender.sendRtp(packet);
+  } finally {
+    sender.codec = codec;
+  }
+}
+
+/** One digit as a browser sends it (RTCDTMFSender): two updates and the end three times, one timestamp. */
+export async function browserDigit(audio: RTCRtpTransceiver, pt: number, event: number, seq: number, ts: number): Promise<void> {
+  const blocks = [eventPayload(event, false, 160), eventPayload(event, false, 320), eventPayload(event, true, 640), eventPayload(event, true, 640), eventPayload(event, true, 640)];
+  for (const [i, payload] of blocks.entries()) {
+    await sendWithPayloadType(audio, new RtpPacket(new RtpHeader({ payloadType: pt, sequenceNumber: seq + i, timestamp: ts, marker: i === 0 }), payload), pt);
+  }
+}
+
+
+/**
+ * A browser's microphone on werift, as Chrome sends it: a PCMU packet every 20 ms, and digits
+ * as RTCDTMFSender does (RFC 4733 §2.5: the event's packets take the audio's place, under one
+ * timestamp, growing durations and the end sent three times; the audio then goes on with a
+ * timestamp past the event).
+ */
+export class BrowserMicrophone {
+  private seq = 1;
+  private ts = 0;
+  private readonly pending: Array<{ payload: Buffer; ts: number; marker: boolean; done?: () => void }> = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly audio: RTCRtpTransceiver, private readonly eventPt: number) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.tick(), 20);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Sends one digit (RFC 4733 event code) over five packets; resolves once they are sent. */
+  digit(event: number): Promise<void> {
+    return new Promise((resolve) => {
+      const ts = this.ts;
+      const durations = [160, 320, 640, 640, 640];
+      durations.forEach((d, i) => this.pending.push({ payload: eventPayload(event, i >= 2, d), ts, marker: i === 0, ...(i === durations.length - 1 ? { done: resolve } : {}) }));
+      // The audio resumes after the event's 640 ticks.
+      this.ts += 640;
+    });
+  }
+
+  private async tick(): Promise<void> {
+    const ev = this.pending.shift();
+    const seq = this.seq++;
+    if (ev) {
+      await sendWithPayloadType(this.audio, new RtpPacket(new RtpHeader({ payloadType: this.eventPt, sequenceNumber: seq & 0xffff, timestamp: ev.ts, marker: ev.marker }), ev.payload), this.eventPt).catch(() => undefined);
+      ev.done?.();
+      return;
+    }
+    const ts = this.ts;
+    this.ts += 160;
+    await this.audio.sender.sendRtp(new RtpPacket(new RtpHeader({ payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: ts }), Buffer.alloc(160, 0x55))).catch(() => undefined);
   }
 }
