@@ -31,6 +31,9 @@
  *   ua.bye(call, headers?)                  ends any call: BYE when established, CANCEL when
  *       outgoing and unanswered, 480 when incoming and unanswered
  *   ua.info(call, contentType, content, headers?)     → Promise<RequestOutcome>
+ *   ua.refer(call, referTo, headers?) / ua.notify(call, event, subscriptionState, contentType,
+ *       content, headers?) → Promise<RequestOutcome>   (RFC 3515 transfers; 'refer' and
+ *       'notify' call events the other way: REFER defaults to 603, NOTIFY to 200)
  *   ua.message(call | targetUri, contentType, content, headers?) → Promise<RequestOutcome>
  *   ua.reinvite(call, sdp, headers?) / ua.update(call, sdp, headers?) → Promise<RequestOutcome>
  *       in-dialog requests from the peer arrive as call events 'reinvite', 'update', 'info',
@@ -62,8 +65,10 @@ import { parseSipUri } from './SipUri.js';
 import { TransportLayer } from './TransportLayer.js';
 import { DEFAULT_TIMERS, IGNORE_OUTCOME, TransactionLayer, type TimerConfig } from './Transactions.js';
 
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE'] as const;
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE', 'REFER', 'NOTIFY'] as const;
 const ALLOW = ALLOWED_METHODS.join(', ');
+/** Extensions we support (§8.2.2.3): an INVITE may Require them. RFC 3891 Replaces. */
+export const SUPPORTED_EXTENSIONS = ['replaces'] as const;
 
 export interface UserAgentOptions {
   /** Address to bind and advertise (tests: 127.0.0.1). */
@@ -289,9 +294,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
     const scheme = req.uri.slice(0, req.uri.indexOf(':')).toLowerCase();
     if (scheme !== 'sip' && scheme !== 'sips') return this.replyNew(req, 416);
-    // §8.2.2.3: we support no extensions, so any Require (except on CANCEL) is refused.
-    const require = req.headers.getAll('Require');
-    if (require.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', require.join(', ')]]);
+    // §8.2.2.3: a Require naming an extension we do not support (except on CANCEL) is refused.
+    const unsupported = req.headers.getAll('Require').flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v && !SUPPORTED_EXTENSIONS.includes(v.toLowerCase() as never));
+    if (unsupported.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', unsupported.join(', ')]]);
 
     if (tagOf(headerNameAddr(req, 'To')) !== undefined) return this.dialogRequests.receive(req);
     switch (req.method) {
@@ -468,6 +473,16 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
   info(call: Call, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
     return this.dialogRequests.send(call, 'INFO', content, contentType, headers);
+  }
+
+  /** RFC 3515 REFER in a call's dialog; `referTo` is the Refer-To header value (a name-addr). */
+  refer(call: Call, referTo: string, headers: Headers = []): Promise<RequestOutcome> {
+    return this.dialogRequests.send(call, 'REFER', null, undefined, [['Refer-To', referTo], ...headers]);
+  }
+
+  /** A NOTIFY in a call's dialog (RFC 6665), e.g. a REFER's progress as message/sipfrag (RFC 3515 §2.4.5). */
+  notify(call: Call, event: string, subscriptionState: string, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
+    return this.dialogRequests.send(call, 'NOTIFY', content, contentType, [['Event', event], ['Subscription-State', subscriptionState], ...headers]);
   }
 
   reinvite(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {

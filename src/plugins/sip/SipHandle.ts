@@ -30,7 +30,7 @@ import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { MediaServices } from '../../media/Routing.js';
 import type { Call, InDialogRequestEvent } from '../../sip/Call.js';
-import { headerNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
+import { headerNameAddr, parseNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
 import { parseSipUri } from '../../sip/SipUri.js';
 import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
@@ -42,6 +42,7 @@ import { SipAccount, type AccountEnvironment } from './SipAccount.js';
 import { SIP_BRIDGE_EXTENSIONS, SIP_BRIDGE_TELEPHONE_EVENT, SipCall } from './SipCall.js';
 import { SdpBridgeError, type Direction } from './SdpBridge.js';
 import { SDES_SUITES, SdesError, offerSuites, type SrtpPolicy } from './Sdes.js';
+import { parseReferTo, referToReplacing, replacesCallId, type Referral, type Referrals } from './Transfer.js';
 
 /** Settings every handle shares (from the plugin configuration). */
 export interface SipHandleEnvironment extends AccountEnvironment {
@@ -73,6 +74,8 @@ export interface SipHandleDirectory {
   removeMaster(id: number, handle: SipHandle): void;
   handleClosed(handle: SipHandle): void;
   accountOpened(account: SipAccount): void;
+  /** Transfers received and not yet followed or declined, by `refer_id` (Transfer.ts). */
+  readonly referrals: Referrals;
 }
 
 interface EndInfo {
@@ -102,6 +105,16 @@ function srtpOf(body: JsonObject): { policy: SrtpPolicy | null; profile: string 
 /** Text inside a quoted-string (RFC 3261 §25.1): no quotes, backslashes or line breaks, bounded. */
 function quoted(text: string): string {
   return text.replace(/[\\"\r\n]/g, ' ').slice(0, 500);
+}
+
+/** An incoming INVITE's Referred-By (RFC 3892) and Replaces (RFC 3891) as Janus's incomingcall fields. */
+function referredCall(call: Call): { referred_by?: string; replaces?: string } {
+  const referredBy = call.invite.headers.get('Referred-By');
+  const replaces = call.invite.headers.get('Replaces');
+  return {
+    ...(referredBy ? { referred_by: parseNameAddr(referredBy)?.uri ?? referredBy } : {}),
+    ...(replaces ? { replaces: replacesCallId(replaces) } : {}),
+  };
 }
 
 /** A Warning header value (RFC 3261 §20.43), code 399 (miscellaneous). */
@@ -204,8 +217,7 @@ export class SipHandle implements PluginHandle {
       case 'message': return this.message(body, transaction);
       case 'dtmf_info': return this.dtmfInfo(body, transaction);
       case 'keyframe': return this.keyframe(body, transaction);
-      case 'transfer':
-        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, 'transfer is not supported: ferry\'s SIP stack has no REFER (RFC 3515)');
+      case 'transfer': return this.transfer(body, transaction);
       case 'recording':
         throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'recording is not supported by ferry');
       default:
@@ -373,6 +385,7 @@ export class SipHandle implements PluginHandle {
         ...(active.peerDisplay ? { displayname: active.peerDisplay } : {}),
         callee: active.callee,
         call_id: active.callId,
+        ...referredCall(call),
         ...(active.peerSrtp ? { srtp: active.peerSrtp } : {}),
         ...account.headersOf(call.invite),
       },
@@ -441,6 +454,17 @@ export class SipHandle implements PluginHandle {
   }
 
   private decline(body: JsonObject, transaction: string): void {
+    const referId = field(body, 'refer_id') as number | undefined;
+    if (referId !== undefined) {
+      // Janus: declining a transfer tells the transferor in a final NOTIFY (603 unless a failure code is given).
+      const referral = this.directory.referrals.get(referId);
+      if (!referral) throw invalid('refer_id', 'a transfer received and not yet followed or declined');
+      let code = (field(body, 'code') as number | undefined) ?? 603;
+      if (code <= 399) code = 603;
+      this.directory.referrals.notify(referral, code);
+      this.push({ event: 'declining', code, refer_id: referId }, { transaction });
+      return;
+    }
     const active = this.requireCall(body);
     if (active.direction !== 'incoming' || !active.sip || (this.slot.state !== 'incoming' && this.slot.state !== 'early')) {
       throw wrongState('no incoming call to decline');
@@ -465,8 +489,13 @@ export class SipHandle implements PluginHandle {
     if (!jsep) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (outgoing offerless calls are not supported)');
     if (jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'A call needs a JSEP offer');
     const srtp = srtpOf(body);
-    if (field(body, 'refer_id') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'refer_id: transfers are not supported by ferry');
+    const referId = field(body, 'refer_id') as number | undefined;
+    const referral = referId !== undefined ? this.directory.referrals.get(referId) : undefined;
+    if (referId !== undefined && !referral) throw invalid('refer_id', 'a transfer received and not yet followed or declined');
     const headers = customHeaders(body);
+    // RFC 3892 / RFC 3891: the referred call names who referred it, and what it replaces.
+    if (referral?.referredBy) headers.push(['Referred-By', `<${referral.referredBy}>`]);
+    if (referral?.replaces) headers.push(['Replaces', referral.replaces]);
     const credentials = digestCredentials(body, account.settings.credentials?.username ?? account.settings.user);
     const requestedCallId = field(body, 'call_id') as string | undefined;
 
@@ -502,6 +531,7 @@ export class SipHandle implements PluginHandle {
     active.listen(call, 'provisional', (res) => void this.onProvisional(active, res).catch((err: unknown) => this.failCall(active, err)));
     active.listen(call, 'accepted', (res, answer) => void this.onAnswered(active, res, answer).catch((err: unknown) => this.failCall(active, err)));
     active.listen(call, 'failed', (code, reason, res) => this.terminate(active, { code, reason, ...account.headersOf(res) }));
+    if (referral) this.reportToTransferor(referral, call);
     this.push({ event: 'calling', call_id: callId }, { transaction, callId });
   }
 
@@ -543,6 +573,8 @@ export class SipHandle implements PluginHandle {
     active.listen(call, 'reinvite', (ev) => this.onReoffer(active, ev));
     active.listen(call, 'update', (ev) => this.onReoffer(active, ev));
     active.listen(call, 'info', (ev) => this.onInfo(active, ev));
+    active.listen(call, 'refer', (ev) => this.onRefer(active, ev));
+    active.listen(call, 'notify', (ev) => this.onNotify(active, ev));
     active.listen(call, 'message', (ev) => {
       const from = headerNameAddr(ev.request, 'From');
       this.push(
@@ -572,6 +604,70 @@ export class SipHandle implements PluginHandle {
       }
     }
     this.push({ event: 'info', ...sender, type: ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
+  }
+
+  // ------------------------------------------------------------------ transfers (Transfer.ts)
+
+  /** Transferee: a REFER in our call is accepted (202, NOTIFY 100) and handed to the client as `transfer`. */
+  private onRefer(active: SipCall, ev: InDialogRequestEvent): void {
+    if (this.current !== active || !active.sip || active.sip.terminated) return ev.respond(481);
+    // RFC 3515 §2.4.1: exactly one Refer-To, here a SIP URI.
+    const target = ev.request.headers.getAll('Refer-To').length === 1 ? parseReferTo(ev.request.headers.get('Refer-To')) : null;
+    if (!target) return ev.respond(400);
+    const referral = this.directory.referrals.accept(active.ua, active.sip, ev.request, target, (code) => ev.respond(code));
+    this.push({
+      event: 'transfer',
+      refer_id: referral.id,
+      refer_to: referral.referTo,
+      ...(referral.referredBy ? { referred_by: referral.referredBy } : {}),
+      ...(referral.replaces ? { replaces: replacesCallId(referral.replaces) } : {}),
+      ...active.account.headersOf(ev.request),
+    }, { callId: active.callId });
+  }
+
+  /** The call that follows a transfer tells the transferor how it ends: 200, or its failure (RFC 3515 §2.4.5). */
+  private reportToTransferor(referral: Referral, call: Call): void {
+    const referrals = this.directory.referrals;
+    call.once('accepted', () => referrals.notify(referral, 200));
+    call.once('failed', (code, reason) => referrals.notify(referral, code, reason));
+    // Ended otherwise (hung up or cancelled before an answer): after 'failed', which follows 'terminated'.
+    call.once('terminated', () => queueMicrotask(() => referrals.notify(referral, 487)));
+  }
+
+  /** Transferor: a NOTIFY in our call (the progress of our REFER) as Janus's `notify` event. */
+  private onNotify(active: SipCall, ev: InDialogRequestEvent): void {
+    const event = (ev.request.headers.get('Event') ?? '').split(';')[0]!.trim();
+    const substate = (ev.request.headers.get('Subscription-State') ?? '').split(';')[0]!.trim();
+    ev.respond(200);
+    if (this.current !== active) return;
+    this.push({ event: 'notify', notify: event, substate, 'content-type': ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
+  }
+
+  /** `transfer{uri, replace?}`: REFER the peer to `uri`, replacing our call `replace` there for an attended transfer. */
+  private transfer(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'transfer');
+    const uri = field(body, 'uri') as string;
+    if (!parseSipUri(uri) || /[<>"\s]/.test(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid transfer address ${uri}`);
+    const replace = field(body, 'replace') as string | undefined;
+    let referTo = `<${uri}>`;
+    if (replace !== undefined) {
+      const replaced = this.accountCall(replace);
+      if (!replaced?.sip?.dialog) throw new SipPluginError(SipErrorCode.NO_SUCH_CALLID, `No such call-ID ${replace} to replace`);
+      referTo = referToReplacing(uri, replaced.sip.dialog);
+    }
+    this.push({ event: 'transferring' }, { transaction, callId: active.callId });
+    void active.ua.refer(active.sip, referTo, [['Referred-By', `<${active.account.settings.username}>`]]).then((outcome) => {
+      if (outcome.code < 300 || this.current !== active) return;
+      // Refused: the client hears it as the subscription's end, the way a final NOTIFY would say it.
+      this.push({ event: 'notify', notify: 'refer', substate: 'terminated', 'content-type': 'message/sipfrag;version=2.0', content: `SIP/2.0 ${outcome.code} ${outcome.reason}\r\n` }, { callId: active.callId });
+    });
+  }
+
+  /** A call of this account (ours, our master's or a fellow helper's) by its Call-ID. */
+  private accountCall(callId: string): SipCall | null {
+    const root = this.master ?? this;
+    for (const handle of [root, ...root.helpers]) if (handle.current?.callId === callId) return handle.current;
+    return null;
   }
 
   private established(body: JsonObject, what: string): SipCall & { sip: Call } {

@@ -24,6 +24,7 @@ import type { MediaServices } from '../../media/Routing.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import type { SipAccount } from './SipAccount.js';
 import { SipHandle, type SipHandleDirectory, type SipHandleEnvironment } from './SipHandle.js';
+import { Referrals } from './Transfer.js';
 
 export interface SipPluginConfig {
   bind?: string;
@@ -59,6 +60,7 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
   private readonly accounts = new Set<SipAccount>();
   private masterIds = 0;
   private readonly logger: Logger;
+  readonly referrals = new Referrals();
 
   constructor(private readonly options: SipPluginOptions) {
     const c = options.config ?? {};
@@ -112,10 +114,13 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
   }
 
   /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
-  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number; sdpRefused: number } {
+  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number; sdpRefused: number; referrals: number } {
     let activeCalls = 0;
     for (const h of this.handles.keys()) if (h.busy) activeCalls++;
-    return { sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size, sdpRefused: this.env.counters.sdpRefused };
+    return {
+      sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size,
+      sdpRefused: this.env.counters.sdpRefused, referrals: this.referrals.size,
+    };
   }
 
   /** The account a handle registered (its UserAgent is the wire tap tests and diagnostics use). */
