@@ -4,8 +4,9 @@
 // ctrl_tcp control socket on 127.0.0.1, started and killed by the test. Commands and events
 // go over ctrl_tcp (JSON in netstrings). What it received is read from its status line
 // (`audio=<tx>/<rx> (bit/s)`), what it heard as DTMF from CALL_DTMF_START events.
-import { connect, type Socket } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { connect, createServer, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,8 +28,12 @@ export interface BaresipOptions {
   config?: string[];
   /** Transport of baresip's own SIP socket ('udp' default, or 'tls' with `tls` files). */
   transport?: 'udp' | 'tcp' | 'tls';
-  /** TLS: baresip's certificate (cert+key PEM in one file) and the CA file it trusts. */
+  /** TLS: baresip's certificate (cert+key PEM in one file) and the CA file it trusts; it listens on sipPort + 1. */
   tls?: { certificate: string; cafile: string };
+  /** Account parameters replacing the default `regint=0` (e.g. a registration through a proxy). */
+  registration?: string;
+  /** The account's AOR (default sip:<user>@127.0.0.1). */
+  aor?: string;
   limitMs?: number;
 }
 
@@ -44,6 +49,8 @@ export class Baresip {
     readonly dir: string,
     readonly user: string,
     readonly sipPort: number,
+    /** baresip's TLS listener (its SIP port + 1), when it has a certificate. */
+    readonly tlsPort: number | undefined,
   ) {
     ctrl.on('data', (d) => this.onData(d.toString('utf8')));
   }
@@ -55,7 +62,8 @@ export class Baresip {
   static async start(options: BaresipOptions = {}): Promise<Baresip> {
     requireBinary('baresip');
     const dir = mkdtempSync(join(tmpdir(), 'ferry-baresip-'));
-    const sipPort = await freePort();
+    // TLS listens on the SIP port + 1: both must be free.
+    const sipPort = options.tls ? await freePortPair() : await freePort();
     const ctrlPort = await freePort();
     const rtp = await freePort();
     const user = options.user ?? 'bob';
@@ -88,7 +96,8 @@ export class Baresip {
       '',
     ].join('\n'));
     const transportParam = transport === 'udp' ? '' : `;transport=${transport}`;
-    writeFileSync(join(dir, 'accounts'), `<sip:${user}@127.0.0.1${transportParam}>;regint=0;audio_codecs=PCMU${options.accountParams ? `;${options.accountParams}` : ''}\n`);
+    const aor = options.aor ?? `sip:${user}@127.0.0.1`;
+    writeFileSync(join(dir, 'accounts'), `<${aor}${transportParam}>;${options.registration ?? 'regint=0'};audio_codecs=PCMU${options.accountParams ? `;${options.accountParams}` : ''}\n`);
     const limitMs = options.limitMs ?? 60_000;
     const peer = spawnPeer(requireBinary('baresip'), ['-f', dir, ...(process.env['FERRY_BARESIP_VERBOSE'] ? ['-v'] : []), '-t', String(Math.floor(limitMs / 1000))], limitMs, dir);
     try {
@@ -98,7 +107,7 @@ export class Baresip {
         const s = connect(ctrlPort, '127.0.0.1', () => resolve(s));
         s.once('error', reject);
       });
-      return new Baresip(peer, ctrl, dir, user, sipPort);
+      return new Baresip(peer, ctrl, dir, user, sipPort, options.tls ? sipPort + 1 : undefined);
     } catch (err) {
       peer.kill();
       rmSync(dir, { recursive: true, force: true });
@@ -145,6 +154,11 @@ export class Baresip {
     return found!;
   }
 
+  /** Resolves once its account is registered (it may register before ctrl_tcp is connected: its log says so too). */
+  async registered(ms = 15_000): Promise<void> {
+    await until(() => this.events.some((e) => e.type === 'REGISTER_OK') || /\} 200 OK .*\[\d+ bindings?\]/.test(this.peer.output()), ms, `baresip registered\n${this.peer.output().slice(-2000)}`);
+  }
+
   /** Digits baresip heard (CALL_DTMF_START), in order. */
   dtmfHeard(): string {
     return this.events.filter((e) => e.type === 'CALL_DTMF_START').map((e) => e.param ?? '').join('');
@@ -167,6 +181,36 @@ export class Baresip {
     await withTimeout(this.peer.exited, 3000, 'baresip exit').catch(() => this.peer.kill('SIGKILL'));
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A free TCP port whose next port is free too (baresip's SIP and TLS listeners). */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port + 1, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port pair');
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 (subjectAltName IP, so hostname checks pass), made by
+ * openssl in `dir`: cert.pem, key.pem, and agent.pem (both, as baresip and Janus want them).
+ */
+export function makeCertificate(dir: string): { cert: string; key: string; agent: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(requireBinary('openssl'), [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ], { stdio: 'ignore' });
+  const agent = join(dir, 'agent.pem');
+  writeFileSync(agent, Buffer.concat([readFileSync(cert), readFileSync(key)]));
+  return { cert, key, agent };
 }
 
 /** Ports baresip may use, for tests that pick their own. */

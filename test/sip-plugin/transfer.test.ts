@@ -101,7 +101,17 @@ async function sippCalls(r: Rig, scenario: string, keys: string[] = []): Promise
   assert.match(result(incoming)['username'], /^sip:sipp@/);
   await r.master.send({ request: 'accept' }, { type: 'answer', sdp: webrtcSdp('answer') });
   await r.master.event('accepted');
+  await established(r.master);
   return caller;
+}
+
+/** Until the handle's call is established (an accepted incoming call waits for the caller's ACK). */
+async function established(client: SipClient): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await client.info())['slot'] === 'established') return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw new Error('the call never got established');
 }
 
 test('blind, ferry the transferee: transfer event, call with refer_id on a helper, NOTIFY 100 then 200 to the transferor', () =>

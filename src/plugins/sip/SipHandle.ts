@@ -245,6 +245,9 @@ export class SipHandle implements PluginHandle {
     const settings = accountSettings(body, type === 'guest', this.env);
 
     // A failed or unregistered account is replaced.
+    if (settings.transport === 'tls' && !this.env.tls) {
+      throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SIPS (TLS) is not configured: the SIP plugin needs tls_cert and tls_key (or sips_certs_dir)');
+    }
     this.closeAccount();
     const masterId = this.directory.nextMasterId();
     const account = await SipAccount.open(
@@ -884,6 +887,7 @@ export class SipHandle implements PluginHandle {
       contact: ua ? ua.contact(ua.udp ? 'udp' : 'tcp') : null,
       sip_udp_port: ua?.udp?.local.port ?? null,
       sip_tcp_port: ua?.tcp?.local.port ?? null,
+      sip_tls_port: ua?.tls?.local.port ?? null,
       media: active ? active.bridge.describe() : [],
       destroyed: this.destroyed,
     };

@@ -190,13 +190,23 @@ export function accountSettings(body: JsonObject, guest: boolean, defaults: { us
     userAgent: (field(body, 'user_agent') as string | undefined) ?? defaults.userAgent,
     ...(proxy ? { registrar: proxy } : {}),
     ...(outboundProxy ? { outboundProxy } : {}),
-    transport: field(body, 'force_tcp') === true ? 'tcp' : 'udp',
+    transport: registerTransport(body, username, proxy, outboundProxy),
     registerTtl: ttl ?? defaults.registerTtl,
     headers,
     sendRegister: !guest && field(body, 'send_register') !== false,
     incomingHeaderPrefixes: (field(body, 'incoming_header_prefixes') as string[] | undefined) ?? [],
     automaticRinging: field(body, 'automatic_ringing') !== false,
   };
+}
+
+/**
+ * How REGISTER and the account's requests travel: TLS when the client asks for SIPS
+ * (`sips`, Janus) or names a sips: or transport=tls URI, else TCP with `force_tcp`, else UDP.
+ */
+function registerTransport(body: JsonObject, username: string, proxy: string | undefined, outboundProxy: string | undefined): 'udp' | 'tcp' | 'tls' {
+  const uris = [username, proxy ?? '', outboundProxy ?? ''];
+  if (field(body, 'sips') === true || uris.some((u) => /^<?sips:/i.test(u) || /;transport=tls/i.test(u))) return 'tls';
+  return field(body, 'force_tcp') === true ? 'tcp' : 'udp';
 }
 
 /** A SIP URI field that may be empty (absent), or written in angle brackets. */
