@@ -17,9 +17,10 @@
  *   with the JSEP answer for the browser).
  *
  * The call itself (SDP both ways, media, re-offers): see SipCall.ts; what a
- * `register` body means: requests.ts.
+ * `register` body means: requests.ts; SDES keys: Sdes.ts; REFER, Replaces and
+ * the referrals a transfer leaves: Transfer.ts.
  *
- * Why this file stays whole (about 700 lines): every client request and every
+ * Why this file stays whole (about 900 lines): every client request and every
  * SIP event of the handle is checked against its one call slot and answered
  * with events in order here; split, the slot's transitions and the event order
  * would be spread over files.
@@ -221,7 +222,7 @@ export class SipHandle implements PluginHandle {
       case 'recording':
         throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'recording is not supported by ferry');
       default:
-        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE/NOTIFY in its SIP stack)`);
+        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE in its SIP stack)`);
     }
   }
 
