@@ -48,6 +48,8 @@ interface ForwardCase {
    * and a transport-wide sequence number written in every packet sent and shown to the estimator.
    */
   sendSide?: boolean;
+  /** Single-port mode: the outputs' endpoints share their media thread's socket. */
+  singlePort?: boolean;
   /** Media threads (default 1). */
   workers?: number;
   /** Thread of the ingress endpoint (default: placement decides). */
@@ -66,7 +68,8 @@ interface ThreadedResult extends ForwardResult {
 async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
   const { profile, fanout, seconds, echo = false, twcc = false } = c;
   const native = loadNative();
-  const engine = new MediaEngine({ workers: c.workers ?? 1 });
+  const workers = c.workers ?? 1;
+  const engine = new MediaEngine({ workers, ...(c.singlePort ? { sharedPorts: { address: '127.0.0.1', ports: Array.from({ length: workers }, () => 0) } } : {}) });
   // Receivers are bound but not read, as a remote host's would be: the media thread pays
   // for delivery up to their socket, not for waking a reader thread on this same machine.
   const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
@@ -92,7 +95,10 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
       if (echo) return;
       const k = newKeys(profile);
       const worker = c.outputWorker?.(i);
-      const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port, ...(worker !== undefined ? { worker } : {}) });
+      // On the shared socket an endpoint needs ICE (its ufrag routes checks); the sink never
+      // checks, so media goes to the fixed remote, as to a nominated address.
+      const shared = c.singlePort ? { shared: true, ice: { ufrag: `out${i}`, pwd: `forward-output-password-${i}` } } : {};
+      const ep = engine.openEndpoint({ bindAddress: '127.0.0.1', port: 0, remoteAddress: '127.0.0.1', remotePort: port, ...(worker !== undefined ? { worker } : {}), ...shared });
       engine.setSrtp(ep.id, { profile, localKey: k.key, localSalt: k.salt, remoteKey: k.key, remoteSalt: k.salt });
       engine.addOutput(ep.id, { source, ssrc: 0x2000 + i, ...(c.sendSide ? { rtxSsrc: 0x3000 + i, rtxPayloadType: 97 } : {}) });
       if (c.sendSide) engine.setSendBwe(ep.id, { extensionId: TWCC_EXTENSION_ID });
@@ -196,6 +202,10 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
       figures.add(`forward.${key}.fanout${fanout}.werift_pps_out`, w.ppsOut, 'packets/s');
     }
   }
+  // Single-port mode: the same fan-out 10 with every output on the thread's one socket.
+  const one = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 10, seconds, singlePort: true });
+  figures.add('forward.aead_aes_128_gcm.fanout10.single_port.us_per_packet', one.cpuUsPerPacket, 'µs/packet');
+  figures.add('forward.aead_aes_128_gcm.fanout10.single_port.pps_out', one.ppsOut, 'packets/s');
   // What transport-cc costs: the same 1→1 forward with a transport-wide sequence number in every
   // packet, recorded by the engine and answered with feedback every 100 ms, as for a browser.
   const t = await ferryForward({ profile: 'AEAD_AES_128_GCM', fanout: 1, seconds, twcc: true });

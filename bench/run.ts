@@ -8,6 +8,7 @@ import { benchDensity } from './density.bench.js';
 import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
 import { benchBweEstimator, benchNackGenerator, benchSrtp } from './srtp.bench.js';
+import { benchStreaming } from './streaming.bench.js';
 import { benchVideoroomWerift } from './videoroom-werift.bench.js';
 
 const args = new Set(process.argv.slice(2));
@@ -31,6 +32,7 @@ benchNackGenerator(figures, seconds);
 benchBweEstimator(figures, seconds);
 await benchForward(figures, seconds * 1.5);
 await benchRoom(figures, seconds * 1.5);
+await benchStreaming(figures, seconds * 1.5);
 await benchDensity(figures, short);
 await benchVideoroomWerift(figures, short);
 figures.print(json);

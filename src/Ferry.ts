@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 
 import type { Logger } from 'pino';
 
-import type { FerryConfig } from './config/Config.js';
+import { ConfigError, type FerryConfig } from './config/Config.js';
 import { Gateway, type GatewayAddresses } from './Gateway.js';
 import type { MediaThreadStatus } from './core/Status.js';
 import { SystemClock, type Clock } from './time/Clock.js';
@@ -17,8 +17,10 @@ import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
+import { StreamingPlugin } from './plugins/streaming/StreamingPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
-import { PortPool } from './media/PortPool.js';
+import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
+import { SlotPool } from './media/SlotPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
 import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
 
@@ -53,9 +55,30 @@ export function candidateAddresses(config: FerryConfig['media']): string[] {
   if (config.bind !== '0.0.0.0' && config.bind !== '::') return [config.bind];
   const found: string[] = [];
   for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) found.push(a.address);
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv4') found.push(a.address);
+      // Global IPv6 only: a link-local address needs a scope a remote peer cannot give.
+      else if (config.ipv6 && a.family === 'IPv6' && !/^fe80:/i.test(a.address)) found.push(a.address);
+    }
   }
   return found.length ? found : ['127.0.0.1'];
+}
+
+/**
+ * What WebRTC peers are told to reach: the public addresses of `nat_1_1_mapping` in place of
+ * the host's (or before them, with `keep_private_host`), else the host candidates.
+ */
+export function webrtcCandidates(config: FerryConfig['media']): string[] {
+  const own = candidateAddresses(config);
+  if (!config.nat_1_1_mapping) return own;
+  const mapped = config.nat_1_1_mapping.split(',').map((s) => s.trim()).filter(Boolean);
+  return config.keep_private_host ? [...mapped, ...own.filter((a) => !mapped.includes(a))] : mapped;
+}
+
+/** The address media sockets bind to: dual-stack `::` for the wildcard when IPv6 is on. */
+export function mediaBind(config: FerryConfig['media']): string {
+  return config.ipv6 && config.bind === '0.0.0.0' ? '::' : config.bind;
 }
 
 /** The plugins `npm start` runs (echotest is built into the Gateway). */
@@ -91,8 +114,31 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 0, fir_freq: 10, audiolevel_event: true }] : [],
       },
     }),
+    new StreamingPlugin({
+      media: services,
+      logger: logger.child({ plugin: 'streaming' }),
+      config: {
+        mountpointsFile: config.streaming.mountpoints_file,
+        adminKey: config.streaming.admin_key,
+        quotas: quotas ?? null,
+        mountpoints: config.streaming.demo_mountpoint ? [DEMO_MOUNTPOINT] : [],
+      },
+    }),
   ];
 }
+
+/** Janus's sample mountpoint 1 (Opus pt 111, VP8 pt 100), on ports of the media range rather than 5002/5004. */
+const DEMO_MOUNTPOINT = {
+  request: 'create',
+  type: 'rtp',
+  id: 1,
+  name: 'demo',
+  description: 'Opus/VP8 live stream coming from an external source',
+  media: [
+    { type: 'audio', mid: 'a', label: 'Audio stream', codec: 'opus', pt: 111, port: 0 },
+    { type: 'video', mid: 'v', label: 'Video stream', codec: 'vp8', pt: 100, port: 0 },
+  ],
+};
 
 /** Endpoint counters that count a dropped packet, whatever the reason. */
 const DROP_COUNTERS = [
@@ -159,13 +205,19 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.log.level);
   const certificate = await DtlsCertificate.generate();
-  const engine = new MediaEngine({ workers: config.media.workers, pinThreads: config.media.pin_threads, placement: config.media.placement });
+  const sharedPorts = singlePorts(config.media.single_port);
+  const engine = new MediaEngine({
+    workers: config.media.workers,
+    pinThreads: config.media.pin_threads,
+    placement: config.media.placement,
+    ...(sharedPorts ? { sharedPorts: { address: mediaBind(config.media), ports: sharedPorts } } : {}),
+  });
   let ports: PortPool;
   try {
     ports = new PortPool(engine, {
       name: 'rtp',
       range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max },
-      bindAddress: config.media.bind,
+      bindAddress: mediaBind(config.media),
     });
   } catch (err) {
     engine.close();
@@ -177,11 +229,16 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   engine.on('event', (event: { type: string; message?: string }) => {
     if (event.type === 'worker-panic') logger.error({ event }, 'media thread caught a panic');
   });
+  // Single-port mode: PeerConnections take slots on their media thread's shared port, as many
+  // as the rtp range has ports; the range itself stays for plain RTP legs.
+  const peerSlots: EndpointLeasePool = sharedPorts
+    ? new SlotPool(engine, { name: 'webrtc', range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max }, bindAddress: mediaBind(config.media) })
+    : ports;
   const webrtc = new WebRtcMediaProvider({
     engine,
-    ports,
+    ports: peerSlots,
     certificate,
-    candidateAddresses: candidateAddresses(config.media),
+    candidateAddresses: webrtcCandidates(config.media),
     connectTimeoutMs: config.media.connect_timeout * 1000,
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
@@ -206,14 +263,14 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       sipPorts = new PortPool(engine, {
         name: 'sip',
         range: { min: config.sip.rtp_port_min, max: config.sip.rtp_port_max },
-        bindAddress: config.media.bind,
+        bindAddress: mediaBind(config.media),
       });
     } catch (err) {
       engine.close();
       throw err;
     }
   }
-  const pools = sipPorts ? [ports, sipPorts] : [ports];
+  const pools: EndpointLeasePool[] = [...(peerSlots !== ports ? [peerSlots] : []), ports, ...(sipPorts ? [sipPorts] : [])];
   const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts });
   let stopped: Promise<void> | null = null;
   const closeMedia = () => {
@@ -238,7 +295,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,
-          range: `${pool.options.range.min}-${pool.options.range.max}`,
+          range: pool instanceof SlotPool ? `single port ${sharedPorts?.join(',')}, ${pool.size} slots` : `${pool.options.range.min}-${pool.options.range.max}`,
           leased: pool.leased,
           free: pool.free,
           leases: pool.list().map((l) => ({ port: l.port, owner: l.owner, since: l.since })),
@@ -260,4 +317,12 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       return stopped;
     },
   };
+}
+
+/** `media.single_port` as ports (null: off). */
+function singlePorts(value: string | null): number[] | null {
+  if (value === null) return null;
+  const ports = value.split(',').map((p) => Number(p.trim()));
+  if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new ConfigError(`media.single_port: ${value} is not a port or a list of ports`);
+  return ports;
 }

@@ -24,6 +24,7 @@ import { registerDemoPages, type DemoPagesOptions } from './demos/DemoPages.js';
 import { HttpTransport } from './transports/HttpTransport.js';
 import { ClientApi } from './transports/ClientApi.js';
 import { JANUS_ADMIN_WS_PROTOCOL, JANUS_WS_PROTOCOL, WebSocketTransport } from './transports/WebSocketTransport.js';
+import { WhipWhep } from './transports/WhipWhep.js';
 
 export const FERRY_VERSION = '0.1.0';
 /** The Janus API level ferry speaks (janus-gateway 1.4.x). */
@@ -91,6 +92,8 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly clientApi: ClientApi;
   readonly admin: AdminApi;
+  /** WHIP/WHEP resources on the Janus HTTP listener (null when off). */
+  whipWhep: WhipWhep | null = null;
   private resources: ResourceCounts;
   private readonly transports: Array<HttpTransport | WebSocketTransport> = [];
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
@@ -284,6 +287,10 @@ export class Gateway {
         });
         this.transports.push(t);
         if (c.demos.enabled) await registerDemoPages(t.server, this.demoPagesOptions(addresses));
+        if (c.whip.enabled) {
+          this.whipWhep = new WhipWhep({ registry: this.registry, plugins: this.plugins, auth: this.auth, logger: this.logger, whipPath: c.whip.path, whepPath: c.whip.whep_path });
+          this.whipWhep.register(t.server);
+        }
         addresses.http = await t.listen();
       }
       if (c.websocket.enabled) {
@@ -339,6 +346,7 @@ export class Gateway {
     this.state = 'stopping';
     this.registry.acceptingNewSessions = false;
     this.registry.stopWatchdog();
+    this.whipWhep?.close();
     this.registry.endAll('shutdown');
     await Promise.allSettled(this.transports.map((t) => t.close()));
     // Sockets closing during transport shutdown may have raced a last request: end anything left.

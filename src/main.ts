@@ -25,7 +25,11 @@ Without --config ferry runs on its embedded defaults:
              a room kept on few threads; round-robin: every room spread), media.pin_threads;
              at most media.max_mlines (${DEFAULT_CONFIG.media.max_mlines}) m-lines in a client's offer;
              media.bandwidth_estimation (${DEFAULT_CONFIG.media.bandwidth_estimation}): each subscriber's layers follow its link's estimate,
-             from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s
+             from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s;
+             media.single_port (off): every PeerConnection of a media thread on one UDP port
+             (one port per thread, comma-separated, or a base port), routed by ICE ufrag;
+             media.ipv6 (dual-stack sockets, IPv6 candidates), media.nat_1_1_mapping (public
+             addresses to announce) with media.keep_private_host
 
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},
@@ -34,6 +38,13 @@ Per-client quotas (a client = its address, or its token with token auth; 0 = off
   videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
   SIP: sip.tls_cert and sip.tls_key (PEM files) add a TLS transport to every account (sips:, transport=tls),
   sip.tls_ca trusts more CAs; sip.keepalive_interval (${DEFAULT_CONFIG.sip.keepalive_interval} s, 0 = off) pings registrars
+
+Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin.sip, janus.plugin.streaming
+  Streaming: rtp mountpoints fed by ffmpeg/GStreamer/encoders on ports of the media range;
+  streaming.demo_mountpoint (${DEFAULT_CONFIG.streaming.demo_mountpoint}: mountpoint 1, Opus pt 111 + VP8 pt 100),
+  streaming.admin_key restricts create, streaming.mountpoints_file keeps permanent mountpoints (mode 0600)
+  WHIP/WHEP (whip.enabled ${DEFAULT_CONFIG.whip.enabled}): POST ${DEFAULT_CONFIG.whip.path}/endpoint/<room> publishes into a VideoRoom room,
+  POST ${DEFAULT_CONFIG.whip.whep_path}/endpoint/<mountpoint or room> plays; Bearer token = the room's or mountpoint's secret
 
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug

@@ -30,6 +30,20 @@ fn rtx_config(ssrc: Option<u32>, payload_type: Option<u32>, names: &str) -> Resu
     }
 }
 
+/// The shared sockets' addresses: one port per media thread, or a base port that thread i
+/// offsets by i. Empty when single-port mode is off.
+fn shared_ports(options: Option<&MediaEngineOptions>, workers: usize) -> Result<Vec<std::net::SocketAddr>> {
+    let Some(ports) = options.and_then(|o| o.shared_ports.as_ref()).filter(|p| !p.is_empty()) else { return Ok(Vec::new()) };
+    let address = options.and_then(|o| o.shared_address.as_deref()).unwrap_or("0.0.0.0");
+    let threads = if workers == 0 { ferry_engine::auto_workers() } else { workers }.clamp(1, 64);
+    let ports: Vec<u32> = match ports.as_slice() {
+        [base] => (0..threads as u32).map(|i| base + i).collect(),
+        list if list.len() == threads => list.to_vec(),
+        list => return Err(err(format!("single-port mode: {} ports for {threads} media threads (give one per thread, or one base port)", list.len()))),
+    };
+    ports.into_iter().map(|p| parse_addr(address, p)).collect()
+}
+
 /// A layer index from JavaScript (VP9 carries 3 bits of it).
 fn layer_index(layer: Option<u32>, name: &str) -> Result<Option<u8>> {
     match layer {
@@ -66,6 +80,10 @@ pub struct MediaEngineOptions {
     pub pin_threads: Option<bool>,
     /// "load" (default) or "round-robin".
     pub placement: Option<String>,
+    /// Single-port mode (`media.single_port`): the address the shared sockets bind to, and
+    /// their ports: one per media thread, or one base port (thread i takes base + i).
+    pub shared_address: Option<String>,
+    pub shared_ports: Option<Vec<u32>>,
 }
 
 #[napi(object)]
@@ -92,6 +110,8 @@ pub struct EndpointOptions {
     pub worker: Option<u32>,
     /// Placement group (a room): its endpoints are kept on few media threads.
     pub group: Option<String>,
+    /// Single-port mode: on its media thread's shared socket (needs `ice`); `port` is unused.
+    pub shared: Option<bool>,
 }
 
 #[napi(object)]
@@ -178,7 +198,8 @@ impl NativeEngine {
                     }
                 }
             });
-            let engine = Engine::new(EngineOptions { workers, pin_threads, placement }, sink).map_err(err)?;
+            let shared_ports = shared_ports(options.as_ref(), workers)?;
+            let engine = Engine::new(EngineOptions { workers, pin_threads, placement, shared_ports }, sink).map_err(err)?;
             Ok(Self { engine: Some(engine), listener })
         })
     }
@@ -233,6 +254,7 @@ impl NativeEngine {
             config.twcc_extension_id = extension_id(options.twcc_extension_id)?;
             config.worker = options.worker.map(|w| w as usize);
             config.group = options.group.as_deref().map(group_key);
+            config.shared = options.shared.unwrap_or(false);
             let (id, local) = self.engine()?.open_endpoint(config).map_err(err)?;
             Ok(OpenedEndpoint { id, address: local.ip().to_string(), port: local.port() as u32 })
         })
@@ -499,6 +521,12 @@ impl NativeEngine {
             let stats = self.engine()?.stats().map_err(err)?;
             Ok(EngineCounters::from_stats(&stats))
         })
+    }
+
+    /// A source's receive rate over the last half second (bits/s; 0 before it is measured).
+    #[napi]
+    pub fn source_bitrate(&self, id: u32) -> Result<f64> {
+        guard("sourceBitrate", || Ok(self.engine()?.source_bitrate(id) as f64))
     }
 
     /// Packets received so far by every source, as `[id, packets, id, packets, …]`: what the

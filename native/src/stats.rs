@@ -146,6 +146,12 @@ pub struct WorkerCounters {
     pub subscriptions: u32,
     pub shared_buffers: u32,
     pub shared_buffers_in_use: u32,
+    /// Single-port mode: this thread's shared port (0: off), the endpoints on it, the peer
+    /// addresses it routes by, and datagrams it could route to no endpoint (dropped).
+    pub shared_port: u32,
+    pub shared_endpoints: u32,
+    pub shared_addresses: u32,
+    pub shared_unrouted: f64,
 }
 
 #[napi(object)]
@@ -174,6 +180,10 @@ impl WorkerCounters {
             subscriptions,
             shared_buffers,
             shared_buffers_in_use,
+            shared_port,
+            shared_endpoints,
+            shared_addresses,
+            shared_unrouted,
             endpoints,
             sources: _,
             outputs: _,
@@ -195,6 +205,10 @@ impl WorkerCounters {
             subscriptions: *subscriptions as u32,
             shared_buffers: *shared_buffers as u32,
             shared_buffers_in_use: *shared_buffers_in_use as u32,
+            shared_port: u32::from(*shared_port),
+            shared_endpoints: *shared_endpoints as u32,
+            shared_addresses: *shared_addresses as u32,
+            shared_unrouted: *shared_unrouted as f64,
         }
     }
 }

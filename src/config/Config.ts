@@ -39,6 +39,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
   admin_http: { enabled: BOOL, bind: BIND, port: PORT, base_path: PATH },
   admin_websocket: { enabled: BOOL, bind: BIND, port: PORT },
   demos: { enabled: BOOL, path: PATH },
+  whip: { enabled: BOOL, path: PATH, whep_path: PATH },
   metrics: { enabled: BOOL, path: PATH },
   limits: {
     body_bytes: count(1024, 64 * 1024 * 1024),
@@ -64,6 +65,11 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     demo_room: BOOL,
     max_description_length: count(1, 1_000_000),
   },
+  streaming: {
+    mountpoints_file: { kind: 'string', nullable: true },
+    admin_key: SECRET,
+    demo_mountpoint: BOOL,
+  },
   sip: {
     bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
     sdp_ip: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
@@ -84,9 +90,13 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     bwe_start_bitrate: count(30_000, 1_000_000_000),
     bwe_max_bitrate: count(30_000, 1_000_000_000),
     bind: BIND,
+    ipv6: BOOL,
     rtp_port_min: count(1, 65535),
     rtp_port_max: count(1, 65535),
     candidate_addresses: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },
+    nat_1_1_mapping: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },
+    keep_private_host: BOOL,
+    single_port: { kind: 'string', nullable: true, pattern: /^\s*\d{1,5}(\s*,\s*\d{1,5})*\s*$/, hint: 'a port, or comma-separated ports (one per media thread)' },
     connect_timeout: count(1, 3600),
     consent_timeout: count(1, 3600),
     srtp_profiles: {

@@ -32,6 +32,12 @@ export interface FerryConfig {
    * that expose only the API.
    */
   demos: { enabled: boolean; path: string };
+  /**
+   * WHIP (RFC 9725) and WHEP endpoints on the Janus HTTP listener: `<path>/endpoint/<room>`
+   * publishes into a VideoRoom room, `<whep_path>/endpoint/<id>` plays a Streaming mountpoint
+   * (or a room). Bearer tokens are the room's or mountpoint's secret.
+   */
+  whip: { enabled: boolean; path: string; whep_path: string };
   /** Prometheus endpoint, served on the Admin HTTP listener (or the Janus one if Admin HTTP is off). */
   metrics: { enabled: boolean; path: string };
   limits: {
@@ -72,6 +78,17 @@ export interface FerryConfig {
     demo_room: boolean;
     /** Longest room `description` (create, edit) in characters; longer is refused with 430. */
     max_description_length: number;
+  };
+  streaming: {
+    /** JSON file for permanent mountpoints (secrets and PINs in plain text, written 0600); null: `permanent: true` is refused. */
+    mountpoints_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`). */
+    admin_key: string | null;
+    /**
+     * Creates Janus's sample mountpoint 1 at start: Opus (pt 111) and VP8 (pt 100) over RTP on two
+     * ports of the media range (`info` on id 1 shows which).
+     */
+    demo_mountpoint: boolean;
   };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
@@ -115,11 +132,30 @@ export interface FerryConfig {
     bwe_max_bitrate: number;
     /** Address media sockets bind to. */
     bind: string;
+    /**
+     * IPv6: media sockets are dual-stack (bind `::` when `bind` is 0.0.0.0) and the host's
+     * global IPv6 addresses are announced as candidates beside its IPv4 ones.
+     */
+    ipv6: boolean;
     /** UDP range the WebRTC and RTP port pool leases from (Janus's rtp_port_range default). */
     rtp_port_min: number;
     rtp_port_max: number;
     /** Host candidates announced in SDP, comma-separated; null = this host's non-internal IPv4 addresses. */
     candidate_addresses: string | null;
+    /**
+     * Public addresses to announce to WebRTC peers instead of the host's own (Janus
+     * `nat_1_1_mapping`), comma-separated: a cloud VM behind 1:1 NAT knows only its private
+     * address. With `keep_private_host` the private candidates are announced too, after them.
+     */
+    nat_1_1_mapping: string | null;
+    keep_private_host: boolean;
+    /**
+     * Single-port mode: every PeerConnection of a media thread shares one UDP port, told apart
+     * by ICE ufrag and then by the peer's address (RFC 8445). One port per media thread
+     * (comma-separated), or one base port (thread i takes base + i); null: a port per
+     * PeerConnection from the rtp range. Plain RTP legs (SIP, forwarders) keep their own ports.
+     */
+    single_port: string | null;
     /** Seconds for ICE + DTLS to complete after negotiation before the PeerConnection hangs up. */
     connect_timeout: number;
     /** Seconds without an ICE consent check before hangup (RFC 7675 §5.1: 30). */
@@ -152,6 +188,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   admin_http: { enabled: true, bind: '127.0.0.1', port: 7088, base_path: '/admin' },
   admin_websocket: { enabled: true, bind: '127.0.0.1', port: 7188 },
   demos: { enabled: true, path: '/demos' },
+  whip: { enabled: true, path: '/whip', whep_path: '/whep' },
   metrics: { enabled: true, path: '/metrics' },
   limits: {
     body_bytes: 256 * 1024,
@@ -173,6 +210,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
+  streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: {
     bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999,
     keepalive_interval: 120, tls_cert: null, tls_key: null, tls_ca: null,
@@ -185,9 +223,13 @@ export const DEFAULT_CONFIG: FerryConfig = {
     bwe_start_bitrate: 1_000_000,
     bwe_max_bitrate: 20_000_000,
     bind: '0.0.0.0',
+    ipv6: false,
     rtp_port_min: 20000,
     rtp_port_max: 40000,
     candidate_addresses: null,
+    nat_1_1_mapping: null,
+    keep_private_host: false,
+    single_port: null,
     connect_timeout: 30,
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',

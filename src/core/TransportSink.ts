@@ -7,7 +7,8 @@
 import type { JsonObject } from './Json.js';
 
 export interface TransportSink {
-  readonly kind: 'http' | 'websocket';
+  /** 'internal': ferry itself drives the session (WHIP/WHEP resources), every event is pushed. */
+  readonly kind: 'http' | 'websocket' | 'internal';
   /** Shown in Admin `handle_info` (`session_transport`). */
   readonly description: string;
   /** Sends an event now; false when this transport cannot push (the session queues it). */

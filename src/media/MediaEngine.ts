@@ -41,6 +41,11 @@ export interface MediaEngineOptions {
   pinThreads?: boolean;
   /** 'load' (default) or 'round-robin' (see media.placement). */
   placement?: 'load' | 'round-robin';
+  /**
+   * Single-port mode (media.single_port): shared sockets on `address`, one port per media thread,
+   * or one base port (thread i takes base + i). WebRTC endpoints opened with `shared` live there.
+   */
+  sharedPorts?: { address: string; ports: number[] };
 }
 
 export type EndpointOptions = NativeEndpointOptions;
@@ -95,7 +100,12 @@ export class MediaEngine extends EventEmitter {
     super();
     const addon = loadNative();
     const workers = options.workers === 'auto' ? 0 : (options.workers ?? 1);
-    this.native = new addon.NativeEngine({ workers, pinThreads: options.pinThreads ?? false, placement: options.placement ?? 'load' });
+    this.native = new addon.NativeEngine({
+      workers,
+      pinThreads: options.pinThreads ?? false,
+      placement: options.placement ?? 'load',
+      ...(options.sharedPorts ? { sharedAddress: options.sharedPorts.address, sharedPorts: options.sharedPorts.ports } : {}),
+    });
     this.native.onEvents((batch) => this.dispatch(batch));
   }
 
@@ -215,6 +225,11 @@ export class MediaEngine extends EventEmitter {
    */
   setOutputLayers(output: number, layers: { sources: number[]; preferred: number; temporalMax: number | null } | null): void {
     this.native.setOutputLayers(output, layers && { sources: layers.sources, preferred: layers.preferred, ...(layers.temporalMax !== null ? { temporalMax: layers.temporalMax } : {}) });
+  }
+
+  /** A source's receive rate over the last half second (bits/s; 0 before it is measured), without a round trip to its media thread. */
+  sourceBitrate(source: number): number {
+    return this.closed ? 0 : this.native.sourceBitrate(source);
   }
 
   /** Retransmissions of an output go as RFC 4588 RTX on this stream; null: as the packets were sent. */

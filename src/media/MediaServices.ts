@@ -40,6 +40,10 @@ export class EngineRouter implements MediaRouter {
     this.engine.setBitrateCap(source, bps);
   }
 
+  sourceBitrate(source: number): number {
+    return this.engine.sourceBitrate(source);
+  }
+
   setOutputTemporal(output: number, layer: number | null): void {
     this.engine.setOutputTemporal(output, layer);
   }
@@ -77,6 +81,13 @@ export class EngineRouter implements MediaRouter {
 
   requestKeyframe(source: number): void {
     this.engine.requestKeyframe(source);
+  }
+
+  sourcePackets(): Map<number, number> {
+    const flat = this.engine.sourcePackets();
+    const out = new Map<number, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, flat[i + 1]!);
+    return out;
   }
 
   counters(id: number): { packets: number; bytes: number } | null {

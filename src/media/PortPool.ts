@@ -34,11 +34,27 @@ export interface LeaseInfo {
   endpoint: number;
 }
 
+/**
+ * What hands out native endpoints with one owner each: a PortPool (a port per endpoint) or a
+ * SlotPool (single-port mode: endpoints share their media thread's port, a lease is a slot).
+ */
+export interface EndpointLeasePool {
+  readonly options: PortPoolOptions;
+  readonly size: number;
+  readonly leased: number;
+  readonly free: number;
+  list(): LeaseInfo[];
+  lease(owner: string, endpoint?: Omit<EndpointOptions, 'port' | 'bindAddress'>, listener?: (event: EndpointEvent) => void, wantedPort?: number): PortLease;
+  /** Called by PortLease.release only. */
+  returnLease(lease: PortLease): void;
+  releaseAll(): void;
+}
+
 export class PortLease {
   private released = false;
 
   constructor(
-    private readonly pool: PortPool,
+    private readonly pool: EndpointLeasePool,
     readonly port: number,
     readonly endpoint: number,
     readonly owner: string,
@@ -57,7 +73,7 @@ export class PortLease {
   }
 }
 
-export class PortPool {
+export class PortPool implements EndpointLeasePool {
   private readonly leases = new Map<number, PortLease>();
   private nextPort: number;
 

@@ -22,10 +22,17 @@ export interface MediaRouter {
    * from the next layer-sync frame. Optional: routers without temporal layers ignore it.
    */
   setOutputTemporal?(output: number, layer: number | null): void;
+  /** A source's receive rate over the last half second (bits/s; 0 before it is measured). */
+  sourceBitrate?(source: number): number;
   /** Caps what the publisher behind `source` sends (REMB, repeated); null: no cap. */
   setBitrateCap?(source: number, bps: number | null): void;
   /** Called when a temporal-layer choice took effect (layer null: every layer); returns an unsubscribe. */
   onOutputTemporal?(listener: (output: number, layer: number | null) => void): () => void;
+  /**
+   * Packets each source received so far, by source id, read in one call for every source (a
+   * periodic reader's cheap alternative to `counters`). Optional: routers without it report none.
+   */
+  sourcePackets?(): Map<number, number>;
   /**
    * Lets `output` choose among simulcast layers (source ids, lowest first) within what its
    * subscriber's link takes, never above `preferred` / `temporalMax` (Janus `substream` /

@@ -21,7 +21,7 @@ import type {
   TrickleCandidate,
 } from '../core/Media.js';
 import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpParameters, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
-import type { PortLease, PortPool } from '../media/PortPool.js';
+import type { EndpointLeasePool, PortLease } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { DtlsSession } from './DtlsSession.js';
 import { parseRemoteDescription, SdpError, type LocalTransport, type RemoteDescription } from './Sdp.js';
@@ -72,7 +72,7 @@ const SLOWLINK_INTERVAL_MS = 5000;
 
 export interface PeerConnectionOptions {
   engine: MediaEngine;
-  ports: PortPool;
+  ports: EndpointLeasePool;
   certificate: DtlsCertificate;
   owner: string;
   /** Media-thread placement group of the endpoint (e.g. a room). */

@@ -426,7 +426,7 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
       payloads: s.codec ? String(s.codec.payloadType) : s.rejected?.format || (kind === 'application' ? 'webrtc-datachannel' : '0'),
       rtp: [],
       fmtp: [],
-      connection: { version: 4, ip: transport.candidates[0]?.ip ?? '0.0.0.0' },
+      connection: { version: transport.candidates[0]?.ip.includes(':') ? 6 : 4, ip: transport.candidates[0]?.ip ?? '0.0.0.0' },
       mid: s.mid,
     };
     if (accepted && s.codec) {

@@ -4,13 +4,13 @@
 // send Janus `media` events.
 import type { HandleMedia, MediaEvents, MediaProvider, MediaStreamInfo } from '../core/Media.js';
 import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
-import type { PortPool } from '../media/PortPool.js';
+import type { EndpointLeasePool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { PeerConnection } from './PeerConnection.js';
 
 export interface WebRtcMediaProviderOptions {
   engine: MediaEngine;
-  ports: PortPool;
+  ports: EndpointLeasePool;
   certificate: DtlsCertificate;
   candidateAddresses: string[];
   connectTimeoutMs: number;

@@ -8,7 +8,7 @@ test('the pages, janus.js and adapter.js are served; ferry.json names ports and 
   const gw = await startFerry({ log: { level: 'warn' } });
   try {
     const base = `${gw.origin}${gw.config.demos.path}`;
-    for (const page of ['/', '/index.html', '/echotest.html', '/videoroom.html', '/sip.html', '/admin.html', '/common.js', '/style.css']) {
+    for (const page of ['/', '/index.html', '/echotest.html', '/videoroom.html', '/streaming.html', '/streaming.js', '/sip.html', '/admin.html', '/common.js', '/style.css']) {
       const r = await fetch(base + page);
       assert.is(r.status, 200, `${page} → ${r.status}`);
       await r.arrayBuffer();

@@ -35,6 +35,8 @@ export function loopbackOverrides(overrides: ConfigOverrides): ConfigOverrides {
     admin_http: { ...local, ...overrides.admin_http },
     admin_websocket: { ...local, ...overrides.admin_websocket },
     log: { level: 'silent', ...overrides.log },
+    // No sample mountpoint: its two ports would count in every test's "no lease left" check.
+    streaming: { demo_mountpoint: false, ...overrides.streaming },
     // Every test client comes from 127.0.0.1, so one address stands for many clients here: the
     // per-client quotas are off unless a test sets them (test/core/quotas.test.ts, …).
     quotas: { session_create_rate: 0, sessions_per_client: 0, peer_connections_per_client: 0, rooms_per_client: 0, max_rooms: 0, ...overrides.quotas },

@@ -71,3 +71,16 @@ export function boundUdpPorts(): Set<number> {
   }
   return ports;
 }
+
+/** `n` distinct UDP ports free on this host right now (bound on 0.0.0.0 and released). */
+export async function freeUdpPorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n && tries < 100 * n; tries++) {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+    const { port } = socket.address();
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
+}

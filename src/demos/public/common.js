@@ -12,6 +12,7 @@ const FerryDemo = (() => {
     ['index', 'index.html', 'Demos'],
     ['echotest', 'echotest.html', 'EchoTest'],
     ['videoroom', 'videoroom.html', 'VideoRoom'],
+    ['streaming', 'streaming.html', 'Streaming'],
     ['sip', 'sip.html', 'SIP'],
     ['admin', 'admin.html', 'Admin'],
   ];

@@ -7,12 +7,18 @@ import { randomInt } from 'node:crypto';
 import type { Clock, Timer } from '../../time/Clock.js';
 import type { JsonObject } from '../../core/Json.js';
 import type { MediaStreamInfo, RoutableMedia } from '../../core/Media.js';
-import type { MediaServices } from '../../media/Routing.js';
+import type { MediaRouter, MediaServices } from '../../media/Routing.js';
 import { Feed, type FeedStream } from './Feed.js';
 import type { Room } from './Room.js';
 import { codecNameOf } from './codecs.js';
 
 /** Video feedback offered to subscribers of a WebRTC publisher's video (RFC 4585 NACK/PLI, RFC 5104 FIR). */
+/** How often a simulcast publisher's cap follows what its subscribers want (see demandCap). */
+const DEMAND_INTERVAL_MS = 2000;
+/** The cap from demand: the wanted layers' measured rates times this, plus a floor for audio and RTCP. */
+const DEMAND_HEADROOM = 1.5;
+const DEMAND_FLOOR_BPS = 100_000;
+
 const VIDEO_FEEDBACK = [{ type: 'nack' }, { type: 'nack', subtype: 'pli' }, { type: 'ccm', subtype: 'fir' }];
 
 /** What the publisher's handle lets it do on its client. */
@@ -47,6 +53,10 @@ export class Publisher extends Feed {
   private described: PublishedDescription = { data: [], media: [], chosen: new Map(), ridOrder: 'hml', descriptions: new Map() };
   private stopListening: (() => void) | null = null;
   private firTimer: Timer | null = null;
+  /** Re-reads what subscribers want of the simulcast layers (see demandCap). */
+  private demandTimer: Timer | null = null;
+  /** The REMB cap last given to the engine (undefined: none yet). */
+  private appliedCap: number | null | undefined;
   left = false;
   /** Per-publisher overrides of the room's audio_active_packets / audio_level_average (join, configure). */
   audioActivePackets: number | null = null;
@@ -153,6 +163,7 @@ export class Publisher extends Feed {
     this.refreshForwarders();
     this.startFirTimer();
     this.applyBitrateCap();
+    this.demandTimer ??= this.clock.setInterval(() => this.applyBitrateCap(), DEMAND_INTERVAL_MS);
     this.meterAudioLevels();
     this.announce();
   }
@@ -224,7 +235,47 @@ export class Publisher extends Feed {
     const room = this.room.config;
     let cap = this.bitrate > 0 ? this.bitrate : room.bitrate;
     if (room.bitrate_cap && room.bitrate > 0) cap = Math.min(cap || room.bitrate, room.bitrate);
-    router.setBitrateCap(source, cap > 0 ? cap : null);
+    const demand = this.demandCap(router);
+    if (demand !== null) cap = cap > 0 ? Math.min(cap, demand) : demand;
+    const next = cap > 0 ? cap : null;
+    if (next === this.appliedCap) return;
+    this.appliedCap = next;
+    router.setBitrateCap(source, next);
+  }
+
+  /**
+   * A cap so the publisher stops sending simulcast layers no subscriber wants: when every
+   * subscriber of a simulcast stream prefers (its `substream`) a layer below the top one, the
+   * REMB allows what the wanted layers and the other streams carry now, with headroom; the
+   * sender's allocator then drops the layers above (libwebrtc fills layers bottom-up). Only
+   * preferences count, never estimates, so a layer a subscriber's link may grow into stays on.
+   * Null (no cap from demand) while anything else may need the top layer: no subscriber yet,
+   * an RTP forwarder or a remote publication, a rate not measured yet.
+   */
+  private demandCap(router: MediaRouter): number | null {
+    if (!router.sourceBitrate || this.forwarders.size > 0 || this.remotes.size > 0) return null;
+    const streams = this.streams.filter((s) => !s.disabled && s.relay && s.layers.length > 0);
+    const layered = streams.filter((s) => s.type === 'video' && s.simulcast && s.layers.length > 1);
+    if (!layered.length) return null;
+    let total = 0;
+    for (const s of streams) {
+      let upTo = s.layers.length - 1;
+      if (layered.includes(s)) {
+        let wanted: number | null = null;
+        for (const consumer of this.room.subscribers) {
+          const w = consumer.wantedLayer?.(this, s.mid);
+          if (w !== null && w !== undefined) wanted = Math.max(wanted ?? 0, w);
+        }
+        if (wanted === null || wanted >= upTo) return null;
+        upTo = wanted;
+      }
+      for (const source of s.layers.slice(0, upTo + 1)) {
+        const bps = router.sourceBitrate(source);
+        if (bps <= 0 && s.type === 'video') return null;
+        total += bps;
+      }
+    }
+    return Math.round(total * DEMAND_HEADROOM + DEMAND_FLOOR_BPS);
   }
 
   /**
@@ -242,6 +293,9 @@ export class Publisher extends Feed {
     this.media = null;
     this.firTimer?.cancel();
     this.firTimer = null;
+    this.demandTimer?.cancel();
+    this.demandTimer = null;
+    this.appliedCap = undefined;
     this.closeForwarders();
     this.streams = [];
     this.audioCodec = null;

@@ -93,6 +93,8 @@ export function checkSecret(expected: string | undefined, body: JsonObject, memb
 
 /** Something that consumes a room's feeds (a subscriber); told when a feed changes or goes away. */
 export interface FeedConsumer {
+  /** The highest simulcast layer this consumer wants of `feed`'s stream `mid` (null: none of it). */
+  wantedLayer?(feed: Feed, mid: string): number | null;
   feedChanged(feed: Feed): void;
   feedGone(feed: Feed): void;
   roomDestroyed(): void;

@@ -4,8 +4,8 @@
  * it over the old one, so a crash leaves either the old or the new file,
  * never a torn one (rename(2) is atomic within a file system).
  */
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeOwnerOnlyAtomically } from '../../core/AtomicFile.js';
 import { isJsonObject, type JsonObject } from '../../core/Json.js';
 import { defaultRoomConfig, type RoomConfig } from './Room.js';
 
@@ -19,7 +19,6 @@ export class RoomStoreError extends Error {
 export class RoomStore {
   /** What the file holds: only what `permanent: true` requests saved. */
   private readonly saved = new Map<number, RoomConfig>();
-  private tempCounter = 0;
 
   constructor(readonly path: string) {}
 
@@ -69,24 +68,9 @@ export class RoomStore {
   /** Writes the file first and only then updates memory, so a failed write changes nothing. */
   private write(next: Map<number, RoomConfig>): void {
     const text = `${JSON.stringify({ rooms: [...next.values()] }, null, 2)}\n`;
-    const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${++this.tempCounter}.tmp`);
     try {
-      // Owner-only: the file holds room secrets and pins in plain text (README "Quotas and rooms").
-      const fd = openSync(temp, 'w', 0o600);
-      try {
-        fchmodSync(fd, 0o600);
-        writeSync(fd, text);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, this.path);
+      writeOwnerOnlyAtomically(this.path, text);
     } catch (err) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // The temp file may not exist (open failed); nothing to clean.
-      }
       throw new RoomStoreError(`could not save rooms file ${this.path}: ${(err as Error).message}`);
     }
     this.saved.clear();

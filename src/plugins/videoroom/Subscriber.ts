@@ -9,7 +9,13 @@
  * Its lifecycle (offer/answer and the PeerConnection coming up) is the
  * explicit table below. Which simulcast layer (substream) and VP8 temporal
  * layer each slot gets is in the "simulcast layers" section.
+ *
+ * Why this file stays whole (about 680 lines): the slots, their lifecycle and
+ * the layers their outputs get are one subscriber's state, changed by the same
+ * requests and engine events in one order; split, each change would reach
+ * across files for the slot it changes.
  */
+import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
 import type { MediaRouter, MediaServices } from '../../media/Routing.js';
@@ -102,6 +108,7 @@ function wantedTemporal(slot: Slot): number | null {
  * - ended: terminal (leave, hangup, detach, room destroyed); every input is ignored.
  *
  *   new ──offer──▶ offered ──answer──▶ answered ──media-up──▶ live
+ *   new ──answer──▶ answered (the subscriber offered and ferry answered: a WHEP player)
  *   offered ──media-up──▶ live-offered ──answer──▶ live ──offer──▶ live-offered
  *   offered, live-offered ──update──▶ offered-updating, live-offered-updating
  *   any ──end──▶ ended
@@ -110,7 +117,7 @@ export type SubscriberState = 'new' | 'offered' | 'offered-updating' | 'answered
 export type SubscriberInput = 'offer' | 'update' | 'answer' | 'media-up' | 'end';
 
 export const SUBSCRIBER_TRANSITIONS: Readonly<Record<SubscriberState, Readonly<Partial<Record<SubscriberInput, SubscriberState>>>>> = {
-  new: { offer: 'offered', end: 'ended' },
+  new: { offer: 'offered', answer: 'answered', end: 'ended' },
   offered: { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered', end: 'ended' },
   'offered-updating': { offer: 'offered', update: 'offered-updating', answer: 'answered', 'media-up': 'live-offered-updating', end: 'ended' },
   answered: { offer: 'offered', answer: 'answered', 'media-up': 'live', end: 'ended' },
@@ -251,6 +258,40 @@ export class Subscriber implements FeedConsumer {
     this.apply('offer');
     if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
     return jsep;
+  }
+
+  /**
+   * A subscriber that brings its own offer (a WHEP player): each offered audio/video m-line takes
+   * the next slot of its kind (and its mid), slots left without one are dropped, and ferry
+   * answers with the slots' codecs (RFC 3264 §6: only formats the offer listed).
+   */
+  async answer(offer: Jsep): Promise<Jsep> {
+    const media = this.client.openMedia();
+    if (!media || !media.streams || !media.onStreamsChanged) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'WebRTC media is not available in this build');
+    const unused = [...this.slots];
+    const matched: Slot[] = [];
+    offeredMedia(offer.sdp).forEach((m) => {
+      const k = unused.findIndex((s) => s.kind === m.type);
+      if (k < 0) return;
+      const [slot] = unused.splice(k, 1);
+      if (!slot) return;
+      slot.mid = m.mid;
+      slot.mindex = m.index;
+      matched.push(slot);
+    });
+    if (matched.length === 0) throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, 'The offer has no m-line that can receive these streams');
+    this.slots = matched;
+    const codecs = (kind: 'audio' | 'video') => [...new Set(matched.filter((s) => s.kind === kind).map((s) => s.codecName))];
+    let answer: Jsep;
+    try {
+      answer = await media.createAnswer(offer, { audio: codecs('audio').length > 0, video: codecs('video').length > 0, data: false, codecs: { audio: codecs('audio'), video: codecs('video') } });
+    } catch (err) {
+      throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error processing SDP: ${(err as Error).message}`);
+    }
+    this.apply('answer');
+    this.stopListening ??= media.onStreamsChanged(() => this.syncOutputs());
+    this.syncOutputs();
+    return answer;
   }
 
   private routable(): RoutableMedia {
@@ -416,6 +457,16 @@ export class Subscriber implements FeedConsumer {
       router.setOutputTemporal(output, temporal);
       slot.appliedTemporal = temporal;
     }
+  }
+
+  /** The highest layer of `feed`'s stream `mid` this subscriber's slots want (their `substream`). */
+  wantedLayer(feed: Feed, mid: string): number | null {
+    let wanted: number | null = null;
+    for (const slot of this.slots) {
+      if (slot.feed !== feed || slot.feedMid !== mid || !slot.send) continue;
+      wanted = Math.max(wanted ?? 0, Math.max(0, slot.substream));
+    }
+    return wanted;
   }
 
   /** Janus sends `substream` when the subscriber actually gets the new layer, i.e. at its keyframe. */
@@ -603,7 +654,30 @@ export class Subscriber implements FeedConsumer {
       paused: this.paused,
       media_up: this.mediaUp,
       offer_outstanding: this.offerOutstanding,
-      streams: this.slots.map((s) => ({ mid: s.mid, feed: s.feed?.id ?? null, feed_mid: s.feedMid, output: s.output, source: s.appliedSource ?? null })),
+      streams: this.slots.map((s) => ({
+        mid: s.mid,
+        feed: s.feed?.id ?? null,
+        feed_mid: s.feedMid,
+        output: s.output,
+        source: s.appliedSource ?? null,
+        // Simulcast chosen by the engine within the subscriber's estimate (see applyLayerSet):
+        // the preferred maximum and the layer actually sent.
+        ...(s.appliedLayerSet !== undefined ? { layers: { substream: s.substream, temporal: s.temporal, 'substream-sent': s.appliedLayer } } : {}),
+        ...(s.appliedSvc !== undefined ? { svc: { spatial_layer: s.substream, temporal_layer: s.temporal } } : {}),
+      })),
     };
   }
+}
+
+/** The audio/video m-lines of an offer that may receive (not rejected, not sendonly/inactive), in order. */
+function offeredMedia(sdp: string): { type: string; mid: string; index: number }[] {
+  let parsed;
+  try {
+    parsed = sdpTransform.parse(sdp);
+  } catch (err) {
+    throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP, `Error parsing SDP: ${(err as Error).message}`);
+  }
+  return (parsed.media ?? [])
+    .map((m, index) => ({ type: m.type, mid: m.mid !== undefined ? String(m.mid) : String(index), index, port: m.port, direction: m.direction }))
+    .filter((m) => (m.type === 'audio' || m.type === 'video') && m.port !== 0 && m.direction !== 'sendonly' && m.direction !== 'inactive');
 }

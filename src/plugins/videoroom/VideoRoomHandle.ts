@@ -112,7 +112,7 @@ export class VideoRoomHandle implements PluginHandle {
     if (ptype === 'publisher') return this.joinPublisher(name === 'joinandconfigure', room, body, transaction, jsep);
     if (ptype === 'subscriber' || ptype === 'listener') {
       if (name === 'joinandconfigure') throw new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, 'Subscribers cannot joinandconfigure');
-      return this.joinSubscriber(room, body, transaction);
+      return this.joinSubscriber(room, body, transaction, jsep);
     }
     throw invalid('ptype', '"publisher" or "subscriber"');
   }
@@ -166,7 +166,7 @@ export class VideoRoomHandle implements PluginHandle {
     this.push(joined, transaction);
   }
 
-  private async joinSubscriber(room: Room, body: JsonObject, transaction: string): Promise<void> {
+  private async joinSubscriber(room: Room, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
     R.validate(body, R.SUBSCRIBER_JOIN);
     checkSecret(room.config.pin, body, 'pin');
     const privateId = R.optNumber(body, 'private_id') ?? null;
@@ -187,7 +187,9 @@ export class VideoRoomHandle implements PluginHandle {
     if (resolved.length === 0) throw new VideoRoomError(VideoRoomErrorCode.INVALID_FEED, 'The requested feeds have no stream ferry can relay');
     if (!this.routableMedia()) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, MEDIA_UNAVAILABLE);
     sub.addSlots(resolved);
-    const offer = await sub.offer();
+    // A subscriber that offers (WHEP) gets ferry's answer; otherwise ferry offers (janus.js).
+    if (jsep && jsep.type !== 'offer') throw new VideoRoomError(VideoRoomErrorCode.INVALID_SDP_TYPE, 'Invalid SDP type (a subscriber may only offer when joining)');
+    const offer = jsep ? await sub.answer(jsep) : await sub.offer();
     if (this.destroyed || room.destroyed) {
       sub.teardown();
       return;

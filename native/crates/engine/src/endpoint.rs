@@ -42,11 +42,14 @@ pub struct EndpointConfig {
     /// Endpoints of one group (a room) are kept on few media threads while those have
     /// headroom, so most of a room's packets never cross threads.
     pub group: Option<u64>,
+    /// Single-port mode: the endpoint lives on its media thread's shared socket instead of a
+    /// socket of its own (`bind` is then unused); it must have ICE, whose ufrag routes it.
+    pub shared: bool,
 }
 
 impl EndpointConfig {
     pub fn new(bind: SocketAddr) -> Self {
-        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None, group: None }
+        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None, group: None, shared: false }
     }
 }
 

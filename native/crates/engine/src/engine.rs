@@ -3,6 +3,10 @@
 //! answered by the owning thread.
 //! Calls are synchronous (a channel round trip) so errors reach the caller
 //! and "closed" means the socket is closed when the call returns.
+//!
+//! One file at about 600 lines: every call is a few lines of the same shape (find the
+//! owning thread, send the command, settle the threads it messaged), and placement, which
+//! the calls share, is beside them.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -38,11 +42,14 @@ pub struct EngineOptions {
     /// Pin media thread i to the i-th allowed CPU.
     pub pin_threads: bool,
     pub placement: Placement,
+    /// Single-port mode: the address of each media thread's shared socket (one per thread,
+    /// in thread order), on which every endpoint opened with `shared` lives. Empty: off.
+    pub shared_ports: Vec<SocketAddr>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { workers: 1, pin_threads: false, placement: Placement::Load }
+        Self { workers: 1, pin_threads: false, placement: Placement::Load, shared_ports: Vec::new() }
     }
 }
 
@@ -123,6 +130,10 @@ pub struct Engine {
     next_id: AtomicU32,
     directory: Mutex<Directory>,
     closed: std::sync::atomic::AtomicBool,
+    /// Every source's receive rate, as its home thread measures it (see `bandwidth`).
+    rates: Arc<SourceRates>,
+    /// Single-port mode: each media thread's shared socket address (empty: off).
+    shared_addrs: Vec<SocketAddr>,
 }
 
 impl Engine {
@@ -137,11 +148,23 @@ impl Engine {
             receivers.push(rx);
         }
         let mailboxes: Arc<[Arc<Mailbox>]> = mailboxes.into();
+        if !options.shared_ports.is_empty() && options.shared_ports.len() != count {
+            return Err(EngineError(format!("single-port mode needs one port per media thread: {} for {count} threads", options.shared_ports.len())));
+        }
+        let mut shared_sockets = Vec::with_capacity(options.shared_ports.len());
+        for &address in &options.shared_ports {
+            let socket = UdpSocket::bind(address).map_err(|e| EngineError(format!("bind shared port {address}: {e}")))?;
+            socket.set_nonblocking(true).map_err(|e| EngineError(format!("nonblocking: {e}")))?;
+            shared_sockets.push(socket);
+        }
+        let shared_addrs = shared_sockets.iter().map(|s| s.local_addr().map_err(|e| EngineError(e.to_string()))).collect::<Result<Vec<_>>>()?;
+        let mut shared_sockets = shared_sockets.into_iter();
         let mut workers = Vec::with_capacity(count);
         let rates = Arc::new(SourceRates::default());
+        let source_rates = rates.clone();
         for (index, rx) in receivers.into_iter().enumerate() {
             let pin = if options.pin_threads && !cpus.is_empty() { Some(cpus[index % cpus.len()]) } else { None };
-            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone())
+            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone(), shared_sockets.next())
                 .map_err(|e| EngineError(format!("media thread {index}: {e}")))?;
             let thread = std::thread::Builder::new()
                 .name(format!("ferry-media-{index}"))
@@ -156,6 +179,8 @@ impl Engine {
             next_id: AtomicU32::new(1),
             directory: Mutex::new(Directory { endpoints_per_worker: vec![0; count], ..Directory::default() }),
             closed: std::sync::atomic::AtomicBool::new(false),
+            rates: source_rates,
+            shared_addrs,
         })
     }
 
@@ -258,9 +283,20 @@ impl Engine {
                 return Err(EngineError(format!("no media thread {w} (have {})", self.workers.len())));
             }
         }
-        let socket = UdpSocket::bind(config.bind).map_err(|e| EngineError(format!("bind {}: {e}", config.bind)))?;
-        socket.set_nonblocking(true).map_err(|e| EngineError(format!("nonblocking: {e}")))?;
-        let local = socket.local_addr().map_err(|e| EngineError(e.to_string()))?;
+        // Single-port mode: no socket of its own; its thread's shared socket carries it.
+        let socket = if config.shared {
+            if self.shared_addrs.is_empty() {
+                return Err(EngineError("single-port mode is off: no shared port to open a shared endpoint on".into()));
+            }
+            if config.ice.is_none() {
+                return Err(EngineError("a shared endpoint needs ICE: checks are routed to it by ufrag".into()));
+            }
+            None
+        } else {
+            let socket = UdpSocket::bind(config.bind).map_err(|e| EngineError(format!("bind {}: {e}", config.bind)))?;
+            socket.set_nonblocking(true).map_err(|e| EngineError(format!("nonblocking: {e}")))?;
+            Some(socket)
+        };
         let id = self.new_id();
         let group = config.group;
         // Placed (and counted) before the call, so concurrent opens see each other.
@@ -274,13 +310,17 @@ impl Engine {
             adjust(&mut dir, w, group, true);
             w
         };
-        if let Err(e) = self.call(worker, |reply| Command::OpenEndpoint { id, socket, config, reply }) {
+        let local = match &socket {
+            Some(socket) => socket.local_addr().map_err(|e| EngineError(e.to_string())),
+            None => self.shared_addrs.get(worker).copied().ok_or_else(|| EngineError(format!("no shared port on media thread {worker}"))),
+        };
+        let opened = local.and_then(|local| self.call(worker, |reply| Command::OpenEndpoint { id, socket, config, reply }).map(|()| local));
+        if opened.is_err() {
             let mut dir = self.directory();
             dir.ids.remove(&id);
             adjust(&mut dir, worker, group, false);
-            return Err(e);
         }
-        Ok((id, local))
+        opened.map(|local| (id, local))
     }
 
     /// Media thread of an endpoint.
@@ -385,6 +425,12 @@ impl Engine {
     pub fn set_output_temporal(&self, id: u32, layer: Option<u8>) -> Result<()> {
         let w = self.worker_of(id, Kind::Output)?;
         self.call(w, |reply| Command::SetOutputTemporal { id, layer, reply })
+    }
+
+    /// A source's receive rate over the last half second (bits/s; 0 before it is measured),
+    /// read without a round trip to its media thread.
+    pub fn source_bitrate(&self, id: u32) -> u64 {
+        self.rates.get(id).bps
     }
 
     /// VP9 SVC layers an output forwards (see `Router::set_output_svc`).

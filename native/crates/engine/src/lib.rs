@@ -3,6 +3,9 @@
 //! without the control plane seeing a single packet. Protocol logic lives
 //! in the sans-IO crates `ferry-srtp`, `ferry-rtp` and `ferry-stun`; this
 //! crate is the I/O and routing around them.
+//!
+//! All its unsafe code is in `sys` (Linux syscalls behind safe wrappers).
+#![deny(unsafe_code)]
 
 pub mod bandwidth;
 pub mod bench;
@@ -11,7 +14,9 @@ pub mod engine;
 pub mod event;
 mod idmap;
 pub mod router;
+pub mod shared_port;
 pub mod stats;
+#[allow(unsafe_code)]
 mod sys;
 mod worker;
 

@@ -103,6 +103,12 @@ pub struct WorkerStats {
     pub shared_buffers: usize,
     /// Of those, the ones another thread still holds (queued or being fanned out).
     pub shared_buffers_in_use: usize,
+    /// Single-port mode: the port of this thread's shared socket (0: off), the endpoints on it,
+    /// the peer addresses it routes by, and datagrams no endpoint could be found for (dropped).
+    pub shared_port: u16,
+    pub shared_endpoints: usize,
+    pub shared_addresses: usize,
+    pub shared_unrouted: u64,
     pub endpoints: Vec<(u32, u16, EndpointStats)>,
     pub sources: Vec<(u32, StreamStats)>,
     pub outputs: Vec<(u32, StreamStats)>,

@@ -2,8 +2,12 @@
 //! receives in batches (recvmmsg), sends in batches (sendmmsg with GSO), takes packets that
 //! other threads hand it through its bounded [`Mailbox`] queue, runs control commands that
 //! arrive over a channel with an eventfd wake-up, and keeps time for the router's timers.
+//!
+//! One file, though past the house's ~600 lines: the loop, its I/O (`WorkerIo`) and the
+//! commands all act on one `Worker`, and a wake-up reads top to bottom here; what could leave
+//! (the commands, the hand-over queue) is short and changes with the loop.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
+use crate::shared_port::SharedPortDemux;
 use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, RtxConfig, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
 use crate::stats::WorkerStats;
 use crate::sys::{self, Epoll, FlushReport, RecvBatch, SendQueue, WakeFd};
@@ -24,7 +29,8 @@ use crate::sys::{self, Epoll, FlushReport, RecvBatch, SendQueue, WakeFd};
 pub type Reply<T> = Sender<Result<T, String>>;
 
 pub(crate) enum Command {
-    OpenEndpoint { id: u32, socket: UdpSocket, config: EndpointConfig, reply: Reply<()> },
+    /// `socket`: the endpoint's own; `None` puts it on the thread's shared socket.
+    OpenEndpoint { id: u32, socket: Option<UdpSocket>, config: EndpointConfig, reply: Reply<()> },
     /// Answers with the routes closed and, like `AddOutput`, the threads messaged.
     CloseEndpoint { id: u32, reply: Reply<(ClosedRoutes, u64)> },
     SetSrtp { id: u32, keys: SrtpKeys, reply: Reply<()> },
@@ -123,6 +129,8 @@ impl Mailbox {
 
 /// Token of the wake fd in epoll; endpoint tokens are their ids (never u64::MAX).
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Token of the shared socket (single-port mode).
+const SHARED_TOKEN: u64 = u64::MAX - 1;
 const RECV_SLOTS: usize = 32;
 const SEND_SLOTS: usize = 1024;
 /// Batches read from one ready socket before the others get their turn.
@@ -152,6 +160,12 @@ struct WorkerIo {
     to_self: Vec<PeerMessage>,
     queue_overflows: u64,
     cross_sent: u64,
+    /// Endpoints on sockets bound to a wildcard address: the local address their peer sends
+    /// to, which their datagrams must leave from (see `sys::enable_pktinfo`).
+    reply_from: IdMap<IpAddr>,
+    /// The endpoint and local address of the datagram being handled: what it makes the router
+    /// send at once (a STUN answer) leaves from that address, learnt or not.
+    receiving: Option<(u32, IpAddr)>,
 }
 
 impl WorkerIo {
@@ -226,7 +240,11 @@ impl RouterIo for WorkerIo {
     }
 
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr) {
-        self.send.commit(len, transport as RawFd, endpoint, to);
+        let src = match self.receiving {
+            Some((e, local)) if e == endpoint => Some(local),
+            _ => self.reply_from.get(&endpoint).copied(),
+        };
+        self.send.commit(len, transport as RawFd, endpoint, to, src);
     }
 
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
@@ -265,6 +283,10 @@ pub(crate) struct Worker {
     router: Router,
     io: WorkerIo,
     sockets: IdMap<UdpSocket>,
+    /// Single-port mode: the socket every shared endpoint of this thread lives on.
+    shared: Option<SharedSocket>,
+    /// Shared endpoints a batch touched (reused).
+    touched: Vec<u32>,
     recv: RecvBatch,
     ready: Vec<u64>,
     /// CPU the thread pins itself to, when asked (`media.pin_threads`).
@@ -281,14 +303,29 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>, rates: Arc<SourceRates>) -> std::io::Result<Self> {
+    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>, rates: Arc<SourceRates>, shared_socket: Option<UdpSocket>) -> std::io::Result<Self> {
         let mailbox = mailboxes.get(index).cloned().ok_or_else(|| std::io::Error::other("no mailbox"))?;
         let epoll = Epoll::new(256)?;
         // Edge-triggered: each wake is reported once and the eventfd is never read, which saves
         // a syscall per wake-up (commands and hand-overs are drained in full on every report).
         // The counter it accumulates cannot reach its 2^64 − 1 limit in any process's life.
         epoll.add_edge_triggered(mailbox.wake.fd(), WAKE_TOKEN)?;
-        Ok(Self {
+        let mut recv = RecvBatch::new(RECV_SLOTS);
+        let mut shared_ipv6 = None;
+        let shared = match shared_socket {
+            Some(socket) => {
+                let fd = socket.as_raw_fd();
+                sys::set_socket_buffers(fd, 16 << 20);
+                recv.enable_gro(fd);
+                enable_pktinfo_if_wildcard(&socket);
+                epoll.add(fd, SHARED_TOKEN)?;
+                shared_ipv6 = socket.local_addr().is_ok_and(|a| a.is_ipv6()).then_some(fd);
+                let local = socket.local_addr()?;
+                Some(SharedSocket { socket, local, demux: SharedPortDemux::new(), unrouted: 0 })
+            }
+            None => None,
+        };
+        let mut worker = Self {
             index,
             epoll,
             mailbox,
@@ -309,9 +346,13 @@ impl Worker {
                 to_self: Vec::new(),
                 queue_overflows: 0,
                 cross_sent: 0,
+                reply_from: IdMap::default(),
+                receiving: None,
             },
             sockets: IdMap::default(),
-            recv: RecvBatch::new(RECV_SLOTS),
+            shared,
+            touched: Vec::new(),
+            recv,
             ready: Vec::with_capacity(256),
             pin_cpu,
             started: Instant::now(),
@@ -322,7 +363,11 @@ impl Worker {
             recv_batches: 0,
             panics: 0,
             running: true,
-        })
+        };
+        if let Some(fd) = shared_ipv6 {
+            worker.io.send.set_ipv6(fd);
+        }
+        Ok(worker)
     }
 
     fn now_us(&self) -> u64 {
@@ -346,6 +391,7 @@ impl Worker {
                 // Queued datagrams may be half-written: drop them rather than send garbage.
                 self.io.send = SendQueue::new(SEND_SLOTS);
                 self.io.settled.clear();
+                self.io.receiving = None;
                 self.router.push_event(Event::WorkerPanic { worker: self.index, message });
                 self.emit_events();
             }
@@ -353,6 +399,7 @@ impl Worker {
         // Shutdown: every socket closes as they drop; packets still queued for this thread
         // release their buffers.
         self.sockets.clear();
+        self.shared = None;
         while self.mailbox.handovers.pop().is_some() {}
     }
 
@@ -373,6 +420,8 @@ impl Worker {
                 if !self.running {
                     break;
                 }
+            } else if token == SHARED_TOKEN {
+                self.read_shared();
             } else {
                 self.read_endpoint(token as u32);
             }
@@ -466,7 +515,12 @@ impl Worker {
                 let _ = reply.send(self.router.set_ice_remote_ufrag(id, ufrag.as_deref()));
             }
             Command::RestartIce { id, ufrag, pwd, remote_ufrag, reply } => {
-                let _ = reply.send(self.router.restart_ice(id, &ufrag, &pwd, remote_ufrag.as_deref()));
+                let r = match self.shared.as_mut().filter(|s| s.demux.contains(id)) {
+                    // The shared socket must route the new ufrag before the peer's checks use it.
+                    Some(shared) => shared.demux.restart(id, &ufrag).and_then(|()| self.router.restart_ice(id, &ufrag, &pwd, remote_ufrag.as_deref())),
+                    None => self.router.restart_ice(id, &ufrag, &pwd, remote_ufrag.as_deref()),
+                };
+                let _ = reply.send(r);
             }
             Command::SendRaw { id, to, data, reply } => {
                 let _ = reply.send(self.send_raw(id, to, &data));
@@ -563,18 +617,36 @@ impl Worker {
         }
     }
 
-    fn open_endpoint(&mut self, id: u32, socket: UdpSocket, config: &EndpointConfig) -> Result<(), String> {
+    fn open_endpoint(&mut self, id: u32, socket: Option<UdpSocket>, config: &EndpointConfig) -> Result<(), String> {
+        let Some(socket) = socket else { return self.open_shared_endpoint(id, config) };
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let fd = socket.as_raw_fd();
         sys::set_socket_buffers(fd, 4 << 20);
+        if local.is_ipv6() {
+            self.io.send.set_ipv6(fd);
+        }
         // Coalesced receive where the kernel offers it; a socket that refuses keeps plain batches.
         self.recv.enable_gro(fd);
+        enable_pktinfo_if_wildcard(&socket);
         self.router.add_endpoint(id, fd as Transport, local, config)?;
         if let Err(e) = self.epoll.add(fd, u64::from(id)) {
             let _ = self.router.remove_endpoint(id, &mut self.io);
             return Err(e.to_string());
         }
         self.sockets.insert(id, socket);
+        Ok(())
+    }
+
+    /// An endpoint on the shared socket, reached through its ICE ufrag (see `shared_port`).
+    fn open_shared_endpoint(&mut self, id: u32, config: &EndpointConfig) -> Result<(), String> {
+        let shared = self.shared.as_mut().ok_or("this media thread has no shared port")?;
+        let ufrag = config.ice.as_ref().map(|ice| ice.ufrag.as_str()).ok_or("a shared endpoint needs ICE")?;
+        shared.demux.add(id, ufrag)?;
+        let fd = shared.socket.as_raw_fd();
+        if let Err(e) = self.router.add_endpoint(id, fd as Transport, shared.local, config) {
+            shared.demux.remove(id);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -586,6 +658,10 @@ impl Worker {
         self.flush();
         let closed = self.router.remove_endpoint(id, &mut self.io)?;
         self.flush();
+        self.io.reply_from.remove(&id);
+        if let Some(shared) = self.shared.as_mut() {
+            shared.demux.remove(id);
+        }
         if let Some(socket) = self.sockets.remove(&id) {
             let _ = self.epoll.remove(socket.as_raw_fd());
             self.io.send.forget_socket(socket.as_raw_fd());
@@ -598,7 +674,30 @@ impl Worker {
         if data.len() > MAX_DATAGRAM {
             return Err(format!("datagram of {} bytes exceeds {MAX_DATAGRAM}", data.len()));
         }
-        let socket = self.sockets.get(&id).ok_or_else(|| format!("no endpoint {id}"))?;
+        let socket = match self.sockets.get(&id) {
+            Some(socket) => socket,
+            None => match self.shared.as_ref().filter(|s| s.demux.contains(id)) {
+                Some(shared) => &shared.socket,
+                None => return Err(format!("no endpoint {id}")),
+            },
+        };
+        if self.io.reply_from.contains_key(&id) {
+            // It must leave from the address the peer used: through the queue, whose messages
+            // carry the source (IP_PKTINFO); the flush counts it like any datagram.
+            let fd = socket.as_raw_fd();
+            self.flush();
+            let slot = self.io.send.slot().ok_or("send queue full")?;
+            slot[..data.len()].copy_from_slice(data);
+            self.io.commit_transmit(data.len(), fd as Transport, id, &to);
+            self.flush();
+            self.router.record_dtls_out(id);
+            return Ok(());
+        }
+        // A dual-stack socket takes IPv4 destinations IPv4-mapped.
+        let to = match to {
+            SocketAddr::V4(v4) if socket.local_addr().is_ok_and(|a| a.is_ipv6()) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
+            other => other,
+        };
         let r = socket.send_to(data, to);
         self.router.record_direct_send(id, data.len(), r.is_ok());
         r.map(|_| ()).map_err(|e| format!("send to {to}: {e}"))
@@ -622,6 +721,10 @@ impl Worker {
             subscriptions: self.router.subscription_count(),
             shared_buffers: self.io.pool.len(),
             shared_buffers_in_use: self.io.pool.iter().filter(|b| Arc::strong_count(b) > 1).count(),
+            shared_port: self.shared.as_ref().map_or(0, |s| s.local.port()),
+            shared_endpoints: self.shared.as_ref().map_or(0, |s| s.demux.endpoint_count()),
+            shared_addresses: self.shared.as_ref().map_or(0, |s| s.demux.address_count()),
+            shared_unrouted: self.shared.as_ref().map_or(0, |s| s.unrouted),
             endpoints: self.router.endpoint_stats(),
             sources: self.router.source_stats(),
             outputs: self.router.output_stats(),
@@ -644,9 +747,13 @@ impl Worker {
             self.rx_total += n as u64;
             let now_us = self.now_us();
             for i in 0..n {
+                let local = self.recv.local_of(i);
                 let (buf, len, from) = self.recv.get_mut(i);
                 let Some(from) = from else { continue };
+                self.io.receiving = local.map(|l| (id, l));
                 self.router.on_datagram(id, &mut buf[..], len, from, now_us, &mut self.io);
+                self.io.receiving = None;
+                learn_reply_address(&mut self.io.reply_from, &self.router, id, from, local);
             }
             self.router.after_batch(id, now_us, &mut self.io);
             // Other threads start on this batch's packets while this one reads the next.
@@ -657,6 +764,85 @@ impl Worker {
             self.flush();
         }
     }
+
+    /// Single-port mode: each datagram goes to the endpoint the demux names (its validated
+    /// address, or the ufrag a check is for); a check that validates its sender teaches the
+    /// demux that address. Each endpoint touched gets its after-batch work once.
+    fn read_shared(&mut self) {
+        for _ in 0..MAX_BATCHES_PER_WAKE {
+            let Some(fd) = self.shared.as_ref().map(|s| s.socket.as_raw_fd()) else { return };
+            let n = match self.recv.recv(fd) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            if n == 0 {
+                return;
+            }
+            self.recv_batches += 1;
+            self.rx_total += n as u64;
+            let now_us = self.now_us();
+            self.touched.clear();
+            for i in 0..n {
+                let local = self.recv.local_of(i);
+                let (buf, len, from) = self.recv.get_mut(i);
+                let (Some(from), Some(shared)) = (from, self.shared.as_mut()) else { continue };
+                let Some(endpoint) = buf.get(..len).and_then(|datagram| shared.demux.route(from, datagram)) else {
+                    shared.unrouted += 1;
+                    continue;
+                };
+                let check = buf.get(..len).is_some_and(ferry_stun::is_stun);
+                self.io.receiving = local.map(|l| (endpoint, l));
+                self.router.on_datagram(endpoint, &mut buf[..], len, from, now_us, &mut self.io);
+                self.io.receiving = None;
+                learn_reply_address(&mut self.io.reply_from, &self.router, endpoint, from, local);
+                if check && self.router.is_validated(endpoint, from) {
+                    shared.demux.learn(endpoint, from);
+                }
+                if !self.touched.contains(&endpoint) {
+                    self.touched.push(endpoint);
+                }
+            }
+            for k in 0..self.touched.len() {
+                let endpoint = self.touched[k];
+                self.router.after_batch(endpoint, now_us, &mut self.io);
+            }
+            self.io.wake_peers();
+            if n < RECV_SLOTS {
+                return;
+            }
+            self.flush();
+        }
+    }
+}
+
+/// Sockets bound to a wildcard address report each datagram's local address (so replies leave
+/// from the address the peer used).
+fn enable_pktinfo_if_wildcard(socket: &UdpSocket) {
+    if let Ok(local) = socket.local_addr() {
+        if local.ip().is_unspecified() {
+            sys::enable_pktinfo(socket.as_raw_fd(), local.is_ipv6());
+        }
+    }
+}
+
+/// Remembers the local address an endpoint's peer sends to, once the router took the datagram
+/// from that peer (a validated ICE address, or any sender of a plain leg): what the endpoint
+/// sends leaves from it. An unvalidated sender cannot move it.
+fn learn_reply_address(reply_from: &mut IdMap<IpAddr>, router: &Router, endpoint: u32, from: SocketAddr, local: Option<IpAddr>) {
+    let Some(local) = local else { return };
+    if reply_from.get(&endpoint) == Some(&local) || !router.accepts_from(endpoint, from) {
+        return;
+    }
+    reply_from.insert(endpoint, local);
+}
+
+/// Single-port mode: one socket of a media thread and the endpoints on it.
+struct SharedSocket {
+    socket: UdpSocket,
+    local: SocketAddr,
+    demux: SharedPortDemux,
+    /// Datagrams for no endpoint (no validated address, no known ufrag): dropped.
+    unrouted: u64,
 }
 
 pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

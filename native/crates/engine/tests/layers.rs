@@ -64,6 +64,27 @@ fn vp8(ssrc: u32, seq: u16, key: bool) -> Vec<u8> {
     p
 }
 
+/// A router with a publisher endpoint carrying `sources` (id, SSRC, codec) and a subscriber
+/// endpoint, both plain RTP on loopback.
+fn two_endpoints(sources: &[(u32, u32, VideoCodec)]) -> (Router, Io) {
+    let mut router = Router::new(0);
+    let io = Io { slot: Box::new([0; MAX_DATAGRAM]), sent: Vec::new() };
+    for (id, port) in [(PUBLISHER, 1), (SUBSCRIBER, 2)] {
+        let mut config = EndpointConfig::new(addr(port));
+        config.remote = Some(addr(1000 + port));
+        router.add_endpoint(id, i32::from(port), addr(port), &config).unwrap();
+    }
+    for &(id, ssrc, codec) in sources {
+        router.add_source(id, PUBLISHER, SourceConfig { ssrc, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90_000, codec: Some(codec) }).unwrap();
+    }
+    (router, io)
+}
+
+/// The simulcast layers as sources.
+fn simulcast() -> Vec<(u32, u32, VideoCodec)> {
+    LAYERS.iter().map(|&(id, ssrc, _)| (id, ssrc, VideoCodec::Vp8)).collect()
+}
+
 struct Link {
     free_us: u64,
     /// (arrival, transport-wide sequence number) of packets on their way.
@@ -86,17 +107,7 @@ struct Run {
 
 impl Run {
     fn new() -> Self {
-        let mut router = Router::new(0);
-        let mut io = Io { slot: Box::new([0; MAX_DATAGRAM]), sent: Vec::new() };
-        let mut publisher = EndpointConfig::new(addr(1));
-        publisher.remote = Some(addr(1001));
-        router.add_endpoint(PUBLISHER, 1, addr(1), &publisher).unwrap();
-        for (id, ssrc, _) in LAYERS {
-            router.add_source(id, PUBLISHER, SourceConfig { ssrc, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90_000, codec: Some(VideoCodec::Vp8) }).unwrap();
-        }
-        let mut subscriber = EndpointConfig::new(addr(2));
-        subscriber.remote = Some(addr(1002));
-        router.add_endpoint(SUBSCRIBER, 2, addr(2), &subscriber).unwrap();
+        let (mut router, mut io) = two_endpoints(&simulcast());
         let output = OutputConfig { source: None, ssrc: OUTPUT_SSRC, payload_type: None, rtx: Some(RtxConfig { ssrc: RTX_SSRC, payload_type: 97 }) };
         router.add_output(OUTPUT, SUBSCRIBER, &output, None, 0, &mut io).unwrap();
         let set = LayerSet { layers: LAYERS.iter().map(|l| layer_ref(l.0)).collect(), preferred: 2, temporal_max: None };
@@ -137,11 +148,11 @@ impl Run {
                     self.router.on_datagram(PUBLISHER, &mut p, len, addr(1001), now, &mut self.io);
                 }
             }
-            if now % 200_000 == 0 {
+            if now.is_multiple_of(200_000) {
                 self.router.on_timer(now, &mut self.io);
             }
             self.carry(capacity_bps);
-            if now % 50_000 == 0 {
+            if now.is_multiple_of(50_000) {
                 while self.link.in_flight.front().is_some_and(|&(at, _)| at <= now) {
                     let (at, seq) = self.link.in_flight.pop_front().unwrap();
                     self.receiver.record(seq, at);
@@ -235,17 +246,7 @@ fn the_layer_follows_what_the_link_carries_down_and_back_up() {
 
 #[test]
 fn without_an_estimate_the_preferred_layer_is_sent_and_nothing_is_added() {
-    let mut router = Router::new(0);
-    let mut io = Io { slot: Box::new([0; MAX_DATAGRAM]), sent: Vec::new() };
-    let mut publisher = EndpointConfig::new(addr(1));
-    publisher.remote = Some(addr(1001));
-    router.add_endpoint(PUBLISHER, 1, addr(1), &publisher).unwrap();
-    for (id, ssrc, _) in LAYERS {
-        router.add_source(id, PUBLISHER, SourceConfig { ssrc, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90_000, codec: Some(VideoCodec::Vp8) }).unwrap();
-    }
-    let mut subscriber = EndpointConfig::new(addr(2));
-    subscriber.remote = Some(addr(1002));
-    router.add_endpoint(SUBSCRIBER, 2, addr(2), &subscriber).unwrap();
+    let (mut router, mut io) = two_endpoints(&simulcast());
     router.add_output(OUTPUT, SUBSCRIBER, &OutputConfig { source: None, ssrc: OUTPUT_SSRC, payload_type: None, rtx: None }, None, 0, &mut io).unwrap();
     let set = LayerSet { layers: LAYERS.iter().map(|l| layer_ref(l.0)).collect(), preferred: 1, temporal_max: None };
     router.set_output_layers(OUTPUT, Some(set), 0, &mut io).unwrap();
@@ -275,7 +276,7 @@ fn without_an_estimate_the_preferred_layer_is_sent_and_nothing_is_added() {
 /// One packet of a VP9 SVC picture (RFC 9628, non-flexible mode): layer frame `sid`, one packet
 /// per layer; the publisher's marker on the top layer.
 fn vp9(seq: u16, picture: u16, sid: u8, tid: u8, key: bool) -> Vec<u8> {
-    let mut p = vec![0x80 | 0, 98];
+    let mut p = vec![0x80, 98];
     if sid == 2 {
         p[1] |= 0x80;
     }
@@ -290,15 +291,7 @@ fn vp9(seq: u16, picture: u16, sid: u8, tid: u8, key: bool) -> Vec<u8> {
 
 #[test]
 fn an_svc_output_forwards_the_layers_asked_for_and_marks_each_picture_end() {
-    let mut router = Router::new(0);
-    let mut io = Io { slot: Box::new([0; MAX_DATAGRAM]), sent: Vec::new() };
-    let mut publisher = EndpointConfig::new(addr(1));
-    publisher.remote = Some(addr(1001));
-    router.add_endpoint(PUBLISHER, 1, addr(1), &publisher).unwrap();
-    router.add_source(11, PUBLISHER, SourceConfig { ssrc: 7000, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90_000, codec: Some(VideoCodec::Vp9) }).unwrap();
-    let mut subscriber = EndpointConfig::new(addr(2));
-    subscriber.remote = Some(addr(1002));
-    router.add_endpoint(SUBSCRIBER, 2, addr(2), &subscriber).unwrap();
+    let (mut router, mut io) = two_endpoints(&[(11, 7000, VideoCodec::Vp9)]);
     let source = SourceRef { id: 11, home: 0, codec: Some(VideoCodec::Vp9), clock_rate: 90_000, kind: MediaKind::Video };
     router.add_output(OUTPUT, SUBSCRIBER, &OutputConfig { source: Some(11), ssrc: OUTPUT_SSRC, payload_type: None, rtx: None }, Some(source), 0, &mut io).unwrap();
     router.set_output_svc(OUTPUT, Some(1), Some(0), 0, &mut io).unwrap();

@@ -7,7 +7,7 @@ use ferry_engine::{Engine, EngineOptions, Event, Placement};
 
 #[test]
 fn auto_uses_the_cpus_this_process_may_run_on_and_pinning_keeps_threads_running() {
-    let e = Engine::new(EngineOptions { workers: 0, pin_threads: true, placement: Placement::Load }, Arc::new(|_: Vec<Event>| {})).unwrap();
+    let e = Engine::new(EngineOptions { workers: 0, pin_threads: true, placement: Placement::Load, ..EngineOptions::default() }, Arc::new(|_: Vec<Event>| {})).unwrap();
     // A round trip to every thread: each has pinned itself (first thing it does) by now.
     assert!(e.stats().unwrap().workers.iter().all(|w| w.panics == 0));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -260,26 +260,15 @@ mod tests {
         assert!(!is_keyframe(VideoCodec::H264, &[0x7c]));
     }
 
-    /// xorshift64*: deterministic pseudo-random bytes without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
-
     #[test]
     fn random_payloads_never_panic() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = ferry_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut buf = [0u8; 64];
         let mut keyframes = [0usize; 3];
         for _ in 0..100_000 {
-            let len = (rng.next() % 65) as usize;
+            let len = rng.below(65);
             for b in buf.iter_mut().take(len) {
-                *b = rng.next() as u8;
+                *b = rng.byte();
             }
             let payload = &buf[..len];
             for (index, codec) in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264].into_iter().enumerate() {

@@ -3,9 +3,9 @@
 //! - [`rtp`]: RTP fixed-header parsing and in-place rewriting (RFC 3550 §5.1),
 //!   header extensions (RFC 8285), audio level (RFC 6464), RTP/RTCP demux
 //!   (RFC 5761 §4).
-//! - [`rtcp`]: compound-packet validation and iteration (RFC 3550 §6), SSRC
-//!   translation in place, feedback parsing and builders (RFC 4585, RFC 5104,
-//!   REMB, transport-cc).
+//! - [`rtcp`]: compound-packet validation and iteration (RFC 3550 §6),
+//!   feedback parsing (RFC 4585, RFC 5104, REMB, transport-cc) and the
+//!   builders of what ferry sends (PLI, NACK, REMB).
 //! - [`switch`]: per-output sequence/timestamp rebasing when the source
 //!   feeding an output changes.
 //! - [`keyframe`]: recognising the first packet of a VP8/VP9/H.264 keyframe.

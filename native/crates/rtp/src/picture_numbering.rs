@@ -60,6 +60,20 @@ impl PictureNumbering {
     }
 }
 
+/// Rewrites in place the picture id (value, 15-bit, offset) and TL0PICIDX (value, offset) a
+/// descriptor parser found in `payload`, a packet of `source_id`, as `numbering` maps them.
+pub fn rewrite_fields(numbering: &mut PictureNumbering, source_id: u64, payload: &mut [u8], picture_id: Option<(u16, bool, usize)>, tl0picidx: Option<(u8, usize)>) {
+    let (picture, tl0) = numbering.map(source_id, picture_id.map(|p| p.0), tl0picidx.map(|t| t.0));
+    if let (Some((_, wide, at)), Some(out)) = (picture_id, picture) {
+        write_picture_id(payload, at, wide, out);
+    }
+    if let (Some((_, at)), Some(out)) = (tl0picidx, tl0) {
+        if let Some(b) = payload.get_mut(at) {
+            *b = out;
+        }
+    }
+}
+
 /// Writes a picture id in its field at `at`: 15 bits with the M bit when `wide`, else 7 bits
 /// (the same layout in VP8 and VP9).
 pub fn write_picture_id(payload: &mut [u8], at: usize, wide: bool, value: u16) {

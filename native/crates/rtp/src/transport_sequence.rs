@@ -69,7 +69,7 @@ mod tests {
         p.extend_from_slice(payload);
         if padding > 0 {
             p[0] |= 0x20;
-            p.extend(std::iter::repeat(0).take(usize::from(padding) - 1));
+            p.extend(std::iter::repeat_n(0, usize::from(padding) - 1));
             p.push(padding);
         }
         p

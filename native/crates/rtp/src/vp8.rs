@@ -7,7 +7,7 @@
 //! (`switch.rs`). [`Vp8Rewriter`] does that per output; [`parse`] reads the fields, including
 //! the temporal layer (TID) and its layer-sync bit for temporal-layer selection.
 
-use crate::picture_numbering::{read_picture_id, write_picture_id, PictureNumbering};
+use crate::picture_numbering::{read_picture_id, rewrite_fields, PictureNumbering};
 
 const X: u8 = 0x80;
 const S: u8 = 0x10;
@@ -77,15 +77,7 @@ impl Vp8Rewriter {
     /// Rewrites the descriptor of `payload`, a packet of `source_id`, in place.
     pub fn rewrite(&mut self, source_id: u64, payload: &mut [u8]) {
         let Some(d) = parse(payload) else { return };
-        let (picture, tl0) = self.numbering.map(source_id, d.picture_id.map(|p| p.0), d.tl0picidx.map(|t| t.0));
-        if let (Some((_, wide, at)), Some(out)) = (d.picture_id, picture) {
-            write_picture_id(payload, at, wide, out);
-        }
-        if let (Some((_, at)), Some(out)) = (d.tl0picidx, tl0) {
-            if let Some(b) = payload.get_mut(at) {
-                *b = out;
-            }
-        }
+        rewrite_fields(&mut self.numbering, source_id, payload, d.picture_id, d.tl0picidx);
     }
 }
 

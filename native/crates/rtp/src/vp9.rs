@@ -7,7 +7,7 @@
 //! [`Vp9Rewriter`] keeps PICTURE ID and TL0PICIDX continuous across switches between sources
 //! (see `picture_numbering`).
 
-use crate::picture_numbering::{read_picture_id, write_picture_id, PictureNumbering};
+use crate::picture_numbering::{read_picture_id, rewrite_fields, PictureNumbering};
 
 const I: u8 = 0x80;
 const P: u8 = 0x40;
@@ -143,15 +143,7 @@ impl Vp9Rewriter {
     /// Rewrites the descriptor of `payload`, a packet of `source_id`, in place.
     pub fn rewrite(&mut self, source_id: u64, payload: &mut [u8]) {
         let Some(d) = parse(payload) else { return };
-        let (picture, tl0) = self.numbering.map(source_id, d.picture_id.map(|p| p.0), d.tl0picidx.map(|t| t.0));
-        if let (Some((_, wide, at)), Some(out)) = (d.picture_id, picture) {
-            write_picture_id(payload, at, wide, out);
-        }
-        if let (Some((_, at)), Some(out)) = (d.tl0picidx, tl0) {
-            if let Some(b) = payload.get_mut(at) {
-                *b = out;
-            }
-        }
+        rewrite_fields(&mut self.numbering, source_id, payload, d.picture_id, d.tl0picidx);
     }
 }
 

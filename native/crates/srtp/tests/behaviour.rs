@@ -35,7 +35,7 @@ fn new_rejects_wrong_key_and_salt_lengths() {
 
 #[test]
 fn rtp_round_trip_with_csrcs_extensions_and_padding() {
-    let mut rng = XorShift::new(0x5eed_0001);
+    let mut rng = Rng::new(0x5eed_0001);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = rng.next_u64() as u32;
@@ -66,7 +66,7 @@ fn rtp_round_trip_with_csrcs_extensions_and_padding() {
 
 #[test]
 fn rtcp_round_trip_many_ssrcs() {
-    let mut rng = XorShift::new(0x5eed_0002);
+    let mut rng = Rng::new(0x5eed_0002);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrcs: Vec<u32> = (0..5).map(|_| rng.next_u64() as u32).collect();
@@ -97,7 +97,7 @@ fn rtcp_round_trip_many_ssrcs() {
 /// guess ROC + 1 for the next packet (RFC 3711 Appendix A) and keep decrypting.
 #[test]
 fn roc_survives_300_packet_loss_across_the_wrap() {
-    let mut rng = XorShift::new(0x5eed_0003);
+    let mut rng = Rng::new(0x5eed_0003);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 0x1234_5678;
@@ -136,7 +136,7 @@ fn roc_survives_300_packet_loss_across_the_wrap() {
 /// Several wraps in a row, with reordering around each wrap.
 #[test]
 fn roc_handles_reordering_across_several_wraps() {
-    let mut rng = XorShift::new(0x5eed_0004);
+    let mut rng = Rng::new(0x5eed_0004);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 42;
@@ -175,7 +175,7 @@ fn roc_handles_reordering_across_several_wraps() {
 
 #[test]
 fn replayed_and_too_old_packets_are_rejected() {
-    let mut rng = XorShift::new(0x5eed_0005);
+    let mut rng = Rng::new(0x5eed_0005);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 7;
@@ -246,7 +246,7 @@ fn replayed_and_too_old_packets_are_rejected() {
 
 #[test]
 fn any_bit_flip_is_rejected_and_changes_no_state() {
-    let mut rng = XorShift::new(0x5eed_0006);
+    let mut rng = Rng::new(0x5eed_0006);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 99;
@@ -294,7 +294,7 @@ fn any_bit_flip_is_rejected_and_changes_no_state() {
 /// space ahead) must not desynchronise the receiver.
 #[test]
 fn forged_packet_does_not_commit_roc() {
-    let mut rng = XorShift::new(0x5eed_0007);
+    let mut rng = Rng::new(0x5eed_0007);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let ssrc = 5;
@@ -333,7 +333,7 @@ fn forged_packet_does_not_commit_roc() {
 
 #[test]
 fn truncated_inputs_never_panic_and_never_pass() {
-    let mut rng = XorShift::new(0x5eed_0008);
+    let mut rng = Rng::new(0x5eed_0008);
     for profile in PROFILES {
         let (mut sender, _) = context_pair(profile, &mut rng);
         let (plain, _) = random_rtp(&mut rng, 3, 77, 300);
@@ -341,14 +341,14 @@ fn truncated_inputs_never_panic_and_never_pass() {
         let rtcp_plain = random_rtcp(&mut rng, 3, 20);
         let rtcp = protect_rtcp(&mut sender, &rtcp_plain);
         for len in 0..protected.len() {
-            let (_, mut receiver) = context_pair(profile, &mut XorShift::new(1));
+            let (_, mut receiver) = context_pair(profile, &mut Rng::new(1));
             let mut buf = protected.clone();
             assert!(receiver.unprotect_rtp(&mut buf, len).is_err());
             // `len` past the end of the buffer is an error, not a panic.
             assert!(receiver.unprotect_rtp(&mut buf[..len], len + 1).is_err());
         }
         for len in 0..rtcp.len() {
-            let (_, mut receiver) = context_pair(profile, &mut XorShift::new(1));
+            let (_, mut receiver) = context_pair(profile, &mut Rng::new(1));
             let mut buf = rtcp.clone();
             assert!(receiver.unprotect_rtcp(&mut buf, len).is_err());
         }
@@ -380,7 +380,7 @@ fn truncated_inputs_never_panic_and_never_pass() {
 
 #[test]
 fn stream_cap_and_removal() {
-    let mut rng = XorShift::new(0x5eed_0009);
+    let mut rng = Rng::new(0x5eed_0009);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         sender.set_max_streams(3);
@@ -425,7 +425,7 @@ fn stream_cap_and_removal() {
 
 #[test]
 fn wrong_key_fails_authentication() {
-    let mut rng = XorShift::new(0x5eed_000a);
+    let mut rng = Rng::new(0x5eed_000a);
     for profile in PROFILES {
         let (mut sender, _) = context_pair(profile, &mut rng);
         let (_, mut stranger) = context_pair(profile, &mut rng);
@@ -445,7 +445,7 @@ fn wrong_key_fails_authentication() {
 
 #[test]
 fn malformed_headers_are_reported() {
-    let mut rng = XorShift::new(0x5eed_000b);
+    let mut rng = Rng::new(0x5eed_000b);
     for profile in PROFILES {
         let (mut sender, mut receiver) = context_pair(profile, &mut rng);
         let mut version_one = plain_rtp(1, 1, 20);

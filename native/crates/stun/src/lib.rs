@@ -24,7 +24,7 @@ pub use agent::{
 pub use client::{build_binding_request, build_binding_request_into, parse_binding_success};
 pub use message::{
     attr, check_fingerprint, check_message_integrity, decode_xor_address, is_stun, message_type,
-    padded_len, parse, split_message_type, Attributes, Class, RawAttribute, StunMessage,
+    padded_len, parse, recipient_ufrag, split_message_type, Attributes, Class, RawAttribute, StunMessage,
     ATTR_HEADER_LEN, FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE, MESSAGE_INTEGRITY_LEN,
     METHOD_BINDING,
 };

@@ -500,3 +500,15 @@ mod tests {
         );
     }
 }
+
+/// The ufrag a connectivity check is addressed to: the first half of its USERNAME
+/// (RFC 8445 §7.2.2: "RFRAG:LFRAG", the recipient's fragment first). This is how several
+/// ICE agents share one socket: checks are routed by it before anyone knows the sender's
+/// address. `None` for anything that is not a STUN message with a well-formed USERNAME.
+/// Nothing is verified here: the agent the check is routed to checks its integrity.
+pub fn recipient_ufrag(buf: &[u8]) -> Option<&str> {
+    let msg = parse(buf).ok()?;
+    let username = std::str::from_utf8(msg.attribute(attr::USERNAME)?).ok()?;
+    let (recipient, _) = username.split_once(':')?;
+    (!recipient.is_empty()).then_some(recipient)
+}

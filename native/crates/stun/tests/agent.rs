@@ -1,6 +1,9 @@
 //! IceLiteAgent behaviour: authentication (RFC 8489 §9.1.3), error responses,
 //! nomination (RFC 8445 §7.3.1.5), role conflicts (§7.3.1.1) and consent
 //! freshness (RFC 7675).
+//!
+//! One file past 600 lines: every test drives the same agent through its checks; the
+//! shared builders at the top serve them all.
 
 use std::net::SocketAddr;
 
@@ -611,4 +614,18 @@ fn ice_restart_swaps_credentials_and_keeps_the_selected_pair() {
     // Consent is judged from the last authenticated check: still fresh well past the first.
     assert!(a.poll(25_000).is_none());
     assert!(a.is_validated(peer));
+}
+
+#[test]
+fn a_check_names_the_agent_it_is_for_by_the_first_half_of_its_username() {
+    let check = ferry_stun::build_binding_request([7; 12], "ferryfrag:peerfrag", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&check), Some("ferryfrag"));
+    let no_colon = ferry_stun::build_binding_request([7; 12], "ferryfrag", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&no_colon), None);
+    let empty = ferry_stun::build_binding_request([7; 12], ":peer", "pwd-of-ferry-1234567890", 1, false, 9);
+    assert_eq!(ferry_stun::recipient_ufrag(&empty), None);
+    assert_eq!(ferry_stun::recipient_ufrag(b"\x80\x60not stun at all"), None);
+    for cut in 0..check.len() {
+        let _ = ferry_stun::recipient_ufrag(&check[..cut]);
+    }
 }

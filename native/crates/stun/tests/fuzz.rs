@@ -10,31 +10,11 @@ use ferry_stun::{
     is_stun, parse, parse_binding_success, Class, IceLiteAgent, MessageWriter, StunOutcome,
     MAGIC_COOKIE, METHOD_BINDING,
 };
+use ferry_testkit::Rng;
 use proptest::prelude::*;
 
 const PWD: &str = "fuzz-password-abcdefghij";
 const USERNAME: &str = "loc:rem";
-
-/// xorshift64*: deterministic, so a failure reproduces from the printed case number.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 fn new_agent() -> IceLiteAgent {
     let mut agent = IceLiteAgent::new("loc", PWD);
@@ -89,10 +69,10 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             3 => buf.extend((0..rng.below(12)).map(|_| rng.byte())),
             // Rewrite the header length, keeping it plausible (multiple of 4) half the time.
             4 if buf.len() >= 4 => {
-                let len = if rng.chance(2) {
+                let len = if rng.chance(1, 2) {
                     (rng.below(40) * 4) as u16
                 } else {
-                    rng.next() as u16
+                    rng.next_u64() as u16
                 };
                 buf[2..4].copy_from_slice(&len.to_be_bytes());
             }
@@ -143,7 +123,7 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
         Class::ErrorResponse,
     ];
     let class = classes[rng.below(classes.len())];
-    let method = if rng.chance(8) {
+    let method = if rng.chance(1, 8) {
         rng.below(0x1000) as u16
     } else {
         METHOD_BINDING
@@ -153,7 +133,7 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::new();
     let mut writer = MessageWriter::new(&mut out, class, method, &transaction_id);
     if rng.below(4) != 0 {
-        let username: &[u8] = if rng.chance(4) {
+        let username: &[u8] = if rng.chance(1, 4) {
             b"loc:xyz"
         } else {
             USERNAME.as_bytes()
@@ -168,7 +148,7 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
         let _ = writer.attribute(attr_type, &value);
     }
     if rng.below(3) != 0 {
-        let key = if rng.chance(5) { "nope" } else { PWD };
+        let key = if rng.chance(1, 5) { "nope" } else { PWD };
         let _ = writer.message_integrity(key.as_bytes());
     }
     if rng.below(3) != 0 {
@@ -180,7 +160,7 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
 fn random_bytes(rng: &mut Rng) -> Vec<u8> {
     let len = rng.below(120);
     let mut buf: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
-    if buf.len() >= 8 && rng.chance(2) {
+    if buf.len() >= 8 && rng.chance(1, 2) {
         buf[0] &= 0x03;
         buf[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
     }
@@ -251,7 +231,7 @@ fn exercise(
 #[test]
 fn hundred_thousand_inputs_never_panic_and_outcomes_stay_consistent() {
     const PER_KIND: usize = 40_000;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let seeds = seeds();
     let mut agent = new_agent();
     let mut out = Vec::new();

@@ -1,8 +1,9 @@
-//! Helpers shared by the integration tests: a deterministic PRNG and packet
-//! builders.
+//! Helpers shared by the integration tests: packet builders (and ferry-testkit's seeded
+//! generator).
 #![allow(dead_code)]
 
 use ferry_srtp::{SrtpContext, SrtpError, SrtpProfile};
+pub use ferry_testkit::Rng;
 
 pub const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::Aes128CmHmacSha1_80,
@@ -11,39 +12,8 @@ pub const PROFILES: [SrtpProfile; 4] = [
     SrtpProfile::AeadAes256Gcm,
 ];
 
-/// xorshift64*: deterministic, so a failure reproduces.
-pub struct XorShift(u64);
-
-impl XorShift {
-    pub fn new(seed: u64) -> Self {
-        XorShift(seed.max(1))
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound as u64) as usize
-    }
-    pub fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
-    pub fn fill(&mut self, bytes: &mut [u8]) {
-        for byte in bytes {
-            *byte = self.byte();
-        }
-    }
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        self.fill(&mut out);
-        out
-    }
-}
-
 /// A sender and a receiver context sharing one random master key.
-pub fn context_pair(profile: SrtpProfile, rng: &mut XorShift) -> (SrtpContext, SrtpContext) {
+pub fn context_pair(profile: SrtpProfile, rng: &mut Rng) -> (SrtpContext, SrtpContext) {
     let key = rng.bytes(profile.master_key_len());
     let salt = rng.bytes(profile.master_salt_len());
     (
@@ -59,7 +29,7 @@ pub struct RtpShape {
 
 /// Builds an RTP packet with random CSRCs, header extension, payload and padding.
 pub fn random_rtp(
-    rng: &mut XorShift,
+    rng: &mut Rng,
     ssrc: u32,
     seq: u16,
     max_payload: usize,
@@ -109,7 +79,7 @@ pub fn plain_rtp(ssrc: u32, seq: u16, payload_len: usize) -> Vec<u8> {
 }
 
 /// A compound-looking RTCP packet (SR/RR/SDES/BYE/RTPFB/PSFB) with a random body.
-pub fn random_rtcp(rng: &mut XorShift, ssrc: u32, max_words: usize) -> Vec<u8> {
+pub fn random_rtcp(rng: &mut Rng, ssrc: u32, max_words: usize) -> Vec<u8> {
     let words = rng.below(max_words + 1);
     let mut packet = vec![0x80 | rng.below(32) as u8, 200 + rng.below(7) as u8];
     packet.extend_from_slice(&((words + 1) as u16).to_be_bytes());
