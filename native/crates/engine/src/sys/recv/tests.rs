@@ -26,7 +26,7 @@ fn send(tx: &UdpSocket, to: SocketAddr, datagrams: &[(u16, usize)]) {
     let mut q = SendQueue::new(256);
     for &(index, len) in datagrams {
         q.slot().unwrap()[..len].copy_from_slice(&datagram(index, len));
-        q.commit(len, tx.as_raw_fd(), 1, &to);
+        q.commit(len, tx.as_raw_fd(), 1, &to, None);
     }
     let mut report = FlushReport { sent: Vec::new(), failed: Vec::new() };
     q.flush(&mut report);
