@@ -90,7 +90,13 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
     new SipPlugin({
       media: services,
       logger: logger.child({ plugin: 'sip' }),
-      config: { bind: sipHost, sdp_ip: sip.sdp_ip ?? sipHost, register_ttl: sip.register_ttl, user_agent: sip.user_agent },
+      config: {
+        bind: sipHost, sdp_ip: sip.sdp_ip ?? sipHost, register_ttl: sip.register_ttl, user_agent: sip.user_agent,
+        keepalive_interval: sip.keepalive_interval,
+        ...(sip.tls_cert !== null ? { tls_cert: sip.tls_cert } : {}),
+        ...(sip.tls_key !== null ? { tls_key: sip.tls_key } : {}),
+        ...(sip.tls_ca !== null ? { tls_ca: sip.tls_ca } : {}),
+      },
     }),
     new VideoRoomPlugin({
       media: services,

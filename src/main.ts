@@ -36,6 +36,8 @@ Per-client quotas (a client = its address, or its token with token auth; 0 = off
   peer_connections_per_client ${DEFAULT_CONFIG.quotas.peer_connections_per_client}, rooms_per_client ${DEFAULT_CONFIG.quotas.rooms_per_client}, max_rooms ${DEFAULT_CONFIG.quotas.max_rooms}
   VideoRoom: videoroom.admin_key restricts create; videoroom.max_description_length ${DEFAULT_CONFIG.videoroom.max_description_length};
   videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
+  SIP: sip.tls_cert and sip.tls_key (PEM files) add a TLS transport to every account (sips:, transport=tls),
+  sip.tls_ca trusts more CAs; sip.keepalive_interval (${DEFAULT_CONFIG.sip.keepalive_interval} s, 0 = off) pings registrars
 
 Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin.sip, janus.plugin.streaming
   Streaming: rtp mountpoints fed by ffmpeg/GStreamer/encoders on ports of the media range;

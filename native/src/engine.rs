@@ -156,6 +156,14 @@ pub struct SwitchOptions {
     pub on_keyframe: Option<bool>,
 }
 
+/// One entry of an output's payload-type map: packets received with `from` are written with
+/// `to`, or not sent when `to` is absent.
+#[napi(object)]
+pub struct PayloadMapEntry {
+    pub from: u32,
+    pub to: Option<u32>,
+}
+
 #[napi(object)]
 pub struct OutputOptions {
     pub source: Option<u32>,
@@ -472,6 +480,29 @@ impl NativeEngine {
         guard("requestKeyframe", || self.engine()?.request_keyframe(source).map_err(err))
     }
 
+    /// Reports a source's RFC 4733 events carried with `payloadType` (`telephone-event`, once
+    /// per event); null stops it.
+    #[napi]
+    pub fn set_telephone_events(&self, source: u32, payload_type: Option<u32>) -> Result<()> {
+        guard("setTelephoneEvents", || {
+            let pt = payload_type.map(|pt| payload_type_of(pt)).transpose()?;
+            self.engine()?.set_telephone_events(source, pt).map_err(err)
+        })
+    }
+
+    /// Per payload type, what an output writes instead of its payloadType, or (no `to`) that it
+    /// does not send such packets; replaces the previous map.
+    #[napi]
+    pub fn set_output_payload_map(&self, id: u32, entries: Vec<PayloadMapEntry>) -> Result<()> {
+        guard("setOutputPayloadMap", || {
+            let map = entries
+                .iter()
+                .map(|e| Ok((payload_type_of(e.from)?, e.to.map(payload_type_of).transpose()?)))
+                .collect::<Result<Vec<_>>>()?;
+            self.engine()?.set_output_payload_map(id, map).map_err(err)
+        })
+    }
+
     /// Meters a source's RFC 6464 audio level (extension `extension_id`), one `audio-level` event
     /// per `packets` packets; `extension_id` null stops it.
     #[napi]
@@ -529,4 +560,9 @@ impl NativeEngine {
             Ok(())
         })
     }
+}
+
+/// An RTP payload type (0..=127, RFC 3550 §5.1).
+fn payload_type_of(pt: u32) -> Result<u8> {
+    u8::try_from(pt).ok().filter(|pt| *pt <= 127).ok_or_else(|| Error::from_reason(format!("payload type {pt} is not 0..127")))
 }

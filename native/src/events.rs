@@ -70,6 +70,9 @@ pub enum EngineEvent {
     BandwidthEstimate { endpoint: u32, bitrate: f64, loss_permille: u32, rtt_ms: u32, limited: bool },
     /// Packets a source's sender sent over about a second (`expected`) and how many never arrived.
     SourceLoss { endpoint: u32, source: u32, expected: u32, lost: f64 },
+    /// An RFC 4733 event ended on a watched source (once per event): `event` 0-9 digits, 10 `*`,
+    /// 11 `#`, 12-15 A-D; `volume` in -dBm0; `duration` in the payload's clock units.
+    TelephoneEvent { endpoint: u32, source: u32, event: u32, volume: u32, duration: u32 },
     /// A panic was caught inside a media thread; the thread goes on.
     WorkerPanic { worker: u32, message: String },
 }
@@ -98,6 +101,9 @@ impl EngineEvent {
             }
             Event::SourceLoss { endpoint, source, expected, lost } => {
                 Self::SourceLoss { endpoint, source, expected, lost: f64::from(lost) }
+            }
+            Event::TelephoneEvent { endpoint, source, event, volume, duration } => {
+                Self::TelephoneEvent { endpoint, source, event: u32::from(event), volume: u32::from(volume), duration: u32::from(duration) }
             }
             Event::WorkerPanic { worker, message } => Self::WorkerPanic { worker: worker as u32, message },
         }

@@ -77,6 +77,10 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     user_agent: { kind: 'string', nullable: false },
     rtp_port_min: { kind: 'int', min: 1, max: 65535, nullable: true },
     rtp_port_max: { kind: 'int', min: 1, max: 65535, nullable: true },
+    keepalive_interval: count(0, 86_400),
+    tls_cert: { kind: 'string', nullable: true },
+    tls_key: { kind: 'string', nullable: true },
+    tls_ca: { kind: 'string', nullable: true },
   },
   media: {
     workers: { kind: 'intOrAuto', min: 1, max: 64 },

@@ -100,6 +100,13 @@ export interface FerryConfig {
     /** The SIP plugin's own RTP port range (Janus sip.jcfg rtp_port_range); null = lease from the media range. */
     rtp_port_min: number | null;
     rtp_port_max: number | null;
+    /** Seconds between keep-alives to a registrar (Janus keepalive_interval): CRLF on TCP/TLS, OPTIONS on UDP; 0 = off. */
+    keepalive_interval: number;
+    /** PEM certificate and key of SIP over TLS (sips:, transport=tls); null = no TLS. */
+    tls_cert: string | null;
+    tls_key: string | null;
+    /** PEM CA file trusted for TLS peers beyond the system's; null = the system's only. */
+    tls_ca: string | null;
   };
   media: {
     /**
@@ -204,7 +211,10 @@ export const DEFAULT_CONFIG: FerryConfig = {
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
   streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
-  sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
+  sip: {
+    bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999,
+    keepalive_interval: 120, tls_cert: null, tls_key: null, tls_ca: null,
+  },
   media: {
     workers: 'auto',
     pin_threads: false,

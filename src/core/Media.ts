@@ -44,6 +44,8 @@ export interface AnswerOptions {
   codecs?: { audio?: string[]; video?: string[] };
   /** RTP header extensions the answer may accept (default: all ferry supports), e.g. a room's audiolevel_ext. */
   extensions?: { audioLevel?: boolean; transportWideCc?: boolean };
+  /** Accept the offer's RFC 4733 telephone-event at the chosen audio codec's clock rate (default: no). */
+  telephoneEvent?: boolean;
 }
 
 export interface HandleMedia extends Partial<RoutableMedia> {
@@ -98,6 +100,8 @@ export interface MediaStreamInfo {
   output: number | null;
   /** The SSRC ferry sends with on this m-line. */
   outputSsrc: number | null;
+  /** RFC 4733 telephone-event payload type negotiated on this audio m-line (both ways), if any. */
+  telephoneEvent?: number | null;
 }
 
 /** A section ferry offers (plugins that offer: VideoRoom subscribers, SIP outgoing bridges). */
@@ -108,6 +112,8 @@ export interface OfferSection {
   direction: 'sendonly' | 'recvonly' | 'sendrecv' | 'inactive';
   /** msid stream id (e.g. the publisher's display) for the client's MediaStream grouping. */
   streamId?: string;
+  /** Offer RFC 4733 telephone-event beside an audio codec, at its clock rate, with this payload type if free. */
+  telephoneEvent?: { payloadType?: number };
 }
 
 /** Routing-capable view of a handle's PeerConnection. */

@@ -265,6 +265,16 @@ export class MediaEngine extends EventEmitter {
     this.native.setAudioLevelMeter(source, meter?.extensionId ?? null, meter?.packets ?? null);
   }
 
+  /** Reports the RFC 4733 events `source` carries with `payloadType` (`telephone-event` events); null stops. */
+  setTelephoneEvents(source: number, payloadType: number | null): void {
+    this.native.setTelephoneEvents(source, payloadType);
+  }
+
+  /** Per payload type received, what `output` writes (`to`), or that it drops such packets (`to` null). */
+  setOutputPayloadMap(output: number, map: ReadonlyArray<{ from: number; to: number | null }>): void {
+    this.native.setOutputPayloadMap(output, map.map((e) => (e.to === null ? { from: e.from } : { from: e.from, to: e.to })));
+  }
+
   stats(): NativeEngineCounters {
     return this.native.stats();
   }

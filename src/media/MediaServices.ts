@@ -1,7 +1,7 @@
 // What plugins get to route media: engine operations on ids they hold, and
 // plain RTP legs (one leased port each) for SIP, remote publishers and RTP
 // forwarders. Every leg is a PortLease with one owner and one release path.
-import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from './Routing.js';
+import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys, TelephoneEvent } from './Routing.js';
 import type { PortLease, PortPool } from './PortPool.js';
 import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js';
 
@@ -9,13 +9,31 @@ export class EngineRouter implements MediaRouter {
   private readonly switchListeners = new Set<(output: number, source: number) => void>();
   private readonly temporalListeners = new Set<(output: number, layer: number | null) => void>();
   private readonly spatialListeners = new Set<(output: number, layer: number | null) => void>();
+  private readonly telephoneEventListeners = new Set<(source: number, event: TelephoneEvent) => void>();
 
   constructor(private readonly engine: MediaEngine) {
     engine.on('event', (event: EngineEvent) => {
       if (event.type === 'output-switched') for (const listener of this.switchListeners) listener(event.output, event.source);
       else if (event.type === 'output-temporal') for (const listener of this.temporalListeners) listener(event.output, event.layer);
       else if (event.type === 'output-spatial') for (const listener of this.spatialListeners) listener(event.output, event.layer);
+      else if (event.type === 'telephone-event') {
+        const ev = { event: event.event, volume: event.volume, duration: event.duration };
+        for (const listener of this.telephoneEventListeners) listener(event.source, ev);
+      }
     });
+  }
+
+  setOutputPayloadMap(output: number, map: ReadonlyArray<{ from: number; to: number | null }>): void {
+    this.engine.setOutputPayloadMap(output, map);
+  }
+
+  setTelephoneEvents(source: number, payloadType: number | null): void {
+    this.engine.setTelephoneEvents(source, payloadType);
+  }
+
+  onTelephoneEvent(listener: (source: number, event: TelephoneEvent) => void): () => void {
+    this.telephoneEventListeners.add(listener);
+    return () => this.telephoneEventListeners.delete(listener);
   }
 
   setBitrateCap(source: number, bps: number | null): void {

@@ -43,6 +43,25 @@ export interface MediaRouter {
   setOutputSvc?(output: number, spatial: number | null, temporal: number | null): void;
   /** Called when a spatial-layer choice took effect (layer null: every layer); returns an unsubscribe. */
   onOutputSpatial?(listener: (output: number, layer: number | null) => void): () => void;
+  /**
+   * Per payload type `output` receives from its source, the type it writes instead of its own
+   * (`to`), or that it does not send such packets (`to` null): a bridge whose sides number RFC
+   * 4733 events differently, or where one side has none. Replaces the previous map.
+   */
+  setOutputPayloadMap?(output: number, map: ReadonlyArray<{ from: number; to: number | null }>): void;
+  /** Reports the RFC 4733 events `source` carries with `payloadType` (null: stop), once per event. */
+  setTelephoneEvents?(source: number, payloadType: number | null): void;
+  /** Called for each RFC 4733 event that ended on a watched source; returns an unsubscribe. */
+  onTelephoneEvent?(listener: (source: number, event: TelephoneEvent) => void): () => void;
+}
+
+/** An RFC 4733 event (§3.2: 0-9 digits, 10 `*`, 11 `#`, 12-15 A-D, 16 flash) as the engine saw it end. */
+export interface TelephoneEvent {
+  event: number;
+  /** -dBm0. */
+  volume: number;
+  /** In the payload's clock units (e.g. 8000 per second for telephone-event/8000). */
+  duration: number;
 }
 
 // ---- plain RTP legs (SIP media, remote publishers, rtp_forward) ------------------------------

@@ -65,6 +65,10 @@ export type CallEvents = {
   update: [ev: InDialogRequestEvent];
   info: [ev: InDialogRequestEvent];
   message: [ev: InDialogRequestEvent];
+  /** RFC 3515 REFER in the dialog: answer 202 (then NOTIFY the progress) or refuse. */
+  refer: [ev: InDialogRequestEvent];
+  /** A NOTIFY in the dialog (RFC 6665), e.g. the progress of a REFER we sent (RFC 3515 §2.4.4). */
+  notify: [ev: InDialogRequestEvent];
   /** Always emitted exactly once, whatever ended the call. */
   terminated: [info: TerminationInfo];
   state: [from: CallState, input: CallInput, to: CallState];

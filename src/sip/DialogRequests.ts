@@ -1,9 +1,10 @@
 /**
  * Requests within a dialog (RFC 3261 §12.2), both ways, for every call of one
- * UserAgent: BYE, re-INVITE, UPDATE, INFO, MESSAGE and OPTIONS from the peer
- * (§12.2.2; the application answers re-INVITE/UPDATE, INFO and MESSAGE default
- * to 200), the ACK for our 2xx, and ours to the peer (§12.2.1) with one digest
- * retry (§22.2) and the ACK for a re-INVITE's 2xx (§13.2.2.4).
+ * UserAgent: BYE, re-INVITE, UPDATE, INFO, MESSAGE, REFER (RFC 3515), NOTIFY
+ * and OPTIONS from the peer (§12.2.2; the application answers re-INVITE/UPDATE
+ * and REFER, INFO, MESSAGE and NOTIFY default to 200), the ACK for our 2xx,
+ * and ours to the peer (§12.2.1) with one digest retry (§22.2) and the ACK for
+ * a re-INVITE's 2xx (§13.2.2.4).
  */
 import type { Clock } from '../time/Clock.js';
 import type { Call, InDialogRequestEvent } from './Call.js';
@@ -107,10 +108,19 @@ export class DialogRequests {
         return;
       }
       case 'INFO':
-      case 'MESSAGE': {
+      case 'MESSAGE':
+      case 'NOTIFY': {
         const ev = requestEvent(req, reply);
-        call.emit(req.method === 'INFO' ? 'info' : 'message', ev);
+        call.emit(req.method === 'INFO' ? 'info' : req.method === 'MESSAGE' ? 'message' : 'notify', ev);
         if (!ev.answered()) reply(200);
+        return;
+      }
+      case 'REFER': {
+        // RFC 3515 §2.4.2: accepting a REFER (202) is the application's to decide.
+        if (call.listenerCount('refer') === 0) return reply(603);
+        const ev = requestEvent(req, reply);
+        call.emit('refer', ev);
+        if (!ev.answered()) reply(603);
         return;
       }
       case 'OPTIONS':

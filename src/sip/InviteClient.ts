@@ -120,7 +120,7 @@ export class InviteClient extends Call {
     const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
     const branch = topVia(invite)?.params.get('branch') ?? undefined;
     const src = this.core.flowOf(invite);
-    const nextHop = src ? `sip:${src.remote.host.includes(':') ? `[${src.remote.host}]` : src.remote.host}:${src.remote.port}${src.transport.protocol === 'tcp' ? ';transport=tcp' : ''}` : invite.uri;
+    const nextHop = src ? `sip:${src.remote.host.includes(':') ? `[${src.remote.host}]` : src.remote.host}:${src.remote.port}${src.transport.protocol === 'udp' ? '' : `;transport=${src.transport.protocol}`}` : invite.uri;
     this.core.sendRequest(cancel, nextHop, protocol, IGNORE_OUTCOME, branch);
   }
 

@@ -173,6 +173,11 @@ export class StreamFramer {
   private buffer: Buffer = Buffer.alloc(0);
   private broken = false;
 
+  /** Between messages: nothing of a next one has arrived. */
+  get idle(): boolean {
+    return this.buffer.length === 0 && !this.broken;
+  }
+
   /** Feeds bytes; returns complete frames, or an error once framing is lost. */
   push(chunk: Buffer): { frames: Buffer[]; error?: string } {
     const frames: Buffer[] = [];

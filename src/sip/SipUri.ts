@@ -140,8 +140,9 @@ export function isLooseRouter(uri: SipUri): boolean {
 }
 
 /** Where to send a request addressed to this URI (§8.1.2, no DNS NAPTR/SRV: numeric or resolvable host, default ports). */
-export function uriDestination(uri: SipUri): { host: string; port: number; transport: 'udp' | 'tcp' } {
+export function uriDestination(uri: SipUri): { host: string; port: number; transport: 'udp' | 'tcp' | 'tls' } {
   const t = (uri.params.get('transport') ?? '').toLowerCase();
-  const transport = t === 'tcp' || t === 'tls' || uri.scheme === 'sips' ? 'tcp' : 'udp';
-  return { host: uri.host, port: uri.port ?? (uri.scheme === 'sips' ? 5061 : 5060), transport };
+  // RFC 3261 §19.1.2 / RFC 5630: a sips URI is reached over TLS, as is transport=tls.
+  const transport = t === 'tls' || uri.scheme === 'sips' ? 'tls' : t === 'tcp' ? 'tcp' : 'udp';
+  return { host: uri.host, port: uri.port ?? (transport === 'tls' ? 5061 : 5060), transport };
 }

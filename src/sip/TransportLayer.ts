@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { formatVia, makeResponse, newBranch, newTag, topVia, type SipMessage, type SipRequest, type SipResponse } from './SipMessage.js';
 import { parseSipMessage, type SipParseError } from './SipParser.js';
 import { serializeSipMessage } from './SipSerializer.js';
-import type { SipEndpoint, SipFlow, SipTransport, TcpTransport, TransportProtocol, UdpTransport } from './SipTransport.js';
+import type { SipEndpoint, SipFlow, SipTransport, TcpTransport, TlsTransport, TransportProtocol, UdpTransport } from './SipTransport.js';
 import { parseSipUri, uriDestination } from './SipUri.js';
 import type { ClientTransactionUser, ServerTransaction, ServerTransactionUser, TransactionLayer } from './Transactions.js';
 
@@ -32,16 +32,19 @@ export class TransportLayer {
   /** Where each request came from or was sent to. */
   private readonly flows = new WeakMap<SipRequest, SipFlow>();
   private closed = false;
+  /** Keep-alive datagrams (line ends only) received and absorbed. */
+  keepalivesReceived = 0;
 
   constructor(
     private readonly udp: UdpTransport | undefined,
     private readonly tcp: TcpTransport | undefined,
+    private readonly tls: TlsTransport | undefined,
     private readonly transactions: TransactionLayer,
     /** Our User-Agent / Server header value, if any. */
     private readonly userAgent: string | undefined,
     private readonly user: TransportUser,
   ) {
-    for (const t of [udp, tcp]) {
+    for (const t of [udp, tcp, tls]) {
       if (!t) continue;
       t.on('message', (data, from) => this.receive(data, { transport: t, remote: from }));
       t.on('loss', (info) => this.onLoss(t, info.remote));
@@ -53,9 +56,18 @@ export class TransportLayer {
   }
 
   transportFor(protocol: TransportProtocol): SipTransport {
-    const t = protocol === 'tcp' ? this.tcp ?? this.udp : this.udp ?? this.tcp;
-    if (!t) throw new Error('no transport');
+    // TLS is never replaced by a plain transport: a sips/transport=tls destination without one fails.
+    const t = protocol === 'tls' ? this.tls : protocol === 'tcp' ? this.tcp ?? this.udp ?? this.tls : this.udp ?? this.tcp ?? this.tls;
+    if (!t) throw new Error(`no ${protocol} transport`);
     return t;
+  }
+
+  private transportOrNull(protocol: TransportProtocol): SipTransport | null {
+    try {
+      return this.transportFor(protocol);
+    } catch {
+      return null;
+    }
   }
 
   /** The flow a request came from or was sent to (known once it was sent). */
@@ -110,8 +122,8 @@ export class TransportLayer {
   sendRequest(req: SipRequest, nextHop: string, fallback: TransportProtocol, tu: ClientTransactionUser, branch?: string): void {
     void this.resolve(nextHop, fallback).then((dest) => {
       if (this.closed) return;
-      if (!dest) return tu.onTransportError();
-      const transport = this.transportFor(dest.protocol);
+      const transport = dest ? this.transportOrNull(dest.protocol) : null;
+      if (!dest || !transport) return tu.onTransportError();
       const source: SipFlow = { transport, remote: dest.endpoint };
       this.prepare(req, transport, branch);
       this.flows.set(req, source);
@@ -130,8 +142,8 @@ export class TransportLayer {
   /** ACK for a 2xx is sent outside any transaction (§13.2.2.4, §17.1.1.3). */
   sendAck(ack: { request: SipRequest; nextHop: string }, fallback: TransportProtocol): void {
     void this.resolve(ack.nextHop, fallback).then((dest) => {
-      if (!dest || this.closed) return;
-      const transport = this.transportFor(dest.protocol);
+      const transport = dest && !this.closed ? this.transportOrNull(dest.protocol) : null;
+      if (!dest || !transport) return;
       if (!ack.request.headers.has('Via')) this.prepare(ack.request, transport);
       this.transmit(ack.request, { transport, remote: dest.endpoint });
     });
@@ -153,6 +165,11 @@ export class TransportLayer {
   // ------------------------------------------------------------------ receiving
   private receive(data: Buffer, source: SipFlow): void {
     if (this.closed) return;
+    // A datagram of line ends only is a peer's keep-alive (RFC 5626 §4.4.1 style, common on UDP): no reply.
+    if (data.length <= 4 && /^[\r\n]+$/.test(data.toString('latin1'))) {
+      this.keepalivesReceived++;
+      return;
+    }
     const parsed = parseSipMessage(data);
     if (!parsed.ok) {
       const partial = parsed.error.partialRequest;
@@ -194,6 +211,6 @@ export class TransportLayer {
   /** Sends nothing more from now on, and closes the sockets. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([this.udp?.close(), this.tcp?.close()]);
+    await Promise.all([this.udp?.close(), this.tcp?.close(), this.tls?.close()]);
   }
 }

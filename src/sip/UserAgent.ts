@@ -31,6 +31,9 @@
  *   ua.bye(call, headers?)                  ends any call: BYE when established, CANCEL when
  *       outgoing and unanswered, 480 when incoming and unanswered
  *   ua.info(call, contentType, content, headers?)     → Promise<RequestOutcome>
+ *   ua.refer(call, referTo, headers?) / ua.notify(call, event, subscriptionState, contentType,
+ *       content, headers?) → Promise<RequestOutcome>   (RFC 3515 transfers; 'refer' and
+ *       'notify' call events the other way: REFER defaults to 603, NOTIFY to 200)
  *   ua.message(call | targetUri, contentType, content, headers?) → Promise<RequestOutcome>
  *   ua.reinvite(call, sdp, headers?) / ua.update(call, sdp, headers?) → Promise<RequestOutcome>
  *       in-dialog requests from the peer arrive as call events 'reinvite', 'update', 'info',
@@ -42,7 +45,7 @@
  *
  * Wire taps for tests and logs: 'sent' (msg, to), 'received' (msg, from), 'parseError'.
  */
-import { SystemClock, type Clock } from '../time/Clock.js';
+import { SystemClock, type Clock, type Timer } from '../time/Clock.js';
 import type { Call, InDialogRequestEvent } from './Call.js';
 import { answerChallenges, type DigestCredentials } from './DigestAuth.js';
 import { Dialog, dialogKey } from './Dialog.js';
@@ -57,13 +60,15 @@ import {
   parseNameAddr, tagOf, topVia, type SipMessage, type SipRequest, type SipResponse,
 } from './SipMessage.js';
 import type { SipParseError } from './SipParser.js';
-import { TcpTransport, UdpTransport, type SipEndpoint, type TransportProtocol } from './SipTransport.js';
+import { TcpTransport, TlsTransport, UdpTransport, type SipEndpoint, type TlsOptions, type TransportProtocol } from './SipTransport.js';
 import { parseSipUri } from './SipUri.js';
 import { TransportLayer } from './TransportLayer.js';
 import { DEFAULT_TIMERS, IGNORE_OUTCOME, TransactionLayer, type TimerConfig } from './Transactions.js';
 
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE'] as const;
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'MESSAGE', 'UPDATE', 'REFER', 'NOTIFY'] as const;
 const ALLOW = ALLOWED_METHODS.join(', ');
+/** Extensions we support (§8.2.2.3): an INVITE may Require them. RFC 3891 Replaces. */
+export const SUPPORTED_EXTENSIONS = ['replaces'] as const;
 
 export interface UserAgentOptions {
   /** Address to bind and advertise (tests: 127.0.0.1). */
@@ -72,6 +77,10 @@ export interface UserAgentOptions {
   udpPort?: number | null;
   /** TCP port (0 = ephemeral); null/undefined disables TCP. */
   tcpPort?: number | null;
+  /** TLS port (0 = ephemeral) with `tls`; null/undefined disables TLS. */
+  tlsPort?: number | null;
+  /** Certificate and trust for TLS (RFC 3261 §26.2.1). */
+  tls?: TlsOptions;
   /** User part of our Contact. */
   user?: string;
   userAgent?: string;
@@ -79,6 +88,12 @@ export interface UserAgentOptions {
   credentials?: DigestCredentials;
   clock?: Clock;
   timers?: Partial<TimerConfig>;
+  /**
+   * While registered, keep the path to the registrar open (NAT bindings, idle
+   * connections) every this many ms: a double-CRLF ping on TCP/TLS (RFC 5626
+   * §4.4.1), an OPTIONS on UDP, whose timeout re-registers. 0/absent: off.
+   */
+  keepaliveIntervalMs?: number;
 }
 
 export type Headers = ReadonlyArray<readonly [string, string]>;
@@ -134,6 +149,11 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   registration: Registration | undefined;
   private registrationTransport: TransportProtocol = 'udp';
   private aor: string | undefined;
+  /** The last REGISTER sent and where it went: keep-alives follow it. */
+  private lastRegister: { request: SipRequest; nextHop: string } | undefined;
+  private keepaliveTimer: Timer | undefined;
+  /** Keep-alives sent (CRLF pings and OPTIONS), for tests and diagnostics. */
+  keepalivesSent = 0;
   /** By dialog key, and by `pending|callId|localTag` before a dialog exists. */
   private readonly calls = new Map<string, InviteClient | InviteServer>();
   /** Incoming INVITEs by Call-ID, From tag and CSeq (§8.2.2.2), to recognise one arriving again. */
@@ -147,6 +167,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     readonly options: UserAgentOptions,
     readonly udp: UdpTransport | undefined,
     readonly tcp: TcpTransport | undefined,
+    readonly tls: TlsTransport | undefined,
   ) {
     super();
     this.clock = options.clock ?? new SystemClock();
@@ -154,7 +175,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     this.transactions = new TransactionLayer(this.clock, this.timers);
     this.routes = new AccountRoutes(options.outboundProxy);
     this.onListenerError = (err) => this.emit('error', err);
-    this.transportLayer = new TransportLayer(udp, tcp, this.transactions, options.userAgent, {
+    this.transportLayer = new TransportLayer(udp, tcp, tls, this.transactions, options.userAgent, {
       receiveRequest: (req) => this.receiveRequest(req),
       receiveResponse: (res) => this.receiveResponse(res),
       transportLost: () => this.onTransportLoss(),
@@ -193,14 +214,20 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   static async create(options: UserAgentOptions): Promise<UserAgent> {
     const udp = options.udpPort === null ? undefined : await UdpTransport.open(options.host, options.udpPort ?? 0);
     let tcp: TcpTransport | undefined;
+    let tls: TlsTransport | undefined;
     try {
       tcp = options.tcpPort === null || options.tcpPort === undefined ? undefined : await TcpTransport.open(options.host, options.tcpPort);
+      if (options.tlsPort !== null && options.tlsPort !== undefined) {
+        if (!options.tls) throw new Error('a TLS transport needs a certificate and key (tls)');
+        tls = await TlsTransport.open(options.host, options.tlsPort, options.tls);
+      }
     } catch (err) {
       await udp?.close();
+      await tcp?.close();
       throw err;
     }
-    if (!udp && !tcp) throw new Error('UserAgent needs at least one transport');
-    return new UserAgent(options, udp, tcp);
+    if (!udp && !tcp && !tls) throw new Error('UserAgent needs at least one transport');
+    return new UserAgent(options, udp, tcp, tls);
   }
 
   /** Our Contact (name-addr) for a transport (§8.1.1.8). */
@@ -208,7 +235,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     const t = this.transportLayer.transportFor(protocol);
     const user = this.options.user ?? 'ferry';
     const host = t.local.host.includes(':') ? `[${t.local.host}]` : t.local.host;
-    return `<sip:${user}@${host}:${t.local.port}${t.protocol === 'tcp' ? ';transport=tcp' : ''}>`;
+    return `<sip:${user}@${host}:${t.local.port}${t.protocol === 'udp' ? '' : `;transport=${t.protocol}`}>`;
   }
 
   // ------------------------------------------------------------------ registration
@@ -231,6 +258,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
       ...(opts.backoffMaxMs !== undefined ? { backoffMaxMs: opts.backoffMaxMs } : {}),
     };
     const reg = new Registration(regOptions, this.routes, (req, nextHop, done) => {
+      this.lastRegister = { request: req, nextHop };
       this.transportLayer.sendRequest(req, nextHop, this.registrationTransport, {
         onResponse: (res) => done({ kind: 'response', response: res }),
         onTimeout: () => done({ kind: 'timeout' }),
@@ -246,8 +274,53 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     reg.on('unregistering', () => this.emit('unregistering'));
     reg.on('unregistered', () => this.emit('unregistered'));
     reg.on('state', (a, b, c) => this.emit('state', a, b, c));
+    reg.on('state', (_from, _input, to) => this.scheduleKeepalive(to === 'registered' || to === 'refreshing'));
     reg.register();
     return reg;
+  }
+
+  /** Keep-alives run while the binding stands (see `keepaliveIntervalMs`). */
+  private scheduleKeepalive(registered: boolean): void {
+    const interval = this.options.keepaliveIntervalMs ?? 0;
+    if (!registered || interval <= 0) {
+      this.keepaliveTimer?.cancel();
+      this.keepaliveTimer = undefined;
+      return;
+    }
+    if (this.keepaliveTimer) return;
+    const tick = () => {
+      this.keepaliveTimer = this.clock.setTimeout(tick, interval);
+      this.sendKeepalive();
+    };
+    this.keepaliveTimer = this.clock.setTimeout(tick, interval);
+  }
+
+  private sendKeepalive(): void {
+    const last = this.lastRegister;
+    const reg = this.registration;
+    if (!last || !reg || this.transportLayer.isClosed) return;
+    const flow = this.transportLayer.flowOf(last.request);
+    if (flow && flow.transport.reliable) {
+      // RFC 5626 §4.4.1: a double CRLF on the registration's connection (the server answers CRLF).
+      this.keepalivesSent++;
+      flow.transport.send(Buffer.from('\r\n\r\n'), flow.remote);
+      return;
+    }
+    // UDP: an OPTIONS along the REGISTER's path refreshes NAT bindings; no answer at all means the
+    // path is gone, and the registration is made again (lessons §2: the Service-Route is relearned).
+    const h = new SipHeaders();
+    for (const r of last.request.headers.getAll('Route')) h.add('Route', r);
+    h.add('From', this.fromFor({}));
+    h.add('To', formatNameAddr({ uri: this.aor ?? last.request.uri, params: new Map() }));
+    h.add('Call-ID', newCallId(this.transportLayer.transportFor(this.registrationTransport).local.host));
+    h.add('CSeq', '1 OPTIONS');
+    h.add('Accept', 'application/sdp');
+    this.keepalivesSent++;
+    this.transportLayer.sendRequest({ kind: 'request', method: 'OPTIONS', uri: last.request.uri, headers: h, body: Buffer.alloc(0) }, last.nextHop, this.registrationTransport, {
+      onResponse: () => {},
+      onTimeout: () => this.onTransportLoss(),
+      onTransportError: () => this.onTransportLoss(),
+    });
   }
 
   unregister(): void {
@@ -289,9 +362,9 @@ export class UserAgent extends Emitter<UserAgentEvents> {
 
     const scheme = req.uri.slice(0, req.uri.indexOf(':')).toLowerCase();
     if (scheme !== 'sip' && scheme !== 'sips') return this.replyNew(req, 416);
-    // §8.2.2.3: we support no extensions, so any Require (except on CANCEL) is refused.
-    const require = req.headers.getAll('Require');
-    if (require.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', require.join(', ')]]);
+    // §8.2.2.3: a Require naming an extension we do not support (except on CANCEL) is refused.
+    const unsupported = req.headers.getAll('Require').flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v && !SUPPORTED_EXTENSIONS.includes(v.toLowerCase() as never));
+    if (unsupported.length > 0 && req.method !== 'CANCEL') return this.replyNew(req, 420, [['Unsupported', unsupported.join(', ')]]);
 
     if (tagOf(headerNameAddr(req, 'To')) !== undefined) return this.dialogRequests.receive(req);
     switch (req.method) {
@@ -412,7 +485,7 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     headers.add('To', formatNameAddr({ uri: target, params: new Map() }));
     headers.add('Call-ID', callId);
     headers.add('CSeq', '1 INVITE');
-    const protocol: TransportProtocol = parseSipUri(routed.nextHop)?.params.get('transport')?.toLowerCase() === 'tcp' ? 'tcp' : this.registrationTransport;
+    const protocol = protocolOf(routed.nextHop) ?? this.registrationTransport;
     headers.add('Contact', this.contact(protocol));
     headers.add('Allow', ALLOW);
     for (const [n, v] of opts.headers ?? []) headers.add(n, v);
@@ -470,6 +543,16 @@ export class UserAgent extends Emitter<UserAgentEvents> {
     return this.dialogRequests.send(call, 'INFO', content, contentType, headers);
   }
 
+  /** RFC 3515 REFER in a call's dialog; `referTo` is the Refer-To header value (a name-addr). */
+  refer(call: Call, referTo: string, headers: Headers = []): Promise<RequestOutcome> {
+    return this.dialogRequests.send(call, 'REFER', null, undefined, [['Refer-To', referTo], ...headers]);
+  }
+
+  /** A NOTIFY in a call's dialog (RFC 6665), e.g. a REFER's progress as message/sipfrag (RFC 3515 §2.4.5). */
+  notify(call: Call, event: string, subscriptionState: string, contentType: string, content: string, headers: Headers = []): Promise<RequestOutcome> {
+    return this.dialogRequests.send(call, 'NOTIFY', content, contentType, [['Event', event], ['Subscription-State', subscriptionState], ...headers]);
+  }
+
   reinvite(call: Call, sdp: string, headers: Headers = []): Promise<RequestOutcome> {
     call.localSdp = sdp;
     return this.dialogRequests.send(call, 'INVITE', sdp, 'application/sdp', headers);
@@ -525,9 +608,20 @@ export class UserAgent extends Emitter<UserAgentEvents> {
   /** Stops everything: registration timers, 2xx retransmissions, sockets. Sends nothing. */
   async close(): Promise<void> {
     if (this.transportLayer.isClosed) return;
+    this.keepaliveTimer?.cancel();
+    this.keepaliveTimer = undefined;
     const closing = this.transportLayer.close(); // sends nothing from here on
     this.registration?.dispose();
     for (const call of new Set(this.calls.values())) call.okRetransmitter?.cancel();
     await closing;
   }
+}
+
+/** The transport a URI names (transport= or the sips scheme, RFC 3261 §19.1.2), if any. */
+function protocolOf(uri: string): TransportProtocol | null {
+  const parsed = parseSipUri(uri);
+  if (!parsed) return null;
+  const t = parsed.params.get('transport')?.toLowerCase();
+  if (parsed.scheme === 'sips' || t === 'tls') return 'tls';
+  return t === 'tcp' || t === 'udp' ? t : null;
 }

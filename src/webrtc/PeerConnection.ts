@@ -219,6 +219,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       if (jsep.type === 'answer') {
         this.dropRefusedOutputs(desc);
         this.applyRtx(desc);
+        this.applyTelephoneEvent(desc);
         // The answerer kept ferry's transport-wide sequence numbers: it will report on them.
         const twcc = desc.media.flatMap((m) => m.extensions).find((e) => e.uri === TWCC_EXTENSION_URI && e.id === TWCC_OFFER_EXTENSION_ID);
         this.applySendBwe(twcc?.id);
@@ -542,6 +543,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       const primary = st.info.codec?.payloadType;
       st.rtxAccepted = m?.codecs.some((c) => c.name.toLowerCase() === 'rtx' && c.payloadType === offer.payloadType && (c.fmtp ?? '').replace(/\s/g, '').includes(`apt=${primary}`)) ?? false;
       if (st.info.output !== null) this.options.engine.setOutputRtx(st.info.output, st.rtxAccepted ? offer : null);
+    }
+  }
+
+  /** RFC 4733: events offered on an audio m-line are negotiated when the answer kept their payload type. */
+  private applyTelephoneEvent(answer: RemoteDescription): void {
+    for (const st of this.streamStates) {
+      const offered = st.info.telephoneEvent;
+      if (offered === undefined || offered === null) continue;
+      const m = answer.media.find((x) => x.mid === st.info.mid);
+      const kept = m?.codecs.some((c) => c.name.toLowerCase() === 'telephone-event' && c.payloadType === offered) ?? false;
+      st.info.telephoneEvent = kept ? offered : null;
     }
   }
 

@@ -368,6 +368,8 @@ export interface LocalMediaSection {
   recvRids?: string[];
   /** RFC 4588 retransmission payload type (`apt` = the codec's) and, when ferry sends, its SSRC (`a=ssrc-group:FID`). */
   rtx?: { payloadType: number; ssrc?: number };
+  /** RFC 4733 telephone-event payload type, at the codec's clock rate (audio). */
+  telephoneEvent?: number;
 }
 
 function reverse(direction: Direction): Direction {
@@ -437,6 +439,12 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
         m.payloads = `${c.payloadType} ${s.rtx.payloadType}`;
         m.rtp.push({ payload: s.rtx.payloadType, codec: 'rtx', rate: c.clockRate });
         m.fmtp = [...(m.fmtp ?? []), { payload: s.rtx.payloadType, config: `apt=${c.payloadType}` }];
+      }
+      if (s.telephoneEvent !== undefined) {
+        // RFC 4733 §7.1.1: the events 0-15 (DTMF) and 16 (flash) at the audio clock rate.
+        m.payloads = `${m.payloads} ${s.telephoneEvent}`;
+        m.rtp.push({ payload: s.telephoneEvent, codec: 'telephone-event', rate: c.clockRate });
+        m.fmtp = [...(m.fmtp ?? []), { payload: s.telephoneEvent, config: '0-16' }];
       }
       m.iceUfrag = transport.iceUfrag;
       m.icePwd = transport.icePwd;

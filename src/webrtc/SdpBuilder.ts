@@ -154,6 +154,11 @@ export function buildAnswer(offer: RemoteDescription, options: AnswerOptions, co
     // transport-cc feedback is promised only where the engine reads the sequence numbers.
     else section.codec = { ...codec, rtcpFb: codec.rtcpFb.filter((f) => f.type !== 'transport-cc') };
     if (accepted.length) section.extensions = accepted;
+    // RFC 4733 beside the audio codec, at its clock rate, when the plugin relays events.
+    const telephoneEvent = options.telephoneEvent && m.kind === 'audio'
+      ? m.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.clockRate === codec.clockRate)?.payloadType
+      : undefined;
+    if (telephoneEvent !== undefined) section.telephoneEvent = telephoneEvent;
     // RFC 4588: take the offerer's RTX for the chosen codec where its RTX SSRCs are signalled
     // (a=ssrc-group:FID; rid simulcast names them only in packets), and offer ferry's own
     // RTX stream back where ferry sends.
@@ -180,6 +185,7 @@ export function buildAnswer(offer: RemoteDescription, options: AnswerOptions, co
         sources: prev?.info.sources ?? [],
         output: prev?.info.output ?? null,
         outputSsrc: sends ? outputSsrc : null,
+        ...(telephoneEvent !== undefined ? { telephoneEvent } : {}),
       },
     });
   }
@@ -220,6 +226,16 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
       usedPts.add(rtxPt);
       rtxOffer = { payloadType: rtxPt, ssrc: prev?.rtxOffer?.ssrc ?? randomInt(1, 0xffffffff) };
     }
+    let telephoneEvent: number | undefined;
+    if (s.telephoneEvent && s.kind === 'audio') {
+      // A dynamic payload type (RFC 3551 §3) no other codec of the offer uses; 32 tries cover 96-127.
+      let pt = s.telephoneEvent.payloadType ?? 101;
+      for (let tries = 0; tries < 32 && (usedPts.has(pt) || pt < 96 || pt > 127); tries++) pt = pt >= 96 && pt < 127 ? pt + 1 : 96;
+      if (!usedPts.has(pt)) {
+        telephoneEvent = pt;
+        usedPts.add(pt);
+      }
+    }
     local.push({
       mid,
       kind: s.kind,
@@ -230,6 +246,7 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
       msid: { stream: s.streamId ?? context.streamName, track: `${s.kind}-${mid}` },
       ...(rtxOffer ? { rtx: rtxOffer } : {}),
       ...(transportCc ? { extensions: [{ id: TWCC_OFFER_EXTENSION_ID, uri: TWCC_EXTENSION_URI }] } : {}),
+      ...(telephoneEvent !== undefined ? { telephoneEvent } : {}),
     });
     states.push({
       ...(rtxOffer ? { rtxOffer, rtxAccepted: prev?.rtxAccepted ?? false } : {}),
@@ -243,6 +260,8 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
         sources: prev?.info.sources ?? [],
         output: prev?.info.output ?? null,
         outputSsrc: sends ? outputSsrc : null,
+        // Offered; the answer decides (PeerConnection.applyTelephoneEvent).
+        ...(telephoneEvent !== undefined ? { telephoneEvent } : {}),
       },
     });
   });

@@ -14,94 +14,14 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection } from 'werift';
 
-import { rtpPacket } from '../helpers/rtp.js';
-import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { udpPeer } from '../helpers/udp.js';
+import { closePeer, loopbackPeer } from '../helpers/werift.js';
 import { freePort, requireBinary, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry, until, type SipFerry } from './helpers.js';
+import { SipClient, expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry } from './helpers.js';
+import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
 
 const test = suite('SIP plugin ↔ sipp, media through the engine');
-const PACKETS = 100;
-
-function payload(dir: string, i: number): Buffer {
-  const b = Buffer.alloc(160);
-  b.write(`${dir}:${i}:`, 0);
-  for (let k = 16; k < b.length; k++) b[k] = (i * 7 + k) & 0xff;
-  return b;
-}
-
-/** RTP (not RTCP) packets carrying PCMU (payload type 0). */
-function pcmuPayloads(datagrams: Buffer[]): Buffer[] {
-  return datagrams.filter((d) => d.length > 12 && d[0]! >> 6 === 2 && (d[1]! & 0x7f) === 0).map((d) => {
-    const cc = d[0]! & 0x0f;
-    return d.subarray(12 + 4 * cc);
-  });
-}
-
-/**
- * The callee side of an offerless call: `incomingcall` without jsep, `accept`
- * with a werift offer, `accepting`, then `accepted` with the JSEP answer once
- * sipp's ACK carried the SIP answer; then RTP both ways, checked at both ends.
- */
-async function acceptOfferlessWithMedia(s: SipFerry, client: SipClient, sink: UdpPeer, pc: RTCPeerConnection): Promise<void> {
-  const incoming = await client.event('incomingcall');
-  assert.is(incoming['jsep'], undefined, 'offerless INVITE: incomingcall carries no jsep');
-  assert.match(incoming['plugindata']['data']['result']['username'], /^sip:sipp@127\.0\.0\.1/);
-  assert.is(s.sip.stats().activeCalls, 1);
-
-  const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
-  const fromSip: Buffer[] = [];
-  audio.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => fromSip.push(rtp.payload)));
-  await pc.setLocalDescription(await pc.createOffer());
-  await client.send({ request: 'accept' }, { type: 'offer', sdp: pc.localDescription!.sdp });
-  await client.event('accepting');
-  const accepted = await client.event('accepted');
-  assert.is(accepted['jsep']?.['type'], 'answer', 'accepted carries the JSEP answer once the ACK brought the SIP answer');
-  assert.match(accepted['jsep']['sdp'], /a=rtpmap:0 PCMU\/8000/, 'the browser gets the codec sipp chose');
-  await pc.setRemoteDescription(accepted['jsep']);
-  await connectionState(pc, 'connected');
-  await client.core('webrtcup');
-  const info = await client.info();
-  assert.is(info['slot'], 'established');
-  const legPort = info['media'][0]['local_port'] as number;
-  assert.ok(legPort > 0);
-
-  // SIP side → browser: a first packet lets ferry learn the peer's SSRC, then the batch.
-  const ssrc = 0x5151_0001;
-  await sink.send(rtpPacket({ ssrc, seq: 1, ts: 0, pt: 0, payload: payload('prime', 0) }).serialize(), legPort);
-  await new Promise((r) => setTimeout(r, 150));
-  for (let i = 0; i < PACKETS; i++) {
-    await sink.send(rtpPacket({ ssrc, seq: i + 2, ts: (i + 1) * 160, pt: 0, payload: payload('sip', i) }).serialize(), legPort);
-    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
-  }
-  await until(() => fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:').length >= PACKETS, 5000, 'RTP from the SIP side at the browser');
-  const sipToBrowser = fromSip.filter((p) => p.subarray(0, 4).toString() === 'sip:');
-  sipToBrowser.forEach((p, i) => assert.ok(p.equals(payload('sip', i)), `SIP→WebRTC payload ${i} intact`));
-
-  // Browser → SIP side: werift sends PCMU; the engine relays it to sipp's c=/m= (the test socket).
-  assert.is(audio.sender.codec?.payloadType, 0);
-  for (let i = 0; i < PACKETS; i++) {
-    const header = new RtpHeader({ payloadType: 0, sequenceNumber: i + 1, timestamp: i * 160 });
-    await audio.sender.sendRtp(new RtpPacket(header, payload('web', i)));
-    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
-  }
-  await until(() => pcmuPayloads(sink.received).filter((p) => p.subarray(0, 4).toString() === 'web:').length >= PACKETS, 5000, 'RTP from the browser at the SIP side');
-  const browserToSip = pcmuPayloads(sink.received).filter((p) => p.subarray(0, 4).toString() === 'web:');
-  browserToSip.forEach((p, i) => assert.ok(p.equals(payload('web', i)), `WebRTC→SIP payload ${i} intact`));
-}
-
-async function hangUpAndCheck(s: SipFerry, client: SipClient): Promise<void> {
-  await client.send({ request: 'hangup' });
-  await client.event('hangingup');
-  const hangup = await client.event('hangup');
-  assert.is(hangup['plugindata']['data']['result']['code'], 200);
-  await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'RTP leg and PeerConnection ports released');
-  assert.is(s.sip.stats().activeCalls, 0);
-  assert.is(s.f.ferry.webrtc.count, 0, 'PeerConnection closed with the call');
-}
-
 let workdir: string;
 const peers: Peer[] = [];
 
@@ -155,7 +75,7 @@ async function withGuest(run: (g: GuestCall) => Promise<void>): Promise<void> {
 async function offerlessCallWithMedia(g: GuestCall, label: string): Promise<void> {
   const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(g.sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${g.uaPort}`], workdir);
   peers.push(caller);
-  await acceptOfferlessWithMedia(g.s, g.client, g.sink, g.pc);
+  await acceptOfferlessWithMedia(g.s, g.client, g.sink, g.pc, /^sip:sipp@127\.0\.0\.1/);
   await hangUpAndCheck(g.s, g.client);
   await expectSippSuccess(caller, label);
 }

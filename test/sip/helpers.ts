@@ -80,7 +80,7 @@ export function requireBinary(name: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   const path = r.stdout.trim();
   if (r.status !== 0 || path === '') {
-    throw new Error(`'${name}' is not installed: run .ci/install-test-peers.sh (apt-get install sip-tester kamailio)`);
+    throw new Error(`'${name}' is not installed: run .ci/install-test-peers.sh (apt-get install sip-tester kamailio kamailio-tls-modules baresip)`);
   }
   return path;
 }
@@ -138,14 +138,15 @@ export const SDP_ANSWER = SDP_OFFER.replace('40000', '40002').replace('o=- 1 1',
 export const KAMAILIO_CFG = join(dirname(fileURLToPath(import.meta.url)), 'kamailio', 'registrar.cfg');
 
 /**
- * Starts kamailio on 127.0.0.1:`port` (UDP and TCP) with `SERVICE_PORT` for its Service-Route;
+ * Starts kamailio on 127.0.0.1:`port` (UDP and TCP) with `cfg` (default: the registrar above) and
+ * `SERVICE_PORT` for its Service-Route;
  * ready once it has written its PID file. The caller keeps the Peer and stops it with stopKamailio.
  */
-export async function startKamailio(workdir: string, port: number, servicePort: number, limitMs: number): Promise<Peer> {
+export async function startKamailio(workdir: string, port: number, servicePort: number, limitMs: number, cfg = KAMAILIO_CFG, extraArgs: string[] = []): Promise<Peer> {
   const pidfile = join(workdir, `kamailio-${port}.pid`);
   const peer = spawnPeer(requireBinary('kamailio'), [
-    '-f', KAMAILIO_CFG, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
-    '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir,
+    '-f', cfg, '-DD', '-E', '-P', pidfile, '-A', `SERVICE_PORT=${servicePort}`,
+    '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-Y', workdir, '-w', workdir, ...extraArgs,
   ], limitMs, workdir);
   try {
     await until(() => existsSync(pidfile) || peer.child.exitCode !== null, 8000, `kamailio pidfile\n${peer.output()}`);
@@ -172,8 +173,11 @@ export async function stopKamailio(workdir: string, peer: Peer, port: number): P
  * Register a file's own after-each cleanup (clients talking to kamailio) before calling this,
  * so it runs while kamailio is still up.
  */
-export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: number }): {
-  start(port: number, servicePort: number): Promise<Peer>;
+export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: number; cfg?: string }): {
+  /** `cfg` and `extraArgs` (e.g. a TLS listener) override the suite's for this start. */
+  start(port: number, servicePort: number, more?: { cfg?: string; extraArgs?: string[] }): Promise<Peer>;
+  /** This test's work directory (removed after it). */
+  readonly workdir: string;
   stop(peer: Peer, port: number): Promise<void>;
 } {
   let workdir = '';
@@ -192,8 +196,11 @@ export function useKamailio(suite: Test, options: { dirPrefix: string; limitMs: 
     rmSync(workdir, { recursive: true, force: true });
   });
   return {
-    async start(port, servicePort) {
-      const peer = await startKamailio(workdir, port, servicePort, options.limitMs);
+    get workdir() {
+      return workdir;
+    },
+    async start(port, servicePort, more) {
+      const peer = await startKamailio(workdir, port, servicePort, options.limitMs, more?.cfg ?? options.cfg, more?.extraArgs ?? []);
       peers.push(peer);
       return peer;
     },

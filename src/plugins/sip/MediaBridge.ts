@@ -11,11 +11,23 @@
  * the leg) unless its SDP announced one; a later new SSRC (a re-INVITE, a
  * PBX switching streams) replaces it. `close()` releases every leg and is
  * idempotent; it runs on every ending path of the call.
+ *
+ * RFC 4733 events share the audio SSRC under their own payload type, which
+ * each side negotiates on its own. Per audio line (`applyEvents`):
+ *
+ *   SIP side   WebRTC side   SIP → browser          browser → SIP
+ *   events     events        renumbered, and dtmf   renumbered (pass through)
+ *   events     none          dropped, and dtmf      —
+ *   none       events        —                      dropped, and a SIP INFO
+ *
+ * ("dtmf": the engine reports each event, `onDtmf('sip', …)`; "SIP INFO":
+ * `onDtmf('webrtc', …)`, the handle sends application/dtmf-relay.) With
+ * `dtmf_method: "info"` the SIP side has no events, so the third row holds.
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MediaStreamInfo } from '../../core/Media.js';
-import type { MediaServices, RtpLeg } from '../../media/Routing.js';
+import type { MediaServices, RtpLeg, SdesKeys, TelephoneEvent } from '../../media/Routing.js';
 import type { BridgeKind, SipCodec } from './SdpBridge.js';
 
 /** What the bridge needs of the handle's PeerConnection. */
@@ -42,7 +54,21 @@ export interface BridgeLine {
   appliedWebRtcOutput: number | null;
   /** Ferry stops sending to the SIP peer (hold, or the peer said recvonly/inactive). */
   sendPaused: boolean;
+  /** The SDES keys the leg runs (as text, to tell a rekey from the same keys again); null: plain RTP. */
+  srtpKeys: string | null;
+  /** RFC 4733 telephone-event as the SIP side negotiated it (audio), or null. */
+  sipEvents: SipCodec | null;
+  /** Event handling as last applied (payload maps and watched sources), so unchanged ones are not re-sent. */
+  appliedEvents: string | null;
+  /** The WebRTC source watched for the browser's events (to send as SIP INFO), if any. */
+  watchedWebSource: number | null;
 }
+
+/** Which side sent a DTMF digit the engine saw. */
+export type DtmfSide = 'sip' | 'webrtc';
+
+/** RFC 4733 §3.2: events 0-15 as DTMF signals; 16 (flash) and above are not digits. */
+const DTMF_SIGNALS = '0123456789*#ABCD';
 
 export class MediaBridge {
   readonly lines: BridgeLine[] = [];
@@ -50,6 +76,9 @@ export class MediaBridge {
   private unsubscribe: (() => void) | null = null;
   private webrtcUp = false;
   private closed = false;
+  private unsubscribeEvents: (() => void) | null = null;
+  /** A digit the engine saw end: from the SIP peer (for `dtmf`) or the browser (for SIP INFO). */
+  onDtmf: ((side: DtmfSide, signal: string, durationMs: number) => void) | null = null;
 
   constructor(
     private readonly services: MediaServices,
@@ -67,8 +96,12 @@ export class MediaBridge {
     const leg = this.services.openRtpLeg({ owner: `${this.owner}:${kind}${this.lines.length}`, pool: 'sip', remote: null, latch: true });
     const line: BridgeLine = {
       kind, leg, mid: null, sipCodec: null, legOutput: null, sipSource: null, sipSsrcs: [],
-      appliedToSip: undefined, appliedToWebRtc: undefined, appliedWebRtcOutput: null, sendPaused: false,
+      appliedToSip: undefined, appliedToWebRtc: undefined, appliedWebRtcOutput: null, sendPaused: false, srtpKeys: null,
+      sipEvents: null, appliedEvents: null, watchedWebSource: null,
     };
+    if (kind === 'audio' && !this.unsubscribeEvents && this.services.router.onTelephoneEvent) {
+      this.unsubscribeEvents = this.services.router.onTelephoneEvent((source, ev) => this.onTelephoneEvent(source, ev));
+    }
     leg.onUnknownSsrc(({ ssrc }) => this.learnSipSsrc(line, ssrc));
     this.lines.push(line);
     return line;
@@ -78,9 +111,20 @@ export class MediaBridge {
    * Ties a SIP m-line to a WebRTC m-line once both sides agreed on the codec.
    * `remote` is the SIP peer's c=/m= address (null: learn it from the first packet).
    */
-  configure(line: BridgeLine, options: { mid: string; sipCodec: SipCodec; remote: { address: string; port: number } | null; ssrcs?: number[] }): void {
+  configure(line: BridgeLine, options: {
+    mid: string;
+    sipCodec: SipCodec;
+    remote: { address: string; port: number } | null;
+    ssrcs?: number[];
+    srtp?: SdesKeys | null;
+    /** RFC 4733 events on the SIP side (null: none). */
+    events?: SipCodec | null;
+  }): void {
     if (this.closed) return;
+    // Keys before anything can flow: the leg then drops plain RTP (an SRTP auth failure, counted).
+    this.setSrtp(line, options.srtp ?? null);
     line.mid = options.mid;
+    line.sipEvents = options.events ?? null;
     line.sipCodec = options.sipCodec;
     if (options.remote) line.leg.setRemote(options.remote);
     if (line.legOutput === null) {
@@ -96,6 +140,24 @@ export class MediaBridge {
   setRemote(line: BridgeLine, remote: { address: string; port: number } | null): void {
     if (this.closed || !remote) return;
     line.leg.setRemote(remote);
+  }
+
+  /**
+   * Keys the leg with SDES-SRTP (RFC 4568); new keys (a peer's re-offer) replace
+   * the old ones. A keyed leg never goes back to plain RTP (the caller refuses that).
+   */
+  setSrtp(line: BridgeLine, keys: SdesKeys | null): void {
+    if (this.closed || !keys) return;
+    const text = [keys.profile, keys.localKey, keys.localSalt, keys.remoteKey, keys.remoteSalt].map((k) => (typeof k === 'string' ? k : k.toString('base64'))).join('|');
+    if (text === line.srtpKeys) return;
+    line.leg.setSrtp(keys);
+    line.srtpKeys = text;
+  }
+
+  /** The SIP side's RFC 4733 format changed (a re-offer kept or dropped it). */
+  setSipEvents(line: BridgeLine, events: SipCodec | null): void {
+    line.sipEvents = events;
+    this.rewire();
   }
 
   /** Attaches the handle's PeerConnection; routes follow its stream changes. */
@@ -173,6 +235,7 @@ export class MediaBridge {
           line.appliedToWebRtc = line.sipSource;
           line.appliedWebRtcOutput = stream.output;
         }
+        if (line.kind === 'audio') this.applyEvents(line, stream, webSource);
       } catch (err) {
         // The PeerConnection closed under us: the call is ending through terminate().
         this.logger.debug({ err, mid: line.mid }, 'sip bridge: route not applied');
@@ -180,9 +243,44 @@ export class MediaBridge {
     }
   }
 
+  /**
+   * RFC 4733 across the line (see the table at the top): each output renumbers the other
+   * side's event payload type to its own, or drops it; the SIP source is watched for the
+   * peer's digits, and the browser's source when its digits must become SIP INFO.
+   */
+  private applyEvents(line: BridgeLine, stream: MediaStreamInfo, webSource: number | null): void {
+    const router = this.services.router;
+    if (!router.setOutputPayloadMap || !router.setTelephoneEvents) return;
+    const sipPt = line.sipEvents?.payloadType ?? null;
+    const webPt = stream.telephoneEvent ?? null;
+    const translate = webPt !== null && sipPt === null;
+    const watchWeb = translate ? webSource : null;
+    const key = [sipPt, webPt, line.legOutput, stream.output, line.sipSource, watchWeb].join('|');
+    if (key === line.appliedEvents) return;
+    line.appliedEvents = key;
+    if (line.legOutput !== null) router.setOutputPayloadMap(line.legOutput, webPt !== null ? [{ from: webPt, to: sipPt }] : []);
+    if (stream.output !== null) router.setOutputPayloadMap(stream.output, sipPt !== null ? [{ from: sipPt, to: webPt }] : []);
+    if (line.sipSource !== null) router.setTelephoneEvents(line.sipSource, sipPt);
+    if (line.watchedWebSource !== null && line.watchedWebSource !== watchWeb) router.setTelephoneEvents(line.watchedWebSource, null);
+    if (watchWeb !== null) router.setTelephoneEvents(watchWeb, webPt);
+    line.watchedWebSource = watchWeb;
+  }
+
+  private onTelephoneEvent(source: number, ev: TelephoneEvent): void {
+    if (this.closed || ev.event >= DTMF_SIGNALS.length) return;
+    for (const line of this.lines) {
+      const side: DtmfSide | null = source === line.sipSource && line.sipEvents ? 'sip' : source === line.watchedWebSource ? 'webrtc' : null;
+      if (!side) continue;
+      const clockRate = side === 'sip' ? line.sipEvents!.clockRate : line.sipCodec?.clockRate ?? 8000;
+      const durationMs = Math.max(1, Math.round((ev.duration * 1000) / (clockRate || 8000)));
+      this.onDtmf?.(side, DTMF_SIGNALS[ev.event]!, durationMs);
+      return;
+    }
+  }
+
   /** Ports this bridge holds, for Admin `handle_info`. */
-  describe(): Array<{ kind: string; local_port: number; mid: string | null; codec: string | null; ssrcs: number }> {
-    return this.lines.map((l) => ({ kind: l.kind, local_port: l.leg.port, mid: l.mid, codec: l.sipCodec?.name ?? null, ssrcs: l.sipSource === null ? 0 : 1 }));
+  describe(): Array<{ kind: string; local_port: number; mid: string | null; codec: string | null; ssrcs: number; srtp: boolean }> {
+    return this.lines.map((l) => ({ kind: l.kind, local_port: l.leg.port, mid: l.mid, codec: l.sipCodec?.name ?? null, ssrcs: l.sipSource === null ? 0 : 1, srtp: l.srtpKeys !== null }));
   }
 
   /** Releases every leg (and with it its sources and outputs). Idempotent. */
@@ -191,6 +289,9 @@ export class MediaBridge {
     this.closed = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.unsubscribeEvents?.();
+    this.unsubscribeEvents = null;
+    this.onDtmf = null;
     this.webrtc = null;
     for (const line of this.lines) {
       try {

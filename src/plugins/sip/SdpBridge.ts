@@ -1,18 +1,19 @@
 /**
  * The SIP side of the bridge's SDP (RFC 4566, RFC 3264 offer/answer, RFC 3551
- * RTP/AVP): plain RTP on one leased port per m-line, no ICE, no DTLS.
+ * RTP/AVP, RFC 3711 RTP/SAVP with SDES keys, RFC 4568, in Sdes.ts): RTP or
+ * SRTP on one leased port per m-line, no ICE, no DTLS.
  *
  * ferry relays packets without transcoding, so a codec can cross the bridge
  * only when both sides use it. These functions pick, per m-line, the codecs
  * both a WebRTC peer and a plain-RTP peer can carry (BRIDGEABLE), keep the
  * payload types of whichever side offered, and write the SIP-side SDP.
  *
- * RFC 4733 telephone-event is deliberately not negotiated on the SIP side:
- * the engine rewrites every relayed packet to the bridged codec's payload
- * type and ferry's WebRTC answers carry one codec per m-line, so events
- * could not cross intact; DTMF travels as SIP INFO (application/dtmf-relay).
+ * RFC 4733 telephone-event rides beside an audio codec at its clock rate
+ * (`telephoneEventFor`); the bridge renumbers or drops event packets per
+ * side (MediaBridge.ts), since each side negotiates them on its own.
  */
 import * as sdpTransform from 'sdp-transform';
+import type { RawCrypto } from './Sdes.js';
 
 export type BridgeKind = 'audio' | 'video';
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -39,6 +40,8 @@ export interface SipMediaLine {
   firstFormat: string;
   direction: Direction;
   ssrcs: number[];
+  /** RFC 4568 `a=crypto` lines as written (read with Sdes.ts). */
+  crypto: RawCrypto[];
 }
 
 export interface SipSdp {
@@ -102,11 +105,15 @@ export function parseSipSdp(sdp: string): SipSdp {
       firstFormat: formats[0] ?? '0',
       direction: DIRECTIONS.has(direction) ? direction : 'sendrecv',
       ssrcs: [...new Set((m.ssrcs ?? []).map((s) => Number(s.id)))].filter((s) => Number.isInteger(s) && s >= 0 && s <= 0xffffffff),
+      crypto: (m.crypto ?? []).slice(0, MAX_CRYPTO_LINES).map((c) => ({ id: Number(c.id), suite: String(c.suite ?? ''), config: String(c.config ?? ''), ...(c.sessionConfig ? { sessionConfig: String(c.sessionConfig) } : {}) })),
     };
   });
   const version = Number(parsed.origin?.sessionVersion ?? 0);
   return { sessionVersion: Number.isFinite(version) ? version : 0, media };
 }
+
+/** More crypto lines than this on one m-line are not read (a peer offers a handful). */
+const MAX_CRYPTO_LINES = 16;
 
 /** RFC 3551 Table 4/5 static payload types ferry can bridge. */
 const STATIC_TYPES: Readonly<Record<number, Omit<SipCodec, 'payloadType'>>> = {
@@ -121,14 +128,22 @@ function usableAddress(ip: string | undefined): string | null {
   return ip;
 }
 
-/** Whether a SIP m-line is plain RTP ferry can bridge (RTP/AVP; SAVP needs SDES, which ferry does not do). */
-export function isPlainRtp(line: SipMediaLine): boolean {
-  return line.proto.toUpperCase() === 'RTP/AVP';
+export type RtpProfile = 'RTP/AVP' | 'RTP/SAVP';
+
+/** The RTP profile of a SIP m-line ferry can bridge: RTP/AVP, or RTP/SAVP keyed by SDES; null for any other. */
+export function rtpProfile(line: SipMediaLine): RtpProfile | null {
+  const proto = line.proto.toUpperCase();
+  return proto === 'RTP/AVP' || proto === 'RTP/SAVP' ? proto : null;
+}
+
+/** RFC 4733 §7.1.1: the telephone-event format of an m-line at `clockRate`, if it has one. */
+export function telephoneEventFor(codecs: readonly SipCodec[], clockRate: number): SipCodec | undefined {
+  return codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.clockRate === clockRate);
 }
 
 /** The codec ferry uses for a SIP offer's m-line: the peer's most preferred bridgeable one. */
 export function firstBridgeable(line: SipMediaLine): SipCodec | null {
-  if (line.kind === 'other' || line.port === 0 || !isPlainRtp(line)) return null;
+  if (line.kind === 'other' || line.port === 0 || !rtpProfile(line)) return null;
   return line.codecs.find((c) => isBridgeable(line.kind as BridgeKind, c.name)) ?? null;
 }
 
@@ -138,6 +153,8 @@ export interface WebRtcLine {
   kind: BridgeKind;
   direction: Direction;
   codecs: SipCodec[];
+  /** RFC 4733 telephone-event formats at the clock rates of `codecs`. */
+  events: SipCodec[];
 }
 
 /** The bridgeable m-lines of a WebRTC offer (rejected, data and codec-less lines are left out). */
@@ -157,9 +174,12 @@ export function bridgeableWebRtcLines(sdp: string): WebRtcLine[] {
         fmtp: m.fmtp?.find((f) => f.payload === r.payload)?.config,
       }));
     if (codecs.length === 0) return;
+    const events: SipCodec[] = kind !== 'audio' ? [] : (m.rtp ?? [])
+      .filter((r) => r.codec.toLowerCase() === 'telephone-event' && codecs.some((c) => c.clockRate === r.rate))
+      .map((r) => ({ payloadType: r.payload, name: r.codec, clockRate: r.rate ?? 0, fmtp: m.fmtp?.find((f) => f.payload === r.payload)?.config }));
     // The browser's order is kept: the SIP peer chooses, as with Janus passing the browser's offer on.
     const direction = (m.direction ?? 'sendrecv') as Direction;
-    lines.push({ mid: m.mid !== undefined ? String(m.mid) : String(index), kind, direction: DIRECTIONS.has(direction) ? direction : 'sendrecv', codecs });
+    lines.push({ mid: m.mid !== undefined ? String(m.mid) : String(index), kind, direction: DIRECTIONS.has(direction) ? direction : 'sendrecv', codecs, events });
   });
   return lines;
 }
@@ -185,10 +205,13 @@ export function answerDirection(offered: Direction): Direction {
 }
 
 export type SipSdpLine =
-  | { kind: BridgeKind; port: number; codecs: SipCodec[]; direction: Direction }
+  | { kind: BridgeKind; port: number; codecs: SipCodec[]; direction: Direction; profile?: RtpProfile; crypto?: string[] }
   | { rejected: true; type: string; proto: string; format: string };
 
-/** Writes ferry's SIP-side SDP: one RTP/AVP m-line per entry, rejected entries as port 0 (RFC 3264 §6). */
+/**
+ * Writes ferry's SIP-side SDP: one m-line per entry (RTP/AVP unless said,
+ * with its `a=crypto` values), rejected entries as port 0 (RFC 3264 §6).
+ */
 export function writeSipSdp(options: { sessionId: number; version: number; address: string; lines: SipSdpLine[] }): string {
   const ipv = options.address.includes(':') ? 'IP6' : 'IP4';
   const out = [
@@ -203,11 +226,12 @@ export function writeSipSdp(options: { sessionId: number; version: number; addre
       out.push(`m=${line.type} 0 ${line.proto} ${line.format}`);
       continue;
     }
-    out.push(`m=${line.kind} ${line.port} RTP/AVP ${line.codecs.map((c) => c.payloadType).join(' ')}`);
+    out.push(`m=${line.kind} ${line.port} ${line.profile ?? 'RTP/AVP'} ${line.codecs.map((c) => c.payloadType).join(' ')}`);
     for (const c of line.codecs) {
       out.push(`a=rtpmap:${c.payloadType} ${c.name}/${c.clockRate}${c.channels && c.channels > 1 ? `/${c.channels}` : ''}`);
       if (c.fmtp) out.push(`a=fmtp:${c.payloadType} ${c.fmtp}`);
     }
+    for (const crypto of line.crypto ?? []) out.push(`a=crypto:${crypto}`);
     out.push(`a=${line.direction}`);
   }
   return `${out.join('\r\n')}\r\n`;

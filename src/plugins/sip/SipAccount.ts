@@ -15,7 +15,7 @@ import type { JsonObject } from '../../core/Json.js';
 import type { Call } from '../../sip/Call.js';
 import type { DigestCredentials } from '../../sip/DigestAuth.js';
 import type { RegistrationInput, RegistrationState } from '../../sip/Registration.js';
-import type { TransportProtocol } from '../../sip/SipTransport.js';
+import type { TlsOptions, TransportProtocol } from '../../sip/SipTransport.js';
 import { UserAgent, type IncomingMessageEvent } from '../../sip/UserAgent.js';
 
 export interface AccountSettings {
@@ -42,6 +42,10 @@ export interface AccountSettings {
 export interface AccountEnvironment {
   /** Address the account's sockets bind to and advertise. */
   host: string;
+  /** The plugin's certificate: with it every account also listens on TLS (sips:, transport=tls). */
+  tls: TlsOptions | undefined;
+  /** Keep-alives towards the registrar while registered (UserAgent keepaliveIntervalMs); 0: none. */
+  keepaliveMs: number;
   t1Ms: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
@@ -100,15 +104,18 @@ export class SipAccount {
 
   static async open(settings: AccountSettings, env: AccountEnvironment, masterId: number, listener: AccountListener): Promise<SipAccount> {
     const tcp = settings.transport === 'tcp' || /;transport=tcp/i.test(`${settings.registrar ?? ''}${settings.outboundProxy ?? ''}`);
+    if (settings.transport === 'tls' && !env.tls) throw new Error('SIPS/TLS needs the plugin\'s certificate (tls_cert/tls_key or sips_certs_dir)');
     const ua = await UserAgent.create({
       host: env.host,
-      udpPort: settings.transport === 'tcp' ? null : 0,
+      udpPort: settings.transport === 'udp' ? 0 : null,
       tcpPort: tcp ? 0 : null,
+      ...(env.tls ? { tlsPort: 0, tls: env.tls } : {}),
       user: settings.user,
       userAgent: settings.userAgent,
       ...(settings.outboundProxy ? { outboundProxy: settings.outboundProxy } : {}),
       ...(settings.credentials ? { credentials: settings.credentials } : {}),
       timers: { t1: env.t1Ms },
+      keepaliveIntervalMs: env.keepaliveMs,
     });
     return new SipAccount(ua, settings, masterId, listener, env);
   }

@@ -17,9 +17,10 @@
  *   with the JSEP answer for the browser).
  *
  * The call itself (SDP both ways, media, re-offers): see SipCall.ts; what a
- * `register` body means: requests.ts.
+ * `register` body means: requests.ts; SDES keys: Sdes.ts; REFER, Replaces and
+ * the referrals a transfer leaves: Transfer.ts.
  *
- * Why this file stays whole (about 700 lines): every client request and every
+ * Why this file stays whole (about 900 lines): every client request and every
  * SIP event of the handle is checked against its one call slot and answered
  * with events in order here; split, the slot's transitions and the event order
  * would be spread over files.
@@ -30,17 +31,19 @@ import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { MediaServices } from '../../media/Routing.js';
 import type { Call, InDialogRequestEvent } from '../../sip/Call.js';
-import { headerNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
+import { headerNameAddr, parseNameAddr, reasonPhrase, type SipMessage } from '../../sip/SipMessage.js';
 import { parseSipUri } from '../../sip/SipUri.js';
 import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
 import { MediaBridge } from './MediaBridge.js';
-import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, validate } from './requests.js';
+import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, dtmfMethodOf, validate } from './requests.js';
 import { SipAccount, type AccountEnvironment } from './SipAccount.js';
-import { SIP_BRIDGE_EXTENSIONS, SipCall } from './SipCall.js';
+import { SIP_BRIDGE_EXTENSIONS, SIP_BRIDGE_TELEPHONE_EVENT, SipCall } from './SipCall.js';
 import { SdpBridgeError, type Direction } from './SdpBridge.js';
+import { SDES_SUITES, SdesError, offerSuites, type SrtpPolicy } from './Sdes.js';
+import { parseReferTo, referToReplacing, replacesCallId, type Referral, type Referrals } from './Transfer.js';
 
 /** Settings every handle shares (from the plugin configuration). */
 export interface SipHandleEnvironment extends AccountEnvironment {
@@ -50,6 +53,14 @@ export interface SipHandleEnvironment extends AccountEnvironment {
   userAgent: string;
   /** Time a closing account keeps its sockets so a final BYE/CANCEL leaves. */
   closeGraceMs: number;
+  /** The plugin's counters (Admin `stats`). */
+  counters: SipCounters;
+}
+
+/** What went wrong at the plugin level and was answered rather than crashing. */
+export interface SipCounters {
+  /** SIP peers' offers and answers refused (no codec, bad transport, bad or missing crypto). */
+  sdpRefused: number;
 }
 
 /**
@@ -64,15 +75,53 @@ export interface SipHandleDirectory {
   removeMaster(id: number, handle: SipHandle): void;
   handleClosed(handle: SipHandle): void;
   accountOpened(account: SipAccount): void;
+  /** Transfers received and not yet followed or declined, by `refer_id` (Transfer.ts). */
+  readonly referrals: Referrals;
 }
 
 interface EndInfo {
   code: number;
   reason: string;
   headers?: JsonObject;
+  /** More fields for the hangup event (Janus's reason_header*). */
+  extra?: JsonObject;
 }
 
 const DTMF_DIGITS = /^[0-9*#A-Da-d]$/;
+
+/** Janus's `srtp` / `srtp_profile` of a call, accept or progress (validated by requests.ts). */
+function srtpOf(body: JsonObject): { policy: SrtpPolicy | null; profile: string | undefined } {
+  const policy = (field(body, 'srtp') as SrtpPolicy | undefined) ?? null;
+  const profile = field(body, 'srtp_profile') as string | undefined;
+  if (profile !== undefined) {
+    try {
+      offerSuites(profile);
+    } catch (err) {
+      throw invalid('srtp_profile', `one of ${Object.keys(SDES_SUITES).join(', ')} (${(err as Error).message})`);
+    }
+  }
+  return { policy, profile };
+}
+
+/** Text inside a quoted-string (RFC 3261 §25.1): no quotes, backslashes or line breaks, bounded. */
+function quoted(text: string): string {
+  return text.replace(/[\\"\r\n]/g, ' ').slice(0, 500);
+}
+
+/** An incoming INVITE's Referred-By (RFC 3892) and Replaces (RFC 3891) as Janus's incomingcall fields. */
+function referredCall(call: Call): { referred_by?: string; replaces?: string } {
+  const referredBy = call.invite.headers.get('Referred-By');
+  const replaces = call.invite.headers.get('Replaces');
+  return {
+    ...(referredBy ? { referred_by: parseNameAddr(referredBy)?.uri ?? referredBy } : {}),
+    ...(replaces ? { replaces: replacesCallId(replaces) } : {}),
+  };
+}
+
+/** A Warning header value (RFC 3261 §20.43), code 399 (miscellaneous). */
+function warning(text: string): string {
+  return `399 ferry "${quoted(text)}"`;
+}
 
 export class SipHandle implements PluginHandle {
   readonly slot = new CallSlot();
@@ -169,12 +218,11 @@ export class SipHandle implements PluginHandle {
       case 'message': return this.message(body, transaction);
       case 'dtmf_info': return this.dtmfInfo(body, transaction);
       case 'keyframe': return this.keyframe(body, transaction);
-      case 'transfer':
-        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, 'transfer is not supported: ferry\'s SIP stack has no REFER (RFC 3515)');
+      case 'transfer': return this.transfer(body, transaction);
       case 'recording':
         throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'recording is not supported by ferry');
       default:
-        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE/NOTIFY in its SIP stack)`);
+        throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE in its SIP stack)`);
     }
   }
 
@@ -198,6 +246,9 @@ export class SipHandle implements PluginHandle {
     const settings = accountSettings(body, type === 'guest', this.env);
 
     // A failed or unregistered account is replaced.
+    if (settings.transport === 'tls' && !this.env.tls) {
+      throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SIPS (TLS) is not configured: the SIP plugin needs tls_cert and tls_key (or sips_certs_dir)');
+    }
     this.closeAccount();
     const masterId = this.directory.nextMasterId();
     const account = await SipAccount.open(
@@ -304,6 +355,7 @@ export class SipHandle implements PluginHandle {
   private async onIncomingCall(account: SipAccount, call: Call): Promise<void> {
     const ua = account.ua;
     const active = new SipCall(ua, account, 'incoming', call.callId, this.newBridge(), this.env.sdpAddress);
+    active.bridge.onDtmf = (side, signal, ms) => this.onBridgeDtmf(active, side, signal, ms);
     active.sip = call;
     active.offerless = call.offerless;
     const caller = headerNameAddr(call.invite, 'From');
@@ -320,9 +372,11 @@ export class SipHandle implements PluginHandle {
       try {
         jsep = await active.offerToBrowser(call.remoteSdp ?? '', () => this.openMedia());
       } catch (err) {
-        // RFC 3261 §21.4.26: nothing in the offer ferry can bridge.
-        this.logger.info({ err: String(err) }, 'sip: incoming offer not acceptable');
-        this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false, endSip: () => ua.answer(call, 488) });
+        // RFC 3261 §21.4.26: nothing in the offer ferry can bridge; the Warning (§20.43) says why.
+        const detail = err instanceof Error ? err.message : String(err);
+        this.logger.info({ err: detail }, 'sip: incoming offer not acceptable');
+        this.env.counters.sdpRefused++;
+        this.terminate(active, { code: 488, reason: reasonPhrase(488) }, { notify: false, endSip: () => ua.answer(call, 488, null, [['Warning', warning(detail)]]) });
         return;
       }
       if (this.current !== active) return; // cancelled meanwhile
@@ -335,6 +389,8 @@ export class SipHandle implements PluginHandle {
         ...(active.peerDisplay ? { displayname: active.peerDisplay } : {}),
         callee: active.callee,
         call_id: active.callId,
+        ...referredCall(call),
+        ...(active.peerSrtp ? { srtp: active.peerSrtp } : {}),
         ...account.headersOf(call.invite),
       },
       { callId: active.callId, ...(jsep ? { jsep } : {}) },
@@ -355,20 +411,28 @@ export class SipHandle implements PluginHandle {
     if (active.direction !== 'incoming' || !this.slot.can(early ? 'sendProgress' : 'accept') || !active.sip) {
       throw wrongState(early ? 'no incoming call to send progress for' : 'no incoming call to accept');
     }
-    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
+    const srtp = srtpOf(body);
     const headers = customHeaders(body);
     const call = active.sip;
+    if (!active.localSipSdp) active.dtmfMethod = dtmfMethodOf(body);
     if (active.offerless) {
       if (early) {
         throw wrongState('progress on an offerless INVITE needs reliable provisional responses (RFC 3262), which ferry does not support');
       }
       if (!jsep || jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'An offerless INVITE is accepted with a JSEP offer');
+      // ferry's 200 OK carries the offer: the client's `srtp` keys it as for `call`.
+      active.srtp = srtp.policy;
+      active.srtpProfile = srtp.profile;
       active.webrtcOffer = jsep;
       const sdp = active.sipOfferFromBrowser(jsep);
       active.ua.answer(call, 200, sdp, headers);
       this.slot.apply('accept');
       this.push({ event: 'accepting' }, { transaction, callId: active.callId });
       return;
+    }
+    // The peer's offer decided the keying (Sdes.ts): SRTP whenever it offered a suite ferry runs.
+    if (srtp.policy === 'sdes_mandatory' && !active.peerSrtp) {
+      throw new SipPluginError(SipErrorCode.TOO_STRICT, 'Cannot accept with sdes_mandatory: the caller did not offer SDES-SRTP');
     }
     if (!active.localSipSdp) {
       if (!jsep || jsep.type !== 'answer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (a JSEP answer to the offer in incomingcall)');
@@ -394,6 +458,17 @@ export class SipHandle implements PluginHandle {
   }
 
   private decline(body: JsonObject, transaction: string): void {
+    const referId = field(body, 'refer_id') as number | undefined;
+    if (referId !== undefined) {
+      // Janus: declining a transfer tells the transferor in a final NOTIFY (603 unless a failure code is given).
+      const referral = this.directory.referrals.get(referId);
+      if (!referral) throw invalid('refer_id', 'a transfer received and not yet followed or declined');
+      let code = (field(body, 'code') as number | undefined) ?? 603;
+      if (code <= 399) code = 603;
+      this.directory.referrals.notify(referral, code);
+      this.push({ event: 'declining', code, refer_id: referId }, { transaction });
+      return;
+    }
     const active = this.requireCall(body);
     if (active.direction !== 'incoming' || !active.sip || (this.slot.state !== 'incoming' && this.slot.state !== 'early')) {
       throw wrongState('no incoming call to decline');
@@ -417,17 +492,26 @@ export class SipHandle implements PluginHandle {
     if (!parseSipUri(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid user address ${uri}`);
     if (!jsep) throw new SipPluginError(SipErrorCode.MISSING_SDP, 'Missing SDP (outgoing offerless calls are not supported)');
     if (jsep.type !== 'offer') throw new SipPluginError(SipErrorCode.MISSING_SDP, 'A call needs a JSEP offer');
-    if (field(body, 'srtp') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'SDES-SRTP towards SIP peers is not supported by ferry');
-    if (field(body, 'refer_id') !== undefined) throw new SipPluginError(SipErrorCode.INVALID_ELEMENT, 'refer_id: transfers are not supported by ferry');
+    const srtp = srtpOf(body);
+    const referId = field(body, 'refer_id') as number | undefined;
+    const referral = referId !== undefined ? this.directory.referrals.get(referId) : undefined;
+    if (referId !== undefined && !referral) throw invalid('refer_id', 'a transfer received and not yet followed or declined');
     const headers = customHeaders(body);
+    // RFC 3892 / RFC 3891: the referred call names who referred it, and what it replaces.
+    if (referral?.referredBy) headers.push(['Referred-By', `<${referral.referredBy}>`]);
+    if (referral?.replaces) headers.push(['Replaces', referral.replaces]);
     const credentials = digestCredentials(body, account.settings.credentials?.username ?? account.settings.user);
     const requestedCallId = field(body, 'call_id') as string | undefined;
 
     const ua = account.ua;
     const bridge = this.newBridge();
     const active = new SipCall(ua, account, 'outgoing', requestedCallId ?? '', bridge, this.env.sdpAddress);
+    bridge.onDtmf = (side, signal, ms) => this.onBridgeDtmf(active, side, signal, ms);
     active.peerUri = uri;
     active.webrtcOffer = jsep;
+    active.srtp = srtp.policy;
+    active.srtpProfile = srtp.profile;
+    active.dtmfMethod = dtmfMethodOf(body);
     this.slot.apply('sendInvite');
     this.current = active;
     let sdp: string;
@@ -451,6 +535,7 @@ export class SipHandle implements PluginHandle {
     active.listen(call, 'provisional', (res) => void this.onProvisional(active, res).catch((err: unknown) => this.failCall(active, err)));
     active.listen(call, 'accepted', (res, answer) => void this.onAnswered(active, res, answer).catch((err: unknown) => this.failCall(active, err)));
     active.listen(call, 'failed', (code, reason, res) => this.terminate(active, { code, reason, ...account.headersOf(res) }));
+    if (referral) this.reportToTransferor(referral, call);
     this.push({ event: 'calling', call_id: callId }, { transaction, callId });
   }
 
@@ -492,6 +577,8 @@ export class SipHandle implements PluginHandle {
     active.listen(call, 'reinvite', (ev) => this.onReoffer(active, ev));
     active.listen(call, 'update', (ev) => this.onReoffer(active, ev));
     active.listen(call, 'info', (ev) => this.onInfo(active, ev));
+    active.listen(call, 'refer', (ev) => this.onRefer(active, ev));
+    active.listen(call, 'notify', (ev) => this.onNotify(active, ev));
     active.listen(call, 'message', (ev) => {
       const from = headerNameAddr(ev.request, 'From');
       this.push(
@@ -523,6 +610,70 @@ export class SipHandle implements PluginHandle {
     this.push({ event: 'info', ...sender, type: ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
   }
 
+  // ------------------------------------------------------------------ transfers (Transfer.ts)
+
+  /** Transferee: a REFER in our call is accepted (202, NOTIFY 100) and handed to the client as `transfer`. */
+  private onRefer(active: SipCall, ev: InDialogRequestEvent): void {
+    if (this.current !== active || !active.sip || active.sip.terminated) return ev.respond(481);
+    // RFC 3515 §2.4.1: exactly one Refer-To, here a SIP URI.
+    const target = ev.request.headers.getAll('Refer-To').length === 1 ? parseReferTo(ev.request.headers.get('Refer-To')) : null;
+    if (!target) return ev.respond(400);
+    const referral = this.directory.referrals.accept(active.ua, active.sip, ev.request, target, (code) => ev.respond(code));
+    this.push({
+      event: 'transfer',
+      refer_id: referral.id,
+      refer_to: referral.referTo,
+      ...(referral.referredBy ? { referred_by: referral.referredBy } : {}),
+      ...(referral.replaces ? { replaces: replacesCallId(referral.replaces) } : {}),
+      ...active.account.headersOf(ev.request),
+    }, { callId: active.callId });
+  }
+
+  /** The call that follows a transfer tells the transferor how it ends: 200, or its failure (RFC 3515 §2.4.5). */
+  private reportToTransferor(referral: Referral, call: Call): void {
+    const referrals = this.directory.referrals;
+    call.once('accepted', () => referrals.notify(referral, 200));
+    call.once('failed', (code, reason) => referrals.notify(referral, code, reason));
+    // Ended otherwise (hung up or cancelled before an answer): after 'failed', which follows 'terminated'.
+    call.once('terminated', () => queueMicrotask(() => referrals.notify(referral, 487)));
+  }
+
+  /** Transferor: a NOTIFY in our call (the progress of our REFER) as Janus's `notify` event. */
+  private onNotify(active: SipCall, ev: InDialogRequestEvent): void {
+    const event = (ev.request.headers.get('Event') ?? '').split(';')[0]!.trim();
+    const substate = (ev.request.headers.get('Subscription-State') ?? '').split(';')[0]!.trim();
+    ev.respond(200);
+    if (this.current !== active) return;
+    this.push({ event: 'notify', notify: event, substate, 'content-type': ev.contentType ?? '', content: ev.body ?? '', ...active.account.headersOf(ev.request) }, { callId: active.callId });
+  }
+
+  /** `transfer{uri, replace?}`: REFER the peer to `uri`, replacing our call `replace` there for an attended transfer. */
+  private transfer(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'transfer');
+    const uri = field(body, 'uri') as string;
+    if (!parseSipUri(uri) || /[<>"\s]/.test(uri)) throw new SipPluginError(SipErrorCode.INVALID_ADDRESS, `Invalid transfer address ${uri}`);
+    const replace = field(body, 'replace') as string | undefined;
+    let referTo = `<${uri}>`;
+    if (replace !== undefined) {
+      const replaced = this.accountCall(replace);
+      if (!replaced?.sip?.dialog) throw new SipPluginError(SipErrorCode.NO_SUCH_CALLID, `No such call-ID ${replace} to replace`);
+      referTo = referToReplacing(uri, replaced.sip.dialog);
+    }
+    this.push({ event: 'transferring' }, { transaction, callId: active.callId });
+    void active.ua.refer(active.sip, referTo, [['Referred-By', `<${active.account.settings.username}>`]]).then((outcome) => {
+      if (outcome.code < 300 || this.current !== active) return;
+      // Refused: the client hears it as the subscription's end, the way a final NOTIFY would say it.
+      this.push({ event: 'notify', notify: 'refer', substate: 'terminated', 'content-type': 'message/sipfrag;version=2.0', content: `SIP/2.0 ${outcome.code} ${outcome.reason}\r\n` }, { callId: active.callId });
+    });
+  }
+
+  /** A call of this account (ours, our master's or a fellow helper's) by its Call-ID. */
+  private accountCall(callId: string): SipCall | null {
+    const root = this.master ?? this;
+    for (const handle of [root, ...root.helpers]) if (handle.current?.callId === callId) return handle.current;
+    return null;
+  }
+
   private established(body: JsonObject, what: string): SipCall & { sip: Call } {
     const active = this.requireCall(body);
     if (this.slot.state !== 'established' || !active.sip) throw wrongState(`not in a call (${what})`);
@@ -546,7 +697,7 @@ export class SipHandle implements PluginHandle {
     const media = this.ctx.media;
     if (!media) throw wrongState('no PeerConnection');
     const codecs = active.bridgedCodecs();
-    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS });
+    const answer = await media.createAnswer(jsep, { audio: !!codecs.audio, video: !!codecs.video, data: false, codecs, extensions: SIP_BRIDGE_EXTENSIONS, telephoneEvent: SIP_BRIDGE_TELEPHONE_EVENT });
     active.webrtcOffer = jsep;
     active.bridge.rewire();
     this.push({ event: 'updating' }, { transaction, callId: active.callId, jsep: answer });
@@ -631,9 +782,17 @@ export class SipHandle implements PluginHandle {
   }
 
   private failCall(active: SipCall, err: unknown): void {
-    this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sip: call failed');
-    // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call with BYE; Reason says why.
-    this.terminate(active, { code: 488, reason: reasonPhrase(488) });
+    const detail = err instanceof Error ? err.message : String(err);
+    this.logger.warn({ err: detail }, 'sip: call failed');
+    if (err instanceof SdpBridgeError || err instanceof SdesError) this.env.counters.sdpRefused++;
+    // RFC 3261 §13.2.2.4 / §15: an answer ferry cannot use ends the call (BYE, or CANCEL/480 if
+    // still early); the Reason header (RFC 3326) and the hangup event say why.
+    const reasonHeader = `SIP;cause=488;text="${quoted(detail)}"`;
+    this.terminate(
+      active,
+      { code: 488, reason: reasonPhrase(488), extra: { reason_header: detail, reason_header_protocol: 'SIP', reason_header_cause: '488' } },
+      { sipHeaders: [['Reason', reasonHeader]] },
+    );
   }
 
   /**
@@ -652,7 +811,9 @@ export class SipHandle implements PluginHandle {
     active.end(this.logger, options.endSip, options.sipHeaders);
     const call = active.sip;
     const end = info ?? (call?.termination ? { code: call.termination.code, reason: call.termination.reason } : { code: 487, reason: reasonPhrase(487) });
-    if (options.notify !== false && !this.destroyed) this.push({ event: 'hangup', code: end.code, reason: end.reason, ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
+    if (options.notify !== false && !this.destroyed) {
+      this.push({ event: 'hangup', code: end.code, reason: end.reason, ...('extra' in end ? end.extra : {}), ...(end.headers ? { headers: end.headers } : {}) }, { callId: active.callId });
+    }
     // Janus close_pc: the PeerConnection of this call goes too (its hangupMedia finds the slot idle).
     if (this.ctx.media && !this.destroyed) this.ctx.closePeerConnection(`SIP call ended (${end.code} ${end.reason})`);
     if (!this.master) this.closeAccountWhenIdle();
@@ -660,6 +821,22 @@ export class SipHandle implements PluginHandle {
 
   private newBridge(): MediaBridge {
     return new MediaBridge(this.services, `sip:${this.ctx.sessionId}:${this.ctx.handleId}`, this.logger);
+  }
+
+  /**
+   * A digit the engine saw end on the call's audio (MediaBridge.ts): the SIP peer's RFC 4733
+   * events give Janus's `dtmf` event; the browser's, when the peer has no events (or
+   * dtmf_method is info), go to the peer as SIP INFO application/dtmf-relay.
+   */
+  private onBridgeDtmf(active: SipCall, side: 'sip' | 'webrtc', signal: string, durationMs: number): void {
+    if (this.current !== active || this.destroyed) return;
+    if (side === 'sip') {
+      this.push({ event: 'dtmf', sender: active.peerUri, signal, duration: durationMs }, { callId: active.callId });
+      return;
+    }
+    const call = active.sip;
+    if (!call?.dialog || call.terminated) return;
+    void active.ua.info(call, 'application/dtmf-relay', `Signal=${signal}\r\nDuration=${durationMs}\r\n`);
   }
 
   // ------------------------------------------------------------------ PluginHandle
@@ -711,6 +888,7 @@ export class SipHandle implements PluginHandle {
       contact: ua ? ua.contact(ua.udp ? 'udp' : 'tcp') : null,
       sip_udp_port: ua?.udp?.local.port ?? null,
       sip_tcp_port: ua?.tcp?.local.port ?? null,
+      sip_tls_port: ua?.tls?.local.port ?? null,
       media: active ? active.bridge.describe() : [],
       destroyed: this.destroyed,
     };

@@ -16,14 +16,25 @@
  *   sip_timer_t1x64 64×T1 in ms (Janus `sip_timer_t1x64`, default 32000, RFC 3261 §17.1.1.2)
  *   registration_backoff_ms  {base, max} re-registration backoff after failures
  *   close_grace_ms  how long a closing account keeps its sockets for a last BYE (default 500)
+ *   tls_cert, tls_key  PEM files of the certificate every account presents on its TLS
+ *                   transport (sips:, transport=tls); tls_ca trusts more than the system's
+ *                   CAs (a self-signed peer), tls_verify false skips checking servers
+ *   sips_certs_dir  Janus's alternative: a directory with agent.pem (certificate and key)
+ *                   and, optionally, cafile.pem
+ *   keepalive_interval  seconds between keep-alives to the registrar while registered
+ *                   (Janus; default 120, 0 off): CRLF pings on TCP/TLS, OPTIONS on UDP
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import type { TlsOptions } from '../../sip/SipTransport.js';
 import type { JsonObject } from '../../core/Json.js';
 import type { MediaServices } from '../../media/Routing.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import type { SipAccount } from './SipAccount.js';
 import { SipHandle, type SipHandleDirectory, type SipHandleEnvironment } from './SipHandle.js';
+import { Referrals } from './Transfer.js';
 
 export interface SipPluginConfig {
   bind?: string;
@@ -34,6 +45,27 @@ export interface SipPluginConfig {
   sip_timer_t1x64?: number;
   registration_backoff_ms?: { base: number; max: number };
   close_grace_ms?: number;
+  tls_cert?: string;
+  tls_key?: string;
+  tls_ca?: string;
+  tls_verify?: boolean;
+  sips_certs_dir?: string;
+  keepalive_interval?: number;
+}
+
+/** The TLS certificate and trust the configuration names, read once at start; none without a certificate. */
+function tlsOptions(c: SipPluginConfig): TlsOptions | undefined {
+  const verify = c.tls_verify === false ? { verifyPeer: false } : {};
+  if (c.tls_cert !== undefined || c.tls_key !== undefined) {
+    if (c.tls_cert === undefined || c.tls_key === undefined) throw new Error('sip: tls_cert and tls_key go together');
+    return { cert: readFileSync(c.tls_cert), key: readFileSync(c.tls_key), ...(c.tls_ca !== undefined ? { ca: readFileSync(c.tls_ca) } : {}), ...verify };
+  }
+  if (c.sips_certs_dir !== undefined) {
+    const agent = readFileSync(join(c.sips_certs_dir, 'agent.pem'));
+    const cafile = join(c.sips_certs_dir, 'cafile.pem');
+    return { cert: agent, key: agent, ...(existsSync(cafile) ? { ca: readFileSync(cafile) } : {}), ...verify };
+  }
+  return undefined;
 }
 
 export interface SipPluginOptions {
@@ -59,6 +91,7 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
   private readonly accounts = new Set<SipAccount>();
   private masterIds = 0;
   private readonly logger: Logger;
+  readonly referrals = new Referrals();
 
   constructor(private readonly options: SipPluginOptions) {
     const c = options.config ?? {};
@@ -67,6 +100,8 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
     if (!Number.isInteger(t1x64) || t1x64 < 64) throw new Error('sip: sip_timer_t1x64 must be an integer >= 64 (ms)');
     this.env = {
       host,
+      tls: tlsOptions(c),
+      keepaliveMs: Math.max(0, c.keepalive_interval ?? 120) * 1000,
       sdpAddress: c.sdp_ip ?? host,
       registerTtl: c.register_ttl ?? 3600,
       userAgent: c.user_agent ?? 'ferry',
@@ -74,6 +109,7 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
       backoffBaseMs: c.registration_backoff_ms?.base ?? 1000,
       backoffMaxMs: c.registration_backoff_ms?.max ?? 30_000,
       closeGraceMs: c.close_grace_ms ?? 500,
+      counters: { sdpRefused: 0 },
     };
     this.logger = options.logger ?? pino({ level: 'silent' });
   }
@@ -111,10 +147,13 @@ export class SipPlugin implements Plugin, SipHandleDirectory {
   }
 
   /** Counters for tests, Admin and leak checks: handles, busy call slots, open accounts (UserAgents). */
-  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number } {
+  stats(): { sessions: number; activeCalls: number; accounts: number; masters: number; sdpRefused: number; referrals: number } {
     let activeCalls = 0;
     for (const h of this.handles.keys()) if (h.busy) activeCalls++;
-    return { sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size };
+    return {
+      sessions: this.handles.size, activeCalls, accounts: this.accounts.size, masters: this.masters.size,
+      sdpRefused: this.env.counters.sdpRefused, referrals: this.referrals.size,
+    };
   }
 
   /** The account a handle registered (its UserAgent is the wire tap tests and diagnostics use). */

@@ -63,6 +63,13 @@ export function validate(body: JsonObject, table: Table): void {
 }
 
 const HEADERS: FieldSpec = { kind: 'string-map' };
+/** ferry's own field (SipCall.ts DtmfMethod); `rfc2833` is the older name of RFC 4733. */
+const DTMF_METHOD: FieldSpec = { kind: 'string', oneOf: ['rfc4733', 'rfc2833', 'info'] };
+
+/** The `dtmf_method` of a call, accept or progress (validated by the tables below). */
+export function dtmfMethodOf(body: JsonObject): 'rfc4733' | 'info' {
+  return field(body, 'dtmf_method') === 'info' ? 'info' : 'rfc4733';
+}
 
 /** The requests the plugin knows; anything else is 442. */
 export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
@@ -96,6 +103,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
     headers: HEADERS,
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     autoaccept_reinvites: { kind: 'boolean' },
     refer_id: { kind: 'integer' },
     secret: { kind: 'string' },
@@ -105,6 +113,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
   accept: {
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     headers: HEADERS,
     autoaccept_reinvites: { kind: 'boolean' },
     call_id: { kind: 'string' },
@@ -112,6 +121,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
   progress: {
     srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
     srtp_profile: { kind: 'string' },
+    dtmf_method: DTMF_METHOD,
     headers: HEADERS,
     autoaccept_reinvites: { kind: 'boolean' },
     call_id: { kind: 'string' },
@@ -180,13 +190,23 @@ export function accountSettings(body: JsonObject, guest: boolean, defaults: { us
     userAgent: (field(body, 'user_agent') as string | undefined) ?? defaults.userAgent,
     ...(proxy ? { registrar: proxy } : {}),
     ...(outboundProxy ? { outboundProxy } : {}),
-    transport: field(body, 'force_tcp') === true ? 'tcp' : 'udp',
+    transport: registerTransport(body, username, proxy, outboundProxy),
     registerTtl: ttl ?? defaults.registerTtl,
     headers,
     sendRegister: !guest && field(body, 'send_register') !== false,
     incomingHeaderPrefixes: (field(body, 'incoming_header_prefixes') as string[] | undefined) ?? [],
     automaticRinging: field(body, 'automatic_ringing') !== false,
   };
+}
+
+/**
+ * How REGISTER and the account's requests travel: TLS when the client asks for SIPS
+ * (`sips`, Janus) or names a sips: or transport=tls URI, else TCP with `force_tcp`, else UDP.
+ */
+function registerTransport(body: JsonObject, username: string, proxy: string | undefined, outboundProxy: string | undefined): 'udp' | 'tcp' | 'tls' {
+  const uris = [username, proxy ?? '', outboundProxy ?? ''];
+  if (field(body, 'sips') === true || uris.some((u) => /^<?sips:/i.test(u) || /;transport=tls/i.test(u))) return 'tls';
+  return field(body, 'force_tcp') === true ? 'tcp' : 'udp';
 }
 
 /** A SIP URI field that may be empty (absent), or written in angle brackets. */

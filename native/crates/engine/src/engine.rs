@@ -487,6 +487,20 @@ impl Engine {
         self.call(w, |reply| Command::RequestKeyframe { source, reply })
     }
 
+    /// Reports the RFC 4733 events a source carries with `payload_type` (`Event::TelephoneEvent`,
+    /// once per event), or stops (`None`).
+    pub fn set_telephone_events(&self, source: u32, payload_type: Option<u8>) -> Result<()> {
+        let w = self.worker_of(source, Kind::Source)?;
+        self.call(w, |reply| Command::SetTelephoneEvents { source, payload_type, reply })
+    }
+
+    /// Per payload type, what an output writes (`Some`) or that it drops such packets (`None`);
+    /// see `Router::set_output_payload_map`.
+    pub fn set_output_payload_map(&self, id: u32, map: Vec<(u8, Option<u8>)>) -> Result<()> {
+        let w = self.worker_of(id, Kind::Output)?;
+        self.call(w, |reply| Command::SetOutputPayloadMap { id, map, reply })
+    }
+
     /// Meters a source's RFC 6464 audio level (extension `extension_id`), reporting the average
     /// of every `packets` packets as `Event::AudioLevel`; `None` stops metering.
     pub fn set_audio_level_meter(&self, source: u32, meter: Option<(u8, u32)>) -> Result<()> {

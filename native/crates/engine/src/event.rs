@@ -42,6 +42,9 @@ pub enum Event {
     /// when it moved by 10 % (at most once a second) or when `limited` changed, i.e. when some
     /// output started or stopped getting less than its preferred layers because of it.
     BandwidthEstimate { endpoint: u32, bitrate_bps: u64, loss_permille: u32, rtt_ms: u32, limited: bool },
+    /// An RFC 4733 event (a DTMF digit: 0-9, 10 `*`, 11 `#`, 12-15 A-D) ended on a source
+    /// watched for them (`Engine::set_telephone_events`); reported once per event.
+    TelephoneEvent { endpoint: u32, source: u32, event: u8, volume: u8, duration: u16 },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

@@ -47,6 +47,7 @@ pub(crate) enum Command {
     SwitchOutput { id: u32, source: Option<SourceRef>, on_keyframe: bool, reply: Reply<u64> },
     PauseOutput { id: u32, paused: bool, reply: Reply<()> },
     SetOutputRtx { id: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
+    SetOutputPayloadMap { id: u32, map: Vec<(u8, Option<u8>)>, reply: Reply<()> },
     SetOutputTemporal { id: u32, layer: Option<u8>, reply: Reply<()> },
     SetKeyframeCache { source: u32, on: bool, reply: Reply<()> },
     SetOutputSvc { id: u32, spatial: Option<u8>, temporal: Option<u8>, reply: Reply<u64> },
@@ -55,6 +56,7 @@ pub(crate) enum Command {
     RemoveOutput { id: u32, reply: Reply<()> },
     RequestKeyframe { source: u32, reply: Reply<()> },
     SetAudioLevelMeter { source: u32, meter: Option<(u8, u32)>, reply: Reply<()> },
+    SetTelephoneEvents { source: u32, payload_type: Option<u8>, reply: Reply<()> },
     SetSourceRtx { source: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     SetBitrateCap { source: u32, bps: Option<u64>, reply: Reply<()> },
     Stats { reply: Reply<WorkerStats> },
@@ -571,6 +573,9 @@ impl Worker {
             Command::SetOutputRtx { id, rtx, reply } => {
                 let _ = reply.send(self.router.set_output_rtx(id, rtx));
             }
+            Command::SetOutputPayloadMap { id, map, reply } => {
+                let _ = reply.send(self.router.set_output_payload_map(id, map));
+            }
             Command::PauseOutput { id, paused, reply } => {
                 let _ = reply.send(self.router.pause_output(id, paused));
             }
@@ -597,6 +602,9 @@ impl Worker {
             }
             Command::SetAudioLevelMeter { source, meter, reply } => {
                 let _ = reply.send(self.router.set_audio_level_meter(source, meter));
+            }
+            Command::SetTelephoneEvents { source, payload_type, reply } => {
+                let _ = reply.send(self.router.set_telephone_events(source, payload_type));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));

@@ -328,6 +328,10 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
                 if rng.chance(1, 3) {
                     m.routers[r].set_audio_level_meter(id, Some((1, 1 + rng.below(10) as u32))).unwrap();
                 }
+                if rng.chance(1, 3) {
+                    // Watch for RFC 4733 events on one of the payload types fuzzed packets carry.
+                    m.routers[r].set_telephone_events(id, Some(rng.below(128) as u8)).unwrap();
+                }
             }
         }
         6 => {
@@ -350,6 +354,11 @@ fn fuzz_control(rng: &mut Rng, m: &mut Mesh, model: &mut Model) {
             };
             if m.routers[r].add_output(id, ep, &config, source, now, &mut m.ios[r]).is_ok() {
                 model.outputs.push((id, r, ep));
+                if rng.chance(1, 3) {
+                    // Renumber one payload type and drop another, as a SIP bridge does.
+                    let map = vec![(rng.below(128) as u8, Some(rng.below(128) as u8)), (rng.below(128) as u8, None)];
+                    m.routers[r].set_output_payload_map(id, map).unwrap();
+                }
             }
         }
         13..=15 => {

@@ -19,6 +19,7 @@
 //! - [`twcc`]: transport-wide congestion control feedback (receiver side).
 //! - [`transport_sequence`]: the transport-wide sequence number on what ferry sends.
 //! - [`reception`]: packets expected and lost per interval (RFC 3550 A.3).
+//! - [`telephone_event`]: RFC 4733 events (DTMF) reported once each.
 //!
 //! Nothing here performs I/O, and nothing panics on network data: every read
 //! of packet bytes is bounds-checked.
@@ -36,6 +37,7 @@ pub mod reception;
 pub mod rtp;
 pub mod rtx_buffer;
 pub mod switch;
+pub mod telephone_event;
 pub mod transport_sequence;
 pub mod twcc;
 pub mod vp8;
@@ -48,6 +50,7 @@ pub use keyframe::{is_keyframe, VideoCodec};
 pub use nack::{NackGenerator, NackStats};
 pub use rtx_buffer::RetransmissionBuffer;
 pub use switch::SwitchingContext;
+pub use telephone_event::{TelephoneEvent, TelephoneEventDetector};
 pub use twcc::TwccRecorder;
 pub use vp8::Vp8Rewriter;
 pub use vp9::{SvcSelector, Vp9Rewriter};

@@ -126,6 +126,7 @@ impl Router {
                 last_keyframe_request_us: None,
                 stats: StreamStats::default(),
                 audio_level: None,
+                telephone_events: None,
                 reception: ReceptionStats::default(),
                 last_loss_check_us: 0,
                 nack: (kind == MediaKind::Video).then(NackGenerator::new),
@@ -249,6 +250,14 @@ impl Router {
         Ok(())
     }
 
+    /// Reports a source's RFC 4733 events (`Event::TelephoneEvent`) carried with `payload_type`,
+    /// or stops (`None`).
+    pub fn set_telephone_events(&mut self, source: u32, payload_type: Option<u8>) -> Result<(), String> {
+        let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
+        src.telephone_events = payload_type.map(TelephoneEventDetector::new);
+        Ok(())
+    }
+
     /// A home source of this router, as outputs refer to it.
     pub fn source_ref(&self, id: u32) -> Option<SourceRef> {
         self.sources.get(&id).map(|s| SourceRef { id, home: self.worker, codec: s.config.codec, clock_rate: s.config.clock_rate, kind: s.config.kind })
@@ -275,6 +284,7 @@ impl Router {
                 pending_asked_us: 0,
                 ssrc: config.ssrc,
                 payload_type: config.payload_type,
+                payload_map: Vec::new(),
                 paused: false,
                 switching: SwitchingContext::new(),
                 stats: StreamStats::default(),
@@ -384,6 +394,21 @@ impl Router {
                 self.request_keyframe(new, true, now_us, io);
             }
         }
+        Ok(())
+    }
+
+    /// Per payload type, what an output writes instead of its `payload_type` (`Some`), or that it
+    /// does not send such packets (`None`): a bridge whose two sides number a codec or RFC 4733
+    /// events differently, or where one side has no events. Replaces the previous map.
+    pub fn set_output_payload_map(&mut self, id: u32, map: Vec<(u8, Option<u8>)>) -> Result<(), String> {
+        let out = self.outputs.get_mut(&id).ok_or_else(|| format!("no output {id}"))?;
+        if map.len() > MAX_PAYLOAD_MAP {
+            return Err(format!("a payload map has at most {MAX_PAYLOAD_MAP} entries"));
+        }
+        if map.iter().any(|&(from, to)| from > 127 || to.is_some_and(|t| t > 127)) {
+            return Err("payload types are 0..127".into());
+        }
+        out.payload_map = map;
         Ok(())
     }
 

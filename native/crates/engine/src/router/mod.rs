@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use ferry_rtp::switch::SwitchingContext;
 use ferry_rtp::vp9::{SvcChange, SvcSelector, SvcVerdict};
-use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, Vp8Rewriter, Vp9Rewriter};
+use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, TelephoneEventDetector, Vp8Rewriter, Vp9Rewriter};
 pub use ferry_rtp::VideoCodec;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
@@ -55,6 +55,8 @@ const LIFTED_REMB_BPS: u64 = 100_000_000_000;
 pub const TWCC_FEEDBACK_INTERVAL_US: u64 = 100_000;
 /// At most this many unknown SSRCs are reported per endpoint, so random SSRCs cannot flood JS.
 const MAX_REPORTED_UNKNOWN_SSRCS: usize = 32;
+/// Payload types an output may map (a bridge needs a codec or two and RFC 4733 events).
+const MAX_PAYLOAD_MAP: usize = 16;
 /// Video packets each router keeps per source to answer NACKs from (about half a second of a
 /// high-rate stream; Chrome and werift give up on a loss well before that).
 const RETRANSMISSION_PACKETS: usize = 512;
@@ -175,6 +177,8 @@ struct Source {
     stats: StreamStats,
     /// RFC 6464 extension id and the meter averaging its levels, when asked for.
     audio_level: Option<(u8, AudioLevelMeter)>,
+    /// RFC 4733 events of the sender, reported once each, when asked for.
+    telephone_events: Option<TelephoneEventDetector>,
     /// Sequence accounting of what arrives, for loss on the sender's uplink.
     reception: ReceptionStats,
     last_loss_check_us: u64,
@@ -224,6 +228,10 @@ struct Output {
     pending_asked_us: u64,
     ssrc: u32,
     payload_type: Option<u8>,
+    /// Payload types written differently from `payload_type`: `(received, Some(written))`, or
+    /// `(received, None)` for packets this output does not send (a type its receiver did not
+    /// negotiate, such as RFC 4733 events a SIP peer has no payload type for).
+    payload_map: Vec<(u8, Option<u8>)>,
     paused: bool,
     switching: SwitchingContext,
     stats: StreamStats,

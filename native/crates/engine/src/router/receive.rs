@@ -169,6 +169,11 @@ impl Router {
                 self.events.push(Event::AudioLevel { endpoint: src.endpoint, source: sid, level: average });
             }
         }
+        if let Some(detector) = src.telephone_events.as_mut() {
+            if let Some(ev) = hdr.payload(plain).and_then(|payload| detector.observe(hdr.payload_type, hdr.timestamp, payload)) {
+                self.events.push(Event::TelephoneEvent { endpoint: src.endpoint, source: sid, event: ev.event, volume: ev.volume, duration: ev.duration });
+            }
+        }
         // Other threads first, so they work on the packet while this one fans it out too.
         if !src.subscribers.is_empty() {
             self.forward_scratch.clear();
@@ -297,6 +302,12 @@ impl Router {
                 if out.pictures.is_none() {
                     out.pictures = Some(PictureRewriter::Vp9(Vp9Rewriter::new()));
                 }
+            }
+            if out.payload_type_for(hdr.payload_type).is_none() {
+                // Not a type this output's receiver takes: its numbering closes over it.
+                out.switching.skip(u64::from(sid), hdr.sequence);
+                out.stats.filtered += 1;
+                continue;
             }
             let Some((seq, ts)) = out.switching.process(u64::from(sid), hdr.sequence, hdr.timestamp, now_us, clock_rate) else {
                 out.stats.dropped += 1;

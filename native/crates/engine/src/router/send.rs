@@ -29,6 +29,16 @@ pub(super) fn push_svc_events(events: &mut Vec<Event>, endpoint: u32, output: u3
     }
 }
 
+impl Output {
+    /// The payload type this output writes for a packet of type `received`; `None`: not sent.
+    pub(super) fn payload_type_for(&self, received: u8) -> Option<u8> {
+        match self.payload_map.iter().find(|(from, _)| *from == received) {
+            Some(&(_, to)) => to,
+            None => Some(self.payload_type.unwrap_or(received)),
+        }
+    }
+}
+
 /// The source feeding an output now (retransmissions are of its packets).
 pub(super) fn sid_of(out: &Output) -> u32 {
     out.source.unwrap_or(0)
@@ -100,7 +110,7 @@ pub(super) fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mu
         rtp::set_ssrc(head, out.ssrc);
         rtp::set_sequence(head, seq);
         rtp::set_timestamp(head, ts);
-        if let Some(pt) = out.payload_type {
+        if let Some(pt) = out.payload_type_for(hdr.payload_type) {
             rtp::set_payload_type(head, pt);
         }
         Some(len)

@@ -1,0 +1,155 @@
+/**
+ * Churn through the endings issue 16 added: 10^3 calls, each worker a master
+ * handle and a helper (Janus API over WebSocket, browser-like SDP without a
+ * browser) against an in-process SIP peer (ferry's own stack):
+ * - SDES-SRTP negotiation failure: `call` with sdes_mandatory answered in the
+ *   clear (hangup 488, BYE), and an incoming RTP/SAVP offer with no usable
+ *   crypto line (488 before any incomingcall);
+ * - early media then cancel: a 183 with SDP gives `progress`, the client hangs
+ *   up, ferry CANCELs (487);
+ * - a completed blind transfer: the peer REFERs the master's call, the helper
+ *   follows with `call{refer_id}`, the peer gets NOTIFY 100 and 200 and hangs
+ *   up the first call, the helper hangs up the second.
+ * Afterwards no call slot is busy, no referral is kept, no RTP leg, port lease,
+ * PeerConnection or native endpoint is left, and no account once the handles go.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import type { Call, InDialogRequestEvent } from '../../src/sip/Call.js';
+import { UserAgent } from '../../src/sip/UserAgent.js';
+import { mediaRange } from '../helpers/ferry.js';
+import { JanusWs } from '../helpers/http.js';
+import { rawUdp, waitFor } from '../sip/helpers.js';
+import { SipClient, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+
+const CALLS = Number(process.env.FERRY_CHURN_CALLS ?? 1000);
+const WORKERS = Number(process.env.FERRY_CHURN_WORKERS ?? 10);
+const PATHS = [
+  'outgoing, sdes_mandatory answered in the clear (488, BYE)',
+  'incoming RTP/SAVP offer without a usable crypto line (488)',
+  'outgoing, 183 with SDP (progress), hangup by the client (CANCEL, 487)',
+  'incoming, REFER, call{refer_id} on the helper answered, NOTIFY 200, both calls hung up',
+] as const;
+
+function peerSdp(port: number, proto = 'RTP/AVP', crypto: string[] = []): string {
+  return ['v=0', 'o=peer 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} ${proto} 0`, 'a=rtpmap:0 PCMU/8000', ...crypto.map((c) => `a=crypto:${c}`), 'a=sendrecv', ''].join('\r\n');
+}
+
+const resultOf = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
+
+test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals, port leases, PeerConnections and accounts back to zero`, async () => {
+  const s: SipFerry = await startSipFerry({}, { media: { ...mediaRange(300) } });
+  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
+  const sink = await rawUdp();
+  const sockets: JanusWs[] = [];
+  const counts = new Map<string, number>();
+  /** How the peer answers each call ferry makes, by the Call-ID the client chose. */
+  const behaviours = new Map<string, { answer: (call: Call) => void; call?: Call; arrived?: () => void }>();
+  peer.on('incomingCall', (call) => {
+    const b = behaviours.get(call.callId);
+    if (!b) return peer.answer(call, 404);
+    b.call = call;
+    b.answer(call);
+    b.arrived?.();
+  });
+  const peerPort = peer.udp!.local.port;
+  const badCrypto = [`1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(20, 1).toString('base64')}`];
+  try {
+    const worker = async (w: number) => {
+      const ws = await JanusWs.connect(s.f.wsUrl);
+      sockets.push(ws);
+      const master = await SipClient.open(s.f, ws);
+      await master.send({ request: 'register', type: 'guest', username: `sip:w${w}@127.0.0.1` });
+      const masterId = resultOf(await master.event('registered'))['master_id'];
+      const helper = await SipClient.open(s.f, ws);
+      await helper.send({ request: 'register', type: 'helper', username: `sip:w${w}@127.0.0.1`, master_id: masterId });
+      await helper.event('registered');
+      const target = `sip:w${w}@127.0.0.1:${(await master.info())['sip_udp_port']}`;
+      for (let i = w; i < CALLS; i += WORKERS) {
+        const path = (w + Math.floor(i / WORKERS)) % PATHS.length;
+        const tag = `deploy-${i}`;
+        switch (path) {
+          case 0: {
+            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 200, peerSdp(sink.port)) };
+            behaviours.set(tag, b);
+            await master.send({ request: 'call', uri: `sip:peer@127.0.0.1:${peerPort}`, call_id: tag, srtp: 'sdes_mandatory' }, { type: 'offer', sdp: webrtcSdp('offer') });
+            const hangup = resultOf(await master.event('hangup'));
+            assert.is(hangup['code'], 488);
+            await until(() => b.call?.terminated === true, 5000, 'the peer got the BYE');
+            behaviours.delete(tag);
+            break;
+          }
+          case 1: {
+            const call = peer.invite(target, peerSdp(sink.port, 'RTP/SAVP', badCrypto));
+            const [code] = await waitFor(call, 'failed', 5000);
+            assert.is(code, 488);
+            break;
+          }
+          case 2: {
+            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 183, peerSdp(sink.port)) };
+            behaviours.set(tag, b);
+            await master.send({ request: 'call', uri: `sip:peer@127.0.0.1:${peerPort}`, call_id: tag }, { type: 'offer', sdp: webrtcSdp('offer') });
+            const progress = await master.event('progress');
+            assert.is(progress['jsep']?.['type'], 'answer');
+            const ended = waitFor(b.call!, 'terminated', 5000);
+            await master.send({ request: 'hangup' });
+            assert.is(resultOf(await master.event('hangup'))['code'], 487);
+            assert.is((await ended)[0].code, 487, 'the peer saw the CANCEL');
+            behaviours.delete(tag);
+            break;
+          }
+          case 3: {
+            const first = peer.invite(target, peerSdp(sink.port));
+            await master.event('incomingcall');
+            const answered = waitFor(first, 'accepted', 5000);
+            await master.send({ request: 'accept' }, { type: 'answer', sdp: webrtcSdp('answer', { pt: 0 }) });
+            await master.event('accepted');
+            await answered;
+            const notifies: InDialogRequestEvent[] = [];
+            first.on('notify', (ev) => notifies.push(ev));
+            assert.is((await peer.refer(first, `<sip:peer@127.0.0.1:${peerPort}>`)).code, 202);
+            const transfer = resultOf(await master.event('transfer'));
+            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 200, peerSdp(sink.port)) };
+            behaviours.set(tag, b);
+            await helper.send({ request: 'call', uri: transfer['refer_to'], refer_id: transfer['refer_id'], call_id: tag }, { type: 'offer', sdp: webrtcSdp('offer') });
+            await helper.event('accepted');
+            await until(() => notifies.length >= 2, 5000, 'NOTIFY 100 and 200');
+            assert.match(notifies[1]!.body ?? '', /^SIP\/2\.0 200/);
+            peer.bye(first);
+            assert.is(resultOf(await master.event('hangup'))['code'], 200);
+            const second = waitFor(b.call!, 'terminated', 5000);
+            await helper.send({ request: 'hangup' });
+            assert.is(resultOf(await helper.event('hangup'))['code'], 200);
+            await second;
+            behaviours.delete(tag);
+            break;
+          }
+        }
+        counts.set(PATHS[path]!, (counts.get(PATHS[path]!) ?? 0) + 1);
+        assert.is((await master.info())['slot'], 'idle');
+        assert.is((await helper.info())['slot'], 'idle');
+      }
+      await helper.destroy();
+      await master.destroy();
+    };
+    await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+
+    assert.is([...counts.values()].reduce((a, b) => a + b, 0), CALLS);
+    for (const p of PATHS) assert.is(counts.get(p), CALLS / PATHS.length, p);
+    assert.is(s.sip.stats().sdpRefused, (CALLS / PATHS.length) * 2, 'every refused SDP counted');
+    assert.is(s.sip.stats().referrals, 0, 'no referral kept');
+    await until(() => s.sip.stats().activeCalls === 0, 5000, 'every call slot idle');
+    await until(() => s.f.ferry.leasedPorts() === 0, 5000, `every port lease released (still ${s.f.ferry.leasedPorts()})`);
+    assert.is(s.f.ferry.webrtc.count, 0, 'no PeerConnection left');
+    assert.is(s.f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
+    await until(() => s.sip.stats().accounts === 0 && s.sip.stats().sessions === 0, 5000, 'every account closed with its handle');
+  } finally {
+    for (const ws of sockets) await ws.close().catch(() => undefined);
+    await s.f.stop();
+    await peer.close();
+    sink.close();
+  }
+});
+
+test.run();
