@@ -214,8 +214,8 @@ export abstract class QueuedEventHandler implements EventHandler {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.drainedWaiters.push(resolve);
+        // Not unref'd: a process shutting down waits this long (at most) for the last events.
         timer = setTimeout(resolve, graceMs);
-        timer.unref();
         // Waiting out a back-off would spend the grace doing nothing: try now.
         if (this.state === 'backing-off' && this.retryTimer) {
           clearTimeout(this.retryTimer);

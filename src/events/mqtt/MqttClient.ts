@@ -49,6 +49,8 @@ export interface MqttClientOptions {
   username?: string | null;
   password?: string | null;
   keepAliveSeconds?: number;
+  /** Default true (the event handler publishes only); false lets a subscriber's session outlive a broker restart. */
+  cleanSession?: boolean;
   /** A message on a subscribed topic. */
   onMessage?: (topic: string, payload: Buffer) => void;
   /** Each lost or refused connection, with why (the client reconnects by itself). */
@@ -103,7 +105,15 @@ export class MqttClient {
     this.reader = new PacketReader(MAX_INCOMING_PACKET_BYTES);
     socket.setNoDelay(true);
     socket.on('connect', () => {
-      socket.write(encodeConnect({ clientId: this.options.clientId, keepAliveSeconds: this.keepAliveSeconds, username: this.options.username, password: this.options.password }));
+      socket.write(
+        encodeConnect({
+          clientId: this.options.clientId,
+          keepAliveSeconds: this.keepAliveSeconds,
+          username: this.options.username,
+          password: this.options.password,
+          cleanSession: this.options.cleanSession ?? true,
+        }),
+      );
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;

@@ -69,11 +69,13 @@ export interface ConnectOptions {
   keepAliveSeconds: number;
   username?: string | null;
   password?: string | null;
+  /** Default true: nothing of an earlier connection is resumed (§3.1.2.4); false keeps subscriptions and queued QoS 1 messages. */
+  cleanSession?: boolean;
 }
 
-/** CONNECT (§3.1) with a clean session: nothing of an earlier connection is resumed. */
+/** CONNECT (§3.1). */
 export function encodeConnect(o: ConnectOptions): Buffer {
-  let flags = 0x02; // clean session (§3.1.2.4)
+  let flags = o.cleanSession === false ? 0 : 0x02;
   const payload = [utf8(o.clientId)];
   if (o.username !== undefined && o.username !== null) {
     flags |= 0x80;
