@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests run against, from Debian: sipp (package
 # sip-tester) and kamailio for test/sip*/, chromium for the demo pages in
-# test/demos/ (driven by playwright-core; never `npx playwright install`).
-# Idempotent: does nothing when all three binaries are already there. Runs `apt-get update` only when the
+# test/demos/ (driven by playwright-core; never `npx playwright install`),
+# mosquitto for the MQTT event handler in test/events/ (each test starts its own).
+# Idempotent: does nothing when all four binaries are already there. Runs `apt-get update` only when the
 # package lists have never been fetched or the first install attempt fails.
 set -euo pipefail
 
-have_all() { command -v sipp >/dev/null 2>&1 && command -v kamailio >/dev/null 2>&1 && [ -x /usr/bin/chromium ]; }
+have_all() { command -v sipp >/dev/null 2>&1 && command -v kamailio >/dev/null 2>&1 && [ -x /usr/bin/chromium ] && [ -x /usr/sbin/mosquitto ]; }
 report() {
-  echo "test peers: $({ sipp -v 2>&1 || true; } | grep -m1 -o 'SIPp v[0-9.]*' || echo sipp), $(kamailio -v 2>&1 | head -1), $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+  echo "test peers: $({ sipp -v 2>&1 || true; } | grep -m1 -o 'SIPp v[0-9.]*' || echo sipp), $(kamailio -v 2>&1 | head -1), $(/usr/bin/chromium --version 2>/dev/null || echo chromium), $({ /usr/sbin/mosquitto -h 2>&1 || true; } | grep -m1 -o 'mosquitto version [0-9.]*' || echo mosquitto)"
 }
 
 if have_all; then
@@ -19,13 +20,13 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-    echo "install-test-peers: need root (or sudo) to apt-get install sip-tester kamailio chromium" >&2
+    echo "install-test-peers: need root (or sudo) to apt-get install sip-tester kamailio chromium mosquitto" >&2
     exit 1
   fi
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-install() { $SUDO apt-get install -y --no-install-recommends sip-tester kamailio chromium; }
+install() { $SUDO apt-get install -y --no-install-recommends sip-tester kamailio chromium mosquitto; }
 
 if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' || true)" ]; then
   $SUDO apt-get update
@@ -36,5 +37,5 @@ elif ! install; then
   install
 fi
 
-have_all || { echo "install-test-peers: sipp, kamailio or /usr/bin/chromium missing after install" >&2; exit 1; }
+have_all || { echo "install-test-peers: sipp, kamailio, /usr/bin/chromium or /usr/sbin/mosquitto missing after install" >&2; exit 1; }
 report

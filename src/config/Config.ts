@@ -24,8 +24,14 @@ const PATH: Spec = { kind: 'string', nullable: false, pattern: /^\/[A-Za-z0-9._~
 const SECRET: Spec = { kind: 'string', nullable: true };
 const BOOL: Spec = { kind: 'bool' };
 const count = (min: number, max: number): Spec => ({ kind: 'int', min, max });
-/** An event handler's filter; the names themselves are checked when the handlers are built (events/JanusEvents.ts). */
-const EVENT_FILTER: Spec = { kind: 'string', nullable: false, pattern: /^[A-Za-z, ]*$/, hint: 'all, none, or comma-separated event type names' };
+/** An event handler's filter: Janus's type names (events/JanusEvents.ts maps them to type bits). */
+const EVENT_TYPE_NAMES = 'sessions|handles|jsep|webrtc|media|plugins|transports|core|external';
+const EVENT_FILTER: Spec = {
+  kind: 'string',
+  nullable: false,
+  pattern: new RegExp(`^\\s*(all|none|(${EVENT_TYPE_NAMES})(\\s*,\\s*(${EVENT_TYPE_NAMES}))*)\\s*$`, 'i'),
+  hint: `all, none, or a comma-separated list of ${EVENT_TYPE_NAMES.split('|').join(', ')}`,
+};
 
 export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K in keyof FerryConfig[S]]: Spec } } = {
   general: {
