@@ -309,7 +309,7 @@ export class Gateway {
       if (c.websocket.enabled) {
         const t = new WebSocketTransport({
           name: 'janus.websocket', protocol: JANUS_WS_PROTOCOL, api: this.clientApi, bind: c.websocket.bind, port: c.websocket.port,
-          messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry,
+          messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry, events: this.events,
         });
         this.transports.push(t);
         addresses.websocket = await t.listen();
@@ -332,7 +332,7 @@ export class Gateway {
       if (c.admin_websocket.enabled) {
         const t = new WebSocketTransport({
           name: 'admin.websocket', protocol: JANUS_ADMIN_WS_PROTOCOL, api: this.admin, bind: c.admin_websocket.bind,
-          port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger,
+          port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger, events: this.events,
         });
         this.transports.push(t);
         addresses.adminWebsocket = await t.listen();

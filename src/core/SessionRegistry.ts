@@ -4,7 +4,7 @@
  * removes the session here (lessons.md §3: Janus #3526/#3532).
  */
 import type { Logger } from 'pino';
-import { NO_EVENTS, type EventBus } from '../events/EventBus.js';
+import { NO_EVENTS, transportId, type EventBus } from '../events/EventBus.js';
 import { EventType } from '../events/JanusEvents.js';
 import type { Clock, Timer } from '../time/Clock.js';
 import { JanusError, JanusErrorCode } from './JanusError.js';
@@ -40,9 +40,6 @@ export class SessionRegistry {
   private readonly options: SessionRegistryOptions;
   private watchdog: Timer | null = null;
   private readonly events: EventBus;
-  /** A stable id per transport connection for session events (Janus hashes its transport instance). */
-  private readonly transportIds = new WeakMap<TransportSink, string>();
-  private nextTransportId = 1;
   acceptingNewSessions = true;
   sessionTimeout: number;
   readonly reclaimSessionTimeout: number;
@@ -174,12 +171,7 @@ export class SessionRegistry {
   }
 
   private transportOf(sink: TransportSink): { transport: string; id: string } {
-    let id = this.transportIds.get(sink);
-    if (id === undefined) {
-      id = String(this.nextTransportId++);
-      this.transportIds.set(sink, id);
-    }
-    return { transport: sink.description, id };
+    return { transport: sink.description, id: transportId(sink) };
   }
 
   /**

@@ -53,6 +53,18 @@ export interface EventSource {
   opaqueId?: string | null;
 }
 
+/** A stable id for each transport connection, as Janus hashes its transport instance: the same in session and transport events. */
+const transportIds = new WeakMap<object, string>();
+let nextTransportId = 1;
+export function transportId(connection: object): string {
+  let id = transportIds.get(connection);
+  if (id === undefined) {
+    id = String(nextTransportId++);
+    transportIds.set(connection, id);
+  }
+  return id;
+}
+
 /** Wall-clock microseconds, with the monotonic clock's sub-millisecond part. */
 function nowMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -148,6 +160,12 @@ export class EventBus {
   plugin(source: EventSource, plugin: string, data: EventBody): void {
     if (!this.wants(EventType.plugin)) return;
     this.emit(EventType.plugin, 0, source, { plugin, data });
+  }
+
+  /** A transport's own event (a WebSocket connected or disconnected, say); no session. */
+  transport(transport: string, connection: object, data: EventBody): void {
+    if (!this.wants(EventType.transport)) return;
+    this.emit(EventType.transport, 0, null, { transport, id: transportId(connection), data });
   }
 
   core(subtype: number, body: EventBody): void {

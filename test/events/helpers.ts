@@ -139,7 +139,7 @@ export function checkVideoRoomEvents(events: JanusEventJson[], ids: VideoRoomIds
     assert.ok(Number.isInteger(e.type) && [1, 2, 4, 8, 16, 32, 64, 128, 256].includes(e.type), `type ${e.type}`);
     assert.ok(Number.isInteger(e.timestamp) && e.timestamp > 1.6e15, 'timestamp in microseconds since the epoch');
     assert.type(e.event, 'object');
-    if (e.type === 256) assert.is(e.session_id, undefined, 'core events carry no session');
+    if (e.type === 256 || e.type === 128) assert.is(e.session_id, undefined, 'core and transport events carry no session');
     else assert.type(e.session_id, 'number');
     if ([2, 8, 16, 32, 64].includes(e.type)) assert.type(e.handle_id, 'number');
     if ([16, 32, 256].includes(e.type)) assert.type(e.subtype, 'number');
@@ -149,6 +149,11 @@ export function checkVideoRoomEvents(events: JanusEventJson[], ids: VideoRoomIds
     const sessionEvents = events.filter((e) => e.type === 1 && e.session_id === s.session).map((e) => e.event);
     assert.equal(sessionEvents[0], { name: 'created', transport: { transport: 'janus.transport.websockets', id: (sessionEvents[0]!['transport'] as Json)['id'] } }, `${who}: session created`);
     assert.equal(sessionEvents[sessionEvents.length - 1], { name: 'destroyed' }, `${who}: session destroyed`);
+    const connection = (sessionEvents[0]!['transport'] as Json)['id'];
+    assert.ok(
+      events.some((e) => e.type === 128 && e.event['transport'] === 'janus.transport.websockets' && e.event['id'] === connection && (e.event['data'] as Json)['event'] === 'connected'),
+      `${who}: its WebSocket's connected event, with the id its session events name`,
+    );
     const handleEvents = events.filter((e) => e.type === 2 && e.handle_id === s.handle);
     assert.equal(handleEvents.map((e) => [e.session_id, e.event['name'], e.event['plugin']]), [[s.session, 'attached', 'janus.plugin.videoroom'], [s.session, 'detached', 'janus.plugin.videoroom']], `${who}: handle attached, detached`);
     const webrtc = of(events, s.handle, 16);
