@@ -48,7 +48,9 @@ export class TransportReporter {
     const pair = `${address.address}:${address.port}`;
     if (pair === this.pair) return;
     this.pair = pair;
-    if (this.ice === 'none' || this.ice === 'connecting') {
+    // When ferry offers, the peer's checks may come before its answer: still connecting first.
+    this.negotiated();
+    if (this.ice === 'connecting') {
       this.ice = 'connected';
       this.report({ kind: 'ice', state: 'connected' });
     }
@@ -66,6 +68,8 @@ export class TransportReporter {
   dtlsConnected(): void {
     this.report?.({ kind: 'dtls', state: 'connected' });
     if (this.ice === 'ready') return;
+    // DTLS can finish before the nomination is reported (PeerConnection's state table): ICE got there first.
+    if (this.ice === 'connecting') this.report?.({ kind: 'ice', state: 'connected' });
     this.ice = 'ready';
     this.report?.({ kind: 'ice', state: 'ready' });
   }

@@ -15,6 +15,8 @@ import { ALL_EVENT_TYPES, EventType, eventMaskNames, parseEventMask, type JanusE
 import { PacketReader, encodeConnect, encodePublish, MqttProtocolError } from '../../src/events/mqtt/MqttPackets.js';
 import { Backlog, QueuedEventHandler, type DeliveryResult } from '../../src/events/QueuedEventHandler.js';
 import { createLogger } from '../../src/log/logger.js';
+import { TransportReporter } from '../../src/webrtc/TransportReporter.js';
+import type { WebRtcTransportEvent } from '../../src/events/JanusEvents.js';
 
 const silent = createLogger('silent');
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -206,6 +208,39 @@ test('MQTT packets: CONNECT and PUBLISH as MQTT 3.1.1 writes them; a reader spli
   assert.throws(() => new PacketReader(1 << 20).push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])), (e: unknown) => e instanceof MqttProtocolError);
   assert.throws(() => new PacketReader(100).push(Buffer.from([0x30, 0xff, 0x01])), /larger than the 100/);
   assert.throws(() => new PacketReader(100).push(Buffer.from([0x10, 0x00])), /unexpected packet type 1/);
+});
+
+test('transport reporter: ICE always connecting → connected → ready, whatever the order things happen in; candidates once per ufrag', () => {
+  const seen: WebRtcTransportEvent[] = [];
+  const r = new TransportReporter((e) => seen.push(e), ['127.0.0.1', '10.0.0.1']);
+  const ice = () => seen.filter((e) => e.kind === 'ice').map((e) => (e as { state: string }).state);
+  r.localDescription('u1', 4000);
+  r.localDescription('u1', 4000);
+  assert.equal(seen.map((e) => (e as { candidate?: string }).candidate), ['1 1 udp 2130706431 127.0.0.1 4000 typ host', '2 1 udp 2130706430 10.0.0.1 4000 typ host']);
+  // ferry offered: the peer's check came before its answer.
+  r.selected({ address: '127.0.0.1', port: 5000 }, 4000);
+  r.negotiated();
+  r.selected({ address: '127.0.0.1', port: 5000 }, 4000);
+  r.dtlsStarted();
+  r.dtlsStarted();
+  r.dtlsConnected();
+  assert.equal(ice(), ['connecting', 'connected', 'ready']);
+  assert.is(seen.filter((e) => e.kind === 'selected-pair').length, 1, 'the same pair once');
+  assert.equal(seen.filter((e) => e.kind === 'dtls').map((e) => (e as { state: string }).state), ['trying', 'connected']);
+  // An ICE restart: the states start over; DTLS done before any pair was reported still says connected first.
+  seen.length = 0;
+  r.iceRestarted();
+  r.localDescription('u2', 4000);
+  r.negotiated();
+  r.dtlsConnected();
+  r.iceFailed();
+  r.iceFailed();
+  assert.equal(ice(), ['connecting', 'connected', 'ready', 'failed']);
+  assert.is(seen.filter((e) => e.kind === 'local-candidate').length, 2, 'new credentials: candidates again');
+  // Without a handler nothing is built.
+  const silentReporter = new TransportReporter(undefined, ['127.0.0.1']);
+  silentReporter.negotiated();
+  silentReporter.selected({ address: '127.0.0.1', port: 1 }, 2);
 });
 
 test('config: handler URLs and filters are checked; disabled or without a URL is the empty bus', () => {
