@@ -129,7 +129,16 @@ export abstract class QueuedEventHandler implements EventHandler {
 
   accept(event: JanusEvent): void {
     if (this.state === 'closed') return;
-    if (!this.backlog.push(JSON.stringify(event))) {
+    let text: string;
+    try {
+      text = JSON.stringify(event);
+    } catch (err) {
+      // Bodies are JSON already; should one not be, it is counted, never thrown into the core.
+      this.dropped++;
+      this.logger.warn({ handler: this.options.handler, err }, 'event not serialisable: dropped');
+      return;
+    }
+    if (!this.backlog.push(text)) {
       // The first drop of an outage is worth a line; the rest are counted.
       if (this.dropped++ === 0 || this.dropped % 10_000 === 0) {
         this.logger.warn({ handler: this.options.handler, dropped: this.dropped, max_backlog: this.options.maxBacklog }, 'event handler backlog full: events dropped');
@@ -177,7 +186,7 @@ export abstract class QueuedEventHandler implements EventHandler {
     this.lastAttemptOk = false;
     this.lastError = result.error ?? 'partial delivery';
     this.apply('failed');
-    const wait = this.drainedWaiters.length > 0 ? 0 : this.backoffMs; // closing: one more try at once
+    const wait = this.backoffMs;
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
