@@ -215,7 +215,8 @@ export class Gateway {
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
       quotas: this.quotas.status(),
-      event_handlers: this.events.status(),
+      // Only with handlers configured: a gateway without them reports as before.
+      ...(this.events.handlerCount > 0 ? { event_handlers: this.events.status() } : {}),
     };
   }
 
