@@ -22,6 +22,8 @@ import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
 import { SlotPool } from './media/SlotPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
+import { createEventBus } from './events/createEventBus.js';
+import { EventType } from './events/JanusEvents.js';
 import { WebRtcMediaProvider } from './webrtc/WebRtcMediaProvider.js';
 
 export interface FerryOptions {
@@ -206,6 +208,8 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
   const logger = options.logger ?? createLogger(config.log.level);
   const certificate = await DtlsCertificate.generate();
   const sharedPorts = singlePorts(config.media.single_port);
+  // Before the engine: a bad event filter is a ConfigError with nothing to close.
+  const events = createEventBus(config, logger);
   const engine = new MediaEngine({
     workers: config.media.workers,
     pinThreads: config.media.pin_threads,
@@ -243,6 +247,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     maxMLines: config.media.max_mlines,
+    mediaStatsPeriodMs: events.wants(EventType.media) ? config.events.stats_period * 1000 : 0,
     ...(config.media.bandwidth_estimation ? { bandwidthEstimation: { startBitrate: config.media.bwe_start_bitrate, maxBitrate: config.media.bwe_max_bitrate } } : {}),
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
     // Before any port is leased. 490 is what Janus answers when it cannot set up a handle's
@@ -286,6 +291,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     media: webrtc,
     services,
     plugins: options.plugins ? options.plugins(services) : defaultPlugins(config, services, logger, quotas),
+    events,
     resources: {
       peerConnections: () => webrtc.count,
       nativeEndpoints: () => engine.endpointCount(),

@@ -4,7 +4,7 @@
  * session through the same path as any other ending and closes everything.
  */
 import type { Logger } from 'pino';
-import { SystemClock, type Clock } from './time/Clock.js';
+import { SystemClock, type Clock, type Timer } from './time/Clock.js';
 import type { JsonObject } from './core/Json.js';
 import type { MediaProvider } from './core/Media.js';
 import type { MediaThreadStatus } from './core/Status.js';
@@ -15,6 +15,9 @@ import { RequestAuth } from './core/auth/RequestAuth.js';
 import { TokenAuth } from './core/auth/TokenAuth.js';
 import type { FerryConfig } from './config/Config.js';
 import { createLogger, janusLevelFromPino, pinoLevelFromJanus } from './log/logger.js';
+import { createEventBus } from './events/createEventBus.js';
+import type { EventBus } from './events/EventBus.js';
+import { CoreSubtype, EventType } from './events/JanusEvents.js';
 import { Metrics } from './metrics/Metrics.js';
 import type { Plugin } from './core/Plugin.js';
 import { PluginRegistry } from './core/PluginRegistry.js';
@@ -30,6 +33,10 @@ export const FERRY_VERSION = '0.1.0';
 /** The Janus API level ferry speaks (janus-gateway 1.4.x). */
 const JANUS_API_VERSION = 1400;
 const JANUS_API_VERSION_STRING = '1.4.0';
+/** Janus's core `update` event period (sessions, handles, PeerConnections). */
+const EVENTS_UPDATE_INTERVAL_MS = 15_000;
+/** At shutdown, event handlers get this long to deliver what they hold (the shutdown event last). */
+const EVENTS_CLOSE_GRACE_MS = 2000;
 
 /**
  * Resource counts owned by the media side (WebRTC transport, native engine,
@@ -72,6 +79,8 @@ export interface GatewayOptions {
   quotas?: Quotas;
   /** Called after `stop()` ended the sessions: close the media engine here. */
   onStop?: () => Promise<void> | void;
+  /** Janus event handlers (the media side, built first, shares them); else built from config.events. */
+  events?: EventBus;
 }
 
 export interface GatewayAddresses {
@@ -94,6 +103,8 @@ export class Gateway {
   readonly admin: AdminApi;
   /** WHIP/WHEP resources on the Janus HTTP listener (null when off). */
   whipWhep: WhipWhep | null = null;
+  readonly events: EventBus;
+  private eventsUpdate: Timer | null = null;
   private resources: ResourceCounts;
   private readonly transports: Array<HttpTransport | WebSocketTransport> = [];
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
@@ -106,6 +117,7 @@ export class Gateway {
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? createLogger(config.log.level);
     this.onStop = options.onStop;
+    this.events = options.events ?? createEventBus(config, this.logger);
     this.plugins.register(new EchoTestPlugin(options.services?.router ?? null));
     for (const p of options.plugins ?? []) this.plugins.register(p);
 
@@ -122,6 +134,7 @@ export class Gateway {
         return pools.length ? pools.reduce((n, p) => n + p.free, 0) : null;
       },
       mediaThreads: () => this.resources.mediaThreads(),
+      eventHandlers: () => this.events.status(),
     });
     this.quotas = options.quotas ?? new Quotas(config.quotas, this.clock);
     this.quotas.onRefusal = (limit) => this.metrics.quotaRefused(limit);
@@ -138,6 +151,7 @@ export class Gateway {
       maxPendingCandidates: config.limits.max_pending_candidates,
       onSessionEnded: (_session, reason) => this.metrics.sessionEnded(reason),
       onEventDropped: () => this.metrics.eventDropped(),
+      events: this.events,
     });
     this.registry.acceptingNewSessions = config.general.accept_new_sessions;
     // Default: PeerConnections are the handles the core knows have media; engine and ports report null until wired.
@@ -202,6 +216,8 @@ export class Gateway {
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
       quotas: this.quotas.status(),
+      // Only with handlers configured: a gateway without them reports as before.
+      ...(this.events.handlerCount > 0 ? { event_handlers: this.events.status() } : {}),
     };
   }
 
@@ -230,7 +246,7 @@ export class Gateway {
       'full-trickle': false,
       api_secret: this.auth.apiSecretEnabled,
       auth_token: this.auth.tokens.enabled,
-      event_handlers: false,
+      event_handlers: this.events.handlerCount > 0,
       opaqueid_in_api: false,
       dependencies: { fastify: 'bundled', pino: 'bundled' },
       transports: {
@@ -241,7 +257,12 @@ export class Gateway {
           ? { 'janus.transport.websockets': { name: 'JANUS WebSockets transport plugin', author: 'ferry', description: 'Janus API over WebSockets', version_string: FERRY_VERSION, version: 1 } }
           : {}),
       },
-      events: {},
+      events: Object.fromEntries(
+        this.events.status().map((h) => [
+          `ferry.eventhandler.${h.handler}`,
+          { name: `ferry ${h.handler} event handler`, author: 'ferry', description: `Janus events to ${h.target}`, version_string: FERRY_VERSION, version: 1 },
+        ]),
+      ),
       loggers: {},
       plugins: this.plugins.describe(),
     };
@@ -294,7 +315,7 @@ export class Gateway {
       if (c.websocket.enabled) {
         const t = new WebSocketTransport({
           name: 'janus.websocket', protocol: JANUS_WS_PROTOCOL, api: this.clientApi, bind: c.websocket.bind, port: c.websocket.port,
-          messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry,
+          messageLimit: c.limits.body_bytes, logger: this.logger, registry: this.registry, events: this.events,
         });
         this.transports.push(t);
         addresses.websocket = await t.listen();
@@ -317,7 +338,7 @@ export class Gateway {
       if (c.admin_websocket.enabled) {
         const t = new WebSocketTransport({
           name: 'admin.websocket', protocol: JANUS_ADMIN_WS_PROTOCOL, api: this.admin, bind: c.admin_websocket.bind,
-          port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger,
+          port: c.admin_websocket.port, messageLimit: c.limits.body_bytes, logger: this.logger, events: this.events,
         });
         this.transports.push(t);
         addresses.adminWebsocket = await t.listen();
@@ -327,7 +348,26 @@ export class Gateway {
       throw err;
     }
     this.registry.start();
+    this.startEvents();
     return addresses;
+  }
+
+  /** Event handlers connect; the core tells them it started, then every 15 s how busy it is. */
+  private startEvents(): void {
+    this.events.start();
+    if (!this.events.wants(EventType.core)) return;
+    this.events.core(CoreSubtype.startup, { status: 'started', info: this.serverInfo() });
+    this.eventsUpdate = this.clock.setInterval(() => {
+      this.events.core(CoreSubtype.startup, {
+        status: 'update',
+        info: {
+          sessions: this.registry.sessionCount,
+          handles: this.registry.handleCount,
+          peerconnections: this.resources.peerConnections(),
+          'stats-period': this.config.events.stats_period,
+        },
+      });
+    }, EVENTS_UPDATE_INTERVAL_MS);
   }
 
   /**
@@ -346,6 +386,9 @@ export class Gateway {
     this.registry.stopWatchdog();
     this.whipWhep?.close();
     this.registry.endAll('shutdown');
+    this.eventsUpdate?.cancel();
+    this.eventsUpdate = null;
+    this.events.core(CoreSubtype.shutdown, { status: 'shutdown' });
     await Promise.allSettled(this.transports.map((t) => t.close()));
     // Sockets closing during transport shutdown may have raced a last request: end anything left.
     this.registry.endAll('shutdown');
@@ -359,6 +402,7 @@ export class Gateway {
     } catch (err) {
       this.logger.error({ err }, 'media shutdown failed');
     }
+    await this.events.close(EVENTS_CLOSE_GRACE_MS);
     this.state = 'stopped';
     this.logger.info('gateway stopped');
   }

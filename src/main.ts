@@ -31,6 +31,12 @@ Without --config ferry runs on its embedded defaults:
              media.ipv6 (dual-stack sockets, IPv6 candidates), media.nat_1_1_mapping (public
              addresses to announce) with media.keep_private_host
 
+Event handlers (Janus's JSON event format; README "Event handlers"): off until events.enabled is true
+  and events.http_url (POSTs) and/or events.mqtt_url (mqtt://host:port, events.mqtt_topic) is set;
+  per handler: events.<http|mqtt>_events (all, none, or sessions,handles,jsep,webrtc,media,plugins,
+  transports,core,external), _grouping (${DEFAULT_CONFIG.events.http_grouping}), _max_backlog (${DEFAULT_CONFIG.events.http_max_backlog} events kept while the other end is away;
+  more are dropped and counted); media stats every events.stats_period (${DEFAULT_CONFIG.events.stats_period}) s
+
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},
   peer_connections_per_client ${DEFAULT_CONFIG.quotas.peer_connections_per_client}, rooms_per_client ${DEFAULT_CONFIG.quotas.rooms_per_client}, max_rooms ${DEFAULT_CONFIG.quotas.max_rooms}
@@ -49,6 +55,7 @@ Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
   FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true  FERRY_QUOTAS_PEER_CONNECTIONS_PER_CLIENT=50
+  FERRY_EVENTS_ENABLED=true  FERRY_EVENTS_HTTP_URL=http://127.0.0.1:8080/events
 `;
 
 function parseArgs(argv: string[]): { config?: string; help: boolean; printConfig: boolean } {

@@ -24,6 +24,14 @@ const PATH: Spec = { kind: 'string', nullable: false, pattern: /^\/[A-Za-z0-9._~
 const SECRET: Spec = { kind: 'string', nullable: true };
 const BOOL: Spec = { kind: 'bool' };
 const count = (min: number, max: number): Spec => ({ kind: 'int', min, max });
+/** An event handler's filter: Janus's type names (events/JanusEvents.ts maps them to type bits). */
+const EVENT_TYPE_NAMES = 'sessions|handles|jsep|webrtc|media|plugins|transports|core|external';
+const EVENT_FILTER: Spec = {
+  kind: 'string',
+  nullable: false,
+  pattern: new RegExp(`^\\s*(all|none|(${EVENT_TYPE_NAMES})(\\s*,\\s*(${EVENT_TYPE_NAMES}))*)\\s*$`, 'i'),
+  hint: `all, none, or a comma-separated list of ${EVENT_TYPE_NAMES.split('|').join(', ')}`,
+};
 
 export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K in keyof FerryConfig[S]]: Spec } } = {
   general: {
@@ -106,6 +114,24 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
       hint: 'a comma-separated list of AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80',
     },
     max_mlines: count(1, 1024),
+  },
+  events: {
+    enabled: BOOL,
+    stats_period: count(0, 3600),
+    http_url: { kind: 'string', nullable: true, pattern: /^https?:\/\/[^\s/?#]+[^\s]*$/, hint: 'an http:// or https:// URL' },
+    http_events: EVENT_FILTER,
+    http_grouping: BOOL,
+    http_max_backlog: count(1, 10_000_000),
+    http_username: SECRET,
+    http_password: SECRET,
+    mqtt_url: { kind: 'string', nullable: true, pattern: /^mqtt:\/\/[^\s/?#@]+\/?$/, hint: 'mqtt://host or mqtt://host:port' },
+    mqtt_topic: { kind: 'string', nullable: false, pattern: /^[^#+\s\u0000]+$/, hint: 'an MQTT topic name (no wildcards)' },
+    mqtt_events: EVENT_FILTER,
+    mqtt_grouping: BOOL,
+    mqtt_max_backlog: count(1, 10_000_000),
+    mqtt_username: SECRET,
+    mqtt_password: SECRET,
+    mqtt_client_id: { kind: 'string', nullable: true, pattern: /^[0-9A-Za-z_-]{1,23}$/, hint: '1 to 23 letters, digits, - or _ (MQTT 3.1.1 §3.1.3.1)' },
   },
 };
 

@@ -165,6 +165,38 @@ export interface FerryConfig {
     /** Most m-lines a client's offer may have (one PeerConnection); more is refused with 465. */
     max_mlines: number;
   };
+  /**
+   * Event handlers in Janus's JSON event format (README "Event handlers"): to an HTTP collector
+   * (POSTs) and/or an MQTT broker, each with its own filter of event types and its own bounded
+   * backlog for when the other end is away. A handler is on when its URL is set.
+   */
+  events: {
+    /** Master switch: off, no handler runs and nothing is built for them. */
+    enabled: boolean;
+    /** Seconds between media stats events for each m-line of each PeerConnection; 0: none. */
+    stats_period: number;
+    /** Collector URL (http:// or https://); null: no HTTP handler. */
+    http_url: string | null;
+    /** Janus's filter: all, none, or type names (sessions,handles,jsep,webrtc,media,plugins,transports,core,external). */
+    http_events: string;
+    /** One JSON array per POST (true), or one event per POST. */
+    http_grouping: boolean;
+    /** Events kept while the collector is away; more are dropped and counted. */
+    http_max_backlog: number;
+    /** HTTP basic authentication, when the collector wants it. */
+    http_username: string | null;
+    http_password: string | null;
+    /** Broker URL (mqtt://host[:port]); null: no MQTT handler. */
+    mqtt_url: string | null;
+    mqtt_topic: string;
+    mqtt_events: string;
+    mqtt_grouping: boolean;
+    mqtt_max_backlog: number;
+    mqtt_username: string | null;
+    mqtt_password: string | null;
+    /** null: ferry-<random>, new each start. */
+    mqtt_client_id: string | null;
+  };
 }
 
 export const DEFAULT_CONFIG: FerryConfig = {
@@ -234,5 +266,24 @@ export const DEFAULT_CONFIG: FerryConfig = {
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',
     max_mlines: 32,
+  },
+  // Janus's defaults: stats every 5 s, every type, grouped.
+  events: {
+    enabled: false,
+    stats_period: 5,
+    http_url: null,
+    http_events: 'all',
+    http_grouping: true,
+    http_max_backlog: 10_000,
+    http_username: null,
+    http_password: null,
+    mqtt_url: null,
+    mqtt_topic: 'ferry/events',
+    mqtt_events: 'all',
+    mqtt_grouping: true,
+    mqtt_max_backlog: 10_000,
+    mqtt_username: null,
+    mqtt_password: null,
+    mqtt_client_id: null,
   },
 };

@@ -5,6 +5,8 @@
  * is idempotent.
  */
 import type { Logger } from 'pino';
+import { EventType } from '../events/JanusEvents.js';
+import { NO_EVENTS, type EventBus, type EventSource } from '../events/EventBus.js';
 import type { Clock } from '../time/Clock.js';
 import { JanusError, JanusErrorCode, isJanusError } from './JanusError.js';
 import type { JsonObject } from './Json.js';
@@ -46,6 +48,8 @@ export interface HandleOptions {
   media: MediaProvider | null;
   /** Trickle candidates kept while no PeerConnection exists yet (Janus queues them too). */
   maxPendingCandidates: number;
+  /** Where the handle's Janus events go (attach, jsep, webrtc, media, plugin); default: nowhere. */
+  events?: EventBus;
 }
 
 export class Handle {
@@ -74,6 +78,9 @@ export class Handle {
   private readonly logger: Logger;
   private readonly mediaProvider: MediaProvider | null;
   private readonly maxPendingCandidates: number;
+  private readonly events: EventBus;
+  /** The ids this handle's events carry. */
+  private readonly eventSource: EventSource & { handleId: number };
 
   /** Attaches to the plugin; a plugin that throws gives 461 and no handle exists. */
   constructor(options: HandleOptions) {
@@ -87,11 +94,14 @@ export class Handle {
     this.logger = options.logger.child({ handle: options.id });
     this.mediaProvider = options.media;
     this.maxPendingCandidates = options.maxPendingCandidates;
+    this.events = options.events ?? NO_EVENTS;
+    this.eventSource = { sessionId: options.owner.id, handleId: options.id, opaqueId: options.opaqueId };
     try {
       this.pluginHandle = this.plugin.attach(this.makeContext());
     } catch (err) {
       throw new JanusError(JanusErrorCode.PLUGIN_ATTACH, `Couldn't attach to plugin: ${errorText(err)}`);
     }
+    this.events.handle(this.eventSource, 'attached', this.plugin.info.package, this.token);
   }
 
   get state(): HandleState {
@@ -138,6 +148,7 @@ export class Handle {
         this.negotiatingTransaction = transaction;
       }
       if (jsep.type === 'answer') this.localOfferPending = false;
+      this.events.jsep(this.eventSource, 'remote', jsep);
       this.apply('remoteJsep');
     }
     const media = this.mediaBinding;
@@ -196,7 +207,10 @@ export class Handle {
     const hadMedia = this.currentState !== 'idle';
     this.apply('hangup');
     this.releaseMedia(reason);
-    if (hadMedia) this.owner.deliver({ janus: 'hangup', session_id: this.owner.id, sender: this.id, reason });
+    if (hadMedia) {
+      this.owner.deliver({ janus: 'hangup', session_id: this.owner.id, sender: this.id, reason });
+      this.events.peerConnection(this.eventSource, 'hangup', reason);
+    }
     this.callPlugin('hangupMedia', () => this.pluginHandle.hangupMedia(reason));
   }
 
@@ -212,9 +226,13 @@ export class Handle {
     this.apply('detach');
     this.releaseMedia(reason);
     this.pendingCandidates = [];
-    if (hadMedia) this.callPlugin('hangupMedia', () => this.pluginHandle.hangupMedia(reason));
+    if (hadMedia) {
+      this.events.peerConnection(this.eventSource, 'hangup', reason);
+      this.callPlugin('hangupMedia', () => this.pluginHandle.hangupMedia(reason));
+    }
     const detachError = this.callPlugin('destroy', () => this.pluginHandle.destroy(reason));
     this.owner.removeHandle(this);
+    this.events.handle(this.eventSource, 'detached', this.plugin.info.package, this.token);
     if (this.owner.live) {
       // After the reply to the request that caused it, as in Janus (the event is sent when the handle is freed).
       const owner = this.owner;
@@ -279,19 +297,26 @@ export class Handle {
   private mediaEvents(self: () => HandleMedia): MediaEvents {
     const current = () => this.mediaBinding !== null && this.mediaBinding === self();
     const base = () => ({ session_id: this.owner.id, sender: this.id });
-    return {
+    const events = this.events;
+    const source = this.eventSource;
+    const media: MediaEvents = {
       webrtcUp: () => {
         if (!current() || !this.apply('webrtcUp')) return;
         // The plugin routes media first, then the client hears "webrtcup" (Janus's order too):
         // a client that starts sending on webrtcup finds the route made, on every media thread.
         this.callPlugin('setupMedia', () => this.pluginHandle.setupMedia());
         this.owner.deliver({ janus: 'webrtcup', ...base() });
+        events.peerConnection(source, 'webrtcup');
       },
       mediaState: (info) => {
-        if (current()) this.owner.deliver({ janus: 'media', ...base(), ...info });
+        if (!current()) return;
+        this.owner.deliver({ janus: 'media', ...base(), ...info });
+        events.mediaState(source, info);
       },
       slowLink: (info) => {
-        if (current()) this.owner.deliver({ janus: 'slowlink', ...base(), ...info });
+        if (!current()) return;
+        this.owner.deliver({ janus: 'slowlink', ...base(), ...info });
+        events.slowLink(source, info);
       },
       localCandidate: (candidate) => {
         if (current()) this.owner.deliver({ janus: 'trickle', ...base(), candidate: candidate ?? { completed: true } });
@@ -300,6 +325,18 @@ export class Handle {
         if (current()) this.hangup(reason);
       },
     };
+    // Only when a handler wants them: without these the media layer builds nothing for them.
+    if (events.wants(EventType.webrtc)) {
+      media.transportEvent = (e) => {
+        if (current()) events.webrtcTransport(source, e);
+      };
+    }
+    if (events.wants(EventType.media)) {
+      media.mediaStats = (stats) => {
+        if (current()) events.mediaStats(source, stats);
+      };
+    }
+    return media;
   }
 
   private makeContext(): PluginContext {
@@ -325,6 +362,7 @@ export class Handle {
       const event: JsonObject = { janus: 'event', session_id: this.owner.id, sender: this.id };
       if (transaction !== undefined) event['transaction'] = transaction;
       event['plugindata'] = { plugin: this.plugin.info.package, data };
+      this.events.plugin(this.eventSource, this.plugin.info.package, data);
       if (transaction !== undefined && transaction === this.negotiatingTransaction) {
         if (jsep) this.negotiatingTransaction = null;
         else if (isPluginError(data)) {
@@ -352,6 +390,7 @@ export class Handle {
         if (local.type === 'offer') this.localOfferPending = true;
         this.apply('localJsep');
         event['jsep'] = { ...local } as JsonObject;
+        this.events.jsep(this.eventSource, 'local', local);
       }
       this.owner.deliver(event);
     }).catch((err: unknown) => {

@@ -4,6 +4,7 @@
  * transport) opens one `HandleMedia` per handle that negotiates media, and
  * reports media lifecycle back through `MediaEvents`.
  */
+import type { MediaLineStats, WebRtcTransportEvent } from '../events/JanusEvents.js';
 import type { JsonObject } from './Json.js';
 
 export type JsepType = 'offer' | 'answer';
@@ -32,6 +33,10 @@ export interface MediaEvents {
   localCandidate(candidate: TrickleCandidate | null): void;
   /** The PeerConnection died on its own (ICE failure, DTLS alert, consent lost). */
   closed(reason: string): void;
+  /** A transport step (ICE, candidates, DTLS) for the event handlers; absent when none wants them. */
+  transportEvent?(event: WebRtcTransportEvent): void;
+  /** One m-line's counters every `events.stats_period`, for the event handlers; absent when none wants them. */
+  mediaStats?(stats: MediaLineStats): void;
 }
 
 /** One handle's PeerConnection, as the core and plugins see it. */

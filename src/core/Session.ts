@@ -4,6 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { EventBus } from '../events/EventBus.js';
 import type { Clock } from '../time/Clock.js';
 import { EventQueue } from './EventQueue.js';
 import { Handle } from './Handle.js';
@@ -26,6 +27,8 @@ export interface SessionOptions {
   maxQueuedEvents: number;
   maxPendingCandidates: number;
   onEventDropped: () => void;
+  /** Where its handles' Janus events go. */
+  events?: EventBus;
   /** Registry removal: called exactly once, at the end of `end()`. */
   onEnded: (session: Session, reason: SessionEndReason) => void;
 }
@@ -119,6 +122,7 @@ export class Session {
       logger: this.logger,
       media: this.options.media,
       maxPendingCandidates: this.options.maxPendingCandidates,
+      ...(this.options.events ? { events: this.options.events } : {}),
     });
     this.handles.set(id, handle);
     return handle;

@@ -4,6 +4,8 @@
  * removes the session here (lessons.md §3: Janus #3526/#3532).
  */
 import type { Logger } from 'pino';
+import { NO_EVENTS, transportId, type EventBus } from '../events/EventBus.js';
+import { EventType } from '../events/JanusEvents.js';
 import type { Clock, Timer } from '../time/Clock.js';
 import { JanusError, JanusErrorCode } from './JanusError.js';
 import type { MediaProvider } from './Media.js';
@@ -29,12 +31,15 @@ export interface SessionRegistryOptions {
   quotas?: Quotas;
   onSessionEnded?: (session: Session, reason: SessionEndReason) => void;
   onEventDropped?: () => void;
+  /** Where session and handle events go (Janus event handlers); default: nowhere. */
+  events?: EventBus;
 }
 
 export class SessionRegistry {
   private readonly sessions = new Map<number, Session>();
   private readonly options: SessionRegistryOptions;
   private watchdog: Timer | null = null;
+  private readonly events: EventBus;
   acceptingNewSessions = true;
   sessionTimeout: number;
   readonly reclaimSessionTimeout: number;
@@ -43,6 +48,7 @@ export class SessionRegistry {
     this.options = options;
     this.sessionTimeout = options.sessionTimeout;
     this.reclaimSessionTimeout = options.reclaimSessionTimeout;
+    this.events = options.events ?? NO_EVENTS;
   }
 
   /** Starts the expiry watchdog. */
@@ -151,8 +157,10 @@ export class SessionRegistry {
       maxPendingCandidates: this.options.maxPendingCandidates,
       onEventDropped: () => this.options.onEventDropped?.(),
       onEnded: (s, reason) => this.removeEnded(s, reason),
+      events: this.events,
     });
     this.sessions.set(id, session);
+    if (this.events.wants(EventType.session)) this.events.session(id, 'created', this.transportOf(sink));
     return session;
   }
 
@@ -160,6 +168,11 @@ export class SessionRegistry {
   claim(session: Session, sink: TransportSink): void {
     session.touch();
     session.bind(sink);
+    if (this.events.wants(EventType.session)) this.events.session(session.id, 'claimed', this.transportOf(sink));
+  }
+
+  private transportOf(sink: TransportSink): { transport: string; id: string } {
+    return { transport: sink.description, id: transportId(sink) };
   }
 
   /**
@@ -212,5 +225,6 @@ export class SessionRegistry {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
     this.options.quotas?.sessionEnded(session.id);
     this.options.onSessionEnded?.(session, reason);
+    this.events.session(session.id, reason === 'timeout' || reason === 'reclaim-expired' ? 'timeout' : 'destroyed');
   }
 }

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 
 import type { MediaThreadStatus } from '../core/Status.js';
+import type { EventHandlerStatus } from '../events/EventBus.js';
 
 export interface MetricsSources {
   sessions(): number;
@@ -18,6 +19,8 @@ export interface MetricsSources {
   freePorts?(): number | null;
   /** Per media thread figures (the same Admin ferry_status reports). */
   mediaThreads?(): MediaThreadStatus[];
+  /** Janus event handlers' counters (the same Admin ferry_status reports). */
+  eventHandlers?(): EventHandlerStatus[];
 }
 
 /** Per media thread series: metric name, help, and the field of MediaThreadStatus it reads. */
@@ -32,6 +35,14 @@ const THREAD_SERIES: ReadonlyArray<[string, string, keyof MediaThreadStatus]> = 
   ['ferry_media_thread_queue_overflows_total', 'Packets a media thread could not hand to another (queue full)', 'queue_overflows'],
   ['ferry_media_thread_cross_sent_total', 'Packets a media thread handed to other threads', 'cross_sent'],
   ['ferry_media_thread_cross_received_total', 'Packets a media thread received from other threads', 'cross_received'],
+];
+
+/** Per event handler series, read from its status like the thread series. */
+const EVENT_HANDLER_SERIES: ReadonlyArray<[string, string, 'backlog' | 'sent' | 'dropped' | 'failed_attempts']> = [
+  ['ferry_event_handler_backlog', 'Events an event handler holds for delivery', 'backlog'],
+  ['ferry_event_handler_sent_total', 'Events an event handler delivered', 'sent'],
+  ['ferry_event_handler_dropped_total', 'Events an event handler dropped (backlog full, or undelivered at shutdown)', 'dropped'],
+  ['ferry_event_handler_failed_attempts_total', 'Failed delivery attempts of an event handler (each is retried)', 'failed_attempts'],
 ];
 
 export class Metrics {
@@ -73,6 +84,21 @@ export class Metrics {
           collect() {
             this.reset();
             for (const t of read()) this.set({ thread: String(t.thread) }, t[field]);
+          },
+        });
+      }
+    }
+    if (sources.eventHandlers) {
+      const read = () => sources.eventHandlers?.() ?? [];
+      for (const [name, help, field] of EVENT_HANDLER_SERIES) {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['handler'],
+          registers: [this.registry],
+          collect() {
+            this.reset();
+            for (const h of read()) this.set({ handler: h.handler }, h[field]);
           },
         });
       }

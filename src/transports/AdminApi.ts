@@ -4,6 +4,7 @@
  * `info`/`ping`. `ferry_status` adds the derived resource counts.
  */
 import type { QuotaStatus } from '../core/Quotas.js';
+import type { EventHandlerStatus } from '../events/EventBus.js';
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import { requireInteger, requireString } from '../core/Fields.js';
 import { field, isJsonObject, type JsonObject } from '../core/Json.js';
@@ -38,6 +39,8 @@ export interface FerryStatus {
   queued_events: number;
   /** What per-client quotas count now (clients, sessions, PeerConnections, rooms). */
   quotas?: QuotaStatus;
+  /** Each Janus event handler: where it delivers, its backlog, what it sent and dropped. */
+  event_handlers?: EventHandlerStatus[];
 }
 
 export interface AdminApiOptions extends ApiOptions {

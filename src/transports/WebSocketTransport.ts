@@ -12,6 +12,7 @@ import { JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
 import type { SessionRegistry } from '../core/SessionRegistry.js';
 import type { TransportSink } from '../core/TransportSink.js';
+import type { EventBus } from '../events/EventBus.js';
 import type { JanusApi } from './ApiBase.js';
 
 export const JANUS_WS_PROTOCOL = 'janus-protocol';
@@ -49,6 +50,8 @@ export interface WebSocketTransportOptions {
   logger: Logger;
   /** Janus API only: sessions of a closed socket are ended or kept for reclaim. */
   registry?: SessionRegistry;
+  /** Janus event handlers: each connection's `connected` and `disconnected` (type 128). */
+  events?: EventBus;
 }
 
 function rawToBuffer(data: RawData): Buffer {
@@ -93,9 +96,11 @@ export class WebSocketTransport {
   }
 
   private onConnection(socket: WebSocket, remoteAddress: string | undefined): void {
-    const { api, registry, logger, messageLimit } = this.options;
+    const { api, registry, logger, messageLimit, events } = this.options;
     const connection = new WebSocketConnection(socket);
     this.connections.add(socket);
+    const admin = this.options.registry === undefined;
+    events?.transport(connection.description, connection, { event: 'connected', admin_api: admin, ip: remoteAddress ?? null });
     socket.on('message', (data: RawData, isBinary: boolean) => {
       const buffer = rawToBuffer(data);
       const reply = (message: JsonObject) => {
@@ -122,6 +127,7 @@ export class WebSocketTransport {
     socket.on('error', (err) => logger.debug({ err }, 'websocket error'));
     socket.on('close', () => {
       this.connections.delete(socket);
+      events?.transport(connection.description, connection, { event: 'disconnected', admin_api: admin, ip: remoteAddress ?? null });
       registry?.transportGone(connection);
     });
   }

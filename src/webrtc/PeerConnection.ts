@@ -3,7 +3,7 @@
 // (werift's DTLS stack over the engine endpoint) and its keys go to the
 // engine. No media packet passes through this object.
 //
-// A little over 600 lines, kept whole: the state table, applying descriptions
+// About 700 lines, kept whole: the state table, applying descriptions
 // and the endpoint's events all read and change the same per-m-line state.
 // The SDP it sends is built in SdpBuilder.ts, the DTLS side is DtlsSession.ts.
 import { randomBytes } from 'node:crypto';
@@ -25,6 +25,7 @@ import type { EndpointLeasePool, PortLease } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { DtlsSession } from './DtlsSession.js';
 import { parseRemoteDescription, SdpError, type LocalTransport, type RemoteDescription } from './Sdp.js';
+import { TransportReporter } from './TransportReporter.js';
 import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, TWCC_OFFER_EXTENSION_ID, type StreamState } from './SdpBuilder.js';
 
 export type PeerConnectionState =
@@ -123,16 +124,26 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   /** The last 'bandwidth-estimate' of what ferry sends this peer. */
   private estimate: { bitrate: number; lossPermille: number; rttMs: number; limited: boolean } | null = null;
   private closeReason: string | null = null;
+  /** Packets the peer sent that never arrived, per source (summed 'source-loss' reports), for media stats. */
+  private readonly lostBySource = new Map<number, number>();
+  /** Cumulative loss the peer's receiver last reported, per SSRC ferry sends, for media stats. */
+  private readonly remoteLostBySsrc = new Map<number, number>();
+  /** Transport steps for the event handlers. */
+  private readonly reporter: TransportReporter;
   readonly createdAt = Date.now();
 
   constructor(private readonly options: PeerConnectionOptions) {
+    this.reporter = new TransportReporter(options.events.transportEvent?.bind(options.events), options.candidateAddresses);
     this.dtls = new DtlsSession({
       certificate: options.certificate,
       srtpProfiles: options.srtpProfiles,
       send: (data) => this.sendDtls(data),
       remoteFingerprint: () => this.remote?.fingerprint ?? null,
       onConnected: (keys) => this.onDtlsConnected(keys),
-      onFailed: (reason) => this.fail(reason),
+      onFailed: (reason) => {
+        if (this.state !== 'closed') this.reporter.dtlsFailed();
+        this.fail(reason);
+      },
       log: options.log,
     });
   }
@@ -212,6 +223,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         this.iceUfrag = randomBytes(6).toString('hex');
         this.icePwd = randomBytes(16).toString('hex');
         this.iceRestarts++;
+        this.reporter.iceRestarted();
         this.options.engine.restartIce(lease.endpoint, { ufrag: this.iceUfrag, pwd: this.icePwd, remoteUfrag: desc.iceUfrag });
       } else {
         this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
@@ -273,6 +285,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.whileApplying('local answer', () => {
       this.apply('local-answer');
       this.localSdp = sdp;
+      this.reporter.localDescription(this.iceUfrag, lease.port);
       this.streamStates = states;
       // The offerer negotiated transport-wide sequence numbers (both directions, RFC 8285 §6):
       // where ferry sends too, its feedback on ferry's packets gives their estimate.
@@ -301,6 +314,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
     this.localSdp = sdp;
     this.streamStates = states;
+    this.reporter.localDescription(this.iceUfrag, lease.port);
     this.ensureOutputs();
     this.notifyStreams();
     return { type: 'offer', sdp };
@@ -317,8 +331,14 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
 
   addRemoteCandidates(candidates: TrickleCandidate[]): void {
     // ICE-lite: peers' addresses are learned from their connectivity checks (RFC 8445 §2.5);
-    // trickled candidates are only counted.
+    // trickled candidates are only counted (and reported to the event handlers).
     this.remoteCandidates += candidates.length;
+    this.reporter.remoteCandidates(candidates);
+  }
+
+  /** Loss for media stats: per source received, and per SSRC sent as the peer last reported it. */
+  lossCounters(): { bySource: ReadonlyMap<number, number>; remoteBySsrc: ReadonlyMap<number, number> } {
+    return { bySource: this.lostBySource, remoteBySsrc: this.remoteLostBySsrc };
   }
 
   streams(): MediaStreamInfo[] {
@@ -440,13 +460,17 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private completeNegotiation(): void {
     // When ferry offers, its ICE-lite agent answers checks as soon as the offer is out, so the
     // browser may nominate a pair (and start DTLS) before its answer reaches ferry.
+    this.reporter.negotiated();
     if (this.state === 'negotiated' && this.remoteAddress !== null) this.apply('ice-selected');
     this.syncSources();
     this.ensureOutputs();
     this.startDtls();
     if (!this.connectTimer && this.state !== 'connected') {
       this.connectTimer = setTimeout(() => {
-        if (this.state !== 'connected') this.fail('ICE/DTLS timeout');
+        if (this.state === 'connected') return;
+        if (this.remoteAddress === null) this.reporter.iceFailed();
+        else this.reporter.dtlsFailed();
+        this.fail('ICE/DTLS timeout');
       }, this.options.connectTimeoutMs);
       this.connectTimer.unref?.();
     }
@@ -583,6 +607,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private startDtls(): void {
     if (!this.lease || !this.remote) return;
     this.dtls.start(this.remote.setup);
+    this.reporter.dtlsStarted();
   }
 
   /** DTLS records go to the address ICE selected (none yet: dropped, the peer retransmits). */
@@ -604,6 +629,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (!this.apply('dtls-connected')) return;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
+    this.reporter.dtlsConnected();
     this.options.events.webrtcUp();
   }
 
@@ -623,6 +649,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         const first = this.remoteAddress === null;
         this.remoteAddress = event.address;
         this.apply('ice-selected');
+        if (this.lease) this.reporter.selected(event.address, this.lease.port);
         if (first) this.dtls.peerReachable();
         break;
       }
@@ -631,10 +658,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         this.dtls.receive(event.data);
         break;
       case 'consent-lost':
+        this.reporter.iceFailed();
         this.fail('ICE failed: consent lost');
         break;
       case 'source-loss': {
         // Loss on what the peer sends ferry: its uplink (Janus slowlink uplink=true).
+        this.lostBySource.set(event.source, (this.lostBySource.get(event.source) ?? 0) + event.lost);
         const stream = this.streamStates.find((s) => s.info.sources.some((src) => src.source === event.source));
         if (!stream || event.expected === 0 || (event.lost * 256) / event.expected < SLOWLINK_FRACTION) break;
         this.maybeSlowLink(stream, true, event.lost);
@@ -658,6 +687,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       }
       case 'receiver-loss': {
         // Loss on what ferry sends (the client's receiver reports): downlink, uplink=false as Janus says.
+        this.remoteLostBySsrc.set(event.ssrc, event.lost);
         const stream = this.streamStates.find((s) => s.info.outputSsrc === event.ssrc);
         if (!stream || event.fractionLost < SLOWLINK_FRACTION) break;
         this.maybeSlowLink(stream, false, event.lost);

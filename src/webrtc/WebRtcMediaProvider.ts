@@ -1,9 +1,11 @@
 // The core's MediaProvider for WebRTC: one PeerConnection per handle that
 // negotiates media, all on one MediaEngine and one port pool. It also watches
 // media flow (one engine stats read per second for all PeerConnections) to
-// send Janus `media` events.
+// send Janus `media` events, and (with event handlers) reads the engine's counters once per
+// stats period for every PeerConnection's media stats events.
 import type { HandleMedia, MediaEvents, MediaProvider, MediaStreamInfo } from '../core/Media.js';
 import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
+import { MediaStatsReader } from './MediaStatsReader.js';
 import type { EndpointLeasePool } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { PeerConnection } from './PeerConnection.js';
@@ -22,6 +24,8 @@ export interface WebRtcMediaProviderOptions {
   bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
+  /** Media stats for the event handlers every this many ms (`events.stats_period`); absent or 0: none. */
+  mediaStatsPeriodMs?: number;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
   /**
    * Admission of one PeerConnection for a session (per-client quota), asked before anything is
@@ -42,11 +46,15 @@ interface Watched {
 export class WebRtcMediaProvider implements MediaProvider {
   private readonly connections = new Map<PeerConnection, Watched>();
   private monitor: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private readonly statsReader: MediaStatsReader;
   /** checkMedia's scratch state: source id → packets received, and the connection being checked. */
   private readonly packetsBySource = new Map<number, number>();
   private checking: Watched | null = null;
 
-  constructor(private readonly options: WebRtcMediaProviderOptions) {}
+  constructor(private readonly options: WebRtcMediaProviderOptions) {
+    this.statsReader = new MediaStatsReader(options.engine);
+  }
 
   get count(): number {
     return this.connections.size;
@@ -78,13 +86,23 @@ export class WebRtcMediaProvider implements MediaProvider {
   private forget(pc: PeerConnection): void {
     this.connections.get(pc)?.release?.();
     this.connections.delete(pc);
+    this.statsReader.forget(pc);
     if (this.connections.size === 0 && this.monitor) {
       clearInterval(this.monitor);
       this.monitor = null;
     }
+    if (this.connections.size === 0 && this.statsTimer) {
+      clearInterval(this.statsTimer);
+      this.statsTimer = null;
+    }
   }
 
   private startMonitor(): void {
+    const statsPeriodMs = this.options.mediaStatsPeriodMs ?? 0;
+    if (!this.statsTimer && statsPeriodMs > 0) {
+      this.statsTimer = setInterval(() => this.statsReader.report(this.connections.values(), statsPeriodMs), statsPeriodMs);
+      this.statsTimer.unref();
+    }
     if (this.monitor) return;
     this.monitor = setInterval(() => this.checkMedia(), this.options.mediaCheckIntervalMs ?? 1000);
     this.monitor.unref();

@@ -16,6 +16,7 @@ const LAYERS: Record<string, number> = {
   time: 0,
   sip: 1,
   media: 1,
+  events: 1,
   core: 2,
   metrics: 3,
   webrtc: 3,
