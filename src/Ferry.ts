@@ -247,6 +247,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     maxMLines: config.media.max_mlines,
+    iceTcp: config.media.ice_tcp,
     mediaStatsPeriodMs: events.wants(EventType.media) ? config.events.stats_period * 1000 : 0,
     ...(config.media.bandwidth_estimation ? { bandwidthEstimation: { startBitrate: config.media.bwe_start_bitrate, maxBitrate: config.media.bwe_max_bitrate } } : {}),
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },

@@ -28,7 +28,8 @@ Without --config ferry runs on its embedded defaults:
              from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s;
              media.single_port (off): every PeerConnection of a media thread on one UDP port
              (one port per thread, comma-separated, or a base port), routed by ICE ufrag;
-             media.ipv6 (dual-stack sockets, IPv6 candidates), media.nat_1_1_mapping (public
+             media.ice_tcp (passive TCP candidates, RFC 6544), media.ipv6 (dual-stack
+             sockets, IPv6 candidates), media.nat_1_1_mapping (public
              addresses to announce) with media.keep_private_host
 
 Event handlers (Janus's JSON event format; README "Event handlers"): off until events.enabled is true

@@ -121,6 +121,8 @@ pub struct EndpointOptions {
     pub group: Option<String>,
     /// Single-port mode: on its media thread's shared socket (needs `ice`); `port` is unused.
     pub shared: Option<bool>,
+    /// ICE-TCP (RFC 6544): also listen on TCP on the same port, for peers without UDP.
+    pub ice_tcp: Option<bool>,
 }
 
 #[napi(object)]
@@ -264,6 +266,7 @@ impl NativeEngine {
             config.worker = options.worker.map(|w| w as usize);
             config.group = options.group.as_deref().map(group_key);
             config.shared = options.shared.unwrap_or(false);
+            config.ice_tcp = options.ice_tcp.unwrap_or(false);
             let (id, local) = self.engine()?.open_endpoint(config).map_err(err)?;
             Ok(OpenedEndpoint { id, address: local.ip().to_string(), port: local.port() as u32 })
         })

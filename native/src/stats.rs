@@ -154,6 +154,9 @@ pub struct WorkerCounters {
     pub shared_endpoints: u32,
     pub shared_addresses: u32,
     pub shared_unrouted: f64,
+    /// ICE-TCP connections open, and frames dropped on them.
+    pub tcp_connections: u32,
+    pub tcp_dropped: f64,
 }
 
 #[napi(object)]
@@ -186,6 +189,8 @@ impl WorkerCounters {
             shared_endpoints,
             shared_addresses,
             shared_unrouted,
+            tcp_connections,
+            tcp_dropped,
             endpoints,
             sources: _,
             outputs: _,
@@ -211,6 +216,8 @@ impl WorkerCounters {
             shared_endpoints: *shared_endpoints as u32,
             shared_addresses: *shared_addresses as u32,
             shared_unrouted: *shared_unrouted as f64,
+            tcp_connections: *tcp_connections as u32,
+            tcp_dropped: *tcp_dropped as f64,
         }
     }
 }

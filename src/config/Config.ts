@@ -99,6 +99,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     bwe_max_bitrate: count(30_000, 1_000_000_000),
     bind: BIND,
     ipv6: BOOL,
+    ice_tcp: BOOL,
     rtp_port_min: count(1, 65535),
     rtp_port_max: count(1, 65535),
     candidate_addresses: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:, ]+$/, hint: 'comma-separated IP addresses' },

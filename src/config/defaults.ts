@@ -133,6 +133,11 @@ export interface FerryConfig {
     /** Address media sockets bind to. */
     bind: string;
     /**
+     * ICE-TCP (RFC 6544): each PeerConnection also listens on TCP on its UDP port and offers a
+     * passive TCP candidate, for clients whose UDP is blocked (not in single-port mode).
+     */
+    ice_tcp: boolean;
+    /**
      * IPv6: media sockets are dual-stack (bind `::` when `bind` is 0.0.0.0) and the host's
      * global IPv6 addresses are announced as candidates beside its IPv4 ones.
      */
@@ -256,6 +261,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
     bwe_max_bitrate: 20_000_000,
     bind: '0.0.0.0',
     ipv6: false,
+    ice_tcp: false,
     rtp_port_min: 20000,
     rtp_port_max: 40000,
     candidate_addresses: null,

@@ -40,6 +40,8 @@ export interface LeaseInfo {
  */
 export interface EndpointLeasePool {
   readonly options: PortPoolOptions;
+  /** Endpoints share their media thread's port (single-port mode). */
+  readonly shared: boolean;
   readonly size: number;
   readonly leased: number;
   readonly free: number;
@@ -103,6 +105,7 @@ export abstract class LeasePoolBase {
 }
 
 export class PortPool extends LeasePoolBase implements EndpointLeasePool {
+  readonly shared = false;
   private nextPort: number;
 
   constructor(

@@ -6,6 +6,7 @@ import type { EndpointEvent, EndpointOptions, MediaEngine } from './MediaEngine.
 import { LeasePoolBase, PortLease, PortPoolExhaustedError, type EndpointLeasePool, type PortPoolOptions } from './PortPool.js';
 
 export class SlotPool extends LeasePoolBase implements EndpointLeasePool {
+  readonly shared = true;
   /** `options.range`: shown by Admin; its size is the most endpoints open at once. Leases are by endpoint id. */
   constructor(
     private readonly engine: MediaEngine,

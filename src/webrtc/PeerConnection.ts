@@ -88,6 +88,8 @@ export interface PeerConnectionOptions {
   srtpProfiles?: SrtpProfileName[];
   /** Most m-lines a remote offer may have (`media.max_mlines`). */
   maxMLines?: number;
+  /** ICE-TCP (`media.ice_tcp`): a passive TCP candidate on the PeerConnection's port too. */
+  iceTcp?: boolean;
   /**
    * Send-side bandwidth estimation of what ferry sends this peer (`media.bandwidth_estimation`):
    * where the estimate starts and the most it may reach (bits/s). Absent: off.
@@ -167,6 +169,11 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return true;
   }
 
+  /** ICE-TCP needs a port of the PeerConnection's own (not single-port mode's shared one). */
+  private get iceTcp(): boolean {
+    return this.options.iceTcp === true && !this.options.ports.shared;
+  }
+
   private ensureLease(): PortLease {
     if (this.lease) return this.lease;
     // The engine reads the rid of unsignalled SSRCs with the offer's RtpStreamId extension id
@@ -184,6 +191,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         ...(ridExtensionId !== undefined ? { ridExtensionId } : {}),
         ...(twccExtensionId !== undefined ? { twccExtensionId } : {}),
         ...(this.options.placementGroup !== undefined ? { group: this.options.placementGroup } : {}),
+        ...(this.iceTcp ? { iceTcp: true } : {}),
       },
       (event) => this.onEndpointEvent(event),
     );
@@ -414,7 +422,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       iceUfrag: this.iceUfrag,
       icePwd: this.icePwd,
       fingerprint: this.options.certificate.fingerprint,
-      candidates: this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
+      candidates: [
+        ...this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port })),
+        ...(this.iceTcp ? this.options.candidateAddresses.map((ip) => ({ ip, port: lease.port, tcp: true })) : []),
+      ],
     };
   }
 

@@ -347,7 +347,8 @@ export interface LocalTransport {
   icePwd: string;
   fingerprint: Fingerprint;
   setup: DtlsSetup;
-  candidates: { ip: string; port: number }[];
+  /** Host candidates; `tcp`: an ICE-TCP passive candidate (RFC 6544 §4.5) on that port. */
+  candidates: { ip: string; port: number; tcp?: boolean }[];
 }
 
 export interface LocalMediaSection {
@@ -453,14 +454,16 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
       m.rtcpMux = 'rtcp-mux';
       m.direction = s.direction;
       // Candidates are repeated on every bundled m-line so clients that do not bundle still connect.
+      // TCP after UDP (RFC 6544 §4.2: a lower priority, so UDP wins where it works).
       m.candidates = transport.candidates.map((cand, i) => ({
         foundation: String(i + 1),
         component: 1,
-        transport: 'udp',
-        priority: 2130706431 - i,
+        transport: cand.tcp ? 'tcp' : 'udp',
+        priority: (cand.tcp ? 1518280447 : 2130706431) - i,
         ip: cand.ip,
         port: cand.port,
         type: 'host',
+        ...(cand.tcp ? { tcptype: 'passive' } : {}),
       }));
       m.endOfCandidates = 'end-of-candidates';
       if (s.extensions?.length) m.ext = s.extensions.map((e) => ({ value: e.id, uri: e.uri }));

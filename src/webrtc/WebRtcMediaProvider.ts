@@ -20,6 +20,8 @@ export interface WebRtcMediaProviderOptions {
   srtpProfiles?: SrtpProfileName[];
   /** Most m-lines a remote offer may have (`media.max_mlines`). */
   maxMLines?: number;
+  /** ICE-TCP passive candidates (`media.ice_tcp`). */
+  iceTcp?: boolean;
   /** Send-side bandwidth estimation (`media.bandwidth_estimation`); absent: off. */
   bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
   /** How often media flow is sampled for `media` events. */
@@ -75,6 +77,7 @@ export class WebRtcMediaProvider implements MediaProvider {
       srtpProfiles: this.options.srtpProfiles,
       ...(this.options.maxMLines !== undefined ? { maxMLines: this.options.maxMLines } : {}),
       ...(this.options.bandwidthEstimation ? { bandwidthEstimation: this.options.bandwidthEstimation } : {}),
+      ...(this.options.iceTcp ? { iceTcp: true } : {}),
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });

@@ -13,7 +13,7 @@ import { connectionState, loopbackPeer } from './werift.js';
 export async function echoThrough(ws: JanusWs, session: number, address: string, peers: RTCPeerConnection[], peerConfig: Parameters<typeof loopbackPeer>[0] = {}): Promise<number> {
   const attached = await ws.request({ janus: 'attach', session_id: session, plugin: 'janus.plugin.echotest' });
   const handle = attached['data'].id as number;
-  const pc = loopbackPeer({ ...peerConfig, iceFilterCandidatePair: (pair) => pair.remoteCandidate.host === address });
+  const pc = loopbackPeer({ iceFilterCandidatePair: (pair) => pair.remoteCandidate.host === address, ...peerConfig });
   peers.push(pc);
   const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
   let got = 0;

@@ -45,11 +45,14 @@ pub struct EndpointConfig {
     /// Single-port mode: the endpoint lives on its media thread's shared socket instead of a
     /// socket of its own (`bind` is then unused); it must have ICE, whose ufrag routes it.
     pub shared: bool,
+    /// ICE-TCP (RFC 6544): also listen on TCP on the UDP socket's port, for peers whose UDP
+    /// is blocked (ICE endpoints with a socket of their own).
+    pub ice_tcp: bool,
 }
 
 impl EndpointConfig {
     pub fn new(bind: SocketAddr) -> Self {
-        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None, group: None, shared: false }
+        Self { bind, ice: None, remote: None, latch: false, consent_timeout_ms: None, rid_extension_id: None, twcc_extension_id: None, worker: None, group: None, shared: false, ice_tcp: false }
     }
 }
 

@@ -314,7 +314,17 @@ impl Engine {
             Some(socket) => socket.local_addr().map_err(|e| EngineError(e.to_string())),
             None => self.shared_addrs.get(worker).copied().ok_or_else(|| EngineError(format!("no shared port on media thread {worker}"))),
         };
-        let opened = local.and_then(|local| self.call(worker, |reply| Command::OpenEndpoint { id, socket, config, reply }).map(|()| local));
+        // ICE-TCP listens on the same port number as the endpoint's UDP socket.
+        let tcp = match (&local, config.ice_tcp && config.ice.is_some() && socket.is_some()) {
+            (Ok(local), true) => match std::net::TcpListener::bind(*local).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+                Ok(listener) => Ok(Some(listener)),
+                Err(e) => Err(EngineError(format!("bind TCP {local}: {e}"))),
+            },
+            _ => Ok(None),
+        };
+        let opened = local.and_then(|local| tcp.map(|tcp| (local, tcp))).and_then(|(local, tcp)| {
+            self.call(worker, |reply| Command::OpenEndpoint { id, socket, tcp, config, reply }).map(|()| local)
+        });
         if opened.is_err() {
             let mut dir = self.directory();
             dir.ids.remove(&id);

@@ -111,6 +111,9 @@ pub struct WorkerStats {
     pub shared_endpoints: usize,
     pub shared_addresses: usize,
     pub shared_unrouted: u64,
+    /// ICE-TCP connections open, and frames dropped (a peer not reading, or broken framing).
+    pub tcp_connections: usize,
+    pub tcp_dropped: u64,
     pub endpoints: Vec<(u32, u16, EndpointStats)>,
     pub sources: Vec<(u32, StreamStats)>,
     pub outputs: Vec<(u32, StreamStats)>,

@@ -7,7 +7,7 @@
 //! commands all act on one `Worker`, and a wake-up reads top to bottom here; what could leave
 //! (the commands, the hand-over queue) is short and changes with the loop.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -21,6 +21,7 @@ use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
+use crate::ice_tcp::{TcpConns, MAX_CONNECTIONS_PER_ENDPOINT};
 use crate::shared_port::SharedPortDemux;
 use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, RtxConfig, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
 use crate::stats::WorkerStats;
@@ -30,7 +31,8 @@ pub type Reply<T> = Sender<Result<T, String>>;
 
 pub(crate) enum Command {
     /// `socket`: the endpoint's own; `None` puts it on the thread's shared socket.
-    OpenEndpoint { id: u32, socket: Option<UdpSocket>, config: EndpointConfig, reply: Reply<()> },
+    /// `tcp`: its ICE-TCP listener, if any.
+    OpenEndpoint { id: u32, socket: Option<UdpSocket>, tcp: Option<TcpListener>, config: EndpointConfig, reply: Reply<()> },
     /// Answers with the routes closed and, like `AddOutput`, the threads messaged.
     CloseEndpoint { id: u32, reply: Reply<(ClosedRoutes, u64)> },
     SetSrtp { id: u32, keys: SrtpKeys, reply: Reply<()> },
@@ -132,6 +134,10 @@ impl Mailbox {
 const WAKE_TOKEN: u64 = u64::MAX;
 /// Token of the shared socket (single-port mode).
 const SHARED_TOKEN: u64 = u64::MAX - 1;
+/// ICE-TCP: a listener's token is this bit and its endpoint id; a connection's, this bit and
+/// a number of its own.
+const TCP_LISTENER_BIT: u64 = 1 << 62;
+const TCP_CONNECTION_BIT: u64 = 1 << 61;
 const RECV_SLOTS: usize = 32;
 const SEND_SLOTS: usize = 1024;
 /// Batches read from one ready socket before the others get their turn.
@@ -164,6 +170,8 @@ struct WorkerIo {
     /// Endpoints on sockets bound to a wildcard address: the local address their peer sends
     /// to, which their datagrams must leave from (see `sys::enable_pktinfo`).
     reply_from: IdMap<IpAddr>,
+    /// ICE-TCP connections: datagrams to their peers go framed on them.
+    tcp: TcpConns,
     /// The endpoint and local address of the datagram being handled: what it makes the router
     /// send at once (a STUN answer) leaves from that address, learnt or not.
     receiving: Option<(u32, IpAddr)>,
@@ -241,6 +249,15 @@ impl RouterIo for WorkerIo {
     }
 
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr) {
+        if self.tcp.routes_to(endpoint, to) {
+            // Its peer is on an ICE-TCP connection: framed there instead (the slot is reused).
+            if let Some(slot) = self.send.slot() {
+                let datagram = slot[..len.min(MAX_DATAGRAM)].to_vec();
+                self.tcp.queue(endpoint, to, &datagram);
+                self.tx_total += 1;
+            }
+            return;
+        }
         let src = match self.receiving {
             Some((e, local)) if e == endpoint => Some(local),
             _ => self.reply_from.get(&endpoint).copied(),
@@ -284,6 +301,9 @@ pub(crate) struct Worker {
     router: Router,
     io: WorkerIo,
     sockets: IdMap<UdpSocket>,
+    /// ICE-TCP listeners by endpoint, and the number of the next connection.
+    tcp_listeners: IdMap<TcpListener>,
+    next_tcp: u64,
     /// Single-port mode: the socket every shared endpoint of this thread lives on.
     shared: Option<SharedSocket>,
     /// Shared endpoints a batch touched (reused).
@@ -348,9 +368,12 @@ impl Worker {
                 queue_overflows: 0,
                 cross_sent: 0,
                 reply_from: IdMap::default(),
+                tcp: TcpConns::default(),
                 receiving: None,
             },
             sockets: IdMap::default(),
+            tcp_listeners: IdMap::default(),
+            next_tcp: 0,
             shared,
             touched: Vec::new(),
             recv,
@@ -423,6 +446,10 @@ impl Worker {
                 }
             } else if token == SHARED_TOKEN {
                 self.read_shared();
+            } else if token & TCP_LISTENER_BIT != 0 {
+                self.accept_tcp((token & u64::from(u32::MAX)) as u32);
+            } else if token & TCP_CONNECTION_BIT != 0 {
+                self.read_tcp(token);
             } else {
                 self.read_endpoint(token as u32);
             }
@@ -470,6 +497,11 @@ impl Worker {
         for (endpoint, sent, bytes, failed) in self.io.settled.drain(..) {
             self.router.record_sent(endpoint, sent, bytes, failed);
         }
+        if self.io.tcp.len() > 0 {
+            for token in self.io.tcp.flush() {
+                self.close_tcp(token);
+            }
+        }
         self.io.wake_peers();
     }
 
@@ -498,8 +530,9 @@ impl Worker {
     fn handle_command(&mut self, cmd: Command) {
         let now_us = self.now_us();
         match cmd {
-            Command::OpenEndpoint { id, socket, config, reply } => {
-                let _ = reply.send(self.open_endpoint(id, socket, &config));
+            Command::OpenEndpoint { id, socket, tcp, config, reply } => {
+                let r = self.open_endpoint(id, socket, &config).and_then(|()| self.open_tcp_listener(id, tcp));
+                let _ = reply.send(r);
             }
             Command::CloseEndpoint { id, reply } => {
                 self.io.messaged = 0;
@@ -662,6 +695,12 @@ impl Worker {
         self.flush();
         let closed = self.router.remove_endpoint(id, &mut self.io)?;
         self.flush();
+        if let Some(listener) = self.tcp_listeners.remove(&id) {
+            let _ = self.epoll.remove(listener.as_raw_fd());
+        }
+        for token in self.io.tcp.tokens_of(id) {
+            self.close_tcp(token);
+        }
         self.io.reply_from.remove(&id);
         if let Some(shared) = self.shared.as_mut() {
             shared.demux.remove(id);
@@ -677,6 +716,13 @@ impl Worker {
     fn send_raw(&mut self, id: u32, to: SocketAddr, data: &[u8]) -> Result<(), String> {
         if data.len() > MAX_DATAGRAM {
             return Err(format!("datagram of {} bytes exceeds {MAX_DATAGRAM}", data.len()));
+        }
+        if self.io.tcp.routes_to(id, &to) {
+            // The peer is on an ICE-TCP connection: framed there.
+            self.io.tcp.queue(id, &to, data);
+            self.flush();
+            self.router.record_direct_send(id, data.len(), true);
+            return Ok(());
         }
         let socket = match self.sockets.get(&id) {
             Some(socket) => socket,
@@ -729,6 +775,8 @@ impl Worker {
             shared_endpoints: self.shared.as_ref().map_or(0, |s| s.demux.endpoint_count()),
             shared_addresses: self.shared.as_ref().map_or(0, |s| s.demux.address_count()),
             shared_unrouted: self.shared.as_ref().map_or(0, |s| s.unrouted),
+            tcp_connections: self.io.tcp.len(),
+            tcp_dropped: self.io.tcp.dropped,
             endpoints: self.router.endpoint_stats(),
             sources: self.router.source_stats(),
             outputs: self.router.output_stats(),
@@ -736,6 +784,63 @@ impl Worker {
     }
 
     // ---- packet path ----------------------------------------------------------------------
+
+    fn open_tcp_listener(&mut self, id: u32, listener: Option<TcpListener>) -> Result<(), String> {
+        let Some(listener) = listener else { return Ok(()) };
+        self.epoll.add(listener.as_raw_fd(), TCP_LISTENER_BIT | u64::from(id)).map_err(|e| e.to_string())?;
+        self.tcp_listeners.insert(id, listener);
+        Ok(())
+    }
+
+    /// Takes the connections waiting on an endpoint's ICE-TCP listener, up to its limit (more
+    /// are closed at once: a peer tries a few pairs, not hundreds).
+    fn accept_tcp(&mut self, id: u32) {
+        for _ in 0..MAX_CONNECTIONS_PER_ENDPOINT * 2 {
+            let Some(listener) = self.tcp_listeners.get(&id) else { return };
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(_) => return,
+            };
+            if self.io.tcp.count_for(id) >= MAX_CONNECTIONS_PER_ENDPOINT || stream.set_nonblocking(true).is_err() {
+                continue; // dropped: closes it
+            }
+            let _ = stream.set_nodelay(true);
+            self.next_tcp += 1;
+            let token = TCP_CONNECTION_BIT | self.next_tcp;
+            if self.epoll.add(stream.as_raw_fd(), token).is_err() {
+                continue;
+            }
+            // Its peer's address routes replies onto it from the first check on.
+            self.io.tcp.insert(token, stream, id, peer);
+        }
+    }
+
+    /// An ICE-TCP connection is readable: each whole frame is a datagram from its peer.
+    fn read_tcp(&mut self, token: u64) {
+        let mut frames = Vec::new();
+        let outcome = self.io.tcp.read(token, &mut frames);
+        let Some((endpoint, peer)) = self.io.tcp.get(token).map(|c| (c.endpoint, c.peer)) else { return };
+        let now_us = self.now_us();
+        self.rx_total += frames.len() as u64;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        for frame in &frames {
+            let len = frame.len().min(MAX_DATAGRAM);
+            buf[..len].copy_from_slice(&frame[..len]);
+            self.router.on_datagram(endpoint, &mut buf, len, peer, now_us, &mut self.io);
+        }
+        if !frames.is_empty() {
+            self.router.after_batch(endpoint, now_us, &mut self.io);
+        }
+        if outcome.closed {
+            self.close_tcp(token);
+        }
+    }
+
+    fn close_tcp(&mut self, token: u64) {
+        if let Some(conn) = self.io.tcp.remove(token) {
+            let _ = self.epoll.remove(conn.stream.as_raw_fd());
+        }
+    }
 
     fn read_endpoint(&mut self, id: u32) {
         if let Some(fd) = self.sockets.get(&id).map(|s| s.as_raw_fd()) {
