@@ -229,7 +229,8 @@ test('subscribers that want only the lower layers cap the publisher to them (REM
       const cap = () => Number(sender.receiverEstimatedMaxBitrate ?? 0);
       const sub = await subscribe(vr.f, 5, [{ feed: pubId, mid: '0', substream: 0 }], peers);
       // Only layer 0 is wanted: the REMB allows about what it carries (×1.5, plus 100 kbit/s).
-      const capped = await until(() => cap() > 0 && cap() < 400_000, 10_000, 50);
+      // After the subscribers have wanted only layer 0 for the hold (15 s), checked every 2 s.
+    const capped = await until(() => cap() > 0 && cap() < 400_000, 30_000, 50);
       assert.ok(capped, `the publisher is capped to the wanted layer (REMB ${cap()})`);
       await sub.client.call({ request: 'configure', streams: [{ mid: '0', substream: 2 }] });
       assert.ok(await until(() => cap() >= 1e9, 10_000, 50), `the cap is lifted when the top layer is wanted (REMB ${cap()})`);

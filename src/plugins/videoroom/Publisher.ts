@@ -15,6 +15,12 @@ import { codecNameOf } from './codecs.js';
 /** Video feedback offered to subscribers of a WebRTC publisher's video (RFC 4585 NACK/PLI, RFC 5104 FIR). */
 /** How often a simulcast publisher's cap follows what its subscribers want (see demandCap). */
 const DEMAND_INTERVAL_MS = 2000;
+/**
+ * Subscribers must have wanted only the lower layers this long before the publisher is capped
+ * (lifting is at once): a subscriber flipping between layers, or one about to rise again, does
+ * not make the publisher's encoder drop and restart a layer each time.
+ */
+const DEMAND_HOLD_MS = 15_000;
 /** The cap from demand: the wanted layers' measured rates times this, plus a floor for audio and RTCP. */
 const DEMAND_HEADROOM = 1.5;
 const DEMAND_FLOOR_BPS = 100_000;
@@ -57,6 +63,8 @@ export class Publisher extends Feed {
   private demandTimer: Timer | null = null;
   /** The REMB cap last given to the engine (undefined: none yet). */
   private appliedCap: number | null | undefined;
+  /** Since when the subscribers have wanted only the lower layers (null: not now). */
+  private lowDemandSince: number | null = null;
   left = false;
   /** Per-publisher overrides of the room's audio_active_packets / audio_level_average (join, configure). */
   audioActivePackets: number | null = null;
@@ -236,7 +244,10 @@ export class Publisher extends Feed {
     let cap = this.bitrate > 0 ? this.bitrate : room.bitrate;
     if (room.bitrate_cap && room.bitrate > 0) cap = Math.min(cap || room.bitrate, room.bitrate);
     const demand = this.demandCap(router);
-    if (demand !== null) cap = cap > 0 ? Math.min(cap, demand) : demand;
+    if (demand === null) this.lowDemandSince = null;
+    else this.lowDemandSince ??= this.clock.now();
+    const held = this.lowDemandSince !== null && this.clock.now() - this.lowDemandSince >= DEMAND_HOLD_MS;
+    if (demand !== null && held) cap = cap > 0 ? Math.min(cap, demand) : demand;
     const next = cap > 0 ? cap : null;
     if (next === this.appliedCap) return;
     this.appliedCap = next;
@@ -245,7 +256,8 @@ export class Publisher extends Feed {
 
   /**
    * A cap so the publisher stops sending simulcast layers no subscriber wants: when every
-   * subscriber of a simulcast stream prefers (its `substream`) a layer below the top one, the
+   * subscriber of a simulcast stream has preferred (its `substream`) a layer below the top one
+   * for DEMAND_HOLD_MS, the
    * REMB allows what the wanted layers and the other streams carry now, with headroom; the
    * sender's allocator then drops the layers above (libwebrtc fills layers bottom-up). Only
    * preferences count, never estimates, so a layer a subscriber's link may grow into stays on.
@@ -296,6 +308,7 @@ export class Publisher extends Feed {
     this.demandTimer?.cancel();
     this.demandTimer = null;
     this.appliedCap = undefined;
+    this.lowDemandSince = null;
     this.closeForwarders();
     this.streams = [];
     this.audioCodec = null;
