@@ -180,6 +180,9 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     consentTimeoutMs: config.media.consent_timeout * 1000,
     srtpProfiles: config.media.srtp_profiles.split(',') as SrtpProfileName[],
     maxMLines: config.media.max_mlines,
+    ...(config.media.data_channels
+      ? { dataChannels: { maxMessageSize: config.media.datachannel_max_message_size, maxSendBuffer: config.media.datachannel_send_buffer } }
+      : {}),
     ...(config.media.bandwidth_estimation ? { bandwidthEstimation: { startBitrate: config.media.bwe_start_bitrate, maxBitrate: config.media.bwe_max_bitrate } } : {}),
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
     // Before any port is leased. 490 is what Janus answers when it cannot set up a handle's
@@ -229,6 +232,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       portLeases: () => pools.reduce((n, p) => n + p.leased, 0),
       engineCounters: () => engineTotals(engine),
       mediaThreads: () => mediaThreads(engine),
+      dataChannels: () => webrtc.dataChannelStats.snapshot(),
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,

@@ -45,6 +45,8 @@ export interface ResourceCounts {
   engineCounters: () => Record<string, number> | null;
   /** Each media thread: load, packets, drops, the queue from other threads. */
   mediaThreads: () => MediaThreadStatus[];
+  /** Data channels over every PeerConnection: associations and channels now, messages, drops, endings. */
+  dataChannels: () => JsonObject | null;
 }
 
 export interface PortPoolStatus {
@@ -145,6 +147,7 @@ export class Gateway {
       portPools: () => [],
       engineCounters: () => null,
       mediaThreads: () => [],
+      dataChannels: () => null,
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -198,6 +201,7 @@ export class Gateway {
       port_pools: this.resources.portPools(),
       engine: this.resources.engineCounters(),
       media_threads: this.resources.mediaThreads(),
+      data_channels: this.resources.dataChannels(),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
       quotas: this.quotas.status(),

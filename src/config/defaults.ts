@@ -121,6 +121,15 @@ export interface FerryConfig {
     srtp_profiles: string;
     /** Most m-lines a client's offer may have (one PeerConnection); more is refused with 465. */
     max_mlines: number;
+    /** Data channels (SCTP over DTLS, RFC 8831): false answers every m=application rejected. */
+    data_channels: boolean;
+    /**
+     * The a=max-message-size ferry announces (RFC 8841 §6): the largest data-channel message it
+     * takes. A client sending more breaks the protocol and its association is aborted.
+     */
+    datachannel_max_message_size: number;
+    /** Bytes ferry queues toward one client's data channels before refusing (and counting) more. */
+    datachannel_send_buffer: number;
   };
 }
 
@@ -182,5 +191,9 @@ export const DEFAULT_CONFIG: FerryConfig = {
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',
     max_mlines: 32,
+    data_channels: true,
+    // Chrome's own value: what browsers send each other without fragmenting messages themselves.
+    datachannel_max_message_size: 262_144,
+    datachannel_send_buffer: 4 * 1024 * 1024,
   },
 };

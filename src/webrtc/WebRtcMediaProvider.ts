@@ -5,6 +5,7 @@
 import type { HandleMedia, MediaEvents, MediaProvider, MediaStreamInfo } from '../core/Media.js';
 import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
 import type { PortPool } from '../media/PortPool.js';
+import { DataChannelStats } from './DataChannels.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { PeerConnection } from './PeerConnection.js';
 
@@ -20,6 +21,8 @@ export interface WebRtcMediaProviderOptions {
   maxMLines?: number;
   /** Send-side bandwidth estimation (`media.bandwidth_estimation`); absent: off. */
   bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
+  /** Data channels (RFC 8831): largest message taken, bytes queued per association; absent: refused. */
+  dataChannels?: { maxMessageSize: number; maxSendBuffer: number };
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
@@ -45,6 +48,8 @@ export class WebRtcMediaProvider implements MediaProvider {
   /** checkMedia's scratch state: source id → packets received, and the connection being checked. */
   private readonly packetsBySource = new Map<number, number>();
   private checking: Watched | null = null;
+  /** Every PeerConnection's data channels, counted together. */
+  readonly dataChannelStats = new DataChannelStats();
 
   constructor(private readonly options: WebRtcMediaProviderOptions) {}
 
@@ -67,6 +72,7 @@ export class WebRtcMediaProvider implements MediaProvider {
       srtpProfiles: this.options.srtpProfiles,
       ...(this.options.maxMLines !== undefined ? { maxMLines: this.options.maxMLines } : {}),
       ...(this.options.bandwidthEstimation ? { bandwidthEstimation: this.options.bandwidthEstimation } : {}),
+      ...(this.options.dataChannels ? { dataChannels: { ...this.options.dataChannels, stats: this.dataChannelStats } } : {}),
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });
