@@ -3,6 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import type { RTCDataChannel } from 'werift';
+
 import { ferryStatus, startFerry, waitUntilIdle, type TestFerry } from '../helpers/ferry.js';
 import { closePeer } from '../helpers/werift.js';
 import { attach, channelOpen, collect, offerAndConnect, until } from './helpers.js';
@@ -52,5 +54,89 @@ test('text and binary messages come back on the same channel, in order', async (
   assert.is(idle['data_channels'].channels, 0);
   assert.is(idle['data_channels'].timers, 0);
 });
+
+/** What ferry's Admin handle_info says of the handle's data channels. */
+async function channelsOf(peer: { session: number; handle: number }): Promise<Record<string, any>[]> {
+  const info = (await f.admin.post('', { janus: 'handle_info', session_id: peer.session, handle_id: peer.handle, admin_secret: f.config.auth.admin_secret })) as Record<string, any>;
+  return info['info'].webrtc['data-channels'].channels as Record<string, any>[];
+}
+
+test('10^4 ordered messages, a 64 KiB and a 1 MiB binary message come back intact', async () => {
+  const peer = await attach(f, 'janus.plugin.echotest');
+  try {
+    const dc = peer.pc.createDataChannel('bulk');
+    const got = collect(dc);
+    await offerAndConnect(peer, { audio: false, video: false });
+    await channelOpen(dc);
+    const count = 10_000;
+    // werift's own sender slows down quadratically with the messages it has queued (each queued
+    // send waits on one shared event), so the peer keeps at most 200 unanswered, as a chat would.
+    for (let i = 0; i < count; i++) {
+      if (i - got.length >= 200) await until(() => i - got.length < 200, 20_000, () => `${got.length} of ${i} echoed`);
+      dc.send(`#${i}`);
+    }
+    await until(() => got.length >= count, 60_000, () => `${got.length} of ${count} echoed`);
+    for (let i = 0; i < count; i++) assert.is(got[i], `#${i}`);
+    const sizes = [64 * 1024, 1024 * 1024];
+    const big = sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff)));
+    for (const b of big) dc.send(b);
+    await until(() => got.length >= count + big.length, 60_000, () => `${got.length - count} of ${big.length} large messages echoed`);
+    big.forEach((b, k) => {
+      const m = got[count + k]!;
+      assert.ok(Buffer.isBuffer(m) && m.length === b.length && m.equals(b), `message of ${b.length} bytes intact`);
+    });
+  } finally {
+    await peer.close();
+    await closePeer(peer.pc);
+  }
+});
+
+test('unordered, maxRetransmits and maxPacketLifeTime channels open as configured; 10 channels on one association', async () => {
+  const peer = await attach(f, 'janus.plugin.echotest');
+  try {
+    const kinds = [
+      { label: 'unordered', options: { ordered: false } },
+      { label: 'rexmit', options: { ordered: false, maxRetransmits: 0 } },
+      { label: 'timed', options: { maxPacketLifeTime: 150 } },
+    ];
+    const channels: { dc: RTCDataChannel; got: (string | Buffer)[] }[] = [];
+    for (const k of kinds) {
+      const dc = peer.pc.createDataChannel(k.label, k.options);
+      channels.push({ dc, got: collect(dc) });
+    }
+    for (let i = channels.length; i < 10; i++) {
+      const dc = peer.pc.createDataChannel(`chat-${i}`, { protocol: `proto-${i}` });
+      channels.push({ dc, got: collect(dc) });
+    }
+    await offerAndConnect(peer, { audio: true, video: true });
+    for (const c of channels) await channelOpen(c.dc);
+    for (const [n, c] of channels.entries()) for (let i = 0; i < 50; i++) c.dc.send(`${c.dc.label}:${n}:${i}`);
+    await until(() => channels.every((c) => c.got.length >= 50), 20_000, () => channels.map((c) => `${c.dc.label} ${c.got.length}`).join(', '));
+    for (const [n, c] of channels.entries()) {
+      const want = Array.from({ length: 50 }, (_, i) => `${c.dc.label}:${n}:${i}`);
+      // Each message back on its own channel; unordered ones in any order.
+      assert.equal([...c.got].sort(), [...want].sort(), c.dc.label);
+    }
+    const described = await channelsOf(peer);
+    assert.is(described.length, 10);
+    const byLabel = new Map(described.map((c) => [c.label, c]));
+    assert.is(byLabel.get('unordered')!.ordered, false);
+    assert.is(byLabel.get('rexmit')!['max-retransmits'], 0);
+    assert.is(byLabel.get('timed')!['max-packet-life-time'], 150);
+    assert.is(byLabel.get('chat-5')!.protocol, 'proto-5');
+    assert.ok(described.every((c) => c.state === 'open' && c['opened-by'] === 'peer'));
+    // RFC 8831 §6.7: a channel the client closes is reset on both sides and gone from ferry.
+    channels[9]!.dc.close();
+    await until(() => channels[9]!.dc.readyState === 'closed', 5_000, () => `channel is ${channels[9]!.dc.readyState}`);
+    await until(() => (ferryChannels() ?? 10) === 9, 5_000, () => `ferry counts ${ferryChannels()} channels`);
+  } finally {
+    await peer.close();
+    await closePeer(peer.pc);
+  }
+});
+
+function ferryChannels(): number | undefined {
+  return f.ferry.webrtc.dataChannelStats.channels;
+}
 
 test.run();

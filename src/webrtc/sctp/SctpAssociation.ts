@@ -4,8 +4,10 @@
 // a fake clock and the owner keeps exactly one timer per association.
 //
 // What WebRTC data channels need of RFC 4960 (as updated by RFC 9260):
-// - the responder side of association setup (§5.1): every WebRTC peer sends the
-//   INIT (ferry is ICE-lite, so the peer is the controlling agent and starts);
+// - association setup (§5.1). ferry runs the responder side: every WebRTC peer
+//   sends the INIT (ferry is ICE-lite, so the peer is the controlling agent and
+//   starts). The initiator side (`connect`) lets two associations talk to each
+//   other in tests and benchmarks;
 // - reliable and ordered delivery: DATA, SACK with gap blocks and duplicates
 //   (§6.2), fragmentation and reassembly (§6.9), delayed SACKs, the T3-rtx timer
 //   and RTO (§6.3), fast retransmit (§7.2.4) and congestion control (§7.2);
@@ -37,6 +39,8 @@ const RTO_MIN_MS = 200;
 const RTO_MAX_MS = 60_000;
 /** Association.Max.Retrans (§16): consecutive timeouts before the peer is declared unreachable. */
 const MAX_RETRANSMISSIONS = 10;
+/** Max.Init.Retransmits (§16). */
+const MAX_INIT_RETRANSMISSIONS = 8;
 /** §6.2: a SACK within 200 ms of the first unacknowledged DATA. */
 const SACK_DELAY_MS = 200;
 /** How long a State Cookie is valid (§5.1.3). */
@@ -77,16 +81,19 @@ const FLAG_UNORDERED = 4;
 /**
  * - listening: DTLS is up and ferry waits for the peer's INIT / COOKIE ECHO (§5.1, the
  *   responder's CLOSED state: nothing is kept but the cookie it handed out);
+ * - cookie-wait, cookie-echoed: the initiator's INIT, then its COOKIE ECHO, are out (§5.1);
  * - established: data flows both ways;
  * - shutdown-ack-sent: the peer asked to shut down (§9.2); ferry answered and waits for
  *   SHUTDOWN COMPLETE;
  * - closed: terminal (aborted either way, shut down, closed by ferry, or failed).
  */
-export type SctpState = 'listening' | 'established' | 'shutdown-ack-sent' | 'closed';
-type SctpInput = 'cookie-echo' | 'shutdown' | 'shutdown-complete' | 'end';
+export type SctpState = 'listening' | 'cookie-wait' | 'cookie-echoed' | 'established' | 'shutdown-ack-sent' | 'closed';
+type SctpInput = 'connect' | 'init-ack' | 'cookie-ack' | 'cookie-echo' | 'shutdown' | 'shutdown-complete' | 'end';
 
 const TRANSITIONS: Readonly<Record<SctpState, Partial<Record<SctpInput, SctpState>>>> = {
-  listening: { 'cookie-echo': 'established', end: 'closed' },
+  listening: { connect: 'cookie-wait', 'cookie-echo': 'established', end: 'closed' },
+  'cookie-wait': { 'init-ack': 'cookie-echoed', end: 'closed' },
+  'cookie-echoed': { 'cookie-ack': 'established', end: 'closed' },
   established: { 'cookie-echo': 'established', shutdown: 'shutdown-ack-sent', end: 'closed' },
   'shutdown-ack-sent': { shutdown: 'shutdown-ack-sent', 'shutdown-complete': 'closed', end: 'closed' },
   closed: {},
@@ -272,6 +279,8 @@ export class SctpAssociation {
   private reconfigDeadline: number | null = null;
   private t2Deadline: number | null = null;
   private t2Retries = 0;
+  /** The initiator's T1-init / T1-cookie (§5.1): the chunk to send again, and how often it went. */
+  private t1: { deadline: number; chunk: Buffer; tag: number; retries: number } | null = null;
 
   /** Chunks (already encoded) that go first in the next packet: COOKIE ACK, answers, errors. */
   private control: Buffer[] = [];
@@ -337,6 +346,7 @@ export class SctpAssociation {
     if (this.sackOwed) consider(this.sackDeadline);
     consider(this.reconfigDeadline);
     consider(this.t2Deadline);
+    consider(this.t1?.deadline ?? null);
     return d;
   }
 
@@ -347,6 +357,7 @@ export class SctpAssociation {
     if (this.t3Deadline !== null && this.t3Deadline <= now) this.t3Expired();
     if (this.reconfigDeadline !== null && this.reconfigDeadline <= now) this.reconfigExpired();
     if (this.t2Deadline !== null && this.t2Deadline <= now) this.t2Expired();
+    if (this.t1 !== null && this.t1.deadline <= now) this.t1Expired();
     this.flush();
   }
 
@@ -444,12 +455,20 @@ export class SctpAssociation {
       case ChunkType.RE_CONFIG:
         if (established) this.handleReconfig(chunk.body);
         return 'ok';
-      case ChunkType.ERROR:
-      case ChunkType.COOKIE_ACK:
       case ChunkType.INIT_ACK:
+        if (this.currentState === 'cookie-wait') this.handleInitAck(chunk);
+        return 'stop';
+      case ChunkType.COOKIE_ACK:
+        if (this.currentState === 'cookie-echoed') {
+          this.t1 = null;
+          this.apply('cookie-ack');
+          this.establish();
+        }
+        return 'ok';
+      case ChunkType.ERROR:
       case ChunkType.HEARTBEAT_ACK:
       case ChunkType.SHUTDOWN_ACK:
-        // Answers to what ferry never sends (it never initiates, heartbeats or shuts down).
+        // Answers to what ferry never sends (it never heartbeats or shuts down).
         return 'ok';
       case ChunkType.INIT:
         return this.dropChunk('INIT bundled with other chunks');
@@ -487,6 +506,34 @@ export class SctpAssociation {
       // A restart or collision (§5.2): WebRTC peers start once per DTLS association.
       return this.drop('INIT on an association already up');
     }
+    this.peer = { tag, rwnd, outboundStreams, inboundStreams, initialTsn, ...SctpAssociation.extensions(params) };
+    // The cookie only needs to prove the COOKIE ECHO answers this INIT ACK: DTLS already
+    // authenticated the peer, so the INIT is kept here rather than inside the cookie.
+    this.cookie = randomBytes(32);
+    this.cookieIssuedAt = this.options.now();
+    this.emit(tag, [this.initChunk(ChunkType.INIT_ACK, Math.min(MAX_STREAMS, inboundStreams), [encodeParameter(PARAM_STATE_COOKIE, this.cookie)])]);
+  }
+
+  /** INIT or INIT ACK (§3.3.2, §3.3.3) with ferry's tag, window, streams, initial TSN and extensions. */
+  private initChunk(type: number, outboundStreams: number, extra: Buffer[]): Buffer {
+    const fixed = Buffer.alloc(16);
+    fixed.writeUInt32BE(this.ourTag, 0);
+    fixed.writeUInt32BE(this.options.receiveWindow, 4);
+    fixed.writeUInt16BE(outboundStreams, 8);
+    fixed.writeUInt16BE(MAX_STREAMS, 10);
+    fixed.writeUInt32BE(this.ourInitialTsn, 12);
+    return encodeChunk(
+      type,
+      0,
+      fixed,
+      ...extra,
+      // RFC 5061 §4.2.7: the extensions ferry speaks; RFC 3758 §3.1: partial reliability.
+      encodeParameter(PARAM_SUPPORTED_EXTENSIONS, Buffer.from([ChunkType.RE_CONFIG, ChunkType.FORWARD_TSN])),
+      encodeParameter(PARAM_FORWARD_TSN_SUPPORTED, Buffer.alloc(0)),
+    );
+  }
+
+  private static extensions(params: { type: number; value: Buffer }[]): { partialReliability: boolean; reconfig: boolean } {
     let partialReliability = false;
     let reconfig = false;
     for (const p of params) {
@@ -496,27 +543,44 @@ export class SctpAssociation {
         if (p.value.includes(ChunkType.RE_CONFIG)) reconfig = true;
       }
     }
-    this.peer = { tag, rwnd, outboundStreams, inboundStreams, initialTsn, partialReliability, reconfig };
-    // The cookie only needs to prove the COOKIE ECHO answers this INIT ACK: DTLS already
-    // authenticated the peer, so the INIT is kept here rather than inside the cookie.
-    this.cookie = randomBytes(32);
-    this.cookieIssuedAt = this.options.now();
-    const fixed = Buffer.alloc(16);
-    fixed.writeUInt32BE(this.ourTag, 0);
-    fixed.writeUInt32BE(this.options.receiveWindow, 4);
-    fixed.writeUInt16BE(Math.min(MAX_STREAMS, inboundStreams), 8);
-    fixed.writeUInt16BE(MAX_STREAMS, 10);
-    fixed.writeUInt32BE(this.ourInitialTsn, 12);
-    const initAck = encodeChunk(
-      ChunkType.INIT_ACK,
-      0,
-      fixed,
-      encodeParameter(PARAM_STATE_COOKIE, this.cookie),
-      // RFC 5061 §4.2.7: the extensions ferry speaks; RFC 3758 §3.1: partial reliability.
-      encodeParameter(PARAM_SUPPORTED_EXTENSIONS, Buffer.from([ChunkType.RE_CONFIG, ChunkType.FORWARD_TSN])),
-      encodeParameter(PARAM_FORWARD_TSN_SUPPORTED, Buffer.alloc(0)),
-    );
-    this.emit(tag, [initAck]);
+    return { partialReliability, reconfig };
+  }
+
+  /** Starts the association as its initiator (§5.1 A): INIT, then COOKIE ECHO. */
+  connect(): void {
+    if (!this.apply('connect')) return;
+    const init = this.initChunk(ChunkType.INIT, MAX_STREAMS, []);
+    this.t1 = { deadline: this.options.now() + this.rto, chunk: init, tag: 0, retries: 0 };
+    this.emit(0, [init]);
+  }
+
+  private handleInitAck(chunk: Chunk): void {
+    const body = chunk.body;
+    if (body.length < 16) return this.drop('INIT ACK shorter than its fixed part');
+    const tag = body.readUInt32BE(0);
+    const rwnd = body.readUInt32BE(4);
+    const outboundStreams = body.readUInt16BE(8);
+    const inboundStreams = body.readUInt16BE(10);
+    const params = parseParameters(body.subarray(16));
+    const cookie = params?.find((p) => p.type === PARAM_STATE_COOKIE);
+    if (tag === 0 || outboundStreams === 0 || inboundStreams === 0 || !params || !cookie) return this.drop('INIT ACK with invalid mandatory parameters');
+    this.peer = { tag, rwnd, outboundStreams, inboundStreams, initialTsn: body.readUInt32BE(12), ...SctpAssociation.extensions(params) };
+    this.peerTag = tag;
+    this.apply('init-ack');
+    const echo = encodeChunk(ChunkType.COOKIE_ECHO, 0, cookie.value);
+    this.t1 = { deadline: this.options.now() + this.rto, chunk: echo, tag, retries: 0 };
+    this.emit(tag, [echo]);
+  }
+
+  private t1Expired(): void {
+    const t1 = this.t1!;
+    if (++t1.retries > MAX_INIT_RETRANSMISSIONS) {
+      this.t1 = null;
+      this.end('timeout', 'the peer never answered the INIT');
+      return;
+    }
+    t1.deadline = this.options.now() + this.rto;
+    this.emit(t1.tag, [t1.chunk]);
   }
 
   private handleCookieEcho(body: Buffer): void {
@@ -530,7 +594,14 @@ export class SctpAssociation {
     if (this.currentState !== 'listening') return;
     if (!valid || !this.peer) return this.drop('COOKIE ECHO with an unknown cookie');
     if (this.options.now() - this.cookieIssuedAt > COOKIE_LIFETIME_MS) return this.drop('stale cookie');
-    const peer = this.peer;
+    this.apply('cookie-echo');
+    this.control.push(encodeChunk(ChunkType.COOKIE_ACK, 0));
+    this.establish();
+  }
+
+  /** Both setups end here: the peer's parameters taken, data may flow. */
+  private establish(): void {
+    const peer = this.peer!;
     this.peerTag = peer.tag;
     this.inboundStreamCount = Math.min(MAX_STREAMS, peer.outboundStreams);
     this.outboundStreamCount = Math.min(MAX_STREAMS, peer.inboundStreams);
@@ -539,8 +610,6 @@ export class SctpAssociation {
     this.received = new ReceivedTsns(peer.initialTsn);
     // RFC 6525 §5.1.1: request sequence numbers start at each side's initial TSN.
     this.peerLastReqSeq = tsnAdd(peer.initialTsn, -1);
-    this.apply('cookie-echo');
-    this.control.push(encodeChunk(ChunkType.COOKIE_ACK, 0));
     this.options.onEstablished();
   }
 
@@ -892,8 +961,9 @@ export class SctpAssociation {
     }
     if (cumAdvanced) {
       this.errorCount = 0;
-      // §7.2.1 / §7.2.2: grow only when the window was in use and not while recovering.
-      if (!this.inFastRecovery && flightBefore >= this.cwnd) {
+      // §7.2.1 / §7.2.2: grow only when the window was in use (no room left for another full
+      // chunk: with chunks below the MTU it is never filled to the byte) and not while recovering.
+      if (!this.inFastRecovery && flightBefore + this.maxPayload > this.cwnd) {
         if (this.cwnd <= this.ssthresh) this.cwnd += Math.min(bytesAcked, this.mtu);
         else {
           this.partialBytesAcked += bytesAcked;
@@ -1420,6 +1490,7 @@ export class SctpAssociation {
     this.sackDeadline = null;
     this.reconfigDeadline = null;
     this.t2Deadline = null;
+    this.t1 = null;
     this.sackOwed = false;
     this.control = [];
     this.queue.length = 0;
