@@ -59,7 +59,7 @@ export interface MediaEvents {
   closed(reason: string): void;
   /** A data-channel message from the client (Janus `incoming_data`). */
   data?(message: DataMessage): void;
-  /** A data channel is open and can be sent on (Janus `data_ready`), once per association. */
+  /** Data channels can be sent on: the SCTP association is up (Janus `data_ready`), once per association. */
   dataReady?(): void;
 }
 

@@ -90,7 +90,7 @@ export interface DataChannelsOptions {
   /** One SCTP packet out, as one DTLS application-data record. */
   sendPacket(packet: Buffer): void;
   onMessage(message: DataMessage): void;
-  /** The first channel is open (Janus `data_ready`). */
+  /** The association is up, so messages can be sent (Janus `data_ready`). */
   onReady(): void;
   /** The association ended on its own (peer abort or shutdown, protocol violation, timeout). */
   onClosed(cause: SctpCloseCause, reason: string): void;
@@ -120,7 +120,8 @@ export class DataChannels {
       maxSendBuffer: Math.max(options.maxSendBuffer, options.remoteMaxMessageSize),
       now,
       output: (packet) => options.sendPacket(packet),
-      onEstablished: () => undefined,
+      // ferry can open channels itself from here on (as Janus relays to a label nobody opened).
+      onEstablished: () => this.markReady(),
       onMessage: (stream, ppid, data) => this.onSctpMessage(stream, ppid, data),
       onIncomingStreamsReset: (streams) => this.onIncomingReset(streams),
       onOutgoingStreamsReset: (streams) => this.onOutgoingReset(streams),
