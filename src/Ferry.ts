@@ -17,6 +17,7 @@ import { MediaEngine, type SrtpProfileName } from './media/MediaEngine.js';
 import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
+import { TextRoomPlugin } from './plugins/textroom/TextRoomPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool } from './media/PortPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
@@ -83,6 +84,17 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         // No bitrate cap (Janus's sample room has 128 kbit/s, which ferry would enforce with REMB and
         // which would keep Chrome on its lowest simulcast layer).
         rooms: v.demo_room ? [{ room: 1234, description: 'Demo Room', publishers: 6, bitrate: 0, fir_freq: 10, audiolevel_event: true }] : [],
+      },
+    }),
+    new TextRoomPlugin({
+      logger: logger.child({ plugin: 'textroom' }),
+      config: {
+        roomsFile: config.textroom.rooms_file,
+        adminKey: config.textroom.admin_key,
+        maxRooms: config.quotas.max_rooms,
+        quotas: quotas ?? null,
+        // Janus's sample room (janus.plugin.textroom.jcfg), secret included.
+        rooms: config.textroom.demo_room ? [{ room: 1234, description: 'Demo Room', secret: 'adminpwd' }] : [],
       },
     }),
   ];

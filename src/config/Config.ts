@@ -64,6 +64,11 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     demo_room: BOOL,
     max_description_length: count(1, 1_000_000),
   },
+  textroom: {
+    rooms_file: { kind: 'string', nullable: true },
+    admin_key: SECRET,
+    demo_room: BOOL,
+  },
   sip: {
     bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
     sdp_ip: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },

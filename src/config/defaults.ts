@@ -73,6 +73,14 @@ export interface FerryConfig {
     /** Longest room `description` (create, edit) in characters; longer is refused with 430. */
     max_description_length: number;
   };
+  textroom: {
+    /** JSON file for permanent TextRoom rooms; null: `permanent: true` is refused. */
+    rooms_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`), and `list` with it shows private rooms. */
+    admin_key: string | null;
+    /** Creates Janus's sample room 1234 ("Demo Room", secret "adminpwd") at start. */
+    demo_room: boolean;
+  };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
     bind: string | null;
@@ -175,6 +183,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
+  textroom: { rooms_file: null, admin_key: null, demo_room: true },
   sip: { bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999 },
   media: {
     workers: 'auto',

@@ -304,6 +304,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (this.state === 'closed') throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'PeerConnection is closed');
     // Without data channels configured, an m=application is left out rather than offered.
     const offered = this.options.dataChannels ? sections : sections.filter((s) => s.kind !== 'data');
+    if (offered.length === 0 && sections.length > 0) throw new JanusError(JanusErrorCode.UNKNOWN, 'Data channels are disabled (media.data_channels)');
     if (!this.apply('local-offer')) throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot offer in state ${this.state}`);
     const lease = this.ensureLease();
     const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
