@@ -26,10 +26,15 @@ Without --config ferry runs on its embedded defaults:
              at most media.max_mlines (${DEFAULT_CONFIG.media.max_mlines}) m-lines in a client's offer;
              media.bandwidth_estimation (${DEFAULT_CONFIG.media.bandwidth_estimation}): each subscriber's layers follow its link's estimate,
              from media.bwe_start_bitrate (${DEFAULT_CONFIG.media.bwe_start_bitrate}) up to media.bwe_max_bitrate (${DEFAULT_CONFIG.media.bwe_max_bitrate}) bits/s
+  Data       channels over SCTP/DTLS: media.data_channels (${DEFAULT_CONFIG.media.data_channels}), media.datachannel_max_message_size
+             (${DEFAULT_CONFIG.media.datachannel_max_message_size} bytes, announced in a=max-message-size), media.datachannel_send_buffer (${DEFAULT_CONFIG.media.datachannel_send_buffer} bytes
+             queued per association); janus.plugin.textroom: textroom.admin_key restricts create,
+             textroom.rooms_file keeps permanent rooms (0600), textroom.demo_room (room 1234)
 
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},
   peer_connections_per_client ${DEFAULT_CONFIG.quotas.peer_connections_per_client}, rooms_per_client ${DEFAULT_CONFIG.quotas.rooms_per_client}, max_rooms ${DEFAULT_CONFIG.quotas.max_rooms}
+  (rooms_per_client and max_rooms count VideoRoom and TextRoom rooms)
   VideoRoom: videoroom.admin_key restricts create; videoroom.max_description_length ${DEFAULT_CONFIG.videoroom.max_description_length};
   videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
 

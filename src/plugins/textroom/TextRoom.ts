@@ -40,6 +40,8 @@ export class TextRoom {
   /** Serialized message and announcement events, oldest first, at most config.history. */
   readonly history: string[] = [];
   destroyed = false;
+  /** Created through the client API (counted against max_rooms; not Admin's, config's or the file's). */
+  byClient = false;
   /** Gives back the creating client's room quota; called once, when the room ends. */
   quotaRelease: (() => void) | null = null;
 

@@ -101,7 +101,7 @@ export class TextRoomPlugin implements Plugin, TextRoomEnvironment {
 
   admitRoom(sessionId: number | null): (() => void) | null {
     if (sessionId === null) return null;
-    const created = [...this.rooms.values()].filter((r) => r.quotaRelease !== null).length;
+    const created = [...this.rooms.values()].filter((r) => r.byClient).length;
     if (this.config.maxRooms > 0 && created >= this.config.maxRooms) {
       throw new TextRoomError(TextRoomErrorCode.UNAUTHORIZED, `Too many rooms (at most ${this.config.maxRooms})`);
     }

@@ -264,6 +264,7 @@ function create(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext)
   };
   for (const key of ['secret', 'pin', 'post'] as const) if (typeof body[key] === 'string') config[key] = body[key];
   const room = env.makeRoom(config);
+  room.byClient = ctx.sessionId !== null;
   room.quotaRelease = release;
   // A file that cannot be written leaves the room temporary (permanent: false), as in Janus.
   const saved = permanent && env.save(id, config);
