@@ -205,6 +205,21 @@ test('room management: create, exists, list, edit, allowed, kick, destroy (API a
   assert.equal(admin['response'], { textroom: 'success', room: 1234, exists: true });
 });
 
+test('restart: a new offer, answered with ack, and the data channel goes on; setup twice is 416', async () => {
+  const [alice] = cleanup as [Chatter];
+  await alice.peer.message({ request: 'setup' });
+  const twice = await alice.peer.ws.nextEvent((e) => e['janus'] === 'event' && e['plugindata']?.data?.error_code !== undefined, 5000);
+  assert.is(twice['plugindata'].data['error_code'], 416);
+  await alice.peer.message({ request: 'restart' });
+  const offer = await alice.peer.ws.nextEvent((e) => e['janus'] === 'event' && e['jsep'] !== undefined, 5000);
+  assert.match(offer['jsep'].sdp, /m=application/);
+  await alice.peer.pc.setRemoteDescription(offer['jsep']);
+  await alice.peer.pc.setLocalDescription(await alice.peer.pc.createAnswer());
+  await alice.peer.message({ request: 'ack' }, { type: 'answer', sdp: alice.peer.pc.localDescription!.sdp });
+  await alice.peer.ws.nextEvent((e) => e['janus'] === 'event' && e['plugindata']?.data?.result === 'ok', 5000);
+  assert.equal(await alice.ask({ textroom: 'exists', room: 1234 }), { textroom: 'success', room: 1234, exists: true, transaction: `t${counter}` });
+});
+
 test('a client that hangs up leaves its rooms: the others hear it; rooms and associations are released', async () => {
   const [alice, bob] = cleanup as [Chatter, Chatter];
   await bob.ask({ textroom: 'join', room: 1234, username: 'bob' });
