@@ -48,7 +48,7 @@ export class DataChannelStats {
   dcepDrops = 0;
   /** Messages on a stream no channel was opened on, or with a PPID data channels do not use. */
   unknownStreamDrops = 0;
-  /** Messages a plugin asked to send that exceed the client's a=max-message-size. */
+  /** Messages a plugin asked to send that exceed the client's a=max-message-size or the send buffer. */
   oversizeRefused = 0;
   /** Messages refused because the association's send buffer was full, or it was not up. */
   sendRefused = 0;
@@ -117,7 +117,7 @@ export class DataChannels {
       maxMessageSize: options.maxMessageSize,
       // The window holds one whole message of the largest size, plus room for the next ones.
       receiveWindow: options.maxMessageSize + 256 * 1024,
-      maxSendBuffer: Math.max(options.maxSendBuffer, options.remoteMaxMessageSize),
+      maxSendBuffer: options.maxSendBuffer,
       now,
       output: (packet) => options.sendPacket(packet),
       // ferry can open channels itself from here on (as Janus relays to a label nobody opened).
@@ -160,7 +160,8 @@ export class DataChannels {
     const text = typeof message.data === 'string';
     const data = typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : message.data;
     const binary = !text && message.binary === true;
-    if (this.remoteMaxMessageSize > 0 && data.length > this.remoteMaxMessageSize) {
+    // Above what the peer takes, or what ferry would ever queue for one association.
+    if ((this.remoteMaxMessageSize > 0 && data.length > this.remoteMaxMessageSize) || data.length > this.options.maxSendBuffer) {
       stats.oversizeRefused++;
       return false;
     }

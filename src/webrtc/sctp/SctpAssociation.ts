@@ -24,7 +24,7 @@
 // drop (`onDrop`); nothing a peer sends throws out of `receive`.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
-import { ChunkType, COMMON_HEADER_SIZE, encodeChunk, encodePacket, encodeParameter, parsePacket, parseParameters, type Chunk } from './SctpPacket.js';
+import { ChunkType, COMMON_HEADER_SIZE, encodeChunk, encodePacket, encodeParameter, parsePacket, parseParameters, type Chunk, type SctpPacket } from './SctpPacket.js';
 import { ReceivedTsns, ssnAfter, tsnAdd, tsnAfter, tsnDiff } from './Tsn.js';
 
 /**
@@ -368,7 +368,17 @@ export class SctpAssociation {
     if (this.currentState === 'closed') return;
     const parsed = parsePacket(data);
     if (!parsed.ok) return this.drop(parsed.reason);
-    const packet = parsed.packet;
+    try {
+      this.receivePacket(parsed.packet);
+    } catch (err) {
+      // Every length is checked before it is read; reaching here is a bug, not the peer's
+      // right to crash the process: the association goes, the rest of ferry stays.
+      this.processing = false;
+      this.fail('protocol-violation', `internal error on a peer's packet: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private receivePacket(packet: SctpPacket): void {
     this.counters.packetsIn++;
     if (packet.destinationPort !== this.options.localPort || packet.sourcePort !== this.options.remotePort) {
       return this.drop(`ports ${packet.sourcePort}->${packet.destinationPort} are not the a=sctp-port pair`);
@@ -377,31 +387,19 @@ export class SctpAssociation {
     // §6.10: INIT, INIT ACK and SHUTDOWN COMPLETE travel alone.
     if (first.type === ChunkType.INIT) {
       if (packet.chunks.length !== 1 || packet.verificationTag !== 0) return this.drop('INIT not alone or with a non-zero tag');
-      this.processing = true;
-      try {
-        this.handleInit(first);
-      } finally {
-        this.processing = false;
-      }
+      this.handleInit(first);
       this.flush();
       return;
     }
     if (!this.tagAccepted(packet.verificationTag, first)) return this.drop('wrong verification tag');
+    // Sends a callback makes meanwhile (an echo) wait for the one flush after the packet.
     this.processing = true;
     let hadData = false;
-    try {
-      for (const chunk of packet.chunks) {
-        if (this.isClosed()) break;
-        const go = this.handleChunk(chunk);
-        if (go === 'data') hadData = true;
-        if (go === 'stop') break;
-      }
-    } catch (err) {
-      // Every length is checked before it is read; reaching here is a bug, not the peer's
-      // right to crash the process: the association goes, the rest of ferry stays.
-      this.processing = false;
-      this.fail('protocol-violation', `internal error on a peer's packet: ${err instanceof Error ? err.message : String(err)}`);
-      return;
+    for (const chunk of packet.chunks) {
+      if (this.isClosed()) break;
+      const go = this.handleChunk(chunk);
+      if (go === 'data') hadData = true;
+      if (go === 'stop') break;
     }
     this.processing = false;
     if (this.isClosed()) return;
