@@ -121,6 +121,7 @@ export class Gateway {
         return pools.length ? pools.reduce((n, p) => n + p.free, 0) : null;
       },
       mediaThreads: () => this.resources.mediaThreads(),
+      dataChannels: () => this.resources.dataChannels(),
     });
     this.quotas = options.quotas ?? new Quotas(config.quotas, this.clock);
     this.quotas.onRefusal = (limit) => this.metrics.quotaRefused(limit);

@@ -45,6 +45,9 @@ test('text and binary messages come back on the same channel, in order', async (
     const status = await ferryStatus(f);
     assert.is(status['data_channels'].associations, 1);
     assert.is(status['data_channels'].channels, 1);
+    const metrics = await (await fetch(`${new URL(f.admin.base).origin}${f.config.metrics.path}`)).text();
+    assert.match(metrics, /^ferry_sctp_associations 1$/m);
+    assert.match(metrics, /^ferry_data_channel_messages_in_total 200$/m);
   } finally {
     await peer.close();
     await closePeer(peer.pc);
