@@ -193,6 +193,7 @@ export class Gateway {
 
   /** Derived counts, read by Admin `ferry_status` and by tests. */
   status(): FerryStatus {
+    const dataChannels = this.resources.dataChannels();
     return {
       sessions: this.registry.sessionCount,
       handles: this.registry.handleCount,
@@ -202,7 +203,8 @@ export class Gateway {
       port_pools: this.resources.portPools(),
       engine: this.resources.engineCounters(),
       media_threads: this.resources.mediaThreads(),
-      data_channels: this.resources.dataChannels(),
+      // Only with a WebRTC layer, like the engine's figures it sits beside.
+      ...(dataChannels ? { data_channels: dataChannels } : {}),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
       quotas: this.quotas.status(),
