@@ -17,6 +17,13 @@
 //   (RFC 8831 §6.7);
 // - HEARTBEAT answers, ABORT, and the peer's SHUTDOWN (§9.2).
 //
+// This file holds the association itself: its state table, setup, the checks
+// every packet goes through (ports, verification tag, chunk order), the timers'
+// one deadline, how chunks are packed into packets, and how it ends. Once
+// established, three parts do the rest: SctpReceiver (DATA, FORWARD TSN,
+// reassembly, SACKs), SctpSender (queue, TSNs, SACK processing, T3-rtx,
+// congestion control, abandoning) and StreamReset (RE-CONFIG).
+//
 // Bounded by construction: reassembly holds at most the receive window (plus one
 // packet), received TSNs are tracked within a 16-bit window and a bounded number of
 // gaps, a message above the announced max-message-size aborts the association, and
@@ -25,7 +32,13 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 import { ChunkType, COMMON_HEADER_SIZE, encodeChunk, encodePacket, encodeParameter, parsePacket, parseParameters, type Chunk, type SctpPacket } from './SctpPacket.js';
-import { ReceivedTsns, ssnAfter, tsnAdd, tsnAfter, tsnDiff } from './Tsn.js';
+import { MAX_RETRANSMISSIONS, newCounters, type SctpCounters } from './SctpCommon.js';
+import { CAUSE_PROTOCOL_VIOLATION, SctpReceiver } from './SctpReceiver.js';
+import { RTO_INITIAL_MS, SctpSender, type SendOptions, type SendResult } from './SctpSender.js';
+import { StreamReset } from './StreamReset.js';
+
+export type { SctpCounters } from './SctpCommon.js';
+export type { SendOptions, SendResult } from './SctpSender.js';
 
 /**
  * SCTP packet size ferry sends: IPv6's minimum MTU (1280) minus IPv6 and UDP headers (48) and
@@ -33,25 +46,10 @@ import { ReceivedTsns, ssnAfter, tsnAdd, tsnAfter, tsnDiff } from './Tsn.js';
  */
 export const DEFAULT_SCTP_MTU = 1191;
 const DATA_CHUNK_HEADER = 16;
-/** RFC 9260 §16: RTO.Initial 1 s, RTO.Max 60 s; RTO.Min lowered from 1 s so one lost packet on a short path does not stall a reliable channel for a second. */
-const RTO_INITIAL_MS = 1000;
-const RTO_MIN_MS = 200;
-const RTO_MAX_MS = 60_000;
-/** Association.Max.Retrans (§16): consecutive timeouts before the peer is declared unreachable. */
-const MAX_RETRANSMISSIONS = 10;
 /** Max.Init.Retransmits (§16). */
 const MAX_INIT_RETRANSMISSIONS = 8;
-/** §6.2: a SACK within 200 ms of the first unacknowledged DATA. */
-const SACK_DELAY_MS = 200;
 /** How long a State Cookie is valid (§5.1.3). */
 const COOKIE_LIFETIME_MS = 60_000;
-/** DATA more than this many TSNs beyond the cumulative TSN is dropped (gap blocks are 16-bit offsets). */
-const MAX_TSN_WINDOW = 0xffff;
-/** Separate ranges of received TSNs above a gap tracked at once; a chunk opening another is dropped. */
-const MAX_GAP_RANGES = 256;
-/** Gap blocks and duplicate TSNs reported per SACK (§3.3.4), so a SACK fits one packet. */
-const MAX_REPORTED_GAPS = 64;
-const MAX_REPORTED_DUPLICATES = 16;
 /** Streams ferry accepts and opens (RFC 8831 §6.2: data channels use up to 65535). */
 const MAX_STREAMS = 65535;
 /** §3.2.1 parameters and §3.3.10 error causes ferry writes. */
@@ -59,24 +57,6 @@ const PARAM_STATE_COOKIE = 7;
 const PARAM_SUPPORTED_EXTENSIONS = 0x8008;
 const PARAM_FORWARD_TSN_SUPPORTED = 0xc000;
 const CAUSE_INVALID_STREAM = 1;
-const CAUSE_NO_USER_DATA = 9;
-const CAUSE_PROTOCOL_VIOLATION = 13;
-/** RFC 6525 §4: re-configuration parameters and results. */
-const RECONFIG_OUTGOING_RESET = 13;
-const RECONFIG_INCOMING_RESET = 14;
-const RECONFIG_SSN_TSN_RESET = 15;
-const RECONFIG_RESPONSE = 16;
-const RECONFIG_ADD_OUTGOING = 17;
-const RECONFIG_ADD_INCOMING = 18;
-const RESULT_NOTHING_TO_DO = 0;
-const RESULT_PERFORMED = 1;
-const RESULT_DENIED = 2;
-const RESULT_BAD_SEQUENCE = 5;
-const RESULT_IN_PROGRESS = 6;
-/** DATA chunk flags (§3.3.1). */
-const FLAG_END = 1;
-const FLAG_BEGIN = 2;
-const FLAG_UNORDERED = 4;
 
 /**
  * - listening: DTLS is up and ferry waits for the peer's INIT / COOKIE ECHO (§5.1, the
@@ -101,16 +81,6 @@ const TRANSITIONS: Readonly<Record<SctpState, Partial<Record<SctpInput, SctpStat
 
 /** Why an association ended. */
 export type SctpCloseCause = 'local' | 'peer-abort' | 'peer-shutdown' | 'protocol-violation' | 'timeout';
-
-export interface SendOptions {
-  ordered: boolean;
-  /** RFC 3758 partial reliability: retransmissions allowed (null: unlimited). */
-  maxRetransmits?: number | null;
-  /** RFC 3758 partial reliability: milliseconds the message may take to be sent (null: forever). */
-  lifetimeMs?: number | null;
-}
-
-export type SendResult = 'queued' | 'closed' | 'invalid-stream' | 'empty' | 'buffer-full';
 
 export interface SctpAssociationOptions {
   /** a=sctp-port of each side (RFC 8841 §5). */
@@ -138,56 +108,6 @@ export interface SctpAssociationOptions {
   onDrop?(reason: string): void;
 }
 
-interface OutboundMessage {
-  stream: number;
-  ppid: number;
-  data: Buffer;
-  ordered: boolean;
-  /** Stream sequence number, taken when its first fragment is sent (an unsent message leaves no hole). */
-  ssn: number;
-  maxRetransmits: number | null;
-  expiresAt: number | null;
-  /** Bytes already cut into chunks. */
-  offset: number;
-  abandoned: boolean;
-  chunks: SentChunk[];
-}
-
-interface SentChunk {
-  tsn: number;
-  message: OutboundMessage;
-  flags: number;
-  payload: Buffer;
-  transmissions: number;
-  /** Acknowledged by a gap block (not yet by the cumulative TSN). */
-  acked: boolean;
-  /** Counted in flightSize: sent and neither acknowledged, marked for retransmission nor abandoned. */
-  inFlight: boolean;
-  retransmit: boolean;
-  abandoned: boolean;
-  misses: number;
-}
-
-interface PartialMessage {
-  ppid: number;
-  fragments: Map<number, Buffer>;
-  firstTsn: number | null;
-  lastTsn: number | null;
-  bytes: number;
-}
-
-interface InboundStream {
-  nextSsn: number;
-  pending: Map<number, PartialMessage>;
-}
-
-interface UnorderedFragment {
-  stream: number;
-  ppid: number;
-  flags: number;
-  data: Buffer;
-}
-
 /** What the peer said in its INIT, kept until its COOKIE ECHO establishes the association. */
 interface PeerInit {
   tag: number;
@@ -199,17 +119,11 @@ interface PeerInit {
   reconfig: boolean;
 }
 
-export interface SctpCounters {
-  packetsIn: number;
-  packetsOut: number;
-  dataChunksIn: number;
-  dataChunksOut: number;
-  retransmissions: number;
-  fastRetransmits: number;
-  timeouts: number;
-  abandoned: number;
-  messagesIn: number;
-  messagesOut: number;
+/** The parts that exist once the association is established. */
+interface Parts {
+  receiver: SctpReceiver;
+  sender: SctpSender;
+  streamReset: StreamReset;
 }
 
 export class SctpAssociation {
@@ -224,59 +138,10 @@ export class SctpAssociation {
   private peerTag = 0;
   private inboundStreamCount = 0;
   private outboundStreamCount = 0;
+  /** Null until established; kept (cleared) after the end so `describe` still reports. */
+  private parts: Parts | null = null;
 
-  // ---- sending (§6.1, §7) ----
-  private nextTsn: number;
-  private lastCumAck: number;
-  private readonly queue: OutboundMessage[] = [];
-  private queueHead = 0;
-  private queuedBytes = 0;
-  private readonly queuedPerStream = new Map<number, number>();
-  /** Every TSN after lastCumAck, in order (so a TSN's chunk is at a known index). */
-  private inflight: SentChunk[] = [];
-  private inflightHead = 0;
-  private unackedBytes = 0;
-  private flightSize = 0;
-  private retransmitPending = 0;
-  private fastRetransmitPending = false;
-  private cwnd: number;
-  private ssthresh = 0;
-  private partialBytesAcked = 0;
-  private peerRwnd = 0;
-  private inFastRecovery = false;
-  private fastRecoveryExit = 0;
-  private readonly outboundSsn = new Map<number, number>();
-  private rto = RTO_INITIAL_MS;
-  private srtt: number | null = null;
-  private rttvar = 0;
-  private rttTsn: number | null = null;
-  private rttSentAt = 0;
-  private errorCount = 0;
-  private advancedPeerAckPoint: number;
-  private forwardTsnOwed = false;
-
-  // ---- receiving (§6.2) ----
-  private received: ReceivedTsns | null = null;
-  private duplicates: number[] = [];
-  private sackOwed = false;
-  private sackImmediate = false;
-  private packetsSinceSack = 0;
-  private bufferedBytes = 0;
-  private readonly inboundStreams = new Map<number, InboundStream>();
-  private readonly unordered = new Map<number, UnorderedFragment>();
-
-  // ---- stream reset (RFC 6525) ----
-  private ourReconfigSeq: number;
-  private readonly pendingResets = new Set<number>();
-  private outstandingReset: { reqSeq: number; lastTsn: number; streams: number[]; retries: number } | null = null;
-  private peerLastReqSeq = 0;
-  private lastResponse: { reqSeq: number; result: number } | null = null;
-  private deferredReset: { reqSeq: number; lastTsn: number; streams: number[] } | null = null;
-
-  // ---- timers (deadlines in `now()` milliseconds) ----
-  private t3Deadline: number | null = null;
-  private sackDeadline: number | null = null;
-  private reconfigDeadline: number | null = null;
+  // ---- timers of setup and shutdown (deadlines in `now()` milliseconds) ----
   private t2Deadline: number | null = null;
   private t2Retries = 0;
   /** The initiator's T1-init / T1-cookie (§5.1): the chunk to send again, and how often it went. */
@@ -285,10 +150,7 @@ export class SctpAssociation {
   /** Chunks (already encoded) that go first in the next packet: COOKIE ACK, answers, errors. */
   private control: Buffer[] = [];
   private processing = false;
-  readonly counters: SctpCounters = {
-    packetsIn: 0, packetsOut: 0, dataChunksIn: 0, dataChunksOut: 0, retransmissions: 0,
-    fastRetransmits: 0, timeouts: 0, abandoned: 0, messagesIn: 0, messagesOut: 0,
-  };
+  readonly counters: SctpCounters = newCounters();
 
   constructor(private readonly options: SctpAssociationOptions) {
     this.mtu = options.mtu ?? DEFAULT_SCTP_MTU;
@@ -296,12 +158,6 @@ export class SctpAssociation {
     // §5.1.3: a non-zero random tag; §5.1.2: a random initial TSN.
     this.ourTag = randomInt(1, 0x100000000);
     this.ourInitialTsn = randomInt(0, 0x100000000);
-    this.nextTsn = this.ourInitialTsn;
-    this.lastCumAck = tsnAdd(this.ourInitialTsn, -1);
-    this.advancedPeerAckPoint = this.lastCumAck;
-    this.ourReconfigSeq = this.ourInitialTsn;
-    // §7.2.1: initial cwnd = min(4 * MTU, max(2 * MTU, 4380)).
-    this.cwnd = Math.min(4 * this.mtu, Math.max(2 * this.mtu, 4380));
   }
 
   get state(): SctpState {
@@ -310,7 +166,7 @@ export class SctpAssociation {
 
   /** Bytes waiting to be sent or acknowledged (a data channel's bufferedAmount, summed). */
   get bufferedAmount(): number {
-    return this.queuedBytes + this.unackedBytes;
+    return this.parts?.sender.bufferedAmount ?? 0;
   }
 
   /** Streams each way, as negotiated (0 until established). */
@@ -334,28 +190,39 @@ export class SctpAssociation {
     return true;
   }
 
+  /** The retransmission timeout (§6.3.1): the sender's estimate once there is one. */
+  private rto(): number {
+    return this.parts?.sender.rto ?? RTO_INITIAL_MS;
+  }
+
   // ---- time ------------------------------------------------------------------------------
 
   /** When `handleTimeout` must next run (null: nothing pending). */
   deadline(): number | null {
     let d: number | null = null;
-    const consider = (t: number | null) => {
-      if (t !== null && (d === null || t < d)) d = t;
+    const consider = (t: number | null | undefined) => {
+      if (t != null && (d === null || t < d)) d = t;
     };
-    consider(this.t3Deadline);
-    if (this.sackOwed) consider(this.sackDeadline);
-    consider(this.reconfigDeadline);
+    const parts = this.parts;
+    if (parts) {
+      consider(parts.sender.deadline());
+      consider(parts.receiver.deadline());
+      consider(parts.streamReset.deadline());
+    }
     consider(this.t2Deadline);
-    consider(this.t1?.deadline ?? null);
+    consider(this.t1?.deadline);
     return d;
   }
 
   handleTimeout(): void {
     if (this.currentState === 'closed') return;
     const now = this.options.now();
-    if (this.sackOwed && this.sackDeadline !== null && this.sackDeadline <= now) this.sackImmediate = true;
-    if (this.t3Deadline !== null && this.t3Deadline <= now) this.t3Expired();
-    if (this.reconfigDeadline !== null && this.reconfigDeadline <= now) this.reconfigExpired();
+    const parts = this.parts;
+    if (parts) {
+      parts.receiver.handleTimeout(now);
+      if (parts.sender.handleTimeout(now) === 'give-up') return this.fail('timeout', 'the peer stopped acknowledging (Association.Max.Retrans)');
+      if (parts.streamReset.handleTimeout(now) === 'give-up') return this.fail('timeout', 'the peer never answered a stream reset');
+    }
     if (this.t2Deadline !== null && this.t2Deadline <= now) this.t2Expired();
     if (this.t1 !== null && this.t1.deadline <= now) this.t1Expired();
     this.flush();
@@ -403,7 +270,11 @@ export class SctpAssociation {
     }
     this.processing = false;
     if (this.isClosed()) return;
-    if (hadData) this.afterData();
+    if (hadData && this.parts) {
+      // §6.2: the SACK rule; RFC 6525 §5.2.2: a reset waiting for this data takes place.
+      this.parts.receiver.afterPacket();
+      this.parts.streamReset.afterData();
+    }
     this.flush();
   }
 
@@ -418,25 +289,28 @@ export class SctpAssociation {
 
   /** One chunk; 'data' when it carried DATA or FORWARD TSN (a SACK is owed), 'stop' to skip the rest. */
   private handleChunk(chunk: Chunk): 'ok' | 'data' | 'stop' {
-    const established = this.currentState === 'established';
+    const parts = this.currentState === 'established' ? this.parts : null;
     switch (chunk.type) {
       case ChunkType.DATA:
-        if (!established) return this.dropChunk('DATA before the association is up');
-        this.handleData(chunk);
+        if (!parts) return this.dropChunk('DATA before the association is up');
+        parts.receiver.data(chunk.flags, chunk.body);
         return 'data';
       case ChunkType.SACK:
-        if (established) this.handleSack(chunk.body);
+        if (parts && parts.sender.sack(chunk.body) === 'violation') {
+          this.abort(CAUSE_PROTOCOL_VIOLATION, 'SACK acknowledging a TSN never sent');
+          return 'stop';
+        }
         return 'ok';
       case ChunkType.FORWARD_TSN:
-        if (!established) return this.dropChunk('FORWARD TSN before the association is up');
-        this.handleForwardTsn(chunk.body);
+        if (!parts) return this.dropChunk('FORWARD TSN before the association is up');
+        parts.receiver.forwardTsn(chunk.body);
         return 'data';
       case ChunkType.COOKIE_ECHO:
         this.handleCookieEcho(chunk.body);
         return 'ok';
       case ChunkType.HEARTBEAT:
         // §8.3: the HEARTBEAT ACK carries the Heartbeat Info back unchanged.
-        if (established && chunk.body.length <= this.mtu - COMMON_HEADER_SIZE - 4) this.control.push(encodeChunk(ChunkType.HEARTBEAT_ACK, 0, chunk.body));
+        if (parts && chunk.body.length <= this.mtu - COMMON_HEADER_SIZE - 4) this.control.push(encodeChunk(ChunkType.HEARTBEAT_ACK, 0, chunk.body));
         return 'ok';
       case ChunkType.ABORT:
         this.end('peer-abort', 'the peer aborted the association');
@@ -451,7 +325,7 @@ export class SctpAssociation {
         }
         return 'stop';
       case ChunkType.RE_CONFIG:
-        if (established) this.handleReconfig(chunk.body);
+        if (parts) parts.streamReset.handle(chunk.body);
         return 'ok';
       case ChunkType.INIT_ACK:
         if (this.currentState === 'cookie-wait') this.handleInitAck(chunk);
@@ -548,7 +422,7 @@ export class SctpAssociation {
   connect(): void {
     if (!this.apply('connect')) return;
     const init = this.initChunk(ChunkType.INIT, MAX_STREAMS, []);
-    this.t1 = { deadline: this.options.now() + this.rto, chunk: init, tag: 0, retries: 0 };
+    this.t1 = { deadline: this.options.now() + this.rto(), chunk: init, tag: 0, retries: 0 };
     this.emit(0, [init]);
   }
 
@@ -566,7 +440,7 @@ export class SctpAssociation {
     this.peerTag = tag;
     this.apply('init-ack');
     const echo = encodeChunk(ChunkType.COOKIE_ECHO, 0, cookie.value);
-    this.t1 = { deadline: this.options.now() + this.rto, chunk: echo, tag, retries: 0 };
+    this.t1 = { deadline: this.options.now() + this.rto(), chunk: echo, tag, retries: 0 };
     this.emit(tag, [echo]);
   }
 
@@ -577,7 +451,7 @@ export class SctpAssociation {
       this.end('timeout', 'the peer never answered the INIT');
       return;
     }
-    t1.deadline = this.options.now() + this.rto;
+    t1.deadline = this.options.now() + this.rto();
     this.emit(t1.tag, [t1.chunk]);
   }
 
@@ -597,684 +471,112 @@ export class SctpAssociation {
     this.establish();
   }
 
-  /** Both setups end here: the peer's parameters taken, data may flow. */
+  /** Both setups end here: the peer's parameters taken, the receiver, sender and stream reset made. */
   private establish(): void {
     const peer = this.peer!;
     this.peerTag = peer.tag;
     this.inboundStreamCount = Math.min(MAX_STREAMS, peer.outboundStreams);
     this.outboundStreamCount = Math.min(MAX_STREAMS, peer.inboundStreams);
-    this.peerRwnd = peer.rwnd;
-    this.ssthresh = peer.rwnd; // §7.2.1: initially the peer's a_rwnd
-    this.received = new ReceivedTsns(peer.initialTsn);
-    // RFC 6525 §5.1.1: request sequence numbers start at each side's initial TSN.
-    this.peerLastReqSeq = tsnAdd(peer.initialTsn, -1);
+    const now = () => this.options.now();
+    const drop = (reason: string) => this.drop(reason);
+    const receiver = new SctpReceiver({
+      initialTsn: peer.initialTsn,
+      inboundStreams: this.inboundStreamCount,
+      receiveWindow: this.options.receiveWindow,
+      maxMessageSize: this.options.maxMessageSize,
+      mtu: this.mtu,
+      now,
+      counters: this.counters,
+      deliver: (stream, ppid, data) => this.options.onMessage(stream, ppid, data),
+      drop,
+      violation: (cause, reason, info) => this.abort(cause, reason, info),
+      invalidStream: (stream) => {
+        // §6.5: acknowledged (the receiver did), reported and discarded.
+        const cause = Buffer.alloc(4);
+        cause.writeUInt16BE(stream, 0);
+        this.control.push(encodeChunk(ChunkType.ERROR, 0, encodeParameter(CAUSE_INVALID_STREAM, cause)));
+        this.drop('DATA on a stream that does not exist');
+      },
+      isOpen: () => !this.isClosed(),
+    });
+    const sender = new SctpSender({
+      initialTsn: this.ourInitialTsn,
+      mtu: this.mtu,
+      maxPayload: this.maxPayload,
+      maxSendBuffer: this.options.maxSendBuffer,
+      peerRwnd: peer.rwnd,
+      partialReliability: peer.partialReliability,
+      now,
+      counters: this.counters,
+      drop,
+    });
+    const streamReset = new StreamReset({
+      ourInitialTsn: this.ourInitialTsn,
+      peerInitialTsn: peer.initialTsn,
+      now,
+      rto: () => sender.rto,
+      lastAssignedTsn: () => sender.lastAssignedTsn,
+      cumulativeReceived: () => receiver.cumulative,
+      hasQueued: (stream) => sender.hasQueued(stream),
+      resetOutgoing: (streams) => sender.resetStreams(streams),
+      resetIncoming: (streams) => receiver.resetStreams(streams),
+      onIncomingStreamsReset: (streams) => this.options.onIncomingStreamsReset(streams),
+      onOutgoingStreamsReset: (streams) => this.options.onOutgoingStreamsReset(streams),
+      drop,
+    });
+    this.parts = { receiver, sender, streamReset };
     this.options.onEstablished();
-  }
-
-  // ---- receiving data (§6.2, §6.9) ---------------------------------------------------------
-
-  private handleData(chunk: Chunk): void {
-    const received = this.received!;
-    const body = chunk.body;
-    if (body.length < 12) {
-      this.drop('DATA shorter than its header');
-      return;
-    }
-    this.counters.dataChunksIn++;
-    if (body.length === 12) {
-      // §6.2: DATA without user data is a protocol violation the association does not survive.
-      this.abort(CAUSE_NO_USER_DATA, 'DATA chunk without user data', body.subarray(0, 4));
-      return;
-    }
-    const tsn = body.readUInt32BE(0);
-    const stream = body.readUInt16BE(4);
-    const ssn = body.readUInt16BE(6);
-    const ppid = body.readUInt32BE(8);
-    const data = body.subarray(12);
-    this.sackOwed = true;
-    if (received.has(tsn)) {
-      if (this.duplicates.length < MAX_REPORTED_DUPLICATES) this.duplicates.push(tsn);
-      this.sackImmediate = true;
-      return;
-    }
-    if (tsnDiff(tsn, received.cumulative) > MAX_TSN_WINDOW) {
-      this.drop('DATA beyond the TSN window');
-      return;
-    }
-    const next = tsnAdd(received.cumulative, 1);
-    // §6.2: with the window used up, only the TSN the cumulative ack waits for is taken.
-    if (tsn !== next && this.bufferedBytes + data.length > this.options.receiveWindow + this.mtu) {
-      this.drop('DATA beyond the receive window');
-      this.sackImmediate = true;
-      return;
-    }
-    if (tsn !== next && received.gapCount >= MAX_GAP_RANGES && !received.has(tsnAdd(tsn, -1)) && !received.has(tsnAdd(tsn, 1))) {
-      this.drop('DATA opening too many gaps');
-      this.sackImmediate = true;
-      return;
-    }
-    received.add(tsn);
-    if (received.gapCount > 0) this.sackImmediate = true; // §6.7: report gaps at once
-    if (stream >= this.inboundStreamCount) {
-      // §6.5: acknowledged, reported and discarded.
-      const cause = Buffer.alloc(4);
-      cause.writeUInt16BE(stream, 0);
-      this.control.push(encodeChunk(ChunkType.ERROR, 0, encodeParameter(CAUSE_INVALID_STREAM, cause)));
-      this.drop('DATA on a stream that does not exist');
-      return;
-    }
-    if (chunk.flags & FLAG_UNORDERED) this.receiveUnordered(tsn, stream, ppid, chunk.flags, data);
-    else this.receiveOrdered(tsn, stream, ssn, ppid, chunk.flags, data);
-  }
-
-  private receiveOrdered(tsn: number, stream: number, ssn: number, ppid: number, flags: number, data: Buffer): void {
-    let st = this.inboundStreams.get(stream);
-    if (!st) {
-      st = { nextSsn: 0, pending: new Map() };
-      this.inboundStreams.set(stream, st);
-    }
-    if (ssn !== st.nextSsn && !ssnAfter(ssn, st.nextSsn)) {
-      this.drop('ordered DATA for a message already delivered');
-      return;
-    }
-    if ((flags & (FLAG_BEGIN | FLAG_END)) === (FLAG_BEGIN | FLAG_END) && ssn === st.nextSsn && !st.pending.has(ssn)) {
-      st.nextSsn = (st.nextSsn + 1) & 0xffff;
-      this.deliver(stream, ppid, data);
-      this.drainOrdered(stream, st);
-      return;
-    }
-    let partial = st.pending.get(ssn);
-    if (!partial) {
-      partial = { ppid, fragments: new Map(), firstTsn: null, lastTsn: null, bytes: 0 };
-      st.pending.set(ssn, partial);
-    }
-    partial.fragments.set(tsn, data);
-    partial.bytes += data.length;
-    this.bufferedBytes += data.length;
-    if (flags & FLAG_BEGIN) partial.firstTsn = tsn;
-    if (flags & FLAG_END) partial.lastTsn = tsn;
-    if (partial.bytes > this.options.maxMessageSize) {
-      this.abort(CAUSE_PROTOCOL_VIOLATION, `a message larger than the ${this.options.maxMessageSize} bytes of a=max-message-size`);
-      return;
-    }
-    this.drainOrdered(stream, st);
-  }
-
-  private static complete(p: PartialMessage): boolean {
-    return p.firstTsn !== null && p.lastTsn !== null && p.fragments.size === tsnDiff(p.lastTsn, p.firstTsn) + 1;
-  }
-
-  /** Delivers every complete message from the stream's next SSN on. */
-  private drainOrdered(stream: number, st: InboundStream): void {
-    for (let p = st.pending.get(st.nextSsn); p && SctpAssociation.complete(p); p = st.pending.get(st.nextSsn)) {
-      st.pending.delete(st.nextSsn);
-      st.nextSsn = (st.nextSsn + 1) & 0xffff;
-      this.bufferedBytes -= p.bytes;
-      this.deliver(stream, p.ppid, SctpAssociation.assemble(p));
-      if (this.currentState === 'closed') return;
-    }
-  }
-
-  private static assemble(p: PartialMessage): Buffer {
-    const parts: Buffer[] = [];
-    for (let t = p.firstTsn!, n = 0; n < p.fragments.size; t = tsnAdd(t, 1), n++) parts.push(p.fragments.get(t)!);
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, p.bytes);
-  }
-
-  private receiveUnordered(tsn: number, stream: number, ppid: number, flags: number, data: Buffer): void {
-    if ((flags & (FLAG_BEGIN | FLAG_END)) === (FLAG_BEGIN | FLAG_END)) {
-      this.deliver(stream, ppid, data);
-      return;
-    }
-    this.unordered.set(tsn, { stream, ppid, flags, data });
-    this.bufferedBytes += data.length;
-    // The fragments of one message have consecutive TSNs (§6.9): walk to its first and last.
-    let bytes = data.length;
-    let first = tsn;
-    for (let f = this.unordered.get(first)!; !(f.flags & FLAG_BEGIN); ) {
-      const prev = this.unordered.get(tsnAdd(first, -1));
-      if (!prev || prev.stream !== stream || prev.flags & FLAG_END) {
-        this.checkPartialSize(bytes);
-        return;
-      }
-      first = tsnAdd(first, -1);
-      bytes += prev.data.length;
-      f = prev;
-    }
-    let last = tsn;
-    for (let f = this.unordered.get(last)!; !(f.flags & FLAG_END); ) {
-      const next = this.unordered.get(tsnAdd(last, 1));
-      if (!next || next.stream !== stream || next.flags & FLAG_BEGIN) {
-        this.checkPartialSize(bytes);
-        return;
-      }
-      last = tsnAdd(last, 1);
-      bytes += next.data.length;
-      f = next;
-    }
-    if (this.checkPartialSize(bytes)) return;
-    // One PPID per message (RFC 8831 §6.6): the first fragment's.
-    const messagePpid = this.unordered.get(first)!.ppid;
-    const parts: Buffer[] = [];
-    for (let t = first; ; t = tsnAdd(t, 1)) {
-      parts.push(this.unordered.get(t)!.data);
-      this.unordered.delete(t);
-      if (t === last) break;
-    }
-    this.bufferedBytes -= bytes;
-    this.deliver(stream, messagePpid, Buffer.concat(parts, bytes));
-  }
-
-  /** True (and the association aborted) when a message under reassembly outgrew the announced size. */
-  private checkPartialSize(bytes: number): boolean {
-    if (bytes <= this.options.maxMessageSize) return false;
-    this.abort(CAUSE_PROTOCOL_VIOLATION, `a message larger than the ${this.options.maxMessageSize} bytes of a=max-message-size`);
-    return true;
-  }
-
-  private deliver(stream: number, ppid: number, data: Buffer): void {
-    this.counters.messagesIn++;
-    this.options.onMessage(stream, ppid, data);
-  }
-
-  /** RFC 3758 §3.6: the peer gave up on everything up to a TSN. */
-  private handleForwardTsn(body: Buffer): void {
-    const received = this.received!;
-    if (body.length < 4 || (body.length - 4) % 4 !== 0) {
-      this.drop('malformed FORWARD TSN');
-      return;
-    }
-    this.sackOwed = true;
-    this.sackImmediate = true;
-    const newCumulative = body.readUInt32BE(0);
-    if (!tsnAfter(newCumulative, received.cumulative)) return;
-    if (tsnDiff(newCumulative, received.cumulative) > MAX_TSN_WINDOW) {
-      this.drop('FORWARD TSN beyond the TSN window');
-      return;
-    }
-    received.forwardTo(newCumulative);
-    for (const [tsn, fragment] of this.unordered) {
-      if (tsnAfter(tsn, newCumulative)) continue;
-      this.unordered.delete(tsn);
-      this.bufferedBytes -= fragment.data.length;
-    }
-    for (const st of this.inboundStreams.values()) {
-      for (const [ssn, partial] of st.pending) {
-        if ([...partial.fragments.keys()].some((t) => !tsnAfter(t, newCumulative))) {
-          st.pending.delete(ssn);
-          this.bufferedBytes -= partial.bytes;
-        }
-      }
-    }
-    for (let pos = 4; pos + 4 <= body.length; pos += 4) {
-      const stream = body.readUInt16BE(pos);
-      const skipTo = body.readUInt16BE(pos + 2);
-      const st = this.inboundStreams.get(stream);
-      if (!st || (st.nextSsn !== skipTo && !ssnAfter(skipTo, st.nextSsn))) continue;
-      // Complete messages before the skipped one still go, in order; incomplete ones are gone.
-      for (let ssn = st.nextSsn; ; ssn = (ssn + 1) & 0xffff) {
-        const p = st.pending.get(ssn);
-        if (p) {
-          st.pending.delete(ssn);
-          this.bufferedBytes -= p.bytes;
-          if (SctpAssociation.complete(p)) this.deliver(stream, p.ppid, SctpAssociation.assemble(p));
-          if (this.currentState === 'closed') return;
-        }
-        if (ssn === skipTo) break;
-      }
-      st.nextSsn = (skipTo + 1) & 0xffff;
-      this.drainOrdered(stream, st);
-    }
-  }
-
-  /** After a packet with DATA: the SACK rule (§6.2: every second packet, else within 200 ms) and deferred resets. */
-  private afterData(): void {
-    this.packetsSinceSack++;
-    if (this.packetsSinceSack >= 2) this.sackImmediate = true;
-    if (this.sackOwed && this.sackDeadline === null) this.sackDeadline = this.options.now() + SACK_DELAY_MS;
-    const deferred = this.deferredReset;
-    if (deferred && this.received && !tsnAfter(deferred.lastTsn, this.received.cumulative)) {
-      this.deferredReset = null;
-      this.performIncomingReset(deferred.reqSeq, deferred.streams);
-    }
-  }
-
-  private sackChunk(): Buffer {
-    const received = this.received!;
-    const gaps = received.gapBlocks(MAX_REPORTED_GAPS);
-    const dups = this.duplicates;
-    const out = Buffer.alloc(12 + 4 * gaps.length + 4 * dups.length);
-    out.writeUInt32BE(received.cumulative, 0);
-    out.writeUInt32BE(Math.max(0, this.options.receiveWindow - this.bufferedBytes), 4);
-    out.writeUInt16BE(gaps.length, 8);
-    out.writeUInt16BE(dups.length, 10);
-    let pos = 12;
-    for (const [start, end] of gaps) {
-      out.writeUInt16BE(start, pos);
-      out.writeUInt16BE(end, pos + 2);
-      pos += 4;
-    }
-    for (const d of dups) {
-      out.writeUInt32BE(d, pos);
-      pos += 4;
-    }
-    this.duplicates = [];
-    this.sackOwed = false;
-    this.sackImmediate = false;
-    this.sackDeadline = null;
-    this.packetsSinceSack = 0;
-    return encodeChunk(ChunkType.SACK, 0, out);
-  }
-
-  // ---- acknowledgements of what ferry sent (§6.2.1, §7.2) ------------------------------------
-
-  private chunkAt(tsn: number): SentChunk | undefined {
-    const index = tsnDiff(tsn, this.lastCumAck) - 1;
-    return index >= 0 ? this.inflight[this.inflightHead + index] : undefined;
-  }
-
-  private handleSack(body: Buffer): void {
-    if (body.length < 12) return this.drop('SACK shorter than its fixed part');
-    const cumAck = body.readUInt32BE(0);
-    const rwnd = body.readUInt32BE(4);
-    const gapCount = body.readUInt16BE(8);
-    const dupCount = body.readUInt16BE(10);
-    if (body.length < 12 + 4 * gapCount + 4 * dupCount) return this.drop('SACK shorter than its blocks');
-    // §6.2.1 D i: an older SACK (reordered) says nothing new.
-    if (tsnAfter(this.lastCumAck, cumAck)) return;
-    if (tsnAfter(cumAck, tsnAdd(this.nextTsn, -1))) {
-      this.abort(CAUSE_PROTOCOL_VIOLATION, 'SACK acknowledging a TSN never sent');
-      return;
-    }
-    const now = this.options.now();
-    const flightBefore = this.flightSize;
-    const cumAdvanced = tsnAfter(cumAck, this.lastCumAck);
-    let bytesAcked = 0;
-    while (this.inflightHead < this.inflight.length && !tsnAfter(this.inflight[this.inflightHead]!.tsn, cumAck)) {
-      const c = this.inflight[this.inflightHead++]!;
-      if (!c.acked && !c.abandoned) bytesAcked += c.payload.length;
-      this.settle(c);
-      this.sampleRtt(c, now);
-    }
-    this.lastCumAck = cumAck;
-    if (tsnAfter(cumAck, this.advancedPeerAckPoint)) this.advancedPeerAckPoint = cumAck;
-    this.compactInflight();
-    // Gap ack blocks (§3.3.4): offsets from the cumulative TSN ack.
-    let highestAcked: number | null = null;
-    // Blocks come in increasing order without overlap (§3.3.4); others are skipped, so one SACK
-    // costs at most one pass over what is in flight.
-    const outstanding = this.inflight.length - this.inflightHead;
-    let previousEnd = 0;
-    for (let i = 0, pos = 12; i < gapCount; i++, pos += 4) {
-      const start = body.readUInt16BE(pos);
-      const end = Math.min(body.readUInt16BE(pos + 2), outstanding);
-      if (start <= previousEnd || end < start) continue;
-      previousEnd = end;
-      for (let off = start; off <= end; off++) {
-        const c = this.chunkAt(tsnAdd(cumAck, off));
-        if (!c) break;
-        if (!c.acked) {
-          c.acked = true;
-          if (!c.abandoned) bytesAcked += c.payload.length;
-          if (c.inFlight) {
-            c.inFlight = false;
-            this.flightSize -= c.payload.length;
-          }
-          if (c.retransmit) {
-            c.retransmit = false;
-            this.retransmitPending--;
-          }
-          this.sampleRtt(c, now);
-        }
-        if (highestAcked === null || tsnAfter(c.tsn, highestAcked)) highestAcked = c.tsn;
-      }
-    }
-    // §7.2.4: three reports of a TSN missing below acknowledged ones start a fast retransmit.
-    let fastRetransmit = false;
-    if (highestAcked !== null) {
-      for (let i = this.inflightHead; i < this.inflight.length; i++) {
-        const c = this.inflight[i]!;
-        if (!tsnAfter(highestAcked, c.tsn)) break;
-        if (c.acked || c.abandoned || !c.inFlight) continue;
-        if (++c.misses === 3) {
-          c.misses = 0;
-          c.inFlight = false;
-          this.flightSize -= c.payload.length;
-          c.retransmit = true;
-          this.retransmitPending++;
-          fastRetransmit = true;
-          this.counters.fastRetransmits++;
-        }
-      }
-    }
-    if (fastRetransmit) {
-      if (!this.inFastRecovery) {
-        this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * this.mtu);
-        this.cwnd = this.ssthresh;
-        this.partialBytesAcked = 0;
-        this.inFastRecovery = true;
-        this.fastRecoveryExit = tsnAdd(this.nextTsn, -1);
-      }
-      this.fastRetransmitPending = true;
-    }
-    if (cumAdvanced) {
-      this.errorCount = 0;
-      // §7.2.1 / §7.2.2: grow only when the window was in use (no room left for another full
-      // chunk: with chunks below the MTU it is never filled to the byte) and not while recovering.
-      if (!this.inFastRecovery && flightBefore + this.maxPayload > this.cwnd) {
-        if (this.cwnd <= this.ssthresh) this.cwnd += Math.min(bytesAcked, this.mtu);
-        else {
-          this.partialBytesAcked += bytesAcked;
-          if (this.partialBytesAcked >= this.cwnd) {
-            this.partialBytesAcked -= this.cwnd;
-            this.cwnd += this.mtu;
-          }
-        }
-      }
-      if (this.inFastRecovery && !tsnAfter(this.fastRecoveryExit, cumAck)) this.inFastRecovery = false;
-    }
-    this.peerRwnd = Math.max(0, rwnd - this.flightSize);
-    // §6.3.2 R2/R3: stop T3 when nothing is outstanding, restart it when the cumulative ack moved.
-    if (this.inflightHead >= this.inflight.length) this.t3Deadline = null;
-    else if (cumAdvanced) this.t3Deadline = now + this.rto;
-    this.advancePeerAckPoint();
-  }
-
-  /** A chunk leaves the window (cumulatively acknowledged). */
-  private settle(c: SentChunk): void {
-    if (c.inFlight) this.flightSize -= c.payload.length;
-    if (c.retransmit) this.retransmitPending--;
-    this.unackedBytes -= c.payload.length;
-    c.inFlight = false;
-    c.retransmit = false;
-  }
-
-  /** §6.3.1: one round-trip sample per round trip, never from a retransmitted chunk (Karn). */
-  private sampleRtt(c: SentChunk, now: number): void {
-    if (this.rttTsn !== c.tsn) return;
-    this.rttTsn = null;
-    if (c.transmissions !== 1) return;
-    const r = Math.max(0, now - this.rttSentAt);
-    if (this.srtt === null) {
-      this.srtt = r;
-      this.rttvar = r / 2;
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
-      this.srtt = 0.875 * this.srtt + 0.125 * r;
-    }
-    this.rto = Math.min(RTO_MAX_MS, Math.max(RTO_MIN_MS, this.srtt + 4 * this.rttvar));
-  }
-
-  private compactInflight(): void {
-    if (this.inflightHead > 1024 && this.inflightHead * 2 > this.inflight.length) {
-      this.inflight = this.inflight.slice(this.inflightHead);
-      this.inflightHead = 0;
-    }
-  }
-
-  /** §6.3.3: the retransmission timer expired. */
-  private t3Expired(): void {
-    this.t3Deadline = null;
-    this.counters.timeouts++;
-    if (++this.errorCount > MAX_RETRANSMISSIONS) {
-      this.fail('timeout', 'the peer stopped acknowledging (Association.Max.Retrans)');
-      return;
-    }
-    this.rto = Math.min(RTO_MAX_MS, this.rto * 2);
-    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 4 * this.mtu);
-    this.cwnd = this.mtu;
-    this.partialBytesAcked = 0;
-    this.inFastRecovery = false;
-    this.rttTsn = null;
-    for (let i = this.inflightHead; i < this.inflight.length; i++) {
-      const c = this.inflight[i]!;
-      if (c.acked || c.abandoned) continue;
-      if (c.inFlight) {
-        c.inFlight = false;
-        this.flightSize -= c.payload.length;
-      }
-      if (!c.retransmit) {
-        c.retransmit = true;
-        this.retransmitPending++;
-      }
-    }
-    // A FORWARD TSN that may have been lost goes again (RFC 3758 §3.5 C3).
-    if (tsnAfter(this.advancedPeerAckPoint, this.lastCumAck)) this.forwardTsnOwed = true;
-    if (this.inflightHead < this.inflight.length) this.t3Deadline = this.options.now() + this.rto;
-  }
-
-  // ---- partial reliability (RFC 3758 §3.5) ---------------------------------------------------
-
-  private expired(m: OutboundMessage, now: number): boolean {
-    if (!this.peerSupportsPartialReliability) return false;
-    return m.expiresAt !== null && now >= m.expiresAt;
-  }
-
-  private abandon(m: OutboundMessage): void {
-    if (m.abandoned) return;
-    m.abandoned = true;
-    this.counters.abandoned++;
-    for (const c of m.chunks) {
-      if (c.acked || c.abandoned) continue;
-      c.abandoned = true;
-      if (c.inFlight) {
-        c.inFlight = false;
-        this.flightSize -= c.payload.length;
-      }
-      if (c.retransmit) {
-        c.retransmit = false;
-        this.retransmitPending--;
-      }
-    }
-    // What was never cut into chunks is never sent.
-    const unsent = m.data.length - m.offset;
-    if (unsent > 0) {
-      this.queuedBytes -= unsent;
-      m.offset = m.data.length;
-      this.unqueue(m);
-    }
-  }
-
-  private unqueue(m: OutboundMessage): void {
-    const left = (this.queuedPerStream.get(m.stream) ?? 1) - 1;
-    if (left > 0) this.queuedPerStream.set(m.stream, left);
-    else this.queuedPerStream.delete(m.stream);
-  }
-
-  /** C1/C2: the cumulative point the peer may skip to, over abandoned chunks. */
-  private advancePeerAckPoint(): void {
-    if (!this.peerSupportsPartialReliability) return;
-    let point = this.advancedPeerAckPoint;
-    if (tsnAfter(this.lastCumAck, point)) point = this.lastCumAck;
-    for (let c = this.chunkAt(tsnAdd(point, 1)); c && c.abandoned; c = this.chunkAt(tsnAdd(point, 1))) point = c.tsn;
-    if (tsnAfter(point, this.advancedPeerAckPoint)) this.forwardTsnOwed = true;
-    this.advancedPeerAckPoint = point;
-  }
-
-  private forwardTsnChunk(): Buffer {
-    // Each ordered stream with an abandoned message up to the new point: its highest SSN skipped.
-    const skipped = new Map<number, number>();
-    for (let i = this.inflightHead; i < this.inflight.length; i++) {
-      const c = this.inflight[i]!;
-      if (tsnAfter(c.tsn, this.advancedPeerAckPoint)) break;
-      if (c.abandoned && c.message.ordered) skipped.set(c.message.stream, c.message.ssn);
-    }
-    const out = Buffer.alloc(4 + 4 * skipped.size);
-    out.writeUInt32BE(this.advancedPeerAckPoint, 0);
-    let pos = 4;
-    for (const [stream, ssn] of skipped) {
-      out.writeUInt16BE(stream, pos);
-      out.writeUInt16BE(ssn, pos + 2);
-      pos += 4;
-    }
-    this.forwardTsnOwed = false;
-    return encodeChunk(ChunkType.FORWARD_TSN, 0, out);
   }
 
   // ---- sending -----------------------------------------------------------------------------
 
   /** Queues one message (the caller maps empty messages to RFC 8831's one-byte form). */
   send(stream: number, ppid: number, data: Buffer, options: SendOptions): SendResult {
-    if (this.currentState !== 'established') return 'closed';
+    const parts = this.parts;
+    if (this.currentState !== 'established' || !parts) return 'closed';
     if (stream >= this.outboundStreamCount) return 'invalid-stream';
-    if (data.length === 0) return 'empty';
-    if (this.bufferedAmount + data.length > this.options.maxSendBuffer) return 'buffer-full';
-    const lifetime = options.lifetimeMs ?? null;
-    this.queue.push({
-      stream,
-      ppid,
-      data,
-      ordered: options.ordered,
-      ssn: 0,
-      maxRetransmits: options.maxRetransmits ?? null,
-      expiresAt: lifetime === null ? null : this.options.now() + lifetime,
-      offset: 0,
-      abandoned: false,
-      chunks: [],
-    });
-    this.queuedBytes += data.length;
-    this.queuedPerStream.set(stream, (this.queuedPerStream.get(stream) ?? 0) + 1);
-    this.counters.messagesOut++;
-    if (!this.processing) this.flush();
-    return 'queued';
+    const result = parts.sender.send(stream, ppid, data, options);
+    if (result === 'queued' && !this.processing) this.flush();
+    return result;
   }
 
   /** RFC 6525 §5.1.2: resets these outgoing streams once what was queued on them is sent. */
   resetStreams(streams: number[]): void {
-    if (this.currentState !== 'established') return;
+    const parts = this.parts;
+    if (this.currentState !== 'established' || !parts) return;
     if (!this.peer?.reconfig) {
       // Without RE-CONFIG the peer cannot hear it; the streams are reset on ferry's side only.
-      for (const s of streams) this.outboundSsn.delete(s);
+      parts.sender.resetStreams(streams);
       this.options.onOutgoingStreamsReset(streams);
       return;
     }
-    for (const s of streams) this.pendingResets.add(s);
+    parts.streamReset.request(streams);
     if (!this.processing) this.flush();
   }
 
-  /** Sends everything the windows allow: control chunks, a SACK, FORWARD TSN, re-configuration, DATA. */
+  /**
+   * Sends what is owed and what the windows allow, in this order: control chunks, a SACK,
+   * FORWARD TSN, re-configuration, DATA (retransmissions first).
+   */
   private flush(): void {
     if (this.currentState === 'closed' || !this.peer) {
       this.control = [];
       return;
     }
     const now = this.options.now();
-    const data: Buffer[] = [];
-    if (this.currentState === 'established') {
-      this.collectRetransmissions(data, now);
-      this.collectNewData(data, now);
-    }
+    const parts = this.currentState === 'established' ? this.parts : null;
+    // The sender goes first: a stream reset names the last TSN it assigned (RFC 6525 §5.1.2).
+    const { forwardTsn, data } = parts ? parts.sender.collect(now) : { forwardTsn: null, data: [] };
+    const reconfig = parts ? parts.streamReset.take(now) : [];
     const head: Buffer[] = this.control;
     this.control = [];
-    if (this.sackOwed && (this.sackImmediate || data.length > 0 || head.length > 0)) head.push(this.sackChunk());
-    if (this.currentState === 'established') {
-      this.advancePeerAckPoint();
-      if (this.forwardTsnOwed) head.push(this.forwardTsnChunk());
-      const reconfig = this.reconfigRequestChunk(now);
-      if (reconfig) head.push(reconfig);
-    }
+    const receiver = this.parts?.receiver;
+    // §6.2: a SACK that is due goes alone; one merely owed rides on any packet that goes anyway.
+    if (receiver?.sackOwed && (receiver.sackDue || head.length > 0 || forwardTsn !== null || reconfig.length > 0 || data.length > 0)) head.push(receiver.sack());
+    if (forwardTsn) head.push(forwardTsn);
+    head.push(...reconfig);
     if (head.length === 0 && data.length === 0) return;
     this.emit(this.peerTag, [...head, ...data]);
-    if (this.t3Deadline === null && this.inflightHead < this.inflight.length) this.t3Deadline = now + this.rto;
-  }
-
-  private collectRetransmissions(out: Buffer[], now: number): void {
-    if (this.retransmitPending === 0) return;
-    for (let i = this.inflightHead; i < this.inflight.length && this.retransmitPending > 0; i++) {
-      const c = this.inflight[i]!;
-      if (!c.retransmit) continue;
-      const m = c.message;
-      if (this.peerSupportsPartialReliability && ((m.maxRetransmits !== null && c.transmissions > m.maxRetransmits) || this.expired(m, now))) {
-        this.abandon(m);
-        continue;
-      }
-      // §7.2.4: the first fast retransmission goes whatever the window.
-      if (!this.fastRetransmitPending && this.flightSize + c.payload.length > this.cwnd) break;
-      this.fastRetransmitPending = false;
-      c.retransmit = false;
-      this.retransmitPending--;
-      c.inFlight = true;
-      c.misses = 0;
-      c.transmissions++;
-      this.flightSize += c.payload.length;
-      if (this.rttTsn === c.tsn) this.rttTsn = null;
-      this.counters.retransmissions++;
-      out.push(this.dataChunk(c));
-    }
-  }
-
-  private collectNewData(out: Buffer[], now: number): void {
-    while (this.queueHead < this.queue.length) {
-      const m = this.queue[this.queueHead]!;
-      if (m.offset >= m.data.length) {
-        this.queueHead++;
-        continue;
-      }
-      if (m.offset === 0 && this.expired(m, now)) {
-        // Never sent: dropped without a TSN, so nothing has to be skipped at the peer.
-        this.queuedBytes -= m.data.length;
-        m.offset = m.data.length;
-        m.abandoned = true;
-        this.counters.abandoned++;
-        this.unqueue(m);
-        this.queueHead++;
-        continue;
-      }
-      const size = Math.min(this.maxPayload, m.data.length - m.offset);
-      // §6.1 rules A and B: the peer's window and the congestion window (one packet may probe an empty flight).
-      if (this.flightSize > 0 && (this.flightSize + size > this.cwnd || size > this.peerRwnd)) break;
-      if (m.offset === 0 && m.ordered) {
-        m.ssn = this.outboundSsn.get(m.stream) ?? 0;
-        this.outboundSsn.set(m.stream, (m.ssn + 1) & 0xffff);
-      }
-      let flags = 0;
-      if (m.offset === 0) flags |= FLAG_BEGIN;
-      if (m.offset + size === m.data.length) flags |= FLAG_END;
-      if (!m.ordered) flags |= FLAG_UNORDERED;
-      const c: SentChunk = {
-        tsn: this.nextTsn,
-        message: m,
-        flags,
-        payload: m.data.subarray(m.offset, m.offset + size),
-        transmissions: 1,
-        acked: false,
-        inFlight: true,
-        retransmit: false,
-        abandoned: false,
-        misses: 0,
-      };
-      this.nextTsn = tsnAdd(this.nextTsn, 1);
-      m.offset += size;
-      m.chunks.push(c);
-      this.inflight.push(c);
-      this.queuedBytes -= size;
-      this.unackedBytes += size;
-      this.flightSize += size;
-      this.peerRwnd = Math.max(0, this.peerRwnd - size);
-      if (this.rttTsn === null) {
-        this.rttTsn = c.tsn;
-        this.rttSentAt = now;
-      }
-      if (m.offset === m.data.length) {
-        this.unqueue(m);
-        this.queueHead++;
-      }
-      out.push(this.dataChunk(c));
-    }
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue.splice(0, this.queueHead);
-      this.queueHead = 0;
-    }
-  }
-
-  private dataChunk(c: SentChunk): Buffer {
-    const header = Buffer.allocUnsafe(12);
-    header.writeUInt32BE(c.tsn, 0);
-    header.writeUInt16BE(c.message.stream, 4);
-    header.writeUInt16BE(c.message.ordered ? c.message.ssn : 0, 6);
-    header.writeUInt32BE(c.message.ppid, 8);
-    this.counters.dataChunksOut++;
-    return encodeChunk(ChunkType.DATA, c.flags, header, c.payload);
   }
 
   /** Packs chunks, in order, into as few packets of at most one MTU as they fit. */
@@ -1298,140 +600,6 @@ export class SctpAssociation {
     this.options.output(encodePacket(this.options.localPort, this.options.remotePort, tag, chunks));
   }
 
-  // ---- stream reset (RFC 6525) ---------------------------------------------------------------
-
-  private reconfigRequestChunk(now: number): Buffer | null {
-    if (!this.outstandingReset && this.pendingResets.size > 0) {
-      // §5.1.2: the request names the last TSN assigned; streams with queued data wait for it to go.
-      const ready = [...this.pendingResets].filter((s) => !this.queuedPerStream.has(s));
-      if (ready.length === 0) return null;
-      for (const s of ready) this.pendingResets.delete(s);
-      this.outstandingReset = { reqSeq: this.ourReconfigSeq, lastTsn: tsnAdd(this.nextTsn, -1), streams: ready, retries: 0 };
-      this.ourReconfigSeq = tsnAdd(this.ourReconfigSeq, 1);
-      this.reconfigDeadline = now + this.rto;
-      return this.outgoingResetChunk();
-    }
-    return null;
-  }
-
-  private outgoingResetChunk(): Buffer {
-    const r = this.outstandingReset!;
-    const value = Buffer.alloc(12 + 2 * r.streams.length);
-    value.writeUInt32BE(r.reqSeq, 0);
-    value.writeUInt32BE(this.peerLastReqSeq, 4);
-    value.writeUInt32BE(r.lastTsn, 8);
-    r.streams.forEach((s, i) => value.writeUInt16BE(s, 12 + 2 * i));
-    return encodeChunk(ChunkType.RE_CONFIG, 0, encodeParameter(RECONFIG_OUTGOING_RESET, value));
-  }
-
-  private reconfigExpired(): void {
-    const r = this.outstandingReset;
-    this.reconfigDeadline = null;
-    if (!r) return;
-    if (++r.retries > MAX_RETRANSMISSIONS) {
-      this.fail('timeout', 'the peer never answered a stream reset');
-      return;
-    }
-    this.control.push(this.outgoingResetChunk());
-    this.reconfigDeadline = this.options.now() + this.rto;
-  }
-
-  private handleReconfig(body: Buffer): void {
-    const params = parseParameters(body);
-    if (params === null || params.length === 0) return this.drop('malformed RE-CONFIG');
-    for (const p of params) {
-      const v = p.value;
-      switch (p.type) {
-        case RECONFIG_OUTGOING_RESET: {
-          if (v.length < 12 || v.length % 2 !== 0) return this.drop('malformed outgoing stream reset request');
-          const streams: number[] = [];
-          for (let pos = 12; pos + 2 <= v.length; pos += 2) streams.push(v.readUInt16BE(pos));
-          this.incomingResetRequest(v.readUInt32BE(0), v.readUInt32BE(8), streams);
-          break;
-        }
-        case RECONFIG_RESPONSE:
-          if (v.length < 8) return this.drop('malformed re-configuration response');
-          this.reconfigResponse(v.readUInt32BE(0), v.readUInt32BE(4));
-          break;
-        case RECONFIG_INCOMING_RESET:
-        case RECONFIG_SSN_TSN_RESET:
-        case RECONFIG_ADD_OUTGOING:
-        case RECONFIG_ADD_INCOMING: {
-          // Data channels close by outgoing resets only; ferry already offers every stream.
-          if (v.length < 4) return this.drop('malformed re-configuration request');
-          const reqSeq = v.readUInt32BE(0);
-          if (reqSeq === tsnAdd(this.peerLastReqSeq, 1)) {
-            this.peerLastReqSeq = reqSeq;
-            this.respond(reqSeq, RESULT_DENIED);
-          } else if (reqSeq === this.peerLastReqSeq && this.lastResponse?.reqSeq === reqSeq) this.respond(reqSeq, this.lastResponse.result);
-          else this.respond(reqSeq, RESULT_BAD_SEQUENCE);
-          break;
-        }
-        default:
-          this.drop(`unknown re-configuration parameter ${p.type}`);
-      }
-    }
-  }
-
-  /** RFC 6525 §5.2.2: the peer resets its outgoing (ferry's incoming) streams. */
-  private incomingResetRequest(reqSeq: number, lastTsn: number, streams: number[]): void {
-    if (reqSeq === this.peerLastReqSeq) {
-      // A retransmission: the answer again (still in progress while deferred).
-      const result = this.deferredReset?.reqSeq === reqSeq ? RESULT_IN_PROGRESS : this.lastResponse?.reqSeq === reqSeq ? this.lastResponse.result : RESULT_PERFORMED;
-      this.respond(reqSeq, result);
-      return;
-    }
-    if (reqSeq !== tsnAdd(this.peerLastReqSeq, 1)) {
-      this.respond(reqSeq, RESULT_BAD_SEQUENCE);
-      return;
-    }
-    this.peerLastReqSeq = reqSeq;
-    if (tsnAfter(lastTsn, this.received!.cumulative)) {
-      // Data the peer sent on these streams before the reset is still on its way: wait for it.
-      this.deferredReset = { reqSeq, lastTsn, streams };
-      this.respond(reqSeq, RESULT_IN_PROGRESS);
-      return;
-    }
-    this.performIncomingReset(reqSeq, streams);
-  }
-
-  private performIncomingReset(reqSeq: number, streams: number[]): void {
-    const targets = streams.length ? streams : [...this.inboundStreams.keys()];
-    for (const s of targets) {
-      const st = this.inboundStreams.get(s);
-      if (!st) continue;
-      for (const p of st.pending.values()) this.bufferedBytes -= p.bytes;
-      this.inboundStreams.delete(s);
-    }
-    this.respond(reqSeq, RESULT_PERFORMED);
-    this.options.onIncomingStreamsReset(streams);
-  }
-
-  private respond(reqSeq: number, result: number): void {
-    this.lastResponse = { reqSeq, result };
-    const value = Buffer.alloc(8);
-    value.writeUInt32BE(reqSeq, 0);
-    value.writeUInt32BE(result, 4);
-    this.control.push(encodeChunk(ChunkType.RE_CONFIG, 0, encodeParameter(RECONFIG_RESPONSE, value)));
-  }
-
-  private reconfigResponse(respSeq: number, result: number): void {
-    const r = this.outstandingReset;
-    if (!r || respSeq !== r.reqSeq) return;
-    if (result === RESULT_IN_PROGRESS) {
-      this.reconfigDeadline = this.options.now() + this.rto;
-      return;
-    }
-    this.outstandingReset = null;
-    this.reconfigDeadline = null;
-    if (result === RESULT_PERFORMED || result === RESULT_NOTHING_TO_DO) {
-      for (const s of r.streams) this.outboundSsn.delete(s);
-    } else {
-      this.drop(`the peer refused a stream reset (result ${result})`);
-    }
-    this.options.onOutgoingStreamsReset(r.streams);
-  }
-
   // ---- ending ----------------------------------------------------------------------------------
 
   /** §9.2: the peer shuts down; ferry answers at once (what it still had queued is dropped). */
@@ -1439,10 +607,10 @@ export class SctpAssociation {
     if (this.currentState !== 'established' && this.currentState !== 'shutdown-ack-sent') return;
     if (body.length < 4) return this.drop('SHUTDOWN shorter than its cumulative TSN ack');
     this.apply('shutdown');
-    this.t3Deadline = null;
-    this.reconfigDeadline = null;
+    this.parts?.sender.clear();
+    this.parts?.streamReset.clear();
     this.control.push(encodeChunk(ChunkType.SHUTDOWN_ACK, 0));
-    this.t2Deadline = this.options.now() + this.rto;
+    this.t2Deadline = this.options.now() + this.rto();
   }
 
   private t2Expired(): void {
@@ -1452,7 +620,7 @@ export class SctpAssociation {
       return;
     }
     this.control.push(encodeChunk(ChunkType.SHUTDOWN_ACK, 0));
-    this.t2Deadline = this.options.now() + this.rto;
+    this.t2Deadline = this.options.now() + this.rto();
   }
 
   /** Ends the association from ferry's side (ABORT, §9.1). Idempotent. */
@@ -1484,27 +652,12 @@ export class SctpAssociation {
   }
 
   private afterClose(cause: SctpCloseCause, reason: string): void {
-    this.t3Deadline = null;
-    this.sackDeadline = null;
-    this.reconfigDeadline = null;
     this.t2Deadline = null;
     this.t1 = null;
-    this.sackOwed = false;
     this.control = [];
-    this.queue.length = 0;
-    this.queueHead = 0;
-    this.queuedBytes = 0;
-    this.queuedPerStream.clear();
-    this.inflight = [];
-    this.inflightHead = 0;
-    this.unackedBytes = 0;
-    this.flightSize = 0;
-    this.inboundStreams.clear();
-    this.unordered.clear();
-    this.bufferedBytes = 0;
-    this.pendingResets.clear();
-    this.outstandingReset = null;
-    this.deferredReset = null;
+    this.parts?.sender.clear();
+    this.parts?.receiver.clear();
+    this.parts?.streamReset.clear();
     this.options.onClosed(cause, reason);
   }
 
@@ -1515,12 +668,8 @@ export class SctpAssociation {
       'inbound-streams': this.inboundStreamCount,
       'outbound-streams': this.outboundStreamCount,
       'partial-reliability': this.peerSupportsPartialReliability,
-      cwnd: this.cwnd,
-      'peer-rwnd': this.peerRwnd,
-      'rto-ms': Math.round(this.rto),
-      'srtt-ms': this.srtt === null ? -1 : Math.round(this.srtt),
-      'buffered-out': this.bufferedAmount,
-      'buffered-in': this.bufferedBytes,
+      ...(this.parts?.sender.describe() ?? {}),
+      'buffered-in': this.parts?.receiver.bufferedBytes ?? 0,
       ...this.counters,
     };
   }
