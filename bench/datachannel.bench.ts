@@ -11,7 +11,8 @@
 //    child process. MB/s of 16 KiB messages and µs per 1 KiB message; the CPU
 //    of the echoing process (all its threads, /proc schedstat) per message and
 //    per MB. The werift client is the same in both, so the echoing end's CPU is
-//    the figure to compare; the throughput is capped by the client.
+//    the figure to compare; the throughput depends on the client too (its cost
+//    per byte grows with what it has in flight, see the README).
 import { fork } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
