@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 
 import { Figures } from './figures.js';
+import { benchDataChannels } from './datachannel.bench.js';
 import { benchDensity } from './density.bench.js';
 import { benchForward, benchScaling } from './forward.bench.js';
 import { benchRoom } from './room.bench.js';
@@ -35,4 +36,5 @@ await benchRoom(figures, seconds * 1.5);
 await benchStreaming(figures, seconds * 1.5);
 await benchDensity(figures, short);
 await benchVideoroomWerift(figures, short);
+await benchDataChannels(figures, short);
 figures.print(json);

@@ -18,6 +18,7 @@ import { EngineMediaServices } from './media/MediaServices.js';
 import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
 import { StreamingPlugin } from './plugins/streaming/StreamingPlugin.js';
+import { TextRoomPlugin } from './plugins/textroom/TextRoomPlugin.js';
 import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
 import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
 import { SlotPool } from './media/SlotPool.js';
@@ -124,6 +125,17 @@ export function defaultPlugins(config: FerryConfig, services: EngineMediaService
         adminKey: config.streaming.admin_key,
         quotas: quotas ?? null,
         mountpoints: config.streaming.demo_mountpoint ? [DEMO_MOUNTPOINT] : [],
+      },
+    }),
+    new TextRoomPlugin({
+      logger: logger.child({ plugin: 'textroom' }),
+      config: {
+        roomsFile: config.textroom.rooms_file,
+        adminKey: config.textroom.admin_key,
+        maxRooms: config.quotas.max_rooms,
+        quotas: quotas ?? null,
+        // Janus's sample room (janus.plugin.textroom.jcfg), secret included.
+        rooms: config.textroom.demo_room ? [{ room: 1234, description: 'Demo Room', secret: 'adminpwd' }] : [],
       },
     }),
   ];
@@ -249,6 +261,9 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     maxMLines: config.media.max_mlines,
     iceTcp: config.media.ice_tcp,
     mediaStatsPeriodMs: events.wants(EventType.media) ? config.events.stats_period * 1000 : 0,
+    ...(config.media.data_channels
+      ? { dataChannels: { maxMessageSize: config.media.datachannel_max_message_size, maxSendBuffer: config.media.datachannel_send_buffer } }
+      : {}),
     ...(config.media.bandwidth_estimation ? { bandwidthEstimation: { startBitrate: config.media.bwe_start_bitrate, maxBitrate: config.media.bwe_max_bitrate } } : {}),
     log: { warn: (o, m) => mediaLog.warn(o, m), debug: (o, m) => mediaLog.debug(o, m) },
     // Before any port is leased. 490 is what Janus answers when it cannot set up a handle's
@@ -299,6 +314,7 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
       portLeases: () => pools.reduce((n, p) => n + p.leased, 0),
       engineCounters: () => engineTotals(engine),
       mediaThreads: () => mediaThreads(engine),
+      dataChannels: () => webrtc.dataChannelStats.snapshot(),
       portPools: () =>
         pools.map((pool) => ({
           name: pool.options.name,

@@ -53,6 +53,8 @@ export interface ResourceCounts {
   engineCounters: () => Record<string, number> | null;
   /** Each media thread: load, packets, drops, the queue from other threads. */
   mediaThreads: () => MediaThreadStatus[];
+  /** Data channels over every PeerConnection: associations and channels now, messages, drops, endings. */
+  dataChannels: () => JsonObject | null;
 }
 
 export interface PortPoolStatus {
@@ -135,6 +137,7 @@ export class Gateway {
       },
       mediaThreads: () => this.resources.mediaThreads(),
       eventHandlers: () => this.events.status(),
+      dataChannels: () => this.resources.dataChannels(),
     });
     this.quotas = options.quotas ?? new Quotas(config.quotas, this.clock);
     this.quotas.onRefusal = (limit) => this.metrics.quotaRefused(limit);
@@ -162,6 +165,7 @@ export class Gateway {
       portPools: () => [],
       engineCounters: () => null,
       mediaThreads: () => [],
+      dataChannels: () => null,
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -204,6 +208,7 @@ export class Gateway {
 
   /** Derived counts, read by Admin `ferry_status` and by tests. */
   status(): FerryStatus {
+    const dataChannels = this.resources.dataChannels();
     return {
       sessions: this.registry.sessionCount,
       handles: this.registry.handleCount,
@@ -213,6 +218,8 @@ export class Gateway {
       port_pools: this.resources.portPools(),
       engine: this.resources.engineCounters(),
       media_threads: this.resources.mediaThreads(),
+      // Only with a WebRTC layer, like the engine's figures it sits beside.
+      ...(dataChannels ? { data_channels: dataChannels } : {}),
       long_poll_waiters: this.registry.longPollWaiterCount,
       queued_events: this.registry.queuedEventCount,
       quotas: this.quotas.status(),

@@ -31,6 +31,10 @@ Without --config ferry runs on its embedded defaults:
              media.ice_tcp (passive TCP candidates, RFC 6544), media.ipv6 (dual-stack
              sockets, IPv6 candidates), media.nat_1_1_mapping (public
              addresses to announce) with media.keep_private_host
+  Data       channels over SCTP/DTLS: media.data_channels (${DEFAULT_CONFIG.media.data_channels}), media.datachannel_max_message_size
+             (${DEFAULT_CONFIG.media.datachannel_max_message_size} bytes, announced in a=max-message-size), media.datachannel_send_buffer (${DEFAULT_CONFIG.media.datachannel_send_buffer} bytes
+             queued per association); janus.plugin.textroom: textroom.admin_key restricts create,
+             textroom.rooms_file keeps permanent rooms (0600), textroom.demo_room (room 1234)
 
 Event handlers (Janus's JSON event format; README "Event handlers"): off until events.enabled is true
   and events.http_url (POSTs) and/or events.mqtt_url (mqtt://host:port, events.mqtt_topic) is set;
@@ -41,6 +45,7 @@ Event handlers (Janus's JSON event format; README "Event handlers"): off until e
 Per-client quotas (a client = its address, or its token with token auth; 0 = off; README "Quotas and rooms"):
   quotas.session_create_rate ${DEFAULT_CONFIG.quotas.session_create_rate}/s, session_create_burst ${DEFAULT_CONFIG.quotas.session_create_burst}, sessions_per_client ${DEFAULT_CONFIG.quotas.sessions_per_client},
   peer_connections_per_client ${DEFAULT_CONFIG.quotas.peer_connections_per_client}, rooms_per_client ${DEFAULT_CONFIG.quotas.rooms_per_client}, max_rooms ${DEFAULT_CONFIG.quotas.max_rooms}
+  (rooms_per_client and max_rooms count VideoRoom and TextRoom rooms)
   VideoRoom: videoroom.admin_key restricts create; videoroom.max_description_length ${DEFAULT_CONFIG.videoroom.max_description_length};
   videoroom.rooms_file (permanent rooms, secrets and pins in plain text) is written with mode 0600
   SIP: sip.tls_cert and sip.tls_key (PEM files) add a TLS transport to every account (sips:, transport=tls),

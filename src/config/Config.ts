@@ -78,6 +78,11 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     admin_key: SECRET,
     demo_mountpoint: BOOL,
   },
+  textroom: {
+    rooms_file: { kind: 'string', nullable: true },
+    admin_key: SECRET,
+    demo_room: BOOL,
+  },
   sip: {
     bind: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
     sdp_ip: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
@@ -115,6 +120,9 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
       hint: 'a comma-separated list of AEAD_AES_128_GCM and AES_CM_128_HMAC_SHA1_80',
     },
     max_mlines: count(1, 1024),
+    data_channels: BOOL,
+    datachannel_max_message_size: count(1024, 64 * 1024 * 1024),
+    datachannel_send_buffer: count(64 * 1024, 1024 * 1024 * 1024),
   },
   events: {
     enabled: BOOL,

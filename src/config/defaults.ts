@@ -90,6 +90,14 @@ export interface FerryConfig {
      */
     demo_mountpoint: boolean;
   };
+  textroom: {
+    /** JSON file for permanent TextRoom rooms; null: `permanent: true` is refused. */
+    rooms_file: string | null;
+    /** When set, `create` needs it (Janus `admin_key`), and `list` with it shows private rooms. */
+    admin_key: string | null;
+    /** Creates Janus's sample room 1234 ("Demo Room", secret "adminpwd") at start. */
+    demo_room: boolean;
+  };
   sip: {
     /** Address SIP account sockets bind to and advertise; null = the first media candidate address. */
     bind: string | null;
@@ -169,6 +177,15 @@ export interface FerryConfig {
     srtp_profiles: string;
     /** Most m-lines a client's offer may have (one PeerConnection); more is refused with 465. */
     max_mlines: number;
+    /** Data channels (SCTP over DTLS, RFC 8831): false answers every m=application rejected. */
+    data_channels: boolean;
+    /**
+     * The a=max-message-size ferry announces (RFC 8841 §6): the largest data-channel message it
+     * takes. A client sending more breaks the protocol and its association is aborted.
+     */
+    datachannel_max_message_size: number;
+    /** Bytes ferry queues toward one client's data channels before refusing (and counting) more. */
+    datachannel_send_buffer: number;
   };
   /**
    * Event handlers in Janus's JSON event format (README "Event handlers"): to an HTTP collector
@@ -247,6 +264,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   },
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
+  textroom: { rooms_file: null, admin_key: null, demo_room: true },
   streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: {
     bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999,
@@ -272,6 +290,10 @@ export const DEFAULT_CONFIG: FerryConfig = {
     consent_timeout: 30,
     srtp_profiles: 'AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80',
     max_mlines: 32,
+    data_channels: true,
+    // Chrome's own value: what browsers send each other without fragmenting messages themselves.
+    datachannel_max_message_size: 262_144,
+    datachannel_send_buffer: 4 * 1024 * 1024,
   },
   // Janus's defaults: stats every 5 s, every type, grouped.
   events: {

@@ -324,6 +324,14 @@ export class Handle {
       closed: (reason) => {
         if (current()) this.hangup(reason);
       },
+      data: (message) => {
+        const plugin = this.pluginHandle;
+        if (current() && plugin.incomingData) this.callPlugin('incomingData', () => plugin.incomingData!(message));
+      },
+      dataReady: () => {
+        const plugin = this.pluginHandle;
+        if (current() && plugin.dataReady) this.callPlugin('dataReady', () => plugin.dataReady!());
+      },
     };
     // Only when a handler wants them: without these the media layer builds nothing for them.
     if (events.wants(EventType.webrtc)) {

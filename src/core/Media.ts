@@ -21,6 +21,31 @@ export interface Jsep {
 /** A trickled candidate: `{candidate, sdpMid, sdpMLineIndex}` or `{completed: true}`. */
 export type TrickleCandidate = JsonObject;
 
+/**
+ * A data-channel message (Janus `janus_plugin_data`): the channel's label and sub-protocol,
+ * text (UTF-8) or binary, whole (SCTP reassembles what the peer fragmented).
+ */
+export interface DataMessage {
+  label: string;
+  protocol: string;
+  binary: boolean;
+  data: Buffer;
+}
+
+/** A message a plugin sends on its handle's data channels (Janus `relay_data`). */
+export interface OutgoingDataMessage {
+  /**
+   * The channel's label. Absent: the first open channel (as Janus relays a NULL label), or a new
+   * "JanusDataChannel". A label no channel has opens one (reliable, ordered), as in Janus.
+   */
+  label?: string;
+  /** Sub-protocol of a channel this opens. */
+  protocol?: string;
+  /** Binary; default: text (a string is always text). */
+  binary?: boolean;
+  data: Buffer | string;
+}
+
 /** Callbacks the media layer invokes on the handle that owns the media. */
 export interface MediaEvents {
   /** ICE + DTLS done: the core sends `webrtcup` and calls the plugin's `setupMedia()`. */
@@ -37,6 +62,10 @@ export interface MediaEvents {
   transportEvent?(event: WebRtcTransportEvent): void;
   /** One m-line's counters every `events.stats_period`, for the event handlers; absent when none wants them. */
   mediaStats?(stats: MediaLineStats): void;
+  /** A data-channel message from the client (Janus `incoming_data`). */
+  data?(message: DataMessage): void;
+  /** Data channels can be sent on: the SCTP association is up (Janus `data_ready`), once per association. */
+  dataReady?(): void;
 }
 
 /** One handle's PeerConnection, as the core and plugins see it. */
@@ -68,6 +97,12 @@ export interface HandleMedia extends Partial<RoutableMedia> {
     options: AnswerOptions,
   ): Promise<Jsep> | Jsep;
   addRemoteCandidates(candidates: TrickleCandidate[]): void;
+  /**
+   * Sends a data-channel message to the client (Janus `relay_data`). False when it was not
+   * queued: no data channel was negotiated or is up yet, the message exceeds the client's
+   * a=max-message-size, or the send buffer is full (each counted).
+   */
+  sendData?(message: OutgoingDataMessage): boolean;
   /** Releases the PeerConnection, its native endpoint and port lease. Idempotent. */
   close(reason: string): void;
   /** Extra state for Admin `handle_info` (`webrtc` section). */
@@ -121,13 +156,19 @@ export interface OfferSection {
   telephoneEvent?: { payloadType?: number };
 }
 
+/** A data-channel m-line ferry offers (RFC 8841: at most one per PeerConnection). */
+export interface DataOfferSection {
+  mid?: string;
+  kind: 'data';
+}
+
 /** Routing-capable view of a handle's PeerConnection. */
 export interface RoutableMedia {
   streams(): MediaStreamInfo[];
   /** Called whenever streams() changes (negotiation done, SSRC learned, closed). Returns an unsubscribe. */
   onStreamsChanged(listener: () => void): () => void;
   /** Builds an offer for the client (the client answers with `setRemoteDescription`). */
-  createOffer(sections: OfferSection[]): Promise<Jsep> | Jsep;
+  createOffer(sections: (OfferSection | DataOfferSection)[]): Promise<Jsep> | Jsep;
   /**
    * Averages the client's RFC 6464 audio levels over every `packets` packets per audio
    * m-line (when negotiated); `listener` gets each average in −dBov (0 loudest). null stops.

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { JsonObject } from './Json.js';
-import type { HandleMedia, Jsep } from './Media.js';
+import type { DataMessage, HandleMedia, Jsep } from './Media.js';
 
 export interface PluginInfo {
   /** Package name used on the wire, e.g. `janus.plugin.echotest`. */
@@ -77,6 +77,10 @@ export interface PluginHandle {
   destroy(reason: string): void;
   /** `plugin_specific` section of Admin `handle_info`. */
   query(): JsonObject;
+  /** A data-channel message from the client (Janus `incoming_data`). */
+  incomingData?(message: DataMessage): void;
+  /** The client's data channel can be sent on (Janus `data_ready`). */
+  dataReady?(): void;
   /**
    * Where this handle's media belongs, asked with every request body before its jsep is
    * applied (e.g. a VideoRoom's room): the engine keeps one group's endpoints on few media

@@ -21,6 +21,8 @@ export interface MetricsSources {
   mediaThreads?(): MediaThreadStatus[];
   /** Janus event handlers' counters (the same Admin ferry_status reports). */
   eventHandlers?(): EventHandlerStatus[];
+  /** Data-channel counters (the same Admin ferry_status reports as data_channels); null without WebRTC. */
+  dataChannels?(): Record<string, unknown> | null;
 }
 
 /** Per media thread series: metric name, help, and the field of MediaThreadStatus it reads. */
@@ -73,6 +75,23 @@ export class Metrics {
     gauge('ferry_native_endpoints', 'Native media engine endpoints', () => sources.nativeEndpoints());
     gauge('ferry_port_leases', 'UDP port leases held', () => sources.portLeases());
     gauge('ferry_ports_free', 'UDP ports free in the port pools', () => sources.freePorts?.() ?? null);
+    const dc = (key: string) => () => {
+      const v = sources.dataChannels?.()?.[key];
+      return typeof v === 'number' ? v : null;
+    };
+    gauge('ferry_sctp_associations', 'SCTP associations (data channels) existing now', dc('associations'));
+    gauge('ferry_data_channels', 'Data channels open now', dc('channels'));
+    gauge('ferry_data_channel_messages_in_total', 'Data-channel messages received from clients', dc('messages_in'));
+    gauge('ferry_data_channel_messages_out_total', 'Data-channel messages sent to clients', dc('messages_out'));
+    gauge('ferry_data_channel_drops_total', 'Malformed or refused SCTP input, DCEP and messages on unknown streams', () => {
+      const s = sources.dataChannels?.();
+      if (!s) return null;
+      return ['sctp_drops', 'dcep_drops', 'unknown_stream_drops'].reduce((n, k) => n + (typeof s[k] === 'number' ? (s[k] as number) : 0), 0);
+    });
+    gauge('ferry_sctp_associations_aborted_total', 'SCTP associations ended by a protocol violation or an unresponsive peer', () => {
+      const closed = sources.dataChannels?.()?.['closed'] as Record<string, number> | undefined;
+      return closed ? (closed['protocol-violation'] ?? 0) + (closed['timeout'] ?? 0) : null;
+    });
     if (sources.mediaThreads) {
       const read = () => sources.mediaThreads?.() ?? [];
       for (const [name, help, field] of THREAD_SERIES) {

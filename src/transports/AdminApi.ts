@@ -35,6 +35,8 @@ export interface FerryStatus {
   engine: Record<string, number> | null;
   /** Per media thread: load, packets, drops, queue depth and overflows (empty without an engine). */
   media_threads: MediaThreadStatus[];
+  /** SCTP associations and data channels now, messages, drops and how associations ended (null without WebRTC). */
+  data_channels?: JsonObject | null;
   long_poll_waiters: number;
   queued_events: number;
   /** What per-client quotas count now (clients, sessions, PeerConnections, rooms). */

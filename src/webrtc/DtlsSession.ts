@@ -33,6 +33,8 @@ export interface DtlsSessionOptions {
   onConnected(keys: SrtpParameters): void;
   /** The handshake failed, the peer sent an alert or its certificate did not match: the PeerConnection fails. */
   onFailed(reason: string): void;
+  /** DTLS application data from the peer (RFC 8261: SCTP packets of the data channels). */
+  onApplicationData?(data: Buffer): void;
   log?: { debug(obj: object, msg: string): void };
 }
 
@@ -43,6 +45,8 @@ export class DtlsSession {
   private earlyRecords: Buffer[] = [];
   private currentRole: DtlsRole | null = null;
   private closed = false;
+  /** The handshake finished and the peer's certificate matched its fingerprint. */
+  private connected = false;
 
   constructor(private readonly options: DtlsSessionOptions) {}
 
@@ -96,6 +100,9 @@ export class DtlsSession {
       for (const record of early) this.feed(record);
     });
     dtls.onConnect.subscribe(() => this.onConnect(dtls));
+    dtls.onData.subscribe((data: Buffer) => {
+      if (this.socket === dtls && this.connected) this.options.onApplicationData?.(data);
+    });
     dtls.onError.subscribe((err: Error) => {
       if (this.socket === dtls) this.options.onFailed(`DTLS alert: ${err?.message ?? 'error'}`);
     });
@@ -111,6 +118,19 @@ export class DtlsSession {
     else if (this.earlyRecords.length < MAX_EARLY_DTLS_RECORDS) this.earlyRecords.push(data);
   }
 
+  /**
+   * Sends one DTLS application-data record (an SCTP packet, RFC 8261 §5) once the handshake is
+   * done and the peer's certificate matched; false otherwise.
+   */
+  sendApplicationData(data: Buffer): boolean {
+    const dtls = this.socket;
+    if (!dtls || !this.connected) return false;
+    // werift encrypts synchronously and hands the record to `send` at once; the promise only
+    // reports a failure of that send, which the transport never has.
+    dtls.send(data).catch(() => undefined);
+    return true;
+  }
+
   /** ICE selected the peer's address for the first time: as the client, ferry sends its ClientHello now. */
   peerReachable(): void {
     if (this.currentRole === 'client' && this.socket instanceof DtlsClient) {
@@ -121,6 +141,7 @@ export class DtlsSession {
   /** Ends the DTLS association. Idempotent; nothing is reported after it. */
   close(): void {
     this.closed = true;
+    this.connected = false;
     const dtls = this.socket;
     this.socket = null;
     this.receiver = null;
@@ -167,6 +188,7 @@ export class DtlsSession {
     const negotiated = DTLS_SRTP_PROFILES.find((p) => p.id === dtls.srtp.srtpProfile);
     if (!negotiated) return fail('DTLS-SRTP: no SRTP profile negotiated');
     const keys = dtls.extractSessionKeys(negotiated.keyLen, negotiated.saltLen);
+    this.connected = true;
     this.options.onConnected({
       profile: negotiated.name,
       localKey: keys.localKey,

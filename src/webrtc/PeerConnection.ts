@@ -5,28 +5,32 @@
 //
 // About 700 lines, kept whole: the state table, applying descriptions
 // and the endpoint's events all read and change the same per-m-line state.
-// The SDP it sends is built in SdpBuilder.ts, the DTLS side is DtlsSession.ts.
+// The SDP it sends is built in SdpBuilder.ts, the DTLS side is DtlsSession.ts,
+// the data channels (SCTP in DTLS application data) are DataChannels.ts.
 import { randomBytes } from 'node:crypto';
 
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
 import type { JsonObject } from '../core/Json.js';
 import type {
   AnswerOptions,
+  DataOfferSection,
   HandleMedia,
   Jsep,
   MediaEvents,
   MediaStreamInfo,
   OfferSection,
+  OutgoingDataMessage,
   RoutableMedia,
   TrickleCandidate,
 } from '../core/Media.js';
 import type { EndpointEvent, MediaEngine, RemoteAddress, SrtpParameters, SrtpProfileName, VideoCodecName } from '../media/MediaEngine.js';
 import type { EndpointLeasePool, PortLease } from '../media/PortPool.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
+import { DataChannels, type DataChannelStats } from './DataChannels.js';
 import { DtlsSession } from './DtlsSession.js';
 import { parseRemoteDescription, SdpError, type LocalTransport, type RemoteDescription } from './Sdp.js';
 import { TransportReporter } from './TransportReporter.js';
-import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, TWCC_OFFER_EXTENSION_ID, type StreamState } from './SdpBuilder.js';
+import { buildAnswer, buildOffer, MAX_SIMULCAST_LAYERS, RID_EXTENSION_URI, TWCC_EXTENSION_URI, TWCC_OFFER_EXTENSION_ID, type DataSectionState, type StreamState } from './SdpBuilder.js';
 
 export type PeerConnectionState =
   | 'new'
@@ -95,6 +99,11 @@ export interface PeerConnectionOptions {
    * where the estimate starts and the most it may reach (bits/s). Absent: off.
    */
   bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
+  /**
+   * Data channels (RFC 8831): the a=max-message-size ferry announces, the bytes it queues per
+   * association, and the shared counters. Absent: m=application is answered rejected.
+   */
+  dataChannels?: { maxMessageSize: number; maxSendBuffer: number; stats: DataChannelStats };
   onClosed: (pc: PeerConnection) => void;
   log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void };
 }
@@ -110,6 +119,11 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
   private remote: RemoteDescription | null = null;
   private localSdp: string | null = null;
   private streamStates: StreamState[] = [];
+  /** Every m-line of ferry's last offer, by mid in order (an answer must have exactly these). */
+  private offeredMids: string[] = [];
+  /** The negotiated m=application section, and its association once DTLS is up. */
+  private dataSection: DataSectionState | null = null;
+  private dataChannels: DataChannels | null = null;
   private readonly dtls: DtlsSession;
   private audioLevelMetering: { packets: number; listener: (mid: string, level: number) => void } | null = null;
   private remoteAddress: RemoteAddress | null = null;
@@ -146,6 +160,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         if (this.state !== 'closed') this.reporter.dtlsFailed();
         this.fail(reason);
       },
+      onApplicationData: (data) => this.dataChannels?.receive(data),
       log: options.log,
     });
   }
@@ -237,6 +252,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
         this.options.engine.setIceRemoteUfrag(lease.endpoint, desc.iceUfrag);
       }
       if (jsep.type === 'answer') {
+        this.applyDataAnswer(desc);
         this.dropRefusedOutputs(desc);
         this.applyRtx(desc);
         this.applyTelephoneEvent(desc);
@@ -260,7 +276,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
 
   /** RFC 3264 §6: an answer has exactly the offer's m-lines, in its order (mids included). */
   private checkAnswerMatchesOffer(answer: RemoteDescription): void {
-    const offered = this.streamStates.map((s) => s.info.mid);
+    const offered = this.offeredMids;
     if (answer.media.length !== offered.length) {
       throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, `Invalid SDP: the answer has ${answer.media.length} m-lines, the offer had ${offered.length} (RFC 3264 §6)`);
     }
@@ -282,12 +298,13 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       throw new JanusError(JanusErrorCode.JSEP_UNKNOWN_TYPE, 'createAnswer needs an offer');
     }
     const lease = this.ensureLease();
-    const { sdp, setup, states } = buildAnswer(this.remote, options, {
+    const { sdp, setup, states, data } = buildAnswer(this.remote, options, {
       previous: new Map(this.streamStates.map((s) => [s.info.mid, s])),
       streamName: this.streamName,
       transport: this.localTransport(lease),
       ridExtension: this.ridExtension,
       twccExtension: this.twccExtension,
+      ...(this.options.dataChannels ? { dataChannels: { maxMessageSize: this.options.dataChannels.maxMessageSize } } : {}),
     });
     this.dtls.chooseRoleForSetup(setup);
     this.whileApplying('local answer', () => {
@@ -295,6 +312,7 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       this.localSdp = sdp;
       this.reporter.localDescription(this.iceUfrag, lease.port);
       this.streamStates = states;
+      this.setDataSection(data);
       // The offerer negotiated transport-wide sequence numbers (both directions, RFC 8285 §6):
       // where ferry sends too, its feedback on ferry's packets gives their estimate.
       const sends = states.some((st) => st.info.outputSsrc !== null);
@@ -304,12 +322,22 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     return { type: 'answer', sdp };
   }
 
-  createOffer(sections: OfferSection[]): Jsep {
+  createOffer(sections: (OfferSection | DataOfferSection)[]): Jsep {
     if (this.state === 'closed') throw new JanusError(JanusErrorCode.WEBRTC_STATE, 'PeerConnection is closed');
+    // Without data channels configured, an m=application is left out rather than offered.
+    const offered = this.options.dataChannels ? sections : sections.filter((s) => s.kind !== 'data');
+    if (offered.length === 0 && sections.length > 0) throw new JanusError(JanusErrorCode.UNKNOWN, 'Data channels are disabled (media.data_channels)');
     if (!this.apply('local-offer')) throw new JanusError(JanusErrorCode.WEBRTC_STATE, `Cannot offer in state ${this.state}`);
     const lease = this.ensureLease();
     const previous = new Map(this.streamStates.map((s) => [s.info.mid, s]));
-    const { sdp, states } = buildOffer(sections, { previous, streamName: this.streamName, transport: this.localTransport(lease), transportCc: this.options.bandwidthEstimation !== undefined });
+    const { sdp, states, data } = buildOffer(offered, {
+      previous,
+      previousData: this.dataSection,
+      streamName: this.streamName,
+      transport: this.localTransport(lease),
+      transportCc: this.options.bandwidthEstimation !== undefined,
+      ...(this.options.dataChannels ? { dataChannels: { maxMessageSize: this.options.dataChannels.maxMessageSize } } : {}),
+    });
     // Removed sections keep nothing: their outputs go.
     for (const [mid, st] of previous) {
       if (!states.some((s) => s.info.mid === mid) && st.info.output !== null) {
@@ -323,6 +351,10 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     this.localSdp = sdp;
     this.streamStates = states;
     this.reporter.localDescription(this.iceUfrag, lease.port);
+    this.offeredMids = [...states.map((st) => ({ mid: st.info.mid, index: st.info.index })), ...(data ? [{ mid: data.mid, index: data.index }] : [])]
+      .sort((a, b) => a.index - b.index)
+      .map((m) => m.mid);
+    this.setDataSection(data);
     this.ensureOutputs();
     this.notifyStreams();
     return { type: 'offer', sdp };
@@ -395,6 +427,9 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
       'placement-group': this.options.placementGroup ?? null,
       ice: { ufrag: this.iceUfrag, 'remote-ufrag': this.remote?.iceUfrag ?? null, restarts: this.iceRestarts, selected: this.remoteAddress ? `${this.remoteAddress.address}:${this.remoteAddress.port}` : null, 'remote-candidates': this.remoteCandidates },
       dtls: { role: this.dtls.role, 'srtp-profile': this.srtpProfile, connected: this.state === 'connected' },
+      'data-channels': this.dataSection
+        ? { mid: this.dataSection.mid, 'sctp-port': this.dataSection.localPort, 'remote-sctp-port': this.dataSection.remote?.port ?? null, ...(this.dataChannels?.describe() ?? {}) }
+        : null,
       // Send-side bandwidth estimation of what ferry sends this peer, as last reported.
       bwe:
         this.sendBweExtension === null
@@ -437,9 +472,12 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     }
   }
 
-  /** Ends the PeerConnection: DTLS closed, endpoint and port lease released. Idempotent. */
+  /** Ends the PeerConnection: data channels, DTLS, endpoint and port lease released. Idempotent. */
   close(reason: string): void {
     if (this.state === 'closed') return;
+    // First, while the endpoint can still send the association's ABORT.
+    this.dataChannels?.close(reason);
+    this.dataChannels = null;
     this.apply('close');
     this.closeReason = reason;
     if (this.connectTimer) clearTimeout(this.connectTimer);
@@ -641,7 +679,66 @@ export class PeerConnection implements HandleMedia, RoutableMedia {
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.reporter.dtlsConnected();
+    this.startDataChannels();
     this.options.events.webrtcUp();
+  }
+
+  // ---- data channels (RFC 8831) -----------------------------------------------------------------
+
+  /** A description was made with (or without) an m=application: the association follows it. */
+  private setDataSection(data: DataSectionState | null): void {
+    if (!data || (this.dataSection && this.dataSection.mid !== data.mid)) this.stopDataChannels('data channel m-line removed');
+    this.dataSection = data;
+    if (data?.remote) this.dataChannels?.setRemoteMaxMessageSize(data.remote.maxMessageSize);
+    this.startDataChannels();
+  }
+
+  /** The answer to ferry's offer: the peer's SCTP port and message size, or its refusal of the m-line. */
+  private applyDataAnswer(answer: RemoteDescription): void {
+    const section = this.dataSection;
+    if (!section) return;
+    const m = answer.media.find((x) => x.mid === section.mid);
+    if (!m || m.rejected || !m.sctp) {
+      this.setDataSection(null);
+      return;
+    }
+    this.setDataSection({ ...section, remote: { ...m.sctp } });
+  }
+
+  /** Starts the association once DTLS is up and both sides' SCTP parameters are known. */
+  private startDataChannels(): void {
+    const section = this.dataSection;
+    const config = this.options.dataChannels;
+    const role = this.dtls.role;
+    if (this.dataChannels || !section?.remote || !config || this.state !== 'connected' || !role) return;
+    this.dataChannels = new DataChannels({
+      localPort: section.localPort,
+      remotePort: section.remote.port,
+      maxMessageSize: config.maxMessageSize,
+      remoteMaxMessageSize: section.remote.maxMessageSize,
+      maxSendBuffer: config.maxSendBuffer,
+      dtlsRole: role,
+      sendPacket: (packet) => this.dtls.sendApplicationData(packet),
+      onMessage: (message) => this.options.events.data?.(message),
+      onReady: () => this.options.events.dataReady?.(),
+      onClosed: (cause, reason) => this.options.log?.debug({ cause, reason }, 'SCTP association ended'),
+      stats: config.stats,
+      ...(this.options.log ? { log: this.options.log } : {}),
+    });
+  }
+
+  private stopDataChannels(reason: string): void {
+    this.dataChannels?.close(reason);
+    this.dataChannels = null;
+  }
+
+  sendData(message: OutgoingDataMessage): boolean {
+    const channels = this.dataChannels;
+    if (!channels) {
+      if (this.options.dataChannels) this.options.dataChannels.stats.sendRefused++;
+      return false;
+    }
+    return channels.send(message);
   }
 
   /** One `slowlink` per m-line and direction per SLOWLINK_INTERVAL_MS. */

@@ -47,6 +47,11 @@ export interface RemoteMediaSection {
   rids: { id: string; direction: string }[];
   extensions: { id: number; uri: string }[];
   rejected: boolean;
+  /**
+   * An m=application data-channel section (RFC 8841): the peer's SCTP port and the largest
+   * message it takes (0: no limit, §6.1; absent attribute: 64 KiB, §6.1). Null on other m-lines.
+   */
+  sctp: { port: number; maxMessageSize: number } | null;
 }
 
 export interface RemoteDescription {
@@ -70,6 +75,10 @@ export const DEFAULT_MAX_MLINES = 32;
 const RTP_PROFILE = 'UDP/TLS/RTP/SAVPF';
 /** Data-channel profiles (RFC 8841 §4; `DTLS/SCTP` from the pre-RFC drafts older browsers still send). */
 const SCTP_PROFILES = new Set(['UDP/DTLS/SCTP', 'TCP/DTLS/SCTP', 'DTLS/SCTP']);
+/** RFC 8841 §5: the SCTP port when a=sctp-port is absent. */
+const DEFAULT_SCTP_PORT = 5000;
+/** RFC 8841 §6.1: the max-message-size a peer that announces none is assumed to take. */
+const DEFAULT_MAX_MESSAGE_SIZE = 65536;
 /** RFC 8122 §5 hash functions ferry checks certificates with, and their digest lengths in bytes. */
 const FINGERPRINT_HASHES: Record<string, number> = { 'sha-256': 32, 'sha-384': 48, 'sha-512': 64 };
 /** RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/". */
@@ -247,6 +256,7 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string, op
       candidates.push({ ip: c.ip, port: c.port, protocol: c.transport.toLowerCase() });
     }
     const direction = (m.direction ?? parsed.direction ?? 'sendrecv') as Direction;
+    const sctp = !rejected && kind === 'application' ? sctpParameters(lines, index, m) : null;
     media.push({
       index,
       mid,
@@ -262,6 +272,7 @@ export function parseRemoteDescription(type: 'offer' | 'answer', sdp: string, op
       rids: (m.rids ?? []).map((r) => ({ id: String(r.id), direction: r.direction })),
       extensions,
       rejected,
+      sctp,
     });
   });
   if (!media.some((m) => !m.rejected)) throw new SdpError('SDP has no usable m-line');
@@ -289,6 +300,30 @@ function checkTransport(lines: SdpLines, index: number, kind: MediaKind | 'appli
     const want = kind === 'application' ? [...SCTP_PROFILES].join(', ') : RTP_PROFILE;
     throw new SdpError(`${lines.mLine(index)}: transport ${quote(protocol)} is not ${want} (WebRTC needs DTLS-SRTP)`);
   }
+}
+
+/**
+ * An m=application section's SCTP parameters: RFC 8841's `webrtc-datachannel` format with
+ * a=sctp-port and a=max-message-size, or the draft form older peers send (`DTLS/SCTP <port>`
+ * with a=sctpmap). Null for any other application format (answered rejected).
+ */
+function sctpParameters(lines: SdpLines, index: number, m: sdpTransform.MediaDescription): { port: number; maxMessageSize: number } | null {
+  const formats = String(m.payloads ?? '').trim().split(/\s+/).filter(Boolean);
+  if (formats.includes('webrtc-datachannel')) {
+    const port = m.sctpPort === undefined ? DEFAULT_SCTP_PORT : intIn(m.sctpPort, 1, 65535);
+    if (port === undefined) throw new SdpError(`${lines.find(index, /^a=sctp-port:/, false)}: an SCTP port is 1 to 65535 (RFC 8841 §5)`);
+    const size = m.maxMessageSize === undefined ? DEFAULT_MAX_MESSAGE_SIZE : intIn(m.maxMessageSize, 0, 0xffffffff);
+    if (size === undefined) throw new SdpError(`${lines.find(index, /^a=max-message-size:/, false)}: max-message-size is an integer (RFC 8841 §6)`);
+    return { port, maxMessageSize: size };
+  }
+  const legacy = m.sctpmap;
+  const legacyPort = legacy ? intIn(legacy.sctpmapNumber, 1, 65535) : undefined;
+  if (legacy && legacyPort !== undefined && legacy.app === 'webrtc-datachannel' && formats.includes(String(legacyPort))) {
+    const size = legacy.maxMessageSize === undefined ? DEFAULT_MAX_MESSAGE_SIZE : intIn(legacy.maxMessageSize, 0, 0xffffffff) ?? DEFAULT_MAX_MESSAGE_SIZE;
+    return { port: legacyPort, maxMessageSize: size };
+  }
+  // Another application format over SCTP: not a data channel, so the answer rejects the m-line.
+  return null;
 }
 
 /**
@@ -371,6 +406,11 @@ export interface LocalMediaSection {
   rtx?: { payloadType: number; ssrc?: number };
   /** RFC 4733 telephone-event payload type, at the codec's clock rate (audio). */
   telephoneEvent?: number;
+  /**
+   * An accepted m=application section (its `codec` is null): ferry's SCTP port and the largest
+   * message it takes (RFC 8841 §5, §6), written in the form the offer used (`legacy`: a=sctpmap).
+   */
+  sctp?: { port: number; maxMessageSize: number; legacy?: boolean };
 }
 
 function reverse(direction: Direction): Direction {
@@ -399,7 +439,7 @@ let sessionVersion = 1;
 
 /** Writes a local description (offer or answer) for one bundled ICE-lite transport. */
 export function writeLocalDescription(transport: LocalTransport, sections: LocalMediaSection[]): string {
-  const bundled = sections.filter((s) => s.codec !== null).map((s) => s.mid);
+  const bundled = sections.filter((s) => s.codec !== null || s.sctp !== undefined).map((s) => s.mid);
   const session: sdpTransform.SessionDescription = {
     version: 0,
     origin: {
@@ -418,6 +458,10 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
     media: [],
   };
   for (const s of sections) {
+    if (s.sctp) {
+      session.media.push(applicationSection(transport, s.mid, s.sctp));
+      continue;
+    }
     const accepted = s.codec !== null;
     const kind = s.kind;
     const m: sdpTransform.MediaDescription = {
@@ -492,4 +536,31 @@ export function writeLocalDescription(transport: LocalTransport, sections: Local
     session.media.push(m);
   }
   return sdpTransform.write(session);
+}
+
+/** An accepted data-channel m-line (RFC 8841): SCTP over the bundled DTLS transport, no RTP attributes. */
+function applicationSection(transport: LocalTransport, mid: string, sctp: NonNullable<LocalMediaSection['sctp']>): sdpTransform.MediaDescription {
+  const port = transport.candidates[0]?.port ?? 9;
+  const m: sdpTransform.MediaDescription = {
+    type: 'application',
+    port,
+    protocol: sctp.legacy ? 'DTLS/SCTP' : 'UDP/DTLS/SCTP',
+    payloads: sctp.legacy ? String(sctp.port) : 'webrtc-datachannel',
+    rtp: [],
+    fmtp: [],
+    connection: { version: 4, ip: transport.candidates[0]?.ip ?? '0.0.0.0' },
+    mid,
+    iceUfrag: transport.iceUfrag,
+    icePwd: transport.icePwd,
+    fingerprint: { type: transport.fingerprint.algorithm, hash: transport.fingerprint.value },
+    setup: transport.setup,
+    candidates: transport.candidates.map((cand, i) => ({ foundation: String(i + 1), component: 1, transport: 'udp', priority: 2130706431 - i, ip: cand.ip, port: cand.port, type: 'host' })),
+    endOfCandidates: 'end-of-candidates',
+  };
+  if (sctp.legacy) m.sctpmap = { sctpmapNumber: sctp.port, app: 'webrtc-datachannel', maxMessageSize: sctp.maxMessageSize };
+  else {
+    m.sctpPort = sctp.port;
+    m.maxMessageSize = sctp.maxMessageSize;
+  }
+  return m;
 }

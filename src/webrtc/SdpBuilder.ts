@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 
 import { JanusError, JanusErrorCode } from '../core/JanusError.js';
-import type { AnswerOptions, MediaStreamInfo, NegotiatedCodec, OfferSection } from '../core/Media.js';
+import type { AnswerOptions, DataOfferSection, MediaStreamInfo, NegotiatedCodec, OfferSection } from '../core/Media.js';
 import {
   answerDirection,
   writeLocalDescription,
@@ -44,6 +44,9 @@ export const TWCC_OFFER_EXTENSION_ID = 3;
 /** Layers ferry takes per m-line (Janus: three substreams). */
 export const MAX_SIMULCAST_LAYERS = 3;
 
+/** RFC 8841 §5: the SCTP port ferry uses (the one every WebRTC stack uses). */
+export const LOCAL_SCTP_PORT = 5000;
+
 /** RTCP feedback ferry supports and keeps in answers. */
 const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb', 'transport-cc']);
 
@@ -80,6 +83,19 @@ function chooseCodec(m: RemoteMediaSection, allowed?: string[]): Codec | null {
   return null;
 }
 
+/**
+ * The data-channel m-line as negotiated (RFC 8841): ferry's SCTP port and, once the remote
+ * description is known, the peer's port and largest message.
+ */
+export interface DataSectionState {
+  mid: string;
+  index: number;
+  localPort: number;
+  remote: { port: number; maxMessageSize: number } | null;
+  /** The peer wrote the pre-RFC form (a=sctpmap), so ferry answers in it too. */
+  legacy: boolean;
+}
+
 /** What a new local description carries over from the previous one, and how ferry names its streams. */
 export interface BuildContext {
   /** The previous negotiation's m-lines by mid: their SSRCs, sources and outputs carry over. */
@@ -93,6 +109,8 @@ export interface BuildContext {
    * feedback, for send-side bandwidth estimation.
    */
   transportCc?: boolean;
+  /** Data channels: the a=max-message-size ferry announces (absent: m=application is refused). */
+  dataChannels?: { maxMessageSize: number };
 }
 
 export interface AnswerContext extends BuildContext {
@@ -104,6 +122,8 @@ export interface AnswerContext extends BuildContext {
 export interface LocalDescription {
   sdp: string;
   states: StreamState[];
+  /** The data-channel m-line, when the description has one. */
+  data: DataSectionState | null;
 }
 
 /**
@@ -114,7 +134,14 @@ export interface LocalDescription {
 export function buildAnswer(offer: RemoteDescription, options: AnswerOptions, context: AnswerContext): LocalDescription & { setup: DtlsSetup } {
   const sections: LocalMediaSection[] = [];
   const states: StreamState[] = [];
+  let data: DataSectionState | null = null;
   for (const m of offer.media) {
+    // RFC 8841: one SCTP association per transport, so the first data m-line is the one taken.
+    if (m.kind === 'application' && m.sctp && !m.rejected && options.data && context.dataChannels && data === null) {
+      data = { mid: m.mid, index: m.index, localPort: LOCAL_SCTP_PORT, remote: { ...m.sctp }, legacy: m.protocol === 'DTLS/SCTP' };
+      sections.push({ mid: m.mid, kind: 'application', codec: null, direction: 'sendrecv', sctp: { port: LOCAL_SCTP_PORT, maxMessageSize: context.dataChannels.maxMessageSize, legacy: data.legacy } });
+      continue;
+    }
     const wanted = m.kind === 'audio' ? options.audio : m.kind === 'video' ? options.video : false;
     const allowed = m.kind === 'audio' ? options.codecs?.audio : m.kind === 'video' ? options.codecs?.video : undefined;
     const codec = !m.rejected && wanted ? chooseCodec(m, allowed) : null;
@@ -189,18 +216,29 @@ export function buildAnswer(offer: RemoteDescription, options: AnswerOptions, co
       },
     });
   }
-  if (!states.length) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Invalid SDP: no m-line ferry can accept');
+  if (!states.length && !data) throw new JanusError(JanusErrorCode.JSEP_INVALID_SDP, 'Invalid SDP: no m-line ferry can accept');
   const setup: DtlsSetup = offer.setup === 'passive' ? 'active' : 'passive';
-  return { sdp: writeLocalDescription({ ...context.transport, setup }, sections), setup, states };
+  return { sdp: writeLocalDescription({ ...context.transport, setup }, sections), setup, states, data };
 }
 
-/** ferry's offer of `sections` (a=setup actpass): payload types kept distinct across m-lines, RTX offered on video ferry sends. */
-export function buildOffer(sections: OfferSection[], context: BuildContext): LocalDescription {
+/**
+ * ferry's offer of `sections` (a=setup actpass): payload types kept distinct across m-lines, RTX
+ * offered on video ferry sends, and at most one data-channel m-line (RFC 8841).
+ */
+export function buildOffer(sections: (OfferSection | DataOfferSection)[], context: BuildContext & { previousData?: DataSectionState | null }): LocalDescription {
   const local: LocalMediaSection[] = [];
   const states: StreamState[] = [];
   const usedPts = new Set<number>();
+  let data: DataSectionState | null = null;
   sections.forEach((s, index) => {
     const mid = s.mid ?? String(index);
+    if (s.kind === 'data') {
+      if (data !== null || !context.dataChannels) throw new JanusError(JanusErrorCode.UNKNOWN, 'Data channels: at most one m=application, and only when enabled');
+      const prevData = context.previousData?.mid === mid ? context.previousData : null;
+      data = { mid, index, localPort: LOCAL_SCTP_PORT, remote: prevData?.remote ?? null, legacy: false };
+      local.push({ mid, kind: 'application', codec: null, direction: 'sendrecv', sctp: { port: LOCAL_SCTP_PORT, maxMessageSize: context.dataChannels.maxMessageSize } });
+      return;
+    }
     const prev = context.previous.get(mid);
     let pt = s.codec.payloadType ?? (s.kind === 'audio' ? 111 : 96);
     while (usedPts.has(pt)) pt++;
@@ -265,5 +303,5 @@ export function buildOffer(sections: OfferSection[], context: BuildContext): Loc
       },
     });
   });
-  return { sdp: writeLocalDescription({ ...context.transport, setup: 'actpass' }, local), states };
+  return { sdp: writeLocalDescription({ ...context.transport, setup: 'actpass' }, local), states, data };
 }

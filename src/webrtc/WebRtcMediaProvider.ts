@@ -7,6 +7,7 @@ import type { HandleMedia, MediaEvents, MediaProvider, MediaStreamInfo } from '.
 import type { MediaEngine, SrtpProfileName } from '../media/MediaEngine.js';
 import { MediaStatsReader } from './MediaStatsReader.js';
 import type { EndpointLeasePool } from '../media/PortPool.js';
+import { DataChannelStats } from './DataChannels.js';
 import type { DtlsCertificate } from './DtlsCertificate.js';
 import { PeerConnection } from './PeerConnection.js';
 
@@ -24,6 +25,8 @@ export interface WebRtcMediaProviderOptions {
   iceTcp?: boolean;
   /** Send-side bandwidth estimation (`media.bandwidth_estimation`); absent: off. */
   bandwidthEstimation?: { startBitrate: number; maxBitrate: number };
+  /** Data channels (RFC 8831): largest message taken, bytes queued per association; absent: refused. */
+  dataChannels?: { maxMessageSize: number; maxSendBuffer: number };
   /** How often media flow is sampled for `media` events. */
   mediaCheckIntervalMs?: number;
   /** Media stats for the event handlers every this many ms (`events.stats_period`); absent or 0: none. */
@@ -53,6 +56,8 @@ export class WebRtcMediaProvider implements MediaProvider {
   /** checkMedia's scratch state: source id → packets received, and the connection being checked. */
   private readonly packetsBySource = new Map<number, number>();
   private checking: Watched | null = null;
+  /** Every PeerConnection's data channels, counted together. */
+  readonly dataChannelStats = new DataChannelStats();
 
   constructor(private readonly options: WebRtcMediaProviderOptions) {
     this.statsReader = new MediaStatsReader(options.engine);
@@ -78,6 +83,7 @@ export class WebRtcMediaProvider implements MediaProvider {
       ...(this.options.maxMLines !== undefined ? { maxMLines: this.options.maxMLines } : {}),
       ...(this.options.bandwidthEstimation ? { bandwidthEstimation: this.options.bandwidthEstimation } : {}),
       ...(this.options.iceTcp ? { iceTcp: true } : {}),
+      ...(this.options.dataChannels ? { dataChannels: { ...this.options.dataChannels, stats: this.dataChannelStats } } : {}),
       onClosed: (closed) => this.forget(closed),
       log: this.options.log,
     });

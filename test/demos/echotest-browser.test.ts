@@ -118,7 +118,7 @@ test('the index page links every demo', async () => {
   const page = await env.browser.newPage({ viewport: { width: 1100, height: 420 } });
   await page.goto(`${env.gw.origin}/`);
   const links = await page.locator('main a.panel').evaluateAll((as) => as.map((a: any) => String(a.getAttribute('href'))));
-  assert.equal(links, ['echotest.html', 'videoroom.html', 'streaming.html', 'sip.html', 'admin.html']);
+  assert.equal(links, ['echotest.html', 'videoroom.html', 'streaming.html', 'textroom.html', 'sip.html', 'admin.html']);
   await saveScreenshot(page, 'index');
   await page.close();
 });

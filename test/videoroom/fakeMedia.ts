@@ -8,7 +8,7 @@
  */
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../src/core/Json.js';
-import type { HandleMedia, Jsep, MediaEvents, MediaProvider, MediaStreamInfo, OfferSection, RoutableMedia, TrickleCandidate } from '../../src/core/Media.js';
+import type { DataOfferSection, HandleMedia, Jsep, MediaEvents, MediaProvider, MediaStreamInfo, OfferSection, RoutableMedia, TrickleCandidate } from '../../src/core/Media.js';
 import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys } from '../../src/media/Routing.js';
 
 /** The engine's tables: every source and output id, and which source feeds which output. */
@@ -122,7 +122,10 @@ export class FakePeer implements HandleMedia, RoutableMedia {
     if (!parsed.media?.length) throw new Error('no m-lines');
     this.engine.release(this.name);
     const infos: MediaStreamInfo[] = [];
+    // Data m-lines are accepted, as the real PeerConnection does with data channels on.
+    const dataMids: string[] = [];
     parsed.media.forEach((m, index) => {
+      if (m.type === 'application' && m.port !== 0) dataMids.push(String(m.mid ?? index));
       if (m.type !== 'audio' && m.type !== 'video') return;
       const mid = String(m.mid ?? index);
       const rtp = m.rtp?.[0];
@@ -146,13 +149,14 @@ export class FakePeer implements HandleMedia, RoutableMedia {
     });
     this.infos = infos;
     this.answersMade++;
-    this.localSdp = `v=0\r\no=- 1 ${this.answersMade} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n${infos.map((i) => `m=${i.kind} 9 UDP/TLS/RTP/SAVPF ${i.codec?.payloadType ?? 0}\r\na=mid:${i.mid}\r\n${i.codec ? `a=rtpmap:${i.codec.payloadType} ${i.codec.name}/${i.codec.clockRate}\r\na=recvonly\r\n` : 'a=inactive\r\n'}`).join('')}`;
+    this.localSdp = `v=0\r\no=- 1 ${this.answersMade} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n${infos.map((i) => `m=${i.kind} 9 UDP/TLS/RTP/SAVPF ${i.codec?.payloadType ?? 0}\r\na=mid:${i.mid}\r\n${i.codec ? `a=rtpmap:${i.codec.payloadType} ${i.codec.name}/${i.codec.clockRate}\r\na=recvonly\r\n` : 'a=inactive\r\n'}`).join('')}${dataMids.map((mid) => `m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:${mid}\r\na=sctp-port:5000\r\n`).join('')}`;
     this.notify();
     return { type: 'answer', sdp: this.localSdp };
   }
 
-  createOffer(sections: OfferSection[]): Jsep {
+  createOffer(all: (OfferSection | DataOfferSection)[]): Jsep {
     if (this.closedWith !== null) throw new Error('closed');
+    const sections = all.filter((s): s is OfferSection => s.kind !== 'data');
     this.offersMade.push(sections.map((s) => ({ ...s })));
     const previous = new Map(this.infos.map((i) => [i.mid, i]));
     const infos: MediaStreamInfo[] = sections.map((s, index) => {

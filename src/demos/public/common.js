@@ -13,6 +13,7 @@ const FerryDemo = (() => {
     ['echotest', 'echotest.html', 'EchoTest'],
     ['videoroom', 'videoroom.html', 'VideoRoom'],
     ['streaming', 'streaming.html', 'Streaming'],
+    ['textroom', 'textroom.html', 'TextRoom'],
     ['sip', 'sip.html', 'SIP'],
     ['admin', 'admin.html', 'Admin'],
   ];
@@ -276,6 +277,19 @@ const FerryDemo = (() => {
     }
   }
 
+  /** A chat list: `add(who, text, cls)` appends a line (who may be empty), scrolled to the end. */
+  function chat(container) {
+    return {
+      add(who, text, cls = '') {
+        const line = el('div', cls ? { class: cls } : {});
+        if (who) line.append(el('span', { class: 'who' }, `${who}: `));
+        line.append(document.createTextNode(text));
+        container.appendChild(line);
+        container.scrollTop = container.scrollHeight;
+      },
+    };
+  }
+
   /** Shows a track in a <video>/<audio> element, one MediaStream per element. */
   function playTrack(element, track) {
     let stream = element.srcObject;
@@ -288,5 +302,5 @@ const FerryDemo = (() => {
     element.play().catch(() => {});
   }
 
-  return { nav, config, query, connect, attach, setState, stateClass, logger, Plot, StatsPanel, playTrack, el };
+  return { nav, config, query, connect, attach, setState, stateClass, logger, Plot, StatsPanel, playTrack, el, chat };
 })();

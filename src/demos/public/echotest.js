@@ -5,7 +5,8 @@
   FerryDemo.nav('echotest');
   const $ = (id) => document.getElementById(id);
   const log = FerryDemo.logger($('log'));
-  const demo = { janus: null, handle: null, stats: null, events: [] };
+  const demo = { janus: null, handle: null, stats: null, events: [], data: [] };
+  const dataLog = FerryDemo.chat($('datalog'));
   // Exposed for people poking at the page in devtools, and for the browser tests.
   window.ferryEchoTest = demo;
 
@@ -40,12 +41,26 @@
           log(`remote ${track.kind} track ${on ? 'added' : 'removed'} (mid ${mid})`);
           if (on) FerryDemo.playTrack($('remote'), track);
         },
-        oncleanup: () => log('PeerConnection closed'),
+        ondataopen: (label) => {
+          FerryDemo.setState($('datastate'), `open: ${label}`, 'ok');
+          $('datatext').disabled = $('datasend').disabled = false;
+        },
+        ondata: (data, label) => {
+          demo.data.push(data);
+          dataLog.add(`echoed on ${label}`, String(data));
+        },
+        oncleanup: () => {
+          log('PeerConnection closed');
+          FerryDemo.setState($('datastate'), 'closed');
+          $('datatext').disabled = $('datasend').disabled = true;
+        },
       });
       log(`attached to echotest, handle ${demo.handle.getId()}`);
       const tracks = [];
       if (audio) tracks.push({ type: 'audio', capture: true, recv: true });
       if (video) tracks.push({ type: 'video', capture: { width: 640, height: 480 }, recv: true });
+      // A data channel too: janus.js opens its default one ("JanusDataChannel").
+      tracks.push({ type: 'data' });
       const jsep = await new Promise((resolve, reject) => demo.handle.createOffer({ tracks, success: resolve, error: (e) => reject(new Error(String(e?.message ?? e))) }));
       demo.handle.send({ message: { audio, video }, jsep });
       demo.stats = new FerryDemo.StatsPanel($('stats'), () => demo.handle?.webrtcStuff?.pc);
@@ -65,7 +80,19 @@
     $('start').disabled = false;
   }
 
+  function sendData() {
+    const text = $('datatext').value;
+    if (!text || !demo.handle) return;
+    demo.handle.data({ text, error: (err) => log(`data: ${err}`, true) });
+    dataLog.add('you', text, 'note');
+    $('datatext').value = '';
+  }
+
   $('start').onclick = start;
   $('stop').onclick = stop;
+  $('datasend').onclick = sendData;
+  $('datatext').onkeydown = (e) => {
+    if (e.key === 'Enter') sendData();
+  };
   if (FerryDemo.query('autostart')) start();
 })();

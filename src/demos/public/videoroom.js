@@ -3,6 +3,9 @@
  * camera; one subscriber handle receives every other feed on a single
  * PeerConnection. Tiles are subscription video slots (keyed by their mid), so
  * switching a tile to another feed changes the source without renegotiation.
+ * The chat: the publisher publishes a data channel too; the subscription's one
+ * data m-line brings every other publisher's messages, each on a channel
+ * labelled with the sender's feed id.
  */
 'use strict';
 
@@ -30,8 +33,11 @@
     events: [],
     /** Feed ids ferry last reported talking. */
     talking: new Set(),
+    /** Chat lines received: { from (feed id), text }. */
+    chat: [],
   };
   window.ferryVideoRoom = demo;
+  const chat = FerryDemo.chat($('chat'));
 
   // ---- publisher --------------------------------------------------------------------------------
 
@@ -53,7 +59,15 @@
         onlocaltrack: (track, on) => {
           if (on && track.kind === 'video') FerryDemo.playTrack($('local'), track);
         },
-        oncleanup: () => log('publisher PeerConnection closed'),
+        ondataopen: () => {
+          FerryDemo.setState($('chatstate'), 'open', 'ok');
+          $('chattext').disabled = $('chatsend').disabled = false;
+        },
+        oncleanup: () => {
+          log('publisher PeerConnection closed');
+          FerryDemo.setState($('chatstate'), 'closed');
+          $('chattext').disabled = $('chatsend').disabled = true;
+        },
       });
       demo.publisher.send({ message: { request: 'join', room: demo.room, ptype: 'publisher', display } });
       $('myname').textContent = `(${display})`;
@@ -71,6 +85,8 @@
       { type: 'audio', capture: true, recv: false },
       // Chrome sends three simulcast layers only from 960x540 up.
       { type: 'video', capture: simulcast ? { width: 1280, height: 720 } : { width: 640, height: 480 }, recv: false, simulcast },
+      // The chat channel the room relays to every subscriber.
+      { type: 'data' },
     ];
     demo.publisher.createOffer({
       tracks,
@@ -151,6 +167,12 @@
           plugin: PLUGIN,
           onmessage: onSubscriberMessage,
           onremotetrack: onRemoteTrack,
+          // ferry relays each publisher's messages on a channel labelled with its feed id.
+          ondata: (data, label) => {
+            const from = Number(label);
+            demo.chat.push({ from, text: String(data) });
+            chat.add(demo.feeds.get(from)?.display ?? label, String(data));
+          },
           iceState: (state) => log(`subscriber ICE ${state}`),
           webrtcState: (up, reason) => log(`subscriber PeerConnection ${up ? 'up' : `down${reason ? ` (${reason})` : ''}`}`, !up),
           oncleanup: () => log('subscriber PeerConnection closed'),
@@ -187,8 +209,8 @@
     }
     demo.subscriber.createAnswer({
       jsep,
-      // No tracks of our own: every offered m-line is received only.
-      tracks: [],
+      // No media of our own: every offered m-line is received only; the data m-line brings the chat.
+      tracks: [{ type: 'data' }],
       success: (answer) => {
         demo.subscriber.send({ message: { request: 'start', room: demo.room }, jsep: answer });
         finishNegotiation();
@@ -355,12 +377,28 @@
     $('join').disabled = false;
   }
 
+  function sendChat() {
+    const text = $('chattext').value;
+    if (!text || !demo.publisher) return;
+    demo.publisher.data({ text, error: (err) => log(`chat: ${err}`, true) });
+    chat.add('you', text, 'note');
+    $('chattext').value = '';
+  }
+
   // Exposed for the browser tests (same paths a person would click).
+  demo.sendChat = (text) => {
+    $('chattext').value = text;
+    sendChat();
+  };
   demo.switchSlot = (mid, feedId) => switchSlot(demo.slots.get(String(mid)), feedId);
   demo.setSubstream = (mid, substream) => setSubstream(demo.slots.get(String(mid)), substream);
 
   $('join').onclick = join;
   $('leave').onclick = leave;
+  $('chatsend').onclick = sendChat;
+  $('chattext').onkeydown = (e) => {
+    if (e.key === 'Enter') sendChat();
+  };
   const q = FerryDemo.query;
   if (q('room')) $('room').value = q('room');
   if (q('display')) $('display').value = q('display');

@@ -6,12 +6,14 @@
  *
  * Media: once the PeerConnection is up, each m-line's output (what ferry
  * sends back) is fed from that m-line's source (what the client sends) inside
- * the native engine; `audio`/`video` false pause the output. A gateway built
+ * the native engine; `audio`/`video` false pause the output. Data-channel
+ * messages go back as they came, on the channel of the same label (text or
+ * binary, as Janus's EchoTest relays them). A gateway built
  * without a media layer (unit tests of the core) answers an offer with the
  * plugin error 499 "WebRTC media is not available in this build".
  */
 import type { JsonObject, JsonValue } from '../../core/Json.js';
-import type { Jsep } from '../../core/Media.js';
+import type { DataMessage, Jsep } from '../../core/Media.js';
 import type { MediaRouter } from '../../media/Routing.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../../core/Plugin.js';
 
@@ -62,6 +64,9 @@ class EchoTestSession implements PluginHandle {
   private work: Promise<void> = Promise.resolve();
 
   private unsubscribeStreams: (() => void) | null = null;
+  /** Data-channel messages echoed, and those the PeerConnection refused to send. */
+  private echoedData = 0;
+  private droppedData = 0;
 
   constructor(
     private readonly ctx: PluginContext,
@@ -172,6 +177,13 @@ class EchoTestSession implements PluginHandle {
     this.route();
   }
 
+  /** Janus's EchoTest relays each message back unchanged: same label, protocol and type. */
+  incomingData(message: DataMessage): void {
+    if (this.destroyed) return;
+    this.echoedData++;
+    if (!this.ctx.media?.sendData?.({ label: message.label, protocol: message.protocol, binary: message.binary, data: message.data })) this.droppedData++;
+  }
+
   hangupMedia(): void {
     this.unsubscribeStreams?.();
     this.unsubscribeStreams = null;
@@ -197,6 +209,8 @@ class EchoTestSession implements PluginHandle {
       substream: this.substream,
       temporal: this.temporal,
       has_media: this.hasMedia,
+      data_echoed: this.echoedData,
+      data_dropped: this.droppedData,
       destroyed: this.destroyed,
     };
   }

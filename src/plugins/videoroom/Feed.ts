@@ -55,9 +55,19 @@ export abstract class Feed {
     return this.streams.find((s) => s.mid === mid);
   }
 
-  /** Streams a subscriber can receive (not disabled, not data: data channels are not routed by ferry). */
+  /** Media streams the engine can route (not disabled, not data: data-channel messages are relayed in the control plane). */
   get routableStreams(): FeedStream[] {
     return this.streams.filter((s) => !s.disabled && s.type !== 'data' && s.offerCodec !== null);
+  }
+
+  /** What a subscription without a mid takes: the routable media and the data stream. */
+  get subscribableStreams(): FeedStream[] {
+    return this.streams.filter((s) => !s.disabled && (s.type === 'data' || s.offerCodec !== null));
+  }
+
+  /** The feed's data-channel stream, when it publishes one. */
+  get dataStream(): FeedStream | undefined {
+    return this.streams.find((s) => s.type === 'data' && !s.disabled);
   }
 
   /** `{id, display?, metadata?, streams, talking?}` as `joined`/`publishers` list it. */

@@ -4,6 +4,7 @@
  * id) and its subscribers. Notifications to participants go through here.
  */
 import { safeEqual } from '../../core/auth/safeEqual.js';
+import type { DataMessage } from '../../core/Media.js';
 import type { JsonObject, JsonValue } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import { VideoRoomError, VideoRoomErrorCode, invalid, missing } from './errors.js';
@@ -100,6 +101,8 @@ export interface FeedConsumer {
   roomDestroyed(): void;
   /** Ends the consumer without telling its client (shutdown). */
   teardown(): void;
+  /** A data-channel message a feed published on its data stream `mid`. */
+  relayData?(feed: Feed, mid: string, message: DataMessage): void;
 }
 
 export class Room {
@@ -144,6 +147,11 @@ export class Room {
 
   feedGone(feed: Feed): void {
     for (const s of this.subscribers) s.feedGone(feed);
+  }
+
+  /** A publisher's data-channel message, to every consumer of its data stream. */
+  relayData(feed: Feed, mid: string, message: DataMessage): void {
+    for (const s of this.subscribers) s.relayData?.(feed, mid, message);
   }
 
   /** A `list` entry. */

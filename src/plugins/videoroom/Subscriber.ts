@@ -10,6 +10,10 @@
  * explicit table below. Which simulcast layer (substream) and VP8 temporal
  * layer each slot gets is in the "simulcast layers" section.
  *
+ * Data: one m=application m-line (RFC 8841: one SCTP association) carries the
+ * data of every feed subscribed to, as in Janus 1.x; each publisher's messages
+ * arrive on a channel labelled with its id.
+ *
  * Why this file stays whole (about 680 lines): the slots, their lifecycle and
  * the layers their outputs get are one subscriber's state, changed by the same
  * requests and engine events in one order; split, each change would reach
@@ -17,7 +21,7 @@
  */
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
-import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
+import type { DataMessage, DataOfferSection, HandleMedia, Jsep, OfferSection, OutgoingDataMessage, RoutableMedia } from '../../core/Media.js';
 import type { MediaRouter, MediaServices } from '../../media/Routing.js';
 import { VideoRoomError, VideoRoomErrorCode, noSuchFeed } from './errors.js';
 import { layerSource, relayable, type Feed, type FeedStream } from './Feed.js';
@@ -30,6 +34,17 @@ export interface SubscriberClient {
   /** The handle's PeerConnection, opened if needed (to offer); null when no WebRTC layer exists. */
   openMedia(): HandleMedia | null;
   closePeerConnection(reason: string): void;
+  /** A data-channel message to the client; false when it could not be queued. */
+  sendData(message: OutgoingDataMessage): boolean;
+}
+
+/** The subscriber's data-channel m-line and the feeds whose data it carries (each by its data stream's mid). */
+export interface DataSlot {
+  mindex: number;
+  mid: string;
+  sources: Map<Feed, string>;
+  /** The subscriber's `configure` `send` flag for this m-line. */
+  send: boolean;
 }
 
 /** A slot: one m-line of the subscriber's PeerConnection. */
@@ -138,6 +153,13 @@ export class Subscriber implements FeedConsumer {
    * slot's `send`); it only decides whether outputs are paused once media is up.
    */
   paused = false;
+  /** The data m-line, once a data stream was subscribed to (it stays, with or without sources). */
+  dataSlot: DataSlot | null = null;
+  /** The client's SCTP association is up (Janus `data_ready`): data is relayed from then on. */
+  dataReady = false;
+  /** Data messages relayed, and those the PeerConnection refused (counted for handle_info). */
+  private dataRelayed = 0;
+  private dataDropped = 0;
   private state: SubscriberState = 'new';
   private stopListening: (() => void) | null = null;
   private stopSwitchListening: (() => void) | null = null;
@@ -184,24 +206,39 @@ export class Subscriber implements FeedConsumer {
       if (request.mid !== undefined) {
         const stream = feed.stream(request.mid);
         if (!stream || stream.disabled) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such mid '${request.mid}' in feed ${request.feed}`);
-        // Data channels are not routed by ferry: skipped like Janus skips disabled streams.
-        if (stream.type !== 'data' && stream.offerCodec) out.push({ feed, stream, request });
+        if (stream.type === 'data' || stream.offerCodec) out.push({ feed, stream, request });
       } else {
-        for (const stream of feed.routableStreams) out.push({ feed, stream, request });
+        for (const stream of feed.subscribableStreams) out.push({ feed, stream, request });
       }
     }
     return out;
+  }
+
+  /** The m-line index a new m-line takes: after every media slot and the data m-line. */
+  private nextMindex(): number {
+    return this.slots.length + (this.dataSlot ? 1 : 0);
   }
 
   /** Adds slots for resolved streams, reusing inactive m-lines of the same kind first (as Janus recycles them). */
   addSlots(resolved: { feed: Feed; stream: FeedStream; request: StreamRequest }[]): number {
     let added = 0;
     for (const { feed, stream, request } of resolved) {
-      if (!stream.offerCodec || stream.type === 'data' || !stream.codec) continue;
+      if (stream.type === 'data') {
+        if (!this.dataSlot) {
+          const mindex = this.nextMindex();
+          this.dataSlot = { mindex, mid: String(mindex), sources: new Map(), send: true };
+        }
+        if (this.dataSlot.sources.get(feed) !== stream.mid) {
+          this.dataSlot.sources.set(feed, stream.mid);
+          added++;
+        }
+        continue;
+      }
+      if (!stream.offerCodec || !stream.codec) continue;
       const kind = stream.type;
       let slot = this.slots.find((s) => s.feed === null && s.kind === kind);
       if (!slot) {
-        const mindex = this.slots.length;
+        const mindex = this.nextMindex();
         slot = {
           mindex, mid: String(mindex), kind, feed: null, feedMid: null, codec: stream.offerCodec, codecName: stream.codec,
           substream: DEFAULT_LAYER, temporal: DEFAULT_LAYER, send: true, output: null, appliedSource: undefined, appliedPaused: undefined, appliedLayer: null,
@@ -226,6 +263,7 @@ export class Subscriber implements FeedConsumer {
   removeSlots(requests: UnsubscribeRequest[]): number {
     let removed = 0;
     for (const r of requests) {
+      removed += this.removeDataSources(r);
       for (const slot of this.slots) {
         if (slot.feed === null) continue;
         if (r.subMid !== undefined && slot.mid !== r.subMid) continue;
@@ -240,6 +278,25 @@ export class Subscriber implements FeedConsumer {
     return removed;
   }
 
+  /** An unsubscribe of the data m-line (sub_mid) or of a feed's data stream (feed, mid). */
+  private removeDataSources(r: UnsubscribeRequest): number {
+    const data = this.dataSlot;
+    if (!data) return 0;
+    if (r.subMid !== undefined) {
+      if (r.subMid !== data.mid) return 0;
+      const n = data.sources.size;
+      data.sources.clear();
+      return n;
+    }
+    if (r.feed === undefined) return 0;
+    for (const [feed, mid] of data.sources) {
+      if (feed.id !== r.feed || (r.mid !== undefined && r.mid !== mid)) continue;
+      data.sources.delete(feed);
+      return 1;
+    }
+    return 0;
+  }
+
   private deactivate(slot: Slot): void {
     slot.feed = null;
     slot.feedMid = null;
@@ -249,12 +306,14 @@ export class Subscriber implements FeedConsumer {
   /** Builds the offer for the current slots through the handle's PeerConnection. */
   async offer(): Promise<Jsep> {
     const media = this.routable();
-    const sections: OfferSection[] = this.slots.map((slot) => {
+    const sections: { mindex: number; section: OfferSection | DataOfferSection }[] = this.slots.map((slot) => {
       const section: OfferSection = { mid: slot.mid, kind: slot.kind, codec: slot.codec, direction: slot.feed ? 'sendonly' : 'inactive' };
       if (slot.feed) section.streamId = this.options.useMsid ? `janus${slot.feed.id}` : 'janus';
-      return section;
+      return { mindex: slot.mindex, section };
     });
-    const jsep = await media.createOffer(sections);
+    if (this.dataSlot) sections.push({ mindex: this.dataSlot.mindex, section: { mid: this.dataSlot.mid, kind: 'data' } });
+    sections.sort((a, b) => a.mindex - b.mindex);
+    const jsep = await media.createOffer(sections.map((s) => s.section));
     this.apply('offer');
     if (!this.stopListening && media.onStreamsChanged) this.stopListening = media.onStreamsChanged(() => this.syncOutputs());
     return jsep;
@@ -509,7 +568,18 @@ export class Subscriber implements FeedConsumer {
   /** Validates every switch before applying any; returns the number of changed slots and whether renegotiation is needed. */
   applySwitch(requests: SwitchRequest[]): { changes: number; renegotiate: boolean } {
     const plan: { slot: Slot; feed: Feed; stream: FeedStream; request: SwitchRequest }[] = [];
+    const dataPlan: { feed: Feed; mid: string }[] = [];
     for (const r of requests) {
+      if (this.dataSlot && r.subMid === this.dataSlot.mid) {
+        // The data m-line switches to the new feed's data: its other sources go (Janus relays one per switch).
+        const feed = this.room.participants.get(r.feed);
+        if (!feed || !feed.publishing) throw noSuchFeed(r.feed);
+        const stream = feed.stream(r.mid);
+        if (!stream || stream.disabled) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such mid '${r.mid}' in feed ${r.feed}`);
+        if (stream.type !== 'data') throw new VideoRoomError(VideoRoomErrorCode.INVALID_FEED, `Can't switch a data m-line to a ${stream.type} stream`);
+        dataPlan.push({ feed, mid: stream.mid });
+        continue;
+      }
       const slot = this.slots.find((s) => s.mid === r.subMid);
       if (!slot) throw new VideoRoomError(VideoRoomErrorCode.NO_SUCH_FEED, `No such subscription mid '${r.subMid}'`);
       const feed = this.room.participants.get(r.feed);
@@ -525,6 +595,11 @@ export class Subscriber implements FeedConsumer {
     }
     let changes = 0;
     let renegotiate = false;
+    for (const { feed, mid } of dataPlan) {
+      const data = this.dataSlot!;
+      if (data.sources.size !== 1 || data.sources.get(feed) !== mid) changes++;
+      data.sources = new Map([[feed, mid]]);
+    }
     for (const { slot, feed, stream, request } of plan) {
       if (slot.feed === null) renegotiate = true;
       if (slot.feed !== feed || slot.feedMid !== stream.mid) changes++;
@@ -552,7 +627,11 @@ export class Subscriber implements FeedConsumer {
   }
 
   feedChanged(feed: Feed): void {
-    if (this.ended || !this.slots.some((s) => s.feed === feed)) return;
+    if (this.ended) return;
+    // A feed that stopped publishing data (renegotiated it away) is no longer relayed.
+    const dataMid = this.dataSlot?.sources.get(feed);
+    if (dataMid !== undefined && feed.stream(dataMid)?.type !== 'data') this.dataSlot!.sources.delete(feed);
+    if (!this.slots.some((s) => s.feed === feed)) return;
     const dropped = this.dropVanished(feed);
     this.reconcile();
     if (dropped) this.autoUpdate();
@@ -560,6 +639,8 @@ export class Subscriber implements FeedConsumer {
 
   feedGone(feed: Feed): void {
     if (this.ended) return;
+    // The data m-line stays whatever feeds leave: no renegotiation for data.
+    this.dataSlot?.sources.delete(feed);
     let dropped = false;
     for (const slot of this.slots) {
       if (slot.feed === feed) {
@@ -623,11 +704,24 @@ export class Subscriber implements FeedConsumer {
     this.stopSpatialListening?.();
     this.stopSpatialListening = null;
     for (const slot of this.slots) this.deactivate(slot);
+    this.dataSlot?.sources.clear();
+    this.dataReady = false;
     this.room.subscribers.delete(this);
   }
 
+  /**
+   * A publisher's data-channel message: relayed when this subscriber takes that feed's data and
+   * its association is up, not paused, on a channel labelled with the publisher's id (as Janus).
+   */
+  relayData(feed: Feed, mid: string, message: DataMessage): void {
+    const data = this.dataSlot;
+    if (this.ended || this.paused || !this.dataReady || !data?.send || data.sources.get(feed) !== mid) return;
+    if (this.client.sendData({ label: String(feed.id), binary: message.binary, data: message.data })) this.dataRelayed++;
+    else this.dataDropped++;
+  }
+
   describeStreams(): JsonObject[] {
-    return this.slots.map((slot) => {
+    const media = this.slots.map((slot) => {
       const out: JsonObject = { type: slot.kind, mindex: slot.mindex, mid: slot.mid, active: slot.feed !== null };
       const stream = slot.feed && slot.feedMid !== null ? slot.feed.stream(slot.feedMid) : undefined;
       if (slot.feed && stream) {
@@ -646,6 +740,20 @@ export class Subscriber implements FeedConsumer {
       out['ready'] = this.mediaUp && slot.output !== null;
       return out;
     });
+    const data = this.dataSlot;
+    if (!data) return media;
+    // Janus lists a data m-line with how many feeds, and which, feed it.
+    const entry: JsonObject = {
+      type: 'data',
+      mindex: data.mindex,
+      mid: data.mid,
+      active: data.sources.size > 0,
+      sources: data.sources.size,
+      source_ids: [...data.sources.keys()].map((f) => f.id),
+      send: data.send,
+      ready: this.mediaUp && this.dataReady,
+    };
+    return [...media, entry].sort((a, b) => Number(a['mindex']) - Number(b['mindex']));
   }
 
   query(): JsonObject {
@@ -665,6 +773,9 @@ export class Subscriber implements FeedConsumer {
         ...(s.appliedLayerSet !== undefined ? { layers: { substream: s.substream, temporal: s.temporal, 'substream-sent': s.appliedLayer } } : {}),
         ...(s.appliedSvc !== undefined ? { svc: { spatial_layer: s.substream, temporal_layer: s.temporal } } : {}),
       })),
+      data: this.dataSlot
+        ? { mid: this.dataSlot.mid, feeds: [...this.dataSlot.sources.keys()].map((f) => f.id), ready: this.dataReady, relayed: this.dataRelayed, dropped: this.dataDropped }
+        : null,
     };
   }
 }

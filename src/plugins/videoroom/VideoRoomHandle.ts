@@ -11,14 +11,14 @@
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import type { HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
+import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';
 import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
 import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
-import { restrictOffer } from './codecs.js';
+import { acceptedDataMids, restrictOffer } from './codecs.js';
 import * as R from './requests.js';
 import { isSyncRequest } from './syncRequests.js';
 
@@ -205,6 +205,7 @@ export class VideoRoomHandle implements PluginHandle {
       media: () => this.ctx.media,
       openMedia: () => this.openMedia(),
       closePeerConnection: (reason: string) => this.closePeerConnection(reason),
+      sendData: (message: Parameters<NonNullable<HandleMedia['sendData']>>[0]) => (this.destroyed ? false : (this.ctx.media?.sendData?.(message) ?? false)),
     };
   }
 
@@ -317,7 +318,9 @@ export class VideoRoomHandle implements PluginHandle {
       R.validate(d, R.DESCRIPTION, 'descriptions.');
       descriptions.set(String(d['mid']), String(d['description']));
     }
-    const described: PublishedDescription = { data: restricted.data, media: restricted.media, chosen: restricted.chosen, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
+    // A data m-line the media layer refused (data channels off) is no data stream of the feed.
+    const dataMids = acceptedDataMids(answer.sdp);
+    const described: PublishedDescription = { data: restricted.data.filter((d) => dataMids.has(d.mid)), media: restricted.media, chosen: restricted.chosen, ridOrder: jsep['rid_order'] === 'lmh' ? 'lmh' : 'hml', descriptions };
     const wasPublishing = pub.publishing;
     this.applyIdentity(pub, body);
     pub.attachMedia(routable, described);
@@ -478,6 +481,11 @@ export class VideoRoomHandle implements PluginHandle {
     const streams = R.objects(body, 'streams');
     for (const s of streams) R.validate(s, R.SUBSCRIBER_STREAM_CONFIGURE, 'streams.');
     for (const s of streams) {
+      if (sub.dataSlot && sub.dataSlot.mid === String(s['mid'])) {
+        const send = R.optBool(s, 'send');
+        if (send !== undefined) sub.dataSlot.send = send;
+        continue;
+      }
       const slot = sub.slots.find((x) => x.mid === String(s['mid']));
       if (!slot) continue;
       const send = R.optBool(s, 'send');
@@ -507,6 +515,20 @@ export class VideoRoomHandle implements PluginHandle {
     if (this.destroyed) return;
     this.publisher?.setMediaUp();
     this.subscriber?.setMediaUp();
+  }
+
+  /** A publisher's data-channel message goes to every subscriber of its data stream (unless `send` is off). */
+  incomingData(message: DataMessage): void {
+    const pub = this.publisher;
+    if (this.destroyed || !pub?.publishing) return;
+    const stream = pub.dataStream;
+    if (!stream || !stream.relay) return;
+    pub.room.relayData(pub, stream.mid, message);
+  }
+
+  dataReady(): void {
+    const sub = this.subscriber;
+    if (sub) sub.dataReady = true;
   }
 
   /** The PeerConnection is gone: a publisher unpublishes (and stays in the room), a subscriber ends. Idempotent. */

@@ -129,6 +129,15 @@ export function restrictOffer(sdp: string, policy: CodecPolicy): RestrictedOffer
   return { sdp: sdpTransform.write(parsed), chosen, data, media };
 }
 
+/** The mids of the m=application sections an answer accepted (non-zero port): the data streams that really exist. */
+export function acceptedDataMids(answerSdp: string): Set<string> {
+  const out = new Set<string>();
+  sdpTransform.parse(answerSdp).media?.forEach((m, index) => {
+    if (m.type === 'application' && m.port !== 0) out.add(m.mid !== undefined ? String(m.mid) : String(index));
+  });
+  return out;
+}
+
 /** When the room pins an H.264 or VP9 profile, only payload types with that profile are acceptable. */
 function profileOk(name: string, fmtp: string | undefined, policy: CodecPolicy): boolean {
   if (name === 'h264' && policy.h264Profile) return (fmtp ?? '').toLowerCase().includes(`profile-level-id=${policy.h264Profile.toLowerCase()}`);
