@@ -66,6 +66,16 @@ const HEADERS: FieldSpec = { kind: 'string-map' };
 /** ferry's own field (SipCall.ts DtmfMethod); `rfc2833` is the older name of RFC 4733. */
 const DTMF_METHOD: FieldSpec = { kind: 'string', oneOf: ['rfc4733', 'rfc2833', 'info'] };
 
+/** `accept` and `progress` both answer an incoming INVITE, so they take the same fields. */
+const ANSWER_FIELDS: Table = {
+  srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
+  srtp_profile: { kind: 'string' },
+  dtmf_method: DTMF_METHOD,
+  headers: HEADERS,
+  autoaccept_reinvites: { kind: 'boolean' },
+  call_id: { kind: 'string' },
+};
+
 /** The `dtmf_method` of a call, accept or progress (validated by the tables below). */
 export function dtmfMethodOf(body: JsonObject): 'rfc4733' | 'info' {
   return field(body, 'dtmf_method') === 'info' ? 'info' : 'rfc4733';
@@ -110,22 +120,8 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
     ha1_secret: { kind: 'string' },
     authuser: { kind: 'string' },
   },
-  accept: {
-    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
-    srtp_profile: { kind: 'string' },
-    dtmf_method: DTMF_METHOD,
-    headers: HEADERS,
-    autoaccept_reinvites: { kind: 'boolean' },
-    call_id: { kind: 'string' },
-  },
-  progress: {
-    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
-    srtp_profile: { kind: 'string' },
-    dtmf_method: DTMF_METHOD,
-    headers: HEADERS,
-    autoaccept_reinvites: { kind: 'boolean' },
-    call_id: { kind: 'string' },
-  },
+  accept: ANSWER_FIELDS,
+  progress: ANSWER_FIELDS,
   decline: { code: { kind: 'integer', min: 100, max: 699 }, headers: HEADERS, refer_id: { kind: 'integer' }, call_id: { kind: 'string' } },
   hangup: { headers: HEADERS, call_id: { kind: 'string' } },
   hold: { direction: { kind: 'string', oneOf: ['sendonly', 'recvonly', 'inactive'] }, call_id: { kind: 'string' } },
