@@ -12,7 +12,9 @@ import type { ConfigOverrides } from '../../src/config/Config.js';
 import { STREAMING_PACKAGE, type StreamingPlugin } from '../../src/plugins/streaming/StreamingPlugin.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
 import { JanusWs, type Json } from '../helpers/http.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
+// The bounded waits and peer clean-up are the VideoRoom end-to-end harness's own.
+export { closeAll, pause, until } from '../videoroom-e2e/harness.js';
 
 export const STREAMING = STREAMING_PACKAGE;
 
@@ -218,22 +220,6 @@ export function vp8Frames(packets: { rtp: RtpPacket; at: number }[]): { frames: 
     if (p.rtp.header.marker) frames++;
   }
   return { frames, keyframes, firstFrameStart };
-}
-
-export const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `cond` until true; false after `ms`. */
-export async function until(cond: () => boolean, ms = 5000, step = 10): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await pause(step);
-  }
-  return true;
-}
-
-export async function closeAll(peers: RTCPeerConnection[]): Promise<void> {
-  for (const pc of peers) await closePeer(pc);
 }
 
 /**
