@@ -26,7 +26,7 @@ import type { SipMessage } from '../../src/sip/SipMessage.js';
 import { closePeer, connectionState } from '../helpers/werift.js';
 import { freePort, requireBinary, useKamailio } from '../sip/helpers.js';
 import { Baresip, makeCertificate } from './baresip.js';
-import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
+import { SipClient, registerGuest, expectCallsReleased, startSipFerry, until, type SipFerry } from './helpers.js';
 import { BrowserMicrophone, browserWithEvents } from './media.js';
 
 const test = suite('SIP plugin ↔ baresip: SDES-SRTP calls both ways');
@@ -81,8 +81,7 @@ async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, 
   let client: SipClient | undefined;
   try {
     client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
+    await registerGuest(client);
     const wire: SipMessage[] = [];
     const transports: string[] = [];
     const ua = s.sip.accountOf(client.handle)!.ua;
@@ -90,9 +89,7 @@ async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, 
     ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
     const info = await client.info();
     await run({ s, client, phone, pc, uaPort: info['sip_udp_port'] as number, tlsPort: info['sip_tls_port'] ?? undefined, wire, transports });
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.webrtc.count, 0);
+    await expectCallsReleased(s, { noPeerConnection: true });
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();
@@ -282,8 +279,7 @@ test('TLS through kamailio: ferry and baresip register over TLS (digest), ferry 
     assert.is(result(await client.event('hangup'))['code'], 200);
     await phone.event('CALL_CLOSED');
     assert.ok(transports.every((t) => t === 'tls'), 'registration and call over TLS only');
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
+    await expectCallsReleased(s);
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();

@@ -20,7 +20,7 @@ import { rtpPacket } from '../helpers/rtp.js';
 import { udpPeer, type UdpPeer } from '../helpers/udp.js';
 import { closePeer, connectionState } from '../helpers/werift.js';
 import { waitFor } from '../sip/helpers.js';
-import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
+import { SipClient, registerGuest, expectCallsReleased, startSipFerry, until, type SipFerry } from './helpers.js';
 import { browserDigit, browserWithEvents as browser, eventPayload } from './media.js';
 
 const test = suite('SIP plugin: RFC 4733 DTMF across the bridge');
@@ -44,14 +44,12 @@ async function withRig(eventPt: number, run: (r: Rig) => Promise<void>): Promise
   let client: SipClient | undefined;
   try {
     client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
+    await registerGuest(client);
     const uaPort = (await client.info())['sip_udp_port'] as number;
     await run({ s, client, peer, sink, pc, uaPort, peerUri: `sip:peer@127.0.0.1:${peer.udp!.local.port}` });
     await client.send({ request: 'hangup' });
     await client.event('hangup');
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
+    await expectCallsReleased(s);
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();

@@ -13,8 +13,6 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,25 +22,15 @@ import { UserAgent } from '../../src/sip/UserAgent.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
 import { udpPeer, type UdpPeer } from '../helpers/udp.js';
 import { closePeer, loopbackPeer } from '../helpers/werift.js';
-import { freePort, requireBinary, useKamailio, waitFor, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
+import { freePort, useKamailio, waitFor, type Peer } from '../sip/helpers.js';
+import { SipClient, useSippRuns, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
 import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
 
 const test = suite('SIP plugin: offerless INVITE through a proxy that does not Record-Route');
 const here = dirname(fileURLToPath(import.meta.url));
 
-let workdir: string;
-const peers: Peer[] = [];
-test.before(() => {
-  requireBinary('sipp');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-proxy-'));
-});
-test.after.each(() => {
-  for (const p of peers.splice(0)) p.kill();
-  rmSync(workdir, { recursive: true, force: true });
-});
+const sippRuns = useSippRuns(test, 'ferry-sip-proxy-');
+const peers = sippRuns.peers;
 const kamailio = useKamailio(test, { dirPrefix: 'ferry-sip-norr-', limitMs: 40_000, cfg: join(here, 'kamailio', 'proxy-norr.cfg') });
 
 interface Registered {
@@ -90,7 +78,7 @@ const requests = (r: Registered, dir: 'sent' | 'received', method: string) =>
 test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach the Contact directly; MESSAGE from ferry goes to the caller directly', () =>
   withRegisteredAlice(async (r, pc) => {
     const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], workdir, 40_000);
+    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
     peers.push(caller);
     await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
     const invite = requests(r, 'received', 'INVITE')[0]!;
@@ -121,7 +109,7 @@ test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach th
 test('ferry hangs up: its BYE goes straight to the caller', () =>
   withRegisteredAlice(async (r, pc) => {
     const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy-ferry-bye.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], workdir, 40_000);
+    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy-ferry-bye.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
     peers.push(caller);
     await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
     await hangUpAndCheck(r.s, r.client);

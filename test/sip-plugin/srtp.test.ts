@@ -25,7 +25,7 @@ import { newKeys, weriftSession, type KeyPair } from '../helpers/rtp.js';
 import { udpPeer, type UdpPeer } from '../helpers/udp.js';
 import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
 import { waitFor } from '../sip/helpers.js';
-import { SipClient, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+import { SipClient, registerGuest, expectCallsReleased, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
 import { rtpBothWays } from './media.js';
 
 const test = suite('SIP plugin: SDES-SRTP towards SIP peers');
@@ -53,13 +53,10 @@ async function withRig(run: (r: Rig) => Promise<void>): Promise<void> {
   peer.on('received', (m) => wire.push(m));
   try {
     client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
+    await registerGuest(client);
     const uaPort = (await client.info())['sip_udp_port'] as number;
     await run({ s, client, peer, sink, pc, uaPort, peerUri: `sip:peer@127.0.0.1:${peer.udp!.local.port}`, wire });
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.webrtc.count, 0);
+    await expectCallsReleased(s, { noPeerConnection: true });
   } finally {
     await client?.close().catch(() => undefined);
     await s.f.stop();
