@@ -15,6 +15,7 @@ import { JanusWs, type Json } from '../helpers/http.js';
 import { connectionState, loopbackPeer } from '../helpers/werift.js';
 // The bounded waits and peer clean-up are the VideoRoom end-to-end harness's own.
 export { closeAll, pause, until } from '../videoroom-e2e/harness.js';
+import { closeAll } from '../videoroom-e2e/harness.js';
 
 export const STREAMING = STREAMING_PACKAGE;
 
@@ -162,6 +163,35 @@ export function vp8Info(payload: Buffer): { start: boolean; keyframe: boolean } 
   if (payload.length <= offset) return null;
   // RFC 6386 §9.1: the P bit of the first frame byte is 0 for a keyframe.
   return { start, keyframe: start && (payload[offset]! & 0x01) === 0 };
+}
+
+/** What a `withStreamingTest` body gets: the ferry, an admin client, and where to put what it starts. */
+export interface StreamingTest {
+  st: StreamingFerry;
+  admin: JanusClient;
+  /** werift peers, closed at the end. */
+  peers: RTCPeerConnection[];
+  /** Registers a stop for a media source (ffmpeg, scripted sender); run at the end before the peers close. */
+  stopAtEnd(stop: () => Promise<void>): void;
+}
+
+/**
+ * A ferry and an admin client for one test; closes the admin client when the body passes, and in
+ * any case stops the sources, closes the werift peers and stops the ferry, in that order.
+ */
+export async function withStreamingTest(body: (t: StreamingTest) => Promise<void>): Promise<void> {
+  const st = await startStreamingFerry();
+  const peers: RTCPeerConnection[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const admin = await JanusClient.open(st.f);
+    await body({ st, admin, peers, stopAtEnd: (stop) => stops.push(stop) });
+    await admin.close();
+  } finally {
+    for (const stop of stops) await stop();
+    await closeAll(peers);
+    await st.stop();
+  }
 }
 
 /** What one werift viewer received. */
