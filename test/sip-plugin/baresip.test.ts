@@ -23,6 +23,7 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { SipMessage } from '../../src/sip/SipMessage.js';
+import type { Json } from '../helpers/http.js';
 import { closePeer, connectionState } from '../helpers/werift.js';
 import { freePort, requireBinary, useKamailio } from '../sip/helpers.js';
 import { Baresip, makeCertificate } from './baresip.js';
@@ -153,6 +154,24 @@ async function mediaAndDigits(r: Rig, audio: RTCRtpTransceiver, heard: Buffer[],
   }
 }
 
+/**
+ * baresip (srtp-mand) dials `uri`: `incomingcall` says sdes_mandatory, the browser answers, and
+ * the call is up at both ends (ICE + DTLS connected, webrtcup, baresip's CALL_ESTABLISHED).
+ */
+async function answerPhoneCall(r: Rig, uri: string): Promise<Json> {
+  assert.ok((await r.phone.command('dial', uri)).ok);
+  const incoming = await r.client.event('incomingcall', 15_000);
+  assert.is(result(incoming)['srtp'], 'sdes_mandatory');
+  await r.pc.setRemoteDescription(incoming['jsep']);
+  await r.pc.setLocalDescription(await r.pc.createAnswer());
+  await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
+  await r.client.event('accepted');
+  await connectionState(r.pc, 'connected');
+  await r.client.core('webrtcup');
+  await r.phone.event('CALL_ESTABLISHED');
+  return incoming;
+}
+
 test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per direction, DTMF both ways', () =>
   withPhone('answermode=auto;mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
@@ -176,16 +195,7 @@ test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per d
 test('baresip calls ferry with srtp-mand: incomingcall says sdes_mandatory, the browser answers, SRTP and DTMF both ways', () =>
   withPhone('mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
-    assert.ok((await r.phone.command('dial', `sip:ferry@127.0.0.1:${r.uaPort}`)).ok);
-    const incoming = await r.client.event('incomingcall', 15_000);
-    assert.is(result(incoming)['srtp'], 'sdes_mandatory');
-    await r.pc.setRemoteDescription(incoming['jsep']);
-    await r.pc.setLocalDescription(await r.pc.createAnswer());
-    await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
-    await r.client.event('accepted');
-    await connectionState(r.pc, 'connected');
-    await r.client.core('webrtcup');
-    await r.phone.event('CALL_ESTABLISHED');
+    const incoming = await answerPhoneCall(r, `sip:ferry@127.0.0.1:${r.uaPort}`);
     const keys = sdesKeys(r.wire);
     assert.ok(keys.length >= 2);
     assert.is.not(keys[0], keys[keys.length - 1]);
@@ -218,16 +228,7 @@ test('over TLS (sip:…;transport=tls, a certificate the test makes): the browse
 test('over TLS: baresip calls ferry\'s TLS port (it checks ferry\'s certificate), SRTP and DTMF both ways, BYE over TLS', () =>
   withPhone('mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
-    assert.ok((await r.phone.command('dial', `sip:ferry@127.0.0.1:${r.tlsPort};transport=tls`)).ok);
-    const incoming = await r.client.event('incomingcall', 15_000);
-    assert.is(result(incoming)['srtp'], 'sdes_mandatory');
-    await r.pc.setRemoteDescription(incoming['jsep']);
-    await r.pc.setLocalDescription(await r.pc.createAnswer());
-    await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
-    await r.client.event('accepted');
-    await connectionState(r.pc, 'connected');
-    await r.client.core('webrtcup');
-    await r.phone.event('CALL_ESTABLISHED');
+    const incoming = await answerPhoneCall(r, `sip:ferry@127.0.0.1:${r.tlsPort};transport=tls`);
     await mediaAndDigits(r, audio, heard, events, eventType(incoming['jsep']['sdp']));
     assert.ok((await r.phone.command('hangup')).ok);
     assert.is(result(await r.client.event('hangup'))['code'], 200);
