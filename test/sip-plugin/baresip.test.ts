@@ -23,6 +23,7 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { SipMessage } from '../../src/sip/SipMessage.js';
+import type { UserAgent } from '../../src/sip/UserAgent.js';
 import type { Json } from '../helpers/http.js';
 import { closePeer, connectionState } from '../helpers/werift.js';
 import { freePort, requireBinary, useKamailio } from '../sip/helpers.js';
@@ -72,6 +73,24 @@ interface Rig {
   transports: string[];
 }
 
+/** Every message an account's UserAgent sends or receives, with its transport. */
+function recordWire(ua: UserAgent): { wire: SipMessage[]; transports: string[] } {
+  const wire: SipMessage[] = [];
+  const transports: string[] = [];
+  ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
+  ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+  return { wire, transports };
+}
+
+/** Closes what a baresip test opened (the handle, ferry, baresip, the browser) and removes its certificate folder. */
+async function closePhoneTest(client: SipClient | undefined, s: SipFerry, phone: Baresip, pc: RTCPeerConnection, certDir: string): Promise<void> {
+  await client?.close().catch(() => undefined);
+  await s.f.stop();
+  await phone.stop();
+  await closePeer(pc);
+  rmSync(certDir, { recursive: true, force: true });
+}
+
 async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, tls = false): Promise<void> {
   const certDir = mkdtempSync(join(tmpdir(), 'ferry-sip-tls-'));
   const cert = tls ? makeCertificate(certDir) : undefined;
@@ -83,20 +102,12 @@ async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, 
   try {
     client = await SipClient.open(s.f);
     await registerGuest(client);
-    const wire: SipMessage[] = [];
-    const transports: string[] = [];
-    const ua = s.sip.accountOf(client.handle)!.ua;
-    ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
-    ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+    const { wire, transports } = recordWire(s.sip.accountOf(client.handle)!.ua);
     const info = await client.info();
     await run({ s, client, phone, pc, uaPort: info['sip_udp_port'] as number, tlsPort: info['sip_tls_port'] ?? undefined, wire, transports });
     await expectCallsReleased(s, { noPeerConnection: true });
   } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await phone.stop();
-    await closePeer(pc);
-    rmSync(certDir, { recursive: true, force: true });
+    await closePhoneTest(client, s, phone, pc, certDir);
   }
 }
 
@@ -256,10 +267,7 @@ test('TLS through kamailio: ferry and baresip register over TLS (digest), ferry 
     await client.send({ request: 'register', username: 'sip:alice@ferry.test', secret: 'ferry-secret', outbound_proxy: proxy, register_ttl: 300 });
     await client.event('registering');
     const ua = s.sip.accountOf(client.handle)!.ua;
-    const wire: SipMessage[] = [];
-    const transports: string[] = [];
-    ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
-    ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+    const { wire, transports } = recordWire(ua);
     await client.event('registered', 15_000);
     const registers = wire.filter((m) => m.kind === 'request' && m.method === 'REGISTER');
     const last = registers[registers.length - 1]!;
@@ -282,11 +290,7 @@ test('TLS through kamailio: ferry and baresip register over TLS (digest), ferry 
     assert.ok(transports.every((t) => t === 'tls'), 'registration and call over TLS only');
     await expectCallsReleased(s);
   } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await phone.stop();
-    await closePeer(pc);
-    rmSync(certDir, { recursive: true, force: true });
+    await closePhoneTest(client, s, phone, pc, certDir);
   }
 });
 
