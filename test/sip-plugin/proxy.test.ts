@@ -72,15 +72,21 @@ async function withRegisteredAlice(run: (r: Registered, pc: ReturnType<typeof lo
   }
 }
 
+/** sipp calls alice through the proxy with `scenario` (offerless, its RTP to the sink); the browser accepts, media checked both ways. */
+async function sippCallsAlice(r: Registered, pc: ReturnType<typeof loopbackPeer>, scenario: string): Promise<{ caller: Peer; sippPort: number }> {
+  const sippPort = await freePort();
+  const caller = sipp(['-sf', pluginScenario(scenario), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
+  peers.push(caller);
+  await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+  return { caller, sippPort };
+}
+
 const requests = (r: Registered, dir: 'sent' | 'received', method: string) =>
   r.wire.filter((w) => w.dir === dir && w.m.kind === 'request' && w.m.method === method);
 
 test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach the Contact directly; MESSAGE from ferry goes to the caller directly', () =>
   withRegisteredAlice(async (r, pc) => {
-    const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+    const { caller, sippPort } = await sippCallsAlice(r, pc, 'uac-offerless-via-proxy.xml');
     const invite = requests(r, 'received', 'INVITE')[0]!;
     assert.is(invite.peer.port, r.proxyPort, 'the INVITE came through the proxy');
     assert.equal(invite.m.headers.getAll('Record-Route'), [], 'the proxy did not Record-Route');
@@ -108,10 +114,7 @@ test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach th
 
 test('ferry hangs up: its BYE goes straight to the caller', () =>
   withRegisteredAlice(async (r, pc) => {
-    const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy-ferry-bye.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+    const { caller, sippPort } = await sippCallsAlice(r, pc, 'uac-offerless-via-proxy-ferry-bye.xml');
     await hangUpAndCheck(r.s, r.client);
     await expectSippSuccess(caller, 'offerless via proxy, ferry hangs up');
     assert.is(requests(r, 'sent', 'BYE')[0]!.peer.port, sippPort, 'BYE to the caller\'s Contact, not the proxy');
