@@ -4,21 +4,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { withStreamingTest, createMountpoint, pause, startFfmpeg, until, vp8Frames, watch, type Encoder, type WeriftViewer } from './harness.js';
+import { withStreamingTest, createMountpoint, pause, startFfmpeg, until, vp8Frames, watch, type WeriftViewer } from './harness.js';
 import { countDecryptFailures } from '../videoroom-e2e/harness.js';
 
 const VIEWERS = 5;
 const GOP = 15; // frames: one keyframe a second at 15 frames/s
 
 test(`ffmpeg → mountpoint → ${VIEWERS} werift viewers: VP8 frames and Opus packets arrive and decrypt`, async () => {
-  await withStreamingTest(async ({ st, admin, peers, stopAtEnd }) => {
-    let encoder: Encoder | null = null;
-    stopAtEnd(async () => {
-      await encoder?.stop();
-    });
+  await withStreamingTest(async ({ st, admin, peers, encoders }) => {
     const mp = await createMountpoint(admin);
     assert.is(st.f.ferry.ports.leased, 2, 'one leased port per stream');
-    encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    const encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    encoders.push(encoder);
     const viewers: WeriftViewer[] = [];
     for (let i = 0; i < VIEWERS; i++) viewers.push(await watch(st.f, mp.id, peers));
     const failures = viewers.map((v) => countDecryptFailures(v.pc));
@@ -62,13 +59,10 @@ test(`ffmpeg → mountpoint → ${VIEWERS} werift viewers: VP8 frames and Opus p
 });
 
 test('a viewer joining 5 s into the stream: the first frame it can decode is a keyframe, within one GOP', async () => {
-  await withStreamingTest(async ({ st, admin, peers, stopAtEnd }) => {
-    let encoder: Encoder | null = null;
-    stopAtEnd(async () => {
-      await encoder?.stop();
-    });
+  await withStreamingTest(async ({ st, admin, peers, encoders }) => {
     const mp = await createMountpoint(admin);
-    encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    const encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    encoders.push(encoder);
     await pause(5000);
     const joinedAt = performance.now();
     const v = await watch(st.f, mp.id, peers);

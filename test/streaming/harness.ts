@@ -165,30 +165,34 @@ export function vp8Info(payload: Buffer): { start: boolean; keyframe: boolean } 
   return { start, keyframe: start && (payload[offset]! & 0x01) === 0 };
 }
 
-/** What a `withStreamingTest` body gets: the ferry, an admin client, and where to put what it starts. */
+/** What a `withStreamingTest` body gets: the ferry, an admin client, and lists for what it starts. */
 export interface StreamingTest {
   st: StreamingFerry;
   admin: JanusClient;
   /** werift peers, closed at the end. */
   peers: RTCPeerConnection[];
-  /** Registers a stop for a media source (ffmpeg, scripted sender); run at the end before the peers close. */
-  stopAtEnd(stop: () => Promise<void>): void;
+  /** Scripted senders, closed at the end. */
+  senders: ScriptedSender[];
+  /** ffmpeg encoders, stopped at the end. */
+  encoders: Encoder[];
 }
 
 /**
  * A ferry and an admin client for one test; closes the admin client when the body passes, and in
- * any case stops the sources, closes the werift peers and stops the ferry, in that order.
+ * any case stops the media sources, closes the werift peers and stops the ferry, in that order.
  */
 export async function withStreamingTest(body: (t: StreamingTest) => Promise<void>): Promise<void> {
   const st = await startStreamingFerry();
   const peers: RTCPeerConnection[] = [];
-  const stops: (() => Promise<void>)[] = [];
+  const senders: ScriptedSender[] = [];
+  const encoders: Encoder[] = [];
   try {
     const admin = await JanusClient.open(st.f);
-    await body({ st, admin, peers, stopAtEnd: (stop) => stops.push(stop) });
+    await body({ st, admin, peers, senders, encoders });
     await admin.close();
   } finally {
-    for (const stop of stops) await stop();
+    for (const encoder of encoders) await encoder.stop();
+    for (const sender of senders) await sender.close();
     await closeAll(peers);
     await st.stop();
   }

@@ -30,13 +30,10 @@ function endpointOf(st: StreamingFerry, port: number) {
 }
 
 test('a sender with RTCP: the late viewer gets the keyframe its PLI asked for, at most a delta or two before it', async () => {
-  await withStreamingTest(async ({ st, admin, peers, stopAtEnd }) => {
-    let sender: ScriptedSender | null = null;
-    stopAtEnd(async () => {
-      await sender?.close();
-    });
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const mp = await videoMountpoint(admin);
-    sender = await ScriptedSender.open(mp.ports[0]!, { ssrc: 0xabc, tag: 'cam' });
+    const sender = await ScriptedSender.open(mp.ports[0]!, { ssrc: 0xabc, tag: 'cam' });
+    senders.push(sender);
     sender.start();
     // Well into the stream: only delta frames flow now.
     await pause(1500);
@@ -56,11 +53,7 @@ test('a sender with RTCP: the late viewer gets the keyframe its PLI asked for, a
 });
 
 test('garbage into an ingest port is counted and dropped; a stray SSRC does not take a live stream over; a restarted encoder with a new SSRC is followed', async () => {
-  await withStreamingTest(async ({ st, admin, peers, stopAtEnd }) => {
-    const senders: ScriptedSender[] = [];
-    stopAtEnd(async () => {
-      for (const s of senders) await s.close();
-    });
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const mp = await videoMountpoint(admin);
     const port = mp.ports[0]!;
     const cam = await ScriptedSender.open(port, { ssrc: 1111, tag: 'cam' });
@@ -117,11 +110,7 @@ test('garbage into an ingest port is counted and dropped; a stray SSRC does not 
 });
 
 test('switch between mountpoints, simulcast substreams, pause/start, disable/enable, destroy tells the viewer', async () => {
-  await withStreamingTest(async ({ st, admin, peers, stopAtEnd }) => {
-    const senders: ScriptedSender[] = [];
-    stopAtEnd(async () => {
-      for (const s of senders) await s.close();
-    });
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const one = await videoMountpoint(admin, { secret: 's1' });
     const two = await videoMountpoint(admin, {}, true);
     assert.is(two.ports.length, 3, 'simulcast: three ports');
