@@ -141,6 +141,24 @@ export async function expectCallsReleased(s: SipFerry, options: { noPeerConnecti
   if (options.noPeerConnection) assert.is(s.f.ferry.webrtc.count, 0);
 }
 
+/** A churn's tally: `calls` calls in all, spread evenly over `paths`. */
+export function expectEvenPaths(counts: Map<string, number>, paths: readonly string[], calls: number): void {
+  assert.is([...counts.values()].reduce((a, b) => a + b, 0), calls);
+  for (const p of paths) assert.is(counts.get(p), calls / paths.length, p);
+}
+
+/**
+ * After a churn: every call slot idle, no port lease, PeerConnection or native endpoint left, and
+ * (the handles being gone) every account closed.
+ */
+export async function expectChurnReleased(s: SipFerry): Promise<void> {
+  await until(() => s.sip.stats().activeCalls === 0, 5000, 'every call slot idle');
+  await until(() => s.f.ferry.leasedPorts() === 0, 5000, `every port lease released (still ${s.f.ferry.leasedPorts()})`);
+  assert.is(s.f.ferry.webrtc.count, 0, 'no PeerConnection left');
+  assert.is(s.f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
+  await until(() => s.sip.stats().accounts === 0 && s.sip.stats().sessions === 0, 5000, 'every account closed with its handle');
+}
+
 const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');
 
 /**
