@@ -13,11 +13,11 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import { rtpPacket } from '../helpers/rtp.js';
-import { boundUdpPorts, udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { boundUdpPorts, type UdpPeer } from '../helpers/udp.js';
+import { connectionState } from '../helpers/werift.js';
 import { freePort, type Peer } from '../sip/helpers.js';
-import { SipClient, registerGuest, expectCallsReleased, useSippRuns, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
-import { BrowserMicrophone, pcmuPayloads } from './media.js';
+import { SipClient, registerGuest, expectCallsReleased, useSippRuns, expectSippSuccess, pluginScenario, sipp, until, type SipFerry } from './helpers.js';
+import { BrowserMicrophone, pcmuPayloads, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin: early media (183 with SDP) against sipp');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
@@ -36,12 +36,7 @@ interface Rig {
 }
 
 async function withCaller(run: (r: Rig) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const sink = await udpPeer();
-  const pc = loopbackPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
+  await withBrowserAndSink(async ({ s, client, sink, pc }) => {
     await registerGuest(client);
     const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
     const heard: Buffer[] = [];
@@ -51,12 +46,7 @@ async function withCaller(run: (r: Rig) => Promise<void>): Promise<void> {
     await pc.setLocalDescription(await pc.createOffer());
     await run({ s, client, sink, pc, audio, heard });
     await expectCallsReleased(s, { noPeerConnection: true });
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+  });
 }
 
 async function callSipp(r: Rig, scenario: string): Promise<Peer> {

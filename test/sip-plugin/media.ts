@@ -13,6 +13,35 @@ import { SipClient, expectCallsReleased, registerGuest, startSipFerry, until, ty
 
 export const PACKETS = 100;
 
+/** What a call test with a werift browser and a socket for a SIP peer's RTP holds. */
+export interface BrowserRig {
+  s: SipFerry;
+  /** One janus.plugin.sip handle, not registered yet. */
+  client: SipClient;
+  sink: UdpPeer;
+  pc: RTCPeerConnection;
+}
+
+/**
+ * A SIP-plugin ferry, one handle, a werift browser and a UDP sink for one test; all closed after
+ * `run`, the browser last (it also closes every UDP socket opened since werift was patched).
+ */
+export async function withBrowserAndSink(run: (b: BrowserRig) => Promise<void>): Promise<void> {
+  const s = await startSipFerry();
+  const pc = loopbackPeer();
+  const sink = await udpPeer();
+  let client: SipClient | undefined;
+  try {
+    client = await SipClient.open(s.f);
+    await run({ s, client, sink, pc });
+  } finally {
+    await client?.close().catch(() => undefined);
+    await s.f.stop();
+    await sink.close().catch(() => undefined);
+    await closePeer(pc);
+  }
+}
+
 /** What a test against an in-process SIP peer holds. */
 export interface PeerRig {
   s: SipFerry;

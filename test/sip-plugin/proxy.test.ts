@@ -20,11 +20,11 @@ import type { Call } from '../../src/sip/Call.js';
 import type { SipMessage } from '../../src/sip/SipMessage.js';
 import { UserAgent } from '../../src/sip/UserAgent.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, loopbackPeer } from '../helpers/werift.js';
+import type { UdpPeer } from '../helpers/udp.js';
+import type { loopbackPeer } from '../helpers/werift.js';
 import { freePort, useKamailio, waitFor, type Peer } from '../sip/helpers.js';
-import { SipClient, useSippRuns, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
-import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
+import { SipClient, useSippRuns, expectSippSuccess, pluginScenario, sipp, until, type SipFerry } from './helpers.js';
+import { acceptOfferlessWithMedia, hangUpAndCheck, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin: offerless INVITE through a proxy that does not Record-Route');
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,12 +46,7 @@ interface Registered {
 async function withRegisteredAlice(run: (r: Registered, pc: ReturnType<typeof loopbackPeer>) => Promise<void>, tcp = false): Promise<void> {
   const proxyPort = await freePort();
   await kamailio.start(proxyPort, await freePort());
-  const s = await startSipFerry();
-  const pc = loopbackPeer();
-  const sink = await udpPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
+  await withBrowserAndSink(async ({ s, client, sink, pc }) => {
     await client.send({
       request: 'register', username: 'sip:alice@ferry.test', secret: 'ferry-secret', register_ttl: 300,
       outbound_proxy: `sip:127.0.0.1:${proxyPort}${tcp ? ';transport=tcp' : ''}`, ...(tcp ? { force_tcp: true } : {}),
@@ -64,12 +59,7 @@ async function withRegisteredAlice(run: (r: Registered, pc: ReturnType<typeof lo
     account!.ua.on('received', (m, peer) => wire.push({ dir: 'received', m, peer }));
     await client.event('registered');
     await run({ s, client, proxyPort, sink, wire }, pc);
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+  });
 }
 
 /** sipp calls alice through the proxy with `scenario` (offerless, its RTP to the sink); the browser accepts, media checked both ways. */

@@ -13,10 +13,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { udpPeer } from '../helpers/udp.js';
-import { closePeer, loopbackPeer } from '../helpers/werift.js';
+import { loopbackPeer } from '../helpers/werift.js';
 import { freePort, type Peer } from '../sip/helpers.js';
 import { SipClient, registerGuest, useSippRuns, expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry } from './helpers.js';
-import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
+import { acceptOfferlessWithMedia, hangUpAndCheck, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin ↔ sipp, media through the engine');
 const sippRuns = useSippRuns(test, 'ferry-sip-plugin-');
@@ -40,20 +40,10 @@ interface GuestCall {
 
 /** A ferry, a guest SIP account on it, a werift peer and an RTP sink for one test; all released after. */
 async function withGuest(run: (g: GuestCall) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const pc = loopbackPeer();
-  const sink = await udpPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
-    const uaPort = await guest(client);
-    await run({ s, client, uaPort, sink, pc });
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc); // last: it also closes every UDP socket opened since werift was patched
-  }
+  await withBrowserAndSink(async (b) => {
+    const uaPort = await guest(b.client);
+    await run({ ...b, uaPort });
+  });
 }
 
 /** sipp calls offerless; the call is accepted with the peer's offer, carries RTP both ways and is hung up. */
