@@ -23,10 +23,12 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { SipMessage } from '../../src/sip/SipMessage.js';
+import type { UserAgent } from '../../src/sip/UserAgent.js';
+import type { Json } from '../helpers/http.js';
 import { closePeer, connectionState } from '../helpers/werift.js';
 import { freePort, requireBinary, useKamailio } from '../sip/helpers.js';
 import { Baresip, makeCertificate } from './baresip.js';
-import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
+import { SipClient, registerGuest, expectCallsReleased, startSipFerry, until, type SipFerry } from './helpers.js';
 import { BrowserMicrophone, browserWithEvents } from './media.js';
 
 const test = suite('SIP plugin ↔ baresip: SDES-SRTP calls both ways');
@@ -71,6 +73,24 @@ interface Rig {
   transports: string[];
 }
 
+/** Every message an account's UserAgent sends or receives, with its transport. */
+function recordWire(ua: UserAgent): { wire: SipMessage[]; transports: string[] } {
+  const wire: SipMessage[] = [];
+  const transports: string[] = [];
+  ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
+  ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+  return { wire, transports };
+}
+
+/** Closes what a baresip test opened (the handle, ferry, baresip, the browser) and removes its certificate folder. */
+async function closePhoneTest(client: SipClient | undefined, s: SipFerry, phone: Baresip, pc: RTCPeerConnection, certDir: string): Promise<void> {
+  await client?.close().catch(() => undefined);
+  await s.f.stop();
+  await phone.stop();
+  await closePeer(pc);
+  rmSync(certDir, { recursive: true, force: true });
+}
+
 async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, tls = false): Promise<void> {
   const certDir = mkdtempSync(join(tmpdir(), 'ferry-sip-tls-'));
   const cert = tls ? makeCertificate(certDir) : undefined;
@@ -81,24 +101,13 @@ async function withPhone(accountParams: string, run: (r: Rig) => Promise<void>, 
   let client: SipClient | undefined;
   try {
     client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
-    const wire: SipMessage[] = [];
-    const transports: string[] = [];
-    const ua = s.sip.accountOf(client.handle)!.ua;
-    ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
-    ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+    await registerGuest(client);
+    const { wire, transports } = recordWire(s.sip.accountOf(client.handle)!.ua);
     const info = await client.info();
     await run({ s, client, phone, pc, uaPort: info['sip_udp_port'] as number, tlsPort: info['sip_tls_port'] ?? undefined, wire, transports });
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.webrtc.count, 0);
+    await expectCallsReleased(s, { noPeerConnection: true });
   } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await phone.stop();
-    await closePeer(pc);
-    rmSync(certDir, { recursive: true, force: true });
+    await closePhoneTest(client, s, phone, pc, certDir);
   }
 }
 
@@ -156,6 +165,24 @@ async function mediaAndDigits(r: Rig, audio: RTCRtpTransceiver, heard: Buffer[],
   }
 }
 
+/**
+ * baresip (srtp-mand) dials `uri`: `incomingcall` says sdes_mandatory, the browser answers, and
+ * the call is up at both ends (ICE + DTLS connected, webrtcup, baresip's CALL_ESTABLISHED).
+ */
+async function answerPhoneCall(r: Rig, uri: string): Promise<Json> {
+  assert.ok((await r.phone.command('dial', uri)).ok);
+  const incoming = await r.client.event('incomingcall', 15_000);
+  assert.is(result(incoming)['srtp'], 'sdes_mandatory');
+  await r.pc.setRemoteDescription(incoming['jsep']);
+  await r.pc.setLocalDescription(await r.pc.createAnswer());
+  await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
+  await r.client.event('accepted');
+  await connectionState(r.pc, 'connected');
+  await r.client.core('webrtcup');
+  await r.phone.event('CALL_ESTABLISHED');
+  return incoming;
+}
+
 test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per direction, DTMF both ways', () =>
   withPhone('answermode=auto;mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
@@ -179,16 +206,7 @@ test('the browser calls baresip with sdes_mandatory: SRTP both ways, a key per d
 test('baresip calls ferry with srtp-mand: incomingcall says sdes_mandatory, the browser answers, SRTP and DTMF both ways', () =>
   withPhone('mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
-    assert.ok((await r.phone.command('dial', `sip:ferry@127.0.0.1:${r.uaPort}`)).ok);
-    const incoming = await r.client.event('incomingcall', 15_000);
-    assert.is(result(incoming)['srtp'], 'sdes_mandatory');
-    await r.pc.setRemoteDescription(incoming['jsep']);
-    await r.pc.setLocalDescription(await r.pc.createAnswer());
-    await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
-    await r.client.event('accepted');
-    await connectionState(r.pc, 'connected');
-    await r.client.core('webrtcup');
-    await r.phone.event('CALL_ESTABLISHED');
+    const incoming = await answerPhoneCall(r, `sip:ferry@127.0.0.1:${r.uaPort}`);
     const keys = sdesKeys(r.wire);
     assert.ok(keys.length >= 2);
     assert.is.not(keys[0], keys[keys.length - 1]);
@@ -221,16 +239,7 @@ test('over TLS (sip:…;transport=tls, a certificate the test makes): the browse
 test('over TLS: baresip calls ferry\'s TLS port (it checks ferry\'s certificate), SRTP and DTMF both ways, BYE over TLS', () =>
   withPhone('mediaenc=srtp-mand', async (r) => {
     const { audio, heard, events } = browserAudio(r.pc);
-    assert.ok((await r.phone.command('dial', `sip:ferry@127.0.0.1:${r.tlsPort};transport=tls`)).ok);
-    const incoming = await r.client.event('incomingcall', 15_000);
-    assert.is(result(incoming)['srtp'], 'sdes_mandatory');
-    await r.pc.setRemoteDescription(incoming['jsep']);
-    await r.pc.setLocalDescription(await r.pc.createAnswer());
-    await r.client.send({ request: 'accept' }, { type: 'answer', sdp: r.pc.localDescription!.sdp });
-    await r.client.event('accepted');
-    await connectionState(r.pc, 'connected');
-    await r.client.core('webrtcup');
-    await r.phone.event('CALL_ESTABLISHED');
+    const incoming = await answerPhoneCall(r, `sip:ferry@127.0.0.1:${r.tlsPort};transport=tls`);
     await mediaAndDigits(r, audio, heard, events, eventType(incoming['jsep']['sdp']));
     assert.ok((await r.phone.command('hangup')).ok);
     assert.is(result(await r.client.event('hangup'))['code'], 200);
@@ -258,10 +267,7 @@ test('TLS through kamailio: ferry and baresip register over TLS (digest), ferry 
     await client.send({ request: 'register', username: 'sip:alice@ferry.test', secret: 'ferry-secret', outbound_proxy: proxy, register_ttl: 300 });
     await client.event('registering');
     const ua = s.sip.accountOf(client.handle)!.ua;
-    const wire: SipMessage[] = [];
-    const transports: string[] = [];
-    ua.on('sent', (m, _to, t) => { wire.push(m); transports.push(t); });
-    ua.on('received', (m, _from, t) => { wire.push(m); transports.push(t); });
+    const { wire, transports } = recordWire(ua);
     await client.event('registered', 15_000);
     const registers = wire.filter((m) => m.kind === 'request' && m.method === 'REGISTER');
     const last = registers[registers.length - 1]!;
@@ -282,14 +288,9 @@ test('TLS through kamailio: ferry and baresip register over TLS (digest), ferry 
     assert.is(result(await client.event('hangup'))['code'], 200);
     await phone.event('CALL_CLOSED');
     assert.ok(transports.every((t) => t === 'tls'), 'registration and call over TLS only');
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
+    await expectCallsReleased(s);
   } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await phone.stop();
-    await closePeer(pc);
-    rmSync(certDir, { recursive: true, force: true });
+    await closePhoneTest(client, s, phone, pc, certDir);
   }
 });
 

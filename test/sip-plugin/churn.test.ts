@@ -15,7 +15,7 @@ import { UserAgent } from '../../src/sip/UserAgent.js';
 import { mediaRange } from '../helpers/ferry.js';
 import { JanusWs } from '../helpers/http.js';
 import { rawUdp, waitFor } from '../sip/helpers.js';
-import { SipClient, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+import { SipClient, expectChurnReleased, expectEvenPaths, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
 
 const CALLS = Number(process.env.FERRY_CHURN_CALLS ?? 1000);
 const WORKERS = Number(process.env.FERRY_CHURN_WORKERS ?? 10);
@@ -184,13 +184,8 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
     };
     await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
 
-    assert.is([...counts.values()].reduce((a, b) => a + b, 0), CALLS);
-    for (const p of PATHS) assert.is(counts.get(p), CALLS / PATHS.length, p);
-    await until(() => s.sip.stats().activeCalls === 0, 5000, 'every call slot idle');
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, `every port lease released (still ${s.f.ferry.leasedPorts()})`);
-    assert.is(s.f.ferry.webrtc.count, 0, 'no PeerConnection left');
-    assert.is(s.f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
-    await until(() => s.sip.stats().accounts === 0 && s.sip.stats().sessions === 0, 5000, 'every account closed with its handle');
+    expectEvenPaths(counts, PATHS, CALLS);
+    await expectChurnReleased(s);
   } finally {
     for (const ws of sockets) await ws.close().catch(() => undefined);
     await s.f.stop();

@@ -15,50 +15,24 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import type { InDialogRequestEvent } from '../../src/sip/Call.js';
-import { UserAgent } from '../../src/sip/UserAgent.js';
 import { rtpPacket } from '../helpers/rtp.js';
-import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState } from '../helpers/werift.js';
+import { connectionState } from '../helpers/werift.js';
 import { waitFor } from '../sip/helpers.js';
-import { SipClient, startSipFerry, until, type SipFerry } from './helpers.js';
-import { browserDigit, browserWithEvents as browser, eventPayload } from './media.js';
+import { until } from './helpers.js';
+import { browserDigit, browserWithEvents as browser, eventPayload, withPeerRig, type PeerRig } from './media.js';
 
 const test = suite('SIP plugin: RFC 4733 DTMF across the bridge');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
-interface Rig {
-  s: SipFerry;
-  client: SipClient;
-  peer: UserAgent;
-  sink: UdpPeer;
-  pc: RTCPeerConnection;
-  uaPort: number;
-  peerUri: string;
-}
+type Rig = PeerRig;
 
-async function withRig(eventPt: number, run: (r: Rig) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
-  const sink = await udpPeer();
-  const pc = browser(eventPt);
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
-    const uaPort = (await client.info())['sip_udp_port'] as number;
-    await run({ s, client, peer, sink, pc, uaPort, peerUri: `sip:peer@127.0.0.1:${peer.udp!.local.port}` });
-    await client.send({ request: 'hangup' });
-    await client.event('hangup');
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await peer.close();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+/** A call test against the in-process peer with a browser negotiating telephone-event as `eventPt`; the browser hangs up at the end. */
+function withRig(eventPt: number, run: (r: Rig) => Promise<void>): Promise<void> {
+  return withPeerRig(() => browser(eventPt), async (r) => {
+    await run(r);
+    await r.client.send({ request: 'hangup' });
+    await r.client.event('hangup');
+  });
 }
 
 function peerSdp(port: number, eventPt: number | null): string {

@@ -10,33 +10,20 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 
 import { rtpPacket } from '../helpers/rtp.js';
-import { boundUdpPorts, udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
-import { freePort, requireBinary, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
-import { BrowserMicrophone, pcmuPayloads } from './media.js';
+import { boundUdpPorts, type UdpPeer } from '../helpers/udp.js';
+import { connectionState } from '../helpers/werift.js';
+import { freePort, type Peer } from '../sip/helpers.js';
+import { SipClient, registerGuest, expectCallsReleased, useSippRuns, expectSippSuccess, pluginScenario, sipp, until, type SipFerry } from './helpers.js';
+import { BrowserMicrophone, pcmuPayloads, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin: early media (183 with SDP) against sipp');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
-let workdir: string;
-const peers: Peer[] = [];
-test.before(() => {
-  requireBinary('sipp');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-early-'));
-});
-test.after.each(() => {
-  for (const p of peers.splice(0)) p.kill();
-  rmSync(workdir, { recursive: true, force: true });
-});
+const sippRuns = useSippRuns(test, 'ferry-sip-early-');
+const peers = sippRuns.peers;
 
 interface Rig {
   s: SipFerry;
@@ -49,14 +36,8 @@ interface Rig {
 }
 
 async function withCaller(run: (r: Rig) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const sink = await udpPeer();
-  const pc = loopbackPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
+  await withBrowserAndSink(async ({ s, client, sink, pc }) => {
+    await registerGuest(client);
     const audio = pc.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendrecv' });
     const heard: Buffer[] = [];
     audio.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => {
@@ -64,20 +45,13 @@ async function withCaller(run: (r: Rig) => Promise<void>): Promise<void> {
     }));
     await pc.setLocalDescription(await pc.createOffer());
     await run({ s, client, sink, pc, audio, heard });
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.webrtc.count, 0);
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+    await expectCallsReleased(s, { noPeerConnection: true });
+  });
 }
 
 async function callSipp(r: Rig, scenario: string): Promise<Peer> {
   const port = await freePort();
-  const callee = sipp(['-sf', pluginScenario(scenario), '-key', 'sink_port', String(r.sink.port), '-p', String(port), '-m', '1'], workdir);
+  const callee = sipp(['-sf', pluginScenario(scenario), '-key', 'sink_port', String(r.sink.port), '-p', String(port), '-m', '1'], sippRuns.workdir);
   peers.push(callee);
   // sipp binds its port once it has read the scenario: call only then.
   await until(() => boundUdpPorts().has(port), 5000, 'sipp listening');

@@ -1,8 +1,11 @@
 // Shared pieces of the SIP-plugin tests: a ferry with the SIP plugin on
 // loopback, a Janus API client for one SIP handle (WebSocket), sipp runs,
 // and bounded waits. Every process started here is killed by its caller.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { SipPlugin, type SipPluginConfig } from '../../src/plugins/sip/SipPlugin.js';
@@ -88,6 +91,27 @@ export function sipp(args: string[], workdir: string, limitMs = 25_000): Peer {
   return spawnPeer(requireBinary('sipp'), [...args, '-i', '127.0.0.1', '-nostdin', '-timeout', `${Math.floor(limitMs / 1000) - 2}s`, '-timeout_error', '-trace_err'], limitMs, workdir);
 }
 
+/**
+ * The sipp runs of one suite: requires sipp, gives each test a fresh working
+ * folder (`workdir`, prefixed `dirPrefix`), and after each test kills what is
+ * left in `peers` and removes the folder.
+ */
+export function useSippRuns(test: Test, dirPrefix: string): { readonly workdir: string; readonly peers: Peer[] } {
+  let workdir = '';
+  const peers: Peer[] = [];
+  test.before(() => {
+    requireBinary('sipp');
+  });
+  test.before.each(() => {
+    workdir = mkdtempSync(join(tmpdir(), dirPrefix));
+  });
+  test.after.each(() => {
+    for (const p of peers.splice(0)) p.kill();
+    rmSync(workdir, { recursive: true, force: true });
+  });
+  return { get workdir() { return workdir; }, peers };
+}
+
 export async function expectSippSuccess(peer: Peer, what: string): Promise<void> {
   const code = await withTimeout(peer.exited, 30_000, `${what}: sipp exit`);
   assert.is(code, 0, `${what}: sipp exit code ${code}\n${peer.output().slice(-3000)}`);
@@ -99,6 +123,40 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Registers the handle as a guest account (no REGISTER sent) and waits for `registered`. */
+export async function registerGuest(client: SipClient): Promise<Json> {
+  await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
+  return client.event('registered');
+}
+
+/**
+ * The end of a call test: every port lease released and no call slot busy;
+ * with `noPeerConnection`, no PeerConnection left either.
+ */
+export async function expectCallsReleased(s: SipFerry, options: { noPeerConnection?: boolean } = {}): Promise<void> {
+  await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
+  assert.is(s.sip.stats().activeCalls, 0);
+  if (options.noPeerConnection) assert.is(s.f.ferry.webrtc.count, 0);
+}
+
+/** A churn's tally: `calls` calls in all, spread evenly over `paths`. */
+export function expectEvenPaths(counts: Map<string, number>, paths: readonly string[], calls: number): void {
+  assert.is([...counts.values()].reduce((a, b) => a + b, 0), calls);
+  for (const p of paths) assert.is(counts.get(p), calls / paths.length, p);
+}
+
+/**
+ * After a churn: every call slot idle, no port lease, PeerConnection or native endpoint left, and
+ * (the handles being gone) every account closed.
+ */
+export async function expectChurnReleased(s: SipFerry): Promise<void> {
+  await until(() => s.sip.stats().activeCalls === 0, 5000, 'every call slot idle');
+  await until(() => s.f.ferry.leasedPorts() === 0, 5000, `every port lease released (still ${s.f.ferry.leasedPorts()})`);
+  assert.is(s.f.ferry.webrtc.count, 0, 'no PeerConnection left');
+  assert.is(s.f.ferry.engine.endpointCount(), 0, 'no native endpoint left');
+  await until(() => s.sip.stats().accounts === 0 && s.sip.stats().sessions === 0, 5000, 'every account closed with its handle');
 }
 
 const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');

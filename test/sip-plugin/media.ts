@@ -5,12 +5,82 @@ import * as assert from 'uvu/assert';
 import { MediaStreamTrack, RTCRtpCodecParameters, RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
 import type { SrtpSession } from 'werift-rtp';
 
+import { UserAgent } from '../../src/sip/UserAgent.js';
 import { rtpPacket } from '../helpers/rtp.js';
-import type { UdpPeer } from '../helpers/udp.js';
-import { connectionState, loopbackPeer } from '../helpers/werift.js';
-import { until, type SipClient, type SipFerry } from './helpers.js';
+import { udpPeer, type UdpPeer } from '../helpers/udp.js';
+import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { SipClient, expectCallsReleased, registerGuest, startSipFerry, until, type SipFerry } from './helpers.js';
 
 export const PACKETS = 100;
+
+/** What a call test with a werift browser and a socket for a SIP peer's RTP holds. */
+export interface BrowserRig {
+  s: SipFerry;
+  /** One janus.plugin.sip handle, not registered yet. */
+  client: SipClient;
+  sink: UdpPeer;
+  pc: RTCPeerConnection;
+}
+
+/**
+ * A SIP-plugin ferry, one handle, a werift browser and a UDP sink for one test; all closed after
+ * `run`, the browser last (it also closes every UDP socket opened since werift was patched).
+ */
+export async function withBrowserAndSink(run: (b: BrowserRig) => Promise<void>): Promise<void> {
+  const s = await startSipFerry();
+  const pc = loopbackPeer();
+  const sink = await udpPeer();
+  let client: SipClient | undefined;
+  try {
+    client = await SipClient.open(s.f);
+    await run({ s, client, sink, pc });
+  } finally {
+    await client?.close().catch(() => undefined);
+    await s.f.stop();
+    await sink.close().catch(() => undefined);
+    await closePeer(pc);
+  }
+}
+
+/** What a test against an in-process SIP peer holds. */
+export interface PeerRig {
+  s: SipFerry;
+  client: SipClient;
+  /** The SIP peer: ferry's own stack, user `peer`. */
+  peer: UserAgent;
+  /** The peer's media socket. */
+  sink: UdpPeer;
+  pc: RTCPeerConnection;
+  /** ferry's SIP port (a guest account). */
+  uaPort: number;
+  peerUri: string;
+}
+
+/**
+ * A SIP-plugin ferry with one guest handle, an in-process SIP peer (ferry's own stack) whose
+ * media is the test's UDP socket, and a werift browser from `newBrowser`. After `run` every call
+ * must be released (and no PeerConnection left, with `noPeerConnection`); all is closed in any case.
+ */
+export async function withPeerRig(newBrowser: () => RTCPeerConnection, run: (r: PeerRig) => Promise<void>, options: { noPeerConnection?: boolean } = {}): Promise<void> {
+  const s = await startSipFerry();
+  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
+  const sink = await udpPeer();
+  const pc = newBrowser();
+  let client: SipClient | undefined;
+  try {
+    client = await SipClient.open(s.f);
+    await registerGuest(client);
+    const uaPort = (await client.info())['sip_udp_port'] as number;
+    await run({ s, client, peer, sink, pc, uaPort, peerUri: `sip:peer@127.0.0.1:${peer.udp!.local.port}` });
+    await expectCallsReleased(s, options);
+  } finally {
+    await client?.close().catch(() => undefined);
+    await s.f.stop();
+    await peer.close();
+    await sink.close().catch(() => undefined);
+    await closePeer(pc);
+  }
+}
 
 export function payload(dir: string, i: number): Buffer {
   const b = Buffer.alloc(160);

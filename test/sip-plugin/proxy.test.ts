@@ -13,8 +13,6 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,27 +20,17 @@ import type { Call } from '../../src/sip/Call.js';
 import type { SipMessage } from '../../src/sip/SipMessage.js';
 import { UserAgent } from '../../src/sip/UserAgent.js';
 import type { SipEndpoint } from '../../src/sip/SipTransport.js';
-import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, loopbackPeer } from '../helpers/werift.js';
-import { freePort, requireBinary, useKamailio, waitFor, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, type SipFerry } from './helpers.js';
-import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
+import type { UdpPeer } from '../helpers/udp.js';
+import type { loopbackPeer } from '../helpers/werift.js';
+import { freePort, useKamailio, waitFor, type Peer } from '../sip/helpers.js';
+import { SipClient, useSippRuns, expectSippSuccess, pluginScenario, sipp, until, type SipFerry } from './helpers.js';
+import { acceptOfferlessWithMedia, hangUpAndCheck, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin: offerless INVITE through a proxy that does not Record-Route');
 const here = dirname(fileURLToPath(import.meta.url));
 
-let workdir: string;
-const peers: Peer[] = [];
-test.before(() => {
-  requireBinary('sipp');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-proxy-'));
-});
-test.after.each(() => {
-  for (const p of peers.splice(0)) p.kill();
-  rmSync(workdir, { recursive: true, force: true });
-});
+const sippRuns = useSippRuns(test, 'ferry-sip-proxy-');
+const peers = sippRuns.peers;
 const kamailio = useKamailio(test, { dirPrefix: 'ferry-sip-norr-', limitMs: 40_000, cfg: join(here, 'kamailio', 'proxy-norr.cfg') });
 
 interface Registered {
@@ -58,12 +46,7 @@ interface Registered {
 async function withRegisteredAlice(run: (r: Registered, pc: ReturnType<typeof loopbackPeer>) => Promise<void>, tcp = false): Promise<void> {
   const proxyPort = await freePort();
   await kamailio.start(proxyPort, await freePort());
-  const s = await startSipFerry();
-  const pc = loopbackPeer();
-  const sink = await udpPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
+  await withBrowserAndSink(async ({ s, client, sink, pc }) => {
     await client.send({
       request: 'register', username: 'sip:alice@ferry.test', secret: 'ferry-secret', register_ttl: 300,
       outbound_proxy: `sip:127.0.0.1:${proxyPort}${tcp ? ';transport=tcp' : ''}`, ...(tcp ? { force_tcp: true } : {}),
@@ -76,12 +59,16 @@ async function withRegisteredAlice(run: (r: Registered, pc: ReturnType<typeof lo
     account!.ua.on('received', (m, peer) => wire.push({ dir: 'received', m, peer }));
     await client.event('registered');
     await run({ s, client, proxyPort, sink, wire }, pc);
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+  });
+}
+
+/** sipp calls alice through the proxy with `scenario` (offerless, its RTP to the sink); the browser accepts, media checked both ways. */
+async function sippCallsAlice(r: Registered, pc: ReturnType<typeof loopbackPeer>, scenario: string): Promise<{ caller: Peer; sippPort: number }> {
+  const sippPort = await freePort();
+  const caller = sipp(['-sf', pluginScenario(scenario), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], sippRuns.workdir, 40_000);
+  peers.push(caller);
+  await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+  return { caller, sippPort };
 }
 
 const requests = (r: Registered, dir: 'sent' | 'received', method: string) =>
@@ -89,10 +76,7 @@ const requests = (r: Registered, dir: 'sent' | 'received', method: string) =>
 
 test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach the Contact directly; MESSAGE from ferry goes to the caller directly', () =>
   withRegisteredAlice(async (r, pc) => {
-    const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], workdir, 40_000);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+    const { caller, sippPort } = await sippCallsAlice(r, pc, 'uac-offerless-via-proxy.xml');
     const invite = requests(r, 'received', 'INVITE')[0]!;
     assert.is(invite.peer.port, r.proxyPort, 'the INVITE came through the proxy');
     assert.equal(invite.m.headers.getAll('Record-Route'), [], 'the proxy did not Record-Route');
@@ -120,10 +104,7 @@ test('the caller hangs up: ACK with the answer, INFO, re-INVITE and BYE reach th
 
 test('ferry hangs up: its BYE goes straight to the caller', () =>
   withRegisteredAlice(async (r, pc) => {
-    const sippPort = await freePort();
-    const caller = sipp(['-sf', pluginScenario('uac-offerless-via-proxy-ferry-bye.xml'), '-s', 'alice', '-key', 'sink_port', String(r.sink.port), '-p', String(sippPort), '-m', '1', `127.0.0.1:${r.proxyPort}`], workdir, 40_000);
-    peers.push(caller);
-    await acceptOfferlessWithMedia(r.s, r.client, r.sink, pc, /^sip:sipp@127\.0\.0\.1/);
+    const { caller, sippPort } = await sippCallsAlice(r, pc, 'uac-offerless-via-proxy-ferry-bye.xml');
     await hangUpAndCheck(r.s, r.client);
     await expectSippSuccess(caller, 'offerless via proxy, ferry hangs up');
     assert.is(requests(r, 'sent', 'BYE')[0]!.peer.port, sippPort, 'BYE to the caller\'s Contact, not the proxy');

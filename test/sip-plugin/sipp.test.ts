@@ -11,34 +11,19 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { udpPeer } from '../helpers/udp.js';
-import { closePeer, loopbackPeer } from '../helpers/werift.js';
-import { freePort, requireBinary, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry } from './helpers.js';
-import { acceptOfferlessWithMedia, hangUpAndCheck } from './media.js';
+import { loopbackPeer } from '../helpers/werift.js';
+import { freePort, type Peer } from '../sip/helpers.js';
+import { SipClient, registerGuest, useSippRuns, expectSippSuccess, pluginScenario, sipp, stackScenario, startSipFerry } from './helpers.js';
+import { acceptOfferlessWithMedia, hangUpAndCheck, withBrowserAndSink } from './media.js';
 
 const test = suite('SIP plugin ↔ sipp, media through the engine');
-let workdir: string;
-const peers: Peer[] = [];
-
-test.before(() => {
-  requireBinary('sipp');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-plugin-'));
-});
-test.after.each(() => {
-  for (const p of peers.splice(0)) p.kill();
-  rmSync(workdir, { recursive: true, force: true });
-});
+const sippRuns = useSippRuns(test, 'ferry-sip-plugin-');
+const peers = sippRuns.peers;
 
 async function guest(client: SipClient): Promise<number> {
-  await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-  const registered = await client.event('registered');
+  const registered = await registerGuest(client);
   assert.equal(registered['plugindata']['data']['result']['register_sent'], false);
   const port = (await client.info())['sip_udp_port'] as number;
   assert.ok(port > 0);
@@ -55,25 +40,15 @@ interface GuestCall {
 
 /** A ferry, a guest SIP account on it, a werift peer and an RTP sink for one test; all released after. */
 async function withGuest(run: (g: GuestCall) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const pc = loopbackPeer();
-  const sink = await udpPeer();
-  let client: SipClient | undefined;
-  try {
-    client = await SipClient.open(s.f);
-    const uaPort = await guest(client);
-    await run({ s, client, uaPort, sink, pc });
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc); // last: it also closes every UDP socket opened since werift was patched
-  }
+  await withBrowserAndSink(async (b) => {
+    const uaPort = await guest(b.client);
+    await run({ ...b, uaPort });
+  });
 }
 
 /** sipp calls offerless; the call is accepted with the peer's offer, carries RTP both ways and is hung up. */
 async function offerlessCallWithMedia(g: GuestCall, label: string): Promise<void> {
-  const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(g.sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${g.uaPort}`], workdir);
+  const caller = sipp(['-sf', pluginScenario('uac-offerless-media.xml'), '-key', 'sink_port', String(g.sink.port), '-p', String(await freePort()), '-m', '1', `127.0.0.1:${g.uaPort}`], sippRuns.workdir);
   peers.push(caller);
   await acceptOfferlessWithMedia(g.s, g.client, g.sink, g.pc, /^sip:sipp@127\.0\.0\.1/);
   await hangUpAndCheck(g.s, g.client);
@@ -86,7 +61,7 @@ test('offerless INVITE from sipp: incomingcall without jsep, accept with an offe
 test('lessons §1: two offerless INVITEs declined (603 by default, checked by sipp), then a third call is accepted and carries media', () =>
   withGuest(async (g) => {
     const { s, client, uaPort } = g;
-    const decliner = sipp(['-sf', stackScenario('uac-offerless-decline.xml'), '-p', String(await freePort()), '-m', '2', '-l', '1', `127.0.0.1:${uaPort}`], workdir);
+    const decliner = sipp(['-sf', stackScenario('uac-offerless-decline.xml'), '-p', String(await freePort()), '-m', '2', '-l', '1', `127.0.0.1:${uaPort}`], sippRuns.workdir);
     peers.push(decliner);
     for (let n = 0; n < 2; n++) {
       const incoming = await client.event('incomingcall');

@@ -20,53 +20,26 @@ import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
 
 import type { Call } from '../../src/sip/Call.js';
 import type { SipMessage } from '../../src/sip/SipMessage.js';
-import { UserAgent } from '../../src/sip/UserAgent.js';
 import { newKeys, weriftSession, type KeyPair } from '../helpers/rtp.js';
-import { udpPeer, type UdpPeer } from '../helpers/udp.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
 import { waitFor } from '../sip/helpers.js';
-import { SipClient, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
-import { rtpBothWays } from './media.js';
+import { until, webrtcSdp } from './helpers.js';
+import { rtpBothWays, withPeerRig, type PeerRig } from './media.js';
 
 const test = suite('SIP plugin: SDES-SRTP towards SIP peers');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
-interface Rig {
-  s: SipFerry;
-  client: SipClient;
-  peer: UserAgent;
-  sink: UdpPeer;
-  pc: RTCPeerConnection;
-  /** ferry's SIP port (a guest account). */
-  uaPort: number;
-  peerUri: string;
+interface Rig extends PeerRig {
+  /** What the peer received. */
   wire: SipMessage[];
 }
 
-async function withRig(run: (r: Rig) => Promise<void>): Promise<void> {
-  const s = await startSipFerry();
-  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
-  const sink = await udpPeer();
-  const pc = loopbackPeer();
-  let client: SipClient | undefined;
-  const wire: SipMessage[] = [];
-  peer.on('received', (m) => wire.push(m));
-  try {
-    client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
-    const uaPort = (await client.info())['sip_udp_port'] as number;
-    await run({ s, client, peer, sink, pc, uaPort, peerUri: `sip:peer@127.0.0.1:${peer.udp!.local.port}`, wire });
-    await until(() => s.f.ferry.leasedPorts() === 0, 5000, 'every port released');
-    assert.is(s.sip.stats().activeCalls, 0);
-    assert.is(s.f.ferry.webrtc.count, 0);
-  } finally {
-    await client?.close().catch(() => undefined);
-    await s.f.stop();
-    await peer.close();
-    await sink.close().catch(() => undefined);
-    await closePeer(pc);
-  }
+function withRig(run: (r: Rig) => Promise<void>): Promise<void> {
+  return withPeerRig(loopbackPeer, async (r) => {
+    const wire: SipMessage[] = [];
+    r.peer.on('received', (m) => wire.push(m));
+    await run({ ...r, wire });
+  }, { noPeerConnection: true });
 }
 
 function cryptoLines(sdp: string): Array<{ tag: number; suite: string; keys: KeyPair }> {

@@ -17,31 +17,18 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import type { Call, InDialogRequestEvent } from '../../src/sip/Call.js';
 import type { SipMessage, SipRequest } from '../../src/sip/SipMessage.js';
 import { UserAgent } from '../../src/sip/UserAgent.js';
-import { freePort, requireBinary, waitFor, type Peer } from '../sip/helpers.js';
-import { SipClient, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+import { freePort, waitFor, type Peer } from '../sip/helpers.js';
+import { SipClient, registerGuest, useSippRuns, expectSippSuccess, pluginScenario, sipp, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
 
 const test = suite('SIP plugin: blind and attended transfers');
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
-let workdir: string;
-const peers: Peer[] = [];
-test.before(() => {
-  requireBinary('sipp');
-});
-test.before.each(() => {
-  workdir = mkdtempSync(join(tmpdir(), 'ferry-sip-transfer-'));
-});
-test.after.each(() => {
-  for (const p of peers.splice(0)) p.kill();
-  rmSync(workdir, { recursive: true, force: true });
-});
+const sippRuns = useSippRuns(test, 'ferry-sip-transfer-');
+const peers = sippRuns.peers;
 
 function peerSdp(port = 9): string {
   return ['v=0', 'o=carol 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
@@ -71,8 +58,7 @@ async function withRig(run: (r: Rig) => Promise<void>): Promise<void> {
   let helper: SipClient | undefined;
   try {
     master = await SipClient.open(s.f);
-    await master.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    const registered = result(await master.event('registered'));
+    const registered = result(await registerGuest(master));
     helper = await SipClient.open(s.f, master.ws);
     await helper.send({ request: 'register', type: 'helper', username: 'sip:ferry@127.0.0.1', master_id: registered['master_id'] });
     assert.is(result(await helper.event('registered'))['helper'], true);
@@ -95,7 +81,7 @@ async function withRig(run: (r: Rig) => Promise<void>): Promise<void> {
 
 async function sippCalls(r: Rig, scenario: string, keys: string[] = []): Promise<Peer> {
   const port = await freePort();
-  const caller = sipp(['-sf', pluginScenario(scenario), ...keys, '-s', 'ferry', '-p', String(port), '-m', '1', `127.0.0.1:${r.uaPort}`], workdir, 40_000);
+  const caller = sipp(['-sf', pluginScenario(scenario), ...keys, '-s', 'ferry', '-p', String(port), '-m', '1', `127.0.0.1:${r.uaPort}`], sippRuns.workdir, 40_000);
   peers.push(caller);
   const incoming = await r.master.event('incomingcall');
   assert.match(result(incoming)['username'], /^sip:sipp@/);

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 
 import type { InDialogRequestEvent } from '../../src/sip/Call.js';
 import { UserAgent } from '../../src/sip/UserAgent.js';
-import { SipClient, startSipFerry, until, webrtcSdp } from './helpers.js';
+import { SipClient, registerGuest, startSipFerry, until, webrtcSdp } from './helpers.js';
 
 const result = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
@@ -27,8 +27,7 @@ test('update: ferry answers the browser\'s re-offer and refreshes the SIP sessio
   let client: SipClient | undefined;
   try {
     client = await SipClient.open(s.f);
-    await client.send({ request: 'register', type: 'guest', username: 'sip:ferry@127.0.0.1' });
-    await client.event('registered');
+    await registerGuest(client);
     let offer = '';
     const reoffers: InDialogRequestEvent[] = [];
     peer.on('incomingCall', (call) => {

@@ -3,23 +3,19 @@
 // starts at a keyframe, and every port, PeerConnection and viewer is gone afterwards.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
-import { JanusClient, closeAll, createMountpoint, pause, startFfmpeg, startStreamingFerry, until, vp8Frames, watch, type Encoder, type WeriftViewer } from './harness.js';
+import { withStreamingTest, createMountpoint, pause, startFfmpeg, until, vp8Frames, watch, type WeriftViewer } from './harness.js';
 import { countDecryptFailures } from '../videoroom-e2e/harness.js';
 
 const VIEWERS = 5;
 const GOP = 15; // frames: one keyframe a second at 15 frames/s
 
 test(`ffmpeg → mountpoint → ${VIEWERS} werift viewers: VP8 frames and Opus packets arrive and decrypt`, async () => {
-  const st = await startStreamingFerry();
-  const peers: RTCPeerConnection[] = [];
-  let encoder: Encoder | null = null;
-  try {
-    const admin = await JanusClient.open(st.f);
+  await withStreamingTest(async ({ st, admin, peers, encoders }) => {
     const mp = await createMountpoint(admin);
     assert.is(st.f.ferry.ports.leased, 2, 'one leased port per stream');
-    encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    const encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    encoders.push(encoder);
     const viewers: WeriftViewer[] = [];
     for (let i = 0; i < VIEWERS; i++) viewers.push(await watch(st.f, mp.id, peers));
     const failures = viewers.map((v) => countDecryptFailures(v.pc));
@@ -59,22 +55,14 @@ test(`ffmpeg → mountpoint → ${VIEWERS} werift viewers: VP8 frames and Opus p
     assert.equal(await admin.sync({ request: 'destroy', id: mp.id }), { streaming: 'destroyed', id: mp.id });
     assert.is(st.f.ferry.ports.leased, 0, 'destroy released the ingest ports');
     assert.equal(st.plugin.stats(), { mountpoints: 0, viewers: 0, legs: 0, handles: 1 });
-    await admin.close();
-  } finally {
-    await encoder?.stop();
-    await closeAll(peers);
-    await st.stop();
-  }
+  });
 });
 
 test('a viewer joining 5 s into the stream: the first frame it can decode is a keyframe, within one GOP', async () => {
-  const st = await startStreamingFerry();
-  const peers: RTCPeerConnection[] = [];
-  let encoder: Encoder | null = null;
-  try {
-    const admin = await JanusClient.open(st.f);
+  await withStreamingTest(async ({ st, admin, peers, encoders }) => {
     const mp = await createMountpoint(admin);
-    encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    const encoder = startFfmpeg({ audio: mp.audioPort, video: mp.videoPort }, { gop: GOP });
+    encoders.push(encoder);
     await pause(5000);
     const joinedAt = performance.now();
     const v = await watch(st.f, mp.id, peers);
@@ -91,12 +79,7 @@ test('a viewer joining 5 s into the stream: the first frame it can decode is a k
     const stats = st.f.ferry.engine.stats().endpoints.find((e) => e.port === mp.videoPort);
     assert.ok((stats?.keyframeRequestsRelayed ?? 0) >= 1, `PLI sent toward the source: ${JSON.stringify(stats)}`);
     await v.client.close();
-    await admin.close();
-  } finally {
-    await encoder?.stop();
-    await closeAll(peers);
-    await st.stop();
-  }
+  });
 });
 
 test.run();

@@ -12,7 +12,10 @@ import type { ConfigOverrides } from '../../src/config/Config.js';
 import { STREAMING_PACKAGE, type StreamingPlugin } from '../../src/plugins/streaming/StreamingPlugin.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
 import { JanusWs, type Json } from '../helpers/http.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import { connectionState, loopbackPeer } from '../helpers/werift.js';
+// The bounded waits and peer clean-up are the VideoRoom end-to-end harness's own.
+export { closeAll, pause, until } from '../videoroom-e2e/harness.js';
+import { closeAll } from '../videoroom-e2e/harness.js';
 
 export const STREAMING = STREAMING_PACKAGE;
 
@@ -162,6 +165,39 @@ export function vp8Info(payload: Buffer): { start: boolean; keyframe: boolean } 
   return { start, keyframe: start && (payload[offset]! & 0x01) === 0 };
 }
 
+/** What a `withStreamingTest` body gets: the ferry, an admin client, and lists for what it starts. */
+export interface StreamingTest {
+  st: StreamingFerry;
+  admin: JanusClient;
+  /** werift peers, closed at the end. */
+  peers: RTCPeerConnection[];
+  /** Scripted senders, closed at the end. */
+  senders: ScriptedSender[];
+  /** ffmpeg encoders, stopped at the end. */
+  encoders: Encoder[];
+}
+
+/**
+ * A ferry and an admin client for one test; closes the admin client when the body passes, and in
+ * any case stops the media sources, closes the werift peers and stops the ferry, in that order.
+ */
+export async function withStreamingTest(body: (t: StreamingTest) => Promise<void>): Promise<void> {
+  const st = await startStreamingFerry();
+  const peers: RTCPeerConnection[] = [];
+  const senders: ScriptedSender[] = [];
+  const encoders: Encoder[] = [];
+  try {
+    const admin = await JanusClient.open(st.f);
+    await body({ st, admin, peers, senders, encoders });
+    await admin.close();
+  } finally {
+    for (const encoder of encoders) await encoder.stop();
+    for (const sender of senders) await sender.close();
+    await closeAll(peers);
+    await st.stop();
+  }
+}
+
 /** What one werift viewer received. */
 export interface WeriftViewer {
   client: JanusClient;
@@ -218,22 +254,6 @@ export function vp8Frames(packets: { rtp: RtpPacket; at: number }[]): { frames: 
     if (p.rtp.header.marker) frames++;
   }
   return { frames, keyframes, firstFrameStart };
-}
-
-export const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `cond` until true; false after `ms`. */
-export async function until(cond: () => boolean, ms = 5000, step = 10): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await pause(step);
-  }
-  return true;
-}
-
-export async function closeAll(peers: RTCPeerConnection[]): Promise<void> {
-  for (const pc of peers) await closePeer(pc);
 }
 
 /**

@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
-import { JanusClient, ScriptedSender, closeAll, pause, startStreamingFerry, tagOf, until, vp8Frames, watch, type StreamingFerry } from './harness.js';
+import { JanusClient, withStreamingTest, ScriptedSender, pause, tagOf, until, vp8Frames, watch, type StreamingFerry } from './harness.js';
 import { countDecryptFailures } from '../videoroom-e2e/harness.js';
 
 async function videoMountpoint(client: JanusClient, extra: Record<string, unknown> = {}, simulcast = false): Promise<{ id: number; ports: number[] }> {
@@ -31,13 +30,10 @@ function endpointOf(st: StreamingFerry, port: number) {
 }
 
 test('a sender with RTCP: the late viewer gets the keyframe its PLI asked for, at most a delta or two before it', async () => {
-  const st = await startStreamingFerry();
-  const peers: RTCPeerConnection[] = [];
-  let sender: ScriptedSender | null = null;
-  try {
-    const admin = await JanusClient.open(st.f);
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const mp = await videoMountpoint(admin);
-    sender = await ScriptedSender.open(mp.ports[0]!, { ssrc: 0xabc, tag: 'cam' });
+    const sender = await ScriptedSender.open(mp.ports[0]!, { ssrc: 0xabc, tag: 'cam' });
+    senders.push(sender);
     sender.start();
     // Well into the stream: only delta frames flow now.
     await pause(1500);
@@ -53,20 +49,11 @@ test('a sender with RTCP: the late viewer gets the keyframe its PLI asked for, a
     console.log(`  PLI path: webrtcup→keyframe ${Math.round(video[firstKey]!.at - upAt)} ms, ${before} delta frame(s) before it`);
     assert.ok(video.every((p) => tagOf(p.rtp.payload) === 'cam'));
     await v.client.close();
-    await admin.close();
-  } finally {
-    await sender?.close();
-    await closeAll(peers);
-    await st.stop();
-  }
+  });
 });
 
 test('garbage into an ingest port is counted and dropped; a stray SSRC does not take a live stream over; a restarted encoder with a new SSRC is followed', async () => {
-  const st = await startStreamingFerry();
-  const peers: RTCPeerConnection[] = [];
-  const senders: ScriptedSender[] = [];
-  try {
-    const admin = await JanusClient.open(st.f);
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const mp = await videoMountpoint(admin);
     const port = mp.ports[0]!;
     const cam = await ScriptedSender.open(port, { ssrc: 1111, tag: 'cam' });
@@ -119,20 +106,11 @@ test('garbage into an ingest port is counted and dropped; a stray SSRC does not 
     assert.is(failures(), 0);
     assert.is(st.f.ferry.engine.stats().workers.reduce((n, w) => n + w.panics, 0), 0, 'no media-thread panic');
     await v.client.close();
-    await admin.close();
-  } finally {
-    for (const s of senders) await s.close();
-    await closeAll(peers);
-    await st.stop();
-  }
+  });
 });
 
 test('switch between mountpoints, simulcast substreams, pause/start, disable/enable, destroy tells the viewer', async () => {
-  const st = await startStreamingFerry();
-  const peers: RTCPeerConnection[] = [];
-  const senders: ScriptedSender[] = [];
-  try {
-    const admin = await JanusClient.open(st.f);
+  await withStreamingTest(async ({ st, admin, peers, senders }) => {
     const one = await videoMountpoint(admin, { secret: 's1' });
     const two = await videoMountpoint(admin, {}, true);
     assert.is(two.ports.length, 3, 'simulcast: three ports');
@@ -189,12 +167,7 @@ test('switch between mountpoints, simulcast substreams, pause/start, disable/ena
     assert.ok(await until(() => st.f.ferry.webrtc.count === 0), 'no PeerConnection left');
     assert.is(st.f.ferry.ports.leased, 0, 'no port left');
     await v.client.close();
-    await admin.close();
-  } finally {
-    for (const s of senders) await s.close();
-    await closeAll(peers);
-    await st.stop();
-  }
+  });
 });
 
 test.run();

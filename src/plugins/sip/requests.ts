@@ -66,6 +66,23 @@ const HEADERS: FieldSpec = { kind: 'string-map' };
 /** ferry's own field (SipCall.ts DtmfMethod); `rfc2833` is the older name of RFC 4733. */
 const DTMF_METHOD: FieldSpec = { kind: 'string', oneOf: ['rfc4733', 'rfc2833', 'info'] };
 
+/** Digest credentials (RFC 3261 §22): on `register`, and on a `call` that may be challenged; read by digestCredentials. */
+const DIGEST_CREDENTIALS: Table = {
+  secret: { kind: 'string' },
+  ha1_secret: { kind: 'string' },
+  authuser: { kind: 'string' },
+};
+
+/** `accept` and `progress` both answer an incoming INVITE, so they take the same fields. */
+const ANSWER_FIELDS: Table = {
+  srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
+  srtp_profile: { kind: 'string' },
+  dtmf_method: DTMF_METHOD,
+  headers: HEADERS,
+  autoaccept_reinvites: { kind: 'boolean' },
+  call_id: { kind: 'string' },
+};
+
 /** The `dtmf_method` of a call, accept or progress (validated by the tables below). */
 export function dtmfMethodOf(body: JsonObject): 'rfc4733' | 'info' {
   return field(body, 'dtmf_method') === 'info' ? 'info' : 'rfc4733';
@@ -82,9 +99,7 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
     rfc2543_cancel: { kind: 'boolean' },
     automatic_ringing: { kind: 'boolean' },
     username: { kind: 'string' },
-    secret: { kind: 'string' },
-    ha1_secret: { kind: 'string' },
-    authuser: { kind: 'string' },
+    ...DIGEST_CREDENTIALS,
     display_name: { kind: 'string' },
     user_agent: { kind: 'string' },
     proxy: { kind: 'string' },
@@ -106,26 +121,10 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
     dtmf_method: DTMF_METHOD,
     autoaccept_reinvites: { kind: 'boolean' },
     refer_id: { kind: 'integer' },
-    secret: { kind: 'string' },
-    ha1_secret: { kind: 'string' },
-    authuser: { kind: 'string' },
+    ...DIGEST_CREDENTIALS,
   },
-  accept: {
-    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
-    srtp_profile: { kind: 'string' },
-    dtmf_method: DTMF_METHOD,
-    headers: HEADERS,
-    autoaccept_reinvites: { kind: 'boolean' },
-    call_id: { kind: 'string' },
-  },
-  progress: {
-    srtp: { kind: 'string', oneOf: ['sdes_optional', 'sdes_mandatory'] },
-    srtp_profile: { kind: 'string' },
-    dtmf_method: DTMF_METHOD,
-    headers: HEADERS,
-    autoaccept_reinvites: { kind: 'boolean' },
-    call_id: { kind: 'string' },
-  },
+  accept: ANSWER_FIELDS,
+  progress: ANSWER_FIELDS,
   decline: { code: { kind: 'integer', min: 100, max: 699 }, headers: HEADERS, refer_id: { kind: 'integer' }, call_id: { kind: 'string' } },
   hangup: { headers: HEADERS, call_id: { kind: 'string' } },
   hold: { direction: { kind: 'string', oneOf: ['sendonly', 'recvonly', 'inactive'] }, call_id: { kind: 'string' } },
