@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ferry_engine::{
-    BweConfig, EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig, Placement, RtxConfig, SourceConfig,
+    BweConfig, EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, MjrInfo, MjrKind, OutputConfig, Placement, RtxConfig, SourceConfig,
     SrtpKeys, VideoCodec,
 };
 use napi::bindgen_prelude::*;
@@ -174,6 +174,51 @@ pub struct OutputOptions {
     /// RFC 4588 retransmission stream the subscriber negotiated: its SSRC and payload type.
     pub rtx_ssrc: Option<u32>,
     pub rtx_payload_type: Option<u32>,
+}
+
+/// A recording to start (`NativeEngine.startRecording`): the `.mjr` file and its header info.
+#[napi(object)]
+pub struct RecordingOptions {
+    /// File to create (truncated if it exists); its folder must exist.
+    pub path: String,
+    /// "audio", "video" or "data".
+    pub kind: String,
+    /// Janus's codec name: opus, pcmu, pcma, g722, vp8, vp9, h264, av1, h265.
+    pub codec: String,
+    /// The codec's SDP fmtp parameters, kept in the header.
+    pub fmtp: Option<String>,
+    /// RTP header extensions the stream carries (RFC 8285 one-byte ids 1..14).
+    pub extensions: Option<Vec<RecordingExtension>>,
+}
+
+#[napi(object)]
+pub struct RecordingExtension {
+    pub id: u32,
+    pub uri: String,
+}
+
+/// What a stopped recording wrote.
+#[napi(object, object_from_js = false)]
+pub struct RecordingResult {
+    pub packets: f64,
+    pub bytes: f64,
+    /// The first write error (the file keeps what was written before it).
+    pub error: Option<String>,
+}
+
+/// The recording writer's counters.
+#[napi(object, object_from_js = false)]
+pub struct RecorderCounters {
+    pub open_files: f64,
+    pub packets_written: f64,
+    pub bytes_written: f64,
+    /// Packets dropped because the writer's queue was full (the disk fell behind).
+    pub packets_dropped: f64,
+    /// Packets over 1500 bytes, which janus-pp-rec would skip, left out.
+    pub packets_oversized: f64,
+    pub write_errors: f64,
+    pub writes: f64,
+    pub panics: f64,
 }
 
 type EventCallback = ThreadsafeFunction<Vec<EngineEvent>, (), Vec<EngineEvent>, Status, false, true>;
@@ -519,6 +564,54 @@ impl NativeEngine {
                 None => None,
             };
             self.engine()?.set_audio_level_meter(source, meter).map_err(err)
+        })
+    }
+
+    /// Records a source to a new `.mjr` file (created before this returns); returns the
+    /// recording's id for `stopRecording`.
+    #[napi]
+    pub fn start_recording(&self, source: u32, options: RecordingOptions) -> Result<u32> {
+        guard("startRecording", || {
+            let kind = match options.kind.as_str() {
+                "audio" => MjrKind::Audio,
+                "video" => MjrKind::Video,
+                "data" => MjrKind::Data,
+                other => return Err(err(format!("recording kind {other:?} (audio, video, data)"))),
+            };
+            let mut extensions = Vec::new();
+            for e in options.extensions.unwrap_or_default() {
+                let id = u8::try_from(e.id).map_err(|_| err(format!("extension id {}", e.id)))?;
+                extensions.push((id, e.uri));
+            }
+            let created_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let info = MjrInfo { kind, codec: options.codec.to_ascii_lowercase(), fmtp: options.fmtp, extensions, created_us };
+            self.engine()?.start_recording(source, &options.path, info).map_err(err)
+        })
+    }
+
+    /// Stops a recording: queued packets are written and the file closed before this returns.
+    #[napi]
+    pub fn stop_recording(&self, id: u32) -> Result<RecordingResult> {
+        guard("stopRecording", || {
+            let s = self.engine()?.stop_recording(id).map_err(err)?;
+            Ok(RecordingResult { packets: s.packets as f64, bytes: s.bytes as f64, error: s.error })
+        })
+    }
+
+    #[napi]
+    pub fn recorder_stats(&self) -> Result<RecorderCounters> {
+        guard("recorderStats", || {
+            let s = self.engine()?.recorder_stats();
+            Ok(RecorderCounters {
+                open_files: s.open_files as f64,
+                packets_written: s.packets_written as f64,
+                bytes_written: s.bytes_written as f64,
+                packets_dropped: s.packets_dropped as f64,
+                packets_oversized: s.packets_oversized as f64,
+                write_errors: s.write_errors as f64,
+                writes: s.writes as f64,
+                panics: s.panics as f64,
+            })
         })
     }
 

@@ -73,7 +73,11 @@ pub enum EngineEvent {
     /// An RFC 4733 event ended on a watched source (once per event): `event` 0-9 digits, 10 `*`,
     /// 11 `#`, 12-15 A-D; `volume` in -dBm0; `duration` in the payload's clock units.
     TelephoneEvent { endpoint: u32, source: u32, event: u32, volume: u32, duration: u32 },
-    /// A panic was caught inside a media thread; the thread goes on.
+    /// A recording's file could not be written (disk full, permissions): it keeps what was
+    /// written and stops growing. Once per recording.
+    RecordingFailed { recording: u32, message: String },
+    /// A panic was caught inside a media thread (or the recording writer, `worker` 2^32-1);
+    /// the thread goes on.
     WorkerPanic { worker: u32, message: String },
 }
 
@@ -105,7 +109,8 @@ impl EngineEvent {
             Event::TelephoneEvent { endpoint, source, event, volume, duration } => {
                 Self::TelephoneEvent { endpoint, source, event: u32::from(event), volume: u32::from(volume), duration: u32::from(duration) }
             }
-            Event::WorkerPanic { worker, message } => Self::WorkerPanic { worker: worker as u32, message },
+            Event::RecordingFailed { recording, message } => Self::RecordingFailed { recording, message },
+            Event::WorkerPanic { worker, message } => Self::WorkerPanic { worker: u32::try_from(worker).unwrap_or(u32::MAX), message },
         }
     }
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::EventSink;
+use crate::mjr::MjrInfo;
+use crate::recorder::{Recorder, RecorderStats, RecordingSummary};
 use crate::router::{OutputConfig, SourceConfig, SourceRef};
 use crate::stats::EngineStats;
 use crate::worker::{Command, Mailbox, Worker};
@@ -97,6 +99,8 @@ enum Placed {
     Endpoint { worker: usize, group: Option<u64> },
     Source(SourceRef),
     Output { worker: usize },
+    /// A recording of a source (which may be gone: the file stays open until stopped).
+    Recording { source: u32, worker: usize },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,7 @@ enum Kind {
     Endpoint,
     Source,
     Output,
+    Recording,
 }
 
 /// The engine's map of ids to threads, and the endpoint counts placement weighs.
@@ -134,6 +139,8 @@ pub struct Engine {
     rates: Arc<SourceRates>,
     /// Single-port mode: each media thread's shared socket address (empty: off).
     shared_addrs: Vec<SocketAddr>,
+    /// The thread that writes recordings (see `recorder`).
+    recorder: Recorder,
 }
 
 impl Engine {
@@ -159,12 +166,13 @@ impl Engine {
         }
         let shared_addrs = shared_sockets.iter().map(|s| s.local_addr().map_err(|e| EngineError(e.to_string()))).collect::<Result<Vec<_>>>()?;
         let mut shared_sockets = shared_sockets.into_iter();
+        let recorder = Recorder::new(events.clone()).map_err(|e| EngineError(format!("spawn recording writer: {e}")))?;
         let mut workers = Vec::with_capacity(count);
         let rates = Arc::new(SourceRates::default());
         let source_rates = rates.clone();
         for (index, rx) in receivers.into_iter().enumerate() {
             let pin = if options.pin_threads && !cpus.is_empty() { Some(cpus[index % cpus.len()]) } else { None };
-            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone(), shared_sockets.next())
+            let worker = Worker::new(index, mailboxes.clone(), rx, events.clone(), pin, rates.clone(), shared_sockets.next(), recorder.queue())
                 .map_err(|e| EngineError(format!("media thread {index}: {e}")))?;
             let thread = std::thread::Builder::new()
                 .name(format!("ferry-media-{index}"))
@@ -181,6 +189,7 @@ impl Engine {
             closed: std::sync::atomic::AtomicBool::new(false),
             rates: source_rates,
             shared_addrs,
+            recorder,
         })
     }
 
@@ -197,14 +206,17 @@ impl Engine {
     fn placed(&self, id: u32, kind: Kind) -> Result<Placed> {
         let found = self.directory().ids.get(&id).copied();
         match (found, kind) {
-            (Some(p @ Placed::Endpoint { .. }), Kind::Endpoint) | (Some(p @ Placed::Source(_)), Kind::Source) | (Some(p @ Placed::Output { .. }), Kind::Output) => Ok(p),
+            (Some(p @ Placed::Endpoint { .. }), Kind::Endpoint)
+            | (Some(p @ Placed::Source(_)), Kind::Source)
+            | (Some(p @ Placed::Output { .. }), Kind::Output)
+            | (Some(p @ Placed::Recording { .. }), Kind::Recording) => Ok(p),
             _ => Err(EngineError(format!("no {} {id}", kind_name(kind)))),
         }
     }
 
     fn worker_of(&self, id: u32, kind: Kind) -> Result<usize> {
         Ok(match self.placed(id, kind)? {
-            Placed::Endpoint { worker, .. } | Placed::Output { worker } => worker,
+            Placed::Endpoint { worker, .. } | Placed::Output { worker } | Placed::Recording { worker, .. } => worker,
             Placed::Source(r) => r.home,
         })
     }
@@ -536,6 +548,39 @@ impl Engine {
         self.call(w, |reply| Command::SetSourceRtx { source, rtx, reply })
     }
 
+    /// Records `source` to a new `.mjr` file at `path` (created, or truncated, before this
+    /// returns, so a bad path fails here). Its media thread hands each decrypted packet to the
+    /// recording writer from now on. Returns the recording's id.
+    pub fn start_recording(&self, source: u32, path: &str, info: MjrInfo) -> Result<u32> {
+        let w = self.worker_of(source, Kind::Source)?;
+        let id = self.new_id();
+        self.recorder.open(id, path, info)?;
+        if let Err(e) = self.call(w, |reply| Command::SetRecording { source, recording: Some(id), reply }) {
+            let _ = self.recorder.close(id);
+            return Err(e);
+        }
+        self.directory().ids.insert(id, Placed::Recording { source, worker: w });
+        Ok(id)
+    }
+
+    /// Stops a recording: its source stops feeding it (if still there), then what is queued
+    /// is written and the file closed before this returns.
+    pub fn stop_recording(&self, id: u32) -> Result<RecordingSummary> {
+        let Placed::Recording { source, worker } = self.placed(id, Kind::Recording)? else {
+            return Err(EngineError(format!("no recording {id}")));
+        };
+        self.directory().ids.remove(&id);
+        // The source may be gone already (its endpoint closed first): then nothing feeds it.
+        if self.directory().ids.get(&source).is_some() {
+            let _ = self.call(worker, |reply| Command::SetRecording { source, recording: None, reply });
+        }
+        self.recorder.close(id)?.ok_or_else(|| EngineError(format!("no recording {id}")))
+    }
+
+    pub fn recorder_stats(&self) -> RecorderStats {
+        self.recorder.stats()
+    }
+
     pub fn stats(&self) -> Result<EngineStats> {
         let mut workers = Vec::with_capacity(self.workers.len());
         for w in 0..self.workers.len() {
@@ -557,6 +602,9 @@ impl Engine {
                 let _ = t.join();
             }
         }
+        // The media threads are gone, so nothing feeds a recording: every file is written
+        // and closed (shutdown ends recordings cleanly).
+        self.recorder.shutdown();
         let mut dir = self.directory();
         dir.ids.clear();
         dir.groups.clear();
@@ -605,6 +653,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Endpoint => "endpoint",
         Kind::Source => "source",
         Kind::Output => "output",
+        Kind::Recording => "recording",
     }
 }
 

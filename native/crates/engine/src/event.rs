@@ -45,6 +45,9 @@ pub enum Event {
     /// An RFC 4733 event (a DTMF digit: 0-9, 10 `*`, 11 `#`, 12-15 A-D) ended on a source
     /// watched for them (`Engine::set_telephone_events`); reported once per event.
     TelephoneEvent { endpoint: u32, source: u32, event: u8, volume: u8, duration: u16 },
+    /// A recording's file could not be written (disk full, permissions): it stops growing and
+    /// keeps what was written. Reported once per recording, by the recording writer thread.
+    RecordingFailed { recording: u32, message: String },
     /// A panic was caught inside the media thread; the thread goes on.
     WorkerPanic { worker: usize, message: String },
 }

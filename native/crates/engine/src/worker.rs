@@ -21,6 +21,7 @@ use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
 use crate::idmap::IdMap;
+use crate::recorder::RecorderQueue;
 use crate::ice_tcp::{TcpConns, MAX_CONNECTIONS_PER_ENDPOINT};
 use crate::shared_port::SharedPortDemux;
 use crate::router::{ClosedRoutes, Handoff, OutputConfig, PeerMessage, Router, RouterIo, RtxConfig, SourceConfig, SourceRef, Transport, MAX_DATAGRAM};
@@ -61,6 +62,7 @@ pub(crate) enum Command {
     SetTelephoneEvents { source: u32, payload_type: Option<u8>, reply: Reply<()> },
     SetSourceRtx { source: u32, rtx: Option<RtxConfig>, reply: Reply<()> },
     SetBitrateCap { source: u32, bps: Option<u64>, reply: Reply<()> },
+    SetRecording { source: u32, recording: Option<u32>, reply: Reply<()> },
     Stats { reply: Reply<WorkerStats> },
     /// Answered once every command queued before it has run.
     Barrier { reply: Reply<()> },
@@ -175,6 +177,10 @@ struct WorkerIo {
     /// The endpoint and local address of the datagram being handled: what it makes the router
     /// send at once (a STUN answer) leaves from that address, learnt or not.
     receiving: Option<(u32, IpAddr)>,
+    /// Recorded packets go to the recording writer through this queue; `clock_offset_us`
+    /// turns this thread's clock into the queue's.
+    recorder: Arc<RecorderQueue>,
+    clock_offset_us: u64,
 }
 
 impl WorkerIo {
@@ -280,6 +286,11 @@ impl RouterIo for WorkerIo {
         }
     }
 
+    fn record(&mut self, recording: u32, packet: &[u8], now_us: u64) {
+        // A full queue drops and counts there: the disk never holds up forwarding.
+        self.recorder.push(recording, packet, now_us + self.clock_offset_us);
+    }
+
     fn message(&mut self, worker: usize, message: PeerMessage) {
         if worker == self.me {
             self.to_self.push(message);
@@ -324,7 +335,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>, rates: Arc<SourceRates>, shared_socket: Option<UdpSocket>) -> std::io::Result<Self> {
+    pub fn new(index: usize, mailboxes: Arc<[Arc<Mailbox>]>, commands: Receiver<Command>, events: EventSink, pin_cpu: Option<usize>, rates: Arc<SourceRates>, shared_socket: Option<UdpSocket>, recorder: Arc<RecorderQueue>) -> std::io::Result<Self> {
         let mailbox = mailboxes.get(index).cloned().ok_or_else(|| std::io::Error::other("no mailbox"))?;
         let epoll = Epoll::new(256)?;
         // Edge-triggered: each wake is reported once and the eventfd is never read, which saves
@@ -346,6 +357,8 @@ impl Worker {
             }
             None => None,
         };
+        let started = Instant::now();
+        let clock_offset_us = recorder.offset_of(started);
         let mut worker = Self {
             index,
             epoll,
@@ -370,6 +383,8 @@ impl Worker {
                 reply_from: IdMap::default(),
                 tcp: TcpConns::default(),
                 receiving: None,
+                recorder,
+                clock_offset_us,
             },
             sockets: IdMap::default(),
             tcp_listeners: IdMap::default(),
@@ -379,7 +394,7 @@ impl Worker {
             recv,
             ready: Vec::with_capacity(256),
             pin_cpu,
-            started: Instant::now(),
+            started,
             last_timer_ms: 0,
             rx_total: 0,
             load_mark: (0, 0, 0),
@@ -629,6 +644,9 @@ impl Worker {
                 let r = self.router.set_bitrate_cap(source, bps, now_us, &mut self.io);
                 self.flush();
                 let _ = reply.send(r);
+            }
+            Command::SetRecording { source, recording, reply } => {
+                let _ = reply.send(self.router.set_recording(source, recording));
             }
             Command::SetSourceRtx { source, rtx, reply } => {
                 let _ = reply.send(self.router.set_source_rtx(source, rtx));

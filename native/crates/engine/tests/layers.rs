@@ -29,6 +29,9 @@ impl RouterIo for Io {
         panic!("one router: nothing is handed over");
     }
     fn message(&mut self, _worker: usize, _message: ferry_engine::PeerMessage) {}
+    fn record(&mut self, _recording: u32, _packet: &[u8], _now_us: u64) {
+        panic!("nothing is recorded here");
+    }
 }
 
 fn addr(port: u16) -> SocketAddr {

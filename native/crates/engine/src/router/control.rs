@@ -127,6 +127,7 @@ impl Router {
                 stats: StreamStats::default(),
                 audio_level: None,
                 telephone_events: None,
+                recording: None,
                 reception: ReceptionStats::default(),
                 last_loss_check_us: 0,
                 nack: (kind == MediaKind::Video).then(NackGenerator::new),
@@ -255,6 +256,14 @@ impl Router {
     pub fn set_telephone_events(&mut self, source: u32, payload_type: Option<u8>) -> Result<(), String> {
         let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
         src.telephone_events = payload_type.map(TelephoneEventDetector::new);
+        Ok(())
+    }
+
+    /// Hands every packet of `source` (decrypted, retransmissions unwrapped) to recording
+    /// `recording` through `RouterIo::record`, or stops (`None`).
+    pub fn set_recording(&mut self, source: u32, recording: Option<u32>) -> Result<(), String> {
+        let src = self.sources.get_mut(&source).ok_or_else(|| format!("no source {source}"))?;
+        src.recording = recording;
         Ok(())
     }
 

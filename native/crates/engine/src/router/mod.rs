@@ -148,6 +148,9 @@ pub trait RouterIo {
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]);
     /// Sends a message to another router (never dropped).
     fn message(&mut self, worker: usize, message: PeerMessage);
+    /// Hands one decrypted RTP packet of a recorded source to recording `recording`, with the
+    /// time it arrived. Must never block: a writer that falls behind drops (and counts).
+    fn record(&mut self, recording: u32, packet: &[u8], now_us: u64);
 }
 
 /// One subscriber router's share of a forwarded packet.
@@ -179,6 +182,8 @@ struct Source {
     audio_level: Option<(u8, AudioLevelMeter)>,
     /// RFC 4733 events of the sender, reported once each, when asked for.
     telephone_events: Option<TelephoneEventDetector>,
+    /// The recording this source's packets go to (`Router::set_recording`).
+    recording: Option<u32>,
     /// Sequence accounting of what arrives, for loss on the sender's uplink.
     reception: ReceptionStats,
     last_loss_check_us: u64,

@@ -174,6 +174,9 @@ impl Router {
                 self.events.push(Event::TelephoneEvent { endpoint: src.endpoint, source: sid, event: ev.event, volume: ev.volume, duration: ev.duration });
             }
         }
+        if let Some(recording) = src.recording {
+            io.record(recording, plain, now_us);
+        }
         // Other threads first, so they work on the packet while this one fans it out too.
         if !src.subscribers.is_empty() {
             self.forward_scratch.clear();

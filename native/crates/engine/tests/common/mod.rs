@@ -43,11 +43,13 @@ pub struct TestIo {
     pub transmits: Vec<Transmit>,
     pub forwards: Vec<Forward>,
     pub messages: Vec<(usize, PeerMessage)>,
+    /// Packets handed to recordings: (recording, packet, arrival µs).
+    pub recorded: Vec<(u32, Vec<u8>, u64)>,
 }
 
 impl TestIo {
     pub fn new() -> Self {
-        Self { slot: Box::new([0; MAX_DATAGRAM]), refuse_slots: false, transmits: Vec::new(), forwards: Vec::new(), messages: Vec::new() }
+        Self { slot: Box::new([0; MAX_DATAGRAM]), refuse_slots: false, transmits: Vec::new(), forwards: Vec::new(), messages: Vec::new(), recorded: Vec::new() }
     }
 }
 
@@ -74,6 +76,10 @@ impl RouterIo for TestIo {
 
     fn message(&mut self, worker: usize, message: PeerMessage) {
         self.messages.push((worker, message));
+    }
+
+    fn record(&mut self, recording: u32, packet: &[u8], now_us: u64) {
+        self.recorded.push((recording, packet.to_vec(), now_us));
     }
 }
 
