@@ -212,6 +212,15 @@ function engineTotals(engine: MediaEngine): Record<string, number> {
   totals['outputNacked'] = stats.outputs.reduce((n, o) => n + o.nacked, 0);
   totals['outputRetransmitted'] = stats.outputs.reduce((n, o) => n + o.retransmitted, 0);
   totals['outputRtxMissed'] = stats.outputs.reduce((n, o) => n + o.rtxMissed, 0);
+  // Recordings: files open, what the writer wrote, and what it could not (a full queue, a
+  // failed write such as a full disk).
+  const rec = engine.recorderStats();
+  totals['recordingsOpen'] = rec.openFiles;
+  totals['recordingPackets'] = rec.packetsWritten;
+  totals['recordingBytes'] = rec.bytesWritten;
+  totals['recordingDropped'] = rec.packetsDropped + rec.packetsOversized;
+  totals['recordingWriteErrors'] = rec.writeErrors;
+  totals['recordingPanics'] = rec.panics;
   return totals;
 }
 
@@ -292,10 +301,12 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     }
   }
   const pools: EndpointLeasePool[] = [...(peerSlots !== ports ? [peerSlots] : []), ports, ...(sipPorts ? [sipPorts] : [])];
-  const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts });
+  const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts }, config.recordings.dir);
   let stopped: Promise<void> | null = null;
   const closeMedia = () => {
     webrtc.closeAll('Gateway shutdown');
+    // Files still open (the plugins closed theirs as their handles ended) are closed whole.
+    services.recorder.stopAll();
     for (const pool of pools) pool.releaseAll();
     engine.close();
   };

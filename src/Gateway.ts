@@ -120,7 +120,7 @@ export class Gateway {
     this.logger = options.logger ?? createLogger(config.log.level);
     this.onStop = options.onStop;
     this.events = options.events ?? createEventBus(config, this.logger);
-    this.plugins.register(new EchoTestPlugin(options.services?.router ?? null));
+    this.plugins.register(new EchoTestPlugin(options.services?.router ?? null, options.services?.recorder ?? null));
     for (const p of options.plugins ?? []) this.plugins.register(p);
 
     this.metrics = new Metrics({

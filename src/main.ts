@@ -58,6 +58,10 @@ Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin
   WHIP/WHEP (whip.enabled ${DEFAULT_CONFIG.whip.enabled}): POST ${DEFAULT_CONFIG.whip.path}/endpoint/<room> publishes into a VideoRoom room,
   POST ${DEFAULT_CONFIG.whip.whep_path}/endpoint/<mountpoint or room> plays; Bearer token = the room's or mountpoint's secret
 
+Recordings: VideoRoom (record, rec_dir, lock_record, filename), EchoTest (record, filename) and SIP
+  (recording) write Janus .mjr files, one per stream, into recordings.dir (${DEFAULT_CONFIG.recordings.dir}) unless the
+  request names a folder; convert them with Janus's janus-pp-rec (Debian package janus-tools)
+
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
   FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true  FERRY_QUOTAS_PEER_CONNECTIONS_PER_CLIENT=50

@@ -78,6 +78,9 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     admin_key: SECRET,
     demo_mountpoint: BOOL,
   },
+  recordings: {
+    dir: { kind: 'string', nullable: false },
+  },
   textroom: {
     rooms_file: { kind: 'string', nullable: true },
     admin_key: SECRET,

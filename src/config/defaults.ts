@@ -90,6 +90,12 @@ export interface FerryConfig {
      */
     demo_mountpoint: boolean;
   };
+  /**
+   * Recordings (Janus `.mjr` files, converted with Janus's `janus-pp-rec`): where VideoRoom,
+   * EchoTest and SIP recordings go when the request names no folder (VideoRoom `rec_dir`, or
+   * a `filename` with a folder). Created when first needed.
+   */
+  recordings: { dir: string };
   textroom: {
     /** JSON file for permanent TextRoom rooms; null: `permanent: true` is refused. */
     rooms_file: string | null;
@@ -265,6 +271,7 @@ export const DEFAULT_CONFIG: FerryConfig = {
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
   textroom: { rooms_file: null, admin_key: null, demo_room: true },
+  recordings: { dir: 'recordings' },
   streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: {
     bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999,

@@ -280,6 +280,24 @@ export class MediaEngine extends EventEmitter {
   }
 
   /**
+   * Records `source` to a new Janus `.mjr` file (created before this returns; its folder must
+   * exist). The media thread hands each decrypted packet to the native recording writer.
+   */
+  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string }): number {
+    return this.native.startRecording(source, options);
+  }
+
+  /** Stops a recording: queued packets are written and the file closed before this returns. */
+  stopRecording(id: number): { packets: number; bytes: number; error?: string } {
+    return this.native.stopRecording(id);
+  }
+
+  /** The recording writer's counters (files open, packets written and dropped, write errors). */
+  recorderStats(): ReturnType<NativeEngine['recorderStats']> {
+    return this.native.recorderStats();
+  }
+
+  /**
    * Packets received by every source as `[id, packets, id, packets, …]`: the one counter a
    * periodic reader needs, without `stats()`'s object for every endpoint, source and output.
    */

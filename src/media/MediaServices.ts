@@ -1,6 +1,7 @@
 // What plugins get to route media: engine operations on ids they hold, and
 // plain RTP legs (one leased port each) for SIP, remote publishers and RTP
 // forwarders. Every leg is a PortLease with one owner and one release path.
+import { Recorder } from './Recorder.js';
 import type { MediaRouter, MediaServices, RtpLeg, RtpLegOptions, SdesKeys, TelephoneEvent } from './Routing.js';
 import type { PortLease, PortPool } from './PortPool.js';
 import type { EngineEvent, MediaEngine, SrtpProfileName } from './MediaEngine.js';
@@ -180,12 +181,15 @@ class EngineRtpLeg implements RtpLeg {
 
 export class EngineMediaServices implements MediaServices {
   readonly router: MediaRouter;
+  readonly recorder: Recorder;
 
   constructor(
     private readonly engine: MediaEngine,
     private readonly pools: { rtp: PortPool; sip?: PortPool },
+    recordingsDir = 'recordings',
   ) {
     this.router = new EngineRouter(engine);
+    this.recorder = new Recorder(engine, recordingsDir);
   }
 
   openRtpLeg(options: RtpLegOptions): RtpLeg {

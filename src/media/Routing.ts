@@ -1,3 +1,5 @@
+import type { Recorder } from './Recorder.js';
+
 // What plugins get to route media, as the media layer offers it: engine operations on ids
 // they hold (sources and outputs), and plain RTP legs (one leased port each) for SIP, remote
 // publishers and RTP forwarders. The core never sees these; plugins and the gateway's wiring do.
@@ -116,4 +118,6 @@ export interface RtpLeg {
 export interface MediaServices {
   router: MediaRouter;
   openRtpLeg(options: RtpLegOptions): RtpLeg;
+  /** Writes sources to Janus `.mjr` files (absent: recording is not available). */
+  recorder?: Recorder;
 }

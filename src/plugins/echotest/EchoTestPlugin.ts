@@ -4,6 +4,11 @@
  * field by field, answered `{"echotest":"event","result":"ok"}`; a jsep offer
  * is answered through the handle's PeerConnection (`PluginContext.media`).
  *
+ * Recording (`record`, `filename`): each m-line the client sends is written natively to a
+ * Janus `.mjr` file, `<filename>-audio|video` (Janus's EchoTest names), or
+ * `echotest-<handle>-<µs now>-audio|video` in the recordings folder; `record: false`, hangup
+ * and detach close them through `stopRecording`.
+ *
  * Media: once the PeerConnection is up, each m-line's output (what ferry
  * sends back) is fed from that m-line's source (what the client sends) inside
  * the native engine; `audio`/`video` false pause the output. Data-channel
@@ -15,6 +20,7 @@
 import type { JsonObject, JsonValue } from '../../core/Json.js';
 import type { DataMessage, Jsep } from '../../core/Media.js';
 import type { MediaRouter } from '../../media/Routing.js';
+import { RecordingSet, recordable, type Recorder } from '../../media/Recorder.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../../core/Plugin.js';
 
 /** janus_echotest.c error codes (sent inside plugindata, never as core errors). */
@@ -59,7 +65,10 @@ class EchoTestSession implements PluginHandle {
   temporal = -1;
   hasMedia = false;
   private destroyed = false;
-  private recordNoted = false;
+  /** `record` and `filename` as last asked; the files of the current recording. */
+  private recordWanted = false;
+  private recordingBase: string | null = null;
+  private recordings: RecordingSet | null = null;
   /** Requests are processed one at a time, after the `ack` went out (Janus uses a handler thread). */
   private work: Promise<void> = Promise.resolve();
 
@@ -71,7 +80,41 @@ class EchoTestSession implements PluginHandle {
   constructor(
     private readonly ctx: PluginContext,
     private readonly router: MediaRouter | null,
+    private readonly recorder: Recorder | null,
   ) {}
+
+  /**
+   * Opens a file for each recordable m-line the client sends while `record` is on, or closes
+   * them all when it is off or media is gone (the one way they close).
+   */
+  private updateRecording(): void {
+    const media = this.ctx.media;
+    if (!this.recordWanted || !this.hasMedia || !media?.streams || !this.recorder || this.destroyed) {
+      this.stopRecording();
+      return;
+    }
+    this.recordings ??= new RecordingSet(this.recorder, (rec, message) =>
+      this.ctx.pushEvent({ echotest: 'event', error_code: EchoTestError.UNKNOWN, error: `Recording ${rec.path} failed: ${message}` }),
+    );
+    const now = Date.now() * 1000;
+    for (const stream of media.streams()) {
+      const source = stream.sources[0]?.source;
+      const codec = stream.codec?.name.toLowerCase();
+      if (source === undefined || !recordable(codec) || this.recordings.recordings.some((r) => r.active && r.spec.mid === stream.mid)) continue;
+      const base = this.recordingBase !== null ? `${this.recordingBase}-${stream.kind}` : `echotest-${this.ctx.handleId}-${now}-${stream.kind}`;
+      try {
+        this.recordings.start({ source, path: this.recorder.pathFor(null, base), kind: stream.kind, codec: codec ?? '', mid: stream.mid });
+      } catch (err) {
+        this.ctx.logger.warn({ err, mid: stream.mid }, 'echotest: could not start recording');
+        this.ctx.pushEvent({ echotest: 'event', error_code: EchoTestError.UNKNOWN, error: `Could not record ${stream.kind}: ${(err as Error).message}` });
+      }
+    }
+  }
+
+  private stopRecording(): void {
+    this.recordings?.clear();
+    this.recordings = null;
+  }
 
   /** Feeds every m-line's output from its own source: the echo, done natively. */
   private route(): void {
@@ -88,6 +131,7 @@ class EchoTestSession implements PluginHandle {
         this.ctx.logger.warn({ err, mid: stream.mid }, 'echotest: could not route stream');
       }
     }
+    this.updateRecording();
   }
 
   handleMessage(message: PluginMessage): PluginReply {
@@ -138,7 +182,10 @@ class EchoTestSession implements PluginHandle {
       if (this.destroyed) return;
       this.hasMedia = true;
     }
-    this.ctx.pushEvent({ echotest: 'event', result: 'ok' }, answer ? { transaction, jsep: answer } : { transaction });
+    this.updateRecording();
+    const result: JsonObject = { echotest: 'event', result: 'ok' };
+    if (this.recordings?.active) result['recordings'] = this.recordings.describe();
+    this.ctx.pushEvent(result, answer ? { transaction, jsep: answer } : { transaction });
   }
 
   /** Validates every known field before changing anything (a bad request changes nothing). */
@@ -160,10 +207,10 @@ class EchoTestSession implements PluginHandle {
     if (typeof body['audio'] === 'boolean' || typeof body['video'] === 'boolean') this.route();
     if (typeof body['substream'] === 'number') this.substream = body['substream'];
     if (typeof body['temporal'] === 'number') this.temporal = body['temporal'];
-    if (body['record'] === true && !this.recordNoted) {
-      // Recording is not a ferry feature: accepted for compatibility, ignored.
-      this.recordNoted = true;
-      this.ctx.logger.info('echotest: "record" requested; recording is not supported by ferry and is ignored');
+    if (typeof body['filename'] === 'string') this.recordingBase = body['filename'].length ? body['filename'] : null;
+    if (typeof body['record'] === 'boolean') {
+      if (body['record'] && !this.recorder) throw new EchoTestRequestError(EchoTestError.UNKNOWN, 'Recording is not available in this build');
+      this.recordWanted = body['record'];
     }
   }
 
@@ -189,6 +236,8 @@ class EchoTestSession implements PluginHandle {
     this.unsubscribeStreams = null;
     if (this.destroyed || !this.hasMedia) return;
     this.hasMedia = false;
+    this.stopRecording();
+    this.recordWanted = false;
     this.audioActive = true;
     this.videoActive = true;
     this.bitrate = 0;
@@ -197,6 +246,7 @@ class EchoTestSession implements PluginHandle {
 
   destroy(): void {
     this.destroyed = true;
+    this.stopRecording();
     this.unsubscribeStreams?.();
     this.unsubscribeStreams = null;
   }
@@ -211,6 +261,8 @@ class EchoTestSession implements PluginHandle {
       has_media: this.hasMedia,
       data_echoed: this.echoedData,
       data_dropped: this.droppedData,
+      recording: this.recordings?.active ?? false,
+      recordings: this.recordings?.describe() ?? [],
       destroyed: this.destroyed,
     };
   }
@@ -232,10 +284,10 @@ export class EchoTestPlugin implements Plugin {
     versionString: '0.0.7',
   };
 
-  constructor(private readonly router: MediaRouter | null = null) {}
+  constructor(private readonly router: MediaRouter | null = null, private readonly recorder: Recorder | null = null) {}
 
   attach(context: PluginContext): PluginHandle {
-    return new EchoTestSession(context, this.router);
+    return new EchoTestSession(context, this.router, this.recorder);
   }
 
   destroy(): void {

@@ -8,6 +8,7 @@ import type { Clock, Timer } from '../../time/Clock.js';
 import type { JsonObject } from '../../core/Json.js';
 import type { MediaStreamInfo, RoutableMedia } from '../../core/Media.js';
 import type { MediaRouter, MediaServices } from '../../media/Routing.js';
+import { RecordingSet, recordable, type Recording } from '../../media/Recorder.js';
 import { Feed, type FeedStream } from './Feed.js';
 import type { Room } from './Room.js';
 import { codecNameOf } from './codecs.js';
@@ -69,6 +70,12 @@ export class Publisher extends Feed {
   /** Per-publisher overrides of the room's audio_active_packets / audio_level_average (join, configure). */
   audioActivePackets: number | null = null;
   audioLevelAverage: number | null = null;
+  /** Janus `record` of configure/publish: this publisher is recorded even if its room is not. */
+  recordRequested = false;
+  /** Janus `filename`: the base of this publisher's file names (else Janus's own naming). */
+  recordingBase: string | null = null;
+  /** The open files of this publication, one per stream (see updateRecording). */
+  private recordings: RecordingSet | null = null;
 
   constructor(
     id: number,
@@ -100,6 +107,7 @@ export class Publisher extends Feed {
     this.described = described;
     this.published = true;
     this.rebuildStreams();
+    this.updateRecording();
     this.stopListening = media.onStreamsChanged(() => this.onStreamsChanged());
   }
 
@@ -108,6 +116,7 @@ export class Publisher extends Feed {
     const before = JSON.stringify(this.streams);
     this.rebuildStreams();
     if (JSON.stringify(this.streams) === before) return;
+    this.updateRecording();
     this.refreshForwarders();
     if (this.publishing) this.room.feedChanged(this);
   }
@@ -162,6 +171,57 @@ export class Publisher extends Feed {
     const vp9 = codec?.fmtp ? /profile-id=(\d)/.exec(codec.fmtp)?.[1] : undefined;
     if (stream.codec === 'vp9' && vp9) stream.vp9Profile = vp9;
     return stream;
+  }
+
+  /** Whether this publisher is to be recorded: its own `record`, or its room's. */
+  get recordWanted(): boolean {
+    return this.recordRequested || this.room.config.record;
+  }
+
+  /** The files being (or last) written for this publication. */
+  get recordingFiles(): readonly Recording[] {
+    return this.recordings?.recordings ?? [];
+  }
+
+  /**
+   * Starts a file for every recordable stream not yet recorded while recording is wanted and
+   * the publisher is up, or closes them all when it is not (configure `record`,
+   * enable_recording, streams changing). Files are named as Janus's VideoRoom names them:
+   * `videoroom-<room>-user-<id>-<µs now>-<audio|video>-<m-line>`, or `<filename>-<audio|video>-<m-line>`.
+   * A file that cannot be created is reported to the publisher and skipped.
+   */
+  updateRecording(): void {
+    const recorder = this.services?.recorder;
+    if (!recorder) return;
+    // From the answer on (packets flow once DTLS is up), so the request's answer lists the files.
+    if (!this.recordWanted || !this.published || this.left) {
+      this.recordings?.clear();
+      this.recordings = null;
+      return;
+    }
+    this.recordings ??= new RecordingSet(recorder, (rec, message) =>
+      this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Recording ${rec.path} failed: ${message}` }),
+    );
+    const now = Date.now() * 1000;
+    for (const s of this.streams) {
+      if (s.disabled || s.type === 'data' || !recordable(s.codec)) continue;
+      // Simulcast: the top layer (layers are lowest first).
+      const source = s.layers[s.layers.length - 1];
+      if (source === undefined || this.recordings.has(source) || this.recordings.recordings.some((r) => r.active && r.spec.mid === s.mid)) continue;
+      const base = this.recordingBase !== null ? `${this.recordingBase}-${s.type}-${s.mindex}` : `videoroom-${this.room.id}-user-${this.id}-${now}-${s.type}-${s.mindex}`;
+      try {
+        this.recordings.start({
+          source,
+          path: recorder.pathFor(this.room.config.rec_dir, base),
+          kind: s.type,
+          codec: s.codec ?? '',
+          mid: s.mid,
+          ...(s.offerCodec?.fmtp !== undefined ? { fmtp: s.offerCodec.fmtp } : {}),
+        });
+      } catch (err) {
+        this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Could not record stream ${s.mid}: ${(err as Error).message}` });
+      }
+    }
   }
 
   /** ICE + DTLS up: announce the feed, start periodic keyframe requests when the room asks for them. */
@@ -310,6 +370,10 @@ export class Publisher extends Feed {
     this.appliedCap = undefined;
     this.lowDemandSince = null;
     this.closeForwarders();
+    // Every ending (unpublish, hangup, leave, kick, detach, session timeout, room destroyed)
+    // comes here: the files are closed, whole, before the sources go.
+    this.recordings?.clear();
+    this.recordings = null;
     this.streams = [];
     this.audioCodec = null;
     this.videoCodec = null;

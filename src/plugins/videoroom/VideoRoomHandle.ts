@@ -13,7 +13,7 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
-import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';
 import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
@@ -126,7 +126,7 @@ export class VideoRoomHandle implements PluginHandle {
     }
     if (configure) {
       R.validate(body, R.PUBLISH);
-      refuseRecording(body);
+      checkRecordRequest(room, body);
     }
     const requested = R.optNumber(body, 'id');
     if (requested !== undefined && room.participants.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ID_EXISTS, `User ID ${requested} already exists`);
@@ -140,7 +140,10 @@ export class VideoRoomHandle implements PluginHandle {
     pub.display = R.optString(body, 'display');
     const metadata = field(body, 'metadata');
     if (metadata !== undefined && metadata !== null) pub.metadata = metadata;
-    if (configure) applyAudioLevelSettings(pub, body);
+    if (configure) {
+      applyAudioLevelSettings(pub, body);
+      applyRecordRequest(pub, body);
+    }
     room.participants.set(id, pub);
     this.role = { kind: 'publisher', publisher: pub };
     if (room.config.notify_joining) {
@@ -221,18 +224,21 @@ export class VideoRoomHandle implements PluginHandle {
     switch (name) {
       case 'publish': {
         R.validate(body, R.PUBLISH);
-        refuseRecording(body);
+        checkRecordRequest(room, body);
         if (pub.published) throw new VideoRoomError(VideoRoomErrorCode.ALREADY_PUBLISHED, "Can't publish, already published");
         if (!jsep) throw missing('jsep');
+        applyRecordRequest(pub, body);
         const answer = await this.publish(pub, body, jsep);
         this.push(this.configured(pub), transaction, answer);
         return;
       }
       case 'configure': {
         R.validate(body, R.PUBLISH);
-        refuseRecording(body);
+        checkRecordRequest(room, body);
+        applyRecordRequest(pub, body);
         const answer = jsep ? await this.publish(pub, body, jsep) : undefined;
         this.configurePublisher(pub, body);
+        pub.updateRecording();
         this.push(this.configured(pub), transaction, answer);
         return;
       }
@@ -259,6 +265,8 @@ export class VideoRoomHandle implements PluginHandle {
     if (pub.audioCodec) out['audio_codec'] = pub.audioCodec;
     if (pub.videoCodec) out['video_codec'] = pub.videoCodec;
     if (pub.published) out['streams'] = pub.describe(false)['streams'] ?? [];
+    const files = pub.recordingFiles.filter((r) => r.active);
+    if (files.length) out['recordings'] = files.map((r) => r.describe());
     return out;
   }
 
@@ -560,6 +568,7 @@ export class VideoRoomHandle implements PluginHandle {
         type: 'publisher', room: pub.room.id, id: pub.id, private_id: pub.privateId, display: pub.display ?? null,
         published: pub.published, media_up: pub.mediaUp, bitrate: pub.bitrate, streams: pub.describe(false)['streams'] ?? [],
         forwarders: pub.forwarders.size, remotes: pub.remotes.size,
+        recording: pub.recordingFiles.some((r) => r.active), recordings: pub.recordingFiles.map((r) => r.describe()),
       };
     }
     const sub = this.subscriber;
@@ -596,6 +605,23 @@ function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
     if (subMid !== undefined) r.subMid = subMid;
     return r;
   });
+}
+
+/**
+ * Janus `lock_record`: a publisher may only start or stop its own recording with the room's
+ * secret (or the room's enable_recording does it).
+ */
+function checkRecordRequest(room: Room, body: JsonObject): void {
+  if (typeof body['record'] !== 'boolean' || !room.config.lock_record) return;
+  checkSecret(room.config.secret, body, 'secret');
+}
+
+/** A publisher's `record` and `filename` (join, publish, configure). */
+function applyRecordRequest(pub: Publisher, body: JsonObject): void {
+  const record = R.optBool(body, 'record');
+  if (record !== undefined) pub.recordRequested = record;
+  const filename = R.optString(body, 'filename');
+  if (filename !== undefined) pub.recordingBase = filename.length ? filename : null;
 }
 
 /** A publisher's own `audio_active_packets` / `audio_level_average` (join, configure); true when given. */

@@ -46,13 +46,3 @@ export function errorData(err: unknown, logger: Logger): JsonObject {
   logger.error({ err }, 'videoroom: request failed');
   return { videoroom: 'event', error_code: VideoRoomErrorCode.UNKNOWN_ERROR, error: err instanceof Error ? err.message : String(err) };
 }
-
-/**
- * ferry writes no recordings: `record: true` (create, enable_recording, publish/configure) is
- * refused with a clear error instead of being accepted and silently not done.
- */
-export function refuseRecording(body: JsonObject): void {
-  if (body['record'] === true) {
-    throw new VideoRoomError(VideoRoomErrorCode.INVALID_ELEMENT, 'Recording is not supported by ferry (record must be false)');
-  }
-}

@@ -109,7 +109,7 @@ export const ENABLE_RECORDING: Table = { room: id(true), secret: str(), record: 
 export const JOIN: Table = { room: id(true), ptype: str(true) };
 export const PUBLISHER_JOIN: Table = { id: id(), display: str(), token: str(), metadata: { kind: 'any' }, pin: str() };
 export const PUBLISH: Table = {
-  audiocodec: str(), videocodec: str(), bitrate: uint, record: bool, filename: str(), display: str(), metadata: { kind: 'any' },
+  audiocodec: str(), videocodec: str(), bitrate: uint, record: bool, filename: str(), secret: str(), display: str(), metadata: { kind: 'any' },
   audio_level_average: { kind: 'integer', min: 0, max: 127 }, audio_active_packets: { kind: 'integer', min: 1 }, descriptions: { kind: 'object-array' },
   keyframe: bool, streams: { kind: 'object-array' }, update: bool, restart: bool,
   // Deprecated 0.x fields, accepted as Janus 1.x still does.

@@ -6,7 +6,7 @@
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import { VideoRoomError, VideoRoomErrorCode, invalid, missing, noSuchFeed, refuseRecording } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, invalid, missing, noSuchFeed } from './errors.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher } from './RemotePublisher.js';
 import { Room, checkSecret, defaultRoomConfig, type RoomConfig } from './Room.js';
@@ -23,7 +23,7 @@ function checkDescription(plugin: VideoRoomPlugin, body: JsonObject, key: string
 }
 
 export function checkCreate(body: JsonObject, plugin: VideoRoomPlugin): void {
-  refuseRecording(body);
+  if (body['record'] === true && !plugin.services?.recorder) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
   checkDescription(plugin, body, 'description');
 }
 
@@ -203,10 +203,22 @@ export function listParticipants({ room }: RoomCall): JsonObject {
   return { videoroom: 'participants', room: room.id, participants };
 }
 
-export function enableRecording({ body, room }: RoomCall): JsonObject {
-  refuseRecording(body);
-  room.config.record = false;
-  return { videoroom: 'success', record: false };
+/**
+ * Janus `enable_recording`: starts or stops recording the room, every publisher in it
+ * included (their own `record` follows), whatever `lock_record` says.
+ */
+export function enableRecording({ plugin, body, room }: RoomCall): JsonObject {
+  const record = body['record'] === true;
+  if (record && !plugin.services?.recorder) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
+  room.config.record = record;
+  const recordings: JsonObject[] = [];
+  for (const p of room.participants.values()) {
+    if (!(p instanceof Publisher)) continue;
+    p.recordRequested = record;
+    p.updateRecording();
+    for (const r of p.recordingFiles) if (r.active) recordings.push({ id: p.id, ...r.describe() });
+  }
+  return { videoroom: 'success', record, recordings };
 }
 
 function fail(err: Error): never {

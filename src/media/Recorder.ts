@@ -1,0 +1,189 @@
+/**
+ * Recordings: Janus `.mjr` files written natively (native/crates/engine/src/recorder.rs) from
+ * the packets a media thread decrypts; no packet passes through JavaScript. The `Recorder`
+ * owns every open file: `start` creates one (the file exists, with its folder, when it
+ * returns), `stop` is the one way a file is closed (queued packets written first), and
+ * `stopAll` runs it for whatever is still open at shutdown. A `RecordingSet` is one owner's
+ * files (a publisher's streams, an EchoTest session, a SIP call's legs), stopped together by
+ * that owner's single teardown.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { JsonObject } from '../core/Json.js';
+import type { EngineEvent } from './MediaEngine.js';
+
+/** What a recording's file holds, as the engine takes it. */
+export interface RecordingSpec {
+  /** Engine source whose packets are recorded. */
+  source: number;
+  /** The file, `.mjr` included. */
+  path: string;
+  kind: 'audio' | 'video';
+  /** ferry's codec name (codecNameOf): opus, pcmu, pcma, g722, vp8, vp9, h264, av1, h265. */
+  codec: string;
+  fmtp?: string;
+  /** The m-line, for listings. */
+  mid?: string;
+}
+
+export interface RecordingResult {
+  packets: number;
+  bytes: number;
+  error?: string;
+}
+
+/** The engine calls recordings need (MediaEngine implements it). */
+export interface RecordingEngine {
+  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string }): number;
+  stopRecording(id: number): RecordingResult;
+  on(event: 'event', listener: (event: EngineEvent) => void): unknown;
+}
+
+/** Codecs janus-pp-rec converts (its names); others are not recorded. */
+const RECORDABLE = new Set(['opus', 'multiopus', 'pcmu', 'pcma', 'g722', 'vp8', 'vp9', 'h264', 'av1', 'h265']);
+
+export function recordable(codec: string | null | undefined): boolean {
+  return codec !== null && codec !== undefined && RECORDABLE.has(codec.toLowerCase());
+}
+
+export class Recording {
+  /** Set by the engine's 'recording-failed' event: the file keeps what was written before. */
+  error: string | null = null;
+  result: RecordingResult | null = null;
+  readonly started = Date.now();
+  /** Told of a write error (disk full, permissions) once. */
+  onFailed: ((message: string) => void) | null = null;
+
+  constructor(readonly id: number, readonly spec: RecordingSpec) {}
+
+  get path(): string {
+    return this.spec.path;
+  }
+
+  get active(): boolean {
+    return this.result === null;
+  }
+
+  describe(): JsonObject {
+    const out: JsonObject = { type: this.spec.kind, codec: this.spec.codec, path: this.spec.path, active: this.active, started: this.started };
+    if (this.spec.mid !== undefined) out['mid'] = this.spec.mid;
+    if (this.result) {
+      out['packets'] = this.result.packets;
+      out['bytes'] = this.result.bytes;
+    }
+    if (this.error) out['error'] = this.error;
+    return out;
+  }
+}
+
+export class Recorder {
+  private readonly open = new Map<number, Recording>();
+  /** Recordings started, and files that failed to write (the admin API and tests read them). */
+  started = 0;
+  failures = 0;
+
+  constructor(private readonly engine: RecordingEngine, readonly defaultDir: string) {
+    engine.on('event', (event: EngineEvent) => {
+      if (event.type !== 'recording-failed') return;
+      const rec = this.open.get(event.recording);
+      if (!rec || rec.error) return;
+      this.failures++;
+      rec.error = event.message;
+      rec.onFailed?.(event.message);
+    });
+  }
+
+  /** A folder from a request (relative ones under the default folder) made absolute. */
+  folder(dir: string | null | undefined): string {
+    if (!dir) return resolve(this.defaultDir);
+    return isAbsolute(dir) ? dir : resolve(this.defaultDir, dir);
+  }
+
+  /** `<folder>/<base>.mjr`; a `base` with its own folder keeps it (as Janus's `filename`). */
+  pathFor(dir: string | null | undefined, base: string): string {
+    return isAbsolute(base) || dirname(base) !== '.' ? resolve(this.folder(null), `${base}.mjr`) : join(this.folder(dir), `${base}.mjr`);
+  }
+
+  /** Creates the file (and its folder) and starts feeding it; throws when it cannot. */
+  start(spec: RecordingSpec): Recording {
+    mkdirSync(dirname(spec.path), { recursive: true });
+    const id = this.engine.startRecording(spec.source, {
+      path: spec.path,
+      kind: spec.kind,
+      codec: spec.codec.toLowerCase(),
+      ...(spec.fmtp !== undefined ? { fmtp: spec.fmtp } : {}),
+    });
+    const rec = new Recording(id, spec);
+    this.open.set(id, rec);
+    this.started++;
+    return rec;
+  }
+
+  /** Closes the file, queued packets written first. Idempotent. */
+  stop(rec: Recording): RecordingResult | null {
+    if (!this.open.delete(rec.id)) return rec.result;
+    try {
+      rec.result = this.engine.stopRecording(rec.id);
+    } catch (err) {
+      // The engine is closed (shutdown): it closed the file itself.
+      rec.result = { packets: 0, bytes: 0, error: (err as Error).message };
+    }
+    if (rec.result.error && !rec.error) rec.error = rec.result.error;
+    return rec.result;
+  }
+
+  /** Shutdown: closes whatever is still open. */
+  stopAll(): void {
+    for (const rec of [...this.open.values()]) this.stop(rec);
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  list(): Recording[] {
+    return [...this.open.values()];
+  }
+}
+
+/** One owner's recordings, stopped together. */
+export class RecordingSet {
+  private items: Recording[] = [];
+
+  constructor(private readonly recorder: Recorder, private readonly onFailed: (rec: Recording, message: string) => void) {}
+
+  start(spec: RecordingSpec): Recording {
+    const rec = this.recorder.start(spec);
+    rec.onFailed = (message) => this.onFailed(rec, message);
+    this.items.push(rec);
+    return rec;
+  }
+
+  /** Whether a stream's source is being recorded. */
+  has(source: number): boolean {
+    return this.items.some((r) => r.active && r.spec.source === source);
+  }
+
+  /** Closes every file of this owner; the list keeps them (with their results) until the next start. */
+  stopAll(): void {
+    for (const rec of this.items) this.recorder.stop(rec);
+  }
+
+  /** Closes the files, and forgets them. */
+  clear(): void {
+    this.stopAll();
+    this.items = [];
+  }
+
+  get active(): boolean {
+    return this.items.some((r) => r.active);
+  }
+
+  get recordings(): readonly Recording[] {
+    return this.items;
+  }
+
+  describe(): JsonObject[] {
+    return this.items.map((r) => r.describe());
+  }
+}
