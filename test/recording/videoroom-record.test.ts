@@ -1,0 +1,79 @@
+// VideoRoom recording end to end: a werift publisher sends what Debian's ffmpeg encodes (VP8
+// test pattern, Opus tone) for 10 s into a room created with `record: true`; the native writer
+// makes one `.mjr` per stream, Janus's janus-pp-rec turns them into .opus and .webm, and ffprobe
+// decodes them: codec, duration (within 5 % of 10 s) and every video frame sent. A second run
+// loses 5 % of the packets in the test's own sender: the files still convert, with gaps.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { useOPUS, useVP8 } from 'werift';
+
+import { VrClient, publish, withRoom } from '../videoroom-e2e/harness.js';
+import { convertAll, engineCounters, mjrFiles, mjrHeader, recordingsDir, relayFfmpeg } from './harness.js';
+
+const SECONDS = 10;
+const CODECS = { codecs: { audio: [useOPUS()], video: [useVP8()] } };
+
+test('a 10 s Opus + VP8 publication is recorded per stream and janus-pp-rec converts it: codecs, duration, every frame', async () => {
+  const dir = recordingsDir();
+  await withRoom({ room: 1801, publishers: 2, record: true, rec_dir: dir }, async ({ vr, peers }) => {
+    const pub = await publish(vr.f, 1801, 'recorded', peers, CODECS);
+    const admin = await vr.f.admin.post(`/${pub.client.sessionId}/${pub.client.handleId}`, { janus: 'handle_info', admin_secret: vr.f.config.auth.admin_secret });
+    const listed = (admin['info'] as Record<string, Record<string, unknown>>)['plugin_specific']!['recordings'] as { path: string; type: string; codec: string; active: boolean }[];
+    assert.equal(listed.map((r) => [r.type, r.codec, r.active]), [['audio', 'opus', true], ['video', 'vp8', true]], 'Admin handle_info lists the open files');
+    const files = mjrFiles(dir);
+    assert.equal(files, listed.map((r) => r.path).sort(), 'one file per stream, where Admin says');
+    for (const f of files) assert.match(f, new RegExp(`/videoroom-1801-user-${pub.id}-\\d{16}-(audio-0|video-1)\\.mjr$`), 'named as Janus names them');
+
+    const sent = await relayFfmpeg({ audio: pub.audio, video: pub.video }, SECONDS);
+    const unpublished = await pub.client.call({ request: 'unpublish' });
+    assert.equal(unpublished.data['unpublished'], 'ok');
+    const engine = await engineCounters(vr.f);
+    assert.equal(engine['recordingsOpen'], 0, 'unpublish closed the files');
+    assert.equal(engine['recordingDropped'], 0, 'the writer kept up');
+    assert.ok(engine['recordingPackets']! >= sent.audioPackets + sent.videoPackets - 5, `written ${engine['recordingPackets']} of ${sent.audioPackets + sent.videoPackets}`);
+
+    const header = await mjrHeader(files.find((f) => f.includes('-video-'))!);
+    assert.equal([header['t'], header['c']], ['v', 'vp8']);
+    assert.ok(typeof header['s'] === 'number' && typeof header['u'] === 'number' && (header['u'] as number) >= (header['s'] as number));
+
+    const probes = await convertAll(files);
+    const [audio, video] = [...probes.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, p]) => p);
+    assert.equal(audio!.codec, 'opus');
+    assert.equal(video!.codec, 'vp8');
+    for (const p of [audio!, video!]) assert.ok(Math.abs(p.duration - SECONDS) <= SECONDS * 0.05, `duration ${p.duration} s within 5 % of ${SECONDS} s`);
+    assert.equal(video!.frames, sent.videoFrames, `decoded ${video!.frames} frames of the ${sent.videoFrames} sent`);
+    assert.ok(audio!.frames >= sent.audioPackets - 1, `decoded ${audio!.frames} Opus frames of ${sent.audioPackets} sent`);
+  }, { recordings: { dir } });
+});
+
+test('5 % of the packets lost on the way in: the recording converts, with gaps, and nothing crashes', async () => {
+  const dir = recordingsDir();
+  await withRoom({ room: 1802, publishers: 2, rec_dir: dir }, async ({ vr, peers }) => {
+    const pub = await publish(vr.f, 1802, 'lossy', peers, CODECS);
+    // The publisher asks for its own recording (configure record + filename); the answer lists the files.
+    const configured = await pub.client.call({ request: 'configure', record: true, filename: 'lossy' });
+    const listed = configured.data['recordings'] as { path: string }[];
+    assert.equal(listed.map((r) => r.path).sort(), [`${dir}/lossy-audio-0.mjr`, `${dir}/lossy-video-1.mjr`]);
+    const sent = await relayFfmpeg({ audio: pub.audio, video: pub.video }, 3, { loss: 0.05, seed: 5 });
+    assert.ok(sent.dropped > 0, 'the sender lost packets');
+    const stopped = await pub.client.call({ request: 'configure', record: false });
+    assert.equal(stopped.data['recordings'], undefined, 'record: false closed them');
+    const probes = await convertAll(mjrFiles(dir));
+    const video = [...probes.entries()].find(([f]) => f.includes('video'))![1];
+    const audio = [...probes.entries()].find(([f]) => f.includes('audio'))![1];
+    assert.equal([audio.codec, video.codec], ['opus', 'vp8']);
+    assert.ok(video.frames > 0 && video.frames <= sent.videoFrames, `decoded ${video.frames} of ${sent.videoFrames} frames`);
+    // What reached ferry is what is in the files (the lost packets are gaps janus-pp-rec fills).
+    const received = sent.audioPackets + sent.videoPackets - sent.dropped;
+    assert.ok(audio.rtpPackets! + video.rtpPackets! <= received && audio.rtpPackets! + video.rtpPackets! >= received - 5, `${audio.rtpPackets} + ${video.rtpPackets} packets recorded of ${received} received`);
+    assert.ok(audio.rtpPackets! < sent.audioPackets, 'the audio file has gaps');
+    assert.ok(Math.abs(audio.duration - 3) < 0.3, `audio ${audio.duration} s`);
+    // Still healthy: the publisher can record again.
+    const again = await pub.client.call({ request: 'configure', record: true, filename: 'again' });
+    assert.equal((again.data['recordings'] as unknown[]).length, 2);
+    const watcher = await VrClient.open(vr.f);
+    await watcher.close();
+  }, { recordings: { dir } });
+});
+
+test.run();
