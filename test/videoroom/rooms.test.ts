@@ -237,17 +237,28 @@ test('async requests before join are 424; joining twice is 425; unknown ptype 43
   await h2.ws.close();
 });
 
-test('recording is refused, not silently skipped: create, enable_recording, publish with record:true get 430', async ({ b, c }) => {
-  assert.is(err(await c.sync({ request: 'create', room: 31, admin_key: 'supersecret', record: true })), 430);
+test('without a media engine recording is refused, not silently skipped: create, enable_recording, configure record:true get 499', async ({ b, c }) => {
+  assert.is(err(await c.sync({ request: 'create', room: 31, admin_key: 'supersecret', record: true })), 499);
   assert.is((await c.sync({ request: 'exists', room: 31 }))['exists'], false);
   assert.is((await c.sync({ request: 'create', room: 32, admin_key: 'supersecret', record: false }))['videoroom'], 'created');
   const refused = await c.sync({ request: 'enable_recording', room: 32, record: true });
-  assert.is(err(refused), 430);
-  assert.match(refused['error'], /not supported/);
-  assert.equal(await c.sync({ request: 'enable_recording', room: 32, record: false }), { videoroom: 'success', record: false });
+  assert.is(err(refused), 499);
+  assert.match(refused['error'], /not available/);
+  assert.equal(await c.sync({ request: 'enable_recording', room: 32, record: false }), { videoroom: 'success', record: false, recordings: [] });
   const p = await VrClient.open(b);
   await p.call({ request: 'join', ptype: 'publisher', room: 32 });
-  assert.is(err((await p.call({ request: 'configure', record: true })).data), 430);
+  assert.is(err((await p.call({ request: 'configure', record: true })).data), 499);
+  assert.is((await p.call({ request: 'configure', record: false })).data['configured'], 'ok');
+});
+
+test('lock_record: a publisher starts or stops its own recording only with the room secret', async ({ b, c }) => {
+  await c.sync({ request: 'create', room: 33, admin_key: 'supersecret', secret: 'roomsecret', lock_record: true });
+  const p = await VrClient.open(b);
+  await p.call({ request: 'join', ptype: 'publisher', room: 33 });
+  assert.is(err((await p.call({ request: 'configure', record: false })).data), 429);
+  assert.is(err((await p.call({ request: 'configure', record: false, secret: 'wrong' })).data), 433);
+  assert.is((await p.call({ request: 'configure', record: false, secret: 'roomsecret' })).data['configured'], 'ok');
+  assert.is((await p.call({ request: 'configure', bitrate: 1000 })).data['configured'], 'ok', 'other settings need no secret');
 });
 
 void JanusWs;

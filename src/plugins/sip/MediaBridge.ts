@@ -20,6 +20,11 @@
  *   events     none          dropped, and dtmf      —
  *   none       events        —                      dropped, and a SIP INFO
  *
+ * Recording (Janus's `recording` request): each wanted side of each line, the browser's
+ * ("user") or the SIP peer's ("peer") audio or video, is written natively to a Janus `.mjr`
+ * file from the source on that side; a peer source learned later starts its file then.
+ * `close()` closes the files before the legs, on every ending path of the call.
+ *
  * ("dtmf": the engine reports each event, `onDtmf('sip', …)`; "SIP INFO":
  * `onDtmf('webrtc', …)`, the handle sends application/dtmf-relay.) With
  * `dtmf_method: "info"` the SIP side has no events, so the third row holds.
@@ -29,6 +34,10 @@ import type { Logger } from 'pino';
 import type { MediaStreamInfo } from '../../core/Media.js';
 import type { MediaServices, RtpLeg, SdesKeys, TelephoneEvent } from '../../media/Routing.js';
 import type { BridgeKind, SipCodec } from './SdpBridge.js';
+import { RecordingSet, recordable, type Recording } from '../../media/Recorder.js';
+
+/** A side of a call that can be recorded: whose media (the browser's "user", the SIP "peer") of which kind. */
+export type RecordedSide = 'user-audio' | 'user-video' | 'peer-audio' | 'peer-video';
 
 /** What the bridge needs of the handle's PeerConnection. */
 export interface WebRtcSide {
@@ -77,6 +86,12 @@ export class MediaBridge {
   private webrtcUp = false;
   private closed = false;
   private unsubscribeEvents: (() => void) | null = null;
+  /** Sides being recorded, the file name base, and the files. */
+  private recordSides = new Set<RecordedSide>();
+  private recordBase = '';
+  private recordings: RecordingSet | null = null;
+  /** Told when a recording's file fails to write (disk full, permissions). */
+  onRecordingFailed: ((what: string, message: string) => void) | null = null;
   /** A digit the engine saw end: from the SIP peer (for `dtmf`) or the browser (for SIP INFO). */
   onDtmf: ((side: DtmfSide, signal: string, durationMs: number) => void) | null = null;
 
@@ -241,6 +256,55 @@ export class MediaBridge {
         this.logger.debug({ err, mid: line.mid }, 'sip bridge: route not applied');
       }
     }
+    this.updateRecording();
+  }
+
+  /**
+   * Starts recording `sides` (files `<base>-<side>.mjr`), or stops them (`on` false); sides
+   * not named keep their state. Returns the files now open.
+   */
+  setRecording(sides: RecordedSide[], on: boolean, base: string): Recording[] {
+    if (this.closed) return [];
+    if (on) this.recordBase = base;
+    for (const side of sides) {
+      if (on) this.recordSides.add(side);
+      else this.recordSides.delete(side);
+    }
+    if (!on && this.recordings) {
+      for (const rec of this.recordings.recordings) if (sides.includes(rec.spec.mid as RecordedSide)) this.services.recorder?.stop(rec);
+    }
+    this.updateRecording();
+    return this.recordingFiles().filter((r) => r.active);
+  }
+
+  recordingFiles(): readonly Recording[] {
+    return this.recordings?.recordings ?? [];
+  }
+
+  /** Opens a file for each wanted side whose source exists and is not recorded yet. */
+  private updateRecording(): void {
+    const recorder = this.services.recorder;
+    if (this.closed || !recorder || this.recordSides.size === 0) return;
+    this.recordings ??= new RecordingSet(recorder, (rec, message) => this.onRecordingFailed?.(rec.path, message));
+    for (const line of this.lines) {
+      const stream = this.webrtcStream(line);
+      const candidates: Array<[RecordedSide, number | null | undefined, string | undefined]> = [
+        [`user-${line.kind}`, stream?.sources[stream.sources.length - 1]?.source, stream?.codec?.name],
+        [`peer-${line.kind}`, line.sipSource, line.sipCodec?.name],
+      ];
+      for (const [side, source, codecName] of candidates) {
+        const codec = codecName?.toLowerCase();
+        if (!this.recordSides.has(side) || source === null || source === undefined || !recordable(codec)) continue;
+        // One file per side while it is wanted (the `mid` of a SIP recording names its side).
+        if (this.recordings.recordings.some((r) => r.active && r.spec.mid === side)) continue;
+        try {
+          this.recordings.start({ source, path: recorder.pathFor(null, `${this.recordBase}-${side}`), kind: line.kind, codec: codec!, mid: side });
+        } catch (err) {
+          this.logger.warn({ err, side }, 'sip bridge: could not start recording');
+          this.onRecordingFailed?.(side, (err as Error).message);
+        }
+      }
+    }
   }
 
   /**
@@ -293,6 +357,9 @@ export class MediaBridge {
     this.unsubscribeEvents = null;
     this.onDtmf = null;
     this.webrtc = null;
+    // The files close whole before the legs (and their sources) go.
+    this.recordings?.stopAll();
+    this.recordSides.clear();
     for (const line of this.lines) {
       try {
         line.leg.close();

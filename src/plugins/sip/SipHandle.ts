@@ -37,6 +37,7 @@ import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
+import type { RecordedSide } from './MediaBridge.js';
 import { MediaBridge } from './MediaBridge.js';
 import { REQUEST_TABLES, accountSettings, customHeaders, digestCredentials, dtmfMethodOf, validate } from './requests.js';
 import { SipAccount, type AccountEnvironment } from './SipAccount.js';
@@ -219,8 +220,7 @@ export class SipHandle implements PluginHandle {
       case 'dtmf_info': return this.dtmfInfo(body, transaction);
       case 'keyframe': return this.keyframe(body, transaction);
       case 'transfer': return this.transfer(body, transaction);
-      case 'recording':
-        throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'recording is not supported by ferry');
+      case 'recording': return this.recording(body, transaction);
       default:
         throw new SipPluginError(SipErrorCode.INVALID_REQUEST, `'${name}' is not supported by ferry (no SUBSCRIBE in its SIP stack)`);
     }
@@ -765,6 +765,27 @@ export class SipHandle implements PluginHandle {
     this.push({ event: 'keyframesent' }, { transaction, callId: active.callId });
   }
 
+  /**
+   * Janus `recording`: starts or stops recording the call's sides, the browser's (`audio`,
+   * `video`) and the SIP peer's (`peer_audio`, `peer_video`), as `.mjr` files named
+   * `<filename>-user-audio` … `<filename>-peer-video` (default base `sip-<handle>-<µs now>`).
+   * The call's end closes them whatever was asked.
+   */
+  private recording(body: JsonObject, transaction: string): void {
+    const active = this.established(body, 'recording');
+    if (!this.services.recorder) throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'Recording is not available in this build');
+    const sides = (['audio', 'video', 'peer_audio', 'peer_video'] as const)
+      .filter((k) => field(body, k) === true)
+      .map((k): RecordedSide => (k === 'audio' ? 'user-audio' : k === 'video' ? 'user-video' : k === 'peer_audio' ? 'peer-audio' : 'peer-video'));
+    if (sides.length === 0) throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'Invalid request (at least one of audio, video, peer_audio and peer_video should be true)');
+    const filename = field(body, 'filename');
+    const base = typeof filename === 'string' && filename.length > 0 ? filename : `sip-${this.ctx.handleId}-${Date.now() * 1000}`;
+    active.bridge.onRecordingFailed ??= (what, message) =>
+      this.push({ event: 'recordingupdated', error: `Recording ${what} failed: ${message}` }, { callId: active.callId });
+    const open = active.bridge.setRecording(sides, field(body, 'action') === 'start', base);
+    this.push({ event: 'recordingupdated', recordings: open.map((r) => ({ side: r.spec.mid ?? null, ...r.describe() })) }, { transaction, callId: active.callId });
+  }
+
   // ------------------------------------------------------------------ ending
 
   private hangup(body: JsonObject, transaction: string): void {
@@ -890,6 +911,7 @@ export class SipHandle implements PluginHandle {
       sip_tcp_port: ua?.tcp?.local.port ?? null,
       sip_tls_port: ua?.tls?.local.port ?? null,
       media: active ? active.bridge.describe() : [],
+      recordings: active ? active.bridge.recordingFiles().map((r) => r.describe()) : [],
       destroyed: this.destroyed,
     };
   }

@@ -141,7 +141,11 @@ export const REQUEST_TABLES: Readonly<Record<string, Table>> = {
   dtmf_info: { digit: { kind: 'string', required: true }, duration: { kind: 'integer', min: 1, max: 5000 }, headers: HEADERS, call_id: { kind: 'string' } },
   transfer: { uri: { kind: 'string', required: true }, replace: { kind: 'string' }, call_id: { kind: 'string' } },
   keyframe: { user: { kind: 'boolean' }, peer: { kind: 'boolean' }, call_id: { kind: 'string' } },
-  recording: { action: { kind: 'string', required: true, oneOf: ['start', 'stop'] } },
+  recording: {
+    action: { kind: 'string', required: true, oneOf: ['start', 'stop'] },
+    audio: { kind: 'boolean' }, video: { kind: 'boolean' }, peer_audio: { kind: 'boolean' }, peer_video: { kind: 'boolean' },
+    filename: { kind: 'string' }, call_id: { kind: 'string' },
+  },
   subscribe: { event: { kind: 'string', required: true } },
   unsubscribe: { event: { kind: 'string', required: true } },
 };

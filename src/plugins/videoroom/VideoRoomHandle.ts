@@ -126,7 +126,7 @@ export class VideoRoomHandle implements PluginHandle {
     }
     if (configure) {
       R.validate(body, R.PUBLISH);
-      checkRecordRequest(room, body);
+      checkRecordRequest(room, body, this.plugin.services?.recorder !== undefined);
     }
     const requested = R.optNumber(body, 'id');
     if (requested !== undefined && room.participants.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ID_EXISTS, `User ID ${requested} already exists`);
@@ -224,7 +224,7 @@ export class VideoRoomHandle implements PluginHandle {
     switch (name) {
       case 'publish': {
         R.validate(body, R.PUBLISH);
-        checkRecordRequest(room, body);
+        checkRecordRequest(room, body, this.plugin.services?.recorder !== undefined);
         if (pub.published) throw new VideoRoomError(VideoRoomErrorCode.ALREADY_PUBLISHED, "Can't publish, already published");
         if (!jsep) throw missing('jsep');
         applyRecordRequest(pub, body);
@@ -234,7 +234,7 @@ export class VideoRoomHandle implements PluginHandle {
       }
       case 'configure': {
         R.validate(body, R.PUBLISH);
-        checkRecordRequest(room, body);
+        checkRecordRequest(room, body, this.plugin.services?.recorder !== undefined);
         applyRecordRequest(pub, body);
         const answer = jsep ? await this.publish(pub, body, jsep) : undefined;
         this.configurePublisher(pub, body);
@@ -611,9 +611,10 @@ function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
  * Janus `lock_record`: a publisher may only start or stop its own recording with the room's
  * secret (or the room's enable_recording does it).
  */
-function checkRecordRequest(room: Room, body: JsonObject): void {
-  if (typeof body['record'] !== 'boolean' || !room.config.lock_record) return;
-  checkSecret(room.config.secret, body, 'secret');
+function checkRecordRequest(room: Room, body: JsonObject, available: boolean): void {
+  if (typeof body['record'] !== 'boolean') return;
+  if (room.config.lock_record) checkSecret(room.config.secret, body, 'secret');
+  if (body['record'] && !available) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
 }
 
 /** A publisher's `record` and `filename` (join, publish, configure). */
