@@ -32,6 +32,7 @@
         onmessage: (msg, jsep) => {
           demo.events.push(msg);
           if (msg.error) log(`error ${msg.error_code}: ${msg.error}`, true);
+          for (const r of msg.recordings ?? []) log(`recording ${r.type} (${r.codec}) to ${r.path}`);
           if (jsep) demo.handle.handleRemoteJsep({ jsep });
         },
         onlocaltrack: (track, on) => {
@@ -62,7 +63,7 @@
       // A data channel too: janus.js opens its default one ("JanusDataChannel").
       tracks.push({ type: 'data' });
       const jsep = await new Promise((resolve, reject) => demo.handle.createOffer({ tracks, success: resolve, error: (e) => reject(new Error(String(e?.message ?? e))) }));
-      demo.handle.send({ message: { audio, video }, jsep });
+      demo.handle.send({ message: { audio, video, record: $('record').checked }, jsep });
       demo.stats = new FerryDemo.StatsPanel($('stats'), () => demo.handle?.webrtcStuff?.pc);
       $('stop').disabled = false;
     } catch (err) {
@@ -88,11 +89,14 @@
     $('datatext').value = '';
   }
 
+  // Recording starts or stops at once on a running test (Janus's EchoTest `record`).
+  $('record').onchange = () => demo.handle?.send({ message: { record: $('record').checked } });
   $('start').onclick = start;
   $('stop').onclick = stop;
   $('datasend').onclick = sendData;
   $('datatext').onkeydown = (e) => {
     if (e.key === 'Enter') sendData();
   };
+  if (FerryDemo.query('record')) $('record').checked = true;
   if (FerryDemo.query('autostart')) start();
 })();

@@ -90,7 +90,7 @@
     ];
     demo.publisher.createOffer({
       tracks,
-      success: (jsep) => demo.publisher.send({ message: { request: 'configure', audio: true, video: true }, jsep }),
+      success: (jsep) => demo.publisher.send({ message: { request: 'configure', audio: true, video: true, record: $('record').checked }, jsep }),
       error: (err) => log(`createOffer: ${err?.message ?? err}`, true),
     });
     demo.localStats = new FerryDemo.StatsPanel($('localstats'), () => demo.publisher?.webrtcStuff?.pc, { filter: (key) => key.startsWith('out') });
@@ -100,6 +100,10 @@
     demo.events.push(msg);
     const event = msg.videoroom;
     if (msg.error) log(`error ${msg.error_code}: ${msg.error}`, true);
+    if (Array.isArray(msg.recordings)) {
+      demo.recordings = msg.recordings;
+      for (const r of msg.recordings) log(`recording ${r.type} (${r.codec}) to ${r.path}`);
+    }
     if (event === 'joined') {
       demo.myId = msg.id;
       demo.privateId = msg.private_id;
@@ -393,6 +397,10 @@
   demo.switchSlot = (mid, feedId) => switchSlot(demo.slots.get(String(mid)), feedId);
   demo.setSubstream = (mid, substream) => setSubstream(demo.slots.get(String(mid)), substream);
 
+  // Recording starts or stops at once while publishing (the publisher's own `record`).
+  $('record').onchange = () => {
+    if (demo.publisher && demo.myId !== null) demo.publisher.send({ message: { request: 'configure', record: $('record').checked } });
+  };
   $('join').onclick = join;
   $('leave').onclick = leave;
   $('chatsend').onclick = sendChat;
@@ -403,5 +411,6 @@
   if (q('room')) $('room').value = q('room');
   if (q('display')) $('display').value = q('display');
   if (q('simulcast')) $('simulcast').checked = true;
+  if (q('record')) $('record').checked = true;
   if (q('autostart')) join();
 })();
