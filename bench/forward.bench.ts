@@ -4,6 +4,9 @@
 // CPU time gives µs per packet out. A pure-TypeScript forwarder built on
 // werift-rtp runs the same job in the same run as the baseline.
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { MediaEngine, type SrtpProfileName } from '../src/media/MediaEngine.js';
 import { loadNative } from '../src/media/native.js';
@@ -58,11 +61,15 @@ interface ForwardCase {
   outputWorker?: (i: number) => number;
   /** Offered load in packets/s out (default OFFERED_OUT_PPS). */
   offeredOutPps?: number;
+  /** Records the source to a `.mjr` file at this path while forwarding. */
+  recordTo?: string;
 }
 
 interface ThreadedResult extends ForwardResult {
   /** Each media thread's CPU per delivered packet (they add up to cpuUsPerPacket). */
   perThreadUsPerPacket: number[];
+  /** With `recordTo`: packets written to the file, and what the writer dropped (queue full). */
+  recorded?: { packets: number; dropped: number };
 }
 
 /** The load both forwarders are offered: `seconds` of SRTP (keys `keys`) from SSRC 0x1000 to `port`. */
@@ -90,6 +97,7 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
     // Transport-cc feedback needs somewhere to go: a sink port stands in for the sender.
     if (twcc) engine.setRemote(ingress.id, { address: '127.0.0.1', port: sink.ports()[0]! });
     const source = engine.addSource(ingress.id, { ssrc: 0x1000, kind: 'video', clockRate: 90000 });
+    const recording = c.recordTo ? engine.startRecording(source, { path: c.recordTo, kind: 'video', codec: 'vp8' }) : null;
     const outEps: number[] = [];
     if (echo) {
       engine.setRemote(ingress.id, { address: '127.0.0.1', port: sink.ports()[0]! });
@@ -117,6 +125,8 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
     });
     await new Promise((r) => setTimeout(r, 50)); // let the media threads drain their queues
     const after = engine.stats();
+    const written = recording !== null ? engine.stopRecording(recording) : null;
+    const recorded = written ? { packets: written.packets, dropped: engine.recorderStats().packetsDropped } : undefined;
     const txOf = (s: typeof before) => s.endpoints.filter((e) => outEps.includes(e.id)).reduce((a, e) => a + e.txPackets, 0);
     const out = txOf(after) - txOf(before);
     const perThreadNs = after.workers.map((w, i) => w.cpuNs - before.workers[i]!.cpuNs);
@@ -127,6 +137,7 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
       cpuUsPerPacket: cpuNs / 1000 / Math.max(1, out),
       ppsOutPerCore: out / (cpuNs / 1e9),
       perThreadUsPerPacket: perThreadNs.map((ns) => ns / 1000 / Math.max(1, out)),
+      ...(recorded ? { recorded } : {}),
     };
   } finally {
     engine.close();
@@ -212,6 +223,34 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
   figures.add('forward.aead_aes_128_gcm.fanout10_rtx.pps_out', rtx.ppsOut, 'packets/s');
 
   await benchThreads(figures, seconds);
+  await benchRecord(figures, seconds);
+}
+
+/**
+ * Recording's cost to the media thread: the GCM fan-out 10 again, with and without its source
+ * recorded to a `.mjr` file (each decrypted packet copied into the writer's queue; the writer
+ * thread's own CPU is not the media thread's and is not counted). `vs_forward` is the ratio to
+ * the run without recording just before it (the goal: within 10 %). Then the writer alone:
+ * how fast it puts 1200-byte packets on disk.
+ */
+export async function benchRecord(figures: Figures, seconds: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-rec-'));
+  try {
+    const gcm = 'AEAD_AES_128_GCM' as const;
+    const plain = await ferryForward({ profile: gcm, fanout: 10, seconds });
+    const rec = await ferryForward({ profile: gcm, fanout: 10, seconds, recordTo: join(dir, 'fanout10.mjr') });
+    figures.add('record.aead_aes_128_gcm.fanout10.us_per_packet', rec.cpuUsPerPacket, 'µs/packet');
+    figures.add('record.aead_aes_128_gcm.fanout10.pps_out', rec.ppsOut, 'packets/s');
+    figures.add('record.aead_aes_128_gcm.fanout10.vs_forward', rec.cpuUsPerPacket / plain.cpuUsPerPacket, '× forwarding only');
+    const r = rec.recorded!;
+    figures.add('record.aead_aes_128_gcm.fanout10.dropped_share', r.dropped / Math.max(1, r.packets + r.dropped), 'share');
+    const packets = Math.max(20_000, Math.round(seconds * 100_000));
+    const w = loadNative().benchRecorderWrite(join(dir, 'write.mjr'), packets, PAYLOAD);
+    figures.add('record.write.mb_per_s', w.bytes / 1e6 / (w.nanos / 1e9), 'MB/s');
+    figures.add('record.write.pps', w.packets / (w.nanos / 1e9), 'packets/s');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -50,6 +50,23 @@ pub fn bench_bwe_estimator(feedbacks: u32) -> Result<ThroughputResult> {
 }
 
 #[napi(object)]
+pub struct WriteResult {
+    pub packets: f64,
+    pub bytes: f64,
+    pub nanos: f64,
+}
+
+/// Times the recording writer on `packets` RTP packets of `payload` bytes into one `.mjr` file
+/// at `path`, from the first packet until the file is closed (see bench.rs).
+#[napi]
+pub fn bench_recorder_write(path: String, packets: u32, payload: u32) -> Result<WriteResult> {
+    guard("benchRecorderWrite", || {
+        let r = bench::recorder_write_throughput(&path, u64::from(packets), payload as usize).map_err(err)?;
+        Ok(WriteResult { packets: r.packets as f64, bytes: r.bytes as f64, nanos: r.nanos as f64 })
+    })
+}
+
+#[napi(object)]
 pub struct BlastParams {
     pub address: String,
     pub port: u32,

@@ -157,3 +157,37 @@ pub fn bwe_throughput(feedbacks: u64) -> Throughput {
     std::hint::black_box(bwe.estimate_bps());
     Throughput { packets: feedbacks, nanos }
 }
+
+/// What the recording writer wrote: packets, bytes on disk, and the time from the first push
+/// until the file was closed.
+pub struct WriteThroughput {
+    pub packets: u64,
+    pub bytes: u64,
+    pub nanos: u64,
+}
+
+/// Times the recording writer (`recorder`) on `packets` RTP packets of `payload` bytes pushed
+/// as fast as its queue takes them into one `.mjr` file at `path`, up to the file's close.
+pub fn recorder_write_throughput(path: &str, packets: u64, payload: usize) -> Result<WriteThroughput, String> {
+    use crate::mjr::{MjrInfo, MjrKind};
+    let mut recorder = crate::recorder::Recorder::new(std::sync::Arc::new(|_| {})).map_err(|e| e.to_string())?;
+    let info = MjrInfo { kind: MjrKind::Video, codec: "vp8".into(), fmtp: None, extensions: Vec::new(), created_us: 0 };
+    recorder.open(1, path, info)?;
+    let queue = recorder.queue();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let start = Instant::now();
+    for i in 0..packets {
+        let len = make_rtp(0x1234, i as u16, (i * 3000) as u32, 96, payload, &mut buf);
+        // The bench measures the writer, so a full queue waits here instead of dropping.
+        while !queue.push(1, &buf[..len], i * 1000) {
+            std::thread::yield_now();
+        }
+    }
+    let summary = recorder.close(1)?.ok_or("recording vanished")?;
+    let nanos = start.elapsed().as_nanos() as u64;
+    recorder.shutdown();
+    if let Some(e) = summary.error {
+        return Err(e);
+    }
+    Ok(WriteThroughput { packets: summary.packets, bytes: summary.bytes, nanos })
+}
