@@ -3,6 +3,7 @@
 // makes one `.mjr` per stream, Janus's janus-pp-rec turns them into .opus and .webm, and ffprobe
 // decodes them: codec, duration (within 5 % of 10 s) and every video frame sent. A second run
 // loses 5 % of the packets in the test's own sender: the files still convert, with gaps.
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useOPUS, useVP8 } from 'werift';
@@ -73,6 +74,34 @@ test('5 % of the packets lost on the way in: the recording converts, with gaps, 
     assert.equal((again.data['recordings'] as unknown[]).length, 2);
     const watcher = await VrClient.open(vr.f);
     await watcher.close();
+  }, { recordings: { dir } });
+});
+
+test('a full disk and a folder that cannot be made: an error event to the publisher, a counter, no crash', async () => {
+  const dir = recordingsDir();
+  // The audio file's name leads to /dev/full: it opens, and every write fails with ENOSPC.
+  symlinkSync('/dev/full', `${dir}/full-audio-0.mjr`);
+  writeFileSync(`${dir}/not-a-folder`, '');
+  await withRoom({ room: 1803, publishers: 2 }, async ({ vr, peers }) => {
+    const pub = await publish(vr.f, 1803, 'full', peers, CODECS);
+    const failed = pub.client.ws.nextEvent((e) => /failed: .*space/i.test(String(e['plugindata']?.data?.error ?? '')), 15_000);
+    const configured = await pub.client.call({ request: 'configure', record: true, filename: 'full' });
+    assert.is((configured.data['recordings'] as unknown[]).length, 2);
+    await relayFfmpeg({ audio: pub.audio, video: pub.video }, 1);
+    const event = (await failed)['plugindata'].data;
+    assert.is(event['error_code'], 499);
+    assert.match(event['error'], /full-audio-0\.mjr/);
+    assert.is((await engineCounters(vr.f))['recordingWriteErrors'], 1, 'counted once');
+    await pub.client.call({ request: 'configure', record: false });
+    // The video file was unaffected and converts.
+    const video = [...(await convertAll([`${dir}/full-video-1.mjr`])).values()][0]!;
+    assert.is(video.codec, 'vp8');
+
+    // A filename whose folder cannot be made: the request is answered, the stream reported.
+    const notified = pub.client.ws.nextEvent((e) => /Could not record stream/.test(String(e['plugindata']?.data?.error ?? '')), 10_000);
+    await pub.client.call({ request: 'configure', record: true, filename: `${dir}/not-a-folder/x` });
+    assert.match((await notified)['plugindata'].data['error'], /not-a-folder/);
+    assert.is((await engineCounters(vr.f))['recordingsOpen'], 0);
   }, { recordings: { dir } });
 });
 
