@@ -142,6 +142,8 @@ export interface MediaStreamInfo {
   outputSsrc: number | null;
   /** RFC 4733 telephone-event payload type negotiated on this audio m-line (both ways), if any. */
   telephoneEvent?: number | null;
+  /** RTP header extensions (RFC 8285 a=extmap) the answer accepted on this m-line. */
+  extensions?: { id: number; uri: string }[];
 }
 
 /** A section ferry offers (plugins that offer: VideoRoom subscribers, SIP outgoing bridges). */

@@ -283,7 +283,7 @@ export class MediaEngine extends EventEmitter {
    * Records `source` to a new Janus `.mjr` file (created before this returns; its folder must
    * exist). The media thread hands each decrypted packet to the native recording writer.
    */
-  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string }): number {
+  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string; extensions?: { id: number; uri: string }[] }): number {
     return this.native.startRecording(source, options);
   }
 

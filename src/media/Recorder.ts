@@ -22,6 +22,8 @@ export interface RecordingSpec {
   /** ferry's codec name (codecNameOf): opus, pcmu, pcma, g722, vp8, vp9, h264, av1, h265. */
   codec: string;
   fmtp?: string;
+  /** RTP header extensions the stream carries, kept in the header (`x`) for janus-pp-rec. */
+  extensions?: { id: number; uri: string }[];
   /** The m-line, for listings. */
   mid?: string;
 }
@@ -34,7 +36,7 @@ export interface RecordingResult {
 
 /** The engine calls recordings need (MediaEngine implements it). */
 export interface RecordingEngine {
-  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string }): number;
+  startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string; extensions?: { id: number; uri: string }[] }): number;
   stopRecording(id: number): RecordingResult;
   on(event: 'event', listener: (event: EngineEvent) => void): unknown;
 }
@@ -112,6 +114,8 @@ export class Recorder {
       kind: spec.kind,
       codec: spec.codec.toLowerCase(),
       ...(spec.fmtp !== undefined ? { fmtp: spec.fmtp } : {}),
+      // Janus records one-byte ids only (RFC 8285 §4.2: 1..14).
+      ...(spec.extensions?.length ? { extensions: spec.extensions.filter((e) => e.id >= 1 && e.id <= 14) } : {}),
     });
     const rec = new Recording(id, spec);
     this.open.set(id, rec);

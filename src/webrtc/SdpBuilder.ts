@@ -213,6 +213,7 @@ export function buildAnswer(offer: RemoteDescription, options: AnswerOptions, co
         output: prev?.info.output ?? null,
         outputSsrc: sends ? outputSsrc : null,
         ...(telephoneEvent !== undefined ? { telephoneEvent } : {}),
+        ...(accepted.length ? { extensions: accepted.map((e) => ({ id: e.id, uri: e.uri })) } : {}),
       },
     });
   }

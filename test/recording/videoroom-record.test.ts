@@ -6,7 +6,7 @@
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { useOPUS, useVP8 } from 'werift';
+import { useAudioLevelIndication, useOPUS, useVP8 } from 'werift';
 
 import { VrClient, publish, withRoom } from '../videoroom-e2e/harness.js';
 import { convertAll, engineCounters, mjrFiles, mjrHeader, recordingsDir, relayFfmpeg } from './harness.js';
@@ -17,7 +17,7 @@ const CODECS = { codecs: { audio: [useOPUS()], video: [useVP8()] } };
 test('a 10 s Opus + VP8 publication is recorded per stream and janus-pp-rec converts it: codecs, duration, every frame', async () => {
   const dir = recordingsDir();
   await withRoom({ room: 1801, publishers: 2, record: true, rec_dir: dir }, async ({ vr, peers }) => {
-    const pub = await publish(vr.f, 1801, 'recorded', peers, CODECS);
+    const pub = await publish(vr.f, 1801, 'recorded', peers, { ...CODECS, headerExtensions: { audio: [useAudioLevelIndication()] } });
     const admin = await vr.f.admin.post(`/${pub.client.sessionId}/${pub.client.handleId}`, { janus: 'handle_info', admin_secret: vr.f.config.auth.admin_secret });
     const listed = (admin['info'] as Record<string, Record<string, unknown>>)['plugin_specific']!['recordings'] as { path: string; type: string; codec: string; active: boolean }[];
     assert.equal(listed.map((r) => [r.type, r.codec, r.active]), [['audio', 'opus', true], ['video', 'vp8', true]], 'Admin handle_info lists the open files');
@@ -35,6 +35,12 @@ test('a 10 s Opus + VP8 publication is recorded per stream and janus-pp-rec conv
 
     const header = await mjrHeader(files.find((f) => f.includes('-video-'))!);
     assert.equal([header['t'], header['c']], ['v', 'vp8']);
+    // The extensions ferry's answer accepted on the audio m-line (RFC 6464 audio level), in
+    // the header as janus-pp-rec reads them.
+    const audioHeader = await mjrHeader(files.find((f) => f.includes('-audio-'))!);
+    const extmaps = [...pub.answer.split('m=video')[0]!.split('m=audio')[1]!.matchAll(/^a=extmap:(\d+) (\S+)/gm)].map((m) => [m[1], m[2]]);
+    assert.ok(extmaps.some(([, uri]) => uri === 'urn:ietf:params:rtp-hdrext:ssrc-audio-level'), pub.answer);
+    assert.equal(Object.entries((audioHeader['x'] ?? {}) as Record<string, string>), extmaps, `header ${JSON.stringify(audioHeader)}`);
     assert.ok(typeof header['s'] === 'number' && typeof header['u'] === 'number' && (header['u'] as number) >= (header['s'] as number));
 
     const probes = await convertAll(files);

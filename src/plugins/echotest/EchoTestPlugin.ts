@@ -103,7 +103,7 @@ class EchoTestSession implements PluginHandle {
       if (source === undefined || !recordable(codec) || this.recordings.recordings.some((r) => r.active && r.spec.mid === stream.mid)) continue;
       const base = this.recordingBase !== null ? `${this.recordingBase}-${stream.kind}` : `echotest-${this.ctx.handleId}-${now}-${stream.kind}`;
       try {
-        this.recordings.start({ source, path: this.recorder.pathFor(null, base), kind: stream.kind, codec: codec ?? '', mid: stream.mid });
+        this.recordings.start({ source, path: this.recorder.pathFor(null, base), kind: stream.kind, codec: codec ?? '', mid: stream.mid, extensions: stream.extensions ?? [] });
       } catch (err) {
         this.ctx.logger.warn({ err, mid: stream.mid }, 'echotest: could not start recording');
         this.ctx.pushEvent({ echotest: 'event', error_code: EchoTestError.UNKNOWN, error: `Could not record ${stream.kind}: ${(err as Error).message}` });

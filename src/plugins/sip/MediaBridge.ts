@@ -288,17 +288,17 @@ export class MediaBridge {
     this.recordings ??= new RecordingSet(recorder, (rec, message) => this.onRecordingFailed?.(rec.path, message));
     for (const line of this.lines) {
       const stream = this.webrtcStream(line);
-      const candidates: Array<[RecordedSide, number | null | undefined, string | undefined]> = [
-        [`user-${line.kind}`, stream?.sources[stream.sources.length - 1]?.source, stream?.codec?.name],
-        [`peer-${line.kind}`, line.sipSource, line.sipCodec?.name],
+      const candidates: Array<[RecordedSide, number | null | undefined, string | undefined, { id: number; uri: string }[]]> = [
+        [`user-${line.kind}`, stream?.sources[stream.sources.length - 1]?.source, stream?.codec?.name, stream?.extensions ?? []],
+        [`peer-${line.kind}`, line.sipSource, line.sipCodec?.name, []],
       ];
-      for (const [side, source, codecName] of candidates) {
+      for (const [side, source, codecName, extensions] of candidates) {
         const codec = codecName?.toLowerCase();
         if (!this.recordSides.has(side) || source === null || source === undefined || !recordable(codec)) continue;
         // One file per side while it is wanted (the `mid` of a SIP recording names its side).
         if (this.recordings.recordings.some((r) => r.active && r.spec.mid === side)) continue;
         try {
-          this.recordings.start({ source, path: recorder.pathFor(null, `${this.recordBase}-${side}`), kind: line.kind, codec: codec!, mid: side });
+          this.recordings.start({ source, path: recorder.pathFor(null, `${this.recordBase}-${side}`), kind: line.kind, codec: codec!, mid: side, extensions });
         } catch (err) {
           this.logger.warn({ err, side }, 'sip bridge: could not start recording');
           this.onRecordingFailed?.(side, (err as Error).message);

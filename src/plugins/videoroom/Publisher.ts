@@ -203,6 +203,7 @@ export class Publisher extends Feed {
       this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Recording ${rec.path} failed: ${message}` }),
     );
     const now = Date.now() * 1000;
+    const infos = this.media?.streams() ?? [];
     for (const s of this.streams) {
       if (s.disabled || s.type === 'data' || !recordable(s.codec)) continue;
       // Simulcast: the top layer (layers are lowest first).
@@ -217,6 +218,7 @@ export class Publisher extends Feed {
           codec: s.codec ?? '',
           mid: s.mid,
           ...(s.offerCodec?.fmtp !== undefined ? { fmtp: s.offerCodec.fmtp } : {}),
+          extensions: infos.find((i) => i.mid === s.mid)?.extensions ?? [],
         });
       } catch (err) {
         this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Could not record stream ${s.mid}: ${(err as Error).message}` });
@@ -325,7 +327,8 @@ export class Publisher extends Feed {
    * an RTP forwarder or a remote publication, a rate not measured yet.
    */
   private demandCap(router: MediaRouter): number | null {
-    if (!router.sourceBitrate || this.forwarders.size > 0 || this.remotes.size > 0) return null;
+    // A recording takes the top layer: it needs it whoever else watches.
+    if (!router.sourceBitrate || this.forwarders.size > 0 || this.remotes.size > 0 || this.recordings?.active) return null;
     const streams = this.streams.filter((s) => !s.disabled && s.relay && s.layers.length > 0);
     const layered = streams.filter((s) => s.type === 'video' && s.simulcast && s.layers.length > 1);
     if (!layered.length) return null;
