@@ -33,6 +33,27 @@ export function mjrFiles(dir: string): string[] {
   return out.sort();
 }
 
+/**
+ * Numbering per werift sender across relays: each ffmpeg run starts its own sequence numbers
+ * and timestamps, which a second run through the same sender must continue (SRTP would take
+ * lower sequence numbers for replays).
+ */
+const numbering = new WeakMap<RTCRtpSender, { seqOffset: number; tsOffset: number; lastSeq: number; lastTs: number; run: number }>();
+let relayRun = 0;
+
+function continued(sender: RTCRtpSender, seq: number, ts: number, gap: number): { seq: number; ts: number } {
+  let n = numbering.get(sender);
+  if (!n || n.run !== relayRun) {
+    const next = n ? { seq: (n.lastSeq + 1) & 0xffff, ts: (n.lastTs + gap) >>> 0 } : { seq, ts };
+    n = { seqOffset: (next.seq - seq) & 0xffff, tsOffset: (next.ts - ts) >>> 0, lastSeq: 0, lastTs: 0, run: relayRun };
+    numbering.set(sender, n);
+  }
+  const out = { seq: (seq + n.seqOffset) & 0xffff, ts: (ts + n.tsOffset) >>> 0 };
+  n.lastSeq = out.seq;
+  n.lastTs = out.ts;
+  return out;
+}
+
 /** What a relay sent through the werift senders. */
 export interface Relayed {
   audioPackets: number;
@@ -50,6 +71,7 @@ export interface Relayed {
  */
 export async function relayFfmpeg(senders: { audio?: RTCRtpSender; video?: RTCRtpSender }, seconds: number, options: { loss?: number; seed?: number } = {}): Promise<Relayed> {
   const random = rng(options.seed ?? 18);
+  relayRun++;
   const loss = options.loss ?? 0;
   const out: Relayed = { audioPackets: 0, videoPackets: 0, videoFramesComplete: 0, videoFrames: 0, dropped: 0 };
   const frames = new Map<number, boolean>();
@@ -71,7 +93,8 @@ export async function relayFfmpeg(senders: { audio?: RTCRtpSender; video?: RTCRt
         if (kind === 'video') frames.set(h.timestamp, false);
         return;
       }
-      void sendRtp(sender, h.sequenceNumber, h.timestamp, packet.payload, h.marker);
+      const { seq, ts } = continued(sender, h.sequenceNumber, h.timestamp, kind === 'audio' ? 960 : 6000);
+      void sendRtp(sender, seq, ts, packet.payload, h.marker);
     });
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
     return socket.address().port;
