@@ -230,15 +230,24 @@ export async function benchForward(figures: Figures, seconds: number): Promise<v
  * Recording's cost to the media thread: the GCM fan-out 10 again, with and without its source
  * recorded to a `.mjr` file (each decrypted packet copied into the writer's queue; the writer
  * thread's own CPU is not the media thread's and is not counted). `vs_forward` is the ratio to
- * the run without recording just before it (the goal: within 10 %). Then the writer alone:
+ * runs without recording alternated with them (the goal: within 10 %). Then the writer alone:
  * how fast it puts 1200-byte packets on disk.
  */
 export async function benchRecord(figures: Figures, seconds: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-rec-'));
   try {
     const gcm = 'AEAD_AES_128_GCM' as const;
-    const plain = await ferryForward({ profile: gcm, fanout: 10, seconds });
-    const rec = await ferryForward({ profile: gcm, fanout: 10, seconds, recordTo: join(dir, 'fanout10.mjr') });
+    // Alternated twice and the cheaper run of each kept: on a small shared host a single pair
+    // differs by more than recording costs (the load generator and sinks share the cores).
+    let plain: ThreadedResult | null = null;
+    let rec: ThreadedResult | null = null;
+    for (let round = 0; round < 2; round++) {
+      const p = await ferryForward({ profile: gcm, fanout: 10, seconds });
+      const r = await ferryForward({ profile: gcm, fanout: 10, seconds, recordTo: join(dir, `fanout10-${round}.mjr`) });
+      if (!plain || p.cpuUsPerPacket < plain.cpuUsPerPacket) plain = p;
+      if (!rec || r.cpuUsPerPacket < rec.cpuUsPerPacket) rec = r;
+    }
+    if (!plain || !rec) return;
     figures.add('record.aead_aes_128_gcm.fanout10.us_per_packet', rec.cpuUsPerPacket, 'µs/packet');
     figures.add('record.aead_aes_128_gcm.fanout10.pps_out', rec.ppsOut, 'packets/s');
     figures.add('record.aead_aes_128_gcm.fanout10.vs_forward', rec.cpuUsPerPacket / plain.cpuUsPerPacket, '× forwarding only');
