@@ -9,7 +9,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { JsonObject } from '../core/Json.js';
 import type { EngineEvent } from './MediaEngine.js';
 
 /** What a recording's file holds, as the engine takes it. */
@@ -27,6 +26,20 @@ export interface RecordingSpec {
   /** The m-line, for listings. */
   mid?: string;
 }
+
+/** A recording as the plugins list it (request answers, Admin handle_info). */
+export type RecordingDescription = {
+  type: 'audio' | 'video';
+  codec: string;
+  path: string;
+  active: boolean;
+  /** ms since the Unix epoch. */
+  started: number;
+  mid?: string;
+  packets?: number;
+  bytes?: number;
+  error?: string;
+};
 
 export interface RecordingResult {
   packets: number;
@@ -66,8 +79,8 @@ export class Recording {
     return this.result === null;
   }
 
-  describe(): JsonObject {
-    const out: JsonObject = { type: this.spec.kind, codec: this.spec.codec, path: this.spec.path, active: this.active, started: this.started };
+  describe(): RecordingDescription {
+    const out: RecordingDescription = { type: this.spec.kind, codec: this.spec.codec, path: this.spec.path, active: this.active, started: this.started };
     if (this.spec.mid !== undefined) out['mid'] = this.spec.mid;
     if (this.result) {
       out['packets'] = this.result.packets;
@@ -187,7 +200,7 @@ export class RecordingSet {
     return this.items;
   }
 
-  describe(): JsonObject[] {
+  describe(): RecordingDescription[] {
     return this.items.map((r) => r.describe());
   }
 }
