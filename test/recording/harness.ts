@@ -38,19 +38,22 @@ export function mjrFiles(dir: string): string[] {
  * and timestamps, which a second run through the same sender must continue (SRTP would take
  * lower sequence numbers for replays).
  */
-const numbering = new WeakMap<RTCRtpSender, { seqOffset: number; tsOffset: number; lastSeq: number; lastTs: number; run: number }>();
+const numbering = new WeakMap<RTCRtpSender, { seqOffset: number; tsOffset: number; lastSeq: number; lastTs: number; lastAt: number; run: number }>();
 let relayRun = 0;
 
-function continued(sender: RTCRtpSender, seq: number, ts: number, gap: number): { seq: number; ts: number } {
+/** Continues `sender`'s numbering; the timestamp advances by the time that passed (`clockRate`), as a capturing sender's does. */
+function continued(sender: RTCRtpSender, seq: number, ts: number, clockRate: number): { seq: number; ts: number } {
   let n = numbering.get(sender);
+  const now = performance.now();
   if (!n || n.run !== relayRun) {
-    const next = n ? { seq: (n.lastSeq + 1) & 0xffff, ts: (n.lastTs + gap) >>> 0 } : { seq, ts };
-    n = { seqOffset: (next.seq - seq) & 0xffff, tsOffset: (next.ts - ts) >>> 0, lastSeq: 0, lastTs: 0, run: relayRun };
+    const next = n ? { seq: (n.lastSeq + 1) & 0xffff, ts: (n.lastTs + Math.round(((now - n.lastAt) * clockRate) / 1000)) >>> 0 } : { seq, ts };
+    n = { seqOffset: (next.seq - seq) & 0xffff, tsOffset: (next.ts - ts) >>> 0, lastSeq: 0, lastTs: 0, lastAt: now, run: relayRun };
     numbering.set(sender, n);
   }
   const out = { seq: (seq + n.seqOffset) & 0xffff, ts: (ts + n.tsOffset) >>> 0 };
   n.lastSeq = out.seq;
   n.lastTs = out.ts;
+  n.lastAt = now;
   return out;
 }
 
@@ -62,6 +65,8 @@ export interface Relayed {
   videoFramesComplete: number;
   videoFrames: number;
   dropped: number;
+  /** When the first packet of each kind went to its sender (performance.now(), ms). */
+  firstSentAt: { audio?: number; video?: number };
 }
 
 /**
@@ -73,7 +78,7 @@ export async function relayFfmpeg(senders: { audio?: RTCRtpSender; video?: RTCRt
   const random = rng(options.seed ?? 18);
   relayRun++;
   const loss = options.loss ?? 0;
-  const out: Relayed = { audioPackets: 0, videoPackets: 0, videoFramesComplete: 0, videoFrames: 0, dropped: 0 };
+  const out: Relayed = { audioPackets: 0, videoPackets: 0, videoFramesComplete: 0, videoFrames: 0, dropped: 0, firstSentAt: {} };
   const frames = new Map<number, boolean>();
   const sockets: Socket[] = [];
   const bind = async (sender: RTCRtpSender | undefined, kind: 'audio' | 'video'): Promise<number | undefined> => {
@@ -93,7 +98,8 @@ export async function relayFfmpeg(senders: { audio?: RTCRtpSender; video?: RTCRt
         if (kind === 'video') frames.set(h.timestamp, false);
         return;
       }
-      const { seq, ts } = continued(sender, h.sequenceNumber, h.timestamp, kind === 'audio' ? 960 : 6000);
+      out.firstSentAt[kind] ??= performance.now();
+      const { seq, ts } = continued(sender, h.sequenceNumber, h.timestamp, kind === 'audio' ? 48_000 : 90_000);
       void sendRtp(sender, seq, ts, packet.payload, h.marker);
     });
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
