@@ -301,7 +301,10 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     }
   }
   const pools: EndpointLeasePool[] = [...(peerSlots !== ports ? [peerSlots] : []), ports, ...(sipPorts ? [sipPorts] : [])];
-  const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts }, config.recordings.dir);
+  const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts }, {
+    dir: config.recordings.dir,
+    protectedFolders: config.recordings.protected_folders.split(',').map((f) => f.trim()),
+  });
   let stopped: Promise<void> | null = null;
   const closeMedia = () => {
     webrtc.closeAll('Gateway shutdown');

@@ -60,7 +60,7 @@ Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin
 
 Recordings: VideoRoom (record, rec_dir, lock_record, filename), EchoTest (record, filename) and SIP
   (recording) write Janus .mjr files, one per stream, into recordings.dir (${DEFAULT_CONFIG.recordings.dir}) unless the
-  request names a folder; convert them with Janus's janus-pp-rec (Debian package janus-tools), or a
+  request names a folder (never under recordings.protected_folders); convert them with Janus's janus-pp-rec (Debian package janus-tools), or a
   publisher's audio and video into one WebM in sync with ferry-pp OUT.webm AUDIO.mjr VIDEO.mjr
 
 Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.

@@ -80,6 +80,7 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
   },
   recordings: {
     dir: { kind: 'string', nullable: false },
+    protected_folders: { kind: 'string', nullable: false },
   },
   textroom: {
     rooms_file: { kind: 'string', nullable: true },

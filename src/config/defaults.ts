@@ -95,7 +95,14 @@ export interface FerryConfig {
    * EchoTest and SIP recordings go when the request names no folder (VideoRoom `rec_dir`, or
    * a `filename` with a folder). Created when first needed.
    */
-  recordings: { dir: string };
+  recordings: {
+    dir: string;
+    /**
+     * Folders no recording may be written under, whatever a request's `rec_dir` or `filename`
+     * says (comma-separated; Janus's `protected_folders`).
+     */
+    protected_folders: string;
+  };
   textroom: {
     /** JSON file for permanent TextRoom rooms; null: `permanent: true` is refused. */
     rooms_file: string | null;
@@ -271,7 +278,8 @@ export const DEFAULT_CONFIG: FerryConfig = {
   log: { level: 'info' },
   videoroom: { rooms_file: null, admin_key: null, lock_rtp_forward: false, demo_room: true, max_description_length: 256 },
   textroom: { rooms_file: null, admin_key: null, demo_room: true },
-  recordings: { dir: 'recordings' },
+  // Janus's default protected folders (janus.jcfg).
+  recordings: { dir: 'recordings', protected_folders: '/bin,/boot,/dev,/etc,/initrd,/lib,/lib32,/lib64,/proc,/sbin,/sys,/usr,/var' },
   streaming: { mountpoints_file: null, admin_key: null, demo_mountpoint: true },
   sip: {
     bind: null, sdp_ip: null, register_ttl: 3600, user_agent: 'ferry', rtp_port_min: 10000, rtp_port_max: 19999,

@@ -186,10 +186,10 @@ export class EngineMediaServices implements MediaServices {
   constructor(
     private readonly engine: MediaEngine,
     private readonly pools: { rtp: PortPool; sip?: PortPool },
-    recordingsDir = 'recordings',
+    recordings: { dir: string; protectedFolders?: readonly string[] } = { dir: 'recordings' },
   ) {
     this.router = new EngineRouter(engine);
-    this.recorder = new Recorder(engine, recordingsDir);
+    this.recorder = new Recorder(engine, recordings.dir, recordings.protectedFolders ?? []);
   }
 
   openRtpLeg(options: RtpLegOptions): RtpLeg {

@@ -97,7 +97,11 @@ export class Recorder {
   started = 0;
   failures = 0;
 
-  constructor(private readonly engine: RecordingEngine, readonly defaultDir: string) {
+  private readonly protectedFolders: string[];
+
+  /** `protectedFolders`: no file is written under these (Janus's `protected_folders`). */
+  constructor(private readonly engine: RecordingEngine, readonly defaultDir: string, protectedFolders: readonly string[] = []) {
+    this.protectedFolders = protectedFolders.filter((f) => f.length > 0).map((f) => resolve(f));
     engine.on('event', (event: EngineEvent) => {
       if (event.type !== 'recording-failed') return;
       const rec = this.open.get(event.recording);
@@ -119,8 +123,15 @@ export class Recorder {
     return isAbsolute(base) || dirname(base) !== '.' ? resolve(this.folder(null), `${base}.mjr`) : join(this.folder(dir), `${base}.mjr`);
   }
 
+  /** Whether `path` lies under a protected folder. */
+  isProtected(path: string): boolean {
+    const p = resolve(path);
+    return this.protectedFolders.some((f) => f === '/' || p === f || p.startsWith(`${f}/`));
+  }
+
   /** Creates the file (and its folder) and starts feeding it; throws when it cannot. */
   start(spec: RecordingSpec): Recording {
+    if (this.isProtected(spec.path)) throw new Error(`${spec.path} is in a protected folder (recordings.protected_folders)`);
     mkdirSync(dirname(spec.path), { recursive: true });
     const id = this.engine.startRecording(spec.source, {
       path: spec.path,

@@ -3,7 +3,7 @@
 // makes one `.mjr` per stream, Janus's janus-pp-rec turns them into .opus and .webm, and ffprobe
 // decodes them: codec, duration (within 5 % of 10 s) and every video frame sent. A second run
 // loses 5 % of the packets in the test's own sender: the files still convert, with gaps.
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useAudioLevelIndication, useOPUS, useVP8 } from 'werift';
@@ -83,7 +83,7 @@ test('5 % of the packets lost on the way in: the recording converts, with gaps, 
   }, { recordings: { dir } });
 });
 
-test('a full disk and a folder that cannot be made: an error event to the publisher, a counter, no crash', async () => {
+test('a full disk, a folder that cannot be made, a protected folder: an error event to the publisher, a counter, no crash', async () => {
   const dir = recordingsDir();
   // The audio file's name leads to /dev/full: it opens, and every write fails with ENOSPC.
   symlinkSync('/dev/full', `${dir}/full-audio-0.mjr`);
@@ -108,6 +108,12 @@ test('a full disk and a folder that cannot be made: an error event to the publis
     await pub.client.call({ request: 'configure', record: true, filename: `${dir}/not-a-folder/x` });
     assert.match((await notified)['plugindata'].data['error'], /not-a-folder/);
     assert.is((await engineCounters(vr.f))['recordingsOpen'], 0);
+    // Nothing is written under a protected folder (recordings.protected_folders), however named.
+    const guarded = pub.client.ws.nextEvent((e) => /protected folder/.test(String(e['plugindata']?.data?.error ?? '')), 10_000);
+    await pub.client.call({ request: 'configure', record: false });
+    await pub.client.call({ request: 'configure', record: true, filename: `${dir}/../../etc/ferry-recording` });
+    assert.match((await guarded)['plugindata'].data['error'], /\/etc\/ferry-recording-(audio|video)/);
+    assert.not.ok(existsSync('/etc/ferry-recording-audio-0.mjr'));
   }, { recordings: { dir } });
 });
 
