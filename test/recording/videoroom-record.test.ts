@@ -3,7 +3,8 @@
 // makes one `.mjr` per stream, Janus's janus-pp-rec turns them into .opus and .webm, and ffprobe
 // decodes them: codec, duration (within 5 % of 10 s) and every video frame sent. A second run
 // loses 5 % of the packets in the test's own sender: the files still convert, with gaps.
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useAudioLevelIndication, useOPUS, useVP8 } from 'werift';
@@ -83,33 +84,46 @@ test('5 % of the packets lost on the way in: the recording converts, with gaps, 
   }, { recordings: { dir } });
 });
 
-test('a full disk, a folder that cannot be made, a protected folder: an error event to the publisher, a counter, no crash', async () => {
+test('a full disk, a write refused later, a folder that cannot be made, a protected folder: error events to the publisher, counters, no crash', async () => {
   const dir = recordingsDir();
-  // The audio file's name leads to /dev/full: it opens, and every write fails with ENOSPC.
+  // "full": its audio file's name leads to /dev/full, which opens and refuses every write (ENOSPC).
   symlinkSync('/dev/full', `${dir}/full-audio-0.mjr`);
+  // "pipe": its audio file is a FIFO whose reader goes away after the header: later writes fail (EPIPE).
+  execFileSync('mkfifo', [`${dir}/pipe-audio-0.mjr`]);
+  const reader = openSync(`${dir}/pipe-audio-0.mjr`, constants.O_RDONLY | constants.O_NONBLOCK);
   writeFileSync(`${dir}/not-a-folder`, '');
   await withRoom({ room: 1803, publishers: 2 }, async ({ vr, peers }) => {
     const pub = await publish(vr.f, 1803, 'full', peers, CODECS);
-    const failed = pub.client.ws.nextEvent((e) => /failed: .*space/i.test(String(e['plugindata']?.data?.error ?? '')), 15_000);
+    const errorEvent = (pattern: RegExp) => pub.client.ws.nextEvent((e) => pattern.test(String(e['plugindata']?.data?.error ?? '')), 15_000);
+
+    // Disk full at the start: the header cannot be written, the stream is reported at once.
+    const full = errorEvent(/Could not record stream 0: .*No space left/);
     const configured = await pub.client.call({ request: 'configure', record: true, filename: 'full' });
-    assert.is((configured.data['recordings'] as unknown[]).length, 2);
+    assert.equal((configured.data['recordings'] as { type: string }[]).map((r) => r.type), ['video'], 'the video file opened');
+    assert.is((await full)['plugindata'].data['error_code'], 499);
+    assert.is((await engineCounters(vr.f))['recordingWriteErrors'], 1);
     await relayFfmpeg({ audio: pub.audio, video: pub.video }, 1);
-    const event = (await failed)['plugindata'].data;
-    assert.is(event['error_code'], 499);
-    assert.match(event['error'], /full-audio-0\.mjr/);
-    assert.is((await engineCounters(vr.f))['recordingWriteErrors'], 1, 'counted once');
     await pub.client.call({ request: 'configure', record: false });
-    // The video file was unaffected and converts.
     const video = [...(await convertAll([`${dir}/full-video-1.mjr`])).values()][0]!;
-    assert.is(video.codec, 'vp8');
+    assert.is(video.codec, 'vp8', 'the other stream recorded and converts');
+
+    // A write refused later (the FIFO's reader gone): the writer reports it once, counts it.
+    const refused = errorEvent(/Recording .*pipe-audio-0\.mjr failed/);
+    await pub.client.call({ request: 'configure', record: true, filename: 'pipe' });
+    closeSync(reader);
+    await relayFfmpeg({ audio: pub.audio, video: pub.video }, 1);
+    assert.is((await refused)['plugindata'].data['error_code'], 499);
+    assert.is((await engineCounters(vr.f))['recordingWriteErrors'], 2);
+    await pub.client.call({ request: 'configure', record: false });
+    assert.is((await engineCounters(vr.f))['recordingsOpen'], 0);
 
     // A filename whose folder cannot be made: the request is answered, the stream reported.
-    const notified = pub.client.ws.nextEvent((e) => /Could not record stream/.test(String(e['plugindata']?.data?.error ?? '')), 10_000);
+    const notified = errorEvent(/Could not record stream/);
     await pub.client.call({ request: 'configure', record: true, filename: `${dir}/not-a-folder/x` });
     assert.match((await notified)['plugindata'].data['error'], /not-a-folder/);
     assert.is((await engineCounters(vr.f))['recordingsOpen'], 0);
     // Nothing is written under a protected folder (recordings.protected_folders), however named.
-    const guarded = pub.client.ws.nextEvent((e) => /protected folder/.test(String(e['plugindata']?.data?.error ?? '')), 10_000);
+    const guarded = errorEvent(/protected folder/);
     await pub.client.call({ request: 'configure', record: false });
     await pub.client.call({ request: 'configure', record: true, filename: `${dir}/../../etc/ferry-recording` });
     assert.match((await guarded)['plugindata'].data['error'], /\/etc\/ferry-recording-(audio|video)/);

@@ -11,6 +11,9 @@
 //! u16 BE length, the RTP packet   as received, after SRTP is removed
 //! ```
 //!
+//! The header is written when the file is made, with the creation time standing in for `u`
+//! until the first packet's time overwrites it (same length): a file always starts whole.
+//!
 //! `janus-pp-rec` orders packets by RTP timestamp and sequence number, drops packets whose
 //! SSRC is not the first one's, and skips frames over 1500 bytes; it stops at the first frame
 //! that is cut short, so a file whose tail was lost still converts.
@@ -52,56 +55,73 @@ const FRAME_MAGIC: &[u8; 4] = b"MEET";
 /// Frames janus-pp-rec reads (it skips larger ones as "not RTP").
 pub const MAX_FRAME: usize = 1500;
 
-/// Appends one recording's bytes to a caller's buffer: the header before the first packet,
-/// then a frame per packet. Never does I/O, so a file is always whole frames.
+/// One recording's bytes: the header, written whole when the file is made (so a file is never
+/// without it), then a frame per packet appended to a caller's buffer. The header's first-packet
+/// time `u` is unknown until the first packet: it is written as the creation time and, when the
+/// first packet comes, `first_packet_patch` gives the bytes that overwrite it in place (the same
+/// number of digits, so the header keeps its length). Never does I/O itself.
 #[derive(Debug)]
 pub struct MjrWriter {
     info: MjrInfo,
     /// Arrival time (µs, the caller's monotonic clock) of the first packet, once written.
     first_arrival_us: Option<u64>,
-    header_written: bool,
+    /// Where `u`'s digits are in the file, and how many there are.
+    u_at: usize,
+    u_len: usize,
+    /// The first packet's wall-clock time, to be patched into the header.
+    pending_u: Option<u64>,
 }
 
 impl MjrWriter {
     pub fn new(info: MjrInfo) -> Self {
-        Self { info, first_arrival_us: None, header_written: false }
+        Self { info, first_arrival_us: None, u_at: 0, u_len: 0, pending_u: None }
     }
 
     pub fn info(&self) -> &MjrInfo {
         &self.info
     }
 
-    pub fn header_written(&self) -> bool {
-        self.header_written
-    }
-
-    /// Appends the header (with `first_packet_us`, µs since the Unix epoch, as `u`) unless done.
-    pub fn write_header(&mut self, first_packet_us: u64, out: &mut Vec<u8>) {
-        if self.header_written {
-            return;
-        }
-        let json = info_json(&self.info, first_packet_us);
-        // The info is a few hundred bytes: its u16 length cannot overflow (URIs are checked
-        // when the recording starts, see `validate`).
+    /// The header to start the file with: `u` is the creation time until the first packet.
+    pub fn header(&mut self) -> Vec<u8> {
+        let json = info_json(&self.info, self.info.created_us);
+        let u = self.info.created_us.to_string();
+        // `"u":<digits>}` ends the info (see info_json).
+        self.u_len = u.len();
+        self.u_at = MAGIC.len() + 2 + json.len() - 1 - u.len();
+        // The info is a few hundred bytes: its u16 length cannot overflow (URIs and fmtp are
+        // bounded by `validate`).
         let len = json.len().min(usize::from(u16::MAX)) as u16;
+        let mut out = Vec::with_capacity(10 + json.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&json.as_bytes()[..usize::from(len)]);
-        self.header_written = true;
+        out
+    }
+
+    /// After the first packet: the file offset and bytes that put its time into the header's
+    /// `u`, once. None when it has as many digits as can replace the creation time's (always,
+    /// for µs since 1970 until the year 2286) is not the case: `u` then stays the creation time.
+    pub fn first_packet_patch(&mut self) -> Option<(u64, Vec<u8>)> {
+        let u = self.pending_u.take()?.to_string();
+        (u.len() == self.u_len && self.u_len > 0).then(|| (self.u_at as u64, u.into_bytes()))
     }
 
     /// Appends `packet` (arrived at `arrival_us` on the caller's monotonic clock, `wall_us` on
-    /// the Unix clock), writing the header first if this is the first packet. Returns false,
-    /// appending nothing, for a packet janus-pp-rec would not read (empty or over 1500 bytes).
+    /// the Unix clock). Returns false, appending nothing, for a packet janus-pp-rec would not
+    /// read (empty or over 1500 bytes).
     pub fn write_packet(&mut self, packet: &[u8], arrival_us: u64, wall_us: u64, out: &mut Vec<u8>) -> bool {
         let data_prefix = if self.info.kind == MjrKind::Data { 8 } else { 0 };
         if packet.is_empty() || packet.len() + data_prefix > MAX_FRAME {
             return false;
         }
-        if !self.header_written {
-            self.write_header(wall_us, out);
-        }
-        let first = *self.first_arrival_us.get_or_insert(arrival_us);
+        let first = match self.first_arrival_us {
+            Some(first) => first,
+            None => {
+                self.first_arrival_us = Some(arrival_us);
+                self.pending_u = Some(wall_us);
+                arrival_us
+            }
+        };
         // ms since the first packet; a u32 lasts 49 days.
         let relative_ms = (arrival_us.saturating_sub(first) / 1000).min(u64::from(u32::MAX)) as u32;
         out.extend_from_slice(FRAME_MAGIC);
@@ -232,13 +252,22 @@ mod tests {
         p
     }
 
+    /// What a file holds: the header, the frames, the first-packet patch applied.
+    fn file_of(w: &mut MjrWriter, packets: &[(Vec<u8>, u64, u64)]) -> Vec<u8> {
+        let mut out = w.header();
+        for (p, at, wall) in packets {
+            w.write_packet(p, *at, *wall, &mut out);
+        }
+        if let Some((offset, bytes)) = w.first_packet_patch() {
+            out[offset as usize..offset as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        out
+    }
+
     #[test]
     fn header_then_frames_with_times_relative_to_the_first_packet() {
         let mut w = MjrWriter::new(info(MjrKind::Audio, "opus"));
-        let mut out = Vec::new();
-        assert!(w.write_packet(&rtp(1, 100), 5_000_000, 1_700_000_000_500_000, &mut out));
-        assert!(w.write_packet(&rtp(2, 120), 5_020_400, 1_700_000_000_520_400, &mut out));
-        assert!(w.write_packet(&rtp(3, 90), 7_000_000, 0, &mut out));
+        let out = file_of(&mut w, &[(rtp(1, 100), 5_000_000, 1_700_000_000_500_000), (rtp(2, 120), 5_020_400, 1_700_000_000_520_400), (rtp(3, 90), 7_000_000, 0)]);
         let file = parse(&out).unwrap();
         assert_eq!(file.info, r#"{"t":"a","c":"opus","s":1700000000000000,"u":1700000000500000}"#);
         assert_eq!(file.frames.len(), 3);
@@ -249,6 +278,16 @@ mod tests {
         // The exact bytes of a frame: "MEET", ms, length, packet.
         let second = 10 + file.info.len() + 10 + 100;
         assert_eq!(&out[second..second + 10], b"MEET\x00\x00\x00\x14\x00\x78");
+        assert_eq!(w.first_packet_patch(), None, "patched once");
+    }
+
+    #[test]
+    fn a_file_without_packets_has_a_whole_header_with_the_creation_time() {
+        let mut w = MjrWriter::new(info(MjrKind::Video, "vp8"));
+        let out = file_of(&mut w, &[]);
+        let file = parse(&out).unwrap();
+        assert_eq!(file.info, r#"{"t":"v","c":"vp8","s":1700000000000000,"u":1700000000000000}"#);
+        assert!(file.frames.is_empty());
     }
 
     #[test]
@@ -257,12 +296,18 @@ mod tests {
         i.extensions = vec![(1, "urn:ietf:params:rtp-hdrext:sdes:mid".into()), (3, "a\"b".into())];
         i.fmtp = Some("x=1".into());
         let mut w = MjrWriter::new(i);
-        let mut out = Vec::new();
-        w.write_header(9, &mut out);
-        w.write_header(10, &mut out); // once only
+        let out = file_of(&mut w, &[(rtp(1, 50), 0, 1_700_000_000_000_009)]);
         let file = parse(&out).unwrap();
-        assert_eq!(file.info, r#"{"t":"v","c":"vp8","f":"x=1","x":{"1":"urn:ietf:params:rtp-hdrext:sdes:mid","3":"a\"b"},"s":1700000000000000,"u":9}"#);
-        assert!(file.frames.is_empty());
+        assert_eq!(file.info, r#"{"t":"v","c":"vp8","f":"x=1","x":{"1":"urn:ietf:params:rtp-hdrext:sdes:mid","3":"a\"b"},"s":1700000000000000,"u":1700000000000009}"#);
+    }
+
+    #[test]
+    fn a_first_packet_time_of_another_width_leaves_the_creation_time() {
+        let mut i = info(MjrKind::Audio, "opus");
+        i.created_us = 5;
+        let mut w = MjrWriter::new(i);
+        let out = file_of(&mut w, &[(rtp(1, 50), 0, 123)]);
+        assert!(parse(&out).unwrap().info.ends_with(r#""u":5}"#));
     }
 
     #[test]
@@ -271,15 +316,15 @@ mod tests {
         let mut out = Vec::new();
         assert!(!w.write_packet(&[], 0, 0, &mut out));
         assert!(!w.write_packet(&rtp(1, MAX_FRAME + 1), 0, 0, &mut out));
-        assert!(out.is_empty(), "no header before a packet is written");
+        assert!(out.is_empty());
+        assert_eq!(w.first_packet_patch(), None, "no packet yet");
         assert!(w.write_packet(&rtp(1, MAX_FRAME), 0, 0, &mut out));
     }
 
     #[test]
     fn data_frames_carry_their_wall_clock_time() {
         let mut w = MjrWriter::new(info(MjrKind::Data, "text"));
-        let mut out = Vec::new();
-        assert!(w.write_packet(b"hello", 1000, 42, &mut out));
+        let out = file_of(&mut w, &[(b"hello".to_vec(), 1000, 42)]);
         let file = parse(&out).unwrap();
         assert_eq!(file.frames[0].1, [&42u64.to_be_bytes()[..], b"hello"].concat().as_slice());
     }
@@ -287,10 +332,8 @@ mod tests {
     #[test]
     fn a_file_cut_mid_frame_reads_up_to_the_last_whole_frame() {
         let mut w = MjrWriter::new(info(MjrKind::Audio, "pcmu"));
-        let mut out = Vec::new();
-        for seq in 0..5 {
-            w.write_packet(&rtp(seq, 172), u64::from(seq) * 20_000, 0, &mut out);
-        }
+        let packets: Vec<_> = (0..5u16).map(|seq| (rtp(seq, 172), u64::from(seq) * 20_000, 0)).collect();
+        let mut out = file_of(&mut w, &packets);
         out.truncate(out.len() - 50);
         let file = parse(&out).unwrap();
         assert_eq!(file.frames.len(), 4);

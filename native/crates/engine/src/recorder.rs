@@ -6,14 +6,15 @@
 //! never waits for the disk. The writer thread drains the queue, appends frames to each file's
 //! buffer and writes a buffer when it is large or old, so the disk sees few large writes.
 //!
-//! A file's bytes are always whole frames after its header: the header goes out with the first
-//! packet (or at close, for a recording that got none), a failed write is cut back to the last
-//! whole frame, and janus-pp-rec reads what is there. Errors (disk full, permissions) are
+//! A file's bytes are always a whole header and whole frames: the header is written when the
+//! file is made (its first-packet time patched in place when that packet comes, see `mjr`), a
+//! failed write is cut back to the last whole frame, and janus-pp-rec reads what is there. Errors (disk full, permissions) are
 //! reported once per recording as an event and counted; the file stops growing.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -56,6 +57,8 @@ pub struct RecorderQueue {
     epoch_unix_us: u64,
     dropped: AtomicU64,
     oversized: AtomicU64,
+    /// Failed writes: a header at open (on the caller's thread) or a batch (the writer's).
+    write_errors: AtomicU64,
 }
 
 impl RecorderQueue {
@@ -68,6 +71,7 @@ impl RecorderQueue {
             epoch_unix_us,
             dropped: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
         }
     }
 
@@ -122,7 +126,8 @@ pub struct RecorderStats {
 }
 
 enum Command {
-    Open { id: u32, file: File, info: MjrInfo, reply: Sender<()> },
+    /// `written`: the header's bytes, already in the file.
+    Open { id: u32, file: File, mjr: MjrWriter, written: u64, reply: Sender<()> },
     Close { id: u32, reply: Sender<Option<RecordingSummary>> },
     Stats { reply: Sender<RecorderStats> },
     Shutdown,
@@ -150,13 +155,25 @@ impl Recorder {
         self.queue.clone()
     }
 
-    /// Creates (truncates) the file at `path` here, so the caller learns of a bad path or a
-    /// missing permission at once, and hands it to the writer as recording `id`.
+    /// Creates (truncates) the file at `path` and writes its header here, so the caller learns
+    /// of a bad path, a missing permission or a full disk at once, and hands it to the writer
+    /// as recording `id`.
     pub fn open(&self, id: u32, path: &str, info: MjrInfo) -> Result<(), String> {
         crate::mjr::validate(&info)?;
-        let file = File::create(path).map_err(|e| format!("create {path}: {e}"))?;
+        let mut file = File::create(path).map_err(|e| format!("create {path}: {e}"))?;
+        let mut mjr = MjrWriter::new(info);
+        let header = mjr.header();
+        if let Err(e) = file.write_all(&header) {
+            self.queue.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(format!("write {path}: {e}"));
+        }
+        self.adopt(id, file, mjr, header.len() as u64)
+    }
+
+    /// Hands an open file, `written` bytes of it already the header of `mjr`, to the writer.
+    fn adopt(&self, id: u32, file: File, mjr: MjrWriter, written: u64) -> Result<(), String> {
         let (reply, rx) = channel();
-        self.commands.send(Command::Open { id, file, info, reply }).map_err(|_| "the recording writer is gone".to_string())?;
+        self.commands.send(Command::Open { id, file, mjr, written, reply }).map_err(|_| "the recording writer is gone".to_string())?;
         rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| "the recording writer did not answer".to_string())
     }
 
@@ -197,8 +214,10 @@ struct OpenFile {
     buffer: Vec<u8>,
     /// When the oldest byte in `buffer` was appended.
     buffered_since: Option<Instant>,
-    /// Bytes on disk, all whole frames.
+    /// Bytes on disk: the header and whole frames.
     written: u64,
+    /// The first packet's time, to write into the header at the next flush (offset, digits).
+    header_patch: Option<(u64, Vec<u8>)>,
     packets: u64,
     error: Option<String>,
 }
@@ -250,8 +269,8 @@ impl Writer {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Open { id, file, info, reply } => {
-                self.files.insert(id, OpenFile { file, mjr: MjrWriter::new(info), buffer: Vec::new(), buffered_since: None, written: 0, packets: 0, error: None });
+            Command::Open { id, file, mjr, written, reply } => {
+                self.files.insert(id, OpenFile { file, mjr, buffer: Vec::new(), buffered_since: None, written, header_patch: None, packets: 0, error: None });
                 let _ = reply.send(());
             }
             Command::Close { id, reply } => {
@@ -265,6 +284,7 @@ impl Writer {
                 stats.open_files = self.files.len() as u64;
                 stats.packets_dropped = self.queue.dropped.load(Ordering::Relaxed);
                 stats.packets_oversized = self.queue.oversized.load(Ordering::Relaxed);
+                stats.write_errors = self.queue.write_errors.load(Ordering::Relaxed);
                 let _ = reply.send(stats);
             }
             Command::Shutdown => self.running = false,
@@ -289,6 +309,9 @@ impl Writer {
         }
         let wall_us = self.queue.epoch_unix_us + packet.arrival_us;
         if f.mjr.write_packet(&packet.data, packet.arrival_us, wall_us, &mut f.buffer) {
+            if let Some(patch) = f.mjr.first_packet_patch() {
+                f.header_patch = Some(patch);
+            }
             f.packets += 1;
             self.stats.packets_written += 1;
             f.buffered_since.get_or_insert_with(Instant::now);
@@ -308,7 +331,12 @@ impl Writer {
             return;
         }
         self.stats.writes += 1;
-        match f.file.write_all(&f.buffer) {
+        // The header's first-packet time, in place (pwrite: the append position stays).
+        let patched = match f.header_patch.take() {
+            Some((offset, bytes)) => f.file.write_all_at(&bytes, offset),
+            None => Ok(()),
+        };
+        match patched.and_then(|()| f.file.write_all(&f.buffer)) {
             Ok(()) => {
                 f.written += f.buffer.len() as u64;
                 self.stats.bytes_written += f.buffer.len() as u64;
@@ -317,7 +345,7 @@ impl Writer {
                 let _ = f.file.set_len(f.written);
                 let message = e.to_string();
                 f.error = Some(message.clone());
-                self.stats.write_errors += 1;
+                self.queue.write_errors.fetch_add(1, Ordering::Relaxed);
                 (self.events)(vec![Event::RecordingFailed { recording: id, message }]);
             }
         }
@@ -325,12 +353,7 @@ impl Writer {
     }
 
     fn close(&mut self, id: u32) -> Option<RecordingSummary> {
-        let f = self.files.get_mut(&id)?;
-        if !f.mjr.header_written() {
-            // No packet ever came: the file still gets its header, so it is a valid recording.
-            let created = f.mjr.info().created_us;
-            f.mjr.write_header(created, &mut f.buffer);
-        }
+        self.files.get(&id)?;
         self.flush(id);
         let f = self.files.remove(&id)?;
         Some(RecordingSummary { packets: f.packets, bytes: f.written, error: f.error })
@@ -431,20 +454,27 @@ mod tests {
     }
 
     #[test]
-    fn a_write_error_is_reported_once_and_counted() {
+    fn a_full_disk_fails_the_open_or_later_writes_reported_once_and_counted() {
         // /dev/full takes the open and fails every write with ENOSPC: a full disk.
         if std::fs::metadata("/dev/full").is_err() {
             return;
         }
         let (rec, seen) = recorder();
-        rec.open(3, "/dev/full", info()).unwrap();
-        for seq in 0..10 {
-            rec.queue().push(3, &rtp(seq), 0);
-        }
-        let summary = rec.close(3).unwrap().unwrap();
-        assert!(summary.error.is_some());
+        assert!(rec.open(3, "/dev/full", info()).unwrap_err().contains("No space"), "the header's write fails at once");
         assert_eq!(rec.stats().write_errors, 1);
+        // A disk that fills up later: the header went out, the packets' batch does not.
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut mjr = MjrWriter::new(info());
+        let written = mjr.header().len() as u64;
+        rec.adopt(4, full, mjr, written).unwrap();
+        for seq in 0..10 {
+            rec.queue().push(4, &rtp(seq), 0);
+        }
+        let summary = rec.close(4).unwrap().unwrap();
+        assert!(summary.error.is_some());
+        assert_eq!(summary.bytes, written, "what was written before the failure");
+        assert_eq!(rec.stats().write_errors, 2);
         let events = seen.lock().unwrap();
-        assert!(matches!(events.as_slice(), [Event::RecordingFailed { recording: 3, .. }]), "{events:?}");
+        assert!(matches!(events.as_slice(), [Event::RecordingFailed { recording: 4, .. }]), "{events:?}");
     }
 }
