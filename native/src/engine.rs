@@ -589,6 +589,24 @@ impl NativeEngine {
         })
     }
 
+    /// Records data-channel messages to a new `.mjr` file (codec "text" or "binary"); each
+    /// message is handed over with `recordData`. Returns the recording's id.
+    #[napi]
+    pub fn start_data_recording(&self, path: String, codec: String) -> Result<u32> {
+        guard("startDataRecording", || {
+            let created_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let info = MjrInfo { kind: MjrKind::Data, codec, fmtp: None, extensions: Vec::new(), created_us };
+            self.engine()?.start_data_recording(&path, info).map_err(err)
+        })
+    }
+
+    /// One data-channel message for a data recording; false when the writer's queue was full
+    /// or the message too long for a frame (dropped and counted).
+    #[napi]
+    pub fn record_data(&self, id: u32, message: Buffer) -> Result<bool> {
+        guard("recordData", || self.engine()?.record_data(id, &message).map_err(err))
+    }
+
     /// Stops a recording: queued packets are written and the file closed before this returns.
     #[napi]
     pub fn stop_recording(&self, id: u32) -> Result<RecordingResult> {

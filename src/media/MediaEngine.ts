@@ -287,6 +287,16 @@ export class MediaEngine extends EventEmitter {
     return this.native.startRecording(source, options);
   }
 
+  /** Records data-channel messages (codec "text") to a new `.mjr` file; `recordData` hands each over. */
+  startDataRecording(path: string, codec: string): number {
+    return this.native.startDataRecording(path, codec);
+  }
+
+  /** One message for a data recording; false when the writer's queue dropped it. */
+  recordData(id: number, message: Buffer): boolean {
+    return this.native.recordData(id, message);
+  }
+
   /** Stops a recording: queued packets are written and the file closed before this returns. */
   stopRecording(id: number): { packets: number; bytes: number; error?: string } {
     return this.native.stopRecording(id);

@@ -13,11 +13,11 @@ import type { EngineEvent } from './MediaEngine.js';
 
 /** What a recording's file holds, as the engine takes it. */
 export interface RecordingSpec {
-  /** Engine source whose packets are recorded. */
+  /** Engine source whose packets are recorded (-1 for data, which the plugin hands over). */
   source: number;
   /** The file, `.mjr` included. */
   path: string;
-  kind: 'audio' | 'video';
+  kind: 'audio' | 'video' | 'data';
   /** ferry's codec name (codecNameOf): opus, pcmu, pcma, g722, vp8, vp9, h264, av1, h265. */
   codec: string;
   fmtp?: string;
@@ -29,7 +29,7 @@ export interface RecordingSpec {
 
 /** A recording as the plugins list it (request answers, Admin handle_info). */
 export type RecordingDescription = {
-  type: 'audio' | 'video';
+  type: 'audio' | 'video' | 'data';
   codec: string;
   path: string;
   active: boolean;
@@ -51,6 +51,8 @@ export interface RecordingResult {
 export interface RecordingEngine {
   startRecording(source: number, options: { path: string; kind: string; codec: string; fmtp?: string; extensions?: { id: number; uri: string }[] }): number;
   stopRecording(id: number): RecordingResult;
+  startDataRecording(path: string, codec: string): number;
+  recordData(id: number, message: Buffer): boolean;
   on(event: 'event', listener: (event: EngineEvent) => void): unknown;
 }
 
@@ -147,6 +149,26 @@ export class Recorder {
     return rec;
   }
 
+  /**
+   * A data-channel recording (Janus's `text` frames, which janus-pp-rec turns into .srt):
+   * the plugin hands each message over with `writeData`.
+   */
+  startData(spec: { path: string; mid?: string }): Recording {
+    if (this.isProtected(spec.path)) throw new Error(`${spec.path} is in a protected folder (recordings.protected_folders)`);
+    mkdirSync(dirname(spec.path), { recursive: true });
+    const id = this.engine.startDataRecording(spec.path, 'text');
+    const rec = new Recording(id, { source: -1, path: spec.path, kind: 'data', codec: 'text', ...(spec.mid !== undefined ? { mid: spec.mid } : {}) });
+    this.open.set(id, rec);
+    this.started++;
+    return rec;
+  }
+
+  /** One message for a data recording; false when dropped (the writer behind, or too long). */
+  writeData(rec: Recording, message: Buffer): boolean {
+    if (!this.open.has(rec.id) || rec.spec.kind !== 'data') return false;
+    return this.engine.recordData(rec.id, message);
+  }
+
   /** Closes the file, queued packets written first. Idempotent. */
   stop(rec: Recording): RecordingResult | null {
     if (!this.open.delete(rec.id)) return rec.result;
@@ -181,10 +203,21 @@ export class RecordingSet {
   constructor(private readonly recorder: Recorder, private readonly onFailed: (rec: Recording, message: string) => void) {}
 
   start(spec: RecordingSpec): Recording {
-    const rec = this.recorder.start(spec);
+    const rec = spec.kind === 'data' ? this.recorder.startData(spec) : this.recorder.start(spec);
     rec.onFailed = (message) => this.onFailed(rec, message);
     this.items.push(rec);
     return rec;
+  }
+
+  /** The open data recording, if any. */
+  get data(): Recording | undefined {
+    return this.items.find((r) => r.active && r.spec.kind === 'data');
+  }
+
+  /** Hands a data-channel message to the open data recording; false when there is none or it was dropped. */
+  writeData(message: Buffer): boolean {
+    const rec = this.data;
+    return rec ? this.recorder.writeData(rec, message) : false;
   }
 
   /** Whether a stream's source is being recorded. */

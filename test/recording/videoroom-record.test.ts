@@ -4,13 +4,15 @@
 // decodes them: codec, duration (within 5 % of 10 s) and every video frame sent. A second run
 // loses 5 % of the packets in the test's own sender: the files still convert, with gaps.
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useAudioLevelIndication, useOPUS, useVP8 } from 'werift';
 
-import { VrClient, publish, withRoom } from '../videoroom-e2e/harness.js';
-import { convertAll, engineCounters, mjrFiles, mjrHeader, recordingsDir, relayFfmpeg } from './harness.js';
+import { VrClient, openClientAndPeer, publish, withRoom } from '../videoroom-e2e/harness.js';
+import { channelOpen } from '../datachannels/helpers.js';
+import { connectionState } from '../helpers/werift.js';
+import { convertAll, engineCounters, janusPpRec, mjrFiles, mjrHeader, recordingsDir, relayFfmpeg } from './harness.js';
 
 const SECONDS = 10;
 const CODECS = { codecs: { audio: [useOPUS()], video: [useVP8()] } };
@@ -81,6 +83,37 @@ test('5 % of the packets lost on the way in: the recording converts, with gaps, 
     assert.equal((again.data['recordings'] as unknown[]).length, 2);
     const watcher = await VrClient.open(vr.f);
     await watcher.close();
+  }, { recordings: { dir } });
+});
+
+test('a publisher\'s data channel: its text messages in a -data- file janus-pp-rec turns into subtitles', async () => {
+  const dir = recordingsDir();
+  await withRoom({ room: 1804, publishers: 2, record: true, rec_dir: dir }, async ({ vr, peers }) => {
+    const { client, pc } = await openClientAndPeer(vr.f, peers);
+    const dc = pc.createDataChannel('JanusDataChannel');
+    await pc.setLocalDescription(await pc.createOffer());
+    const joined = await client.call({ request: 'joinandconfigure', ptype: 'publisher', room: 1804, display: 'chat' }, { type: 'offer', sdp: pc.localDescription!.sdp });
+    await pc.setRemoteDescription(joined.jsep as never);
+    await connectionState(pc, 'connected');
+    await channelOpen(dc);
+    const texts = ['hello', 'from the', 'recorded chat'];
+    for (const t of texts) {
+      dc.send(t);
+      dc.send(Buffer.from([0, 1, 2])); // binary: not recorded, as in Janus
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Bounded wait until ferry has all three (SCTP delivers them in order, after the sends return).
+    for (let i = 0; i < 100 && (await engineCounters(vr.f))['recordingPackets']! < texts.length; i++) await new Promise((r) => setTimeout(r, 20));
+    await client.call({ request: 'unpublish' });
+    const files = mjrFiles(dir);
+    assert.is(files.length, 1);
+    assert.match(files[0]!, new RegExp(`/videoroom-1804-user-${joined.data['id']}-\\d{16}-data-0\\.mjr$`));
+    assert.equal([(await mjrHeader(files[0]!))['t'], (await mjrHeader(files[0]!))['c']], ['d', 'text']);
+    const srt = files[0]!.replace(/\.mjr$/, '.srt');
+    await janusPpRec(files[0]!, srt);
+    const subtitles = readFileSync(srt, 'utf8');
+    assert.equal(texts.filter((t) => subtitles.includes(t)), texts, subtitles);
+    assert.is((subtitles.match(/-->/g) ?? []).length, texts.length, 'one cue per text message');
   }, { recordings: { dir } });
 });
 

@@ -205,6 +205,17 @@ export class Publisher extends Feed {
     const now = Date.now() * 1000;
     const infos = this.media?.streams() ?? [];
     for (const s of this.streams) {
+      if (s.type === 'data' && !s.disabled) {
+        // Janus records the publisher's text messages too: `…-data-<m-line>.mjr`.
+        if (this.recordings.data) continue;
+        const base = this.recordingBase !== null ? `${this.recordingBase}-data-${s.mindex}` : `videoroom-${this.room.id}-user-${this.id}-${now}-data-${s.mindex}`;
+        try {
+          this.recordings.start({ source: -1, path: recorder.pathFor(this.room.config.rec_dir, base), kind: 'data', codec: 'text', mid: s.mid });
+        } catch (err) {
+          this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Could not record stream ${s.mid}: ${(err as Error).message}` });
+        }
+        continue;
+      }
       if (s.disabled || s.type === 'data' || !recordable(s.codec)) continue;
       // Simulcast: the top layer (layers are lowest first).
       const source = s.layers[s.layers.length - 1];
@@ -224,6 +235,11 @@ export class Publisher extends Feed {
         this.notify({ videoroom: 'event', room: this.room.id, error_code: 499, error: `Could not record stream ${s.mid}: ${(err as Error).message}` });
       }
     }
+  }
+
+  /** A text message on the publisher's data channel, for its data recording (binary ones are not recorded, as in Janus). */
+  recordData(message: { binary: boolean; data: Buffer }): void {
+    if (!message.binary) this.recordings?.writeData(message.data);
   }
 
   /** ICE + DTLS up: announce the feed, start periodic keyframe requests when the room asks for them. */

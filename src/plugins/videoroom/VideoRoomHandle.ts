@@ -530,7 +530,9 @@ export class VideoRoomHandle implements PluginHandle {
     const pub = this.publisher;
     if (this.destroyed || !pub?.publishing) return;
     const stream = pub.dataStream;
-    if (!stream || !stream.relay) return;
+    if (!stream) return;
+    pub.recordData(message);
+    if (!stream.relay) return;
     pub.room.relayData(pub, stream.mid, message);
   }
 

@@ -101,6 +101,8 @@ enum Placed {
     Output { worker: usize },
     /// A recording of a source (which may be gone: the file stays open until stopped).
     Recording { source: u32, worker: usize },
+    /// A recording of data-channel messages, which the control plane hands over itself.
+    DataRecording,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -209,7 +211,7 @@ impl Engine {
             (Some(p @ Placed::Endpoint { .. }), Kind::Endpoint)
             | (Some(p @ Placed::Source(_)), Kind::Source)
             | (Some(p @ Placed::Output { .. }), Kind::Output)
-            | (Some(p @ Placed::Recording { .. }), Kind::Recording) => Ok(p),
+            | (Some(p @ (Placed::Recording { .. } | Placed::DataRecording)), Kind::Recording) => Ok(p),
             _ => Err(EngineError(format!("no {} {id}", kind_name(kind)))),
         }
     }
@@ -218,6 +220,7 @@ impl Engine {
         Ok(match self.placed(id, kind)? {
             Placed::Endpoint { worker, .. } | Placed::Output { worker } | Placed::Recording { worker, .. } => worker,
             Placed::Source(r) => r.home,
+            Placed::DataRecording => return Err(EngineError(format!("recording {id} is of data, on no media thread"))),
         })
     }
 
@@ -563,16 +566,40 @@ impl Engine {
         Ok(id)
     }
 
+    /// Records data-channel messages (`info.kind` Data) to a new `.mjr` file at `path`; the
+    /// control plane hands each message over with `record_data`. Returns the recording's id.
+    pub fn start_data_recording(&self, path: &str, info: MjrInfo) -> Result<u32> {
+        if info.kind != crate::mjr::MjrKind::Data {
+            return Err(EngineError("a data recording records data".into()));
+        }
+        let id = self.new_id();
+        self.recorder.open(id, path, info)?;
+        self.directory().ids.insert(id, Placed::DataRecording);
+        Ok(id)
+    }
+
+    /// One data-channel message for a data recording, timed now; never blocks (a full queue
+    /// drops and counts). False when it was not taken.
+    pub fn record_data(&self, id: u32, message: &[u8]) -> Result<bool> {
+        match self.placed(id, Kind::Recording)? {
+            Placed::DataRecording => {
+                let queue = self.recorder.queue();
+                Ok(queue.push(id, message, queue.now_us()))
+            }
+            _ => Err(EngineError(format!("recording {id} is not of data"))),
+        }
+    }
+
     /// Stops a recording: its source stops feeding it (if still there), then what is queued
     /// is written and the file closed before this returns.
     pub fn stop_recording(&self, id: u32) -> Result<RecordingSummary> {
-        let Placed::Recording { source, worker } = self.placed(id, Kind::Recording)? else {
-            return Err(EngineError(format!("no recording {id}")));
-        };
+        let placed = self.placed(id, Kind::Recording)?;
         self.directory().ids.remove(&id);
-        // The source may be gone already (its endpoint closed first): then nothing feeds it.
-        if self.directory().ids.get(&source).is_some() {
-            let _ = self.call(worker, |reply| Command::SetRecording { source, recording: None, reply });
+        if let Placed::Recording { source, worker } = placed {
+            // The source may be gone already (its endpoint closed first): then nothing feeds it.
+            if self.directory().ids.get(&source).is_some() {
+                let _ = self.call(worker, |reply| Command::SetRecording { source, recording: None, reply });
+            }
         }
         self.recorder.close(id)?.ok_or_else(|| EngineError(format!("no recording {id}")))
     }

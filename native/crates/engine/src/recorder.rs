@@ -75,6 +75,11 @@ impl RecorderQueue {
         }
     }
 
+    /// Now on this queue's clock (µs), for what the control plane records itself (data).
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
     /// µs from this queue's clock to `instant` (a media thread's start), to offset its clock.
     pub fn offset_of(&self, instant: Instant) -> u64 {
         instant.saturating_duration_since(self.epoch).as_micros() as u64
