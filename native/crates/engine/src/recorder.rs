@@ -280,8 +280,10 @@ impl Writer {
             }
             Command::Close { id, reply } => {
                 // Packets of this recording queued before its source stopped feeding it are
-                // in the queue now: write them first.
-                self.drain_queue(usize::MAX);
+                // in the queue now, among the first `len()`: write those first (not more, so
+                // other sources' steady flow cannot hold the close up).
+                let queued = self.queue.queue.len();
+                self.drain_queue(queued);
                 let _ = reply.send(self.close(id));
             }
             Command::Stats { reply } => {
