@@ -10,6 +10,7 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
 import { StreamingError, StreamingErrorCode, checkSecret, errorData, invalid, missing, noSuchMountpoint } from './errors.js';
 import type { Mountpoint } from './Mountpoint.js';
 import * as R from './requests.js';
@@ -19,7 +20,9 @@ import { Viewer, type MediaChoice } from './Viewer.js';
 export class StreamingHandle implements PluginHandle {
   private readonly viewer: Viewer;
   private destroyed = false;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
+  });
 
   constructor(private readonly plugin: StreamingPlugin, private readonly ctx: PluginContext) {
     this.viewer = new Viewer(
@@ -60,21 +63,12 @@ export class StreamingHandle implements PluginHandle {
     if (!R.ASYNC_REQUESTS.has(name)) {
       return { kind: 'ok', data: errorData(new StreamingError(StreamingErrorCode.INVALID_REQUEST, `Unknown request '${request.slice(0, 64)}'`), this.ctx.logger) };
     }
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(name, message))
-      .catch((err: unknown) => {
-        if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
-      });
+    this.requests.push(message, (m) => this.process(name, m));
     return { kind: 'wait' };
   }
 
   private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
-    if (this.destroyed) return;
-    const options: { transaction?: string; jsep?: Jsep } = {};
-    if (transaction !== undefined) options.transaction = transaction;
-    if (jsep) options.jsep = jsep;
-    this.ctx.pushEvent(data, options);
+    if (!this.destroyed) this.ctx.pushEvent(data, { transaction, jsep });
   }
 
   private result(result: JsonObject, transaction: string, jsep?: Jsep): void {

@@ -13,6 +13,7 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';
@@ -29,7 +30,9 @@ const MEDIA_UNAVAILABLE = 'WebRTC media is not available in this build';
 export class VideoRoomHandle implements PluginHandle {
   private role: Role = null;
   private destroyed = false;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
+  });
 
   constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: PluginContext) {}
 
@@ -71,22 +74,13 @@ export class VideoRoomHandle implements PluginHandle {
     const name = request.toLowerCase();
     if (isSyncRequest(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
     if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(name, message))
-      .catch((err: unknown) => {
-        if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
-      });
+    this.requests.push(message, (m) => this.process(name, m));
     // janus_videoroom.c returns JANUS_PLUGIN_OK_WAIT without a hint.
     return { kind: 'wait' };
   }
 
   private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
-    if (this.destroyed) return;
-    const options: { transaction?: string; jsep?: Jsep } = {};
-    if (transaction !== undefined) options.transaction = transaction;
-    if (jsep) options.jsep = jsep;
-    this.ctx.pushEvent(data, options);
+    if (!this.destroyed) this.ctx.pushEvent(data, { transaction, jsep });
   }
 
   private async process(name: string, message: PluginMessage): Promise<void> {
