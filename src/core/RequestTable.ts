@@ -95,3 +95,12 @@ export function objects(body: JsonObject, name: string): JsonObject[] {
   const v = field(body, name);
   return Array.isArray(v) ? v.filter(isJsonObject) : [];
 }
+
+/**
+ * Sets on `target` the members of `fields` that are not undefined: how a request's optional
+ * fields reach an options object when absent must stay absent (exactOptionalPropertyTypes).
+ */
+export function assignDefined<T extends object>(target: T, fields: { [K in keyof T]?: T[K] | undefined }): T {
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) (target as Record<string, unknown>)[k] = v;
+  return target;
+}

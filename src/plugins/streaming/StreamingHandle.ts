@@ -11,6 +11,7 @@ import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { RequestQueue } from '../../core/RequestQueue.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { StreamingError, StreamingErrorCode, checkSecret, errorData, invalid, missing, noSuchMountpoint } from './errors.js';
 import type { Mountpoint } from './Mountpoint.js';
 import * as R from './requests.js';
@@ -104,18 +105,14 @@ export class StreamingHandle implements PluginHandle {
         if (!viewer.mountpoint) throw new StreamingError(StreamingErrorCode.NO_SUCH_MOUNTPOINT, "Can't configure: not on a mountpoint");
         R.validate(body, R.CONFIGURE);
         const options: Parameters<Viewer['configure']>[0] = {};
-        const mid = R.optString(body, 'mid');
-        if (mid !== undefined) options.mid = mid;
-        const send = R.optBool(body, 'send');
-        if (send !== undefined) options.send = send;
-        const substream = R.optNumber(body, 'substream');
-        if (substream !== undefined) options.substream = substream;
-        const temporal = R.optNumber(body, 'temporal');
-        if (temporal !== undefined) options.temporal = temporal;
-        const audio = R.optBool(body, 'audio');
-        if (audio !== undefined) options.audio = audio;
-        const video = R.optBool(body, 'video');
-        if (video !== undefined) options.video = video;
+        assignDefined(options, {
+          mid: R.optString(body, 'mid'),
+          send: R.optBool(body, 'send'),
+          substream: R.optNumber(body, 'substream'),
+          temporal: R.optNumber(body, 'temporal'),
+          audio: R.optBool(body, 'audio'),
+          video: R.optBool(body, 'video'),
+        });
         const current = viewer.configure(options);
         if (current !== null) this.push({ streaming: 'event', result: { substream: current } }, undefined);
         this.result({ event: 'configured' }, transaction);
@@ -159,10 +156,7 @@ export class StreamingHandle implements PluginHandle {
       audio: R.optBool(body, 'offer_audio') ?? true,
       video: R.optBool(body, 'offer_video') ?? true,
     };
-    const substream = R.optNumber(body, 'substream');
-    if (substream !== undefined) choice.substream = substream;
-    const temporal = R.optNumber(body, 'temporal');
-    if (temporal !== undefined) choice.temporal = temporal;
+    assignDefined(choice, { substream: R.optNumber(body, 'substream'), temporal: R.optNumber(body, 'temporal') });
     if (viewer.mountpoint) {
       if (viewer.mountpoint !== mp) throw new StreamingError(StreamingErrorCode.INVALID_STATE, `Already watching mountpoint ${viewer.mountpoint.id}`);
       // The same mountpoint again: a renegotiation (an ICE restart), once the PeerConnection is up;

@@ -14,6 +14,7 @@ import { field } from '../../core/Json.js';
 import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { RequestQueue } from '../../core/RequestQueue.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';
@@ -482,12 +483,11 @@ export class VideoRoomHandle implements PluginHandle {
       }
       const slot = sub.slots.find((x) => x.mid === String(s['mid']));
       if (!slot) continue;
-      const send = R.optBool(s, 'send');
-      if (send !== undefined) slot.send = send;
-      const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
-      if (substream !== undefined) slot.substream = substream;
-      const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
-      if (temporal !== undefined) slot.temporal = temporal;
+      assignDefined(slot, {
+        send: R.optBool(s, 'send'),
+        substream: R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer'),
+        temporal: R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer'),
+      });
     }
     for (const kind of ['audio', 'video'] as const) {
       const on = R.optBool(body, kind);
@@ -566,14 +566,12 @@ function streamRequests(entries: JsonObject[]): StreamRequest[] {
   return entries.map((s) => {
     R.validate(s, R.SUBSCRIBE_STREAM, 'streams.');
     const r: StreamRequest = { feed: s['feed'] as number };
-    const mid = R.optString(s, 'mid');
-    if (mid !== undefined) r.mid = mid;
-    const crossrefid = R.optString(s, 'crossrefid');
-    if (crossrefid !== undefined) r.crossrefid = crossrefid;
-    const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
-    if (substream !== undefined) r.substream = substream;
-    const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
-    if (temporal !== undefined) r.temporal = temporal;
+    assignDefined(r, {
+      mid: R.optString(s, 'mid'),
+      crossrefid: R.optString(s, 'crossrefid'),
+      substream: R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer'),
+      temporal: R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer'),
+    });
     return r;
   });
 }
@@ -582,12 +580,7 @@ function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
   return entries.map((s) => {
     R.validate(s, R.UNSUBSCRIBE_STREAM, 'streams.');
     const r: UnsubscribeRequest = {};
-    const feed = R.optNumber(s, 'feed');
-    if (feed !== undefined) r.feed = feed;
-    const mid = R.optString(s, 'mid');
-    if (mid !== undefined) r.mid = mid;
-    const subMid = R.optString(s, 'sub_mid');
-    if (subMid !== undefined) r.subMid = subMid;
+    assignDefined(r, { feed: R.optNumber(s, 'feed'), mid: R.optString(s, 'mid'), subMid: R.optString(s, 'sub_mid') });
     return r;
   });
 }
