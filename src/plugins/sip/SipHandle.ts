@@ -36,6 +36,7 @@ import { parseSipUri } from '../../sip/SipUri.js';
 import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { RequestQueue } from '../../core/RequestQueue.js';
+import { optBool, optString } from '../../core/RequestTable.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
 import type { RecordedSide } from './MediaBridge.js';
@@ -770,14 +771,14 @@ export class SipHandle implements PluginHandle {
     const active = this.established(body, 'recording');
     if (!this.services.recorder) throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'Recording is not available in this build');
     const sides = (['audio', 'video', 'peer_audio', 'peer_video'] as const)
-      .filter((k) => field(body, k) === true)
+      .filter((k) => optBool(body, k) === true)
       .map((k): RecordedSide => (k === 'audio' ? 'user-audio' : k === 'video' ? 'user-video' : k === 'peer_audio' ? 'peer-audio' : 'peer-video'));
     if (sides.length === 0) throw new SipPluginError(SipErrorCode.RECORDING_ERROR, 'Invalid request (at least one of audio, video, peer_audio and peer_video should be true)');
-    const filename = field(body, 'filename');
-    const base = typeof filename === 'string' && filename.length > 0 ? filename : `sip-${this.ctx.handleId}-${Date.now() * 1000}`;
+    const filename = optString(body, 'filename');
+    const base = filename ? filename : `sip-${this.ctx.handleId}-${Date.now() * 1000}`;
     active.bridge.onRecordingFailed ??= (what, message) =>
       this.push({ event: 'recordingupdated', error: `Recording ${what} failed: ${message}` }, { callId: active.callId });
-    const open = active.bridge.setRecording(sides, field(body, 'action') === 'start', base);
+    const open = active.bridge.setRecording(sides, optString(body, 'action') === 'start', base);
     this.push({ event: 'recordingupdated', recordings: open.map((r) => ({ side: r.spec.mid ?? null, ...r.describe() })) }, { transaction, callId: active.callId });
   }
 

@@ -46,3 +46,8 @@ export function errorData(err: unknown, logger: Logger): JsonObject {
   logger.error({ err }, 'videoroom: request failed');
   return { videoroom: 'event', error_code: VideoRoomErrorCode.UNKNOWN_ERROR, error: err instanceof Error ? err.message : String(err) };
 }
+
+/** `record: true` where the gateway has no recorder (a media set-up without the native engine). */
+export function checkRecorderAvailable(record: boolean | undefined, available: boolean): void {
+  if (record === true && !available) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
+}

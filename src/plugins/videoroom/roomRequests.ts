@@ -6,7 +6,7 @@
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import { VideoRoomError, VideoRoomErrorCode, invalid, missing, noSuchFeed } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, invalid, missing, noSuchFeed } from './errors.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher } from './RemotePublisher.js';
 import { Room, checkSecret, defaultRoomConfig, type RoomConfig } from './Room.js';
@@ -23,7 +23,7 @@ function checkDescription(plugin: VideoRoomPlugin, body: JsonObject, key: string
 }
 
 export function checkCreate(body: JsonObject, plugin: VideoRoomPlugin): void {
-  if (body['record'] === true && !plugin.services?.recorder) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
+  checkRecorderAvailable(R.optBool(body, 'record'), plugin.services?.recorder !== undefined);
   checkDescription(plugin, body, 'description');
 }
 
@@ -208,8 +208,8 @@ export function listParticipants({ room }: RoomCall): JsonObject {
  * included (their own `record` follows), whatever `lock_record` says.
  */
 export function enableRecording({ plugin, body, room }: RoomCall): JsonObject {
-  const record = body['record'] === true;
-  if (record && !plugin.services?.recorder) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Recording is not available in this build');
+  const record = R.optBool(body, 'record') === true;
+  checkRecorderAvailable(record, plugin.services?.recorder !== undefined);
   room.config.record = record;
   const recordings: JsonObject[] = [];
   for (const p of room.participants.values()) {
