@@ -1,6 +1,10 @@
 //! The `NativeEngine` class JavaScript drives (wrapped with types in src/media/MediaEngine.ts)
 //! and the option objects its methods take: each method checks its arguments, makes one
 //! `ferry_engine::Engine` call, and turns a panic or error into a JS error.
+//!
+//! Past the house's ~600 lines on purpose: this is the engine's whole N-API surface, the
+//! option objects above and the methods that read them below, every method the same few-line
+//! shape (check, call, map errors); split, a method and the object it reads would part.
 
 use std::sync::Arc;
 
