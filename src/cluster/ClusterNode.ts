@@ -1,0 +1,522 @@
+/**
+ * One ferry node of a cluster (README "Cluster"): the VideoRoom's link to the others.
+ *
+ * - Rooms: every node mirrors every room of the directory (ClusterDirectory.ts); create, edit,
+ *   allowed and destroy run here and are written through to it, `exists` asks it, `list` first
+ *   mirrors what it holds. A room's owner (RoomLease.ts) keeps it alive; when the owner's
+ *   lease expires, the preferred live node takes the room over with a new fencing token.
+ * - Participants: each node announces its own in `ferry:feeds:<node>` and on `ferry:events`;
+ *   the others show them as ClusterFeeds (same publisher list, `publishers`, `unpublished`,
+ *   `leaving` and `listparticipants` on every node) and cascade their media on demand
+ *   (CascadeManager.ts).
+ * - Every tick (a third of the lease TTL): heartbeat, lease renewal, then reconciliation of
+ *   rooms, leases and participants against the directory. Events are only the fast path;
+ *   what a lost event or a dead node leaves behind, the next tick repairs.
+ */
+import type { Logger } from 'pino';
+
+import type { JsonObject, JsonValue } from '../core/Json.js';
+import { isJsonObject } from '../core/Json.js';
+import type { LocalFeedChange, VideoRoomClusterLink } from '../plugins/videoroom/ClusterLink.js';
+import { ClusterFeed, feedSpecs } from '../plugins/videoroom/ClusterFeed.js';
+import { codecKind } from '../plugins/videoroom/codecs.js';
+import { VideoRoomError, VideoRoomErrorCode, errorData } from '../plugins/videoroom/errors.js';
+import type { Feed } from '../plugins/videoroom/Feed.js';
+import { Publisher } from '../plugins/videoroom/Publisher.js';
+import type { RemoteStreamSpec } from '../plugins/videoroom/RemotePublisher.js';
+import { Room, type RoomConfig } from '../plugins/videoroom/Room.js';
+import { restoreConfig } from '../plugins/videoroom/RoomStore.js';
+import type { VideoRoomPlugin } from '../plugins/videoroom/VideoRoomPlugin.js';
+import { CascadeManager } from './CascadeManager.js';
+import { ClusterBus } from './ClusterBus.js';
+import { ClusterDirectory, type FeedEntry } from './ClusterDirectory.js';
+import { NodeHeartbeat, type NodeLoad } from './NodeHeartbeat.js';
+import { RoomLeases, parseLease } from './RoomLease.js';
+
+/** A room missing from this many directory scans in a row was destroyed elsewhere (its event was lost). */
+const MISSING_SCANS_TO_DROP = 2;
+/** A room without owner is taken by the preferred node at once, by any node after this many ticks. */
+const OWNERLESS_TICKS_FOR_ANY = 3;
+/** Shutdown steps that talk to Redis give up after this long (Redis may be what is gone). */
+const STOP_STEP_MS = 2000;
+
+export interface ClusterNodeOptions {
+  redisUrl: string;
+  nodeId: string;
+  advertise: string;
+  leaseTtlMs: number;
+  plugin: VideoRoomPlugin;
+  logger: Logger;
+  load: () => NodeLoad;
+}
+
+/** Figures for /metrics. */
+export interface ClusterGauges {
+  redis_up: number;
+  nodes: number;
+  rooms: number;
+  rooms_owned: number;
+  remote_participants: number;
+  cascades_in: number;
+  cascades_out: number;
+}
+
+type State = 'new' | 'running' | 'paused' | 'stopped';
+
+export class ClusterNode implements VideoRoomClusterLink {
+  readonly nodeId: string;
+  readonly directory: ClusterDirectory;
+  readonly heartbeat: NodeHeartbeat;
+  readonly leases: RoomLeases;
+  readonly bus: ClusterBus;
+  readonly cascades: CascadeManager;
+  private readonly plugin: VideoRoomPlugin;
+  private readonly logger: Logger;
+  private state: State = 'new';
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private tickErrors = 0;
+  private redisUp = false;
+  /** Participant writes of this node, in order. */
+  private writes: Promise<void> = Promise.resolve();
+  /** Bumped by every participant event: a reconciliation read that overlapped one is not trusted. */
+  private feedEpoch = 0;
+  private readonly missingScans = new Map<number, number>();
+  private readonly ownerlessTicks = new Map<number, number>();
+  /** Each room's owner as last read. */
+  private readonly owners = new Map<number, { node: string; fence: number }>();
+  /** Rooms created here whose directory write is under way. */
+  private readonly creating = new Set<number>();
+  private readonly demandQueued = new Set<Room>();
+
+  constructor(private readonly options: ClusterNodeOptions) {
+    this.nodeId = options.nodeId;
+    this.plugin = options.plugin;
+    this.logger = options.logger.child({ component: 'cluster', node: options.nodeId });
+    this.directory = new ClusterDirectory(options.redisUrl, options.nodeId, options.leaseTtlMs);
+    this.heartbeat = new NodeHeartbeat(this.directory, options.advertise, options.load);
+    this.leases = new RoomLeases(this.directory.redis, options.nodeId, options.leaseTtlMs, this.directory.roomTtlMs);
+    this.bus = new ClusterBus(this.directory.duplicate(), this.directory.redis, options.nodeId, this.logger, (e) => this.onEvent(e));
+    this.cascades = new CascadeManager(this.plugin, this.bus, options.nodeId, options.advertise, this.logger);
+    this.bus.handle('kick', (params) => this.kickLocal(params));
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------------
+
+  /** Connects, registers this node's own rooms, reads the cluster, and starts ticking. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`cluster node cannot start from state ${this.state}`);
+    try {
+      await this.directory.connect();
+      await this.bus.start();
+    } catch (err) {
+      await this.closeConnections();
+      throw new Error(`cluster: cannot reach Redis at ${redactUrl(this.options.redisUrl)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.state = 'running';
+    this.plugin.cluster = this;
+    // Rooms from this node's configuration (and rooms file): the directory's version wins when
+    // the room is already there; they are not permanent in the directory, since every node that
+    // has them configured registers them again.
+    for (const room of [...this.plugin.rooms.values()]) {
+      if (await this.directory.createRoom(room.config as unknown as JsonObject, false)) this.leases.adopt(room.id, 1);
+      else await this.mirror(room.id);
+    }
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
+    this.timer.unref();
+    this.logger.info({ advertise: this.options.advertise, nodes: [...this.heartbeat.nodes.keys()] }, 'cluster: node joined');
+  }
+
+  /** Shutdown, first step: no more ticks and no more mirroring; this node's own writes still go out. */
+  pause(): void {
+    if (this.state !== 'running') return;
+    this.state = 'paused';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Shutdown, last step (after the gateway ended its sessions): leases released, this node's keys deleted, the others told. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'new') return;
+    this.pause();
+    this.state = 'stopped';
+    this.plugin.cluster = null;
+    this.cascades.clear();
+    await bounded(this.writes, STOP_STEP_MS);
+    const alone = [...this.heartbeat.nodes.keys()].every((n) => n === this.nodeId);
+    const owned = [...this.leases.owned.keys()];
+    await bounded(
+      (async () => {
+        await this.leases.releaseAll();
+        // The last node going: rooms that are not permanent end with the cluster, as with Janus.
+        if (alone) {
+          for (const id of owned) {
+            const r = await this.directory.getRoom(id);
+            if (r && !r.permanent) await this.directory.deleteRoom(id);
+          }
+        }
+        await this.directory.removeNode();
+        await this.directory.publish({ type: 'node-left', node: this.nodeId });
+      })(),
+      STOP_STEP_MS,
+    ).catch((err: unknown) => this.logger.warn({ err }, 'cluster: could not leave cleanly; keys expire with their TTL'));
+    await this.closeConnections();
+    this.logger.info('cluster: node left');
+  }
+
+  private async closeConnections(): Promise<void> {
+    await bounded(this.bus.close(), STOP_STEP_MS).catch(() => undefined);
+    await bounded(this.directory.close(), STOP_STEP_MS).catch(() => undefined);
+    this.directory.redis.disconnect();
+  }
+
+  // ---- the tick: heartbeat, leases, reconciliation ------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.state !== 'running') return;
+    this.ticking = true;
+    try {
+      await this.heartbeat.beat();
+      for (const room of await this.leases.renewAll()) this.logger.warn({ room }, 'cluster: lease lost');
+      await this.syncRooms();
+      await this.syncFeeds();
+      this.cascades.dropDeadTargets((n) => this.heartbeat.isLive(n));
+      for (const room of this.plugin.rooms.values()) this.cascades.followDemand(room);
+      this.redisUp = true;
+    } catch (err) {
+      this.tickErrors++;
+      if (this.redisUp) this.logger.warn({ err }, 'cluster: directory unreachable');
+      this.redisUp = false;
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Mirrors the directory's rooms, drops those destroyed elsewhere, takes over rooms without owner. */
+  private async syncRooms(): Promise<void> {
+    const ids = await this.directory.roomIds();
+    const known = new Set(ids);
+    for (const id of ids) if (!this.plugin.rooms.has(id)) await this.mirror(id);
+    for (const room of [...this.plugin.rooms.values()]) {
+      if (known.has(room.id) || this.creating.has(room.id)) {
+        this.missingScans.delete(room.id);
+        continue;
+      }
+      const n = (this.missingScans.get(room.id) ?? 0) + 1;
+      this.missingScans.set(room.id, n);
+      if (n >= MISSING_SCANS_TO_DROP) {
+        this.missingScans.delete(room.id);
+        this.leases.forget(room.id);
+        this.plugin.dropRoom(room);
+      }
+    }
+    const values = await this.directory.leases(ids);
+    const preferred = this.heartbeat.preferredNode() === this.nodeId;
+    for (const [i, id] of ids.entries()) {
+      const lease = parseLease(values[i] ?? null);
+      if (lease) {
+        this.owners.set(id, lease);
+        this.ownerlessTicks.delete(id);
+        continue;
+      }
+      this.owners.delete(id);
+      const ticks = (this.ownerlessTicks.get(id) ?? 0) + 1;
+      this.ownerlessTicks.set(id, ticks);
+      if (!preferred && ticks < OWNERLESS_TICKS_FOR_ANY) continue;
+      const fence = await this.leases.acquire(id);
+      if (fence !== null) {
+        this.owners.set(id, { node: this.nodeId, fence });
+        this.ownerlessTicks.delete(id);
+        this.logger.info({ room: id, fence }, 'cluster: room taken over');
+      }
+    }
+    for (const id of [...this.owners.keys()]) if (!known.has(id)) this.owners.delete(id);
+  }
+
+  /** Shows every live node's participants, and only those. */
+  private async syncFeeds(): Promise<void> {
+    const epoch = this.feedEpoch;
+    const read = new Map<string, FeedEntry[]>();
+    for (const node of this.heartbeat.nodes.keys()) if (node !== this.nodeId) read.set(node, await this.directory.feedsOf(node));
+    // An event arrived while reading: what was read may be older than what is shown. Next tick.
+    if (epoch !== this.feedEpoch) return;
+    const seen = new Set<string>();
+    for (const [node, entries] of read) {
+      for (const e of entries) {
+        seen.add(`${node}/${e.room}/${e.feed}`);
+        this.applyEntry(node, e);
+      }
+    }
+    for (const room of this.plugin.rooms.values()) {
+      for (const feed of [...room.participants.values()]) {
+        if (feed instanceof ClusterFeed && !seen.has(`${feed.node}/${room.id}/${feed.id}`)) this.plugin.removeClusterFeed(feed);
+      }
+    }
+  }
+
+  // ---- events from the other nodes -----------------------------------------------------------------
+
+  private onEvent(event: JsonObject): void {
+    if (this.state !== 'running') return;
+    const node = String(event['node']);
+    const roomId = Number(event['room']);
+    switch (event['type']) {
+      case 'feed': {
+        this.feedEpoch++;
+        const feedId = Number(event['feed']);
+        const entry = isJsonObject(event['entry']) ? (event['entry'] as unknown as FeedEntry) : null;
+        this.heartbeat.heard(node);
+        void this.ensureRoom(roomId)
+          .then(() => {
+            const room = this.plugin.rooms.get(roomId);
+            if (!room) return;
+            if (entry) this.applyEntry(node, entry);
+            else {
+              const feed = room.participants.get(feedId);
+              if (feed instanceof ClusterFeed && feed.node === node) this.plugin.removeClusterFeed(feed);
+            }
+            this.demandChanged(room);
+          })
+          .catch((err: unknown) => this.logger.debug({ err }, 'cluster: participant event not applied'));
+        return;
+      }
+      case 'room':
+        void this.mirror(roomId).catch((err: unknown) => this.logger.debug({ err }, 'cluster: room event not applied'));
+        return;
+      case 'room-destroyed': {
+        const room = this.plugin.rooms.get(roomId);
+        this.leases.forget(roomId);
+        if (room) this.plugin.dropRoom(room);
+        return;
+      }
+      case 'node-left':
+        this.feedEpoch++;
+        this.heartbeat.left(node);
+        for (const room of this.plugin.rooms.values()) {
+          for (const feed of [...room.participants.values()]) if (feed instanceof ClusterFeed && feed.node === node) this.plugin.removeClusterFeed(feed);
+          this.demandChanged(room);
+        }
+        this.cascades.dropDeadTargets((n) => n !== node && this.heartbeat.isLive(n));
+        return;
+      default:
+        return;
+    }
+  }
+
+  private applyEntry(node: string, e: FeedEntry): void {
+    const room = this.plugin.rooms.get(e.room);
+    if (!room || room.destroyed) return;
+    const specs = parseSpecs(e.specs);
+    if (specs === null) {
+      this.logger.warn({ node, room: e.room, feed: e.feed }, 'cluster: participant with malformed streams ignored');
+      return;
+    }
+    const entry: Parameters<VideoRoomPlugin['upsertClusterFeed']>[3] = { publishing: e.publishing === true, specs };
+    if (typeof e.display === 'string') entry.display = e.display;
+    if (e.metadata !== undefined) entry.metadata = e.metadata;
+    if (!this.plugin.upsertClusterFeed(room, node, e.feed, entry)) this.logger.warn({ node, room: e.room, feed: e.feed }, 'cluster: participant id taken here');
+  }
+
+  /** Loads (or refreshes) a room from the directory into this node's rooms. */
+  private async mirror(id: number): Promise<void> {
+    const stored = await this.directory.getRoom(id);
+    if (!stored) return;
+    const config: RoomConfig = restoreConfig(id, stored.config);
+    const room = this.plugin.rooms.get(id);
+    if (!room) {
+      this.plugin.addRoom(new Room(config));
+      return;
+    }
+    if (JSON.stringify(room.config) === JSON.stringify(config)) return;
+    room.config = config;
+    for (const p of room.participants.values()) if (p instanceof Publisher) p.roomEdited();
+  }
+
+  // ---- VideoRoomClusterLink -------------------------------------------------------------------------
+
+  async roomRequest(name: string, body: JsonObject, local: () => JsonObject): Promise<JsonObject> {
+    const id = typeof body['room'] === 'number' ? body['room'] : undefined;
+    try {
+      switch (name) {
+        case 'exists': {
+          const reply = local();
+          if (reply['error_code'] !== undefined || id === undefined) return reply;
+          return { videoroom: 'success', room: id, exists: await this.directory.roomExists(id) };
+        }
+        case 'list':
+          for (const roomId of await this.directory.roomIds()) if (!this.plugin.rooms.has(roomId)) await this.mirror(roomId);
+          return local();
+        case 'create':
+          return await this.create(body, local, id);
+        case 'destroy': {
+          if (id !== undefined) await this.ensureRoom(id);
+          const reply = local();
+          if (reply['videoroom'] !== 'destroyed' || id === undefined) return reply;
+          this.leases.forget(id);
+          await this.directory.deleteRoom(id);
+          await this.directory.publish({ type: 'room-destroyed', node: this.nodeId, room: id });
+          return reply;
+        }
+        default: {
+          // edit, allowed
+          if (id !== undefined) await this.ensureRoom(id);
+          const reply = local();
+          const room = id !== undefined ? this.plugin.rooms.get(id) : undefined;
+          if (reply['error_code'] !== undefined || !room) return reply;
+          await this.directory.saveRoom(room.config as unknown as JsonObject, body['permanent'] === true);
+          await this.directory.publish({ type: 'room', node: this.nodeId, room: room.id });
+          return reply;
+        }
+      }
+    } catch (err) {
+      if (err instanceof VideoRoomError) throw err;
+      this.logger.warn({ err, request: name }, 'cluster: directory request failed');
+      throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, `Cluster directory unavailable (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+
+  private async create(body: JsonObject, local: () => JsonObject, requested: number | undefined): Promise<JsonObject> {
+    // A room another node made that this one has not mirrored yet: mirrored first, so `create` answers 427.
+    if (requested !== undefined) await this.ensureRoom(requested);
+    const reply = local();
+    if (reply['videoroom'] !== 'created') return reply;
+    const id = reply['room'] as number;
+    const room = this.plugin.rooms.get(id);
+    if (!room) return reply;
+    this.creating.add(id);
+    let created: boolean;
+    try {
+      created = await this.directory.createRoom(room.config as unknown as JsonObject, body['permanent'] === true);
+    } catch (err) {
+      this.plugin.dropRoom(room);
+      throw err;
+    } finally {
+      this.creating.delete(id);
+    }
+    if (!created) {
+      // Another node created the same id at the same moment: its room is the room.
+      this.plugin.dropRoom(room);
+      await this.mirror(id);
+      return errorData(new VideoRoomError(VideoRoomErrorCode.ROOM_EXISTS, `Room ${id} already exists`), this.logger);
+    }
+    this.leases.adopt(id, 1);
+    this.owners.set(id, { node: this.nodeId, fence: 1 });
+    await this.directory.publish({ type: 'room', node: this.nodeId, room: id });
+    return reply;
+  }
+
+  async ensureRoom(id: number): Promise<void> {
+    if (this.state !== 'running' || !Number.isSafeInteger(id) || this.plugin.rooms.has(id)) return;
+    await this.mirror(id);
+  }
+
+  localFeed(room: Room, feed: Feed, change: LocalFeedChange): void {
+    if (this.state === 'new' || this.state === 'stopped' || feed instanceof ClusterFeed) return;
+    let entry: FeedEntry | null = null;
+    if (change !== 'left') {
+      entry = { room: room.id, feed: feed.id, publishing: feed.publishing, specs: feed.publishing ? (feedSpecs(feed) as unknown as JsonValue[]) : [] };
+      if (feed.display !== undefined) entry.display = feed.display;
+      if (feed.metadata !== undefined) entry.metadata = feed.metadata;
+    }
+    const event: JsonObject = { type: 'feed', node: this.nodeId, room: room.id, feed: feed.id, entry: entry as unknown as JsonValue };
+    this.writes = this.writes
+      .then(() => this.directory.writeFeed(room.id, feed.id, entry, event))
+      .catch((err: unknown) => this.logger.warn({ err, room: room.id, feed: feed.id }, 'cluster: participant not announced (the next heartbeat repairs the directory)'));
+  }
+
+  demandChanged(room: Room): void {
+    if (this.state !== 'running' || this.demandQueued.has(room)) return;
+    this.demandQueued.add(room);
+    setImmediate(() => {
+      this.demandQueued.delete(room);
+      if (this.state === 'running') this.cascades.followDemand(room);
+    });
+  }
+
+  kickRemote(room: Room, feed: Feed): void {
+    if (!(feed instanceof ClusterFeed)) return;
+    this.bus.request(feed.node, 'kick', { room: room.id, feed: feed.id }).catch((err: unknown) => this.logger.warn({ err, room: room.id, feed: feed.id }, 'cluster: kick not delivered'));
+  }
+
+  private kickLocal(params: JsonObject): JsonObject {
+    const room = this.plugin.rooms.get(Number(params['room']));
+    const feed = room?.participants.get(Number(params['feed']));
+    if (!(feed instanceof Publisher)) throw new Error('no such participant here');
+    this.plugin.removeParticipant(feed, 'kicked');
+    return { kicked: feed.id };
+  }
+
+  // ---- what operators see --------------------------------------------------------------------------
+
+  status(): JsonObject {
+    let remote = 0;
+    for (const room of this.plugin.rooms.values()) for (const f of room.participants.values()) if (f instanceof ClusterFeed) remote++;
+    return {
+      node_id: this.nodeId,
+      advertise: this.options.advertise,
+      redis: this.directory.connected ? 'connected' : 'disconnected',
+      lease_ttl_ms: this.options.leaseTtlMs,
+      nodes: [...this.heartbeat.nodes.values()].map((n) => ({ node_id: n.node_id, advertise: n.advertise, load: n.load as unknown as JsonValue, self: n.node_id === this.nodeId })),
+      rooms: this.plugin.rooms.size,
+      rooms_owned: [...this.leases.owned].map(([room, fence]) => ({ room, fence })),
+      room_owners: [...this.owners].map(([room, o]) => ({ room, node: o.node, fence: o.fence })),
+      remote_participants: remote,
+      cascades_in: this.cascades.cascadesIn(),
+      cascades_out: this.cascades.cascadesOut(),
+      cascade_failures: this.cascades.failures,
+      tick_errors: this.tickErrors,
+    };
+  }
+
+  gauges(): ClusterGauges {
+    const s = this.status();
+    return {
+      redis_up: this.directory.connected ? 1 : 0,
+      nodes: this.heartbeat.nodes.size,
+      rooms: this.plugin.rooms.size,
+      rooms_owned: this.leases.owned.size,
+      remote_participants: s['remote_participants'] as number,
+      cascades_in: (s['cascades_in'] as JsonValue[]).length,
+      cascades_out: (s['cascades_out'] as JsonValue[]).length,
+    };
+  }
+}
+
+/** Streams another node announced, checked before they build anything here; null when malformed. */
+function parseSpecs(value: unknown): RemoteStreamSpec[] | null {
+  if (!Array.isArray(value)) return null;
+  const specs: RemoteStreamSpec[] = [];
+  for (const v of value) {
+    if (!isJsonObject(v)) return null;
+    const type = v['type'];
+    if (type !== 'audio' && type !== 'video' && type !== 'data') return null;
+    if (!Number.isSafeInteger(v['mindex']) || typeof v['mid'] !== 'string') return null;
+    const codec = v['codec'];
+    if (codec !== null && (typeof codec !== 'string' || (type !== 'data' && codecKind(codec) !== type))) return null;
+    const spec: RemoteStreamSpec = {
+      type, mindex: v['mindex'] as number, mid: v['mid'], codec: type === 'data' ? null : (codec as string | null),
+      disabled: v['disabled'] === true || (type !== 'data' && codec === null),
+      simulcast: v['simulcast'] === true, stereo: v['stereo'] === true, fec: v['fec'] !== false, dtx: v['dtx'] === true,
+    };
+    if (typeof v['description'] === 'string') spec.description = v['description'];
+    if (typeof v['h264Profile'] === 'string') spec.h264Profile = v['h264Profile'];
+    if (typeof v['vp9Profile'] === 'string') spec.vp9Profile = v['vp9Profile'];
+    specs.push(spec);
+  }
+  return specs;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
