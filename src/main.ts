@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   try {
-    const addresses = await gateway.start();
+    const addresses = await ferry.start();
     gateway.logger.info({ addresses }, 'ferry started');
   } catch (err) {
     gateway.logger.fatal({ err }, 'ferry failed to start');
