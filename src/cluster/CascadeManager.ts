@@ -40,7 +40,8 @@ interface Cascade {
 export class CascadeManager {
   /** Cascades into this node, by feed. */
   private readonly incoming = new Map<ClusterFeed, Cascade>();
-  /** Cascades started and failed (the publisher's node refused or did not answer). */
+  /** Cascades started here so far, and those that failed (the publisher's node refused or did not answer). */
+  started = 0;
   failures = 0;
 
   constructor(
@@ -91,6 +92,7 @@ export class CascadeManager {
     feed.attach(leg);
     feed.refreshForwarders();
     room.feedChanged(feed);
+    this.started++;
     const cascade: Cascade = { room, feed, port: leg.port, since: Date.now(), confirmed: false };
     this.incoming.set(feed, cascade);
     const params = { room: room.id, feed: feed.id, host: this.advertise, port: leg.port, srtp_crypto: crypto };

@@ -464,6 +464,7 @@ export class ClusterNode implements VideoRoomClusterLink {
       remote_participants: remote,
       cascades_in: this.cascades.cascadesIn(),
       cascades_out: this.cascades.cascadesOut(),
+      cascades_started: this.cascades.started,
       cascade_failures: this.cascades.failures,
       tick_errors: this.tickErrors,
     };
