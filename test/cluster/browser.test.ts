@@ -1,0 +1,58 @@
+// The VideoRoom demo page across a two-node ferry cluster (issue 15), in headless Chromium:
+// Alice's page publishes on node A, Bob's page on node B; Bob's page lists Alice's feed and
+// decodes her video, which reaches B over the automatic cascade from A. janus.js and the demo
+// page are unchanged: they only ever talk to their own node.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser, Page } from 'playwright-core';
+
+import type { TestFerry } from '../helpers/ferry.js';
+import type { Json } from '../helpers/http.js';
+import { launchChromium, pollUntil, saveScreenshot } from '../helpers/browser.js';
+import { openVideoRoomPage } from '../helpers/videoroomPage.js';
+import { startNodes, startRedis, stopNodes, type Node } from './harness.js';
+
+/** What the page's demo object knows: its own id, the feeds it lists, and decoded frames per feed. */
+async function view(page: Page): Promise<{ myId: number | null; feeds: number[]; decoded: Record<string, number> }> {
+  return page.evaluate(async () => {
+    const demo = (globalThis as any).ferryVideoRoom;
+    const byMid = new Map<string, number>();
+    const pc: any = demo.subscriber?.webrtcStuff?.pc;
+    if (pc) (await pc.getStats()).forEach((s: any) => s.type === 'inbound-rtp' && s.kind === 'video' && byMid.set(String(s.mid), s.framesDecoded ?? 0));
+    const decoded: Record<string, number> = {};
+    for (const s of demo.slots.values()) if (s.type === 'video' && s.feedId != null) decoded[String(s.feedId)] = byMid.get(String(s.mid)) ?? 0;
+    return { myId: demo.myId ?? null, feeds: [...demo.feeds.keys()], decoded };
+  });
+}
+
+/** The page helper's view of a ferry process: where its demo pages are. */
+const pagesOf = (n: Node) => ({ origin: `http://127.0.0.1:${n.proc.addresses.http!.port}`, config: n.proc.config }) as unknown as TestFerry;
+
+test('the demo VideoRoom page on node B shows and plays the publisher that joined on node A', async () => {
+  const redis = await startRedis();
+  let nodes: Node[] = [];
+  let browser: Browser | null = null;
+  try {
+    nodes = await startNodes(['node-a', 'node-b'], redis.url, { videoroom: { demo_room: true } });
+    const [a, b] = nodes as [Node, Node];
+    browser = await launchChromium();
+    const alice = await openVideoRoomPage(browser, pagesOf(a), 'alice', 1234);
+    const aliceId = (await pollUntil(() => view(alice.page), (v) => typeof v.myId === 'number', 15_000)).myId;
+    assert.ok(typeof aliceId === 'number', `alice joined on A: ${alice.errors.join(' | ')}`);
+    const bob = await openVideoRoomPage(browser, pagesOf(b), 'bob', 1234);
+    const seen = await pollUntil(() => view(bob.page), (v) => (v.decoded[String(aliceId)] ?? 0) > 15, 30_000);
+    assert.ok(seen.feeds.includes(aliceId!), `B's page lists alice's feed: ${JSON.stringify(seen)}`);
+    assert.ok((seen.decoded[String(aliceId)] ?? 0) > 15, `B's page decodes alice's video: ${JSON.stringify(seen)}; ${bob.errors.join(' | ')}`);
+    await saveScreenshot(bob.page, 'cluster-videoroom-bob-on-node-b');
+    const cascades = (await b.cluster())['cascades_in'] as Json[];
+    assert.ok(cascades.some((c) => c['feed'] === aliceId && c['from'] === 'node-a'), `B receives alice over a cascade from A: ${JSON.stringify(cascades)}`);
+    await alice.page.context().close();
+    await bob.page.context().close();
+  } finally {
+    await browser?.close();
+    await stopNodes(nodes).catch(() => undefined);
+    await redis.stop();
+  }
+});
+
+test.run();
