@@ -193,6 +193,38 @@ export class ClusterDirectory {
     await tx.exec();
   }
 
+  /**
+   * Makes this node's participant hash exactly `entries` (field → JSON): what a failed write or
+   * an expiry during a Redis outage lost is written again, what should be gone is deleted.
+   */
+  async repairFeeds(entries: Map<string, string>): Promise<number> {
+    const key = keys.feeds(this.nodeId);
+    const stored = await this.redis.hgetall(key);
+    const tx = this.redis.multi();
+    let changes = 0;
+    for (const [field, value] of entries) {
+      if (stored[field] !== value) {
+        tx.hset(key, field, value);
+        changes++;
+      }
+    }
+    for (const field of Object.keys(stored)) {
+      if (!entries.has(field)) {
+        tx.hdel(key, field);
+        changes++;
+      }
+    }
+    if (changes === 0) return 0;
+    tx.pexpire(key, this.leaseTtlMs);
+    await tx.exec();
+    return changes;
+  }
+
+  /** Whether another process heartbeats under this node's id right now. */
+  async nodeIdTaken(): Promise<boolean> {
+    return (await this.redis.exists(keys.node(this.nodeId))) === 1;
+  }
+
   /** What a node announces, or null when it announces nothing (no key). */
   async feedsOf(node: string): Promise<FeedEntry[]> {
     const all = await this.redis.hgetall(keys.feeds(node));

@@ -113,6 +113,11 @@ export class ClusterNode implements VideoRoomClusterLink {
       await this.closeConnections();
       throw new Error(`cluster: cannot reach Redis at ${redactUrl(this.options.redisUrl)}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    // Two processes under one id would each take the other's participants for their own.
+    if (await this.directory.nodeIdTaken().catch(() => false)) {
+      await this.closeConnections();
+      throw new Error(`cluster: node_id "${this.nodeId}" is in use by a live node (a crashed one's heartbeat expires within cluster.lease_ttl)`);
+    }
     this.state = 'running';
     this.plugin.cluster = this;
     // Rooms from this node's configuration (and rooms file): the directory's version wins when
@@ -179,6 +184,11 @@ export class ClusterNode implements VideoRoomClusterLink {
     try {
       await this.heartbeat.beat();
       for (const room of await this.leases.renewAll()) this.logger.warn({ room }, 'cluster: lease lost');
+      // In line with this node's own writes, so it never undoes a newer one.
+      const repair = this.writes.then(() => this.directory.repairFeeds(this.ownEntries()));
+      this.writes = repair.then(() => undefined, () => undefined);
+      const repaired = await repair;
+      if (repaired > 0) this.logger.info({ repaired }, 'cluster: own participants rewritten in the directory');
       await this.syncRooms();
       await this.syncFeeds();
       this.cascades.dropDeadTargets((n) => this.heartbeat.isLive(n));
@@ -413,16 +423,23 @@ export class ClusterNode implements VideoRoomClusterLink {
 
   localFeed(room: Room, feed: Feed, change: LocalFeedChange): void {
     if (this.state === 'new' || this.state === 'stopped' || feed instanceof ClusterFeed) return;
-    let entry: FeedEntry | null = null;
-    if (change !== 'left') {
-      entry = { room: room.id, feed: feed.id, publishing: feed.publishing, specs: feed.publishing ? (feedSpecs(feed) as unknown as JsonValue[]) : [] };
-      if (feed.display !== undefined) entry.display = feed.display;
-      if (feed.metadata !== undefined) entry.metadata = feed.metadata;
-    }
+    const entry = change === 'left' ? null : entryOf(room, feed);
     const event: JsonObject = { type: 'feed', node: this.nodeId, room: room.id, feed: feed.id, entry: entry as unknown as JsonValue };
     this.writes = this.writes
       .then(() => this.directory.writeFeed(room.id, feed.id, entry, event))
       .catch((err: unknown) => this.logger.warn({ err, room: room.id, feed: feed.id }, 'cluster: participant not announced (the next heartbeat repairs the directory)'));
+  }
+
+  /** This node's participants as its directory hash should hold them. */
+  private ownEntries(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const room of this.plugin.rooms.values()) {
+      if (room.destroyed) continue;
+      for (const feed of room.participants.values()) {
+        if (feed instanceof Publisher && !feed.left) out.set(`${room.id}:${feed.id}`, JSON.stringify(entryOf(room, feed)));
+      }
+    }
+    return out;
   }
 
   demandChanged(room: Room): void {
@@ -482,6 +499,14 @@ export class ClusterNode implements VideoRoomClusterLink {
       cascades_out: (s['cascades_out'] as JsonValue[]).length,
     };
   }
+}
+
+/** A participant of this node as the directory holds it. */
+function entryOf(room: Room, feed: Feed): FeedEntry {
+  const entry: FeedEntry = { room: room.id, feed: feed.id, publishing: feed.publishing, specs: feed.publishing ? (feedSpecs(feed) as unknown as JsonValue[]) : [] };
+  if (feed.display !== undefined) entry.display = feed.display;
+  if (feed.metadata !== undefined) entry.metadata = feed.metadata;
+  return entry;
 }
 
 /** Streams another node announced, checked before they build anything here; null when malformed. */

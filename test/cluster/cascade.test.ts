@@ -79,6 +79,13 @@ test('publisher on A, subscribers on B and C: one cascade each, media intact; 10
       assert.equal([inc[0]!['feed'], inc[0]!['from']], [pub.id, 'node-a']);
     }
 
+    // The same view in /metrics (on the Admin listener).
+    const metrics = await (await fetch(`http://127.0.0.1:${a.proc.addresses.adminHttp!.port}/metrics`)).text();
+    assert.match(metrics, /^ferry_cluster_nodes 3$/m);
+    assert.match(metrics, /^ferry_cluster_cascades_out 2$/m);
+    assert.match(metrics, /^ferry_cluster_redis_up 1$/m);
+    assert.match(metrics, /^ferry_cluster_rooms_owned 1$/m);
+
     const sent = await sendAndCheck(pub, [subB, subC]);
     assertReceivedAsSent(subB, sent);
     assertReceivedAsSent(subC, sent);
