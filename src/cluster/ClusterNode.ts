@@ -16,6 +16,7 @@
 import type { Logger } from 'pino';
 
 import type { JsonObject, JsonValue } from '../core/Json.js';
+import type { DataMessage } from '../core/Media.js';
 import { isJsonObject } from '../core/Json.js';
 import type { LocalFeedChange, VideoRoomClusterLink } from '../plugins/videoroom/ClusterLink.js';
 import { ClusterFeed, feedSpecs } from '../plugins/videoroom/ClusterFeed.js';
@@ -291,6 +292,18 @@ export class ClusterNode implements VideoRoomClusterLink {
           .catch((err: unknown) => this.logger.debug({ err }, 'cluster: participant event not applied'));
         return;
       }
+      case 'data': {
+        const room = this.plugin.rooms.get(roomId);
+        const feed = room?.participants.get(Number(event['feed']));
+        if (!room || !(feed instanceof ClusterFeed) || feed.node !== node || typeof event['data'] !== 'string') return;
+        room.relayData(feed, String(event['mid']), {
+          label: String(event['label'] ?? ''),
+          protocol: String(event['protocol'] ?? ''),
+          binary: event['binary'] === true,
+          data: Buffer.from(event['data'], 'base64'),
+        });
+        return;
+      }
       case 'room':
         void this.mirror(roomId).catch((err: unknown) => this.logger.debug({ err }, 'cluster: room event not applied'));
         return;
@@ -428,6 +441,17 @@ export class ClusterNode implements VideoRoomClusterLink {
     this.writes = this.writes
       .then(() => this.directory.writeFeed(room.id, feed.id, entry, event))
       .catch((err: unknown) => this.logger.warn({ err, room: room.id, feed: feed.id }, 'cluster: participant not announced (the next heartbeat repairs the directory)'));
+  }
+
+  /**
+   * Data channels between nodes: a local publisher's message goes out on the events channel
+   * while some other node consumes the feed (it then has a cascade from here); there, the
+   * ClusterFeed relays it to its subscribers like a local publisher's.
+   */
+  localData(room: Room, feed: Feed, mid: string, message: DataMessage): void {
+    if (this.state !== 'running' || ![...feed.remotes.keys()].some((k) => k.startsWith('cluster:'))) return;
+    const event: JsonObject = { type: 'data', node: this.nodeId, room: room.id, feed: feed.id, mid, label: message.label, protocol: message.protocol, binary: message.binary, data: message.data.toString('base64') };
+    this.directory.publish(event).catch((err: unknown) => this.logger.debug({ err }, 'cluster: data message not relayed'));
   }
 
   /** This node's participants as its directory hash should hold them. */

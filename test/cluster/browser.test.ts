@@ -43,6 +43,23 @@ test('the demo VideoRoom page on node B shows and plays the publisher that joine
     const seen = await pollUntil(() => view(bob.page), (v) => (v.decoded[String(aliceId)] ?? 0) > 15, 30_000);
     assert.ok(seen.feeds.includes(aliceId!), `B's page lists alice's feed: ${JSON.stringify(seen)}`);
     assert.ok((seen.decoded[String(aliceId)] ?? 0) > 15, `B's page decodes alice's video: ${JSON.stringify(seen)}; ${bob.errors.join(' | ')}`);
+    // Chat over the publishers' data channels crosses the nodes both ways.
+    const chat = (p: Page) => p.evaluate(() => ((globalThis as any).ferryVideoRoom.chat as { from: number; text: string }[]));
+    const deliver = async (from: Page, to: Page, text: string) => {
+      const got = await pollUntil(
+        async () => {
+          await from.evaluate((t) => (globalThis as any).ferryVideoRoom.sendChat(t), text);
+          return chat(to);
+        },
+        (msgs) => msgs.some((m) => m.text === text),
+        20_000,
+        1000,
+      );
+      return got.find((m) => m.text === text);
+    };
+    assert.is((await deliver(alice.page, bob.page, 'hello from A'))?.from, aliceId, 'A → B, labelled with alice\'s feed');
+    const bobId = (await view(bob.page)).myId;
+    assert.is((await deliver(bob.page, alice.page, 'hello from B'))?.from, bobId, 'B → A');
     await saveScreenshot(bob.page, 'cluster-videoroom-bob-on-node-b');
     const cascades = (await b.cluster())['cascades_in'] as Json[];
     assert.ok(cascades.some((c) => c['feed'] === aliceId && c['from'] === 'node-a'), `B receives alice over a cascade from A: ${JSON.stringify(cascades)}`);

@@ -5,6 +5,7 @@
  * plugin holds none and behaves as a single Janus gateway.
  */
 import type { JsonObject } from '../../core/Json.js';
+import type { DataMessage } from '../../core/Media.js';
 import type { Feed } from './Feed.js';
 import type { Room } from './Room.js';
 
@@ -21,6 +22,8 @@ export interface VideoRoomClusterLink {
   ensureRoom(id: number): Promise<void>;
   /** A local participant joined, (un)published or left. */
   localFeed(room: Room, feed: Feed, change: LocalFeedChange): void;
+  /** A data-channel message a local publisher published (relayed to the nodes that consume its feed). */
+  localData(room: Room, feed: Feed, mid: string, message: DataMessage): void;
   /** Local subscribers of `room` changed what they consume: cascades follow. */
   demandChanged(room: Room): void;
   /** Kicks a participant of another node (through its node). */

@@ -116,6 +116,8 @@ export class Room {
   quotaRelease: (() => void) | null = null;
   /** Told when a participant of this node joins, (un)publishes or leaves (the cluster listens). */
   observer: ((feed: Feed, change: LocalFeedChange) => void) | null = null;
+  /** Told of every data-channel message a participant of this node publishes (the cluster relays it). */
+  dataObserver: ((feed: Feed, mid: string, message: DataMessage) => void) | null = null;
 
   constructor(public config: RoomConfig) {}
 

@@ -538,6 +538,7 @@ export class VideoRoomHandle implements PluginHandle {
     const stream = pub.dataStream;
     if (!stream || !stream.relay) return;
     pub.room.relayData(pub, stream.mid, message);
+    pub.room.dataObserver?.(pub, stream.mid, message);
   }
 
   dataReady(): void {

@@ -108,6 +108,7 @@ export class VideoRoomPlugin implements Plugin {
   /** Every room enters here, so the cluster hears about its local participants. */
   addRoom(room: Room): Room {
     room.observer = (feed, change) => this.cluster?.localFeed(room, feed, change);
+    room.dataObserver = (feed, mid, message) => this.cluster?.localData(room, feed, mid, message);
     this.rooms.set(room.id, room);
     return room;
   }
