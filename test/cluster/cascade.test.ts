@@ -55,6 +55,9 @@ test('publisher on A, subscribers on B and C: one cascade each, media intact; 10
     assert.is((await adminB.sync({ request: 'create', room: ROOM }))['error_code'], 427, 'the id is taken cluster-wide');
     const listed = await adminB.sync({ request: 'list' });
     assert.ok((listed['list'] as Json[]).some((r) => r['room'] === ROOM), 'B lists the room made on A');
+    assert.is((await adminB.sync({ request: 'edit', room: ROOM, new_description: 'edited on B' }))['videoroom'], 'edited');
+    const onC = await waitFor(() => adminC.sync({ request: 'list' }), (r) => (r['list'] as Json[]).some((x) => x['room'] === ROOM && x['description'] === 'edited on B'), 3000);
+    assert.ok((onC['list'] as Json[]).some((x) => x['room'] === ROOM && x['description'] === 'edited on B'), 'C sees the edit made on B');
 
     // A session of one node is unknown to another: Janus's 458, not a crash.
     const wsB = await JanusWs.connect(b.proc.wsUrl);

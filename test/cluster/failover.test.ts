@@ -38,7 +38,9 @@ test('kill -9 of the node with the room and the publisher: unpublished/leaving e
     nodes = await startNodes(['node-a', 'node-b', 'node-c'], redis.url);
     const [a, b, c] = nodes as [Node, Node, Node];
     const adminA = await VrClient.open(a.proc);
-    assert.is((await adminA.sync({ request: 'create', room: ROOM, publishers: 4 }))['videoroom'], 'created');
+    // Permanent: the directory keeps it (no rooms_file needed in a cluster).
+    const created = await adminA.sync({ request: 'create', room: ROOM, publishers: 4, permanent: true, description: 'kept', secret: 's' });
+    assert.equal([created['videoroom'], created['permanent']], ['created', true]);
     const ownerBefore = await waitFor(() => ownerOf(b), (o) => o !== undefined, 3000);
     assert.equal([ownerBefore?.['node'], ownerBefore?.['fence']], ['node-a', 1], 'A owns the room it made (token 1)');
 
@@ -73,6 +75,8 @@ test('kill -9 of the node with the room and the publisher: unpublished/leaving e
     const ownerAfter = await waitFor(() => ownerOf(b), (o) => o !== undefined && o['node'] !== 'node-a', LOSS_BOUND_MS);
     assert.ok(ownerAfter && ['node-b', 'node-c'].includes(String(ownerAfter['node'])), `a new owner: ${JSON.stringify(ownerAfter)}`);
     assert.ok(Number(ownerAfter!['fence']) > 1, 'with a new fencing token');
+    const described = await onC.sync({ request: 'list' });
+    assert.is((described['list'] as Json[]).find((r) => r['room'] === ROOM)?.['description'], 'kept', 'the room\'s configuration outlived its owner');
     const list = await onB.sync({ request: 'listparticipants', room: ROOM });
     assert.equal((list['participants'] as Json[]).map((p) => p['display']).sort(), ['bob', 'carol']);
 
@@ -94,12 +98,12 @@ test('kill -9 of the node with the room and the publisher: unpublished/leaving e
     const leaseValue = await redis.client.get(`ferry:lease:${ROOM}`);
     assert.ok(leaseValue !== null && !leaseValue.startsWith('node-a|'), `the lease names a live node: ${leaseValue}`);
 
-    for (const client of [sub2.client, subB.client, subC.client, pub2.client, onB, onC]) await client.close();
+    for (const client of [sub2.client, subB.client, subC.client, pub2.client, onC]) await client.close();
+    assert.is((await onB.sync({ request: 'destroy', room: ROOM, secret: 's', permanent: true }))['videoroom'], 'destroyed');
+    await onB.close();
     await stopNodes(nodes);
     nodes = [];
-    // The room was not permanent and the last node is gone: nothing is left.
-    const left = await waitFor(() => redis.keys(), (k) => k.length === 0, LOSS_BOUND_MS);
-    assert.equal(left, []);
+    assert.equal(await redis.keys(), [], 'room destroyed, nodes stopped: nothing is left');
   } finally {
     await closeAll(peers);
     await stopNodes(nodes).catch(() => undefined);
