@@ -80,14 +80,15 @@ export class ClusterNode implements VideoRoomClusterLink {
   private redisUp = false;
   /** Participant writes of this node, in order. */
   private writes: Promise<void> = Promise.resolve();
-  /** Bumped by every participant event: a reconciliation read that overlapped one is not trusted. */
-  private feedEpoch = 0;
+  /** Per node, bumped by each of its participant events: a reconciliation read of that node that overlapped one is not trusted. */
+  private readonly feedEpochs = new Map<string, number>();
   private readonly missingScans = new Map<number, number>();
   private readonly ownerlessTicks = new Map<number, number>();
   /** Each room's owner as last read. */
   private readonly owners = new Map<number, { node: string; fence: number }>();
-  /** Rooms created here whose directory write is under way. */
+  /** Rooms created or destroyed here whose directory write is under way (the tick leaves them alone). */
   private readonly creating = new Set<number>();
+  private readonly destroying = new Set<number>();
   private readonly demandQueued = new Set<Room>();
 
   constructor(private readonly options: ClusterNodeOptions) {
@@ -208,7 +209,7 @@ export class ClusterNode implements VideoRoomClusterLink {
   private async syncRooms(): Promise<void> {
     const ids = await this.directory.roomIds();
     const known = new Set(ids);
-    for (const id of ids) if (!this.plugin.rooms.has(id)) await this.mirror(id);
+    for (const id of ids) if (!this.plugin.rooms.has(id) && !this.destroying.has(id)) await this.mirror(id);
     for (const room of [...this.plugin.rooms.values()]) {
       if (known.has(room.id) || this.creating.has(room.id)) {
         this.missingScans.delete(room.id);
@@ -245,15 +246,20 @@ export class ClusterNode implements VideoRoomClusterLink {
     for (const id of [...this.owners.keys()]) if (!known.has(id)) this.owners.delete(id);
   }
 
-  /** Shows every live node's participants, and only those. */
+  /**
+   * Shows every live node's participants, and only those. A node's entries are applied (and
+   * its missing ones removed) only when none of its events arrived during the read; the
+   * participants of a node that is gone are removed whatever else happens.
+   */
   private async syncFeeds(): Promise<void> {
-    const epoch = this.feedEpoch;
+    const before = new Map(this.feedEpochs);
     const read = new Map<string, FeedEntry[]>();
     for (const node of this.heartbeat.nodes.keys()) if (node !== this.nodeId) read.set(node, await this.directory.feedsOf(node));
-    // An event arrived while reading: what was read may be older than what is shown. Next tick.
-    if (epoch !== this.feedEpoch) return;
     const seen = new Set<string>();
+    const trusted = new Set<string>();
     for (const [node, entries] of read) {
+      if ((this.feedEpochs.get(node) ?? 0) !== (before.get(node) ?? 0)) continue;
+      trusted.add(node);
       for (const e of entries) {
         seen.add(`${node}/${e.room}/${e.feed}`);
         this.applyEntry(node, e);
@@ -261,9 +267,15 @@ export class ClusterNode implements VideoRoomClusterLink {
     }
     for (const room of this.plugin.rooms.values()) {
       for (const feed of [...room.participants.values()]) {
-        if (feed instanceof ClusterFeed && !seen.has(`${feed.node}/${room.id}/${feed.id}`)) this.plugin.removeClusterFeed(feed);
+        if (!(feed instanceof ClusterFeed)) continue;
+        const gone = !this.heartbeat.isLive(feed.node) || (trusted.has(feed.node) && !seen.has(`${feed.node}/${room.id}/${feed.id}`));
+        if (gone) this.plugin.removeClusterFeed(feed);
       }
     }
+  }
+
+  private bumpEpoch(node: string): void {
+    this.feedEpochs.set(node, (this.feedEpochs.get(node) ?? 0) + 1);
   }
 
   // ---- events from the other nodes -----------------------------------------------------------------
@@ -274,7 +286,7 @@ export class ClusterNode implements VideoRoomClusterLink {
     const roomId = Number(event['room']);
     switch (event['type']) {
       case 'feed': {
-        this.feedEpoch++;
+        this.bumpEpoch(node);
         const feedId = Number(event['feed']);
         const entry = isJsonObject(event['entry']) ? (event['entry'] as unknown as FeedEntry) : null;
         this.heartbeat.heard(node);
@@ -314,7 +326,7 @@ export class ClusterNode implements VideoRoomClusterLink {
         return;
       }
       case 'node-left':
-        this.feedEpoch++;
+        this.bumpEpoch(node);
         this.heartbeat.left(node);
         for (const room of this.plugin.rooms.values()) {
           for (const feed of [...room.participants.values()]) if (feed instanceof ClusterFeed && feed.node === node) this.plugin.removeClusterFeed(feed);
@@ -377,8 +389,13 @@ export class ClusterNode implements VideoRoomClusterLink {
           const reply = local();
           if (reply['videoroom'] !== 'destroyed' || id === undefined) return reply;
           this.leases.forget(id);
-          await this.directory.deleteRoom(id);
-          await this.directory.publish({ type: 'room-destroyed', node: this.nodeId, room: id });
+          this.destroying.add(id);
+          try {
+            await this.directory.deleteRoom(id);
+            await this.directory.publish({ type: 'room-destroyed', node: this.nodeId, room: id });
+          } finally {
+            this.destroying.delete(id);
+          }
           return reply;
         }
         default: {

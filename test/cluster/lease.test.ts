@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 
 import { ClusterDirectory } from '../../src/cluster/ClusterDirectory.js';
 import { RoomLeases, parseLease } from '../../src/cluster/RoomLease.js';
-import { startRedis } from './harness.js';
+import { nodeRanges, startNode, startRedis, stopNodes } from './harness.js';
 
 const TTL_MS = 300;
 
@@ -56,6 +56,37 @@ test('leases: exclusive, expiring, fenced; a stale owner cannot renew or release
     await d1.close();
     await d2.close();
     await redis.stop();
+  }
+});
+
+test('a node refuses to start without its directory, or under the id of a live node', async () => {
+  const redis = await startRedis();
+  const [r1, r2] = nodeRanges();
+  const url = redis.url;
+  await redis.stop();
+  const unreachable = await startNode('lonely', url, r1!).then(
+    async (n) => {
+      await stopNodes([n]);
+      return 'started';
+    },
+    (err: Error) => err.message,
+  );
+  assert.match(unreachable, /cannot reach Redis at redis:\/\/127\.0\.0\.1/);
+
+  const again = await startRedis();
+  const first = await startNode('twin', again.url, r1!);
+  try {
+    const second = await startNode('twin', again.url, r2!).then(
+      async (n) => {
+        await stopNodes([n]);
+        return 'started';
+      },
+      (err: Error) => err.message,
+    );
+    assert.match(second, /node_id \\"twin\\" is in use by a live node/, second);
+  } finally {
+    await stopNodes([first]);
+    await again.stop();
   }
 });
 
