@@ -220,6 +220,12 @@ export class ClusterDirectory {
     return changes;
   }
 
+  /** The Redis server's run id: a new one means the server restarted (and, without persistence, lost every key). */
+  async runId(): Promise<string | null> {
+    const info = await this.redis.info('server');
+    return /^run_id:(\w+)/m.exec(info)?.[1] ?? null;
+  }
+
   /** Whether another process heartbeats under this node's id right now. */
   async nodeIdTaken(): Promise<boolean> {
     return (await this.redis.exists(keys.node(this.nodeId))) === 1;

@@ -90,6 +90,12 @@ export class ClusterNode implements VideoRoomClusterLink {
   private readonly creating = new Set<number>();
   private readonly destroying = new Set<number>();
   private readonly demandQueued = new Set<Room>();
+  /** Rooms the directory keeps without TTL (what a re-registration after a Redis restart must say). */
+  private readonly permanentRooms = new Set<number>();
+  /** The Redis server's run id as last seen (a change: it restarted). */
+  private redisRunId: string | null = null;
+  /** Until then (after a Redis restart) nothing is removed for being absent: the other nodes are still registering again. */
+  private recoveringUntil = 0;
 
   constructor(private readonly options: ClusterNodeOptions) {
     this.nodeId = options.nodeId;
@@ -129,6 +135,7 @@ export class ClusterNode implements VideoRoomClusterLink {
       if (await this.directory.createRoom(room.config as unknown as JsonObject, false)) this.leases.adopt(room.id, 1);
       else await this.mirror(room.id);
     }
+    this.redisRunId = await this.directory.runId();
     await this.tick();
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
     this.timer.unref();
@@ -185,6 +192,7 @@ export class ClusterNode implements VideoRoomClusterLink {
     this.ticking = true;
     try {
       await this.heartbeat.beat();
+      await this.recoverIfRestarted();
       for (const room of await this.leases.renewAll()) this.logger.warn({ room }, 'cluster: lease lost');
       // In line with this node's own writes, so it never undoes a newer one.
       const repair = this.writes.then(() => this.directory.repairFeeds(this.ownEntries()));
@@ -205,13 +213,35 @@ export class ClusterNode implements VideoRoomClusterLink {
     }
   }
 
+  /**
+   * Redis restarted (a new run id): without persistence it lost the directory. Every node
+   * registers again the rooms it knows, the first to do so owning them (fencing tokens start
+   * over); the participants come back with each node's repair below, heartbeats with the beat.
+   */
+  private async recoverIfRestarted(): Promise<void> {
+    const runId = await this.directory.runId();
+    const restarted = this.redisRunId !== null && runId !== null && runId !== this.redisRunId;
+    this.redisRunId = runId;
+    if (!restarted) return;
+    this.recoveringUntil = Date.now() + this.options.leaseTtlMs * 2;
+    let registered = 0;
+    for (const room of [...this.plugin.rooms.values()]) {
+      if (room.destroyed) continue;
+      if (await this.directory.createRoom(room.config as unknown as JsonObject, this.permanentRooms.has(room.id))) {
+        this.leases.adopt(room.id, 1);
+        registered++;
+      }
+    }
+    this.logger.warn({ registered }, 'cluster: the directory restarted; rooms registered again');
+  }
+
   /** Mirrors the directory's rooms, drops those destroyed elsewhere, takes over rooms without owner. */
   private async syncRooms(): Promise<void> {
     const ids = await this.directory.roomIds();
     const known = new Set(ids);
     for (const id of ids) if (!this.plugin.rooms.has(id) && !this.destroying.has(id)) await this.mirror(id);
     for (const room of [...this.plugin.rooms.values()]) {
-      if (known.has(room.id) || this.creating.has(room.id)) {
+      if (known.has(room.id) || this.creating.has(room.id) || this.recovering) {
         this.missingScans.delete(room.id);
         continue;
       }
@@ -265,6 +295,7 @@ export class ClusterNode implements VideoRoomClusterLink {
         this.applyEntry(node, e);
       }
     }
+    if (this.recovering) return;
     for (const room of this.plugin.rooms.values()) {
       for (const feed of [...room.participants.values()]) {
         if (!(feed instanceof ClusterFeed)) continue;
@@ -272,6 +303,10 @@ export class ClusterNode implements VideoRoomClusterLink {
         if (gone) this.plugin.removeClusterFeed(feed);
       }
     }
+  }
+
+  private get recovering(): boolean {
+    return Date.now() < this.recoveringUntil;
   }
 
   private bumpEpoch(node: string): void {
@@ -357,6 +392,8 @@ export class ClusterNode implements VideoRoomClusterLink {
   private async mirror(id: number): Promise<void> {
     const stored = await this.directory.getRoom(id);
     if (!stored) return;
+    if (stored.permanent) this.permanentRooms.add(id);
+    else this.permanentRooms.delete(id);
     const config: RoomConfig = restoreConfig(id, stored.config);
     const room = this.plugin.rooms.get(id);
     if (!room) {
@@ -389,6 +426,7 @@ export class ClusterNode implements VideoRoomClusterLink {
           const reply = local();
           if (reply['videoroom'] !== 'destroyed' || id === undefined) return reply;
           this.leases.forget(id);
+          this.permanentRooms.delete(id);
           this.destroying.add(id);
           try {
             await this.directory.deleteRoom(id);
@@ -405,6 +443,7 @@ export class ClusterNode implements VideoRoomClusterLink {
           const room = id !== undefined ? this.plugin.rooms.get(id) : undefined;
           if (reply['error_code'] !== undefined || !room) return reply;
           await this.directory.saveRoom(room.config as unknown as JsonObject, body['permanent'] === true);
+          if (body['permanent'] === true) this.permanentRooms.add(room.id);
           await this.directory.publish({ type: 'room', node: this.nodeId, room: room.id });
           return reply;
         }
@@ -442,6 +481,7 @@ export class ClusterNode implements VideoRoomClusterLink {
     }
     this.leases.adopt(id, 1);
     this.owners.set(id, { node: this.nodeId, fence: 1 });
+    if (body['permanent'] === true) this.permanentRooms.add(id);
     await this.directory.publish({ type: 'room', node: this.nodeId, room: id });
     return reply;
   }

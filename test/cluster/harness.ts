@@ -24,6 +24,7 @@ const ADMIN_SECRET = 'janusoverlord';
 
 export interface RedisServer {
   url: string;
+  port: number;
   client: Redis;
   /** Every key in the server (KEYS is fine on a test server). */
   keys(): Promise<string[]>;
@@ -42,9 +43,10 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** `port`: a given one (a restart on the port of a stopped server), else a free one. */
+export async function startRedis(port?: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-redis-'));
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -74,6 +76,7 @@ export async function startRedis(): Promise<RedisServer> {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });
   return {
     url,
+    port,
     client,
     keys: () => client.keys('*'),
     stop: async () => {
