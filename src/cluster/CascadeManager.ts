@@ -61,7 +61,7 @@ export class CascadeManager {
   followDemand(room: Room): void {
     for (const [feed, c] of this.incoming) {
       // Gone from under us (unpublished, left, node gone, room destroyed): its leg went with it.
-      if (c.room === room && (feed.cascadePort !== c.port || !feed.publishing)) this.incoming.delete(feed);
+      if (feed.cascadePort !== c.port || !feed.publishing || c.room.destroyed) this.incoming.delete(feed);
     }
     if (room.destroyed) return;
     for (const feed of room.participants.values()) {
@@ -175,7 +175,12 @@ export class CascadeManager {
   // ---- what Admin shows -------------------------------------------------------------------------------
 
   cascadesIn(): JsonObject[] {
-    return [...this.incoming.values()].map((c) => ({ room: c.room.id, feed: c.feed.id, from: c.feed.node, port: c.port, confirmed: c.confirmed, since: c.since }));
+    const router = this.plugin.services?.router;
+    return [...this.incoming.values()].map((c) => ({
+      room: c.room.id, feed: c.feed.id, from: c.feed.node, port: c.port, confirmed: c.confirmed, since: c.since,
+      // What arrives over it now (every stream's layers): 0 on a cascade that carries nothing.
+      bitrate_bps: c.feed.streams.reduce((n, s) => n + s.layers.reduce((m, source) => m + (router?.sourceBitrate?.(source) ?? 0), 0), 0),
+    }));
   }
 
   cascadesOut(): JsonObject[] {
