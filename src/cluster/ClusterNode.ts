@@ -295,6 +295,7 @@ export class ClusterNode implements VideoRoomClusterLink {
         this.applyEntry(node, e);
       }
     }
+    for (const node of this.feedEpochs.keys()) if (!this.heartbeat.isLive(node)) this.feedEpochs.delete(node);
     if (this.recovering) return;
     for (const room of this.plugin.rooms.values()) {
       for (const feed of [...room.participants.values()]) {

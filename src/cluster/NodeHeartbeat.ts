@@ -50,6 +50,7 @@ export class NodeHeartbeat {
       if (typeof value['advertise'] === 'string') nodes.set(id, value as unknown as NodeInfo);
     }
     this.nodes = nodes;
+    for (const [node, at] of this.heardAt) if (Date.now() - at >= this.directory.leaseTtlMs) this.heardAt.delete(node);
   }
 
   /** Another node made itself heard (an RPC): live until its key shows up or one TTL passes. */

@@ -42,7 +42,16 @@ test('the demo VideoRoom page on node B shows and plays the publisher that joine
     const bob = await openVideoRoomPage(browser, pagesOf(b), 'bob', 1234);
     const seen = await pollUntil(() => view(bob.page), (v) => (v.decoded[String(aliceId)] ?? 0) > 15, 30_000);
     assert.ok(seen.feeds.includes(aliceId!), `B's page lists alice's feed: ${JSON.stringify(seen)}`);
-    assert.ok((seen.decoded[String(aliceId)] ?? 0) > 15, `B's page decodes alice's video: ${JSON.stringify(seen)}; ${bob.errors.join(' | ')}`);
+    if ((seen.decoded[String(aliceId)] ?? 0) <= 15) {
+      const handles: Json[] = [];
+      const sessions = (await b.proc.admin.post('', { janus: 'list_sessions', admin_secret: 'janusoverlord' }))['sessions'] as number[];
+      for (const sid of sessions ?? []) {
+        const hs = (await b.proc.admin.post(`/${sid}`, { janus: 'list_handles', admin_secret: 'janusoverlord' }))['handles'] as number[];
+        for (const hid of hs ?? []) handles.push((await b.proc.admin.post(`/${sid}/${hid}`, { janus: 'handle_info', admin_secret: 'janusoverlord' }))['info'] as Json);
+      }
+      const why = { a: (await a.status())['cluster'], b: (await b.status())['cluster'], engineB: (await b.status())['engine'], handles };
+      assert.unreachable(`B's page decodes alice's video: ${JSON.stringify(seen)}; ${bob.errors.join(' | ')}; ${JSON.stringify(why)}\n${b.proc.output().split('\n').filter((l) => l.includes('cluster')).join('\n')}`);
+    }
     // Chat over the publishers' data channels crosses the nodes both ways.
     const chat = (p: Page) => p.evaluate(() => ((globalThis as any).ferryVideoRoom.chat as { from: number; text: string }[]));
     const deliver = async (from: Page, to: Page, text: string) => {
