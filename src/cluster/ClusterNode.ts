@@ -5,10 +5,8 @@
  *   allowed and destroy run here and are written through to it, `exists` asks it, `list` first
  *   mirrors what it holds. A room's owner (RoomLease.ts) keeps it alive; when the owner's
  *   lease expires, the preferred live node takes the room over with a new fencing token.
- * - Participants: each node announces its own in `ferry:feeds:<node>` and on `ferry:events`;
- *   the others show them as ClusterFeeds (same publisher list, `publishers`, `unpublished`,
- *   `leaving` and `listparticipants` on every node) and cascade their media on demand
- *   (CascadeManager.ts).
+ * - Participants: each node announces its own, the others show them (ParticipantSync.ts) and
+ *   cascade their media on demand (CascadeManager.ts).
  * - Every tick (a third of the lease TTL): heartbeat, lease renewal, then reconciliation of
  *   rooms, leases and participants against the directory. Events are only the fast path;
  *   what a lost event or a dead node leaves behind, the next tick repairs.
@@ -17,21 +15,19 @@ import type { Logger } from 'pino';
 
 import type { JsonObject, JsonValue } from '../core/Json.js';
 import type { DataMessage } from '../core/Media.js';
-import { isJsonObject } from '../core/Json.js';
 import type { LocalFeedChange, VideoRoomClusterLink } from '../plugins/videoroom/ClusterLink.js';
-import { ClusterFeed, feedSpecs } from '../plugins/videoroom/ClusterFeed.js';
-import { codecKind } from '../plugins/videoroom/codecs.js';
+import { ClusterFeed } from '../plugins/videoroom/ClusterFeed.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData } from '../plugins/videoroom/errors.js';
 import type { Feed } from '../plugins/videoroom/Feed.js';
 import { Publisher } from '../plugins/videoroom/Publisher.js';
-import type { RemoteStreamSpec } from '../plugins/videoroom/RemotePublisher.js';
 import { Room, type RoomConfig } from '../plugins/videoroom/Room.js';
 import { restoreConfig } from '../plugins/videoroom/RoomStore.js';
 import type { VideoRoomPlugin } from '../plugins/videoroom/VideoRoomPlugin.js';
 import { CascadeManager } from './CascadeManager.js';
 import { ClusterBus } from './ClusterBus.js';
-import { ClusterDirectory, type FeedEntry } from './ClusterDirectory.js';
+import { ClusterDirectory } from './ClusterDirectory.js';
 import { NodeHeartbeat, type NodeLoad } from './NodeHeartbeat.js';
+import { ParticipantSync } from './ParticipantSync.js';
 import { RoomLeases, parseLease } from './RoomLease.js';
 
 /** A room missing from this many directory scans in a row was destroyed elsewhere (its event was lost). */
@@ -71,6 +67,7 @@ export class ClusterNode implements VideoRoomClusterLink {
   readonly leases: RoomLeases;
   readonly bus: ClusterBus;
   readonly cascades: CascadeManager;
+  readonly participants: ParticipantSync;
   private readonly plugin: VideoRoomPlugin;
   private readonly logger: Logger;
   private state: State = 'new';
@@ -78,10 +75,6 @@ export class ClusterNode implements VideoRoomClusterLink {
   private ticking = false;
   private tickErrors = 0;
   private redisUp = false;
-  /** Participant writes of this node, in order. */
-  private writes: Promise<void> = Promise.resolve();
-  /** Per node, bumped by each of its participant events: a reconciliation read of that node that overlapped one is not trusted. */
-  private readonly feedEpochs = new Map<string, number>();
   private readonly missingScans = new Map<number, number>();
   private readonly ownerlessTicks = new Map<number, number>();
   /** Each room's owner as last read. */
@@ -106,6 +99,7 @@ export class ClusterNode implements VideoRoomClusterLink {
     this.leases = new RoomLeases(this.directory.redis, options.nodeId, options.leaseTtlMs, this.directory.roomTtlMs);
     this.bus = new ClusterBus(this.directory.duplicate(), this.directory.redis, options.nodeId, this.logger, (e) => this.onEvent(e));
     this.cascades = new CascadeManager(this.plugin, this.bus, options.nodeId, options.advertise, this.logger);
+    this.participants = new ParticipantSync(this.plugin, this.directory, this.heartbeat, this.logger, (id) => this.ensureRoom(id), (room) => this.demandChanged(room));
     this.bus.handle('kick', (params) => this.kickLocal(params));
   }
 
@@ -157,7 +151,7 @@ export class ClusterNode implements VideoRoomClusterLink {
     this.state = 'stopped';
     this.plugin.cluster = null;
     this.cascades.clear();
-    await bounded(this.writes, STOP_STEP_MS);
+    await bounded(this.participants.flushed(), STOP_STEP_MS);
     const alone = [...this.heartbeat.nodes.keys()].every((n) => n === this.nodeId);
     const owned = [...this.leases.owned.keys()];
     await bounded(
@@ -194,13 +188,9 @@ export class ClusterNode implements VideoRoomClusterLink {
       await this.heartbeat.beat();
       await this.recoverIfRestarted();
       for (const room of await this.leases.renewAll()) this.logger.warn({ room }, 'cluster: lease lost');
-      // In line with this node's own writes, so it never undoes a newer one.
-      const repair = this.writes.then(() => this.directory.repairFeeds(this.ownEntries()));
-      this.writes = repair.then(() => undefined, () => undefined);
-      const repaired = await repair;
-      if (repaired > 0) this.logger.info({ repaired }, 'cluster: own participants rewritten in the directory');
+      await this.participants.repair();
       await this.syncRooms();
-      await this.syncFeeds();
+      await this.participants.reconcile(this.recovering);
       this.cascades.dropDeadTargets((n) => this.heartbeat.isLive(n));
       for (const room of this.plugin.rooms.values()) this.cascades.followDemand(room);
       this.redisUp = true;
@@ -276,42 +266,8 @@ export class ClusterNode implements VideoRoomClusterLink {
     for (const id of [...this.owners.keys()]) if (!known.has(id)) this.owners.delete(id);
   }
 
-  /**
-   * Shows every live node's participants, and only those. A node's entries are applied (and
-   * its missing ones removed) only when none of its events arrived during the read; the
-   * participants of a node that is gone are removed whatever else happens.
-   */
-  private async syncFeeds(): Promise<void> {
-    const before = new Map(this.feedEpochs);
-    const read = new Map<string, FeedEntry[]>();
-    for (const node of this.heartbeat.nodes.keys()) if (node !== this.nodeId) read.set(node, await this.directory.feedsOf(node));
-    const seen = new Set<string>();
-    const trusted = new Set<string>();
-    for (const [node, entries] of read) {
-      if ((this.feedEpochs.get(node) ?? 0) !== (before.get(node) ?? 0)) continue;
-      trusted.add(node);
-      for (const e of entries) {
-        seen.add(`${node}/${e.room}/${e.feed}`);
-        this.applyEntry(node, e);
-      }
-    }
-    for (const node of this.feedEpochs.keys()) if (!this.heartbeat.isLive(node)) this.feedEpochs.delete(node);
-    if (this.recovering) return;
-    for (const room of this.plugin.rooms.values()) {
-      for (const feed of [...room.participants.values()]) {
-        if (!(feed instanceof ClusterFeed)) continue;
-        const gone = !this.heartbeat.isLive(feed.node) || (trusted.has(feed.node) && !seen.has(`${feed.node}/${room.id}/${feed.id}`));
-        if (gone) this.plugin.removeClusterFeed(feed);
-      }
-    }
-  }
-
   private get recovering(): boolean {
     return Date.now() < this.recoveringUntil;
-  }
-
-  private bumpEpoch(node: string): void {
-    this.feedEpochs.set(node, (this.feedEpochs.get(node) ?? 0) + 1);
   }
 
   // ---- events from the other nodes -----------------------------------------------------------------
@@ -321,37 +277,12 @@ export class ClusterNode implements VideoRoomClusterLink {
     const node = String(event['node']);
     const roomId = Number(event['room']);
     switch (event['type']) {
-      case 'feed': {
-        this.bumpEpoch(node);
-        const feedId = Number(event['feed']);
-        const entry = isJsonObject(event['entry']) ? (event['entry'] as unknown as FeedEntry) : null;
-        this.heartbeat.heard(node);
-        void this.ensureRoom(roomId)
-          .then(() => {
-            const room = this.plugin.rooms.get(roomId);
-            if (!room) return;
-            if (entry) this.applyEntry(node, entry);
-            else {
-              const feed = room.participants.get(feedId);
-              if (feed instanceof ClusterFeed && feed.node === node) this.plugin.removeClusterFeed(feed);
-            }
-            this.demandChanged(room);
-          })
-          .catch((err: unknown) => this.logger.debug({ err }, 'cluster: participant event not applied'));
+      case 'feed':
+        this.participants.onFeedEvent(event);
         return;
-      }
-      case 'data': {
-        const room = this.plugin.rooms.get(roomId);
-        const feed = room?.participants.get(Number(event['feed']));
-        if (!room || !(feed instanceof ClusterFeed) || feed.node !== node || typeof event['data'] !== 'string') return;
-        room.relayData(feed, String(event['mid']), {
-          label: String(event['label'] ?? ''),
-          protocol: String(event['protocol'] ?? ''),
-          binary: event['binary'] === true,
-          data: Buffer.from(event['data'], 'base64'),
-        });
+      case 'data':
+        this.participants.onDataEvent(event);
         return;
-      }
       case 'room':
         void this.mirror(roomId).catch((err: unknown) => this.logger.debug({ err }, 'cluster: room event not applied'));
         return;
@@ -362,31 +293,13 @@ export class ClusterNode implements VideoRoomClusterLink {
         return;
       }
       case 'node-left':
-        this.bumpEpoch(node);
         this.heartbeat.left(node);
-        for (const room of this.plugin.rooms.values()) {
-          for (const feed of [...room.participants.values()]) if (feed instanceof ClusterFeed && feed.node === node) this.plugin.removeClusterFeed(feed);
-          this.demandChanged(room);
-        }
+        this.participants.onNodeLeft(node);
         this.cascades.dropDeadTargets((n) => n !== node && this.heartbeat.isLive(n));
         return;
       default:
         return;
     }
-  }
-
-  private applyEntry(node: string, e: FeedEntry): void {
-    const room = this.plugin.rooms.get(e.room);
-    if (!room || room.destroyed) return;
-    const specs = parseSpecs(e.specs);
-    if (specs === null) {
-      this.logger.warn({ node, room: e.room, feed: e.feed }, 'cluster: participant with malformed streams ignored');
-      return;
-    }
-    const entry: Parameters<VideoRoomPlugin['upsertClusterFeed']>[3] = { publishing: e.publishing === true, specs };
-    if (typeof e.display === 'string') entry.display = e.display;
-    if (e.metadata !== undefined) entry.metadata = e.metadata;
-    if (!this.plugin.upsertClusterFeed(room, node, e.feed, entry)) this.logger.warn({ node, room: e.room, feed: e.feed }, 'cluster: participant id taken here');
   }
 
   /** Loads (or refreshes) a room from the directory into this node's rooms. */
@@ -494,34 +407,11 @@ export class ClusterNode implements VideoRoomClusterLink {
 
   localFeed(room: Room, feed: Feed, change: LocalFeedChange): void {
     if (this.state === 'new' || this.state === 'stopped' || feed instanceof ClusterFeed) return;
-    const entry = change === 'left' ? null : entryOf(room, feed);
-    const event: JsonObject = { type: 'feed', node: this.nodeId, room: room.id, feed: feed.id, entry: entry as unknown as JsonValue };
-    this.writes = this.writes
-      .then(() => this.directory.writeFeed(room.id, feed.id, entry, event))
-      .catch((err: unknown) => this.logger.warn({ err, room: room.id, feed: feed.id }, 'cluster: participant not announced (the next heartbeat repairs the directory)'));
+    this.participants.announce(room, feed, change === 'left');
   }
 
-  /**
-   * Data channels between nodes: a local publisher's message goes out on the events channel
-   * while some other node consumes the feed (it then has a cascade from here); there, the
-   * ClusterFeed relays it to its subscribers like a local publisher's.
-   */
   localData(room: Room, feed: Feed, mid: string, message: DataMessage): void {
-    if (this.state !== 'running' || ![...feed.remotes.keys()].some((k) => k.startsWith('cluster:'))) return;
-    const event: JsonObject = { type: 'data', node: this.nodeId, room: room.id, feed: feed.id, mid, label: message.label, protocol: message.protocol, binary: message.binary, data: message.data.toString('base64') };
-    this.directory.publish(event).catch((err: unknown) => this.logger.debug({ err }, 'cluster: data message not relayed'));
-  }
-
-  /** This node's participants as its directory hash should hold them. */
-  private ownEntries(): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const room of this.plugin.rooms.values()) {
-      if (room.destroyed) continue;
-      for (const feed of room.participants.values()) {
-        if (feed instanceof Publisher && !feed.left) out.set(`${room.id}:${feed.id}`, JSON.stringify(entryOf(room, feed)));
-      }
-    }
-    return out;
+    if (this.state === 'running') this.participants.relayData(room, feed, mid, message);
   }
 
   demandChanged(room: Room): void {
@@ -549,8 +439,6 @@ export class ClusterNode implements VideoRoomClusterLink {
   // ---- what operators see --------------------------------------------------------------------------
 
   status(): JsonObject {
-    let remote = 0;
-    for (const room of this.plugin.rooms.values()) for (const f of room.participants.values()) if (f instanceof ClusterFeed) remote++;
     return {
       node_id: this.nodeId,
       advertise: this.options.advertise,
@@ -560,7 +448,7 @@ export class ClusterNode implements VideoRoomClusterLink {
       rooms: this.plugin.rooms.size,
       rooms_owned: [...this.leases.owned].map(([room, fence]) => ({ room, fence })),
       room_owners: [...this.owners].map(([room, o]) => ({ room, node: o.node, fence: o.fence })),
-      remote_participants: remote,
+      remote_participants: this.participants.count(),
       cascades_in: this.cascades.cascadesIn(),
       cascades_out: this.cascades.cascadesOut(),
       cascades_started: this.cascades.started,
@@ -576,43 +464,11 @@ export class ClusterNode implements VideoRoomClusterLink {
       nodes: this.heartbeat.nodes.size,
       rooms: this.plugin.rooms.size,
       rooms_owned: this.leases.owned.size,
-      remote_participants: s['remote_participants'] as number,
+      remote_participants: this.participants.count(),
       cascades_in: (s['cascades_in'] as JsonValue[]).length,
       cascades_out: (s['cascades_out'] as JsonValue[]).length,
     };
   }
-}
-
-/** A participant of this node as the directory holds it. */
-function entryOf(room: Room, feed: Feed): FeedEntry {
-  const entry: FeedEntry = { room: room.id, feed: feed.id, publishing: feed.publishing, specs: feed.publishing ? (feedSpecs(feed) as unknown as JsonValue[]) : [] };
-  if (feed.display !== undefined) entry.display = feed.display;
-  if (feed.metadata !== undefined) entry.metadata = feed.metadata;
-  return entry;
-}
-
-/** Streams another node announced, checked before they build anything here; null when malformed. */
-function parseSpecs(value: unknown): RemoteStreamSpec[] | null {
-  if (!Array.isArray(value)) return null;
-  const specs: RemoteStreamSpec[] = [];
-  for (const v of value) {
-    if (!isJsonObject(v)) return null;
-    const type = v['type'];
-    if (type !== 'audio' && type !== 'video' && type !== 'data') return null;
-    if (!Number.isSafeInteger(v['mindex']) || typeof v['mid'] !== 'string') return null;
-    const codec = v['codec'];
-    if (codec !== null && (typeof codec !== 'string' || (type !== 'data' && codecKind(codec) !== type))) return null;
-    const spec: RemoteStreamSpec = {
-      type, mindex: v['mindex'] as number, mid: v['mid'], codec: type === 'data' ? null : (codec as string | null),
-      disabled: v['disabled'] === true || (type !== 'data' && codec === null),
-      simulcast: v['simulcast'] === true, stereo: v['stereo'] === true, fec: v['fec'] !== false, dtx: v['dtx'] === true,
-    };
-    if (typeof v['description'] === 'string') spec.description = v['description'];
-    if (typeof v['h264Profile'] === 'string') spec.h264Profile = v['h264Profile'];
-    if (typeof v['vp9Profile'] === 'string') spec.vp9Profile = v['vp9Profile'];
-    specs.push(spec);
-  }
-  return specs;
 }
 
 function redactUrl(url: string): string {
