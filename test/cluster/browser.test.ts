@@ -72,6 +72,19 @@ test('the demo VideoRoom page on node B shows and plays the publisher that joine
     await saveScreenshot(bob.page, 'cluster-videoroom-bob-on-node-b');
     const cascades = (await b.cluster())['cascades_in'] as Json[];
     assert.ok(cascades.some((c) => c['feed'] === aliceId && c['from'] === 'node-a'), `B receives alice over a cascade from A: ${JSON.stringify(cascades)}`);
+    // The Admin demo page on B shows the cluster: both nodes, the room's owner, the cascade from A.
+    const adminContext = await browser.newContext();
+    const adminPage = await adminContext.newPage();
+    await adminPage.goto(`${pagesOf(b).origin}${b.proc.config.demos.path}/admin.html?interval=500&secret=janusoverlord`);
+    const panel = await pollUntil(
+      () => adminPage.evaluate(() => ((globalThis as any).document.getElementById('cluster-panel').style.display === 'none' ? '' : (globalThis as any).document.getElementById('cluster').textContent as string)),
+      (text) => text.includes('node-a') && text.includes('node-b (this)') && text.includes(String(aliceId)),
+      15_000,
+    );
+    assert.ok(panel.includes('node-b (this)') && panel.includes('node-a'), `the Admin page lists both nodes: ${panel}`);
+    assert.ok(panel.includes(String(aliceId)), `and the cascade of alice's feed: ${panel}`);
+    await saveScreenshot(adminPage, 'cluster-admin-node-b');
+    await adminContext.close();
     await alice.page.context().close();
     await bob.page.context().close();
   } finally {
