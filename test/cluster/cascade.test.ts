@@ -134,11 +134,17 @@ test('publisher on A, subscribers on B and C: one cascade each, media intact; 10
     }
     const keysLeft = await waitFor(() => redis.keys(), (k) => !k.some((x) => x.startsWith('ferry:feeds:')), 5000);
     assert.equal(keysLeft.sort(), ['ferry:lease:77', 'ferry:node:node-a', 'ferry:node:node-b', 'ferry:node:node-c', 'ferry:room:77']);
-    assert.is((await adminC.sync({ request: 'destroy', room: ROOM }))['videoroom'], 'destroyed');
+    // C stops: its keys are gone when it has exited (not a TTL later), and the others forget it at once.
+    await adminC.close();
+    await c.proc.stop();
+    nodes = [a, b];
+    assert.equal((await redis.keys()).filter((k) => k.includes('node-c')), [], 'nothing names C once it stopped');
+    const seenByA = await waitFor(() => a.cluster(), (s) => (s['nodes'] as Json[]).length === 2, 3000, 50);
+    assert.equal((seenByA['nodes'] as Json[]).map((n) => n['node_id']).sort(), ['node-a', 'node-b']);
+    assert.is((await adminB.sync({ request: 'destroy', room: ROOM }))['videoroom'], 'destroyed');
     assert.is((await adminA.sync({ request: 'exists', room: ROOM }))['exists'], false);
     await adminA.close();
     await adminB.close();
-    await adminC.close();
     await stopNodes(nodes);
     nodes = [];
     assert.equal(await redis.keys(), [], 'no key left once the nodes stopped');
