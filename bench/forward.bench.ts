@@ -3,14 +3,13 @@
 // goes to native sinks, so neither is the bottleneck; the media thread's own
 // CPU time gives µs per packet out. A pure-TypeScript forwarder built on
 // werift-rtp runs the same job in the same run as the baseline.
-import { createSocket } from 'node:dgram';
 
 import { MediaEngine, type SrtpProfileName } from '../src/media/MediaEngine.js';
 import { loadNative } from '../src/media/native.js';
-import { newKeys, weriftSession, type KeyPair } from '../test/helpers/rtp.js';
-import { RtpPacket } from 'werift-rtp';
+import { newKeys, type KeyPair } from '../test/helpers/rtp.js';
 import type { Figures } from './figures.js';
 import { PAYLOAD } from './srtp.bench.js';
+import { startWeriftForwarder } from './weriftForwarder.js';
 
 /**
  * Offered load of the ferry runs, in packets/s out (the blaster sends this divided by the
@@ -138,42 +137,23 @@ async function ferryForward(c: ForwardCase): Promise<ThreadedResult> {
 async function weriftForward(profile: SrtpProfileName, fanout: number, seconds: number): Promise<ForwardResult> {
   const native = loadNative();
   const sink = new native.BenchSink(fanout, process.env.FERRY_BENCH_DRAIN === '1');
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
   const inKeys = newKeys(profile);
-  const rx = weriftSession(profile, inKeys, inKeys);
-  const outs = sink.ports().map((port, i) => {
-    const k = newKeys(profile);
-    return { port, ssrc: 0x2000 + i, session: weriftSession(profile, k, k), seq: 0 };
-  });
-  let sent = 0;
-  socket.on('message', (msg) => {
-    try {
-      const plain = RtpPacket.deSerialize(rx.decrypt(msg));
-      for (const o of outs) {
-        plain.header.ssrc = o.ssrc;
-        plain.header.sequenceNumber = o.seq = (o.seq + 1) & 0xffff;
-        socket.send(o.session.encrypt(plain.payload, plain.header), o.port, '127.0.0.1');
-        sent++;
-      }
-    } catch {
-      // dropped, as a forwarder would
-    }
-  });
+  const forwarder = await startWeriftForwarder({ profile, inputKeys: inKeys, outputPorts: sink.ports(), firstSsrc: 0x2000 });
   const cpu0 = process.cpuUsage();
   const blast = await native.blast({
-    ...offered(socket.address().port, profile, inKeys, seconds),
+    ...offered(forwarder.port, profile, inKeys, seconds),
     // Offered at a rate one JavaScript thread can take, so the baseline is measured working
     // rather than collapsing under a flood it drops at the socket.
     packetsPerSecond: Math.round(20_000 / fanout),
   });
   await new Promise((r) => setTimeout(r, 50));
   const cpu = process.cpuUsage(cpu0);
-  socket.close();
+  forwarder.close();
   sink.stop();
   // The blaster runs on a libuv thread of this process, so process CPU includes it: report
   // the wall-clock rate, and CPU per packet only as an upper bound.
   const cpuNs = (cpu.user + cpu.system) * 1000;
+  const sent = forwarder.sent();
   return { ppsOut: sent / (blast.nanos / 1e9), cpuUsPerPacket: cpuNs / 1000 / Math.max(1, sent), ppsOutPerCore: 0 };
 }
 

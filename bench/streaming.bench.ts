@@ -4,17 +4,16 @@
 // in the engine once DTLS is done: an endpoint with keys and an output fed by the mountpoint's
 // source. Load comes from a native sender, goes to native sinks; the media thread's own CPU time
 // gives µs per packet out. A pure-TypeScript relay (dgram + werift-rtp) runs the same job beside it.
-import { createSocket } from 'node:dgram';
 
-import { RtpPacket } from 'werift-rtp';
 
 import { EngineMediaServices } from '../src/media/MediaServices.js';
 import { MediaEngine } from '../src/media/MediaEngine.js';
 import { loadNative } from '../src/media/native.js';
 import { PortPool } from '../src/media/PortPool.js';
 import { StreamingPlugin } from '../src/plugins/streaming/StreamingPlugin.js';
-import { newKeys, weriftSession } from '../test/helpers/rtp.js';
+import { newKeys } from '../test/helpers/rtp.js';
 import type { Figures } from './figures.js';
+import { startWeriftForwarder } from './weriftForwarder.js';
 import { PAYLOAD } from './srtp.bench.js';
 
 const VIEWERS = 100;
@@ -80,36 +79,17 @@ async function ferryStreaming(seconds: number): Promise<StreamingResult> {
 async function weriftStreaming(seconds: number): Promise<StreamingResult> {
   const native = loadNative();
   const sink = new native.BenchSink(VIEWERS, process.env.FERRY_BENCH_DRAIN === '1');
-  const socket = createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const viewers = sink.ports().map((port, i) => {
-    const k = newKeys(PROFILE);
-    return { port, ssrc: 0x6000 + i, session: weriftSession(PROFILE, k, k), seq: 0 };
-  });
-  let sent = 0;
-  socket.on('message', (msg) => {
-    try {
-      const packet = RtpPacket.deSerialize(msg);
-      for (const v of viewers) {
-        packet.header.ssrc = v.ssrc;
-        packet.header.sequenceNumber = v.seq = (v.seq + 1) & 0xffff;
-        socket.send(v.session.encrypt(packet.payload, packet.header), v.port, '127.0.0.1');
-        sent++;
-      }
-    } catch {
-      // dropped, as a relay would
-    }
-  });
+  const forwarder = await startWeriftForwarder({ profile: PROFILE, inputKeys: null, outputPorts: sink.ports(), firstSsrc: 0x6000 });
   const blast = await native.blast({
-    address: '127.0.0.1', port: socket.address().port, ssrc: INGEST_SSRC, payloadType: 96, payload: PAYLOAD,
+    address: '127.0.0.1', port: forwarder.port, ssrc: INGEST_SSRC, payloadType: 96, payload: PAYLOAD,
     durationMs: Math.round(seconds * 1000),
     // What one JavaScript thread can take, so the baseline is measured working, not drowning.
     packetsPerSecond: Math.round(20_000 / VIEWERS),
   });
   await new Promise((r) => setTimeout(r, 50));
-  socket.close();
+  forwarder.close();
   sink.stop();
-  return { ppsOut: sent / (blast.nanos / 1e9), usPerPacket: 0 };
+  return { ppsOut: forwarder.sent() / (blast.nanos / 1e9), usPerPacket: 0 };
 }
 
 export async function benchStreaming(figures: Figures, seconds: number): Promise<void> {

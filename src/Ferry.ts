@@ -232,17 +232,16 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     placement: config.media.placement,
     ...(sharedPorts ? { sharedPorts: { address: mediaBind(config.media), ports: sharedPorts } } : {}),
   });
-  let ports: PortPool;
-  try {
-    ports = new PortPool(engine, {
-      name: 'rtp',
-      range: { min: config.media.rtp_port_min, max: config.media.rtp_port_max },
-      bindAddress: mediaBind(config.media),
-    });
-  } catch (err) {
-    engine.close();
-    throw err;
-  }
+  // A pool that cannot be made (a bad range) closes the engine it would lease from.
+  const portPool = (name: string, min: number, max: number): PortPool => {
+    try {
+      return new PortPool(engine, { name, range: { min, max }, bindAddress: mediaBind(config.media) });
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
+  };
+  const ports = portPool('rtp', config.media.rtp_port_min, config.media.rtp_port_max);
   const mediaLog = logger.child({ component: 'webrtc' });
   const clock = options.clock ?? new SystemClock();
   const quotas = new Quotas(config.quotas, clock);
@@ -282,19 +281,9 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     },
   });
   // The SIP plugin's own range when configured (as Janus's sip.jcfg rtp_port_range); else the media range.
-  let sipPorts: PortPool | undefined;
-  if (config.sip.rtp_port_min !== null && config.sip.rtp_port_max !== null) {
-    try {
-      sipPorts = new PortPool(engine, {
-        name: 'sip',
-        range: { min: config.sip.rtp_port_min, max: config.sip.rtp_port_max },
-        bindAddress: mediaBind(config.media),
-      });
-    } catch (err) {
-      engine.close();
-      throw err;
-    }
-  }
+  const sipPorts = config.sip.rtp_port_min !== null && config.sip.rtp_port_max !== null
+    ? portPool('sip', config.sip.rtp_port_min, config.sip.rtp_port_max)
+    : undefined;
   const pools: EndpointLeasePool[] = [...(peerSlots !== ports ? [peerSlots] : []), ports, ...(sipPorts ? [sipPorts] : [])];
   const services = new EngineMediaServices(engine, { rtp: ports, sip: sipPorts });
   let stopped: Promise<void> | null = null;

@@ -25,6 +25,7 @@ import { EchoTestPlugin } from './plugins/echotest/EchoTestPlugin.js';
 import { AdminApi, type FerryStatus } from './transports/AdminApi.js';
 import { registerDemoPages, type DemoPagesOptions } from './demos/DemoPages.js';
 import { HttpTransport } from './transports/HttpTransport.js';
+import type { JanusApi } from './transports/ApiBase.js';
 import { ClientApi } from './transports/ClientApi.js';
 import { JANUS_ADMIN_WS_PROTOCOL, JANUS_WS_PROTOCOL, WebSocketTransport } from './transports/WebSocketTransport.js';
 import { WhipWhep } from './transports/WhipWhep.js';
@@ -307,17 +308,15 @@ export class Gateway {
       ? { path: c.metrics.path, contentType: () => this.metrics.contentType, text: () => this.metrics.text() }
       : undefined;
     const addresses: GatewayAddresses = {};
+    // What the Janus and the Admin HTTP listeners share; both answer CORS like the Janus API.
+    const httpListener = (name: string, api: JanusApi, listener: { base_path: string; bind: string; port: number }) => ({
+      name, api, basePath: listener.base_path, bind: listener.bind, port: listener.port,
+      bodyLimit: c.limits.body_bytes, allowOrigin: c.http.allow_origin, logger: this.logger,
+    });
     try {
       if (c.http.enabled) {
         const t = new HttpTransport({
-          name: 'janus.http',
-          api: this.clientApi,
-          basePath: c.http.base_path,
-          bind: c.http.bind,
-          port: c.http.port,
-          bodyLimit: c.limits.body_bytes,
-          allowOrigin: c.http.allow_origin,
-          logger: this.logger,
+          ...httpListener('janus.http', this.clientApi, c.http),
           longPoll: { registry: this.registry, auth: this.auth, keepaliveMs: c.http.long_poll_keepalive * 1000, maxEvents: c.limits.max_queued_events },
           ...(metricsEndpoint && !c.admin_http.enabled ? { metrics: metricsEndpoint } : {}),
         });
@@ -339,14 +338,7 @@ export class Gateway {
       }
       if (c.admin_http.enabled) {
         const t = new HttpTransport({
-          name: 'admin.http',
-          api: this.admin,
-          basePath: c.admin_http.base_path,
-          bind: c.admin_http.bind,
-          port: c.admin_http.port,
-          bodyLimit: c.limits.body_bytes,
-          allowOrigin: c.http.allow_origin,
-          logger: this.logger,
+          ...httpListener('admin.http', this.admin, c.admin_http),
           ...(metricsEndpoint ? { metrics: metricsEndpoint } : {}),
         });
         this.transports.push(t);

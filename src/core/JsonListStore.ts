@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeOwnerOnlyAtomically } from './AtomicFile.js';
-import { isJsonObject } from './Json.js';
+import { isJsonObject, type JsonObject } from './Json.js';
 
 export class JsonListStoreError extends Error {
   constructor(message: string) {
@@ -86,6 +86,22 @@ export class JsonListStore<T> {
     }
     this.saved.clear();
     for (const [k, v] of next) this.saved.set(k, v);
+  }
+}
+
+/** Rooms keyed by a positive integer `room` id (VideoRoom, TextRoom): `{"rooms":[…]}`. */
+export class RoomListStore<T extends { room: number }> extends JsonListStore<T> {
+  constructor(path: string, restore: (room: number, stored: JsonObject) => T) {
+    super(path, {
+      key: 'rooms',
+      idOf: (config) => config.room,
+      restore: (entry) => {
+        if (!isJsonObject(entry) || typeof entry['room'] !== 'number' || !Number.isSafeInteger(entry['room']) || entry['room'] <= 0) {
+          return { error: 'a room entry has no valid "room" id' };
+        }
+        return restore(entry['room'], entry);
+      },
+    });
   }
 }
 

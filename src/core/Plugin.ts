@@ -55,7 +55,7 @@ export interface PluginContext {
    * Pushes a plugin event to the client (`janus: "event"`). A jsep is merged by
    * the media layer first. Events keep their order. Dropped once the handle ended.
    */
-  pushEvent(data: JsonObject, options?: { transaction?: string; jsep?: Jsep }): void;
+  pushEvent(data: JsonObject, options?: { transaction?: string | undefined; jsep?: Jsep | undefined }): void;
   /** Janus `close_pc`: tear the PeerConnection down (the core then calls `hangupMedia`). */
   closePeerConnection(reason: string): void;
   /** Janus `end_session`: detach this handle. */

@@ -117,3 +117,43 @@ export interface MediaServices {
   router: MediaRouter;
   openRtpLeg(options: RtpLegOptions): RtpLeg;
 }
+
+/**
+ * One output of a plugin's subscriber (a VideoRoom subscriber's or a Streaming viewer's m-line)
+ * and what the router was last told for it, so that only changes are sent: every router call
+ * is then a real switch. `undefined`: nothing told yet.
+ */
+export interface OutputBinding {
+  mid: string;
+  /** Engine output id once negotiated. */
+  output: number | null;
+  appliedSource: number | null | undefined;
+  appliedPaused: boolean | undefined;
+  appliedLayer: number | null;
+  /** Temporal layer last told (null: every layer). */
+  appliedTemporal?: number | null | undefined;
+  /** The simulcast layer set or VP9 SVC layers last told, where the output has them. */
+  appliedLayerSet?: string | undefined;
+  appliedSvc?: string | undefined;
+}
+
+/** A binding before negotiation: no output, nothing told. */
+export const UNBOUND: Omit<OutputBinding, 'mid'> = { output: null, appliedSource: undefined, appliedPaused: undefined, appliedLayer: null, appliedTemporal: undefined };
+
+/**
+ * Takes each binding's engine output from the PeerConnection's streams (by mid); one whose
+ * output changed (renegotiated, or gone) forgets what was told to the old one.
+ */
+export function bindOutputs(bindings: Iterable<OutputBinding>, streams: ReadonlyArray<{ mid: string; output: number | null }>): void {
+  for (const b of bindings) {
+    const output = streams.find((s) => s.mid === b.mid)?.output ?? null;
+    if (output === b.output) continue;
+    b.output = output;
+    b.appliedSource = undefined;
+    b.appliedPaused = undefined;
+    b.appliedLayer = null;
+    b.appliedTemporal = undefined;
+    b.appliedLayerSet = undefined;
+    b.appliedSvc = undefined;
+  }
+}

@@ -109,34 +109,12 @@ export class Metrics {
       for (const [name, help, key] of CLUSTER_SERIES) gauge(name, help, () => sources.cluster?.()?.[key] ?? null);
     }
     if (sources.mediaThreads) {
-      const read = () => sources.mediaThreads?.() ?? [];
-      for (const [name, help, field] of THREAD_SERIES) {
-        new Gauge({
-          name,
-          help,
-          labelNames: ['thread'],
-          registers: [this.registry],
-          collect() {
-            this.reset();
-            for (const t of read()) this.set({ thread: String(t.thread) }, t[field]);
-          },
-        });
-      }
+      const read = sources.mediaThreads.bind(sources);
+      this.labelledSeries(THREAD_SERIES, 'thread', read, (t) => String(t.thread));
     }
     if (sources.eventHandlers) {
-      const read = () => sources.eventHandlers?.() ?? [];
-      for (const [name, help, field] of EVENT_HANDLER_SERIES) {
-        new Gauge({
-          name,
-          help,
-          labelNames: ['handler'],
-          registers: [this.registry],
-          collect() {
-            this.reset();
-            for (const h of read()) this.set({ handler: h.handler }, h[field]);
-          },
-        });
-      }
+      const read = sources.eventHandlers.bind(sources);
+      this.labelledSeries(EVENT_HANDLER_SERIES, 'handler', read, (h) => h.handler);
     }
     this.requests = new Counter({
       name: 'ferry_requests_total',
@@ -161,6 +139,30 @@ export class Metrics {
       labelNames: ['limit'],
       registers: [this.registry],
     });
+  }
+
+  /**
+   * One gauge per series, labelled per row of what `read` lists (a media thread, an event
+   * handler …), rebuilt at each scrape so a row that is gone leaves no stale value.
+   */
+  private labelledSeries<Row, Field extends keyof Row>(
+    series: ReadonlyArray<[string, string, Field]>,
+    label: string,
+    read: () => Row[],
+    labelOf: (row: Row) => string,
+  ): void {
+    for (const [name, help, field] of series) {
+      new Gauge({
+        name,
+        help,
+        labelNames: [label],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const row of read()) this.set({ [label]: labelOf(row) }, Number(row[field]));
+        },
+      });
+    }
   }
 
   quotaRefused(limit: string): void {

@@ -10,20 +10,13 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import type { RTCPeerConnection } from 'werift';
 
+import type { JanusEvent } from '../../src/events/JanusEvents.js';
 import type { Json } from '../helpers/http.js';
 import { spawnPeer, withTimeout, type Peer } from '../sip/helpers.js';
 import { VrClient, closeAll, payload, pause, publish, sendRtp, subscribe, type WsEndpoint } from '../videoroom-e2e/harness.js';
 
-export type JanusEventJson = {
-  emitter: string;
-  type: number;
-  subtype?: number;
-  timestamp: number;
-  session_id?: number;
-  handle_id?: number;
-  opaque_id?: string;
-  event: Json;
-};
+/** An event as a collector parses it: ferry's JanusEvent with its body read as plain JSON. */
+export type JanusEventJson = Omit<JanusEvent, 'event'> & { event: Json };
 
 /** Flattens what one delivery carried (an array when grouping, else one event). */
 export function eventsOf(body: unknown): JanusEventJson[] {

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 
-import { Connection, RTCPeerConnection, type RTCPeerConnectionConfig } from 'werift';
+import { Connection, RTCPeerConnection, type RTCPeerConnectionConfig, type RtpPacket } from 'werift';
 
 let patched = false;
 /** UDP sockets werift opened; werift 0.25 leaves some bound after close(), which would keep a test process alive. */
@@ -81,4 +81,26 @@ export function connectionState(pc: RTCPeerConnection, state: string, ms = 10_00
       }
     });
   });
+}
+
+/**
+ * Everything each transceiver of `pc` receives, by mid, as `record` makes it. Call it right
+ * after setRemoteDescription: werift fires onTrack during that call, so the tracks the
+ * receivers already hold are taken as well as those to come.
+ */
+export function receivedByMid<T>(pc: RTCPeerConnection, record: (rtp: RtpPacket) => T): Map<string, T[]> {
+  const received = new Map<string, T[]>();
+  const seen = new WeakSet<object>();
+  for (const t of pc.getTransceivers()) {
+    const packets: T[] = [];
+    received.set(t.mid ?? '', packets);
+    const follow = (track: { onReceiveRtp: { subscribe(cb: (rtp: RtpPacket) => void): unknown } }) => {
+      if (seen.has(track)) return;
+      seen.add(track);
+      track.onReceiveRtp.subscribe((rtp) => packets.push(record(rtp)));
+    };
+    for (const track of t.receiver.tracks) follow(track);
+    t.onTrack.subscribe((track) => follow(track));
+  }
+  return received;
 }

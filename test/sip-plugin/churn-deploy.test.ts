@@ -16,15 +16,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import type { Call, InDialogRequestEvent } from '../../src/sip/Call.js';
-import { UserAgent } from '../../src/sip/UserAgent.js';
-import { mediaRange } from '../helpers/ferry.js';
-import { JanusWs } from '../helpers/http.js';
-import { rawUdp, waitFor } from '../sip/helpers.js';
-import { SipClient, expectChurnReleased, expectEvenPaths, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+import type { InDialogRequestEvent } from '../../src/sip/Call.js';
+import { waitFor } from '../sip/helpers.js';
+import { CHURN_CALLS, CHURN_WORKERS, hangUpUnanswered, resultOf, startChurnRig, type PeerBehaviour } from './churnRig.js';
+import { SipClient, expectChurnReleased, expectEvenPaths, until, webrtcSdp } from './helpers.js';
 
-const CALLS = Number(process.env.FERRY_CHURN_CALLS ?? 1000);
-const WORKERS = Number(process.env.FERRY_CHURN_WORKERS ?? 10);
+const CALLS = CHURN_CALLS;
+const WORKERS = CHURN_WORKERS;
 const PATHS = [
   'outgoing, sdes_mandatory answered in the clear (488, BYE)',
   'incoming RTP/SAVP offer without a usable crypto line (488)',
@@ -32,33 +30,15 @@ const PATHS = [
   'incoming, REFER, call{refer_id} on the helper answered, NOTIFY 200, both calls hung up',
 ] as const;
 
-function peerSdp(port: number, proto = 'RTP/AVP', crypto: string[] = []): string {
-  return ['v=0', 'o=peer 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} ${proto} 0`, 'a=rtpmap:0 PCMU/8000', ...crypto.map((c) => `a=crypto:${c}`), 'a=sendrecv', ''].join('\r\n');
-}
-
-const resultOf = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
 test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals, port leases, PeerConnections and accounts back to zero`, async () => {
-  const s: SipFerry = await startSipFerry({}, { media: { ...mediaRange(300) } });
-  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
-  const sink = await rawUdp();
-  const sockets: JanusWs[] = [];
+  const rig = await startChurnRig();
+  const { s, peer, peerPort, behaviours, peerSdp } = rig;
   const counts = new Map<string, number>();
-  /** How the peer answers each call ferry makes, by the Call-ID the client chose. */
-  const behaviours = new Map<string, { answer: (call: Call) => void; call?: Call; arrived?: () => void }>();
-  peer.on('incomingCall', (call) => {
-    const b = behaviours.get(call.callId);
-    if (!b) return peer.answer(call, 404);
-    b.call = call;
-    b.answer(call);
-    b.arrived?.();
-  });
-  const peerPort = peer.udp!.local.port;
   const badCrypto = [`1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(20, 1).toString('base64')}`];
   try {
     const worker = async (w: number) => {
-      const ws = await JanusWs.connect(s.f.wsUrl);
-      sockets.push(ws);
+      const ws = await rig.connect();
       const master = await SipClient.open(s.f, ws);
       await master.send({ request: 'register', type: 'guest', username: `sip:w${w}@127.0.0.1` });
       const masterId = resultOf(await master.event('registered'))['master_id'];
@@ -71,7 +51,7 @@ test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals,
         const tag = `deploy-${i}`;
         switch (path) {
           case 0: {
-            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 200, peerSdp(sink.port)) };
+            const b: PeerBehaviour = { answer: (call) => peer.answer(call, 200, peerSdp()) };
             behaviours.set(tag, b);
             await master.send({ request: 'call', uri: `sip:peer@127.0.0.1:${peerPort}`, call_id: tag, srtp: 'sdes_mandatory' }, { type: 'offer', sdp: webrtcSdp('offer') });
             const hangup = resultOf(await master.event('hangup'));
@@ -81,26 +61,23 @@ test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals,
             break;
           }
           case 1: {
-            const call = peer.invite(target, peerSdp(sink.port, 'RTP/SAVP', badCrypto));
+            const call = peer.invite(target, peerSdp('RTP/SAVP', badCrypto));
             const [code] = await waitFor(call, 'failed', 5000);
             assert.is(code, 488);
             break;
           }
           case 2: {
-            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 183, peerSdp(sink.port)) };
+            const b: PeerBehaviour = { answer: (call) => peer.answer(call, 183, peerSdp()) };
             behaviours.set(tag, b);
             await master.send({ request: 'call', uri: `sip:peer@127.0.0.1:${peerPort}`, call_id: tag }, { type: 'offer', sdp: webrtcSdp('offer') });
             const progress = await master.event('progress');
             assert.is(progress['jsep']?.['type'], 'answer');
-            const ended = waitFor(b.call!, 'terminated', 5000);
-            await master.send({ request: 'hangup' });
-            assert.is(resultOf(await master.event('hangup'))['code'], 487);
-            assert.is((await ended)[0].code, 487, 'the peer saw the CANCEL');
+            await hangUpUnanswered(master, b.call!);
             behaviours.delete(tag);
             break;
           }
           case 3: {
-            const first = peer.invite(target, peerSdp(sink.port));
+            const first = peer.invite(target, peerSdp());
             await master.event('incomingcall');
             const answered = waitFor(first, 'accepted', 5000);
             await master.send({ request: 'accept' }, { type: 'answer', sdp: webrtcSdp('answer', { pt: 0 }) });
@@ -110,7 +87,7 @@ test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals,
             first.on('notify', (ev) => notifies.push(ev));
             assert.is((await peer.refer(first, `<sip:peer@127.0.0.1:${peerPort}>`)).code, 202);
             const transfer = resultOf(await master.event('transfer'));
-            const b: { answer: (call: Call) => void; call?: Call } = { answer: (call) => peer.answer(call, 200, peerSdp(sink.port)) };
+            const b: PeerBehaviour = { answer: (call) => peer.answer(call, 200, peerSdp()) };
             behaviours.set(tag, b);
             await helper.send({ request: 'call', uri: transfer['refer_to'], refer_id: transfer['refer_id'], call_id: tag }, { type: 'offer', sdp: webrtcSdp('offer') });
             await helper.event('accepted');
@@ -140,10 +117,7 @@ test(`${CALLS} calls through ${PATHS.length} new ending paths: slots, referrals,
     assert.is(s.sip.stats().referrals, 0, 'no referral kept');
     await expectChurnReleased(s);
   } finally {
-    for (const ws of sockets) await ws.close().catch(() => undefined);
-    await s.f.stop();
-    await peer.close();
-    sink.close();
+    await rig.close();
   }
 });
 

@@ -10,15 +10,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import type { Call } from '../../src/sip/Call.js';
-import { UserAgent } from '../../src/sip/UserAgent.js';
-import { mediaRange } from '../helpers/ferry.js';
-import { JanusWs } from '../helpers/http.js';
 import { rawUdp, waitFor } from '../sip/helpers.js';
-import { SipClient, expectChurnReleased, expectEvenPaths, startSipFerry, until, webrtcSdp, type SipFerry } from './helpers.js';
+import { CHURN_CALLS, CHURN_WORKERS, hangUpUnanswered, resultOf, startChurnRig, type PeerBehaviour } from './churnRig.js';
+import { SipClient, expectChurnReleased, expectEvenPaths, until, webrtcSdp } from './helpers.js';
 
-const CALLS = Number(process.env.FERRY_CHURN_CALLS ?? 1000);
-const WORKERS = Number(process.env.FERRY_CHURN_WORKERS ?? 10);
+const CALLS = CHURN_CALLS;
+const WORKERS = CHURN_WORKERS;
 const PATHS = [
   'incoming, accepted, BYE from the SIP peer',
   'incoming, accepted, hangup by the client (BYE from ferry)',
@@ -32,35 +29,16 @@ const PATHS = [
   'incoming, ringing, handle detached (480)',
 ] as const;
 
-/** The SIP peer's SDP (plain RTP, PCMU) pointing at a socket that only absorbs. */
-function peerSdp(port: number): string {
-  return ['v=0', 'o=peer 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
-}
-
-const resultOf = (e: Record<string, any>) => e['plugindata']['data']['result'] as Record<string, any>;
 
 test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leases, PeerConnections and accounts back to zero`, async () => {
   // 64×T1 = 640 ms: Timer B ends the unanswered calls quickly.
-  const s: SipFerry = await startSipFerry({ sip_timer_t1x64: 640 }, { media: { ...mediaRange(300) } });
-  const peer = await UserAgent.create({ host: '127.0.0.1', user: 'peer' });
-  const sink = await rawUdp(); // RTP destination in SDPs: absorbs whatever arrives
+  const rig = await startChurnRig({ sip_timer_t1x64: 640 });
+  const { s, peer, peerPort, behaviours, peerSdp } = rig;
   const dead = await rawUdp(); // a SIP "peer" that never answers
-  const sockets: JanusWs[] = [];
   const counts = new Map<string, number>();
-  const behaviours = new Map<string, { mode: 'answer' | 'ring'; call?: Call; arrived?: () => void }>();
-  peer.on('incomingCall', (call) => {
-    const b = behaviours.get(call.callId);
-    if (!b) return peer.answer(call, 404);
-    b.call = call;
-    peer.answer(call, 180);
-    if (b.mode === 'answer') peer.answer(call, 200, peerSdp(sink.port));
-    b.arrived?.();
-  });
-  const peerPort = peer.udp!.local.port;
   try {
     const worker = async (w: number) => {
-      const ws = await JanusWs.connect(s.f.wsUrl);
-      sockets.push(ws);
+      const ws = await rig.connect();
       const fresh = async () => {
         const c = await SipClient.open(s.f, ws);
         await c.send({ request: 'register', type: 'guest', username: `sip:w${w}@127.0.0.1` });
@@ -76,7 +54,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
           case 0:
           case 1:
           case 8: {
-            const call = peer.invite(target, peerSdp(sink.port));
+            const call = peer.invite(target, peerSdp());
             const inc = await client.event('incomingcall');
             assert.is(inc['jsep']?.['type'], 'offer');
             const answered = waitFor(call, 'accepted', 5000);
@@ -108,7 +86,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
             await client.event('accepting');
             const [, offer] = await okWithOffer;
             assert.match(offer ?? '', /m=audio \d+ RTP\/AVP/);
-            peer.ack(call, peerSdp(sink.port));
+            peer.ack(call, peerSdp());
             const accepted = await client.event('accepted');
             assert.is(accepted['jsep']?.['type'], 'answer');
             await client.send({ request: 'hangup' });
@@ -117,7 +95,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
             break;
           }
           case 3: {
-            const call = peer.invite(target, peerSdp(sink.port));
+            const call = peer.invite(target, peerSdp());
             const ringing = waitFor(call, 'provisional', 5000, (res) => res.status === 180);
             await client.event('incomingcall');
             await ringing;
@@ -127,7 +105,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
             break;
           }
           case 4: {
-            const call = peer.invite(target, peerSdp(sink.port));
+            const call = peer.invite(target, peerSdp());
             await client.event('incomingcall');
             const failed = waitFor(call, 'failed', 5000);
             await client.send({ request: 'decline' });
@@ -137,7 +115,12 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
           }
           case 5:
           case 6: {
-            const b: { mode: 'answer' | 'ring'; call?: Call; arrived?: () => void } = { mode: path === 5 ? 'answer' : 'ring' };
+            const b: PeerBehaviour = {
+              answer: (call) => {
+                peer.answer(call, 180);
+                if (path === 5) peer.answer(call, 200, peerSdp());
+              },
+            };
             const arrived = new Promise<void>((resolve) => { b.arrived = resolve; });
             behaviours.set(tag, b);
             await client.send({ request: 'call', uri: `sip:peer@127.0.0.1:${peerPort}`, call_id: tag }, { type: 'offer', sdp: webrtcSdp('offer') });
@@ -151,10 +134,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
               assert.is(resultOf(await client.event('hangup'))['code'], 200);
             } else {
               await client.event('ringing');
-              const ended = waitFor(b.call!, 'terminated', 5000);
-              await client.send({ request: 'hangup' });
-              assert.is(resultOf(await client.event('hangup'))['code'], 487);
-              assert.is((await ended)[0].code, 487, 'the SIP peer saw the CANCEL');
+              await hangUpUnanswered(client, b.call!);
             }
             behaviours.delete(tag);
             break;
@@ -166,7 +146,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
             break;
           }
           case 9: {
-            const call = peer.invite(target, peerSdp(sink.port));
+            const call = peer.invite(target, peerSdp());
             await client.event('incomingcall');
             const failed = waitFor(call, 'failed', 5000);
             await ws.request({ janus: 'detach', session_id: client.session, handle_id: client.handle });
@@ -187,10 +167,7 @@ test(`${CALLS} calls through ${PATHS.length} ending paths: call slots, port leas
     expectEvenPaths(counts, PATHS, CALLS);
     await expectChurnReleased(s);
   } finally {
-    for (const ws of sockets) await ws.close().catch(() => undefined);
-    await s.f.stop();
-    await peer.close();
-    sink.close();
+    await rig.close();
     dead.close();
   }
 });

@@ -11,8 +11,9 @@ import type { RTCPeerConnection, RtpPacket } from 'werift';
 import type { ConfigOverrides } from '../../src/config/Config.js';
 import { STREAMING_PACKAGE, type StreamingPlugin } from '../../src/plugins/streaming/StreamingPlugin.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
-import { JanusWs, type Json } from '../helpers/http.js';
-import { connectionState, loopbackPeer } from '../helpers/werift.js';
+import type { JanusWs, Json } from '../helpers/http.js';
+import { PluginClient } from '../helpers/pluginClient.js';
+import { connectionState, loopbackPeer, receivedByMid } from '../helpers/werift.js';
 // The bounded waits and peer clean-up are the VideoRoom end-to-end harness's own.
 export { closeAll, pause, until } from '../videoroom-e2e/harness.js';
 import { closeAll } from '../videoroom-e2e/harness.js';
@@ -34,57 +35,10 @@ export async function startStreamingFerry(overrides: ConfigOverrides = {}): Prom
 }
 
 /** One handle over a WebSocket session, on any plugin (Streaming by default). */
-export class JanusClient {
-  private constructor(readonly ws: JanusWs, readonly sessionId: number, readonly handleId: number, private readonly ownsSocket: boolean) {}
-
+export class JanusClient extends PluginClient {
   static async open(f: Pick<TestFerry, 'wsUrl'>, plugin = STREAMING, ws?: JanusWs): Promise<JanusClient> {
-    const socket = ws ?? (await JanusWs.connect(f.wsUrl));
-    const created = await socket.request({ janus: 'create' });
-    const sessionId = created['data'].id as number;
-    const attached = await socket.request({ janus: 'attach', session_id: sessionId, plugin });
-    if (attached['janus'] !== 'success') throw new Error(`attach failed: ${JSON.stringify(attached)}`);
-    return new JanusClient(socket, sessionId, attached['data'].id as number, ws === undefined);
-  }
-
-  /** A synchronous request: the `success` reply's plugindata.data. */
-  async sync(body: Record<string, unknown>): Promise<Json> {
-    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body });
-    if (reply['janus'] !== 'success') throw new Error(`expected success, got ${JSON.stringify(reply)}`);
-    return reply['plugindata'].data as Json;
-  }
-
-  /** An asynchronous request: `ack`, then the event with the same transaction (error events included). */
-  async send(body: Record<string, unknown>, jsep?: Record<string, unknown>, ms = 10_000): Promise<{ data: Json; jsep?: Json }> {
-    const transaction = `st-${Math.random().toString(36).slice(2)}`;
-    const eventPromise = this.ws.nextEvent((e) => e['transaction'] === transaction && e['janus'] === 'event', ms);
-    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body, transaction, ...(jsep ? { jsep } : {}) });
-    if (reply['janus'] !== 'ack') {
-      eventPromise.catch(() => undefined);
-      throw new Error(`expected ack, got ${JSON.stringify(reply)}`);
-    }
-    const event = await eventPromise;
-    return { data: event['plugindata'].data as Json, jsep: event['jsep'] as Json | undefined };
-  }
-
-  /** Like `send`, but an error event throws. */
-  async call(body: Record<string, unknown>, jsep?: Record<string, unknown>, ms = 10_000): Promise<{ data: Json; jsep?: Json }> {
-    const r = await this.send(body, jsep, ms);
-    if (r.data['error_code'] !== undefined) throw new Error(`${String(body['request'])} failed: ${JSON.stringify(r.data)}`);
-    return r;
-  }
-
-  /** Next event for this handle matching `match` (plugin events without a transaction, core events). */
-  next(match: (e: Json) => boolean, ms = 10_000): Promise<Json> {
-    return this.ws.nextEvent((e) => e['sender'] === this.handleId && match(e), ms);
-  }
-
-  core(kind: string, ms = 10_000): Promise<Json> {
-    return this.next((e) => e['janus'] === kind, ms);
-  }
-
-  async close(): Promise<void> {
-    await this.ws.request({ janus: 'destroy', session_id: this.sessionId }).catch(() => undefined);
-    if (this.ownsSocket) await this.ws.close();
+    const a = await PluginClient.attach(f.wsUrl, plugin, ws);
+    return new JanusClient(a.ws, a.sessionId, a.handleId, a.ownsSocket);
   }
 }
 
@@ -216,21 +170,8 @@ export async function watch(f: Pick<TestFerry, 'wsUrl'>, id: number, peers: RTCP
   peers.push(pc);
   const watched = await c.call({ request: 'watch', id, ...extra });
   if (watched.jsep?.['type'] !== 'offer') throw new Error(`no offer: ${JSON.stringify(watched)}`);
-  const received = new Map<string, { rtp: RtpPacket; at: number }[]>();
   await pc.setRemoteDescription(watched.jsep as never);
-  // werift fires onTrack during setRemoteDescription: take the tracks the receivers already hold.
-  const seen = new WeakSet<object>();
-  for (const t of pc.getTransceivers()) {
-    const mid = t.mid ?? '';
-    received.set(mid, []);
-    const follow = (track: { onReceiveRtp: { subscribe(cb: (rtp: RtpPacket) => void): unknown } }) => {
-      if (seen.has(track)) return;
-      seen.add(track);
-      track.onReceiveRtp.subscribe((rtp) => received.get(mid)!.push({ rtp, at: performance.now() }));
-    };
-    for (const track of t.receiver.tracks) follow(track);
-    t.onTrack.subscribe((track) => follow(track));
-  }
+  const received = receivedByMid(pc, (rtp) => ({ rtp, at: performance.now() }));
   await pc.setLocalDescription(await pc.createAnswer());
   const started = c.next((e) => e['janus'] === 'event' && e['plugindata']?.data?.result?.status === 'started', 15_000);
   await c.call({ request: 'start' }, { type: 'answer', sdp: pc.localDescription!.sdp });

@@ -9,8 +9,9 @@ import { MediaStreamTrack, RtpHeader, RtpPacket, type RTCPeerConnection, type RT
 import type { ConfigOverrides } from '../../src/config/Config.js';
 import { VideoRoomPlugin, type VideoRoomConfig } from '../../src/plugins/videoroom/VideoRoomPlugin.js';
 import { startFerry, type TestFerry } from '../helpers/ferry.js';
-import { JanusWs, type Json } from '../helpers/http.js';
-import { closePeer, connectionState, loopbackPeer } from '../helpers/werift.js';
+import type { JanusWs, Json } from '../helpers/http.js';
+import { PluginClient } from '../helpers/pluginClient.js';
+import { closePeer, connectionState, loopbackPeer, receivedByMid } from '../helpers/werift.js';
 
 export const VR = 'janus.plugin.videoroom';
 
@@ -34,47 +35,10 @@ export async function startVrFerry(overrides: ConfigOverrides = {}, config: Part
 }
 
 /** One VideoRoom handle over a WebSocket session. */
-export class VrClient {
-  private constructor(readonly ws: JanusWs, readonly sessionId: number, readonly handleId: number, private readonly ownsSocket: boolean) {}
-
+export class VrClient extends PluginClient {
   static async open(f: WsEndpoint, ws?: JanusWs): Promise<VrClient> {
-    const socket = ws ?? (await JanusWs.connect(f.wsUrl));
-    const created = await socket.request({ janus: 'create' });
-    const sessionId = created['data'].id as number;
-    const attached = await socket.request({ janus: 'attach', session_id: sessionId, plugin: VR });
-    return new VrClient(socket, sessionId, attached['data'].id as number, ws === undefined);
-  }
-
-  /** A synchronous request: the `success` reply's plugindata.data. */
-  async sync(body: Record<string, unknown>): Promise<Json> {
-    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body });
-    if (reply['janus'] !== 'success') throw new Error(`expected success, got ${JSON.stringify(reply)}`);
-    return reply['plugindata'].data as Json;
-  }
-
-  /** An asynchronous request: `ack`, then the event carrying the same transaction. */
-  async call(body: Record<string, unknown>, jsep?: Record<string, unknown>, ms = 10_000): Promise<{ data: Json; jsep?: Json }> {
-    const transaction = `e2e-${Math.random().toString(36).slice(2)}`;
-    const eventPromise = this.ws.nextEvent((e) => e['transaction'] === transaction && e['janus'] === 'event', ms);
-    const reply = await this.ws.request({ janus: 'message', session_id: this.sessionId, handle_id: this.handleId, body, transaction, ...(jsep ? { jsep } : {}) });
-    if (reply['janus'] !== 'ack') {
-      eventPromise.catch(() => undefined);
-      throw new Error(`expected ack, got ${JSON.stringify(reply)}`);
-    }
-    const event = await eventPromise;
-    const data = event['plugindata'].data as Json;
-    if (data['error_code'] !== undefined) throw new Error(`${String(body['request'])} failed: ${JSON.stringify(data)}`);
-    return { data, jsep: event['jsep'] as Json | undefined };
-  }
-
-  /** Next core event (webrtcup, media, hangup) for this handle. */
-  core(kind: string, ms = 10_000): Promise<Json> {
-    return this.ws.nextEvent((e) => e['janus'] === kind && e['sender'] === this.handleId, ms);
-  }
-
-  async close(): Promise<void> {
-    await this.ws.request({ janus: 'destroy', session_id: this.sessionId }).catch(() => undefined);
-    if (this.ownsSocket) await this.ws.close();
+    const a = await PluginClient.attach(f.wsUrl, VR, ws);
+    return new VrClient(a.ws, a.sessionId, a.handleId, a.ownsSocket);
   }
 }
 
@@ -160,21 +124,8 @@ export async function subscribe(
   peers.push(pc);
   const attached = await client.call({ request: 'join', ptype: 'subscriber', room, streams });
   if (attached.jsep?.['type'] !== 'offer') throw new Error(`no offer: ${JSON.stringify(attached)}`);
-  const received = new Map<string, RtpPacket[]>();
   await pc.setRemoteDescription(attached.jsep as never);
-  // werift fires onTrack during setRemoteDescription: take the tracks the receivers already hold.
-  const seen = new WeakSet<object>();
-  for (const t of pc.getTransceivers()) {
-    const mid = t.mid ?? '';
-    received.set(mid, []);
-    const follow = (track: { onReceiveRtp: { subscribe(cb: (rtp: RtpPacket) => void): unknown } }) => {
-      if (seen.has(track)) return;
-      seen.add(track);
-      track.onReceiveRtp.subscribe((rtp) => received.get(mid)!.push(rtp));
-    };
-    for (const track of t.receiver.tracks) follow(track);
-    t.onTrack.subscribe((track) => follow(track));
-  }
+  const received = receivedByMid(pc, (rtp) => rtp);
   await pc.setLocalDescription(await pc.createAnswer());
   await client.call({ request: 'start' }, { type: 'answer', sdp: pc.localDescription!.sdp });
   await connectionState(pc, 'connected');

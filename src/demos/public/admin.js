@@ -7,10 +7,10 @@
 'use strict';
 
 (() => {
-  FerryDemo.nav('admin');
   const $ = (id) => document.getElementById(id);
   const { el } = FerryDemo;
   const log = FerryDemo.logger($('log'));
+  document.querySelector('header')?.append(el('span', { id: 'updated' }));
   const STORAGE_KEY = 'ferry.demo.adminSecret';
   const intervalMs = Math.min(10_000, Math.max(500, Number(FerryDemo.query('interval')) || 1500));
   // Per-session detail costs a request per handle: past this many sessions only ids are listed.

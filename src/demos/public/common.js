@@ -20,7 +20,7 @@ const FerryDemo = (() => {
 
   function nav(current) {
     const el = document.getElementById('nav');
-    if (!el) return;
+    if (!el || el.childElementCount > 0) return;
     for (const [id, href, title] of PAGES) {
       const a = document.createElement('a');
       a.href = href;
@@ -303,4 +303,41 @@ const FerryDemo = (() => {
   }
 
   return { nav, config, query, connect, attach, setState, stateClass, logger, Plot, StatsPanel, playTrack, el, chat };
+})();
+
+/*
+ * The page shell, so every page's chrome is written once: a page names itself
+ * on the script tag that loads this file
+ *   <script src="common.js" data-page="echotest" data-janus data-state defer></script>
+ * and gets the header (its title, the navigation bar, a `#state` badge with
+ * data-state), a Log panel (`#log`) after its last `.row` unless it has one
+ * or no script,
+ * then adapter.js and janus.js (data-janus) and its own `<page>.js`, loaded in
+ * order (data-script="none" for a page without one).
+ */
+(() => {
+  const tag = document.currentScript;
+  const page = tag?.dataset.page;
+  if (!page) return;
+  const { el } = FerryDemo;
+  const heading = tag.dataset.heading || document.title.replace(/^ferry · /, '');
+  const header = el('header');
+  header.append(el('h1', {}, heading), el('nav', { id: 'nav' }));
+  if (tag.dataset.state !== undefined) header.append(el('span', { id: 'state', class: 'state' }, 'idle'));
+  document.body.prepend(header);
+  FerryDemo.nav(page);
+  if (tag.dataset.script !== 'none' && !document.getElementById('log')) {
+    const rows = document.querySelectorAll('main .row');
+    const panel = el('div', { class: 'panel log-panel' });
+    panel.append(el('h2', {}, 'Log'), el('div', { class: 'log', id: 'log' }));
+    (rows[rows.length - 1] || document.querySelector('main') || document.body).append(panel);
+  }
+  const scripts = tag.dataset.janus !== undefined ? ['vendor/webrtc-adapter/adapter.js', 'vendor/janus-gateway/janus.js'] : [];
+  if (tag.dataset.script !== 'none') scripts.push(tag.dataset.script || `${page}.js`);
+  for (const src of scripts) {
+    const s = document.createElement('script');
+    s.src = src;
+    s.async = false; // executed in the order appended
+    document.body.append(s);
+  }
 })();

@@ -7,7 +7,6 @@
 'use strict';
 
 (() => {
-  FerryDemo.nav('sip');
   const $ = (id) => document.getElementById(id);
   const log = FerryDemo.logger($('log'));
   const DIGITS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];

@@ -2,7 +2,6 @@
 'use strict';
 
 (() => {
-  FerryDemo.nav('streaming');
   const $ = (id) => document.getElementById(id);
   const log = FerryDemo.logger($('log'));
   const demo = { janus: null, handle: null, stats: null, events: [], mountpoints: [], watching: null };

@@ -7,7 +7,6 @@
 'use strict';
 
 (() => {
-  FerryDemo.nav('textroom');
   const $ = (id) => document.getElementById(id);
   const log = FerryDemo.logger($('log'));
   const chat = FerryDemo.chat($('chat'));

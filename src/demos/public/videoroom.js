@@ -10,7 +10,6 @@
 'use strict';
 
 (() => {
-  FerryDemo.nav('videoroom');
   const $ = (id) => document.getElementById(id);
   const log = FerryDemo.logger($('log'));
   const PLUGIN = 'janus.plugin.videoroom';

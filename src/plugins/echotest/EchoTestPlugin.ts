@@ -16,6 +16,7 @@ import type { JsonObject, JsonValue } from '../../core/Json.js';
 import type { DataMessage, Jsep } from '../../core/Media.js';
 import type { MediaRouter } from '../../media/Routing.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
 
 /** janus_echotest.c error codes (sent inside plugindata, never as core errors). */
 export const EchoTestError = {
@@ -61,7 +62,13 @@ class EchoTestSession implements PluginHandle {
   private destroyed = false;
   private recordNoted = false;
   /** Requests are processed one at a time, after the `ack` went out (Janus uses a handler thread). */
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    this.ctx.logger.error({ err }, 'echotest request failed');
+    this.ctx.pushEvent(
+      { echotest: 'event', error_code: EchoTestError.UNKNOWN, error: err instanceof Error ? err.message : String(err) },
+      { transaction: message.transaction },
+    );
+  });
 
   private unsubscribeStreams: (() => void) | null = null;
   /** Data-channel messages echoed, and those the PeerConnection refused to send. */
@@ -91,16 +98,7 @@ class EchoTestSession implements PluginHandle {
   }
 
   handleMessage(message: PluginMessage): PluginReply {
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(message))
-      .catch((err: unknown) => {
-        this.ctx.logger.error({ err }, 'echotest request failed');
-        this.ctx.pushEvent(
-          { echotest: 'event', error_code: EchoTestError.UNKNOWN, error: err instanceof Error ? err.message : String(err) },
-          { transaction: message.transaction },
-        );
-      });
+    this.requests.push(message, (m) => this.process(m));
     return { kind: 'wait', hint: "I'm taking my time!" };
   }
 
@@ -138,7 +136,7 @@ class EchoTestSession implements PluginHandle {
       if (this.destroyed) return;
       this.hasMedia = true;
     }
-    this.ctx.pushEvent({ echotest: 'event', result: 'ok' }, answer ? { transaction, jsep: answer } : { transaction });
+    this.ctx.pushEvent({ echotest: 'event', result: 'ok' }, { transaction, jsep: answer });
   }
 
   /** Validates every known field before changing anything (a bad request changes nothing). */

@@ -35,6 +35,7 @@ import { headerNameAddr, parseNameAddr, reasonPhrase, type SipMessage } from '..
 import { parseSipUri } from '../../sip/SipUri.js';
 import type { IncomingMessageEvent } from '../../sip/UserAgent.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
 import { CALL_STATUS, CallSlot } from './CallStateTable.js';
 import { SipErrorCode, SipPluginError, invalid, missing, wrongState } from './errors.js';
 import { MediaBridge } from './MediaBridge.js';
@@ -132,7 +133,16 @@ export class SipHandle implements PluginHandle {
   private master: SipHandle | null = null;
   readonly helpers = new Set<SipHandle>();
   private destroyed = false;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    if (err instanceof SipPluginError) {
+      this.pushError(err, message.transaction);
+    } else {
+      this.logger.error({ err }, 'sip request failed');
+      this.pushError(new SipPluginError(SipErrorCode.UNKNOWN_ERROR, err instanceof Error ? err.message : String(err)), message.transaction);
+    }
+    // A jsep that came with a refused request opened a PeerConnection no call uses.
+    if (message.jsep && this.slot.idle && this.ctx.media && !this.destroyed) this.ctx.closePeerConnection('SIP request refused');
+  });
   private readonly logger: Logger;
 
   constructor(
@@ -164,32 +174,17 @@ export class SipHandle implements PluginHandle {
     const data: JsonObject = { sip: 'event' };
     if (options.callId !== undefined) data['call_id'] = options.callId;
     data['result'] = result;
-    this.ctx.pushEvent(data, {
-      ...(options.transaction !== undefined ? { transaction: options.transaction } : {}),
-      ...(options.jsep ? { jsep: options.jsep } : {}),
-    });
+    this.ctx.pushEvent(data, { transaction: options.transaction, jsep: options.jsep });
   }
 
   private pushError(err: SipPluginError, transaction?: string): void {
-    this.ctx.pushEvent({ sip: 'event', error_code: err.code, error: err.message }, transaction !== undefined ? { transaction } : {});
+    this.ctx.pushEvent({ sip: 'event', error_code: err.code, error: err.message }, { transaction });
   }
 
   // ------------------------------------------------------------------ requests
 
   handleMessage(message: PluginMessage): PluginReply {
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(message))
-      .catch((err: unknown) => {
-        if (err instanceof SipPluginError) {
-          this.pushError(err, message.transaction);
-        } else {
-          this.logger.error({ err }, 'sip request failed');
-          this.pushError(new SipPluginError(SipErrorCode.UNKNOWN_ERROR, err instanceof Error ? err.message : String(err)), message.transaction);
-        }
-        // A jsep that came with a refused request opened a PeerConnection no call uses.
-        if (message.jsep && this.slot.idle && this.ctx.media && !this.destroyed) this.ctx.closePeerConnection('SIP request refused');
-      });
+    this.requests.push(message, (m) => this.process(m));
     return { kind: 'wait', hint: 'I\'m taking my time!' };
   }
 

@@ -5,61 +5,17 @@
  * Then what the bodies mean: custom headers, digest credentials, and the
  * settings of the account a `register` opens.
  */
-import type { JsonObject, JsonValue } from '../../core/Json.js';
+import type { JsonObject } from '../../core/Json.js';
 import { field, isJsonObject } from '../../core/Json.js';
+import { validateTable, type FieldSpec, type Table } from '../../core/RequestTable.js';
 import type { DigestCredentials } from '../../sip/DigestAuth.js';
 import { parseSipUri } from '../../sip/SipUri.js';
 import { SipErrorCode, SipPluginError, invalid, missing } from './errors.js';
 import type { AccountSettings } from './SipAccount.js';
 
-export type FieldKind = 'string' | 'boolean' | 'integer' | 'object' | 'string-array' | 'string-map';
-
-export interface FieldSpec {
-  kind: FieldKind;
-  required?: boolean;
-  min?: number;
-  max?: number;
-  /** Allowed values for strings. */
-  oneOf?: readonly string[];
-}
-
-export type Table = Readonly<Record<string, FieldSpec>>;
-
-function fits(spec: FieldSpec, value: JsonValue): boolean {
-  switch (spec.kind) {
-    case 'string': return typeof value === 'string' && (!spec.oneOf || spec.oneOf.includes(value));
-    case 'boolean': return typeof value === 'boolean';
-    case 'integer':
-      return typeof value === 'number' && Number.isSafeInteger(value) && (spec.min === undefined || value >= spec.min) && (spec.max === undefined || value <= spec.max);
-    case 'object': return isJsonObject(value);
-    case 'string-array': return Array.isArray(value) && value.every((v) => typeof v === 'string');
-    case 'string-map': return isJsonObject(value) && Object.values(value).every((v) => typeof v === 'string' || typeof v === 'number');
-  }
-}
-
-function should(spec: FieldSpec): string {
-  switch (spec.kind) {
-    case 'string': return spec.oneOf ? `one of ${spec.oneOf.join(', ')}` : 'a string';
-    case 'boolean': return 'a boolean';
-    case 'integer':
-      if (spec.min !== undefined && spec.max !== undefined) return `an integer between ${spec.min} and ${spec.max}`;
-      return spec.min === 0 ? 'a non-negative integer' : 'an integer';
-    case 'object': return 'an object';
-    case 'string-array': return 'an array of strings';
-    case 'string-map': return 'an object of header names to string values';
-  }
-}
-
 /** Checks `body` against `table`; throws 443/444 naming the field. */
 export function validate(body: JsonObject, table: Table): void {
-  for (const [name, spec] of Object.entries(table)) {
-    const value = field(body, name);
-    if (value === undefined || value === null) {
-      if (spec.required) throw missing(name);
-      continue;
-    }
-    if (!fits(spec, value)) throw invalid(name, should(spec));
-  }
+  validateTable(body, table, { missing, invalid });
 }
 
 const HEADERS: FieldSpec = { kind: 'string-map' };

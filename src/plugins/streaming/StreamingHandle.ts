@@ -10,6 +10,8 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { HandleMedia, Jsep } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { StreamingError, StreamingErrorCode, checkSecret, errorData, invalid, missing, noSuchMountpoint } from './errors.js';
 import type { Mountpoint } from './Mountpoint.js';
 import * as R from './requests.js';
@@ -19,7 +21,9 @@ import { Viewer, type MediaChoice } from './Viewer.js';
 export class StreamingHandle implements PluginHandle {
   private readonly viewer: Viewer;
   private destroyed = false;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
+  });
 
   constructor(private readonly plugin: StreamingPlugin, private readonly ctx: PluginContext) {
     this.viewer = new Viewer(
@@ -60,21 +64,12 @@ export class StreamingHandle implements PluginHandle {
     if (!R.ASYNC_REQUESTS.has(name)) {
       return { kind: 'ok', data: errorData(new StreamingError(StreamingErrorCode.INVALID_REQUEST, `Unknown request '${request.slice(0, 64)}'`), this.ctx.logger) };
     }
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(name, message))
-      .catch((err: unknown) => {
-        if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
-      });
+    this.requests.push(message, (m) => this.process(name, m));
     return { kind: 'wait' };
   }
 
   private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
-    if (this.destroyed) return;
-    const options: { transaction?: string; jsep?: Jsep } = {};
-    if (transaction !== undefined) options.transaction = transaction;
-    if (jsep) options.jsep = jsep;
-    this.ctx.pushEvent(data, options);
+    if (!this.destroyed) this.ctx.pushEvent(data, { transaction, jsep });
   }
 
   private result(result: JsonObject, transaction: string, jsep?: Jsep): void {
@@ -110,18 +105,14 @@ export class StreamingHandle implements PluginHandle {
         if (!viewer.mountpoint) throw new StreamingError(StreamingErrorCode.NO_SUCH_MOUNTPOINT, "Can't configure: not on a mountpoint");
         R.validate(body, R.CONFIGURE);
         const options: Parameters<Viewer['configure']>[0] = {};
-        const mid = R.optString(body, 'mid');
-        if (mid !== undefined) options.mid = mid;
-        const send = R.optBool(body, 'send');
-        if (send !== undefined) options.send = send;
-        const substream = R.optNumber(body, 'substream');
-        if (substream !== undefined) options.substream = substream;
-        const temporal = R.optNumber(body, 'temporal');
-        if (temporal !== undefined) options.temporal = temporal;
-        const audio = R.optBool(body, 'audio');
-        if (audio !== undefined) options.audio = audio;
-        const video = R.optBool(body, 'video');
-        if (video !== undefined) options.video = video;
+        assignDefined(options, {
+          mid: R.optString(body, 'mid'),
+          send: R.optBool(body, 'send'),
+          substream: R.optNumber(body, 'substream'),
+          temporal: R.optNumber(body, 'temporal'),
+          audio: R.optBool(body, 'audio'),
+          video: R.optBool(body, 'video'),
+        });
         const current = viewer.configure(options);
         if (current !== null) this.push({ streaming: 'event', result: { substream: current } }, undefined);
         this.result({ event: 'configured' }, transaction);
@@ -165,10 +156,7 @@ export class StreamingHandle implements PluginHandle {
       audio: R.optBool(body, 'offer_audio') ?? true,
       video: R.optBool(body, 'offer_video') ?? true,
     };
-    const substream = R.optNumber(body, 'substream');
-    if (substream !== undefined) choice.substream = substream;
-    const temporal = R.optNumber(body, 'temporal');
-    if (temporal !== undefined) choice.temporal = temporal;
+    assignDefined(choice, { substream: R.optNumber(body, 'substream'), temporal: R.optNumber(body, 'temporal') });
     if (viewer.mountpoint) {
       if (viewer.mountpoint !== mp) throw new StreamingError(StreamingErrorCode.INVALID_STATE, `Already watching mountpoint ${viewer.mountpoint.id}`);
       // The same mountpoint again: a renegotiation (an ICE restart), once the PeerConnection is up;

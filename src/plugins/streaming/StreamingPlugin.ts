@@ -16,6 +16,7 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { field, type JsonObject } from '../../core/Json.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { createLogger } from '../../log/logger.js';
 import type { MediaServices, RtpLeg } from '../../media/Routing.js';
 import { SystemClock, type Clock, type Timer } from '../../time/Clock.js';
@@ -444,11 +445,6 @@ function mediaEntry(e: JsonObject, before: MediaConfig[]): MediaConfig {
   const ports = [R.optNumber(e, 'port') ?? 0];
   if (simulcast) ports.push(R.optNumber(e, 'port2') ?? 0, R.optNumber(e, 'port3') ?? 0);
   const config: MediaConfig = { type, mid, label: R.optString(e, 'label') ?? type, codec, pt, ports, simulcast };
-  const msid = R.optString(e, 'msid');
-  if (msid !== undefined) config.msid = msid;
-  const fmtp = R.optString(e, 'fmtp');
-  if (fmtp !== undefined) config.fmtp = fmtp;
-  const rtcpport = R.optNumber(e, 'rtcpport');
-  if (rtcpport !== undefined) config.rtcpport = rtcpport;
+  assignDefined(config, { msid: R.optString(e, 'msid'), fmtp: R.optString(e, 'fmtp'), rtcpport: R.optNumber(e, 'rtcpport') });
   return config;
 }

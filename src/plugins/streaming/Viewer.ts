@@ -16,7 +16,7 @@
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { HandleMedia, Jsep, OfferSection, RoutableMedia } from '../../core/Media.js';
-import type { MediaServices } from '../../media/Routing.js';
+import { UNBOUND, bindOutputs, type MediaServices, type OutputBinding } from '../../media/Routing.js';
 import { offerCodecFor } from '../videoroom/codecs.js';
 import { StreamingError, StreamingErrorCode } from './errors.js';
 import type { Mountpoint, MountpointMedia, MountpointViewer } from './Mountpoint.js';
@@ -48,20 +48,13 @@ export interface ViewerClient {
 }
 
 /** One m-line of the viewer's PeerConnection. */
-interface Slot {
-  mid: string;
+interface Slot extends OutputBinding {
   media: MountpointMedia;
   /** Wanted simulcast layer (Janus: the best there is) and VP8 temporal layer (2 and up: all). */
   substream: number;
   temporal: number;
   /** `configure` `send` for this m-line. */
   send: boolean;
-  output: number | null;
-  /** What the router was last told (undefined: nothing yet). */
-  appliedSource: number | null | undefined;
-  appliedPaused: boolean | undefined;
-  appliedLayer: number | null;
-  appliedTemporal: number | null | undefined;
   /** A layer change waiting for its keyframe, announced (`substream` event) when the engine makes it. */
   pendingLayer?: { source: number; layer: number };
 }
@@ -129,7 +122,7 @@ export class Viewer implements MountpointViewer {
   private newSlot(mid: string, media: MountpointMedia, choice: MediaChoice): Slot {
     return {
       mid, media, substream: choice.substream ?? BEST_LAYER, temporal: choice.temporal ?? BEST_LAYER, send: true,
-      output: null, appliedSource: undefined, appliedPaused: undefined, appliedLayer: null, appliedTemporal: undefined,
+      ...UNBOUND,
     };
   }
 
@@ -222,17 +215,7 @@ export class Viewer implements MountpointViewer {
 
   /** Reads each slot's engine output from the PeerConnection, then reconnects. */
   syncOutputs(): void {
-    const infos = this.client.media()?.streams?.() ?? [];
-    for (const slot of this.slots) {
-      const output = infos.find((i) => i.mid === slot.mid)?.output ?? null;
-      if (output !== slot.output) {
-        slot.output = output;
-        slot.appliedSource = undefined;
-        slot.appliedPaused = undefined;
-        slot.appliedLayer = null;
-        slot.appliedTemporal = undefined;
-      }
-    }
+    bindOutputs(this.slots, this.client.media()?.streams?.() ?? []);
     this.reconcile();
   }
 

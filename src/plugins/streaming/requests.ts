@@ -4,8 +4,11 @@
  * required. A missing required field is 453, a wrong type or range 454;
  * nothing changes before the whole body passed.
  */
-import { field, isJsonObject, type JsonObject, type JsonValue } from '../../core/Json.js';
+import type { JsonObject } from '../../core/Json.js';
+import { validateTable, type FieldSpec, type Table } from '../../core/RequestTable.js';
 import { invalid, missing } from './errors.js';
+
+export { objects, optBool, optNumber, optString, type Table } from '../../core/RequestTable.js';
 
 /** Answered at once (Janus `success` with plugindata); also valid through Admin `message_plugin`. */
 export const SYNC_REQUESTS: ReadonlySet<string> = new Set(['list', 'info', 'create', 'edit', 'destroy', 'enable', 'disable', 'kick_all', 'recording']);
@@ -13,58 +16,16 @@ export const SYNC_REQUESTS: ReadonlySet<string> = new Set(['list', 'info', 'crea
 /** Acknowledged first, answered with an event (a viewer's requests). */
 export const ASYNC_REQUESTS: ReadonlySet<string> = new Set(['watch', 'start', 'pause', 'configure', 'switch', 'stop']);
 
-type Kind = 'string' | 'boolean' | 'id' | 'uint' | 'port' | 'layer' | 'array' | 'string-array' | 'object-array';
-
-interface FieldSpec {
-  kind: Kind;
-  required?: boolean;
-}
-
-export type Table = Readonly<Record<string, FieldSpec>>;
-
-const SHOULD: Record<Kind, string> = {
-  string: 'a string',
-  boolean: 'a boolean',
-  id: 'a positive integer',
-  uint: 'a non-negative integer',
-  port: 'an integer between 0 and 65535',
-  layer: 'an integer between 0 and 2',
-  array: 'an array',
-  'string-array': 'an array of strings',
-  'object-array': 'an array of objects',
-};
-
-function fits(kind: Kind, value: JsonValue): boolean {
-  switch (kind) {
-    case 'string': return typeof value === 'string';
-    case 'boolean': return typeof value === 'boolean';
-    case 'id': return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-    case 'uint': return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-    case 'port': return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535;
-    case 'layer': return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 2;
-    case 'array': return Array.isArray(value);
-    case 'string-array': return Array.isArray(value) && value.every((v) => typeof v === 'string');
-    case 'object-array': return Array.isArray(value) && value.every((v) => isJsonObject(v));
-  }
-}
-
 /** Checks `body` against `table`; throws 453/454 naming the field (with `prefix` for nested objects). */
 export function validate(body: JsonObject, table: Table, prefix = ''): void {
-  for (const [name, spec] of Object.entries(table)) {
-    const value = field(body, name);
-    if (value === undefined || value === null) {
-      if (spec.required) throw missing(prefix + name);
-      continue;
-    }
-    if (!fits(spec.kind, value)) throw invalid(prefix + name, SHOULD[spec.kind]);
-  }
+  validateTable(body, table, { missing, invalid }, prefix);
 }
 
 const str: FieldSpec = { kind: 'string' };
 const bool: FieldSpec = { kind: 'boolean' };
-const uint: FieldSpec = { kind: 'uint' };
+const uint: FieldSpec = { kind: 'integer', min: 0 };
 const port: FieldSpec = { kind: 'port' };
-const layer: FieldSpec = { kind: 'layer' };
+const layer: FieldSpec = { kind: 'integer', min: 0, max: 2 };
 const requiredId: FieldSpec = { kind: 'id', required: true };
 
 export const REQUEST: Table = { request: { kind: 'string', required: true } };
@@ -84,11 +45,11 @@ export const RTP_MEDIA: Table = {
   buffermsg: bool,
 };
 export const LEGACY_AUDIO: Table = {
-  audioport: { kind: 'port', required: true }, audiortcpport: port, audiopt: { kind: 'uint', required: true }, audiocodec: str, audiortpmap: str, audiofmtp: str,
+  audioport: { kind: 'port', required: true }, audiortcpport: port, audiopt: { kind: 'integer', min: 0, required: true }, audiocodec: str, audiortpmap: str, audiofmtp: str,
   audiomcast: str, audioiface: str, audioskew: bool,
 };
 export const LEGACY_VIDEO: Table = {
-  videoport: { kind: 'port', required: true }, videortcpport: port, videopt: { kind: 'uint', required: true }, videocodec: str, videortpmap: str, videofmtp: str,
+  videoport: { kind: 'port', required: true }, videortcpport: port, videopt: { kind: 'integer', min: 0, required: true }, videocodec: str, videortpmap: str, videofmtp: str,
   videomcast: str, videoiface: str, videobufferkf: bool, videosimulcast: bool, videoport2: port, videoport3: port, videoskew: bool, videosvc: bool, h264sps: str,
 };
 export const EDIT: Table = {
@@ -103,25 +64,9 @@ export const RECORDING: Table = { id: requiredId, action: { kind: 'string', requ
 export const WATCH: Table = { id: requiredId, pin: str, media: { kind: 'array' }, restart: bool, offer_audio: bool, offer_video: bool, offer_data: bool };
 export const CONFIGURE: Table = {
   mid: str, send: bool, substream: layer, temporal: layer, fallback: uint, spatial_layer: layer, temporal_layer: layer,
-  min_delay: { kind: 'uint' }, max_delay: { kind: 'uint' },
+  min_delay: uint, max_delay: uint,
   // Deprecated: Janus reads them as strings ("true"/"false") or booleans.
   audio: bool, video: bool, data: bool,
 };
 export const SWITCH: Table = { id: requiredId };
 
-export function optString(body: JsonObject, name: string): string | undefined {
-  const v = field(body, name);
-  return typeof v === 'string' ? v : undefined;
-}
-export function optNumber(body: JsonObject, name: string): number | undefined {
-  const v = field(body, name);
-  return typeof v === 'number' ? v : undefined;
-}
-export function optBool(body: JsonObject, name: string): boolean | undefined {
-  const v = field(body, name);
-  return typeof v === 'boolean' ? v : undefined;
-}
-export function objects(body: JsonObject, name: string): JsonObject[] {
-  const v = field(body, name);
-  return Array.isArray(v) ? v.filter(isJsonObject) : [];
-}

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { isJsonObject, type JsonObject } from '../../core/Json.js';
 import type { DataMessage, Jsep } from '../../core/Media.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
 import { createLogger } from '../../log/logger.js';
 import { TextRoomError, TextRoomErrorCode } from './errors.js';
 import { leaveRoom, runRequest, TEXTROOM_REQUESTS, type ParticipantSide, type RequestContext, type TextRoomEnvironment } from './requests.js';
@@ -153,7 +154,10 @@ class TextRoomHandle implements PluginHandle, ParticipantSide {
   readonly rooms = new Map<number, Participant>();
   private setUp = false;
   private destroyed = false;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    const error = err instanceof TextRoomError ? err : new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, err instanceof Error ? err.message : String(err));
+    if (!this.destroyed) this.ctx.pushEvent(apiError(error.message, error.code), { transaction: message.transaction });
+  });
   /** Text from the client that was not a request (binary, not JSON): dropped, counted. */
   private dropped = 0;
   readonly member: Participant['member'] = {
@@ -180,12 +184,7 @@ class TextRoomHandle implements PluginHandle, ParticipantSide {
     }
     const name = request.toLowerCase();
     if (SETUP_REQUESTS.has(name)) {
-      this.work = this.work
-        .then(() => this.setupRequest(name, message))
-        .catch((err: unknown) => {
-          const error = err instanceof TextRoomError ? err : new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, err instanceof Error ? err.message : String(err));
-          if (!this.destroyed) this.ctx.pushEvent(apiError(error.message, error.code), { transaction: message.transaction });
-        });
+      this.requests.push(message, (m) => this.setupRequest(name, m));
       return { kind: 'wait' };
     }
     const entry = TEXTROOM_REQUESTS[name];
@@ -206,7 +205,7 @@ class TextRoomHandle implements PluginHandle, ParticipantSide {
       this.setUp = true;
     }
     if (this.destroyed) return;
-    this.ctx.pushEvent({ textroom: 'event', result: 'ok' }, jsep ? { transaction: message.transaction, jsep } : { transaction: message.transaction });
+    this.ctx.pushEvent({ textroom: 'event', result: 'ok' }, { transaction: message.transaction, jsep });
   }
 
   /** A Text Room API request over the data channel; the reply goes back the same way. */

@@ -3,22 +3,13 @@
  * `{"rooms":[TextRoomConfig…]}` in a JsonListStore (each change written whole,
  * atomically, owner-only since it holds secrets and pins).
  */
-import { JsonListStore } from '../../core/JsonListStore.js';
-import { isJsonObject, type JsonObject } from '../../core/Json.js';
+import { RoomListStore } from '../../core/JsonListStore.js';
+import type { JsonObject } from '../../core/Json.js';
 import type { TextRoomConfig } from './TextRoom.js';
 
-export class TextRoomStore extends JsonListStore<TextRoomConfig> {
+export class TextRoomStore extends RoomListStore<TextRoomConfig> {
   constructor(path: string) {
-    super(path, {
-      key: 'rooms',
-      idOf: (config) => config.room,
-      restore: (entry) => {
-        if (!isJsonObject(entry) || typeof entry['room'] !== 'number' || !Number.isSafeInteger(entry['room']) || entry['room'] <= 0) {
-          return { error: 'a room entry has no valid "room" id' };
-        }
-        return restore(entry['room'], entry);
-      },
-    });
+    super(path, restore);
   }
 }
 

@@ -4,22 +4,13 @@
  * it over the old one, so a crash leaves either the old or the new file,
  * never a torn one (rename(2) is atomic within a file system).
  */
-import { JsonListStore } from '../../core/JsonListStore.js';
-import { isJsonObject, type JsonObject } from '../../core/Json.js';
+import { RoomListStore } from '../../core/JsonListStore.js';
+import type { JsonObject } from '../../core/Json.js';
 import { defaultRoomConfig, type RoomConfig } from './Room.js';
 
-export class RoomStore extends JsonListStore<RoomConfig> {
+export class RoomStore extends RoomListStore<RoomConfig> {
   constructor(path: string) {
-    super(path, {
-      key: 'rooms',
-      idOf: (config) => config.room,
-      restore: (entry) => {
-        if (!isJsonObject(entry) || typeof entry['room'] !== 'number' || !Number.isSafeInteger(entry['room']) || entry['room'] <= 0) {
-          return { error: 'a room entry has no valid "room" id' };
-        }
-        return restoreConfig(entry['room'], entry);
-      },
-    });
+    super(path, restoreConfig);
   }
 }
 

@@ -22,7 +22,7 @@
 import * as sdpTransform from 'sdp-transform';
 import type { JsonObject } from '../../core/Json.js';
 import type { DataMessage, DataOfferSection, HandleMedia, Jsep, OfferSection, OutgoingDataMessage, RoutableMedia } from '../../core/Media.js';
-import type { MediaRouter, MediaServices } from '../../media/Routing.js';
+import { UNBOUND, bindOutputs, type MediaRouter, type MediaServices, type OutputBinding } from '../../media/Routing.js';
 import { VideoRoomError, VideoRoomErrorCode, noSuchFeed } from './errors.js';
 import { layerSource, relayable, type Feed, type FeedStream } from './Feed.js';
 import type { FeedConsumer, Room } from './Room.js';
@@ -48,9 +48,8 @@ export interface DataSlot {
 }
 
 /** A slot: one m-line of the subscriber's PeerConnection. */
-export interface Slot {
+export interface Slot extends OutputBinding {
   mindex: number;
-  mid: string;
   kind: 'audio' | 'video';
   feed: Feed | null;
   feedMid: string | null;
@@ -63,22 +62,8 @@ export interface Slot {
   /** The subscriber's `configure` `send` flag for this m-line. */
   send: boolean;
   crossrefid?: string;
-  /** Engine output id once negotiated. */
-  output: number | null;
-  /** What the router was last told for this output (undefined: nothing yet). */
-  appliedSource: number | null | undefined;
-  appliedPaused: boolean | undefined;
-  appliedLayer: number | null;
-  /** Temporal layer the router was last told (undefined: nothing yet; null: every layer). */
-  appliedTemporal?: number | null;
   /** A layer switch waiting for its keyframe: announced (`substream` event) when the engine makes it. */
   pendingLayer?: { source: number; layer: number };
-  /**
-   * The simulcast layer set the engine chooses from for this output (see applyLayerSet), as last
-   * told, or the VP9 SVC layers; undefined: the output is fed by switchOutput alone.
-   */
-  appliedLayerSet?: string;
-  appliedSvc?: string;
 }
 
 /** One entry of `streams` in join/subscribe. */
@@ -241,7 +226,7 @@ export class Subscriber implements FeedConsumer {
         const mindex = this.nextMindex();
         slot = {
           mindex, mid: String(mindex), kind, feed: null, feedMid: null, codec: stream.offerCodec, codecName: stream.codec,
-          substream: DEFAULT_LAYER, temporal: DEFAULT_LAYER, send: true, output: null, appliedSource: undefined, appliedPaused: undefined, appliedLayer: null,
+          substream: DEFAULT_LAYER, temporal: DEFAULT_LAYER, send: true, ...UNBOUND,
         };
         this.slots.push(slot);
       }
@@ -380,21 +365,7 @@ export class Subscriber implements FeedConsumer {
   /** Reads the engine output of each slot from the PeerConnection, then reconnects. */
   syncOutputs(): void {
     if (this.ended) return;
-    const media = this.client.media();
-    const infos = media?.streams?.() ?? [];
-    for (const slot of this.slots) {
-      const info = infos.find((i) => i.mid === slot.mid);
-      const output = info?.output ?? null;
-      if (output !== slot.output) {
-        slot.output = output;
-        slot.appliedSource = undefined;
-        slot.appliedPaused = undefined;
-        slot.appliedLayer = null;
-        slot.appliedTemporal = undefined;
-        slot.appliedLayerSet = undefined;
-        slot.appliedSvc = undefined;
-      }
-    }
+    bindOutputs(this.slots, this.client.media()?.streams?.() ?? []);
     this.reconcile();
   }
 

@@ -13,6 +13,8 @@ import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
 import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/Media.js';
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
+import { RequestQueue } from '../../core/RequestQueue.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, invalid, missing, refuseRecording } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
 import { checkSecret, placementGroup, type Room } from './Room.js';
@@ -31,7 +33,9 @@ export class VideoRoomHandle implements PluginHandle {
   private destroyed = false;
   /** The room this handle last subscribed in: a cluster's cascades follow what its subscriber consumes. */
   private subscribedRoom: Room | null = null;
-  private work: Promise<void> = Promise.resolve();
+  private readonly requests = new RequestQueue((err, message) => {
+    if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
+  });
 
   constructor(private readonly plugin: VideoRoomPlugin, private readonly ctx: PluginContext) {}
 
@@ -81,23 +85,14 @@ export class VideoRoomHandle implements PluginHandle {
       return data instanceof Promise ? data.then((d): PluginReply => ({ kind: 'ok', data: d })) : { kind: 'ok', data };
     }
     if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
-    this.work = this.work
-      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.process(name, message))
-      .catch((err: unknown) => {
-        if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
-      })
-      .finally(() => this.consumptionChanged());
+    // Whatever the request did (or failed to do), the cluster hears what this handle now consumes.
+    this.requests.push(message, (m) => this.process(name, m).finally(() => this.consumptionChanged()));
     // janus_videoroom.c returns JANUS_PLUGIN_OK_WAIT without a hint.
     return { kind: 'wait' };
   }
 
   private push(data: JsonObject, transaction: string | undefined, jsep?: Jsep): void {
-    if (this.destroyed) return;
-    const options: { transaction?: string; jsep?: Jsep } = {};
-    if (transaction !== undefined) options.transaction = transaction;
-    if (jsep) options.jsep = jsep;
-    this.ctx.pushEvent(data, options);
+    if (!this.destroyed) this.ctx.pushEvent(data, { transaction, jsep });
   }
 
   private async process(name: string, message: PluginMessage): Promise<void> {
@@ -502,12 +497,11 @@ export class VideoRoomHandle implements PluginHandle {
       }
       const slot = sub.slots.find((x) => x.mid === String(s['mid']));
       if (!slot) continue;
-      const send = R.optBool(s, 'send');
-      if (send !== undefined) slot.send = send;
-      const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
-      if (substream !== undefined) slot.substream = substream;
-      const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
-      if (temporal !== undefined) slot.temporal = temporal;
+      assignDefined(slot, {
+        send: R.optBool(s, 'send'),
+        substream: R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer'),
+        temporal: R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer'),
+      });
     }
     for (const kind of ['audio', 'video'] as const) {
       const on = R.optBool(body, kind);
@@ -589,14 +583,12 @@ function streamRequests(entries: JsonObject[]): StreamRequest[] {
   return entries.map((s) => {
     R.validate(s, R.SUBSCRIBE_STREAM, 'streams.');
     const r: StreamRequest = { feed: s['feed'] as number };
-    const mid = R.optString(s, 'mid');
-    if (mid !== undefined) r.mid = mid;
-    const crossrefid = R.optString(s, 'crossrefid');
-    if (crossrefid !== undefined) r.crossrefid = crossrefid;
-    const substream = R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer');
-    if (substream !== undefined) r.substream = substream;
-    const temporal = R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer');
-    if (temporal !== undefined) r.temporal = temporal;
+    assignDefined(r, {
+      mid: R.optString(s, 'mid'),
+      crossrefid: R.optString(s, 'crossrefid'),
+      substream: R.optNumber(s, 'substream') ?? R.optNumber(s, 'spatial_layer'),
+      temporal: R.optNumber(s, 'temporal') ?? R.optNumber(s, 'temporal_layer'),
+    });
     return r;
   });
 }
@@ -605,12 +597,7 @@ function unsubscribeRequests(entries: JsonObject[]): UnsubscribeRequest[] {
   return entries.map((s) => {
     R.validate(s, R.UNSUBSCRIBE_STREAM, 'streams.');
     const r: UnsubscribeRequest = {};
-    const feed = R.optNumber(s, 'feed');
-    if (feed !== undefined) r.feed = feed;
-    const mid = R.optString(s, 'mid');
-    if (mid !== undefined) r.mid = mid;
-    const subMid = R.optString(s, 'sub_mid');
-    if (subMid !== undefined) r.subMid = subMid;
+    assignDefined(r, { feed: R.optNumber(s, 'feed'), mid: R.optString(s, 'mid'), subMid: R.optString(s, 'sub_mid') });
     return r;
   });
 }

@@ -9,6 +9,7 @@
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import { VideoRoomError, VideoRoomErrorCode, invalid, missing, noSuchFeed } from './errors.js';
 import type { Feed } from './Feed.js';
 import { publishingFeed } from './forwardingRequests.js';
@@ -163,12 +164,11 @@ function remoteStreamSpecs(entries: JsonObject[], room: Room, existing: Feed['st
       fec: e['fec'] !== false,
       dtx: e['dtx'] === true,
     };
-    const description = R.optString(e, 'description');
-    if (description !== undefined) spec.description = description;
-    const h264 = R.optString(e, 'h264_profile') ?? R.optString(e, 'h264-profile');
-    if (h264 !== undefined) spec.h264Profile = h264;
-    const vp9 = R.optString(e, 'vp9_profile') ?? R.optString(e, 'vp9-profile');
-    if (vp9 !== undefined) spec.vp9Profile = vp9;
+    assignDefined(spec, {
+      description: R.optString(e, 'description'),
+      h264Profile: R.optString(e, 'h264_profile') ?? R.optString(e, 'h264-profile'),
+      vp9Profile: R.optString(e, 'vp9_profile') ?? R.optString(e, 'vp9-profile'),
+    });
     specs.push(spec);
   }
   return specs;

@@ -4,9 +4,11 @@
  * A missing required field is 429, a wrong type or range is 430; nothing is
  * changed before the whole body passed.
  */
-import type { JsonObject, JsonValue } from '../../core/Json.js';
-import { field, isJsonObject } from '../../core/Json.js';
+import type { JsonObject } from '../../core/Json.js';
+import { validateTable, type FieldSpec, type Table } from '../../core/RequestTable.js';
 import { invalid, missing } from './errors.js';
+
+export { objects, optBool, optNumber, optString, type FieldSpec, type Table } from '../../core/RequestTable.js';
 
 /**
  * Requests acknowledged first and answered with an event (VideoRoomHandle); the synchronous
@@ -16,62 +18,9 @@ export const ASYNC_REQUESTS: ReadonlySet<string> = new Set([
   'join', 'joinandconfigure', 'configure', 'publish', 'unpublish', 'start', 'pause', 'switch', 'subscribe', 'unsubscribe', 'update', 'leave',
 ]);
 
-export type FieldKind = 'string' | 'boolean' | 'integer' | 'id' | 'port' | 'object' | 'array' | 'string-array' | 'object-array' | 'any';
-
-export interface FieldSpec {
-  kind: FieldKind;
-  required?: boolean;
-  min?: number;
-  max?: number;
-}
-
-export type Table = Readonly<Record<string, FieldSpec>>;
-
-const SHOULD: Record<FieldKind, string> = {
-  string: 'a string',
-  boolean: 'a boolean',
-  integer: 'an integer',
-  id: 'a positive integer',
-  port: 'an integer between 0 and 65535',
-  object: 'an object',
-  array: 'an array',
-  'string-array': 'an array of strings',
-  'object-array': 'an array of objects',
-  any: 'anything',
-};
-
-function fits(spec: FieldSpec, value: JsonValue): boolean {
-  switch (spec.kind) {
-    case 'string': return typeof value === 'string';
-    case 'boolean': return typeof value === 'boolean';
-    case 'integer':
-      return typeof value === 'number' && Number.isSafeInteger(value) && (spec.min === undefined || value >= spec.min) && (spec.max === undefined || value <= spec.max);
-    case 'id': return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-    case 'port': return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535;
-    case 'object': return isJsonObject(value);
-    case 'array': return Array.isArray(value);
-    case 'string-array': return Array.isArray(value) && value.every((v) => typeof v === 'string');
-    case 'object-array': return Array.isArray(value) && value.every((v) => isJsonObject(v));
-    case 'any': return true;
-  }
-}
-
-function should(spec: FieldSpec): string {
-  if (spec.kind === 'integer' && spec.min !== undefined && spec.max !== undefined) return `an integer between ${spec.min} and ${spec.max}`;
-  if (spec.kind === 'integer' && spec.min !== undefined) return spec.min === 0 ? 'a non-negative integer' : `an integer >= ${spec.min}`;
-  return SHOULD[spec.kind];
-}
-
 /** Checks `body` against `table`; throws 429/430 naming the field (with `prefix` for nested objects). */
 export function validate(body: JsonObject, table: Table, prefix = ''): void {
-  for (const [name, spec] of Object.entries(table)) {
-    const value = field(body, name);
-    if (value === undefined || value === null) {
-      if (spec.required) throw missing(prefix + name);
-      continue;
-    }
-    if (!fits(spec, value)) throw invalid(prefix + name, should(spec));
-  }
+  validateTable(body, table, { missing, invalid }, prefix);
 }
 
 const str = (required = false): FieldSpec => ({ kind: 'string', required });
@@ -173,20 +122,3 @@ export const PUBLISH_REMOTELY: Table = {
 export const UNPUBLISH_REMOTELY: Table = { room: id(true), publisher_id: id(true), remote_id: str(true), secret: str() };
 export const LISTREMOTES: Table = { room: id(true), publisher_id: id(true), secret: str() };
 
-/** Reads a string field already validated by a table. */
-export function optString(body: JsonObject, name: string): string | undefined {
-  const v = field(body, name);
-  return typeof v === 'string' ? v : undefined;
-}
-export function optNumber(body: JsonObject, name: string): number | undefined {
-  const v = field(body, name);
-  return typeof v === 'number' ? v : undefined;
-}
-export function optBool(body: JsonObject, name: string): boolean | undefined {
-  const v = field(body, name);
-  return typeof v === 'boolean' ? v : undefined;
-}
-export function objects(body: JsonObject, name: string): JsonObject[] {
-  const v = field(body, name);
-  return Array.isArray(v) ? v.filter(isJsonObject) : [];
-}

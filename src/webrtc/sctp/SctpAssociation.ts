@@ -23,6 +23,9 @@
 // established, three parts do the rest: SctpReceiver (DATA, FORWARD TSN,
 // reassembly, SACKs), SctpSender (queue, TSNs, SACK processing, T3-rtx,
 // congestion control, abandoning) and StreamReset (RE-CONFIG).
+// About 680 lines, kept whole: the state table, the per-packet checks and the
+// one deadline all read and change the association's state, and splitting them
+// would pass that state between files.
 //
 // Bounded by construction: reassembly holds at most the receive window (plus one
 // packet), received TSNs are tracked within a 16-bit window and a bounded number of

@@ -214,14 +214,8 @@ export class SctpSender {
         if (!c.acked) {
           c.acked = true;
           if (!c.abandoned) bytesAcked += c.payload.length;
-          if (c.inFlight) {
-            c.inFlight = false;
-            this.flightSize -= c.payload.length;
-          }
-          if (c.retransmit) {
-            c.retransmit = false;
-            this.retransmitPending--;
-          }
+          this.leaveFlight(c);
+          this.markRetransmit(c, false);
           this.sampleRtt(c, now);
         }
         if (highestAcked === null || tsnAfter(c.tsn, highestAcked)) highestAcked = c.tsn;
@@ -261,10 +255,8 @@ export class SctpSender {
       if (c.acked || c.abandoned || !c.inFlight) continue;
       if (++c.misses === 3) {
         c.misses = 0;
-        c.inFlight = false;
-        this.flightSize -= c.payload.length;
-        c.retransmit = true;
-        this.retransmitPending++;
+        this.leaveFlight(c);
+        this.markRetransmit(c, true);
         fastRetransmit = true;
         this.o.counters.fastRetransmits++;
       }
@@ -278,6 +270,20 @@ export class SctpSender {
       this.fastRecoveryExit = this.lastAssignedTsn;
     }
     this.fastRetransmitPending = true;
+  }
+
+  /** A chunk is no longer counted in flight (acknowledged, abandoned, or to be sent again). */
+  private leaveFlight(c: SentChunk): void {
+    if (!c.inFlight) return;
+    c.inFlight = false;
+    this.flightSize -= c.payload.length;
+  }
+
+  /** Marks (or unmarks) a chunk for retransmission, keeping the count of marked chunks. */
+  private markRetransmit(c: SentChunk, on: boolean): void {
+    if (c.retransmit === on) return;
+    c.retransmit = on;
+    this.retransmitPending += on ? 1 : -1;
   }
 
   /** A chunk leaves the window (cumulatively acknowledged). */
@@ -327,14 +333,8 @@ export class SctpSender {
     for (let i = this.inflightHead; i < this.inflight.length; i++) {
       const c = this.inflight[i]!;
       if (c.acked || c.abandoned) continue;
-      if (c.inFlight) {
-        c.inFlight = false;
-        this.flightSize -= c.payload.length;
-      }
-      if (!c.retransmit) {
-        c.retransmit = true;
-        this.retransmitPending++;
-      }
+      this.leaveFlight(c);
+      this.markRetransmit(c, true);
     }
     // A FORWARD TSN that may have been lost goes again (RFC 3758 §3.5 C3).
     if (tsnAfter(this.advancedPeerAckPoint, this.lastCumAck)) this.forwardTsnOwed = true;
@@ -355,14 +355,8 @@ export class SctpSender {
     for (const c of m.chunks) {
       if (c.acked || c.abandoned) continue;
       c.abandoned = true;
-      if (c.inFlight) {
-        c.inFlight = false;
-        this.flightSize -= c.payload.length;
-      }
-      if (c.retransmit) {
-        c.retransmit = false;
-        this.retransmitPending--;
-      }
+      this.leaveFlight(c);
+      this.markRetransmit(c, false);
     }
     // What was never cut into chunks is never sent.
     const unsent = m.data.length - m.offset;
