@@ -30,13 +30,6 @@ import { NodeHeartbeat, type NodeLoad } from './NodeHeartbeat.js';
 import { ParticipantSync } from './ParticipantSync.js';
 import { RoomLeases, parseLease } from './RoomLease.js';
 
-/** A room missing from this many directory scans in a row was destroyed elsewhere (its event was lost). */
-const MISSING_SCANS_TO_DROP = 2;
-/** A room without owner is taken by the preferred node at once, by any node after this many ticks. */
-const OWNERLESS_TICKS_FOR_ANY = 3;
-/** Shutdown steps that talk to Redis give up after this long (Redis may be what is gone). */
-const STOP_STEP_MS = 2000;
-
 export interface ClusterNodeOptions {
   redisUrl: string;
   nodeId: string;
@@ -59,6 +52,13 @@ export interface ClusterGauges {
 }
 
 type State = 'new' | 'running' | 'paused' | 'stopped';
+
+/** A room missing from this many directory scans in a row was destroyed elsewhere (its event was lost). */
+const MISSING_SCANS_TO_DROP = 2;
+/** A room without owner is taken by the preferred node at once, by any node after this many ticks. */
+const OWNERLESS_TICKS_FOR_ANY = 3;
+/** Shutdown steps that talk to Redis give up after this long (Redis may be what is gone). */
+const STOP_STEP_MS = 2000;
 
 export class ClusterNode implements VideoRoomClusterLink {
   readonly nodeId: string;

@@ -36,13 +36,9 @@ export class NodeHeartbeat {
     private readonly load: () => NodeLoad,
   ) {}
 
-  get nodeId(): string {
-    return this.directory.nodeId;
-  }
-
   /** Writes this node's heartbeat, then reads every node's. */
   async beat(): Promise<void> {
-    const info: NodeInfo = { node_id: this.nodeId, advertise: this.advertise, started: this.started, load: this.load() };
+    const info: NodeInfo = { node_id: this.directory.nodeId, advertise: this.advertise, started: this.started, load: this.load() };
     await this.directory.heartbeat(info as unknown as JsonObject);
     const read = await this.directory.nodes();
     const nodes = new Map<string, NodeInfo>();
@@ -82,6 +78,6 @@ export class NodeHeartbeat {
       else if (n.load.media_load_pps !== best.load.media_load_pps) best = n.load.media_load_pps < best.load.media_load_pps ? n : best;
       else if (n.node_id < best.node_id) best = n;
     }
-    return best?.node_id ?? this.nodeId;
+    return best?.node_id ?? this.directory.nodeId;
   }
 }
