@@ -8,6 +8,11 @@
  * publisher → `VideoRoomPlugin.removeParticipant`, subscriber →
  * `Subscriber.teardown`; remote publishers created from this handle end with
  * it (`releaseOwnedBy`).
+ *
+ * Why this file stays whole (about 610 lines): the publisher's and the
+ * subscriber's asynchronous requests all read and change the one role slot
+ * and go through the one request queue; the synchronous requests already live
+ * apart (syncRequests.ts and the files it names).
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
