@@ -6,12 +6,11 @@
 // directory entries in Redis are all that is left, and then nothing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
 import { JanusWs, type Json } from '../helpers/http.js';
 import { assertReceivedAsSent } from '../videoroom-e2e/checks.js';
-import { VrClient, closeAll, payload, publish, sendRtp, subscribe, until, type SentMedia, type WeriftSubscriber } from '../videoroom-e2e/harness.js';
-import { startNodes, startRedis, stopNodes, waitFor, type Node } from './harness.js';
+import { VrClient, payload, publish, sendRtp, subscribe, until, type SentMedia, type WeriftSubscriber } from '../videoroom-e2e/harness.js';
+import { waitFor, withCluster, type Node } from './harness.js';
 
 const ROOM = 77;
 const PACKETS = 120;
@@ -36,11 +35,7 @@ async function sendAndCheck(pub: Awaited<ReturnType<typeof publish>>, subs: Weri
 }
 
 test('publisher on A, subscribers on B and C: one cascade each, media intact; 10 more on B add none; C releases when its last leaves', async () => {
-  const redis = await startRedis();
-  let nodes: Node[] = [];
-  const peers: RTCPeerConnection[] = [];
-  try {
-    nodes = await startNodes(['node-a', 'node-b', 'node-c'], redis.url);
+  await withCluster(['node-a', 'node-b', 'node-c'], async ({ redis, nodes, peers, stopLeavingNoKey }) => {
     const [a, b, c] = nodes as [Node, Node, Node];
     for (const n of nodes) assert.is(((await n.cluster())['nodes'] as Json[]).length >= 1, true);
     const seen = await waitFor(() => a.cluster(), (s) => (s['nodes'] as Json[]).length === 3, 5000);
@@ -137,7 +132,6 @@ test('publisher on A, subscribers on B and C: one cascade each, media intact; 10
     // C stops: its keys are gone when it has exited (not a TTL later), and the others forget it at once.
     await adminC.close();
     await c.proc.stop();
-    nodes = [a, b];
     assert.equal((await redis.keys()).filter((k) => k.includes('node-c')), [], 'nothing names C once it stopped');
     const seenByA = await waitFor(() => a.cluster(), (s) => (s['nodes'] as Json[]).length === 2, 3000, 50);
     assert.equal((seenByA['nodes'] as Json[]).map((n) => n['node_id']).sort(), ['node-a', 'node-b']);
@@ -145,14 +139,8 @@ test('publisher on A, subscribers on B and C: one cascade each, media intact; 10
     assert.is((await adminA.sync({ request: 'exists', room: ROOM }))['exists'], false);
     await adminA.close();
     await adminB.close();
-    await stopNodes(nodes);
-    nodes = [];
-    assert.equal(await redis.keys(), [], 'no key left once the nodes stopped');
-  } finally {
-    await closeAll(peers);
-    await stopNodes(nodes).catch(() => undefined);
-    await redis.stop();
-  }
+    await stopLeavingNoKey();
+  });
 });
 
 test.run();

@@ -6,11 +6,10 @@
 // after `destroy` and the nodes' stop, no key at all.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
 import type { Json } from '../helpers/http.js';
-import { VrClient, closeAll, publish } from '../videoroom-e2e/harness.js';
-import { startNodes, startRedis, stopNodes, waitFor, type Node } from './harness.js';
+import { VrClient, publish } from '../videoroom-e2e/harness.js';
+import { waitFor, withCluster, type Node } from './harness.js';
 
 const ROOM = 99;
 const CYCLES = 1000;
@@ -19,11 +18,7 @@ const settled = (s: Json) =>
   (s['cluster']['cascades_in'] as Json[]).length === 0 && (s['cluster']['cascades_out'] as Json[]).length === 0 && s['cluster']['remote_participants'] === 0 && s['port_leases'] === 0;
 
 test(`${CYCLES} join/leave cycles across three nodes leave no cascade, participant, lease or key behind`, async () => {
-  const redis = await startRedis();
-  let nodes: Node[] = [];
-  const peers: RTCPeerConnection[] = [];
-  try {
-    nodes = await startNodes(['node-a', 'node-b', 'node-c'], redis.url);
+  await withCluster(['node-a', 'node-b', 'node-c'], async ({ redis, nodes, peers, stopLeavingNoKey }) => {
     const [a, b, c] = nodes as [Node, Node, Node];
     const admin = await VrClient.open(a.proc);
     await admin.sync({ request: 'create', room: ROOM, publishers: 10 });
@@ -89,14 +84,8 @@ test(`${CYCLES} join/leave cycles across three nodes leave no cascade, participa
     assert.is((await closer.sync({ request: 'destroy', room: ROOM }))['videoroom'], 'destroyed');
     await closer.close();
     assert.equal((await redis.keys()).sort(), ['ferry:node:node-a', 'ferry:node:node-b', 'ferry:node:node-c']);
-    await stopNodes(nodes);
-    nodes = [];
-    assert.equal(await redis.keys(), []);
-  } finally {
-    await closeAll(peers);
-    await stopNodes(nodes).catch(() => undefined);
-    await redis.stop();
-  }
+    await stopLeavingNoKey();
+  });
 });
 
 test.run();

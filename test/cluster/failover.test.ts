@@ -6,11 +6,10 @@
 // TTLs ran out Redis holds no key that names A.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RTCPeerConnection } from 'werift';
 
 import type { Json } from '../helpers/http.js';
-import { VrClient, closeAll, payload, publish, sendRtp, subscribe, until } from '../videoroom-e2e/harness.js';
-import { LEASE_TTL_S, killNode, startNodes, startRedis, stopNodes, waitFor, type Node } from './harness.js';
+import { VrClient, payload, publish, sendRtp, subscribe, until } from '../videoroom-e2e/harness.js';
+import { LEASE_TTL_S, killNode, waitFor, withCluster, type Node } from './harness.js';
 
 const ROOM = 88;
 /** How long node loss may take to show: the TTL, a tick (a third of it), and a generous margin for a loaded machine. */
@@ -31,11 +30,7 @@ function roomEvent(client: VrClient, key: string, id: number, ms: number): Promi
 }
 
 test('kill -9 of the node with the room and the publisher: unpublished/leaving elsewhere, a new owner, a new publisher reaches the others, no key names the dead node', async () => {
-  const redis = await startRedis();
-  let nodes: Node[] = [];
-  const peers: RTCPeerConnection[] = [];
-  try {
-    nodes = await startNodes(['node-a', 'node-b', 'node-c'], redis.url);
+  await withCluster(['node-a', 'node-b', 'node-c'], async ({ redis, nodes, peers, stopLeavingNoKey }) => {
     const [a, b, c] = nodes as [Node, Node, Node];
     const adminA = await VrClient.open(a.proc);
     // Permanent: the directory keeps it (no rooms_file needed in a cluster).
@@ -101,14 +96,8 @@ test('kill -9 of the node with the room and the publisher: unpublished/leaving e
     for (const client of [sub2.client, subB.client, subC.client, pub2.client, onC]) await client.close();
     assert.is((await onB.sync({ request: 'destroy', room: ROOM, secret: 's', permanent: true }))['videoroom'], 'destroyed');
     await onB.close();
-    await stopNodes(nodes);
-    nodes = [];
-    assert.equal(await redis.keys(), [], 'room destroyed, nodes stopped: nothing is left');
-  } finally {
-    await closeAll(peers);
-    await stopNodes(nodes).catch(() => undefined);
-    await redis.stop();
-  }
+    await stopLeavingNoKey();
+  });
 });
 
 test.run();

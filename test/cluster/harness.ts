@@ -5,17 +5,20 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
 import * as assert from 'uvu/assert';
+import type { RTCPeerConnection } from 'werift';
 
 import type { ConfigOverrides } from '../../src/config/Config.js';
+import { pollUntil } from '../helpers/browser.js';
 import { mediaRange } from '../helpers/ferry.js';
 import { startFerryProcess, type FerryProcess } from '../helpers/ferryProcess.js';
 import type { Json } from '../helpers/http.js';
+import { freePort } from '../sip/helpers.js';
+import { closeAll } from '../videoroom-e2e/harness.js';
 
 export const REDIS_SERVER = process.env.FERRY_REDIS_SERVER ?? '/usr/bin/redis-server';
 /** Short leases so node loss shows within seconds (README: the default is 10 s). */
@@ -29,18 +32,6 @@ export interface RedisServer {
   /** Every key in the server (KEYS is fine on a test server). */
   keys(): Promise<string[]>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** `port`: a given one (a restart on the port of a stopped server), else a free one. */
@@ -145,13 +136,40 @@ export function killNode(node: Node): void {
   process.kill(node.proc.pid, 'SIGKILL');
 }
 
-/** Polls `read` until `ok` holds of its value (bounded); returns the last value. */
-export async function waitFor<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: number, step = 100): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await read();
-  while (!ok(v) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, step));
-    v = await read();
+/** pollUntil at the pace of cluster ticks (a tenth of a second). */
+export const waitFor = <T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: number, step = 100): Promise<T> => pollUntil(read, ok, ms, step);
+
+export interface Cluster {
+  redis: RedisServer;
+  nodes: Node[];
+  /** The werift peers the test opens (closed at the end, whatever happened). */
+  peers: RTCPeerConnection[];
+  /** Stops every node still running (a stopped node leaves at once) and checks that Redis holds no key. */
+  stopLeavingNoKey(): Promise<void>;
+}
+
+/**
+ * Runs `body` against a real redis-server and the nodes `names` (started in that order); the
+ * peers, nodes and Redis are released however `body` ends.
+ */
+export async function withCluster(names: string[], body: (cluster: Cluster) => Promise<void>, overrides: ConfigOverrides = {}): Promise<void> {
+  const redis = await startRedis();
+  const peers: RTCPeerConnection[] = [];
+  let nodes: Node[] = [];
+  try {
+    nodes = await startNodes(names, redis.url, overrides);
+    await body({
+      redis,
+      nodes,
+      peers,
+      stopLeavingNoKey: async () => {
+        await stopNodes(nodes);
+        assert.equal(await redis.keys(), [], 'no key left once the nodes stopped');
+      },
+    });
+  } finally {
+    await closeAll(peers);
+    await stopNodes(nodes).catch(() => undefined);
+    await redis.stop();
   }
-  return v;
 }
