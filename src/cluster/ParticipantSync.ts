@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { JsonObject, JsonValue } from '../core/Json.js';
 import { isJsonObject } from '../core/Json.js';
 import type { DataMessage } from '../core/Media.js';
+import { assignDefined } from '../core/RequestTable.js';
 import { ClusterFeed, feedSpecs } from '../plugins/videoroom/ClusterFeed.js';
 import { codecKind } from '../plugins/videoroom/codecs.js';
 import type { Feed } from '../plugins/videoroom/Feed.js';
@@ -189,8 +190,7 @@ export class ParticipantSync {
       return;
     }
     const entry: Parameters<VideoRoomPlugin['upsertClusterFeed']>[3] = { publishing: e.publishing === true, specs };
-    if (typeof e.display === 'string') entry.display = e.display;
-    if (e.metadata !== undefined) entry.metadata = e.metadata;
+    assignDefined(entry, { display: typeof e.display === 'string' ? e.display : undefined, metadata: e.metadata });
     if (!this.plugin.upsertClusterFeed(room, node, e.feed, entry)) this.logger.warn({ node, room: e.room, feed: e.feed }, 'cluster: participant id taken here');
   }
 }
@@ -198,9 +198,7 @@ export class ParticipantSync {
 /** A participant of this node as the directory holds it. */
 function entryOf(room: Room, feed: Feed): FeedEntry {
   const entry: FeedEntry = { room: room.id, feed: feed.id, publishing: feed.publishing, specs: feed.publishing ? (feedSpecs(feed) as unknown as JsonValue[]) : [] };
-  if (feed.display !== undefined) entry.display = feed.display;
-  if (feed.metadata !== undefined) entry.metadata = feed.metadata;
-  return entry;
+  return assignDefined(entry, { display: feed.display, metadata: feed.metadata });
 }
 
 /** Streams another node announced, checked before they build anything here; null when malformed. */

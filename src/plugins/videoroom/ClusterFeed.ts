@@ -6,6 +6,7 @@
  * and closes. The leg is owned here: `detach()` and `close()` release its port.
  */
 import type { JsonObject } from '../../core/Json.js';
+import { assignDefined } from '../../core/RequestTable.js';
 import type { RtpLeg } from '../../media/Routing.js';
 import { Feed, type FeedStream } from './Feed.js';
 import { randomSsrcOffset, remoteFeedStream, type RemoteStreamSpec } from './RemotePublisher.js';
@@ -111,9 +112,7 @@ export function feedSpecs(feed: Feed): RemoteStreamSpec[] {
       fec: !/(^|;)\s*useinbandfec=0/.test(fmtp),
       dtx: /(^|;)\s*usedtx=1/.test(fmtp),
     };
-    if (s.description !== undefined) spec.description = s.description;
-    if (s.h264Profile) spec.h264Profile = s.h264Profile;
-    if (s.vp9Profile) spec.vp9Profile = s.vp9Profile;
-    return spec;
+    // An empty profile is none (the SDP named no profile).
+    return assignDefined(spec, { description: s.description, h264Profile: s.h264Profile || undefined, vp9Profile: s.vp9Profile || undefined });
   });
 }
