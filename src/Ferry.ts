@@ -2,7 +2,8 @@
 // port pool, the DTLS certificate, the WebRTC media provider, the plugins and
 // the Gateway (API transports). `npm start` and the end-to-end tests use this
 // same function, so what is tested is what runs.
-import { networkInterfaces } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 
 import type { Logger } from 'pino';
 
@@ -19,7 +20,8 @@ import type { Plugin } from './core/Plugin.js';
 import { SipPlugin } from './plugins/sip/SipPlugin.js';
 import { StreamingPlugin } from './plugins/streaming/StreamingPlugin.js';
 import { TextRoomPlugin } from './plugins/textroom/TextRoomPlugin.js';
-import { VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
+import { VIDEOROOM_PACKAGE, VideoRoomPlugin } from './plugins/videoroom/VideoRoomPlugin.js';
+import { ClusterNode } from './cluster/ClusterNode.js';
 import { PortPool, type EndpointLeasePool } from './media/PortPool.js';
 import { SlotPool } from './media/SlotPool.js';
 import { DtlsCertificate } from './webrtc/DtlsCertificate.js';
@@ -45,6 +47,8 @@ export interface Ferry {
   leasedPorts(): number;
   webrtc: WebRtcMediaProvider;
   services: EngineMediaServices;
+  /** This node of a ferry cluster (config `cluster.redis_url`); null when it stands alone. */
+  cluster: ClusterNode | null;
   start(): Promise<GatewayAddresses>;
   /** Ends every session through the one ending path, then closes the engine. Idempotent. */
   stop(): Promise<void>;
@@ -329,6 +333,10 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     },
     onStop: closeMedia,
   });
+  const cluster = config.cluster.redis_url ? createClusterNode(config, gateway, logger, engine, pools) : null;
+  if (cluster) {
+    gateway.setResourceCounts({ cluster: () => cluster.status(), clusterGauges: () => ({ ...cluster.gauges() }) });
+  }
   return {
     gateway,
     engine,
@@ -336,13 +344,59 @@ export async function createFerry(options: FerryOptions): Promise<Ferry> {
     sipPorts,
     webrtc,
     services,
+    cluster,
     leasedPorts: () => pools.reduce((n, p) => n + p.leased, 0),
-    start: () => gateway.start(),
+    start: async () => {
+      // The directory first: a node that cannot reach it does not serve rooms it cannot see.
+      if (cluster) {
+        try {
+          await cluster.start();
+        } catch (err) {
+          await gateway.stop().finally(closeMedia);
+          throw err;
+        }
+      }
+      try {
+        return await gateway.start();
+      } catch (err) {
+        await cluster?.stop();
+        throw err;
+      }
+    },
     stop: () => {
-      stopped ??= gateway.stop().finally(closeMedia);
+      // Sessions end first (their participants leave the directory), then the node leaves it.
+      cluster?.pause();
+      stopped ??= gateway
+        .stop()
+        .finally(closeMedia)
+        .finally(() => cluster?.stop());
       return stopped;
     },
   };
+}
+
+/** The cluster node of `cluster.redis_url`: the VideoRoom plugin's link to the other nodes. */
+function createClusterNode(config: FerryConfig, gateway: Gateway, logger: Logger, engine: MediaEngine, pools: EndpointLeasePool[]): ClusterNode {
+  const plugin = gateway.plugins.get(VIDEOROOM_PACKAGE);
+  if (!(plugin instanceof VideoRoomPlugin)) throw new ConfigError('cluster: the VideoRoom plugin is not loaded');
+  const c = config.cluster;
+  return new ClusterNode({
+    redisUrl: c.redis_url ?? '',
+    nodeId: c.node_id ?? `${hostname()}-${randomBytes(3).toString('hex')}`,
+    advertise: c.advertise ?? candidateAddresses(config.media)[0] ?? '127.0.0.1',
+    leaseTtlMs: c.lease_ttl * 1000,
+    plugin,
+    logger,
+    load: () => {
+      const threads = mediaThreads(engine);
+      return {
+        sessions: gateway.registry.sessionCount,
+        ports_free: pools.reduce((n, p) => n + p.free, 0),
+        media_load_pps: threads.reduce((n, t) => n + t.load_pps, 0),
+        media_busy_max: threads.reduce((m, t) => Math.max(m, t.busy), 0),
+      };
+    },
+  });
 }
 
 /** `media.single_port` as ports (null: off). */

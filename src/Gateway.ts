@@ -56,6 +56,10 @@ export interface ResourceCounts {
   mediaThreads: () => MediaThreadStatus[];
   /** Data channels over every PeerConnection: associations and channels now, messages, drops, endings. */
   dataChannels: () => JsonObject | null;
+  /** This node's view of its cluster (nodes, rooms owned, cascades); null when it stands alone. */
+  cluster: () => JsonObject | null;
+  /** The cluster figures /metrics exports; null when it stands alone. */
+  clusterGauges: () => Record<string, number> | null;
 }
 
 export interface PortPoolStatus {
@@ -139,6 +143,7 @@ export class Gateway {
       mediaThreads: () => this.resources.mediaThreads(),
       eventHandlers: () => this.events.status(),
       dataChannels: () => this.resources.dataChannels(),
+      cluster: () => this.resources.clusterGauges(),
     });
     this.quotas = options.quotas ?? new Quotas(config.quotas, this.clock);
     this.quotas.onRefusal = (limit) => this.metrics.quotaRefused(limit);
@@ -167,6 +172,8 @@ export class Gateway {
       engineCounters: () => null,
       mediaThreads: () => [],
       dataChannels: () => null,
+      cluster: () => null,
+      clusterGauges: () => null,
     };
     if (options.resources) this.setResourceCounts(options.resources);
 
@@ -210,6 +217,7 @@ export class Gateway {
   /** Derived counts, read by Admin `ferry_status` and by tests. */
   status(): FerryStatus {
     const dataChannels = this.resources.dataChannels();
+    const cluster = this.resources.cluster();
     return {
       sessions: this.registry.sessionCount,
       handles: this.registry.handleCount,
@@ -226,6 +234,8 @@ export class Gateway {
       quotas: this.quotas.status(),
       // Only with handlers configured: a gateway without them reports as before.
       ...(this.events.handlerCount > 0 ? { event_handlers: this.events.status() } : {}),
+      // Only in a cluster (README "Cluster").
+      ...(cluster ? { cluster } : {}),
     };
   }
 

@@ -51,6 +51,12 @@ Per-client quotas (a client = its address, or its token with token auth; 0 = off
   SIP: sip.tls_cert and sip.tls_key (PEM files) add a TLS transport to every account (sips:, transport=tls),
   sip.tls_ca trusts more CAs; sip.keepalive_interval (${DEFAULT_CONFIG.sip.keepalive_interval} s, 0 = off) pings registrars
 
+Cluster (README "Cluster"; off while cluster.redis_url is null): nodes share the VideoRoom room
+  directory in Redis and cascade feeds to the nodes whose subscribers need them.
+  cluster.redis_url (redis://host:port), cluster.node_id (unique; default <hostname>-<random>),
+  cluster.advertise (address other nodes send cascaded media to; default the first media
+  candidate), cluster.lease_ttl (${DEFAULT_CONFIG.cluster.lease_ttl} s: room leases and heartbeats; a node silent this long is gone)
+
 Plugins: janus.plugin.echotest, janus.plugin.videoroom (room 1234), janus.plugin.sip, janus.plugin.streaming
   Streaming: rtp mountpoints fed by ffmpeg/GStreamer/encoders on ports of the media range;
   streaming.demo_mountpoint (${DEFAULT_CONFIG.streaming.demo_mountpoint}: mountpoint 1, Opus pt 111 + VP8 pt 100),
@@ -67,6 +73,7 @@ Environment overrides: FERRY_<SECTION>_<KEY>=value, e.g.
   FERRY_GENERAL_SESSION_TIMEOUT=30  FERRY_HTTP_PORT=8089  FERRY_AUTH_API_SECRET=s3cret  FERRY_LOG_LEVEL=debug
   FERRY_MEDIA_WORKERS=4  FERRY_MEDIA_PIN_THREADS=true  FERRY_QUOTAS_PEER_CONNECTIONS_PER_CLIENT=50
   FERRY_EVENTS_ENABLED=true  FERRY_EVENTS_HTTP_URL=http://127.0.0.1:8080/events
+  FERRY_CLUSTER_REDIS_URL=redis://127.0.0.1:6379  FERRY_CLUSTER_NODE_ID=node-1
 `;
 
 function parseArgs(argv: string[]): { config?: string; help: boolean; printConfig: boolean } {
@@ -124,7 +131,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   try {
-    const addresses = await gateway.start();
+    const addresses = await ferry.start();
     gateway.logger.info({ addresses }, 'ferry started');
   } catch (err) {
     gateway.logger.fatal({ err }, 'ferry failed to start');

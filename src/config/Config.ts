@@ -146,6 +146,12 @@ export const CONFIG_SCHEMA: { readonly [S in keyof FerryConfig]: { readonly [K i
     mqtt_password: SECRET,
     mqtt_client_id: { kind: 'string', nullable: true, pattern: /^[0-9A-Za-z_-]{1,23}$/, hint: '1 to 23 letters, digits, - or _ (MQTT 3.1.1 §3.1.3.1)' },
   },
+  cluster: {
+    redis_url: { kind: 'string', nullable: true, pattern: /^rediss?:\/\/[^\s]+$/, hint: 'a redis:// or rediss:// URL' },
+    node_id: { kind: 'string', nullable: true, pattern: /^[A-Za-z0-9_.-]{1,64}$/, hint: '1 to 64 letters, digits, _, . or -' },
+    advertise: { kind: 'string', nullable: true, pattern: /^[0-9A-Fa-f.:]+$/, hint: 'an IP address' },
+    lease_ttl: count(1, 3600),
+  },
 };
 
 export class ConfigError extends Error {

@@ -232,6 +232,24 @@ export interface FerryConfig {
     /** null: ferry-<random>, new each start. */
     mqtt_client_id: string | null;
   };
+  /**
+   * A ferry cluster (README "Cluster"): nodes share one VideoRoom room directory in Redis; any
+   * node answers for any room and cascades the feeds its subscribers need from the publishers'
+   * nodes. Off (ferry stands alone) while redis_url is null.
+   */
+  cluster: {
+    /** redis://[user:password@]host:port[/db]; null: no cluster. */
+    redis_url: string | null;
+    /** This node's name in the directory (unique in the cluster); null: <hostname>-<random>. */
+    node_id: string | null;
+    /** The address other nodes send cascaded media to; null: the first media candidate address. */
+    advertise: string | null;
+    /**
+     * Seconds a room lease and a node heartbeat live without renewal: a node silent this long is
+     * gone, its rooms are taken over and its feeds unpublished. Renewed every third of it.
+     */
+    lease_ttl: number;
+  };
 }
 
 export const DEFAULT_CONFIG: FerryConfig = {
@@ -329,4 +347,5 @@ export const DEFAULT_CONFIG: FerryConfig = {
     mqtt_password: null,
     mqtt_client_id: null,
   },
+  cluster: { redis_url: null, node_id: null, advertise: null, lease_ttl: 10 },
 };

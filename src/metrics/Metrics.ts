@@ -23,7 +23,20 @@ export interface MetricsSources {
   eventHandlers?(): EventHandlerStatus[];
   /** Data-channel counters (the same Admin ferry_status reports as data_channels); null without WebRTC. */
   dataChannels?(): Record<string, unknown> | null;
+  /** Cluster figures (the same Admin ferry_status reports under `cluster`); null when standing alone. */
+  cluster?(): Record<string, number> | null;
 }
+
+/** Cluster gauges: metric name, help, and the figure of MetricsSources.cluster it reads. */
+const CLUSTER_SERIES: ReadonlyArray<[string, string, string]> = [
+  ['ferry_cluster_redis_up', 'Whether the cluster directory (Redis) is reachable (1) or not (0)', 'redis_up'],
+  ['ferry_cluster_nodes', 'Live cluster nodes this node sees, itself included', 'nodes'],
+  ['ferry_cluster_rooms', 'VideoRoom rooms of the cluster known here', 'rooms'],
+  ['ferry_cluster_rooms_owned', 'Rooms whose lease this node holds', 'rooms_owned'],
+  ['ferry_cluster_remote_participants', 'Participants of other nodes shown in rooms here', 'remote_participants'],
+  ['ferry_cluster_cascades_in', 'Feeds cascaded into this node from others (one leg each)', 'cascades_in'],
+  ['ferry_cluster_cascades_out', 'Feeds this node cascades to other nodes (one forwarder each)', 'cascades_out'],
+];
 
 /** Per media thread series: metric name, help, and the field of MediaThreadStatus it reads. */
 const THREAD_SERIES: ReadonlyArray<[string, string, keyof MediaThreadStatus]> = [
@@ -92,6 +105,9 @@ export class Metrics {
       const closed = sources.dataChannels?.()?.['closed'] as Record<string, number> | undefined;
       return closed ? (closed['protocol-violation'] ?? 0) + (closed['timeout'] ?? 0) : null;
     });
+    if (sources.cluster) {
+      for (const [name, help, key] of CLUSTER_SERIES) gauge(name, help, () => sources.cluster?.()?.[key] ?? null);
+    }
     if (sources.mediaThreads) {
       const read = sources.mediaThreads.bind(sources);
       this.labelledSeries(THREAD_SERIES, 'thread', read, (t) => String(t.thread));

@@ -43,6 +43,8 @@ export interface FerryStatus {
   quotas?: QuotaStatus;
   /** Each Janus event handler: where it delivers, its backlog, what it sent and dropped. */
   event_handlers?: EventHandlerStatus[];
+  /** In a cluster: this node's view of it (nodes and their load, rooms owned, cascades in and out). */
+  cluster?: JsonObject;
 }
 
 export interface AdminApiOptions extends ApiOptions {

@@ -23,6 +23,7 @@ const LAYERS: Record<string, number> = {
   plugins: 4,
   transports: 4,
   demos: 4,
+  cluster: 5,
 };
 const TOP = 9; // src/*.ts: the wiring
 

@@ -285,6 +285,25 @@
     return table(cols.map((text) => ({ text, cls: 'num' })), rows, 'No media threads.');
   }
 
+  /** A cluster node's view (README "Cluster"): the nodes and their load, rooms owned, cascades in and out. */
+  function renderCluster(cluster) {
+    const box = el('div');
+    box.append(el('div', {}, `node ${cluster.node_id} · media at ${cluster.advertise} · Redis ${cluster.redis} · lease ${cluster.lease_ttl_ms / 1000} s`));
+    const num = (v) => ({ text: v === null || v === undefined ? '–' : String(v), attrs: { class: 'num' } });
+    const nodes = (cluster.nodes ?? []).map((n) =>
+      row([{ node: el('code', {}, n.node_id + (n.self ? ' (this)' : '')) }, n.advertise, num(n.load?.sessions), num(n.load?.ports_free), num(Math.round(n.load?.media_load_pps ?? 0))]),
+    );
+    box.append(table(['node', 'advertise', { text: 'sessions', cls: 'num' }, { text: 'ports free', cls: 'num' }, { text: 'packets/s', cls: 'num' }], nodes, 'no node seen'));
+    const owners = (cluster.room_owners ?? []).map((o) => row([{ node: el('code', {}, String(o.room)) }, o.node, num(o.fence)]));
+    box.append(table(['room', 'owner', { text: 'token', cls: 'num' }], owners, 'no rooms'));
+    const cascades = [
+      ...(cluster.cascades_in ?? []).map((c) => row(['in', { node: el('code', {}, String(c.feed)) }, c.from, num(c.port), num(c.bitrate_bps)])),
+      ...(cluster.cascades_out ?? []).map((c) => row(['out', { node: el('code', {}, String(c.feed)) }, c.to, num(c.port), num(null)])),
+    ];
+    box.append(table(['cascade', 'feed', 'node', { text: 'port', cls: 'num' }, { text: 'bits/s', cls: 'num' }], cascades, 'no cascades'));
+    return box;
+  }
+
   function renderEngine(engine) {
     if (!engine) return el('p', { class: 'empty' }, 'No media engine.');
     const grid = el('div', { class: 'kv' });
@@ -354,6 +373,9 @@
     section('pools', st.port_pools, renderPools);
     section('threads', st.media_threads, renderThreads);
     section('engine', st.engine, renderEngine);
+    // Only a node of a cluster has the panel.
+    $('cluster-panel').style.display = st.cluster ? '' : 'none';
+    if (st.cluster) section('cluster', { ...st.cluster, cascades_in: (st.cluster.cascades_in ?? []).map((c) => ({ ...c, since: undefined })) }, renderCluster);
     updateAges();
     $('updated').textContent = `updated ${new Date(at).toLocaleTimeString()}`;
   }

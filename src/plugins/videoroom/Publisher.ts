@@ -281,6 +281,7 @@ export class Publisher extends Feed {
   announce(): void {
     if (!this.publishing) return;
     this.room.notify({ videoroom: 'event', room: this.room.id, publishers: [this.describe(this.room.config.audiolevel_event)] }, this);
+    this.room.localFeedChanged(this, 'published');
   }
 
   /** Asks every video source of this feed for a keyframe (configure `keyframe`, subscriber switches, fir_freq). */

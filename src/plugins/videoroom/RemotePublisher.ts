@@ -78,36 +78,7 @@ export class RemotePublisher extends Feed {
   }
 
   private buildStream(spec: RemoteStreamSpec, old: FeedStream | undefined): FeedStream {
-    const offerOptions: Parameters<typeof offerCodecFor>[1] = { stereo: spec.stereo, fec: spec.fec, dtx: spec.dtx };
-    if (spec.h264Profile) offerOptions.h264Profile = spec.h264Profile;
-    if (spec.vp9Profile) offerOptions.vp9Profile = spec.vp9Profile;
-    const offerCodec = spec.type === 'data' || spec.codec === null ? null : offerCodecFor(spec.codec, offerOptions);
-    const stream: FeedStream = {
-      mindex: spec.mindex,
-      mid: spec.mid,
-      type: spec.type,
-      codec: spec.type === 'data' ? null : spec.codec,
-      offerCodec,
-      disabled: spec.disabled,
-      moderated: old?.moderated ?? false,
-      relay: old?.relay ?? true,
-      simulcast: spec.type === 'video' && spec.simulcast,
-      layers: [],
-    };
-    if (spec.description !== undefined) stream.description = spec.description;
-    if (spec.h264Profile) stream.h264Profile = spec.h264Profile;
-    if (spec.vp9Profile) stream.vp9Profile = spec.vp9Profile;
-    if (!spec.disabled && spec.type !== 'data' && spec.codec !== null) {
-      const def = CODECS[spec.codec as keyof typeof CODECS];
-      const kind = spec.type;
-      const layers = stream.simulcast ? CASCADE_LAYERS : 1;
-      for (let layer = 0; layer < layers; layer++) {
-        // The video codec lets subscribers switch layers exactly at a keyframe.
-        const codec: 'vp8' | 'vp9' | 'h264' | undefined = kind === 'video' && (spec.codec === 'vp8' || spec.codec === 'vp9' || spec.codec === 'h264') ? spec.codec : undefined;
-        stream.layers.push(this.leg.addSource({ ssrc: cascadeSsrc(spec.mindex, layer), ssrcOffset: this.ssrcOffset, kind, clockRate: def.clockRate, ...(codec ? { codec } : {}) }));
-      }
-    }
-    return stream;
+    return remoteFeedStream(spec, old, this.leg, this.ssrcOffset);
   }
 
   /** Ends the remote publisher: forwarders and the leg (its port) are released. Idempotent. */
@@ -118,4 +89,43 @@ export class RemotePublisher extends Feed {
     this.streams = [];
     this.leg.close();
   }
+}
+
+/**
+ * A feed stream received over a cascade leg: built from its spec, keeping the old stream's
+ * moderation and send flag; with a leg, its sources (one per layer) are added on it by the
+ * Janus SSRC scheme plus `ssrcOffset`; without one (a cluster feed not cascaded here yet) it has
+ * no sources but is described and offered like any other.
+ */
+export function remoteFeedStream(spec: RemoteStreamSpec, old: FeedStream | undefined, leg: RtpLeg | null, ssrcOffset: number): FeedStream {
+  const offerOptions: Parameters<typeof offerCodecFor>[1] = { stereo: spec.stereo, fec: spec.fec, dtx: spec.dtx };
+  if (spec.h264Profile) offerOptions.h264Profile = spec.h264Profile;
+  if (spec.vp9Profile) offerOptions.vp9Profile = spec.vp9Profile;
+  const offerCodec = spec.type === 'data' || spec.codec === null ? null : offerCodecFor(spec.codec, offerOptions);
+  const stream: FeedStream = {
+    mindex: spec.mindex,
+    mid: spec.mid,
+    type: spec.type,
+    codec: spec.type === 'data' ? null : spec.codec,
+    offerCodec,
+    disabled: spec.disabled,
+    moderated: old?.moderated ?? false,
+    relay: old?.relay ?? true,
+    simulcast: spec.type === 'video' && spec.simulcast,
+    layers: [],
+  };
+  if (spec.description !== undefined) stream.description = spec.description;
+  if (spec.h264Profile) stream.h264Profile = spec.h264Profile;
+  if (spec.vp9Profile) stream.vp9Profile = spec.vp9Profile;
+  if (leg && !spec.disabled && spec.type !== 'data' && spec.codec !== null) {
+    const def = CODECS[spec.codec as keyof typeof CODECS];
+    const kind = spec.type;
+    const layers = stream.simulcast ? CASCADE_LAYERS : 1;
+    for (let layer = 0; layer < layers; layer++) {
+      // The video codec lets subscribers switch layers exactly at a keyframe.
+      const codec: 'vp8' | 'vp9' | 'h264' | undefined = kind === 'video' && (spec.codec === 'vp8' || spec.codec === 'vp9' || spec.codec === 'h264') ? spec.codec : undefined;
+      stream.layers.push(leg.addSource({ ssrc: cascadeSsrc(spec.mindex, layer), ssrcOffset, kind, clockRate: def.clockRate, ...(codec ? { codec } : {}) }));
+    }
+  }
+  return stream;
 }

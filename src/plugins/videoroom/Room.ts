@@ -10,6 +10,7 @@ import { field } from '../../core/Json.js';
 import { VideoRoomError, VideoRoomErrorCode, invalid, missing } from './errors.js';
 import type { Feed } from './Feed.js';
 import type { CodecPolicy } from './codecs.js';
+import type { LocalFeedChange } from './ClusterLink.js';
 
 /** Every room option; this is also the shape a permanent room is stored in. */
 export interface RoomConfig {
@@ -103,6 +104,8 @@ export interface FeedConsumer {
   teardown(): void;
   /** A data-channel message a feed published on its data stream `mid`. */
   relayData?(feed: Feed, mid: string, message: DataMessage): void;
+  /** Whether any of this consumer's streams comes from `feed` (cascades follow this). */
+  consumes?(feed: Feed): boolean;
 }
 
 export class Room {
@@ -111,6 +114,10 @@ export class Room {
   destroyed = false;
   /** Gives back the creating client's room quota; called once, when the room ends. */
   quotaRelease: (() => void) | null = null;
+  /** Told when a participant of this node joins, (un)publishes or leaves (the cluster listens). */
+  observer: ((feed: Feed, change: LocalFeedChange) => void) | null = null;
+  /** Told of every data-channel message a participant of this node publishes (the cluster relays it). */
+  dataObserver: ((feed: Feed, mid: string, message: DataMessage) => void) | null = null;
 
   constructor(public config: RoomConfig) {}
 
@@ -138,6 +145,10 @@ export class Room {
   /** Sends `data` to every participant that has a client (remote publishers have none), except `except`. */
   notify(data: JsonObject, except?: Feed): void {
     for (const p of this.participants.values()) if (p !== except) p.notify(data);
+  }
+
+  localFeedChanged(feed: Feed, change: LocalFeedChange): void {
+    this.observer?.(feed, change);
   }
 
   /** Tells every subscriber that a feed's streams or sources changed. */

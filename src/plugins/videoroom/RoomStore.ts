@@ -15,7 +15,7 @@ export class RoomStore extends RoomListStore<RoomConfig> {
 }
 
 /** Rebuilds a RoomConfig from stored JSON, taking defaults for anything absent or of the wrong type. */
-function restoreConfig(room: number, stored: JsonObject): RoomConfig {
+export function restoreConfig(room: number, stored: JsonObject): RoomConfig {
   const config = defaultRoomConfig(room);
   const target = config as unknown as Record<string, unknown>;
   for (const [key, def] of Object.entries(target)) {

@@ -597,6 +597,10 @@ export class Subscriber implements FeedConsumer {
     return dropped;
   }
 
+  consumes(feed: Feed): boolean {
+    return !this.ended && (this.slots.some((s) => s.feed === feed) || (this.dataSlot?.sources.has(feed) ?? false));
+  }
+
   feedChanged(feed: Feed): void {
     if (this.ended) return;
     // A feed that stopped publishing data (renegotiated it away) is no longer relayed.

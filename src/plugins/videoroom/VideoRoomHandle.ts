@@ -9,9 +9,10 @@
  * `Subscriber.teardown`; remote publishers created from this handle end with
  * it (`releaseOwnedBy`).
  *
- * Why one file of about 600 lines: every request of either role is checked,
- * queued and answered in order here; what a role does lives in Publisher.ts
- * and Subscriber.ts, so a split would only part a request from its answer.
+ * Why this file stays whole (about 650 lines): the publisher's and the
+ * subscriber's asynchronous requests all read and change the one role slot
+ * and go through the one request queue; the synchronous requests already live
+ * apart (syncRequests.ts and the files it names).
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
@@ -35,6 +36,8 @@ const MEDIA_UNAVAILABLE = 'WebRTC media is not available in this build';
 export class VideoRoomHandle implements PluginHandle {
   private role: Role = null;
   private destroyed = false;
+  /** The room this handle last subscribed in: a cluster's cascades follow what its subscriber consumes. */
+  private subscribedRoom: Room | null = null;
   private readonly requests = new RequestQueue((err, message) => {
     if (!this.destroyed) this.ctx.pushEvent(errorData(err, this.ctx.logger), { transaction: message.transaction });
   });
@@ -64,22 +67,31 @@ export class VideoRoomHandle implements PluginHandle {
     if (!this.destroyed) this.ctx.closePeerConnection(reason);
   }
 
+  /** After anything that may change what this handle's subscriber consumes. */
+  private consumptionChanged(): void {
+    if (this.subscribedRoom) this.plugin.cluster?.demandChanged(this.subscribedRoom);
+  }
+
   /** The PeerConnection, opened if none exists yet (only for making or answering an offer). */
   private openMedia(): HandleMedia | null {
     if (this.destroyed) return null;
     return this.ctx.media ?? this.ctx.openMedia();
   }
 
-  handleMessage(message: PluginMessage): PluginReply {
+  handleMessage(message: PluginMessage): PluginReply | Promise<PluginReply> {
     const body = message.body;
     const request = field(body, 'request');
     if (typeof request !== 'string') {
       return { kind: 'ok', data: errorData(request === undefined || request === null ? missing('request') : invalid('request', 'a string'), this.ctx.logger) };
     }
     const name = request.toLowerCase();
-    if (isSyncRequest(name)) return { kind: 'ok', data: this.plugin.handleSync(body, this) };
+    if (isSyncRequest(name)) {
+      const data = this.plugin.handleRequest(body, this);
+      return data instanceof Promise ? data.then((d): PluginReply => ({ kind: 'ok', data: d })) : { kind: 'ok', data };
+    }
     if (!R.ASYNC_REQUESTS.has(name)) return { kind: 'ok', data: errorData(new VideoRoomError(VideoRoomErrorCode.INVALID_REQUEST, `Unknown request '${request}'`), this.ctx.logger) };
-    this.requests.push(message, (m) => this.process(name, m));
+    // Whatever the request did (or failed to do), the cluster hears what this handle now consumes.
+    this.requests.push(message, (m) => this.process(name, m).finally(() => this.consumptionChanged()));
     // janus_videoroom.c returns JANUS_PLUGIN_OK_WAIT without a hint.
     return { kind: 'wait' };
   }
@@ -107,6 +119,7 @@ export class VideoRoomHandle implements PluginHandle {
   private async join(name: string, body: JsonObject, transaction: string, jsep: Jsep | undefined): Promise<void> {
     R.validate(body, R.JOIN);
     const ptype = String(body['ptype']);
+    await this.plugin.cluster?.ensureRoom(body['room'] as number);
     const room = this.plugin.room(body);
     if (ptype === 'publisher') return this.joinPublisher(name === 'joinandconfigure', room, body, transaction, jsep);
     if (ptype === 'subscriber' || ptype === 'listener') {
@@ -145,6 +158,7 @@ export class VideoRoomHandle implements PluginHandle {
     }
     room.participants.set(id, pub);
     this.role = { kind: 'publisher', publisher: pub };
+    room.localFeedChanged(pub, 'joined');
     if (room.config.notify_joining) {
       room.notify({ videoroom: 'event', room: room.id, joining: { id, ...pub.identity() } }, pub);
     }
@@ -198,6 +212,7 @@ export class VideoRoomHandle implements PluginHandle {
     }
     room.subscribers.add(sub);
     this.role = { kind: 'subscriber', subscriber: sub };
+    this.subscribedRoom = room;
     this.push({ videoroom: 'attached', room: room.id, streams: sub.describeStreams() }, transaction, offer);
   }
 
@@ -532,6 +547,7 @@ export class VideoRoomHandle implements PluginHandle {
     pub.recordData(message);
     if (!stream.relay) return;
     pub.room.relayData(pub, stream.mid, message);
+    pub.room.dataObserver?.(pub, stream.mid, message);
   }
 
   dataReady(): void {
@@ -547,6 +563,7 @@ export class VideoRoomHandle implements PluginHandle {
     if (sub) {
       sub.teardown();
       this.role = null;
+      this.consumptionChanged();
     }
   }
 
@@ -556,6 +573,7 @@ export class VideoRoomHandle implements PluginHandle {
     if (pub) this.plugin.removeParticipant(pub, 'detached');
     this.subscriber?.teardown();
     this.plugin.releaseOwnedBy(this);
+    this.consumptionChanged();
     this.destroyed = true;
     this.role = null;
     this.plugin.forgetHandle(this);

@@ -16,11 +16,14 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../../time/Clock.js';
-import type { JsonObject } from '../../core/Json.js';
+import type { JsonObject, JsonValue } from '../../core/Json.js';
 import type { MediaServices, RtpLeg, RtpLegOptions } from '../../media/Routing.js';
 import { createLogger } from '../../log/logger.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import { VideoRoomError, VideoRoomErrorCode, errorData, noSuchRoom } from './errors.js';
+import { ClusterFeed } from './ClusterFeed.js';
+import { DIRECTORY_REQUESTS, type VideoRoomClusterLink } from './ClusterLink.js';
+import type { RemoteStreamSpec } from './RemotePublisher.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher } from './RemotePublisher.js';
 import { Room, defaultRoomConfig, type RoomConfig } from './Room.js';
@@ -89,16 +92,33 @@ export class VideoRoomPlugin implements Plugin {
   /** Where permanent rooms are kept; null: `permanent: true` is refused with 499. */
   readonly store: RoomStore | null;
   private readonly handles = new Set<VideoRoomHandle>();
+  /** The ferry cluster this node is part of (README "Cluster"); null: a gateway on its own. */
+  cluster: VideoRoomClusterLink | null = null;
 
   constructor(options: VideoRoomPluginOptions) {
     this.services = options.media;
     this.config = { roomsFile: null, adminKey: null, lockRtpForward: false, maxRooms: 0, maxDescriptionLength: 256, quotas: null, rooms: [], ...options.config };
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? createLogger('silent');
-    for (const r of this.config.rooms) this.rooms.set(r.room, new Room({ ...defaultRoomConfig(r.room), ...r }));
+    for (const r of this.config.rooms) this.addRoom(new Room({ ...defaultRoomConfig(r.room), ...r }));
     this.store = this.config.roomsFile ? new RoomStore(this.config.roomsFile) : null;
-    for (const c of this.store?.load() ?? []) this.rooms.set(c.room, new Room(c));
+    for (const c of this.store?.load() ?? []) this.addRoom(new Room(c));
   }
+
+  /** Every room enters here, so the cluster hears about its local participants. */
+  addRoom(room: Room): Room {
+    room.observer = (feed, change) => this.cluster?.localFeed(room, feed, change);
+    room.dataObserver = (feed, mid, message) => this.cluster?.localData(room, feed, mid, message);
+    this.rooms.set(room.id, room);
+    return room;
+  }
+
+  /** Ends a room here only (its config stays wherever it is kept): participants told `destroyed`. */
+  dropRoom(room: Room): void {
+    this.releaseRoom(room, true);
+    if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+  }
+
 
   attach(context: PluginContext): PluginHandle {
     const handle = new VideoRoomHandle(this, context);
@@ -112,7 +132,18 @@ export class VideoRoomPlugin implements Plugin {
   }
 
   async handleAdminMessage(request: JsonObject): Promise<JsonObject> {
-    return this.handleSync(request, null);
+    return this.handleRequest(request, null);
+  }
+
+  /**
+   * A synchronous request from a handle or Admin: in a cluster, the room directory requests
+   * (create, edit, destroy, exists, list, allowed) go through the directory and answer later.
+   */
+  handleRequest(body: JsonObject, owner: VideoRoomHandle | null): JsonObject | Promise<JsonObject> {
+    const request = body['request'];
+    const name = typeof request === 'string' ? request.toLowerCase() : '';
+    if (!this.cluster || !DIRECTORY_REQUESTS.has(name)) return this.handleSync(body, owner);
+    return this.cluster.roomRequest(name, body, () => this.handleSync(body, owner)).catch((err: unknown) => errorData(err, this.logger));
   }
 
   /** Shutdown: every room's legs and subscribers are released (handles were already destroyed by the core). */
@@ -150,8 +181,14 @@ export class VideoRoomPlugin implements Plugin {
     throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
   }
 
-  /** Writes a permanent room to the rooms file (499 when there is none or it cannot be written). */
+  /** Whether `permanent: true` can be kept: a rooms file, or a cluster's directory. */
+  get canPersist(): boolean {
+    return this.store !== null || this.cluster !== null;
+  }
+
+  /** Writes a permanent room to the rooms file (499 when there is none or it cannot be written; a cluster's directory keeps it too). */
   persist(config: RoomConfig): void {
+    if (!this.store && this.cluster) return;
     if (!this.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't save permanent room");
     try {
       this.store.put(config);
@@ -176,12 +213,13 @@ export class VideoRoomPlugin implements Plugin {
       else sub.teardown();
     }
     for (const feed of [...room.participants.values()]) {
-      if (feed instanceof RemotePublisher) {
+      if (feed instanceof RemotePublisher || feed instanceof ClusterFeed) {
         feed.close();
       } else if (feed instanceof Publisher) {
         if (notify) feed.notify({ videoroom: 'destroyed', room: room.id });
         feed.stopPublishing();
         feed.left = true;
+        room.localFeedChanged(feed, 'left');
         feed.closePeerConnection('Room destroyed');
       }
     }
@@ -193,7 +231,10 @@ export class VideoRoomPlugin implements Plugin {
   /** Unpublishes a local publisher (request or PeerConnection gone); others hear `unpublished`. Idempotent. */
   unpublishParticipant(pub: Publisher): boolean {
     const was = pub.stopPublishing();
-    if (was) pub.room.notify({ videoroom: 'event', room: pub.room.id, unpublished: pub.id, ...pub.identity() }, pub);
+    if (was) {
+      pub.room.notify({ videoroom: 'event', room: pub.room.id, unpublished: pub.id, ...pub.identity() }, pub);
+      pub.room.localFeedChanged(pub, 'unpublished');
+    }
     return was;
   }
 
@@ -214,6 +255,67 @@ export class VideoRoomPlugin implements Plugin {
     } else {
       room.notify({ videoroom: 'event', room: room.id, leaving: pub.id, ...pub.identity() });
     }
+    room.localFeedChanged(pub, 'left');
+  }
+
+  // ---- participants of other cluster nodes ------------------------------------------------------
+
+  /**
+   * What another node says of a participant that joined there: added when new, announced
+   * (`publishers`) when it starts publishing, re-described when its streams change, and
+   * `unpublished` when it stops, as local participants are. Returns the feed, or null when the
+   * id is taken here by a participant of this node.
+   */
+  upsertClusterFeed(room: Room, node: string, id: number, entry: { display?: string; metadata?: JsonValue; publishing: boolean; specs: RemoteStreamSpec[] }): ClusterFeed | null {
+    let feed = room.participants.get(id);
+    if (feed && !(feed instanceof ClusterFeed)) return null;
+    if (feed && feed.node !== node) {
+      // The same id from another node: the participant moved (rejoined there); the old one is gone.
+      this.removeClusterFeed(feed);
+      feed = undefined;
+    }
+    let cf = feed;
+    if (!cf) {
+      cf = new ClusterFeed(id, room, node);
+      room.participants.set(id, cf);
+      cf.display = entry.display;
+      if (entry.metadata !== undefined && entry.metadata !== null) cf.metadata = entry.metadata;
+      if (room.config.notify_joining) room.notify({ videoroom: 'event', room: room.id, joining: { id, ...cf.identity() } }, cf);
+    }
+    cf.display = entry.display;
+    if (entry.metadata !== undefined && entry.metadata !== null) cf.metadata = entry.metadata;
+    if (entry.publishing) {
+      const was = cf.publishing;
+      const changed = cf.setSpecs(entry.specs);
+      cf.announced = true;
+      if (was && changed) {
+        cf.refreshForwarders();
+        room.feedChanged(cf);
+      }
+      if (!was || changed) room.notify({ videoroom: 'event', room: room.id, publishers: [cf.describe(room.config.audiolevel_event)] }, cf);
+    } else if (cf.publishing) {
+      this.unpublishClusterFeed(cf);
+    }
+    return cf;
+  }
+
+  /** A participant of another node stopped publishing: its cascade ends, everyone hears `unpublished`. */
+  unpublishClusterFeed(cf: ClusterFeed): void {
+    if (!cf.publishing) return;
+    cf.closeForwarders();
+    cf.unannounce();
+    cf.room.feedGone(cf);
+    cf.room.notify({ videoroom: 'event', room: cf.room.id, unpublished: cf.id, ...cf.identity() }, cf);
+  }
+
+  /** A participant of another node left (or its node is gone): `unpublished` if it was publishing, then `leaving`. Idempotent. */
+  removeClusterFeed(cf: ClusterFeed): void {
+    if (cf.gone) return;
+    const room = cf.room;
+    this.unpublishClusterFeed(cf);
+    cf.close();
+    if (room.participants.get(cf.id) === cf) room.participants.delete(cf.id);
+    room.notify({ videoroom: 'event', room: room.id, leaving: cf.id, ...cf.identity() });
   }
 
   /** The one teardown of a remote publisher (remove request, kick, owner handle ended); its leg is closed. Idempotent. */
@@ -289,6 +391,7 @@ export class VideoRoomPlugin implements Plugin {
       for (const f of room.participants.values()) {
         legs += f.forwarders.size + f.remotes.size;
         if (f instanceof RemotePublisher && !f.removed) legs++;
+        if (f instanceof ClusterFeed && f.cascadePort !== null) legs++;
       }
     }
     return { rooms: this.rooms.size, participants, subscribers, legs };

@@ -9,6 +9,7 @@ import { field } from '../../core/Json.js';
 import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, invalid, missing, noSuchFeed } from './errors.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher } from './RemotePublisher.js';
+import { ClusterFeed } from './ClusterFeed.js';
 import { Room, checkSecret, defaultRoomConfig, type RoomConfig } from './Room.js';
 import { parseCodecList } from './codecs.js';
 import * as R from './requests.js';
@@ -52,7 +53,7 @@ function admitRoom(plugin: VideoRoomPlugin, owner: VideoRoomHandle | null): (() 
 
 export function create({ plugin, body, requester }: SyncCall): JsonObject {
   const permanent = body['permanent'] === true;
-  if (permanent && !plugin.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't create permanent room");
+  if (permanent && !plugin.canPersist) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't create permanent room");
   const requested = R.optNumber(body, 'room');
   if (requested !== undefined && plugin.rooms.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ROOM_EXISTS, `Room ${requested} already exists`);
   const release = admitRoom(plugin, requester);
@@ -85,14 +86,14 @@ function createAdmitted(plugin: VideoRoomPlugin, body: JsonObject, permanent: bo
   if (permanent) plugin.persist(config);
   const room = new Room(config);
   room.quotaRelease = release;
-  plugin.rooms.set(id, room);
+  plugin.addRoom(room);
   plugin.logger.info({ room: id, permanent }, 'videoroom: room created');
   return { videoroom: 'created', room: id, permanent };
 }
 
 export function edit({ plugin, body, room }: RoomCall): JsonObject {
   const permanent = body['permanent'] === true;
-  if (permanent && !plugin.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't edit permanent room");
+  if (permanent && !plugin.canPersist) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't edit permanent room");
   const next: RoomConfig = structuredClone(room.config);
   const s = (k: string) => R.optString(body, k);
   const n = (k: string) => R.optNumber(body, k);
@@ -121,15 +122,14 @@ export function edit({ plugin, body, room }: RoomCall): JsonObject {
 
 export function destroy({ plugin, body, room }: RoomCall): JsonObject {
   if (body['permanent'] === true) {
-    if (!plugin.store) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't destroy permanent room");
+    if (!plugin.canPersist) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't destroy permanent room");
     try {
-      plugin.store.remove(room.id);
+      plugin.store?.remove(room.id);
     } catch (err) {
       throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, (err as Error).message);
     }
   }
-  plugin.releaseRoom(room, true);
-  plugin.rooms.delete(room.id);
+  plugin.dropRoom(room);
   return { videoroom: 'destroyed', room: room.id };
 }
 
@@ -172,6 +172,7 @@ export function kick({ plugin, body, room }: RoomCall): JsonObject {
   const feed = room.participants.get(id);
   if (!feed) throw noSuchFeed(id);
   if (feed instanceof RemotePublisher) plugin.removeRemotePublisher(feed, 'kicked');
+  else if (feed instanceof ClusterFeed) plugin.cluster?.kickRemote(room, feed);
   else if (feed instanceof Publisher) plugin.removeParticipant(feed, 'kicked');
   return { videoroom: 'success' };
 }
@@ -196,7 +197,8 @@ export function moderate({ body, room }: RoomCall): JsonObject {
 export function listParticipants({ room }: RoomCall): JsonObject {
   const participants = [...room.participants.values()].map((f) => {
     const p: JsonObject = { id: f.id, ...f.identity(), publisher: f.publishing };
-    if (f.remote) p['remote'] = true;
+    // A participant of another cluster node is listed as on its own node: the list is the same everywhere.
+    if (f.remote && !(f instanceof ClusterFeed)) p['remote'] = true;
     if (room.config.audiolevel_event && f.publishing) p['talking'] = f.talking;
     return p;
   });
