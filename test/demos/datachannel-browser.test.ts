@@ -46,8 +46,11 @@ test('TextRoom pages: two people join room 1234, talk to everyone and whisper; a
     const d = (globalThis as any).ferryTextRoom;
     return { joined: d.joined as boolean, people: [...d.people.keys()] as string[], events: d.events as Record<string, any>[] };
   });
-  assert.ok(await pollUntil(() => joined(alice.page), (j) => j, 30_000), `alice joined; ${alice.errors.join(' | ')}`);
-  assert.ok(await pollUntil(() => joined(bob.page), (j) => j, 30_000), `bob joined; ${bob.errors.join(' | ')}`);
+  // What a page that did not join shows: its errors, its Log panel and what the plugin sent it.
+  const why = async (p: { page: Page; errors: string[] }) =>
+    `${p.errors.join(' | ')} log: ${await p.page.evaluate(() => (globalThis as any).document.getElementById('log').innerText as string)} events: ${JSON.stringify((await page(p.page)).events)}`;
+  assert.ok(await pollUntil(() => joined(alice.page), (j) => j, 30_000), `alice joined; ${await why(alice)}`);
+  assert.ok(await pollUntil(() => joined(bob.page), (j) => j, 30_000), `bob joined; ${await why(bob)}`);
   assert.ok((await pollUntil(() => page(alice.page), (d) => d.people.includes('bob'), 10_000)).people.includes('bob'), 'alice sees bob join');
   // Public message from alice: both see it.
   await alice.page.fill('#text', 'hi all');
