@@ -8,6 +8,7 @@ import { DtlsClient, DtlsServer, type DtlsSocket } from 'werift';
 
 import type { SrtpParameters, SrtpProfileName } from '../media/MediaEngine.js';
 import { certificateFingerprint, type DtlsCertificate } from './DtlsCertificate.js';
+import { RepeatedFlightFilter } from './RepeatedFlightFilter.js';
 import type { DtlsSetup, Fingerprint } from './Sdp.js';
 
 /** werift's DTLS-SRTP profile ids (RFC 5764 §4.1.2, RFC 7714 §14.2) → ferry's names, in preference order. */
@@ -44,6 +45,8 @@ export class DtlsSession {
   /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
   private earlyRecords: Buffer[] = [];
   private currentRole: DtlsRole | null = null;
+  /** As the server: the client's repeated flight 5 is kept from werift (see RepeatedFlightFilter). */
+  private repeatedFlight: RepeatedFlightFilter | null = null;
   private closed = false;
   /** The handshake finished and the peer's certificate matched its fingerprint. */
   private connected = false;
@@ -92,6 +95,7 @@ export class DtlsSession {
     };
     const dtls: DtlsSocket = role === 'server' ? new DtlsServer({ ...common, certificateRequest: true }) : new DtlsClient(common);
     this.socket = dtls;
+    this.repeatedFlight = role === 'server' ? new RepeatedFlightFilter() : null;
     this.receiver = (data) => transport.onData(data);
     // Replay the ClientHello that came early instead of waiting for the peer's retransmission (1 s and up).
     const early = this.earlyRecords;
@@ -157,8 +161,11 @@ export class DtlsSession {
 
   private feed(data: Buffer): void {
     if (this.closed) return;
+    const records = this.repeatedFlight && !this.connected ? this.repeatedFlight.filter(data) : data;
+    if (records !== data) this.options.log?.debug({ left: this.repeatedFlight?.dropped }, 'repeated DTLS flight-5 records left out');
+    if (!records) return;
     try {
-      this.receiver?.(data);
+      this.receiver?.(records);
     } catch (err) {
       // Garbage or truncated records: werift rejects them; ferry counts on and keeps the handshake.
       this.options.log?.debug({ err }, 'DTLS record rejected');
