@@ -45,7 +45,7 @@ export class DtlsSession {
   /** DTLS records that arrived before the answer let ferry start DTLS (bounded; replayed then). */
   private earlyRecords: Buffer[] = [];
   private currentRole: DtlsRole | null = null;
-  /** As the server: the client's repeated flight 5 is kept from werift (see RepeatedFlightFilter). */
+  /** As the server: the client's stale handshake records are kept from werift (see RepeatedFlightFilter). */
   private repeatedFlight: RepeatedFlightFilter | null = null;
   private closed = false;
   /** The handshake finished and the peer's certificate matched its fingerprint. */
@@ -162,7 +162,7 @@ export class DtlsSession {
   private feed(data: Buffer): void {
     if (this.closed) return;
     const records = this.repeatedFlight && !this.connected ? this.repeatedFlight.filter(data) : data;
-    if (records !== data) this.options.log?.debug({ left: this.repeatedFlight?.dropped }, 'repeated DTLS flight-5 records left out');
+    if (records !== data) this.options.log?.debug({ left: this.repeatedFlight?.dropped }, 'stale DTLS handshake records left out');
     if (!records) return;
     try {
       this.receiver?.(records);

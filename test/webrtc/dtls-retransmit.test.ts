@@ -1,6 +1,7 @@
 // ferry's DTLS server (DtlsSession over werift) against werift's DTLS client, with the client's
 // flight 5 delivered twice before the server has answered it: what Chromium does when its
-// retransmission timer (as short as the ICE round trip) fires while ferry's event loop is busy.
+// retransmission timer (as short as the ICE round trip) fires while ferry's event loop is busy;
+// and with a stale first ClientHello arriving after the second (a late retransmission).
 // The handshake must end with the same keys on both sides, and the client's application data
 // (SCTP, RFC 8261) must reach the server: before RepeatedFlightFilter, the repeated
 // ClientKeyExchange made werift derive its keys again over the wrong transcript, and a data
@@ -15,14 +16,19 @@ import { DtlsSession } from '../../src/webrtc/DtlsSession.js';
 import { RepeatedFlightFilter } from '../../src/webrtc/RepeatedFlightFilter.js';
 
 const HANDSHAKE = 22;
+const CLIENT_HELLO = 1;
 const CERTIFICATE = 11;
 
-/** The first record's content type, epoch and (for a handshake in the clear) message type. */
-function firstRecord(datagram: Buffer): { type: number; epoch: number; msgType: number | null } {
+/** The first record's content type, epoch and (for a handshake in the clear) message type and sequence. */
+function firstRecord(datagram: Buffer): { type: number; epoch: number; msgType: number | null; messageSeq: number } {
   const type = datagram[0]!;
   const epoch = datagram.readUInt16BE(3);
-  return { type, epoch, msgType: type === HANDSHAKE && epoch === 0 ? datagram[13]! : null };
+  const clear = type === HANDSHAKE && epoch === 0;
+  return { type, epoch, msgType: clear ? datagram[13]! : null, messageSeq: clear ? datagram.readUInt16BE(17) : -1 };
 }
+
+/** How the client's records are disturbed on their way to the server. */
+type Disturbance = 'none' | 'repeat-flight5' | 'stale-client-hello';
 
 interface Pair {
   server: DtlsSession;
@@ -34,8 +40,8 @@ interface Pair {
   failures: string[];
 }
 
-/** A server DtlsSession and a werift client; `repeatFlight5` delivers the client's flight 5 twice in one go. */
-async function handshake(repeatFlight5: boolean): Promise<Pair> {
+/** A server DtlsSession and a werift client, the client's records disturbed as asked. */
+async function handshake(disturbance: Disturbance): Promise<Pair> {
   const [serverCert, clientCert] = await Promise.all([DtlsCertificate.generate(), DtlsCertificate.generate()]);
   const serverReceived: Buffer[] = [];
   const clientReceived: Buffer[] = [];
@@ -56,9 +62,22 @@ async function handshake(repeatFlight5: boolean): Promise<Pair> {
 
   // The client's flight 5 (Certificate … Finished) is held until its last record, then fed whole,
   // once or twice, in one synchronous run.
+  // The first ClientHello is kept, to come again right after the second one.
   let flight5: Buffer[] | null = null;
+  let firstHello: Buffer | null = null;
   const deliver = (d: Buffer) => {
     const first = firstRecord(d);
+    if (disturbance === 'stale-client-hello' && first.msgType === CLIENT_HELLO) {
+      if (first.messageSeq === 0) firstHello ??= Buffer.from(d);
+      else if (firstHello) {
+        const stale = firstHello;
+        firstHello = null;
+        return setImmediate(() => {
+          server.receive(d);
+          server.receive(stale);
+        });
+      }
+    }
     if (first.msgType === CERTIFICATE) flight5 = [];
     if (!flight5) return setImmediate(() => server.receive(d));
     flight5.push(Buffer.from(d));
@@ -66,7 +85,7 @@ async function handshake(repeatFlight5: boolean): Promise<Pair> {
     const held = flight5;
     flight5 = null;
     setImmediate(() => {
-      for (const copy of repeatFlight5 ? [held, held] : [held]) for (const record of copy) server.receive(record);
+      for (const copy of disturbance === 'repeat-flight5' ? [held, held] : [held]) for (const record of copy) server.receive(record);
     });
   };
   const transport = {
@@ -121,11 +140,15 @@ async function exchange(pair: Pair): Promise<void> {
 }
 
 test('a handshake whose flight 5 comes once: the same keys on both sides, application data both ways', async () => {
-  await exchange(await handshake(false));
+  await exchange(await handshake('none'));
 });
 
 test('flight 5 repeated before the server answered: still the same keys, and the client\'s data still arrives', async () => {
-  await exchange(await handshake(true));
+  await exchange(await handshake('repeat-flight5'));
+});
+
+test('the first ClientHello again after the second: the server keeps the random and key it sent in flight 4', async () => {
+  await exchange(await handshake('stale-client-hello'));
 });
 
 test('RepeatedFlightFilter passes a first flight 5 and a Finished whole, and leaves out only the repeated clear records', () => {
@@ -151,7 +174,10 @@ test('RepeatedFlightFilter passes a first flight 5 and a Finished whole, and lea
   assert.is(again[0], 20, 'ChangeCipherSpec and the encrypted Finished still pass');
   assert.is(filter.dropped, 3);
   const hello = record(22, 0, handshakeBody(1, 0));
-  assert.ok(filter.filter(hello)!.equals(hello) && filter.filter(hello)!.equals(hello), 'a repeated ClientHello passes (the server answers each)');
+  assert.ok(filter.filter(hello)!.equals(hello) && filter.filter(hello)!.equals(hello), 'a repeated first ClientHello passes (its HelloVerifyRequest may have been lost)');
+  const helloWithCookie = record(22, 0, handshakeBody(1, 1));
+  assert.ok(filter.filter(helloWithCookie)!.equals(helloWithCookie) && filter.filter(helloWithCookie)!.equals(helloWithCookie), 'so does the second, repeated');
+  assert.is(filter.filter(hello), null, 'the first ClientHello after the second is stale');
   assert.is(filter.filter(record(22, 0, handshakeBody(16, 3))), null, 'a datagram of nothing but repeats is left out');
   assert.is(filter.filter(Buffer.from([22, 0xfe]))!.length, 2, 'a truncated datagram passes to werift, which rejects it');
 });
