@@ -6,9 +6,10 @@
  * Nothing is changed before the whole body passed. Also the readers of fields
  * a table has already checked.
  */
+import { safeEqual } from './auth/safeEqual.js';
 import { field, isJsonObject, type JsonObject, type JsonValue } from './Json.js';
 
-export type FieldKind = 'string' | 'boolean' | 'integer' | 'id' | 'port' | 'object' | 'array' | 'string-array' | 'object-array' | 'string-map' | 'any';
+export type FieldKind = 'string' | 'boolean' | 'integer' | 'positive' | 'id' | 'port' | 'object' | 'array' | 'string-array' | 'object-array' | 'string-map' | 'any';
 
 export interface FieldSpec {
   kind: FieldKind;
@@ -34,6 +35,8 @@ function fits(spec: FieldSpec, value: JsonValue): boolean {
     case 'boolean': return typeof value === 'boolean';
     case 'integer':
       return typeof value === 'number' && Number.isSafeInteger(value) && (spec.min === undefined || value >= spec.min) && (spec.max === undefined || value <= spec.max);
+    // Janus's JANUS_JSON_POSITIVE: zero included, named "a positive integer" all the same.
+    case 'positive': return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
     case 'id': return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
     case 'port': return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535;
     case 'object': return isJsonObject(value);
@@ -49,6 +52,7 @@ const SHOULD: Record<FieldKind, string> = {
   string: 'a string',
   boolean: 'a boolean',
   integer: 'an integer',
+  positive: 'a positive integer',
   id: 'a positive integer',
   port: 'an integer between 0 and 65535',
   object: 'an object',
@@ -64,6 +68,24 @@ function should(spec: FieldSpec): string {
   if (spec.kind === 'integer' && spec.min !== undefined && spec.max !== undefined) return `an integer between ${spec.min} and ${spec.max}`;
   if (spec.kind === 'integer' && spec.min !== undefined) return spec.min === 0 ? 'a non-negative integer' : `an integer >= ${spec.min}`;
   return SHOULD[spec.kind];
+}
+
+/** A plugin's errors for JANUS_CHECK_SECRET: its two validation errors and its "wrong secret" (VideoRoom 433, Streaming 457, TextRoom 419). */
+export interface SecretErrors extends ValidationErrors {
+  unauthorized(member: string): Error;
+}
+
+/**
+ * Janus's JANUS_CHECK_SECRET: when the room or mountpoint has the secret (or
+ * PIN, or the plugin an admin_key), the request must carry it: missing, not a
+ * string and wrong are each the plugin's error. Compared in constant time.
+ */
+export function checkSecret(expected: string | undefined, body: JsonObject, member: string, errors: SecretErrors): void {
+  if (expected === undefined) return;
+  const given = field(body, member);
+  if (given === undefined || given === null) throw errors.missing(member);
+  if (typeof given !== 'string') throw errors.invalid(member, 'a string');
+  if (!safeEqual(given, expected)) throw errors.unauthorized(member);
 }
 
 /** Checks `body` against `table`, throwing the plugin's error naming the field (after `prefix` for nested objects). */

@@ -7,6 +7,7 @@ import { PluginError } from '../../core/PluginError.js';
 import type { Logger } from 'pino';
 import { safeEqual } from '../../core/auth/safeEqual.js';
 import { field, type JsonObject } from '../../core/Json.js';
+import { checkSecret as checkSecretWith, type SecretErrors } from '../../core/RequestTable.js';
 
 export const StreamingErrorCode = {
   NO_MESSAGE: 450,
@@ -41,18 +42,13 @@ export function errorData(err: unknown, logger: Logger): JsonObject {
   return { streaming: 'event', error_code: StreamingErrorCode.UNKNOWN_ERROR, error: err instanceof Error ? err.message : String(err) };
 }
 
-/**
- * Janus's JANUS_CHECK_SECRET with the Streaming plugin's codes: when the
- * mountpoint has the secret (or PIN), the request must carry it: missing →
- * 453, not a string → 454, wrong → 457. Compared in constant time.
- */
-export function checkSecret(expected: string | undefined, body: JsonObject, member: string): void {
-  if (expected === undefined) return;
-  const given = field(body, member);
-  if (given === undefined || given === null) throw missing(member);
-  if (typeof given !== 'string') throw invalid(member, 'a string');
-  if (!safeEqual(given, expected)) throw new StreamingError(StreamingErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`);
-}
+const secretErrors: SecretErrors = {
+  missing,
+  invalid,
+  unauthorized: (member) => new StreamingError(StreamingErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`),
+};
+/** JANUS_CHECK_SECRET with the Streaming plugin's codes: missing → 453, not a string → 454, wrong → 457. */
+export const checkSecret = (expected: string | undefined, body: JsonObject, member: string): void => checkSecretWith(expected, body, member, secretErrors);
 
 /** Whether `body[member]` is the right secret (no secret configured counts as right); never throws. */
 export function holdsSecret(expected: string | undefined, body: JsonObject, member: string): boolean {

@@ -4,8 +4,8 @@
  * messages. Errors travel in the reply: `{"textroom":"event", error_code,
  * error}` on the Janus API, `{"textroom":"error", ...}` on the data channel.
  */
-import { safeEqual } from '../../core/auth/safeEqual.js';
 import type { JsonObject, JsonValue } from '../../core/Json.js';
+import { checkSecret as checkSecretWith, validateTable, type SecretErrors, type Table } from '../../core/RequestTable.js';
 
 export const TextRoomErrorCode = {
   NO_MESSAGE: 411,
@@ -35,58 +35,21 @@ export class TextRoomError extends Error {
 
 export const noSuchRoom = (room: number): TextRoomError => new TextRoomError(TextRoomErrorCode.NO_SUCH_ROOM, `No such room (${room})`);
 
-/** The kinds of member Janus checks: a "positive" integer is one >= 0, as in Janus. */
-export type ParamKind = 'string' | 'integer' | 'positive' | 'boolean' | 'array';
-
-export interface Param {
-  name: string;
-  kind: ParamKind;
-  required?: boolean;
-}
-
-const KIND_NAMES: Record<ParamKind, string> = {
-  string: 'a string',
-  integer: 'an integer',
-  positive: 'a positive integer',
-  boolean: 'a boolean',
-  array: 'an array',
+const missing = (name: string): TextRoomError => new TextRoomError(TextRoomErrorCode.MISSING_ELEMENT, `Missing element (${name})`);
+const invalid = (name: string, should: string): TextRoomError =>
+  new TextRoomError(TextRoomErrorCode.INVALID_ELEMENT, `Invalid element type (${name} should be ${should})`);
+const secretErrors: SecretErrors = {
+  missing,
+  invalid,
+  unauthorized: (member) => new TextRoomError(TextRoomErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`),
 };
 
-function hasKind(value: JsonValue, kind: ParamKind): boolean {
-  switch (kind) {
-    case 'string':
-      return typeof value === 'string';
-    case 'integer':
-      return typeof value === 'number' && Number.isSafeInteger(value);
-    case 'positive':
-      return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-    case 'boolean':
-      return typeof value === 'boolean';
-    case 'array':
-      return Array.isArray(value);
-  }
-}
+/** Janus's order: each listed member in turn, missing (413) before wrong type (414). */
+export const validate = (body: JsonObject, table: Table): void => validateTable(body, table, { missing, invalid });
 
-/** Janus's order: each listed member in turn, missing before wrong type. */
-export function validate(body: JsonObject, params: readonly Param[]): void {
-  for (const p of params) {
-    const value = body[p.name];
-    if (value === undefined || value === null) {
-      if (p.required) throw new TextRoomError(TextRoomErrorCode.MISSING_ELEMENT, `Missing element (${p.name})`);
-      continue;
-    }
-    if (!hasKind(value, p.kind)) throw new TextRoomError(TextRoomErrorCode.INVALID_ELEMENT, `Invalid element type (${p.name} should be ${KIND_NAMES[p.kind]})`);
-  }
-}
-
-/** JANUS_CHECK_SECRET: when the room has one, the request must carry it (compared in constant time). */
-export function checkSecret(expected: string | undefined, body: JsonObject, member: 'secret' | 'pin' | 'admin_key'): void {
-  if (expected === undefined) return;
-  const given = body[member];
-  if (given === undefined || given === null) throw new TextRoomError(TextRoomErrorCode.MISSING_ELEMENT, `Missing element (${member})`);
-  if (typeof given !== 'string') throw new TextRoomError(TextRoomErrorCode.INVALID_ELEMENT, `Invalid element type (${member} should be a string)`);
-  if (!safeEqual(given, expected)) throw new TextRoomError(TextRoomErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`);
-}
+/** JANUS_CHECK_SECRET with the TextRoom's codes: missing → 413, not a string → 414, wrong → 419. */
+export const checkSecret = (expected: string | undefined, body: JsonObject, member: 'secret' | 'pin' | 'admin_key'): void =>
+  checkSecretWith(expected, body, member, secretErrors);
 
 /** A list of strings (allowed tokens, whisper recipients), or the error Janus gives for it. */
 export function strings(value: JsonValue | undefined, what: string): string[] {

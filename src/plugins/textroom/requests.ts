@@ -9,7 +9,8 @@
 import { randomInt } from 'node:crypto';
 
 import type { JsonObject } from '../../core/Json.js';
-import { checkSecret, noSuchRoom, strings, TextRoomError, TextRoomErrorCode, validate, type Param } from './errors.js';
+import type { Table } from '../../core/RequestTable.js';
+import { checkSecret, noSuchRoom, strings, TextRoomError, TextRoomErrorCode, validate } from './errors.js';
 import { messageDate, type Participant, type TextRoom, type TextRoomConfig } from './TextRoom.js';
 
 /** Who asked, and over what. */
@@ -41,10 +42,10 @@ export interface TextRoomEnvironment {
   dropRoom(room: TextRoom): void;
 }
 
-const ROOM: Param = { name: 'room', kind: 'positive', required: true };
+const ROOM: Table = { room: { kind: 'positive', required: true } };
 
 function roomOf(env: TextRoomEnvironment, body: JsonObject): TextRoom {
-  validate(body, [ROOM]);
+  validate(body, ROOM);
   const id = body['room'] as number;
   const room = env.rooms.get(id);
   if (!room) throw noSuchRoom(id);
@@ -64,13 +65,13 @@ function describeParticipant(p: Participant): JsonObject {
 type Run = (env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext) => JsonObject | null;
 
 function join(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): JsonObject {
-  validate(body, [
-    { name: 'username', kind: 'string', required: true },
-    { name: 'pin', kind: 'string' },
-    { name: 'token', kind: 'string' },
-    { name: 'display', kind: 'string' },
-    { name: 'history', kind: 'boolean' },
-  ]);
+  validate(body, {
+    username: { kind: 'string', required: true },
+    pin: { kind: 'string' },
+    token: { kind: 'string' },
+    display: { kind: 'string' },
+    history: { kind: 'boolean' },
+  });
   const room = roomOf(env, body);
   checkSecret(room.config.pin, body, 'pin');
   const side = ctx.participant!;
@@ -110,12 +111,12 @@ function leave(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext):
 }
 
 function message(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): JsonObject | null {
-  validate(body, [
-    { name: 'text', kind: 'string', required: true },
-    { name: 'to', kind: 'string' },
-    { name: 'tos', kind: 'array' },
-    { name: 'ack', kind: 'boolean' },
-  ]);
+  validate(body, {
+    text: { kind: 'string', required: true },
+    to: { kind: 'string' },
+    tos: { kind: 'array' },
+    ack: { kind: 'boolean' },
+  });
   const room = roomOf(env, body);
   const sender = participantIn(ctx, room);
   const to = body['to'] as string | undefined;
@@ -144,10 +145,10 @@ function message(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext
 }
 
 function announcement(env: TextRoomEnvironment, body: JsonObject): JsonObject {
-  validate(body, [
-    { name: 'secret', kind: 'string' },
-    { name: 'text', kind: 'string', required: true },
-  ]);
+  validate(body, {
+    secret: { kind: 'string' },
+    text: { kind: 'string', required: true },
+  });
   const room = roomOf(env, body);
   checkSecret(room.config.secret, body, 'secret');
   const text = JSON.stringify({ textroom: 'announcement', room: room.id, date: messageDate(), text: body['text'] as string });
@@ -173,18 +174,18 @@ function listparticipants(env: TextRoomEnvironment, body: JsonObject): JsonObjec
 }
 
 function exists(env: TextRoomEnvironment, body: JsonObject): JsonObject {
-  validate(body, [ROOM]);
+  validate(body, ROOM);
   const id = body['room'] as number;
   return { textroom: 'success', room: id, exists: env.rooms.has(id) };
 }
 
 function allowed(env: TextRoomEnvironment, body: JsonObject): JsonObject {
-  validate(body, [
-    { name: 'secret', kind: 'string' },
-    { name: 'action', kind: 'string', required: true },
-    { name: 'allowed', kind: 'array' },
-  ]);
-  validate(body, [ROOM]);
+  validate(body, {
+    secret: { kind: 'string' },
+    action: { kind: 'string', required: true },
+    allowed: { kind: 'array' },
+  });
+  validate(body, ROOM);
   const action = body['action'] as string;
   if (!['enable', 'disable', 'add', 'remove'].includes(action.toLowerCase())) {
     throw new TextRoomError(TextRoomErrorCode.INVALID_ELEMENT, `Unsupported action '${action}' (allowed)`);
@@ -211,10 +212,10 @@ function allowed(env: TextRoomEnvironment, body: JsonObject): JsonObject {
 }
 
 function kick(env: TextRoomEnvironment, body: JsonObject): JsonObject {
-  validate(body, [
-    { name: 'secret', kind: 'string' },
-    { name: 'username', kind: 'string', required: true },
-  ]);
+  validate(body, {
+    secret: { kind: 'string' },
+    username: { kind: 'string', required: true },
+  });
   const room = roomOf(env, body);
   checkSecret(room.config.secret, body, 'secret');
   const username = body['username'] as string;
@@ -228,19 +229,19 @@ function kick(env: TextRoomEnvironment, body: JsonObject): JsonObject {
 }
 
 function create(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): JsonObject {
-  validate(body, [
-    { name: 'description', kind: 'string' },
-    { name: 'secret', kind: 'string' },
-    { name: 'pin', kind: 'string' },
-    { name: 'post', kind: 'string' },
-    { name: 'is_private', kind: 'boolean' },
-    { name: 'history', kind: 'positive' },
-    { name: 'allowed', kind: 'array' },
-    { name: 'permanent', kind: 'boolean' },
-  ]);
-  validate(body, [{ name: 'room', kind: 'positive' }]);
+  validate(body, {
+    description: { kind: 'string' },
+    secret: { kind: 'string' },
+    pin: { kind: 'string' },
+    post: { kind: 'string' },
+    is_private: { kind: 'boolean' },
+    history: { kind: 'positive' },
+    allowed: { kind: 'array' },
+    permanent: { kind: 'boolean' },
+  });
+  validate(body, { room: { kind: 'positive' } });
   if (env.adminKey !== null) {
-    validate(body, [{ name: 'admin_key', kind: 'string', required: true }]);
+    validate(body, { admin_key: { kind: 'string', required: true } });
     checkSecret(env.adminKey, body, 'admin_key');
   }
   const allowedTokens = body['allowed'] === undefined || body['allowed'] === null ? null : strings(body['allowed'], 'Invalid element in the allowed array (not a string)');
@@ -272,16 +273,16 @@ function create(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext)
 }
 
 function edit(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): JsonObject {
-  validate(body, [
-    { name: 'secret', kind: 'string' },
-    { name: 'new_description', kind: 'string' },
-    { name: 'new_secret', kind: 'string' },
-    { name: 'new_pin', kind: 'string' },
-    { name: 'new_post', kind: 'string' },
-    { name: 'new_is_private', kind: 'boolean' },
-    { name: 'permanent', kind: 'boolean' },
-  ]);
-  validate(body, [ROOM]);
+  validate(body, {
+    secret: { kind: 'string' },
+    new_description: { kind: 'string' },
+    new_secret: { kind: 'string' },
+    new_pin: { kind: 'string' },
+    new_post: { kind: 'string' },
+    new_is_private: { kind: 'boolean' },
+    permanent: { kind: 'boolean' },
+  });
+  validate(body, ROOM);
   const permanent = body['permanent'] === true;
   if (permanent && !env.canSave) throw new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't edit room permanently");
   const room = roomOf(env, body);
@@ -301,8 +302,8 @@ function edit(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): 
 }
 
 function destroy(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext): JsonObject {
-  validate(body, [{ name: 'permanent', kind: 'boolean' }]);
-  validate(body, [ROOM]);
+  validate(body, { permanent: { kind: 'boolean' } });
+  validate(body, ROOM);
   const permanent = body['permanent'] === true;
   if (permanent && !env.canSave) throw new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't destroy room permanently");
   const room = roomOf(env, body);

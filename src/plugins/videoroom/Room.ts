@@ -3,11 +3,8 @@
  * permanent room stores), its participants (local and remote publishers, by
  * id) and its subscribers. Notifications to participants go through here.
  */
-import { safeEqual } from '../../core/auth/safeEqual.js';
 import type { DataMessage } from '../../core/Media.js';
-import type { JsonObject, JsonValue } from '../../core/Json.js';
-import { field } from '../../core/Json.js';
-import { VideoRoomError, VideoRoomErrorCode, invalid, missing } from './errors.js';
+import type { JsonObject } from '../../core/Json.js';
 import type { Feed } from './Feed.js';
 import type { CodecPolicy } from './codecs.js';
 import type { LocalFeedChange } from './ClusterLink.js';
@@ -78,19 +75,6 @@ export function defaultRoomConfig(room: number): RoomConfig {
     require_e2ee: false,
     dummy_publisher: false,
   };
-}
-
-/**
- * Janus's JANUS_CHECK_SECRET: when the room has the secret (or pin), the
- * request must carry it: missing → 429, not a string → 430, wrong → 433.
- * Compared in constant time.
- */
-export function checkSecret(expected: string | undefined, body: JsonObject, member: string): void {
-  if (expected === undefined) return;
-  const given: JsonValue | undefined = field(body, member);
-  if (given === undefined || given === null) throw missing(member);
-  if (typeof given !== 'string') throw invalid(member, 'a string');
-  if (!safeEqual(given, expected)) throw new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`);
 }
 
 /** Something that consumes a room's feeds (a subscriber); told when a feed changes or goes away. */

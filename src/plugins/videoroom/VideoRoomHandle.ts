@@ -20,9 +20,9 @@ import type { DataMessage, HandleMedia, Jsep, RoutableMedia } from '../../core/M
 import type { PluginContext, PluginHandle, PluginMessage, PluginReply } from '../../core/Plugin.js';
 import { RequestQueue } from '../../core/RequestQueue.js';
 import { assignDefined } from '../../core/RequestTable.js';
-import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, errorData, invalid, missing } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, checkSecret, errorData, invalid, missing } from './errors.js';
 import { Publisher, type PublishedDescription } from './Publisher.js';
-import { checkSecret, placementGroup, type Room } from './Room.js';
+import { placementGroup, type Room } from './Room.js';
 import { Subscriber, type StreamRequest, type SwitchRequest, type UnsubscribeRequest } from './Subscriber.js';
 import type { VideoRoomPlugin } from './VideoRoomPlugin.js';
 import { acceptedDataMids, restrictOffer } from './codecs.js';

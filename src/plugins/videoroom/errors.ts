@@ -30,6 +30,7 @@ export type VideoRoomErrorCodeValue = (typeof VideoRoomErrorCode)[keyof typeof V
 import { PluginError } from '../../core/PluginError.js';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../core/Json.js';
+import { checkSecret as checkSecretWith, type SecretErrors } from '../../core/RequestTable.js';
 
 /** Thrown by request handlers; the dispatcher turns it into the plugindata error shape. */
 export class VideoRoomError extends PluginError<VideoRoomErrorCodeValue> {}
@@ -39,6 +40,13 @@ export const noSuchFeed = (feed: number): VideoRoomError => new VideoRoomError(V
 export const missing = (name: string): VideoRoomError => new VideoRoomError(VideoRoomErrorCode.MISSING_ELEMENT, `Missing element (${name})`);
 export const invalid = (name: string, should: string): VideoRoomError =>
   new VideoRoomError(VideoRoomErrorCode.INVALID_ELEMENT, `Invalid element type (${name} should be ${should})`);
+const secretErrors: SecretErrors = {
+  missing,
+  invalid,
+  unauthorized: (member) => new VideoRoomError(VideoRoomErrorCode.UNAUTHORIZED, `Unauthorized (wrong ${member})`),
+};
+/** JANUS_CHECK_SECRET with the VideoRoom's codes: missing → 429, not a string → 430, wrong → 433. */
+export const checkSecret = (expected: string | undefined, body: JsonObject, member: string): void => checkSecretWith(expected, body, member, secretErrors);
 
 /** Turns any failure into the plugindata error shape; unexpected ones are 499 and logged. */
 export function errorData(err: unknown, logger: Logger): JsonObject {

@@ -6,11 +6,11 @@
  */
 import type { JsonObject } from '../../core/Json.js';
 import { field } from '../../core/Json.js';
-import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, invalid, missing, noSuchFeed } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, checkRecorderAvailable, checkSecret, invalid, missing, noSuchFeed } from './errors.js';
 import { Publisher } from './Publisher.js';
 import { RemotePublisher } from './RemotePublisher.js';
 import { ClusterFeed } from './ClusterFeed.js';
-import { Room, checkSecret, defaultRoomConfig, type RoomConfig } from './Room.js';
+import { Room, defaultRoomConfig, type RoomConfig } from './Room.js';
 import { parseCodecList } from './codecs.js';
 import * as R from './requests.js';
 import type { RoomCall, SyncCall } from './syncRequests.js';

@@ -14,7 +14,7 @@
  * kind: roomRequests.ts, forwardingRequests.ts, remotePublisherRequests.ts.
  */
 import type { JsonObject } from '../../core/Json.js';
-import { VideoRoomError, VideoRoomErrorCode } from './errors.js';
+import { VideoRoomError, VideoRoomErrorCode, checkSecret } from './errors.js';
 import { listForwarders, rtpForward, stopRtpForward } from './forwardingRequests.js';
 import {
   addRemotePublisher,
@@ -25,7 +25,7 @@ import {
   updateRemotePublisher,
 } from './remotePublisherRequests.js';
 import * as R from './requests.js';
-import { checkSecret, type Room } from './Room.js';
+import type { Room } from './Room.js';
 import {
   allowed,
   checkCreate,
