@@ -12,8 +12,8 @@
  * periodic SSRC/age bookkeeping); StreamingHandle.ts a handle's viewer
  * requests; Viewer.ts the viewer; Mountpoint.ts the mountpoint.
  */
-import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import { freshId } from '../../core/FreshId.js';
 import { field, type JsonObject } from '../../core/Json.js';
 import type { Plugin, PluginContext, PluginHandle, PluginInfo } from '../../core/Plugin.js';
 import { assignDefined } from '../../core/RequestTable.js';
@@ -53,8 +53,6 @@ export interface StreamingPluginOptions {
   logger?: Logger;
 }
 
-/** Janus ids are 64-bit; ferry's stay below 2^48 so they survive JSON and JS numbers. */
-const ID_LIMIT = 2 ** 48;
 /** How often sources' packet counts are read (age_ms, SSRC changes after `collision`). */
 const TICK_MS = 500;
 
@@ -286,10 +284,8 @@ export class StreamingPlugin implements Plugin {
   }
 
   private freshId(): number {
-    for (let i = 0; i < 1000; i++) {
-      const id = randomInt(1, ID_LIMIT);
-      if (!this.mountpoints.has(id)) return id;
-    }
+    const id = freshId((i) => this.mountpoints.has(i));
+    if (id !== undefined) return id;
     throw new StreamingError(StreamingErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
   }
 

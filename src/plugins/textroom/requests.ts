@@ -6,8 +6,7 @@
  * `edit` and `destroy` answer `created`/`edited`/`destroyed` on the Janus API
  * and `success` on the data channel.
  */
-import { randomInt } from 'node:crypto';
-
+import { freshId } from '../../core/FreshId.js';
 import type { JsonObject } from '../../core/Json.js';
 import type { Table } from '../../core/RequestTable.js';
 import { checkSecret, noSuchRoom, strings, TextRoomError, TextRoomErrorCode, validate } from './errors.js';
@@ -247,13 +246,11 @@ function create(env: TextRoomEnvironment, body: JsonObject, ctx: RequestContext)
   const allowedTokens = body['allowed'] === undefined || body['allowed'] === null ? null : strings(body['allowed'], 'Invalid element in the allowed array (not a string)');
   const permanent = body['permanent'] === true;
   if (permanent && !env.canSave) throw new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, "No configuration file, can't create permanent room");
-  let id = typeof body['room'] === 'number' ? body['room'] : 0;
-  if (id > 0 && env.rooms.has(id)) throw new TextRoomError(TextRoomErrorCode.ROOM_EXISTS, `Room ${id} already exists`);
+  const requested = typeof body['room'] === 'number' && body['room'] > 0 ? body['room'] : undefined;
+  if (requested !== undefined && env.rooms.has(requested)) throw new TextRoomError(TextRoomErrorCode.ROOM_EXISTS, `Room ${requested} already exists`);
+  const id = requested ?? freshId((i) => env.rooms.has(i));
+  if (id === undefined) throw new TextRoomError(TextRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
   const release = env.admitRoom(ctx.sessionId);
-  for (let i = 0; id === 0 && i < 1000; i++) {
-    const candidate = randomInt(1, 2 ** 48);
-    if (!env.rooms.has(candidate)) id = candidate;
-  }
   const description = typeof body['description'] === 'string' && body['description'].length > 0 ? body['description'] : `Room ${id}`;
   const config: TextRoomConfig = {
     room: id,

@@ -142,12 +142,7 @@ export class VideoRoomHandle implements PluginHandle {
     }
     const requested = R.optNumber(body, 'id');
     if (requested !== undefined && room.participants.has(requested)) throw new VideoRoomError(VideoRoomErrorCode.ID_EXISTS, `User ID ${requested} already exists`);
-    let id = requested;
-    for (let i = 0; id === undefined && i < 1000; i++) {
-      const candidate = Math.floor(Math.random() * 2 ** 48) + 1;
-      if (!room.participants.has(candidate)) id = candidate;
-    }
-    if (id === undefined) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
+    const id = requested ?? this.plugin.freshId((i) => room.participants.has(i));
     const pub = new Publisher(id, room, { push: (data) => this.push(data, undefined), closePeerConnection: (reason) => this.closePeerConnection(reason) }, this.plugin.services, this.plugin.clock);
     pub.display = R.optString(body, 'display');
     const metadata = field(body, 'metadata');

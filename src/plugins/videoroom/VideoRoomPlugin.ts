@@ -13,9 +13,9 @@
  * forwardingRequests.ts, remotePublisherRequests.ts); VideoRoomHandle.ts
  * holds the per-handle asynchronous requests.
  */
-import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SystemClock, type Clock } from '../../time/Clock.js';
+import { freshId } from '../../core/FreshId.js';
 import type { JsonObject, JsonValue } from '../../core/Json.js';
 import type { MediaServices, RtpLeg, RtpLegOptions } from '../../media/Routing.js';
 import { createLogger } from '../../log/logger.js';
@@ -70,9 +70,6 @@ export interface VideoRoomPluginOptions {
   clock?: Clock;
   logger?: Logger;
 }
-
-/** Janus ids are 64-bit; ferry's stay below 2^48 so they survive JSON and JS numbers. */
-const ID_LIMIT = 2 ** 48;
 
 export class VideoRoomPlugin implements Plugin {
   readonly info: PluginInfo = {
@@ -174,11 +171,9 @@ export class VideoRoomPlugin implements Plugin {
 
   /** A random id below 2^48 that `taken` does not know. */
   freshId(taken: (id: number) => boolean): number {
-    for (let i = 0; i < 1000; i++) {
-      const id = randomInt(1, ID_LIMIT);
-      if (!taken(id)) return id;
-    }
-    throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
+    const id = freshId(taken);
+    if (id === undefined) throw new VideoRoomError(VideoRoomErrorCode.UNKNOWN_ERROR, 'Could not pick a free id');
+    return id;
   }
 
   /** Whether `permanent: true` can be kept: a rooms file, or a cluster's directory. */
