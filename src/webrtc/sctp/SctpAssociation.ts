@@ -122,6 +122,19 @@ interface PeerInit {
   reconfig: boolean;
 }
 
+type InitFixed = Pick<PeerInit, 'tag' | 'rwnd' | 'outboundStreams' | 'inboundStreams' | 'initialTsn'>;
+
+/** §3.3.2 / §3.3.3: the fixed part INIT and INIT ACK share (the caller checked its 16 bytes). */
+function readInitFixed(body: Buffer): InitFixed {
+  return {
+    tag: body.readUInt32BE(0),
+    rwnd: body.readUInt32BE(4),
+    outboundStreams: body.readUInt16BE(8),
+    inboundStreams: body.readUInt16BE(10),
+    initialTsn: body.readUInt32BE(12),
+  };
+}
+
 /** The parts that exist once the association is established. */
 interface Parts {
   receiver: SctpReceiver;
@@ -368,11 +381,8 @@ export class SctpAssociation {
   private handleInit(chunk: Chunk): void {
     const body = chunk.body;
     if (body.length < 16) return this.drop('INIT shorter than its fixed part');
-    const tag = body.readUInt32BE(0);
-    const rwnd = body.readUInt32BE(4);
-    const outboundStreams = body.readUInt16BE(8);
-    const inboundStreams = body.readUInt16BE(10);
-    const initialTsn = body.readUInt32BE(12);
+    const fixed = readInitFixed(body);
+    const { tag, rwnd, outboundStreams, inboundStreams } = fixed;
     // §3.3.2: a zero tag or stream count is an invalid INIT (and 1500 is the smallest a_rwnd).
     if (tag === 0 || outboundStreams === 0 || inboundStreams === 0 || rwnd < 1500) return this.drop('INIT with invalid mandatory parameters');
     const params = parseParameters(body.subarray(16));
@@ -381,7 +391,7 @@ export class SctpAssociation {
       // A restart or collision (§5.2): WebRTC peers start once per DTLS association.
       return this.drop('INIT on an association already up');
     }
-    this.peer = { tag, rwnd, outboundStreams, inboundStreams, initialTsn, ...SctpAssociation.extensions(params) };
+    this.peer = { ...fixed, ...SctpAssociation.extensions(params) };
     // The cookie only needs to prove the COOKIE ECHO answers this INIT ACK: DTLS already
     // authenticated the peer, so the INIT is kept here rather than inside the cookie.
     this.cookie = randomBytes(32);
@@ -432,14 +442,12 @@ export class SctpAssociation {
   private handleInitAck(chunk: Chunk): void {
     const body = chunk.body;
     if (body.length < 16) return this.drop('INIT ACK shorter than its fixed part');
-    const tag = body.readUInt32BE(0);
-    const rwnd = body.readUInt32BE(4);
-    const outboundStreams = body.readUInt16BE(8);
-    const inboundStreams = body.readUInt16BE(10);
+    const fixed = readInitFixed(body);
+    const { tag, outboundStreams, inboundStreams } = fixed;
     const params = parseParameters(body.subarray(16));
     const cookie = params?.find((p) => p.type === PARAM_STATE_COOKIE);
     if (tag === 0 || outboundStreams === 0 || inboundStreams === 0 || !params || !cookie) return this.drop('INIT ACK with invalid mandatory parameters');
-    this.peer = { tag, rwnd, outboundStreams, inboundStreams, initialTsn: body.readUInt32BE(12), ...SctpAssociation.extensions(params) };
+    this.peer = { ...fixed, ...SctpAssociation.extensions(params) };
     this.peerTag = tag;
     this.apply('init-ack');
     const echo = encodeChunk(ChunkType.COOKIE_ECHO, 0, cookie.value);
