@@ -290,6 +290,22 @@ const FerryDemo = (() => {
     };
   }
 
+  /**
+   * A text box and its button: a click or Enter hands the box's text to `send`, and the box is
+   * emptied unless `send` returns false (nothing to send it on yet). Returns the sending action.
+   */
+  function textInput(input, button, send) {
+    const go = () => {
+      const text = input.value;
+      if (text && send(text) !== false) input.value = '';
+    };
+    button.onclick = go;
+    input.onkeydown = (e) => {
+      if (e.key === 'Enter') go();
+    };
+    return go;
+  }
+
   /** Shows a track in a <video>/<audio> element, one MediaStream per element. */
   function playTrack(element, track) {
     let stream = element.srcObject;
@@ -302,7 +318,7 @@ const FerryDemo = (() => {
     element.play().catch(() => {});
   }
 
-  return { nav, config, query, connect, attach, setState, stateClass, logger, Plot, StatsPanel, playTrack, el, chat };
+  return { nav, config, query, connect, attach, setState, stateClass, logger, Plot, StatsPanel, playTrack, el, chat, textInput };
 })();
 
 /*

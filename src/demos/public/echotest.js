@@ -80,22 +80,16 @@
     $('start').disabled = false;
   }
 
-  function sendData() {
-    const text = $('datatext').value;
-    if (!text || !demo.handle) return;
+  FerryDemo.textInput($('datatext'), $('datasend'), (text) => {
+    if (!demo.handle) return false;
     demo.handle.data({ text, error: (err) => log(`data: ${err}`, true) });
     dataLog.add('you', text, 'note');
-    $('datatext').value = '';
-  }
+  });
 
   // Recording starts or stops at once on a running test (Janus's EchoTest `record`).
   $('record').onchange = () => demo.handle?.send({ message: { record: $('record').checked } });
   $('start').onclick = start;
   $('stop').onclick = stop;
-  $('datasend').onclick = sendData;
-  $('datatext').onkeydown = (e) => {
-    if (e.key === 'Enter') sendData();
-  };
   if (FerryDemo.query('record')) $('record').checked = true;
   if (FerryDemo.query('autostart')) start();
 })();

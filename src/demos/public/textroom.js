@@ -155,11 +155,8 @@
     to.value = demo.people.has(chosen) ? chosen : '';
   }
 
-  async function send() {
-    const text = $('text').value;
-    if (!text || !demo.joined) return;
+  async function send(text) {
     const to = $('to').value;
-    $('text').value = '';
     const reply = await request({ textroom: 'message', room: demo.room, text, ...(to ? { to } : {}) });
     if (reply.textroom !== 'success') log(`message: ${reply.error}`, true);
     else if (to) chat.add(`you → ${demo.people.get(to) ?? to}`, text, 'whisper');
@@ -179,9 +176,9 @@
 
   $('join').onclick = join;
   $('leave').onclick = leave;
-  $('send').onclick = send;
-  $('text').onkeydown = (e) => {
-    if (e.key === 'Enter') send();
-  };
+  FerryDemo.textInput($('text'), $('send'), (text) => {
+    if (!demo.joined) return false;
+    void send(text);
+  });
   if (FerryDemo.query('autostart')) join();
 })();

@@ -380,13 +380,11 @@
     $('join').disabled = false;
   }
 
-  function sendChat() {
-    const text = $('chattext').value;
-    if (!text || !demo.publisher) return;
+  const sendChat = FerryDemo.textInput($('chattext'), $('chatsend'), (text) => {
+    if (!demo.publisher) return false;
     demo.publisher.data({ text, error: (err) => log(`chat: ${err}`, true) });
     chat.add('you', text, 'note');
-    $('chattext').value = '';
-  }
+  });
 
   // Exposed for the browser tests (same paths a person would click).
   demo.sendChat = (text) => {
@@ -402,10 +400,6 @@
   };
   $('join').onclick = join;
   $('leave').onclick = leave;
-  $('chatsend').onclick = sendChat;
-  $('chattext').onkeydown = (e) => {
-    if (e.key === 'Enter') sendChat();
-  };
   const q = FerryDemo.query;
   if (q('room')) $('room').value = q('room');
   if (q('display')) $('display').value = q('display');
