@@ -133,8 +133,7 @@ export class Recorder {
 
   /** Creates the file (and its folder) and starts feeding it; throws when it cannot. */
   start(spec: RecordingSpec): Recording {
-    if (this.isProtected(spec.path)) throw new Error(`${spec.path} is in a protected folder (recordings.protected_folders)`);
-    mkdirSync(dirname(spec.path), { recursive: true });
+    this.makeRoomFor(spec.path);
     const id = this.engine.startRecording(spec.source, {
       path: spec.path,
       kind: spec.kind,
@@ -143,10 +142,7 @@ export class Recorder {
       // Janus records one-byte ids only (RFC 8285 §4.2: 1..14).
       ...(spec.extensions?.length ? { extensions: spec.extensions.filter((e) => e.id >= 1 && e.id <= 14) } : {}),
     });
-    const rec = new Recording(id, spec);
-    this.open.set(id, rec);
-    this.started++;
-    return rec;
+    return this.opened(new Recording(id, spec));
   }
 
   /**
@@ -154,11 +150,19 @@ export class Recorder {
    * the plugin hands each message over with `writeData`.
    */
   startData(spec: { path: string; mid?: string }): Recording {
-    if (this.isProtected(spec.path)) throw new Error(`${spec.path} is in a protected folder (recordings.protected_folders)`);
-    mkdirSync(dirname(spec.path), { recursive: true });
+    this.makeRoomFor(spec.path);
     const id = this.engine.startDataRecording(spec.path, 'text');
-    const rec = new Recording(id, { source: -1, path: spec.path, kind: 'data', codec: 'text', ...(spec.mid !== undefined ? { mid: spec.mid } : {}) });
-    this.open.set(id, rec);
+    return this.opened(new Recording(id, { source: -1, path: spec.path, kind: 'data', codec: 'text', ...(spec.mid !== undefined ? { mid: spec.mid } : {}) }));
+  }
+
+  /** A file may go to `path` (not a protected folder) and its folder exists; throws otherwise. */
+  private makeRoomFor(path: string): void {
+    if (this.isProtected(path)) throw new Error(`${path} is in a protected folder (recordings.protected_folders)`);
+    mkdirSync(dirname(path), { recursive: true });
+  }
+
+  private opened(rec: Recording): Recording {
+    this.open.set(rec.id, rec);
     this.started++;
     return rec;
   }
