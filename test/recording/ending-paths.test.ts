@@ -1,7 +1,7 @@
 // Every way a recorded VideoRoom publication ends closes its files through the one teardown
 // (Publisher.stopPublishing → Recorder.stop), and janus-pp-rec accepts each file: unpublish
 // (videoroom-record.test.ts), leave, Janus hangup, room destroy, session timeout, and SIGTERM
-// of a ferry process. Each publication sends about a second of real media.
+// of a ferry process; and a room's `enable_recording` on and off. Each publication sends about a second of real media.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useOPUS, useVP8 } from 'werift';
@@ -57,6 +57,31 @@ test('leave, hangup and room destroy each close the files whole', async () => {
       assert.is(open, 0, `${what} closed the files`);
       await assertConverts(dir, what);
     }
+  } finally {
+    await closeAll(peers);
+    await vr.stop();
+  }
+});
+
+test('enable_recording starts the files of a publisher already in the room and stops them whole', async () => {
+  const dir = recordingsDir();
+  const vr = await startVrFerry({ recordings: { dir } });
+  const peers: RTCPeerConnection[] = [];
+  try {
+    const admin = await VrClient.open(vr.f);
+    await admin.sync({ request: 'create', room: 1825, publishers: 1, secret: 's', rec_dir: dir });
+    const pub = await publish(vr.f, 1825, 'p1825', peers, CODECS);
+    assert.is((await engineCounters(vr.f))['recordingsOpen'], 0, 'not recorded until asked');
+    const started = await admin.sync({ request: 'enable_recording', room: 1825, secret: 's', record: true });
+    assert.equal([started['videoroom'], started['record']], ['success', true]);
+    const listed = started['recordings'] as { id: number; type: string }[];
+    assert.equal(listed.map((r) => [r.id, r.type]).sort(), [[pub.id, 'audio'], [pub.id, 'video']], 'the answer lists the files it started');
+    assert.is((await engineCounters(vr.f))['recordingsOpen'], 2);
+    await relayFfmpeg({ audio: pub.audio, video: pub.video }, 1);
+    const stopped = await admin.sync({ request: 'enable_recording', room: 1825, secret: 's', record: false });
+    assert.equal([stopped['record'], stopped['recordings']], [false, []]);
+    assert.is((await engineCounters(vr.f))['recordingsOpen'], 0, 'record: false closed the files');
+    await assertConverts(dir, 'enable_recording');
   } finally {
     await closeAll(peers);
     await vr.stop();
