@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useOPUS, useVP8 } from 'werift';
 
-import { VrClient, closeAll, publish, startVrFerry, type WeriftPublisher } from '../videoroom-e2e/harness.js';
+import { VrClient, closeAll, publish, startVrFerry, withRoom, type WeriftPublisher } from '../videoroom-e2e/harness.js';
 import { mediaRange } from '../helpers/ferry.js';
 import { startFerryProcess } from '../helpers/ferryProcess.js';
 import type { RTCPeerConnection } from 'werift';
@@ -22,6 +22,16 @@ async function assertConverts(dir: string, what: string): Promise<void> {
   const codecs = [...probes.values()].map((p) => p.codec).sort();
   assert.equal(codecs, ['opus', 'vp8'], what);
   for (const [f, p] of probes) assert.ok(p.frames > 0 && p.rtpPackets! > 0, `${what}: ${f} has media (${JSON.stringify(p)})`);
+}
+
+/** The engine's open recordings, read every 50 ms (at most `tries` times) until none is left. */
+async function openRecordings(f: Parameters<typeof engineCounters>[0], tries: number): Promise<number> {
+  let open = (await engineCounters(f))['recordingsOpen']!;
+  for (let i = 1; i < tries && open !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    open = (await engineCounters(f))['recordingsOpen']!;
+  }
+  return open;
 }
 
 async function recordedPublisher(f: Parameters<typeof publish>[0], room: number, peers: RTCPeerConnection[]): Promise<WeriftPublisher> {
@@ -49,12 +59,7 @@ test('leave, hangup and room destroy each close the files whole', async () => {
       const pub = await recordedPublisher(vr.f, room, peers);
       assert.is((await engineCounters(vr.f))['recordingsOpen'], 2, `${what}: recording`);
       await end(pub, room);
-      let open = -1;
-      for (let i = 0; i < 100 && open !== 0; i++) {
-        open = (await engineCounters(vr.f))['recordingsOpen']!;
-        if (open !== 0) await new Promise((r) => setTimeout(r, 50));
-      }
-      assert.is(open, 0, `${what} closed the files`);
+      assert.is(await openRecordings(vr.f, 100), 0, `${what} closed the files`);
       await assertConverts(dir, what);
     }
   } finally {
@@ -65,11 +70,7 @@ test('leave, hangup and room destroy each close the files whole', async () => {
 
 test('enable_recording starts the files of a publisher already in the room and stops them whole', async () => {
   const dir = recordingsDir();
-  const vr = await startVrFerry({ recordings: { dir } });
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 1825, publishers: 1, secret: 's', rec_dir: dir });
+  await withRoom({ room: 1825, publishers: 1, secret: 's', rec_dir: dir }, async ({ vr, admin, peers }) => {
     const pub = await publish(vr.f, 1825, 'p1825', peers, CODECS);
     assert.is((await engineCounters(vr.f))['recordingsOpen'], 0, 'not recorded until asked');
     const started = await admin.sync({ request: 'enable_recording', room: 1825, secret: 's', record: true });
@@ -82,33 +83,18 @@ test('enable_recording starts the files of a publisher already in the room and s
     assert.equal([stopped['record'], stopped['recordings']], [false, []]);
     assert.is((await engineCounters(vr.f))['recordingsOpen'], 0, 'record: false closed the files');
     await assertConverts(dir, 'enable_recording');
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
+  }, { recordings: { dir } });
 });
 
 test('a session that times out closes its publisher\'s files', async () => {
   const dir = recordingsDir();
-  const vr = await startVrFerry({ recordings: { dir }, general: { session_timeout: 2 } });
-  const peers: RTCPeerConnection[] = [];
-  try {
-    const admin = await VrClient.open(vr.f);
-    await admin.sync({ request: 'create', room: 1820, publishers: 1, record: true });
+  await withRoom({ room: 1820, publishers: 1, record: true }, async ({ vr, peers }) => {
     const pub = await recordedPublisher(vr.f, 1820, peers);
     // No keepalive from here on: the session times out.
-    let open = -1;
-    for (let i = 0; i < 200 && open !== 0; i++) {
-      open = (await engineCounters(vr.f))['recordingsOpen']!;
-      if (open !== 0) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.is(open, 0, 'the session timeout closed the files');
+    assert.is(await openRecordings(vr.f, 200), 0, 'the session timeout closed the files');
     assert.ok(pub.client.sessionId > 0);
     await assertConverts(dir, 'session timeout');
-  } finally {
-    await closeAll(peers);
-    await vr.stop();
-  }
+  }, { recordings: { dir }, general: { session_timeout: 2 } });
 });
 
 test('SIGTERM: a ferry process closes the files of a publisher still recording before it exits', async () => {
