@@ -122,6 +122,33 @@ test('simulcast layer buttons change the decoded resolution; talking events from
   // width. A layer not sent falls back to the nearest lower one, as in Janus.
   const carolLayers = publisherLayers(carol.page);
   const sentWidths = async (): Promise<Record<string, number>> => (await carolLayers()).widths;
+  // Under CPU load Chrome's default ("balanced") adaptation lowers resolution, which pauses the
+  // upper layers; this test is about ferry following the buttons, so carol keeps resolution
+  // (RTCRtpSendParameters.degradationPreference) and the buttons wait until two layers flow.
+  const preference = await carol.page.evaluate(async () => {
+    const pc: any = (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc;
+    const sender = pc?.getSenders().find((s: any) => s.track?.kind === 'video');
+    if (!sender) return 'no video sender';
+    const params = sender.getParameters();
+    await sender.setParameters({ ...params, degradationPreference: 'maintain-resolution' });
+    return String(sender.getParameters().degradationPreference);
+  });
+  let limitedBy = '';
+  await pollUntil(
+    async () => {
+      limitedBy = await carol.page.evaluate(async () => {
+        const reasons: string[] = [];
+        (await (globalThis as any).ferryVideoRoom.publisher?.webrtcStuff?.pc?.getStats())?.forEach((s: any) => {
+          if (s.type === 'outbound-rtp' && s.kind === 'video') reasons.push(`${s.rid}:${s.qualityLimitationReason}`);
+        });
+        return reasons.join(' ');
+      });
+      return sentWidths();
+    },
+    (widths) => Object.keys(widths).length >= 2,
+    30_000,
+    500,
+  );
   const seen: string[] = [];
   for (const [substream, rid] of [[0, 'l'], [2, 'h'], [1, 'm']] as const) {
     await dave.page.evaluate(([mid, s]) => (globalThis as any).ferryVideoRoom.setSubstream(mid, s), [slot.mid, substream] as const);
@@ -140,7 +167,7 @@ test('simulcast layer buttons change the decoded resolution; talking events from
     assert.is(width, widthAtOrBelow(sent, rid), `substream ${substream} (rid ${rid}): ${seen.join('; ')}`);
   }
   // At least two layers were sent and decoded, so the decoded width really followed the buttons.
-  assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, seen.join('; '));
+  assert.ok(new Set(seen.map((line) => line.split(',')[0]?.split(' ')[2])).size >= 2, `${seen.join('; ')}; degradationPreference ${preference}; limited by ${limitedBy}`);
   // ferry told dave that carol talks (a talking event, or `talking: true` in the publishers
   // list when she started before he joined), and his tile for her shows it.
   const talking = await pollUntil(
