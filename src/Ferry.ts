@@ -177,6 +177,7 @@ function mediaThreads(engine: MediaEngine): MediaThreadStatus[] {
     drops: 0,
     queue_depth: w.queueDepth,
     queue_overflows: w.queueOverflows,
+    coalescing_wakes: w.coalescingWakes,
     cross_sent: w.crossSent,
     cross_received: w.crossReceived,
     remote_feeds: w.remoteFeeds,

@@ -142,6 +142,10 @@ pub struct WorkerCounters {
     pub queue_depth: u32,
     /// Packets not handed to another thread because its queue was full.
     pub queue_overflows: f64,
+    /// The thread wakes itself every ms instead of being woken per hand-over (busy hand-over
+    /// traffic); how often it changed mode.
+    pub coalescing_wakes: bool,
+    pub wake_mode_switches: f64,
     pub cross_sent: f64,
     pub cross_received: f64,
     pub remote_feeds: u32,
@@ -179,6 +183,8 @@ impl WorkerCounters {
             busy_permille,
             queue_depth,
             queue_overflows,
+            coalescing_wakes,
+            wake_mode_switches,
             cross_sent,
             cross_received,
             remote_feeds,
@@ -206,6 +212,8 @@ impl WorkerCounters {
             endpoints: endpoints.len() as u32,
             queue_depth: *queue_depth as u32,
             queue_overflows: *queue_overflows as f64,
+            coalescing_wakes: *coalescing_wakes,
+            wake_mode_switches: *wake_mode_switches as f64,
             cross_sent: *cross_sent as f64,
             cross_received: *cross_received as f64,
             remote_feeds: *remote_feeds as u32,

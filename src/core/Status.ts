@@ -15,6 +15,8 @@ export type MediaThreadStatus = {
   queue_depth: number;
   /** Packets this thread could not hand to another because that one's queue was full. */
   queue_overflows: number;
+  /** The thread wakes itself every millisecond instead of being woken per hand-over (busy hand-over traffic; at most 1 ms added). */
+  coalescing_wakes: boolean;
   /** Packets handed to / received from other threads. */
   cross_sent: number;
   cross_received: number;

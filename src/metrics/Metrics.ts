@@ -48,6 +48,7 @@ const THREAD_SERIES: ReadonlyArray<[string, string, keyof MediaThreadStatus]> = 
   ['ferry_media_thread_drops_total', 'Packets dropped on a media thread, every reason', 'drops'],
   ['ferry_media_thread_queue_depth', 'Packets from other media threads waiting in this one\'s queue', 'queue_depth'],
   ['ferry_media_thread_queue_overflows_total', 'Packets a media thread could not hand to another (queue full)', 'queue_overflows'],
+  ['ferry_media_thread_coalescing_wakes', '1 while a media thread wakes itself every ms instead of per hand-over (busy hand-over traffic)', 'coalescing_wakes'],
   ['ferry_media_thread_cross_sent_total', 'Packets a media thread handed to other threads', 'cross_sent'],
   ['ferry_media_thread_cross_received_total', 'Packets a media thread received from other threads', 'cross_received'],
 ];

@@ -45,12 +45,15 @@ test('ferry_status and /metrics report each media thread: load, packets, drops, 
       assert.is(t['drops'], 0);
       assert.is(t['queue_overflows'], 0);
       for (const key of ['load_pps', 'busy', 'endpoints', 'queue_depth']) assert.type(t[key], 'number');
+      // 40 paced packets are far from the bursts per ms that make a thread wake itself.
+      assert.is(t['coalescing_wakes'] as unknown, false);
     }
     const metrics = await (await fetch(`${gw.admin.base.replace(/\/admin$/, '')}/metrics`)).text();
     assert.match(metrics, /ferry_media_thread_packets_in_total\{thread="0"\} 40/);
     assert.match(metrics, /ferry_media_thread_packets_out_total\{thread="1"\} 40/);
     assert.match(metrics, /ferry_media_thread_queue_depth\{thread="1"\} 0/);
     assert.match(metrics, /ferry_media_thread_load_pps\{thread="0"\}/);
+    assert.match(metrics, /ferry_media_thread_coalescing_wakes\{thread="1"\} 0/);
     engine.closeEndpoint(egress.id);
     engine.closeEndpoint(ingress.id);
     const after = (await ferryStatus(gw))['media_threads'] as Record<string, number>[];

@@ -277,11 +277,12 @@
         { text: String(t.drops), attrs: { class: t.drops ? 'num error' : 'num' } },
         num(t.queue_depth),
         { text: String(t.queue_overflows), attrs: { class: t.queue_overflows ? 'num error' : 'num' } },
+        { text: t.coalescing_wakes ? 'every ms' : 'per hand-over', attrs: {} },
         num(t.cross_sent),
         num(t.cross_received),
       ]),
     );
-    const cols = ['thread', 'packets/s', 'busy', 'endpoints', 'in', 'out', 'drops', 'queue', 'overflows', 'handed over', 'taken over'];
+    const cols = ['thread', 'packets/s', 'busy', 'endpoints', 'in', 'out', 'drops', 'queue', 'overflows', 'wakes', 'handed over', 'taken over'];
     return table(cols.map((text) => ({ text, cls: 'num' })), rows, 'No media threads.');
   }
 

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod endpoint;
 pub mod engine;
 pub mod event;
+mod handover_wakes;
 mod ice_tcp;
 mod idmap;
 pub mod mjr;

@@ -93,6 +93,10 @@ pub struct WorkerStats {
     pub queue_depth: usize,
     /// Packets this thread could not hand to another thread because its queue was full.
     pub queue_overflows: u64,
+    /// Producers skip waking this thread for handed-over packets; it wakes itself every ms
+    /// (handover_wakes.rs). Mode changes so far.
+    pub coalescing_wakes: bool,
+    pub wake_mode_switches: u64,
     /// Packets this thread handed to other threads (one per receiving thread).
     pub cross_sent: u64,
     /// Packets this thread received from other threads.

@@ -20,6 +20,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
+use crate::handover_wakes::{HandoverWakes, WakeMode, WAKE_AT_DEPTH};
 use crate::idmap::IdMap;
 use crate::recorder::RecorderQueue;
 use crate::ice_tcp::{TcpConns, MAX_CONNECTIONS_PER_ENDPOINT};
@@ -97,6 +98,9 @@ pub(crate) struct Handover {
 const HANDOVER_QUEUE: usize = 4096;
 /// Packets taken from the queue per loop before sockets get their turn again.
 const MAX_HANDOVERS_PER_LOOP: usize = 1024;
+/// Handed-over packets whose transmits are sent together, as a receive batch's are: the send
+/// slots they fill stay in this core's cache until the kernel copies them.
+const HANDOVERS_PER_FLUSH: usize = 32;
 /// Shared packet buffers a thread keeps for reuse (2 KiB each).
 const SHARED_BUFFERS: usize = 1024;
 
@@ -105,6 +109,9 @@ pub(crate) struct Mailbox {
     pub wake: WakeFd,
     /// The thread is about to wait (or waits) in epoll: a producer must wake it.
     sleeping: AtomicBool,
+    /// The thread wakes on its own within `COALESCE_MS` (handover_wakes.rs): a producer wakes
+    /// it only for a deep queue.
+    coalescing: AtomicBool,
     handovers: ArrayQueue<Handover>,
     pub commands: Sender<Command>,
     /// Packets/s and busy ‰ of the last load interval, for placement.
@@ -117,6 +124,7 @@ impl Mailbox {
         Ok(Self {
             wake: WakeFd::new()?,
             sleeping: AtomicBool::new(false),
+            coalescing: AtomicBool::new(false),
             handovers: ArrayQueue::new(HANDOVER_QUEUE),
             commands,
             load_pps: AtomicU64::new(0),
@@ -238,6 +246,9 @@ impl WorkerIo {
             let w = dirty.trailing_zeros() as usize;
             dirty &= dirty - 1;
             if let Some(mb) = self.mailboxes.get(w) {
+                if mb.coalescing.load(Ordering::SeqCst) && mb.handovers.len() < WAKE_AT_DEPTH {
+                    continue;
+                }
                 if mb.sleeping.swap(false, Ordering::SeqCst) {
                     mb.wake.wake();
                 }
@@ -329,6 +340,8 @@ pub(crate) struct Worker {
     /// (time, packets, thread CPU ns) at the start of the current load interval.
     load_mark: (u64, u64, u64),
     loops: u64,
+    /// Whether producers wake this thread at once or it wakes itself (handover_wakes.rs).
+    wakes: HandoverWakes,
     recv_batches: u64,
     panics: u64,
     running: bool,
@@ -399,6 +412,7 @@ impl Worker {
             rx_total: 0,
             load_mark: (0, 0, 0),
             loops: 0,
+            wakes: HandoverWakes::new(0),
             recv_batches: 0,
             panics: 0,
             running: true,
@@ -444,15 +458,23 @@ impl Worker {
 
     fn iteration(&mut self) {
         self.loops += 1;
+        // Set before the fence, so a producer that still sees `coalescing` finds this thread
+        // either awake or asleep for at most COALESCE_MS.
+        let coalescing = self.wakes.mode() == WakeMode::Coalescing;
+        self.mailbox.coalescing.store(coalescing, Ordering::SeqCst);
         self.mailbox.sleeping.store(true, Ordering::SeqCst);
         // Pairs with the fence in `WorkerIo::wake_peers` (no lost wake-up).
         fence(Ordering::SeqCst);
-        let timeout = if self.mailbox.handovers.is_empty() && self.io.to_self.is_empty() { TIMER_INTERVAL_MS as i32 } else { 0 };
+        let timeout = if self.mailbox.handovers.is_empty() && self.io.to_self.is_empty() { self.wakes.sleep_ms(TIMER_INTERVAL_MS as i32) } else { 0 };
         let mut ready = std::mem::take(&mut self.ready);
         if self.epoll.wait(timeout, &mut ready).is_err() {
             ready.clear();
         }
         self.mailbox.sleeping.store(false, Ordering::SeqCst);
+        if timeout > 0 {
+            let handed = !self.mailbox.handovers.is_empty();
+            self.wakes.after_sleep(handed, self.now_us());
+        }
         for &token in &ready {
             if token == WAKE_TOKEN {
                 self.drain_commands();
@@ -522,9 +544,12 @@ impl Worker {
 
     fn drain_handovers(&mut self) {
         let now_us = self.now_us();
-        for _ in 0..MAX_HANDOVERS_PER_LOOP {
+        for i in 1..=MAX_HANDOVERS_PER_LOOP {
             let Some(h) = self.mailbox.handovers.pop() else { break };
             self.router.on_forwarded(h.source, h.subscription, h.seq, h.packet.bytes(), now_us, &mut self.io);
+            if i % HANDOVERS_PER_FLUSH == 0 {
+                self.flush();
+            }
         }
         for message in std::mem::take(&mut self.io.to_self) {
             self.router.on_message(message, now_us, &mut self.io);
@@ -783,6 +808,8 @@ impl Worker {
             busy_permille: self.mailbox.busy_permille.load(Ordering::Relaxed),
             queue_depth: self.mailbox.handovers.len(),
             queue_overflows: self.io.queue_overflows,
+            coalescing_wakes: self.wakes.mode() == WakeMode::Coalescing,
+            wake_mode_switches: self.wakes.switches,
             cross_sent: self.io.cross_sent,
             cross_received: cross.received,
             remote_feeds: self.router.remote_feed_count(),
