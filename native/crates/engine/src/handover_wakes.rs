@@ -17,13 +17,14 @@ pub const COALESCE_MS: i32 = 1;
 /// A producer wakes a coalescing thread anyway once its queue holds this many packets, so a
 /// burst is not held back (the queue holds 4096).
 pub const WAKE_AT_DEPTH: usize = 256;
-/// Sleeps are counted over periods this long.
-const PERIOD_US: u64 = 100_000;
+/// Sleeps are counted over periods this long: short, so a load step changes the mode within
+/// a few tens of ms; the gap between the two thresholds keeps it from flapping.
+const PERIOD_US: u64 = 20_000;
 /// Entering: more than 1.5 sleeps per ms ended with packets handed over (a coalescing thread
 /// wakes about once per ms, so it would be woken less).
-const ENTER_AT: u32 = 150;
+const ENTER_AT: u32 = 30;
 /// Leaving: fewer than one sleep in two ms ended with packets handed over.
-const LEAVE_BELOW: u32 = 50;
+const LEAVE_BELOW: u32 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WakeMode {
@@ -137,8 +138,8 @@ mod tests {
             (WakeMode::Immediate, ENTER_AT + 1, WakeMode::Coalescing),
             (WakeMode::Coalescing, LEAVE_BELOW, WakeMode::Coalescing),
             (WakeMode::Coalescing, LEAVE_BELOW - 1, WakeMode::Immediate),
-            (WakeMode::Coalescing, 100, WakeMode::Coalescing),
-            (WakeMode::Immediate, 100, WakeMode::Immediate),
+            (WakeMode::Coalescing, 20, WakeMode::Coalescing),
+            (WakeMode::Immediate, 20, WakeMode::Immediate),
         ] {
             assert_eq!(next_mode(mode, count), expected, "{mode:?} with {count}");
         }
