@@ -11,6 +11,8 @@
 //! there instead ([`lanes_available`]).
 #![allow(unsafe_code)]
 
+use hmac::{Hmac, KeyInit, Mac};
+
 /// Messages hashed together at most.
 pub const LANES: usize = 16;
 /// The last part of a message (SRTP's ROC, SRTCP's E+index) is at most this long.
@@ -19,12 +21,25 @@ pub const MAX_LAST_PART: usize = 64;
 const H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
 const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
 
+/// Fewer messages than this are hashed one by one with SHA-NI (`sha1` picks it at run time):
+/// sixteen lanes cost the same whether full or not, and one SHA-NI chain runs about as fast
+/// as seven lanes' share.
+pub const LANES_WORTH_IT: usize = 8;
+
 /// A pre-keyed HMAC-SHA1: the SHA-1 states after the inner (key XOR ipad) and outer
-/// (key XOR opad) key blocks, so a message costs no key block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// (key XOR opad) key blocks, so a message costs no key block; and the same key pre-keyed in
+/// RustCrypto's `Hmac`, for messages hashed one at a time.
+#[derive(Clone)]
 pub struct HmacSha1Key {
     inner: [u32; 5],
     outer: [u32; 5],
+    one: Hmac<sha1::Sha1>,
+}
+
+impl std::fmt::Debug for HmacSha1Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSha1Key(..)")
+    }
 }
 
 impl HmacSha1Key {
@@ -33,7 +48,7 @@ impl HmacSha1Key {
     pub fn new(key: &[u8]) -> Self {
         let mut block = [0u8; 64];
         if key.len() > 64 {
-            block[..20].copy_from_slice(&sha1_scalar(&[key]));
+            block[..20].copy_from_slice(&<sha1::Sha1 as sha1::Digest>::digest(key));
         } else {
             block[..key.len()].copy_from_slice(key);
         }
@@ -44,7 +59,20 @@ impl HmacSha1Key {
             compress(&mut state, &b);
             state
         };
-        Self { inner: pad(0x36), outer: pad(0x5c) }
+        let one = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+            // Hmac accepts keys of any length; this arm only satisfies the type.
+            <Hmac<sha1::Sha1> as KeyInit>::new(&Default::default())
+        });
+        Self { inner: pad(0x36), outer: pad(0x5c), one }
+    }
+
+    /// The HMAC of `parts` alone (SHA-NI where the CPU has it).
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; 20] {
+        let mut mac = self.one.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -55,6 +83,47 @@ pub struct MacJob<'a> {
     pub key: &'a HmacSha1Key,
     pub packet: &'a [u8],
     pub last: &'a [u8],
+}
+
+/// An SRTP packet encrypted in place whose tag is still to be computed (RFC 3711 §4.2: the
+/// HMAC of the packet followed by the ROC, truncated to the profile's tag length), so that a
+/// sender can hash many packets together before it sends them.
+#[derive(Clone, Debug)]
+pub struct DeferredMac {
+    key: HmacSha1Key,
+    authenticated: usize,
+    tag_len: usize,
+    roc: [u8; 4],
+}
+
+impl DeferredMac {
+    pub(crate) fn new(key: &HmacSha1Key, authenticated: usize, tag_len: usize, roc: [u8; 4]) -> Self {
+        Self { key: key.clone(), authenticated, tag_len: tag_len.min(20), roc }
+    }
+
+    /// The work of hashing the packet as it stands in `buf` (`None`: `buf` is shorter than the
+    /// packet).
+    pub fn job<'a>(&'a self, buf: &'a [u8]) -> Option<MacJob<'a>> {
+        Some(MacJob { key: &self.key, packet: buf.get(..self.authenticated)?, last: &self.roc })
+    }
+
+    /// Writes the truncated `tag` after the packet; false if `buf` has no room for it.
+    pub fn write_tag(&self, buf: &mut [u8], tag: &[u8; 20]) -> bool {
+        match (buf.get_mut(self.authenticated..self.authenticated + self.tag_len), tag.get(..self.tag_len)) {
+            (Some(out), Some(tag)) => {
+                out.copy_from_slice(tag);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Computes and writes the tag now, alone.
+    pub fn finish(&self, buf: &mut [u8]) -> bool {
+        let Some(packet) = buf.get(..self.authenticated) else { return false };
+        let tag = self.key.tag(&[packet, &self.roc]);
+        self.write_tag(buf, &tag)
+    }
 }
 
 /// Whether [`hmac_sha1_batch`] runs 16 lanes on this CPU.
@@ -74,55 +143,15 @@ pub fn lanes_available() -> bool {
 pub fn hmac_sha1_batch(jobs: &[MacJob<'_>], tags: &mut [[u8; 20]]) {
     for (chunk, out) in jobs.chunks(LANES).zip(tags.chunks_mut(LANES)) {
         #[cfg(target_arch = "x86_64")]
-        if lanes_available() && chunk.len() > 1 && chunk.iter().all(|j| j.last.len() <= MAX_LAST_PART) {
+        if chunk.len() >= LANES_WORTH_IT && lanes_available() && chunk.iter().all(|j| j.last.len() <= MAX_LAST_PART) {
             // SAFETY: AVX-512F was detected at run time just above.
             unsafe { x86::hmac16(chunk, out) };
             continue;
         }
         for (job, tag) in chunk.iter().zip(out.iter_mut()) {
-            *tag = hmac_scalar(job);
+            *tag = job.key.tag(&[job.packet, job.last]);
         }
     }
-}
-
-/// One job, portable.
-fn hmac_scalar(job: &MacJob<'_>) -> [u8; 20] {
-    let inner = sha1_from(job.key.inner, 64, &[job.packet, job.last]);
-    sha1_from(job.key.outer, 64, &[&inner])
-}
-
-fn sha1_scalar(parts: &[&[u8]]) -> [u8; 20] {
-    sha1_from(H0, 0, parts)
-}
-
-/// SHA-1 of `parts` continuing from `state`, which has absorbed `prefix` bytes already.
-fn sha1_from(mut state: [u32; 5], prefix: usize, parts: &[&[u8]]) -> [u8; 20] {
-    let total: usize = prefix + parts.iter().map(|p| p.len()).sum::<usize>();
-    let mut block = [0u8; 64];
-    let mut fill = 0;
-    let mut feed = |bytes: &[u8], state: &mut [u32; 5], block: &mut [u8; 64], fill: &mut usize| {
-        for &b in bytes {
-            block[*fill] = b;
-            *fill += 1;
-            if *fill == 64 {
-                compress(state, block);
-                *fill = 0;
-            }
-        }
-    };
-    for part in parts {
-        feed(part, &mut state, &mut block, &mut fill);
-    }
-    feed(&[0x80], &mut state, &mut block, &mut fill);
-    while fill != 56 {
-        feed(&[0], &mut state, &mut block, &mut fill);
-    }
-    feed(&((total as u64) * 8).to_be_bytes(), &mut state, &mut block, &mut fill);
-    let mut out = [0u8; 20];
-    for (chunk, word) in out.chunks_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
 }
 
 /// FIPS 180-4 §6.1.2, one block, portable.
@@ -236,9 +265,8 @@ mod x86 {
     fn lanes_of(states: impl Fn(usize) -> [u32; 5], n: usize) -> [[u32; 16]; 5] {
         let mut h = [[0u32; 16]; 5];
         for lane in 0..n {
-            let s = states(lane);
-            for i in 0..5 {
-                h[i][lane] = s[i];
+            for (row, word) in h.iter_mut().zip(states(lane)) {
+                row[lane] = word;
             }
         }
         h
@@ -272,13 +300,11 @@ mod x86 {
             _mm512_storeu_si512(row.as_mut_ptr().cast(), h[i]);
         }
         let mut outer_words = [[0u32; 16]; 16];
-        for lane in 0..n {
-            for i in 0..5 {
-                outer_words[i][lane] = inner[i][lane];
-            }
-            outer_words[5][lane] = 0x8000_0000;
-            outer_words[15][lane] = (64 + 20) * 8;
+        for (words, row) in outer_words.iter_mut().zip(&inner) {
+            words[..n].copy_from_slice(&row[..n]);
         }
+        outer_words[5][..n].fill(0x8000_0000);
+        outer_words[15][..n].fill((64 + 20) * 8);
         let mut o = load(lanes_of(|l| jobs[l].key.outer, n));
         compress16(&mut o, &outer_words, if n == LANES { u16::MAX } else { (1u16 << n) - 1 });
         let mut rows = [[0u32; 16]; 5];
@@ -296,7 +322,6 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hmac::{Hmac, KeyInit, Mac};
 
     fn reference(key: &[u8], packet: &[u8], last: &[u8]) -> [u8; 20] {
         let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
@@ -315,11 +340,12 @@ mod tests {
         ];
         for (key, data, hex_tag) in cases {
             let k = HmacSha1Key::new(key);
-            let mut tags = [[0u8; 20]; 2];
-            // Twice in one batch, so the lanes run where they are available.
-            hmac_sha1_batch(&[MacJob { key: &k, packet: data, last: &[] }, MacJob { key: &k, packet: data, last: &[] }], &mut tags);
+            // Alone (one at a time), and sixteen times in one batch (the lanes, where they run).
+            let mut tags = [[0u8; 20]; LANES];
+            hmac_sha1_batch(&[MacJob { key: &k, packet: data, last: &[] }], &mut tags[..1]);
             assert_eq!(hex::encode(tags[0]), hex_tag);
-            assert_eq!(tags[0], tags[1]);
+            hmac_sha1_batch(&[MacJob { key: &k, packet: data, last: &[] }; LANES], &mut tags);
+            assert!(tags.iter().all(|t| hex::encode(t) == hex_tag));
         }
     }
 
