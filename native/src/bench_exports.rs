@@ -23,8 +23,9 @@ pub fn bench_srtp(profile: String, op: String, payload: u32, iterations: u32) ->
     guard("benchSrtp", || {
         let op = match op.as_str() {
             "protect" => SrtpOp::Protect,
+            "protect_batch16" => SrtpOp::ProtectBatch16,
             "unprotect" => SrtpOp::Unprotect,
-            other => return Err(err(format!("op must be protect or unprotect, not {other:?}"))),
+            other => return Err(err(format!("op must be protect, protect_batch16 or unprotect, not {other:?}"))),
         };
         let r = bench::srtp_throughput(parse_profile(&profile)?, op, payload as usize, iterations as u64).map_err(err)?;
         Ok(ThroughputResult { packets: r.packets as f64, nanos: r.nanos as f64 })

@@ -20,6 +20,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
+use ferry_srtp::hmac_batch::{self, DeferredMac, MacJob};
 use crate::handover_wakes::{HandoverWakes, WakeMode, WAKE_AT_DEPTH};
 use crate::idmap::IdMap;
 use crate::recorder::RecorderQueue;
@@ -188,6 +189,10 @@ struct WorkerIo {
     /// Recorded packets go to the recording writer through this queue; `clock_offset_us`
     /// turns this thread's clock into the queue's.
     recorder: Arc<RecorderQueue>,
+    /// This CPU hashes many AES-CM tags at once (`hmac_batch`): queued packets whose tag is
+    /// still to be written, by send slot, written together just before each flush.
+    batch_tags: bool,
+    tags_pending: Vec<(usize, DeferredMac)>,
     clock_offset_us: u64,
 }
 
@@ -196,6 +201,7 @@ impl WorkerIo {
         if self.send.is_empty() {
             return;
         }
+        self.write_pending_tags();
         self.send.flush(&mut self.report);
         for &(owner, n, bytes) in &self.report.sent {
             self.tx_total += n as u64;
@@ -204,6 +210,33 @@ impl WorkerIo {
         for &(owner, n) in &self.report.failed {
             self.settled.push((owner, 0, 0, n));
         }
+    }
+
+    /// Writes the SRTP tags left to this flush, up to 16 computed together.
+    fn write_pending_tags(&mut self) {
+        if self.tags_pending.is_empty() {
+            return;
+        }
+        let mut tags = [[0u8; 20]; hmac_batch::LANES];
+        for chunk in self.tags_pending.chunks(hmac_batch::LANES) {
+            let send = &self.send;
+            let jobs: [Option<MacJob<'_>>; hmac_batch::LANES] = std::array::from_fn(|k| chunk.get(k).and_then(|(slot, mac)| mac.job(send.datagram(*slot))));
+            // Every pending slot is queued and holds its packet, so every job is there (the
+            // lanes past the chunk repeat its first job and are not used).
+            let complete = jobs.iter().take(chunk.len()).all(Option::is_some);
+            if let (true, Some(first)) = (complete, jobs[0]) {
+                let ready: [MacJob<'_>; hmac_batch::LANES] = std::array::from_fn(|k| jobs[k].unwrap_or(first));
+                hmac_batch::hmac_sha1_batch(&ready[..chunk.len()], &mut tags[..chunk.len()]);
+                for ((slot, mac), tag) in chunk.iter().zip(&tags) {
+                    mac.write_tag(self.send.datagram_mut(*slot), tag);
+                }
+            } else {
+                for (slot, mac) in chunk {
+                    mac.finish(self.send.datagram_mut(*slot));
+                }
+            }
+        }
+        self.tags_pending.clear();
     }
 
     /// A shared buffer holding `packet`: the oldest buffer of the ring when no thread still
@@ -280,6 +313,24 @@ impl RouterIo for WorkerIo {
             _ => self.reply_from.get(&endpoint).copied(),
         };
         self.send.commit(len, transport as RawFd, endpoint, to, src);
+    }
+
+    fn batches_tags(&self) -> bool {
+        self.batch_tags
+    }
+
+    fn commit_transmit_tag_later(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr, mac: DeferredMac) {
+        let routed_to_tcp = self.tcp.routes_to(endpoint, to);
+        match self.send.next_index() {
+            Some(slot) if !routed_to_tcp => self.tags_pending.push((slot, mac)),
+            // Framed onto ICE-TCP at once (or no slot at all): the tag is written now.
+            _ => {
+                if let Some(buf) = self.send.slot() {
+                    mac.finish(&mut buf[..]);
+                }
+            }
+        }
+        self.commit_transmit(len, transport, endpoint, to);
     }
 
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
@@ -392,6 +443,8 @@ impl Worker {
                 messaged: 0,
                 to_self: Vec::new(),
                 queue_overflows: 0,
+                batch_tags: hmac_batch::lanes_available(),
+                tags_pending: Vec::with_capacity(SEND_SLOTS),
                 cross_sent: 0,
                 reply_from: IdMap::default(),
                 tcp: TcpConns::default(),
@@ -443,6 +496,7 @@ impl Worker {
                 let message = panic_message(&payload);
                 // Queued datagrams may be half-written: drop them rather than send garbage.
                 self.io.send = SendQueue::new(SEND_SLOTS);
+                self.io.tags_pending.clear();
                 self.io.settled.clear();
                 self.io.receiving = None;
                 self.router.push_event(Event::WorkerPanic { worker: self.index, message });

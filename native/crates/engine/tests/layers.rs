@@ -25,6 +25,10 @@ impl RouterIo for Io {
     fn commit_transmit(&mut self, len: usize, _transport: i32, endpoint: u32, _to: &SocketAddr) {
         self.sent.push((endpoint, self.slot[..len].to_vec()));
     }
+    fn commit_transmit_tag_later(&mut self, len: usize, transport: i32, endpoint: u32, to: &SocketAddr, mac: ferry_srtp::hmac_batch::DeferredMac) {
+        assert!(mac.finish(&mut self.slot[..]));
+        self.commit_transmit(len, transport, endpoint, to);
+    }
     fn forward(&mut self, _to: &[ferry_engine::Handoff], _source: u32, _packet: &[u8]) {
         panic!("one router: nothing is handed over");
     }

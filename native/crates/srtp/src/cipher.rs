@@ -18,6 +18,7 @@ use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
+use crate::hmac_batch::{DeferredMac, HmacSha1Key};
 use crate::profile::GCM_TAG_LEN;
 use crate::SrtpError;
 
@@ -45,6 +46,8 @@ pub(crate) struct CmSession {
     cipher: Aes128Enc,
     salt: [u8; CM_SALT_LEN],
     mac: HmacSha1,
+    /// The same key for tags computed later, many packets together (`hmac_batch`).
+    batch_key: HmacSha1Key,
 }
 
 impl CmSession {
@@ -53,7 +56,13 @@ impl CmSession {
             cipher: Aes128Enc::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
             mac: HmacSha1::new_from_slice(auth_key).map_err(|_| SrtpError::BadKeyLength)?,
+            batch_key: HmacSha1Key::new(auth_key),
         })
+    }
+
+    /// The tag of a packet of `authenticated` bytes with `roc`, to be computed later.
+    pub(crate) fn deferred_tag(&self, authenticated: usize, tag_len: usize, roc: [u8; 4]) -> DeferredMac {
+        DeferredMac::new(&self.batch_key, authenticated, tag_len, roc)
     }
 
     /// XORs the AES-CM keystream for (`ssrc`, `index`) into `data`.

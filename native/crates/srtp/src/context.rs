@@ -3,6 +3,7 @@
 use ring::aead::{Algorithm, AES_128_GCM, AES_256_GCM};
 
 use crate::cipher::{CmSession, GcmSession, CM_SALT_LEN, GCM_SALT_LEN, HMAC_KEY_LEN};
+use crate::hmac_batch::DeferredMac;
 use crate::header::{
     parse_rtcp_ssrc, parse_rtp_header, read_u32, RTCP_CLEAR_PREFIX_LEN, RTP_FIXED_HEADER_LEN,
 };
@@ -257,6 +258,19 @@ impl SrtpContext {
     /// The ROC follows the caller's sequence numbers with the same estimation
     /// as the receiver (RFC 3711 §3.3.1): a forward wrap increments it.
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        self.protect_rtp_with(buf, len, false).map(|(out_len, _)| out_len)
+    }
+
+    /// Like [`protect_rtp`](Self::protect_rtp), except that with the AES-CM profiles the tag is
+    /// left to the caller: the packet is encrypted, the stream state advanced, and the returned
+    /// [`DeferredMac`] computes the tag later (alone, or with other packets through
+    /// [`hmac_sha1_batch`](crate::hmac_batch::hmac_sha1_batch)). The packet must not change
+    /// until then. GCM packets come back whole, with `None`.
+    pub fn protect_rtp_deferred(&mut self, buf: &mut [u8], len: usize) -> Result<(usize, Option<DeferredMac>), SrtpError> {
+        self.protect_rtp_with(buf, len, true)
+    }
+
+    fn protect_rtp_with(&mut self, buf: &mut [u8], len: usize, defer_tag: bool) -> Result<(usize, Option<DeferredMac>), SrtpError> {
         let tag_len = self.profile.rtp_tag_len();
         let header = parse_rtp_header(buf.get(..len).ok_or(SrtpError::BufferTooSmall)?)?;
         let out_len = len.checked_add(tag_len).ok_or(SrtpError::BufferTooSmall)?;
@@ -271,6 +285,7 @@ impl SrtpContext {
         };
 
         let (packet, tag_out) = split_checked(out, len)?;
+        let mut deferred = None;
         match &self.transform {
             Transform::AesCm { rtp, .. } => {
                 let payload = packet.get_mut(header.len..).ok_or(SrtpError::BadHeader)?;
@@ -282,7 +297,11 @@ impl SrtpContext {
                 let tag_out = tag_out
                     .get_mut(..tag_len)
                     .ok_or(SrtpError::BufferTooSmall)?;
-                rtp.write_tag(&[packet, &roc], tag_out)?;
+                if defer_tag {
+                    deferred = Some(rtp.deferred_tag(len, tag_len, roc));
+                } else {
+                    rtp.write_tag(&[packet, &roc], tag_out)?;
+                }
             }
             Transform::Gcm { rtp, .. } => {
                 let (header_bytes, payload) = split_checked(packet, header.len)?;
@@ -292,7 +311,7 @@ impl SrtpContext {
 
         state.rtp = Some(window_after(state.rtp, index, ReplayWindow::advance_to));
         self.store(header.ssrc, slot, state);
-        Ok(out_len)
+        Ok((out_len, deferred))
     }
 
     /// Unprotects the SRTP packet in `buf[..len]` in place: estimates the

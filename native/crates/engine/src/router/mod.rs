@@ -23,6 +23,7 @@ use ferry_rtp::switch::SwitchingContext;
 use ferry_rtp::vp9::{SvcChange, SvcSelector, SvcVerdict};
 use ferry_rtp::{rtcp, rtp, transport_sequence, vp8, vp9, AudioLevelMeter, NackGenerator, ReceptionStats, RetransmissionBuffer, TelephoneEventDetector, Vp8Rewriter, Vp9Rewriter};
 pub use ferry_rtp::VideoCodec;
+use ferry_srtp::hmac_batch::DeferredMac;
 use ferry_srtp::{SrtpContext, SrtpError};
 use ferry_stun::{IceEvent, StunOutcome};
 
@@ -142,6 +143,15 @@ pub trait RouterIo {
     fn transmit_slot(&mut self) -> Option<&mut [u8; MAX_DATAGRAM]>;
     /// Queues the first `len` bytes of the slot just returned by `transmit_slot`.
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr);
+    /// Whether this IO writes the SRTP tags of AES-CM packets itself, many at once
+    /// (`ferry_srtp::hmac_batch`), before it sends them. The router then protects with
+    /// `protect_rtp_deferred` and queues such packets with `commit_transmit_tag_later`.
+    fn batches_tags(&self) -> bool {
+        false
+    }
+    /// Queues the slot just filled like `commit_transmit`; its SRTP tag is still to be written
+    /// (`mac` computes it) before the datagram leaves. Called only when `batches_tags()`.
+    fn commit_transmit_tag_later(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr, mac: DeferredMac);
     /// Hands one decrypted RTP packet of a home source to other routers, once each (sharing one
     /// buffer), each with its subscription's tag and sequence number so it sees what a full
     /// queue dropped. Must never block.

@@ -1,6 +1,7 @@
 //! Datagrams out: one packet rewritten for an output (SSRC, numbering, picture ids, marker,
 //! transport-wide sequence number), protected and queued; RTX retransmissions and probes.
 
+use ferry_srtp::hmac_batch::DeferredMac;
 use super::*;
 
 
@@ -64,33 +65,43 @@ pub(super) fn write_header(pkt: &mut [u8], plain: &[u8], hdr: &rtp::RtpHeader, b
     }
 }
 
-/// SRTP-protects the `len` bytes written in `pkt` for `ep`. `None` if protection failed or
-/// a WebRTC endpoint has no keys yet (RFC 8827 §6.5).
-pub(super) fn protect(pkt: &mut [u8], ep: &mut Endpoint, len: usize) -> Option<usize> {
+/// A packet SRTP-protected for sending: its length, and with an AES-CM profile on an IO that
+/// batches tags, its tag still to be written (`RouterIo::batches_tags`).
+pub(super) type Protected = (usize, Option<DeferredMac>);
+
+/// SRTP-protects the `len` bytes written in `pkt` for `ep`, leaving an AES-CM tag to the IO
+/// when `tag_later`. `None` if protection failed or a WebRTC endpoint has no keys yet
+/// (RFC 8827 §6.5).
+pub(super) fn protect(pkt: &mut [u8], ep: &mut Endpoint, len: usize, tag_later: bool) -> Option<Protected> {
     match ep.srtp_out.as_mut() {
-        Some(ctx) => ctx.protect_rtp(pkt, len).ok(),
+        Some(ctx) if tag_later => ctx.protect_rtp_deferred(pkt, len).ok(),
+        Some(ctx) => ctx.protect_rtp(pkt, len).ok().map(|n| (n, None)),
         None if ep.ice.is_some() => {
             ep.stats.no_srtp_drops += 1;
             None
         }
-        None => Some(len),
+        None => Some((len, None)),
     }
 }
 
 /// Queues the protected packet just written; the transport-wide sequence number written in it
 /// is taken and the packet shown to the estimator.
-pub(super) fn send_rtp(io: &mut impl RouterIo, ep: &mut Endpoint, out_len: usize, dest: SocketAddr, now_us: u64) {
+pub(super) fn send_rtp(io: &mut impl RouterIo, ep: &mut Endpoint, (out_len, tag): Protected, dest: SocketAddr, now_us: u64) {
     if let Some(bwe) = ep.bwe.as_mut() {
         let seq = bwe.take_seq();
         bwe.estimator.on_packet_sent(seq, out_len, now_us);
     }
-    io.commit_transmit(out_len, ep.transport, ep.id, &dest);
+    match tag {
+        Some(mac) => io.commit_transmit_tag_later(out_len, ep.transport, ep.id, &dest, mac),
+        None => io.commit_transmit(out_len, ep.transport, ep.id, &dest),
+    }
 }
 
 /// Rewrites one copy of a decrypted packet for an output (SSRC, sequence, timestamp, PT,
 /// transport-wide sequence number), encrypts it with the output endpoint's context and queues it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, sid: u32, (seq, ts, marker): (u16, u32, Option<bool>), dest: SocketAddr, sent: Sent, now_us: u64) {
+    let tag_later = io.batches_tags();
     let Some(pkt) = io.transmit_slot() else {
         out.stats.dropped += 1;
         return;
@@ -119,12 +130,13 @@ pub(super) fn write_packet(io: &mut impl RouterIo, out: &mut Output, out_ep: &mu
         out.stats.dropped += 1;
         return;
     };
-    let Some(out_len) = protect(&mut pkt[..], out_ep, len) else {
+    let Some(protected) = protect(&mut pkt[..], out_ep, len, tag_later) else {
         out.stats.dropped += 1;
         out_ep.stats.tx_failed += u64::from(out_ep.srtp_out.is_some());
         return;
     };
-    send_rtp(io, out_ep, out_len, dest, now_us);
+    let out_len = protected.0;
+    send_rtp(io, out_ep, protected, dest, now_us);
     match sent {
         Sent::Media => {
             out.stats.packets += 1;
@@ -164,6 +176,7 @@ pub(super) fn probe(io: &mut impl RouterIo, out: &mut Output, out_ep: &mut Endpo
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig, out_ep: &mut Endpoint, plain: &[u8], hdr: &rtp::RtpHeader, out_seq: u16, ts: u32, dest: SocketAddr, now_us: u64) -> bool {
     let Some(payload) = hdr.payload(plain) else { return false };
+    let tag_later = io.batches_tags();
     let Some(pkt) = io.transmit_slot() else { return false };
     let written = (|| {
         let header_len = write_header(&mut pkt[..], plain, hdr, out_ep.bwe.as_ref())?;
@@ -185,7 +198,7 @@ pub(super) fn write_rtx(io: &mut impl RouterIo, out: &mut Output, rtx: RtxConfig
     })();
     let Some(len) = written else { return false };
     out.rtx_seq = out.rtx_seq.wrapping_add(1);
-    let Some(out_len) = protect(&mut pkt[..], out_ep, len) else { return false };
-    send_rtp(io, out_ep, out_len, dest, now_us);
+    let Some(protected) = protect(&mut pkt[..], out_ep, len, tag_later) else { return false };
+    send_rtp(io, out_ep, protected, dest, now_us);
     true
 }

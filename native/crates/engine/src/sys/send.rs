@@ -154,6 +154,27 @@ impl SendQueue {
         self.count == 0
     }
 
+    /// The index the next committed datagram will have (`None`: full).
+    pub fn next_index(&self) -> Option<usize> {
+        (!self.is_full()).then_some(self.count)
+    }
+
+    /// Datagram `i` as queued (empty if `i` is not queued).
+    pub fn datagram(&self, i: usize) -> &[u8] {
+        match (self.bufs.get(i), self.lens.get(i)) {
+            (Some(buf), Some(&len)) if i < self.count => &buf[..len],
+            _ => &[],
+        }
+    }
+
+    /// Datagram `i`'s bytes, to finish it in place before the flush (empty if not queued).
+    pub fn datagram_mut(&mut self, i: usize) -> &mut [u8] {
+        match (self.bufs.get_mut(i), self.lens.get(i)) {
+            (Some(buf), Some(&len)) if i < self.count => &mut buf[..len],
+            _ => &mut [],
+        }
+    }
+
     /// Reserves the next slot; the caller fills the buffer and then calls `commit`.
     pub fn slot(&mut self) -> Option<&mut [u8; MAX_DATAGRAM]> {
         if self.is_full() {

@@ -68,6 +68,16 @@ impl RouterIo for TestIo {
         self.transmits.push(Transmit { transport, endpoint, to: *to, bytes: self.slot[..len].to_vec() });
     }
 
+    // The router tests run the deferred-tag path: every AES-CM tag is written here, at commit.
+    fn batches_tags(&self) -> bool {
+        true
+    }
+
+    fn commit_transmit_tag_later(&mut self, len: usize, transport: i32, endpoint: u32, to: &SocketAddr, mac: ferry_srtp::hmac_batch::DeferredMac) {
+        assert!(mac.finish(&mut self.slot[..]), "room for the tag");
+        self.commit_transmit(len, transport, endpoint, to);
+    }
+
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
         assert!(!to.is_empty(), "forward to nobody");
         let workers = to.iter().map(|h| h.worker).collect();
