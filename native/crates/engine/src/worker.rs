@@ -221,19 +221,14 @@ impl WorkerIo {
         for chunk in self.tags_pending.chunks(hmac_batch::LANES) {
             let send = &self.send;
             let jobs: [Option<MacJob<'_>>; hmac_batch::LANES] = std::array::from_fn(|k| chunk.get(k).and_then(|(slot, mac)| mac.job(send.datagram(*slot))));
-            // Every pending slot is queued and holds its packet, so every job is there (the
-            // lanes past the chunk repeat its first job and are not used).
-            let complete = jobs.iter().take(chunk.len()).all(Option::is_some);
-            if let (true, Some(first)) = (complete, jobs[0]) {
-                let ready: [MacJob<'_>; hmac_batch::LANES] = std::array::from_fn(|k| jobs[k].unwrap_or(first));
-                hmac_batch::hmac_sha1_batch(&ready[..chunk.len()], &mut tags[..chunk.len()]);
-                for ((slot, mac), tag) in chunk.iter().zip(&tags) {
-                    mac.write_tag(self.send.datagram_mut(*slot), tag);
-                }
-            } else {
-                for (slot, mac) in chunk {
-                    mac.finish(self.send.datagram_mut(*slot));
-                }
+            // Every pending slot holds its whole packet, so every job is there. A slot that did
+            // not would be too short for its tag as well (`write_tag` then writes nothing), so
+            // its lane may hash any other job.
+            let Some(filler) = jobs.iter().flatten().next().copied() else { continue };
+            let ready: [MacJob<'_>; hmac_batch::LANES] = std::array::from_fn(|k| jobs[k].unwrap_or(filler));
+            hmac_batch::hmac_sha1_batch(&ready[..chunk.len()], &mut tags[..chunk.len()]);
+            for ((slot, mac), tag) in chunk.iter().zip(&tags) {
+                mac.write_tag(self.send.datagram_mut(*slot), tag);
             }
         }
         self.tags_pending.clear();

@@ -13,9 +13,7 @@
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes128Enc;
-use hmac::{Hmac, KeyInit as _, Mac};
 use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
-use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use crate::hmac_batch::{DeferredMac, HmacSha1Key};
@@ -27,10 +25,6 @@ use crate::SrtpError;
 /// counter block (RFC 3711 §4.1.1: IV + i mod 2^128); AES-NI / ARMv8 AES
 /// backends encrypt 8 counter blocks per pass.
 type Aes128CtrCore<'key> = ctr::CtrCore<&'key Aes128Enc, ctr::flavors::Ctr128BE>;
-/// RustCrypto `sha1` 0.11 picks its SHA-1 block function at run time: SHA-NI
-/// on x86-64, the ARMv8 SHA1 instructions on aarch64 (0.10 had no aarch64
-/// backend), portable Rust otherwise.
-type HmacSha1 = Hmac<Sha1>;
 
 /// Session salt length for AES-CM (RFC 3711 §4.3: n_s = 112 bits).
 pub(crate) const CM_SALT_LEN: usize = 14;
@@ -45,9 +39,10 @@ pub(crate) struct CmSession {
     /// Encryption-only key schedule: CTR never runs AES backwards.
     cipher: Aes128Enc,
     salt: [u8; CM_SALT_LEN],
-    mac: HmacSha1,
-    /// The same key for tags computed later, many packets together (`hmac_batch`).
-    batch_key: HmacSha1Key,
+    /// Pre-keyed for tags computed at once (RustCrypto `Hmac`, whose `sha1` 0.11 picks SHA-NI
+    /// on x86-64, the ARMv8 SHA1 instructions on aarch64, portable Rust otherwise) and for
+    /// tags computed later, many packets together (`hmac_batch`).
+    mac: HmacSha1Key,
 }
 
 impl CmSession {
@@ -55,14 +50,13 @@ impl CmSession {
         Ok(CmSession {
             cipher: Aes128Enc::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
-            mac: HmacSha1::new_from_slice(auth_key).map_err(|_| SrtpError::BadKeyLength)?,
-            batch_key: HmacSha1Key::new(auth_key),
+            mac: HmacSha1Key::new(auth_key),
         })
     }
 
     /// The tag of a packet of `authenticated` bytes with `roc`, to be computed later.
     pub(crate) fn deferred_tag(&self, authenticated: usize, tag_len: usize, roc: [u8; 4]) -> DeferredMac {
-        DeferredMac::new(&self.batch_key, authenticated, tag_len, roc)
+        DeferredMac::new(&self.mac, authenticated, tag_len, roc)
     }
 
     /// XORs the AES-CM keystream for (`ssrc`, `index`) into `data`.
@@ -89,11 +83,7 @@ impl CmSession {
     /// §4.2). For SRTP the parts end with the ROC; for SRTCP with the E+index
     /// word. Taking parts avoids copying them together.
     pub(crate) fn full_tag(&self, parts: &[&[u8]]) -> [u8; 20] {
-        let mut mac = self.mac.clone();
-        for part in parts {
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.mac.tag(parts)
     }
 
     /// Writes the tag truncated to `tag_out.len()` bytes.

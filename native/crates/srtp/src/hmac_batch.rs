@@ -6,9 +6,10 @@
 //! block per message (native/crates/srtp/README.md). An engine has such batches: the outputs
 //! of one fan-out, each with its own key, and the packets of one `recvmmsg`.
 //!
-//! Where AVX-512 is missing (other x86-64 CPUs, aarch64) the same call hashes message by
-//! message with the portable compression below; callers that care pick the one-packet path
-//! there instead ([`lanes_available`]).
+//! Where AVX-512 is missing (other x86-64 CPUs, aarch64), or for fewer than
+//! [`LANES_WORTH_IT`] messages, the same call hashes message by message through RustCrypto
+//! (SHA-NI, or the ARMv8 SHA1 instructions); the engine then keeps its one-packet path
+//! ([`lanes_available`]). The portable compression below only pre-keys the lanes.
 #![allow(unsafe_code)]
 
 use hmac::{Hmac, KeyInit, Mac};
