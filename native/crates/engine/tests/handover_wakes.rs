@@ -4,22 +4,16 @@
 //! Real threads and loopback sockets: the publisher's endpoint on thread 0, the subscriber's
 //! on thread 1.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{context, keys};
 use ferry_engine::bench::make_rtp;
-use ferry_engine::{EndpointConfig, Engine, EngineOptions, Event, MediaKind, OutputConfig, SourceConfig, SrtpKeys, SrtpProfile};
-use ferry_srtp::SrtpContext;
-
-const PROFILE: SrtpProfile = SrtpProfile::AeadAes128Gcm;
-
-fn keys(local: u8, remote: u8) -> SrtpKeys {
-    let key = |b: u8| vec![b; PROFILE.master_key_len()];
-    let salt = |b: u8| vec![b; PROFILE.master_salt_len()];
-    SrtpKeys { profile: PROFILE, local_key: key(local), local_salt: salt(local), remote_key: key(remote), remote_salt: salt(remote) }
-}
+use ferry_engine::{EndpointConfig, Engine, EngineOptions, Event, MediaKind, OutputConfig, SourceConfig};
 
 fn endpoint_on(engine: &Engine, worker: usize, remote: Option<SocketAddr>) -> (u32, SocketAddr) {
     let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
@@ -52,7 +46,7 @@ fn busy_handovers_coalesce_wakes_without_loss_and_quiet_ones_go_back() {
         let sending = sending.clone();
         std::thread::spawn(move || {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let mut tx = SrtpContext::new(PROFILE, &[2; 16], &[2; 12]).unwrap();
+            let mut tx = context(2);
             let mut buf = [0u8; 1500];
             let mut sent = 0u32;
             let mut next = Instant::now();
@@ -70,7 +64,7 @@ fn busy_handovers_coalesce_wakes_without_loss_and_quiet_ones_go_back() {
         })
     };
     let receiver = std::thread::spawn(move || {
-        let mut rx = SrtpContext::new(PROFILE, &[3; 16], &[3; 12]).unwrap();
+        let mut rx = context(3);
         let mut buf = [0u8; 1500];
         let (mut received, mut backwards, mut last) = (0u32, 0u32, None::<u16>);
         while let Ok((n, _)) = sink.recv_from(&mut buf) {

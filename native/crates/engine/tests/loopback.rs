@@ -1,16 +1,14 @@
 //! The engine on loopback sockets, without N-API: ICE-lite answers and
 //! nomination, DTLS datagrams up as events, SRTP forwarding, close semantics.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_engine::bench::make_rtp;
-use ferry_engine::{
-    EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig, SourceConfig, SrtpKeys,
-    SrtpProfile,
-};
-use ferry_srtp::SrtpContext;
+use ferry_engine::{EndpointConfig, Engine, EngineOptions, Event, IceCredentials, MediaKind, OutputConfig, SourceConfig, SrtpProfile};
 
 fn collecting_engine() -> (Engine, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -92,33 +90,39 @@ fn ice_lite_answers_nominates_and_passes_dtls_up() {
     assert_eq!(&buf[..n], &[22, 1, 2]);
 }
 
-#[test]
-fn srtp_fan_out_decrypt_once_encrypt_per_output() {
+/// One engine thread fanning source 99 (its sender keyed 2, `common::key_for`) out to `n`
+/// outputs (SSRC 500 + i, PT 100), each to a loopback receiver keyed 10 + i.
+struct FanOut {
+    engine: Engine,
+    in_addr: SocketAddr,
+    src: u32,
+    receivers: Vec<UdpSocket>,
+}
+
+fn fan_out(profile: SrtpProfile, ssrc_offset: u32, n: usize) -> FanOut {
     let (engine, _events) = collecting_engine();
-    let profile = SrtpProfile::AeadAes128Gcm;
-    let key = |b: u8| vec![b; profile.master_key_len()];
-    let salt = |b: u8| vec![b; profile.master_salt_len()];
-
     let (ingress, in_addr) = engine.open_endpoint(EndpointConfig::new(loopback())).unwrap();
-    engine
-        .set_srtp(ingress, SrtpKeys { profile, local_key: key(1), local_salt: salt(1), remote_key: key(2), remote_salt: salt(2) })
-        .unwrap();
-    let src = engine.add_source(ingress, SourceConfig { ssrc: 99, ssrc_offset: 7, kind: MediaKind::Video, clock_rate: 90000, codec: None }).unwrap();
-
-    let receivers: Vec<UdpSocket> = (0..3).map(|_| peer()).collect();
+    engine.set_srtp(ingress, common::keys_for(profile, 1, 2)).unwrap();
+    let src = engine.add_source(ingress, SourceConfig { ssrc: 99, ssrc_offset, kind: MediaKind::Video, clock_rate: 90000, codec: None }).unwrap();
+    let receivers: Vec<UdpSocket> = (0..n).map(|_| peer()).collect();
     for (i, r) in receivers.iter().enumerate() {
         let mut cfg = EndpointConfig::new(loopback());
         cfg.remote = Some(r.local_addr().unwrap());
         let (ep, _) = engine.open_endpoint(cfg).unwrap();
         let b = 10 + i as u8;
-        engine
-            .set_srtp(ep, SrtpKeys { profile, local_key: key(b), local_salt: salt(b), remote_key: key(b), remote_salt: salt(b) })
-            .unwrap();
+        engine.set_srtp(ep, common::keys_for(profile, b, b)).unwrap();
         engine.add_output(ep, OutputConfig { source: Some(src), ssrc: 500 + i as u32, payload_type: Some(100), rtx: None }).unwrap();
     }
+    FanOut { engine, in_addr, src, receivers }
+}
+
+#[test]
+fn srtp_fan_out_decrypt_once_encrypt_per_output() {
+    let profile = SrtpProfile::AeadAes128Gcm;
+    let FanOut { engine, in_addr, src, receivers } = fan_out(profile, 7, 3);
 
     let sender = peer();
-    let mut tx = SrtpContext::new(profile, &key(2), &salt(2)).unwrap();
+    let mut tx = common::context_for(profile, 2);
     let mut buf = [0u8; 1500];
     for i in 0..50u16 {
         let len = make_rtp(99, 1000 + i, 90 * i as u32, 96, 200, &mut buf);
@@ -127,7 +131,7 @@ fn srtp_fan_out_decrypt_once_encrypt_per_output() {
     }
     for (i, r) in receivers.iter().enumerate() {
         let b = 10 + i as u8;
-        let mut rx = SrtpContext::new(profile, &key(b), &salt(b)).unwrap();
+        let mut rx = common::context_for(profile, b);
         let mut last: Option<u16> = None;
         for _ in 0..50 {
             let (n, _) = r.recv_from(&mut buf).unwrap();
@@ -166,24 +170,10 @@ fn close_endpoint_frees_port_and_routes() {
 /// authenticates every packet with its own key, across the ROC wrap.
 #[test]
 fn aes_cm_fan_out_tags_written_together_authenticate_at_each_receiver() {
-    let (engine, _events) = collecting_engine();
     let profile = SrtpProfile::Aes128CmHmacSha1_80;
-    let key = |b: u8| vec![b; profile.master_key_len()];
-    let salt = |b: u8| vec![b; profile.master_salt_len()];
-    let (ingress, in_addr) = engine.open_endpoint(EndpointConfig::new(loopback())).unwrap();
-    engine.set_srtp(ingress, SrtpKeys { profile, local_key: key(1), local_salt: salt(1), remote_key: key(2), remote_salt: salt(2) }).unwrap();
-    let src = engine.add_source(ingress, SourceConfig { ssrc: 99, ssrc_offset: 0, kind: MediaKind::Video, clock_rate: 90000, codec: None }).unwrap();
-    let receivers: Vec<UdpSocket> = (0..12).map(|_| peer()).collect();
-    for (i, r) in receivers.iter().enumerate() {
-        let mut cfg = EndpointConfig::new(loopback());
-        cfg.remote = Some(r.local_addr().unwrap());
-        let (ep, _) = engine.open_endpoint(cfg).unwrap();
-        let b = 10 + i as u8;
-        engine.set_srtp(ep, SrtpKeys { profile, local_key: key(b), local_salt: salt(b), remote_key: key(b), remote_salt: salt(b) }).unwrap();
-        engine.add_output(ep, OutputConfig { source: Some(src), ssrc: 500 + i as u32, payload_type: Some(100), rtx: None }).unwrap();
-    }
+    let FanOut { engine, in_addr, src, receivers } = fan_out(profile, 0, 12);
     let sender = peer();
-    let mut tx = SrtpContext::new(profile, &key(2), &salt(2)).unwrap();
+    let mut tx = common::context_for(profile, 2);
     let mut buf = [0u8; 1500];
     let first = 65_500u16;
     for i in 0..60u16 {
@@ -193,7 +183,7 @@ fn aes_cm_fan_out_tags_written_together_authenticate_at_each_receiver() {
     }
     for (i, r) in receivers.iter().enumerate() {
         let b = 10 + i as u8;
-        let mut rx = SrtpContext::new(profile, &key(b), &salt(b)).unwrap();
+        let mut rx = common::context_for(profile, b);
         for k in 0..60usize {
             let (n, _) = r.recv_from(&mut buf).unwrap();
             let n = rx.unprotect_rtp(&mut buf, n).unwrap_or_else(|e| panic!("receiver {i}, packet {k}: {e:?}"));

@@ -341,18 +341,31 @@ pub fn parse(bytes: &[u8]) -> (u32, u16, u32, u8, Vec<u8>) {
 pub const PROFILE: SrtpProfile = SrtpProfile::AeadAes128Gcm;
 
 pub fn key(tag: u8) -> (Vec<u8>, Vec<u8>) {
-    (vec![tag; PROFILE.master_key_len()], vec![tag ^ 0x5a; PROFILE.master_salt_len()])
+    key_for(PROFILE, tag)
+}
+
+/// A master key and salt for `profile` made from `tag`.
+pub fn key_for(profile: SrtpProfile, tag: u8) -> (Vec<u8>, Vec<u8>) {
+    (vec![tag; profile.master_key_len()], vec![tag ^ 0x5a; profile.master_salt_len()])
 }
 
 /// Keys of an endpoint: ferry sends with `local`, its peer with `remote`.
 pub fn keys(local: u8, remote: u8) -> SrtpKeys {
-    let ((local_key, local_salt), (remote_key, remote_salt)) = (key(local), key(remote));
-    SrtpKeys { profile: PROFILE, local_key, local_salt, remote_key, remote_salt }
+    keys_for(PROFILE, local, remote)
+}
+
+pub fn keys_for(profile: SrtpProfile, local: u8, remote: u8) -> SrtpKeys {
+    let ((local_key, local_salt), (remote_key, remote_salt)) = (key_for(profile, local), key_for(profile, remote));
+    SrtpKeys { profile, local_key, local_salt, remote_key, remote_salt }
 }
 
 pub fn context(tag: u8) -> SrtpContext {
-    let (k, s) = key(tag);
-    SrtpContext::new(PROFILE, &k, &s).unwrap()
+    context_for(PROFILE, tag)
+}
+
+pub fn context_for(profile: SrtpProfile, tag: u8) -> SrtpContext {
+    let (k, s) = key_for(profile, tag);
+    SrtpContext::new(profile, &k, &s).unwrap()
 }
 
 pub fn protect_rtp(ctx: &mut SrtpContext, plain: &[u8]) -> Vec<u8> {
