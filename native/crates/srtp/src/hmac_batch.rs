@@ -352,18 +352,15 @@ mod tests {
 
     #[test]
     fn every_batch_size_and_length_matches_the_one_message_hmac() {
-        let mut seed = 0x1234_5678_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut rng = ferry_testkit::Rng::new(0x1234_5678);
         for round in 0..200 {
             let n = 1 + round % 40;
-            let keys: Vec<Vec<u8>> = (0..n).map(|_| (0..20).map(|_| next() as u8).collect()).collect();
-            let packets: Vec<Vec<u8>> = (0..n).map(|_| (0..(next() % 1500) as usize).map(|_| next() as u8).collect()).collect();
-            let lasts: Vec<Vec<u8>> = (0..n).map(|i| (0..[0, 4, 4, 8, 64][i % 5]).map(|_| next() as u8).collect()).collect();
+            let keys: Vec<Vec<u8>> = (0..n).map(|_| rng.bytes(20)).collect();
+            let packets: Vec<Vec<u8>> = (0..n).map(|_| {
+                let len = rng.below(1500);
+                rng.bytes(len)
+            }).collect();
+            let lasts: Vec<Vec<u8>> = (0..n).map(|i| rng.bytes([0, 4, 4, 8, 64][i % 5])).collect();
             let pre: Vec<HmacSha1Key> = keys.iter().map(|k| HmacSha1Key::new(k)).collect();
             let jobs: Vec<MacJob<'_>> = (0..n).map(|i| MacJob { key: &pre[i], packet: &packets[i], last: &lasts[i] }).collect();
             let mut tags = vec![[0u8; 20]; n];
