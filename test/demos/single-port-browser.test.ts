@@ -55,10 +55,10 @@ test('two VideoRoom pages and an EchoTest page share the media ports; one socket
   // Five PeerConnections, one socket per shared port, nothing leased from the range.
   const workers = env.gw.ferry.engine.stats().workers;
   assert.is(workers.reduce((n, w) => n + w.sharedEndpoints, 0), 5, 'five PeerConnections on the shared ports');
-  for (const port of PORTS) assert.is((udpSocketsByPort().get(port) ?? 0), 1, `exactly one socket on port ${port}`);
+  for (const port of PORTS) assert.is((udpSocketsByPort({ pid: process.pid }).get(port) ?? 0), 1, `exactly one socket on port ${port}`);
   const { rtp_port_min: min, rtp_port_max: max } = env.gw.config.media;
   let inRange = 0;
-  const sockets = udpSocketsByPort();
+  const sockets = udpSocketsByPort({ pid: process.pid });
   for (let p = min; p <= max; p++) inRange += sockets.get(p) ?? 0;
   assert.is(inRange, 0, `no socket in the rtp range ${min}-${max}`);
   assert.is(env.gw.ferry.ports.leased, 0);

@@ -1,6 +1,6 @@
 // Plain UDP sockets for tests: bound to 127.0.0.1 only, with a bounded wait for datagrams.
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface UdpPeer {
   socket: Socket;
@@ -57,8 +57,13 @@ export async function sendPaced(peer: UdpPeer, packets: Buffer[], port: number, 
   }
 }
 
-/** UDP sockets bound on this machine right now, by local port, from /proc/net/udp{,6}. */
-export function udpSocketsByPort(): Map<number, number> {
+/**
+ * UDP sockets bound right now, by local port, from /proc/net/udp{,6}. With `pid`, only the
+ * sockets that process holds (matched by inode through /proc/<pid>/fd): other suites, Chromium
+ * and the kernel's ephemeral ports share the machine and may hold any port of a test's range.
+ */
+export function udpSocketsByPort(options: { pid?: number } = {}): Map<number, number> {
+  const owned = options.pid === undefined ? undefined : socketInodesOf(options.pid);
   const counts = new Map<number, number>();
   for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
     let text = '';
@@ -68,8 +73,11 @@ export function udpSocketsByPort(): Map<number, number> {
       continue;
     }
     for (const line of text.split('\n').slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
       if (!local) continue;
+      // Field 9 is the socket's inode (proc(5), /proc/net/udp).
+      if (owned && !owned.has(fields[9] ?? '')) continue;
       const port = parseInt(local.split(':')[1]!, 16);
       counts.set(port, (counts.get(port) ?? 0) + 1);
     }
@@ -77,9 +85,29 @@ export function udpSocketsByPort(): Map<number, number> {
   return counts;
 }
 
-/** Local UDP ports bound on this machine right now: proof a socket really closed. */
-export function boundUdpPorts(): Set<number> {
-  return new Set(udpSocketsByPort().keys());
+/** Inodes of the sockets a process holds open: its fds that link to `socket:[inode]`. */
+function socketInodesOf(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // The fd closed between readdir and readlink.
+    }
+  }
+  return inodes;
+}
+
+/** Local UDP ports bound right now (by `pid` only, when given): proof a socket really closed. */
+export function boundUdpPorts(options: { pid?: number } = {}): Set<number> {
+  return new Set(udpSocketsByPort(options).keys());
 }
 
 /** `n` distinct UDP ports free on this host right now (bound on 0.0.0.0 and released). */

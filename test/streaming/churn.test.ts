@@ -82,7 +82,7 @@ test(`${VIEWERS} viewers watch and go by every ending; ${MOUNTPOINTS} mountpoint
     const status = await ferryStatus(st.f);
     assert.equal([status['sessions'], status['handles'], status['peer_connections'], status['port_leases'], status['native_endpoints']], [0, 0, 0, 0, 0], JSON.stringify(status));
     assert.equal(st.plugin.stats(), { mountpoints: 0, viewers: 0, legs: 0, handles: 0 });
-    const bound = [...boundUdpPorts()].filter((p) => p >= range.rtp_port_min && p <= range.rtp_port_max);
+    const bound = [...boundUdpPorts({ pid: process.pid })].filter((p) => p >= range.rtp_port_min && p <= range.rtp_port_max);
     assert.equal(bound, [], 'no socket of the range stays bound');
   } finally {
     await sender?.close();

@@ -97,11 +97,11 @@ test(`${CYCLES} remote publisher cycles and ${ROOM_DESTROYS} room destroys on a 
     assert.is(ports.free, RANGE_SIZE, 'the pool is full again');
     const own = sender.address().port;
     await until(() => {
-      const bound = boundUdpPorts();
+      const bound = boundUdpPorts({ pid: process.pid });
       for (let p = range.rtp_port_min; p <= range.rtp_port_max; p++) if (p !== own && bound.has(p)) return false;
       return true;
     }, 2000);
-    const bound = boundUdpPorts();
+    const bound = boundUdpPorts({ pid: process.pid });
     const stillBound: number[] = [];
     for (let p = range.rtp_port_min; p <= range.rtp_port_max; p++) if (p !== own && bound.has(p)) stillBound.push(p);
     assert.equal(stillBound, [], 'no socket of the range is bound');

@@ -118,7 +118,7 @@ test('10^4 PeerConnections through every ending path on a 50-port range', async 
     const allFree = f.ferry.ports.free + (f.ferry.sipPorts?.free ?? 0);
     assert.match(metrics, new RegExp(`^ferry_ports_free ${allFree}$`, 'm'), 'every pool back to full in /metrics');
     assert.match(metrics, /^ferry_port_leases 0$/m);
-    const bound = boundUdpPorts();
+    const bound = boundUdpPorts({ pid: process.pid });
     assert.ok(leasedPorts.size > 0);
     for (const p of leasedPorts) assert.not.ok(bound.has(p), `port ${p} still bound`);
   } finally {
