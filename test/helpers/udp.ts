@@ -57,14 +57,20 @@ export async function sendPaced(peer: UdpPeer, packets: Buffer[], port: number, 
   }
 }
 
+/** One UDP socket of /proc/net/udp{,6}: its local port and its inode (proc(5)). */
+export interface UdpSocketEntry {
+  port: number;
+  inode: string;
+}
+
 /**
- * UDP sockets bound right now, by local port, from /proc/net/udp{,6}. With `pid`, only the
- * sockets that process holds (matched by inode through /proc/<pid>/fd): other suites, Chromium
- * and the kernel's ephemeral ports share the machine and may hold any port of a test's range.
+ * UDP sockets bound right now, from /proc/net/udp{,6}. With `pid`, only the sockets that
+ * process holds (matched by inode through /proc/<pid>/fd): other suites, Chromium and the
+ * kernel's ephemeral ports share the machine and may hold any port of a test's range.
  */
-export function udpSocketsByPort(options: { pid?: number } = {}): Map<number, number> {
+export function udpSockets(options: { pid?: number } = {}): UdpSocketEntry[] {
   const owned = options.pid === undefined ? undefined : socketInodesOf(options.pid);
-  const counts = new Map<number, number>();
+  const sockets: UdpSocketEntry[] = [];
   for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
     let text = '';
     try {
@@ -75,13 +81,19 @@ export function udpSocketsByPort(options: { pid?: number } = {}): Map<number, nu
     for (const line of text.split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
       const local = fields[1];
-      if (!local) continue;
-      // Field 9 is the socket's inode (proc(5), /proc/net/udp).
-      if (owned && !owned.has(fields[9] ?? '')) continue;
-      const port = parseInt(local.split(':')[1]!, 16);
-      counts.set(port, (counts.get(port) ?? 0) + 1);
+      const inode = fields[9];
+      if (!local || inode === undefined) continue;
+      if (owned && !owned.has(inode)) continue;
+      sockets.push({ port: parseInt(local.split(':')[1]!, 16), inode });
     }
   }
+  return sockets;
+}
+
+/** `udpSockets` counted by local port. */
+export function udpSocketsByPort(options: { pid?: number } = {}): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const { port } of udpSockets(options)) counts.set(port, (counts.get(port) ?? 0) + 1);
   return counts;
 }
 
