@@ -139,8 +139,13 @@ test('two publishers on one data m-line; switch, configure send:false and unsubs
   await until(() => count(carol) === 2, 5000, () => `carol ${count(carol)}`);
   assert.is(count(bob), 1, 'bob is no longer relayed');
   // configure send:false pauses the data m-line; send:true resumes it.
+  // A second subscriber of carol's proves ferry has handled 'not relayed' before send:true:
+  // carol's SCTP message may otherwise arrive after both requests.
+  const witness = await subscribe([{ feed: carol.id }]);
+  const witnessed = () => witness.got.get(String(carol.id))?.length ?? 0;
   await sub.client.call({ request: 'configure', streams: [{ mid: dataMid, send: false }] });
   carol.dc.send('not relayed');
+  await until(() => witnessed() === 1, 5000, () => `witness ${witnessed()}`);
   await sub.client.call({ request: 'configure', streams: [{ mid: dataMid, send: true }] });
   carol.dc.send('relayed');
   await until(() => count(carol) === 3, 5000, () => `carol ${count(carol)}`);
