@@ -11,20 +11,13 @@
 //! stack per packet, which costs a copy of two 20-byte states instead of two
 //! extra SHA-1 compressions.
 
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes::Aes128Enc;
 use ring::aead::{Aad, Algorithm, LessSafeKey, Nonce, Tag, UnboundKey};
 use subtle::ConstantTimeEq;
 
+use crate::aes_ctr::Aes128Ctr;
 use crate::hmac_batch::{DeferredMac, HmacSha1Key};
 use crate::profile::GCM_TAG_LEN;
 use crate::SrtpError;
-
-/// AES-128 in counter mode over a borrowed, prebuilt key schedule: no copy
-/// of the round keys per packet. `Ctr128BE` increments the whole 128-bit
-/// counter block (RFC 3711 §4.1.1: IV + i mod 2^128); AES-NI / ARMv8 AES
-/// backends encrypt 8 counter blocks per pass.
-type Aes128CtrCore<'key> = ctr::CtrCore<&'key Aes128Enc, ctr::flavors::Ctr128BE>;
 
 /// Session salt length for AES-CM (RFC 3711 §4.3: n_s = 112 bits).
 pub(crate) const CM_SALT_LEN: usize = 14;
@@ -36,8 +29,8 @@ pub(crate) const GCM_SALT_LEN: usize = 12;
 /// One AES-CM + HMAC-SHA1 session: either the SRTP or the SRTCP half.
 #[derive(Clone)]
 pub(crate) struct CmSession {
-    /// Encryption-only key schedule: CTR never runs AES backwards.
-    cipher: Aes128Enc,
+    /// Encryption-only key schedule, expanded once: CTR never runs AES backwards.
+    cipher: Aes128Ctr,
     salt: [u8; CM_SALT_LEN],
     /// Pre-keyed for tags computed at once (RustCrypto `Hmac`, whose `sha1` 0.11 picks SHA-NI
     /// on x86-64, the ARMv8 SHA1 instructions on aarch64, portable Rust otherwise) and for
@@ -48,7 +41,7 @@ pub(crate) struct CmSession {
 impl CmSession {
     pub(crate) fn new(key: &[u8], salt: &[u8], auth_key: &[u8]) -> Result<Self, SrtpError> {
         Ok(CmSession {
-            cipher: Aes128Enc::new_from_slice(key).map_err(|_| SrtpError::BadKeyLength)?,
+            cipher: Aes128Ctr::new(key)?,
             salt: salt.try_into().map_err(|_| SrtpError::BadKeyLength)?,
             mac: HmacSha1Key::new(auth_key),
         })
@@ -74,9 +67,7 @@ impl CmSession {
         for (iv_byte, index_byte) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..8]) {
             *iv_byte ^= index_byte;
         }
-        let core = Aes128CtrCore::inner_iv_init(&self.cipher, &iv.into());
-        let mut keystream = ctr::Ctr128BE::from_core(core);
-        keystream.apply_keystream(data);
+        self.cipher.apply(&iv, data);
     }
 
     /// Full 160-bit HMAC-SHA1 over the concatenation of `parts` (RFC 3711

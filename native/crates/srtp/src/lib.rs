@@ -7,9 +7,10 @@
 //! RFC 6904 / RFC 9335). MKI is not used (DTLS-SRTP and ferry's SDES never
 //! negotiate one).
 
-// Unsafe only in `hmac_batch` (SIMD intrinsics behind run-time CPU detection).
+// Unsafe only in `hmac_batch` and `aes_ctr` (SIMD intrinsics behind run-time CPU detection).
 #![deny(unsafe_code)]
 
+mod aes_ctr;
 mod cipher;
 mod context;
 mod error;
