@@ -32,7 +32,10 @@ pub const LANES_WORTH_IT: usize = 8;
 /// RustCrypto's `Hmac`, for messages hashed one at a time.
 #[derive(Clone)]
 pub struct HmacSha1Key {
+    // Read only by the AVX-512 lanes, which exist on x86-64 alone.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     inner: [u32; 5],
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     outer: [u32; 5],
     one: Hmac<sha1::Sha1>,
 }
