@@ -20,7 +20,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::bandwidth::{BweConfig, LayerSet, SourceRates};
 use crate::endpoint::{EndpointConfig, SrtpKeys};
 use crate::event::{Event, EventSink};
-use ferry_srtp::hmac_batch::{self, DeferredMac, MacJob};
+use ferry_srtp::hmac_batch::{self, DeferredMac};
 use crate::handover_wakes::{HandoverWakes, WakeMode, WAKE_AT_DEPTH};
 use crate::idmap::IdMap;
 use crate::recorder::RecorderQueue;
@@ -217,20 +217,8 @@ impl WorkerIo {
         if self.tags_pending.is_empty() {
             return;
         }
-        let mut tags = [[0u8; 20]; hmac_batch::LANES];
-        for chunk in self.tags_pending.chunks(hmac_batch::LANES) {
-            let send = &self.send;
-            let jobs: [Option<MacJob<'_>>; hmac_batch::LANES] = std::array::from_fn(|k| chunk.get(k).and_then(|(slot, mac)| mac.job(send.datagram(*slot))));
-            // Every pending slot holds its whole packet, so every job is there. A slot that did
-            // not would be too short for its tag as well (`write_tag` then writes nothing), so
-            // its lane may hash any other job.
-            let Some(filler) = jobs.iter().flatten().next().copied() else { continue };
-            let ready: [MacJob<'_>; hmac_batch::LANES] = std::array::from_fn(|k| jobs[k].unwrap_or(filler));
-            hmac_batch::hmac_sha1_batch(&ready[..chunk.len()], &mut tags[..chunk.len()]);
-            for ((slot, mac), tag) in chunk.iter().zip(&tags) {
-                mac.write_tag(self.send.datagram_mut(*slot), tag);
-            }
-        }
+        // Every pending slot holds its whole packet, so every tag is written.
+        hmac_batch::write_deferred_tags(&mut self.send, &self.tags_pending);
         self.tags_pending.clear();
     }
 

@@ -158,6 +158,46 @@ pub fn hmac_sha1_batch(jobs: &[MacJob<'_>], tags: &mut [[u8; 20]]) {
     }
 }
 
+/// Where the packets of [`write_deferred_tags`] stand, by index: a sender's queue of datagrams,
+/// or any slice of buffers.
+pub trait PacketStore {
+    /// Packet `i` as it stands (empty if there is none).
+    fn packet(&self, i: usize) -> &[u8];
+    /// Packet `i`, to write its tag in place.
+    fn packet_mut(&mut self, i: usize) -> &mut [u8];
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketStore for [B] {
+    fn packet(&self, i: usize) -> &[u8] {
+        self.get(i).map_or(&[], |b| b.as_ref())
+    }
+
+    fn packet_mut(&mut self, i: usize) -> &mut [u8] {
+        self.get_mut(i).map_or(&mut [], |b| b.as_mut())
+    }
+}
+
+/// Computes the tags of `pending` (each the index of its packet in `store`, and its
+/// [`DeferredMac`]) up to [`LANES`] together, and writes each after its packet. Returns how many
+/// were written: a packet too short for itself or its tag gets none.
+pub fn write_deferred_tags<S: PacketStore + ?Sized>(store: &mut S, pending: &[(usize, DeferredMac)]) -> usize {
+    let mut tags = [[0u8; 20]; LANES];
+    let mut written = 0;
+    for chunk in pending.chunks(LANES) {
+        let view = &*store;
+        let jobs: [Option<MacJob<'_>>; LANES] = std::array::from_fn(|k| chunk.get(k).and_then(|(i, mac)| mac.job(view.packet(*i))));
+        // A packet too short to hash is too short for its tag as well (`write_tag` then writes
+        // nothing), so its lane may hash any other job.
+        let Some(filler) = jobs.iter().flatten().next().copied() else { continue };
+        let ready: [MacJob<'_>; LANES] = std::array::from_fn(|k| jobs[k].unwrap_or(filler));
+        hmac_sha1_batch(&ready[..chunk.len()], &mut tags[..chunk.len()]);
+        for ((i, mac), tag) in chunk.iter().zip(&tags) {
+            written += usize::from(mac.write_tag(store.packet_mut(*i), tag));
+        }
+    }
+    written
+}
+
 /// FIPS 180-4 §6.1.2, one block, portable.
 fn compress(state: &mut [u32; 5], block: &[u8; 64]) {
     let mut w = [0u32; 80];
@@ -373,4 +413,27 @@ mod tests {
             }
         }
     }
+
+    /// Tags written in place for 20 packets (16 together, then 4): each one the HMAC of its
+    /// packet and ROC, truncated; a buffer cut short gets none and leaves the others whole.
+    #[test]
+    fn deferred_tags_are_written_after_their_packets() {
+        let keys: Vec<HmacSha1Key> = (0..20u8).map(|i| HmacSha1Key::new(&[i; 20])).collect();
+        let mut bufs: Vec<Vec<u8>> = (0..20).map(|i| (0..300 + i).map(|b| b as u8).collect()).collect();
+        let pending: Vec<(usize, DeferredMac)> = (0..20).map(|i| (i, DeferredMac::new(&keys[i], 290, 10, [0, 0, 0, i as u8]))).collect();
+        bufs[3].truncate(295); // room for the packet, not for its tag
+        bufs[17].truncate(100); // not even for the packet
+        let originals = bufs.clone();
+        assert_eq!(write_deferred_tags(&mut bufs[..], &pending), 18);
+        for (i, buf) in bufs.iter().enumerate() {
+            if i == 3 || i == 17 {
+                assert_eq!(buf, &originals[i], "packet {i} untouched");
+                continue;
+            }
+            let want = reference(&[i as u8; 20], &originals[i][..290], &[0, 0, 0, i as u8]);
+            assert_eq!(&buf[290..300], &want[..10], "packet {i}");
+            assert_eq!(&buf[..290], &originals[i][..290]);
+        }
+    }
+
 }

@@ -86,8 +86,7 @@ pub fn srtp_throughput(profile: SrtpProfile, op: SrtpOp, payload: usize, iterati
         SrtpOp::ProtectBatch16 => {
             const BATCH: usize = ferry_srtp::hmac_batch::LANES;
             let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
-            let mut pending: Vec<(usize, Option<ferry_srtp::hmac_batch::DeferredMac>)> = Vec::with_capacity(BATCH);
-            let mut tags = [[0u8; 20]; BATCH];
+            let mut pending = Vec::with_capacity(BATCH);
             let start = Instant::now();
             let mut i = 0u64;
             while i < iterations {
@@ -96,17 +95,11 @@ pub fn srtp_throughput(profile: SrtpProfile, op: SrtpOp, payload: usize, iterati
                 for (k, buf) in bufs.iter_mut().enumerate().take(n) {
                     let seq = i + k as u64;
                     let len = make_rtp(0x1234, seq as u16, seq as u32 * 3000, 96, payload, buf);
-                    pending.push(tx.protect_rtp_deferred(buf, len).map_err(|e| e.to_string())?);
-                }
-                if pending.iter().all(|(_, mac)| mac.is_some()) {
-                    let jobs: Vec<_> = bufs.iter().zip(&pending).filter_map(|(buf, (_, mac))| mac.as_ref()?.job(buf)).collect();
-                    ferry_srtp::hmac_batch::hmac_sha1_batch(&jobs, &mut tags[..n]);
-                    for ((buf, (_, mac)), tag) in bufs.iter_mut().zip(&pending).zip(&tags) {
-                        if let Some(mac) = mac {
-                            mac.write_tag(buf, tag);
-                        }
+                    if let (_, Some(mac)) = tx.protect_rtp_deferred(buf, len).map_err(|e| e.to_string())? {
+                        pending.push((k, mac));
                     }
                 }
+                ferry_srtp::hmac_batch::write_deferred_tags(&mut bufs[..], &pending);
                 i += n as u64;
             }
             Ok(Throughput { packets: iterations, nanos: start.elapsed().as_nanos() as u64 })

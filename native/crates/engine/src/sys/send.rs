@@ -5,6 +5,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
 
+use ferry_srtp::hmac_batch::PacketStore;
+
 use super::{std_to_sockaddr, MAX_DATAGRAM};
 
 /// `UDP_SEGMENT` (linux/udp.h): the socket option / cmsg type of UDP GSO, the same number on
@@ -157,22 +159,6 @@ impl SendQueue {
     /// The index the next committed datagram will have (`None`: full).
     pub fn next_index(&self) -> Option<usize> {
         (!self.is_full()).then_some(self.count)
-    }
-
-    /// Datagram `i` as queued (empty if `i` is not queued).
-    pub fn datagram(&self, i: usize) -> &[u8] {
-        match (self.bufs.get(i), self.lens.get(i)) {
-            (Some(buf), Some(&len)) if i < self.count => &buf[..len],
-            _ => &[],
-        }
-    }
-
-    /// Datagram `i`'s bytes, to finish it in place before the flush (empty if not queued).
-    pub fn datagram_mut(&mut self, i: usize) -> &mut [u8] {
-        match (self.bufs.get_mut(i), self.lens.get(i)) {
-            (Some(buf), Some(&len)) if i < self.count => &mut buf[..len],
-            _ => &mut [],
-        }
     }
 
     /// Reserves the next slot; the caller fills the buffer and then calls `commit`.
@@ -402,6 +388,24 @@ fn count_failed(failed: &mut Vec<(u32, usize)>, owner: u32) {
     }
 }
 
+/// Queued datagrams by index, for their SRTP tags to be written in place before the flush
+/// (`hmac_batch::write_deferred_tags`); an index not queued reads as empty.
+impl PacketStore for SendQueue {
+    fn packet(&self, i: usize) -> &[u8] {
+        match (self.bufs.get(i), self.lens.get(i)) {
+            (Some(buf), Some(&len)) if i < self.count => &buf[..len],
+            _ => &[],
+        }
+    }
+
+    fn packet_mut(&mut self, i: usize) -> &mut [u8] {
+        match (self.bufs.get_mut(i), self.lens.get(i)) {
+            (Some(buf), Some(&len)) if i < self.count => &mut buf[..len],
+            _ => &mut [],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,3 +580,4 @@ mod tests {
         expect_datagrams(&rx, &expected);
     }
 }
+
