@@ -212,6 +212,25 @@ impl WorkerIo {
         }
     }
 
+    /// Queues the slot just filled for `to`, or frames it onto the ICE-TCP connection that
+    /// routes there (`routed_to_tcp`, looked up once by the caller).
+    fn commit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr, routed_to_tcp: bool) {
+        if routed_to_tcp {
+            // Its peer is on an ICE-TCP connection: framed there instead (the slot is reused).
+            if let Some(slot) = self.send.slot() {
+                let datagram = slot[..len.min(MAX_DATAGRAM)].to_vec();
+                self.tcp.queue(endpoint, to, &datagram);
+                self.tx_total += 1;
+            }
+            return;
+        }
+        let src = match self.receiving {
+            Some((e, local)) if e == endpoint => Some(local),
+            _ => self.reply_from.get(&endpoint).copied(),
+        };
+        self.send.commit(len, transport as RawFd, endpoint, to, src);
+    }
+
     /// Writes the SRTP tags left to this flush, up to 16 computed together.
     fn write_pending_tags(&mut self) {
         if self.tags_pending.is_empty() {
@@ -282,20 +301,8 @@ impl RouterIo for WorkerIo {
     }
 
     fn commit_transmit(&mut self, len: usize, transport: Transport, endpoint: u32, to: &SocketAddr) {
-        if self.tcp.routes_to(endpoint, to) {
-            // Its peer is on an ICE-TCP connection: framed there instead (the slot is reused).
-            if let Some(slot) = self.send.slot() {
-                let datagram = slot[..len.min(MAX_DATAGRAM)].to_vec();
-                self.tcp.queue(endpoint, to, &datagram);
-                self.tx_total += 1;
-            }
-            return;
-        }
-        let src = match self.receiving {
-            Some((e, local)) if e == endpoint => Some(local),
-            _ => self.reply_from.get(&endpoint).copied(),
-        };
-        self.send.commit(len, transport as RawFd, endpoint, to, src);
+        let routed_to_tcp = self.tcp.routes_to(endpoint, to);
+        self.commit(len, transport, endpoint, to, routed_to_tcp);
     }
 
     fn batches_tags(&self) -> bool {
@@ -313,7 +320,7 @@ impl RouterIo for WorkerIo {
                 }
             }
         }
-        self.commit_transmit(len, transport, endpoint, to);
+        self.commit(len, transport, endpoint, to, routed_to_tcp);
     }
 
     fn forward(&mut self, to: &[Handoff], source: u32, packet: &[u8]) {
